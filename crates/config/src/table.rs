@@ -1,0 +1,189 @@
+//! The option table: every option Portico accepts, with its aliases, kind,
+//! topic and one line of help. `--help`, the argv reader and (later) the
+//! config-file readers all read this table and nothing else.
+
+/// What an option takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A boolean switch: `--master`, `--master=false`.
+    Flag,
+    /// One value; a later occurrence replaces an earlier one.
+    Value,
+    /// One value per occurrence; occurrences accumulate in order.
+    List,
+}
+
+/// The group an option is listed under in `--help`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topic {
+    General,
+    Listeners,
+    App,
+    Processes,
+}
+
+impl Topic {
+    fn title(self) -> &'static str {
+        match self {
+            Topic::General => "General",
+            Topic::Listeners => "Listeners",
+            Topic::App => "Application",
+            Topic::Processes => "Processes and threads",
+        }
+    }
+}
+
+/// One entry of the option table.
+#[derive(Debug, PartialEq, Eq)]
+pub struct OptionSpec {
+    /// Canonical long name, without dashes (`wsgi-file`).
+    pub name: &'static str,
+    /// Other long names accepted for it (`file`).
+    pub aliases: &'static [&'static str],
+    /// The one-letter form, if any (`w` for `-w`).
+    pub short: Option<char>,
+    pub kind: Kind,
+    pub topic: Topic,
+    /// Placeholder for the value in help (`ADDR`), empty for flags.
+    pub value_name: &'static str,
+    pub help: &'static str,
+}
+
+const fn opt(
+    name: &'static str,
+    aliases: &'static [&'static str],
+    short: Option<char>,
+    kind: Kind,
+    topic: Topic,
+    value_name: &'static str,
+    help: &'static str,
+) -> OptionSpec {
+    OptionSpec {
+        name,
+        aliases,
+        short,
+        kind,
+        topic,
+        value_name,
+        help,
+    }
+}
+
+use Kind::*;
+use Topic::*;
+
+/// Every option Portico knows, in the order `--help` lists them.
+pub static OPTIONS: &[OptionSpec] = &[
+    opt("help", &["usage"], Some('h'), Flag, General, "", "print this help and exit"),
+    opt("version", &[], None, Flag, General, "", "print the version and the Python it embeds, then exit"),
+    opt("http", &[], None, List, Listeners, "ADDR", "serve HTTP/1.1 on ADDR (host:port, :port, [::1]:port)"),
+    opt("http-socket", &[], None, List, Listeners, "ADDR", "serve HTTP/1.1 on ADDR in the worker (same as --http here)"),
+    opt("wsgi-file", &["file"], None, Value, App, "FILE", "load the WSGI app from a Python file"),
+    opt("module", &["wsgi"], Some('w'), Value, App, "MOD[:CALLABLE]", "load the WSGI app from a module (mod, mod:callable, mod:factory())"),
+    opt("callable", &[], None, Value, App, "NAME", "name of the WSGI callable (default: application)"),
+    opt("pythonpath", &["python-path", "pp"], None, List, App, "DIR", "add DIR to the front of sys.path (repeatable)"),
+    opt("chdir", &[], None, Value, App, "DIR", "change to DIR before loading the app"),
+    opt("virtualenv", &["venv", "home", "pyhome"], Some('H'), Value, App, "DIR", "use the virtualenv at DIR (default: $VIRTUAL_ENV)"),
+    opt("env", &[], None, List, App, "KEY=VALUE", "set an environment variable before loading the app (repeatable)"),
+    opt("threads", &[], None, Value, Processes, "N", "concurrent Python calls per worker (default 1)"),
+];
+
+/// Find an option by any of its long names (without dashes).
+pub fn lookup(name: &str) -> Option<&'static OptionSpec> {
+    OPTIONS
+        .iter()
+        .find(|o| o.name == name || o.aliases.contains(&name))
+}
+
+/// Find an option by its one-letter form.
+pub(crate) fn lookup_short(c: char) -> Option<&'static OptionSpec> {
+    OPTIONS.iter().find(|o| o.short == Some(c))
+}
+
+/// The closest known long name to `name`, if it is close enough to be a typo.
+pub(crate) fn suggest(name: &str) -> Option<&'static str> {
+    OPTIONS
+        .iter()
+        .flat_map(|o| std::iter::once(o.name).chain(o.aliases.iter().copied()))
+        .map(|candidate| (edit_distance(name, candidate), candidate))
+        .filter(|(d, candidate)| *d <= 2.max(candidate.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, candidate)| candidate)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(cur).min(row[j])
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// `--help`, generated from the table and grouped by topic.
+pub fn help_text() -> String {
+    let mut out = String::from(
+        "Usage: portico [OPTIONS]\n\nServe a Python WSGI application.\n\
+         Example: portico --http :8000 --wsgi-file app.py\n",
+    );
+    for topic in [General, Listeners, App, Processes] {
+        out.push_str(&format!("\n{}:\n", topic.title()));
+        for o in OPTIONS.iter().filter(|o| o.topic == topic) {
+            let mut names = String::new();
+            if let Some(c) = o.short {
+                names.push_str(&format!("-{c}, "));
+            }
+            names.push_str(&format!("--{}", o.name));
+            for a in o.aliases {
+                names.push_str(&format!(", --{a}"));
+            }
+            if !o.value_name.is_empty() {
+                names.push(' ');
+                names.push_str(o.value_name);
+            }
+            out.push_str(&format!("  {names:<44} {}\n", o.help));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_and_alias_is_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for o in OPTIONS {
+            for n in std::iter::once(o.name).chain(o.aliases.iter().copied()) {
+                assert!(seen.insert(n), "duplicate option name {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn typo_suggests_the_closest_option() {
+        assert_eq!(suggest("wsgi-fil"), Some("wsgi-file"));
+        assert_eq!(suggest("calable"), Some("callable"));
+        assert_eq!(suggest("zzzzzzzz"), None);
+    }
+
+    #[test]
+    fn help_lists_every_option_under_its_topic() {
+        let help = help_text();
+        for o in OPTIONS {
+            assert!(help.contains(&format!("--{}", o.name)), "{} missing", o.name);
+        }
+        assert!(help.find("Listeners:") < help.find("--http ADDR"));
+    }
+}

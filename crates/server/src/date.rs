@@ -1,0 +1,74 @@
+//! Cached time strings: the `Date` header (IMF-fixdate) and the access log's
+//! local `ctime()` form, each formatted at most once per second per thread.
+
+use std::cell::RefCell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+struct Cache {
+    second: u64,
+    http: String,
+}
+
+thread_local! {
+    static HTTP_DATE: RefCell<Cache> = const { RefCell::new(Cache { second: u64::MAX, http: String::new() }) };
+}
+
+fn unix_seconds(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Append the current `Date` header value to `out`.
+pub(crate) fn append_http_date(out: &mut Vec<u8>) {
+    let now = SystemTime::now();
+    let second = unix_seconds(now);
+    HTTP_DATE.with(|cell| {
+        let mut cache = cell.borrow_mut();
+        if cache.second != second {
+            cache.second = second;
+            cache.http = httpdate::fmt_http_date(now);
+        }
+        out.extend_from_slice(cache.http.as_bytes());
+    });
+}
+
+/// `Fri Nov 20 21:41:04 2026` in local time, as uWSGI's request log prints it.
+pub(crate) fn ctime(t: SystemTime) -> String {
+    let secs = unix_seconds(t) as libc::time_t;
+    // SAFETY: localtime_r writes into the tm we own; strftime writes at most
+    // buf.len() bytes into buf and returns how many it wrote.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&secs, &mut tm).is_null() {
+            return String::from("-");
+        }
+        let mut buf = [0u8; 64];
+        let n = libc::strftime(
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            c"%a %b %e %H:%M:%S %Y".as_ptr(),
+            &tm,
+        );
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_date_is_imf_fixdate() {
+        let mut out = Vec::new();
+        append_http_date(&mut out);
+        let s = String::from_utf8(out).expect("ascii");
+        assert_eq!(s.len(), 29, "{s}");
+        assert!(s.ends_with(" GMT"));
+        assert!(httpdate::parse_http_date(&s).is_ok());
+    }
+
+    #[test]
+    fn ctime_has_uwsgi_shape() {
+        let s = ctime(UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000));
+        assert_eq!(s.len(), 24, "{s}");
+    }
+}

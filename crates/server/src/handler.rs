@@ -1,0 +1,102 @@
+//! What a connection hands to the code that answers requests, and what it
+//! gets back. General on purpose: the WSGI bridge, static files and the
+//! reverse proxy all implement [`Handler`].
+
+use std::fs::File;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use portico_proto::http1::RequestHead;
+use tokio::sync::mpsc;
+
+use crate::body::RequestBody;
+use crate::listener::ListenerInfo;
+
+/// One parsed request, with its body still arriving.
+pub struct Request {
+    pub head: RequestHead,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The local address the connection was accepted on.
+    pub local: SocketAddr,
+    pub listener: Arc<ListenerInfo>,
+    pub body: RequestBody,
+}
+
+/// A piece of a streamed response body.
+#[derive(Debug)]
+pub enum StreamItem {
+    Data(Bytes),
+    /// A file region sent without copying through user space where possible.
+    File { file: File, offset: u64, len: u64 },
+    /// The body is complete.
+    End,
+    /// The producer failed mid-body: the connection must be cut so the
+    /// client sees the truncation. A channel closed without `End` means the same.
+    Abort,
+}
+
+/// The response body.
+#[derive(Debug)]
+pub enum ResponseBody {
+    Empty,
+    Full(Bytes),
+    /// Pieces arrive through a bounded channel, so a slow client slows the producer.
+    Stream(mpsc::Receiver<StreamItem>),
+}
+
+/// Facts about how the response was produced, for the access log.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ResponseMeta {
+    /// The app id (uWSGI's `app: N`), -1 when no app answered.
+    pub app_id: i32,
+    /// Number of request variables and their total size (uWSGI's `{N vars in M bytes}`).
+    pub vars: u32,
+    pub vars_bytes: u32,
+}
+
+/// A response: status, headers exactly as the producer gave them, and a body.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    /// The reason phrase, as given (`OK`, `Not Found`, or the app's own).
+    pub reason: Bytes,
+    pub headers: Vec<(Bytes, Bytes)>,
+    pub body: ResponseBody,
+    pub meta: ResponseMeta,
+}
+
+impl Response {
+    /// A small plain-text response made by the server itself.
+    pub fn plain(status: u16, reason: &'static str, text: &'static str) -> Response {
+        Response {
+            status,
+            reason: Bytes::from_static(reason.as_bytes()),
+            headers: vec![(
+                Bytes::from_static(b"Content-Type"),
+                Bytes::from_static(b"text/plain; charset=utf-8"),
+            )],
+            body: ResponseBody::Full(Bytes::from_static(text.as_bytes())),
+            meta: ResponseMeta {
+                app_id: -1,
+                ..ResponseMeta::default()
+            },
+        }
+    }
+
+    /// The answer when the producer failed before starting the response.
+    pub fn internal_error() -> Response {
+        Response::plain(500, "Internal Server Error", "Internal Server Error\n")
+    }
+}
+
+/// The future a handler returns: resolves when the status and headers are known.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
+
+/// Answers requests. Called on the connection's I/O thread: it must not block.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, request: Request) -> HandlerFuture;
+}

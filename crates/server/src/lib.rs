@@ -1,0 +1,23 @@
+//! A worker's runtime: listeners, HTTP/1.1 connections, the [`Handler`]
+//! trait that WSGI apps (and later static files and proxies) implement, and
+//! the access log.
+//!
+//! This crate knows nothing about Python. A connection parses a request head
+//! with `portico-proto`, hands a [`Request`] to the handler, streams the
+//! request body to it on demand, and writes the [`Response`] it gets back.
+
+mod body;
+mod conn;
+mod date;
+mod handler;
+mod listener;
+mod log;
+mod serve;
+mod write;
+
+pub use body::{BodyError, RequestBody};
+pub use handler::{Handler, HandlerFuture, Request, Response, ResponseBody, ResponseMeta, StreamItem};
+pub use listener::{BoundListener, ListenerInfo, bind};
+pub use log::AccessLog;
+pub use portico_proto::http1::{Header, RequestHead, Version};
+pub use serve::{ServeOptions, serve};
