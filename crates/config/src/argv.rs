@@ -37,7 +37,11 @@ where
                 suggestion: None,
             })?;
             let rest = chars.as_str();
-            (spec, spec.name.to_string(), (!rest.is_empty()).then(|| rest.to_string()))
+            (
+                spec,
+                spec.name.to_string(),
+                (!rest.is_empty()).then(|| rest.to_string()),
+            )
         } else {
             return Err(ConfigError::UnexpectedArgument {
                 origin: ORIGIN.into(),
@@ -118,12 +122,18 @@ mod tests {
     #[test]
     fn option_without_its_value_is_an_error() {
         let err = parse_args(["--http"]).expect_err("missing value");
-        assert_eq!(err.to_string(), "command line: option \"--http\" needs a value");
+        assert_eq!(
+            err.to_string(),
+            "command line: option \"--http\" needs a value"
+        );
     }
 
     #[test]
     fn switch_accepts_uwsgi_booleans_and_rejects_others() {
-        assert_eq!(names_and_values(&["--help=off"]), vec![("help", "false".into())]);
+        assert_eq!(
+            names_and_values(&["--help=off"]),
+            vec![("help", "false".into())]
+        );
         assert!(parse_args(["--version=maybe"]).is_err());
     }
 

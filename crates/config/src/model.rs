@@ -167,15 +167,31 @@ mod tests {
 
     #[test]
     fn addresses_accept_host_port_all_interfaces_and_ipv6() {
-        let c = config(&["--http", "127.0.0.1:80", "--http", ":8000", "--http-socket", "[::1]:0"])
-            .expect("valid");
+        let c = config(&[
+            "--http",
+            "127.0.0.1:80",
+            "--http",
+            ":8000",
+            "--http-socket",
+            "[::1]:0",
+        ])
+        .expect("valid");
         let addrs: Vec<_> = c.listeners.iter().map(|l| l.addr.clone()).collect();
         assert_eq!(
             addrs,
             vec![
-                ListenAddr::Tcp { host: "127.0.0.1".into(), port: 80 },
-                ListenAddr::Tcp { host: "".into(), port: 8000 },
-                ListenAddr::Tcp { host: "::1".into(), port: 0 },
+                ListenAddr::Tcp {
+                    host: "127.0.0.1".into(),
+                    port: 80
+                },
+                ListenAddr::Tcp {
+                    host: "".into(),
+                    port: 8000
+                },
+                ListenAddr::Tcp {
+                    host: "::1".into(),
+                    port: 0
+                },
             ]
         );
     }
@@ -200,14 +216,27 @@ mod tests {
     #[test]
     fn env_needs_key_equals_value_and_keeps_later_equals_signs() {
         let c = config(&["--env", "A=1=2", "--env", "B="]).expect("ok");
-        assert_eq!(c.env, vec![("A".into(), "1=2".into()), ("B".into(), "".into())]);
+        assert_eq!(
+            c.env,
+            vec![("A".into(), "1=2".into()), ("B".into(), "".into())]
+        );
         assert!(config(&["--env", "novalue"]).is_err());
     }
 
     #[test]
     fn validate_requires_a_listener_and_an_app() {
-        assert!(config(&["--wsgi-file", "a.py"]).expect("ok").validate().is_err());
+        assert!(
+            config(&["--wsgi-file", "a.py"])
+                .expect("ok")
+                .validate()
+                .is_err()
+        );
         assert!(config(&["--http", ":1"]).expect("ok").validate().is_err());
-        assert!(config(&["--http", ":1", "-w", "m"]).expect("ok").validate().is_ok());
+        assert!(
+            config(&["--http", ":1", "-w", "m"])
+                .expect("ok")
+                .validate()
+                .is_ok()
+        );
     }
 }

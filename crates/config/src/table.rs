@@ -74,18 +74,114 @@ use Topic::*;
 
 /// Every option Portico knows, in the order `--help` lists them.
 pub static OPTIONS: &[OptionSpec] = &[
-    opt("help", &["usage"], Some('h'), Flag, General, "", "print this help and exit"),
-    opt("version", &[], None, Flag, General, "", "print the version and the Python it embeds, then exit"),
-    opt("http", &[], None, List, Listeners, "ADDR", "serve HTTP/1.1 on ADDR (host:port, :port, [::1]:port)"),
-    opt("http-socket", &[], None, List, Listeners, "ADDR", "serve HTTP/1.1 on ADDR in the worker (same as --http here)"),
-    opt("wsgi-file", &["file"], None, Value, App, "FILE", "load the WSGI app from a Python file"),
-    opt("module", &["wsgi"], Some('w'), Value, App, "MOD[:CALLABLE]", "load the WSGI app from a module (mod, mod:callable, mod:factory())"),
-    opt("callable", &[], None, Value, App, "NAME", "name of the WSGI callable (default: application)"),
-    opt("pythonpath", &["python-path", "pp"], None, List, App, "DIR", "add DIR to the front of sys.path (repeatable)"),
-    opt("chdir", &[], None, Value, App, "DIR", "change to DIR before loading the app"),
-    opt("virtualenv", &["venv", "home", "pyhome"], Some('H'), Value, App, "DIR", "use the virtualenv at DIR (default: $VIRTUAL_ENV)"),
-    opt("env", &[], None, List, App, "KEY=VALUE", "set an environment variable before loading the app (repeatable)"),
-    opt("threads", &[], None, Value, Processes, "N", "concurrent Python calls per worker (default 1)"),
+    opt(
+        "help",
+        &["usage"],
+        Some('h'),
+        Flag,
+        General,
+        "",
+        "print this help and exit",
+    ),
+    opt(
+        "version",
+        &[],
+        None,
+        Flag,
+        General,
+        "",
+        "print the version and the Python it embeds, then exit",
+    ),
+    opt(
+        "http",
+        &[],
+        None,
+        List,
+        Listeners,
+        "ADDR",
+        "serve HTTP/1.1 on ADDR (host:port, :port, [::1]:port)",
+    ),
+    opt(
+        "http-socket",
+        &[],
+        None,
+        List,
+        Listeners,
+        "ADDR",
+        "serve HTTP/1.1 on ADDR in the worker (same as --http here)",
+    ),
+    opt(
+        "wsgi-file",
+        &["file"],
+        None,
+        Value,
+        App,
+        "FILE",
+        "load the WSGI app from a Python file",
+    ),
+    opt(
+        "module",
+        &["wsgi"],
+        Some('w'),
+        Value,
+        App,
+        "MOD[:CALLABLE]",
+        "load the WSGI app from a module (mod, mod:callable, mod:factory())",
+    ),
+    opt(
+        "callable",
+        &[],
+        None,
+        Value,
+        App,
+        "NAME",
+        "name of the WSGI callable (default: application)",
+    ),
+    opt(
+        "pythonpath",
+        &["python-path", "pp"],
+        None,
+        List,
+        App,
+        "DIR",
+        "add DIR to the front of sys.path (repeatable)",
+    ),
+    opt(
+        "chdir",
+        &[],
+        None,
+        Value,
+        App,
+        "DIR",
+        "change to DIR before loading the app",
+    ),
+    opt(
+        "virtualenv",
+        &["venv", "home", "pyhome"],
+        Some('H'),
+        Value,
+        App,
+        "DIR",
+        "use the virtualenv at DIR (default: $VIRTUAL_ENV)",
+    ),
+    opt(
+        "env",
+        &[],
+        None,
+        List,
+        App,
+        "KEY=VALUE",
+        "set an environment variable before loading the app (repeatable)",
+    ),
+    opt(
+        "threads",
+        &[],
+        None,
+        Value,
+        Processes,
+        "N",
+        "concurrent Python calls per worker (default 1)",
+    ),
 ];
 
 /// Find an option by any of its long names (without dashes).
@@ -182,7 +278,11 @@ mod tests {
     fn help_lists_every_option_under_its_topic() {
         let help = help_text();
         for o in OPTIONS {
-            assert!(help.contains(&format!("--{}", o.name)), "{} missing", o.name);
+            assert!(
+                help.contains(&format!("--{}", o.name)),
+                "{} missing",
+                o.name
+            );
         }
         assert!(help.find("Listeners:") < help.find("--http ADDR"));
     }

@@ -31,7 +31,9 @@ impl std::fmt::Display for BodyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             BodyError::Malformed(why) => write!(f, "malformed request body: {why}"),
-            BodyError::Incomplete => f.write_str("client closed the connection before the body ended"),
+            BodyError::Incomplete => {
+                f.write_str("client closed the connection before the body ended")
+            }
             BodyError::Io(e) => write!(f, "error reading the request body: {e}"),
         }
     }

@@ -49,7 +49,10 @@ enum HeadRead {
     Head(Box<RequestHead>),
     /// The client went away (or idled out, or the server is stopping) between requests.
     Closed,
-    Refused { status: u16, reason: String },
+    Refused {
+        status: u16,
+        reason: String,
+    },
 }
 
 fn reason_phrase(status: u16) -> &'static str {
@@ -136,15 +139,15 @@ pub(crate) async fn serve_connection<R, W>(
         };
         let started = SystemTime::now();
         let clock = Instant::now();
-        let (body, mut pump) =
-            match BodyPump::start(head.framing, head.expect_continue, &mut rbuf) {
-                Ok(started) => started,
-                Err(e) => {
-                    refuse(writer, &mut out, 400, &e.to_string(), peer).await;
-                    linger(reader).await;
-                    return;
-                }
-            };
+        let (body, mut pump) = match BodyPump::start(head.framing, head.expect_continue, &mut rbuf)
+        {
+            Ok(started) => started,
+            Err(e) => {
+                refuse(writer, &mut out, 400, &e.to_string(), peer).await;
+                linger(reader).await;
+                return;
+            }
+        };
         let method = head.method.clone();
         let uri = head.target.clone();
         let version = head.version;
@@ -195,8 +198,12 @@ pub(crate) async fn serve_connection<R, W>(
         }
 
         let shutting_down = *shutdown.borrow();
-        let (plan, computed_length) =
-            write::plan(&response, version, is_head, keep_alive_wanted && !shutting_down);
+        let (plan, computed_length) = write::plan(
+            &response,
+            version,
+            is_head,
+            keep_alive_wanted && !shutting_down,
+        );
         let header_count = encode_head(&mut out, &response, &plan, computed_length, version);
         let header_bytes = out.len() as u64;
         let mut body_writer = BodyWriter::new(plan.framing);
@@ -208,7 +215,9 @@ pub(crate) async fn serve_connection<R, W>(
                 ResponseBody::Empty => {}
                 ResponseBody::Full(data) => body_writer.write(writer, &mut out, &data).await?,
                 ResponseBody::Stream(mut rx) => loop {
-                    let feeding = pump.as_ref().is_some_and(|p| p.active() && !p.awaiting_demand);
+                    let feeding = pump
+                        .as_ref()
+                        .is_some_and(|p| p.active() && !p.awaiting_demand);
                     let item = tokio::select! {
                         biased;
                         item = rx.recv() => item,
@@ -220,9 +229,13 @@ pub(crate) async fn serve_connection<R, W>(
                         }
                     };
                     match item {
-                        Some(StreamItem::Data(data)) => body_writer.write(writer, &mut out, &data).await?,
+                        Some(StreamItem::Data(data)) => {
+                            body_writer.write(writer, &mut out, &data).await?
+                        }
                         Some(StreamItem::File { file, offset, len }) => {
-                            body_writer.write_file(writer, &mut out, &file, offset, len).await?
+                            body_writer
+                                .write_file(writer, &mut out, &file, offset, len)
+                                .await?
                         }
                         Some(StreamItem::End) => break,
                         Some(StreamItem::Abort) | None => {
@@ -292,7 +305,11 @@ async fn feed_some<R: AsyncRead + Unpin>(
 }
 
 /// Read and discard the rest of an unread body; true if the connection can go on.
-async fn drain<R: AsyncRead + Unpin>(pump: &mut BodyPump, reader: &mut R, rbuf: &mut BytesMut) -> bool {
+async fn drain<R: AsyncRead + Unpin>(
+    pump: &mut BodyPump,
+    reader: &mut R,
+    rbuf: &mut BytesMut,
+) -> bool {
     pump.discard();
     let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
     let mut drained = 0u64;
@@ -311,10 +328,21 @@ async fn drain<R: AsyncRead + Unpin>(pump: &mut BodyPump, reader: &mut R, rbuf: 
     true
 }
 
-async fn refuse<W: AsyncWrite + Unpin>(writer: &mut W, out: &mut Vec<u8>, status: u16, why: &str, peer: SocketAddr) {
+async fn refuse<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    out: &mut Vec<u8>,
+    status: u16,
+    why: &str,
+    peer: SocketAddr,
+) {
     eprintln!("portico: refused request from {peer}: {status} {why}");
     out.clear();
-    encode_error(out, status, reason_phrase(status), &format!("{} {}\n", status, reason_phrase(status)));
+    encode_error(
+        out,
+        status,
+        reason_phrase(status),
+        &format!("{} {}\n", status, reason_phrase(status)),
+    );
     let _ = writer.write_all(out).await;
     let _ = writer.shutdown().await;
 }

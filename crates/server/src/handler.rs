@@ -31,7 +31,11 @@ pub struct Request {
 pub enum StreamItem {
     Data(Bytes),
     /// A file region sent without copying through user space where possible.
-    File { file: File, offset: u64, len: u64 },
+    File {
+        file: File,
+        offset: u64,
+        len: u64,
+    },
     /// The body is complete.
     End,
     /// The producer failed mid-body: the connection must be cut so the

@@ -15,8 +15,10 @@ mod log;
 mod serve;
 mod write;
 
-pub use body::{BodyError, RequestBody};
-pub use handler::{Handler, HandlerFuture, Request, Response, ResponseBody, ResponseMeta, StreamItem};
+pub use body::{BodyError, RequestBody, TryNext};
+pub use handler::{
+    Handler, HandlerFuture, Request, Response, ResponseBody, ResponseMeta, StreamItem,
+};
 pub use listener::{BoundListener, ListenerInfo, bind};
 pub use log::AccessLog;
 pub use portico_proto::http1::{Header, RequestHead, Version};

@@ -33,7 +33,10 @@ pub fn bind(host: &str, port: u16, spec: &str) -> io::Result<BoundListener> {
         .to_socket_addrs()
         .map_err(|e| io::Error::new(e.kind(), format!("cannot resolve {host}: {e}")))?
         .collect();
-    let mut last_err = io::Error::new(io::ErrorKind::AddrNotAvailable, format!("no address for {host}"));
+    let mut last_err = io::Error::new(
+        io::ErrorKind::AddrNotAvailable,
+        format!("no address for {host}"),
+    );
     for addr in addrs {
         match bind_one(addr) {
             Ok(socket) => {

@@ -62,14 +62,22 @@ pub fn serve(
                 listener: Arc::new(bound.info),
                 limits: HeadLimits::default(),
             });
-            tokio::spawn(accept_loop(listener, ctx, stop_rx.clone(), alive_tx.clone()));
+            tokio::spawn(accept_loop(
+                listener,
+                ctx,
+                stop_rx.clone(),
+                alive_tx.clone(),
+            ));
         }
         drop(alive_tx);
         on_ready();
         wait_for_stop_signal().await?;
         eprintln!("portico: stop signal received, finishing in-flight requests...");
         let _ = stop_tx.send(true);
-        if tokio::time::timeout(options.shutdown_grace, alive_rx.recv()).await.is_err() {
+        if tokio::time::timeout(options.shutdown_grace, alive_rx.recv())
+            .await
+            .is_err()
+        {
             eprintln!(
                 "portico: requests still running after {} s, stopping anyway",
                 options.shutdown_grace.as_secs()

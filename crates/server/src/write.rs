@@ -268,7 +268,10 @@ impl BodyWriter {
         flush(writer, out).await?;
         let sent = writer.send_file(file, offset, n).await?;
         if sent < n {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shrank while being sent",
+            ));
         }
         if self.framing == Framing::Chunked {
             writer.write_all(b"\r\n").await?;
@@ -293,7 +296,10 @@ fn push_chunk_size(out: &mut Vec<u8>, n: usize) {
 }
 
 /// Write and clear `out`.
-pub(crate) async fn flush<W: AsyncWrite + Unpin>(writer: &mut W, out: &mut Vec<u8>) -> io::Result<()> {
+pub(crate) async fn flush<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
     if !out.is_empty() {
         writer.write_all(out).await?;
         out.clear();
@@ -305,7 +311,12 @@ pub(crate) async fn flush<W: AsyncWrite + Unpin>(writer: &mut W, out: &mut Vec<u
 pub(crate) trait SendFile {
     /// Send up to `len` bytes of `file` from `offset`; returns how many were sent
     /// (fewer only if the file ended).
-    fn send_file(&mut self, file: &File, offset: u64, len: u64) -> impl Future<Output = io::Result<u64>>;
+    fn send_file(
+        &mut self,
+        file: &File,
+        offset: u64,
+        len: u64,
+    ) -> impl Future<Output = io::Result<u64>>;
 }
 
 impl SendFile for tokio::net::tcp::WriteHalf<'_> {
@@ -319,8 +330,13 @@ impl SendFile for tokio::net::tcp::WriteHalf<'_> {
             let result = stream.try_io(Interest::WRITABLE, || {
                 // SAFETY: both descriptors are open for the duration of the call;
                 // sendfile updates `off` and touches no other memory of ours.
-                let n = unsafe { libc::sendfile(stream.as_raw_fd(), file.as_raw_fd(), &mut off, want) };
-                if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+                let n =
+                    unsafe { libc::sendfile(stream.as_raw_fd(), file.as_raw_fd(), &mut off, want) };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
             });
             match result {
                 Ok(0) => break,
@@ -344,7 +360,12 @@ mod tests {
             reason: Bytes::from_static(b"OK"),
             headers: headers
                 .iter()
-                .map(|(n, v)| (Bytes::from_static(n.as_bytes()), Bytes::from_static(v.as_bytes())))
+                .map(|(n, v)| {
+                    (
+                        Bytes::from_static(n.as_bytes()),
+                        Bytes::from_static(v.as_bytes()),
+                    )
+                })
                 .collect(),
             body,
             meta: ResponseMeta::default(),
@@ -359,13 +380,19 @@ mod tests {
     fn app_content_length_frames_the_body() {
         let r = response(&[("Content-Length", "5")], stream());
         let (p, computed) = plan(&r, Version::Http11, false, true);
-        assert_eq!((p.framing, p.keep_alive, computed), (Framing::Length(5), true, None));
+        assert_eq!(
+            (p.framing, p.keep_alive, computed),
+            (Framing::Length(5), true, None)
+        );
     }
 
     #[test]
     fn stream_without_length_is_chunked_on_11_and_close_delimited_on_10() {
         let r = response(&[], stream());
-        assert_eq!(plan(&r, Version::Http11, false, true).0.framing, Framing::Chunked);
+        assert_eq!(
+            plan(&r, Version::Http11, false, true).0.framing,
+            Framing::Chunked
+        );
         let (p, _) = plan(&r, Version::Http10, false, true);
         assert_eq!((p.framing, p.keep_alive), (Framing::Close, false));
     }
@@ -374,7 +401,10 @@ mod tests {
     fn head_and_204_have_no_body_but_head_keeps_the_length() {
         let r = response(&[], ResponseBody::Full(Bytes::from_static(b"hello")));
         let (p, computed) = plan(&r, Version::Http11, true, true);
-        assert_eq!((p.framing, p.keep_alive, computed), (Framing::NoBody, true, Some(5)));
+        assert_eq!(
+            (p.framing, p.keep_alive, computed),
+            (Framing::NoBody, true, Some(5))
+        );
         let mut r204 = response(&[], ResponseBody::Empty);
         r204.status = 204;
         let (p, computed) = plan(&r204, Version::Http11, false, true);
@@ -408,7 +438,12 @@ mod tests {
         let (p, c) = plan(&r, Version::Http10, false, true);
         encode_head(&mut out, &r, &p, c, Version::Http10);
         let text = String::from_utf8(out).expect("ascii");
-        assert!(text.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nServer: portico\r\nDate: "));
-        assert!(text.ends_with("Content-Length: 0\r\nConnection: keep-alive\r\n\r\n"), "{text}");
+        assert!(text.starts_with(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nServer: portico\r\nDate: "
+        ));
+        assert!(
+            text.ends_with("Content-Length: 0\r\nConnection: keep-alive\r\n\r\n"),
+            "{text}"
+        );
     }
 }

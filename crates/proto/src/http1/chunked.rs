@@ -1,0 +1,273 @@
+//! Decoder for `Transfer-Encoding: chunked` request bodies (RFC 9112 §7.1).
+//!
+//! A resumable state machine over the connection's `BytesMut`: feed it whatever has
+//! arrived, get payload pieces out as zero-copy `Bytes`. Strict: chunk sizes are plain
+//! hex (no sign, `0x`, `_` or spaces), every line ends in CRLF, chunk data is followed by
+//! exactly CRLF, and trailer fields are validated like header fields, then discarded.
+//! It does not limit the total body size; that is the caller's policy.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::chars::{is_qdtext, is_tchar, is_value_byte};
+use super::error::ChunkedError;
+use super::field::{BARE_LF, FieldLine, FieldScanError, scan_field_line};
+
+/// Longest chunk-size line (size and extensions, without CRLF): 4 KiB. Extensions are
+/// ignored, so there is no reason to buffer more of them.
+pub const MAX_CHUNK_SIZE_LINE: usize = 4 * 1024;
+/// Most hex digits in a chunk size: 16, so every accepted size fits a u64 and leading
+/// zeros cannot be used to smuggle an overlong number past another parser.
+pub const MAX_CHUNK_SIZE_HEX_DIGITS: usize = 16;
+/// Largest trailer section (all trailer field lines and the final CRLF): 16 KiB.
+/// Trailers are discarded, so this only bounds the work done on them.
+pub const MAX_TRAILER_SECTION: usize = 16 * 1024;
+
+/// One step of [`ChunkedDecoder::decode`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChunkedStep {
+    /// The next piece of payload; never empty, possibly only part of a chunk.
+    Data(Bytes),
+    /// `buf` holds no complete next step; read more and call again.
+    NeedMore,
+    /// The last chunk and the trailer section have been consumed. Bytes after the body
+    /// (a pipelined request) are left in `buf`.
+    Done,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    /// Expecting a chunk-size line.
+    Size,
+    /// Inside chunk data; this many payload bytes remain.
+    Data(u64),
+    /// Chunk data consumed; expecting its CRLF.
+    DataEnd,
+    /// After the last chunk; `consumed` trailer bytes seen so far.
+    Trailers {
+        consumed: usize,
+    },
+    Done,
+    Failed(ChunkedError),
+}
+
+/// Decodes a chunked body incrementally. Create one per request body.
+#[derive(Debug, Clone)]
+pub struct ChunkedDecoder {
+    state: State,
+}
+
+impl Default for ChunkedDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ChunkedDecoder {
+    pub fn new() -> Self {
+        Self { state: State::Size }
+    }
+
+    /// Whether the whole body, trailers included, has been consumed.
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// Consume as much of `buf` as possible and return the next step.
+    ///
+    /// After an error the decoder stays failed and returns the same error again.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<ChunkedStep, ChunkedError> {
+        let result = self.step(buf);
+        if let Err(e) = &result {
+            self.state = State::Failed(e.clone());
+        }
+        result
+    }
+
+    fn step(&mut self, buf: &mut BytesMut) -> Result<ChunkedStep, ChunkedError> {
+        loop {
+            match self.state {
+                State::Size => match take_size_line(buf)? {
+                    None => return Ok(ChunkedStep::NeedMore),
+                    Some(0) => self.state = State::Trailers { consumed: 0 },
+                    Some(size) => self.state = State::Data(size),
+                },
+                State::Data(remaining) => {
+                    if buf.is_empty() {
+                        return Ok(ChunkedStep::NeedMore);
+                    }
+                    let take = usize::try_from(remaining).map_or(buf.len(), |r| r.min(buf.len()));
+                    // `take <= remaining`, so this cannot underflow.
+                    let left = remaining - take as u64;
+                    self.state = if left == 0 {
+                        State::DataEnd
+                    } else {
+                        State::Data(left)
+                    };
+                    return Ok(ChunkedStep::Data(buf.split_to(take).freeze()));
+                }
+                State::DataEnd => match buf.get(..2) {
+                    Some(b"\r\n") => {
+                        buf.advance(2);
+                        self.state = State::Size;
+                    }
+                    Some(_) => return Err(ChunkedError::new("chunk data not followed by CRLF")),
+                    None if buf.first().is_some_and(|&b| b != b'\r') => {
+                        return Err(ChunkedError::new("chunk data not followed by CRLF"));
+                    }
+                    None => return Ok(ChunkedStep::NeedMore),
+                },
+                State::Trailers { consumed } => match take_trailer_line(buf, consumed)? {
+                    TrailerLine::Incomplete => return Ok(ChunkedStep::NeedMore),
+                    TrailerLine::Field(len) => {
+                        self.state = State::Trailers {
+                            consumed: consumed + len,
+                        }
+                    }
+                    TrailerLine::End => self.state = State::Done,
+                },
+                State::Done => return Ok(ChunkedStep::Done),
+                State::Failed(ref e) => return Err(e.clone()),
+            }
+        }
+    }
+}
+
+/// Takes one complete chunk-size line off `buf` and returns the size, or `None` if the
+/// line is not complete yet.
+fn take_size_line(buf: &mut BytesMut) -> Result<Option<u64>, ChunkedError> {
+    let window = &buf[..buf.len().min(MAX_CHUNK_SIZE_LINE + 2)];
+    let Some(lf) = memchr::memchr(b'\n', window) else {
+        let partial = window.len() - usize::from(window.last() == Some(&b'\r'));
+        if partial > MAX_CHUNK_SIZE_LINE {
+            return Err(ChunkedError::new("chunk-size line too long"));
+        }
+        return Ok(None);
+    };
+    if lf == 0 || window[lf - 1] != b'\r' {
+        return Err(ChunkedError::new("bare LF in chunk-size line"));
+    }
+    let size = parse_size_line(&window[..lf - 1])?;
+    buf.advance(lf + 1);
+    Ok(Some(size))
+}
+
+/// `chunk-size [ chunk-ext ]` without the CRLF.
+fn parse_size_line(line: &[u8]) -> Result<u64, ChunkedError> {
+    let digits = line
+        .iter()
+        .position(|b| !b.is_ascii_hexdigit())
+        .unwrap_or(line.len());
+    if digits == 0 {
+        return Err(ChunkedError::new("chunk size is not a hex number"));
+    }
+    if digits > MAX_CHUNK_SIZE_HEX_DIGITS {
+        return Err(ChunkedError::new("chunk size has more than 16 hex digits"));
+    }
+    let size = line[..digits].iter().fold(0u64, |n, &b| {
+        // At most 16 hex digits: never overflows.
+        (n << 4) | u64::from(hex_value(b))
+    });
+    match line.get(digits) {
+        None => Ok(size),
+        Some(b';') => check_extensions(&line[digits..]).map(|()| size),
+        Some(_) => Err(ChunkedError::new("invalid byte after chunk size")),
+    }
+}
+
+fn hex_value(b: u8) -> u8 {
+    match b {
+        b'0'..=b'9' => b - b'0',
+        b'a'..=b'f' => b - b'a' + 10,
+        b'A'..=b'F' => b - b'A' + 10,
+        _ => 0,
+    }
+}
+
+/// `*( ";" token [ "=" ( token / quoted-string ) ] )`, no whitespace. Ignored once valid.
+fn check_extensions(mut rest: &[u8]) -> Result<(), ChunkedError> {
+    const BAD: ChunkedError = ChunkedError::new("malformed chunk extension");
+    while let Some((&b';', after)) = rest.split_first() {
+        let name_len = token_len(after);
+        if name_len == 0 {
+            return Err(BAD);
+        }
+        rest = &after[name_len..];
+        if let Some((&b'=', value)) = rest.split_first() {
+            let value_len = if value.first() == Some(&b'"') {
+                quoted_string_len(value).ok_or(BAD)?
+            } else {
+                token_len(value)
+            };
+            if value_len == 0 {
+                return Err(BAD);
+            }
+            rest = &value[value_len..];
+        }
+    }
+    if rest.is_empty() { Ok(()) } else { Err(BAD) }
+}
+
+fn token_len(s: &[u8]) -> usize {
+    s.iter().position(|&b| !is_tchar(b)).unwrap_or(s.len())
+}
+
+/// Length of the quoted-string at the start of `s` (which starts with `"`), quotes
+/// included; `None` if it is malformed or unterminated.
+fn quoted_string_len(s: &[u8]) -> Option<usize> {
+    let mut i = 1;
+    loop {
+        match *s.get(i)? {
+            b'"' => return Some(i + 1),
+            b'\\' => {
+                let escaped = *s.get(i + 1)?;
+                if !is_value_byte(escaped) {
+                    return None;
+                }
+                i += 2;
+            }
+            b if is_qdtext(b) => i += 1,
+            _ => return None,
+        }
+    }
+}
+
+enum TrailerLine {
+    Incomplete,
+    /// A valid trailer field line of this many bytes (CRLF included) was consumed.
+    Field(usize),
+    /// The final CRLF was consumed.
+    End,
+}
+
+/// Validates and discards one trailer line, keeping the section under its limit.
+fn take_trailer_line(buf: &mut BytesMut, consumed: usize) -> Result<TrailerLine, ChunkedError> {
+    let room = MAX_TRAILER_SECTION - consumed.min(MAX_TRAILER_SECTION);
+    let window = &buf[..buf.len().min(room.saturating_add(1))];
+    let line = match scan_field_line(window, 0) {
+        Ok(line) => line,
+        Err(FieldScanError::Incomplete) if window.len() > room => {
+            return Err(ChunkedError::new("trailer section too large"));
+        }
+        Err(FieldScanError::Incomplete) => return Ok(TrailerLine::Incomplete),
+        Err(FieldScanError::Invalid(BARE_LF)) => {
+            return Err(ChunkedError::new("bare LF in chunked trailer section"));
+        }
+        Err(FieldScanError::Invalid(reason)) => return Err(ChunkedError::new(reason)),
+    };
+    let next = match line {
+        FieldLine::End { next } | FieldLine::Field { next, .. } => next,
+    };
+    if consumed + next > MAX_TRAILER_SECTION {
+        return Err(ChunkedError::new("trailer section too large"));
+    }
+    match line {
+        FieldLine::End { next } => {
+            buf.advance(next);
+            Ok(TrailerLine::End)
+        }
+        FieldLine::Field { next, .. } => {
+            buf.advance(next);
+            Ok(TrailerLine::Field(next))
+        }
+    }
+}

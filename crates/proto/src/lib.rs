@@ -1,0 +1,10 @@
+//! Portico's pure byte codecs: HTTP/1.x request heads, chunked request bodies and
+//! percent-decoding of paths.
+//!
+//! Nothing here does I/O, owns a socket or knows about async: every parser takes bytes
+//! and answers "here is a message", "need more bytes" or "this is an error (and which
+//! status to answer with)". That keeps the codecs table-testable and fuzzable, and lets
+//! the connection code in `portico-server` own all state about sockets and timeouts.
+
+pub mod http1;
+pub mod percent;

@@ -1,0 +1,306 @@
+//! Building the PEP 3333 environ for a request. The constant part is a
+//! template dict copied per request; keys, methods and protocols are
+//! interned once; header names map to their `HTTP_*` keys through a small
+//! cache. Byte strings from the wire become latin-1 `str`, as PEP 3333 says.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use portico_proto::percent::percent_decode;
+use portico_server::{Request, Version};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyTuple};
+
+use crate::errors::WsgiErrors;
+use crate::file_wrapper::FileWrapper;
+use crate::input::WsgiInput;
+
+/// Header names remembered with their environ key; beyond this, keys are
+/// built per request (so random names cannot grow memory).
+const HEADER_KEY_CACHE_LIMIT: usize = 512;
+
+/// Facts about the process that the environ reports.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ProcessModel {
+    pub multithread: bool,
+    pub multiprocess: bool,
+}
+
+struct Keys {
+    request_method: Py<PyString>,
+    path_info: Py<PyString>,
+    query_string: Py<PyString>,
+    request_uri: Py<PyString>,
+    server_protocol: Py<PyString>,
+    server_name: Py<PyString>,
+    server_port: Py<PyString>,
+    remote_addr: Py<PyString>,
+    remote_port: Py<PyString>,
+    content_type: Py<PyString>,
+    content_length: Py<PyString>,
+    wsgi_input: Py<PyString>,
+    wsgi_url_scheme: Py<PyString>,
+    http10: Py<PyString>,
+    http11: Py<PyString>,
+}
+
+/// Everything built once per process to make environs quickly.
+pub(crate) struct EnvironBuilder {
+    template: Py<PyDict>,
+    keys: Keys,
+    methods: HashMap<&'static [u8], Py<PyString>>,
+    header_keys: Mutex<HashMap<Vec<u8>, Py<PyString>>>,
+}
+
+fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyString>> {
+    // SAFETY: the pointer and length describe a live slice; CPython copies it
+    // and returns a new reference or NULL with an exception set.
+    unsafe {
+        let ptr = ffi::PyUnicode_DecodeLatin1(
+            bytes.as_ptr().cast(),
+            bytes.len() as ffi::Py_ssize_t,
+            std::ptr::null(),
+        );
+        Ok(Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked())
+    }
+}
+
+fn interned(py: Python<'_>, s: &str) -> Py<PyString> {
+    PyString::intern(py, s).unbind()
+}
+
+impl EnvironBuilder {
+    pub(crate) fn new(py: Python<'_>, model: ProcessModel) -> PyResult<EnvironBuilder> {
+        let template = PyDict::new(py);
+        template.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;
+        template.set_item("wsgi.multithread", model.multithread)?;
+        template.set_item("wsgi.multiprocess", model.multiprocess)?;
+        template.set_item("wsgi.run_once", false)?;
+        template.set_item("wsgi.input_terminated", true)?;
+        template.set_item("wsgi.errors", Bound::new(py, WsgiErrors)?)?;
+        template.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
+        template.set_item("SCRIPT_NAME", "")?;
+        template.set_item(
+            "SERVER_SOFTWARE",
+            concat!("portico/", env!("CARGO_PKG_VERSION")),
+        )?;
+        let keys = Keys {
+            request_method: interned(py, "REQUEST_METHOD"),
+            path_info: interned(py, "PATH_INFO"),
+            query_string: interned(py, "QUERY_STRING"),
+            request_uri: interned(py, "REQUEST_URI"),
+            server_protocol: interned(py, "SERVER_PROTOCOL"),
+            server_name: interned(py, "SERVER_NAME"),
+            server_port: interned(py, "SERVER_PORT"),
+            remote_addr: interned(py, "REMOTE_ADDR"),
+            remote_port: interned(py, "REMOTE_PORT"),
+            content_type: interned(py, "CONTENT_TYPE"),
+            content_length: interned(py, "CONTENT_LENGTH"),
+            wsgi_input: interned(py, "wsgi.input"),
+            wsgi_url_scheme: interned(py, "wsgi.url_scheme"),
+            http10: interned(py, "HTTP/1.0"),
+            http11: interned(py, "HTTP/1.1"),
+        };
+        let methods = ["GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"]
+            .into_iter()
+            .map(|m| (m.as_bytes(), interned(py, m)))
+            .collect();
+        Ok(EnvironBuilder {
+            template: template.unbind(),
+            keys,
+            methods,
+            header_keys: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The `HTTP_*` key for a header name, or None for names that are not
+    /// passed to the app (with `_`, which would alias `-`; CGI-named ones).
+    fn header_key<'py>(
+        &self,
+        py: Python<'py>,
+        name: &[u8],
+    ) -> PyResult<Option<Bound<'py, PyString>>> {
+        if name.contains(&b'_') {
+            return Ok(None);
+        }
+        let mut cache = self.header_keys.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(key) = cache.get(name) {
+            return Ok(Some(key.bind(py).clone()));
+        }
+        let mut key = Vec::with_capacity(name.len() + 5);
+        key.extend_from_slice(b"HTTP_");
+        key.extend(name.iter().map(|b| {
+            if *b == b'-' {
+                b'_'
+            } else {
+                b.to_ascii_uppercase()
+            }
+        }));
+        let key = latin1(py, &key)?;
+        if cache.len() < HEADER_KEY_CACHE_LIMIT {
+            cache.insert(name.to_vec(), PyString::intern(py, &key.to_cow()?).unbind());
+        }
+        Ok(Some(key))
+    }
+
+    /// Build the environ; the request body moves into `wsgi.input`.
+    /// Returns the dict and the number and total size of its CGI variables.
+    pub(crate) fn build<'py>(
+        &self,
+        py: Python<'py>,
+        request: Request,
+    ) -> PyResult<(Bound<'py, PyDict>, u32, u32)> {
+        let Request {
+            head,
+            peer,
+            local,
+            listener,
+            body,
+        } = request;
+        let k = &self.keys;
+        let env = self.template.bind(py).copy()?;
+        let mut vars = 0u32;
+        let mut size = 0usize;
+        let mut put =
+            |key: &Py<PyString>, value: Bound<'py, PyString>, raw_len: usize| -> PyResult<()> {
+                vars += 1;
+                size += raw_len;
+                env.set_item(key.bind(py), value)
+            };
+
+        let method = match self.methods.get(head.method.as_ref()) {
+            Some(m) => m.bind(py).clone(),
+            None => latin1(py, &head.method)?,
+        };
+        put(&k.request_method, method, head.method.len())?;
+        put(&k.request_uri, latin1(py, &head.target)?, head.target.len())?;
+        let path = percent_decode(&head.path);
+        put(&k.path_info, latin1(py, &path)?, path.len())?;
+        put(&k.query_string, latin1(py, &head.query)?, head.query.len())?;
+        let protocol = match head.version {
+            Version::Http10 => &k.http10,
+            Version::Http11 => &k.http11,
+        };
+        put(&k.server_protocol, protocol.bind(py).clone(), 8)?;
+        let remote_addr = peer.ip().to_string();
+        put(
+            &k.remote_addr,
+            PyString::new(py, &remote_addr),
+            remote_addr.len(),
+        )?;
+        let remote_port = peer.port().to_string();
+        put(
+            &k.remote_port,
+            PyString::new(py, &remote_port),
+            remote_port.len(),
+        )?;
+
+        let (server_name, server_port) = match &head.host {
+            Some(host) => split_host(host, listener.scheme),
+            None => (
+                local.ip().to_string().into_bytes(),
+                local.port().to_string().into_bytes(),
+            ),
+        };
+        put(&k.server_name, latin1(py, &server_name)?, server_name.len())?;
+        put(&k.server_port, latin1(py, &server_port)?, server_port.len())?;
+        env.set_item(k.wsgi_url_scheme.bind(py), listener.scheme)?;
+
+        // Headers: repeated ones joined (", ", cookies "; "), in order.
+        let mut joined: Vec<(Bound<'py, PyString>, Vec<u8>, bool)> =
+            Vec::with_capacity(head.headers.len());
+        for header in &head.headers {
+            let name = header.name.as_ref();
+            if name.eq_ignore_ascii_case(b"content-type") {
+                put(
+                    &k.content_type,
+                    latin1(py, &header.value)?,
+                    header.value.len(),
+                )?;
+                continue;
+            }
+            if name.eq_ignore_ascii_case(b"content-length") {
+                put(
+                    &k.content_length,
+                    latin1(py, &header.value)?,
+                    header.value.len(),
+                )?;
+                continue;
+            }
+            let Some(key) = self.header_key(py, name)? else {
+                continue;
+            };
+            if let Some(existing) = joined
+                .iter_mut()
+                .find(|(k, _, _)| k.is(&key) || k.to_str().ok() == key.to_str().ok())
+            {
+                existing
+                    .1
+                    .extend_from_slice(if existing.2 { b"; " } else { b", " });
+                existing.1.extend_from_slice(&header.value);
+            } else {
+                let is_cookie = name.eq_ignore_ascii_case(b"cookie");
+                joined.push((key, header.value.to_vec(), is_cookie));
+            }
+        }
+        for (key, value, _) in joined {
+            vars += 1;
+            size += key.len().unwrap_or(0) + value.len();
+            env.set_item(key, latin1(py, &value)?)?;
+        }
+        env.set_item(k.wsgi_input.bind(py), Bound::new(py, WsgiInput::new(body))?)?;
+        Ok((env, vars * 2, size as u32))
+    }
+}
+
+/// SERVER_NAME and SERVER_PORT from a Host value (`name`, `name:port`,
+/// `[v6]:port`); the scheme's default port when none is given.
+fn split_host(host: &[u8], scheme: &str) -> (Vec<u8>, Vec<u8>) {
+    let default_port = if scheme == "https" {
+        &b"443"[..]
+    } else {
+        &b"80"[..]
+    };
+    let (name, port) = if let Some(rest) = host.strip_prefix(b"[") {
+        match rest.iter().position(|&b| b == b']') {
+            Some(end) => (
+                &rest[..end],
+                rest[end + 1..].strip_prefix(b":").unwrap_or(default_port),
+            ),
+            None => (host, default_port),
+        }
+    } else {
+        match host.iter().rposition(|&b| b == b':') {
+            Some(i) => (&host[..i], &host[i + 1..]),
+            None => (host, default_port),
+        }
+    };
+    let port = if port.is_empty() { default_port } else { port };
+    (name.to_vec(), port.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_host;
+
+    #[test]
+    fn host_splits_into_name_and_port_with_scheme_default() {
+        assert_eq!(
+            split_host(b"example.com:8080", "http"),
+            (b"example.com".to_vec(), b"8080".to_vec())
+        );
+        assert_eq!(
+            split_host(b"example.com", "http"),
+            (b"example.com".to_vec(), b"80".to_vec())
+        );
+        assert_eq!(
+            split_host(b"[::1]:9000", "http"),
+            (b"::1".to_vec(), b"9000".to_vec())
+        );
+        assert_eq!(
+            split_host(b"[::1]", "https"),
+            (b"::1".to_vec(), b"443".to_vec())
+        );
+    }
+}

@@ -1,0 +1,19 @@
+//! The WSGI bridge, and the only crate that links CPython: starting the
+//! interpreter (honouring virtualenvs), loading the app as uWSGI does, and
+//! running it per PEP 3333 on dedicated Python threads. [`WsgiHandler`]
+//! implements the server crate's `Handler`.
+
+mod environ;
+mod errors;
+mod file_wrapper;
+mod handler;
+mod input;
+mod interpreter;
+mod loader;
+mod pool;
+mod respond;
+mod start_response;
+
+pub use handler::{WsgiHandler, WsgiOptions};
+pub use interpreter::{Interpreter, InterpreterError, PYTHON_BUILD_VERSION, PYTHON_EXECUTABLE};
+pub use loader::{App, AppSpec, LoadError, load};

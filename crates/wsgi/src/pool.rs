@@ -1,0 +1,45 @@
+//! The Python threads of a worker. Each thread attaches to the interpreter
+//! once and detaches while it waits for work, so the GIL is free whenever no
+//! request is running. Jobs come from any thread through one queue.
+
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use pyo3::prelude::*;
+
+/// Work for a Python thread.
+pub(crate) trait PythonJob: Send + 'static {
+    fn run(self: Box<Self>, py: Python<'_>);
+}
+
+/// A fixed set of threads running Python jobs.
+pub(crate) struct Pool {
+    queue: Sender<Box<dyn PythonJob>>,
+}
+
+impl Pool {
+    /// Start `threads` Python threads. Call in the process that serves.
+    pub(crate) fn start(threads: usize) -> std::io::Result<Arc<Pool>> {
+        let (queue, jobs) = unbounded::<Box<dyn PythonJob>>();
+        for n in 0..threads {
+            let jobs = jobs.clone();
+            std::thread::Builder::new()
+                .name(format!("python-{n}"))
+                .spawn(move || run_thread(jobs))?;
+        }
+        Ok(Arc::new(Pool { queue }))
+    }
+
+    /// Queue a job; it comes back if the pool has stopped.
+    pub(crate) fn submit(&self, job: Box<dyn PythonJob>) -> Result<(), Box<dyn PythonJob>> {
+        self.queue.send(job).map_err(|e| e.0)
+    }
+}
+
+fn run_thread(jobs: Receiver<Box<dyn PythonJob>>) {
+    Python::attach(|py| {
+        while let Ok(job) = py.detach(|| jobs.recv()) {
+            job.run(py);
+        }
+    });
+}

@@ -1,0 +1,105 @@
+//! Calling the app and turning what it returns into a response: a list or
+//! tuple becomes one complete body; any other iterable is streamed piece by
+//! piece (headers go out with the first non-empty piece); a `file_wrapper`
+//! around a real file is sent with sendfile. `close()` is called exactly once
+//! on every path, and an exception becomes a 500 or a cut connection.
+
+use std::io::Write;
+
+use bytes::{Bytes, BytesMut};
+use portico_server::StreamItem;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+
+use crate::file_wrapper::FileWrapper;
+use crate::start_response::{StartResponse, body_bytes};
+
+/// Run the app for one request and deliver its response.
+pub(crate) fn run_app(
+    py: Python<'_>,
+    app: &Py<PyAny>,
+    environ: Bound<'_, PyDict>,
+    start_response: &Bound<'_, StartResponse>,
+) {
+    let result = match app.bind(py).call1((environ, start_response)) {
+        Ok(result) => result,
+        Err(err) => {
+            report(py, &err, "the application raised");
+            start_response.borrow_mut().state.fail();
+            return;
+        }
+    };
+    let outcome = consume(py, &result, start_response);
+    let closed = close(py, &result);
+    let mut this = start_response.borrow_mut();
+    match outcome.and(closed) {
+        Ok(()) => {
+            if let Err(err) = this.state.end(py) {
+                report(py, &err, "the application's response is incomplete");
+                this.state.fail();
+            }
+        }
+        Err(err) => {
+            if !this.state.client_gone {
+                report(py, &err, "the application's response failed");
+            }
+            this.state.fail();
+        }
+    }
+}
+
+fn close(py: Python<'_>, result: &Bound<'_, PyAny>) -> PyResult<()> {
+    if result.hasattr(pyo3::intern!(py, "close"))? {
+        result.call_method0(pyo3::intern!(py, "close"))?;
+    }
+    Ok(())
+}
+
+fn consume(
+    py: Python<'_>,
+    result: &Bound<'_, PyAny>,
+    start_response: &Bound<'_, StartResponse>,
+) -> PyResult<()> {
+    if let Ok(wrapper) = result.cast::<FileWrapper>() {
+        if let Some((file, offset, len)) = wrapper.get().as_file_region(py) {
+            start_response
+                .borrow_mut()
+                .state
+                .send(py, StreamItem::File { file, offset, len })?;
+            return Ok(());
+        }
+    }
+    let all_at_once = result.is_instance_of::<PyList>() || result.is_instance_of::<PyTuple>();
+    if all_at_once && !start_response.borrow().state.started() {
+        let mut body = BytesMut::new();
+        for item in result.try_iter()? {
+            body.extend_from_slice(&body_bytes(py, &item?)?);
+        }
+        return start_response.borrow_mut().state.finish_full(body.freeze());
+    }
+    for item in result.try_iter()? {
+        let data: Bytes = body_bytes(py, &item?)?;
+        if data.is_empty() {
+            continue;
+        }
+        if !start_response
+            .borrow_mut()
+            .state
+            .send(py, StreamItem::Data(data))?
+        {
+            break; // the client went away: stop iterating, close() follows
+        }
+    }
+    Ok(())
+}
+
+/// Log an app error with its traceback, as one block.
+pub(crate) fn report(py: Python<'_>, err: &PyErr, what: &str) {
+    let traceback = py
+        .import("traceback")
+        .and_then(|tb| tb.call_method1("format_exception", (err.value(py),)))
+        .and_then(|lines| lines.extract::<Vec<String>>())
+        .map(|lines| lines.concat())
+        .unwrap_or_else(|_| format!("{err}\n"));
+    let _ = write!(std::io::stderr().lock(), "portico: {what}:\n{traceback}");
+}

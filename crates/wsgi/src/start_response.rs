@@ -1,0 +1,331 @@
+//! `start_response` and the `write()` callable it returns, and the state of
+//! one response as it passes from Python to the connection: status and
+//! headers (validated: no CR/LF, no hop-by-hop headers, latin-1 only), then
+//! either one complete body or a bounded stream of pieces.
+
+use bytes::Bytes;
+use portico_server::{Response, ResponseBody, ResponseMeta, StreamItem};
+use pyo3::exceptions::{PyAssertionError, PyOSError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyString, PyTuple};
+use tokio::sync::{mpsc, oneshot};
+
+/// Pieces of a streamed response that may wait for a slow client before
+/// the app is paused (bounded streaming).
+const STREAM_CAPACITY: usize = 8;
+
+/// Headers an application must not set (PEP 3333: hop-by-hop headers).
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Where a response stands.
+pub(crate) struct ResponseState {
+    status: Option<(u16, Bytes)>,
+    headers: Vec<(Bytes, Bytes)>,
+    reply: Option<oneshot::Sender<Response>>,
+    stream: Option<mpsc::Sender<StreamItem>>,
+    pub(crate) meta: ResponseMeta,
+    /// The client went away: stop producing.
+    pub(crate) client_gone: bool,
+}
+
+impl ResponseState {
+    /// True once status and headers were handed to the connection.
+    pub(crate) fn started(&self) -> bool {
+        self.reply.is_none()
+    }
+
+    fn response(&mut self, body: ResponseBody) -> PyResult<Response> {
+        let (status, reason) = self.status.take().ok_or_else(|| {
+            PyAssertionError::new_err(
+                "the application produced body data before calling start_response()",
+            )
+        })?;
+        Ok(Response {
+            status,
+            reason,
+            headers: std::mem::take(&mut self.headers),
+            body,
+            meta: self.meta,
+        })
+    }
+
+    /// Hand over status, headers and the complete body.
+    pub(crate) fn finish_full(&mut self, body: Bytes) -> PyResult<()> {
+        let response = self.response(ResponseBody::Full(body))?;
+        if let Some(reply) = self.reply.take() {
+            self.client_gone |= reply.send(response).is_err();
+        }
+        Ok(())
+    }
+
+    /// Send one streamed piece, starting the response with it if needed.
+    /// Returns false when the client is gone.
+    pub(crate) fn send(&mut self, py: Python<'_>, item: StreamItem) -> PyResult<bool> {
+        if self.client_gone {
+            return Ok(false);
+        }
+        if !self.started() {
+            let (tx, rx) = mpsc::channel(STREAM_CAPACITY);
+            let _ = tx.try_send(item);
+            let response = self.response(ResponseBody::Stream(rx))?;
+            self.stream = Some(tx);
+            if let Some(reply) = self.reply.take() {
+                self.client_gone |= reply.send(response).is_err();
+            }
+            return Ok(!self.client_gone);
+        }
+        let Some(tx) = self.stream.as_ref() else {
+            return Ok(false);
+        };
+        let sent = match tx.try_send(item) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(item)) => {
+                py.detach(|| tx.blocking_send(item).is_ok())
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        };
+        self.client_gone |= !sent;
+        Ok(sent)
+    }
+
+    /// The body is complete: end the stream, or send an empty body.
+    pub(crate) fn end(&mut self, py: Python<'_>) -> PyResult<()> {
+        if self.started() {
+            self.send(py, StreamItem::End)?;
+            self.stream = None;
+            Ok(())
+        } else {
+            self.finish_full(Bytes::new())
+        }
+    }
+
+    /// The app failed: a 500 if nothing was sent yet, else cut the stream.
+    pub(crate) fn fail(&mut self) {
+        if let Some(reply) = self.reply.take() {
+            let mut response = Response::internal_error();
+            response.meta = ResponseMeta {
+                app_id: self.meta.app_id,
+                ..self.meta
+            };
+            let _ = reply.send(response);
+        } else if let Some(tx) = self.stream.take() {
+            let _ = tx.try_send(StreamItem::Abort);
+        }
+    }
+}
+
+/// The `start_response` callable given to the app.
+#[pyclass(module = "portico")]
+pub(crate) struct StartResponse {
+    pub(crate) state: ResponseState,
+}
+
+impl StartResponse {
+    pub(crate) fn new(reply: oneshot::Sender<Response>, meta: ResponseMeta) -> StartResponse {
+        StartResponse {
+            state: ResponseState {
+                status: None,
+                headers: Vec::new(),
+                reply: Some(reply),
+                stream: None,
+                meta,
+                client_gone: false,
+            },
+        }
+    }
+}
+
+fn latin1(text: &Bound<'_, PyString>, what: &str) -> PyResult<Bytes> {
+    let s = text.to_cow()?;
+    let mut out = Vec::with_capacity(s.len());
+    for c in s.chars() {
+        let code = c as u32;
+        if code > 0xff {
+            return Err(PyValueError::new_err(format!(
+                "{what} {s:?} has a character outside latin-1 ({c:?})"
+            )));
+        }
+        if (code < 0x20 && c != '\t') || code == 0x7f {
+            return Err(PyValueError::new_err(format!(
+                "{what} {s:?} contains a control character (CR, LF or other): refused"
+            )));
+        }
+        out.push(code as u8);
+    }
+    Ok(Bytes::from(out))
+}
+
+fn is_token(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn parse_status(status: &Bound<'_, PyAny>) -> PyResult<(u16, Bytes)> {
+    let text = status.cast::<PyString>().map_err(|_| {
+        PyTypeError::new_err(format!("status must be a str, not {}", type_name(status)))
+    })?;
+    let bytes = latin1(text, "status")?;
+    let code = bytes
+        .get(..3)
+        .filter(|d| d.iter().all(u8::is_ascii_digit))
+        .and_then(|d| std::str::from_utf8(d).ok()?.parse::<u16>().ok())
+        .filter(|c| (100..=999).contains(c));
+    match (code, bytes.get(3)) {
+        (Some(code), Some(b' ')) if bytes.len() > 4 => Ok((code, bytes.slice(4..))),
+        _ => Err(PyValueError::new_err(format!(
+            "status {:?} is not of the form \"200 OK\"",
+            String::from_utf8_lossy(&bytes)
+        ))),
+    }
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Bytes, Bytes)>> {
+    if !headers.is_instance_of::<PyList>() && !headers.is_instance_of::<PyTuple>() {
+        return Err(PyTypeError::new_err(format!(
+            "response headers must be a list of (name, value) tuples, not {}",
+            type_name(headers)
+        )));
+    }
+    let mut out = Vec::new();
+    for item in headers.try_iter()? {
+        let item = item?;
+        let pair = item
+            .cast::<PyTuple>()
+            .ok()
+            .filter(|t| t.len() == 2)
+            .ok_or_else(|| {
+                PyTypeError::new_err(format!("header {item} is not a (name, value) tuple"))
+            })?;
+        let name = pair.get_item(0)?;
+        let value = pair.get_item(1)?;
+        let (Ok(name), Ok(value)) = (name.cast::<PyString>(), value.cast::<PyString>()) else {
+            return Err(PyTypeError::new_err(format!(
+                "header {item}: name and value must both be str"
+            )));
+        };
+        let name = latin1(name, "header name")?;
+        if !is_token(&name) {
+            return Err(PyValueError::new_err(format!(
+                "header name {:?} is not a valid HTTP token",
+                String::from_utf8_lossy(&name)
+            )));
+        }
+        let lower = name.to_ascii_lowercase();
+        if HOP_BY_HOP.iter().any(|h| h.as_bytes() == lower.as_slice()) {
+            return Err(PyValueError::new_err(format!(
+                "hop-by-hop header {:?} may not be set by a WSGI application",
+                String::from_utf8_lossy(&name)
+            )));
+        }
+        if lower == b"status" {
+            return Err(PyValueError::new_err(
+                "a \"Status\" header is not allowed; pass the status to start_response",
+            ));
+        }
+        let value = latin1(value, "header value")?;
+        if lower == b"content-length" && (value.is_empty() || !value.iter().all(u8::is_ascii_digit))
+        {
+            return Err(PyValueError::new_err(format!(
+                "Content-Length {:?} is not a number",
+                String::from_utf8_lossy(&value)
+            )));
+        }
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+/// Body data from the app: bytes-like, or `str` encoded as UTF-8 (uWSGI does
+/// this; PEP 3333 says bytes), with a warning the first time.
+pub(crate) fn body_bytes(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Bytes> {
+    if let Ok(b) = data.cast::<pyo3::types::PyBytes>() {
+        return Ok(Bytes::copy_from_slice(b.as_bytes()));
+    }
+    if let Ok(s) = data.cast::<PyString>() {
+        warn_str_body_once(py);
+        return Ok(Bytes::copy_from_slice(s.to_cow()?.as_bytes()));
+    }
+    if let Ok(b) = data.cast::<pyo3::types::PyByteArray>() {
+        return Ok(Bytes::from(b.to_vec()));
+    }
+    Err(PyTypeError::new_err(format!(
+        "response body items must be bytes, not {}",
+        type_name(data)
+    )))
+}
+
+fn warn_str_body_once(_py: Python<'_>) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        eprintln!(
+            "portico: WARNING: the application returned a str body chunk; PEP 3333 requires bytes. \
+             Encoding it as UTF-8 as uWSGI does (logged once)."
+        );
+    });
+}
+
+#[pymethods]
+impl StartResponse {
+    #[pyo3(signature = (status, headers, exc_info = None))]
+    fn __call__<'py>(
+        slf: Bound<'py, Self>,
+        status: &Bound<'py, PyAny>,
+        headers: &Bound<'py, PyAny>,
+        exc_info: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        {
+            let mut this = slf.borrow_mut();
+            let exc_info = exc_info.filter(|e| !e.is_none());
+            match exc_info {
+                Some(info) if this.state.started() => {
+                    // Too late to change the response: re-raise the app's exception.
+                    let value = info.get_item(1)?;
+                    return Err(PyErr::from_value(value));
+                }
+                Some(_) => {}
+                None if this.state.status.is_some() || this.state.started() => {
+                    return Err(PyAssertionError::new_err(
+                        "start_response() called a second time without exc_info",
+                    ));
+                }
+                None => {}
+            }
+            let parsed_status = parse_status(status)?;
+            let parsed_headers = parse_headers(headers)?;
+            this.state.status = Some(parsed_status);
+            this.state.headers = parsed_headers;
+        }
+        slf.getattr("write")
+    }
+
+    /// The legacy `write()` callable: its data goes out before the iterable's.
+    fn write(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let data = body_bytes(py, data)?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        if !self.state.send(py, StreamItem::Data(data))? {
+            return Err(PyOSError::new_err("client disconnected"));
+        }
+        Ok(())
+    }
+}
