@@ -152,8 +152,7 @@ fn bind_all(config: &Config) -> Result<Vec<BoundListener>> {
     let mut bound = Vec::new();
     for (n, listener) in config.listeners.iter().enumerate() {
         let ListenAddr::Tcp { host, port } = &listener.addr;
-        let socket =
-            bind(host, *port, &listener.spec).with_context(|| format!("{}", listener.spec))?;
+        let socket = bind(host, *port, &listener.spec).with_context(|| listener.spec.clone())?;
         let shown = match socket.info.addr {
             std::net::SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
             std::net::SocketAddr::V4(a) => a.to_string(),

@@ -243,10 +243,7 @@ impl BodyPump {
         // A clone, so the permit does not borrow `self` (a Sender clone is an Arc bump).
         let tx = self.tx.clone();
         let permit = match &tx {
-            Some(tx) => match tx.reserve().await {
-                Ok(p) => Some(p),
-                Err(_) => None,
-            },
+            Some(tx) => tx.reserve().await.ok(),
             None => None,
         };
         loop {

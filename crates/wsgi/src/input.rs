@@ -73,10 +73,10 @@ impl WsgiInput {
                 return Ok(self.take(py, limit.map_or(end, |l| l.min(end))));
             }
             searched = self.buffer.len();
-            if let Some(l) = limit {
-                if self.buffer.len() >= l {
-                    return Ok(self.take(py, l));
-                }
+            if let Some(l) = limit
+                && self.buffer.len() >= l
+            {
+                return Ok(self.take(py, l));
             }
             if !self.fill(py)? {
                 let n = self.buffer.len();

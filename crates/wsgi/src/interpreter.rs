@@ -119,11 +119,10 @@ impl Interpreter {
                 &mut config.program_name,
                 program.as_ptr(),
             );
-            if ffi::PyStatus_Exception(status) == 0 {
-                if let Some(h) = &python_home {
-                    status =
-                        ffi::PyConfig_SetBytesString(&mut config, &mut config.home, h.as_ptr());
-                }
+            if ffi::PyStatus_Exception(status) == 0
+                && let Some(h) = &python_home
+            {
+                status = ffi::PyConfig_SetBytesString(&mut config, &mut config.home, h.as_ptr());
             }
             if ffi::PyStatus_Exception(status) == 0 {
                 let mut argv = [argv0.as_ptr()];

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 use pyo3::types::PyModule;
 
+use crate::respond::format_traceback;
+
 const LOADER_SOURCE: &std::ffi::CStr = {
     const SRC: &str = concat!(include_str!("loader.py"), "\0");
     match std::ffi::CStr::from_bytes_with_nul(SRC.as_bytes()) {
@@ -51,15 +53,6 @@ impl fmt::Display for LoadError {
 }
 
 impl std::error::Error for LoadError {}
-
-fn format_traceback(py: Python<'_>, err: &PyErr) -> Option<String> {
-    let traceback = py.import("traceback").ok()?;
-    let lines = traceback
-        .call_method1("format_exception", (err.value(py),))
-        .ok()?;
-    let parts: Vec<String> = lines.extract().ok()?;
-    Some(parts.concat())
-}
 
 fn hint_for(py: Python<'_>, err: &PyErr) -> &'static str {
     use pyo3::exceptions::*;

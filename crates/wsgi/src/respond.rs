@@ -60,14 +60,14 @@ fn consume(
     result: &Bound<'_, PyAny>,
     start_response: &Bound<'_, StartResponse>,
 ) -> PyResult<()> {
-    if let Ok(wrapper) = result.cast::<FileWrapper>() {
-        if let Some((file, offset, len)) = wrapper.get().as_file_region(py) {
-            start_response
-                .borrow_mut()
-                .state
-                .send(py, StreamItem::File { file, offset, len })?;
-            return Ok(());
-        }
+    if let Ok(wrapper) = result.cast::<FileWrapper>()
+        && let Some((file, offset, len)) = wrapper.get().as_file_region(py)
+    {
+        start_response
+            .borrow_mut()
+            .state
+            .send(py, StreamItem::File { file, offset, len })?;
+        return Ok(());
     }
     let all_at_once = result.is_instance_of::<PyList>() || result.is_instance_of::<PyTuple>();
     if all_at_once && !start_response.borrow().state.started() {
@@ -95,11 +95,19 @@ fn consume(
 
 /// Log an app error with its traceback, as one block.
 pub(crate) fn report(py: Python<'_>, err: &PyErr, what: &str) {
-    let traceback = py
-        .import("traceback")
-        .and_then(|tb| tb.call_method1("format_exception", (err.value(py),)))
-        .and_then(|lines| lines.extract::<Vec<String>>())
-        .map(|lines| lines.concat())
-        .unwrap_or_else(|_| format!("{err}\n"));
+    let traceback = format_traceback(py, err).unwrap_or_else(|| format!("{err}\n"));
     let _ = write!(std::io::stderr().lock(), "portico: {what}:\n{traceback}");
+}
+
+/// The Python traceback of `err`, formatted as the interpreter prints it.
+pub(crate) fn format_traceback(py: Python<'_>, err: &PyErr) -> Option<String> {
+    let traceback = py.import("traceback").ok()?;
+    let lines = traceback
+        .call_method1(
+            "format_exception",
+            (err.get_type(py), err.value(py), err.traceback(py)),
+        )
+        .ok()?;
+    let parts: Vec<String> = lines.extract().ok()?;
+    Some(parts.concat())
 }

@@ -20,6 +20,7 @@ const HOP_BY_HOP: &[&str] = &[
     "keep-alive",
     "proxy-authenticate",
     "proxy-authorization",
+    "proxy-connection",
     "te",
     "trailer",
     "trailers",
@@ -199,7 +200,7 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
 }
 
 fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Bytes, Bytes)>> {
-    if !headers.is_instance_of::<PyList>() && !headers.is_instance_of::<PyTuple>() {
+    if !headers.is_exact_instance_of::<PyList>() {
         return Err(PyTypeError::new_err(format!(
             "response headers must be a list of (name, value) tuples, not {}",
             type_name(headers)

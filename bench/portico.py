@@ -1,0 +1,96 @@
+"""Building Portico and finding out which options the built binary has.
+
+`cargo build --release` runs once per bench run (its output goes to a log
+file). A scenario whose Portico command line needs an option that
+`portico --help` does not mention gets an "unsupported (missing --X)" row
+instead of a failure, so the peers still run while Portico is being built.
+"""
+
+import os
+import re
+import subprocess
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH_DIR)
+
+
+def binary_path():
+    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(REPO, "target")
+    if not os.path.isabs(target):
+        target = os.path.join(REPO, target)
+    return os.path.join(target, "release", "portico")
+
+
+def _build_env():
+    """The caller's environment as it was before bench/run put the bench venv
+    first on PATH, so PyO3 picks the same interpreter as a plain cargo build
+    (and cargo doesn't rebuild everything for a changed environment)."""
+    env = dict(os.environ)
+    if env.get("BENCH_ORIG_PATH"):
+        env["PATH"] = env["BENCH_ORIG_PATH"]
+    env.pop("BENCH_ORIG_PATH", None)
+    return env
+
+
+class Portico:
+    def __init__(self):
+        self.bin = binary_path()
+        self.problem = None      # why there is no usable binary, or None
+        self.help_text = ""
+        self.version = None
+        self.build_log = None
+
+    def build(self, logdir, skip=False):
+        if skip:
+            if not os.path.exists(self.bin):
+                self.problem = f"not built ({self.bin} missing, --no-build given)"
+            return self._probe()
+        self.build_log = os.path.join(logdir, "cargo-build.log")
+        with open(self.build_log, "wb") as log:
+            try:
+                p = subprocess.run(["cargo", "build", "--release"], cwd=REPO,
+                                   stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, env=_build_env())
+                rc = p.returncode
+            except FileNotFoundError:
+                rc = "cargo not found"
+        if rc != 0:
+            with open(self.build_log, "rb") as f:
+                tail = f.read().decode("utf-8", "replace").strip().splitlines()
+            errs = [l for l in tail if l.startswith("error")][:3]
+            self.problem = (f"cargo build --release failed ({rc}): "
+                            + ("; ".join(errs) or (tail[-1] if tail else "")))
+            return self
+        if not os.path.exists(self.bin):
+            self.problem = f"cargo build succeeded but {self.bin} is missing"
+            return self
+        return self._probe()
+
+    def _probe(self):
+        if self.problem:
+            return self
+        try:
+            p = subprocess.run([self.bin, "--help"], capture_output=True,
+                               text=True, timeout=20)
+            self.help_text = p.stdout + p.stderr
+            v = subprocess.run([self.bin, "--version"], capture_output=True,
+                               text=True, timeout=20)
+            self.version = (v.stdout or v.stderr).strip().splitlines()[0] \
+                if (v.stdout or v.stderr).strip() else None
+        except (OSError, subprocess.TimeoutExpired) as e:
+            self.problem = f"cannot run {self.bin} --help: {e}"
+        return self
+
+    def missing(self, options):
+        """The options of `options` that `portico --help` does not mention."""
+        return [o for o in options
+                if not re.search(re.escape(o) + r"(?![\w-])", self.help_text)]
+
+    def unusable_reason(self, options):
+        """None if Portico can run this command line, else why not."""
+        if self.problem:
+            return self.problem
+        miss = self.missing(options)
+        if miss:
+            return "unsupported (missing " + ", ".join(miss) + ")"
+        return None

@@ -1,0 +1,247 @@
+"""Process plumbing for bench/: free ports, starting and killing servers,
+waiting for a first good answer, and RSS of a whole process tree from /proc.
+
+Every server is started in its own session (so its process group holds its
+master and all its workers) and is stopped through that group only: first
+its own "stop now" signal, then SIGKILL for whatever is left. Nothing else
+on the machine is ever signalled. Only loopback addresses are used.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def _children_map():
+    kids = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # the command name may hold spaces and parentheses: split after the last ')'
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        kids.setdefault(ppid, []).append(int(name))
+    return kids
+
+
+def tree_pids(root):
+    """root and all its descendants, found through /proc/*/stat."""
+    kids = _children_map()
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(kids.get(pid, []))
+    return out
+
+
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_rss_kib(roots):
+    """(sum of VmRSS in KiB, number of processes) over the trees of roots."""
+    total, count = 0, 0
+    for root in roots:
+        for pid in tree_pids(root):
+            kib = rss_kib(pid)
+            if kib:
+                total += kib
+                count += 1
+    return total, count
+
+
+class RssSampler:
+    """Samples the summed RSS of some process trees every `interval` s."""
+
+    def __init__(self, roots, interval=0.2):
+        self.roots, self.interval = roots, interval
+        self.peak_kib, self.samples = 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            kib, _ = tree_rss_kib(self.roots)
+            self.peak_kib = max(self.peak_kib, kib)
+            self.samples += 1
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+class Server:
+    """One running server: argv, its log file, and how to stop it."""
+
+    def __init__(self, name, argv, log_path, stop_signal=signal.SIGTERM,
+                 env=None, cwd=None):
+        self.name, self.argv, self.log_path = name, argv, log_path
+        self.stop_signal, self.env, self.cwd = stop_signal, env, cwd
+        self.proc = None
+        self.started_at = None
+
+    def start(self):
+        self._log = open(self.log_path, "wb")
+        self.started_at = time.monotonic()
+        self.proc = subprocess.Popen(
+            self.argv, stdin=subprocess.DEVNULL, stdout=self._log,
+            stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd,
+            start_new_session=True)
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines=15):
+        try:
+            with open(self.log_path, "rb") as f:
+                data = f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        return "\n".join(data.strip().splitlines()[-lines:])
+
+    def stop(self, grace=5.0):
+        """Stop the whole process group; SIGKILL it after `grace` seconds."""
+        if self.proc is None:
+            return
+        pgid = self.proc.pid  # start_new_session: pgid == pid of the leader
+        try:
+            os.killpg(pgid, self.stop_signal)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+        # workers may outlive their master for a moment; be sure of the group
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and _group_alive(pgid):
+            time.sleep(0.05)
+        if _group_alive(pgid):
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+        self._log.close()
+
+
+def _group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def http_get(url, timeout=1.0):
+    """(status, body) of a GET; status None on a connection failure."""
+    assert url.startswith(f"http://{LOOPBACK}:"), url
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except (OSError, urllib.error.URLError):
+        return None, b""
+
+
+def wait_ready(servers, url, timeout=30.0, poll=0.01):
+    """Poll url every `poll` s until it answers 200 or a server dies.
+
+    Returns (seconds from the first server's start to the first 200,
+    last status, last body). Raises RuntimeError on death or time-out.
+    """
+    t0 = servers[0].started_at
+    last = (None, b"")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for s in servers:
+            if not s.alive():
+                raise RuntimeError(
+                    f"{s.name} exited with code {s.proc.returncode} before "
+                    f"answering; log tail:\n{s.log_tail()}")
+        last = http_get(url, timeout=1.0)
+        if last[0] == 200:
+            return time.monotonic() - t0, last[0], last[1]
+        time.sleep(poll)
+    raise RuntimeError(
+        f"no 200 from {url} within {timeout:.0f}s (last status {last[0]}); "
+        f"log tail:\n" + "\n".join(s.log_tail() for s in servers))
+
+
+class Prober:
+    """While wrk loads a server, opens a fresh connection every `interval` s
+    and times one GET on it. wrk never counts a request that got no answer
+    at all, so a server that serves only some of its connections (one per
+    worker, say) would look fast; the probes show new clients starving."""
+
+    def __init__(self, url, interval=0.5, timeout=3.0):
+        self.url, self.interval, self.timeout = url, interval, timeout
+        self.latencies, self.failures = [], 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.wait(self.interval):
+            t0 = time.monotonic()
+            status, _ = http_get(self.url, timeout=self.timeout)
+            if status is not None and 200 <= status < 300:
+                self.latencies.append(time.monotonic() - t0)
+            elif not self._stop.is_set():
+                self.failures += 1
+
+    def summary(self):
+        n = len(self.latencies) + self.failures
+        return {"probes": n, "failed": self.failures,
+                "max_ms": max(self.latencies) * 1000 if self.latencies else None,
+                "median_ms": sorted(self.latencies)[len(self.latencies) // 2] * 1000
+                if self.latencies else None}
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()

@@ -1,0 +1,162 @@
+"""The results of a bench run: ratios, the text table, the JSON files and
+the PNG chart of the ratios.
+
+Ratio ("portico ÷ best peer") is computed per scenario on the Portico row:
+  * throughput scenarios: Portico req/s ÷ the best peer's req/s;
+  * idle-rss and startup (lower is better): best peer ÷ Portico,
+so that in every scenario a ratio above 1 means Portico wins.
+Scenarios without a Portico side (nginx-return) show n/a.
+"""
+
+import json
+import os
+import shutil
+
+LOWER_IS_BETTER = {"idle-rss", "startup"}
+
+
+def compute_ratios(rows, scenario_order):
+    for scen in scenario_order:
+        srows = [r for r in rows if r["scenario"] == scen]
+        portico = [r for r in srows if r.get("is_portico")]
+        peers = [r for r in srows if not r.get("is_portico")
+                 and r.get("value") is not None]
+        if not portico:
+            for r in srows:
+                r["ratio"] = None
+                r["ratio_note"] = "n/a (no portico side)"
+            continue
+        p = portico[0]
+        if p.get("value") is None or not peers:
+            p["ratio"] = None
+            p["ratio_note"] = "n/a"
+            continue
+        if scen in LOWER_IS_BETTER:
+            best = min(peers, key=lambda r: r["value"])
+            p["ratio"] = best["value"] / p["value"] if p["value"] else None
+        else:
+            best = max(peers, key=lambda r: r["value"])
+            p["ratio"] = p["value"] / best["value"] if best["value"] else None
+        p["ratio_vs"] = best["server"]
+
+
+def _fmt_result(r):
+    v = r.get("value")
+    if v is None:
+        return "-"
+    unit = r.get("unit")
+    if unit == "req/s":
+        s = f"{v:,.0f} req/s"
+        if r.get("show_mb"):
+            s += f" ({r['mb_per_s']:,.0f} MB/s)"
+        return s
+    if unit == "MiB/worker":
+        return f"{v:.1f} MiB/worker"
+    if unit == "s":
+        return f"{v * 1000:.0f} ms"
+    return f"{v:g} {unit}"
+
+
+def _fmt_lat(us):
+    if us is None:
+        return "-"
+    return f"{us / 1000:.2f} ms" if us < 1_000_000 else f"{us / 1e6:.2f} s"
+
+
+def _fmt_probe(p):
+    if not p or not p["probes"]:
+        return "-"
+    if p["failed"]:
+        return f"{p['failed']}/{p['probes']} lost"
+    return f"{p['max_ms']:.0f} ms"
+
+
+def _fmt_ratio(r):
+    if r.get("ratio") is not None:
+        return f"{r['ratio']:.2f}× (vs {r['ratio_vs']})"
+    return r.get("ratio_note", "")
+
+
+def table(rows):
+    head = ["scenario", "server", "result", "p50", "p99", "errors",
+            "new conn", "peak RSS", "portico ÷ best peer", "status"]
+    lines = []
+    for r in rows:
+        lines.append([
+            r["scenario"], r["server"], _fmt_result(r),
+            _fmt_lat(r.get("p50_us")), _fmt_lat(r.get("p99_us")),
+            "-" if r.get("errors") is None else str(r["errors"]),
+            _fmt_probe(r.get("probe")),
+            "-" if not r.get("peak_rss_kib") else f"{r['peak_rss_kib'] / 1024:.0f} MiB",
+            _fmt_ratio(r) if r.get("is_portico") or r.get("ratio_note") else "",
+            r["status"],
+        ])
+    widths = [max(len(h), *(len(l[i]) for l in lines)) if lines else len(h)
+              for i, h in enumerate(head)]
+    fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+    out = [fmt(head), fmt(["-" * w for w in widths])]
+    prev = None
+    for l in lines:
+        if prev is not None and l[0] != prev:
+            out.append("")
+        prev = l[0]
+        out.append(fmt(l))
+    return "\n".join(out)
+
+
+HEADER_NOTE = (
+    "ratio = portico ÷ best peer: req/s for throughput scenarios; for idle-rss "
+    "and startup (lower is better) it is best peer ÷ portico. >1 means Portico wins.\n"
+    "new conn = slowest answer to a fresh connection opened every 0.5 s during the run "
+    "(\"k/n lost\": no answer within 3 s).\n"
+    "status: ok | ERR (wrk saw errors >= 400 or socket errors, or new connections were "
+    "not answered) | FAIL (did not start or answered wrongly) | unsupported (Portico lacks "
+    "an option) | unavailable (no Portico binary).")
+
+
+def write_json(doc, results_dir, stamp):
+    os.makedirs(results_dir, exist_ok=True)
+    latest = os.path.join(results_dir, "latest.json")
+    dated = os.path.join(results_dir, f"{stamp}.json")
+    with open(dated, "w") as f:
+        json.dump(doc, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    shutil.copyfile(dated, latest)
+    return latest, dated
+
+
+def chart(rows, path):
+    """PNG bar chart of the Portico ratios. Returns None or an error string."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception as e:  # noqa: BLE001 - any import problem is reported
+        return f"matplotlib unavailable: {e}"
+    try:
+        pts = [(r["scenario"], r["ratio"], r.get("ratio_vs", ""))
+               for r in rows if r.get("is_portico") and r.get("ratio") is not None]
+        fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+        if pts:
+            names = [p[0] for p in pts]
+            vals = [p[1] for p in pts]
+            colors = ["#2e8b57" if v >= 1 else "#c0504d" for v in vals]
+            bars = ax.bar(names, vals, color=colors)
+            for b, (_, v, vs) in zip(bars, pts):
+                ax.annotate(f"{v:.2f}×\nvs {vs}", (b.get_x() + b.get_width() / 2, v),
+                            ha="center", va="bottom", fontsize=8)
+            ax.set_ylim(0, max(vals + [1.0]) * 1.3)
+        else:
+            ax.text(0.5, 0.5, "no Portico ratio measured yet\n(see the table)",
+                    ha="center", va="center", transform=ax.transAxes)
+        ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
+        ax.set_ylabel("portico ÷ best peer (>1: Portico wins)")
+        ax.set_title("Portico vs best peer per scenario")
+        plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
+        fig.tight_layout()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fig.savefig(path)
+        plt.close(fig)
+        return None
+    except Exception as e:  # noqa: BLE001 - a chart never fails the run
+        return f"chart failed: {type(e).__name__}: {e}"

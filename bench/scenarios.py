@@ -1,0 +1,221 @@
+"""The bench scenarios. Each returns rows (dicts) for the results table.
+
+Throughput scenarios (hello, flask, uwsgi-nginx, static-4k, static-1m,
+nginx-return) start one stack at a time on a free loopback port, check that
+it answers 200 with the right body, warm it up with wrk, then measure with
+wrk while sampling the RSS of the server trees every 200 ms, and stop it.
+idle-rss and startup start the hello stacks and measure memory at rest and
+time to the first 200 answer.
+"""
+
+import os
+import shlex
+import statistics
+import time
+
+import servers as S
+from procs import Prober, RssSampler, http_get, tree_rss_kib, wait_ready
+from wrk import run_wrk, warm_up
+
+DESCRIPTIONS = {
+    "hello": "WSGI hello world (apps/hello.py) over HTTP, keep-alive",
+    "flask": "Flask jsonify route /json (apps/flask_app.py) over HTTP",
+    "uwsgi-nginx": "nginx uwsgi_pass -> portico --socket vs uwsgi --socket (hello app)",
+    "static-4k": "a 4 KiB static file: portico --static-map vs nginx (sendfile on)",
+    "static-1m": "a 1 MiB static file: portico --static-map vs nginx; MB/s too",
+    "nginx-return": 'nginx return 200 "Hello, World!": the machine\'s ceiling',
+    "idle-rss": "RSS of the whole server tree at rest, per worker (lower is better)",
+    "startup": "time from exec to the first 200 on the hello app (lower is better)",
+}
+ORDER = list(DESCRIPTIONS)
+
+
+def _row(scen, stack, opts):
+    return {
+        "scenario": scen, "server": stack.name, "is_portico": stack.is_portico,
+        "status": "ok", "note": "", "value": None, "unit": None,
+        "commands": stack.command_lines(), "url": stack.url,
+        "workers": opts.workers,
+    }
+
+
+def _portico_gate(row, stack, portico):
+    """Fills row and returns False if Portico can't run this stack."""
+    if not stack.is_portico:
+        return True
+    why = portico.unusable_reason(stack.needs_portico)
+    if why is None:
+        return True
+    row["status"] = why if why.startswith("unsupported") else "unavailable"
+    row["note"] = why
+    if "failed" in why:
+        row["status"] = "FAIL"
+    return False
+
+
+def _check_answer(stack, status, body):
+    if status != 200:
+        return f"answered {status}"
+    if stack.expect is not None:
+        exact = getattr(stack, "exact", False)
+        ok = body == stack.expect if exact else body.startswith(stack.expect)
+        if not ok:
+            return f"unexpected body ({len(body)} bytes): {body[:60]!r}"
+    return None
+
+
+def _start(stack, timeout=60.0):
+    for s in stack.servers:
+        s.start()
+    return wait_ready(stack.servers, stack.url, timeout=timeout)
+
+
+def _stop(stack):
+    for s in reversed(stack.servers):
+        s.stop()
+
+
+def load_row(scen, make_stack, opts, portico, show_mb=False):
+    stack = make_stack()
+    row = _row(scen, stack, opts)
+    row["unit"], row["show_mb"] = "req/s", show_mb
+    if not _portico_gate(row, stack, portico):
+        return row
+    try:
+        _, status, body = _start(stack)
+        bad = _check_answer(stack, status, body)
+        if bad:
+            raise RuntimeError(f"sanity check failed: {bad}")
+        warm = warm_up(stack.url, opts.warmup, opts.connections, opts.wrk_threads)
+        row["wrk_warmup_command"] = shlex.join(warm) if warm else None
+        with RssSampler([s.pid for s in stack.servers], 0.2) as rss, \
+                Prober(stack.url) as probe:
+            res, argv = run_wrk(stack.url, opts.duration, opts.connections,
+                                opts.wrk_threads)
+        for s in stack.servers:
+            if not s.alive():
+                raise RuntimeError(f"{s.name} died during the run:\n{s.log_tail()}")
+        row.update({
+            "value": res["rps"], "mb_per_s": res["mb_per_s"],
+            "p50_us": res["latency_us"]["p50"], "p99_us": res["latency_us"]["p99"],
+            "errors": res["error_total"], "peak_rss_kib": rss.peak_kib,
+            "rss_samples": rss.samples, "wrk": res, "wrk_command": shlex.join(argv),
+            "probe": probe.summary(),
+        })
+        notes = []
+        if res["error_total"]:
+            e = res["errors"]
+            notes.append("wrk errors: " + ", ".join(f"{k} {v}" for k, v in e.items() if v))
+        pr = row["probe"]
+        if pr["failed"]:
+            notes.append(f"{pr['failed']} of {pr['probes']} fresh-connection probes got "
+                         f"no answer within {probe.timeout:g} s (new clients starve)")
+        if notes:
+            row["status"] = "ERR"
+            row["note"] = "; ".join(notes)
+    except Exception as e:  # noqa: BLE001 - a server failure is a row, not a crash
+        row["status"] = "FAIL"
+        row["note"] = f"{type(e).__name__}: {e}"
+    finally:
+        _stop(stack)
+        row["logs"] = [s.log_path for s in stack.servers]
+    return row
+
+
+def _static_dir(opts):
+    d = os.path.join(opts.tmpdir, "www", "static")
+    if not os.path.isdir(d):
+        os.makedirs(d)
+        # nginx workers run as nobody: everything on the path must be readable
+        for p in (opts.tmpdir, os.path.dirname(d), d):
+            os.chmod(p, 0o755)
+        for name, size in (("4k.bin", 4096), ("1m.bin", 1 << 20)):
+            path = os.path.join(d, name)
+            with open(path, "wb") as f:
+                f.write(os.urandom(size))
+            os.chmod(path, 0o644)
+    return d
+
+
+def _static_stack(stack, d, fname):
+    with open(os.path.join(d, fname), "rb") as f:
+        stack.expect = f.read()
+    stack.exact = True
+    return stack
+
+
+def run_scenario(scen, ctx, opts, portico):
+    if scen in ("hello", "flask"):
+        return [load_row(scen, mk, opts, portico) for mk in S.app_servers(ctx, scen)]
+    if scen == "uwsgi-nginx":
+        return [load_row(scen, lambda b=b: S.nginx_uwsgi_pass(ctx, b), opts, portico)
+                for b in ("portico", "uwsgi")]
+    if scen in ("static-4k", "static-1m"):
+        d = _static_dir(opts)
+        fname = "4k.bin" if scen == "static-4k" else "1m.bin"
+        return [load_row(scen, lambda f=f: _static_stack(f(ctx, d, fname), d, fname),
+                         opts, portico, show_mb=True)
+                for f in (S.portico_static, S.nginx_static)]
+    if scen == "nginx-return":
+        return [load_row(scen, lambda: S.nginx_return(ctx), opts, portico)]
+    if scen == "idle-rss":
+        return [idle_rss_row(mk, opts, portico) for mk in S.app_servers(ctx, "hello")]
+    if scen == "startup":
+        return [startup_row(mk, opts, portico) for mk in S.app_servers(ctx, "hello")]
+    raise KeyError(scen)
+
+
+def idle_rss_row(make_stack, opts, portico, settle=2.0):
+    stack = make_stack()
+    row = _row("idle-rss", stack, opts)
+    row["unit"] = "MiB/worker"
+    if not _portico_gate(row, stack, portico):
+        return row
+    try:
+        _, status, body = _start(stack)
+        bad = _check_answer(stack, status, body)
+        if bad:
+            raise RuntimeError(f"sanity check failed: {bad}")
+        time.sleep(settle)
+        kib, nproc = tree_rss_kib([s.pid for s in stack.servers])
+        row.update({"value": kib / 1024 / opts.workers, "peak_rss_kib": kib,
+                    "processes": nproc,
+                    "note": f"{nproc} processes, {kib / 1024:.1f} MiB in all"})
+    except Exception as e:  # noqa: BLE001
+        row["status"], row["note"] = "FAIL", f"{type(e).__name__}: {e}"
+    finally:
+        _stop(stack)
+        row["logs"] = [s.log_path for s in stack.servers]
+    return row
+
+
+def startup_row(make_stack, opts, portico):
+    times, row = [], None
+    for _ in range(opts.startup_runs):
+        stack = make_stack()  # a fresh port each time
+        if row is None:
+            row = _row("startup", stack, opts)
+            row["unit"] = "s"
+            if not _portico_gate(row, stack, portico):
+                return row
+        try:
+            secs, status, body = _start(stack)
+            bad = _check_answer(stack, status, body)
+            if bad:
+                raise RuntimeError(f"sanity check failed: {bad}")
+            times.append(secs)
+        except Exception as e:  # noqa: BLE001
+            row["status"], row["note"] = "FAIL", f"{type(e).__name__}: {e}"
+            break
+        finally:
+            _stop(stack)
+            row.setdefault("logs", []).extend(s.log_path for s in stack.servers)
+    if times and row["status"] == "ok":
+        row["value"] = statistics.median(times)
+        row["runs_s"] = times
+        row["note"] = (f"median of {len(times)}: "
+                       + ", ".join(f"{t * 1000:.0f}" for t in times) + " ms")
+    return row
+
+
+__all__ = ["DESCRIPTIONS", "ORDER", "run_scenario", "http_get"]

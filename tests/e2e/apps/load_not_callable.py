@@ -1,0 +1,3 @@
+"""App-loading test app whose `application` is not callable."""
+
+application = "this string is not a WSGI callable"
