@@ -50,6 +50,8 @@ pub struct Config {
     pub virtualenv: Option<PathBuf>,
     pub env: Vec<(String, String)>,
     pub threads: usize,
+    /// No per-request access log line (`--disable-logging`).
+    pub disable_logging: bool,
 }
 
 /// Default WSGI callable name, as in uWSGI.
@@ -71,6 +73,7 @@ impl Default for Config {
             virtualenv: None,
             env: Vec::new(),
             threads: 1,
+            disable_logging: false,
         }
     }
 }
@@ -89,6 +92,7 @@ impl Config {
             match s.option.name {
                 "help" => config.show_help = parse_bool(&s.value).unwrap_or(true),
                 "version" => config.show_version = parse_bool(&s.value).unwrap_or(true),
+                "disable-logging" => config.disable_logging = parse_bool(&s.value).unwrap_or(true),
                 "http" | "http-socket" => config.listeners.push(Listener {
                     protocol: Protocol::Http,
                     addr: parse_addr(&s.value)

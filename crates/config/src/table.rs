@@ -20,6 +20,7 @@ pub enum Topic {
     Listeners,
     App,
     Processes,
+    Logging,
 }
 
 impl Topic {
@@ -29,6 +30,7 @@ impl Topic {
             Topic::Listeners => "Listeners",
             Topic::App => "Application",
             Topic::Processes => "Processes and threads",
+            Topic::Logging => "Logging",
         }
     }
 }
@@ -73,115 +75,21 @@ use Kind::*;
 use Topic::*;
 
 /// Every option Portico knows, in the order `--help` lists them.
+#[rustfmt::skip]
 pub static OPTIONS: &[OptionSpec] = &[
-    opt(
-        "help",
-        &["usage"],
-        Some('h'),
-        Flag,
-        General,
-        "",
-        "print this help and exit",
-    ),
-    opt(
-        "version",
-        &[],
-        None,
-        Flag,
-        General,
-        "",
-        "print the version and the Python it embeds, then exit",
-    ),
-    opt(
-        "http",
-        &[],
-        None,
-        List,
-        Listeners,
-        "ADDR",
-        "serve HTTP/1.1 on ADDR (host:port, :port, [::1]:port)",
-    ),
-    opt(
-        "http-socket",
-        &[],
-        None,
-        List,
-        Listeners,
-        "ADDR",
-        "serve HTTP/1.1 on ADDR in the worker (same as --http here)",
-    ),
-    opt(
-        "wsgi-file",
-        &["file"],
-        None,
-        Value,
-        App,
-        "FILE",
-        "load the WSGI app from a Python file",
-    ),
-    opt(
-        "module",
-        &["wsgi"],
-        Some('w'),
-        Value,
-        App,
-        "MOD[:CALLABLE]",
-        "load the WSGI app from a module (mod, mod:callable, mod:factory())",
-    ),
-    opt(
-        "callable",
-        &[],
-        None,
-        Value,
-        App,
-        "NAME",
-        "name of the WSGI callable (default: application)",
-    ),
-    opt(
-        "pythonpath",
-        &["python-path", "pp"],
-        None,
-        List,
-        App,
-        "DIR",
-        "add DIR to the front of sys.path (repeatable)",
-    ),
-    opt(
-        "chdir",
-        &[],
-        None,
-        Value,
-        App,
-        "DIR",
-        "change to DIR before loading the app",
-    ),
-    opt(
-        "virtualenv",
-        &["venv", "home", "pyhome"],
-        Some('H'),
-        Value,
-        App,
-        "DIR",
-        "use the virtualenv at DIR (default: $VIRTUAL_ENV)",
-    ),
-    opt(
-        "env",
-        &[],
-        None,
-        List,
-        App,
-        "KEY=VALUE",
-        "set an environment variable before loading the app (repeatable)",
-    ),
-    opt(
-        "threads",
-        &[],
-        None,
-        Value,
-        Processes,
-        "N",
-        "concurrent Python calls per worker (default 1)",
-    ),
+    opt("help", &["usage"], Some('h'), Flag, General, "", "print this help and exit"),
+    opt("version", &[], None, Flag, General, "", "print the version and the Python it embeds, then exit"),
+    opt("http", &[], None, List, Listeners, "ADDR", "serve HTTP/1.1 on ADDR (host:port, :port, [::1]:port)"),
+    opt("http-socket", &[], None, List, Listeners, "ADDR", "serve HTTP/1.1 on ADDR in the worker (same as --http here)"),
+    opt("wsgi-file", &["file"], None, Value, App, "FILE", "load the WSGI app from a Python file"),
+    opt("module", &["wsgi"], Some('w'), Value, App, "MOD[:CALLABLE]", "load the WSGI app from a module (mod, mod:callable, mod:factory())"),
+    opt("callable", &[], None, Value, App, "NAME", "name of the WSGI callable (default: application)"),
+    opt("pythonpath", &["python-path", "pp"], None, List, App, "DIR", "add DIR to the front of sys.path (repeatable)"),
+    opt("chdir", &[], None, Value, App, "DIR", "change to DIR before loading the app"),
+    opt("virtualenv", &["venv", "home", "pyhome"], Some('H'), Value, App, "DIR", "use the virtualenv at DIR (default: $VIRTUAL_ENV)"),
+    opt("env", &[], None, List, App, "KEY=VALUE", "set an environment variable before loading the app (repeatable)"),
+    opt("threads", &[], None, Value, Processes, "N", "concurrent Python calls per worker (default 1)"),
+    opt("disable-logging", &[], Some('L'), Flag, Logging, "", "do not write the per-request access log line"),
 ];
 
 /// Find an option by any of its long names (without dashes).
@@ -232,7 +140,7 @@ pub fn help_text() -> String {
         "Usage: portico [OPTIONS]\n\nServe a Python WSGI application.\n\
          Example: portico --http :8000 --wsgi-file app.py\n",
     );
-    for topic in [General, Listeners, App, Processes] {
+    for topic in [General, Listeners, App, Processes, Logging] {
         out.push_str(&format!("\n{}:\n", topic.title()));
         for o in OPTIONS.iter().filter(|o| o.topic == topic) {
             let mut names = String::new();
