@@ -19,6 +19,7 @@ import datetime
 import os
 import platform
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -33,8 +34,10 @@ NOTES = [
     "Python servers run 1 Python thread per worker except gunicorn-gthread (--threads 4).",
     "Keep-alive is on for every server that has it. gunicorn's sync worker closes the "
     "connection after each response (that is how it works), so wrk reconnects per request. "
-    "uWSGI serves HTTP with --http11-socket: its --http-socket closes every connection "
-    "without a Connection: close header, which wrk counts as read errors.",
+    "uWSGI has two rows: 'uwsgi' (--http11-socket, keep-alive; a busy worker stays on one "
+    "connection, so new clients may wait: see 'new conn') and 'uwsgi-close' (--http-socket, "
+    "which closes after each response; --add-header 'Connection: close' makes it say so, "
+    "otherwise wrk counts every close as a read error).",
     "wrk counts as errors: socket errors (connect/read/write/timeout) and responses with "
     "status >= 400; each stack's first answer is checked to be 200 with the right body.",
     "Client and servers share the same cores (loopback); wrk runs with -t1 so it takes one "
@@ -137,6 +140,8 @@ def main(argv=None):
     from portico import Portico
     from scenarios import run_scenario
 
+    # a SIGTERM ends the run like Ctrl-C: the finally blocks stop every server
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     todo = opts.scenarios or ORDER
     now = datetime.datetime.now().astimezone()
     stamp = now.strftime("%Y%m%d-%H%M%S")
@@ -166,7 +171,10 @@ def main(argv=None):
 
     report.compute_ratios(rows, todo)
     png = os.path.join(opts.results, "ratios.png")
-    chart_err = report.chart(rows, png)
+    chart_err = report.chart(rows, png, subtitle=(
+        f"{now:%Y-%m-%d %H:%M} · {cpu_model()} · {os.cpu_count()} cores · "
+        f"{opts.workers} workers · {opts.duration}s × {opts.connections} conns"
+        + (" · smoke" if opts.smoke else "")))
 
     doc = {
         "date": now.isoformat(timespec="seconds"),
@@ -180,6 +188,7 @@ def main(argv=None):
         "versions": versions(portico),
         "portico_build": {"problem": portico.problem, "log": portico.build_log,
                           "binary": portico.bin},
+        "server_env": {k: ctx.env.get(k) for k in ("PYTHONPATH", "VIRTUAL_ENV")},
         "ratio_definition": report.HEADER_NOTE,
         "notes": NOTES,
         "chart": png if chart_err is None else None,

@@ -125,7 +125,7 @@ def write_json(doc, results_dir, stamp):
     return latest, dated
 
 
-def chart(rows, path):
+def chart(rows, path, subtitle=""):
     """PNG bar chart of the Portico ratios. Returns None or an error string."""
     try:
         import matplotlib
@@ -151,7 +151,8 @@ def chart(rows, path):
                     ha="center", va="center", transform=ax.transAxes)
         ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
         ax.set_ylabel("portico ÷ best peer (>1: Portico wins)")
-        ax.set_title("Portico vs best peer per scenario")
+        ax.set_title("Portico vs best peer per scenario" + (f"\n{subtitle}" if subtitle else ""),
+                     fontsize=10)
         plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
         fig.tight_layout()
         os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -159,9 +159,11 @@ def run_scenario(scen, ctx, opts, portico):
     if scen == "nginx-return":
         return [load_row(scen, lambda: S.nginx_return(ctx), opts, portico)]
     if scen == "idle-rss":
-        return [idle_rss_row(mk, opts, portico) for mk in S.app_servers(ctx, "hello")]
+        return [idle_rss_row(mk, opts, portico)
+                for mk in S.app_servers(ctx, "hello", load=False)]
     if scen == "startup":
-        return [startup_row(mk, opts, portico) for mk in S.app_servers(ctx, "hello")]
+        return [startup_row(mk, opts, portico)
+                for mk in S.app_servers(ctx, "hello", load=False)]
     raise KeyError(scen)
 
 

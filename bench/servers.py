@@ -99,18 +99,25 @@ def granian(ctx, app):
                  f"http://{LOOPBACK}:{port}{path}", expect)
 
 
-def uwsgi_http(ctx, app):
+def uwsgi_http(ctx, app, keepalive=True):
+    """uWSGI's own HTTP socket. keepalive=True: --http11-socket (a worker
+    stays on one keep-alive connection while it is busy, so new clients can
+    wait). keepalive=False: --http-socket, which closes every connection
+    after one response; it is told to say so with "Connection: close"
+    (without it, wrk counts each close as a read error)."""
     f, _, path, expect = APPS[app]
     port = free_port()
-    # --http11-socket, not --http-socket: uWSGI's plain --http-socket closes
-    # every connection after one response without a "Connection: close"
-    # (wrk counts each as a read error); --http11-socket keeps them alive.
-    argv = [venv_tool("uwsgi"), "--http11-socket", f"{LOOPBACK}:{port}",
-            "--wsgi-file", os.path.join(APPS_DIR, f),
-            "--processes", str(ctx.workers), "--master", "--disable-logging",
-            "--need-app"]
+    if keepalive:
+        name, sock = "uwsgi", ["--http11-socket", f"{LOOPBACK}:{port}"]
+    else:
+        name = "uwsgi-close"
+        sock = ["--http-socket", f"{LOOPBACK}:{port}", "--add-header", "Connection: close"]
+    argv = [venv_tool("uwsgi")] + sock + [
+        "--wsgi-file", os.path.join(APPS_DIR, f),
+        "--processes", str(ctx.workers), "--master", "--disable-logging",
+        "--need-app"]
     # uWSGI 2.0: SIGTERM means "reload"; SIGINT means "stop now".
-    return Stack("uwsgi", [ctx.server("uwsgi", argv, signal.SIGINT)],
+    return Stack(name, [ctx.server(name, argv, signal.SIGINT)],
                  f"http://{LOOPBACK}:{port}{path}", expect)
 
 
@@ -128,12 +135,18 @@ def gunicorn(ctx, app, threads=None):
                  f"http://{LOOPBACK}:{port}{path}", expect)
 
 
-def app_servers(ctx, app):
-    """The rows of the hello/flask/idle-rss/startup scenarios, Portico first."""
-    return [
+def app_servers(ctx, app, load=True):
+    """The rows of the hello/flask/idle-rss/startup scenarios, Portico first.
+    Under load uWSGI gets two rows (keep-alive and close-per-request); at
+    rest and at start-up the two are the same processes, so one row."""
+    rows = [
         lambda: portico_http(ctx, app),
         lambda: granian(ctx, app),
         lambda: uwsgi_http(ctx, app),
+    ]
+    if load:
+        rows.append(lambda: uwsgi_http(ctx, app, keepalive=False))
+    return rows + [
         lambda: gunicorn(ctx, app),
         lambda: gunicorn(ctx, app, threads=4),
     ]

@@ -136,6 +136,21 @@ def test_no_100_continue_when_the_app_never_reads_the_body(server):
         assert first.status == 200, f"expected the final response first, got {first.raw_head!r}"
 
 
+def test_body_sent_after_an_unread_expect_is_never_parsed_as_a_request(server):
+    smuggled = b"GET /say/smuggled HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    head = build("POST", "/ignore", headers=[("Expect", "100-continue"), ("Content-Length", str(len(smuggled)))])
+    with Conn.to(server, timeout=5) as conn:
+        conn.send(head)
+        first = conn.read_response(skip_interim=False)
+        assert (first.status, first.body) == (200, b"ignored")
+        # a client that gave up waiting for 100 sends the body anyway, then its next request
+        if conn.send(smuggled + get("/say/next", headers=[("Connection", "close")])):
+            rest = conn.read_to_eof()
+            bodies = [r.body for r in parse_all(rest)]
+            assert b"smuggled" not in bodies, "the request body was parsed as a request"
+            assert bodies in ([], [b"next"])
+
+
 # --- HEAD ---------------------------------------------------------------------------------
 
 
@@ -257,15 +272,16 @@ def test_app_content_length_longer_than_body_cuts_the_connection(server):
         assert conn.eof
 
 
+@pytest.mark.parametrize("route", ["/status/", "/status-cl/"], ids=["no-length", "app-length"])
 @pytest.mark.parametrize("code", [204, 304])
-def test_204_and_304_never_carry_a_body(server, code):
+def test_204_and_304_never_carry_a_body(server, code, route):
     with Conn.to(server) as conn:
-        conn.send(get(f"/status/{code}") + get("/say/next"))
+        conn.send(get(f"{route}{code}") + get("/say/next"))
         resp = conn.read_response()
         assert resp.status == code
         assert not resp.has_header("transfer-encoding"), resp
         if code == 204:
-            assert not resp.has_header("content-length"), resp
+            assert not resp.has_header("content-length"), "RFC 9110 §8.6: no Content-Length in a 204"
         # the next thing on the wire must be the next response, not the app's body
         nxt = conn.read_response()
         assert (nxt.status, nxt.body) == (200, b"next"), nxt
@@ -308,6 +324,18 @@ def test_ignored_chunked_body_is_drained_not_parsed(server):
     assert [(r.status, r.body) for r in responses] == [(200, b"ignored"), (200, b"second")], responses
 
 
+def test_partly_read_bodies_are_drained_not_parsed(server):
+    reqs = (
+        build("POST", "/read3", body=b"012" + SMUGGLED)
+        + build("POST", "/read3", headers=[("Transfer-Encoding", "chunked")], body=chunked(b"ab", b"c" + SMUGGLED))
+        + get("/say/last", headers=[("Connection", "close")])
+    )
+    with Conn.to(server) as conn:
+        conn.send(reqs)
+        data = conn.read_to_eof()
+    assert [r.body for r in parse_all(data)] == [b"012", b"abc", b"last"]
+
+
 # --- half-close and streaming -------------------------------------------------------------
 
 
@@ -319,18 +347,23 @@ def test_client_half_close_after_a_full_request_is_answered(server):
     assert (resp.status, resp.body) == (200, b"hello world")
 
 
-def test_yielded_block_is_sent_without_waiting_for_the_next(server):
+@pytest.mark.parametrize("path", ["/slow", "/slow-cl"], ids=["chunked", "content-length"])
+def test_yielded_block_is_sent_without_waiting_for_the_next(server, path):
     with Conn.to(server) as conn:
         t0 = time.monotonic()
-        conn.send(get("/slow"))
+        conn.send(get(path))
         resp = conn.read_head()
-        assert (resp.header("transfer-encoding") or "").lower() == "chunked"
-        size = conn.read_line()
-        first = conn.read_exact(int(size, 16))
-        t_first = time.monotonic() - t0
-        conn.read_exact(2)
-        size = conn.read_line()
-        second = conn.read_exact(int(size, 16))
+        if path == "/slow":
+            assert (resp.header("transfer-encoding") or "").lower() == "chunked"
+            first = conn.read_exact(int(conn.read_line(), 16))
+            t_first = time.monotonic() - t0
+            conn.read_exact(2)
+            second = conn.read_exact(int(conn.read_line(), 16))
+        else:
+            assert resp.header("content-length") == "2"
+            first = conn.read_exact(1)
+            t_first = time.monotonic() - t0
+            second = conn.read_exact(1)
         t_second = time.monotonic() - t0
     assert (first, second) == (b"a", b"b")
     assert t_first < 0.8, f"first block arrived after {t_first:.2f}s (held until the next one?)"

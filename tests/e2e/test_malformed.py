@@ -86,6 +86,11 @@ CASES = {
     "http11_without_host": (b"GET / HTTP/1.1\r\n\r\n", BAD),
     "duplicate_host": (GET + b"Host: a.example\r\nHost: b.example\r\n\r\n", BAD),
     "duplicate_identical_host": (GET + H + H + b"\r\n", BAD),
+    # RFC 9112 §3.2: a Host with an invalid field value is a 400 too (uri-host [":" port])
+    "host_with_space": (GET + b"Host: a b\r\n\r\n", BAD),
+    "host_with_slash": (GET + b"Host: example.com/evil\r\n\r\n", BAD),
+    "host_with_userinfo": (GET + b"Host: user@example.com\r\n\r\n", BAD),
+    "host_with_bad_port": (GET + b"Host: example.com:abc\r\n\r\n", BAD),
     # limits: 8 KiB request line, 8 KiB field, 64 KiB of headers, 100 fields
     "request_line_too_long": (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n" + H + b"\r\n", (414,)),
     "header_field_too_long": (GET + H + b"X-Big: " + b"a" * 9000 + b"\r\n\r\n", (431,)),
@@ -99,6 +104,9 @@ CASES = {
 ACCEPTED = {
     "chunked_with_extensions_and_trailer": b"POST / HTTP/1.1\r\n" + H
     + b"Transfer-Encoding: chunked\r\n\r\n5;a=b\r\nhello\r\n0\r\nX-T: 1\r\n\r\n",
+    # RFC 9112 §7.1.1: chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] ); BWS must be accepted
+    "chunk_extension_with_bws": b"POST / HTTP/1.1\r\n" + H
+    + b"Transfer-Encoding: chunked\r\n\r\n5 ; a = b\r\nhello\r\n0\r\n\r\n",
     "content_length_leading_zeros": b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 005\r\n\r\nhello",
     "hundred_header_fields": GET + H + b"".join(b"X-H%d: v\r\n" % i for i in range(99)) + b"\r\n",
     "long_target_under_8k": b"GET /" + b"a" * 8000 + b" HTTP/1.1\r\n" + H + b"\r\n",
@@ -108,6 +116,8 @@ ACCEPTED = {
     "leading_empty_line": b"\r\n" + GET + H + b"\r\n",
     "tab_and_empty_values": GET + H + b"X-Tab: a\tb\r\nX-Empty:\r\n\r\n",
     "absolute_form": b"GET http://localhost/abs HTTP/1.1\r\n" + H + b"\r\n",
+    "host_ipv6_with_port": GET + b"Host: [::1]:8000\r\n\r\n",
+    "host_ipv4": GET + b"Host: 10.1.2.3\r\n\r\n",
 }
 
 

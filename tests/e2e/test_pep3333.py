@@ -361,6 +361,11 @@ BAD_START = [
     "headers-tuple-not-list", "header-value-int", "header-name-bytes", "header-value-bytes",
     "header-three-items", "header-value-crlf", "header-value-lf", "header-value-cr",
     "header-name-crlf", "header-name-colon", "header-value-non-latin1", "status-crlf",
+    # a WSGI response is final: a 1xx from the app would leave the client waiting
+    "status-100", "status-101", "status-103",
+    # the app's Content-Length frames the response, so it must be one valid number
+    "header-content-length-abc", "header-content-length-negative", "header-two-content-lengths",
+    "header-status",
 ]
 
 
@@ -368,7 +373,7 @@ def exchange_all(server, request, method="GET"):
     """One response plus whatever else the server sends within 0.3 s (to catch injections)."""
     with Conn.to(server, timeout=5) as conn:
         conn.send(request)
-        resp = conn.read_response(method)
+        resp = conn.read_response(method, skip_interim=False)  # a 1xx counts as the answer
         extra = conn.read_available(0.3)
     return resp, resp.raw_head + resp.body + extra
 
@@ -481,6 +486,15 @@ def test_close_called_once_after_exception_mid_stream(close_server, close_log):
     assert_closed_once(close_log, tag)
 
 
+def test_close_called_once_after_exception_before_the_first_block(close_server, close_log):
+    tag = uuid.uuid4().hex
+    with Conn.to(close_server) as conn:
+        conn.send(build("GET", f"/raise-first?tag={tag}"))
+        resp = conn.read_response()
+    assert resp.status == 500, resp
+    assert_closed_once(close_log, tag)
+
+
 def test_close_called_once_for_head(close_server, close_log):
     tag = uuid.uuid4().hex
     with Conn.to(close_server) as conn:
@@ -502,6 +516,18 @@ def test_close_called_once_when_the_client_disconnects(close_server, close_log):
     conn.close()  # hang up mid-stream
     assert_closed_once(close_log, tag)
     # and the process still serves
+    with Conn.to(close_server) as conn:
+        conn.send(build("GET", "/filewrapper-exists"))
+        assert conn.read_response().body == b"yes"
+
+
+def test_close_called_once_when_the_client_leaves_before_the_response(close_server, close_log):
+    tag = uuid.uuid4().hex
+    conn = Conn.to(close_server)
+    conn.send(build("GET", f"/slow-start?tag={tag}"))
+    time.sleep(0.1)
+    conn.close()  # gone while the app is still working on its first block
+    assert_closed_once(close_log, tag)
     with Conn.to(close_server) as conn:
         conn.send(build("GET", "/filewrapper-exists"))
         assert conn.read_response().body == b"yes"

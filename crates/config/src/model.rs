@@ -1,6 +1,7 @@
 //! The typed configuration built from settings, and its validation.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::argv::parse_bool;
 use crate::{ConfigError, Setting};
@@ -52,6 +53,77 @@ pub struct Config {
     pub threads: usize,
     /// No per-request access log line (`--disable-logging`).
     pub disable_logging: bool,
+    pub process: ProcessConfig,
+}
+
+/// The process model: master, workers, recycling, limits, daemon options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessConfig {
+    pub master: bool,
+    pub processes: usize,
+    pub lazy_apps: bool,
+    /// Listen queue of every socket.
+    pub listen: u32,
+    /// Recycle after this many requests (0: never).
+    pub max_requests: u64,
+    pub max_requests_delta: u64,
+    pub max_requests_jitter: u64,
+    pub min_worker_lifetime: Duration,
+    /// RSS limits in bytes (0: none).
+    pub reload_on_rss: u64,
+    pub evil_reload_on_rss: u64,
+    /// Address-space limit in bytes (0: none).
+    pub limit_as: u64,
+    /// Per-request wall-clock limit (zero: none).
+    pub harakiri: Duration,
+    pub harakiri_verbose: bool,
+    pub reload_mercy: Duration,
+    pub touch_reload: Vec<PathBuf>,
+    pub daemonize: Option<PathBuf>,
+    pub logto: Option<PathBuf>,
+    pub pidfile: Option<PathBuf>,
+    pub pidfile2: Option<PathBuf>,
+    pub vacuum: bool,
+    pub uid: Option<String>,
+    pub gid: Option<String>,
+}
+
+/// Default listen queue (uWSGI's is 100, which overflows under bursts).
+pub const DEFAULT_LISTEN: u32 = 1024;
+/// uWSGI's `min-worker-lifetime` default.
+pub const DEFAULT_MIN_WORKER_LIFETIME: Duration = Duration::from_secs(10);
+/// uWSGI's `worker-reload-mercy` default.
+pub const DEFAULT_RELOAD_MERCY: Duration = Duration::from_secs(60);
+/// Upper bound on `--processes`.
+pub const MAX_PROCESSES: usize = 1024;
+
+impl Default for ProcessConfig {
+    fn default() -> Self {
+        ProcessConfig {
+            master: false,
+            processes: 1,
+            lazy_apps: false,
+            listen: DEFAULT_LISTEN,
+            max_requests: 0,
+            max_requests_delta: 0,
+            max_requests_jitter: 0,
+            min_worker_lifetime: DEFAULT_MIN_WORKER_LIFETIME,
+            reload_on_rss: 0,
+            evil_reload_on_rss: 0,
+            limit_as: 0,
+            harakiri: Duration::ZERO,
+            harakiri_verbose: false,
+            reload_mercy: DEFAULT_RELOAD_MERCY,
+            touch_reload: Vec::new(),
+            daemonize: None,
+            logto: None,
+            pidfile: None,
+            pidfile2: None,
+            vacuum: false,
+            uid: None,
+            gid: None,
+        }
+    }
 }
 
 /// Default WSGI callable name, as in uWSGI.
@@ -74,6 +146,7 @@ impl Default for Config {
             env: Vec::new(),
             threads: 1,
             disable_logging: false,
+            process: ProcessConfig::default(),
         }
     }
 }
@@ -92,7 +165,36 @@ impl Config {
             match s.option.name {
                 "help" => config.show_help = parse_bool(&s.value).unwrap_or(true),
                 "version" => config.show_version = parse_bool(&s.value).unwrap_or(true),
-                "disable-logging" => config.disable_logging = parse_bool(&s.value).unwrap_or(true),
+                "disable-logging" => config.disable_logging = flag(s),
+                "master" => config.process.master = flag(s),
+                "processes" => {
+                    config.process.processes = number(s, 1, MAX_PROCESSES as u64)? as usize
+                }
+                "enable-threads" | "die-on-term" | "harakiri-verbose" => {
+                    config.process.harakiri_verbose |=
+                        s.option.name == "harakiri-verbose" && flag(s)
+                }
+                "lazy-apps" => config.process.lazy_apps = flag(s),
+                "listen" => config.process.listen = number(s, 1, 65535)? as u32,
+                "max-requests" => config.process.max_requests = number(s, 0, u64::MAX)?,
+                "max-requests-delta" => config.process.max_requests_delta = number(s, 0, u64::MAX)?,
+                "max-requests-jitter" => {
+                    config.process.max_requests_jitter = number(s, 0, u64::MAX)?
+                }
+                "min-worker-lifetime" => config.process.min_worker_lifetime = seconds(s)?,
+                "reload-on-rss" => config.process.reload_on_rss = megabytes(s)?,
+                "evil-reload-on-rss" => config.process.evil_reload_on_rss = megabytes(s)?,
+                "limit-as" => config.process.limit_as = megabytes(s)?,
+                "harakiri" => config.process.harakiri = seconds(s)?,
+                "reload-mercy" => config.process.reload_mercy = seconds(s)?,
+                "touch-reload" => config.process.touch_reload.push(PathBuf::from(&s.value)),
+                "daemonize" => config.process.daemonize = Some(PathBuf::from(&s.value)),
+                "logto" => config.process.logto = Some(PathBuf::from(&s.value)),
+                "pidfile" => config.process.pidfile = Some(PathBuf::from(&s.value)),
+                "pidfile2" => config.process.pidfile2 = Some(PathBuf::from(&s.value)),
+                "vacuum" => config.process.vacuum = flag(s),
+                "uid" => config.process.uid = Some(s.value.clone()),
+                "gid" => config.process.gid = Some(s.value.clone()),
                 "http" | "http-socket" => config.listeners.push(Listener {
                     protocol: Protocol::Http,
                     addr: parse_addr(&s.value)
@@ -113,14 +215,7 @@ impl Config {
                         .ok_or_else(|| bad("KEY=VALUE"))?;
                     config.env.push((k.to_string(), v.to_string()));
                 }
-                "threads" => {
-                    config.threads = s
-                        .value
-                        .parse()
-                        .ok()
-                        .filter(|n| (1..=MAX_THREADS).contains(n))
-                        .ok_or_else(|| bad("a whole number from 1 to 1024"))?;
-                }
+                "threads" => config.threads = number(s, 1, MAX_THREADS as u64)? as usize,
                 other => {
                     return Err(ConfigError::Invalid(format!(
                         "{}: option \"--{other}\" is not supported yet",
@@ -146,6 +241,36 @@ impl Config {
         }
         Ok(())
     }
+}
+
+fn flag(s: &Setting) -> bool {
+    parse_bool(&s.value).unwrap_or(true)
+}
+
+fn number(s: &Setting, min: u64, max: u64) -> Result<u64, ConfigError> {
+    s.value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| ConfigError::BadValue {
+            origin: s.origin.clone(),
+            name: s.option.name.into(),
+            value: s.value.clone(),
+            expected: if max == u64::MAX {
+                format!("a whole number of at least {min}")
+            } else {
+                format!("a whole number from {min} to {max}")
+            },
+        })
+}
+
+fn seconds(s: &Setting) -> Result<Duration, ConfigError> {
+    number(s, 0, 365 * 24 * 3600).map(Duration::from_secs)
+}
+
+fn megabytes(s: &Setting) -> Result<u64, ConfigError> {
+    number(s, 0, 1 << 40).map(|mb| mb * 1024 * 1024)
 }
 
 /// Parse `host:port`, `:port` or `[v6]:port`.

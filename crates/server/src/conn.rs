@@ -18,6 +18,7 @@ use tokio::time::sleep_until;
 
 use crate::body::{BodyError, BodyPump};
 use crate::handler::{Handler, Request, ResponseBody, StreamItem};
+use crate::hooks::{RequestRecord, WorkerHooks};
 use crate::listener::ListenerInfo;
 use crate::log::{AccessLog, LogEntry};
 use crate::write::{self, BodyWriter, SendFile, encode_error, encode_head, flush};
@@ -43,6 +44,9 @@ pub(crate) struct ConnContext {
     pub log: Arc<AccessLog>,
     pub listener: Arc<ListenerInfo>,
     pub limits: HeadLimits,
+    pub hooks: Option<Arc<dyn WorkerHooks>>,
+    /// Notified when the hooks ask the worker to retire.
+    pub retire: Arc<tokio::sync::Notify>,
 }
 
 enum HeadRead {
@@ -264,6 +268,18 @@ pub(crate) async fn serve_connection<R, W>(
         }
         persist &= body_error.is_none();
 
+        let elapsed = clock.elapsed();
+        if let Some(hooks) = &ctx.hooks {
+            let record = RequestRecord {
+                status,
+                body_bytes: body_writer.sent,
+                header_bytes,
+                elapsed,
+            };
+            if hooks.request_done(&record) {
+                ctx.retire.notify_one();
+            }
+        }
         ctx.log.record(&LogEntry {
             peer,
             app_id: meta.app_id,
@@ -273,7 +289,7 @@ pub(crate) async fn serve_connection<R, W>(
             method: &method,
             uri: &uri,
             body_bytes: body_writer.sent,
-            elapsed: clock.elapsed(),
+            elapsed,
             protocol: version.as_bytes(),
             status,
             header_count,

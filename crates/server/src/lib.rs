@@ -10,6 +10,7 @@ mod body;
 mod conn;
 mod date;
 mod handler;
+mod hooks;
 mod listener;
 mod log;
 mod serve;
@@ -19,7 +20,8 @@ pub use body::{BodyError, RequestBody, TryNext};
 pub use handler::{
     Handler, HandlerFuture, Request, Response, ResponseBody, ResponseMeta, StreamItem,
 };
-pub use listener::{BoundListener, ListenerInfo, bind};
+pub use hooks::{CoreTracker, RequestRecord, WorkerHooks};
+pub use listener::{BoundListener, ListenerInfo, bind, bind_with_backlog};
 pub use log::AccessLog;
 pub use portico_proto::http1::{Header, RequestHead, Version};
-pub use serve::{ServeOptions, serve};
+pub use serve::{ServeOptions, StopReason, serve};

@@ -28,6 +28,16 @@ pub struct BoundListener {
 
 /// Bind `host:port` (empty host: every IPv4 interface) with SO_REUSEADDR.
 pub fn bind(host: &str, port: u16, spec: &str) -> io::Result<BoundListener> {
+    bind_with_backlog(host, port, spec, DEFAULT_BACKLOG)
+}
+
+/// [`bind`] with an explicit listen queue length.
+pub fn bind_with_backlog(
+    host: &str,
+    port: u16,
+    spec: &str,
+    backlog: i32,
+) -> io::Result<BoundListener> {
     let host = if host.is_empty() { "0.0.0.0" } else { host };
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
@@ -38,7 +48,7 @@ pub fn bind(host: &str, port: u16, spec: &str) -> io::Result<BoundListener> {
         format!("no address for {host}"),
     );
     for addr in addrs {
-        match bind_one(addr) {
+        match bind_one(addr, backlog) {
             Ok(socket) => {
                 let addr = socket.local_addr()?;
                 return Ok(BoundListener {
@@ -56,13 +66,37 @@ pub fn bind(host: &str, port: u16, spec: &str) -> io::Result<BoundListener> {
     Err(last_err)
 }
 
-fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
+fn bind_one(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
     socket.bind(&addr.into())?;
-    socket.listen(DEFAULT_BACKLOG)?;
+    socket.listen(backlog)?;
     Ok(socket.into())
+}
+
+impl BoundListener {
+    /// Wrap a listening socket inherited from a previous process image
+    /// (graceful reload re-executes the master with its sockets open).
+    pub fn inherited(socket: TcpListener, spec: &str) -> io::Result<BoundListener> {
+        let addr = socket.local_addr()?;
+        Ok(BoundListener {
+            socket,
+            info: ListenerInfo {
+                addr,
+                scheme: "http",
+                spec: spec.to_string(),
+            },
+        })
+    }
+
+    /// A second handle on the same socket (for a forked worker).
+    pub fn try_clone(&self) -> io::Result<BoundListener> {
+        Ok(BoundListener {
+            socket: self.socket.try_clone()?,
+            info: self.info.clone(),
+        })
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use portico_server::{Handler, HandlerFuture, Request, Response, ResponseMeta};
+use portico_server::{CoreTracker, Handler, HandlerFuture, Request, Response, ResponseMeta};
 use pyo3::prelude::*;
 use tokio::sync::oneshot;
 
@@ -14,17 +14,20 @@ use crate::respond::{report, run_app};
 use crate::start_response::StartResponse;
 
 /// How the app is run in this process.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct WsgiOptions {
     /// Python threads (concurrent app calls) in this process.
     pub threads: usize,
     /// True when several processes serve the same app.
     pub multiprocess: bool,
+    /// Told when each Python thread starts and ends a request.
+    pub tracker: Option<Arc<dyn CoreTracker>>,
 }
 
 struct AppRunner {
     app: Py<PyAny>,
     environ: EnvironBuilder,
+    tracker: Option<Arc<dyn CoreTracker>>,
 }
 
 /// Serves requests with a WSGI app on a pool of Python threads.
@@ -53,6 +56,7 @@ impl WsgiHandler {
             runner: Arc::new(AppRunner {
                 app: app.callable,
                 environ,
+                tracker: options.tracker,
             }),
             pool,
         })
@@ -66,18 +70,36 @@ struct RequestJob {
 }
 
 impl PythonJob for RequestJob {
-    fn run(self: Box<Self>, py: Python<'_>) {
+    fn run(self: Box<Self>, py: Python<'_>, core: usize) {
         let RequestJob {
             runner,
             request,
             reply,
         } = *self;
+        if let Some(tracker) = &runner.tracker {
+            tracker.begin(core, &request.head.method, &request.head.target);
+        }
+        let failed = run_request(py, &runner, request, reply);
+        if let Some(tracker) = &runner.tracker {
+            tracker.end(core, failed);
+        }
+    }
+}
+
+/// Build the environ, call the app, deliver the response; true if it failed.
+fn run_request(
+    py: Python<'_>,
+    runner: &AppRunner,
+    request: Request,
+    reply: oneshot::Sender<Response>,
+) -> bool {
+    {
         let (environ, vars, vars_bytes) = match runner.environ.build(py, request) {
             Ok(built) => built,
             Err(err) => {
                 report(py, &err, "cannot build the WSGI environ");
                 let _ = reply.send(Response::internal_error());
-                return;
+                return true;
             }
         };
         let meta = ResponseMeta {
@@ -89,10 +111,10 @@ impl PythonJob for RequestJob {
             Ok(s) => s,
             Err(err) => {
                 report(py, &err, "cannot create start_response");
-                return;
+                return true;
             }
         };
-        run_app(py, &runner.app, environ, &start_response);
+        run_app(py, &runner.app, environ, &start_response)
     }
 }
 

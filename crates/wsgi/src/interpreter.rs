@@ -162,3 +162,34 @@ impl Interpreter {
         })
     }
 }
+
+/// The two sides of a fork made with the interpreter's fork hooks.
+pub enum ForkSide {
+    Parent(i32),
+    Child,
+}
+
+/// Fork this process with CPython's `PyOS_BeforeFork`/`AfterFork_*` hooks
+/// around it (the import lock, threading state, `os.register_at_fork`
+/// callbacks). Call only while the process has no other thread.
+pub fn fork_with_python() -> std::io::Result<ForkSide> {
+    Python::attach(|_py| {
+        // SAFETY: the GIL is held as the hooks require; the process is
+        // single-threaded, so fork duplicates a consistent state.
+        unsafe {
+            ffi::PyOS_BeforeFork();
+            let pid = libc::fork();
+            if pid == 0 {
+                ffi::PyOS_AfterFork_Child();
+                Ok(ForkSide::Child)
+            } else {
+                ffi::PyOS_AfterFork_Parent();
+                if pid < 0 {
+                    Err(std::io::Error::last_os_error())
+                } else {
+                    Ok(ForkSide::Parent(pid))
+                }
+            }
+        }
+    })
+}

@@ -15,5 +15,8 @@ mod respond;
 mod start_response;
 
 pub use handler::{WsgiHandler, WsgiOptions};
-pub use interpreter::{Interpreter, InterpreterError, PYTHON_BUILD_VERSION, PYTHON_EXECUTABLE};
+pub use interpreter::{
+    ForkSide, Interpreter, InterpreterError, PYTHON_BUILD_VERSION, PYTHON_EXECUTABLE,
+    fork_with_python,
+};
 pub use loader::{App, AppSpec, LoadError, load};

@@ -32,6 +32,16 @@ pub struct App {
     pub description: String,
 }
 
+impl App {
+    /// Another handle on the same callable (for a forked worker).
+    pub fn clone_ref(&self) -> App {
+        App {
+            callable: Python::attach(|py| self.callable.clone_ref(py)),
+            description: self.description.clone(),
+        }
+    }
+}
+
 /// Why the app did not load. `Display` is the one-line advice; the Python
 /// traceback, if any, is in `traceback`.
 #[derive(Debug)]

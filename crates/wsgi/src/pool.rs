@@ -9,7 +9,8 @@ use pyo3::prelude::*;
 
 /// Work for a Python thread.
 pub(crate) trait PythonJob: Send + 'static {
-    fn run(self: Box<Self>, py: Python<'_>);
+    /// Run on the thread numbered `core` (0-based).
+    fn run(self: Box<Self>, py: Python<'_>, core: usize);
 }
 
 /// A fixed set of threads running Python jobs.
@@ -25,7 +26,7 @@ impl Pool {
             let jobs = jobs.clone();
             std::thread::Builder::new()
                 .name(format!("python-{n}"))
-                .spawn(move || run_thread(jobs))?;
+                .spawn(move || run_thread(jobs, n))?;
         }
         Ok(Arc::new(Pool { queue }))
     }
@@ -36,10 +37,10 @@ impl Pool {
     }
 }
 
-fn run_thread(jobs: Receiver<Box<dyn PythonJob>>) {
+fn run_thread(jobs: Receiver<Box<dyn PythonJob>>, core: usize) {
     Python::attach(|py| {
         while let Ok(job) = py.detach(|| jobs.recv()) {
-            job.run(py);
+            job.run(py, core);
         }
     });
 }

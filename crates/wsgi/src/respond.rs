@@ -14,36 +14,40 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 use crate::file_wrapper::FileWrapper;
 use crate::start_response::{StartResponse, body_bytes};
 
-/// Run the app for one request and deliver its response.
+/// Run the app for one request and deliver its response; true if it raised.
 pub(crate) fn run_app(
     py: Python<'_>,
     app: &Py<PyAny>,
     environ: Bound<'_, PyDict>,
     start_response: &Bound<'_, StartResponse>,
-) {
+) -> bool {
     let result = match app.bind(py).call1((environ, start_response)) {
         Ok(result) => result,
         Err(err) => {
             report(py, &err, "the application raised");
             start_response.borrow_mut().state.fail();
-            return;
+            return true;
         }
     };
     let outcome = consume(py, &result, start_response);
     let closed = close(py, &result);
     let mut this = start_response.borrow_mut();
     match outcome.and(closed) {
-        Ok(()) => {
-            if let Err(err) = this.state.end(py) {
+        Ok(()) => match this.state.end(py) {
+            Ok(()) => false,
+            Err(err) => {
                 report(py, &err, "the application's response is incomplete");
                 this.state.fail();
+                true
             }
-        }
+        },
         Err(err) => {
-            if !this.state.client_gone {
+            let client_gone = this.state.client_gone;
+            if !client_gone {
                 report(py, &err, "the application's response failed");
             }
             this.state.fail();
+            !client_gone
         }
     }
 }

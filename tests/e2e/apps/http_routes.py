@@ -7,7 +7,10 @@
 /nocl             "abc", "", "def" yielded without Content-Length
 /cl/N/M           Content-Length N, then M bytes of "hello world..." in one block
 /status/CODE      that status, and a body the server must not send for 204/304
+/status-cl/CODE   the same with the app's Content-Length for that body
 /slow             yields b"a", sleeps 1 s, yields b"b" (no Content-Length)
+/slow-cl          the same with Content-Length: 2
+/read3            reads 3 bytes of the request body and answers them
 /ignore           never reads the request body, answers "ignored"
 """
 
@@ -39,6 +42,11 @@ def application(environ, start_response):
         n, m = (int(x) for x in path[4:].split("/"))
         start_response("200 OK", text + [("Content-Length", str(n))])
         return [PATTERN[:m]]
+    if path.startswith("/status-cl/"):
+        code = int(path[11:])
+        body = b"this body must not be sent"
+        start_response(f"{code} Whatever", [("Content-Length", str(len(body)))])
+        return [body]
     if path.startswith("/status/"):
         code = int(path[8:])
         reasons = {204: "No Content", 304: "Not Modified"}
@@ -53,6 +61,17 @@ def application(environ, start_response):
             yield b"b"
 
         return gen()
+    if path == "/slow-cl":
+        start_response("200 OK", text + [("Content-Length", "2")])
+
+        def gen_cl():
+            yield b"a"
+            time.sleep(1.0)
+            yield b"b"
+
+        return gen_cl()
+    if path == "/read3":
+        return fixed(environ["wsgi.input"].read(3))
     if path == "/ignore":
         return fixed(b"ignored")
     return fixed(b"not found: " + path.encode("latin-1"), "404 Not Found")

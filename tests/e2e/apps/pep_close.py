@@ -4,7 +4,9 @@ Each close() appends "<tag>\n" to the file named by $PEP_CLOSE_LOG; the tag
 comes from ?tag=. Routes:
 /normal      three blocks, then the end
 /raise       one block, then an exception mid-stream
-/endless     64 KiB blocks every 10 ms for up to 20 s (the client hangs up)
+/raise-first an exception before the first block
+/endless     64 KiB blocks every 10 ms for up to 12 s (the client hangs up)
+/slow-start  the same after 0.5 s without a byte (the client hangs up before the headers)
 /file        wsgi.file_wrapper around a file-like object whose close() is recorded
              (?path=FILE&cl=1 to set Content-Length)
 /filewrapper-exists   "yes" if wsgi.file_wrapper is callable
@@ -23,11 +25,13 @@ def record(tag):
 
 
 class Body:
-    def __init__(self, tag, blocks, fail=False, delay=0.0, limit=None):
+    def __init__(self, tag, blocks, fail=False, delay=0.0, limit=None, first_delay=0.0):
         self.tag, self.blocks, self.fail, self.delay, self.limit = tag, blocks, fail, delay, limit
+        self.first_delay = first_delay
 
     def __iter__(self):
         start = time.monotonic()
+        time.sleep(self.first_delay)
         for block in self.blocks:
             yield block
             if self.delay:
@@ -77,9 +81,15 @@ def application(environ, start_response):
     if path == "/raise":
         start_response("200 OK", text)
         return Body(tag, [b"partial"], fail=True)
+    if path == "/raise-first":
+        start_response("200 OK", text)
+        return Body(tag, [], fail=True)
+    if path == "/slow-start":
+        start_response("200 OK", text)
+        return Body(tag, (b"x" * 65536 for _ in range(2000)), delay=0.01, limit=12, first_delay=0.5)
     if path == "/endless":
         start_response("200 OK", text)
-        return Body(tag, (b"x" * 65536 for _ in range(2000)), delay=0.01, limit=20)
+        return Body(tag, (b"x" * 65536 for _ in range(2000)), delay=0.01, limit=12)
     if path == "/filewrapper-exists":
         ok = callable(environ.get("wsgi.file_wrapper"))
         start_response("200 OK", text)

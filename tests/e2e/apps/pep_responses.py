@@ -38,6 +38,13 @@ BAD_START = {
     "header-name-colon": ("200 OK", [TEXT, ("X-Evil: pwned\r\nX", "y")]),
     "header-value-non-latin1": ("200 OK", [TEXT, ("X-Euro", "\u20ac pwned")]),
     "status-crlf": ("200 OK\r\nX-Injected: pwned", [TEXT]),
+    "status-100": ("100 Continue", [TEXT]),
+    "status-101": ("101 Switching Protocols", [TEXT]),
+    "status-103": ("103 Early Hints", [TEXT]),
+    "header-content-length-abc": ("200 OK", [TEXT, ("Content-Length", "abc")]),
+    "header-content-length-negative": ("200 OK", [TEXT, ("Content-Length", "-1")]),
+    "header-two-content-lengths": ("200 OK", [TEXT, ("Content-Length", "2"), ("Content-Length", "3")]),
+    "header-status": ("200 OK", [TEXT, ("Status", "200 OK")]),
 }
 
 

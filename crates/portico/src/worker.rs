@@ -1,0 +1,110 @@
+//! What a forked worker runs: (lazily) load the app, start the Python
+//! threads, and serve the inherited sockets with the supervisor's hooks
+//! until told to stop or it retires.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use portico_config::Config;
+use portico_server::{BoundListener, ServeOptions, StopReason, serve};
+use portico_supervisor::{WorkerContext, WorkerLimits, WorkerRuntime, limit_address_space};
+use portico_wsgi::{App, WsgiHandler, WsgiOptions};
+
+use crate::EXIT_APP_LOAD_FAILED;
+use crate::start::load_app;
+
+/// A worker's exit code for a start-up failure other than the app.
+const EXIT_WORKER_FAILED: i32 = 1;
+
+/// This worker's request limit: the base, staggered by worker id
+/// (`max-requests-delta`), plus a random `max-requests-jitter`.
+fn max_requests(config: &Config, wid: usize) -> u64 {
+    let p = &config.process;
+    if p.max_requests == 0 {
+        return 0;
+    }
+    let jitter = if p.max_requests_jitter > 0 {
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+            ^ std::process::id().wrapping_mul(2_654_435_761);
+        u64::from(seed) % (p.max_requests_jitter + 1)
+    } else {
+        0
+    };
+    p.max_requests + (wid as u64 - 1) * p.max_requests_delta + jitter
+}
+
+/// Run one worker; returns its exit code.
+pub(crate) fn worker_main(
+    ctx: WorkerContext,
+    config: &Config,
+    app: Option<&App>,
+    listeners: &[BoundListener],
+) -> i32 {
+    let p = &config.process;
+    if p.limit_as > 0
+        && let Err(e) = limit_address_space(p.limit_as)
+    {
+        eprintln!("worker {}: cannot set --limit-as: {e}", ctx.wid);
+    }
+    let app = match app {
+        Some(app) => app.clone_ref(),
+        None => match load_app(config) {
+            Ok(app) => app,
+            Err(_) => return i32::from(EXIT_APP_LOAD_FAILED),
+        },
+    };
+    let runtime = WorkerRuntime::new(
+        &ctx,
+        WorkerLimits {
+            max_requests: max_requests(config, ctx.wid),
+            min_lifetime: p.min_worker_lifetime,
+            reload_on_rss: p.reload_on_rss,
+        },
+    );
+    let handler = match WsgiHandler::start(
+        app,
+        WsgiOptions {
+            threads: config.threads,
+            multiprocess: p.processes > 1,
+            tracker: Some(runtime.clone()),
+        },
+    ) {
+        Ok(handler) => handler,
+        Err(e) => {
+            eprintln!("worker {}: {e}", ctx.wid);
+            return EXIT_WORKER_FAILED;
+        }
+    };
+    let sockets: Result<Vec<_>, _> = listeners.iter().map(BoundListener::try_clone).collect();
+    let sockets = match sockets {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("worker {}: cannot use the listening sockets: {e}", ctx.wid);
+            return EXIT_WORKER_FAILED;
+        }
+    };
+    let options = ServeOptions {
+        access_log: !config.disable_logging,
+        shutdown_grace: p.reload_mercy,
+        fair_accept: p.processes > 1,
+        hooks: Some(runtime),
+    };
+    let pid = std::process::id();
+    let wid = ctx.wid;
+    match serve(sockets, Arc::new(handler), options, || {
+        eprintln!("*** portico worker {wid} is ready to serve (pid: {pid}) ***")
+    }) {
+        Ok(StopReason::Retired) => {
+            eprintln!("...The work of process {pid} is done. Seeya!");
+            0
+        }
+        Ok(_) => 0,
+        Err(e) => {
+            eprintln!("worker {wid} (pid: {pid}): {e}");
+            EXIT_WORKER_FAILED
+        }
+    }
+}

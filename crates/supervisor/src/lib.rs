@@ -1,0 +1,24 @@
+//! The master process and what workers share with it.
+//!
+//! The master is single-threaded and never serves requests: it forks the
+//! workers (after the listening sockets are bound and, unless lazy, the app
+//! is loaded), then only supervises them through signals, a pipe on which
+//! workers announce that they retire, and a shared-memory [`Scoreboard`]
+//! that workers update with atomics. This crate knows nothing of Python:
+//! the binary passes in how to fork and what a worker runs.
+
+mod daemon;
+mod master;
+mod reload;
+mod scoreboard;
+mod signals;
+mod worker;
+
+pub use daemon::{
+    daemonize, drop_privileges, limit_address_space, redirect_output, remove_file_quietly,
+    write_pidfile,
+};
+pub use master::{Forked, MasterExit, MasterOptions, WorkerContext, run_master};
+pub use reload::{exec_self, take_inherited_fds};
+pub use scoreboard::{CoreSlot, Scoreboard, WorkerSlot};
+pub use worker::{WorkerLimits, WorkerRuntime, rss_bytes};

@@ -1,0 +1,598 @@
+//! The master loop: fork the workers, then react to signals, retirement
+//! notices and the clock (harakiri, memory limits, touch-reload, deadlines)
+//! until a stop or a reload. Its log lines keep uWSGI's words, so existing
+//! alerts on them keep matching.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::scoreboard::Scoreboard;
+use crate::signals::{open_signalfd, read_pending, send, unblock_all};
+use crate::worker::{rss_bytes, unix_micros};
+
+/// How often the master looks at the clock-driven checks.
+const TICK: Duration = Duration::from_millis(200);
+
+/// More respawns than workers within this window means a crash loop.
+const RESPAWN_WINDOW: Duration = Duration::from_secs(1);
+
+/// How long a crash loop pauses respawning (uWSGI's forkbomb-delay).
+const FORKBOMB_DELAY: Duration = Duration::from_secs(2);
+
+/// uWSGI's exit code for "the app could not be loaded".
+const EXIT_APP_LOAD_FAILED: i32 = 22;
+
+/// What the master needs to know.
+#[derive(Debug, Clone)]
+pub struct MasterOptions {
+    pub processes: usize,
+    /// With `--master`: respawn, harakiri, memory limits, touch-reload, reload.
+    /// Without: the workers are forked and waited for, nothing more.
+    pub supervise: bool,
+    pub harakiri: Duration,
+    pub harakiri_verbose: bool,
+    pub evil_reload_on_rss: u64,
+    pub reload_mercy: Duration,
+    pub touch_reload: Vec<PathBuf>,
+}
+
+/// What a worker process gets.
+pub struct WorkerContext {
+    /// 1-based worker number.
+    pub wid: usize,
+    pub board: Arc<Scoreboard>,
+    /// Write end of the master's notice pipe.
+    pub notify_fd: RawFd,
+}
+
+/// The outcome of a fork, as the binary's fork function reports it.
+pub enum Forked {
+    Parent(i32),
+    Child,
+}
+
+/// Why the master loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MasterExit {
+    /// Stop with this exit code.
+    Stop(i32),
+    /// Re-execute for a graceful reload (the workers are gone).
+    Reload,
+}
+
+/// A worker's message that it is retiring (max-requests, reload-on-rss).
+pub(crate) struct RetireNotice {
+    pub wid: u32,
+    pub pid: u32,
+}
+
+impl RetireNotice {
+    const SIZE: usize = 8;
+
+    pub(crate) fn send(&self, fd: RawFd) {
+        let mut buf = [0u8; Self::SIZE];
+        buf[..4].copy_from_slice(&self.wid.to_ne_bytes());
+        buf[4..].copy_from_slice(&self.pid.to_ne_bytes());
+        // SAFETY: an 8-byte write (atomic on a pipe) from our own buffer.
+        unsafe {
+            libc::write(fd, buf.as_ptr().cast(), Self::SIZE);
+        }
+    }
+
+    fn read_all(fd: &OwnedFd) -> Vec<RetireNotice> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; Self::SIZE];
+        // SAFETY: reads into our own buffer of the given size.
+        while unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), Self::SIZE) }
+            == Self::SIZE as isize
+        {
+            let wid = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
+            let pid = u32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
+            out.push(RetireNotice { wid, pid });
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Running,
+    /// Workers were asked to finish; then stop or reload.
+    Stopping {
+        then: MasterExit,
+        deadline: Instant,
+        since: Instant,
+    },
+}
+
+struct Slot {
+    pid: Option<i32>,
+    respawn_at: Option<Instant>,
+}
+
+struct Master<'a> {
+    options: MasterOptions,
+    board: Arc<Scoreboard>,
+    fork: &'a dyn Fn() -> io::Result<Forked>,
+    body: &'a dyn Fn(WorkerContext) -> i32,
+    slots: Vec<Slot>,
+    /// Retiring processes: pid -> (worker id, SIGKILL deadline).
+    retiring: HashMap<i32, (usize, Instant)>,
+    respawns: VecDeque<Instant>,
+    mode: Mode,
+    notify_read: OwnedFd,
+    notify_write: OwnedFd,
+    signalfd: OwnedFd,
+    touch_mtimes: Vec<Option<SystemTime>>,
+    master_pid: i32,
+}
+
+fn now_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn ctime_now() -> String {
+    let secs = now_seconds() as libc::time_t;
+    // SAFETY: ctime_r writes at most 26 bytes into our 64-byte buffer.
+    unsafe {
+        let mut buf = [0 as libc::c_char; 64];
+        if libc::ctime_r(&secs, buf.as_mut_ptr()).is_null() {
+            return String::new();
+        }
+        std::ffi::CStr::from_ptr(buf.as_ptr())
+            .to_string_lossy()
+            .trim_end()
+            .to_string()
+    }
+}
+
+fn mtime(path: &PathBuf) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills the two descriptors we then own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh descriptors from pipe2.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Run the master until it stops or reloads. `fork` forks the process
+/// (with whatever the embedded runtime needs around it); `body` is what a
+/// worker runs in the child, returning its exit code.
+pub fn run_master(
+    options: MasterOptions,
+    board: Arc<Scoreboard>,
+    fork: &dyn Fn() -> io::Result<Forked>,
+    body: &dyn Fn(WorkerContext) -> i32,
+) -> io::Result<MasterExit> {
+    let signalfd = open_signalfd()?;
+    let (notify_read, notify_write) = pipe()?;
+    let touch_mtimes = options.touch_reload.iter().map(mtime).collect();
+    let slots = (0..options.processes)
+        .map(|_| Slot {
+            pid: None,
+            respawn_at: None,
+        })
+        .collect();
+    let mut master = Master {
+        options,
+        board,
+        fork,
+        body,
+        slots,
+        retiring: HashMap::new(),
+        respawns: VecDeque::new(),
+        mode: Mode::Running,
+        notify_read,
+        notify_write,
+        signalfd,
+        touch_mtimes,
+        master_pid: std::process::id() as i32,
+    };
+    eprintln!("spawned uWSGI master process (pid: {})", master.master_pid);
+    for wid in 1..=master.options.processes {
+        master.spawn(wid, false)?;
+    }
+    master.run()
+}
+
+impl Master<'_> {
+    fn spawn(&mut self, wid: usize, respawn: bool) -> io::Result<()> {
+        let slot = self.board.worker(wid);
+        match (self.fork)()? {
+            Forked::Child => {
+                // SAFETY: the child exits with _exit below and never returns.
+                unsafe {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    if libc::getppid() != self.master_pid {
+                        libc::_exit(1);
+                    }
+                }
+                unblock_all();
+                slot.delta_requests.store(0, Ordering::Relaxed);
+                let code = (self.body)(WorkerContext {
+                    wid,
+                    board: self.board.clone(),
+                    notify_fd: self.notify_write.as_raw_fd(),
+                });
+                // SAFETY: leaving the worker without running the master's destructors.
+                unsafe { libc::_exit(code) }
+            }
+            Forked::Parent(pid) => {
+                slot.pid.store(pid, Ordering::Relaxed);
+                slot.last_spawn.store(now_seconds(), Ordering::Relaxed);
+                slot.busy.store(0, Ordering::Relaxed);
+                for core in 0..self.board.cores() {
+                    self.board
+                        .core(wid, core)
+                        .started_us
+                        .store(0, Ordering::Relaxed);
+                }
+                self.slots[wid - 1] = Slot {
+                    pid: Some(pid),
+                    respawn_at: None,
+                };
+                if respawn {
+                    slot.respawns.fetch_add(1, Ordering::Relaxed);
+                    eprintln!("Respawned uWSGI worker {wid} (new pid: {pid})");
+                } else {
+                    eprintln!(
+                        "spawned uWSGI worker {wid} (pid: {pid}, cores: {})",
+                        self.board.cores()
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn run(&mut self) -> io::Result<MasterExit> {
+        loop {
+            let mut fds = [
+                libc::pollfd {
+                    fd: self.signalfd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.notify_read.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: poll on two descriptors we own, with a bounded timeout.
+            unsafe { libc::poll(fds.as_mut_ptr(), 2, TICK.as_millis() as libc::c_int) };
+            for signal in read_pending(&self.signalfd) {
+                self.on_signal(signal);
+            }
+            for notice in RetireNotice::read_all(&self.notify_read) {
+                self.on_retire(notice)?;
+            }
+            if let Some(exit) = self.tick()? {
+                return Ok(exit);
+            }
+        }
+    }
+
+    fn begin_stop(&mut self, then: MasterExit, graceful: bool) {
+        // A second graceful request changes nothing; an immediate one escalates.
+        if graceful && matches!(self.mode, Mode::Stopping { .. }) {
+            return;
+        }
+        let now = Instant::now();
+        self.mode = Mode::Stopping {
+            then,
+            deadline: now + self.options.reload_mercy.max(Duration::from_secs(1)),
+            since: now,
+        };
+        let signal = if graceful {
+            libc::SIGTERM
+        } else {
+            libc::SIGINT
+        };
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            slot.respawn_at = None;
+            if let Some(pid) = slot.pid {
+                if graceful {
+                    eprintln!("Gracefully killing worker {} (pid: {pid})...", i + 1);
+                }
+                send(pid, signal);
+            }
+        }
+        for pid in self.retiring.keys() {
+            send(*pid, signal);
+        }
+    }
+
+    fn on_signal(&mut self, signal: libc::c_int) {
+        match signal {
+            libc::SIGCHLD => self.reap(),
+            libc::SIGHUP if self.options.supervise => {
+                eprintln!("...gracefully killing workers...");
+                self.begin_stop(MasterExit::Reload, true);
+            }
+            libc::SIGHUP | libc::SIGTERM => {
+                eprintln!("SIGTERM received...gracefully killing workers...");
+                self.begin_stop(MasterExit::Stop(0), true);
+            }
+            libc::SIGINT | libc::SIGQUIT => {
+                eprintln!("SIGINT/SIGQUIT received...killing workers...");
+                self.begin_stop(MasterExit::Stop(0), false);
+            }
+            libc::SIGUSR1 => self.log_counters(),
+            _ => {}
+        }
+    }
+
+    fn log_counters(&self) {
+        let mut total = 0;
+        for wid in 1..=self.slots.len() {
+            let slot = self.board.worker(wid);
+            let requests = slot.requests.load(Ordering::Relaxed);
+            total += requests;
+            eprintln!(
+                "worker {wid} app 0 [] requests: {requests} exceptions: {} (pid: {}, respawns: {}, harakiri: {})",
+                slot.exceptions.load(Ordering::Relaxed),
+                slot.pid.load(Ordering::Relaxed),
+                slot.respawns.load(Ordering::Relaxed),
+                slot.harakiri_count.load(Ordering::Relaxed),
+            );
+        }
+        eprintln!("workers total requests: {total}");
+    }
+
+    fn reap(&mut self) {
+        loop {
+            let mut status = 0;
+            // SAFETY: non-blocking wait for any child.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid <= 0 {
+                return;
+            }
+            if let Some((wid, _)) = self.retiring.remove(&pid) {
+                eprintln!("worker {wid} killed successfully (pid: {pid})");
+                continue;
+            }
+            let Some(index) = self.slots.iter().position(|s| s.pid == Some(pid)) else {
+                continue;
+            };
+            let wid = index + 1;
+            self.slots[index].pid = None;
+            if let Mode::Stopping { since, .. } = self.mode {
+                eprintln!(
+                    "worker {wid} buried after {} seconds",
+                    since.elapsed().as_secs()
+                );
+                continue;
+            }
+            let exited = libc::WIFEXITED(status);
+            let code = libc::WEXITSTATUS(status);
+            if exited && code == EXIT_APP_LOAD_FAILED {
+                eprintln!(
+                    "OOPS ! failed loading app in worker {wid} (pid {pid}) :( trying again..."
+                );
+            } else if libc::WIFSIGNALED(status) {
+                eprintln!(
+                    "DAMN ! worker {wid} (pid: {pid}) died, killed by signal {} :( trying respawn ...",
+                    libc::WTERMSIG(status)
+                );
+            } else {
+                eprintln!("DAMN ! worker {wid} (pid: {pid}) died :( trying respawn ...");
+            }
+            if self.options.supervise {
+                self.schedule_respawn(index);
+            }
+        }
+    }
+
+    fn schedule_respawn(&mut self, index: usize) {
+        let now = Instant::now();
+        while self
+            .respawns
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > RESPAWN_WINDOW)
+        {
+            self.respawns.pop_front();
+        }
+        if self.respawns.len() >= self.options.processes.max(1) {
+            eprintln!(
+                "worker respawning too fast !!! i have to sleep a bit ({} seconds)...",
+                FORKBOMB_DELAY.as_secs()
+            );
+            self.slots[index].respawn_at = Some(now + FORKBOMB_DELAY);
+        } else {
+            self.slots[index].respawn_at = Some(now);
+        }
+    }
+
+    fn on_retire(&mut self, notice: RetireNotice) -> io::Result<()> {
+        let wid = notice.wid as usize;
+        let pid = notice.pid as i32;
+        if self.mode != Mode::Running
+            || wid == 0
+            || wid > self.slots.len()
+            || self.slots[wid - 1].pid != Some(pid)
+        {
+            return Ok(());
+        }
+        // Spawn the replacement first, so the sockets always have a worker.
+        self.retiring.insert(
+            pid,
+            (
+                wid,
+                Instant::now() + self.options.reload_mercy.max(Duration::from_secs(1)),
+            ),
+        );
+        self.slots[wid - 1].pid = None;
+        self.spawn(wid, true)
+    }
+
+    fn tick(&mut self) -> io::Result<Option<MasterExit>> {
+        let now = Instant::now();
+        for (pid, (wid, deadline)) in &self.retiring {
+            if now > *deadline {
+                eprintln!(
+                    "worker {wid} (pid: {pid}) is taking too much time to die...NO MERCY !!!"
+                );
+                send(*pid, libc::SIGKILL);
+            }
+        }
+        match self.mode {
+            Mode::Running => {
+                for index in 0..self.slots.len() {
+                    if self.slots[index].respawn_at.is_some_and(|at| now >= at) {
+                        self.respawns.push_back(now);
+                        self.spawn(index + 1, true)?;
+                    }
+                }
+                if self.options.supervise {
+                    self.check_harakiri();
+                    self.check_memory();
+                    if self.touched() {
+                        self.begin_stop(MasterExit::Reload, true);
+                    }
+                } else if self.slots.iter().all(|s| s.pid.is_none()) {
+                    return Ok(Some(MasterExit::Stop(0)));
+                }
+                Ok(None)
+            }
+            Mode::Stopping { then, deadline, .. } => {
+                let alive: Vec<(usize, i32)> = self
+                    .slots
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, s)| s.pid.map(|p| (i + 1, p)))
+                    .collect();
+                if alive.is_empty() && self.retiring.is_empty() {
+                    return Ok(Some(then));
+                }
+                if now > deadline {
+                    for (wid, pid) in alive {
+                        eprintln!(
+                            "worker {wid} (pid: {pid}) is taking too much time to die...NO MERCY !!!"
+                        );
+                        send(pid, libc::SIGKILL);
+                    }
+                    for pid in self.retiring.keys() {
+                        send(*pid, libc::SIGKILL);
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    fn touched(&mut self) -> bool {
+        let mut touched = false;
+        for (path, seen) in self
+            .options
+            .touch_reload
+            .iter()
+            .zip(self.touch_mtimes.iter_mut())
+        {
+            let current = mtime(path);
+            if current != *seen {
+                *seen = current;
+                if current.is_some() {
+                    eprintln!(
+                        "*** {} has been touched... grace them all !!! ***",
+                        path.display()
+                    );
+                    touched = true;
+                }
+            }
+        }
+        touched
+    }
+
+    fn check_harakiri(&mut self) {
+        if self.options.harakiri.is_zero() {
+            return;
+        }
+        let now_us = unix_micros();
+        let limit_us = self.options.harakiri.as_micros() as u64;
+        for (index, slot) in self.slots.iter().enumerate() {
+            let Some(pid) = slot.pid else { continue };
+            let wid = index + 1;
+            let overdue = (0..self.board.cores()).find(|&core| {
+                let started = self
+                    .board
+                    .core(wid, core)
+                    .started_us
+                    .load(Ordering::Acquire);
+                started != 0 && now_us.saturating_sub(started) > limit_us
+            });
+            let Some(core) = overdue else { continue };
+            let worker = self.board.worker(wid);
+            let tries = worker.harakiri_count.fetch_add(1, Ordering::Relaxed) + 1;
+            let when = ctime_now();
+            let core_slot = self.board.core(wid, core);
+            let started = core_slot.started_us.load(Ordering::Acquire) / 1_000_000;
+            eprintln!(
+                "{when} - *** HARAKIRI ON WORKER {wid} (pid: {pid}, try: {tries}, graceful: no) ***"
+            );
+            eprintln!("{when} - HARAKIRI !!! worker {wid} status !!!");
+            eprintln!(
+                "{when} - HARAKIRI [core {core}] - {} since {started}",
+                core_slot.text()
+            );
+            if self.options.harakiri_verbose {
+                for other in 0..self.board.cores() {
+                    let c = self.board.core(wid, other);
+                    let since = c.started_us.load(Ordering::Acquire);
+                    if since != 0 && other != core {
+                        eprintln!(
+                            "{when} - HARAKIRI [core {other}] - {} since {}",
+                            c.text(),
+                            since / 1_000_000
+                        );
+                    }
+                }
+            }
+            eprintln!("{when} - HARAKIRI !!! end of worker {wid} status !!!");
+            eprintln!("{when} - HARAKIRI triggered by worker {wid} core {core} !!!");
+            for c in 0..self.board.cores() {
+                self.board
+                    .core(wid, c)
+                    .started_us
+                    .store(0, Ordering::Release);
+            }
+            send(pid, libc::SIGKILL);
+        }
+    }
+
+    fn check_memory(&mut self) {
+        if self.options.evil_reload_on_rss == 0 {
+            return;
+        }
+        for (index, slot) in self.slots.iter().enumerate() {
+            let Some(pid) = slot.pid else { continue };
+            let Some(rss) = rss_bytes(Some(pid)) else {
+                continue;
+            };
+            self.board
+                .worker(index + 1)
+                .rss
+                .store(rss, Ordering::Relaxed);
+            if rss > self.options.evil_reload_on_rss {
+                eprintln!(
+                    "*** EVIL RELOAD ON WORKER {} RSS: {rss} (pid: {pid}) ***",
+                    index + 1
+                );
+                send(pid, libc::SIGKILL);
+            }
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! A worker's side of supervision: counting requests in its scoreboard
+//! slot, recording what each core runs (for harakiri and stats), and
+//! deciding to retire after max-requests or reload-on-rss, announcing it on
+//! the master's pipe first so the master spawns the replacement at once.
+
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use portico_server::{CoreTracker, RequestRecord, WorkerHooks};
+
+use crate::master::{RetireNotice, WorkerContext};
+use crate::scoreboard::Scoreboard;
+
+/// When a worker retires by itself.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerLimits {
+    /// Requests after which to retire (already with delta and jitter); 0: never.
+    pub max_requests: u64,
+    /// Never retire younger than this.
+    pub min_lifetime: Duration,
+    /// Retire after the request that took RSS over this many bytes; 0: never.
+    pub reload_on_rss: u64,
+}
+
+/// Implements the server's hooks for one worker process.
+pub struct WorkerRuntime {
+    board: Arc<Scoreboard>,
+    wid: usize,
+    limits: WorkerLimits,
+    spawned: Instant,
+    notify_fd: RawFd,
+    retiring: AtomicBool,
+}
+
+pub(crate) fn unix_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// This process's resident set size in bytes (from /proc/self/statm).
+pub fn rss_bytes(pid: Option<i32>) -> Option<u64> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/statm"),
+        None => "/proc/self/statm".to_string(),
+    };
+    let statm = std::fs::read_to_string(path).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no memory effects.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+    Some(pages * page)
+}
+
+impl WorkerRuntime {
+    pub fn new(ctx: &WorkerContext, limits: WorkerLimits) -> Arc<WorkerRuntime> {
+        Arc::new(WorkerRuntime {
+            board: ctx.board.clone(),
+            wid: ctx.wid,
+            limits,
+            spawned: Instant::now(),
+            notify_fd: ctx.notify_fd,
+            retiring: AtomicBool::new(false),
+        })
+    }
+
+    fn retire(&self, why: &str) -> bool {
+        if self.retiring.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        let pid = std::process::id();
+        eprintln!("worker {} (pid: {pid}) {why}: recycling", self.wid);
+        RetireNotice {
+            wid: self.wid as u32,
+            pid,
+        }
+        .send(self.notify_fd);
+        true
+    }
+}
+
+impl WorkerHooks for WorkerRuntime {
+    fn request_done(&self, record: &RequestRecord) -> bool {
+        let slot = self.board.worker(self.wid);
+        slot.requests.fetch_add(1, Ordering::Relaxed);
+        let delta = slot.delta_requests.fetch_add(1, Ordering::Relaxed) + 1;
+        slot.bytes_sent
+            .fetch_add(record.body_bytes + record.header_bytes, Ordering::Relaxed);
+        slot.response_time_us
+            .fetch_add(record.elapsed.as_micros() as u64, Ordering::Relaxed);
+        if self.retiring.load(Ordering::Relaxed)
+            || self.spawned.elapsed() < self.limits.min_lifetime
+        {
+            return false;
+        }
+        if self.limits.max_requests > 0 && delta >= self.limits.max_requests {
+            return self.retire(&format!("reached max-requests ({delta} requests)"));
+        }
+        if self.limits.reload_on_rss > 0 {
+            let rss = rss_bytes(None).unwrap_or(0);
+            slot.rss.store(rss, Ordering::Relaxed);
+            if rss > self.limits.reload_on_rss {
+                return self.retire(&format!(
+                    "RSS {} MB is over reload-on-rss {} MB",
+                    rss >> 20,
+                    self.limits.reload_on_rss >> 20
+                ));
+            }
+        }
+        false
+    }
+}
+
+impl CoreTracker for WorkerRuntime {
+    fn begin(&self, core: usize, method: &[u8], uri: &[u8]) {
+        if core >= self.board.cores() {
+            return;
+        }
+        let slot = self.board.core(self.wid, core);
+        slot.set_text(method, uri);
+        slot.started_us.store(unix_micros(), Ordering::Release);
+        self.board.worker(self.wid).busy.store(1, Ordering::Relaxed);
+    }
+
+    fn end(&self, core: usize, failed: bool) {
+        if core >= self.board.cores() {
+            return;
+        }
+        let slot = self.board.core(self.wid, core);
+        slot.started_us.store(0, Ordering::Release);
+        slot.requests.fetch_add(1, Ordering::Relaxed);
+        let worker = self.board.worker(self.wid);
+        if failed {
+            worker.exceptions.fetch_add(1, Ordering::Relaxed);
+        }
+        let any_busy = (0..self.board.cores()).any(|c| {
+            self.board
+                .core(self.wid, c)
+                .started_us
+                .load(Ordering::Relaxed)
+                != 0
+        });
+        worker.busy.store(any_busy as u32, Ordering::Relaxed);
+    }
+}
