@@ -228,6 +228,15 @@ impl BodyPump {
         self.failed
     }
 
+    /// Body bytes still to come, when the framing says (Content-Length).
+    pub(crate) fn remaining(&self) -> Option<u64> {
+        match &self.framing {
+            Framing::Length(n) if self.active() => Some(*n),
+            Framing::Length(_) => Some(0),
+            Framing::Chunked(_) => None,
+        }
+    }
+
     /// From now on read the rest of the body only to throw it away.
     pub(crate) fn discard(&mut self) {
         self.tx = None;

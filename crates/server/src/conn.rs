@@ -202,11 +202,15 @@ pub(crate) async fn serve_connection<R, W>(
         }
 
         let shutting_down = *shutdown.borrow();
+        // Say `Connection: close` now if the unread body will not let us go on.
+        let body_blocks_reuse = pump
+            .as_ref()
+            .is_some_and(|p| p.awaiting_demand || p.remaining().is_some_and(|n| n > MAX_DRAIN));
         let (plan, computed_length) = write::plan(
             &response,
             version,
             is_head,
-            keep_alive_wanted && !shutting_down,
+            keep_alive_wanted && !shutting_down && !body_blocks_reuse,
         );
         let header_count = encode_head(&mut out, &response, &plan, computed_length, version);
         let header_bytes = out.len() as u64;

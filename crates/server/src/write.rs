@@ -110,7 +110,13 @@ pub(crate) fn encode_head(
     out.extend_from_slice(&response.reason);
     out.extend_from_slice(b"\r\n");
     let (mut has_server, mut has_date) = (false, false);
+    // RFC 9110 §8.6: no Content-Length on 1xx or 204, whatever the producer said.
+    let drop_length = response.status < 200 || response.status == 204;
     for (name, value) in &response.headers {
+        if drop_length && name.eq_ignore_ascii_case(b"content-length") {
+            count -= 1;
+            continue;
+        }
         has_server |= name.eq_ignore_ascii_case(b"server");
         has_date |= name.eq_ignore_ascii_case(b"date");
         out.extend_from_slice(name);

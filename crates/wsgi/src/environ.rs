@@ -196,9 +196,11 @@ impl EnvironBuilder {
             remote_port.len(),
         )?;
 
-        let (server_name, server_port) = match &head.host {
-            Some(host) => split_host(host, listener.scheme),
-            None => (
+        // RFC 9112 §3.2.2: an absolute-form target's authority wins over Host.
+        let authority = absolute_form_authority(&head.target).or(head.host.as_deref());
+        let (server_name, server_port) = match authority {
+            Some(host) if !host.is_empty() => split_host(host, listener.scheme),
+            _ => (
                 local.ip().to_string().into_bytes(),
                 local.port().to_string().into_bytes(),
             ),
@@ -254,6 +256,18 @@ impl EnvironBuilder {
     }
 }
 
+/// The `host[:port]` of an absolute-form target (`http://host:port/path`).
+fn absolute_form_authority(target: &[u8]) -> Option<&[u8]> {
+    let rest = target
+        .strip_prefix(b"http://")
+        .or_else(|| target.strip_prefix(b"https://"))?;
+    let end = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(rest.len());
+    Some(&rest[..end])
+}
+
 /// SERVER_NAME and SERVER_PORT from a Host value (`name`, `name:port`,
 /// `[v6]:port`); the scheme's default port when none is given.
 fn split_host(host: &[u8], scheme: &str) -> (Vec<u8>, Vec<u8>) {
@@ -283,6 +297,17 @@ fn split_host(host: &[u8], scheme: &str) -> (Vec<u8>, Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::split_host;
+
+    #[test]
+    fn absolute_form_target_names_the_server() {
+        use super::absolute_form_authority;
+        assert_eq!(
+            absolute_form_authority(b"http://other.example:81/x?y"),
+            Some(&b"other.example:81"[..])
+        );
+        assert_eq!(absolute_form_authority(b"https://h"), Some(&b"h"[..]));
+        assert_eq!(absolute_form_authority(b"/x"), None);
+    }
 
     #[test]
     fn host_splits_into_name_and_port_with_scheme_default() {

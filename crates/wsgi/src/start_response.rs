@@ -182,11 +182,11 @@ fn parse_status(status: &Bound<'_, PyAny>) -> PyResult<(u16, Bytes)> {
         .get(..3)
         .filter(|d| d.iter().all(u8::is_ascii_digit))
         .and_then(|d| std::str::from_utf8(d).ok()?.parse::<u16>().ok())
-        .filter(|c| (100..=999).contains(c));
+        .filter(|c| (200..=599).contains(c));
     match (code, bytes.get(3)) {
         (Some(code), Some(b' ')) if bytes.len() > 4 => Ok((code, bytes.slice(4..))),
         _ => Err(PyValueError::new_err(format!(
-            "status {:?} is not of the form \"200 OK\"",
+            "status {:?} is not of the form \"200 OK\" with a final status code (200 to 599)",
             String::from_utf8_lossy(&bytes)
         ))),
     }
@@ -207,6 +207,7 @@ fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Bytes, Bytes)>> {
         )));
     }
     let mut out = Vec::new();
+    let mut content_length_seen = false;
     for item in headers.try_iter()? {
         let item = item?;
         let pair = item
@@ -243,6 +244,12 @@ fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Bytes, Bytes)>> {
             ));
         }
         let value = latin1(value, "header value")?;
+        if lower == b"content-length" {
+            if content_length_seen {
+                return Err(PyValueError::new_err("more than one Content-Length header"));
+            }
+            content_length_seen = true;
+        }
         if lower == b"content-length" && (value.is_empty() || !value.iter().all(u8::is_ascii_digit))
         {
             return Err(PyValueError::new_err(format!(

@@ -167,10 +167,12 @@ fn parse_size_line(line: &[u8]) -> Result<u64, ChunkedError> {
         // At most 16 hex digits: never overflows.
         (n << 4) | u64::from(hex_value(b))
     });
-    match line.get(digits) {
-        None => Ok(size),
-        Some(b';') => check_extensions(&line[digits..]).map(|()| size),
-        Some(_) => Err(ChunkedError::new("invalid byte after chunk size")),
+    // RFC 9112 §7.1.1: BWS may precede ";" — but whitespace alone may not end the line.
+    let after = skip_bws(&line[digits..]);
+    match after.first() {
+        None if after.len() == line.len() - digits => Ok(size),
+        Some(b';') => check_extensions(after).map(|()| size),
+        _ => Err(ChunkedError::new("invalid byte after chunk size")),
     }
 }
 
@@ -183,16 +185,27 @@ fn hex_value(b: u8) -> u8 {
     }
 }
 
-/// `*( ";" token [ "=" ( token / quoted-string ) ] )`, no whitespace. Ignored once valid.
+fn skip_bws(s: &[u8]) -> &[u8] {
+    let n = s
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(s.len());
+    &s[n..]
+}
+
+/// `*( BWS ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] )` (RFC 9112
+/// §7.1.1). Ignored once valid.
 fn check_extensions(mut rest: &[u8]) -> Result<(), ChunkedError> {
     const BAD: ChunkedError = ChunkedError::new("malformed chunk extension");
-    while let Some((&b';', after)) = rest.split_first() {
+    while let Some((&b';', after)) = skip_bws(rest).split_first() {
+        let after = skip_bws(after);
         let name_len = token_len(after);
         if name_len == 0 {
             return Err(BAD);
         }
         rest = &after[name_len..];
-        if let Some((&b'=', value)) = rest.split_first() {
+        if let Some((&b'=', value)) = skip_bws(rest).split_first() {
+            let value = skip_bws(value);
             let value_len = if value.first() == Some(&b'"') {
                 quoted_string_len(value).ok_or(BAD)?
             } else {
@@ -204,7 +217,11 @@ fn check_extensions(mut rest: &[u8]) -> Result<(), ChunkedError> {
             rest = &value[value_len..];
         }
     }
-    if rest.is_empty() { Ok(()) } else { Err(BAD) }
+    if skip_bws(rest).is_empty() && rest.last().is_none_or(|&b| b != b' ' && b != b'\t') {
+        Ok(())
+    } else {
+        Err(BAD)
+    }
 }
 
 fn token_len(s: &[u8]) -> usize {

@@ -71,6 +71,11 @@ impl Facts {
         if self.host_count == 0 && version == Version::Http11 {
             return Err(HeadError::bad_request("missing Host header on HTTP/1.1"));
         }
+        if let Some((start, end)) = self.host
+            && !is_valid_host(&buf[start..end])
+        {
+            return Err(HeadError::bad_request("Host is not a valid host[:port]"));
+        }
         if self.content_length_count > 1 {
             return Err(HeadError::bad_request(
                 "more than one Content-Length header",
@@ -142,5 +147,72 @@ fn check_transfer_coding(value: &[u8]) -> Result<(), HeadError> {
         Err(HeadError::bad_request(
             "Transfer-Encoding must be exactly \"chunked\"",
         ))
+    }
+}
+
+/// RFC 9110 §7.2 `uri-host [ ":" port ]`: a reg-name (unreserved, pct-encoded,
+/// sub-delims), an IPv4 address or a bracketed IP literal, then an optional
+/// decimal port. An empty value is allowed (a target without authority).
+pub(crate) fn is_valid_host(host: &[u8]) -> bool {
+    let (name, port) = if host.first() == Some(&b'[') {
+        let Some(close) = host.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let literal = &host[1..close];
+        if literal.is_empty()
+            || !literal
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return false;
+        }
+        (&host[..=close], &host[close + 1..])
+    } else {
+        match host.iter().position(|&b| b == b':') {
+            Some(colon) => (&host[..colon], &host[colon..]),
+            None => (host, &host[host.len()..]),
+        }
+    };
+    let port_ok = match port.split_first() {
+        None => true,
+        Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit) && digits.len() <= 5,
+        Some(_) => false,
+    };
+    let name_ok = name.first() == Some(&b'[')
+        || name
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b));
+    port_ok && name_ok
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::is_valid_host;
+
+    #[test]
+    fn host_must_be_a_host_and_optional_port() {
+        for ok in [
+            &b"example.com"[..],
+            b"example.com:8080",
+            b"127.0.0.1:80",
+            b"[::1]:9000",
+            b"[::1]",
+            b"",
+            b"a-b.c_d",
+        ] {
+            assert!(is_valid_host(ok), "{:?}", String::from_utf8_lossy(ok));
+        }
+        for bad in [
+            &b"a b"[..],
+            b"example.com/evil",
+            b"user@example.com",
+            b"example.com:abc",
+            b"[::1",
+            b"[zz]:1",
+            b"a:1:2",
+            b"example.com:123456",
+        ] {
+            assert!(!is_valid_host(bad), "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 }

@@ -1,0 +1,787 @@
+"""The process model (issue 3): master, prefork workers, respawn, recycling,
+harakiri, signals, touch-reload, daemonize/pidfile/vacuum, --threads, fair
+accept, no-master mode, --lazy-apps, --uid/--gid and the crash-loop throttle.
+
+Every test runs the real binary and asserts on HTTP responses, log lines
+(uWSGI's shapes, see shared/reference/uwsgi.md sections 5 and 6) and the
+processes themselves (/proc).
+"""
+
+import http.client
+import os
+import re
+import signal
+import socket
+import subprocess
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import APPS
+
+APP = APPS / "proc_app.py"
+CRASH_EXIT = APPS / "proc_crash_exit.py"
+CRASH_RAISE = APPS / "proc_crash_raise.py"
+
+SPAWNED_RE = r"spawned uWSGI worker (\d+) \(pid: (\d+), cores: (\d+)\)"
+RESPAWNED_RE = r"Respawned uWSGI worker (\d+) \(new pid: (\d+)\)"
+READY_RE = r"portico worker (\d+) is ready to serve \(pid: (\d+)\)"
+MASTER_RE = r"spawned uWSGI master process \(pid: (\d+)\)"
+
+
+# --- helpers -----------------------------------------------------------------------
+
+
+def get(server, path="/", timeout=10.0):
+    """GET with a fresh connection and `Connection: close`; return (status, body text)."""
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Connection": "close"})
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+def get_pid(server, path="/", timeout=10.0):
+    status, body = get(server, path, timeout)
+    assert status == 200, (status, body)
+    return int(body)
+
+
+def matches(server, pattern, start=0):
+    """Every match of `pattern` in the log lines from index `start`."""
+    regex = re.compile(pattern)
+    return [m for m in (regex.search(l) for l in list(server.lines)[start:]) if m]
+
+
+def wait_count(server, pattern, count, timeout=10.0, start=0):
+    """Wait until `count` log lines (from `start`) match `pattern`; return the matches."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = matches(server, pattern, start)
+        if len(found) >= count:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"expected {count} log lines matching {pattern!r}, got {len(found)}; log:\n"
+                + server.log()
+            )
+        time.sleep(0.02)
+
+
+def line_index(server, pattern, start=0):
+    """Index of the first log line (from `start`) matching `pattern`, or None."""
+    regex = re.compile(pattern)
+    for i, line in enumerate(list(server.lines)[start:], start):
+        if regex.search(line):
+            return i
+    return None
+
+
+def wait_ready(server, count, start=0, timeout=15.0):
+    """Wait until `count` workers logged "ready to serve" after `start`; return their pids."""
+    return [int(m.group(2)) for m in wait_count(server, READY_RE, count, timeout, start)]
+
+
+def worker_pids(server, start=0):
+    """{wid: pid} of the workers spawned (at start-up) after log index `start`."""
+    return {int(m.group(1)): int(m.group(2)) for m in matches(server, SPAWNED_RE, start)}
+
+
+def gone(pid):
+    """True when no such process is running (absent, or a zombie nobody reaped yet)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")
+
+
+def wait_gone(pids, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(gone(p) for p in pids):
+            return True
+        time.sleep(0.02)
+    return all(gone(p) for p in pids)
+
+
+def send_signal(pid, sig):
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+class ClientLoop(threading.Thread):
+    """Sequential GETs, a fresh connection each, until stopped.
+
+    Records (time, "ok", status, body) or (time, "error", exception) per request.
+    """
+
+    def __init__(self, server, path="/", timeout=10.0, pause=0.002):
+        super().__init__(daemon=True)
+        self.server = server
+        self.path = path
+        self.timeout = timeout
+        self.pause = pause
+        self.results = []
+        self._stop_flag = threading.Event()
+
+    def run(self):
+        while not self._stop_flag.is_set():
+            try:
+                status, body = get(self.server, self.path, self.timeout)
+                self.results.append((time.monotonic(), "ok", status, body))
+            except Exception as e:  # noqa: BLE001 - every failure is recorded
+                self.results.append((time.monotonic(), "error", e))
+            time.sleep(self.pause)
+
+    def stop(self):
+        self._stop_flag.set()
+        self.join(self.timeout + 5)
+
+    def ok(self):
+        return [r for r in self.results if r[1] == "ok" and r[2] == 200]
+
+    def failures(self):
+        return [r for r in self.results if not (r[1] == "ok" and r[2] == 200)]
+
+
+# --- respawn -----------------------------------------------------------------------
+
+
+def test_kill_9_of_a_worker_is_respawned_and_serves_within_a_second(portico_server):
+    server = portico_server("--wsgi-file", APP, "--master", "-p", "2")
+    old = wait_ready(server, 2)
+    loop = ClientLoop(server)
+    loop.start()
+    try:
+        time.sleep(0.3)
+        victim = worker_pids(server)[1]
+        mark = len(server.lines)
+        killed_at = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        m = server.wait_for_line(RESPAWNED_RE, timeout=5, start=mark)
+        new_pid = int(m.group(2))
+        # keep the loop going until the new worker has answered (or 3 s passed)
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            if any(r[3] == str(new_pid) for r in loop.ok()):
+                break
+            time.sleep(0.02)
+        time.sleep(0.2)
+    finally:
+        loop.stop()
+
+    log = server.log()
+    assert f"DAMN ! worker 1 (pid: {victim}) died, killed by signal 9 :( trying respawn ..." in log, log
+    assert m.group(1) == "1" and new_pid not in old
+    first_new = [r[0] for r in loop.ok() if r[0] > killed_at and int(r[3]) not in old]
+    assert first_new, f"no response from a new worker after the kill; log:\n{log}"
+    assert first_new[0] - killed_at < 1.0, f"first response from a new pid {first_new[0] - killed_at:.2f} s after the kill"
+    assert int([r for r in loop.ok() if r[0] == first_new[0]][0][3]) == new_pid
+    assert len(loop.ok()) > 20
+    assert len(loop.failures()) <= 1, loop.failures()
+    assert not any(r[0] < killed_at for r in loop.failures()), "a request failed before the kill"
+    assert server.proc.poll() is None
+
+
+def test_crash_in_the_app_is_respawned(portico_server):
+    """os._exit(1) in the app: the master logs the non-zero exit and respawns."""
+    server = portico_server("--wsgi-file", APP, "--master", "-p", "1")
+    old = wait_ready(server, 1)[0]
+    mark = len(server.lines)
+    with pytest.raises((ConnectionError, http.client.HTTPException)):
+        get(server, "/exit")
+    server.wait_for_line(
+        rf"DAMN ! worker 1 \(pid: {old}\) died :\( trying respawn \.\.\.", timeout=5, start=mark
+    )
+    m = server.wait_for_line(RESPAWNED_RE, timeout=5, start=mark)
+    assert get_pid(server) == int(m.group(2)) != old
+
+
+@pytest.mark.parametrize(
+    "app,line",
+    [
+        (CRASH_EXIT, r"DAMN ! worker 1 \(pid: \d+\) died :\( trying respawn \.\.\."),
+        (CRASH_RAISE, r"OOPS ! failed loading app in worker 1 \(pid \d+\) :\( trying again\.\.\."),
+    ],
+    ids=["exit-at-import", "raise-at-import"],
+)
+def test_crash_loop_is_throttled(portico_server, app, line):
+    """Every worker dies while importing the app (--lazy-apps): no fork bomb."""
+    server = portico_server("--wsgi-file", app, "--master", "--lazy-apps", "-p", "1", wait=False)
+    server.wait_for_line(MASTER_RE, timeout=15)
+    first = server.wait_for_line(line, timeout=10)
+    assert first
+    server.wait_for_line(
+        r"worker respawning too fast !!! i have to sleep a bit \(2 seconds\)\.\.\.", timeout=5
+    )
+    t0 = time.monotonic()
+    before = len(matches(server, RESPAWNED_RE))
+    time.sleep(3.0)
+    spawns = len(matches(server, RESPAWNED_RE)) - before
+    assert spawns < 15, f"{spawns} respawns in 3 s:\n{server.log()}"
+    assert spawns >= 1, f"the worker was never respawned after the pause:\n{server.log()}"
+    assert time.monotonic() - t0 < 5
+    assert server.proc.poll() is None
+
+
+# --- signals -----------------------------------------------------------------------
+
+
+APP_V1 = '''\
+import os
+
+VERSION = "v1"
+
+
+def application(environ, start_response):
+    body = f"{VERSION} {os.getpid()}".encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+'''
+
+
+def test_sighup_reloads_gracefully_with_zero_failures_and_new_code(portico_server, tmp_path):
+    app = tmp_path / "reloadable.py"
+    app.write_text(APP_V1)
+    server = portico_server("--wsgi-file", app, "--master", "-p", "2")
+    master = server.proc.pid
+    old = wait_ready(server, 2)
+    assert int(server.wait_for_line(MASTER_RE).group(1)) == master
+    loop = ClientLoop(server, timeout=10)
+    loop.start()
+    try:
+        time.sleep(0.3)
+        # a different length, so no stale bytecode can be used
+        app.write_text(APP_V1.replace('"v1"', '"version2"'))
+        mark = len(server.lines)
+        os.kill(master, signal.SIGHUP)
+        server.wait_for_line(r"\.\.\.gracefully killing workers\.\.\.", timeout=5, start=mark)
+        server.wait_for_line(r"binary reloading portico", timeout=10, start=mark)
+        inherited = server.wait_for_line(
+            rf"bound to TCP address 127\.0\.0\.1:{server.port} fd \d+ \(inherited\)",
+            timeout=10,
+            start=mark,
+        )
+        assert inherited
+        after = line_index(server, r"\(inherited\)", mark)
+        new = wait_ready(server, 2, start=after)
+        time.sleep(0.5)
+    finally:
+        loop.stop()
+
+    log = server.log()
+    assert not loop.failures(), f"{len(loop.failures())} failed requests: {loop.failures()[:5]}\n{log}"
+    bodies = [r[3] for r in loop.ok()]
+    assert any(b.startswith("v1 ") for b in bodies)
+    assert any(b.startswith("version2 ") for b in bodies), f"the new code was never served:\n{log}"
+    # once the new code is served, the old one never comes back
+    first_v2 = next(i for i, b in enumerate(bodies) if b.startswith("version2 "))
+    assert all(b.startswith("version2 ") for b in bodies[first_v2:])
+    assert not set(new) & set(old)
+    assert {int(b.split()[1]) for b in bodies[first_v2:]} <= set(new)
+    first = worker_pids(server)  # the first start-up's {wid: pid}
+    for wid, pid in first.items():
+        if pid in old:
+            assert f"Gracefully killing worker {wid} (pid: {pid})..." in log, log
+    assert len(re.findall(r"worker \d buried after \d+ seconds", log)) == 2, log
+    # the master re-executed itself: same pid
+    masters = [int(m.group(1)) for m in matches(server, MASTER_RE)]
+    assert masters == [master, master], log
+    assert server.proc.poll() is None
+    assert get(server)[1].startswith("version2 ")
+
+
+def test_sigterm_lets_the_slow_request_finish_then_exits_0(portico_server):
+    server = portico_server("--wsgi-file", APP, "--master", "-p", "2")
+    workers = wait_ready(server, 2)
+    result = {}
+
+    def slow():
+        t = time.monotonic()
+        try:
+            result["response"] = get(server, "/sleep?2", timeout=10)
+        except Exception as e:  # noqa: BLE001
+            result["error"] = e
+        result["elapsed"] = time.monotonic() - t
+
+    client = threading.Thread(target=slow)
+    client.start()
+    time.sleep(0.5)
+    mark = len(server.lines)
+    os.kill(server.proc.pid, signal.SIGTERM)
+    code = server.proc.wait(15)
+    client.join(10)
+    server._reader.join(5)
+    log = server.log()
+    assert "error" not in result, f"{result}\n{log}"
+    status, body = result["response"]
+    assert status == 200 and int(body) in workers, (status, body)
+    assert result["elapsed"] >= 1.9
+    assert code == 0, log
+    assert line_index(server, r"SIGTERM received\.\.\.gracefully killing workers\.\.\.", mark) is not None, log
+    assert line_index(server, rf"goodbye to uWSGI\. \(portico, pid: {server.proc.pid}\)", mark) is not None, log
+    assert wait_gone(workers, 2), [p for p in workers if not gone(p)]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGQUIT], ids=["SIGINT", "SIGQUIT"])
+def test_sigint_and_sigquit_stop_at_once(portico_server, sig):
+    server = portico_server("--wsgi-file", APP, "--master", "-p", "2")
+    workers = wait_ready(server, 2)
+    result = {}
+
+    def slow():
+        try:
+            result["response"] = get(server, "/sleep?5", timeout=10)
+        except Exception as e:  # noqa: BLE001
+            result["error"] = e
+
+    client = threading.Thread(target=slow)
+    client.start()
+    time.sleep(0.3)
+    t = time.monotonic()
+    os.kill(server.proc.pid, sig)
+    code = server.proc.wait(10)
+    elapsed = time.monotonic() - t
+    client.join(10)
+    assert code == 0, server.log()
+    assert elapsed < 2.0, f"stopping took {elapsed:.2f} s"
+    assert "error" in result, f"the 5 s request was not cut short: {result}"
+    assert wait_gone(workers, 2)
+
+
+def test_sigusr1_logs_the_request_counters(portico_server):
+    server = portico_server("--wsgi-file", APP, "--master", "-p", "2")
+    workers = wait_ready(server, 2)
+    for _ in range(5):
+        get_pid(server)
+    # the counters are updated after the response is sent: let the last one land
+    wait_count(server, r"\[pid: \d+\|app: 0\|req: \d+/\d+\]", 5, timeout=5)
+    time.sleep(0.2)
+    mark = len(server.lines)
+    os.kill(server.proc.pid, signal.SIGUSR1)
+    total = server.wait_for_line(r"workers total requests: (\d+)", timeout=5, start=mark)
+    assert int(total.group(1)) == 5, server.log()
+    per_worker = matches(
+        server, r"worker (\d+) app 0 \[\] requests: (\d+) exceptions: (\d+) \(pid: (\d+)", mark
+    )
+    assert sorted(int(m.group(1)) for m in per_worker) == [1, 2], server.log()
+    assert sum(int(m.group(2)) for m in per_worker) == 5
+    assert sorted(int(m.group(4)) for m in per_worker) == sorted(workers)
+    assert server.proc.poll() is None
+
+
+def test_workers_die_with_a_killed_master(portico_server):
+    server = portico_server("--wsgi-file", APP, "--master", "-p", "2")
+    workers = wait_ready(server, 2)
+    assert sorted(workers) == sorted(worker_pids(server).values())
+    os.kill(server.proc.pid, signal.SIGKILL)
+    server.proc.wait(5)
+    assert wait_gone(workers, 2.0), f"workers outlived the master: {[p for p in workers if not gone(p)]}"
+
+
+# --- recycling ---------------------------------------------------------------------
+
+
+def test_max_requests_with_delta_recycles_each_worker_at_its_count(portico_server):
+    server = portico_server(
+        "--wsgi-file", APP, "-p", "2",
+        "--max-requests", "3", "--max-requests-delta", "2", "--min-worker-lifetime", "0",
+    )
+    wait_ready(server, 2)
+    first = worker_pids(server)
+    assert "running a master process" in server.log()
+    served = []
+    for _ in range(24):
+        served.append(get_pid(server))  # every request must succeed
+    w1 = server.wait_for_line(r"worker 1 \(pid: (\d+)\) reached max-requests \((\d+) requests\): recycling")
+    w2 = server.wait_for_line(r"worker 2 \(pid: (\d+)\) reached max-requests \((\d+) requests\): recycling")
+    assert (int(w1.group(1)), int(w1.group(2))) == (first[1], 3), server.log()
+    assert (int(w2.group(1)), int(w2.group(2))) == (first[2], 5), server.log()
+    assert served.count(first[1]) == 3, served
+    assert served.count(first[2]) == 5, served
+    # the replacements recycle at the same counts
+    counts = [(int(m.group(1)), int(m.group(2))) for m in matches(server, r"worker (\d) \(pid: \d+\) reached max-requests \((\d+) requests\)")]
+    assert all(n == (3 if wid == 1 else 5) for wid, n in counts), counts
+    log = server.log()
+    for wid in (1, 2):
+        old = first[wid]
+        respawned = line_index(server, rf"Respawned uWSGI worker {wid} \(new pid: \d+\)")
+        seeya = line_index(server, rf"\.\.\.The work of process {old} is done\. Seeya!")
+        assert seeya is not None, log
+        killed = server.wait_for_line(rf"worker {wid} killed successfully \(pid: {old}\)", timeout=5)
+        assert killed
+        assert respawned is not None and respawned < line_index(server, rf"worker {wid} killed successfully \(pid: {old}\)")
+    assert "DAMN" not in log
+    assert len(set(served)) >= 5
+
+
+def test_recycling_spawns_the_replacement_before_in_flight_requests_finish(portico_server):
+    server = portico_server(
+        "--wsgi-file", APP, "-p", "1", "--threads", "2",
+        "--max-requests", "1", "--min-worker-lifetime", "0",
+    )
+    old = wait_ready(server, 1)[0]
+    result = {}
+
+    def slow():
+        result["response"] = get(server, "/sleep?1.5", timeout=10)
+        result["done"] = time.monotonic()
+
+    client = threading.Thread(target=slow)
+    client.start()
+    time.sleep(0.3)
+    assert get_pid(server) == old  # finishes first: the worker retires, the slow one is in flight
+    m = server.wait_for_line(RESPAWNED_RE, timeout=5)
+    new = int(m.group(2))
+    wait_ready(server, 1, start=line_index(server, RESPAWNED_RE))
+    assert get_pid(server) == new, "a retiring worker took a new request"
+    t = time.monotonic()
+    assert client.is_alive(), "the slow request ended before the replacement served"
+    client.join(10)
+    assert result["response"] == (200, str(old))
+    assert result["done"] > t
+    server.wait_for_line(rf"worker 1 killed successfully \(pid: {old}\)", timeout=5)
+    assert line_index(server, rf"reached max-requests \(1 requests\)") < line_index(server, RESPAWNED_RE)
+    assert line_index(server, RESPAWNED_RE) < line_index(server, rf"The work of process {old} is done\. Seeya!")
+
+
+def test_reload_on_rss_recycles_after_the_request_that_crossed_it(portico_server):
+    server = portico_server(
+        "--wsgi-file", APP, "-p", "1", "--reload-on-rss", "60", "--min-worker-lifetime", "0"
+    )
+    old = wait_ready(server, 1)[0]
+    assert get_pid(server) == old
+    assert get_pid(server) == old  # a small worker is not recycled
+    assert get_pid(server, "/alloc?80") == old
+    m = server.wait_for_line(
+        rf"worker 1 \(pid: {old}\) RSS (\d+) MB is over reload-on-rss 60 MB: recycling", timeout=5
+    )
+    assert int(m.group(1)) >= 60
+    respawned = int(server.wait_for_line(RESPAWNED_RE, timeout=5).group(2))
+    server.wait_for_line(rf"worker 1 killed successfully \(pid: {old}\)", timeout=5)
+    assert get_pid(server) == respawned != old
+    assert "DAMN" not in server.log()
+
+
+def test_evil_reload_on_rss_kills_the_worker(portico_server):
+    server = portico_server("--wsgi-file", APP, "-p", "1", "--evil-reload-on-rss", "60")
+    old = wait_ready(server, 1)[0]
+    assert get_pid(server) == old
+    time.sleep(0.5)
+    assert "EVIL RELOAD" not in server.log()  # a small worker is left alone
+    try:
+        get(server, "/alloc?80")  # the master may kill it before or after it answers
+    except (ConnectionError, http.client.HTTPException):
+        pass
+    m = server.wait_for_line(rf"\*\*\* EVIL RELOAD ON WORKER 1 RSS: (\d+) \(pid: {old}\) \*\*\*", timeout=5)
+    assert int(m.group(1)) > 60 * 1024 * 1024
+    server.wait_for_line(
+        rf"DAMN ! worker 1 \(pid: {old}\) died, killed by signal 9 :\( trying respawn \.\.\.", timeout=5
+    )
+    new = int(server.wait_for_line(RESPAWNED_RE, timeout=5).group(2))
+    assert gone(old)
+    assert get_pid(server) == new != old
+
+
+# --- harakiri ----------------------------------------------------------------------
+
+
+def test_harakiri_kills_the_stuck_worker_and_respawns(portico_server):
+    server = portico_server("--wsgi-file", APP, "-p", "1", "--harakiri", "1")
+    old = wait_ready(server, 1)[0]
+    t = time.monotonic()
+    with pytest.raises((ConnectionError, http.client.HTTPException)):
+        get(server, "/sleep?5", timeout=10)
+    elapsed = time.monotonic() - t
+    assert elapsed < 3.5, f"the client was dropped only after {elapsed:.2f} s"
+    m = server.wait_for_line(
+        rf"- \*\*\* HARAKIRI ON WORKER 1 \(pid: {old}, try: 1, graceful: no\) \*\*\*", timeout=5
+    )
+    assert m
+    core = server.wait_for_line(r"- HARAKIRI \[core (\d+)\] .*GET /sleep\?5 since (\d+)", timeout=5)
+    assert abs(int(core.group(2)) - time.time()) < 30
+    server.wait_for_line(
+        rf"DAMN ! worker 1 \(pid: {old}\) died, killed by signal 9 :\( trying respawn \.\.\.", timeout=5
+    )
+    new = int(server.wait_for_line(RESPAWNED_RE, timeout=5).group(2))
+    assert get_pid(server) == new != old
+    assert get_pid(server, "/sleep?0.2") == new  # short requests are left alone
+
+
+# --- touch-reload, daemonize, pidfile, vacuum ----------------------------------------
+
+
+def test_touch_reload_reloads_with_new_workers(portico_server, tmp_path):
+    trigger = tmp_path / "reload.trigger"
+    trigger.write_text("")
+    server = portico_server("--wsgi-file", APP, "-p", "2", "--touch-reload", trigger)
+    master = server.proc.pid
+    old = set(wait_ready(server, 2))
+    assert "running a master process" in server.log()
+    time.sleep(0.5)
+    assert "touched" not in server.log()  # nothing happens while the file is untouched
+    mark = len(server.lines)
+    later = time.time() + 10
+    os.utime(trigger, (later, later))
+    server.wait_for_line(rf"\*\*\* {re.escape(str(trigger))} has been touched\.\.\. grace them all !!! \*\*\*", timeout=5, start=mark)
+    server.wait_for_line(r"binary reloading portico", timeout=10, start=mark)
+    after = line_index(server, r"\(inherited\)", mark)
+    assert after is not None, server.log()
+    new = set(wait_ready(server, 2, start=after))
+    assert not new & old
+    served = {get_pid(server) for _ in range(6)}
+    assert served == new
+    assert [int(m.group(1)) for m in matches(server, MASTER_RE)] == [master, master]
+    assert wait_gone(old, 2)
+
+
+def test_daemonize_pidfile_and_vacuum(run_portico, tmp_path):
+    log = tmp_path / "portico.log"
+    pidfile = tmp_path / "portico.pid"
+    t = time.monotonic()
+    proc = run_portico(
+        "--http", "127.0.0.1:0", "--wsgi-file", APP, "--master", "-p", "1",
+        "--daemonize", log, "--pidfile", pidfile, "--vacuum", timeout=10,
+    )
+    pid = None
+    try:
+        assert proc.returncode == 0, proc.stdout
+        assert time.monotonic() - t < 5
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (
+            pidfile.exists() and log.exists() and "ready to serve" in log.read_text()
+        ):
+            time.sleep(0.05)
+        text = log.read_text()
+        assert "ready to serve" in text, text
+        pid = int(pidfile.read_text().strip())
+        assert not gone(pid)
+        assert f"spawned uWSGI master process (pid: {pid})" in text
+        port = int(re.search(r"bound to TCP address 127\.0\.0\.1:(\d+)", text).group(1))
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/")
+        resp = conn.getresponse()
+        assert resp.status == 200
+        worker = int(resp.read())
+        conn.close()
+        assert worker != pid
+        # the master runs detached: not our child, in its own session
+        assert os.getsid(pid) == pid
+        os.kill(pid, signal.SIGTERM)
+        assert wait_gone([pid, worker], 10), log.read_text()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and pidfile.exists():
+            time.sleep(0.05)
+        text = log.read_text()
+        assert not pidfile.exists(), text
+        assert f"VACUUM: {pidfile} removed." in text
+        assert "goodbye" in text
+    finally:
+        if pid and not gone(pid):
+            send_signal(pid, signal.SIGKILL)
+
+
+def test_pidfile_without_vacuum_stays(portico_server, tmp_path):
+    pidfile = tmp_path / "p.pid"
+    pidfile2 = tmp_path / "p2.pid"
+    server = portico_server("--wsgi-file", APP, "--master", "--pidfile", pidfile, "--pidfile2", pidfile2)
+    assert int(pidfile.read_text()) == server.proc.pid
+    assert int(pidfile2.read_text()) == server.proc.pid
+    server.proc.terminate()
+    assert server.proc.wait(10) == 0
+    assert pidfile.exists() and pidfile2.exists()
+
+
+# --- concurrency and fair accept ---------------------------------------------------
+
+
+def concurrent(server, path, n):
+    """Send n GETs at once; return (elapsed, [results])."""
+    results = [None] * n
+    barrier = threading.Barrier(n)
+
+    def one(i):
+        barrier.wait()
+        try:
+            results[i] = get(server, path, timeout=10)
+        except Exception as e:  # noqa: BLE001
+            results[i] = e
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    t = time.monotonic()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(15)
+    return time.monotonic() - t, results
+
+
+def test_threads_serve_concurrently_and_idle_connections_hold_no_thread(portico_server):
+    server = portico_server("--wsgi-file", APP, "--master", "-p", "1", "--threads", "4")
+    worker = wait_ready(server, 1)[0]
+    assert worker_pids(server) == {1: worker}
+    assert "cores: 4" in server.log()
+
+    elapsed, results = concurrent(server, "/sleep?1", 4)
+    assert all(r == (200, str(worker)) for r in results), results
+    assert elapsed < 1.8, f"4 requests on 4 threads took {elapsed:.2f} s"
+
+    elapsed, results = concurrent(server, "/sleep?1", 8)
+    assert all(r == (200, str(worker)) for r in results), results
+    assert 1.9 < elapsed < 3.0, f"8 requests on 4 threads took {elapsed:.2f} s"
+
+    # 10 idle connections: 5 that never sent a byte, 5 kept alive after a request
+    idle = []
+    try:
+        for _ in range(5):
+            idle.append(server.connect())
+        for _ in range(5):
+            s = server.connect()
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = b""
+            while b"\r\n\r\n" not in data or not data.endswith(str(worker).encode()):
+                chunk = s.recv(4096)
+                assert chunk, data
+                data += chunk
+            assert data.startswith(b"HTTP/1.1 200")
+            idle.append(s)
+        t = time.monotonic()
+        assert get_pid(server) == worker
+        assert time.monotonic() - t < 0.5
+        elapsed, results = concurrent(server, "/sleep?1", 4)
+        assert all(r == (200, str(worker)) for r in results), results
+        assert elapsed < 1.8, f"with 10 idle connections, 4 requests took {elapsed:.2f} s"
+    finally:
+        for s in idle:
+            s.close()
+
+
+def test_requests_spread_evenly_over_workers(portico_server):
+    server = portico_server("--wsgi-file", APP, "--master", "-p", "2")
+    workers = wait_ready(server, 2)
+    served = [get_pid(server) for _ in range(60)]
+    counts = {pid: served.count(pid) for pid in workers}
+    assert set(served) == set(workers)
+    assert all(n >= 15 for n in counts.values()), counts
+
+
+def test_requests_spread_evenly_over_three_workers(portico_server):
+    server = portico_server("--wsgi-file", APP, "--master", "-p", "3")
+    workers = wait_ready(server, 3)
+    served = [get_pid(server) for _ in range(60)]
+    counts = {pid: served.count(pid) for pid in workers}
+    assert set(served) == set(workers)
+    assert all(n >= 12 for n in counts.values()), counts
+
+
+# --- no master ---------------------------------------------------------------------
+
+
+def test_without_master_dead_workers_stay_dead(portico_server):
+    server = portico_server("--wsgi-file", APP, "-p", "2")
+    workers = wait_ready(server, 2)
+    served = {get_pid(server) for _ in range(10)}
+    assert served == set(workers)
+    victim, survivor = worker_pids(server)[1], worker_pids(server)[2]
+    os.kill(victim, signal.SIGKILL)
+    assert wait_gone([victim], 2)
+    time.sleep(1.0)
+    assert "Respawned" not in server.log()
+    assert not matches(server, SPAWNED_RE, line_index(server, r"worker 2 is ready to serve") or 0)
+    served = [get_pid(server) for _ in range(10)]
+    assert set(served) == {survivor}
+    assert server.proc.poll() is None
+    server.proc.terminate()
+    assert server.proc.wait(10) == 0
+    assert wait_gone([survivor], 2)
+
+
+# --- lazy-apps ---------------------------------------------------------------------
+
+
+def test_lazy_apps_imports_in_each_worker(portico_server):
+    server = portico_server("--wsgi-file", APP, "--master", "-p", "2", "--lazy-apps")
+    workers = wait_ready(server, 2)
+    seen = {}
+    for _ in range(10):
+        status, body = get(server, "/import-pid")
+        imported, pid = map(int, body.split())
+        seen[pid] = imported
+    assert set(seen) == set(workers)
+    assert all(imported == pid for pid, imported in seen.items()), seen
+    loaded = matches(server, r"WSGI app 0 \(mountpoint=''\) ready in \d+ seconds on pid (\d+)")
+    assert sorted(int(m.group(1)) for m in loaded) == sorted(workers)
+
+
+def test_without_lazy_apps_the_master_imports(portico_server):
+    server = portico_server("--wsgi-file", APP, "--master", "-p", "2")
+    workers = wait_ready(server, 2)
+    master = server.proc.pid
+    seen = {}
+    for _ in range(10):
+        status, body = get(server, "/import-pid")
+        imported, pid = map(int, body.split())
+        seen[pid] = imported
+    assert set(seen) == set(workers)
+    assert set(seen.values()) == {master}, seen
+    loaded = matches(server, r"WSGI app 0 \(mountpoint=''\) ready in \d+ seconds on pid (\d+)")
+    assert [int(m.group(1)) for m in loaded] == [master]
+
+
+# --- privileges --------------------------------------------------------------------
+
+
+def nobody_ids():
+    import grp
+    import pwd
+
+    try:
+        uid = pwd.getpwnam("nobody").pw_uid
+        user = "nobody"
+    except KeyError:
+        uid, user = 65534, "65534"
+    for name in ("nogroup", "nobody"):
+        try:
+            return user, uid, name, grp.getgrnam(name).gr_gid
+        except KeyError:
+            pass
+    return user, uid, "65534", 65534
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+def test_gid_drops_the_group(portico_server):
+    _, _, group, gid = nobody_ids()
+    server = portico_server("--wsgi-file", APP, "--master", "-p", "1", "--gid", group)
+    wait_ready(server, 1)
+    assert get(server, "/ids") == (200, f"0 {gid}")
+    assert f"setgid() to {gid}" in server.log()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+def test_uid_and_gid_drop_privileges(portico_server):
+    user, uid, group, gid = nobody_ids()
+    # Portico (like uWSGI) drops privileges before it starts Python, so the
+    # interpreter's files must be readable by that user.
+    import sysconfig
+
+    stdlib = sysconfig.get_paths()["stdlib"]
+    probe = subprocess.run(["/bin/ls", stdlib], user=uid, group=gid, capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"uid {uid} cannot read the Python stdlib at {stdlib} (environment, not Portico)")
+    server = portico_server("--wsgi-file", APP, "--master", "-p", "1", "--uid", user, "--gid", group)
+    wait_ready(server, 1)
+    assert get(server, "/ids") == (200, f"{uid} {gid}")
+    log = server.log()
+    assert f"setgid() to {gid}" in log and f"setuid() to {uid}" in log
+    with open(f"/proc/{server.proc.pid}/status") as f:
+        status = f.read()
+    assert re.search(rf"^Uid:\s+{uid}\s", status, re.M), status
