@@ -324,6 +324,18 @@ def test_ignored_chunked_body_is_drained_not_parsed(server):
     assert [(r.status, r.body) for r in responses] == [(200, b"ignored"), (200, b"second")], responses
 
 
+def test_unread_body_too_big_to_drain_is_answered_with_connection_close(server):
+    # 3 MiB announced, the app reads none of it: more than the server drains (1 MiB),
+    # so the answer must say the connection will not be reused.
+    head = b"POST /ignore HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n" % (3 << 20)
+    with Conn.to(server) as conn:
+        conn.send(head + b"x" * 100)
+        data = conn.read_to_eof()
+    (response,) = parse_all(data)
+    assert response.status == 200 and response.body == b"ignored"
+    assert response.header("connection") == "close", response
+
+
 def test_partly_read_bodies_are_drained_not_parsed(server):
     reqs = (
         build("POST", "/read3", body=b"012" + SMUGGLED)

@@ -146,6 +146,19 @@ def test_server_name_and_port_from_host(env_server):
     assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("example.com", "80")
 
 
+def test_absolute_form_target_authority_names_the_server(env_server):
+    # RFC 9112 §3.2.2: the target's authority wins over the Host header.
+    env = environ_of(env_server, build("GET", "http://other.example:81/x?y=1", host="example.com"))
+    assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("other.example", "81")
+    assert env["PATH_INFO"] == "/x"
+    assert env["QUERY_STRING"] == "y=1"
+
+
+def test_empty_host_falls_back_to_the_listener(env_server):
+    env = environ_of(env_server, build("GET", "/", host=""))
+    assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("127.0.0.1", str(env_server.port))
+
+
 def test_server_name_and_port_from_listener_without_host(env_server):
     env = environ_of(env_server, b"GET / HTTP/1.0\r\n\r\n")
     assert env["SERVER_NAME"] == "127.0.0.1"

@@ -30,6 +30,7 @@ SPAWNED_RE = r"spawned uWSGI worker (\d+) \(pid: (\d+), cores: (\d+)\)"
 RESPAWNED_RE = r"Respawned uWSGI worker (\d+) \(new pid: (\d+)\)"
 READY_RE = r"portico worker (\d+) is ready to serve \(pid: (\d+)\)"
 MASTER_RE = r"spawned uWSGI master process \(pid: (\d+)\)"
+ACCESS_RE = re.compile(r"^\[pid: \d+\|app: ")
 
 
 # --- helpers -----------------------------------------------------------------------
@@ -52,6 +53,11 @@ def get_pid(server, path="/", timeout=10.0):
     return int(body)
 
 
+def summary(server):
+    """The log without the access-log lines (for assertion messages)."""
+    return "\n".join(l for l in list(server.lines) if not ACCESS_RE.search(l))
+
+
 def matches(server, pattern, start=0):
     """Every match of `pattern` in the log lines from index `start`."""
     regex = re.compile(pattern)
@@ -68,7 +74,7 @@ def wait_count(server, pattern, count, timeout=10.0, start=0):
         if time.monotonic() > deadline:
             raise AssertionError(
                 f"expected {count} log lines matching {pattern!r}, got {len(found)}; log:\n"
-                + server.log()
+                + summary(server)
             )
         time.sleep(0.02)
 
@@ -180,10 +186,10 @@ def test_kill_9_of_a_worker_is_respawned_and_serves_within_a_second(portico_serv
         loop.stop()
 
     log = server.log()
-    assert f"DAMN ! worker 1 (pid: {victim}) died, killed by signal 9 :( trying respawn ..." in log, log
+    assert f"DAMN ! worker 1 (pid: {victim}) died, killed by signal 9 :( trying respawn ..." in log, summary(server)
     assert m.group(1) == "1" and new_pid not in old
     first_new = [r[0] for r in loop.ok() if r[0] > killed_at and int(r[3]) not in old]
-    assert first_new, f"no response from a new worker after the kill; log:\n{log}"
+    assert first_new, f"no response from a new worker after the kill; log:\n{summary(server)}"
     assert first_new[0] - killed_at < 1.0, f"first response from a new pid {first_new[0] - killed_at:.2f} s after the kill"
     assert int([r for r in loop.ok() if r[0] == first_new[0]][0][3]) == new_pid
     assert len(loop.ok()) > 20
@@ -227,8 +233,8 @@ def test_crash_loop_is_throttled(portico_server, app, line):
     before = len(matches(server, RESPAWNED_RE))
     time.sleep(3.0)
     spawns = len(matches(server, RESPAWNED_RE)) - before
-    assert spawns < 15, f"{spawns} respawns in 3 s:\n{server.log()}"
-    assert spawns >= 1, f"the worker was never respawned after the pause:\n{server.log()}"
+    assert spawns < 15, f"{spawns} respawns in 3 s:\n{summary(server)}"
+    assert spawns >= 1, f"the worker was never respawned after the pause:\n{summary(server)}"
     assert time.monotonic() - t0 < 5
     assert server.proc.poll() is None
 
@@ -279,10 +285,10 @@ def test_sighup_reloads_gracefully_with_zero_failures_and_new_code(portico_serve
         loop.stop()
 
     log = server.log()
-    assert not loop.failures(), f"{len(loop.failures())} failed requests: {loop.failures()[:5]}\n{log}"
+    assert not loop.failures(), f"{len(loop.failures())} failed requests: {loop.failures()[:5]}\n{summary(server)}"
     bodies = [r[3] for r in loop.ok()]
     assert any(b.startswith("v1 ") for b in bodies)
-    assert any(b.startswith("version2 ") for b in bodies), f"the new code was never served:\n{log}"
+    assert any(b.startswith("version2 ") for b in bodies), f"the new code was never served:\n{summary(server)}"
     # once the new code is served, the old one never comes back
     first_v2 = next(i for i, b in enumerate(bodies) if b.startswith("version2 "))
     assert all(b.startswith("version2 ") for b in bodies[first_v2:])
@@ -291,11 +297,11 @@ def test_sighup_reloads_gracefully_with_zero_failures_and_new_code(portico_serve
     first = worker_pids(server)  # the first start-up's {wid: pid}
     for wid, pid in first.items():
         if pid in old:
-            assert f"Gracefully killing worker {wid} (pid: {pid})..." in log, log
-    assert len(re.findall(r"worker \d buried after \d+ seconds", log)) == 2, log
+            assert f"Gracefully killing worker {wid} (pid: {pid})..." in log, summary(server)
+    assert len(re.findall(r"worker \d buried after \d+ seconds", log)) == 2, summary(server)
     # the master re-executed itself: same pid
     masters = [int(m.group(1)) for m in matches(server, MASTER_RE)]
-    assert masters == [master, master], log
+    assert masters == [master, master], summary(server)
     assert server.proc.poll() is None
     assert get(server)[1].startswith("version2 ")
 
@@ -322,13 +328,13 @@ def test_sigterm_lets_the_slow_request_finish_then_exits_0(portico_server):
     client.join(10)
     server._reader.join(5)
     log = server.log()
-    assert "error" not in result, f"{result}\n{log}"
+    assert "error" not in result, f"{result}\n{summary(server)}"
     status, body = result["response"]
     assert status == 200 and int(body) in workers, (status, body)
     assert result["elapsed"] >= 1.9
-    assert code == 0, log
-    assert line_index(server, r"SIGTERM received\.\.\.gracefully killing workers\.\.\.", mark) is not None, log
-    assert line_index(server, rf"goodbye to uWSGI\. \(portico, pid: {server.proc.pid}\)", mark) is not None, log
+    assert code == 0, summary(server)
+    assert line_index(server, r"SIGTERM received\.\.\.gracefully killing workers\.\.\.", mark) is not None, summary(server)
+    assert line_index(server, rf"goodbye to uWSGI\. \(portico, pid: {server.proc.pid}\)", mark) is not None, summary(server)
     assert wait_gone(workers, 2), [p for p in workers if not gone(p)]
 
 
@@ -352,7 +358,7 @@ def test_sigint_and_sigquit_stop_at_once(portico_server, sig):
     code = server.proc.wait(10)
     elapsed = time.monotonic() - t
     client.join(10)
-    assert code == 0, server.log()
+    assert code == 0, summary(server)
     assert elapsed < 2.0, f"stopping took {elapsed:.2f} s"
     assert "error" in result, f"the 5 s request was not cut short: {result}"
     assert wait_gone(workers, 2)
@@ -369,11 +375,11 @@ def test_sigusr1_logs_the_request_counters(portico_server):
     mark = len(server.lines)
     os.kill(server.proc.pid, signal.SIGUSR1)
     total = server.wait_for_line(r"workers total requests: (\d+)", timeout=5, start=mark)
-    assert int(total.group(1)) == 5, server.log()
+    assert int(total.group(1)) == 5, summary(server)
     per_worker = matches(
         server, r"worker (\d+) app 0 \[\] requests: (\d+) exceptions: (\d+) \(pid: (\d+)", mark
     )
-    assert sorted(int(m.group(1)) for m in per_worker) == [1, 2], server.log()
+    assert sorted(int(m.group(1)) for m in per_worker) == [1, 2], summary(server)
     assert sum(int(m.group(2)) for m in per_worker) == 5
     assert sorted(int(m.group(4)) for m in per_worker) == sorted(workers)
     assert server.proc.poll() is None
@@ -404,8 +410,8 @@ def test_max_requests_with_delta_recycles_each_worker_at_its_count(portico_serve
         served.append(get_pid(server))  # every request must succeed
     w1 = server.wait_for_line(r"worker 1 \(pid: (\d+)\) reached max-requests \((\d+) requests\): recycling")
     w2 = server.wait_for_line(r"worker 2 \(pid: (\d+)\) reached max-requests \((\d+) requests\): recycling")
-    assert (int(w1.group(1)), int(w1.group(2))) == (first[1], 3), server.log()
-    assert (int(w2.group(1)), int(w2.group(2))) == (first[2], 5), server.log()
+    assert (int(w1.group(1)), int(w1.group(2))) == (first[1], 3), summary(server)
+    assert (int(w2.group(1)), int(w2.group(2))) == (first[2], 5), summary(server)
     assert served.count(first[1]) == 3, served
     assert served.count(first[2]) == 5, served
     # the replacements recycle at the same counts
@@ -416,7 +422,7 @@ def test_max_requests_with_delta_recycles_each_worker_at_its_count(portico_serve
         old = first[wid]
         respawned = line_index(server, rf"Respawned uWSGI worker {wid} \(new pid: \d+\)")
         seeya = line_index(server, rf"\.\.\.The work of process {old} is done\. Seeya!")
-        assert seeya is not None, log
+        assert seeya is not None, summary(server)
         killed = server.wait_for_line(rf"worker {wid} killed successfully \(pid: {old}\)", timeout=5)
         assert killed
         assert respawned is not None and respawned < line_index(server, rf"worker {wid} killed successfully \(pid: {old}\)")
@@ -535,7 +541,7 @@ def test_touch_reload_reloads_with_new_workers(portico_server, tmp_path):
     server.wait_for_line(rf"\*\*\* {re.escape(str(trigger))} has been touched\.\.\. grace them all !!! \*\*\*", timeout=5, start=mark)
     server.wait_for_line(r"binary reloading portico", timeout=10, start=mark)
     after = line_index(server, r"\(inherited\)", mark)
-    assert after is not None, server.log()
+    assert after is not None, summary(server)
     new = set(wait_ready(server, 2, start=after))
     assert not new & old
     served = {get_pid(server) for _ in range(6)}
