@@ -93,29 +93,27 @@ fn run_request(
     request: Request,
     reply: oneshot::Sender<Response>,
 ) -> bool {
-    {
-        let (environ, vars, vars_bytes) = match runner.environ.build(py, request) {
-            Ok(built) => built,
-            Err(err) => {
-                report(py, &err, "cannot build the WSGI environ");
-                let _ = reply.send(Response::internal_error());
-                return true;
-            }
-        };
-        let meta = ResponseMeta {
-            app_id: 0,
-            vars,
-            vars_bytes,
-        };
-        let start_response = match Bound::new(py, StartResponse::new(reply, meta)) {
-            Ok(s) => s,
-            Err(err) => {
-                report(py, &err, "cannot create start_response");
-                return true;
-            }
-        };
-        run_app(py, &runner.app, environ, &start_response)
-    }
+    let (environ, vars, vars_bytes) = match runner.environ.build(py, request) {
+        Ok(built) => built,
+        Err(err) => {
+            report(py, &err, "cannot build the WSGI environ");
+            let _ = reply.send(Response::internal_error());
+            return true;
+        }
+    };
+    let meta = ResponseMeta {
+        app_id: 0,
+        vars,
+        vars_bytes,
+    };
+    let start_response = match Bound::new(py, StartResponse::new(reply, meta)) {
+        Ok(s) => s,
+        Err(err) => {
+            report(py, &err, "cannot create start_response");
+            return true;
+        }
+    };
+    run_app(py, &runner.app, environ, &start_response)
 }
 
 impl Handler for WsgiHandler {
