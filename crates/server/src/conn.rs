@@ -47,6 +47,7 @@ pub(crate) struct ConnContext {
     pub hooks: Option<Arc<dyn WorkerHooks>>,
     /// Notified when the hooks ask the worker to retire.
     pub retire: Arc<tokio::sync::Notify>,
+    pub handoff: Arc<crate::handoff::Handoff>,
 }
 
 enum HeadRead {
@@ -163,6 +164,7 @@ pub(crate) async fn serve_connection<R, W>(
             local,
             listener: ctx.listener.clone(),
             body,
+            handoff: ctx.handoff.clone(),
         };
         let mut pending = ctx.handler.handle(request);
         let demand = pump.as_ref().map(|p| p.demand.clone());

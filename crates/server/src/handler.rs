@@ -13,6 +13,7 @@ use portico_proto::http1::RequestHead;
 use tokio::sync::mpsc;
 
 use crate::body::RequestBody;
+use crate::handoff::Handoff;
 use crate::listener::ListenerInfo;
 
 /// One parsed request, with its body still arriving.
@@ -24,6 +25,8 @@ pub struct Request {
     pub local: SocketAddr,
     pub listener: Arc<ListenerInfo>,
     pub body: RequestBody,
+    /// Where a handler that answers from another thread gets its reply slot.
+    pub handoff: Arc<Handoff>,
 }
 
 /// A piece of a streamed response body.

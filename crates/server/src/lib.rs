@@ -10,6 +10,7 @@ mod body;
 mod conn;
 mod date;
 mod handler;
+mod handoff;
 mod hooks;
 mod listener;
 mod log;
@@ -20,6 +21,7 @@ pub use body::{BodyError, RequestBody, TryNext};
 pub use handler::{
     Handler, HandlerFuture, Request, Response, ResponseBody, ResponseMeta, StreamItem,
 };
+pub use handoff::{Handoff, ReplyFuture, ReplySender};
 pub use hooks::{CoreTracker, RequestRecord, WorkerHooks};
 pub use listener::{BoundListener, ListenerInfo, bind, bind_with_backlog};
 pub use log::AccessLog;

@@ -23,6 +23,7 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use crate::conn::{ConnContext, serve_connection};
 use crate::handler::Handler;
+use crate::handoff::Handoff;
 use crate::hooks::WorkerHooks;
 use crate::listener::BoundListener;
 use crate::log::AccessLog;
@@ -76,8 +77,12 @@ pub fn serve(
     options: ServeOptions,
     on_ready: impl FnOnce(),
 ) -> io::Result<StopReason> {
+    let handoff = Handoff::new();
+    let (on_park, on_unpark) = (handoff.clone(), handoff.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .on_thread_park(move || on_park.before_park())
+        .on_thread_unpark(move || on_unpark.after_unpark())
         .build()
         .map_err(|e| io::Error::new(e.kind(), format!("cannot start the async runtime: {e}")))?;
     let reason = runtime.block_on(async move {
@@ -86,6 +91,7 @@ pub fn serve(
         let log = Arc::new(AccessLog::new(options.access_log));
         let retire = Arc::new(Notify::new());
         let stop_acceptors = Arc::new(AtomicBool::new(false));
+        tokio::spawn(handoff.clone().deliver());
         for bound in listeners {
             let ctx = Arc::new(ConnContext {
                 handler: handler.clone(),
@@ -94,6 +100,7 @@ pub fn serve(
                 limits: HeadLimits::default(),
                 hooks: options.hooks.clone(),
                 retire: retire.clone(),
+                handoff: handoff.clone(),
             });
             if options.fair_accept {
                 let (conn_tx, conn_rx) = mpsc::unbounded_channel();

@@ -157,6 +157,7 @@ impl EnvironBuilder {
             local,
             listener,
             body,
+            ..
         } = request;
         let k = &self.keys;
         let env = self.template.bind(py).copy()?;

@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use portico_server::{CoreTracker, Handler, HandlerFuture, Request, Response, ResponseMeta};
+use portico_server::{
+    CoreTracker, Handler, HandlerFuture, ReplySender, Request, Response, ResponseMeta,
+};
 use pyo3::prelude::*;
-use tokio::sync::oneshot;
 
 use crate::environ::{EnvironBuilder, ProcessModel};
 use crate::loader::App;
@@ -66,7 +67,7 @@ impl WsgiHandler {
 struct RequestJob {
     runner: Arc<AppRunner>,
     request: Request,
-    reply: oneshot::Sender<Response>,
+    reply: ReplySender,
 }
 
 impl PythonJob for RequestJob {
@@ -87,17 +88,12 @@ impl PythonJob for RequestJob {
 }
 
 /// Build the environ, call the app, deliver the response; true if it failed.
-fn run_request(
-    py: Python<'_>,
-    runner: &AppRunner,
-    request: Request,
-    reply: oneshot::Sender<Response>,
-) -> bool {
+fn run_request(py: Python<'_>, runner: &AppRunner, request: Request, reply: ReplySender) -> bool {
     let (environ, vars, vars_bytes) = match runner.environ.build(py, request) {
         Ok(built) => built,
         Err(err) => {
             report(py, &err, "cannot build the WSGI environ");
-            let _ = reply.send(Response::internal_error());
+            reply.send(Response::internal_error());
             return true;
         }
     };
@@ -118,7 +114,7 @@ fn run_request(
 
 impl Handler for WsgiHandler {
     fn handle(&self, request: Request) -> HandlerFuture {
-        let (reply, response) = oneshot::channel();
+        let (reply, response) = request.handoff.slot();
         let job = Box::new(RequestJob {
             runner: self.runner.clone(),
             request,
@@ -127,10 +123,6 @@ impl Handler for WsgiHandler {
         if self.pool.submit(job).is_err() {
             return Box::pin(async { Response::internal_error() });
         }
-        Box::pin(async move {
-            response
-                .await
-                .unwrap_or_else(|_| Response::internal_error())
-        })
+        Box::pin(async move { response.await.unwrap_or_else(Response::internal_error) })
     }
 }

@@ -1,6 +1,9 @@
 //! The Python threads of a worker. Each thread attaches to the interpreter
-//! once and detaches while it waits for work, so the GIL is free whenever no
-//! request is running. Jobs come from any thread through one queue.
+//! once, takes queued jobs while holding the GIL and detaches only to wait,
+//! so the GIL is free whenever no request is running and a busy thread pays
+//! no GIL hand-off between requests. Jobs come from any thread through one
+//! queue (crossbeam's, whose brief spin before sleeping measured cheaper
+//! than a mutex and condition variable).
 
 use std::sync::Arc;
 
@@ -39,7 +42,15 @@ impl Pool {
 
 fn run_thread(jobs: Receiver<Box<dyn PythonJob>>, core: usize) {
     Python::attach(|py| {
-        while let Ok(job) = py.detach(|| jobs.recv()) {
+        loop {
+            // Take queued work while holding the GIL; release it only to wait.
+            let job = match jobs.try_recv() {
+                Ok(job) => job,
+                Err(_) => match py.detach(|| jobs.recv()) {
+                    Ok(job) => job,
+                    Err(_) => return,
+                },
+            };
             job.run(py, core);
         }
     });

@@ -4,11 +4,11 @@
 //! either one complete body or a bounded stream of pieces.
 
 use bytes::Bytes;
-use portico_server::{Response, ResponseBody, ResponseMeta, StreamItem};
+use portico_server::{ReplySender, Response, ResponseBody, ResponseMeta, StreamItem};
 use pyo3::exceptions::{PyAssertionError, PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 /// Pieces of a streamed response that may wait for a slow client before
 /// the app is paused (bounded streaming).
@@ -32,7 +32,7 @@ const HOP_BY_HOP: &[&str] = &[
 pub(crate) struct ResponseState {
     status: Option<(u16, Bytes)>,
     headers: Vec<(Bytes, Bytes)>,
-    reply: Option<oneshot::Sender<Response>>,
+    reply: Option<ReplySender>,
     stream: Option<mpsc::Sender<StreamItem>>,
     pub(crate) meta: ResponseMeta,
     /// The client went away: stop producing.
@@ -64,7 +64,8 @@ impl ResponseState {
     pub(crate) fn finish_full(&mut self, body: Bytes) -> PyResult<()> {
         let response = self.response(ResponseBody::Full(body))?;
         if let Some(reply) = self.reply.take() {
-            self.client_gone |= reply.send(response).is_err();
+            self.client_gone |= reply.is_closed();
+            reply.send(response);
         }
         Ok(())
     }
@@ -81,7 +82,8 @@ impl ResponseState {
             let response = self.response(ResponseBody::Stream(rx))?;
             self.stream = Some(tx);
             if let Some(reply) = self.reply.take() {
-                self.client_gone |= reply.send(response).is_err();
+                self.client_gone |= reply.is_closed();
+                reply.send(response);
             }
             return Ok(!self.client_gone);
         }
@@ -118,7 +120,7 @@ impl ResponseState {
                 app_id: self.meta.app_id,
                 ..self.meta
             };
-            let _ = reply.send(response);
+            reply.send(response);
         } else if let Some(tx) = self.stream.take() {
             let _ = tx.try_send(StreamItem::Abort);
         }
@@ -132,7 +134,7 @@ pub(crate) struct StartResponse {
 }
 
 impl StartResponse {
-    pub(crate) fn new(reply: oneshot::Sender<Response>, meta: ResponseMeta) -> StartResponse {
+    pub(crate) fn new(reply: ReplySender, meta: ResponseMeta) -> StartResponse {
         StartResponse {
             state: ResponseState {
                 status: None,
