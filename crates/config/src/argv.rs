@@ -14,7 +14,7 @@ where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
-    let mut args = args.into_iter().map(Into::into);
+    let mut args = args.into_iter().map(Into::into).peekable();
     let mut settings = Vec::new();
     while let Some(arg) = args.next() {
         let (spec, shown, inline) = if let Some(long) = arg.strip_prefix("--") {
@@ -51,6 +51,18 @@ where
         let value = match (spec.kind, inline) {
             (Kind::Flag, Some(v)) => normalise_flag(spec, &v)?,
             (Kind::Flag, None) => "true".to_string(),
+            (Kind::OptionalValue, Some(v)) => v,
+            (Kind::OptionalValue, None) => {
+                // Take the next word only if it cannot be an option (e.g. a mode `660`).
+                match args.peek() {
+                    Some(next)
+                        if !next.starts_with('-') && next.chars().all(|c| c.is_ascii_digit()) =>
+                    {
+                        args.next().unwrap_or_default()
+                    }
+                    _ => "true".to_string(),
+                }
+            }
             (_, Some(v)) => v,
             (_, None) => args.next().ok_or_else(|| ConfigError::MissingValue {
                 origin: ORIGIN.into(),

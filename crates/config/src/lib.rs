@@ -13,7 +13,7 @@ mod table;
 
 pub use argv::parse_args;
 pub use error::ConfigError;
-pub use model::{AppSource, Config, ListenAddr, Listener, ProcessConfig, Protocol};
+pub use model::{AppSource, Config, ListenAddr, Listener, Mount, ProcessConfig, Protocol};
 pub use table::{Kind, OPTIONS, OptionSpec, Topic, help_text, lookup};
 
 /// One option as given by a source, before it is typed.

@@ -11,6 +11,8 @@ use crate::{ConfigError, Setting};
 pub enum Protocol {
     /// HTTP/1.1 (`--http`, `--http-socket`).
     Http,
+    /// The uwsgi binary protocol (`--socket`), as nginx's `uwsgi_pass` speaks it.
+    Uwsgi,
 }
 
 /// Where a listener binds, as the user wrote it (resolved at bind time).
@@ -18,6 +20,8 @@ pub enum Protocol {
 pub enum ListenAddr {
     /// `host:port`; an empty host (`:port`) means every IPv4 interface.
     Tcp { host: String, port: u16 },
+    /// A unix socket path (an address without `:`).
+    Unix(PathBuf),
 }
 
 /// One listening socket to open.
@@ -27,6 +31,14 @@ pub struct Listener {
     pub addr: ListenAddr,
     /// The option and value it came from, for messages (`--http :8000`).
     pub spec: String,
+}
+
+/// An app mounted under a URL prefix (`--mount /prefix=app.py`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// The prefix, without a trailing `/` (empty for the root).
+    pub mountpoint: String,
+    pub app: AppSource,
 }
 
 /// Where the WSGI callable comes from.
@@ -54,7 +66,20 @@ pub struct Config {
     /// No per-request access log line (`--disable-logging`).
     pub disable_logging: bool,
     pub process: ProcessConfig,
+    pub mounts: Vec<Mount>,
+    /// Route by mountpoint and set SCRIPT_NAME/PATH_INFO from it.
+    pub manage_script_name: bool,
+    /// Largest uwsgi vars block accepted (`--buffer-size`).
+    pub buffer_size: usize,
+    /// Mode for unix sockets (`--chmod-socket`), if any.
+    pub chmod_socket: Option<u32>,
+    /// Owner for unix sockets (`--chown-socket USER[:GROUP]`).
+    pub chown_socket: Option<String>,
 }
+
+/// Default `--buffer-size`: the largest a uwsgi packet header can announce
+/// (uWSGI's 4096 makes big cookies a 502; see docs/compat.md).
+pub const DEFAULT_BUFFER_SIZE: usize = 65535;
 
 /// The process model: master, workers, recycling, limits, daemon options.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +172,11 @@ impl Default for Config {
             threads: 1,
             disable_logging: false,
             process: ProcessConfig::default(),
+            mounts: Vec::new(),
+            manage_script_name: false,
+            buffer_size: DEFAULT_BUFFER_SIZE,
+            chmod_socket: None,
+            chown_socket: None,
         }
     }
 }
@@ -193,12 +223,32 @@ impl Config {
                 "pidfile" => config.process.pidfile = Some(PathBuf::from(&s.value)),
                 "pidfile2" => config.process.pidfile2 = Some(PathBuf::from(&s.value)),
                 "vacuum" => config.process.vacuum = flag(s),
+                "mount" => config.mounts.push(
+                    parse_mount(&s.value)
+                        .ok_or_else(|| bad("/MOUNTPOINT=APP (a file or module[:callable])"))?,
+                ),
+                "manage-script-name" => config.manage_script_name = flag(s),
+                "buffer-size" => config.buffer_size = number(s, 1024, 65535)? as usize,
+                "chmod-socket" => {
+                    config.chmod_socket = Some(
+                        u32::from_str_radix(if s.value == "true" { "666" } else { &s.value }, 8)
+                            .ok()
+                            .filter(|m| *m <= 0o777 && (s.value.len() == 3 || s.value == "true"))
+                            .ok_or_else(|| bad("a mode of three octal digits (e.g. 660)"))?,
+                    )
+                }
+                "chown-socket" => config.chown_socket = Some(s.value.clone()),
                 "uid" => config.process.uid = Some(s.value.clone()),
                 "gid" => config.process.gid = Some(s.value.clone()),
-                "http" | "http-socket" => config.listeners.push(Listener {
-                    protocol: Protocol::Http,
-                    addr: parse_addr(&s.value)
-                        .ok_or_else(|| bad("an address (host:port, :port or [::1]:port)"))?,
+                "http" | "http-socket" | "socket" => config.listeners.push(Listener {
+                    protocol: if s.option.name == "socket" {
+                        Protocol::Uwsgi
+                    } else {
+                        Protocol::Http
+                    },
+                    addr: parse_addr(&s.value).ok_or_else(|| {
+                        bad("an address (host:port, :port, [::1]:port or a unix socket path)")
+                    })?,
                     spec: format!("--{} {}", s.option.name, s.value),
                 }),
                 "wsgi-file" => config.app = Some(AppSource::File(PathBuf::from(&s.value))),
@@ -234,9 +284,10 @@ impl Config {
                 "no listener: give at least one --http ADDR or --http-socket ADDR".into(),
             ));
         }
-        if self.app.is_none() {
+        if self.app.is_none() && self.mounts.is_empty() {
             return Err(ConfigError::Invalid(
-                "no application: give --wsgi-file FILE or --module MODULE".into(),
+                "no application: give --wsgi-file FILE, --module MODULE or --mount /PREFIX=APP"
+                    .into(),
             ));
         }
         Ok(())
@@ -273,8 +324,27 @@ fn megabytes(s: &Setting) -> Result<u64, ConfigError> {
     number(s, 0, 1 << 40).map(|mb| mb * 1024 * 1024)
 }
 
-/// Parse `host:port`, `:port` or `[v6]:port`.
+/// `/prefix=app.py` or `/prefix=module:callable`; the prefix loses a trailing `/`.
+fn parse_mount(value: &str) -> Option<Mount> {
+    let (mountpoint, target) = value.split_once('=')?;
+    if !(mountpoint.is_empty() || mountpoint.starts_with('/')) || target.is_empty() {
+        return None;
+    }
+    let mountpoint = mountpoint.trim_end_matches('/').to_string();
+    let is_file = target.ends_with(".py") || target.ends_with(".wsgi") || target.contains('/');
+    let app = if is_file {
+        AppSource::File(PathBuf::from(target))
+    } else {
+        AppSource::Module(target.to_string())
+    };
+    Some(Mount { mountpoint, app })
+}
+
+/// Parse `host:port`, `:port`, `[v6]:port`, or a unix socket path (no `:`).
 fn parse_addr(value: &str) -> Option<ListenAddr> {
+    if !value.contains(':') {
+        return (!value.is_empty()).then(|| ListenAddr::Unix(PathBuf::from(value)));
+    }
     let (host, port) = value.rsplit_once(':')?;
     let port: u16 = port.parse().ok()?;
     let host = match host.strip_prefix('[') {
@@ -327,12 +397,67 @@ mod tests {
 
     #[test]
     fn bad_address_names_option_value_and_kind() {
-        let err = config(&["--http", "nowhere"]).expect_err("bad");
+        let err = config(&["--http", "localhost:http"]).expect_err("bad");
         assert_eq!(
             err.to_string(),
-            "command line: option \"--http\": \"nowhere\" is not an address (host:port, :port or [::1]:port)"
+            "command line: option \"--http\": \"localhost:http\" is not an address (host:port, :port, [::1]:port or a unix socket path)"
         );
         assert!(config(&["--http", "::1:80"]).is_err());
+    }
+
+    #[test]
+    fn address_without_colon_is_a_unix_socket_and_socket_speaks_uwsgi() {
+        let c = config(&["--socket", "/run/app.sock", "--http", ":80"]).expect("valid");
+        assert_eq!(c.listeners[0].protocol, Protocol::Uwsgi);
+        assert_eq!(
+            c.listeners[0].addr,
+            ListenAddr::Unix("/run/app.sock".into())
+        );
+        assert_eq!(c.listeners[1].protocol, Protocol::Http);
+    }
+
+    #[test]
+    fn mounts_take_files_or_modules_and_drop_trailing_slashes() {
+        let c = config(&[
+            "--mount",
+            "/myapp/=server.py",
+            "--mount",
+            "/api=pkg.api:app",
+        ])
+        .expect("valid");
+        assert_eq!(
+            c.mounts,
+            vec![
+                Mount {
+                    mountpoint: "/myapp".into(),
+                    app: AppSource::File("server.py".into())
+                },
+                Mount {
+                    mountpoint: "/api".into(),
+                    app: AppSource::Module("pkg.api:app".into())
+                },
+            ]
+        );
+        assert!(config(&["--mount", "noslash=app.py"]).is_err());
+        assert!(config(&["--mount", "/x"]).is_err());
+    }
+
+    #[test]
+    fn chmod_socket_bare_means_666_and_takes_three_octal_digits() {
+        assert_eq!(
+            config(&["--chmod-socket"]).expect("ok").chmod_socket,
+            Some(0o666)
+        );
+        assert_eq!(
+            config(&["--chmod-socket", "660"]).expect("ok").chmod_socket,
+            Some(0o660)
+        );
+        assert_eq!(
+            config(&["--chmod-socket=664"]).expect("ok").chmod_socket,
+            Some(0o664)
+        );
+        assert!(config(&["--chmod-socket=999"]).is_err());
+        assert!(config(&["--chmod-socket=6666"]).is_err());
     }
 
     #[test]

@@ -11,6 +11,8 @@ pub enum Kind {
     Value,
     /// One value per occurrence; occurrences accumulate in order.
     List,
+    /// A value that may be left out (`--chmod-socket`, `--chmod-socket=660`).
+    OptionalValue,
 }
 
 /// The group an option is listed under in `--help`.
@@ -81,6 +83,10 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("version", &[], None, Flag, General, "", "print the version and the Python it embeds, then exit"),
     opt("http", &[], None, List, Listeners, "ADDR", "serve HTTP/1.1 on ADDR (host:port, :port, [::1]:port)"),
     opt("http-socket", &[], None, List, Listeners, "ADDR", "serve HTTP/1.1 on ADDR in the worker (same as --http here)"),
+    opt("socket", &["uwsgi-socket"], Some('s'), List, Listeners, "ADDR", "serve the uwsgi protocol (nginx uwsgi_pass) on ADDR (host:port or a unix path)"),
+    opt("chmod-socket", &["chmod"], Some('C'), OptionalValue, Listeners, "[MODE]", "chmod unix sockets to MODE (bare: 666)"),
+    opt("chown-socket", &[], None, Value, Listeners, "USER[:GROUP]", "chown unix sockets"),
+    opt("buffer-size", &[], Some('b'), Value, Listeners, "N", "largest uwsgi vars block accepted (default 65535)"),
     opt("wsgi-file", &["file"], None, Value, App, "FILE", "load the WSGI app from a Python file"),
     opt("module", &["wsgi"], Some('w'), Value, App, "MOD[:CALLABLE]", "load the WSGI app from a module (mod, mod:callable, mod:factory())"),
     opt("callable", &[], None, Value, App, "NAME", "name of the WSGI callable (default: application)"),
@@ -88,6 +94,8 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("chdir", &[], None, Value, App, "DIR", "change to DIR before loading the app"),
     opt("virtualenv", &["venv", "home", "pyhome"], Some('H'), Value, App, "DIR", "use the virtualenv at DIR (default: $VIRTUAL_ENV)"),
     opt("env", &[], None, List, App, "KEY=VALUE", "set an environment variable before loading the app (repeatable)"),
+    opt("mount", &[], None, List, App, "/PREFIX=APP", "mount an app (file or module[:callable]) under a URL prefix (repeatable)"),
+    opt("manage-script-name", &[], None, Flag, App, "", "route by mountpoint; set SCRIPT_NAME to it and strip it from PATH_INFO"),
     opt("master", &[], Some('M'), Flag, Processes, "", "run a master process that supervises the workers"),
     opt("processes", &["workers"], Some('p'), Value, Processes, "N", "number of worker processes (default 1)"),
     opt("threads", &[], None, Value, Processes, "N", "concurrent Python calls per worker (default 1)"),

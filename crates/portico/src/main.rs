@@ -25,8 +25,8 @@ fn main() -> ExitCode {
     let config = match read_config() {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("portico: {e:#}");
-            eprintln!("Try \"portico --help\" for the list of options.");
+            portico_server::logln!("portico: {e:#}");
+            portico_server::logln!("Try \"portico --help\" for the list of options.");
             return ExitCode::from(EXIT_FAILURE);
         }
     };
@@ -44,7 +44,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(start::Failure::AppLoad) => ExitCode::from(EXIT_APP_LOAD_FAILED),
         Err(start::Failure::Other(e)) => {
-            eprintln!("portico: {e:#}");
+            portico_server::logln!("portico: {e:#}");
             ExitCode::from(EXIT_FAILURE)
         }
     }

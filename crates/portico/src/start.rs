@@ -3,7 +3,6 @@
 //! drop privileges, start Python and (unless lazy) load the app, then serve
 //! in this process or become the master of forked workers.
 
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,7 +18,7 @@ use portico_wsgi::{
 };
 
 use crate::VERSION;
-use crate::listeners::{adopt_all, bind_all};
+use crate::listeners::{adopt_all, bind_all, unix_paths};
 use crate::worker::worker_main;
 
 /// Why start-up failed.
@@ -47,32 +46,73 @@ fn needs_master(config: &Config) -> bool {
         || !p.touch_reload.is_empty()
 }
 
-/// Load the app, printing the traceback and advice when it fails.
-pub(crate) fn load_app(config: &Config) -> Result<App, Failure> {
-    let spec = match config.app.as_ref() {
-        Some(AppSource::File(path)) => AppSpec::File(path.clone()),
-        Some(AppSource::Module(module)) => AppSpec::Module(module.clone()),
-        None => return Err(anyhow!("no application given").into()),
-    };
-    let started = Instant::now();
-    match load(&spec, &config.callable, &config.pythonpath) {
-        Ok(app) => {
-            eprintln!(
-                "WSGI app 0 (mountpoint='') ready in {} seconds on pid {}: {} (callable: {})",
-                started.elapsed().as_secs(),
-                std::process::id(),
-                app.description,
-                config.callable
-            );
-            Ok(app)
-        }
-        Err(e) => {
-            if let Some(traceback) = &e.traceback {
-                eprint!("{traceback}");
+/// The loaded apps: (mountpoint, app); `""` is the default app.
+pub(crate) type Apps = Vec<(String, App)>;
+
+fn spec_of(source: &AppSource) -> AppSpec {
+    match source {
+        AppSource::File(path) => AppSpec::File(path.clone()),
+        AppSource::Module(module) => AppSpec::Module(module.clone()),
+    }
+}
+
+/// Load the default app and every mount, printing the traceback and
+/// advice when one fails.
+pub(crate) fn load_apps(config: &Config) -> Result<Apps, Failure> {
+    let mut wanted: Vec<(String, AppSpec)> = Vec::new();
+    if let Some(app) = &config.app {
+        wanted.push((String::new(), spec_of(app)));
+    }
+    for mount in &config.mounts {
+        wanted.push((mount.mountpoint.clone(), spec_of(&mount.app)));
+    }
+    if wanted.is_empty() {
+        return Err(anyhow!("no application given").into());
+    }
+    let mut apps = Vec::new();
+    for (id, (mountpoint, spec)) in wanted.into_iter().enumerate() {
+        let started = Instant::now();
+        match load(&spec, &config.callable, &config.pythonpath) {
+            Ok(app) => {
+                portico_server::logln!(
+                    "WSGI app {id} (mountpoint='{mountpoint}') ready in {} seconds on pid {}: {} (callable: {})",
+                    started.elapsed().as_secs(),
+                    std::process::id(),
+                    app.description,
+                    config.callable
+                );
+                apps.push((mountpoint, app));
             }
-            eprintln!("portico: {e}");
-            Err(Failure::AppLoad)
+            Err(e) => {
+                if let Some(traceback) = &e.traceback {
+                    portico_server::logln!("{}", traceback.trim_end());
+                }
+                portico_server::logln!("portico: {e}");
+                return Err(Failure::AppLoad);
+            }
         }
+    }
+    Ok(apps)
+}
+
+/// Another handle on every app (for a forked worker).
+pub(crate) fn clone_apps(apps: &Apps) -> Apps {
+    apps.iter()
+        .map(|(m, app)| (m.clone(), app.clone_ref()))
+        .collect()
+}
+
+/// Remove pidfiles and unix sockets (`--vacuum`).
+fn vacuum(config: &Config) {
+    if !config.process.vacuum {
+        return;
+    }
+    let p = &config.process;
+    for path in [&p.pidfile, &p.pidfile2].into_iter().flatten() {
+        remove_file_quietly(path);
+    }
+    for path in unix_paths(config) {
+        remove_file_quietly(path);
     }
 }
 
@@ -87,7 +127,7 @@ pub(crate) fn run(mut config: Config) -> Result<u8, Failure> {
             redirect_output(log).context("--logto")?;
         }
     }
-    eprintln!(
+    portico_server::logln!(
         "*** Starting portico {VERSION} (pid: {}) ***",
         std::process::id()
     );
@@ -97,7 +137,7 @@ pub(crate) fn run(mut config: Config) -> Result<u8, Failure> {
     }
     if let Some(dir) = &config.chdir {
         std::env::set_current_dir(dir).with_context(|| format!("--chdir {}", dir.display()))?;
-        eprintln!("chdir() to {}", dir.display());
+        portico_server::logln!("chdir() to {}", dir.display());
     }
     let listeners = match &inherited {
         Some(fds) => adopt_all(&config, fds)?,
@@ -118,32 +158,35 @@ pub(crate) fn run(mut config: Config) -> Result<u8, Failure> {
             .map(Into::into)
     });
     let python = Interpreter::start(virtualenv.as_deref())?;
-    eprintln!("Python version: {}", python.version);
-    eprintln!(
+    portico_server::logln!("Python version: {}", python.version);
+    portico_server::logln!(
         "Python executable: {} (prefix: {})",
-        python.executable, python.prefix
+        python.executable,
+        python.prefix
     );
     if let Some(venv) = &virtualenv {
-        eprintln!("virtualenv: {}", venv.display());
+        portico_server::logln!("virtualenv: {}", venv.display());
     }
-    let app = if p.lazy_apps {
+    let apps = if p.lazy_apps {
         None
     } else {
-        Some(load_app(&config)?)
+        Some(load_apps(&config)?)
     };
 
     let master = needs_master(&config);
     if !master && p.processes == 1 {
-        let app = match app {
-            Some(app) => app,
-            None => load_app(&config)?,
+        let apps = match apps {
+            Some(apps) => apps,
+            None => load_apps(&config)?,
         };
-        serve_single(&config, app, listeners)?;
-        eprintln!("goodbye to portico (pid: {})", std::process::id());
+        serve_single(&config, apps, listeners)?;
+        portico_server::logln!("goodbye to portico (pid: {})", std::process::id());
         return Ok(0);
     }
     if master && !p.master {
-        eprintln!("(an option that needs respawning is set: running a master process)");
+        portico_server::logln!(
+            "(an option that needs respawning is set: running a master process)"
+        );
     }
     config.process.master = master;
     let board = Arc::new(Scoreboard::new(p.processes, config.threads)?);
@@ -162,31 +205,28 @@ pub(crate) fn run(mut config: Config) -> Result<u8, Failure> {
             ForkSide::Child => Forked::Child,
         })
     };
-    let body = |ctx: WorkerContext| -> i32 { worker_main(ctx, &config, app.as_ref(), &listeners) };
+    let body = |ctx: WorkerContext| -> i32 { worker_main(ctx, &config, apps.as_ref(), &listeners) };
     let exit = run_master(options, board, &fork, &body).context("master")?;
     match exit {
         MasterExit::Reload => {
-            eprintln!("binary reloading portico...");
+            portico_server::logln!("binary reloading portico...");
             let fds: Vec<_> = listeners.iter().map(|l| l.socket.as_raw_fd()).collect();
             Err(anyhow!("cannot re-execute for the reload: {}", exec_self(&fds)).into())
         }
         MasterExit::Stop(code) => {
-            if p.vacuum {
-                for path in [&p.pidfile, &p.pidfile2].into_iter().flatten() {
-                    remove_file_quietly(path);
-                }
-            }
-            eprintln!("goodbye to uWSGI. (portico, pid: {})", std::process::id());
+            vacuum(&config);
+            portico_server::logln!("goodbye to uWSGI. (portico, pid: {})", std::process::id());
             Ok(code.clamp(0, 255) as u8)
         }
     }
 }
 
 /// One process, no master: serve here until a stop signal.
-fn serve_single(config: &Config, app: App, listeners: Vec<BoundListener>) -> Result<(), Failure> {
+fn serve_single(config: &Config, apps: Apps, listeners: Vec<BoundListener>) -> Result<(), Failure> {
     let handler = WsgiHandler::start(
-        app,
+        apps,
         WsgiOptions {
+            manage_script_name: config.manage_script_name,
             threads: config.threads,
             multiprocess: false,
             tracker: None,
@@ -200,7 +240,7 @@ fn serve_single(config: &Config, app: App, listeners: Vec<BoundListener>) -> Res
     };
     let threads = config.threads;
     serve(listeners, Arc::new(handler), options, || {
-        eprintln!(
+        portico_server::logln!(
             "*** portico is ready to serve (pid: {}, threads: {threads}) ***",
             std::process::id()
         );

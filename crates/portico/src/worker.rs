@@ -8,10 +8,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use portico_config::Config;
 use portico_server::{BoundListener, ServeOptions, StopReason, serve};
 use portico_supervisor::{WorkerContext, WorkerLimits, WorkerRuntime, limit_address_space};
-use portico_wsgi::{App, WsgiHandler, WsgiOptions};
+use portico_wsgi::{WsgiHandler, WsgiOptions};
 
 use crate::EXIT_APP_LOAD_FAILED;
-use crate::start::load_app;
+use crate::start::{Apps, clone_apps, load_apps};
 
 /// A worker's exit code for a start-up failure other than the app.
 const EXIT_WORKER_FAILED: i32 = 1;
@@ -40,19 +40,19 @@ fn max_requests(config: &Config, wid: usize) -> u64 {
 pub(crate) fn worker_main(
     ctx: WorkerContext,
     config: &Config,
-    app: Option<&App>,
+    apps: Option<&Apps>,
     listeners: &[BoundListener],
 ) -> i32 {
     let p = &config.process;
     if p.limit_as > 0
         && let Err(e) = limit_address_space(p.limit_as)
     {
-        eprintln!("worker {}: cannot set --limit-as: {e}", ctx.wid);
+        portico_server::logln!("worker {}: cannot set --limit-as: {e}", ctx.wid);
     }
-    let app = match app {
-        Some(app) => app.clone_ref(),
-        None => match load_app(config) {
-            Ok(app) => app,
+    let apps = match apps {
+        Some(apps) => clone_apps(apps),
+        None => match load_apps(config) {
+            Ok(apps) => apps,
             Err(_) => return i32::from(EXIT_APP_LOAD_FAILED),
         },
     };
@@ -65,8 +65,9 @@ pub(crate) fn worker_main(
         },
     );
     let handler = match WsgiHandler::start(
-        app,
+        apps,
         WsgiOptions {
+            manage_script_name: config.manage_script_name,
             threads: config.threads,
             multiprocess: p.processes > 1,
             tracker: Some(runtime.clone()),
@@ -74,7 +75,7 @@ pub(crate) fn worker_main(
     ) {
         Ok(handler) => handler,
         Err(e) => {
-            eprintln!("worker {}: {e}", ctx.wid);
+            portico_server::logln!("worker {}: {e}", ctx.wid);
             return EXIT_WORKER_FAILED;
         }
     };
@@ -82,7 +83,7 @@ pub(crate) fn worker_main(
     let sockets = match sockets {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("worker {}: cannot use the listening sockets: {e}", ctx.wid);
+            portico_server::logln!("worker {}: cannot use the listening sockets: {e}", ctx.wid);
             return EXIT_WORKER_FAILED;
         }
     };
@@ -90,20 +91,21 @@ pub(crate) fn worker_main(
         access_log: !config.disable_logging,
         shutdown_grace: p.reload_mercy,
         fair_accept: p.processes > 1,
+        capacity: config.threads,
         hooks: Some(runtime),
     };
     let pid = std::process::id();
     let wid = ctx.wid;
     match serve(sockets, Arc::new(handler), options, || {
-        eprintln!("*** portico worker {wid} is ready to serve (pid: {pid}) ***")
+        portico_server::logln!("*** portico worker {wid} is ready to serve (pid: {pid}) ***")
     }) {
         Ok(StopReason::Retired) => {
-            eprintln!("...The work of process {pid} is done. Seeya!");
+            portico_server::logln!("...The work of process {pid} is done. Seeya!");
             0
         }
         Ok(_) => 0,
         Err(e) => {
-            eprintln!("worker {wid} (pid: {pid}): {e}");
+            portico_server::logln!("worker {wid} (pid: {pid}): {e}");
             EXIT_WORKER_FAILED
         }
     }

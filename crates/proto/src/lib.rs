@@ -1,5 +1,5 @@
-//! Portico's pure byte codecs: HTTP/1.x request heads, chunked request bodies and
-//! percent-decoding of paths.
+//! Portico's pure byte codecs: HTTP/1.x request heads, chunked request bodies, uwsgi
+//! packets and percent-decoding of paths.
 //!
 //! Nothing here does I/O, owns a socket or knows about async: every parser takes bytes
 //! and answers "here is a message", "need more bytes" or "this is an error (and which
@@ -8,3 +8,4 @@
 
 pub mod http1;
 pub mod percent;
+pub mod uwsgi;

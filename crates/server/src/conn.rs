@@ -10,16 +10,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::BytesMut;
-use portico_proto::http1::{HeadLimits, RequestHead, parse_request_head};
+use bytes::{Bytes, BytesMut};
+use portico_proto::http1::{HeadLimits, RequestHead, Version, parse_request_head};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::sleep_until;
 
 use crate::body::{BodyError, BodyPump};
-use crate::handler::{Handler, Request, ResponseBody, StreamItem};
+use crate::handler::{
+    Handler, HandlerFuture, Request, RequestSource, ResponseBody, ResponseMeta, StreamItem,
+};
 use crate::hooks::{RequestRecord, WorkerHooks};
 use crate::listener::ListenerInfo;
+use crate::listener::Wire;
 use crate::log::{AccessLog, LogEntry};
 use crate::write::{self, BodyWriter, SendFile, encode_error, encode_head, flush};
 
@@ -30,6 +33,10 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an idle persistent connection is kept (nginx's keepalive_timeout;
 /// longer than common load balancers' idle timeouts, unlike gunicorn's 2 s).
 pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+
+/// After a stop signal, how long a connection that has not sent its first
+/// request yet may take to send it (it was accepted before the stop).
+pub const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(2);
 
 /// Unread request body that is read and discarded to keep a connection
 /// alive; beyond it the connection is closed instead.
@@ -48,6 +55,8 @@ pub(crate) struct ConnContext {
     /// Notified when the hooks ask the worker to retire.
     pub retire: Arc<tokio::sync::Notify>,
     pub handoff: Arc<crate::handoff::Handoff>,
+    /// The accept gate, with blocking acceptors.
+    pub gate: Option<Arc<crate::gate::Gate>>,
 }
 
 enum HeadRead {
@@ -78,8 +87,9 @@ async fn read_head<R: AsyncRead + Unpin>(
     rbuf: &mut BytesMut,
     limits: &HeadLimits,
     shutdown: &mut watch::Receiver<bool>,
+    fresh: bool,
 ) -> HeadRead {
-    let idle_deadline = tokio::time::Instant::now() + KEEPALIVE_TIMEOUT;
+    let mut idle_deadline = tokio::time::Instant::now() + KEEPALIVE_TIMEOUT;
     let mut head_deadline = None;
     loop {
         if !rbuf.is_empty() {
@@ -95,11 +105,18 @@ async fn read_head<R: AsyncRead + Unpin>(
             }
             head_deadline.get_or_insert_with(|| tokio::time::Instant::now() + HEAD_TIMEOUT);
         }
-        let deadline = head_deadline.unwrap_or(idle_deadline);
         let idle = rbuf.is_empty();
-        if idle && *shutdown.borrow() {
-            return HeadRead::Closed;
+        let stopping = *shutdown.borrow();
+        if idle && stopping {
+            if !fresh {
+                // An idle persistent connection: close it now.
+                return HeadRead::Closed;
+            }
+            // A connection accepted just before the stop: its first request
+            // is likely in flight, so give it a moment instead of a reset.
+            idle_deadline = idle_deadline.min(tokio::time::Instant::now() + FIRST_REQUEST_GRACE);
         }
+        let deadline = head_deadline.unwrap_or(idle_deadline);
         rbuf.reserve(8 * 1024);
         tokio::select! {
             read = reader.read_buf(rbuf) => match read {
@@ -113,199 +130,306 @@ async fn read_head<R: AsyncRead + Unpin>(
                     HeadRead::Refused { status: 408, reason: "request head not received in time".into() }
                 };
             }
-            _ = shutdown.changed(), if idle => return HeadRead::Closed,
+            _ = shutdown.changed(), if idle && !stopping => {}
         }
     }
+}
+
+/// The client's address as logs show it.
+pub(crate) fn peer_text(peer: Option<SocketAddr>) -> String {
+    peer.map(|p| p.ip().to_string()).unwrap_or_default()
 }
 
 /// Serve requests on one connection until it closes.
 pub(crate) async fn serve_connection<R, W>(
     reader: &mut R,
     writer: &mut W,
-    peer: SocketAddr,
-    local: SocketAddr,
+    peer: Option<SocketAddr>,
+    local: Option<SocketAddr>,
     ctx: &ConnContext,
     mut shutdown: watch::Receiver<bool>,
+    mut first_slot: Option<crate::gate::Slot>,
 ) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + SendFile + Unpin,
 {
     let mut rbuf = BytesMut::with_capacity(8 * 1024);
     let mut out: Vec<u8> = Vec::with_capacity(8 * 1024);
+    let peer_shown = peer_text(peer);
+    let mut fresh = true;
     loop {
-        let head = match read_head(reader, &mut rbuf, &ctx.limits, &mut shutdown).await {
+        let head = match read_head(reader, &mut rbuf, &ctx.limits, &mut shutdown, fresh).await {
             HeadRead::Head(head) => head,
             HeadRead::Closed => return,
             HeadRead::Refused { status, reason } => {
-                refuse(writer, &mut out, status, &reason, peer).await;
+                refuse(writer, &mut out, status, &reason, &peer_shown).await;
                 linger(reader).await;
                 return;
             }
         };
+        fresh = false;
+        // Hold a gate slot while this request is in hand.
+        let slot = first_slot
+            .take()
+            .or_else(|| ctx.gate.as_ref().map(|g| g.enter()));
         let started = SystemTime::now();
         let clock = Instant::now();
-        let (body, mut pump) = match BodyPump::start(head.framing, head.expect_continue, &mut rbuf)
-        {
+        let (body, pump) = match BodyPump::start(head.framing, head.expect_continue, &mut rbuf) {
             Ok(started) => started,
             Err(e) => {
-                refuse(writer, &mut out, 400, &e.to_string(), peer).await;
+                refuse(writer, &mut out, 400, &e.to_string(), &peer_shown).await;
                 linger(reader).await;
                 return;
             }
         };
         let method = head.method.clone();
         let uri = head.target.clone();
-        let version = head.version;
-        let is_head = head.method.as_ref() == b"HEAD";
-        let keep_alive_wanted = head.keep_alive;
+        let framing = ResponseFraming {
+            wire: Wire::Http,
+            version: head.version,
+            protocol: Bytes::from_static(head.version.as_bytes()),
+            is_head: head.method.as_ref() == b"HEAD",
+            keep_alive_wanted: head.keep_alive && !*shutdown.borrow(),
+        };
         let request = Request {
-            head: *head,
+            source: RequestSource::Http(*head),
             peer,
             local,
             listener: ctx.listener.clone(),
             body,
             handoff: ctx.handoff.clone(),
         };
-        let mut pending = ctx.handler.handle(request);
-        let demand = pump.as_ref().map(|p| p.demand.clone());
-        let mut body_error: Option<BodyError> = None;
-
-        // Wait for the status and headers while feeding the body on demand.
-        let response = loop {
-            let Some(p) = pump.as_mut() else {
-                break pending.await;
-            };
-            let awaiting = p.awaiting_demand;
-            let feeding = p.active() && !awaiting;
-            tokio::select! {
-                biased;
-                response = &mut pending => break response,
-                _ = wait_demand(&demand), if awaiting => {
-                    p.awaiting_demand = false;
-                    if writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
-                        return;
-                    }
-                }
-                fed = p.feed(reader, &mut rbuf), if feeding => {
-                    if let Err(e) = fed {
-                        body_error = Some(e);
-                    }
-                }
-            }
-        };
-
-        if let Some(e) = &body_error {
-            // The client broke its own body; whatever the app made of it, answer 400.
-            if matches!(e, BodyError::Malformed(_)) {
-                refuse(writer, &mut out, 400, &e.to_string(), peer).await;
-                linger(reader).await;
-            }
+        let pending = ctx.handler.handle(request);
+        let Some(done) = exchange(
+            reader,
+            writer,
+            &mut rbuf,
+            &mut out,
+            pump,
+            pending,
+            &framing,
+            &peer_shown,
+        )
+        .await
+        else {
             return;
-        }
-
-        let shutting_down = *shutdown.borrow();
-        // Say `Connection: close` now if the unread body will not let us go on.
-        let body_blocks_reuse = pump
-            .as_ref()
-            .is_some_and(|p| p.awaiting_demand || p.remaining().is_some_and(|n| n > MAX_DRAIN));
-        let (plan, computed_length) = write::plan(
-            &response,
-            version,
-            is_head,
-            keep_alive_wanted && !shutting_down && !body_blocks_reuse,
-        );
-        let header_count = encode_head(&mut out, &response, &plan, computed_length, version);
-        let header_bytes = out.len() as u64;
-        let mut body_writer = BodyWriter::new(plan.framing);
-        let meta = response.meta;
-        let status = response.status;
-        let mut clean = true;
-        let written: std::io::Result<()> = async {
-            match response.body {
-                ResponseBody::Empty => {}
-                ResponseBody::Full(data) => body_writer.write(writer, &mut out, &data).await?,
-                ResponseBody::Stream(mut rx) => loop {
-                    let feeding = pump
-                        .as_ref()
-                        .is_some_and(|p| p.active() && !p.awaiting_demand);
-                    let item = tokio::select! {
-                        biased;
-                        item = rx.recv() => item,
-                        fed = feed_some(&mut pump, reader, &mut rbuf), if feeding => {
-                            if let Err(e) = fed {
-                                body_error = Some(e);
-                            }
-                            continue;
-                        }
-                    };
-                    match item {
-                        Some(StreamItem::Data(data)) => {
-                            body_writer.write(writer, &mut out, &data).await?
-                        }
-                        Some(StreamItem::File { file, offset, len }) => {
-                            body_writer
-                                .write_file(writer, &mut out, &file, offset, len)
-                                .await?
-                        }
-                        Some(StreamItem::End) => break,
-                        Some(StreamItem::Abort) | None => {
-                            clean = false;
-                            break;
-                        }
-                    }
-                },
-            }
-            if clean {
-                body_writer.finish(&mut out);
-            }
-            flush(writer, &mut out).await
-        }
-        .await;
-
-        let mut persist = plan.keep_alive && clean && written.is_ok() && !body_writer.short();
-        if let Some(p) = pump.as_mut() {
-            if p.awaiting_demand {
-                // We never asked for the body: the client may never send it.
-                persist = false;
-            } else if persist && p.active() {
-                persist = drain(p, reader, &mut rbuf).await;
-            }
-            persist &= !p.failed();
-        }
-        persist &= body_error.is_none();
-
-        let elapsed = clock.elapsed();
-        if let Some(hooks) = &ctx.hooks {
-            let record = RequestRecord {
-                status,
-                body_bytes: body_writer.sent,
-                header_bytes,
-                elapsed,
-            };
-            if hooks.request_done(&record) {
-                ctx.retire.notify_one();
-            }
-        }
-        ctx.log.record(&LogEntry {
-            peer,
-            app_id: meta.app_id,
-            vars: meta.vars,
-            vars_bytes: meta.vars_bytes,
+        };
+        finish(
+            ctx,
+            &done,
+            &peer_shown,
             started,
-            method: &method,
-            uri: &uri,
-            body_bytes: body_writer.sent,
-            elapsed,
-            protocol: version.as_bytes(),
-            status,
-            header_count,
-            header_bytes,
-        });
-        if !persist {
+            clock,
+            &method,
+            &uri,
+            framing.protocol.as_ref(),
+        );
+        drop(slot);
+        if !done.persist {
             let _ = writer.shutdown().await;
             return;
         }
     }
+}
+
+/// How the response to one request is framed.
+pub(crate) struct ResponseFraming {
+    pub wire: Wire,
+    pub version: Version,
+    /// The status line's protocol (the request's SERVER_PROTOCOL on uwsgi).
+    pub protocol: Bytes,
+    pub is_head: bool,
+    pub keep_alive_wanted: bool,
+}
+
+/// What one request/response exchange did.
+pub(crate) struct Exchanged {
+    pub status: u16,
+    pub meta: ResponseMeta,
+    pub header_count: u32,
+    pub header_bytes: u64,
+    pub body_bytes: u64,
+    /// The connection may carry another request.
+    pub persist: bool,
+}
+
+/// Hand the request to the handler's future, feed its body on demand,
+/// write the response. `None` when the connection must close at once
+/// (the client vanished, or broke its own body and was answered 400).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn exchange<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    rbuf: &mut BytesMut,
+    out: &mut Vec<u8>,
+    mut pump: Option<BodyPump>,
+    mut pending: HandlerFuture,
+    framing: &ResponseFraming,
+    peer: &str,
+) -> Option<Exchanged>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + SendFile + Unpin,
+{
+    let demand = pump.as_ref().map(|p| p.demand.clone());
+    let mut body_error: Option<BodyError> = None;
+
+    // Wait for the status and headers while feeding the body on demand.
+    let response = loop {
+        let Some(p) = pump.as_mut() else {
+            break pending.await;
+        };
+        let awaiting = p.awaiting_demand;
+        let feeding = p.active() && !awaiting;
+        tokio::select! {
+            biased;
+            response = &mut pending => break response,
+            _ = wait_demand(&demand), if awaiting => {
+                p.awaiting_demand = false;
+                if framing.wire == Wire::Http
+                    && writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err()
+                {
+                    return None;
+                }
+            }
+            fed = p.feed(reader, rbuf), if feeding => {
+                if let Err(e) = fed {
+                    body_error = Some(e);
+                }
+            }
+        }
+    };
+
+    if let Some(e) = &body_error {
+        // The client broke its own body; whatever the app made of it, answer 400.
+        if matches!(e, BodyError::Malformed(_)) {
+            refuse(writer, out, 400, &e.to_string(), peer).await;
+            linger(reader).await;
+        }
+        return None;
+    }
+
+    // Say `Connection: close` now if the unread body will not let us go on.
+    let body_blocks_reuse = pump
+        .as_ref()
+        .is_some_and(|p| p.awaiting_demand || p.remaining().is_some_and(|n| n > MAX_DRAIN));
+    let (plan, computed_length) = write::plan(
+        &response,
+        framing.wire,
+        framing.version,
+        framing.is_head,
+        framing.keep_alive_wanted && !body_blocks_reuse,
+    );
+    let header_count = encode_head(out, &response, &plan, computed_length, framing);
+    let header_bytes = out.len() as u64;
+    let mut body_writer = BodyWriter::new(plan.framing);
+    let meta = response.meta;
+    let status = response.status;
+    let mut clean = true;
+    let written: std::io::Result<()> = async {
+        match response.body {
+            ResponseBody::Empty => {}
+            ResponseBody::Full(data) => body_writer.write(writer, out, &data).await?,
+            ResponseBody::Stream(mut rx) => loop {
+                let feeding = pump
+                    .as_ref()
+                    .is_some_and(|p| p.active() && !p.awaiting_demand);
+                let item = tokio::select! {
+                    biased;
+                    item = rx.recv() => item,
+                    fed = feed_some(&mut pump, reader, rbuf), if feeding => {
+                        if let Err(e) = fed {
+                            body_error = Some(e);
+                        }
+                        continue;
+                    }
+                };
+                match item {
+                    Some(StreamItem::Data(data)) => body_writer.write(writer, out, &data).await?,
+                    Some(StreamItem::File { file, offset, len }) => {
+                        body_writer
+                            .write_file(writer, out, &file, offset, len)
+                            .await?
+                    }
+                    Some(StreamItem::End) => break,
+                    Some(StreamItem::Abort) | None => {
+                        clean = false;
+                        break;
+                    }
+                }
+            },
+        }
+        if clean {
+            body_writer.finish(out);
+        }
+        flush(writer, out).await
+    }
+    .await;
+
+    let mut persist = plan.keep_alive && clean && written.is_ok() && !body_writer.short();
+    if let Some(p) = pump.as_mut() {
+        if p.awaiting_demand {
+            // We never asked for the body: the client may never send it.
+            persist = false;
+        } else if persist && p.active() {
+            persist = drain(p, reader, rbuf).await;
+        }
+        persist &= !p.failed();
+    }
+    persist &= body_error.is_none();
+    Some(Exchanged {
+        status,
+        meta,
+        header_count,
+        header_bytes,
+        body_bytes: body_writer.sent,
+        persist,
+    })
+}
+
+/// After an exchange: the worker's hooks and the access log.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn finish(
+    ctx: &ConnContext,
+    done: &Exchanged,
+    peer: &str,
+    started: SystemTime,
+    clock: Instant,
+    method: &[u8],
+    uri: &[u8],
+    protocol: &[u8],
+) {
+    let elapsed = clock.elapsed();
+    if let Some(hooks) = &ctx.hooks {
+        let record = RequestRecord {
+            status: done.status,
+            body_bytes: done.body_bytes,
+            header_bytes: done.header_bytes,
+            elapsed,
+        };
+        if hooks.request_done(&record) {
+            // Stop accepting before this request's gate slot is freed.
+            if let Some(gate) = &ctx.gate {
+                gate.stop();
+            }
+            ctx.retire.notify_one();
+        }
+    }
+    ctx.log.record(&LogEntry {
+        peer,
+        app_id: done.meta.app_id,
+        vars: done.meta.vars,
+        vars_bytes: done.meta.vars_bytes,
+        started,
+        method,
+        uri,
+        body_bytes: done.body_bytes,
+        elapsed,
+        protocol,
+        status: done.status,
+        header_count: done.header_count,
+        header_bytes: done.header_bytes,
+    });
 }
 
 async fn wait_demand(demand: &Option<Arc<tokio::sync::Notify>>) {
@@ -350,14 +474,14 @@ async fn drain<R: AsyncRead + Unpin>(
     true
 }
 
-async fn refuse<W: AsyncWrite + Unpin>(
+pub(crate) async fn refuse<W: AsyncWrite + Unpin>(
     writer: &mut W,
     out: &mut Vec<u8>,
     status: u16,
     why: &str,
-    peer: SocketAddr,
+    peer: &str,
 ) {
-    eprintln!("portico: refused request from {peer}: {status} {why}");
+    crate::logln!("portico: refused request from {peer}: {status} {why}");
     out.clear();
     encode_error(
         out,
@@ -377,7 +501,7 @@ const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Bytes read and discarded at most while lingering.
 const LINGER_MAX: usize = 256 * 1024;
 
-async fn linger<R: AsyncRead + Unpin>(reader: &mut R) {
+pub(crate) async fn linger<R: AsyncRead + Unpin>(reader: &mut R) {
     let deadline = tokio::time::Instant::now() + LINGER_TIMEOUT;
     let mut scratch = vec![0u8; 16 * 1024];
     let mut total = 0;

@@ -10,23 +10,51 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use portico_proto::http1::RequestHead;
+use portico_proto::uwsgi::UwsgiPacket;
 use tokio::sync::mpsc;
 
 use crate::body::RequestBody;
 use crate::handoff::Handoff;
 use crate::listener::ListenerInfo;
 
+/// What the request arrived as.
+#[derive(Debug)]
+pub enum RequestSource {
+    /// An HTTP/1.x request head.
+    Http(RequestHead),
+    /// A uwsgi packet: its vars are the CGI environment, as the front server sent it.
+    Uwsgi(UwsgiPacket),
+}
+
 /// One parsed request, with its body still arriving.
 pub struct Request {
-    pub head: RequestHead,
-    /// The client's address.
-    pub peer: SocketAddr,
-    /// The local address the connection was accepted on.
-    pub local: SocketAddr,
+    pub source: RequestSource,
+    /// The client's address (`None` on a unix socket).
+    pub peer: Option<SocketAddr>,
+    /// The local address the connection was accepted on (`None` on a unix socket).
+    pub local: Option<SocketAddr>,
     pub listener: Arc<ListenerInfo>,
     pub body: RequestBody,
     /// Where a handler that answers from another thread gets its reply slot.
     pub handoff: Arc<Handoff>,
+}
+
+impl Request {
+    /// The request method (REQUEST_METHOD for uwsgi).
+    pub fn method(&self) -> &[u8] {
+        match &self.source {
+            RequestSource::Http(head) => &head.method,
+            RequestSource::Uwsgi(p) => p.var(b"REQUEST_METHOD").map_or(&b""[..], |v| v.as_ref()),
+        }
+    }
+
+    /// The request target as sent (REQUEST_URI for uwsgi).
+    pub fn uri(&self) -> &[u8] {
+        match &self.source {
+            RequestSource::Http(head) => &head.target,
+            RequestSource::Uwsgi(p) => p.var(b"REQUEST_URI").map_or(&b""[..], |v| v.as_ref()),
+        }
+    }
 }
 
 /// A piece of a streamed response body.

@@ -9,21 +9,28 @@
 mod body;
 mod conn;
 mod date;
+mod gate;
 mod handler;
 mod handoff;
 mod hooks;
 mod listener;
 mod log;
 mod serve;
+mod uwsgi_conn;
 mod write;
 
 pub use body::{BodyError, RequestBody, TryNext};
 pub use handler::{
-    Handler, HandlerFuture, Request, Response, ResponseBody, ResponseMeta, StreamItem,
+    Handler, HandlerFuture, Request, RequestSource, Response, ResponseBody, ResponseMeta,
+    StreamItem,
 };
 pub use handoff::{Handoff, ReplyFuture, ReplySender};
 pub use hooks::{CoreTracker, RequestRecord, WorkerHooks};
-pub use listener::{BoundListener, ListenerInfo, bind, bind_with_backlog};
-pub use log::AccessLog;
+pub use listener::{
+    BoundListener, ListenAddress, ListenSocket, ListenerInfo, ListenerSpec, Wire, bind_tcp,
+    bind_unix,
+};
+pub use log::{AccessLog, write_log_line};
 pub use portico_proto::http1::{Header, RequestHead, Version};
+pub use portico_proto::uwsgi::UwsgiPacket;
 pub use serve::{ServeOptions, StopReason, serve};

@@ -1,43 +1,118 @@
 //! Binding listening sockets (in the process that will fork, later the
-//! master) and what a connection needs to know about its listener.
+//! master), TCP or unix, and what a connection needs to know about its
+//! listener: the wire protocol it speaks and where it is.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-/// Backlog of the listening sockets (uWSGI's `--listen`, raised from its 100).
-pub const DEFAULT_BACKLOG: i32 = 1024;
+/// The protocol spoken on a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// HTTP/1.1 with keep-alive.
+    Http,
+    /// uwsgi packets in, a raw HTTP response out, then close (nginx's `uwsgi_pass`).
+    Uwsgi,
+}
 
-/// Facts about a listener that requests need (for SERVER_NAME/PORT, scheme).
+/// Where a listener is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddress {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for ListenAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddress::Tcp(SocketAddr::V6(a)) => write!(f, "[{}]:{}", a.ip(), a.port()),
+            ListenAddress::Tcp(a) => write!(f, "{a}"),
+            ListenAddress::Unix(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// Facts about a listener that requests need.
 #[derive(Debug, Clone)]
 pub struct ListenerInfo {
     /// The address actually bound (with the real port when 0 was asked).
-    pub addr: SocketAddr,
+    pub addr: ListenAddress,
+    pub wire: Wire,
     /// `http` (later `https`).
     pub scheme: &'static str,
     /// The option that asked for it, for messages (`--http :8000`).
     pub spec: String,
+    /// Largest uwsgi vars block accepted (`--buffer-size`).
+    pub buffer_size: usize,
+}
+
+/// A bound socket, TCP or unix.
+#[derive(Debug)]
+pub enum ListenSocket {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl std::os::fd::AsFd for ListenSocket {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match self {
+            ListenSocket::Tcp(s) => s.as_fd(),
+            ListenSocket::Unix(s) => s.as_fd(),
+        }
+    }
+}
+
+impl ListenSocket {
+    pub fn as_raw_fd(&self) -> RawFd {
+        match self {
+            ListenSocket::Tcp(s) => s.as_raw_fd(),
+            ListenSocket::Unix(s) => s.as_raw_fd(),
+        }
+    }
+
+    fn try_clone(&self) -> io::Result<ListenSocket> {
+        Ok(match self {
+            ListenSocket::Tcp(s) => ListenSocket::Tcp(s.try_clone()?),
+            ListenSocket::Unix(s) => ListenSocket::Unix(s.try_clone()?),
+        })
+    }
 }
 
 /// A bound listening socket, not yet registered with any runtime.
+#[derive(Debug)]
 pub struct BoundListener {
-    pub socket: TcpListener,
+    pub socket: ListenSocket,
     pub info: ListenerInfo,
 }
 
-/// Bind `host:port` (empty host: every IPv4 interface) with SO_REUSEADDR.
-pub fn bind(host: &str, port: u16, spec: &str) -> io::Result<BoundListener> {
-    bind_with_backlog(host, port, spec, DEFAULT_BACKLOG)
+/// How to open a listener.
+#[derive(Debug, Clone)]
+pub struct ListenerSpec<'a> {
+    pub wire: Wire,
+    /// The option that asked for it (`--socket /run/app.sock`).
+    pub spec: &'a str,
+    pub backlog: i32,
+    pub buffer_size: usize,
 }
 
-/// [`bind`] with an explicit listen queue length.
-pub fn bind_with_backlog(
-    host: &str,
-    port: u16,
-    spec: &str,
-    backlog: i32,
-) -> io::Result<BoundListener> {
+impl ListenerSpec<'_> {
+    fn info(&self, addr: ListenAddress) -> ListenerInfo {
+        ListenerInfo {
+            addr,
+            wire: self.wire,
+            scheme: "http",
+            spec: self.spec.to_string(),
+            buffer_size: self.buffer_size,
+        }
+    }
+}
+
+/// Bind `host:port` (empty host: every IPv4 interface) with SO_REUSEADDR.
+pub fn bind_tcp(host: &str, port: u16, spec: &ListenerSpec<'_>) -> io::Result<BoundListener> {
     let host = if host.is_empty() { "0.0.0.0" } else { host };
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
@@ -48,16 +123,12 @@ pub fn bind_with_backlog(
         format!("no address for {host}"),
     );
     for addr in addrs {
-        match bind_one(addr, backlog) {
+        match bind_one(addr, spec.backlog) {
             Ok(socket) => {
                 let addr = socket.local_addr()?;
                 return Ok(BoundListener {
-                    socket,
-                    info: ListenerInfo {
-                        addr,
-                        scheme: "http",
-                        spec: spec.to_string(),
-                    },
+                    socket: ListenSocket::Tcp(socket),
+                    info: spec.info(ListenAddress::Tcp(addr)),
                 });
             }
             Err(e) => last_err = io::Error::new(e.kind(), format!("cannot bind {addr}: {e}")),
@@ -77,18 +148,56 @@ fn bind_one(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     Ok(socket.into())
 }
 
+/// Bind a unix socket at `path`, replacing a stale socket file (as uWSGI does).
+pub fn bind_unix(path: &Path, spec: &ListenerSpec<'_>) -> io::Result<BoundListener> {
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists and is not a socket", path.display()),
+            ));
+        }
+        std::fs::remove_file(path).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot remove stale {}: {e}", path.display()),
+            )
+        })?;
+    }
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    let address = socket2::SockAddr::unix(path)?;
+    socket
+        .bind(&address)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot bind {}: {e}", path.display())))?;
+    socket.listen(spec.backlog)?;
+    Ok(BoundListener {
+        socket: ListenSocket::Unix(socket.into()),
+        info: spec.info(ListenAddress::Unix(path.to_path_buf())),
+    })
+}
+
 impl BoundListener {
     /// Wrap a listening socket inherited from a previous process image
     /// (graceful reload re-executes the master with its sockets open).
-    pub fn inherited(socket: TcpListener, spec: &str) -> io::Result<BoundListener> {
-        let addr = socket.local_addr()?;
+    pub fn inherited(fd: RawFd, spec: &ListenerSpec<'_>) -> io::Result<BoundListener> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: the caller passes a descriptor left open for this process.
+        let socket = unsafe { Socket::from_raw_fd(fd) };
+        let local = socket.local_addr()?;
+        if let Some(addr) = local.as_socket() {
+            return Ok(BoundListener {
+                socket: ListenSocket::Tcp(socket.into()),
+                info: spec.info(ListenAddress::Tcp(addr)),
+            });
+        }
+        let path = local
+            .as_pathname()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         Ok(BoundListener {
-            socket,
-            info: ListenerInfo {
-                addr,
-                scheme: "http",
-                spec: spec.to_string(),
-            },
+            socket: ListenSocket::Unix(socket.into()),
+            info: spec.info(ListenAddress::Unix(path)),
         })
     }
 

@@ -2,7 +2,6 @@
 //! with a single write so lines from several threads never interleave.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -10,7 +9,7 @@ use crate::date::ctime;
 
 /// What one finished request contributes to the log.
 pub(crate) struct LogEntry<'a> {
-    pub peer: SocketAddr,
+    pub peer: &'a str,
     pub app_id: i32,
     pub vars: u32,
     pub vars_bytes: u32,
@@ -54,7 +53,7 @@ impl AccessLog {
             e.app_id,
             if e.app_id < 0 { -1 } else { n as i64 },
             n,
-            e.peer.ip(),
+            e.peer,
             e.vars,
             e.vars_bytes,
             ctime(e.started),
@@ -90,4 +89,21 @@ fn printable(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// Write one log line to stderr with a single `write(2)`, so lines from the
+/// master, the workers and their threads never interleave mid-line (a
+/// plain `eprintln!` writes each formatted piece separately).
+pub fn write_log_line(args: std::fmt::Arguments<'_>) {
+    let mut line = args.to_string();
+    line.push('\n');
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// `eprintln!`, but one write per line: see [`write_log_line`].
+#[macro_export]
+macro_rules! logln {
+    ($($arg:tt)*) => {
+        $crate::write_log_line(format_args!($($arg)*))
+    };
 }

@@ -11,22 +11,25 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use portico_proto::http1::HeadLimits;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::conn::{ConnContext, serve_connection};
+use crate::gate::{Gate, Slot};
 use crate::handler::Handler;
 use crate::handoff::Handoff;
 use crate::hooks::WorkerHooks;
-use crate::listener::BoundListener;
+use crate::listener::{BoundListener, ListenSocket, Wire};
 use crate::log::AccessLog;
+use crate::uwsgi_conn::serve_uwsgi_connection;
+use crate::write::SendFile;
 
 /// How serving behaves.
 #[derive(Clone)]
@@ -35,8 +38,11 @@ pub struct ServeOptions {
     pub access_log: bool,
     /// After a graceful stop begins, how long in-flight requests may take.
     pub shutdown_grace: Duration,
-    /// Accept on blocking threads for an even spread over processes.
+    /// Accept on blocking threads for an even spread over processes, and
+    /// only while fewer than `capacity` requests are in hand.
     pub fair_accept: bool,
+    /// Requests this process can run at once (its Python threads).
+    pub capacity: usize,
     /// Per-request callbacks of the process model.
     pub hooks: Option<Arc<dyn WorkerHooks>>,
 }
@@ -47,6 +53,7 @@ impl Default for ServeOptions {
             access_log: true,
             shutdown_grace: Duration::from_secs(60),
             fair_accept: false,
+            capacity: 1,
             hooks: None,
         }
     }
@@ -91,6 +98,7 @@ pub fn serve(
         let log = Arc::new(AccessLog::new(options.access_log));
         let retire = Arc::new(Notify::new());
         let stop_acceptors = Arc::new(AtomicBool::new(false));
+        let gate = options.fair_accept.then(|| Gate::new(options.capacity));
         tokio::spawn(handoff.clone().deliver());
         for bound in listeners {
             let ctx = Arc::new(ConnContext {
@@ -101,16 +109,20 @@ pub fn serve(
                 hooks: options.hooks.clone(),
                 retire: retire.clone(),
                 handoff: handoff.clone(),
+                gate: gate.clone(),
             });
             if options.fair_accept {
                 let (conn_tx, conn_rx) = mpsc::unbounded_channel();
-                spawn_blocking_acceptor(bound.socket, conn_tx, stop_acceptors.clone())?;
+                spawn_blocking_acceptor(
+                    bound.socket,
+                    conn_tx,
+                    stop_acceptors.clone(),
+                    gate.clone(),
+                )?;
                 tokio::spawn(adopt_loop(conn_rx, ctx, stop_rx.clone(), alive_tx.clone()));
             } else {
-                bound.socket.set_nonblocking(true)?;
-                let listener = TcpListener::from_std(bound.socket)?;
                 tokio::spawn(accept_loop(
-                    listener,
+                    bound.socket,
                     ctx,
                     stop_rx.clone(),
                     alive_tx.clone(),
@@ -127,12 +139,15 @@ pub fn serve(
             return Ok(reason);
         }
         stop_acceptors.store(true, Ordering::SeqCst);
+        if let Some(gate) = &gate {
+            gate.stop();
+        }
         let _ = stop_tx.send(true);
         if tokio::time::timeout(options.shutdown_grace, alive_rx.recv())
             .await
             .is_err()
         {
-            eprintln!(
+            crate::logln!(
                 "portico: requests still running after {} s, stopping anyway",
                 options.shutdown_grace.as_secs()
             );
@@ -157,21 +172,47 @@ async fn wait_for_stop_signal() -> io::Result<StopReason> {
     })
 }
 
+/// A connection accepted by a blocking acceptor, not yet on the runtime,
+/// with the gate slot it holds until its first request is answered.
+enum Accepted {
+    Tcp(std::net::TcpStream, SocketAddr, Option<Slot>),
+    Unix(std::os::unix::net::UnixStream, Option<Slot>),
+}
+
 async fn accept_loop(
-    listener: TcpListener,
+    socket: ListenSocket,
     ctx: Arc<ConnContext>,
     mut stop: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
-) {
+) -> io::Result<()> {
+    enum Listener {
+        Tcp(TcpListener),
+        Unix(UnixListener),
+    }
+    let listener = match socket {
+        ListenSocket::Tcp(s) => {
+            s.set_nonblocking(true)?;
+            Listener::Tcp(TcpListener::from_std(s)?)
+        }
+        ListenSocket::Unix(s) => {
+            s.set_nonblocking(true)?;
+            Listener::Unix(UnixListener::from_std(s)?)
+        }
+    };
     loop {
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.changed() => return,
+            accepted = async {
+                match &listener {
+                    Listener::Tcp(l) => l.accept().await.map(|(s, peer)| Connection::Tcp(s, peer)),
+                    Listener::Unix(l) => l.accept().await.map(|(s, _)| Connection::Unix(s)),
+                }
+            } => accepted,
+            _ = stop.changed() => return Ok(()),
         };
         match accepted {
-            Ok((stream, peer)) => spawn_connection(stream, peer, &ctx, &stop, &alive),
+            Ok(conn) => spawn_connection(conn, None, &ctx, &stop, &alive),
             Err(e) => {
-                eprintln!("portico: accept() on {} failed: {e}", ctx.listener.spec);
+                crate::logln!("portico: accept() on {} failed: {e}", ctx.listener.spec);
                 tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
             }
         }
@@ -181,34 +222,58 @@ async fn accept_loop(
 /// Serve the connections a blocking acceptor hands over, until it stops.
 /// Keeps running after a stop signal so nothing already accepted is dropped.
 async fn adopt_loop(
-    mut accepted: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
+    mut accepted: mpsc::UnboundedReceiver<Accepted>,
     ctx: Arc<ConnContext>,
     stop: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) {
-    while let Some((stream, peer)) = accepted.recv().await {
-        match TcpStream::from_std(stream) {
-            Ok(stream) => spawn_connection(stream, peer, &ctx, &stop, &alive),
-            Err(e) => eprintln!("portico: cannot adopt a connection from {peer}: {e}"),
+    while let Some(conn) = accepted.recv().await {
+        let (adopted, slot) = match conn {
+            Accepted::Tcp(s, peer, slot) => (
+                TcpStream::from_std(s).map(|s| Connection::Tcp(s, peer)),
+                slot,
+            ),
+            Accepted::Unix(s, slot) => (UnixStream::from_std(s).map(Connection::Unix), slot),
+        };
+        match adopted {
+            Ok(conn) => spawn_connection(conn, slot, &ctx, &stop, &alive),
+            Err(e) => crate::logln!(
+                "portico: cannot adopt a connection on {}: {e}",
+                ctx.listener.spec
+            ),
         }
     }
 }
 
 fn spawn_blocking_acceptor(
-    socket: std::net::TcpListener,
-    accepted: mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>,
+    socket: ListenSocket,
+    accepted: mpsc::UnboundedSender<Accepted>,
     stop: Arc<AtomicBool>,
+    gate: Option<Arc<Gate>>,
 ) -> io::Result<()> {
     // Blocking accept with a receive timeout, so the stop flag is seen.
-    socket.set_nonblocking(false)?;
+    let fd = socket.as_raw_fd();
     let sock = socket2::SockRef::from(&socket);
+    sock.set_nonblocking(false)?;
     sock.set_read_timeout(Some(ACCEPT_POLL))?;
     std::thread::Builder::new()
         .name("acceptor".into())
         .spawn(move || {
+            let listener = socket2::SockRef::from(&socket);
             while !stop.load(Ordering::SeqCst) {
-                match accept_nonblocking(&socket) {
-                    Ok(conn) => {
+                if let Some(gate) = &gate
+                    && !gate.wait_for_room(ACCEPT_POLL)
+                {
+                    return;
+                }
+                match accept_nonblocking(&listener, fd) {
+                    Ok(mut conn) => {
+                        if let Some(gate) = &gate {
+                            let slot = Some(gate.enter());
+                            match &mut conn {
+                                Accepted::Tcp(_, _, s) | Accepted::Unix(_, s) => *s = slot,
+                            }
+                        }
                         if accepted.send(conn).is_err() {
                             return;
                         }
@@ -219,7 +284,7 @@ fn spawn_blocking_acceptor(
                             io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
                         ) => {}
                     Err(e) => {
-                        eprintln!("portico: accept() failed: {e}");
+                        crate::logln!("portico: accept() failed: {e}");
                         std::thread::sleep(ACCEPT_ERROR_BACKOFF);
                     }
                 }
@@ -229,24 +294,29 @@ fn spawn_blocking_acceptor(
 }
 
 /// accept4() on a blocking listener, giving a non-blocking, close-on-exec socket.
-fn accept_nonblocking(
-    listener: &std::net::TcpListener,
-) -> io::Result<(std::net::TcpStream, SocketAddr)> {
-    let sock = socket2::SockRef::from(listener);
-    let (conn, addr) = sock.accept()?;
+fn accept_nonblocking(listener: &socket2::SockRef<'_>, fd: RawFd) -> io::Result<Accepted> {
+    let (conn, addr) = listener.accept()?;
     conn.set_nonblocking(true)?;
-    let addr = addr.as_socket().ok_or_else(|| {
-        io::Error::other(format!(
-            "accepted a non-IP peer on fd {}",
-            listener.as_raw_fd()
-        ))
-    })?;
-    Ok((conn.into(), addr))
+    if let Some(peer) = addr.as_socket() {
+        return Ok(Accepted::Tcp(conn.into(), peer, None));
+    }
+    if addr.is_unix() {
+        return Ok(Accepted::Unix(conn.into(), None));
+    }
+    Err(io::Error::other(format!(
+        "accepted an unknown peer kind on fd {fd}"
+    )))
+}
+
+/// An accepted connection on the runtime.
+enum Connection {
+    Tcp(TcpStream, SocketAddr),
+    Unix(UnixStream),
 }
 
 fn spawn_connection(
-    stream: TcpStream,
-    peer: SocketAddr,
+    conn: Connection,
+    slot: Option<Slot>,
     ctx: &Arc<ConnContext>,
     stop: &watch::Receiver<bool>,
     alive: &mpsc::Sender<()>,
@@ -255,19 +325,45 @@ fn spawn_connection(
     let stop = stop.clone();
     let alive = alive.clone();
     tokio::spawn(async move {
-        serve_tcp(stream, peer, &ctx, stop).await;
+        match conn {
+            Connection::Tcp(mut stream, peer) => {
+                let _ = stream.set_nodelay(true);
+                let local = stream.local_addr().ok();
+                let (mut reader, mut writer) = stream.split();
+                serve_stream(
+                    &mut reader,
+                    &mut writer,
+                    Some(peer),
+                    local,
+                    &ctx,
+                    stop,
+                    slot,
+                )
+                .await;
+            }
+            Connection::Unix(mut stream) => {
+                let (mut reader, mut writer) = stream.split();
+                serve_stream(&mut reader, &mut writer, None, None, &ctx, stop, slot).await;
+            }
+        }
         drop(alive);
     });
 }
 
-async fn serve_tcp(
-    mut stream: TcpStream,
-    peer: SocketAddr,
+async fn serve_stream<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    peer: Option<SocketAddr>,
+    local: Option<SocketAddr>,
     ctx: &ConnContext,
     stop: watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
-    let local = stream.local_addr().unwrap_or(ctx.listener.addr);
-    let (mut reader, mut writer) = stream.split();
-    serve_connection(&mut reader, &mut writer, peer, local, ctx, stop).await;
+    slot: Option<Slot>,
+) where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + SendFile + Unpin,
+{
+    match ctx.listener.wire {
+        Wire::Http => serve_connection(reader, writer, peer, local, ctx, stop, slot).await,
+        Wire::Uwsgi => serve_uwsgi_connection(reader, writer, peer, local, ctx, slot).await,
+    }
 }

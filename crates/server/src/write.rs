@@ -11,8 +11,10 @@ use bytes::Bytes;
 use portico_proto::http1::Version;
 use tokio::io::{AsyncWrite, AsyncWriteExt, Interest};
 
+use crate::conn::ResponseFraming;
 use crate::date::append_http_date;
 use crate::handler::{Response, ResponseBody};
+use crate::listener::Wire;
 
 /// Value of the `Server` header the server adds when the app sets none.
 pub const SERVER_HEADER: &[u8] = b"portico";
@@ -42,6 +44,7 @@ pub(crate) struct Plan {
 /// Decide framing and persistence for a response.
 pub(crate) fn plan(
     response: &Response,
+    wire: Wire,
     version: Version,
     is_head: bool,
     keep_alive_wanted: bool,
@@ -49,6 +52,21 @@ pub(crate) fn plan(
     let app_length = app_content_length(&response.headers);
     let status = response.status;
     let bodiless_status = status < 200 || status == 204 || status == 304;
+    if wire == Wire::Uwsgi {
+        // uwsgi: the response ends when the connection closes; nothing is added.
+        let framing = if bodiless_status || is_head {
+            Framing::NoBody
+        } else {
+            app_length.map_or(Framing::Close, Framing::Length)
+        };
+        return (
+            Plan {
+                framing,
+                keep_alive: false,
+            },
+            None,
+        );
+    }
     let framing = if bodiless_status || is_head {
         Framing::NoBody
     } else if let Some(n) = app_length {
@@ -100,10 +118,17 @@ pub(crate) fn encode_head(
     response: &Response,
     plan: &Plan,
     computed_length: Option<u64>,
-    version: Version,
+    framing: &ResponseFraming,
 ) -> u32 {
+    let version = framing.version;
+    let uwsgi = framing.wire == Wire::Uwsgi;
     let mut count = response.headers.len() as u32;
-    out.extend_from_slice(b"HTTP/1.1 ");
+    if uwsgi {
+        out.extend_from_slice(&framing.protocol);
+        out.push(b' ');
+    } else {
+        out.extend_from_slice(b"HTTP/1.1 ");
+    }
     let mut itoa = itoa::Buffer::new();
     out.extend_from_slice(itoa.format(response.status).as_bytes());
     out.push(b' ');
@@ -123,6 +148,11 @@ pub(crate) fn encode_head(
         out.extend_from_slice(b": ");
         out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
+    }
+    if uwsgi {
+        // The front server adds its own Date/Server and frames the body.
+        out.extend_from_slice(b"\r\n");
+        return count;
     }
     if !has_server {
         out.extend_from_slice(b"Server: ");
@@ -327,32 +357,71 @@ pub(crate) trait SendFile {
 
 impl SendFile for tokio::net::tcp::WriteHalf<'_> {
     async fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<u64> {
-        let stream: &tokio::net::TcpStream = self.as_ref();
-        let mut off = offset as libc::off_t;
-        let end = offset + len;
-        while (off as u64) < end {
-            stream.writable().await?;
-            let want = ((end - off as u64).min(1 << 30)) as usize;
-            let result = stream.try_io(Interest::WRITABLE, || {
-                // SAFETY: both descriptors are open for the duration of the call;
-                // sendfile updates `off` and touches no other memory of ours.
-                let n =
-                    unsafe { libc::sendfile(stream.as_raw_fd(), file.as_raw_fd(), &mut off, want) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
-            });
-            match result {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(off as u64 - offset)
+        sendfile_loop::<tokio::net::TcpStream>(self.as_ref(), file, offset, len).await
     }
+}
+
+impl SendFile for tokio::net::unix::WriteHalf<'_> {
+    async fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<u64> {
+        sendfile_loop::<tokio::net::UnixStream>(self.as_ref(), file, offset, len).await
+    }
+}
+
+/// The readiness calls sendfile needs; TCP and unix streams both have them.
+trait ReadySocket: AsRawFd {
+    fn writable(&self) -> impl Future<Output = io::Result<()>>;
+    fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R>;
+}
+
+impl ReadySocket for tokio::net::TcpStream {
+    fn writable(&self) -> impl Future<Output = io::Result<()>> {
+        tokio::net::TcpStream::writable(self)
+    }
+    fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+        tokio::net::TcpStream::try_io(self, interest, f)
+    }
+}
+
+impl ReadySocket for tokio::net::UnixStream {
+    fn writable(&self) -> impl Future<Output = io::Result<()>> {
+        tokio::net::UnixStream::writable(self)
+    }
+    fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+        tokio::net::UnixStream::try_io(self, interest, f)
+    }
+}
+
+/// sendfile(2) until `len` bytes went out or the file ended, waiting for
+/// writability in between (the socket is non-blocking).
+async fn sendfile_loop<S: ReadySocket>(
+    stream: &S,
+    file: &File,
+    offset: u64,
+    len: u64,
+) -> io::Result<u64> {
+    let mut off = offset as libc::off_t;
+    let end = offset + len;
+    while (off as u64) < end {
+        stream.writable().await?;
+        let want = ((end - off as u64).min(1 << 30)) as usize;
+        let result = stream.try_io(Interest::WRITABLE, || {
+            // SAFETY: both descriptors are open for the duration of the call;
+            // sendfile updates `off` and touches no other memory of ours.
+            let n = unsafe { libc::sendfile(stream.as_raw_fd(), file.as_raw_fd(), &mut off, want) };
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        });
+        match result {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(off as u64 - offset)
 }
 
 #[cfg(test)]
@@ -385,7 +454,7 @@ mod tests {
     #[test]
     fn app_content_length_frames_the_body() {
         let r = response(&[("Content-Length", "5")], stream());
-        let (p, computed) = plan(&r, Version::Http11, false, true);
+        let (p, computed) = plan(&r, Wire::Http, Version::Http11, false, true);
         assert_eq!(
             (p.framing, p.keep_alive, computed),
             (Framing::Length(5), true, None)
@@ -396,24 +465,24 @@ mod tests {
     fn stream_without_length_is_chunked_on_11_and_close_delimited_on_10() {
         let r = response(&[], stream());
         assert_eq!(
-            plan(&r, Version::Http11, false, true).0.framing,
+            plan(&r, Wire::Http, Version::Http11, false, true).0.framing,
             Framing::Chunked
         );
-        let (p, _) = plan(&r, Version::Http10, false, true);
+        let (p, _) = plan(&r, Wire::Http, Version::Http10, false, true);
         assert_eq!((p.framing, p.keep_alive), (Framing::Close, false));
     }
 
     #[test]
     fn head_and_204_have_no_body_but_head_keeps_the_length() {
         let r = response(&[], ResponseBody::Full(Bytes::from_static(b"hello")));
-        let (p, computed) = plan(&r, Version::Http11, true, true);
+        let (p, computed) = plan(&r, Wire::Http, Version::Http11, true, true);
         assert_eq!(
             (p.framing, p.keep_alive, computed),
             (Framing::NoBody, true, Some(5))
         );
         let mut r204 = response(&[], ResponseBody::Empty);
         r204.status = 204;
-        let (p, computed) = plan(&r204, Version::Http11, false, true);
+        let (p, computed) = plan(&r204, Wire::Http, Version::Http11, false, true);
         assert_eq!((p.framing, computed), (Framing::NoBody, None));
     }
 
@@ -441,8 +510,15 @@ mod tests {
     fn connection_header_follows_version_and_persistence() {
         let r = response(&[("Content-Type", "text/plain")], ResponseBody::Empty);
         let mut out = Vec::new();
-        let (p, c) = plan(&r, Version::Http10, false, true);
-        encode_head(&mut out, &r, &p, c, Version::Http10);
+        let (p, c) = plan(&r, Wire::Http, Version::Http10, false, true);
+        let framing = ResponseFraming {
+            wire: Wire::Http,
+            version: Version::Http10,
+            protocol: Bytes::from_static(b"HTTP/1.0"),
+            is_head: false,
+            keep_alive_wanted: true,
+        };
+        encode_head(&mut out, &r, &p, c, &framing);
         let text = String::from_utf8(out).expect("ascii");
         assert!(text.starts_with(
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nServer: portico\r\nDate: "

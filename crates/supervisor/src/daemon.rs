@@ -72,9 +72,9 @@ pub fn write_pidfile(path: &Path, pid: u32) -> io::Result<()> {
 /// Remove a file, saying so unless it is already gone.
 pub fn remove_file_quietly(path: &Path) {
     match std::fs::remove_file(path) {
-        Ok(()) => eprintln!("VACUUM: {} removed.", path.display()),
+        Ok(()) => portico_server::logln!("VACUUM: {} removed.", path.display()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => eprintln!("VACUUM: cannot remove {}: {e}", path.display()),
+        Err(e) => portico_server::logln!("VACUUM: cannot remove {}: {e}", path.display()),
     }
 }
 
@@ -130,7 +130,7 @@ pub fn drop_privileges(uid: Option<&str>, gid: Option<&str>) -> io::Result<()> {
                     format!("setgid({g}): {}", io::Error::last_os_error()),
                 ));
             }
-            eprintln!("setgid() to {g}");
+            portico_server::logln!("setgid() to {g}");
         }
         if let Some((u, _)) = user {
             if libc::setuid(u) != 0 {
@@ -139,7 +139,7 @@ pub fn drop_privileges(uid: Option<&str>, gid: Option<&str>) -> io::Result<()> {
                     format!("setuid({u}): {}", io::Error::last_os_error()),
                 ));
             }
-            eprintln!("setuid() to {u}");
+            portico_server::logln!("setuid() to {u}");
         }
     }
     Ok(())

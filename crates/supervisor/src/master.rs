@@ -201,7 +201,7 @@ pub fn run_master(
         touch_mtimes,
         master_pid: std::process::id() as i32,
     };
-    eprintln!("spawned uWSGI master process (pid: {})", master.master_pid);
+    portico_server::logln!("spawned uWSGI master process (pid: {})", master.master_pid);
     for wid in 1..=master.options.processes {
         master.spawn(wid, false)?;
     }
@@ -246,9 +246,9 @@ impl Master<'_> {
                 };
                 if respawn {
                     slot.respawns.fetch_add(1, Ordering::Relaxed);
-                    eprintln!("Respawned uWSGI worker {wid} (new pid: {pid})");
+                    portico_server::logln!("Respawned uWSGI worker {wid} (new pid: {pid})");
                 } else {
-                    eprintln!(
+                    portico_server::logln!(
                         "spawned uWSGI worker {wid} (pid: {pid}, cores: {})",
                         self.board.cores()
                     );
@@ -306,7 +306,7 @@ impl Master<'_> {
             slot.respawn_at = None;
             if let Some(pid) = slot.pid {
                 if graceful {
-                    eprintln!("Gracefully killing worker {} (pid: {pid})...", i + 1);
+                    portico_server::logln!("Gracefully killing worker {} (pid: {pid})...", i + 1);
                 }
                 send(pid, signal);
             }
@@ -320,15 +320,15 @@ impl Master<'_> {
         match signal {
             libc::SIGCHLD => self.reap(),
             libc::SIGHUP if self.options.supervise => {
-                eprintln!("...gracefully killing workers...");
+                portico_server::logln!("...gracefully killing workers...");
                 self.begin_stop(MasterExit::Reload, true);
             }
             libc::SIGHUP | libc::SIGTERM => {
-                eprintln!("SIGTERM received...gracefully killing workers...");
+                portico_server::logln!("SIGTERM received...gracefully killing workers...");
                 self.begin_stop(MasterExit::Stop(0), true);
             }
             libc::SIGINT | libc::SIGQUIT => {
-                eprintln!("SIGINT/SIGQUIT received...killing workers...");
+                portico_server::logln!("SIGINT/SIGQUIT received...killing workers...");
                 self.begin_stop(MasterExit::Stop(0), false);
             }
             libc::SIGUSR1 => self.log_counters(),
@@ -342,7 +342,7 @@ impl Master<'_> {
             let slot = self.board.worker(wid);
             let requests = slot.requests.load(Ordering::Relaxed);
             total += requests;
-            eprintln!(
+            portico_server::logln!(
                 "worker {wid} app 0 [] requests: {requests} exceptions: {} (pid: {}, respawns: {}, harakiri: {})",
                 slot.exceptions.load(Ordering::Relaxed),
                 slot.pid.load(Ordering::Relaxed),
@@ -350,7 +350,7 @@ impl Master<'_> {
                 slot.harakiri_count.load(Ordering::Relaxed),
             );
         }
-        eprintln!("workers total requests: {total}");
+        portico_server::logln!("workers total requests: {total}");
     }
 
     fn reap(&mut self) {
@@ -362,7 +362,7 @@ impl Master<'_> {
                 return;
             }
             if let Some((wid, _)) = self.retiring.remove(&pid) {
-                eprintln!("worker {wid} killed successfully (pid: {pid})");
+                portico_server::logln!("worker {wid} killed successfully (pid: {pid})");
                 continue;
             }
             let Some(index) = self.slots.iter().position(|s| s.pid == Some(pid)) else {
@@ -371,7 +371,7 @@ impl Master<'_> {
             let wid = index + 1;
             self.slots[index].pid = None;
             if let Mode::Stopping { since, .. } = self.mode {
-                eprintln!(
+                portico_server::logln!(
                     "worker {wid} buried after {} seconds",
                     since.elapsed().as_secs()
                 );
@@ -380,16 +380,18 @@ impl Master<'_> {
             let exited = libc::WIFEXITED(status);
             let code = libc::WEXITSTATUS(status);
             if exited && code == EXIT_APP_LOAD_FAILED {
-                eprintln!(
+                portico_server::logln!(
                     "OOPS ! failed loading app in worker {wid} (pid {pid}) :( trying again..."
                 );
             } else if libc::WIFSIGNALED(status) {
-                eprintln!(
+                portico_server::logln!(
                     "DAMN ! worker {wid} (pid: {pid}) died, killed by signal {} :( trying respawn ...",
                     libc::WTERMSIG(status)
                 );
             } else {
-                eprintln!("DAMN ! worker {wid} (pid: {pid}) died :( trying respawn ...");
+                portico_server::logln!(
+                    "DAMN ! worker {wid} (pid: {pid}) died :( trying respawn ..."
+                );
             }
             if self.options.supervise {
                 self.schedule_respawn(index);
@@ -407,7 +409,7 @@ impl Master<'_> {
             self.respawns.pop_front();
         }
         if self.respawns.len() >= self.options.processes.max(1) {
-            eprintln!(
+            portico_server::logln!(
                 "worker respawning too fast !!! i have to sleep a bit ({} seconds)...",
                 FORKBOMB_DELAY.as_secs()
             );
@@ -443,7 +445,7 @@ impl Master<'_> {
         let now = Instant::now();
         for (pid, (wid, deadline)) in &self.retiring {
             if now > *deadline {
-                eprintln!(
+                portico_server::logln!(
                     "worker {wid} (pid: {pid}) is taking too much time to die...NO MERCY !!!"
                 );
                 send(*pid, libc::SIGKILL);
@@ -480,7 +482,7 @@ impl Master<'_> {
                 }
                 if now > deadline {
                     for (wid, pid) in alive {
-                        eprintln!(
+                        portico_server::logln!(
                             "worker {wid} (pid: {pid}) is taking too much time to die...NO MERCY !!!"
                         );
                         send(pid, libc::SIGKILL);
@@ -506,7 +508,7 @@ impl Master<'_> {
             if current != *seen {
                 *seen = current;
                 if current.is_some() {
-                    eprintln!(
+                    portico_server::logln!(
                         "*** {} has been touched... grace them all !!! ***",
                         path.display()
                     );
@@ -540,11 +542,11 @@ impl Master<'_> {
             let when = ctime_now();
             let core_slot = self.board.core(wid, core);
             let started = core_slot.started_us.load(Ordering::Acquire) / 1_000_000;
-            eprintln!(
+            portico_server::logln!(
                 "{when} - *** HARAKIRI ON WORKER {wid} (pid: {pid}, try: {tries}, graceful: no) ***"
             );
-            eprintln!("{when} - HARAKIRI !!! worker {wid} status !!!");
-            eprintln!(
+            portico_server::logln!("{when} - HARAKIRI !!! worker {wid} status !!!");
+            portico_server::logln!(
                 "{when} - HARAKIRI [core {core}] - {} since {started}",
                 core_slot.text()
             );
@@ -553,7 +555,7 @@ impl Master<'_> {
                     let c = self.board.core(wid, other);
                     let since = c.started_us.load(Ordering::Acquire);
                     if since != 0 && other != core {
-                        eprintln!(
+                        portico_server::logln!(
                             "{when} - HARAKIRI [core {other}] - {} since {}",
                             c.text(),
                             since / 1_000_000
@@ -561,8 +563,8 @@ impl Master<'_> {
                     }
                 }
             }
-            eprintln!("{when} - HARAKIRI !!! end of worker {wid} status !!!");
-            eprintln!("{when} - HARAKIRI triggered by worker {wid} core {core} !!!");
+            portico_server::logln!("{when} - HARAKIRI !!! end of worker {wid} status !!!");
+            portico_server::logln!("{when} - HARAKIRI triggered by worker {wid} core {core} !!!");
             for c in 0..self.board.cores() {
                 self.board
                     .core(wid, c)
@@ -587,7 +589,7 @@ impl Master<'_> {
                 .rss
                 .store(rss, Ordering::Relaxed);
             if rss > self.options.evil_reload_on_rss {
-                eprintln!(
+                portico_server::logln!(
                     "*** EVIL RELOAD ON WORKER {} RSS: {rss} (pid: {pid}) ***",
                     index + 1
                 );

@@ -71,7 +71,7 @@ impl WorkerRuntime {
             return false;
         }
         let pid = std::process::id();
-        eprintln!("worker {} (pid: {pid}) {why}: recycling", self.wid);
+        portico_server::logln!("worker {} (pid: {pid}) {why}: recycling", self.wid);
         RetireNotice {
             wid: self.wid as u32,
             pid,

@@ -4,10 +4,13 @@
 //! cache. Byte strings from the wire become latin-1 `str`, as PEP 3333 says.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Mutex;
 
 use portico_proto::percent::percent_decode;
-use portico_server::{Request, Version};
+
+use bytes::Bytes;
+use portico_server::{ListenerInfo, Request, RequestHead, RequestSource, UwsgiPacket, Version};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
@@ -40,6 +43,7 @@ struct Keys {
     content_type: Py<PyString>,
     content_length: Py<PyString>,
     wsgi_input: Py<PyString>,
+    script_name: Py<PyString>,
     wsgi_url_scheme: Py<PyString>,
     http10: Py<PyString>,
     http11: Py<PyString>,
@@ -98,6 +102,7 @@ impl EnvironBuilder {
             content_type: interned(py, "CONTENT_TYPE"),
             content_length: interned(py, "CONTENT_LENGTH"),
             wsgi_input: interned(py, "wsgi.input"),
+            script_name: interned(py, "SCRIPT_NAME"),
             wsgi_url_scheme: interned(py, "wsgi.url_scheme"),
             http10: interned(py, "HTTP/1.0"),
             http11: interned(py, "HTTP/1.1"),
@@ -144,23 +149,83 @@ impl EnvironBuilder {
         Ok(Some(key))
     }
 
-    /// Build the environ; the request body moves into `wsgi.input`.
+    /// Build the environ; the request body moves into `wsgi.input`, and
+    /// `route` (from the mount table) replaces SCRIPT_NAME and PATH_INFO.
     /// Returns the dict and the number and total size of its CGI variables.
     pub(crate) fn build<'py>(
         &self,
         py: Python<'py>,
         request: Request,
+        route: Option<(Bytes, Bytes)>,
     ) -> PyResult<(Bound<'py, PyDict>, u32, u32)> {
         let Request {
-            head,
+            source,
             peer,
             local,
             listener,
             body,
             ..
         } = request;
-        let k = &self.keys;
         let env = self.template.bind(py).copy()?;
+        let (vars, size) = match &source {
+            RequestSource::Http(head) => self.http_vars(py, &env, head, peer, local, &listener)?,
+            RequestSource::Uwsgi(packet) => self.uwsgi_vars(py, &env, packet)?,
+        };
+        if let Some((script_name, path_info)) = route {
+            env.set_item(self.keys.script_name.bind(py), latin1(py, &script_name)?)?;
+            env.set_item(self.keys.path_info.bind(py), latin1(py, &path_info)?)?;
+        }
+        let input = Bound::new(py, WsgiInput::new(body))?;
+        env.set_item(self.keys.wsgi_input.bind(py), input)?;
+        Ok((env, vars, size))
+    }
+
+    /// A uwsgi packet's vars, as sent (last wins), and the url scheme as
+    /// uWSGI derives it: UWSGI_SCHEME or X-Forwarded-Proto, else HTTPS.
+    fn uwsgi_vars(
+        &self,
+        py: Python<'_>,
+        env: &Bound<'_, PyDict>,
+        packet: &UwsgiPacket,
+    ) -> PyResult<(u32, u32)> {
+        let mut scheme: Option<&[u8]> = None;
+        let mut https = false;
+        for (key, value) in &packet.vars {
+            env.set_item(latin1(py, key)?, latin1(py, value)?)?;
+            match key.as_ref() {
+                b"UWSGI_SCHEME" | b"HTTP_X_FORWARDED_PROTO" if !value.is_empty() => {
+                    scheme = Some(value)
+                }
+                b"HTTPS" => https = value.eq_ignore_ascii_case(b"on") || value.starts_with(b"1"),
+                _ => {}
+            }
+        }
+        let scheme = match scheme {
+            Some(s) if s.eq_ignore_ascii_case(b"https") => "https",
+            Some(s) if s.eq_ignore_ascii_case(b"http") => "http",
+            Some(s) => {
+                return env
+                    .set_item(self.keys.wsgi_url_scheme.bind(py), latin1(py, s)?)
+                    .map(|()| counts(packet));
+            }
+            None if https => "https",
+            None => "http",
+        };
+        env.set_item(self.keys.wsgi_url_scheme.bind(py), scheme)?;
+        Ok(counts(packet))
+    }
+
+    /// An HTTP request's CGI variables and headers.
+    fn http_vars<'py>(
+        &self,
+        py: Python<'py>,
+        env: &Bound<'py, PyDict>,
+        head: &RequestHead,
+        peer: Option<SocketAddr>,
+        local: Option<SocketAddr>,
+        listener: &ListenerInfo,
+    ) -> PyResult<(u32, u32)> {
+        let k = &self.keys;
         let mut vars = 0u32;
         let mut size = 0usize;
         let mut put =
@@ -184,27 +249,33 @@ impl EnvironBuilder {
             Version::Http11 => &k.http11,
         };
         put(&k.server_protocol, protocol.bind(py).clone(), 8)?;
-        let remote_addr = peer.ip().to_string();
-        put(
-            &k.remote_addr,
-            PyString::new(py, &remote_addr),
-            remote_addr.len(),
-        )?;
-        let remote_port = peer.port().to_string();
-        put(
-            &k.remote_port,
-            PyString::new(py, &remote_port),
-            remote_port.len(),
-        )?;
+        match peer {
+            Some(peer) => {
+                let remote_addr = peer.ip().to_string();
+                put(
+                    &k.remote_addr,
+                    PyString::new(py, &remote_addr),
+                    remote_addr.len(),
+                )?;
+                let remote_port = peer.port().to_string();
+                put(
+                    &k.remote_port,
+                    PyString::new(py, &remote_port),
+                    remote_port.len(),
+                )?;
+            }
+            None => put(&k.remote_addr, PyString::new(py, ""), 0)?,
+        }
 
         // RFC 9112 §3.2.2: an absolute-form target's authority wins over Host.
         let authority = absolute_form_authority(&head.target).or(head.host.as_deref());
-        let (server_name, server_port) = match authority {
-            Some(host) if !host.is_empty() => split_host(host, listener.scheme),
-            _ => (
+        let (server_name, server_port) = match (authority, local, &listener.addr) {
+            (Some(host), _, _) if !host.is_empty() => split_host(host, listener.scheme),
+            (_, Some(local), _) => (
                 local.ip().to_string().into_bytes(),
                 local.port().to_string().into_bytes(),
             ),
+            (_, None, addr) => (addr.to_string().into_bytes(), Vec::new()),
         };
         put(&k.server_name, latin1(py, &server_name)?, server_name.len())?;
         put(&k.server_port, latin1(py, &server_port)?, server_port.len())?;
@@ -252,9 +323,13 @@ impl EnvironBuilder {
             size += key.len().unwrap_or(0) + value.len();
             env.set_item(key, latin1(py, &value)?)?;
         }
-        env.set_item(k.wsgi_input.bind(py), Bound::new(py, WsgiInput::new(body))?)?;
-        Ok((env, vars * 2, size as u32))
+        Ok((vars * 2, size as u32))
     }
+}
+
+/// uWSGI's log counts for a packet: twice the pairs, and the block size.
+fn counts(packet: &UwsgiPacket) -> (u32, u32) {
+    (packet.vars.len() as u32 * 2, packet.datasize as u32)
 }
 
 /// The `host[:port]` of an absolute-form target (`http://host:port/path`).

@@ -3,8 +3,11 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+use portico_proto::percent::percent_decode;
 use portico_server::{
-    CoreTracker, Handler, HandlerFuture, ReplySender, Request, Response, ResponseMeta,
+    CoreTracker, Handler, HandlerFuture, ReplySender, Request, RequestSource, Response,
+    ResponseMeta,
 };
 use pyo3::prelude::*;
 
@@ -12,11 +15,14 @@ use crate::environ::{EnvironBuilder, ProcessModel};
 use crate::loader::App;
 use crate::pool::{Pool, PythonJob};
 use crate::respond::{report, run_app};
+use crate::router::{Mounts, Route};
 use crate::start_response::StartResponse;
 
-/// How the app is run in this process.
+/// How the apps are run in this process.
 #[derive(Clone)]
 pub struct WsgiOptions {
+    /// Route by mountpoint and set SCRIPT_NAME/PATH_INFO from it.
+    pub manage_script_name: bool,
     /// Python threads (concurrent app calls) in this process.
     pub threads: usize,
     /// True when several processes serve the same app.
@@ -26,7 +32,8 @@ pub struct WsgiOptions {
 }
 
 struct AppRunner {
-    app: Py<PyAny>,
+    apps: Vec<Py<PyAny>>,
+    mounts: Mounts,
     environ: EnvironBuilder,
     tracker: Option<Arc<dyn CoreTracker>>,
 }
@@ -38,9 +45,12 @@ pub struct WsgiHandler {
 }
 
 impl WsgiHandler {
-    /// Start the Python threads for `app`. Call in the process that serves
-    /// (after any fork: threads do not survive one).
-    pub fn start(app: App, options: WsgiOptions) -> Result<WsgiHandler, String> {
+    /// Start the Python threads for `apps` (mountpoint, app; `""` is the
+    /// default app). Call in the process that serves (after any fork:
+    /// threads do not survive one).
+    pub fn start(apps: Vec<(String, App)>, options: WsgiOptions) -> Result<WsgiHandler, String> {
+        let mountpoints: Vec<String> = apps.iter().map(|(m, _)| m.clone()).collect();
+        let mounts = Mounts::new(&mountpoints, options.manage_script_name);
         let environ = Python::attach(|py| {
             EnvironBuilder::new(
                 py,
@@ -55,7 +65,8 @@ impl WsgiHandler {
             .map_err(|e| format!("cannot start Python threads: {e}"))?;
         Ok(WsgiHandler {
             runner: Arc::new(AppRunner {
-                app: app.callable,
+                apps: apps.into_iter().map(|(_, app)| app.callable).collect(),
+                mounts,
                 environ,
                 tracker: options.tracker,
             }),
@@ -67,6 +78,7 @@ impl WsgiHandler {
 struct RequestJob {
     runner: Arc<AppRunner>,
     request: Request,
+    route: Route,
     reply: ReplySender,
 }
 
@@ -75,12 +87,13 @@ impl PythonJob for RequestJob {
         let RequestJob {
             runner,
             request,
+            route,
             reply,
         } = *self;
         if let Some(tracker) = &runner.tracker {
-            tracker.begin(core, &request.head.method, &request.head.target);
+            tracker.begin(core, request.method(), request.uri());
         }
-        let failed = run_request(py, &runner, request, reply);
+        let failed = run_request(py, &runner, request, route, reply);
         if let Some(tracker) = &runner.tracker {
             tracker.end(core, failed);
         }
@@ -88,8 +101,14 @@ impl PythonJob for RequestJob {
 }
 
 /// Build the environ, call the app, deliver the response; true if it failed.
-fn run_request(py: Python<'_>, runner: &AppRunner, request: Request, reply: ReplySender) -> bool {
-    let (environ, vars, vars_bytes) = match runner.environ.build(py, request) {
+fn run_request(
+    py: Python<'_>,
+    runner: &AppRunner,
+    request: Request,
+    route: Route,
+    reply: ReplySender,
+) -> bool {
+    let (environ, vars, vars_bytes) = match runner.environ.build(py, request, route.split) {
         Ok(built) => built,
         Err(err) => {
             report(py, &err, "cannot build the WSGI environ");
@@ -98,7 +117,7 @@ fn run_request(py: Python<'_>, runner: &AppRunner, request: Request, reply: Repl
         }
     };
     let meta = ResponseMeta {
-        app_id: 0,
+        app_id: route.app as i32,
         vars,
         vars_bytes,
     };
@@ -109,15 +128,43 @@ fn run_request(py: Python<'_>, runner: &AppRunner, request: Request, reply: Repl
             return true;
         }
     };
-    run_app(py, &runner.app, environ, &start_response)
+    run_app(py, &runner.apps[route.app], environ, &start_response)
+}
+
+impl WsgiHandler {
+    /// The app for a request, by mountpoint; `None` means 404.
+    fn route(&self, request: &Request) -> Option<Route> {
+        let mounts = &self.runner.mounts;
+        if mounts.is_trivial() {
+            return Some(Route {
+                app: 0,
+                split: None,
+            });
+        }
+        match &request.source {
+            RequestSource::Http(head) => {
+                let path = Bytes::copy_from_slice(&percent_decode(&head.path));
+                mounts.route(b"", &path)
+            }
+            RequestSource::Uwsgi(packet) => {
+                let script = packet.var(b"SCRIPT_NAME").map_or(&b""[..], |v| v.as_ref());
+                let path = packet.var(b"PATH_INFO").cloned().unwrap_or_default();
+                mounts.route(script, &path)
+            }
+        }
+    }
 }
 
 impl Handler for WsgiHandler {
     fn handle(&self, request: Request) -> HandlerFuture {
+        let Some(route) = self.route(&request) else {
+            return Box::pin(async { Response::plain(404, "Not Found", "Not Found\n") });
+        };
         let (reply, response) = request.handoff.slot();
         let job = Box::new(RequestJob {
             runner: self.runner.clone(),
             request,
+            route,
             reply,
         });
         if self.pool.submit(job).is_err() {

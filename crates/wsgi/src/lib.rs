@@ -12,6 +12,7 @@ mod interpreter;
 mod loader;
 mod pool;
 mod respond;
+mod router;
 mod start_response;
 
 pub use handler::{WsgiHandler, WsgiOptions};

@@ -286,7 +286,7 @@ pub(crate) fn body_bytes(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<By
 fn warn_str_body_once(_py: Python<'_>) {
     static WARNED: std::sync::Once = std::sync::Once::new();
     WARNED.call_once(|| {
-        eprintln!(
+        portico_server::logln!(
             "portico: WARNING: the application returned a str body chunk; PEP 3333 requires bytes. \
              Encoding it as UTF-8 as uWSGI does (logged once)."
         );

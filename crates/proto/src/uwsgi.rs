@@ -1,0 +1,292 @@
+//! The uwsgi binary protocol, request side: a 4-byte header (modifier1,
+//! little-endian vars size, modifier2) then `key_len key val_len val` pairs
+//! (lengths little-endian u16). The body follows, unframed, as long as the
+//! `CONTENT_LENGTH` var says. Pure: bytes in, packet or "need more" or error.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// Size of the packet header.
+pub const HEADER_LEN: usize = 4;
+
+/// Most vars accepted in one packet: far above nginx's 14 params plus the
+/// request headers, low enough to bound the work per packet.
+pub const MAX_VARS: usize = 4096;
+
+/// modifier1 of a WSGI request (nginx's default).
+pub const MODIFIER_WSGI: u8 = 0;
+/// modifier1 asking for SCRIPT_NAME to be cut from PATH_INFO.
+pub const MODIFIER_WSGI_PATH_FIXUP: u8 = 30;
+/// modifier1 of a ping; answered with [`PONG`].
+pub const MODIFIER_PING: u8 = 100;
+/// The answer to a ping: modifier1 100, size 0, modifier2 1.
+pub const PONG: [u8; 4] = [100, 0, 0, 1];
+
+/// A parsed packet (vars only; the body is still on the wire).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UwsgiPacket {
+    pub modifier1: u8,
+    pub modifier2: u8,
+    /// Every var in order, duplicates kept (the environ takes the last).
+    pub vars: Vec<(Bytes, Bytes)>,
+    /// Size of the vars block, as announced.
+    pub datasize: usize,
+}
+
+impl UwsgiPacket {
+    /// The last value of `key`, if sent.
+    pub fn var(&self, key: &[u8]) -> Option<&Bytes> {
+        self.vars
+            .iter()
+            .rev()
+            .find(|(k, _)| k.as_ref() == key)
+            .map(|(_, v)| v)
+    }
+
+    /// The body length from CONTENT_LENGTH: `None` if the value is not a
+    /// number; an absent or empty value means no body.
+    pub fn content_length(&self) -> Option<u64> {
+        match self.var(b"CONTENT_LENGTH") {
+            None => Some(0),
+            Some(v) if v.is_empty() => Some(0),
+            Some(v) if v.iter().all(u8::is_ascii_digit) && v.len() <= 19 => {
+                std::str::from_utf8(v).ok()?.parse().ok()
+            }
+            Some(_) => None,
+        }
+    }
+}
+
+/// Why a packet was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UwsgiError {
+    /// The header announces a vars block larger than the limit.
+    TooBig { size: usize, limit: usize },
+    /// A var has an empty key.
+    NullKey,
+    /// A key or value runs past the announced vars block.
+    Overrun { at: usize },
+    /// More vars than [`MAX_VARS`].
+    TooManyVars,
+}
+
+impl std::fmt::Display for UwsgiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UwsgiError::TooBig { size, limit } => {
+                write!(f, "invalid request block size: {size} (max {limit})")
+            }
+            UwsgiError::NullKey => f.write_str("uwsgi key cannot be null"),
+            UwsgiError::Overrun { at } => {
+                write!(
+                    f,
+                    "invalid uwsgi request (a var overruns the block at byte {at})"
+                )
+            }
+            UwsgiError::TooManyVars => write!(f, "more than {MAX_VARS} vars"),
+        }
+    }
+}
+
+impl std::error::Error for UwsgiError {}
+
+/// Parse one packet from the front of `buf`, removing it on success.
+/// `Ok(None)`: incomplete, read more. `limit` caps the vars block (`--buffer-size`).
+pub fn parse_packet(buf: &mut BytesMut, limit: usize) -> Result<Option<UwsgiPacket>, UwsgiError> {
+    if buf.len() < HEADER_LEN {
+        return Ok(None);
+    }
+    let modifier1 = buf[0];
+    let datasize = usize::from(u16::from_le_bytes([buf[1], buf[2]]));
+    let modifier2 = buf[3];
+    if datasize > limit {
+        return Err(UwsgiError::TooBig {
+            size: datasize,
+            limit,
+        });
+    }
+    if buf.len() < HEADER_LEN + datasize {
+        return Ok(None);
+    }
+    buf.advance(HEADER_LEN);
+    let block = buf.split_to(datasize).freeze();
+    let vars = parse_vars(&block)?;
+    Ok(Some(UwsgiPacket {
+        modifier1,
+        modifier2,
+        vars,
+        datasize,
+    }))
+}
+
+fn parse_vars(block: &Bytes) -> Result<Vec<(Bytes, Bytes)>, UwsgiError> {
+    let mut vars = Vec::with_capacity(32);
+    let mut pos = 0;
+    let take = |pos: &mut usize| -> Result<Bytes, UwsgiError> {
+        let at = *pos;
+        let len_bytes = block.get(at..at + 2).ok_or(UwsgiError::Overrun { at })?;
+        let len = usize::from(u16::from_le_bytes([len_bytes[0], len_bytes[1]]));
+        let start = at + 2;
+        if start + len > block.len() {
+            return Err(UwsgiError::Overrun { at });
+        }
+        *pos = start + len;
+        Ok(block.slice(start..start + len))
+    };
+    while pos < block.len() {
+        if vars.len() == MAX_VARS {
+            return Err(UwsgiError::TooManyVars);
+        }
+        let key = take(&mut pos)?;
+        if key.is_empty() {
+            return Err(UwsgiError::NullKey);
+        }
+        let value = take(&mut pos)?;
+        vars.push((key, value));
+    }
+    Ok(vars)
+}
+
+/// Encode a packet (for tests, and later the uwsgi upstream client).
+pub fn encode_packet(modifier1: u8, modifier2: u8, vars: &[(&[u8], &[u8])]) -> Vec<u8> {
+    let mut block = Vec::new();
+    for (k, v) in vars {
+        block.extend_from_slice(&(k.len() as u16).to_le_bytes());
+        block.extend_from_slice(k);
+        block.extend_from_slice(&(v.len() as u16).to_le_bytes());
+        block.extend_from_slice(v);
+    }
+    let mut out = vec![modifier1];
+    out.extend_from_slice(&(block.len() as u16).to_le_bytes());
+    out.push(modifier2);
+    out.extend_from_slice(&block);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &[u8] =
+        b"\x00\x23\x00\x00\x0e\x00REQUEST_METHOD\x03\x00GET\x09\x00PATH_INFO\x01\x00/";
+
+    #[test]
+    fn reference_example_parses_to_its_vars() {
+        let mut buf = BytesMut::from(EXAMPLE);
+        buf.extend_from_slice(b"body");
+        let p = parse_packet(&mut buf, 65535)
+            .expect("valid")
+            .expect("complete");
+        assert_eq!((p.modifier1, p.modifier2, p.datasize), (0, 0, 0x23));
+        assert_eq!(
+            p.var(b"REQUEST_METHOD").map(|v| v.as_ref()),
+            Some(&b"GET"[..])
+        );
+        assert_eq!(p.var(b"PATH_INFO").map(|v| v.as_ref()), Some(&b"/"[..]));
+        assert_eq!(&buf[..], b"body", "the body stays in the buffer");
+    }
+
+    #[test]
+    fn encode_round_trips_and_every_prefix_is_incomplete() {
+        let packet = encode_packet(
+            0,
+            0,
+            &[(b"A", b""), (b"CONTENT_LENGTH", b"4"), (b"A", b"2")],
+        );
+        for n in 0..packet.len() {
+            let mut buf = BytesMut::from(&packet[..n]);
+            assert_eq!(parse_packet(&mut buf, 65535), Ok(None), "prefix {n}");
+        }
+        let mut buf = BytesMut::from(&packet[..]);
+        let p = parse_packet(&mut buf, 65535)
+            .expect("valid")
+            .expect("complete");
+        assert_eq!(
+            p.var(b"A").map(|v| v.as_ref()),
+            Some(&b"2"[..]),
+            "last wins"
+        );
+        assert_eq!(p.vars.len(), 3, "duplicates are kept");
+        assert_eq!(p.content_length(), Some(4));
+    }
+
+    #[test]
+    fn empty_values_are_kept() {
+        let mut buf = BytesMut::from(
+            &encode_packet(0, 0, &[(b"CONTENT_TYPE", b""), (b"CONTENT_LENGTH", b"")])[..],
+        );
+        let p = parse_packet(&mut buf, 65535)
+            .expect("valid")
+            .expect("complete");
+        assert_eq!(p.var(b"CONTENT_TYPE").map(|v| v.len()), Some(0));
+        assert_eq!(p.content_length(), Some(0));
+    }
+
+    #[test]
+    fn block_over_the_limit_is_refused_before_it_arrives() {
+        let mut buf = BytesMut::from(&[0u8, 0x88, 0x14, 0][..]);
+        assert_eq!(
+            parse_packet(&mut buf, 4096),
+            Err(UwsgiError::TooBig {
+                size: 5256,
+                limit: 4096
+            })
+        );
+        assert_eq!(
+            UwsgiError::TooBig {
+                size: 5256,
+                limit: 4096
+            }
+            .to_string(),
+            "invalid request block size: 5256 (max 4096)"
+        );
+    }
+
+    #[test]
+    fn null_key_and_overruns_are_refused() {
+        let mut null = BytesMut::from(&b"\x00\x05\x00\x00\x00\x00\x01\x00x"[..]);
+        assert_eq!(parse_packet(&mut null, 65535), Err(UwsgiError::NullKey));
+        let mut key_overrun = BytesMut::from(&b"\x00\x04\x00\x00\x09\x00ab"[..]);
+        assert!(matches!(
+            parse_packet(&mut key_overrun, 65535),
+            Err(UwsgiError::Overrun { .. })
+        ));
+        let mut lone_length = BytesMut::from(&b"\x00\x04\x00\x00\x01\x00a\x03"[..]);
+        assert!(matches!(
+            parse_packet(&mut lone_length, 65535),
+            Err(UwsgiError::Overrun { .. })
+        ));
+    }
+
+    #[test]
+    fn content_length_must_be_a_number() {
+        for (value, want) in [
+            (&b"12"[..], Some(12)),
+            (b"", Some(0)),
+            (b"-1", None),
+            (b"abc", None),
+            (b"1 2", None),
+        ] {
+            let mut buf = BytesMut::from(&encode_packet(0, 0, &[(b"CONTENT_LENGTH", value)])[..]);
+            let p = parse_packet(&mut buf, 65535)
+                .expect("valid")
+                .expect("complete");
+            assert_eq!(p.content_length(), want, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 64) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|i| (seed >> (i % 8 * 8)) as u8 ^ i as u8)
+                .collect();
+            let mut buf = BytesMut::from(&bytes[..]);
+            let _ = parse_packet(&mut buf, (seed % 70_000) as usize);
+        }
+    }
+}

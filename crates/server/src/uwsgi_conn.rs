@@ -1,0 +1,238 @@
+//! One uwsgi connection, as nginx's `uwsgi_pass` uses it: read one packet
+//! (vars, then a body of CONTENT_LENGTH bytes), answer with a raw HTTP
+//! response whose end is the close of the connection.
+//!
+//! A packet over `--buffer-size`, a truncated one, a null key or a var that
+//! overruns the block: one log line, the connection dropped, nothing handed
+//! to the app. modifier1 100 (ping) is answered with a pong; modifiers other
+//! than 0 and 30 are logged and the connection closed, as uWSGI does.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use portico_proto::http1::{BodyFraming, Version};
+use portico_proto::uwsgi::{
+    MODIFIER_PING, MODIFIER_WSGI, MODIFIER_WSGI_PATH_FIXUP, PONG, UwsgiPacket, parse_packet,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::body::BodyPump;
+use crate::conn::{ConnContext, ResponseFraming, exchange, finish, peer_text};
+use crate::handler::{Request, RequestSource};
+use crate::listener::Wire;
+
+/// Time allowed for a whole uwsgi packet to arrive (uWSGI's socket-timeout).
+pub const PACKET_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// Serve the one request of a uwsgi connection, then close it.
+pub(crate) async fn serve_uwsgi_connection<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    peer: Option<SocketAddr>,
+    local: Option<SocketAddr>,
+    ctx: &ConnContext,
+    slot: Option<crate::gate::Slot>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + crate::write::SendFile + Unpin,
+{
+    let mut rbuf = BytesMut::with_capacity(8 * 1024);
+    let mut out = Vec::new();
+    let from = peer_text(peer);
+    let Some(mut packet) = read_packet(reader, &mut rbuf, ctx.listener.buffer_size, &from).await
+    else {
+        return;
+    };
+    match packet.modifier1 {
+        MODIFIER_WSGI => {}
+        MODIFIER_WSGI_PATH_FIXUP => strip_script_name(&mut packet),
+        MODIFIER_PING => {
+            crate::logln!("PING");
+            let _ = writer.write_all(&PONG).await;
+            let _ = writer.shutdown().await;
+            return;
+        }
+        other => {
+            crate::logln!("-- unavailable modifier requested: {other} --");
+            return;
+        }
+    }
+    if packet.vars.is_empty() {
+        crate::logln!("portico: empty uwsgi request from {from}, skipped");
+        return;
+    }
+    let protocol = packet
+        .var(b"SERVER_PROTOCOL")
+        .filter(|p| !p.is_empty())
+        .cloned()
+        .unwrap_or(Bytes::from_static(b"HTTP/1.0"));
+    let Some(length) = packet.content_length() else {
+        crate::logln!(
+            "portico: invalid CONTENT_LENGTH {:?} in a uwsgi request from {from}",
+            String::from_utf8_lossy(
+                packet
+                    .var(b"CONTENT_LENGTH")
+                    .map_or(&b""[..], |v| v.as_ref())
+            )
+        );
+        out.extend_from_slice(&protocol);
+        out.extend_from_slice(
+            b" 400 Bad Request\r\nContent-Type: text/plain\r\n\r\n400 Bad Request\n",
+        );
+        let _ = writer.write_all(&out).await;
+        let _ = writer.shutdown().await;
+        return;
+    };
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let Ok((body, pump)) = BodyPump::start(BodyFraming::Length(length), false, &mut rbuf) else {
+        return;
+    };
+    let remote = packet
+        .var(b"REMOTE_ADDR")
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .unwrap_or(from);
+    let method = packet.var(b"REQUEST_METHOD").cloned().unwrap_or_default();
+    let uri = packet.var(b"REQUEST_URI").cloned().unwrap_or_default();
+    let framing = ResponseFraming {
+        wire: Wire::Uwsgi,
+        version: Version::Http11,
+        protocol,
+        is_head: method.as_ref() == b"HEAD",
+        keep_alive_wanted: false,
+    };
+    let request = Request {
+        source: RequestSource::Uwsgi(packet),
+        peer,
+        local,
+        listener: ctx.listener.clone(),
+        body,
+        handoff: ctx.handoff.clone(),
+    };
+    let pending = ctx.handler.handle(request);
+    if let Some(done) = exchange(
+        reader, writer, &mut rbuf, &mut out, pump, pending, &framing, &remote,
+    )
+    .await
+    {
+        finish(
+            ctx,
+            &done,
+            &remote,
+            started,
+            clock,
+            &method,
+            &uri,
+            &framing.protocol,
+        );
+    }
+    drop(slot);
+    let _ = writer.shutdown().await;
+}
+
+/// Read one packet; `None` (after one log line) if it is refused or never completes.
+async fn read_packet<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    rbuf: &mut BytesMut,
+    limit: usize,
+    from: &str,
+) -> Option<UwsgiPacket> {
+    let deadline = tokio::time::Instant::now() + PACKET_TIMEOUT;
+    loop {
+        match parse_packet(rbuf, limit) {
+            Ok(Some(packet)) => return Some(packet),
+            Ok(None) => {}
+            Err(e) => {
+                crate::logln!("portico: {e} from {from}...skip");
+                return None;
+            }
+        }
+        rbuf.reserve(8 * 1024);
+        let read = tokio::select! {
+            read = reader.read_buf(rbuf) => read,
+            _ = tokio::time::sleep_until(deadline) => {
+                if !rbuf.is_empty() {
+                    crate::logln!("portico: truncated uwsgi packet from {from}: {} {}", rbuf.len(), announced(rbuf));
+                }
+                return None;
+            }
+        };
+        match read {
+            Ok(0) | Err(_) => {
+                if !rbuf.is_empty() {
+                    crate::logln!(
+                        "portico: truncated uwsgi packet from {from}: {} {}",
+                        rbuf.len(),
+                        announced(rbuf)
+                    );
+                }
+                return None;
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
+/// "bytes of N announced" for a partial packet.
+fn announced(rbuf: &BytesMut) -> String {
+    if rbuf.len() >= 3 {
+        let size = u16::from_le_bytes([rbuf[1], rbuf[2]]);
+        format!("bytes received of a {}-byte packet", usize::from(size) + 4)
+    } else {
+        "bytes received of a 4-byte header".to_string()
+    }
+}
+
+/// modifier1 30: cut SCRIPT_NAME off the front of PATH_INFO, only when it
+/// is really a prefix ending at a `/` boundary (uWSGI cuts blindly).
+fn strip_script_name(packet: &mut UwsgiPacket) {
+    let Some(script) = packet.var(b"SCRIPT_NAME").cloned() else {
+        return;
+    };
+    let script = script.strip_suffix(b"/").unwrap_or(&script).to_vec();
+    if script.is_empty() {
+        return;
+    }
+    for (key, value) in packet.vars.iter_mut().rev() {
+        if key.as_ref() == b"PATH_INFO" {
+            if value.starts_with(&script) && matches!(value.get(script.len()), None | Some(b'/')) {
+                *value = value.slice(script.len()..);
+            }
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portico_proto::uwsgi::encode_packet;
+
+    fn packet(vars: &[(&[u8], &[u8])]) -> UwsgiPacket {
+        let mut buf = BytesMut::from(&encode_packet(30, 0, vars)[..]);
+        parse_packet(&mut buf, 65535)
+            .expect("valid")
+            .expect("complete")
+    }
+
+    fn path(p: &UwsgiPacket) -> &[u8] {
+        p.var(b"PATH_INFO").map_or(&b"?"[..], |v| v.as_ref())
+    }
+
+    #[test]
+    fn modifier_30_strips_script_name_only_at_a_boundary() {
+        let mut p = packet(&[(b"SCRIPT_NAME", b"/myapp"), (b"PATH_INFO", b"/myapp/foo")]);
+        strip_script_name(&mut p);
+        assert_eq!(path(&p), b"/foo");
+        let mut p = packet(&[(b"SCRIPT_NAME", b"/myapp"), (b"PATH_INFO", b"/myapp")]);
+        strip_script_name(&mut p);
+        assert_eq!(path(&p), b"");
+        let mut p = packet(&[(b"SCRIPT_NAME", b"/myapp"), (b"PATH_INFO", b"/myappX/foo")]);
+        strip_script_name(&mut p);
+        assert_eq!(path(&p), b"/myappX/foo");
+        let mut p = packet(&[(b"SCRIPT_NAME", b"/other"), (b"PATH_INFO", b"/myapp/foo")]);
+        strip_script_name(&mut p);
+        assert_eq!(path(&p), b"/myapp/foo");
+    }
+}
