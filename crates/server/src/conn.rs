@@ -330,6 +330,11 @@ where
         match response.body {
             ResponseBody::Empty => {}
             ResponseBody::Full(data) => body_writer.write(writer, out, &data).await?,
+            ResponseBody::File { file, offset, len } => {
+                body_writer
+                    .write_file(writer, out, &file, offset, len)
+                    .await?
+            }
             ResponseBody::Stream(mut rx) => loop {
                 let feeding = pump
                     .as_ref()

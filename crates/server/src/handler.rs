@@ -81,6 +81,12 @@ pub enum ResponseBody {
     Full(Bytes),
     /// Pieces arrive through a bounded channel, so a slow client slows the producer.
     Stream(mpsc::Receiver<StreamItem>),
+    /// A file region, sent with sendfile(2) where the transport allows.
+    File {
+        file: File,
+        offset: u64,
+        len: u64,
+    },
 }
 
 /// Facts about how the response was produced, for the access log.

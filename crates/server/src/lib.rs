@@ -16,6 +16,7 @@ mod hooks;
 mod listener;
 mod log;
 mod serve;
+mod statics;
 mod uwsgi_conn;
 mod write;
 
@@ -34,3 +35,4 @@ pub use log::{AccessLog, write_log_line};
 pub use portico_proto::http1::{Header, RequestHead, Version};
 pub use portico_proto::uwsgi::UwsgiPacket;
 pub use serve::{ServeOptions, StopReason, serve};
+pub use statics::{StaticConfig, StaticMap, WithStatic, mime_type};

@@ -75,6 +75,7 @@ pub(crate) fn plan(
         match &response.body {
             ResponseBody::Empty => Framing::Length(0),
             ResponseBody::Full(b) => Framing::Length(b.len() as u64),
+            ResponseBody::File { len, .. } => Framing::Length(*len),
             ResponseBody::Stream(_) if version == Version::Http11 => Framing::Chunked,
             ResponseBody::Stream(_) => Framing::Close,
         }
@@ -86,6 +87,9 @@ pub(crate) fn plan(
             Some(b.len() as u64)
         }
         (Framing::NoBody, None, ResponseBody::Empty) if is_head && !bodiless_status => Some(0),
+        (Framing::NoBody, None, ResponseBody::File { len, .. }) if is_head && !bodiless_status => {
+            Some(*len)
+        }
         _ => None,
     };
     let keep_alive = keep_alive_wanted && framing != Framing::Close;

@@ -1,0 +1,289 @@
+//! Validators and the conditional and range rules of nginx's static module:
+//! ETag `"<hex mtime>-<hex size>"`, If-None-Match with weak comparison,
+//! If-Modified-Since by exact equality, both having to agree when both are
+//! sent; If-Match/If-Unmodified-Since → 412; byte ranges, several giving
+//! multipart/byteranges, unsatisfiable ones 416, If-Range.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A file's validators, formatted once.
+#[derive(Debug, Clone)]
+pub(crate) struct Validators {
+    pub etag: String,
+    pub last_modified: String,
+    pub mtime: u64,
+}
+
+impl Validators {
+    pub(crate) fn new(mtime: u64, size: u64) -> Validators {
+        Validators {
+            etag: format!("\"{mtime:x}-{size:x}\""),
+            last_modified: httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(mtime)),
+            mtime,
+        }
+    }
+}
+
+/// What the conditional headers decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Condition {
+    Proceed,
+    NotModified,
+    /// 412: If-Match or If-Unmodified-Since failed.
+    Failed,
+}
+
+fn http_date_secs(value: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(value).ok()?;
+    let time = httpdate::parse_http_date(text.trim()).ok()?;
+    time.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs())
+}
+
+fn opaque(tag: &str) -> &str {
+    tag.trim().strip_prefix("W/").unwrap_or(tag.trim())
+}
+
+/// Does a comma-separated ETag list match? `weak`: ignore `W/` on both sides.
+fn etag_list_matches(list: &[u8], etag: &str, weak: bool) -> bool {
+    let Ok(list) = std::str::from_utf8(list) else {
+        return false;
+    };
+    list.split(',').map(str::trim).any(|tag| {
+        tag == "*"
+            || if weak {
+                opaque(tag) == opaque(etag)
+            } else {
+                !tag.starts_with("W/") && tag == etag
+            }
+    })
+}
+
+/// Evaluate the request's preconditions against a file's validators.
+pub(crate) fn evaluate(
+    v: &Validators,
+    if_match: Option<&[u8]>,
+    if_unmodified_since: Option<&[u8]>,
+    if_none_match: Option<&[u8]>,
+    if_modified_since: Option<&[u8]>,
+) -> Condition {
+    if let Some(list) = if_match
+        && !etag_list_matches(list, &v.etag, false)
+    {
+        return Condition::Failed;
+    }
+    if let Some(date) = if_unmodified_since
+        && http_date_secs(date).is_some_and(|since| v.mtime > since)
+    {
+        return Condition::Failed;
+    }
+    let inm = if_none_match.map(|list| etag_list_matches(list, &v.etag, true));
+    let ims = if_modified_since.map(|date| http_date_secs(date) == Some(v.mtime));
+    match (inm, ims) {
+        (None, None) => Condition::Proceed,
+        (Some(a), Some(b)) if a && b => Condition::NotModified,
+        (Some(a), None) | (None, Some(a)) if a => Condition::NotModified,
+        _ => Condition::Proceed,
+    }
+}
+
+/// The answer to a Range header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Ranges {
+    /// Serve the whole file (no Range, another unit, or ranges summing past the size).
+    Full,
+    /// Inclusive byte ranges, in request order.
+    Partial(Vec<(u64, u64)>),
+    /// 416 with `Content-Range: bytes */SIZE`.
+    Unsatisfiable,
+}
+
+/// Parse `bytes=a-b,c-,-n` against a file of `size` bytes, as nginx does.
+pub(crate) fn parse_ranges(header: &[u8], size: u64) -> Ranges {
+    let Some(spec) = header.strip_prefix(b"bytes=") else {
+        return Ranges::Full;
+    };
+    let Ok(spec) = std::str::from_utf8(spec) else {
+        return Ranges::Unsatisfiable;
+    };
+    let mut out = Vec::new();
+    let mut total: u64 = 0;
+    for part in spec.split(',') {
+        let part = part.trim();
+        let Some((start, end)) = part.split_once('-') else {
+            return Ranges::Unsatisfiable;
+        };
+        let number = |s: &str| -> Option<u64> {
+            (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
+        };
+        let range = match (start.trim(), end.trim()) {
+            ("", suffix) => match number(suffix) {
+                Some(0) | None => return Ranges::Unsatisfiable,
+                Some(n) => (size.saturating_sub(n), size.saturating_sub(1)),
+            },
+            (start, "") => match number(start) {
+                Some(s) => (s, size.saturating_sub(1)),
+                None => return Ranges::Unsatisfiable,
+            },
+            (start, end) => match (number(start), number(end)) {
+                (Some(s), Some(e)) if s <= e => (s, e.min(size.saturating_sub(1))),
+                _ => return Ranges::Unsatisfiable,
+            },
+        };
+        if range.0 >= size {
+            continue; // not satisfiable on its own; others may be
+        }
+        total = total.saturating_add(range.1 - range.0 + 1);
+        out.push(range);
+    }
+    if out.is_empty() {
+        return Ranges::Unsatisfiable;
+    }
+    if total > size {
+        return Ranges::Full;
+    }
+    Ranges::Partial(out)
+}
+
+/// If-Range: the ETag must be equal (strong), or the date equal to mtime.
+pub(crate) fn if_range_allows(if_range: &[u8], v: &Validators) -> bool {
+    if if_range.first() == Some(&b'"') {
+        return if_range == v.etag.as_bytes();
+    }
+    http_date_secs(if_range) == Some(v.mtime)
+}
+
+/// `Expires` value `seconds` from now.
+pub(crate) fn expires_in(seconds: u64) -> String {
+    httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v() -> Validators {
+        Validators::new(0x5e0d5da5, 23)
+    }
+
+    #[test]
+    fn etag_has_nginx_format() {
+        assert_eq!(v().etag, "\"5e0d5da5-17\"");
+        assert_eq!(v().last_modified, "Thu, 02 Jan 2020 03:04:05 GMT");
+    }
+
+    #[test]
+    fn if_none_match_uses_weak_comparison_and_star() {
+        let lm = v().last_modified;
+        assert_eq!(
+            evaluate(&v(), None, None, Some(b"W/\"5e0d5da5-17\""), None),
+            Condition::NotModified
+        );
+        assert_eq!(
+            evaluate(&v(), None, None, Some(b"\"x\", \"5e0d5da5-17\""), None),
+            Condition::NotModified
+        );
+        assert_eq!(
+            evaluate(&v(), None, None, Some(b"*"), None),
+            Condition::NotModified
+        );
+        assert_eq!(
+            evaluate(&v(), None, None, Some(b"\"other\""), None),
+            Condition::Proceed
+        );
+        assert_eq!(
+            evaluate(&v(), None, None, None, Some(lm.as_bytes())),
+            Condition::NotModified
+        );
+    }
+
+    #[test]
+    fn if_modified_since_must_be_exactly_the_mtime() {
+        let later = "Fri, 03 Jan 2020 03:04:37 GMT";
+        assert_eq!(
+            evaluate(&v(), None, None, None, Some(later.as_bytes())),
+            Condition::Proceed
+        );
+    }
+
+    #[test]
+    fn both_conditions_must_agree() {
+        let lm = v().last_modified;
+        assert_eq!(
+            evaluate(&v(), None, None, Some(b"\"other\""), Some(lm.as_bytes())),
+            Condition::Proceed
+        );
+        assert_eq!(
+            evaluate(
+                &v(),
+                None,
+                None,
+                Some(b"\"5e0d5da5-17\""),
+                Some(lm.as_bytes())
+            ),
+            Condition::NotModified
+        );
+    }
+
+    #[test]
+    fn failed_if_match_or_if_unmodified_since_is_412() {
+        assert_eq!(
+            evaluate(&v(), Some(b"\"other\""), None, None, None),
+            Condition::Failed
+        );
+        assert_eq!(
+            evaluate(&v(), Some(b"W/\"5e0d5da5-17\""), None, None, None),
+            Condition::Failed
+        );
+        assert_eq!(
+            evaluate(&v(), Some(b"\"5e0d5da5-17\""), None, None, None),
+            Condition::Proceed
+        );
+        let before = "Wed, 01 Jan 2020 00:00:00 GMT";
+        assert_eq!(
+            evaluate(&v(), None, Some(before.as_bytes()), None, None),
+            Condition::Failed
+        );
+    }
+
+    #[test]
+    fn ranges_follow_nginx() {
+        assert_eq!(
+            parse_ranges(b"bytes=0-4", 23),
+            Ranges::Partial(vec![(0, 4)])
+        );
+        assert_eq!(
+            parse_ranges(b"bytes=-5", 23),
+            Ranges::Partial(vec![(18, 22)])
+        );
+        assert_eq!(
+            parse_ranges(b"bytes=20-", 23),
+            Ranges::Partial(vec![(20, 22)])
+        );
+        assert_eq!(
+            parse_ranges(b"bytes=20-100", 23),
+            Ranges::Partial(vec![(20, 22)])
+        );
+        assert_eq!(
+            parse_ranges(b"bytes=0-1,3-4", 23),
+            Ranges::Partial(vec![(0, 1), (3, 4)])
+        );
+        assert_eq!(parse_ranges(b"bytes=100-200", 23), Ranges::Unsatisfiable);
+        assert_eq!(parse_ranges(b"bytes=5-2", 23), Ranges::Unsatisfiable);
+        assert_eq!(parse_ranges(b"bytes=abc", 23), Ranges::Unsatisfiable);
+        assert_eq!(parse_ranges(b"bytes=-0", 23), Ranges::Unsatisfiable);
+        assert_eq!(
+            parse_ranges(b"bytes=0-22,0-22", 23),
+            Ranges::Full,
+            "sum past the size"
+        );
+        assert_eq!(parse_ranges(b"items=0-1", 23), Ranges::Full);
+    }
+
+    #[test]
+    fn if_range_needs_the_same_etag_or_date() {
+        assert!(if_range_allows(b"\"5e0d5da5-17\"", &v()));
+        assert!(!if_range_allows(b"\"old\"", &v()));
+        assert!(if_range_allows(v().last_modified.as_bytes(), &v()));
+        assert!(!if_range_allows(b"Wed, 01 Jan 2020 00:00:00 GMT", &v()));
+    }
+}

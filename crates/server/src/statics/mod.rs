@@ -1,0 +1,462 @@
+//! Static files, as uWSGI's `--static-map`/`--check-static` map them and as
+//! nginx's static module answers: MIME types, ETag and Last-Modified,
+//! conditional requests, byte ranges (multipart for several), directory
+//! redirects and index files, precompressed `.gz`/`.br` siblings, expiry
+//! headers. A file that is not there falls through to the app, as in uWSGI.
+//!
+//! Nothing outside a mapped root is served: `..`, backslashes, NUL bytes
+//! and dotfiles are refused before the filesystem is touched, and the real
+//! path of every file (symlinks resolved) must lie inside its root or a
+//! `--static-safe` directory. Small files are kept in memory and checked
+//! against the file's size and mtime on every request; large ones go out
+//! with sendfile(2). Error answers never name a filesystem path.
+
+mod cache;
+mod conditional;
+mod mime;
+mod path;
+
+use std::fs::Metadata;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::UNIX_EPOCH;
+
+use bytes::Bytes;
+use portico_proto::percent::percent_decode;
+
+use crate::handler::{
+    Handler, HandlerFuture, Request, RequestSource, Response, ResponseBody, ResponseMeta,
+};
+use cache::ContentCache;
+use conditional::{
+    Condition, Ranges, Validators, evaluate, expires_in, if_range_allows, parse_ranges,
+};
+pub use mime::mime_type;
+use path::{Refused, is_inside, relative_path};
+
+/// One `--static-map /url=DIR` (or `--static-map2`, which keeps the prefix).
+#[derive(Debug, Clone)]
+pub struct StaticMap {
+    /// URL prefix, without a trailing `/` (empty for `--check-static`).
+    pub prefix: String,
+    pub root: PathBuf,
+    /// `--static-map2`: the file is ROOT + the whole path, prefix included.
+    pub keep_prefix: bool,
+}
+
+/// Everything the static handler is told.
+#[derive(Debug, Clone, Default)]
+pub struct StaticConfig {
+    pub maps: Vec<StaticMap>,
+    /// `--static-index NAME`: files tried for a directory, in order.
+    pub index: Vec<String>,
+    /// `--static-expires-type MIME=SECONDS`.
+    pub expires_by_type: Vec<(String, u64)>,
+    /// `--static-skip-ext EXT`: never served statically (falls through).
+    pub skip_ext: Vec<String>,
+    /// `--static-safe DIR`: directories symlinks may point into.
+    pub safe: Vec<PathBuf>,
+}
+
+/// Multipart bodies for several ranges are built in memory up to this size;
+/// beyond it the whole file is sent instead (a 200 is always correct).
+const MAX_MULTIPART_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The boundary nginx uses for multipart/byteranges (a 20-digit counter).
+const MULTIPART_BOUNDARY: &str = "00000000000000000001";
+
+/// The static layer in front of another handler (the app).
+pub struct WithStatic {
+    maps: Vec<(StaticMap, Option<PathBuf>)>,
+    config: StaticConfig,
+    safe: Vec<PathBuf>,
+    cache: Mutex<ContentCache>,
+    next: Arc<dyn Handler>,
+}
+
+impl WithStatic {
+    /// Put the static maps in front of `next`. Roots that do not exist are
+    /// kept (they may appear later) and checked on each request.
+    pub fn new(config: StaticConfig, next: Arc<dyn Handler>) -> WithStatic {
+        let maps = config
+            .maps
+            .iter()
+            .map(|m| (m.clone(), std::fs::canonicalize(&m.root).ok()))
+            .collect();
+        let safe = config
+            .safe
+            .iter()
+            .filter_map(|s| std::fs::canonicalize(s).ok())
+            .collect();
+        WithStatic {
+            maps,
+            config,
+            safe,
+            cache: Mutex::new(ContentCache::default()),
+            next,
+        }
+    }
+}
+
+impl Handler for WithStatic {
+    fn handle(&self, request: Request) -> HandlerFuture {
+        match self.try_serve(&request) {
+            Some(response) => Box::pin(std::future::ready(response)),
+            None => self.next.handle(request),
+        }
+    }
+}
+
+/// A request header by name, from an HTTP head or a uwsgi packet's HTTP_* vars.
+fn header<'a>(request: &'a Request, name: &str) -> Option<&'a [u8]> {
+    match &request.source {
+        RequestSource::Http(head) => head
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|h| h.value.as_ref()),
+        RequestSource::Uwsgi(packet) => {
+            let key: String = std::iter::once("HTTP_".to_string())
+                .chain(std::iter::once(name.to_ascii_uppercase().replace('-', "_")))
+                .collect();
+            packet.var(key.as_bytes()).map(|v| v.as_ref())
+        }
+    }
+}
+
+fn decoded_path(request: &Request) -> Bytes {
+    match &request.source {
+        RequestSource::Http(head) => Bytes::copy_from_slice(&percent_decode(&head.path)),
+        RequestSource::Uwsgi(packet) => packet.var(b"PATH_INFO").cloned().unwrap_or_default(),
+    }
+}
+
+fn static_meta() -> ResponseMeta {
+    ResponseMeta {
+        app_id: -1,
+        ..ResponseMeta::default()
+    }
+}
+
+fn simple(status: u16, reason: &'static str, text: &'static str) -> Response {
+    let mut response = Response::plain(status, reason, text);
+    response.meta = static_meta();
+    response
+}
+
+fn header_pair(name: &'static str, value: impl Into<Bytes>) -> (Bytes, Bytes) {
+    (Bytes::from_static(name.as_bytes()), value.into())
+}
+
+impl WithStatic {
+    /// A response if the request is for a static file; `None` to fall through.
+    fn try_serve(&self, request: &Request) -> Option<Response> {
+        let method = request.method();
+        if method != b"GET" && method != b"HEAD" {
+            return None;
+        }
+        let path = decoded_path(request);
+        for (map, canonical_root) in &self.maps {
+            let rest: &[u8] = if map.prefix.is_empty() {
+                &path
+            } else {
+                let prefix = map.prefix.as_bytes();
+                if !path.starts_with(prefix) || !matches!(path.get(prefix.len()), None | Some(b'/'))
+                {
+                    continue;
+                }
+                if map.keep_prefix {
+                    &path
+                } else {
+                    &path[prefix.len()..]
+                }
+            };
+            let (relative, trailing_slash) = match relative_path(rest) {
+                Ok(found) => found,
+                Err(Refused::Traversal) | Err(Refused::Dotfile) => {
+                    return Some(simple(403, "Forbidden", "403 Forbidden\n"));
+                }
+            };
+            if self.skipped(&relative) {
+                return None;
+            }
+            let full = map.root.join(&relative);
+            let Ok(meta) = std::fs::metadata(&full) else {
+                continue; // missing: the next map, then the app
+            };
+            let root = canonical_root
+                .clone()
+                .or_else(|| std::fs::canonicalize(&map.root).ok())?;
+            if meta.is_dir() {
+                if !trailing_slash {
+                    return Some(self.redirect_to_directory(request));
+                }
+                return Some(self.serve_index(request, &full, &root));
+            }
+            return Some(self.serve_file(request, &full, &meta, &root));
+        }
+        None
+    }
+
+    fn skipped(&self, relative: &Path) -> bool {
+        let name = relative.to_string_lossy();
+        self.config
+            .skip_ext
+            .iter()
+            .any(|ext| name.ends_with(ext.as_str()))
+    }
+
+    fn redirect_to_directory(&self, request: &Request) -> Response {
+        let (path, query) = match &request.source {
+            RequestSource::Http(head) => (head.path.clone(), head.query.clone()),
+            RequestSource::Uwsgi(p) => (
+                p.var(b"PATH_INFO").cloned().unwrap_or_default(),
+                p.var(b"QUERY_STRING").cloned().unwrap_or_default(),
+            ),
+        };
+        let mut location = Vec::new();
+        if let Some(host) = header(request, "host").filter(|h| !h.is_empty()) {
+            location.extend_from_slice(b"http://");
+            location.extend_from_slice(host);
+        }
+        location.extend_from_slice(&path);
+        location.push(b'/');
+        if !query.is_empty() {
+            location.push(b'?');
+            location.extend_from_slice(&query);
+        }
+        let mut response = simple(301, "Moved Permanently", "301 Moved Permanently\n");
+        response.headers.push(header_pair("Location", location));
+        response
+    }
+
+    fn serve_index(&self, request: &Request, dir: &Path, root: &Path) -> Response {
+        for name in &self.config.index {
+            let candidate = dir.join(name);
+            if let Ok(meta) = std::fs::metadata(&candidate)
+                && meta.is_file()
+            {
+                return self.serve_file(request, &candidate, &meta, root);
+            }
+        }
+        simple(403, "Forbidden", "403 Forbidden\n")
+    }
+
+    fn serve_file(&self, request: &Request, full: &Path, meta: &Metadata, root: &Path) -> Response {
+        let Ok(real) = std::fs::canonicalize(full) else {
+            return simple(404, "Not Found", "404 Not Found\n");
+        };
+        if !is_inside(&real, root, &self.safe) {
+            return simple(403, "Forbidden", "403 Forbidden\n");
+        }
+        let content_type = mime_type(full.as_os_str().as_encoded_bytes());
+        let mut headers = vec![header_pair("Content-Type", content_type)];
+        // gzip_static / brotli_static: a sibling the client accepts wins.
+        let mut served = (real.clone(), meta.clone());
+        let siblings = [("br", ".br"), ("gzip", ".gz")];
+        let accept = header(request, "accept-encoding").unwrap_or_default();
+        let mut has_variant = false;
+        for (coding, suffix) in siblings {
+            let mut sibling = real.clone().into_os_string();
+            sibling.push(suffix);
+            let sibling = PathBuf::from(sibling);
+            if let Ok(m) = std::fs::metadata(&sibling)
+                && m.is_file()
+            {
+                has_variant = true;
+                if accepts(accept, coding) && served.0 == real {
+                    headers.push(header_pair("Content-Encoding", coding));
+                    served = (sibling, m);
+                }
+            }
+        }
+        if has_variant {
+            headers.push(header_pair("Vary", "Accept-Encoding"));
+        }
+        let (path, meta) = served;
+        let size = meta.len();
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        let v = Validators::new(mtime, size);
+        headers.push(header_pair("Last-Modified", v.last_modified.clone()));
+        headers.push(header_pair("ETag", v.etag.clone()));
+        if let Some((_, seconds)) = self
+            .config
+            .expires_by_type
+            .iter()
+            .find(|(t, _)| t == content_type)
+        {
+            headers.push(header_pair("Expires", expires_in(*seconds)));
+            headers.push(header_pair("Cache-Control", format!("max-age={seconds}")));
+        }
+        match evaluate(
+            &v,
+            header(request, "if-match"),
+            header(request, "if-unmodified-since"),
+            header(request, "if-none-match"),
+            header(request, "if-modified-since"),
+        ) {
+            Condition::NotModified => {
+                headers.retain(|(n, _)| {
+                    !n.eq_ignore_ascii_case(b"content-type")
+                        && !n.eq_ignore_ascii_case(b"content-encoding")
+                });
+                return Response {
+                    status: 304,
+                    reason: Bytes::from_static(b"Not Modified"),
+                    headers,
+                    body: ResponseBody::Empty,
+                    meta: static_meta(),
+                };
+            }
+            Condition::Failed => {
+                return simple(412, "Precondition Failed", "412 Precondition Failed\n");
+            }
+            Condition::Proceed => {}
+        }
+        headers.push(header_pair("Accept-Ranges", "bytes"));
+        let ranges = match header(request, "range") {
+            Some(range) if header(request, "if-range").is_none_or(|ir| if_range_allows(ir, &v)) => {
+                parse_ranges(range, size)
+            }
+            _ => Ranges::Full,
+        };
+        match self.body(&path, &meta, ranges, content_type, size, &mut headers) {
+            Ok((status, reason, body)) => Response {
+                status,
+                reason: Bytes::from_static(reason.as_bytes()),
+                headers,
+                body,
+                meta: static_meta(),
+            },
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                simple(403, "Forbidden", "403 Forbidden\n")
+            }
+            Err(_) => simple(404, "Not Found", "404 Not Found\n"),
+        }
+    }
+
+    /// The body for the chosen ranges, adding Content-Range/Content-Type as needed.
+    fn body(
+        &self,
+        path: &Path,
+        meta: &Metadata,
+        ranges: Ranges,
+        content_type: &str,
+        size: u64,
+        headers: &mut Vec<(Bytes, Bytes)>,
+    ) -> io::Result<(u16, &'static str, ResponseBody)> {
+        match ranges {
+            Ranges::Full => Ok((200, "OK", self.whole(path, meta)?)),
+            Ranges::Unsatisfiable => {
+                headers.retain(|(n, _)| !n.eq_ignore_ascii_case(b"content-type"));
+                headers.push(header_pair("Content-Type", "text/plain; charset=utf-8"));
+                headers.push(header_pair("Content-Range", format!("bytes */{size}")));
+                Ok((
+                    416,
+                    "Range Not Satisfiable",
+                    ResponseBody::Full(Bytes::from_static(b"416 Range Not Satisfiable\n")),
+                ))
+            }
+            Ranges::Partial(parts) if parts.len() == 1 => {
+                let (start, end) = parts[0];
+                headers.push(header_pair(
+                    "Content-Range",
+                    format!("bytes {start}-{end}/{size}"),
+                ));
+                let body = match self.whole(path, meta)? {
+                    ResponseBody::Full(all) => {
+                        ResponseBody::Full(all.slice(start as usize..=end as usize))
+                    }
+                    ResponseBody::File { file, .. } => ResponseBody::File {
+                        file,
+                        offset: start,
+                        len: end - start + 1,
+                    },
+                    other => other,
+                };
+                Ok((206, "Partial Content", body))
+            }
+            Ranges::Partial(parts) => {
+                let total: u64 = parts.iter().map(|(s, e)| e - s + 1).sum();
+                if total > MAX_MULTIPART_BYTES {
+                    return Ok((200, "OK", self.whole(path, meta)?));
+                }
+                let file = std::fs::File::open(path)?;
+                let mut out = Vec::with_capacity(total as usize + parts.len() * 128);
+                for (start, end) in parts {
+                    out.extend_from_slice(
+                        format!(
+                            "\r\n--{MULTIPART_BOUNDARY}\r\nContent-Type: {content_type}\r\nContent-Range: bytes {start}-{end}/{size}\r\n\r\n"
+                        )
+                        .as_bytes(),
+                    );
+                    let at = out.len();
+                    out.resize(at + (end - start + 1) as usize, 0);
+                    file.read_exact_at(&mut out[at..], start)?;
+                }
+                out.extend_from_slice(format!("\r\n--{MULTIPART_BOUNDARY}--\r\n").as_bytes());
+                headers.retain(|(n, _)| !n.eq_ignore_ascii_case(b"content-type"));
+                headers.push(header_pair(
+                    "Content-Type",
+                    format!("multipart/byteranges; boundary={MULTIPART_BOUNDARY}"),
+                ));
+                Ok((206, "Partial Content", ResponseBody::Full(Bytes::from(out))))
+            }
+        }
+    }
+
+    /// The whole file: from the content cache when small, else for sendfile.
+    fn whole(&self, path: &Path, meta: &Metadata) -> io::Result<ResponseBody> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(bytes) = cache.get(path, meta) {
+            return Ok(ResponseBody::Full(bytes));
+        }
+        let file = std::fs::File::open(path)?;
+        let len = meta.len();
+        if let Some(bytes) = cache.insert(path, meta, &file)? {
+            return Ok(ResponseBody::Full(bytes));
+        }
+        Ok(ResponseBody::File {
+            file,
+            offset: 0,
+            len,
+        })
+    }
+}
+
+/// Does an Accept-Encoding value accept `coding` (q=0 refuses)?
+fn accepts(accept: &[u8], coding: &str) -> bool {
+    let Ok(accept) = std::str::from_utf8(accept) else {
+        return false;
+    };
+    accept.split(',').any(|item| {
+        let mut parts = item.split(';');
+        let name = parts.next().unwrap_or("").trim();
+        let refused = parts.any(|p| {
+            let p = p.trim();
+            p.strip_prefix("q=")
+                .is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q == 0.0))
+        });
+        name.eq_ignore_ascii_case(coding) && !refused
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts;
+
+    #[test]
+    fn accept_encoding_honours_q_zero() {
+        assert!(accepts(b"gzip, deflate, br", "gzip"));
+        assert!(accepts(b"br;q=1.0, gzip;q=0.5", "br"));
+        assert!(!accepts(b"gzip;q=0", "gzip"));
+        assert!(!accepts(b"identity", "gzip"));
+        assert!(!accepts(b"gzipx", "gzip"));
+    }
+}
