@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use anyhow::{Context, anyhow};
 use portico_config::{AppSource, Config};
-use portico_server::{BoundListener, ServeOptions, serve};
+use portico_server::{
+    BoundListener, Handler, ServeOptions, StaticConfig, StaticMap, WithStatic, serve,
+};
 use portico_supervisor::{
     Forked, MasterExit, MasterOptions, Scoreboard, WorkerContext, daemonize, drop_privileges,
     exec_self, redirect_output, remove_file_quietly, run_master, take_inherited_fds, write_pidfile,
@@ -100,6 +102,50 @@ pub(crate) fn clone_apps(apps: &Apps) -> Apps {
     apps.iter()
         .map(|(m, app)| (m.clone(), app.clone_ref()))
         .collect()
+}
+
+/// The handler for this process: the apps, behind the static maps if any.
+pub(crate) fn with_statics(config: &Config, app: WsgiHandler) -> Arc<dyn Handler> {
+    let app: Arc<dyn Handler> = Arc::new(app);
+    let s = &config.statics;
+    if s.maps.is_empty() && s.check_static.is_empty() {
+        return app;
+    }
+    let mut maps: Vec<StaticMap> = s
+        .maps
+        .iter()
+        .map(|(prefix, root, keep_prefix)| StaticMap {
+            prefix: prefix.clone(),
+            root: root.clone(),
+            keep_prefix: *keep_prefix,
+        })
+        .collect();
+    maps.extend(s.check_static.iter().map(|root| StaticMap {
+        prefix: String::new(),
+        root: root.clone(),
+        keep_prefix: true,
+    }));
+    for map in &maps {
+        portico_server::logln!(
+            "static-map {} -> {}",
+            if map.prefix.is_empty() {
+                "/"
+            } else {
+                &map.prefix
+            },
+            map.root.display()
+        );
+    }
+    Arc::new(WithStatic::new(
+        StaticConfig {
+            maps,
+            index: s.index.clone(),
+            expires_by_type: s.expires_by_type.clone(),
+            skip_ext: s.skip_ext.clone(),
+            safe: s.safe.clone(),
+        },
+        app,
+    ))
 }
 
 /// Remove pidfiles and unix sockets (`--vacuum`).
@@ -239,7 +285,7 @@ fn serve_single(config: &Config, apps: Apps, listeners: Vec<BoundListener>) -> R
         ..ServeOptions::default()
     };
     let threads = config.threads;
-    serve(listeners, Arc::new(handler), options, || {
+    serve(listeners, with_statics(config, handler), options, || {
         portico_server::logln!(
             "*** portico is ready to serve (pid: {}, threads: {threads}) ***",
             std::process::id()

@@ -2,7 +2,6 @@
 //! threads, and serve the inherited sockets with the supervisor's hooks
 //! until told to stop or it retires.
 
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use portico_config::Config;
@@ -11,7 +10,7 @@ use portico_supervisor::{WorkerContext, WorkerLimits, WorkerRuntime, limit_addre
 use portico_wsgi::{WsgiHandler, WsgiOptions};
 
 use crate::EXIT_APP_LOAD_FAILED;
-use crate::start::{Apps, clone_apps, load_apps};
+use crate::start::{Apps, clone_apps, load_apps, with_statics};
 
 /// A worker's exit code for a start-up failure other than the app.
 const EXIT_WORKER_FAILED: i32 = 1;
@@ -96,7 +95,7 @@ pub(crate) fn worker_main(
     };
     let pid = std::process::id();
     let wid = ctx.wid;
-    match serve(sockets, Arc::new(handler), options, || {
+    match serve(sockets, with_statics(config, handler), options, || {
         portico_server::logln!("*** portico worker {wid} is ready to serve (pid: {pid}) ***")
     }) {
         Ok(StopReason::Retired) => {
