@@ -30,6 +30,20 @@ pub enum ConfigError {
     UnexpectedArgument { origin: String, arg: String },
     /// Options that cannot be used together, or a missing required one.
     Invalid(String),
+    /// A config file that could not be read (`reason` is the OS's message).
+    Read { path: String, reason: String },
+    /// A config file, or a value in one, that is not well formed: where
+    /// (`app.xml:3`, `app.json:3:14`) and what was expected there.
+    Syntax { origin: String, message: String },
+    /// The section (ini, yaml, json) or `<uwsgi id>` (xml) asked for is not in the file.
+    MissingSection {
+        path: String,
+        section: String,
+        /// What it is called in that format (`section`).
+        what: &'static str,
+        /// The sections the file does have.
+        found: Vec<String>,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -70,6 +84,22 @@ impl fmt::Display for ConfigError {
                 write!(f, "{origin}: unexpected argument \"{arg}\"")
             }
             ConfigError::Invalid(msg) => f.write_str(msg),
+            ConfigError::Read { path, reason } => write!(f, "cannot read {path}: {reason}"),
+            ConfigError::Syntax { origin, message } => write!(f, "{origin}: {message}"),
+            ConfigError::MissingSection {
+                path,
+                section,
+                what,
+                found,
+            } => {
+                write!(f, "{path}: no {what} \"{section}\"")?;
+                if found.is_empty() {
+                    f.write_str(" (the file has none)")
+                } else {
+                    let list: Vec<String> = found.iter().map(|s| format!("\"{s}\"")).collect();
+                    write!(f, " (found: {})", list.join(", "))
+                }
+            }
         }
     }
 }

@@ -13,7 +13,9 @@ mod table;
 
 pub use argv::parse_args;
 pub use error::ConfigError;
-pub use model::{AppSource, Config, ListenAddr, Listener, Mount, ProcessConfig, Protocol};
+pub use model::{
+    AppSource, Config, ListenAddr, Listener, Mount, ProcessConfig, Protocol, StaticOptions,
+};
 pub use table::{Kind, OPTIONS, OptionSpec, Topic, help_text, lookup};
 
 /// One option as given by a source, before it is typed.

@@ -75,6 +75,25 @@ pub struct Config {
     pub chmod_socket: Option<u32>,
     /// Owner for unix sockets (`--chown-socket USER[:GROUP]`).
     pub chown_socket: Option<String>,
+    pub statics: StaticOptions,
+    /// Print the configuration as an ini file and exit (`--show-config`).
+    pub show_config: bool,
+    /// Unknown keys in config files are fatal (`--strict`; applied when the files are read).
+    pub strict: bool,
+    /// Report each worker's memory after every request (`--memory-report`).
+    pub memory_report: bool,
+}
+
+/// The static-file options (uWSGI's names).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StaticOptions {
+    /// (URL prefix without trailing `/`, directory, keep the prefix in the file path).
+    pub maps: Vec<(String, PathBuf, bool)>,
+    pub check_static: Vec<PathBuf>,
+    pub index: Vec<String>,
+    pub expires_by_type: Vec<(String, u64)>,
+    pub skip_ext: Vec<String>,
+    pub safe: Vec<PathBuf>,
 }
 
 /// Default `--buffer-size`: the largest a uwsgi packet header can announce
@@ -177,6 +196,10 @@ impl Default for Config {
             buffer_size: DEFAULT_BUFFER_SIZE,
             chmod_socket: None,
             chown_socket: None,
+            statics: StaticOptions::default(),
+            show_config: false,
+            strict: false,
+            memory_report: false,
         }
     }
 }
@@ -196,6 +219,12 @@ impl Config {
                 "help" => config.show_help = parse_bool(&s.value).unwrap_or(true),
                 "version" => config.show_version = parse_bool(&s.value).unwrap_or(true),
                 "disable-logging" => config.disable_logging = flag(s),
+                "show-config" => config.show_config = flag(s),
+                "strict" => config.strict = flag(s),
+                "memory-report" => config.memory_report = flag(s),
+                // Read by the config loader (files, placeholders) and by nothing after it.
+                "ini" | "xml" | "yaml" | "json" | "include" | "set" | "set-placeholder"
+                | "plugins" => {}
                 "master" => config.process.master = flag(s),
                 "processes" => {
                     config.process.processes = number(s, 1, MAX_PROCESSES as u64)? as usize
@@ -238,6 +267,34 @@ impl Config {
                     )
                 }
                 "chown-socket" => config.chown_socket = Some(s.value.clone()),
+                "static-map" | "static-map2" => {
+                    let (url, dir) = s
+                        .value
+                        .split_once('=')
+                        .filter(|(u, d)| u.starts_with('/') && !d.is_empty())
+                        .ok_or_else(|| bad("/URL=DIR"))?;
+                    let url = url.trim_end_matches('/').to_string();
+                    config.statics.maps.push((
+                        url,
+                        PathBuf::from(dir),
+                        s.option.name == "static-map2",
+                    ));
+                }
+                "check-static" => config.statics.check_static.push(PathBuf::from(&s.value)),
+                "static-index" => config.statics.index.push(s.value.clone()),
+                "static-expires-type" => {
+                    let (mime, secs) = s
+                        .value
+                        .split_once('=')
+                        .and_then(|(m, n)| Some((m.to_string(), n.trim().parse::<u64>().ok()?)))
+                        .ok_or_else(|| bad("MIME=SECONDS"))?;
+                    config.statics.expires_by_type.push((mime, secs));
+                }
+                "static-skip-ext" => config.statics.skip_ext.push(s.value.clone()),
+                "static-safe" => config.statics.safe.push(PathBuf::from(&s.value)),
+                "offload-threads" => {
+                    number(s, 0, 1024)?;
+                }
                 "uid" => config.process.uid = Some(s.value.clone()),
                 "gid" => config.process.gid = Some(s.value.clone()),
                 "http" | "http-socket" | "socket" => config.listeners.push(Listener {

@@ -23,6 +23,8 @@ pub enum Topic {
     App,
     Processes,
     Logging,
+    Static,
+    Configuration,
 }
 
 impl Topic {
@@ -33,6 +35,8 @@ impl Topic {
             Topic::App => "Application",
             Topic::Processes => "Processes and threads",
             Topic::Logging => "Logging",
+            Topic::Configuration => "Configuration files",
+            Topic::Static => "Static files",
         }
     }
 }
@@ -122,6 +126,24 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("uid", &[], None, Value, Processes, "USER", "drop privileges to USER (name or number) after binding"),
     opt("gid", &[], None, Value, Processes, "GROUP", "drop privileges to GROUP (name or number) after binding"),
     opt("disable-logging", &[], Some('L'), Flag, Logging, "", "do not write the per-request access log line"),
+    opt("static-map", &[], None, List, Static, "/URL=DIR", "serve files under DIR for paths starting with /URL (a missing file falls through to the app)"),
+    opt("static-map2", &[], None, List, Static, "/URL=DIR", "like --static-map, but the file is DIR + the whole path"),
+    opt("check-static", &[], None, List, Static, "DIR", "serve DIR + PATH_INFO when that file exists"),
+    opt("static-index", &[], None, List, Static, "NAME", "file served for a directory (repeatable, tried in order)"),
+    opt("static-expires-type", &[], None, List, Static, "MIME=SECONDS", "Expires and Cache-Control max-age for files of a MIME type"),
+    opt("static-skip-ext", &[], None, List, Static, "EXT", "never serve files ending in EXT statically"),
+    opt("static-safe", &[], None, List, Static, "DIR", "a directory outside the roots that symlinks may point into"),
+    opt("offload-threads", &[], None, Value, Static, "N", "accepted for uWSGI compatibility: file serving is already asynchronous"),    opt("memory-report", &[], Some('m'), Flag, Logging, "", "report each worker's memory use after every request"),
+    opt("ini", &[], None, List, Configuration, "FILE[:SECTION]", "read options from the [uwsgi] (or SECTION) section of an ini file"),
+    opt("xml", &[], Some('x'), List, Configuration, "FILE[:ID]", "read options from the <uwsgi> (or <uwsgi id=\"ID\">) element of an XML file"),
+    opt("yaml", &["yml"], Some('y'), List, Configuration, "FILE[:SECTION]", "read options from the uwsgi: (or SECTION:) mapping of a YAML file"),
+    opt("json", &[], Some('j'), List, Configuration, "FILE[:SECTION]", "read options from the \"uwsgi\" (or SECTION) object of a JSON file"),
+    opt("include", &[], None, List, Configuration, "FILE[:SECTION]", "read another config file, its format chosen by its extension"),
+    opt("set", &[], Some('S'), List, Configuration, "NAME=VALUE", "set an option, or a placeholder for %(NAME) if NAME is not an option"),
+    opt("set-placeholder", &["set-ph"], None, List, Configuration, "NAME=VALUE", "set a placeholder for %(NAME) in config files"),
+    opt("strict", &[], None, Flag, Configuration, "", "make unknown keys in config files fatal instead of a warning"),
+    opt("show-config", &[], None, Flag, Configuration, "", "print the effective configuration as an ini file and exit"),
+    opt("plugins", &["plugin"], None, List, Configuration, "NAMES", "accepted for uWSGI compatibility and ignored: Python is built in"),
 ];
 
 /// Find an option by any of its long names (without dashes).
@@ -169,10 +191,20 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// `--help`, generated from the table and grouped by topic.
 pub fn help_text() -> String {
     let mut out = String::from(
-        "Usage: portico [OPTIONS]\n\nServe a Python WSGI application.\n\
-         Example: portico --http :8000 --wsgi-file app.py\n",
+        "Usage: portico [OPTIONS] [CONFIG_FILE]\n\nServe a Python WSGI application.\n\
+         Example: portico --http :8000 --wsgi-file app.py\n\
+         CONFIG_FILE (app.ini, .xml, .yaml/.yml, .json/.js) is read after the options;\n\
+         environment variables UWSGI_<OPTION> and PORTICO_<OPTION> come before them.\n",
     );
-    for topic in [General, Listeners, App, Processes, Logging] {
+    for topic in [
+        General,
+        Listeners,
+        App,
+        Processes,
+        Logging,
+        Static,
+        Configuration,
+    ] {
         out.push_str(&format!("\n{}:\n", topic.title()));
         for o in OPTIONS.iter().filter(|o| o.topic == topic) {
             let mut names = String::new();
