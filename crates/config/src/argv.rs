@@ -8,14 +8,34 @@ use crate::{ConfigError, Setting};
 
 const ORIGIN: &str = "command line";
 
-/// Read argv (without the program name) into settings, in order.
+/// Read argv (without the program name) into settings, in order, refusing
+/// positional arguments. Config files named with `--ini` and the like stay
+/// settings here; [`load`](crate::load) is what reads them.
 pub fn parse_args<I, S>(args: I) -> Result<Vec<Setting>, ConfigError>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let (settings, positional) = parse_argv(args)?;
+    match positional.into_iter().next() {
+        Some(arg) => Err(ConfigError::UnexpectedArgument {
+            origin: ORIGIN.into(),
+            arg,
+        }),
+        None => Ok(settings),
+    }
+}
+
+/// Read argv into settings, in order, and the positional arguments (config
+/// file paths, read after every option, as uWSGI's getopt permutes them).
+pub(crate) fn parse_argv<I, S>(args: I) -> Result<(Vec<Setting>, Vec<String>), ConfigError>
 where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
     let mut args = args.into_iter().map(Into::into).peekable();
     let mut settings = Vec::new();
+    let mut positional = Vec::new();
     while let Some(arg) = args.next() {
         let (spec, shown, inline) = if let Some(long) = arg.strip_prefix("--") {
             let (name, inline) = match long.split_once('=') {
@@ -43,10 +63,8 @@ where
                 (!rest.is_empty()).then(|| rest.to_string()),
             )
         } else {
-            return Err(ConfigError::UnexpectedArgument {
-                origin: ORIGIN.into(),
-                arg,
-            });
+            positional.push(arg);
+            continue;
         };
         let value = match (spec.kind, inline) {
             (Kind::Flag, Some(v)) => normalise_flag(spec, &v)?,
@@ -75,7 +93,7 @@ where
             origin: ORIGIN.into(),
         });
     }
-    Ok(settings)
+    Ok((settings, positional))
 }
 
 /// uWSGI's booleans: true/yes/on/1 and false/no/off/0 (any case).

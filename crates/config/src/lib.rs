@@ -2,20 +2,30 @@
 //! aliases, kinds and help), the command-line reader, and the typed [`Config`]
 //! the rest of the program is built from.
 //!
-//! Every source of options (today argv; ini, xml, yaml, json and env files
-//! later) reduces to one ordered list of [`Setting`]s, and that list to a
-//! [`Config`]. Nothing here touches sockets or Python.
+//! Every source of options (argv, `UWSGI_*`/`PORTICO_*` environment
+//! variables, ini, xml, yaml and json files) reduces to one ordered list of
+//! [`Setting`]s ([`load`]), and that list to a [`Config`]
+//! ([`Config::from_settings`]); [`show_config`] prints the list back as an
+//! ini file. Nothing here touches sockets or Python. The formats and rules
+//! are described for users in docs/config.md.
 
 mod argv;
 mod error;
+mod expand;
+mod formats;
+mod load;
+mod magic;
 mod model;
+mod show;
 mod table;
 
 pub use argv::parse_args;
 pub use error::ConfigError;
+pub use load::{Loaded, MAX_INCLUDE_DEPTH, load};
 pub use model::{
     AppSource, Config, ListenAddr, Listener, Mount, ProcessConfig, Protocol, StaticOptions,
 };
+pub use show::show_config;
 pub use table::{Kind, OPTIONS, OptionSpec, Topic, help_text, lookup};
 
 /// One option as given by a source, before it is typed.

@@ -260,10 +260,21 @@ impl Config {
                 "buffer-size" => config.buffer_size = number(s, 1024, 65535)? as usize,
                 "chmod-socket" => {
                     config.chmod_socket = Some(
-                        u32::from_str_radix(if s.value == "true" { "666" } else { &s.value }, 8)
-                            .ok()
-                            .filter(|m| *m <= 0o777 && (s.value.len() == 3 || s.value == "true"))
-                            .ok_or_else(|| bad("a mode of three octal digits (e.g. 660)"))?,
+                        // Bare (`true`) or `1` means 666, as in uWSGI.
+                        u32::from_str_radix(
+                            if matches!(s.value.as_str(), "true" | "1") {
+                                "666"
+                            } else {
+                                &s.value
+                            },
+                            8,
+                        )
+                        .ok()
+                        .filter(|m| {
+                            *m <= 0o777
+                                && (s.value.len() == 3 || matches!(s.value.as_str(), "true" | "1"))
+                        })
+                        .ok_or_else(|| bad("a mode of three octal digits (e.g. 660)"))?,
                     )
                 }
                 "chown-socket" => config.chown_socket = Some(s.value.clone()),
@@ -341,9 +352,10 @@ impl Config {
                 "no listener: give at least one --http ADDR or --http-socket ADDR".into(),
             ));
         }
-        if self.app.is_none() && self.mounts.is_empty() {
+        let serves_files = !self.statics.maps.is_empty() || !self.statics.check_static.is_empty();
+        if self.app.is_none() && self.mounts.is_empty() && !serves_files {
             return Err(ConfigError::Invalid(
-                "no application: give --wsgi-file FILE, --module MODULE or --mount /PREFIX=APP"
+                "nothing to serve: give --wsgi-file FILE, --module MODULE, --mount /PREFIX=APP or --static-map /URL=DIR"
                     .into(),
             ));
         }

@@ -11,7 +11,7 @@ mod worker;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use portico_config::{Config, help_text, parse_args};
+use portico_config::{Config, Setting, help_text, load, show_config};
 use portico_wsgi::{PYTHON_BUILD_VERSION, PYTHON_EXECUTABLE};
 
 /// uWSGI's exit code when no app could be loaded (`need-app`).
@@ -22,8 +22,8 @@ const EXIT_FAILURE: u8 = 1;
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn main() -> ExitCode {
-    let config = match read_config() {
-        Ok(config) => config,
+    let (config, settings) = match read_config() {
+        Ok(read) => read,
         Err(e) => {
             portico_server::logln!("portico: {e:#}");
             portico_server::logln!("Try \"portico --help\" for the list of options.");
@@ -40,6 +40,10 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    if config.show_config {
+        print!("{}", show_config(&settings));
+        return ExitCode::SUCCESS;
+    }
     match start::run(config) {
         Ok(code) => ExitCode::from(code),
         Err(start::Failure::AppLoad) => ExitCode::from(EXIT_APP_LOAD_FAILED),
@@ -50,11 +54,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn read_config() -> Result<Config> {
-    let settings = parse_args(std::env::args().skip(1))?;
-    let config = Config::from_settings(&settings)?;
-    if !config.show_help && !config.show_version {
+/// Read every source of options (environment, command line, config files),
+/// log the notes and warnings that produced, and type and check the result.
+/// The settings are returned too, for `--show-config`.
+fn read_config() -> Result<(Config, Vec<Setting>)> {
+    let env: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    let loaded = load(std::env::args().skip(1), &env)?;
+    for note in &loaded.notes {
+        portico_server::logln!("portico: {note}");
+    }
+    let config = Config::from_settings(&loaded.settings)?;
+    if !config.show_help && !config.show_version && !config.show_config {
         config.validate()?;
     }
-    Ok(config)
+    Ok((config, loaded.settings))
 }

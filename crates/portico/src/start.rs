@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, anyhow};
 use portico_config::{AppSource, Config};
 use portico_server::{
-    BoundListener, Handler, ServeOptions, StaticConfig, StaticMap, WithStatic, serve,
+    BoundListener, Handler, NotFound, ServeOptions, StaticConfig, StaticMap, WithStatic, serve,
 };
 use portico_supervisor::{
     Forked, MasterExit, MasterOptions, Scoreboard, WorkerContext, daemonize, drop_privileges,
@@ -68,9 +68,6 @@ pub(crate) fn load_apps(config: &Config) -> Result<Apps, Failure> {
     for mount in &config.mounts {
         wanted.push((mount.mountpoint.clone(), spec_of(&mount.app)));
     }
-    if wanted.is_empty() {
-        return Err(anyhow!("no application given").into());
-    }
     let mut apps = Vec::new();
     for (id, (mountpoint, spec)) in wanted.into_iter().enumerate() {
         let started = Instant::now();
@@ -105,8 +102,11 @@ pub(crate) fn clone_apps(apps: &Apps) -> Apps {
 }
 
 /// The handler for this process: the apps, behind the static maps if any.
-pub(crate) fn with_statics(config: &Config, app: WsgiHandler) -> Arc<dyn Handler> {
-    let app: Arc<dyn Handler> = Arc::new(app);
+pub(crate) fn with_statics(config: &Config, app: Option<WsgiHandler>) -> Arc<dyn Handler> {
+    let app: Arc<dyn Handler> = match app {
+        Some(app) => Arc::new(app),
+        None => Arc::new(NotFound),
+    };
     let s = &config.statics;
     if s.maps.is_empty() && s.check_static.is_empty() {
         return app;
@@ -203,15 +203,19 @@ pub(crate) fn run(mut config: Config) -> Result<u8, Failure> {
             .filter(|v| !v.is_empty())
             .map(Into::into)
     });
-    let python = Interpreter::start(virtualenv.as_deref())?;
-    portico_server::logln!("Python version: {}", python.version);
-    portico_server::logln!(
-        "Python executable: {} (prefix: {})",
-        python.executable,
-        python.prefix
-    );
-    if let Some(venv) = &virtualenv {
-        portico_server::logln!("virtualenv: {}", venv.display());
+    // Static files alone need no Python at all.
+    let python_needed = config.app.is_some() || !config.mounts.is_empty();
+    if python_needed {
+        let python = Interpreter::start(virtualenv.as_deref())?;
+        portico_server::logln!("Python version: {}", python.version);
+        portico_server::logln!(
+            "Python executable: {} (prefix: {})",
+            python.executable,
+            python.prefix
+        );
+        if let Some(venv) = &virtualenv {
+            portico_server::logln!("virtualenv: {}", venv.display());
+        }
     }
     let apps = if p.lazy_apps {
         None
@@ -246,7 +250,12 @@ pub(crate) fn run(mut config: Config) -> Result<u8, Failure> {
         touch_reload: p.touch_reload.clone(),
     };
     let fork = || -> std::io::Result<Forked> {
-        Ok(match fork_with_python()? {
+        let side = if python_needed {
+            fork_with_python()?
+        } else {
+            plain_fork()?
+        };
+        Ok(match side {
             ForkSide::Parent(pid) => Forked::Parent(pid),
             ForkSide::Child => Forked::Child,
         })
@@ -267,9 +276,27 @@ pub(crate) fn run(mut config: Config) -> Result<u8, Failure> {
     }
 }
 
+/// fork(2) for a process without Python (static files only).
+fn plain_fork() -> std::io::Result<ForkSide> {
+    // SAFETY: the master is single-threaded when it forks.
+    match unsafe { libc::fork() } {
+        -1 => Err(std::io::Error::last_os_error()),
+        0 => Ok(ForkSide::Child),
+        pid => Ok(ForkSide::Parent(pid)),
+    }
+}
+
+/// The WSGI handler for `apps`, or none when only static files are served.
+pub(crate) fn app_handler(apps: Apps, options: WsgiOptions) -> Result<Option<WsgiHandler>, String> {
+    if apps.is_empty() {
+        return Ok(None);
+    }
+    WsgiHandler::start(apps, options).map(Some)
+}
+
 /// One process, no master: serve here until a stop signal.
 fn serve_single(config: &Config, apps: Apps, listeners: Vec<BoundListener>) -> Result<(), Failure> {
-    let handler = WsgiHandler::start(
+    let handler = app_handler(
         apps,
         WsgiOptions {
             manage_script_name: config.manage_script_name,
@@ -292,13 +319,6 @@ fn serve_single(config: &Config, apps: Apps, listeners: Vec<BoundListener>) -> R
         );
     })
     .context("serving")?;
-    if config.process.vacuum {
-        for path in [&config.process.pidfile, &config.process.pidfile2]
-            .into_iter()
-            .flatten()
-        {
-            remove_file_quietly(path);
-        }
-    }
+    vacuum(config);
     Ok(())
 }

@@ -7,10 +7,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use portico_config::Config;
 use portico_server::{BoundListener, ServeOptions, StopReason, serve};
 use portico_supervisor::{WorkerContext, WorkerLimits, WorkerRuntime, limit_address_space};
-use portico_wsgi::{WsgiHandler, WsgiOptions};
+use portico_wsgi::WsgiOptions;
 
 use crate::EXIT_APP_LOAD_FAILED;
-use crate::start::{Apps, clone_apps, load_apps, with_statics};
+use crate::start::{Apps, app_handler, clone_apps, load_apps, with_statics};
 
 /// A worker's exit code for a start-up failure other than the app.
 const EXIT_WORKER_FAILED: i32 = 1;
@@ -63,7 +63,7 @@ pub(crate) fn worker_main(
             reload_on_rss: p.reload_on_rss,
         },
     );
-    let handler = match WsgiHandler::start(
+    let handler = match app_handler(
         apps,
         WsgiOptions {
             manage_script_name: config.manage_script_name,

@@ -141,3 +141,16 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, request: Request) -> HandlerFuture;
 }
+
+/// Answers every request with 404 (behind static files when no app is loaded).
+pub struct NotFound;
+
+impl Handler for NotFound {
+    fn handle(&self, _request: Request) -> HandlerFuture {
+        Box::pin(std::future::ready(Response::plain(
+            404,
+            "Not Found",
+            "404 Not Found\n",
+        )))
+    }
+}

@@ -22,7 +22,7 @@ mod write;
 
 pub use body::{BodyError, RequestBody, TryNext};
 pub use handler::{
-    Handler, HandlerFuture, Request, RequestSource, Response, ResponseBody, ResponseMeta,
+    Handler, HandlerFuture, NotFound, Request, RequestSource, Response, ResponseBody, ResponseMeta,
     StreamItem,
 };
 pub use handoff::{Handoff, ReplyFuture, ReplySender};

@@ -48,7 +48,13 @@ pub(super) fn parse(text: &str, section: &str) -> Result<Vec<Entry>, FormatError
         return p.err("expected the end of the file");
     }
     let Value::Object(sections) = root else {
-        return Err(FormatError::at(1, format!("expected an object such as {{\"uwsgi\": {{...}}}}, found {}", root.kind())));
+        return Err(FormatError::at(
+            1,
+            format!(
+                "expected an object such as {{\"uwsgi\": {{...}}}}, found {}",
+                root.kind()
+            ),
+        ));
     };
     let mut found = Vec::new();
     let mut entries = Vec::new();
@@ -60,16 +66,27 @@ pub(super) fn parse(text: &str, section: &str) -> Result<Vec<Entry>, FormatError
         }
         seen = true;
         let Value::Object(members) = value else {
-            return Err(FormatError::at(line, format!("expected an object for \"{name}\", found {}", value.kind())));
+            return Err(FormatError::at(
+                line,
+                format!("expected an object for \"{name}\", found {}", value.kind()),
+            ));
         };
         for (key, value, line) in members {
             match value {
                 Value::Array(items) => {
                     for (item, item_line) in items {
-                        entries.push(Entry::new(key.clone(), Some(scalar(&key, item, item_line)?), item_line));
+                        entries.push(Entry::new(
+                            key.clone(),
+                            Some(scalar(&key, item, item_line)?),
+                            item_line,
+                        ));
                     }
                 }
-                other => entries.push(Entry::new(key.clone(), Some(scalar(&key, other, line)?), line)),
+                other => entries.push(Entry::new(
+                    key.clone(),
+                    Some(scalar(&key, other, line)?),
+                    line,
+                )),
             }
         }
     }
@@ -88,7 +105,10 @@ fn scalar(key: &str, value: Value, line: usize) -> Result<String, FormatError> {
         other => {
             return Err(FormatError::at(
                 line,
-                format!("expected a string, number, boolean or array of them for \"{key}\", found {}", other.kind()),
+                format!(
+                    "expected a string, number, boolean or array of them for \"{key}\", found {}",
+                    other.kind()
+                ),
             ));
         }
     })
@@ -104,7 +124,10 @@ impl Parser<'_> {
     fn line_col(&self, pos: usize) -> (usize, usize) {
         let before = &self.bytes[..pos.min(self.bytes.len())];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
         let col = String::from_utf8_lossy(&before[start..]).chars().count() + 1;
         (line, col)
     }
@@ -288,7 +311,9 @@ impl Parser<'_> {
                     let mut buf = [0u8; 4];
                     out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
                 }
-                Some(&b) if b < 0x20 => return self.err("expected '\"' before the end of the line"),
+                Some(&b) if b < 0x20 => {
+                    return self.err("expected '\"' before the end of the line");
+                }
                 Some(&b) => {
                     out.push(b);
                     self.pos += 1;
@@ -314,7 +339,9 @@ impl Parser<'_> {
                 return self.err("expected a \\u low surrogate");
             }
             match hex4(self) {
-                Some(lo) if (0xDC00..0xE000).contains(&lo) => 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00),
+                Some(lo) if (0xDC00..0xE000).contains(&lo) => {
+                    0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                }
                 _ => return self.err("expected a \\u low surrogate"),
             }
         } else {
@@ -378,7 +405,9 @@ mod tests {
     fn a_missing_section_lists_the_top_level_keys() {
         assert_eq!(
             parse("{\"dev\": {}}", "uwsgi"),
-            Err(FormatError::NoSection { found: vec!["dev".into()] })
+            Err(FormatError::NoSection {
+                found: vec!["dev".into()]
+            })
         );
     }
 }

@@ -88,16 +88,6 @@ impl Format {
         }
     }
 
-    /// The option name that loads this format.
-    pub fn option_name(self) -> &'static str {
-        match self {
-            Format::Ini => "ini",
-            Format::Xml => "xml",
-            Format::Yaml => "yaml",
-            Format::Json => "json",
-        }
-    }
-
     /// What a section is called in this format, for messages.
     pub fn section_word(self) -> &'static str {
         match self {

@@ -35,7 +35,10 @@ pub(super) fn parse(text: &str, id: Option<&str>) -> Result<Vec<Entry>, FormatEr
     collect_uwsgi(&root, &mut candidates);
     let chosen = match id {
         None => candidates.first().copied(),
-        Some(id) => candidates.iter().copied().find(|e| e.attr("id") == Some(id)),
+        Some(id) => candidates
+            .iter()
+            .copied()
+            .find(|e| e.attr("id") == Some(id)),
     };
     let Some(uwsgi) = chosen else {
         let mut found = Vec::new();
@@ -123,7 +126,9 @@ impl<'a> Parser<'a> {
                 self.advance(end.len());
                 Ok(body)
             }
-            None => self.err(format!("expected \"{end}\" to close {what}, found the end of the file")),
+            None => self.err(format!(
+                "expected \"{end}\" to close {what}, found the end of the file"
+            )),
         }
     }
 
@@ -177,7 +182,10 @@ impl<'a> Parser<'a> {
             .find(|c: char| c.is_whitespace() || matches!(c, '/' | '>' | '=' | '<'))
             .unwrap_or(self.rest.len());
         if n == 0 {
-            return self.err(format!("expected a name, found \"{}\"", first_token(self.rest)));
+            return self.err(format!(
+                "expected a name, found \"{}\"",
+                first_token(self.rest)
+            ));
         }
         Ok(self.advance(n).to_string())
     }
@@ -205,7 +213,10 @@ impl<'a> Parser<'a> {
                 break;
             }
             if self.rest.is_empty() {
-                return self.err(format!("expected \">\" to end <{}>, found the end of the file", element.name));
+                return self.err(format!(
+                    "expected \">\" to end <{}>, found the end of the file",
+                    element.name
+                ));
             }
             let attr = self.name()?;
             self.skip_ws();
@@ -381,7 +392,10 @@ mod tests {
     fn an_unclosed_root_is_reported_at_the_end() {
         assert_eq!(
             parse("<uwsgi>\n<master/>\n", None),
-            Err(FormatError::at(3, "expected </uwsgi>, found the end of the file"))
+            Err(FormatError::at(
+                3,
+                "expected </uwsgi>, found the end of the file"
+            ))
         );
     }
 
@@ -390,7 +404,10 @@ mod tests {
         assert!(parse("<uwsgi><socket><a/></socket></uwsgi>", None).is_err());
         assert_eq!(
             parse("<config/>", None),
-            Err(FormatError::at(1, "expected a <uwsgi> element, found <config>"))
+            Err(FormatError::at(
+                1,
+                "expected a <uwsgi> element, found <config>"
+            ))
         );
         assert!(parse("<uwsgi></uwsgi>junk", None).is_err());
         assert!(parse("<uwsgi><env>a &nbsp; b</env></uwsgi>", None).is_err());

@@ -28,37 +28,53 @@ pub(super) fn parse(text: &str, section: &str) -> Result<Vec<Entry>, FormatError
         }
         let indent_text = &line[..line.len() - content.len()];
         if indent_text.contains('\t') {
-            return Err(FormatError::at(number, "bad indentation: expected spaces, found a tab"));
+            return Err(FormatError::at(
+                number,
+                "bad indentation: expected spaces, found a tab",
+            ));
         }
         let indent = indent_text.len();
         let wanted = current.as_deref() == Some(section);
 
-        if let Some(item) = content.strip_prefix("- ").or((content == "-").then_some("")) {
+        if let Some(item) = content
+            .strip_prefix("- ")
+            .or((content == "-").then_some(""))
+        {
             let Some(key) = open_key.as_ref() else {
                 return Err(FormatError::at(
                     number,
-                    format!("expected \"key: value\", found the list item \"{content}\" with no \"key:\" before it"),
+                    format!(
+                        "expected \"key: value\", found the list item \"{content}\" with no \"key:\" before it"
+                    ),
                 ));
             };
             if indent == 0 {
-                return Err(FormatError::at(number, "bad indentation: a list item must be indented under its key"));
+                return Err(FormatError::at(
+                    number,
+                    "bad indentation: a list item must be indented under its key",
+                ));
             }
             if wanted {
-                entries.push(Entry::new(key.key.clone(), Some(scalar(item, number)?), number));
+                entries.push(Entry::new(
+                    key.key.clone(),
+                    Some(scalar(item, number)?),
+                    number,
+                ));
             }
             list_items += 1;
             continue;
         }
         // Any other line closes a pending `key:`; with no items it is a bare key.
-        if let Some(key) = open_key.take() {
-            if list_items == 0 && wanted {
-                entries.push(key);
-            }
+        if let Some(key) = open_key.take().filter(|_| list_items == 0 && wanted) {
+            entries.push(key);
         }
         list_items = 0;
 
         let (key, value) = split_key(content).ok_or_else(|| {
-            FormatError::at(number, format!("expected \"key: value\", found \"{content}\""))
+            FormatError::at(
+                number,
+                format!("expected \"key: value\", found \"{content}\""),
+            )
         })?;
         if indent == 0 {
             if !value.is_empty() {
@@ -73,7 +89,10 @@ pub(super) fn parse(text: &str, section: &str) -> Result<Vec<Entry>, FormatError
             continue;
         }
         if current.is_none() {
-            return Err(FormatError::at(number, "bad indentation: expected a section such as \"uwsgi:\" first"));
+            return Err(FormatError::at(
+                number,
+                "bad indentation: expected a section such as \"uwsgi:\" first",
+            ));
         }
         match key_indent {
             None => key_indent = Some((indent, number)),
@@ -96,7 +115,10 @@ pub(super) fn parse(text: &str, section: &str) -> Result<Vec<Entry>, FormatError
         }
         if let Some(inner) = value.strip_prefix('[') {
             let inner = inner.strip_suffix(']').ok_or_else(|| {
-                FormatError::at(number, format!("expected \"]\" to close the list \"{value}\""))
+                FormatError::at(
+                    number,
+                    format!("expected \"]\" to close the list \"{value}\""),
+                )
             })?;
             for item in inner.split(',').map(str::trim).filter(|i| !i.is_empty()) {
                 entries.push(Entry::new(key.clone(), Some(scalar(item, number)?), number));
@@ -104,16 +126,16 @@ pub(super) fn parse(text: &str, section: &str) -> Result<Vec<Entry>, FormatError
         } else if value.starts_with('{') || value.starts_with('|') || value.starts_with('>') {
             return Err(FormatError::at(
                 number,
-                format!("expected a plain value for \"{key}\", found \"{value}\" (nested mappings and block scalars are not supported)"),
+                format!(
+                    "expected a plain value for \"{key}\", found \"{value}\" (nested mappings and block scalars are not supported)"
+                ),
             ));
         } else {
             entries.push(Entry::new(key, Some(scalar(value, number)?), number));
         }
     }
-    if let Some(key) = open_key {
-        if list_items == 0 && current.as_deref() == Some(section) {
-            entries.push(key);
-        }
+    if let Some(key) = open_key.filter(|_| list_items == 0 && current.as_deref() == Some(section)) {
+        entries.push(key);
     }
     if !found.iter().any(|f| f == section) {
         return Err(FormatError::NoSection { found });
@@ -134,7 +156,8 @@ fn split_key(content: &str) -> Option<(String, &str)> {
 }
 
 fn is_quoted(s: &str) -> bool {
-    s.len() >= 2 && ((s.starts_with('"') && s.ends_with('"')) || (s.starts_with('\'') && s.ends_with('\'')))
+    s.len() >= 2
+        && ((s.starts_with('"') && s.ends_with('"')) || (s.starts_with('\'') && s.ends_with('\'')))
 }
 
 fn unquote(s: &str) -> &str {
@@ -145,15 +168,15 @@ fn unquote(s: &str) -> &str {
 fn scalar(value: &str, line: usize) -> Result<String, FormatError> {
     let v = value.trim();
     if let Some(inner) = v.strip_prefix('"') {
-        let inner = inner.strip_suffix('"').ok_or_else(|| {
-            FormatError::at(line, format!("expected a closing '\"' in {v}"))
-        })?;
+        let inner = inner
+            .strip_suffix('"')
+            .ok_or_else(|| FormatError::at(line, format!("expected a closing '\"' in {v}")))?;
         return Ok(inner.replace("\\\"", "\"").replace("\\\\", "\\"));
     }
     if let Some(inner) = v.strip_prefix('\'') {
-        let inner = inner.strip_suffix('\'').ok_or_else(|| {
-            FormatError::at(line, format!("expected a closing \"'\" in {v}"))
-        })?;
+        let inner = inner
+            .strip_suffix('\'')
+            .ok_or_else(|| FormatError::at(line, format!("expected a closing \"'\" in {v}")))?;
         return Ok(inner.replace("''", "'"));
     }
     Ok(v.to_string())
@@ -210,7 +233,10 @@ mod tests {
         let text = "uwsgi:\n  master: true\n    processes: 4\n";
         assert_eq!(
             parse(text, "uwsgi"),
-            Err(FormatError::at(3, "bad indentation: expected 2 spaces like line 2, found 4"))
+            Err(FormatError::at(
+                3,
+                "bad indentation: expected 2 spaces like line 2, found 4"
+            ))
         );
     }
 
@@ -220,7 +246,10 @@ mod tests {
         assert!(parse("socket: :1\n", "uwsgi").is_err());
         assert_eq!(
             parse("uwsgi:\n  master true\n", "uwsgi"),
-            Err(FormatError::at(2, "expected \"key: value\", found \"master true\""))
+            Err(FormatError::at(
+                2,
+                "expected \"key: value\", found \"master true\""
+            ))
         );
         assert!(parse("uwsgi:\n  env: {a: 1}\n", "uwsgi").is_err());
     }
@@ -229,7 +258,9 @@ mod tests {
     fn a_missing_section_lists_the_sections_found() {
         assert_eq!(
             parse("dev:\n  master: 1\n", "uwsgi"),
-            Err(FormatError::NoSection { found: vec!["dev".into()] })
+            Err(FormatError::NoSection {
+                found: vec!["dev".into()]
+            })
         );
     }
 }

@@ -21,7 +21,8 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::UNIX_EPOCH;
+use std::collections::HashMap;
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use bytes::Bytes;
 use portico_proto::percent::percent_decode;
@@ -67,8 +68,25 @@ const MAX_MULTIPART_BYTES: u64 = 16 * 1024 * 1024;
 /// The boundary nginx uses for multipart/byteranges (a 20-digit counter).
 const MULTIPART_BOUNDARY: &str = "00000000000000000001";
 
+/// How long a file's real path and precompressed siblings are trusted
+/// before being checked again (nginx's `open_file_cache_valid` is 60 s);
+/// the file's own size and mtime are checked on every request.
+const RESOLVE_VALID: Duration = Duration::from_secs(1);
+
+/// Resolved paths remembered per worker; past it the memory starts afresh.
+const MAX_RESOLVED: usize = 10_000;
+
+#[derive(Clone)]
+struct Resolved {
+    real: PathBuf,
+    inside: bool,
+    siblings: Vec<(&'static str, PathBuf)>,
+    checked: Instant,
+}
+
 /// The static layer in front of another handler (the app).
 pub struct WithStatic {
+    resolved: Mutex<HashMap<PathBuf, Resolved>>,
     maps: Vec<(StaticMap, Option<PathBuf>)>,
     config: StaticConfig,
     safe: Vec<PathBuf>,
@@ -95,6 +113,7 @@ impl WithStatic {
             config,
             safe,
             cache: Mutex::new(ContentCache::default()),
+            resolved: Mutex::new(HashMap::new()),
             next,
         }
     }
@@ -244,35 +263,62 @@ impl WithStatic {
         simple(403, "Forbidden", "403 Forbidden\n")
     }
 
+    /// The real path's containment and the precompressed siblings of
+    /// `full`, remembered for [`RESOLVE_VALID`] to save the syscalls.
+    fn resolve(&self, full: &Path, root: &Path) -> Option<Resolved> {
+        let now = Instant::now();
+        {
+            let cache = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(r) = cache.get(full)
+                && now.duration_since(r.checked) < RESOLVE_VALID
+            {
+                return Some(r.clone());
+            }
+        }
+        let real = std::fs::canonicalize(full).ok()?;
+        let inside = is_inside(&real, root, &self.safe);
+        let mut siblings = Vec::new();
+        for (coding, suffix) in [("br", ".br"), ("gzip", ".gz")] {
+            let mut sibling = real.clone().into_os_string();
+            sibling.push(suffix);
+            let sibling = PathBuf::from(sibling);
+            if std::fs::metadata(&sibling).is_ok_and(|m| m.is_file()) {
+                siblings.push((coding, sibling));
+            }
+        }
+        let resolved = Resolved {
+            real,
+            inside,
+            siblings,
+            checked: now,
+        };
+        let mut cache = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= MAX_RESOLVED {
+            cache.clear();
+        }
+        cache.insert(full.to_path_buf(), resolved.clone());
+        Some(resolved)
+    }
+
     fn serve_file(&self, request: &Request, full: &Path, meta: &Metadata, root: &Path) -> Response {
-        let Ok(real) = std::fs::canonicalize(full) else {
+        let Some(resolved) = self.resolve(full, root) else {
             return simple(404, "Not Found", "404 Not Found\n");
         };
-        if !is_inside(&real, root, &self.safe) {
+        if !resolved.inside {
             return simple(403, "Forbidden", "403 Forbidden\n");
         }
         let content_type = mime_type(full.as_os_str().as_encoded_bytes());
         let mut headers = vec![header_pair("Content-Type", content_type)];
         // gzip_static / brotli_static: a sibling the client accepts wins.
-        let mut served = (real.clone(), meta.clone());
-        let siblings = [("br", ".br"), ("gzip", ".gz")];
-        let accept = header(request, "accept-encoding").unwrap_or_default();
-        let mut has_variant = false;
-        for (coding, suffix) in siblings {
-            let mut sibling = real.clone().into_os_string();
-            sibling.push(suffix);
-            let sibling = PathBuf::from(sibling);
-            if let Ok(m) = std::fs::metadata(&sibling)
-                && m.is_file()
+        let mut served = (resolved.real.clone(), meta.clone());
+        if !resolved.siblings.is_empty() {
+            let accept = header(request, "accept-encoding").unwrap_or_default();
+            if let Some((coding, sibling)) = resolved.siblings.iter().find(|(c, _)| accepts(accept, c))
+                && let Ok(m) = std::fs::metadata(sibling)
             {
-                has_variant = true;
-                if accepts(accept, coding) && served.0 == real {
-                    headers.push(header_pair("Content-Encoding", coding));
-                    served = (sibling, m);
-                }
+                headers.push(header_pair("Content-Encoding", *coding));
+                served = (sibling.clone(), m);
             }
-        }
-        if has_variant {
             headers.push(header_pair("Vary", "Accept-Encoding"));
         }
         let (path, meta) = served;

@@ -1,0 +1,440 @@
+//! Every source of options reduced to one ordered list of [`Setting`]s, with
+//! uWSGI's precedence: `UWSGI_*`/`PORTICO_*` environment variables first
+//! (lowest), then the command line in order (an `--ini FILE` is read where
+//! it stands, its settings spliced in place), then the positional config
+//! files (`portico app.ini`) last. Later settings win for single values;
+//! lists accumulate.
+//!
+//! Values read from files get their magic variables and `$()`, `@()`,
+//! `%()` references expanded here; unknown keys become placeholders and,
+//! unless something refers to them, warnings (errors with `--strict`).
+//! Typing the list into a [`Config`](crate::Config) is `model.rs`'s job.
+
+use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::MetadataExt;
+use std::rc::Rc;
+
+use crate::argv::parse_argv;
+use crate::expand;
+use crate::formats::{Entry, Format, FormatError};
+use crate::magic::{self, ConfigFile, ProcessFacts};
+use crate::table::{Kind, OptionSpec, lookup, suggest};
+use crate::{ConfigError, Setting};
+
+/// How deep config files may include each other (a file including itself
+/// would otherwise recurse until the stack runs out).
+pub const MAX_INCLUDE_DEPTH: usize = 16;
+
+/// The result of reading every source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    /// The effective settings, in order, expanded.
+    pub settings: Vec<Setting>,
+    /// Lines for the log, without the `portico: ` prefix: ignored options
+    /// and (as `WARNING: …`) unknown keys in files.
+    pub notes: Vec<String>,
+}
+
+/// Read the command line (without the program name), the config files it
+/// names and the `UWSGI_*`/`PORTICO_*` variables of `env` into one list.
+pub fn load<I, S>(args: I, env: &[(String, String)]) -> Result<Loaded, ConfigError>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let mut loader = Loader::new(env);
+    for (var, spec, value) in env_settings(env) {
+        let origin = format!("env {var}");
+        let value = if spec.kind == Kind::Flag {
+            uwsgi_bool(&value).to_string()
+        } else {
+            value
+        };
+        loader.apply(spec, value, &origin, None)?;
+    }
+    let (cli, positional) = parse_argv(args)?;
+    for s in cli {
+        loader.apply(s.option, s.value, &s.origin, None)?;
+    }
+    for arg in positional {
+        let Some(format) = Format::of_path(&arg) else {
+            return Err(ConfigError::UnexpectedArgument {
+                origin: "command line".into(),
+                arg,
+            });
+        };
+        loader.read_file(format, &arg, None, "command line", None)?;
+    }
+    loader.finish()
+}
+
+/// `UWSGI_<OPTION>` then `PORTICO_<OPTION>` variables naming a known option,
+/// each group sorted by name (so the later, more specific prefix wins).
+/// Other variables with those prefixes are ignored: uWSGI and Portico set
+/// some for themselves (`PORTICO_INHERITED_FDS`).
+fn env_settings(env: &[(String, String)]) -> Vec<(String, &'static OptionSpec, String)> {
+    let mut out = Vec::new();
+    for prefix in ["UWSGI_", "PORTICO_"] {
+        let mut group: Vec<_> = env
+            .iter()
+            .filter_map(|(k, v)| {
+                let name = k
+                    .strip_prefix(prefix)?
+                    .to_ascii_lowercase()
+                    .replace('_', "-");
+                Some((k.clone(), lookup(&name)?, v.clone()))
+            })
+            .collect();
+        group.sort_by(|a, b| a.0.cmp(&b.0));
+        out.extend(group);
+    }
+    out
+}
+
+/// uWSGI's booleans in files and the environment: false only for
+/// `false`/`off`/`no` (any case) or exactly `0`; anything else is true.
+pub(crate) fn uwsgi_bool(value: &str) -> bool {
+    let v = value.trim();
+    !(v == "0"
+        || ["false", "off", "no"]
+            .iter()
+            .any(|f| v.eq_ignore_ascii_case(f)))
+}
+
+/// The OS's message for an I/O error, without Rust's " (os error N)".
+pub(crate) fn os_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+/// The file being read, for magic variables and `ini = :section`.
+#[derive(Clone)]
+struct FileCtx {
+    file: Rc<ConfigFile>,
+    root: Rc<ConfigFile>,
+    format: Format,
+    depth: usize,
+}
+
+/// An unknown key met in a file.
+struct Unknown {
+    name: String,
+    origin: String,
+}
+
+struct Loader<'e> {
+    env: &'e [(String, String)],
+    facts: Option<ProcessFacts>,
+    settings: Vec<Setting>,
+    /// Latest value of each option (canonical name) and placeholder, for `%(name)`.
+    options: HashMap<&'static str, String>,
+    placeholders: HashMap<String, String>,
+    referenced: HashSet<String>,
+    unknown: Vec<Unknown>,
+    notes: Vec<String>,
+}
+
+impl<'e> Loader<'e> {
+    fn new(env: &'e [(String, String)]) -> Self {
+        Loader {
+            env,
+            facts: None,
+            settings: Vec::new(),
+            options: HashMap::new(),
+            placeholders: HashMap::new(),
+            referenced: HashSet::new(),
+            unknown: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// Add one option with its (expanded) value: load a file, note an
+    /// ignored option, set a placeholder, or append a setting.
+    fn apply(
+        &mut self,
+        spec: &'static OptionSpec,
+        value: String,
+        origin: &str,
+        ctx: Option<&FileCtx>,
+    ) -> Result<(), ConfigError> {
+        let name_value = |value: &str| {
+            value
+                .split_once('=')
+                .map(|(n, v)| (n.trim().to_string(), v.to_string()))
+                .filter(|(n, _)| !n.is_empty())
+                .ok_or_else(|| ConfigError::BadValue {
+                    origin: origin.into(),
+                    name: spec.name.into(),
+                    value: value.into(),
+                    expected: "NAME=VALUE".into(),
+                })
+        };
+        match spec.name {
+            "ini" | "xml" | "yaml" | "json" | "include" => {
+                let (path, section) = split_section(&value);
+                let (path, format) = match (path.is_empty(), ctx) {
+                    (true, Some(ctx)) => (ctx.file.given.clone(), ctx.format),
+                    (true, None) => {
+                        return Err(ConfigError::BadValue {
+                            origin: origin.into(),
+                            name: spec.name.into(),
+                            value,
+                            expected:
+                                "FILE[:SECTION] (\":SECTION\" alone only inside a config file)"
+                                    .into(),
+                        });
+                    }
+                    (false, _) => {
+                        let format = Format::of_option(spec.name)
+                            .or_else(|| Format::of_path(path))
+                            .ok_or_else(|| ConfigError::BadValue {
+                                origin: origin.into(),
+                                name: spec.name.into(),
+                                value: value.clone(),
+                                expected: "a file ending in .ini, .xml, .yaml, .yml, .json or .js"
+                                    .into(),
+                            })?;
+                        (path.to_string(), format)
+                    }
+                };
+                self.read_file(format, &path, section, origin, ctx)
+            }
+            "plugins" => {
+                let python = value
+                    .split([',', ' '])
+                    .filter(|p| !p.is_empty())
+                    .all(|p| p.starts_with("python"));
+                let why = if python {
+                    "Python is built in"
+                } else {
+                    "Portico has no plugins (Python is built in)"
+                };
+                self.notes
+                    .push(format!("{} = {value} ignored: {why}", spec.name));
+                Ok(())
+            }
+            "set" => {
+                let (name, v) = name_value(&value)?;
+                match lookup(&name) {
+                    Some(target) if !matches!(target.name, "set" | "set-placeholder") => {
+                        let v = if target.kind == Kind::Flag {
+                            uwsgi_bool(&v).to_string()
+                        } else {
+                            v
+                        };
+                        self.apply(target, v, origin, ctx)
+                    }
+                    _ => self.placeholder(name, v, origin),
+                }
+            }
+            "set-placeholder" => {
+                let (name, v) = name_value(&value)?;
+                self.placeholder(name, v, origin)
+            }
+            _ => {
+                self.options.insert(spec.name, value.clone());
+                self.settings.push(Setting {
+                    option: spec,
+                    value,
+                    origin: origin.into(),
+                });
+                Ok(())
+            }
+        }
+    }
+
+    fn placeholder(
+        &mut self,
+        name: String,
+        value: String,
+        origin: &str,
+    ) -> Result<(), ConfigError> {
+        self.settings.push(Setting {
+            option: placeholder_spec(),
+            value: format!("{name}={value}"),
+            origin: origin.into(),
+        });
+        self.placeholders.insert(name, value);
+        Ok(())
+    }
+
+    /// Read one config file (a section of it) and apply its entries in order.
+    fn read_file(
+        &mut self,
+        format: Format,
+        path: &str,
+        section: Option<&str>,
+        origin: &str,
+        parent: Option<&FileCtx>,
+    ) -> Result<(), ConfigError> {
+        let depth = parent.map_or(0, |p| p.depth + 1);
+        if depth > MAX_INCLUDE_DEPTH {
+            return Err(ConfigError::Syntax {
+                origin: origin.into(),
+                message: format!(
+                    "config files nested more than {MAX_INCLUDE_DEPTH} deep (does {path} include itself?)"
+                ),
+            });
+        }
+        let read_err = |e: std::io::Error| ConfigError::Read {
+            path: path.into(),
+            reason: os_reason(&e),
+        };
+        let text = std::fs::read_to_string(path).map_err(read_err)?;
+        let abs = std::fs::canonicalize(path).map_err(read_err)?;
+        let inode = std::fs::metadata(&abs).map(|m| m.ino()).unwrap_or(0);
+        let entries = format.parse(&text, section).map_err(|e| match e {
+            FormatError::Syntax { line, col, message } => ConfigError::Syntax {
+                origin: match col {
+                    Some(col) => format!("{path}:{line}:{col}"),
+                    None => format!("{path}:{line}"),
+                },
+                message,
+            },
+            FormatError::NoSection { found } => ConfigError::MissingSection {
+                path: path.into(),
+                section: section
+                    .or(format.default_section())
+                    .unwrap_or("uwsgi")
+                    .into(),
+                what: format.section_word(),
+                found,
+            },
+        })?;
+        let file = Rc::new(ConfigFile {
+            given: path.into(),
+            abs,
+            section: section
+                .or(format.default_section())
+                .unwrap_or("")
+                .to_string(),
+            inode,
+        });
+        let ctx = FileCtx {
+            root: parent.map_or_else(|| file.clone(), |p| p.root.clone()),
+            file,
+            format,
+            depth,
+        };
+        for entry in entries {
+            self.entry(entry, &ctx)?;
+        }
+        Ok(())
+    }
+
+    /// One `key = value` from a file.
+    fn entry(&mut self, entry: Entry, ctx: &FileCtx) -> Result<(), ConfigError> {
+        let origin = format!("{}:{}", ctx.file.given, entry.line);
+        let spec = lookup(&entry.key);
+        let Some(raw) = entry.value else {
+            return match spec {
+                Some(spec) if matches!(spec.kind, Kind::Flag | Kind::OptionalValue) => {
+                    self.apply(spec, "true".into(), &origin, Some(ctx))
+                }
+                Some(spec) => Err(ConfigError::MissingValue {
+                    origin,
+                    name: spec.name.into(),
+                }),
+                None if ctx.format == Format::Ini => Err(ConfigError::Syntax {
+                    origin,
+                    message: format!(
+                        "expected \"key = value\", found \"{}\" (not the name of a switch)",
+                        entry.key
+                    ),
+                }),
+                None => self.unknown_key(entry.key, String::new(), origin),
+            };
+        };
+        let value = self.expand(&raw, &origin, ctx)?;
+        match spec {
+            Some(spec) if spec.kind == Kind::Flag => {
+                self.apply(spec, uwsgi_bool(&value).to_string(), &origin, Some(ctx))
+            }
+            Some(spec) => self.apply(spec, value, &origin, Some(ctx)),
+            None => self.unknown_key(entry.key, value, origin),
+        }
+    }
+
+    /// uWSGI accepts unknown keys as placeholders; remember them to warn later.
+    fn unknown_key(
+        &mut self,
+        name: String,
+        value: String,
+        origin: String,
+    ) -> Result<(), ConfigError> {
+        self.placeholder(name.clone(), value, &origin)?;
+        self.unknown.push(Unknown { name, origin });
+        Ok(())
+    }
+
+    /// Magic variables, then `$()`, `@()` and `%()`.
+    fn expand(&mut self, raw: &str, origin: &str, ctx: &FileCtx) -> Result<String, ConfigError> {
+        let facts = self.facts.get_or_insert_with(ProcessFacts::of_this_process);
+        let value = magic::expand(raw, &ctx.file, &ctx.root, facts);
+        let env = self.env;
+        let value = expand::env_pass(&value, |name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        });
+        let value = expand::file_pass(&value, origin)?;
+        let (options, placeholders, referenced) =
+            (&self.options, &self.placeholders, &mut self.referenced);
+        expand::placeholder_pass(&value, origin, |name| {
+            referenced.insert(name.to_string());
+            placeholders
+                .get(name)
+                .or_else(|| lookup(name).and_then(|spec| options.get(spec.name)))
+                .cloned()
+        })
+    }
+
+    /// Decide about unknown keys and hand the list over.
+    fn finish(mut self) -> Result<Loaded, ConfigError> {
+        let strict = self
+            .settings
+            .iter()
+            .rev()
+            .find(|s| s.option.name == "strict")
+            .is_some_and(|s| s.value == "true");
+        for u in &self.unknown {
+            let error = ConfigError::UnknownOption {
+                origin: u.origin.clone(),
+                name: u.name.clone(),
+                suggestion: suggest(&u.name),
+            };
+            if strict {
+                return Err(error);
+            }
+            if !self.referenced.contains(&u.name) {
+                self.notes.push(format!("WARNING: {error}"));
+            }
+        }
+        Ok(Loaded {
+            settings: self.settings,
+            notes: self.notes,
+        })
+    }
+}
+
+/// The table entry placeholders are recorded under (so `--show-config`
+/// prints them as `set-placeholder = NAME=VALUE`).
+fn placeholder_spec() -> &'static OptionSpec {
+    #[allow(clippy::expect_used)] // the table is static; a test pins the entry
+    lookup("set-placeholder").expect("set-placeholder is in the option table")
+}
+
+/// `FILE[:SECTION]` → (FILE, SECTION); a colon followed by a path is part of FILE.
+fn split_section(value: &str) -> (&str, Option<&str>) {
+    match value.rsplit_once(':') {
+        Some((file, section)) if !section.contains('/') => {
+            (file, (!section.is_empty()).then_some(section))
+        }
+        _ => (value, None),
+    }
+}
+
+#[cfg(test)]
+#[path = "load_tests.rs"]
+mod tests;
