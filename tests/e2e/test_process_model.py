@@ -704,7 +704,7 @@ def test_idle_connections_do_not_block_prefork_workers(portico_server):
     try:
         time.sleep(0.2)
         t = time.monotonic()
-        assert get_pid(server) in workers
+        assert get_pid(server, timeout=3) in workers
         assert time.monotonic() - t < 0.5
         elapsed, results = concurrent(server, "/sleep?1", 4)
         assert all(r[0] == 200 and int(r[1]) in workers for r in results), results
@@ -877,9 +877,9 @@ def test_lifecycle_lines_from_several_processes_are_never_interleaved(portico_se
             time.sleep(0.02)
 
     wait_ready_text(8)
-    for round in (2, 3):
+    for n in (2, 3):
         os.kill(server.proc.pid, signal.SIGHUP)
-        wait_ready_text(8 * round)
+        wait_ready_text(8 * n)
     shapes = {
         "is ready to serve": r"\*\*\* portico worker \d+ is ready to serve \(pid: \d+\) \*\*\*",
         "spawned uWSGI worker": r"spawned uWSGI worker \d+ \(pid: \d+, cores: 1\)",

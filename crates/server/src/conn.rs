@@ -135,6 +135,31 @@ async fn read_head<R: AsyncRead + Unpin>(
     }
 }
 
+/// How long an accepted connection keeps its gate slot while its first
+/// bytes are on the way; a connection that stays silent gives the slot
+/// back, so idle sockets never stop a worker from accepting.
+pub const FIRST_BYTES_SLOT_HOLD: Duration = Duration::from_millis(100);
+
+/// Wait briefly for a fresh connection's first bytes while it holds its
+/// slot; drop the slot if none come. `None`: the client went away.
+pub(crate) async fn hold_slot_for_first_bytes<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    rbuf: &mut BytesMut,
+    slot: &mut Option<crate::gate::Slot>,
+) -> Option<()> {
+    if slot.is_none() || !rbuf.is_empty() {
+        return Some(());
+    }
+    match tokio::time::timeout(FIRST_BYTES_SLOT_HOLD, reader.read_buf(rbuf)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => None,
+        Ok(Ok(_)) => Some(()),
+        Err(_) => {
+            *slot = None;
+            Some(())
+        }
+    }
+}
+
 /// The client's address as logs show it.
 pub(crate) fn peer_text(peer: Option<SocketAddr>) -> String {
     peer.map(|p| p.ip().to_string()).unwrap_or_default()
@@ -157,6 +182,12 @@ pub(crate) async fn serve_connection<R, W>(
     let mut out: Vec<u8> = Vec::with_capacity(8 * 1024);
     let peer_shown = peer_text(peer);
     let mut fresh = true;
+    if hold_slot_for_first_bytes(reader, &mut rbuf, &mut first_slot)
+        .await
+        .is_none()
+    {
+        return;
+    }
     loop {
         let head = match read_head(reader, &mut rbuf, &ctx.limits, &mut shutdown, fresh).await {
             HeadRead::Head(head) => head,

@@ -18,7 +18,9 @@ use portico_proto::uwsgi::{
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::body::BodyPump;
-use crate::conn::{ConnContext, ResponseFraming, exchange, finish, peer_text};
+use crate::conn::{
+    ConnContext, ResponseFraming, exchange, finish, hold_slot_for_first_bytes, peer_text,
+};
 use crate::handler::{Request, RequestSource};
 use crate::listener::Wire;
 
@@ -32,7 +34,7 @@ pub(crate) async fn serve_uwsgi_connection<R, W>(
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
     ctx: &ConnContext,
-    slot: Option<crate::gate::Slot>,
+    mut slot: Option<crate::gate::Slot>,
 ) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + crate::write::SendFile + Unpin,
@@ -40,6 +42,12 @@ pub(crate) async fn serve_uwsgi_connection<R, W>(
     let mut rbuf = BytesMut::with_capacity(8 * 1024);
     let mut out = Vec::new();
     let from = peer_text(peer);
+    if hold_slot_for_first_bytes(reader, &mut rbuf, &mut slot)
+        .await
+        .is_none()
+    {
+        return;
+    }
     let Some(mut packet) = read_packet(reader, &mut rbuf, ctx.listener.buffer_size, &from).await
     else {
         return;

@@ -275,7 +275,7 @@ impl Master<'_> {
             // SAFETY: poll on two descriptors we own, with a bounded timeout.
             unsafe { libc::poll(fds.as_mut_ptr(), 2, TICK.as_millis() as libc::c_int) };
             for signal in read_pending(&self.signalfd) {
-                self.on_signal(signal);
+                self.on_signal(signal)?;
             }
             for notice in RetireNotice::read_all(&self.notify_read) {
                 self.on_retire(notice)?;
@@ -316,9 +316,9 @@ impl Master<'_> {
         }
     }
 
-    fn on_signal(&mut self, signal: libc::c_int) {
+    fn on_signal(&mut self, signal: libc::c_int) -> io::Result<()> {
         match signal {
-            libc::SIGCHLD => self.reap(),
+            libc::SIGCHLD => self.reap()?,
             libc::SIGHUP if self.options.supervise => {
                 portico_server::logln!("...gracefully killing workers...");
                 self.begin_stop(MasterExit::Reload, true);
@@ -334,6 +334,7 @@ impl Master<'_> {
             libc::SIGUSR1 => self.log_counters(),
             _ => {}
         }
+        Ok(())
     }
 
     fn log_counters(&self) {
@@ -353,13 +354,18 @@ impl Master<'_> {
         portico_server::logln!("workers total requests: {total}");
     }
 
-    fn reap(&mut self) {
+    fn reap(&mut self) -> io::Result<()> {
+        // A retiring worker writes its notice before it exits: read notices
+        // first, so its exit is not taken for a crash.
+        for notice in RetireNotice::read_all(&self.notify_read) {
+            self.on_retire(notice)?;
+        }
         loop {
             let mut status = 0;
             // SAFETY: non-blocking wait for any child.
             let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
             if pid <= 0 {
-                return;
+                return Ok(());
             }
             if let Some((wid, _)) = self.retiring.remove(&pid) {
                 portico_server::logln!("worker {wid} killed successfully (pid: {pid})");

@@ -16,12 +16,12 @@ mod conditional;
 mod mime;
 mod path;
 
+use std::collections::HashMap;
 use std::fs::Metadata;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::collections::HashMap;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -313,7 +313,8 @@ impl WithStatic {
         let mut served = (resolved.real.clone(), meta.clone());
         if !resolved.siblings.is_empty() {
             let accept = header(request, "accept-encoding").unwrap_or_default();
-            if let Some((coding, sibling)) = resolved.siblings.iter().find(|(c, _)| accepts(accept, c))
+            if let Some((coding, sibling)) =
+                resolved.siblings.iter().find(|(c, _)| accepts(accept, c))
                 && let Ok(m) = std::fs::metadata(sibling)
             {
                 headers.push(header_pair("Content-Encoding", *coding));
