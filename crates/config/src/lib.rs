@@ -16,6 +16,7 @@ mod formats;
 mod load;
 mod magic;
 mod model;
+mod observe;
 mod show;
 mod table;
 
@@ -25,6 +26,7 @@ pub use load::{Loaded, MAX_INCLUDE_DEPTH, load};
 pub use model::{
     AppSource, Config, ListenAddr, Listener, Mount, ProcessConfig, Protocol, StaticOptions,
 };
+pub use observe::ObserveOptions;
 pub use show::show_config;
 pub use table::{Kind, OPTIONS, OptionSpec, Topic, help_text, lookup};
 

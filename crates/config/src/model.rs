@@ -82,6 +82,8 @@ pub struct Config {
     pub strict: bool,
     /// Report each worker's memory after every request (`--memory-report`).
     pub memory_report: bool,
+    /// Stats server, Prometheus metrics, request-log format and filters.
+    pub observe: crate::ObserveOptions,
 }
 
 /// The static-file options (uWSGI's names).
@@ -200,6 +202,7 @@ impl Default for Config {
             show_config: false,
             strict: false,
             memory_report: false,
+            observe: crate::ObserveOptions::default(),
         }
     }
 }
@@ -222,6 +225,9 @@ impl Config {
                 "show-config" => config.show_config = flag(s),
                 "strict" => config.strict = flag(s),
                 "memory-report" => config.memory_report = flag(s),
+                name if crate::observe::OBSERVE_OPTIONS.contains(&name) => {
+                    config.observe.apply(s)?
+                }
                 // Read by the config loader (files, placeholders) and by nothing after it.
                 "ini" | "xml" | "yaml" | "json" | "include" | "set" | "set-placeholder"
                 | "plugins" => {}
