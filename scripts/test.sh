@@ -55,6 +55,25 @@ PORTICO_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/portico"
 PORTICO_EXAMPLES_VENV="$ROOT/target/examples-venv"
 export PORTICO_BIN PORTICO_EXAMPLES_VENV
 
+# The uwsgi tests put a real nginx in front of Portico (tests/e2e/test_nginx.py,
+# which fails rather than skips without it): install Debian's package if there
+# is none. Only the binary and /etc/nginx/uwsgi_params are used; the tests start
+# their own nginx with its own prefix, never the system service.
+if ! command -v nginx >/dev/null 2>&1 && [[ ! -x /usr/sbin/nginx ]]; then
+    step "installing nginx (apt-get)"
+    # a policy-rc.d that says 101 keeps the package from starting the service (port 80)
+    policy_added=0
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        policy_added=1
+    fi
+    status=0
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; } || status=$?
+    if [[ $policy_added == 1 ]]; then rm -f /usr/sbin/policy-rc.d; fi
+    if [[ $status != 0 ]]; then echo "installing nginx failed ($status)" >&2; exit "$status"; fi
+fi
+
 step "end-to-end tests (pytest tests/e2e)"
 # (no cache provider: no .pytest_cache left in the working tree)
 "$ROOT/target/test-venv/bin/python" -m pytest -p no:cacheprovider "$ROOT/tests/e2e" -q -ra "$@"

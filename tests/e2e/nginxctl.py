@@ -1,0 +1,289 @@
+"""Start and stop a real nginx (the Debian package's /usr/sbin/nginx) for the
+end-to-end tests, with its own prefix directory, config and free loopback
+ports; and start the portico processes it sits in front of.
+
+    with public_dir() as d, Nginx({"main": "location / { ... }"}) as ngx:
+        ngx.url("main")
+
+nginx runs `daemon off; master_process on; worker_processes 1;` as root with
+workers as `nobody` (group `nogroup` on Debian), logs to stderr (captured in
+DIR/nginx.log), keeps its pid and temp files under DIR and never touches port
+80. It is stopped with SIGQUIT, then SIGKILL (master and workers), at exit of
+the `with` block and, as a backstop, at interpreter exit.
+
+A missing nginx FAILS the test (never skips): scripts/test.sh installs it.
+"""
+
+import atexit
+import contextlib
+import grp
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+UWSGI_PARAMS = Path("/etc/nginx/uwsgi_params")
+START_TIMEOUT = 10.0
+
+_running = set()
+
+
+def nginx_binary():
+    """Path of the nginx binary (Debian's /usr/sbin/nginx first); fails the test if there is none."""
+    path = "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else shutil.which("nginx")
+    if path is None:
+        pytest.fail(
+            "nginx is not installed (no `nginx` on PATH, no /usr/sbin/nginx). "
+            "scripts/test.sh installs it: apt-get install -y nginx",
+            pytrace=False,
+        )
+    return path
+
+
+def uwsgi_params():
+    """The Debian uwsgi_params file's text; fails the test if it is missing."""
+    if not UWSGI_PARAMS.is_file():
+        pytest.fail(f"{UWSGI_PARAMS} is missing (it comes with Debian's nginx-common)", pytrace=False)
+    return UWSGI_PARAMS.read_text()
+
+
+def worker_user():
+    """(user, group) for nginx workers: nobody, and nogroup where it exists."""
+    user = "nobody"
+    try:
+        grp.getgrnam("nogroup")
+        group = "nogroup"
+    except KeyError:
+        group = grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
+    return user, group
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def public_dir(prefix="portico-uw-"):
+    """A fresh directory under /tmp with mode 0755 (nginx workers, running as
+    nobody, must be able to reach the unix sockets in it); removed afterwards."""
+    path = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    os.chmod(path, 0o755)
+    try:
+        yield Path(path)
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _children(pid):
+    """Pids whose parent is `pid` (nginx workers of a master we started)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...; comm may contain spaces and parentheses
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if len(fields) > 1 and int(fields[1]) == pid:
+            out.append(int(entry))
+    return out
+
+
+class Nginx:
+    """One nginx master with one `server` block per entry of `servers`
+    (name -> the block's body; the `listen` line is added, on a free port)."""
+
+    def __init__(self, servers, http_extra=""):
+        self.servers = dict(servers)
+        self.http_extra = http_extra
+        self.binary = nginx_binary()
+        uwsgi_params()
+        self.dir = Path(tempfile.mkdtemp(prefix="portico-nginx-", dir="/tmp"))
+        os.chmod(self.dir, 0o755)
+        self.ports = {}
+        self.proc = None
+        self.workers = []
+        self.log_path = self.dir / "nginx.log"
+
+    # --- config -----------------------------------------------------------------------
+
+    def config_text(self):
+        user, group = worker_user()
+        d = self.dir
+        blocks = []
+        for name, body in self.servers.items():
+            blocks.append(
+                f"    server {{  # {name}\n"
+                f"        listen 127.0.0.1:{self.ports[name]};\n"
+                f"        server_name localhost;\n"
+                + textwrap.indent(textwrap.dedent(body).strip(), " " * 8)
+                + "\n    }\n"
+            )
+        return (
+            f"user {user} {group};\n"
+            "daemon off;\n"
+            "master_process on;\n"
+            "worker_processes 1;\n"
+            "error_log stderr;\n"
+            f"pid {d}/nginx.pid;\n"
+            "events { worker_connections 256; }\n"
+            "http {\n"
+            "    access_log off;\n"
+            f"    client_body_temp_path {d}/client_body;\n"
+            f"    proxy_temp_path {d}/proxy;\n"
+            f"    fastcgi_temp_path {d}/fastcgi;\n"
+            f"    uwsgi_temp_path {d}/uwsgi;\n"
+            f"    scgi_temp_path {d}/scgi;\n"
+            + textwrap.indent(textwrap.dedent(self.http_extra).strip(), "    ")
+            + "\n"
+            + "".join(blocks)
+            + "}\n"
+        )
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def start(self):
+        for attempt in range(3):
+            self.ports = {name: free_port() for name in self.servers}
+            (self.dir / "nginx.conf").write_text(self.config_text())
+            log = open(self.log_path, "wb")
+            self.proc = subprocess.Popen(
+                [self.binary, "-p", f"{self.dir}/", "-c", str(self.dir / "nginx.conf"), "-e", "stderr"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+            log.close()
+            _running.add(self)
+            if self._wait_listening():
+                self.workers = _children(self.proc.pid)
+                return self
+            self.stop()
+            if "Address already in use" not in self.log() or attempt == 2:
+                raise AssertionError(
+                    "nginx did not start; config:\n" + (self.dir / "nginx.conf").read_text()
+                    + "\nlog:\n" + self.log()
+                )
+        raise AssertionError("unreachable")
+
+    def _wait_listening(self):
+        deadline = time.monotonic() + START_TIMEOUT
+        pending = set(self.ports.values())
+        while pending and time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            for port in list(pending):
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                    s.settimeout(1.0)
+                    if s.connect_ex(("127.0.0.1", port)) == 0:
+                        pending.discard(port)
+            if pending:
+                time.sleep(0.02)
+        # the workers (that serve) must exist too, not only the master's listening sockets
+        while time.monotonic() < deadline and not _children(self.proc.pid):
+            time.sleep(0.02)
+        return not pending and self.proc.poll() is None
+
+    def stop(self):
+        """SIGQUIT (graceful), then SIGKILL to the master and any worker left."""
+        _running.discard(self)
+        proc = self.proc
+        if proc is None:
+            return
+        workers = set(self.workers) | set(_children(proc.pid))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGQUIT)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        for pid in workers:
+            with contextlib.suppress(OSError):
+                # only if it is still an nginx process (pids are not reused this fast, but be sure)
+                with open(f"/proc/{pid}/comm") as f:
+                    if "nginx" in f.read():
+                        os.kill(pid, signal.SIGKILL)
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # --- use --------------------------------------------------------------------------
+
+    def url(self, name, path="/"):
+        return f"http://127.0.0.1:{self.ports[name]}{path}"
+
+    def log(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+@atexit.register
+def _stop_all():
+    for ngx in list(_running):
+        ngx.stop()
+
+
+# --- the portico processes behind nginx ------------------------------------------------
+
+BOUND_ANY_RE = re.compile(r"(uwsgi|http) socket (\d+) bound to (TCP|UNIX) address (\S+) fd \d+")
+
+
+def listeners(server):
+    """[(kind, family, address)] from the log: kind 'uwsgi'|'http', family 'TCP'|'UNIX',
+    address (host, port) for TCP, a path for UNIX."""
+    out = []
+    for line in list(server.lines):
+        m = BOUND_ANY_RE.search(line)
+        if not m:
+            continue
+        kind, _, family, addr = m.groups()
+        if family == "TCP":
+            host, _, port = addr.rpartition(":")
+            out.append((kind, family, (host.strip("[]") or "127.0.0.1", int(port))))
+        else:
+            out.append((kind, family, addr))
+    return out
+
+
+def address(server, kind, family="TCP", index=0):
+    found = [a for k, f, a in listeners(server) if k == kind and f == family]
+    assert len(found) > index, f"no {kind} {family} listener in the log:\n{server.log()}"
+    return found[index]
+
+
+@contextlib.contextmanager
+def portico(*args, env=None, cwd=None):
+    """Start portico with exactly `args` (no listener added), wait for `ready to serve`,
+    stop it at the end."""
+    from conftest import Server
+
+    server = Server([str(a) for a in args], env=env, cwd=cwd)
+    try:
+        server.wait_for_line(r"ready to serve", timeout=30)
+        yield server
+    finally:
+        server.stop()
