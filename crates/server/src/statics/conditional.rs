@@ -99,9 +99,12 @@ pub(crate) enum Ranges {
 
 /// Parse `bytes=a-b,c-,-n` against a file of `size` bytes, as nginx does.
 pub(crate) fn parse_ranges(header: &[u8], size: u64) -> Ranges {
-    let Some(spec) = header.strip_prefix(b"bytes=") else {
+    // The unit is case-insensitive (RFC 9110 §14.1).
+    let unit = b"bytes=";
+    if header.len() < unit.len() || !header[..unit.len()].eq_ignore_ascii_case(unit) {
         return Ranges::Full;
-    };
+    }
+    let spec = &header[unit.len()..];
     let Ok(spec) = std::str::from_utf8(spec) else {
         return Ranges::Unsatisfiable;
     };
@@ -277,6 +280,10 @@ mod tests {
             "sum past the size"
         );
         assert_eq!(parse_ranges(b"items=0-1", 23), Ranges::Full);
+        assert_eq!(
+            parse_ranges(b"Bytes=0-4", 23),
+            Ranges::Partial(vec![(0, 4)])
+        );
     }
 
     #[test]

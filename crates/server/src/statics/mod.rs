@@ -214,6 +214,9 @@ impl WithStatic {
                 }
                 return Some(self.serve_index(request, &full, &root));
             }
+            if trailing_slash {
+                continue; // `file.txt/` names no file (nginx: 404): the app decides
+            }
             return Some(self.serve_file(request, &full, &meta, &root));
         }
         None
@@ -281,8 +284,12 @@ impl WithStatic {
         for (coding, suffix) in [("br", ".br"), ("gzip", ".gz")] {
             let mut sibling = real.clone().into_os_string();
             sibling.push(suffix);
-            let sibling = PathBuf::from(sibling);
-            if std::fs::metadata(&sibling).is_ok_and(|m| m.is_file()) {
+            // A sibling is a file of its own: it must be inside the roots too
+            // (a `.gz` symlinked out of the root must not leak its target).
+            if let Ok(sibling) = std::fs::canonicalize(PathBuf::from(sibling))
+                && is_inside(&sibling, root, &self.safe)
+                && std::fs::metadata(&sibling).is_ok_and(|m| m.is_file())
+            {
                 siblings.push((coding, sibling));
             }
         }
@@ -366,7 +373,6 @@ impl WithStatic {
             }
             Condition::Proceed => {}
         }
-        headers.push(header_pair("Accept-Ranges", "bytes"));
         let ranges = match header(request, "range") {
             Some(range) if header(request, "if-range").is_none_or(|ir| if_range_allows(ir, &v)) => {
                 parse_ranges(range, size)
@@ -399,7 +405,11 @@ impl WithStatic {
         headers: &mut Vec<(Bytes, Bytes)>,
     ) -> io::Result<(u16, &'static str, ResponseBody)> {
         match ranges {
-            Ranges::Full => Ok((200, "OK", self.whole(path, meta)?)),
+            Ranges::Full => {
+                // As nginx: a full answer says ranges are possible; a 206 does not.
+                headers.push(header_pair("Accept-Ranges", "bytes"));
+                Ok((200, "OK", self.whole(path, meta)?))
+            }
             Ranges::Unsatisfiable => {
                 headers.retain(|(n, _)| !n.eq_ignore_ascii_case(b"content-type"));
                 headers.push(header_pair("Content-Type", "text/plain; charset=utf-8"));
@@ -432,6 +442,7 @@ impl WithStatic {
             Ranges::Partial(parts) => {
                 let total: u64 = parts.iter().map(|(s, e)| e - s + 1).sum();
                 if total > MAX_MULTIPART_BYTES {
+                    headers.push(header_pair("Accept-Ranges", "bytes"));
                     return Ok((200, "OK", self.whole(path, meta)?));
                 }
                 let file = std::fs::File::open(path)?;

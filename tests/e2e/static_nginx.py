@@ -1,0 +1,243 @@
+"""Start a real nginx (/usr/sbin/nginx, the Debian package) serving a static
+directory on loopback, configured as nginx is usually deployed for static
+files, so tests/e2e/test_static.py can send the same request to nginx and to
+portico and compare the answers.
+
+    with StaticNginx(root) as ngx:
+        ngx.port            # nginx listens on 127.0.0.1:ngx.port
+        GET /static/FILE    # -> ROOT/FILE  (as `--static-map /static=ROOT`)
+
+The config: `daemon off; master_process on; worker_processes 1;
+error_log stderr;` (captured in PREFIX/nginx.log), pid and temp paths under
+its own prefix dir, workers as `nobody` (group `nogroup`), `sendfile on;
+etag on; if_modified_since exact;` the stock `mime.types` with
+`default_type application/octet-stream`, `gzip_static on; gzip_vary on;`
+`index index.html`, `expires 1h` for text/css only (what portico's
+`--static-expires-type text/css=3600` does), and `location /static/
+{ alias ROOT/; }`.
+
+ROOT must be readable by `nobody` (a directory under /tmp with mode 0755 and
+files 0644, not pytest's 0700 tmp_path).
+
+A missing nginx, or one that does not start, FAILS the test (never skips).
+nginx is stopped with SIGQUIT, then SIGKILL for the master and its workers
+(only the processes this module started), when the `with` block ends and,
+as a backstop, at interpreter exit.
+"""
+
+import atexit
+import contextlib
+import grp
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+NGINX = "/usr/sbin/nginx"
+MIME_TYPES = Path("/etc/nginx/mime.types")
+START_TIMEOUT = 10.0
+
+_running = set()
+
+
+def nginx_binary():
+    path = shutil.which("nginx") or (NGINX if os.access(NGINX, os.X_OK) else None)
+    if path is None:
+        pytest.fail(
+            "nginx is not installed (no `nginx` on PATH, no /usr/sbin/nginx); "
+            "scripts/test.sh installs it (apt-get install -y nginx)",
+            pytrace=False,
+        )
+    if not MIME_TYPES.is_file():
+        pytest.fail(f"{MIME_TYPES} is missing (it comes with Debian's nginx-common)", pytrace=False)
+    return path
+
+
+def worker_user():
+    """(user, group) for nginx workers: nobody, and nogroup where it exists."""
+    try:
+        grp.getgrnam("nogroup")
+        group = "nogroup"
+    except KeyError:
+        group = grp.getgrgid(pwd.getpwnam("nobody").pw_gid).gr_name
+    return "nobody", group
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _children(pid):
+    """Pids whose parent is `pid` (the workers of a master we started)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()  # state ppid ...
+        if len(fields) > 1 and int(fields[1]) == pid:
+            out.append(int(entry))
+    return out
+
+
+class StaticNginx:
+    """One nginx master serving `root` under /static/ on a free loopback port."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+        self.binary = nginx_binary()
+        self.dir = Path(tempfile.mkdtemp(prefix="portico-static-nginx-", dir="/tmp"))
+        os.chmod(self.dir, 0o755)
+        self.log_path = self.dir / "nginx.log"
+        self.port = None
+        self.proc = None
+        self.workers = []
+
+    host = "127.0.0.1"
+
+    def config_text(self):
+        user, group = worker_user()
+        d = self.dir
+        return f"""\
+user {user} {group};
+daemon off;
+master_process on;
+worker_processes 1;
+error_log stderr;
+pid {d}/nginx.pid;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/client_body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+
+    sendfile on;
+    etag on;
+    if_modified_since exact;
+    include {MIME_TYPES};
+    default_type application/octet-stream;
+    gzip_static on;
+    gzip_vary on;
+
+    map $sent_http_content_type $static_expires {{
+        text/css 1h;
+        default off;
+    }}
+
+    server {{
+        listen 127.0.0.1:{self.port};
+        server_name localhost;
+        location /static/ {{
+            alias {self.root}/;
+            index index.html;
+            expires $static_expires;
+        }}
+    }}
+}}
+"""
+
+    def start(self):
+        for attempt in range(3):
+            self.port = free_port()
+            (self.dir / "nginx.conf").write_text(self.config_text())
+            with open(self.log_path, "wb") as log:
+                self.proc = subprocess.Popen(
+                    [self.binary, "-p", f"{self.dir}/", "-c", str(self.dir / "nginx.conf"),
+                     "-e", "stderr"],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
+            _running.add(self)
+            if self._wait_listening():
+                self.workers = _children(self.proc.pid)
+                return self
+            self.stop()
+            if "Address already in use" not in self.log() or attempt == 2:
+                report = (
+                    "nginx did not start; config:\n" + (self.dir / "nginx.conf").read_text()
+                    + "\nlog:\n" + self.log()
+                )
+                self.close()
+                pytest.fail(report, pytrace=False)
+        raise AssertionError("unreachable")
+
+    def _wait_listening(self):
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.settimeout(1.0)
+                if s.connect_ex((self.host, self.port)) == 0:
+                    break
+            time.sleep(0.02)
+        else:
+            return False
+        # the worker (which serves) must exist too, not only the master's socket
+        while time.monotonic() < deadline and not _children(self.proc.pid):
+            time.sleep(0.02)
+        return self.proc.poll() is None and bool(_children(self.proc.pid))
+
+    def stop(self):
+        """SIGQUIT (graceful), then SIGKILL to the master and any worker left."""
+        _running.discard(self)
+        proc = self.proc
+        if proc is None:
+            return
+        workers = set(self.workers) | set(_children(proc.pid))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGQUIT)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        for pid in workers:
+            with contextlib.suppress(OSError):
+                with open(f"/proc/{pid}/comm") as f:
+                    if "nginx" not in f.read():
+                        continue
+                os.kill(pid, signal.SIGKILL)
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def url(self):
+        return f"http://{self.host}:{self.port}"
+
+    def log(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+@atexit.register
+def _stop_all():
+    for ngx in list(_running):
+        ngx.stop()
