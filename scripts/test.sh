@@ -74,6 +74,14 @@ if ! command -v nginx >/dev/null 2>&1 && [[ ! -x /usr/sbin/nginx ]]; then
     if [[ $status != 0 ]]; then echo "installing nginx failed ($status)" >&2; exit "$status"; fi
 fi
 
+# The observability tests run the real uwsgitop in a terminal made by tmux
+# (tests/e2e/test_observability.py, which fails rather than skips without it).
+if ! command -v tmux >/dev/null 2>&1; then
+    step "installing tmux (apt-get)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux; } \
+        || { echo "installing tmux failed" >&2; exit 1; }
+fi
+
 step "end-to-end tests (pytest tests/e2e)"
 # (no cache provider: no .pytest_cache left in the working tree)
 "$ROOT/target/test-venv/bin/python" -m pytest -p no:cacheprovider "$ROOT/tests/e2e" -q -ra "$@"

@@ -11,6 +11,7 @@ import json
 import os
 import pwd
 import re
+import time
 import socket
 import stat
 import struct
@@ -151,6 +152,7 @@ def test_seed_xml_config_starts_and_serves_its_module_over_the_uwsgi_socket(star
     assert status == 200, server.log()
     assert json.loads(body)["app"] == "seed flask module"
     assert json.loads(body)["path_info"] == "/hello"
+    server.wait_for_line(r"spawned uWSGI worker 4 ")  # the master logs them one by one
     log = server.log()
     assert len(re.findall(r"spawned uWSGI worker \d+", log)) == 4, log  # <processes>4</processes>
     assert "spawned uWSGI master process" in log, log  # <master/>
@@ -279,6 +281,8 @@ def test_later_single_values_win_and_lists_accumulate_in_the_running_server(star
     server = start("--ini", ini, "--processes", "2", "--http", "127.0.0.1:0",
                    "--wsgi-file", EXAMPLES / "hello.py", "--master", listeners=2)
     assert len(server.addresses) == 2, server.log()
+    server.wait_for_line(r"spawned uWSGI worker 2 ")
+    time.sleep(0.3)  # a third worker, if any, would be logged by now
     assert len(re.findall(r"spawned uWSGI worker \d+", server.log())) == 2, server.log()
 
 

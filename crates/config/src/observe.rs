@@ -128,7 +128,13 @@ mod tests {
 
     #[test]
     fn stats_and_metrics_take_addresses_and_imply_a_master() {
-        let c = config(&["--stats", "127.0.0.1:9191", "--stats-http", "--metrics", ":9100"]);
+        let c = config(&[
+            "--stats",
+            "127.0.0.1:9191",
+            "--stats-http",
+            "--metrics",
+            ":9100",
+        ]);
         assert_eq!(c.observe.stats.as_deref(), Some("127.0.0.1:9191"));
         assert!(c.observe.stats_http && !c.observe.stats_minified);
         assert_eq!(c.observe.metrics.as_deref(), Some(":9100"));
@@ -149,7 +155,10 @@ mod tests {
             "--log-date",
         ]);
         assert_eq!(c.observe.log_format.as_deref(), Some("%(addr) %(uri)"));
-        assert_eq!(c.observe.log_slow, Some(std::time::Duration::from_millis(250)));
+        assert_eq!(
+            c.observe.log_slow,
+            Some(std::time::Duration::from_millis(250))
+        );
         assert!(c.observe.log_4xx && !c.observe.log_5xx);
         assert_eq!(c.observe.log_date.as_deref(), Some(""));
         let c = config(&["--log-date=%Y-%m-%d"]);

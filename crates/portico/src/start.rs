@@ -8,12 +8,15 @@ use std::time::Instant;
 
 use anyhow::{Context, anyhow};
 use portico_config::{AppSource, Config};
+use portico_server::Wire;
 use portico_server::{
-    BoundListener, Handler, NotFound, ServeOptions, StaticConfig, StaticMap, WithStatic, serve,
+    BoundListener, Handler, LogConfig, LogFormat, NotFound, ServeOptions, StaticConfig, StaticMap,
+    WithStatic, serve,
 };
 use portico_supervisor::{
-    Forked, MasterExit, MasterOptions, Scoreboard, WorkerContext, daemonize, drop_privileges,
-    exec_self, redirect_output, remove_file_quietly, run_master, take_inherited_fds, write_pidfile,
+    AppInfo, Forked, MasterExit, MasterOptions, Scoreboard, SocketInfo, StatsServer, WorkerContext,
+    daemonize, drop_privileges, exec_self, redirect_output, remove_file_quietly, run_master,
+    take_inherited_fds, write_pidfile,
 };
 use portico_wsgi::{
     App, AppSpec, ForkSide, Interpreter, WsgiHandler, WsgiOptions, fork_with_python, load,
@@ -46,6 +49,7 @@ fn needs_master(config: &Config) -> bool {
         || p.max_requests > 0
         || p.reload_on_rss > 0
         || !p.touch_reload.is_empty()
+        || config.observe.needs_master()
 }
 
 /// The loaded apps: (mountpoint, app); `""` is the default app.
@@ -148,6 +152,28 @@ pub(crate) fn with_statics(config: &Config, app: Option<WsgiHandler>) -> Arc<dyn
     ))
 }
 
+/// The request log's settings for worker `worker_id` (0 without a master).
+pub(crate) fn log_config(config: &Config, worker_id: u32) -> LogConfig {
+    let o = &config.observe;
+    LogConfig {
+        enabled: !config.disable_logging,
+        log_4xx: o.log_4xx,
+        log_5xx: o.log_5xx,
+        slow: o.log_slow,
+        format: if o.log_format_json {
+            LogFormat::Json
+        } else {
+            o.log_format
+                .clone()
+                .map_or(LogFormat::Uwsgi, LogFormat::Custom)
+        },
+        x_forwarded_for: o.log_x_forwarded_for,
+        memory_report: config.memory_report,
+        micros: o.log_micros,
+        worker_id,
+    }
+}
+
 /// Remove pidfiles and unix sockets (`--vacuum`).
 fn vacuum(config: &Config) {
     if !config.process.vacuum {
@@ -166,6 +192,7 @@ fn vacuum(config: &Config) {
 pub(crate) fn run(mut config: Config) -> Result<u8, Failure> {
     let inherited = take_inherited_fds();
     let p = config.process.clone();
+    portico_server::set_log_date(config.observe.log_date.as_deref());
     if inherited.is_none() {
         if let Some(log) = &p.daemonize {
             daemonize(log).context("--daemonize")?;
@@ -248,6 +275,27 @@ pub(crate) fn run(mut config: Config) -> Result<u8, Failure> {
         evil_reload_on_rss: p.evil_reload_on_rss,
         reload_mercy: p.reload_mercy,
         touch_reload: p.touch_reload.clone(),
+        stats: config.observe.stats.as_ref().map(|addr| StatsServer {
+            addr: addr.clone(),
+            http: config.observe.stats_http,
+            minified: config.observe.stats_minified,
+        }),
+        metrics: config.observe.metrics.clone(),
+        sockets: listeners
+            .iter()
+            .map(|l| SocketInfo {
+                name: l.info.addr.to_string(),
+                proto: match l.info.wire {
+                    Wire::Http => "http",
+                    Wire::Uwsgi => "uwsgi",
+                },
+                max_queue: p.listen,
+                fd: l.socket.as_raw_fd(),
+            })
+            .collect(),
+        apps: app_infos(&config),
+        touch_logreopen: config.observe.touch_logreopen.clone(),
+        log_file: p.daemonize.clone().or_else(|| p.logto.clone()),
     };
     let fork = || -> std::io::Result<Forked> {
         let side = if python_needed {
@@ -274,6 +322,25 @@ pub(crate) fn run(mut config: Config) -> Result<u8, Failure> {
             Ok(code.clamp(0, 255) as u8)
         }
     }
+}
+
+/// The apps as the stats list them: the default app, then the mounts.
+fn app_infos(config: &Config) -> Vec<AppInfo> {
+    let chdir = config
+        .chdir
+        .as_ref()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    let default = config.app.as_ref().map(|_| String::new());
+    default
+        .into_iter()
+        .chain(config.mounts.iter().map(|m| m.mountpoint.clone()))
+        .map(|mountpoint| AppInfo {
+            mountpoint,
+            chdir: chdir.clone(),
+            startup_time: 0,
+        })
+        .collect()
 }
 
 /// fork(2) for a process without Python (static files only).
@@ -307,7 +374,7 @@ fn serve_single(config: &Config, apps: Apps, listeners: Vec<BoundListener>) -> R
     )
     .map_err(anyhow::Error::msg)?;
     let options = ServeOptions {
-        access_log: !config.disable_logging,
+        log: log_config(config, 0),
         shutdown_grace: config.process.reload_mercy,
         ..ServeOptions::default()
     };

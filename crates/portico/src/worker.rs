@@ -2,15 +2,19 @@
 //! threads, and serve the inherited sockets with the supervisor's hooks
 //! until told to stop or it retires.
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use portico_config::Config;
 use portico_server::{BoundListener, ServeOptions, StopReason, serve};
-use portico_supervisor::{WorkerContext, WorkerLimits, WorkerRuntime, limit_address_space};
+use portico_supervisor::{
+    WorkerContext, WorkerLimits, WorkerRuntime, limit_address_space, redirect_output,
+};
 use portico_wsgi::WsgiOptions;
 
 use crate::EXIT_APP_LOAD_FAILED;
-use crate::start::{Apps, app_handler, clone_apps, load_apps, with_statics};
+use crate::start::{Apps, app_handler, clone_apps, load_apps, log_config, with_statics};
 
 /// A worker's exit code for a start-up failure other than the app.
 const EXIT_WORKER_FAILED: i32 = 1;
@@ -33,6 +37,18 @@ fn max_requests(config: &Config, wid: usize) -> u64 {
         0
     };
     p.max_requests + (wid as u64 - 1) * p.max_requests_delta + jitter
+}
+
+/// What a worker does on SIGUSR2 (`--touch-logreopen`): point stdout and
+/// stderr at a freshly opened log file, as the master just did.
+fn log_reopener(config: &Config) -> Option<Arc<dyn Fn() + Send + Sync>> {
+    let p = &config.process;
+    let path = p.daemonize.clone().or_else(|| p.logto.clone())?;
+    Some(Arc::new(move || {
+        if let Err(e) = redirect_output(&path) {
+            portico_server::logln!("cannot reopen the log: {e}");
+        }
+    }))
 }
 
 /// Run one worker; returns its exit code.
@@ -87,7 +103,8 @@ pub(crate) fn worker_main(
         }
     };
     let options = ServeOptions {
-        access_log: !config.disable_logging,
+        log: log_config(config, ctx.wid as u32),
+        reopen_log: log_reopener(config),
         shutdown_grace: p.reload_mercy,
         fair_accept: p.processes > 1,
         capacity: config.threads,
@@ -95,7 +112,9 @@ pub(crate) fn worker_main(
     };
     let pid = std::process::id();
     let wid = ctx.wid;
+    let board = ctx.board.clone();
     match serve(sockets, with_statics(config, handler), options, || {
+        board.worker(wid).accepting.store(1, Ordering::Relaxed);
         portico_server::logln!("*** portico worker {wid} is ready to serve (pid: {pid}) ***")
     }) {
         Ok(StopReason::Retired) => {

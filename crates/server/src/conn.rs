@@ -23,7 +23,7 @@ use crate::handler::{
 use crate::hooks::{RequestRecord, WorkerHooks};
 use crate::listener::ListenerInfo;
 use crate::listener::Wire;
-use crate::log::{AccessLog, LogEntry};
+use crate::log::{AccessLog, LogEntry, LogFields};
 use crate::write::{self, BodyWriter, SendFile, encode_error, encode_head, flush};
 
 /// Time allowed for a whole request head once its first byte arrived
@@ -200,7 +200,7 @@ pub(crate) async fn serve_connection<R, W>(
         };
         fresh = false;
         // Hold a gate slot while this request is in hand.
-        let slot = first_slot
+        let mut slot = first_slot
             .take()
             .or_else(|| ctx.gate.as_ref().map(|g| g.enter()));
         let started = SystemTime::now();
@@ -215,6 +215,11 @@ pub(crate) async fn serve_connection<R, W>(
         };
         let method = head.method.clone();
         let uri = head.target.clone();
+        let log_fields = if ctx.log.needs_fields() {
+            LogFields::Http(head.headers.clone())
+        } else {
+            LogFields::None
+        };
         let framing = ResponseFraming {
             wire: Wire::Http,
             version: head.version,
@@ -240,6 +245,10 @@ pub(crate) async fn serve_connection<R, W>(
             pending,
             &framing,
             &peer_shown,
+            GateRelease {
+                ctx,
+                slot: &mut slot,
+            },
         )
         .await
         else {
@@ -248,12 +257,16 @@ pub(crate) async fn serve_connection<R, W>(
         finish(
             ctx,
             &done,
-            &peer_shown,
-            started,
+            Logged {
+                peer: &peer_shown,
+                user: b"",
+                started,
+                method: &method,
+                uri: &uri,
+                protocol: framing.protocol.as_ref(),
+                fields: &log_fields,
+            },
             clock,
-            &method,
-            &uri,
-            framing.protocol.as_ref(),
         );
         drop(slot);
         if !done.persist {
@@ -271,6 +284,12 @@ pub(crate) struct ResponseFraming {
     pub protocol: Bytes,
     pub is_head: bool,
     pub keep_alive_wanted: bool,
+}
+
+/// The gate slot an exchange frees once the app has answered.
+pub(crate) struct GateRelease<'a> {
+    pub ctx: &'a ConnContext,
+    pub slot: &'a mut Option<crate::gate::Slot>,
 }
 
 /// What one request/response exchange did.
@@ -297,6 +316,7 @@ pub(crate) async fn exchange<R, W>(
     mut pending: HandlerFuture,
     framing: &ResponseFraming,
     peer: &str,
+    gate: GateRelease<'_>,
 ) -> Option<Exchanged>
 where
     R: AsyncRead + Unpin,
@@ -331,6 +351,15 @@ where
         }
     };
 
+    // The app is done with this request: free its gate slot, so the worker
+    // accepts again while the response is written; if this is the worker's
+    // last request, close the gate first.
+    let last_request = gate.ctx.hooks.as_ref().is_some_and(|h| h.last_request());
+    if last_request && let Some(g) = &gate.ctx.gate {
+        g.stop();
+    }
+    *gate.slot = None;
+
     if let Some(e) = &body_error {
         // The client broke its own body; whatever the app made of it, answer 400.
         if matches!(e, BodyError::Malformed(_)) {
@@ -349,7 +378,7 @@ where
         framing.wire,
         framing.version,
         framing.is_head,
-        framing.keep_alive_wanted && !body_blocks_reuse,
+        framing.keep_alive_wanted && !body_blocks_reuse && !last_request,
     );
     let header_count = encode_head(out, &response, &plan, computed_length, framing);
     let header_bytes = out.len() as u64;
@@ -423,21 +452,23 @@ where
     })
 }
 
+/// The request's side of a log line.
+pub(crate) struct Logged<'a> {
+    pub peer: &'a str,
+    pub user: &'a [u8],
+    pub started: SystemTime,
+    pub method: &'a [u8],
+    pub uri: &'a [u8],
+    pub protocol: &'a [u8],
+    pub fields: &'a LogFields,
+}
+
 /// After an exchange: the worker's hooks and the access log.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn finish(
-    ctx: &ConnContext,
-    done: &Exchanged,
-    peer: &str,
-    started: SystemTime,
-    clock: Instant,
-    method: &[u8],
-    uri: &[u8],
-    protocol: &[u8],
-) {
+pub(crate) fn finish(ctx: &ConnContext, done: &Exchanged, req: Logged<'_>, clock: Instant) {
     let elapsed = clock.elapsed();
     if let Some(hooks) = &ctx.hooks {
         let record = RequestRecord {
+            app_id: done.meta.app_id,
             status: done.status,
             body_bytes: done.body_bytes,
             header_bytes: done.header_bytes,
@@ -452,19 +483,23 @@ pub(crate) fn finish(
         }
     }
     ctx.log.record(&LogEntry {
-        peer,
+        peer: req.peer,
+        user: req.user,
         app_id: done.meta.app_id,
         vars: done.meta.vars,
         vars_bytes: done.meta.vars_bytes,
-        started,
-        method,
-        uri,
+        core: done.meta.core,
+        started: req.started,
+        method: req.method,
+        uri: req.uri,
         body_bytes: done.body_bytes,
         elapsed,
-        protocol,
+        protocol: req.protocol,
         status: done.status,
         header_count: done.header_count,
         header_bytes: done.header_bytes,
+        fields: req.fields,
+        total: ctx.hooks.as_ref().and_then(|h| h.instance_requests()),
     });
 }
 

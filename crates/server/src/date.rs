@@ -35,22 +35,22 @@ pub(crate) fn append_http_date(out: &mut Vec<u8>) {
 
 /// `Fri Nov 20 21:41:04 2026` in local time, as uWSGI's request log prints it.
 pub(crate) fn ctime(t: SystemTime) -> String {
+    strftime_local(t, c"%a %b %e %H:%M:%S %Y").unwrap_or_else(|| String::from("-"))
+}
+
+/// `t` in local time, formatted by strftime(3); `None` if it cannot be.
+pub(crate) fn strftime_local(t: SystemTime, format: &std::ffi::CStr) -> Option<String> {
     let secs = unix_seconds(t) as libc::time_t;
     // SAFETY: localtime_r writes into the tm we own; strftime writes at most
     // buf.len() bytes into buf and returns how many it wrote.
     unsafe {
         let mut tm: libc::tm = std::mem::zeroed();
         if libc::localtime_r(&secs, &mut tm).is_null() {
-            return String::from("-");
+            return None;
         }
-        let mut buf = [0u8; 64];
-        let n = libc::strftime(
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            c"%a %b %e %H:%M:%S %Y".as_ptr(),
-            &tm,
-        );
-        String::from_utf8_lossy(&buf[..n]).into_owned()
+        let mut buf = [0u8; 256];
+        let n = libc::strftime(buf.as_mut_ptr().cast(), buf.len(), format.as_ptr(), &tm);
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
     }
 }
 

@@ -55,6 +55,37 @@ impl Request {
             RequestSource::Uwsgi(p) => p.var(b"REQUEST_URI").map_or(&b""[..], |v| v.as_ref()),
         }
     }
+
+    /// The request protocol (SERVER_PROTOCOL for uwsgi).
+    pub fn protocol(&self) -> &[u8] {
+        match &self.source {
+            RequestSource::Http(head) => head.version.as_bytes(),
+            RequestSource::Uwsgi(p) => p.var(b"SERVER_PROTOCOL").map_or(&b""[..], |v| v.as_ref()),
+        }
+    }
+
+    /// The Host header (HTTP_HOST for uwsgi), empty when absent.
+    pub fn host(&self) -> &[u8] {
+        match &self.source {
+            RequestSource::Http(head) => head.host.as_deref().unwrap_or_default(),
+            RequestSource::Uwsgi(p) => p.var(b"HTTP_HOST").map_or(&b""[..], |v| v.as_ref()),
+        }
+    }
+
+    /// Write the client's address (REMOTE_ADDR for uwsgi) into `out`.
+    pub fn remote_addr(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        match &self.source {
+            RequestSource::Http(_) => {
+                if let Some(peer) = self.peer {
+                    let _ = write!(out, "{}", peer.ip());
+                }
+            }
+            RequestSource::Uwsgi(p) => {
+                out.extend_from_slice(p.var(b"REMOTE_ADDR").map_or(&b""[..], |v| v.as_ref()))
+            }
+        }
+    }
 }
 
 /// A piece of a streamed response body.
@@ -97,6 +128,8 @@ pub struct ResponseMeta {
     /// Number of request variables and their total size (uWSGI's `{N vars in M bytes}`).
     pub vars: u32,
     pub vars_bytes: u32,
+    /// The worker thread ("core") that ran the app; 0 when none did.
+    pub core: u32,
 }
 
 /// A response: status, headers exactly as the producer gave them, and a body.

@@ -31,7 +31,7 @@ pub use listener::{
     BoundListener, ListenAddress, ListenSocket, ListenerInfo, ListenerSpec, Wire, bind_tcp,
     bind_unix,
 };
-pub use log::{AccessLog, write_log_line};
+pub use log::{AccessLog, LogConfig, LogFormat, set_log_date, write_log_line};
 pub use portico_proto::http1::{Header, RequestHead, Version};
 pub use portico_proto::uwsgi::UwsgiPacket;
 pub use serve::{ServeOptions, StopReason, serve};

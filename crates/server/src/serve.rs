@@ -27,15 +27,17 @@ use crate::handler::Handler;
 use crate::handoff::Handoff;
 use crate::hooks::WorkerHooks;
 use crate::listener::{BoundListener, ListenSocket, Wire};
-use crate::log::AccessLog;
+use crate::log::{AccessLog, LogConfig};
 use crate::uwsgi_conn::serve_uwsgi_connection;
 use crate::write::SendFile;
 
 /// How serving behaves.
 #[derive(Clone)]
 pub struct ServeOptions {
-    /// Write one access-log line per request.
-    pub access_log: bool,
+    /// What the request log writes.
+    pub log: LogConfig,
+    /// Called on SIGUSR2: reopen the log file (after logrotate).
+    pub reopen_log: Option<Arc<dyn Fn() + Send + Sync>>,
     /// After a graceful stop begins, how long in-flight requests may take.
     pub shutdown_grace: Duration,
     /// Accept on blocking threads for an even spread over processes, and
@@ -50,7 +52,8 @@ pub struct ServeOptions {
 impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
-            access_log: true,
+            log: LogConfig::default(),
+            reopen_log: None,
             shutdown_grace: Duration::from_secs(60),
             fair_accept: false,
             capacity: 1,
@@ -95,7 +98,7 @@ pub fn serve(
     let reason = runtime.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(false);
         let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
-        let log = Arc::new(AccessLog::new(options.access_log));
+        let log = Arc::new(AccessLog::new(options.log.clone()));
         let retire = Arc::new(Notify::new());
         let stop_acceptors = Arc::new(AtomicBool::new(false));
         let gate = options.fair_accept.then(|| Gate::new(options.capacity));
@@ -130,6 +133,9 @@ pub fn serve(
             }
         }
         drop(alive_tx);
+        if let Some(reopen) = options.reopen_log.clone() {
+            tokio::spawn(reopen_on_sigusr2(reopen));
+        }
         on_ready();
         let reason = tokio::select! {
             signalled = wait_for_stop_signal() => signalled?,
@@ -170,6 +176,18 @@ async fn wait_for_stop_signal() -> io::Result<StopReason> {
         _ = int.recv() => StopReason::Immediate,
         _ = quit.recv() => StopReason::Immediate,
     })
+}
+
+/// SIGUSR2 asks a worker to reopen its log file (the master sends it for
+/// `--touch-logreopen`). Until this runs, the master has SIGUSR2 ignored
+/// in the worker, so an early one is lost rather than fatal.
+async fn reopen_on_sigusr2(reopen: Arc<dyn Fn() + Send + Sync>) {
+    let Ok(mut usr2) = signal(SignalKind::user_defined2()) else {
+        return;
+    };
+    while usr2.recv().await.is_some() {
+        reopen();
+    }
 }
 
 /// A connection accepted by a blocking acceptor, not yet on the runtime,

@@ -18,11 +18,14 @@ use portico_proto::uwsgi::{
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::body::BodyPump;
+use crate::conn::Logged;
 use crate::conn::{
-    ConnContext, ResponseFraming, exchange, finish, hold_slot_for_first_bytes, peer_text,
+    ConnContext, GateRelease, ResponseFraming, exchange, finish, hold_slot_for_first_bytes,
+    peer_text,
 };
 use crate::handler::{Request, RequestSource};
 use crate::listener::Wire;
+use crate::log::LogFields;
 
 /// Time allowed for a whole uwsgi packet to arrive (uWSGI's socket-timeout).
 pub const PACKET_TIMEOUT: Duration = Duration::from_secs(4);
@@ -103,6 +106,12 @@ pub(crate) async fn serve_uwsgi_connection<R, W>(
         .unwrap_or(from);
     let method = packet.var(b"REQUEST_METHOD").cloned().unwrap_or_default();
     let uri = packet.var(b"REQUEST_URI").cloned().unwrap_or_default();
+    let user = packet.var(b"REMOTE_USER").cloned().unwrap_or_default();
+    let log_fields = if ctx.log.needs_fields() {
+        LogFields::Uwsgi(packet.vars.clone())
+    } else {
+        LogFields::None
+    };
     let framing = ResponseFraming {
         wire: Wire::Uwsgi,
         version: Version::Http11,
@@ -119,20 +128,28 @@ pub(crate) async fn serve_uwsgi_connection<R, W>(
         handoff: ctx.handoff.clone(),
     };
     let pending = ctx.handler.handle(request);
+    let gate = GateRelease {
+        ctx,
+        slot: &mut slot,
+    };
     if let Some(done) = exchange(
-        reader, writer, &mut rbuf, &mut out, pump, pending, &framing, &remote,
+        reader, writer, &mut rbuf, &mut out, pump, pending, &framing, &remote, gate,
     )
     .await
     {
         finish(
             ctx,
             &done,
-            &remote,
-            started,
+            Logged {
+                peer: &remote,
+                user: &user,
+                started,
+                method: &method,
+                uri: &uri,
+                protocol: &framing.protocol,
+                fields: &log_fields,
+            },
             clock,
-            &method,
-            &uri,
-            &framing.protocol,
         );
     }
     drop(slot);

@@ -9,6 +9,7 @@
 
 mod daemon;
 mod master;
+mod observe;
 mod reload;
 mod scoreboard;
 mod signals;
@@ -19,6 +20,7 @@ pub use daemon::{
     write_pidfile,
 };
 pub use master::{Forked, MasterExit, MasterOptions, WorkerContext, run_master};
+pub use observe::{AppInfo, CLIENT_TIMEOUT, MAX_CLIENTS, SocketInfo, StatsServer};
 pub use reload::{exec_self, take_inherited_fds};
-pub use scoreboard::{CoreSlot, Scoreboard, WorkerSlot};
-pub use worker::{WorkerLimits, WorkerRuntime, rss_bytes};
+pub use scoreboard::{CoreRequest, CoreSlot, LATENCY_BUCKETS_US, MAX_APPS, Scoreboard, WorkerSlot};
+pub use worker::{WorkerLimits, WorkerRuntime, memory_bytes, rss_bytes};

@@ -7,8 +7,19 @@
 use std::io;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
-/// Request text kept per core (`METHOD URI`), truncated beyond this.
-pub const CORE_TEXT_BYTES: usize = 256;
+/// Request text kept per core (method, URI, address, protocol, host),
+/// truncated beyond this.
+pub const CORE_TEXT_BYTES: usize = 512;
+
+/// Upper bounds, in microseconds, of the latency histogram's buckets
+/// (Prometheus' default buckets, 5 ms to 10 s); one more bucket counts the rest.
+pub const LATENCY_BUCKETS_US: [u64; 11] = [
+    5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000,
+    10_000_000,
+];
+
+/// Apps per worker whose requests and exceptions are counted apart (uWSGI's `apps`).
+pub const MAX_APPS: usize = 16;
 
 /// Counters of one worker process.
 #[repr(C)]
@@ -26,52 +37,140 @@ pub struct WorkerSlot {
     pub harakiri_count: AtomicU64,
     /// Unix time (seconds) of the last spawn.
     pub last_spawn: AtomicU64,
-    /// Sum of response times in microseconds (with `requests`, the average).
+    /// Sum of response times in microseconds (uWSGI's `running_time`).
     pub response_time_us: AtomicU64,
     pub rss: AtomicU64,
     pub vsz: AtomicU64,
+    /// 1 once the worker serves its sockets.
+    pub accepting: AtomicU32,
+    /// uWSGI's `avg_rt`: `(avg_rt + rt) / 2` after each request, microseconds.
+    pub avg_rt_us: AtomicU64,
+    /// Responses by status class: 1xx, 2xx, 3xx, 4xx, 5xx.
+    pub status_classes: [AtomicU64; 5],
+    /// Requests per latency bucket ([`LATENCY_BUCKETS_US`], then the rest); not cumulative.
+    pub latency_buckets: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
+    /// Time Python threads waited for the GIL before running a request.
+    pub gil_wait_us: AtomicU64,
+    /// Time spent in the app (call and body iteration).
+    pub app_time_us: AtomicU64,
+    /// Requests and exceptions per app id.
+    pub app_requests: [AtomicU64; MAX_APPS],
+    pub app_exceptions: [AtomicU64; MAX_APPS],
 }
 
-/// One thread of a worker and the request it runs.
+impl WorkerSlot {
+    /// Count one response of `status` that took `elapsed_us`.
+    pub fn count_response(&self, status: u16, elapsed_us: u64) {
+        if let Some(class) = (status / 100).checked_sub(1).filter(|c| *c < 5) {
+            self.status_classes[class as usize].fetch_add(1, Ordering::Relaxed);
+        }
+        let bucket = LATENCY_BUCKETS_US
+            .iter()
+            .position(|&le| elapsed_us <= le)
+            .unwrap_or(LATENCY_BUCKETS_US.len());
+        self.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let avg = self.avg_rt_us.load(Ordering::Relaxed);
+        let avg = if avg == 0 {
+            elapsed_us
+        } else {
+            (avg + elapsed_us) / 2
+        };
+        self.avg_rt_us.store(avg, Ordering::Relaxed);
+    }
+}
+
+/// One thread of a worker and the request it runs (only ever zeroed in the mapping).
 #[repr(C)]
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CoreSlot {
     /// Unix time in microseconds when the running request started; 0 when idle.
     pub started_us: AtomicU64,
     pub requests: AtomicU64,
+    /// Seqlock over `text`: odd while being written.
+    seq: AtomicU32,
     text_len: AtomicU32,
     text: [AtomicU64; CORE_TEXT_BYTES / 8],
 }
 
+/// The request a core runs, as the stats and harakiri show it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CoreRequest {
+    pub method: String,
+    pub uri: String,
+    pub remote_addr: String,
+    pub protocol: String,
+    pub host: String,
+}
+
 impl CoreSlot {
-    /// Record the running request's `METHOD URI`.
-    pub fn set_text(&self, method: &[u8], uri: &[u8]) {
+    /// Record the running request's fields (method, URI, address, protocol,
+    /// host), NUL-separated, cut at [`CORE_TEXT_BYTES`].
+    pub fn set_request(&self, fields: &[&[u8]]) {
         let mut buf = [0u8; CORE_TEXT_BYTES];
         let mut n = 0;
-        for &b in method.iter().chain(b" ").chain(uri.iter()) {
-            if n == CORE_TEXT_BYTES {
-                break;
+        for (i, field) in fields.iter().enumerate() {
+            let sep: &[u8] = if i == 0 { b"" } else { b"\0" };
+            for &b in sep.iter().chain(field.iter()) {
+                if n == CORE_TEXT_BYTES {
+                    break;
+                }
+                buf[n] = b;
+                n += 1;
             }
-            buf[n] = b;
-            n += 1;
         }
-        for (i, word) in self.text.iter().enumerate() {
+        let seq = self.seq.fetch_add(1, Ordering::AcqRel);
+        for (i, word) in self.text.iter().enumerate().take(n.div_ceil(8)) {
             let mut chunk = [0u8; 8];
             chunk.copy_from_slice(&buf[i * 8..i * 8 + 8]);
             word.store(u64::from_ne_bytes(chunk), Ordering::Relaxed);
         }
-        self.text_len.store(n as u32, Ordering::Release);
+        self.text_len.store(n as u32, Ordering::Relaxed);
+        self.seq.store(seq.wrapping_add(2), Ordering::Release);
     }
 
-    /// The last recorded `METHOD URI` (may be torn if read while written).
-    pub fn text(&self) -> String {
-        let n = (self.text_len.load(Ordering::Acquire) as usize).min(CORE_TEXT_BYTES);
+    /// Record `METHOD URI` alone.
+    pub fn set_text(&self, method: &[u8], uri: &[u8]) {
+        self.set_request(&[method, uri]);
+    }
+
+    fn raw(&self) -> Vec<u8> {
         let mut buf = Vec::with_capacity(CORE_TEXT_BYTES);
-        for word in &self.text {
-            buf.extend_from_slice(&word.load(Ordering::Relaxed).to_ne_bytes());
+        // A few tries for a consistent copy; a torn one is still only text.
+        for _ in 0..8 {
+            let before = self.seq.load(Ordering::Acquire);
+            buf.clear();
+            let n = (self.text_len.load(Ordering::Relaxed) as usize).min(CORE_TEXT_BYTES);
+            for word in self.text.iter().take(n.div_ceil(8)) {
+                buf.extend_from_slice(&word.load(Ordering::Relaxed).to_ne_bytes());
+            }
+            buf.truncate(n);
+            std::sync::atomic::fence(Ordering::Acquire);
+            if before.is_multiple_of(2) && self.seq.load(Ordering::Relaxed) == before {
+                break;
+            }
         }
-        buf.truncate(n);
-        String::from_utf8_lossy(&buf).into_owned()
+        buf
+    }
+
+    /// The last recorded request.
+    pub fn request(&self) -> CoreRequest {
+        let raw = self.raw();
+        let mut fields = raw
+            .split(|&b| b == 0)
+            .map(|f| String::from_utf8_lossy(f).into_owned());
+        CoreRequest {
+            method: fields.next().unwrap_or_default(),
+            uri: fields.next().unwrap_or_default(),
+            remote_addr: fields.next().unwrap_or_default(),
+            protocol: fields.next().unwrap_or_default(),
+            host: fields.next().unwrap_or_default(),
+        }
+    }
+
+    /// The last recorded `METHOD URI`.
+    pub fn text(&self) -> String {
+        let r = self.request();
+        format!("{} {}", r.method, r.uri)
     }
 }
 
@@ -184,8 +283,42 @@ mod tests {
         let core = board.core(1, 0);
         core.set_text(b"GET", b"/sleep?5");
         assert_eq!(core.text(), "GET /sleep?5");
-        core.set_text(b"POST", &[b'x'; 400]);
+        core.set_text(b"POST", &[b'x'; 600]);
         assert_eq!(core.text().len(), CORE_TEXT_BYTES);
+        core.set_request(&[b"GET", b"/a?b", b"10.0.0.1", b"HTTP/1.1", b"example.org"]);
+        let r = core.request();
+        assert_eq!(
+            (r.method.as_str(), r.uri.as_str(), r.remote_addr.as_str()),
+            ("GET", "/a?b", "10.0.0.1")
+        );
+        assert_eq!(
+            (r.protocol.as_str(), r.host.as_str()),
+            ("HTTP/1.1", "example.org")
+        );
+    }
+
+    #[test]
+    fn responses_fill_status_classes_buckets_and_the_uwsgi_average() {
+        let board = Scoreboard::new(1, 1).expect("map");
+        let w = board.worker(1);
+        w.count_response(200, 1_000);
+        w.count_response(503, 3_000);
+        w.count_response(404, 20_000_000);
+        w.count_response(999, 7_000);
+        let classes: Vec<u64> = w
+            .status_classes
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        assert_eq!(classes, vec![0, 1, 0, 1, 1]);
+        assert_eq!(w.latency_buckets[0].load(Ordering::Relaxed), 2);
+        assert_eq!(w.latency_buckets[1].load(Ordering::Relaxed), 1);
+        assert_eq!(
+            w.latency_buckets[LATENCY_BUCKETS_US.len()].load(Ordering::Relaxed),
+            1
+        );
+        // (((1000 + 3000) / 2 + 20e6) / 2 + 7000) / 2
+        assert_eq!(w.avg_rt_us.load(Ordering::Relaxed), 5_004_000);
     }
 
     #[test]

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use portico_server::{CoreTracker, RequestRecord, WorkerHooks};
+use portico_server::{CoreTracker, Request, RequestRecord, WorkerHooks};
 
 use crate::master::{RetireNotice, WorkerContext};
-use crate::scoreboard::Scoreboard;
+use crate::scoreboard::{MAX_APPS, Scoreboard};
 
 /// When a worker retires by itself.
 #[derive(Debug, Clone, Copy)]
@@ -43,15 +43,23 @@ pub(crate) fn unix_micros() -> u64 {
 
 /// This process's resident set size in bytes (from /proc/self/statm).
 pub fn rss_bytes(pid: Option<i32>) -> Option<u64> {
+    memory_bytes(pid).map(|(_, rss)| rss)
+}
+
+/// A process's (address space, resident set) sizes in bytes, from
+/// `/proc/PID/statm` (this process's for `None`).
+pub fn memory_bytes(pid: Option<i32>) -> Option<(u64, u64)> {
     let path = match pid {
         Some(p) => format!("/proc/{p}/statm"),
         None => "/proc/self/statm".to_string(),
     };
     let statm = std::fs::read_to_string(path).ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let mut fields = statm.split_whitespace();
+    let size: u64 = fields.next()?.parse().ok()?;
+    let resident: u64 = fields.next()?.parse().ok()?;
     // SAFETY: sysconf has no memory effects.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
-    Some(pages * page)
+    Some((size * page, resident * page))
 }
 
 impl WorkerRuntime {
@@ -82,14 +90,33 @@ impl WorkerRuntime {
 }
 
 impl WorkerHooks for WorkerRuntime {
+    fn last_request(&self) -> bool {
+        let delta = self
+            .board
+            .worker(self.wid)
+            .delta_requests
+            .load(Ordering::Relaxed)
+            + 1;
+        self.limits.max_requests > 0
+            && delta >= self.limits.max_requests
+            && self.spawned.elapsed() >= self.limits.min_lifetime
+    }
+
     fn request_done(&self, record: &RequestRecord) -> bool {
         let slot = self.board.worker(self.wid);
         slot.requests.fetch_add(1, Ordering::Relaxed);
         let delta = slot.delta_requests.fetch_add(1, Ordering::Relaxed) + 1;
         slot.bytes_sent
             .fetch_add(record.body_bytes + record.header_bytes, Ordering::Relaxed);
+        let elapsed_us = record.elapsed.as_micros() as u64;
         slot.response_time_us
-            .fetch_add(record.elapsed.as_micros() as u64, Ordering::Relaxed);
+            .fetch_add(elapsed_us, Ordering::Relaxed);
+        slot.count_response(record.status, elapsed_us);
+        if let Ok(app) = usize::try_from(record.app_id)
+            && app < MAX_APPS
+        {
+            slot.app_requests[app].fetch_add(1, Ordering::Relaxed);
+        }
         if self.retiring.load(Ordering::Relaxed)
             || self.spawned.elapsed() < self.limits.min_lifetime
         {
@@ -111,29 +138,59 @@ impl WorkerHooks for WorkerRuntime {
         }
         false
     }
+
+    fn instance_requests(&self) -> Option<u64> {
+        Some(
+            (1..=self.board.workers())
+                .map(|w| self.board.worker(w).requests.load(Ordering::Relaxed))
+                .sum(),
+        )
+    }
 }
 
 impl CoreTracker for WorkerRuntime {
-    fn begin(&self, core: usize, method: &[u8], uri: &[u8]) {
+    fn begin(&self, core: usize, request: &Request, gil_wait: Duration) {
         if core >= self.board.cores() {
             return;
         }
         let slot = self.board.core(self.wid, core);
-        slot.set_text(method, uri);
+        let mut addr = Vec::with_capacity(40);
+        request.remote_addr(&mut addr);
+        slot.set_request(&[
+            request.method(),
+            request.uri(),
+            &addr,
+            request.protocol(),
+            request.host(),
+        ]);
         slot.started_us.store(unix_micros(), Ordering::Release);
-        self.board.worker(self.wid).busy.store(1, Ordering::Relaxed);
+        let worker = self.board.worker(self.wid);
+        worker.busy.store(1, Ordering::Relaxed);
+        if !gil_wait.is_zero() {
+            worker
+                .gil_wait_us
+                .fetch_add(gil_wait.as_micros() as u64, Ordering::Relaxed);
+        }
     }
 
-    fn end(&self, core: usize, failed: bool) {
+    fn end(&self, core: usize, app: usize, failed: bool) {
         if core >= self.board.cores() {
             return;
         }
         let slot = self.board.core(self.wid, core);
-        slot.started_us.store(0, Ordering::Release);
+        let started = slot.started_us.swap(0, Ordering::AcqRel);
         slot.requests.fetch_add(1, Ordering::Relaxed);
         let worker = self.board.worker(self.wid);
+        if started != 0 {
+            worker
+                .app_time_us
+                .fetch_add(unix_micros().saturating_sub(started), Ordering::Relaxed);
+        }
         if failed {
             worker.exceptions.fetch_add(1, Ordering::Relaxed);
+            if app < MAX_APPS {
+                worker.app_exceptions[app].fetch_add(1, Ordering::Relaxed);
+            }
         }
         let any_busy = (0..self.board.cores()).any(|c| {
             self.board

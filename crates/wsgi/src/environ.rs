@@ -230,8 +230,10 @@ impl EnvironBuilder {
         let mut size = 0usize;
         let mut put =
             |key: &Py<PyString>, value: Bound<'py, PyString>, raw_len: usize| -> PyResult<()> {
+                // uWSGI's datasize: each pair as the uwsgi packet encodes
+                // it, two 2-byte lengths, the key, the value.
                 vars += 1;
-                size += raw_len;
+                size += 4 + key.bind(py).len().unwrap_or(0) + raw_len;
                 env.set_item(key.bind(py), value)
             };
 
@@ -320,7 +322,7 @@ impl EnvironBuilder {
         }
         for (key, value, _) in joined {
             vars += 1;
-            size += key.len().unwrap_or(0) + value.len();
+            size += 4 + key.len().unwrap_or(0) + value.len();
             env.set_item(key, latin1(py, &value)?)?;
         }
         Ok((vars * 2, size as u32))

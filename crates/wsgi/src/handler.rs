@@ -2,6 +2,7 @@
 //! a job on the Python threads; the connection awaits the response start.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use portico_proto::percent::percent_decode;
@@ -83,7 +84,7 @@ struct RequestJob {
 }
 
 impl PythonJob for RequestJob {
-    fn run(self: Box<Self>, py: Python<'_>, core: usize) {
+    fn run(self: Box<Self>, py: Python<'_>, core: usize, gil_wait: Duration) {
         let RequestJob {
             runner,
             request,
@@ -91,11 +92,12 @@ impl PythonJob for RequestJob {
             reply,
         } = *self;
         if let Some(tracker) = &runner.tracker {
-            tracker.begin(core, request.method(), request.uri());
+            tracker.begin(core, &request, gil_wait);
         }
-        let failed = run_request(py, &runner, request, route, reply);
+        let app = route.app;
+        let failed = run_request(py, &runner, request, route, reply, core);
         if let Some(tracker) = &runner.tracker {
-            tracker.end(core, failed);
+            tracker.end(core, app, failed);
         }
     }
 }
@@ -107,6 +109,7 @@ fn run_request(
     request: Request,
     route: Route,
     reply: ReplySender,
+    core: usize,
 ) -> bool {
     let (environ, vars, vars_bytes) = match runner.environ.build(py, request, route.split) {
         Ok(built) => built,
@@ -120,6 +123,7 @@ fn run_request(
         app_id: route.app as i32,
         vars,
         vars_bytes,
+        core: core as u32,
     };
     let start_response = match Bound::new(py, StartResponse::new(reply, meta)) {
         Ok(s) => s,

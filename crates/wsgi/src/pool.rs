@@ -6,14 +6,16 @@
 //! than a mutex and condition variable).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use pyo3::prelude::*;
 
 /// Work for a Python thread.
 pub(crate) trait PythonJob: Send + 'static {
-    /// Run on the thread numbered `core` (0-based).
-    fn run(self: Box<Self>, py: Python<'_>, core: usize);
+    /// Run on the thread numbered `core` (0-based), after `gil_wait` spent
+    /// re-taking the GIL once the job arrived (zero when it was queued).
+    fn run(self: Box<Self>, py: Python<'_>, core: usize, gil_wait: Duration);
 }
 
 /// A fixed set of threads running Python jobs.
@@ -44,14 +46,19 @@ fn run_thread(jobs: Receiver<Box<dyn PythonJob>>, core: usize) {
     Python::attach(|py| {
         loop {
             // Take queued work while holding the GIL; release it only to wait.
-            let job = match jobs.try_recv() {
-                Ok(job) => job,
-                Err(_) => match py.detach(|| jobs.recv()) {
-                    Ok(job) => job,
-                    Err(_) => return,
-                },
+            // The time from a job's arrival to having the GIL back is the
+            // GIL wait the metrics report.
+            let (job, gil_wait) = match jobs.try_recv() {
+                Ok(job) => (job, Duration::ZERO),
+                Err(_) => {
+                    let (job, arrived) = py.detach(|| (jobs.recv(), Instant::now()));
+                    match job {
+                        Ok(job) => (job, arrived.elapsed()),
+                        Err(_) => return,
+                    }
+                }
             };
-            job.run(py, core);
+            job.run(py, core, gil_wait);
         }
     });
 }

@@ -11,12 +11,18 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod checks;
+
+use crate::observe::{AppInfo, Observer, SocketInfo, StatsServer};
 use crate::scoreboard::Scoreboard;
 use crate::signals::{open_signalfd, read_pending, send, unblock_all};
-use crate::worker::{rss_bytes, unix_micros};
+use checks::mtime;
 
 /// How often the master looks at the clock-driven checks.
 const TICK: Duration = Duration::from_millis(200);
+
+/// Every this many ticks the master samples the workers' RSS and VSZ.
+const MEMORY_SAMPLE_TICKS: u64 = 5;
 
 /// More respawns than workers within this window means a crash loop.
 const RESPAWN_WINDOW: Duration = Duration::from_secs(1);
@@ -39,6 +45,18 @@ pub struct MasterOptions {
     pub evil_reload_on_rss: u64,
     pub reload_mercy: Duration,
     pub touch_reload: Vec<PathBuf>,
+    /// `--stats`: the stats server, served by the master.
+    pub stats: Option<StatsServer>,
+    /// `--metrics ADDR`: Prometheus metrics, served by the master.
+    pub metrics: Option<String>,
+    /// The listening sockets, as stats and metrics describe them.
+    pub sockets: Vec<SocketInfo>,
+    /// The apps, as the stats describe them.
+    pub apps: Vec<AppInfo>,
+    /// Reopen the log when one of these files' mtime changes.
+    pub touch_logreopen: Vec<PathBuf>,
+    /// The log file (`--logto`/`--daemonize`) to reopen.
+    pub log_file: Option<PathBuf>,
 }
 
 /// What a worker process gets.
@@ -129,7 +147,11 @@ struct Master<'a> {
     notify_write: OwnedFd,
     signalfd: OwnedFd,
     touch_mtimes: Vec<Option<SystemTime>>,
+    logreopen_mtimes: Vec<Option<SystemTime>>,
     master_pid: i32,
+    observer: Option<Observer>,
+    last_tick: Instant,
+    ticks: u64,
 }
 
 fn now_seconds() -> u64 {
@@ -137,25 +159,6 @@ fn now_seconds() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-fn ctime_now() -> String {
-    let secs = now_seconds() as libc::time_t;
-    // SAFETY: ctime_r writes at most 26 bytes into our 64-byte buffer.
-    unsafe {
-        let mut buf = [0 as libc::c_char; 64];
-        if libc::ctime_r(&secs, buf.as_mut_ptr()).is_null() {
-            return String::new();
-        }
-        std::ffi::CStr::from_ptr(buf.as_ptr())
-            .to_string_lossy()
-            .trim_end()
-            .to_string()
-    }
-}
-
-fn mtime(path: &PathBuf) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -180,6 +183,14 @@ pub fn run_master(
     let signalfd = open_signalfd()?;
     let (notify_read, notify_write) = pipe()?;
     let touch_mtimes = options.touch_reload.iter().map(mtime).collect();
+    let logreopen_mtimes = options.touch_logreopen.iter().map(mtime).collect();
+    let observer = Observer::bind(
+        options.stats.as_ref(),
+        options.metrics.as_deref(),
+        board.clone(),
+        options.sockets.clone(),
+        options.apps.clone(),
+    )?;
     let slots = (0..options.processes)
         .map(|_| Slot {
             pid: None,
@@ -199,7 +210,11 @@ pub fn run_master(
         notify_write,
         signalfd,
         touch_mtimes,
+        logreopen_mtimes,
         master_pid: std::process::id() as i32,
+        observer,
+        last_tick: Instant::now(),
+        ticks: 0,
     };
     portico_server::logln!("spawned uWSGI master process (pid: {})", master.master_pid);
     for wid in 1..=master.options.processes {
@@ -220,6 +235,12 @@ impl Master<'_> {
                         libc::_exit(1);
                     }
                 }
+                if let Some(observer) = self.observer.as_mut() {
+                    observer.close_in_child();
+                }
+                // SIGUSR2 (log reopen) is ignored until the worker handles it.
+                // SAFETY: setting a signal disposition in the single-threaded child.
+                unsafe { libc::signal(libc::SIGUSR2, libc::SIG_IGN) };
                 unblock_all();
                 slot.delta_requests.store(0, Ordering::Relaxed);
                 let code = (self.body)(WorkerContext {
@@ -232,6 +253,7 @@ impl Master<'_> {
             }
             Forked::Parent(pid) => {
                 slot.pid.store(pid, Ordering::Relaxed);
+                slot.accepting.store(0, Ordering::Relaxed);
                 slot.last_spawn.store(now_seconds(), Ordering::Relaxed);
                 slot.busy.store(0, Ordering::Relaxed);
                 for core in 0..self.board.cores() {
@@ -260,7 +282,7 @@ impl Master<'_> {
 
     fn run(&mut self) -> io::Result<MasterExit> {
         loop {
-            let mut fds = [
+            let mut fds = vec![
                 libc::pollfd {
                     fd: self.signalfd.as_raw_fd(),
                     events: libc::POLLIN,
@@ -272,16 +294,34 @@ impl Master<'_> {
                     revents: 0,
                 },
             ];
-            // SAFETY: poll on two descriptors we own, with a bounded timeout.
-            unsafe { libc::poll(fds.as_mut_ptr(), 2, TICK.as_millis() as libc::c_int) };
+            if let Some(observer) = &self.observer {
+                fds.extend(observer.poll_fds());
+            }
+            let wait = TICK.saturating_sub(self.last_tick.elapsed());
+            // SAFETY: poll on descriptors we own, with a bounded timeout.
+            unsafe {
+                libc::poll(
+                    fds.as_mut_ptr(),
+                    fds.len() as libc::nfds_t,
+                    wait.as_millis() as libc::c_int,
+                )
+            };
+            let for_master = fds[0].revents != 0 || fds[1].revents != 0;
             for signal in read_pending(&self.signalfd) {
                 self.on_signal(signal)?;
             }
             for notice in RetireNotice::read_all(&self.notify_read) {
                 self.on_retire(notice)?;
             }
-            if let Some(exit) = self.tick()? {
-                return Ok(exit);
+            if let Some(observer) = self.observer.as_mut() {
+                observer.service();
+            }
+            // Stats clients wake the loop often: the checks keep their pace.
+            if for_master || self.last_tick.elapsed() >= TICK {
+                self.last_tick = Instant::now();
+                if let Some(exit) = self.tick()? {
+                    return Ok(exit);
+                }
             }
         }
     }
@@ -376,6 +416,9 @@ impl Master<'_> {
             };
             let wid = index + 1;
             self.slots[index].pid = None;
+            let slot = self.board.worker(wid);
+            slot.pid.store(0, Ordering::Relaxed);
+            slot.accepting.store(0, Ordering::Relaxed);
             if let Mode::Stopping { since, .. } = self.mode {
                 portico_server::logln!(
                     "worker {wid} buried after {} seconds",
@@ -465,9 +508,14 @@ impl Master<'_> {
                         self.spawn(index + 1, true)?;
                     }
                 }
+                self.ticks += 1;
+                if self.ticks.is_multiple_of(MEMORY_SAMPLE_TICKS) {
+                    self.sample_memory();
+                }
                 if self.options.supervise {
                     self.check_harakiri();
                     self.check_memory();
+                    self.check_logreopen();
                     if self.touched() {
                         self.begin_stop(MasterExit::Reload, true);
                     }
@@ -498,108 +546,6 @@ impl Master<'_> {
                     }
                 }
                 Ok(None)
-            }
-        }
-    }
-
-    fn touched(&mut self) -> bool {
-        let mut touched = false;
-        for (path, seen) in self
-            .options
-            .touch_reload
-            .iter()
-            .zip(self.touch_mtimes.iter_mut())
-        {
-            let current = mtime(path);
-            if current != *seen {
-                *seen = current;
-                if current.is_some() {
-                    portico_server::logln!(
-                        "*** {} has been touched... grace them all !!! ***",
-                        path.display()
-                    );
-                    touched = true;
-                }
-            }
-        }
-        touched
-    }
-
-    fn check_harakiri(&mut self) {
-        if self.options.harakiri.is_zero() {
-            return;
-        }
-        let now_us = unix_micros();
-        let limit_us = self.options.harakiri.as_micros() as u64;
-        for (index, slot) in self.slots.iter().enumerate() {
-            let Some(pid) = slot.pid else { continue };
-            let wid = index + 1;
-            let overdue = (0..self.board.cores()).find(|&core| {
-                let started = self
-                    .board
-                    .core(wid, core)
-                    .started_us
-                    .load(Ordering::Acquire);
-                started != 0 && now_us.saturating_sub(started) > limit_us
-            });
-            let Some(core) = overdue else { continue };
-            let worker = self.board.worker(wid);
-            let tries = worker.harakiri_count.fetch_add(1, Ordering::Relaxed) + 1;
-            let when = ctime_now();
-            let core_slot = self.board.core(wid, core);
-            let started = core_slot.started_us.load(Ordering::Acquire) / 1_000_000;
-            portico_server::logln!(
-                "{when} - *** HARAKIRI ON WORKER {wid} (pid: {pid}, try: {tries}, graceful: no) ***"
-            );
-            portico_server::logln!("{when} - HARAKIRI !!! worker {wid} status !!!");
-            portico_server::logln!(
-                "{when} - HARAKIRI [core {core}] - {} since {started}",
-                core_slot.text()
-            );
-            if self.options.harakiri_verbose {
-                for other in 0..self.board.cores() {
-                    let c = self.board.core(wid, other);
-                    let since = c.started_us.load(Ordering::Acquire);
-                    if since != 0 && other != core {
-                        portico_server::logln!(
-                            "{when} - HARAKIRI [core {other}] - {} since {}",
-                            c.text(),
-                            since / 1_000_000
-                        );
-                    }
-                }
-            }
-            portico_server::logln!("{when} - HARAKIRI !!! end of worker {wid} status !!!");
-            portico_server::logln!("{when} - HARAKIRI triggered by worker {wid} core {core} !!!");
-            for c in 0..self.board.cores() {
-                self.board
-                    .core(wid, c)
-                    .started_us
-                    .store(0, Ordering::Release);
-            }
-            send(pid, libc::SIGKILL);
-        }
-    }
-
-    fn check_memory(&mut self) {
-        if self.options.evil_reload_on_rss == 0 {
-            return;
-        }
-        for (index, slot) in self.slots.iter().enumerate() {
-            let Some(pid) = slot.pid else { continue };
-            let Some(rss) = rss_bytes(Some(pid)) else {
-                continue;
-            };
-            self.board
-                .worker(index + 1)
-                .rss
-                .store(rss, Ordering::Relaxed);
-            if rss > self.options.evil_reload_on_rss {
-                portico_server::logln!(
-                    "*** EVIL RELOAD ON WORKER {} RSS: {rss} (pid: {pid}) ***",
-                    index + 1
-                );
-                send(pid, libc::SIGKILL);
             }
         }
     }

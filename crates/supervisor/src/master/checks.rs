@@ -1,0 +1,189 @@
+//! The master's clock-driven checks, run every tick: harakiri, memory
+//! limits and sampling, touch-reload and touch-logreopen.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use super::{Master, now_seconds};
+use crate::signals::send;
+use crate::worker::{memory_bytes, rss_bytes, unix_micros};
+
+fn ctime_now() -> String {
+    let secs = now_seconds() as libc::time_t;
+    // SAFETY: ctime_r writes at most 26 bytes into our 64-byte buffer.
+    unsafe {
+        let mut buf = [0 as libc::c_char; 64];
+        if libc::ctime_r(&secs, buf.as_mut_ptr()).is_null() {
+            return String::new();
+        }
+        std::ffi::CStr::from_ptr(buf.as_ptr())
+            .to_string_lossy()
+            .trim_end()
+            .to_string()
+    }
+}
+
+pub(super) fn mtime(path: &PathBuf) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+impl Master<'_> {
+    /// Record every live worker's RSS and VSZ for the stats and metrics.
+    pub(super) fn sample_memory(&self) {
+        for (index, slot) in self.slots.iter().enumerate() {
+            let Some(pid) = slot.pid else { continue };
+            if let Some((vsz, rss)) = memory_bytes(Some(pid)) {
+                let w = self.board.worker(index + 1);
+                w.vsz.store(vsz, Ordering::Relaxed);
+                w.rss.store(rss, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// `--touch-logreopen`: reopen our log file, and ask the workers
+    /// (SIGUSR2) to reopen theirs.
+    pub(super) fn check_logreopen(&mut self) {
+        let mut touched = None;
+        for (path, seen) in self
+            .options
+            .touch_logreopen
+            .iter()
+            .zip(self.logreopen_mtimes.iter_mut())
+        {
+            let current = mtime(path);
+            if current != *seen {
+                *seen = current;
+                if current.is_some() {
+                    touched = Some(path.clone());
+                }
+            }
+        }
+        let Some(path) = touched else { return };
+        let Some(log) = &self.options.log_file else {
+            portico_server::logln!(
+                "*** {} has been touched... but there is no log file to reopen ***",
+                path.display()
+            );
+            return;
+        };
+        match crate::daemon::redirect_output(log) {
+            Ok(()) => portico_server::logln!(
+                "*** {} has been touched... reopening log {} ***",
+                path.display(),
+                log.display()
+            ),
+            Err(e) => portico_server::logln!("cannot reopen the log: {e}"),
+        }
+        for slot in &self.slots {
+            if let Some(pid) = slot.pid {
+                send(pid, libc::SIGUSR2);
+            }
+        }
+        for pid in self.retiring.keys() {
+            send(*pid, libc::SIGUSR2);
+        }
+    }
+
+    pub(super) fn touched(&mut self) -> bool {
+        let mut touched = false;
+        for (path, seen) in self
+            .options
+            .touch_reload
+            .iter()
+            .zip(self.touch_mtimes.iter_mut())
+        {
+            let current = mtime(path);
+            if current != *seen {
+                *seen = current;
+                if current.is_some() {
+                    portico_server::logln!(
+                        "*** {} has been touched... grace them all !!! ***",
+                        path.display()
+                    );
+                    touched = true;
+                }
+            }
+        }
+        touched
+    }
+
+    pub(super) fn check_harakiri(&mut self) {
+        if self.options.harakiri.is_zero() {
+            return;
+        }
+        let now_us = unix_micros();
+        let limit_us = self.options.harakiri.as_micros() as u64;
+        for (index, slot) in self.slots.iter().enumerate() {
+            let Some(pid) = slot.pid else { continue };
+            let wid = index + 1;
+            let overdue = (0..self.board.cores()).find(|&core| {
+                let started = self
+                    .board
+                    .core(wid, core)
+                    .started_us
+                    .load(Ordering::Acquire);
+                started != 0 && now_us.saturating_sub(started) > limit_us
+            });
+            let Some(core) = overdue else { continue };
+            let worker = self.board.worker(wid);
+            let tries = worker.harakiri_count.fetch_add(1, Ordering::Relaxed) + 1;
+            let when = ctime_now();
+            let core_slot = self.board.core(wid, core);
+            let started = core_slot.started_us.load(Ordering::Acquire) / 1_000_000;
+            portico_server::logln!(
+                "{when} - *** HARAKIRI ON WORKER {wid} (pid: {pid}, try: {tries}, graceful: no) ***"
+            );
+            portico_server::logln!("{when} - HARAKIRI !!! worker {wid} status !!!");
+            portico_server::logln!(
+                "{when} - HARAKIRI [core {core}] - {} since {started}",
+                core_slot.text()
+            );
+            if self.options.harakiri_verbose {
+                for other in 0..self.board.cores() {
+                    let c = self.board.core(wid, other);
+                    let since = c.started_us.load(Ordering::Acquire);
+                    if since != 0 && other != core {
+                        portico_server::logln!(
+                            "{when} - HARAKIRI [core {other}] - {} since {}",
+                            c.text(),
+                            since / 1_000_000
+                        );
+                    }
+                }
+            }
+            portico_server::logln!("{when} - HARAKIRI !!! end of worker {wid} status !!!");
+            portico_server::logln!("{when} - HARAKIRI triggered by worker {wid} core {core} !!!");
+            for c in 0..self.board.cores() {
+                self.board
+                    .core(wid, c)
+                    .started_us
+                    .store(0, Ordering::Release);
+            }
+            send(pid, libc::SIGKILL);
+        }
+    }
+
+    pub(super) fn check_memory(&mut self) {
+        if self.options.evil_reload_on_rss == 0 {
+            return;
+        }
+        for (index, slot) in self.slots.iter().enumerate() {
+            let Some(pid) = slot.pid else { continue };
+            let Some(rss) = rss_bytes(Some(pid)) else {
+                continue;
+            };
+            self.board
+                .worker(index + 1)
+                .rss
+                .store(rss, Ordering::Relaxed);
+            if rss > self.options.evil_reload_on_rss {
+                portico_server::logln!(
+                    "*** EVIL RELOAD ON WORKER {} RSS: {rss} (pid: {pid}) ***",
+                    index + 1
+                );
+                send(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
