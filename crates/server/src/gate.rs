@@ -11,6 +11,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 struct State {
     busy: usize,
     stopped: bool,
+    /// Acceptors waiting for room: a freed slot wakes one only if any wait
+    /// (a condition variable's notify is a system call even with no waiter).
+    waiting: usize,
 }
 
 /// Shared between the acceptor threads and the connections of a worker.
@@ -42,11 +45,13 @@ impl Gate {
     pub(crate) fn wait_for_room(&self, timeout: std::time::Duration) -> bool {
         let mut state = self.lock();
         while state.busy >= self.capacity && !state.stopped {
+            state.waiting += 1;
             let (next, _) = self
                 .room
                 .wait_timeout(state, timeout)
                 .unwrap_or_else(|p| p.into_inner());
             state = next;
+            state.waiting -= 1;
         }
         !state.stopped
     }
@@ -73,8 +78,11 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut state = self.gate.lock();
         state.busy = state.busy.saturating_sub(1);
+        let wake = state.waiting > 0;
         drop(state);
-        self.gate.room.notify_one();
+        if wake {
+            self.gate.room.notify_one();
+        }
     }
 }
 

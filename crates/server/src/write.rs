@@ -305,7 +305,12 @@ impl BodyWriter {
         if self.framing == Framing::Chunked {
             push_chunk_size(out, n as usize);
         }
-        flush(writer, out).await?;
+        // The head goes out with the file's first bytes (MSG_MORE, like
+        // nginx's tcp_nopush), not as a small segment of its own.
+        if !out.is_empty() {
+            writer.write_more(out).await?;
+            out.clear();
+        }
         let sent = writer.send_file(file, offset, n).await?;
         if sent < n {
             return Err(io::Error::new(
@@ -357,11 +362,18 @@ pub(crate) trait SendFile {
         offset: u64,
         len: u64,
     ) -> impl Future<Output = io::Result<u64>>;
+
+    /// Write `data` telling the kernel more follows at once (MSG_MORE).
+    fn write_more(&mut self, data: &[u8]) -> impl Future<Output = io::Result<()>>;
 }
 
 impl SendFile for tokio::net::tcp::WriteHalf<'_> {
     async fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<u64> {
         sendfile_loop::<tokio::net::TcpStream>(self.as_ref(), file, offset, len).await
+    }
+
+    async fn write_more(&mut self, data: &[u8]) -> io::Result<()> {
+        send_more::<tokio::net::TcpStream>(self.as_ref(), data).await
     }
 }
 
@@ -369,6 +381,39 @@ impl SendFile for tokio::net::unix::WriteHalf<'_> {
     async fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<u64> {
         sendfile_loop::<tokio::net::UnixStream>(self.as_ref(), file, offset, len).await
     }
+
+    async fn write_more(&mut self, data: &[u8]) -> io::Result<()> {
+        send_more::<tokio::net::UnixStream>(self.as_ref(), data).await
+    }
+}
+
+/// send(2) with MSG_MORE until all of `data` is written.
+async fn send_more<S: ReadySocket>(stream: &S, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        stream.writable().await?;
+        let result = stream.try_io(Interest::WRITABLE, || {
+            // SAFETY: the pointer and length describe `data`, alive for the call.
+            let n = unsafe {
+                libc::send(
+                    stream.as_raw_fd(),
+                    data.as_ptr().cast(),
+                    data.len(),
+                    libc::MSG_MORE | libc::MSG_NOSIGNAL,
+                )
+            };
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        });
+        match result {
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// The readiness calls sendfile needs; TCP and unix streams both have them.
