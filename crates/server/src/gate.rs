@@ -42,16 +42,31 @@ impl Gate {
     }
 
     /// Block until a slot is free; false once the gate is stopped.
-    pub(crate) fn wait_for_room(&self, timeout: std::time::Duration) -> bool {
+    ///
+    /// A full worker still takes a connection that has waited in the listen
+    /// queue across two checks `check` apart (`pending` says whether one
+    /// waits): when every worker is busy, someone must take it, or new
+    /// clients would starve behind busy keep-alive connections.
+    pub(crate) fn wait_for_room(&self, check: std::time::Duration, pending: &dyn Fn() -> bool) -> bool {
         let mut state = self.lock();
+        let mut seen_waiting = false;
         while state.busy >= self.capacity && !state.stopped {
             state.waiting += 1;
-            let (next, _) = self
+            let (next, timeout) = self
                 .room
-                .wait_timeout(state, timeout)
+                .wait_timeout(state, check)
                 .unwrap_or_else(|p| p.into_inner());
             state = next;
             state.waiting -= 1;
+            if timeout.timed_out() && state.busy >= self.capacity && !state.stopped {
+                drop(state);
+                let waiting = pending();
+                if waiting && seen_waiting {
+                    return true;
+                }
+                seen_waiting = waiting;
+                state = self.lock();
+            }
         }
         !state.stopped
     }
@@ -97,7 +112,7 @@ mod tests {
         let slot = gate.enter();
         let waiter = {
             let gate = gate.clone();
-            std::thread::spawn(move || gate.wait_for_room(Duration::from_millis(10)))
+            std::thread::spawn(move || gate.wait_for_room(Duration::from_millis(10), &|| false))
         };
         std::thread::sleep(Duration::from_millis(50));
         assert!(!waiter.is_finished(), "a full gate must hold the acceptor");
@@ -109,12 +124,19 @@ mod tests {
     }
 
     #[test]
+    fn full_gate_lets_a_long_waiting_connection_in() {
+        let gate = Gate::new(1);
+        let _slot = gate.enter();
+        assert!(gate.wait_for_room(Duration::from_millis(5), &|| true));
+    }
+
+    #[test]
     fn stopped_gate_releases_waiters_with_false() {
         let gate = Gate::new(1);
         let _slot = gate.enter();
         let waiter = {
             let gate = gate.clone();
-            std::thread::spawn(move || gate.wait_for_room(Duration::from_millis(10)))
+            std::thread::spawn(move || gate.wait_for_room(Duration::from_millis(10), &|| false))
         };
         gate.stop();
         assert!(!waiter.join().expect("thread"));

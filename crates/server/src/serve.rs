@@ -280,7 +280,7 @@ fn spawn_blocking_acceptor(
             let listener = socket2::SockRef::from(&socket);
             while !stop.load(Ordering::SeqCst) {
                 if let Some(gate) = &gate
-                    && !gate.wait_for_room(ACCEPT_POLL)
+                    && !gate.wait_for_room(OVERDUE_CHECK, &|| has_pending_connection(fd))
                 {
                     return;
                 }
@@ -309,6 +309,21 @@ fn spawn_blocking_acceptor(
             }
         })?;
     Ok(())
+}
+
+/// How often a full worker looks whether a connection has been left
+/// waiting in the listen queue (taken at the second look).
+const OVERDUE_CHECK: Duration = Duration::from_millis(50);
+
+/// True if a connection waits in the listen queue of `fd`.
+fn has_pending_connection(fd: RawFd) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll on one descriptor we own, without waiting.
+    unsafe { libc::poll(&mut pfd, 1, 0) > 0 && pfd.revents & libc::POLLIN != 0 }
 }
 
 /// accept4() on a blocking listener, giving a non-blocking, close-on-exec socket.
