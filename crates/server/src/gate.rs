@@ -47,7 +47,11 @@ impl Gate {
     /// queue across two checks `check` apart (`pending` says whether one
     /// waits): when every worker is busy, someone must take it, or new
     /// clients would starve behind busy keep-alive connections.
-    pub(crate) fn wait_for_room(&self, check: std::time::Duration, pending: &dyn Fn() -> bool) -> bool {
+    pub(crate) fn wait_for_room(
+        &self,
+        check: std::time::Duration,
+        pending: &dyn Fn() -> bool,
+    ) -> bool {
         let mut state = self.lock();
         let mut seen_waiting = false;
         while state.busy >= self.capacity && !state.stopped {
