@@ -58,13 +58,7 @@ pub(super) fn parse(text: &str, section: &str) -> Result<Vec<Entry>, FormatError
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn kv(entries: &[Entry]) -> Vec<(&str, Option<&str>, usize)> {
-        entries
-            .iter()
-            .map(|e| (e.key.as_str(), e.value.as_deref(), e.line))
-            .collect()
-    }
+    use crate::formats::kv;
 
     #[test]
     fn reads_only_the_wanted_section_trimmed_with_repeats_and_bare_keys() {

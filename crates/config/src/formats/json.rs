@@ -357,13 +357,7 @@ impl Parser<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn kv(entries: &[Entry]) -> Vec<(&str, Option<&str>, usize)> {
-        entries
-            .iter()
-            .map(|e| (e.key.as_str(), e.value.as_deref(), e.line))
-            .collect()
-    }
+    use crate::formats::kv;
 
     #[test]
     fn converts_scalars_and_repeats_arrays_as_uwsgi_does() {

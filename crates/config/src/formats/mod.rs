@@ -126,3 +126,12 @@ fn note_section(found: &mut Vec<String>, name: &str) {
         found.push(name.to_string());
     }
 }
+
+/// Entries as (key, value, line) tuples, for the readers' table tests.
+#[cfg(test)]
+pub(crate) fn kv(entries: &[Entry]) -> Vec<(&str, Option<&str>, usize)> {
+    entries
+        .iter()
+        .map(|e| (e.key.as_str(), e.value.as_deref(), e.line))
+        .collect()
+}

@@ -334,13 +334,7 @@ fn first_token(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn kv(entries: &[Entry]) -> Vec<(&str, Option<&str>, usize)> {
-        entries
-            .iter()
-            .map(|e| (e.key.as_str(), e.value.as_deref(), e.line))
-            .collect()
-    }
+    use crate::formats::kv;
 
     #[test]
     fn reads_the_seeds_config_with_empty_elements_as_bare_keys() {

@@ -201,13 +201,7 @@ fn strip_comment(line: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn kv(entries: &[Entry]) -> Vec<(&str, Option<&str>, usize)> {
-        entries
-            .iter()
-            .map(|e| (e.key.as_str(), e.value.as_deref(), e.line))
-            .collect()
-    }
+    use crate::formats::kv;
 
     #[test]
     fn reads_flat_keys_lists_quotes_and_comments() {
