@@ -27,9 +27,7 @@ as a backstop, at interpreter exit.
 
 import atexit
 import contextlib
-import grp
 import os
-import pwd
 import shutil
 import signal
 import socket
@@ -40,6 +38,8 @@ from pathlib import Path
 
 import pytest
 
+import nginxctl
+
 NGINX = "/usr/sbin/nginx"
 MIME_TYPES = Path("/etc/nginx/mime.types")
 START_TIMEOUT = 10.0
@@ -48,49 +48,17 @@ _running = set()
 
 
 def nginx_binary():
-    path = shutil.which("nginx") or (NGINX if os.access(NGINX, os.X_OK) else None)
-    if path is None:
-        pytest.fail(
-            "nginx is not installed (no `nginx` on PATH, no /usr/sbin/nginx); "
-            "scripts/test.sh installs it (apt-get install -y nginx)",
-            pytrace=False,
-        )
+    """The nginx binary (fails the test if missing), and its stock mime.types."""
+    path = nginxctl.nginx_binary()
     if not MIME_TYPES.is_file():
         pytest.fail(f"{MIME_TYPES} is missing (it comes with Debian's nginx-common)", pytrace=False)
     return path
 
 
-def worker_user():
-    """(user, group) for nginx workers: nobody, and nogroup where it exists."""
-    try:
-        grp.getgrnam("nogroup")
-        group = "nogroup"
-    except KeyError:
-        group = grp.getgrgid(pwd.getpwnam("nobody").pw_gid).gr_name
-    return "nobody", group
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _children(pid):
-    """Pids whose parent is `pid` (the workers of a master we started)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()  # state ppid ...
-        if len(fields) > 1 and int(fields[1]) == pid:
-            out.append(int(entry))
-    return out
+# Shared with the uwsgi tests' nginx launcher.
+worker_user = nginxctl.worker_user
+free_port = nginxctl.free_port
+_children = nginxctl._children
 
 
 class StaticNginx:
