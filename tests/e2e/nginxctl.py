@@ -103,6 +103,27 @@ def _children(pid):
     return out
 
 
+def stop_master(proc, workers=()):
+    """Stop an nginx master we started: SIGQUIT (graceful), SIGKILL after 5 s,
+    then SIGKILL to any of its workers still alive."""
+    if proc is None:
+        return
+    workers = set(workers) | set(_children(proc.pid))
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGQUIT)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    for pid in workers:
+        with contextlib.suppress(OSError):
+            # only if it is still an nginx process (pids are not reused this fast, but be sure)
+            with open(f"/proc/{pid}/comm") as f:
+                if "nginx" in f.read():
+                    os.kill(pid, signal.SIGKILL)
+
+
 class Nginx:
     """One nginx master with one `server` block per entry of `servers`
     (name -> the block's body; the `listen` line is added, on a free port)."""
@@ -201,23 +222,7 @@ class Nginx:
     def stop(self):
         """SIGQUIT (graceful), then SIGKILL to the master and any worker left."""
         _running.discard(self)
-        proc = self.proc
-        if proc is None:
-            return
-        workers = set(self.workers) | set(_children(proc.pid))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGQUIT)
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        for pid in workers:
-            with contextlib.suppress(OSError):
-                # only if it is still an nginx process (pids are not reused this fast, but be sure)
-                with open(f"/proc/{pid}/comm") as f:
-                    if "nginx" in f.read():
-                        os.kill(pid, signal.SIGKILL)
+        stop_master(self.proc, self.workers)
 
     def close(self):
         self.stop()

@@ -26,10 +26,8 @@ as a backstop, at interpreter exit.
 """
 
 import atexit
-import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -166,23 +164,7 @@ http {{
     def stop(self):
         """SIGQUIT (graceful), then SIGKILL to the master and any worker left."""
         _running.discard(self)
-        proc = self.proc
-        if proc is None:
-            return
-        workers = set(self.workers) | set(_children(proc.pid))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGQUIT)
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        for pid in workers:
-            with contextlib.suppress(OSError):
-                with open(f"/proc/{pid}/comm") as f:
-                    if "nginx" not in f.read():
-                        continue
-                os.kill(pid, signal.SIGKILL)
+        nginxctl.stop_master(self.proc, self.workers)
 
     def close(self):
         self.stop()
