@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import APPS, EXAMPLES
+from conftest import APPS, EXAMPLES, read_until_close
 from httpraw import Conn, build
 from nginxctl import address, listeners, portico, public_dir
 
@@ -83,17 +83,7 @@ def connect(addr, timeout=10.0):
     return sock
 
 
-def read_all(sock):
-    chunks = []
-    while True:
-        try:
-            data = sock.recv(65536)
-        except ConnectionResetError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    return b"".join(chunks)
+read_all = read_until_close
 
 
 def exchange(addr, data, shut_write=False, timeout=10.0):
