@@ -18,6 +18,7 @@ mod magic;
 mod model;
 mod observe;
 mod show;
+pub mod site;
 mod table;
 
 pub use argv::parse_args;

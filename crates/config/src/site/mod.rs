@@ -1,0 +1,463 @@
+//! The Site model: what a server does with each request, as a tree of
+//! servers → locations → content. Both configuration styles end here:
+//! nginx.conf (`crate::nginx`) converts into it block for block, and the
+//! uWSGI options (`--http`, `--socket`, `--mount`, `--static-map`...)
+//! convert into a one-server, one-location site ([`Site::from_options`]).
+//! The router in `portico-server` is built from a `Site`, so there is one
+//! router for both styles.
+//!
+//! Everything here is data, resolved at load time: nginx's inheritance of
+//! directives from `http` to `server` to `location` is already applied, so
+//! each [`Location`] carries the full [`LocationConfig`] it runs with.
+//! Strings that may hold variables are [`Template`]s, parsed once; regexes
+//! are compiled once ([`Pattern`]). Nothing here touches sockets or files.
+
+mod template;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use template::{Template, TemplatePart, Variable};
+
+/// A whole configuration: every server with its locations, and what the
+/// `http {}` and main contexts set for the process.
+#[derive(Debug, Clone, Default)]
+pub struct Site {
+    /// In configuration order (the order decides the default server of a
+    /// listen address when none is marked `default_server`).
+    pub servers: Vec<Server>,
+    /// `upstream NAME {}` blocks (parsed now, balanced by the proxy later).
+    pub upstreams: Vec<Upstream>,
+    /// `map $src $dst {}` blocks; [`Variable::Map`] indexes into this.
+    pub maps: Vec<VarMap>,
+    /// `log_format NAME ...;`, plus nginx's predefined `combined`.
+    pub log_formats: Vec<LogFormatDef>,
+    /// Main-context settings (`worker_processes`, `pid`, ...).
+    pub main: MainSettings,
+}
+
+/// Settings of nginx's main and `events` contexts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MainSettings {
+    /// `worker_processes N`; `None` for `auto` (one per CPU). Unset: 1.
+    pub worker_processes: Option<usize>,
+    /// `events { worker_connections N; }` (nginx's default 512).
+    pub worker_connections: usize,
+    /// `pid FILE` (absolute, resolved against the prefix).
+    pub pid: Option<PathBuf>,
+    /// `error_log FILE [level]`: the file (`None`: stderr).
+    pub error_log: Option<PathBuf>,
+    /// `user USER [GROUP]`.
+    pub user: Option<(String, Option<String>)>,
+}
+
+/// One `server {}` block.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub listens: Vec<Listen>,
+    /// `server_name` entries in the order written (empty: `""`, no name).
+    pub names: Vec<ServerName>,
+    /// Server-level rewrite-module steps (`rewrite`, `return`), run before
+    /// a location is chosen.
+    pub rewrites: Vec<RewriteStep>,
+    /// Top-level locations in configuration order (named ones excluded).
+    pub locations: Vec<Location>,
+    /// `location @name {}` blocks.
+    pub named: Vec<Location>,
+    /// The server's own settings: used when no location matches.
+    pub config: Arc<LocationConfig>,
+    /// Where the block starts, for messages (`site.conf:12`).
+    pub origin: String,
+}
+
+/// Where a server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+/// The protocol spoken on a listen address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenProtocol {
+    Http,
+    /// uwsgi packets (option style `--socket`).
+    Uwsgi,
+}
+
+/// One `listen` directive (or one option-style listener).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    pub addr: ListenAddr,
+    pub protocol: ListenProtocol,
+    pub default_server: bool,
+    /// `backlog=N` (the listen queue).
+    pub backlog: Option<i32>,
+    pub reuseport: bool,
+}
+
+/// One `server_name` entry, classified as nginx classifies it.
+#[derive(Debug, Clone)]
+pub enum ServerName {
+    /// `example.com` (lower-cased; `""` matches requests without a Host).
+    Exact(String),
+    /// `*.example.com` kept as `.example.com`; `.example.com` (which also
+    /// matches `example.com`) is stored as this plus an `Exact`.
+    LeadingWildcard(String),
+    /// `mail.*` kept as `mail.`.
+    TrailingWildcard(String),
+    /// `~regex`, tried in configuration order.
+    Regex(Pattern),
+}
+
+/// A compiled regular expression with its source, for messages and dumps.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    pub source: String,
+    pub regex: regex::Regex,
+}
+
+impl Pattern {
+    /// Compile `source` (case-insensitive when asked, as `~*` does).
+    pub fn new(source: &str, case_insensitive: bool) -> Result<Pattern, regex::Error> {
+        let regex = regex::RegexBuilder::new(source)
+            .case_insensitive(case_insensitive)
+            .build()?;
+        Ok(Pattern {
+            source: source.to_string(),
+            regex,
+        })
+    }
+}
+
+/// How a location matches the URI.
+#[derive(Debug, Clone)]
+pub enum LocationMatch {
+    /// `location = /uri`.
+    Exact(String),
+    /// `location /prefix` or, with `stop_regex`, `location ^~ /prefix`.
+    Prefix { uri: String, stop_regex: bool },
+    /// `location ~ re` or `location ~* re` (the pattern carries the case rule).
+    Regex(Pattern),
+    /// `location @name`.
+    Named(String),
+}
+
+/// One `location {}` block.
+#[derive(Debug, Clone)]
+pub struct Location {
+    pub matcher: LocationMatch,
+    /// Rewrite-module steps run after this location is chosen.
+    pub rewrites: Vec<RewriteStep>,
+    /// Nested locations, searched inside this one (nginx's rules again).
+    pub locations: Vec<Location>,
+    /// What answers a request that ends in this location.
+    pub content: Content,
+    pub config: Arc<LocationConfig>,
+    /// Where the block starts, for messages.
+    pub origin: String,
+}
+
+/// The content handler of a location. nginx does not inherit it into
+/// nested locations, so it lives on the [`Location`], not in its config.
+#[derive(Debug, Clone, Default)]
+pub enum Content {
+    /// Files under `root`/`alias`: `try_files`, `index`, `autoindex`.
+    #[default]
+    Static,
+    /// `uwsgi_pass`: the uwsgi protocol to an address or, when the address
+    /// is one of this process's own app sockets, to the app in process.
+    Uwsgi(UpstreamTarget),
+    /// The option-style app (with uWSGI's `--static-map` files in front):
+    /// the request goes to the WSGI handler as an HTTP or uwsgi request.
+    App,
+}
+
+/// Where an upstream request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamTarget {
+    /// `host:port` (a name is resolved at load time, as nginx does).
+    Tcp { host: String, port: u16 },
+    /// `unix:/path`.
+    Unix(PathBuf),
+    /// The name of an `upstream {}` block.
+    Group(String),
+}
+
+/// A rewrite-module step, in the order written.
+#[derive(Debug, Clone)]
+pub enum RewriteStep {
+    /// `rewrite REGEX REPLACEMENT [flag]`.
+    Rewrite {
+        pattern: Pattern,
+        replacement: Template,
+        flag: RewriteFlag,
+        origin: String,
+    },
+    /// `return CODE [TEXT|URL]` or `return URL` (302).
+    Return { code: u16, body: Option<Template> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RewriteFlag {
+    /// No flag: go on with the next step.
+    None,
+    /// Stop and search the locations again with the new URI.
+    Last,
+    /// Stop and stay in this location.
+    Break,
+    /// 302 to the new URI.
+    Redirect,
+    /// 301 to the new URI.
+    Permanent,
+}
+
+/// Where files come from.
+#[derive(Debug, Clone)]
+pub enum DocRoot {
+    /// `root PATH`: file = PATH + URI.
+    Root(Template),
+    /// `alias PATH`: the location's prefix (or the regex match) replaced by PATH.
+    Alias(Template),
+}
+
+/// `try_files FILE ... LAST`.
+#[derive(Debug, Clone)]
+pub struct TryFiles {
+    /// Candidates tested as files (a trailing `/` tests a directory).
+    pub files: Vec<Template>,
+    pub fallback: TryFallback,
+}
+
+#[derive(Debug, Clone)]
+pub enum TryFallback {
+    /// An internal redirect to this URI.
+    Uri(Template),
+    /// `=CODE`.
+    Code(u16),
+    /// `@name`.
+    Named(String),
+}
+
+/// `error_page CODE ... [=[RESPONSE]] TARGET`.
+#[derive(Debug, Clone)]
+pub struct ErrorPage {
+    pub codes: Vec<u16>,
+    pub answer: ErrorPageAnswer,
+    pub target: ErrorPageTarget,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorPageAnswer {
+    /// No `=`: the original code.
+    Original,
+    /// `=`: whatever the target answers.
+    Target,
+    /// `=CODE`.
+    Code(u16),
+}
+
+#[derive(Debug, Clone)]
+pub enum ErrorPageTarget {
+    /// An internal redirect to a URI (may carry `?args`).
+    Uri(Template),
+    /// `@name`.
+    Named(String),
+    /// A URL with a scheme: a redirect (302, or the `=CODE` given).
+    Redirect(Template),
+}
+
+/// `add_header NAME VALUE [always]`.
+#[derive(Debug, Clone)]
+pub struct AddHeader {
+    pub name: String,
+    pub value: Template,
+    pub always: bool,
+}
+
+/// `expires`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expires {
+    Off,
+    /// `epoch`: Expires at 1970, `Cache-Control: no-cache`.
+    Epoch,
+    /// `max`: Expires in 2037, `Cache-Control: max-age=315360000`.
+    Max,
+    /// `[modified] [-]TIME`: seconds after now (or after the file's mtime).
+    After { seconds: i64, from_modified: bool },
+    /// `@HH:MM`: the next time of day.
+    DailyAt { seconds_of_day: u32 },
+}
+
+/// One `allow`/`deny` rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessRule {
+    pub allow: bool,
+    pub net: AccessNet,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessNet {
+    All,
+    /// An address and prefix length (a bare address is /32 or /128).
+    Cidr { addr: IpAddr, prefix: u8 },
+    /// `unix:`: connections on unix sockets.
+    Unix,
+}
+
+/// `access_log`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    Off,
+    /// A path (or `stderr`/`/dev/stdout`), with a `log_format` name.
+    File { path: PathBuf, format: String },
+}
+
+/// `log_format NAME STRING...` (the strings joined).
+#[derive(Debug, Clone)]
+pub struct LogFormatDef {
+    pub name: String,
+    pub template: Template,
+}
+
+/// `map $source $target { ... }`.
+#[derive(Debug, Clone)]
+pub struct VarMap {
+    pub source: Template,
+    /// The variable it defines, without `$`.
+    pub target: String,
+    pub default: Template,
+    /// Exact keys (compared as written, or lower-cased with `hostnames`).
+    pub exact: Vec<(String, Template)>,
+    /// `~re` / `~*re` keys, in order.
+    pub regexes: Vec<(Pattern, Template)>,
+    pub hostnames: bool,
+}
+
+/// `uwsgi_param KEY VALUE [if_not_empty]`.
+#[derive(Debug, Clone)]
+pub struct UwsgiParam {
+    pub key: String,
+    pub value: Template,
+    pub if_not_empty: bool,
+}
+
+/// A MIME type table (`types {}`): extension (lower case) → type.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MimeTypes {
+    pub by_extension: Vec<(String, String)>,
+}
+
+impl MimeTypes {
+    /// The type for a file extension (case-insensitive), if listed.
+    pub fn lookup(&self, extension: &str) -> Option<&str> {
+        self.by_extension
+            .iter()
+            .find(|(ext, _)| ext.eq_ignore_ascii_case(extension))
+            .map(|(_, mime)| mime.as_str())
+    }
+}
+
+/// Everything a location runs with, inheritance already applied.
+#[derive(Debug, Clone)]
+pub struct LocationConfig {
+    pub root: DocRoot,
+    /// `index` files, in order (default `index.html`).
+    pub index: Vec<Template>,
+    pub try_files: Option<TryFiles>,
+    pub error_pages: Vec<ErrorPage>,
+    pub add_headers: Vec<AddHeader>,
+    pub expires: Expires,
+    pub access: Vec<AccessRule>,
+    /// `client_max_body_size` in bytes; 0: no limit (default 1 MiB).
+    pub client_max_body_size: u64,
+    pub keepalive_timeout: Duration,
+    pub keepalive_requests: u64,
+    pub server_tokens: bool,
+    pub types: Arc<MimeTypes>,
+    pub default_type: String,
+    pub gzip_static: bool,
+    pub autoindex: bool,
+    pub access_log: Vec<AccessLogTarget>,
+    pub uwsgi_params: Vec<UwsgiParam>,
+    pub uwsgi_connect_timeout: Duration,
+    pub uwsgi_send_timeout: Duration,
+    pub uwsgi_read_timeout: Duration,
+    pub uwsgi_buffering: bool,
+    pub uwsgi_intercept_errors: bool,
+}
+
+/// nginx's default `client_max_body_size` (1m).
+pub const DEFAULT_CLIENT_MAX_BODY_SIZE: u64 = 1024 * 1024;
+/// nginx's default `keepalive_timeout` (75s).
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+/// nginx's default `keepalive_requests` (1000 since 1.19.10).
+pub const DEFAULT_KEEPALIVE_REQUESTS: u64 = 1000;
+/// nginx's default for `uwsgi_connect/send/read_timeout` (60s).
+pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
+/// nginx's default `worker_connections` (512).
+pub const DEFAULT_WORKER_CONNECTIONS: usize = 512;
+
+impl Default for LocationConfig {
+    fn default() -> Self {
+        LocationConfig {
+            root: DocRoot::Root(Template::literal("html")),
+            index: vec![Template::literal("index.html")],
+            try_files: None,
+            error_pages: Vec::new(),
+            add_headers: Vec::new(),
+            expires: Expires::Off,
+            access: Vec::new(),
+            client_max_body_size: DEFAULT_CLIENT_MAX_BODY_SIZE,
+            keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
+            keepalive_requests: DEFAULT_KEEPALIVE_REQUESTS,
+            server_tokens: true,
+            types: Arc::new(MimeTypes::default()),
+            default_type: "text/plain".to_string(),
+            gzip_static: false,
+            autoindex: false,
+            access_log: Vec::new(),
+            uwsgi_params: Vec::new(),
+            uwsgi_connect_timeout: DEFAULT_UPSTREAM_TIMEOUT,
+            uwsgi_send_timeout: DEFAULT_UPSTREAM_TIMEOUT,
+            uwsgi_read_timeout: DEFAULT_UPSTREAM_TIMEOUT,
+            uwsgi_buffering: true,
+            uwsgi_intercept_errors: false,
+        }
+    }
+}
+
+/// `upstream NAME { server ...; }` as parsed (used by the proxy issue).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upstream {
+    pub name: String,
+    pub servers: Vec<UpstreamServer>,
+    pub balancer: Balancer,
+    /// `keepalive N` (idle connections cached per worker), if set.
+    pub keepalive: Option<usize>,
+    pub origin: String,
+}
+
+/// One `server` line of an upstream block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamServer {
+    pub target: UpstreamTarget,
+    pub weight: u32,
+    pub max_fails: u32,
+    pub fail_timeout: Duration,
+    pub max_conns: u32,
+    pub backup: bool,
+    pub down: bool,
+}
+
+/// The balancing method of an upstream block.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Balancer {
+    RoundRobin,
+    IpHash,
+    Hash { key: String, consistent: bool },
+    LeastConn,
+    Random { two: bool, least_conn: bool },
+}
