@@ -113,16 +113,17 @@ pub enum ServerName {
 }
 
 /// A compiled regular expression with its source, for messages and dumps.
+/// It matches bytes: a decoded URI need not be UTF-8.
 #[derive(Debug, Clone)]
 pub struct Pattern {
     pub source: String,
-    pub regex: regex::Regex,
+    pub regex: regex::bytes::Regex,
 }
 
 impl Pattern {
     /// Compile `source` (case-insensitive when asked, as `~*` does).
     pub fn new(source: &str, case_insensitive: bool) -> Result<Pattern, regex::Error> {
-        let regex = regex::RegexBuilder::new(source)
+        let regex = regex::bytes::RegexBuilder::new(source)
             .case_insensitive(case_insensitive)
             .build()?;
         Ok(Pattern {
