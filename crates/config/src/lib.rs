@@ -18,6 +18,7 @@ mod magic;
 mod model;
 mod observe;
 mod show;
+pub mod nginx;
 pub mod site;
 mod table;
 

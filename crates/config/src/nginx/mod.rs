@@ -1,0 +1,7 @@
+//! nginx.conf: the reader (tokens, blocks, `include`, contexts and argument
+//! counts, nginx's own error messages) and the conversion of the tree into
+//! a [`Site`](crate::site::Site).
+
+mod ast;
+
+pub use ast::{Arg, ConfTree, Directive, NginxError};
