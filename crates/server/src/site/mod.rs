@@ -9,6 +9,8 @@
 
 mod captures;
 mod select;
+mod uri;
 
 pub use captures::Captures;
 pub use select::{ConnAddr, Found, Selected, ServerTable, find_location, find_named};
+pub use uri::{NormalizedUri, UriError, normalize};
