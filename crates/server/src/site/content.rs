@@ -286,7 +286,10 @@ fn directory<'s>(req: &mut Req<'s>, uri: &[u8]) -> Done<'s> {
         Ok(dir) => dir,
         Err(status) => return Done::Special(status, Vec::new()),
     };
-    if method_is(req, &[b"GET", b"HEAD", b"POST"]) {
+    if !method_is(req, &[b"GET", b"HEAD", b"POST"]) {
+        return Done::Special(405, Vec::new());
+    }
+    {
         let mut dir_tested = false;
         let config: &'s LocationConfig = req.loc.config;
         for index in &config.index {

@@ -469,12 +469,20 @@ impl<'s> Req<'s> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        let config = self.loc.config;
-        headers::decorate(&mut response, config, now, &mut |t| self.eval(t));
         if let Some(status) = self.err_status.take() {
+            // nginx's send_header: the error_page status replaces the
+            // target's before any filter runs, so Last-Modified goes
+            // unless it is a 200/206/304, and ranges are offered on 200 only.
             response.status = status;
             response.reason = Bytes::from_static(pages::reason(status).as_bytes());
+            let drop_modified = !matches!(status, 200 | 206 | 304);
+            response.headers.retain(|(n, _)| {
+                !(drop_modified && n.eq_ignore_ascii_case(b"last-modified"))
+                    && !(status != 200 && n.eq_ignore_ascii_case(b"accept-ranges"))
+            });
         }
+        let config = self.loc.config;
+        headers::decorate(&mut response, config, now, &mut |t| self.eval(t));
         let base = headers::redirect_base(
             self.facts.scheme,
             self.redirect_host(),
