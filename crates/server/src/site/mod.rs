@@ -8,9 +8,12 @@
 #![allow(dead_code, unused_imports)]
 
 mod captures;
+mod lookup;
 mod select;
 mod uri;
+mod vars;
 
 pub use captures::Captures;
-pub use select::{ConnAddr, Found, Selected, ServerTable, find_location, find_named};
+pub use select::{ConnAddr, Found, Selected, ServerTable, alias_prefix, find_location, find_named};
 pub use uri::{NormalizedUri, UriError, normalize};
+pub use vars::{ResponseFacts, VarContext, eval, eval_var, request_filename};

@@ -184,22 +184,27 @@ impl ServerTable {
     /// wildcard (`0.0.0.0` / `[::]`) of the same family and port.
     fn group_for(&self, local: &ConnAddr) -> Option<&ListenGroup> {
         let local = match local {
-            ListenAddr::Tcp(addr) => ListenAddr::Tcp(unmap_v4(*addr)),
-            other => other.clone(),
-        };
-        if let Some(group) = self.groups.iter().find(|g| g.addr == local) {
-            return Some(group);
-        }
-        let ListenAddr::Tcp(local) = local else {
-            return None;
-        };
-        self.groups.iter().find(|g| match &g.addr {
-            ListenAddr::Tcp(a) => {
-                a.ip().is_unspecified()
-                    && a.port() == local.port()
-                    && a.is_ipv4() == local.is_ipv4()
+            ListenAddr::Tcp(addr) => unmap_v4(*addr),
+            ListenAddr::Unix(path) => {
+                return self
+                    .groups
+                    .iter()
+                    .find(|g| matches!(&g.addr, ListenAddr::Unix(p) if p == path));
             }
-            ListenAddr::Unix(_) => false,
+        };
+        let exact = self
+            .groups
+            .iter()
+            .find(|g| matches!(&g.addr, ListenAddr::Tcp(a) if *a == local));
+        exact.or_else(|| {
+            self.groups.iter().find(|g| match &g.addr {
+                ListenAddr::Tcp(a) => {
+                    a.ip().is_unspecified()
+                        && a.port() == local.port()
+                        && a.is_ipv4() == local.is_ipv4()
+                }
+                ListenAddr::Unix(_) => false,
+            })
         })
     }
 }
@@ -392,6 +397,16 @@ fn static_level<'a>(locations: &'a [Location], uri: &[u8], search: &mut Search<'
 /// the request upstream (`uwsgi_pass`; `proxy_pass` and the others alike).
 fn auto_redirects(location: &Location) -> bool {
     matches!(location.content, Content::Uwsgi(_))
+}
+
+/// The part of the URI that `alias` replaces in `location`: its prefix or
+/// `=` URI ([`super::VarContext::location_prefix`]); `None` for a regex
+/// location (its alias is the whole path) and a named one.
+pub fn alias_prefix(location: &Location) -> Option<&[u8]> {
+    match &location.matcher {
+        LocationMatch::Exact(uri) | LocationMatch::Prefix { uri, .. } => Some(uri.as_bytes()),
+        LocationMatch::Regex(_) | LocationMatch::Named(_) => None,
+    }
 }
 
 /// The `location @name` block of a server (`name` with or without `@`).

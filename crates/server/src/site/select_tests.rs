@@ -172,6 +172,19 @@ fn prefix_matches_carry_no_captures() {
 }
 
 #[test]
+fn aliases_replace_prefixes_not_regexes() {
+    let cases = [
+        (loc("p", prefix("/al/"), vec![]), Some(&b"/al/"[..])),
+        (loc("e", exact("/x"), vec![]), Some(&b"/x"[..])),
+        (loc("r", regex("^/r"), vec![]), None),
+        (loc("n", LocationMatch::Named("n".into()), vec![]), None),
+    ];
+    for (location, want) in &cases {
+        assert_eq!(alias_prefix(location), *want, "{}", location.origin);
+    }
+}
+
+#[test]
 fn named_locations_are_found_with_or_without_the_at_sign() {
     let mut server = server(vec![], vec![]);
     server.named = vec![loc(
