@@ -135,7 +135,9 @@ fn absolute(req: &Req<'_>, path: Vec<u8>) -> PathBuf {
 /// location's alias (which is the whole path).
 fn alias_prefix(req: &Req<'_>) -> Option<usize> {
     match req.loc.matcher {
-        Some(LocationMatch::Prefix { uri, .. }) | Some(LocationMatch::Exact(uri)) => Some(uri.len()),
+        Some(LocationMatch::Prefix { uri, .. }) | Some(LocationMatch::Exact(uri)) => {
+            Some(uri.len())
+        }
         Some(LocationMatch::Regex(_)) => None,
         _ => Some(0),
     }
@@ -153,7 +155,9 @@ pub(crate) fn map_uri(req: &Req<'_>, uri: &[u8]) -> Result<PathBuf, u16> {
     }
     let mut path = Vec::new();
     if !vars::request_filename(&req.var_context(uri), &mut path) {
-        crate::logln!("portico: \"alias\" cannot be used in a location where the URI was rewritten");
+        crate::logln!(
+            "portico: \"alias\" cannot be used in a location where the URI was rewritten"
+        );
         return Err(500);
     }
     Ok(absolute(req, path))
@@ -162,7 +166,11 @@ pub(crate) fn map_uri(req: &Req<'_>, uri: &[u8]) -> Result<PathBuf, u16> {
 /// `$document_root` (relative roots under the prefix).
 fn document_root(req: &Req<'_>) -> Vec<u8> {
     let mut root = Vec::new();
-    vars::eval_var(&Variable::DocumentRoot, &req.var_context(&req.uri), &mut root);
+    vars::eval_var(
+        &Variable::DocumentRoot,
+        &req.var_context(&req.uri),
+        &mut root,
+    );
     root
 }
 
@@ -376,7 +384,10 @@ fn serve_file<'s>(req: &mut Req<'s>, path: &Path, meta: &Metadata) -> Done<'s> {
     let mut encoding = None;
     if req.loc.config.gzip_static
         && req.facts.is_http11()
-        && req.facts.header("accept-encoding").is_some_and(accepts_gzip)
+        && req
+            .facts
+            .header("accept-encoding")
+            .is_some_and(accepts_gzip)
     {
         let mut gz = path.as_os_str().to_owned();
         gz.push(".gz");

@@ -78,7 +78,13 @@ impl Facts {
                     }
                     let name: Vec<u8> = name
                         .iter()
-                        .map(|&b| if b == b'_' { b'-' } else { b.to_ascii_lowercase() })
+                        .map(|&b| {
+                            if b == b'_' {
+                                b'-'
+                            } else {
+                                b.to_ascii_lowercase()
+                            }
+                        })
                         .collect();
                     headers.push(Header {
                         name: Bytes::from(name),

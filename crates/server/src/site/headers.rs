@@ -123,8 +123,7 @@ pub(crate) fn decorate(
             .and_then(|v| httpdate::parse_http_date(v).ok())
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map(|d| d.as_secs() as i64);
-        if let Some((expires, cache_control)) = expires_values(config.expires, now, last_modified)
-        {
+        if let Some((expires, cache_control)) = expires_values(config.expires, now, last_modified) {
             set_header(response, "Expires", expires);
             set_header(response, "Cache-Control", cache_control);
         }
@@ -137,9 +136,10 @@ pub(crate) fn decorate(
         if value.is_empty() {
             continue; // nginx adds nothing for an empty value
         }
-        response
-            .headers
-            .push((Bytes::copy_from_slice(add.name.as_bytes()), Bytes::from(value)));
+        response.headers.push((
+            Bytes::copy_from_slice(add.name.as_bytes()),
+            Bytes::from(value),
+        ));
     }
 }
 
@@ -245,11 +245,7 @@ mod tests {
 
     #[test]
     fn daily_is_the_next_occurrence() {
-        let v = expires_values(
-            Expires::DailyAt { seconds_of_day: 0 },
-            NOW,
-            None,
-        );
+        let v = expires_values(Expires::DailyAt { seconds_of_day: 0 }, NOW, None);
         let age: i64 = v
             .and_then(|(_, cc)| cc.strip_prefix("max-age=").and_then(|n| n.parse().ok()))
             .unwrap_or(-1);
@@ -273,6 +269,9 @@ mod tests {
             redirect_base("http", b"ex.com", Some(8080)),
             b"http://ex.com:8080"
         );
-        assert_eq!(redirect_base("https", b"ex.com", Some(443)), b"https://ex.com");
+        assert_eq!(
+            redirect_base("https", b"ex.com", Some(443)),
+            b"https://ex.com"
+        );
     }
 }

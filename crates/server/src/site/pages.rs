@@ -225,9 +225,20 @@ mod tests {
 
     #[test]
     fn server_tokens_on_names_the_version() {
-        let r = special_response(403, PageStyle { server_tokens: true, padding: false }, "");
+        let r = special_response(
+            403,
+            PageStyle {
+                server_tokens: true,
+                padding: false,
+            },
+            "",
+        );
         let text = String::from_utf8_lossy(body(&r)).into_owned();
-        assert!(text.contains(concat!("<hr><center>portico/", env!("CARGO_PKG_VERSION"), "</center>")));
+        assert!(text.contains(concat!(
+            "<hr><center>portico/",
+            env!("CARGO_PKG_VERSION"),
+            "</center>"
+        )));
     }
 
     #[test]
@@ -256,11 +267,18 @@ mod tests {
 
     #[test]
     fn padding_goes_to_chrome_and_msie_error_pages_only() {
-        assert!(wants_padding(b"Mozilla/5.0 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"));
-        assert!(wants_padding(b"Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1)"));
+        assert!(wants_padding(
+            b"Mozilla/5.0 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
+        ));
+        assert!(wants_padding(
+            b"Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1)"
+        ));
         assert!(!wants_padding(b"Mozilla/5.0 Gecko/20100101 Firefox/120.0"));
         assert!(!wants_padding(b"curl/8.0"));
-        let style = PageStyle { server_tokens: false, padding: true };
+        let style = PageStyle {
+            server_tokens: false,
+            padding: true,
+        };
         assert!(body(&special_response(404, style, "")).ends_with(MSIE_PADDING.as_bytes()));
         assert!(!body(&special_response(301, style, "")).ends_with(MSIE_PADDING.as_bytes()));
     }

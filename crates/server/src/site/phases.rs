@@ -142,7 +142,9 @@ impl<'s> Req<'s> {
     ) -> Result<Req<'s>, Response> {
         let site = &*engine.site;
         let facts = Facts::new(source, peer, local, listener);
-        let selected = engine.table.select(&facts.conn_addr(listener), &facts.host_header);
+        let selected = engine
+            .table
+            .select(&facts.conn_addr(listener), &facts.host_header);
         let (server, captures) = match selected {
             Some(s) => match site.servers.get(s.index) {
                 Some(server) => (server, s.captures),
@@ -299,10 +301,16 @@ impl<'s> Req<'s> {
                     let rep = split_replacement(replacement);
                     let uri = self.eval(&rep.uri);
                     let args = rep.args.as_ref().map(|t| self.eval(t));
-                    if rep.redirect || matches!(flag, RewriteFlag::Redirect | RewriteFlag::Permanent)
+                    if rep.redirect
+                        || matches!(flag, RewriteFlag::Redirect | RewriteFlag::Permanent)
                     {
-                        let location = redirect_target(&uri, args.as_deref(), rep.add_args, &self.args);
-                        let status = if *flag == RewriteFlag::Permanent { 301 } else { 302 };
+                        let location =
+                            redirect_target(&uri, args.as_deref(), rep.add_args, &self.args);
+                        let status = if *flag == RewriteFlag::Permanent {
+                            301
+                        } else {
+                            302
+                        };
                         return Flow::Answer(self.special(status, vec![location_header(location)]));
                     }
                     if uri.is_empty() {
@@ -542,7 +550,8 @@ impl<'s> Req<'s> {
                     Some(uri.as_bytes())
                 }
                 Some(LocationMatch::Regex(_)) => None,
-                _ => Some(&b""[..]),
+                Some(LocationMatch::Named(_)) => None,
+                None => Some(&b""[..]),
             },
             prefix: &self.engine.prefix,
             captures: &self.captures,

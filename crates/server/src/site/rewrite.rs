@@ -205,7 +205,10 @@ mod tests {
     #[test]
     fn redirects_append_old_args_and_unescape_the_path() {
         assert_eq!(redirect_target(b"/n", None, true, b"q=1"), b"/n?q=1");
-        assert_eq!(redirect_target(b"/n", Some(b"a=2"), true, b"q=1"), b"/n?a=2&q=1");
+        assert_eq!(
+            redirect_target(b"/n", Some(b"a=2"), true, b"q=1"),
+            b"/n?a=2&q=1"
+        );
         assert_eq!(redirect_target(b"/n", None, false, b"q=1"), b"/n");
         assert_eq!(redirect_target(b"/a%41%20%2F", None, true, b""), b"/aA%20/");
     }

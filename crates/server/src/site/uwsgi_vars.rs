@@ -27,7 +27,10 @@ pub(crate) fn build_packet(
         if value.is_empty() && param.if_not_empty {
             continue;
         }
-        vars.push((Bytes::copy_from_slice(param.key.as_bytes()), Bytes::from(value)));
+        vars.push((
+            Bytes::copy_from_slice(param.key.as_bytes()),
+            Bytes::from(value),
+        ));
     }
     let first_header = vars.len();
     for Header { name, value } in headers {
@@ -117,7 +120,11 @@ mod tests {
                 param("REQUEST_METHOD", "GET", false),
                 param("REQUEST_METHOD", "GET", false),
             ],
-            &[h("Host", "ex.com"), h("User-Agent", "curl"), h("Content-Type", "a/b")],
+            &[
+                h("Host", "ex.com"),
+                h("User-Agent", "curl"),
+                h("Content-Type", "a/b"),
+            ],
         );
         let want = [
             ("QUERY_STRING", ""),
@@ -127,7 +134,10 @@ mod tests {
             ("HTTP_USER_AGENT", "curl"),
             ("HTTP_CONTENT_TYPE", "a/b"),
         ];
-        let want: Vec<_> = want.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let want: Vec<_> = want
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         assert_eq!(vars(&p), want);
         let size: usize = want.iter().map(|(k, v)| 4 + k.len() + v.len()).sum();
         assert_eq!(p.datasize, size);
@@ -135,7 +145,10 @@ mod tests {
 
     #[test]
     fn a_param_of_the_same_http_name_replaces_the_header() {
-        let p = build(&[param("HTTP_HOST", "fixed", false)], &[h("host", "client")]);
+        let p = build(
+            &[param("HTTP_HOST", "fixed", false)],
+            &[h("host", "client")],
+        );
         assert_eq!(vars(&p), vec![("HTTP_HOST".into(), "fixed".into())]);
     }
 

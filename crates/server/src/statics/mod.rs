@@ -33,7 +33,7 @@ pub(crate) use conditional::http_date;
 pub use mime::mime_type;
 pub(crate) use path::{Refused, is_inside, relative_path};
 pub(crate) use respond::{
-    FileOptions, FileRequest, Refusal, header_pair, request_header, respond_file, static_meta,
+    FileOptions, FileRequest, header_pair, request_header, respond_file, static_meta,
 };
 
 /// One `--static-map /url=DIR` (or `--static-map2`, which keeps the prefix).
