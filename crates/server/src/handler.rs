@@ -72,8 +72,8 @@ impl Request {
         }
     }
 
-    /// A request parsed from the raw bytes of an HTTP/1.x head (and the
-    /// whole body after it), as if it arrived on an HTTP listener at
+    /// A request parsed from the raw bytes of an HTTP/1.x head and its
+    /// body (Content-Length or chunked, decoded), as if it arrived on an HTTP listener at
     /// `local` from `peer`: for tests and in-process callers that have no
     /// socket. `None` when the head does not parse or is incomplete.
     pub fn from_http_bytes(
@@ -87,6 +87,9 @@ impl Request {
             &portico_proto::http1::HeadLimits::default(),
         )
         .ok()??;
+        // A body not all there ends where the bytes end (the pump that
+        // would read the rest is dropped).
+        let (body, _pump) = crate::body::BodyPump::start(head.framing, false, &mut buf).ok()?;
         let addr = match local {
             Some(addr) => crate::listener::ListenAddress::Tcp(addr),
             None => crate::listener::ListenAddress::Unix("portico.sock".into()),
@@ -102,7 +105,7 @@ impl Request {
                 spec: "in-process".to_string(),
                 buffer_size: 4096,
             }),
-            body: RequestBody::complete(buf.freeze()),
+            body,
             handoff: Handoff::new(),
         })
     }

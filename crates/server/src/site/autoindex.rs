@@ -13,7 +13,7 @@ use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 /// The width names are padded to (`NGX_HTTP_AUTOINDEX_NAME_LEN`).
 const NAME_LEN: usize = 50;
@@ -163,13 +163,6 @@ fn civil(secs: i64) -> (i64, u32, u32, u32, u32) {
         (rem / 3600) as u32,
         (rem % 3600 / 60) as u32,
     )
-}
-
-/// Seconds since the epoch of a [`SystemTime`] (0 before it).
-#[allow(dead_code)]
-pub(crate) fn unix_secs(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 #[cfg(test)]

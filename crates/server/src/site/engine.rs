@@ -138,6 +138,29 @@ impl Engine {
                             }
                         }
                     };
+                    let mut sent = body
+                        .take()
+                        .unwrap_or_else(|| RequestBody::complete(Bytes::new()));
+                    if req.facts.chunked && req.body_length.is_none() {
+                        // As nginx's request buffering: read a chunked body
+                        // whole, within client_max_body_size, and pass it
+                        // on with its length.
+                        let limit = req.loc.config.client_max_body_size;
+                        match read_whole(&mut sent, limit).await {
+                            Ok(data) => {
+                                req.body_length = Some(data.len() as u64);
+                                sent = RequestBody::complete(data);
+                            }
+                            Err(status) => match req.special(status, Vec::new()) {
+                                super::phases::Step::Out(response) => return response,
+                                super::phases::Step::Jump(phase) => {
+                                    at = phase;
+                                    continue;
+                                }
+                            },
+                        }
+                    }
+                    body = Some(sent);
                     (handler, RequestSource::Uwsgi(req.uwsgi_packet()))
                 }
             };
@@ -158,4 +181,28 @@ impl Engine {
             }
         }
     }
+}
+
+/// Read a whole request body, at most `limit` bytes (0: no limit); `Err`
+/// is the status to answer: 413 past the limit, 400 for a broken body.
+async fn read_whole(body: &mut RequestBody, limit: u64) -> Result<Bytes, u16> {
+    let mut all = bytes::BytesMut::new();
+    while let Some(piece) = body.next().await {
+        match piece {
+            Ok(data) => {
+                if limit != 0 && (all.len() + data.len()) as u64 > limit {
+                    crate::logln!(
+                        "portico: client intended to send too large chunked body: more than {limit} bytes"
+                    );
+                    return Err(413);
+                }
+                all.extend_from_slice(&data);
+            }
+            Err(e) => {
+                crate::logln!("portico: {e}");
+                return Err(400);
+            }
+        }
+    }
+    Ok(all.freeze())
 }

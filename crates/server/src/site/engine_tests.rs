@@ -660,9 +660,12 @@ fn add_header_and_expires_decorate_success_answers() {
     assert_eq!(a.header("Expires"), None);
 }
 
+/// The vars and body an upstream was given.
+type Seen = (Vec<(String, String)>, Bytes);
+
 /// An upstream that records the request it was given.
 struct Recorder {
-    seen: Mutex<Vec<(Vec<(String, String)>, Bytes)>>,
+    seen: Mutex<Vec<Seen>>,
     status: u16,
 }
 
@@ -717,11 +720,17 @@ fn uwsgi_pass_sends_params_then_headers_to_the_upstream() {
                 if_not_empty: true,
             },
             UwsgiParam {
+                key: "CONTENT_LENGTH".into(),
+                value: t("$content_length"),
+                if_not_empty: false,
+            },
+            UwsgiParam {
                 key: "PATH_INFO".into(),
                 value: t("$document_uri"),
                 if_not_empty: false,
             },
         ];
+        c.client_max_body_size = 8;
         c.error_pages = vec![ErrorPage {
             codes: vec![503],
             answer: ErrorPageAnswer::Original,
@@ -756,6 +765,7 @@ fn uwsgi_pass_sends_params_then_headers_to_the_upstream() {
     let want: Vec<(String, String)> = [
         ("REQUEST_METHOD", "POST"),
         ("QUERY_STRING", "a=1"),
+        ("CONTENT_LENGTH", "4"),
         ("PATH_INFO", "/app/x y"),
         ("HTTP_HOST", "example.com"),
         ("HTTP_ACCEPT", "a, b"),
@@ -766,6 +776,25 @@ fn uwsgi_pass_sends_params_then_headers_to_the_upstream() {
     .collect();
     assert_eq!(vars, &want);
     assert_eq!(body.as_ref(), b"body");
+
+    let a = send(
+        &h,
+        "POST /app/c HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+    );
+    assert_eq!(a.status, 200);
+    let seen = ok.seen.lock().map(|s| s.clone()).unwrap_or_default();
+    let (vars, body) = &seen[1];
+    assert_eq!(body.as_ref(), b"abcde", "a chunked body is read whole");
+    assert!(
+        vars.contains(&("CONTENT_LENGTH".into(), "5".into())),
+        "{vars:?}"
+    );
+
+    let a = send(
+        &h,
+        "POST /app/c HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n5\r\nfghij\r\n0\r\n\r\n",
+    );
+    assert_eq!(a.status, 413, "a chunked body past client_max_body_size");
 
     let failing = Arc::new(Recorder {
         seen: Mutex::new(Vec::new()),

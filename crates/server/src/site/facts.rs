@@ -37,6 +37,8 @@ pub(crate) struct Facts {
     pub scheme: &'static str,
     /// The announced body length (Content-Length); `None` when chunked or absent.
     pub content_length: Option<u64>,
+    /// The body is chunked: its length is known only once read.
+    pub chunked: bool,
     /// The client is a browser that hides short error pages.
     pub padding: bool,
 }
@@ -48,6 +50,10 @@ impl Facts {
         local: Option<SocketAddr>,
         listener: &ListenerInfo,
     ) -> Facts {
+        let chunked = matches!(
+            source,
+            RequestSource::Http(head) if head.framing == BodyFraming::Chunked
+        );
         let (method, request_uri, protocol, headers, content_length, remote_addr) = match source {
             RequestSource::Http(head) => (
                 head.method.clone(),
@@ -124,6 +130,7 @@ impl Facts {
             remote_addr,
             scheme: listener.scheme,
             content_length,
+            chunked,
             padding,
         };
         facts.set_host(&host_header);

@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use portico_config::site::{
     Content, ErrorPageAnswer, ErrorPageTarget, Location, LocationConfig, LocationMatch,
-    RewriteFlag, RewriteStep, Server, Site, Template, UpstreamTarget,
+    RewriteFlag, RewriteStep, Server, Site, Template, TemplatePart, UpstreamTarget, Variable,
 };
 use portico_proto::uwsgi::UwsgiPacket;
 
@@ -125,6 +125,8 @@ pub(crate) struct Req<'s> {
     conn_addr: ConnAddr,
     /// When the engine took the request (`$request_time`).
     start: SystemTime,
+    /// The length of a chunked body once read whole (`$content_length`).
+    pub body_length: Option<u64>,
     uri_changes: u32,
     error_page_used: bool,
     /// The status an `error_page` imposes on the answer of its target.
@@ -168,6 +170,7 @@ impl<'s> Req<'s> {
             loc: Loc::server(server),
             conn_addr,
             start: SystemTime::now(),
+            body_length: None,
             uri_changes: URI_CHANGES,
             error_page_used: false,
             err_status: None,
@@ -485,8 +488,9 @@ impl<'s> Req<'s> {
             response.reason = Bytes::from_static(pages::reason(status).as_bytes());
             let drop_modified = !matches!(status, 200 | 206 | 304);
             response.headers.retain(|(n, _)| {
-                !(drop_modified && n.eq_ignore_ascii_case(b"last-modified"))
-                    && !(status != 200 && n.eq_ignore_ascii_case(b"accept-ranges"))
+                let stale_date = drop_modified && n.eq_ignore_ascii_case(b"last-modified");
+                let no_ranges = status != 200 && n.eq_ignore_ascii_case(b"accept-ranges");
+                !(stale_date || no_ranges)
             });
         }
         let config = self.loc.config;
@@ -526,7 +530,18 @@ impl<'s> Req<'s> {
     pub(crate) fn uwsgi_packet(&self) -> UwsgiPacket {
         let config: &'s LocationConfig = self.loc.config;
         let params = &config.uwsgi_params;
-        uwsgi_vars::build_packet(params, &self.facts.headers, &mut |t| self.eval(t))
+        let content_length = Template {
+            parts: vec![TemplatePart::Var(Variable::ContentLength)],
+        };
+        uwsgi_vars::build_packet(
+            params,
+            &self.facts.headers,
+            &mut |t| match self.body_length {
+                // A chunked body read whole has a length nginx passes on.
+                Some(n) if *t == content_length => n.to_string().into_bytes(),
+                _ => self.eval(t),
+            },
+        )
     }
 
     /// The variables' view of this request, with `uri` as `$uri`.

@@ -187,7 +187,14 @@ mod tests {
 
     #[test]
     fn internal_args_follow_nginx() {
-        let table: &[(&[u8], Option<&[u8]>, bool, &[u8], &[u8])] = &[
+        type Row = (
+            &'static [u8],
+            Option<&'static [u8]>,
+            bool,
+            &'static [u8],
+            &'static [u8],
+        );
+        let table: &[Row] = &[
             // (uri, new args, add_args, old args) -> args
             (b"/n", None, true, b"q=1", b"q=1"),
             (b"/n", None, false, b"q=1", b""),
