@@ -382,21 +382,26 @@ fn serve_file<'s>(req: &mut Req<'s>, path: &Path, meta: &Metadata) -> Done<'s> {
     let content_type = type_for(&req.uri, req.loc.config);
     let mut served = (path.to_path_buf(), meta.clone());
     let mut encoding = None;
-    if req.loc.config.gzip_static
-        && req.facts.is_http11()
-        && req
-            .facts
-            .header("accept-encoding")
-            .is_some_and(accepts_gzip)
-    {
+    let mut vary = false;
+    if req.loc.config.gzip_static {
+        // nginx's gzip_static: a `.gz` sibling makes the answer vary
+        // (`gzip_vary on`, which the model takes as given); it is served
+        // to HTTP/1.1 clients that accept gzip, without ranges.
         let mut gz = path.as_os_str().to_owned();
         gz.push(".gz");
         let gz = PathBuf::from(gz);
         if let Ok(m) = fs::metadata(&gz)
             && m.is_file()
         {
-            served = (gz, m);
-            encoding = Some("gzip");
+            vary = true;
+            let accepted = req
+                .facts
+                .header("accept-encoding")
+                .is_some_and(accepts_gzip);
+            if req.facts.is_http11() && accepted {
+                served = (gz, m);
+                encoding = Some("gzip");
+            }
         }
     }
     let facts = &req.facts;
@@ -408,14 +413,14 @@ fn serve_file<'s>(req: &mut Req<'s>, path: &Path, meta: &Metadata) -> Done<'s> {
             if_unmodified_since: facts.header("if-unmodified-since"),
             if_none_match: facts.header("if-none-match"),
             if_modified_since: facts.header("if-modified-since"),
-            range: facts.header("range"),
+            range: facts.header("range").filter(|_| encoding.is_none()),
             if_range: facts.header("if-range"),
         }
     };
     let options = FileOptions {
         content_type: &content_type,
         encoding,
-        vary: false,
+        vary,
         extra: Vec::new(),
     };
     match respond_file(
@@ -425,7 +430,14 @@ fn serve_file<'s>(req: &mut Req<'s>, path: &Path, meta: &Metadata) -> Done<'s> {
         options,
         &req.engine.cache,
     ) {
-        Ok(response) => Done::Answer(response),
+        Ok(mut response) => {
+            if encoding.is_some() {
+                response
+                    .headers
+                    .retain(|(n, _)| !n.eq_ignore_ascii_case(b"accept-ranges"));
+            }
+            Done::Answer(response)
+        }
         Err(refusal) => {
             let kept = refusal
                 .headers

@@ -832,3 +832,63 @@ fn a_missing_upstream_is_502() {
     let a = get(&h, "/app/");
     assert_eq!((a.status, a.body), (502, page("502 Bad Gateway")));
 }
+
+#[test]
+fn hosts_choose_redirect_bases_and_bad_ones_are_400() {
+    let tree = static_tree();
+    let h = handler(
+        server(config(&tree.path().join("html")), Vec::new(), Vec::new()),
+        &tree,
+    );
+    let a = send(&h, "GET /dir HTTP/1.0\r\n\r\n");
+    assert_eq!(
+        a.header("Location"),
+        Some("http://127.0.0.1:8080/dir/"),
+        "no Host: the local address"
+    );
+    let a = send(
+        &h,
+        "GET http://Abs.Example:81/dir HTTP/1.1\r\nHost: other\r\n\r\n",
+    );
+    assert_eq!(a.header("Location"), Some("http://abs.example:8080/dir/"));
+    for bad in ["bad..host", ""] {
+        let a = send(&h, &format!("GET / HTTP/1.1\r\nHost: {bad}\r\n\r\n"));
+        assert_eq!(
+            (a.status, a.body.clone()),
+            (400, page("400 Bad Request")),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn gzip_static_serves_the_sibling_without_ranges() {
+    let tree = static_tree();
+    tree.file("html/g/p.html", "plain")
+        .file("html/g/p.html.gz", "GZ");
+    let base = config(&tree.path().join("html"));
+    let gz = with(&base, |c| c.gzip_static = true);
+    let h = handler(
+        server(base, vec![location(prefix("/g/"), gz)], Vec::new()),
+        &tree,
+    );
+    let ask = |accept: &str| {
+        send(
+            &h,
+            &format!(
+                "GET /g/p.html HTTP/1.1\r\nHost: x\r\nAccept-Encoding: {accept}\r\nRange: bytes=0-0\r\n\r\n"
+            ),
+        )
+    };
+    let a = ask("gzip, br");
+    assert_eq!((a.status, a.body.as_str()), (200, "GZ"));
+    assert_eq!(a.header("Content-Encoding"), Some("gzip"));
+    assert_eq!(a.header("Content-Type"), Some("text/html"));
+    assert_eq!(
+        (a.header("Vary"), a.header("Accept-Ranges")),
+        (Some("Accept-Encoding"), None)
+    );
+    let a = ask("gzip;q=0");
+    assert_eq!((a.status, a.body.as_str()), (206, "p"));
+    assert_eq!(a.header("Vary"), Some("Accept-Encoding"));
+}

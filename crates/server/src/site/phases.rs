@@ -143,10 +143,32 @@ impl<'s> Req<'s> {
         listener: &ListenerInfo,
     ) -> Result<Req<'s>, Response> {
         let site = &*engine.site;
-        let facts = Facts::new(source, peer, local, listener);
-        let selected = engine
-            .table
-            .select(&facts.conn_addr(listener), &facts.host_header);
+        let mut facts = Facts::new(source, peer, local, listener);
+        let normalized = super::uri::normalize(&facts.request_uri);
+        let mut bad: Option<String> = None;
+        match &normalized {
+            // An absolute-form target's host wins over the Host header.
+            Ok(n) => {
+                if let Some(host) = &n.host {
+                    facts.set_host(host);
+                }
+            }
+            Err(e) => bad = Some(format!("client sent invalid request target: {e}")),
+        }
+        let has_host = !facts.host_raw.is_empty()
+            || facts
+                .headers
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case(b"host"));
+        if bad.is_none() && has_host && !valid_host(&facts.host_raw) {
+            bad = Some(format!(
+                "client sent invalid host header \"{}\"",
+                String::from_utf8_lossy(&facts.host_raw)
+            ));
+            facts.set_host(b"");
+        }
+        let conn_addr = facts.conn_addr(listener);
+        let selected = engine.table.select(&conn_addr, &facts.host_raw);
         let (server, captures) = match selected {
             Some(s) => match site.servers.get(s.index) {
                 Some(server) => (server, s.captures),
@@ -157,7 +179,6 @@ impl<'s> Req<'s> {
                 None => return Err(bare_error(500)),
             },
         };
-        let conn_addr = facts.conn_addr(listener);
         let mut req = Req {
             engine,
             site,
@@ -176,22 +197,14 @@ impl<'s> Req<'s> {
             err_status: None,
             facts,
         };
-        match super::uri::normalize(&req.facts.request_uri) {
-            Ok(n) => {
-                req.uri = n.path;
-                req.args = n.args;
-                if let Some(host) = n.host {
-                    req.facts.set_host(&host);
-                }
-            }
-            Err(e) => {
-                crate::logln!(
-                    "portico: client sent invalid request target: {e}, client: {}",
-                    req.facts.client_text()
-                );
-                req.uri_changes = 0; // no error_page for a request that never had a URI
-                return Err(req.fail(400));
-            }
+        if let Some(why) = bad {
+            crate::logln!("portico: {why}, client: {}", req.facts.client_text());
+            req.uri_changes = 0; // no error_page for a request that never had a URI
+            return Err(req.fail(400));
+        }
+        if let Ok(n) = normalized {
+            req.uri = n.path;
+            req.args = n.args;
         }
         Ok(req)
     }
@@ -497,27 +510,24 @@ impl<'s> Req<'s> {
         headers::decorate(&mut response, config, now, &mut |t| self.eval(t));
         let base = headers::redirect_base(
             self.facts.scheme,
-            self.redirect_host(),
+            &self.redirect_host(),
             self.facts.local.map(|a| a.port()),
         );
         headers::absolutize_location(&mut response, &base);
         response
     }
 
-    /// The host of absolute redirects: the request's host, else the
-    /// server's first name (`server_name_in_redirect off`).
-    fn redirect_host(&self) -> &[u8] {
+    /// The host of absolute redirects: the request's host, else the local
+    /// address the connection arrived on (`server_name_in_redirect off`;
+    /// an IPv6 address without brackets, as nginx writes it).
+    fn redirect_host(&self) -> Vec<u8> {
         if !self.facts.host.is_empty() {
-            return &self.facts.host;
+            return self.facts.host.clone();
         }
-        self.server
-            .names
-            .iter()
-            .find_map(|n| match n {
-                portico_config::site::ServerName::Exact(name) => Some(name.as_bytes()),
-                _ => None,
-            })
-            .unwrap_or_default()
+        match self.facts.local {
+            Some(local) => local.ip().to_string().into_bytes(),
+            None => b"localhost".to_vec(),
+        }
     }
 
     /// The type nginx gives an answer by the URI's extension (`types`,
@@ -606,4 +616,74 @@ fn bare_error(status: u16) -> Response {
         },
         "text/plain",
     )
+}
+
+/// nginx's `ngx_http_validate_host`: no `..`, no `/` or NUL, no
+/// control bytes or spaces, and something left once the port and one
+/// trailing dot are taken off.
+fn valid_host(host: &[u8]) -> bool {
+    let mut host_len = host.len();
+    let mut dot_pos: Option<usize> = None;
+    let mut in_literal = false;
+    let mut in_rest = false;
+    for (i, &ch) in host.iter().enumerate() {
+        match ch {
+            b'.' => {
+                if i > 0 && dot_pos == Some(i - 1) {
+                    return false;
+                }
+                dot_pos = Some(i);
+            }
+            b':' => {
+                if !in_rest && !in_literal {
+                    host_len = i;
+                    in_rest = true;
+                }
+            }
+            b'[' if i == 0 => in_literal = true,
+            b']' => {
+                if in_literal {
+                    host_len = i + 1;
+                    in_literal = false;
+                    in_rest = true;
+                }
+            }
+            b'/' | 0 => return false,
+            c if c <= 0x20 || c == 0x7f => return false,
+            _ => {}
+        }
+    }
+    if host_len > 0 && dot_pos == Some(host_len - 1) {
+        host_len -= 1;
+    }
+    host_len > 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_host;
+
+    #[test]
+    fn hosts_are_validated_as_nginx_does() {
+        for good in [
+            &b"example.com"[..],
+            b"example.com.",
+            b"EX.com:8080",
+            b"[::1]:80",
+            b"a",
+        ] {
+            assert!(valid_host(good), "{}", String::from_utf8_lossy(good));
+        }
+        for bad in [
+            &b""[..],
+            b"bad..host",
+            b"a/b",
+            b"a\0b",
+            b"a b",
+            b".",
+            b":80",
+        ] {
+            assert!(!valid_host(bad), "{}", String::from_utf8_lossy(bad));
+        }
+    }
 }
