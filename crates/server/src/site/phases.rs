@@ -634,19 +634,15 @@ fn valid_host(host: &[u8]) -> bool {
                 }
                 dot_pos = Some(i);
             }
-            b':' => {
-                if !in_rest && !in_literal {
-                    host_len = i;
-                    in_rest = true;
-                }
+            b':' if !in_rest && !in_literal => {
+                host_len = i;
+                in_rest = true;
             }
             b'[' if i == 0 => in_literal = true,
-            b']' => {
-                if in_literal {
-                    host_len = i + 1;
-                    in_literal = false;
-                    in_rest = true;
-                }
+            b']' if in_literal => {
+                host_len = i + 1;
+                in_literal = false;
+                in_rest = true;
             }
             b'/' | 0 => return false,
             c if c <= 0x20 || c == 0x7f => return false,
