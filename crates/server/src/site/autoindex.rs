@@ -8,6 +8,10 @@
 //! columns (`-` for directories).
 //!
 //! Names are measured in bytes, as nginx does without `charset utf-8`.
+//! [`ListingStyle`] carries `autoindex_exact_size off` (sizes as `2M`,
+//! `10K`) and `autoindex_localtime on` (local time); the Site model does
+//! not hold those two directives yet, so the engine lists with nginx's
+//! defaults (exact sizes, UTC).
 
 use std::fs;
 use std::io;
@@ -63,8 +67,30 @@ pub(crate) fn read_entries(dir: &Path) -> io::Result<Vec<Entry>> {
     Ok(entries)
 }
 
+/// `autoindex_exact_size` and `autoindex_localtime`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ListingStyle {
+    pub exact_size: bool,
+    pub localtime: bool,
+}
+
+impl Default for ListingStyle {
+    /// nginx's defaults: exact sizes, UTC.
+    fn default() -> Self {
+        ListingStyle {
+            exact_size: true,
+            localtime: false,
+        }
+    }
+}
+
 /// The listing page for `uri` (the decoded request path, ending in `/`).
-pub(crate) fn render(uri: &[u8], mut entries: Vec<Entry>) -> Vec<u8> {
+pub(crate) fn render(uri: &[u8], entries: Vec<Entry>) -> Vec<u8> {
+    render_styled(uri, entries, ListingStyle::default())
+}
+
+/// [`render`] with the size and time style given.
+pub(crate) fn render_styled(uri: &[u8], mut entries: Vec<Entry>, style: ListingStyle) -> Vec<u8> {
     entries.sort_by(|a, b| b.dir.cmp(&a.dir).then_with(|| a.name.cmp(&b.name)));
     let mut out = Vec::with_capacity(256 + entries.len() * 120);
     out.extend_from_slice(b"<html>\r\n<head><title>Index of ");
@@ -73,13 +99,13 @@ pub(crate) fn render(uri: &[u8], mut entries: Vec<Entry>) -> Vec<u8> {
     escape_html(&mut out, uri);
     out.extend_from_slice(b"</h1><hr><pre><a href=\"../\">../</a>\r\n");
     for entry in &entries {
-        line(&mut out, entry);
+        line(&mut out, entry, style);
     }
     out.extend_from_slice(b"</pre><hr></body>\r\n</html>\r\n");
     out
 }
 
-fn line(out: &mut Vec<u8>, entry: &Entry) {
+fn line(out: &mut Vec<u8>, entry: &Entry, style: ListingStyle) {
     out.extend_from_slice(b"<a href=\"");
     escape_uri_component(out, &entry.name);
     if entry.dir {
@@ -100,7 +126,11 @@ fn line(out: &mut Vec<u8>, entry: &Entry) {
         out.resize(out.len() + (NAME_LEN - len), b' ');
     }
     out.push(b' ');
-    let (year, month, day, hour, minute) = civil(entry.mtime);
+    let (year, month, day, hour, minute) = if style.localtime {
+        local(entry.mtime)
+    } else {
+        civil(entry.mtime)
+    };
     out.extend_from_slice(
         format!(
             "{day:02}-{}-{year} {hour:02}:{minute:02} ",
@@ -108,12 +138,54 @@ fn line(out: &mut Vec<u8>, entry: &Entry) {
         )
         .as_bytes(),
     );
-    if entry.dir {
-        out.extend_from_slice(b"                  -");
-    } else {
-        out.extend_from_slice(format!("{:>19}", entry.size).as_bytes());
+    match (style.exact_size, entry.dir) {
+        (true, true) => out.extend_from_slice(b"                  -"),
+        (true, false) => out.extend_from_slice(format!("{:>19}", entry.size).as_bytes()),
+        (false, true) => out.extend_from_slice(b"      -"),
+        (false, false) => out.extend_from_slice(approx_size(entry.size).as_bytes()),
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// `autoindex_exact_size off`: seven columns, `K`/`M`/`G` rounded half up.
+fn approx_size(size: u64) -> String {
+    const K: u64 = 1024;
+    let scaled = |unit: u64, letter: char| {
+        let mut n = size / unit;
+        if size % unit > unit / 2 - 1 {
+            n += 1;
+        }
+        format!("{n:>6}{letter}")
+    };
+    if size > K * K * K - 1 {
+        scaled(K * K * K, 'G')
+    } else if size > K * K - 1 {
+        scaled(K * K, 'M')
+    } else if size > 9999 {
+        scaled(K, 'K')
+    } else {
+        format!(" {size:>6}")
+    }
+}
+
+/// Local calendar fields of a Unix time (`autoindex_localtime on`).
+fn local(secs: i64) -> (i64, u32, u32, u32, u32) {
+    let t = secs as libc::time_t;
+    // SAFETY: localtime_r fills the zeroed `tm` we own and reads only `t`.
+    let tm = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return civil(secs);
+        }
+        tm
+    };
+    (
+        i64::from(tm.tm_year) + 1900,
+        (tm.tm_mon + 1) as u32,
+        tm.tm_mday as u32,
+        tm.tm_hour as u32,
+        tm.tm_min as u32,
+    )
 }
 
 /// `&`, `<`, `>` and `"` as entities (`ngx_escape_html`).
@@ -231,6 +303,47 @@ mod tests {
         );
         let got = render(b"/auto/", entries);
         assert_eq!(String::from_utf8_lossy(&got), expected);
+    }
+
+    #[test]
+    fn approximate_sizes_round_as_nginx() {
+        let table = [
+            (2, "      2"),
+            (9999, "   9999"),
+            (10_000, "     10K"),
+            (1_572_864, "      2M"),
+            (2_097_152, "      2M"),
+            (1_572_863, "      1M"),
+            (3 << 30, "      3G"),
+        ];
+        for (size, want) in table {
+            assert_eq!(approx_size(size), want[want.len() - 7..], "{size}");
+        }
+    }
+
+    /// Lines nginx 1.22.1 gave with `autoindex_exact_size off` (captured).
+    #[test]
+    fn approximate_listing_lines_match_nginx() {
+        let page = render_styled(
+            b"/approx/",
+            vec![
+                dir(b"sub"),
+                file(b"big.bin", DEC1, 2_097_152),
+                file(b"k10.bin", DEC1, 10_000),
+            ],
+            ListingStyle {
+                exact_size: false,
+                localtime: false,
+            },
+        );
+        let text = String::from_utf8_lossy(&page);
+        for line in [
+            "<a href=\"sub/\">sub/</a>                                               01-Dec-2026 14:44       -\r\n",
+            "<a href=\"big.bin\">big.bin</a>                                            01-Dec-2026 14:44      2M\r\n",
+            "<a href=\"k10.bin\">k10.bin</a>                                            01-Dec-2026 14:44     10K\r\n",
+        ] {
+            assert!(text.contains(line), "{line:?} in\n{text}");
+        }
     }
 
     #[test]

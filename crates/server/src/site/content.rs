@@ -39,8 +39,11 @@ pub(crate) enum Done<'s> {
     /// An answer Portico makes with this status (error_page applies),
     /// with headers that belong to it (Location, Content-Range).
     Special(u16, Vec<(Bytes, Bytes)>),
-    /// An internal redirect to `uri[?args]`.
+    /// An internal redirect to `uri[?args]` (split at the first `?`).
     Redirect(Vec<u8>),
+    /// An internal redirect to this URI, keeping the request's args
+    /// (index files: the URI may hold a decoded `?`).
+    RedirectKeepArgs(Vec<u8>),
     /// A jump to `@name`.
     Named(String),
     Upstream(&'s UpstreamTarget),
@@ -303,14 +306,14 @@ fn directory<'s>(req: &mut Req<'s>, uri: &[u8]) -> Done<'s> {
         for index in &config.index {
             let name = req.eval(index);
             if name.first() == Some(&b'/') {
-                return Done::Redirect(with_args(req, name));
+                return Done::RedirectKeepArgs(name);
             }
             let path = dir.join(OsStr::from_bytes(&name));
             match fs::metadata(&path) {
                 Ok(_) => {
                     let mut target = uri.to_vec();
                     target.extend_from_slice(&name);
-                    return Done::Redirect(with_args(req, target));
+                    return Done::RedirectKeepArgs(target);
                 }
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                     if !dir_tested {

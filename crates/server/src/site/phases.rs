@@ -251,9 +251,13 @@ impl<'s> Req<'s> {
             return match content::run(self) {
                 Done::Answer(response) => Err(Step::Out(self.finish(response))),
                 Done::Special(status, extra) => Err(self.special(status, extra)),
-                Done::Redirect(uri) => {
-                    let step = self.internal_redirect(&uri);
-                    Err(step)
+                Done::Redirect(target) => {
+                    let (uri, args) = split_args(target);
+                    Err(self.internal_redirect(uri, args))
+                }
+                Done::RedirectKeepArgs(uri) => {
+                    let args = self.args.clone();
+                    Err(self.internal_redirect(uri, args))
                 }
                 Done::Named(name) => Err(self.named(&name)),
                 Done::Upstream(target) => Ok(Outcome::Upstream(target)),
@@ -377,15 +381,11 @@ impl<'s> Req<'s> {
         Ok(())
     }
 
-    /// An internal redirect to `target` (`uri[?args]`, not decoded).
-    fn internal_redirect(&mut self, target: &[u8]) -> Step {
+    /// An internal redirect to `uri` with `args` (not decoded).
+    fn internal_redirect(&mut self, uri: Vec<u8>, args: Vec<u8>) -> Step {
         if let Err(step) = self.count_uri_change() {
             return step;
         }
-        let (uri, args) = match target.iter().position(|&b| b == b'?') {
-            Some(q) => (target[..q].to_vec(), target[q + 1..].to_vec()),
-            None => (target.to_vec(), Vec::new()),
-        };
         self.uri = uri;
         self.args = args;
         Step::Jump(Phase::ServerRewrite)
@@ -432,7 +432,8 @@ impl<'s> Req<'s> {
                     if self.method.as_ref() != b"HEAD" {
                         self.method = Bytes::from_static(b"GET");
                     }
-                    return self.internal_redirect(&target);
+                    let (uri, args) = split_args(target);
+                    return self.internal_redirect(uri, args);
                 }
                 ErrorPageTarget::Named(name) => return self.named(name),
                 ErrorPageTarget::Redirect(t) => {
@@ -599,6 +600,14 @@ impl<'s> Req<'s> {
     /// sent as it is: no conditionals, no ranges).
     pub(crate) fn in_error_page(&self) -> bool {
         self.error_page_used
+    }
+}
+
+/// nginx's `ngx_http_split_args`: `uri?args` at the first `?`.
+fn split_args(target: Vec<u8>) -> (Vec<u8>, Vec<u8>) {
+    match target.iter().position(|&b| b == b'?') {
+        Some(q) => (target[..q].to_vec(), target[q + 1..].to_vec()),
+        None => (target, Vec::new()),
     }
 }
 
