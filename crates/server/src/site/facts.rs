@@ -177,3 +177,69 @@ impl Facts {
         self.protocol.as_ref() == b"HTTP/1.1"
     }
 }
+
+/// nginx's `ngx_http_validate_host`: no `..`, no `/` or NUL, no
+/// control bytes or spaces, and something left once the port and one
+/// trailing dot are taken off.
+pub(crate) fn valid_host(host: &[u8]) -> bool {
+    let mut host_len = host.len();
+    let mut dot_pos: Option<usize> = None;
+    let mut in_literal = false;
+    let mut in_rest = false;
+    for (i, &ch) in host.iter().enumerate() {
+        match ch {
+            b'.' => {
+                if i > 0 && dot_pos == Some(i - 1) {
+                    return false;
+                }
+                dot_pos = Some(i);
+            }
+            b':' if !in_rest && !in_literal => {
+                host_len = i;
+                in_rest = true;
+            }
+            b'[' if i == 0 => in_literal = true,
+            b']' if in_literal => {
+                host_len = i + 1;
+                in_literal = false;
+                in_rest = true;
+            }
+            b'/' | 0 => return false,
+            c if c <= 0x20 || c == 0x7f => return false,
+            _ => {}
+        }
+    }
+    if host_len > 0 && dot_pos == Some(host_len - 1) {
+        host_len -= 1;
+    }
+    host_len > 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_host;
+
+    #[test]
+    fn hosts_are_validated_as_nginx_does() {
+        for good in [
+            &b"example.com"[..],
+            b"example.com.",
+            b"EX.com:8080",
+            b"[::1]:80",
+            b"a",
+        ] {
+            assert!(valid_host(good), "{}", String::from_utf8_lossy(good));
+        }
+        for bad in [
+            &b""[..],
+            b"bad..host",
+            b"a/b",
+            b"a\0b",
+            b"a b",
+            b".",
+            b":80",
+        ] {
+            assert!(!valid_host(bad), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+}

@@ -9,6 +9,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod access;
+mod answer;
 mod autoindex;
 mod captures;
 mod content;

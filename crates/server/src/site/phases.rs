@@ -8,7 +8,8 @@
 //! through `error_page` once, then nginx's built-in pages (`pages.rs`).
 //!
 //! Everything here is synchronous: the only waits, upstream calls, are
-//! the engine's (`engine.rs`), which comes back through [`Req::after_upstream`].
+//! the engine's (`engine.rs`), which comes back through
+//! [`Req::after_upstream`]. How answers are finished is `answer.rs`.
 
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -127,10 +128,10 @@ pub(crate) struct Req<'s> {
     start: SystemTime,
     /// The length of a chunked body once read whole (`$content_length`).
     pub body_length: Option<u64>,
-    uri_changes: u32,
-    error_page_used: bool,
+    pub(super) uri_changes: u32,
+    pub(super) error_page_used: bool,
     /// The status an `error_page` imposes on the answer of its target.
-    err_status: Option<u16>,
+    pub(super) err_status: Option<u16>,
 }
 
 impl<'s> Req<'s> {
@@ -160,7 +161,7 @@ impl<'s> Req<'s> {
                 .headers
                 .iter()
                 .any(|h| h.name.eq_ignore_ascii_case(b"host"));
-        if bad.is_none() && has_host && !valid_host(&facts.host_raw) {
+        if bad.is_none() && has_host && !super::facts::valid_host(&facts.host_raw) {
             bad = Some(format!(
                 "client sent invalid host header \"{}\"",
                 String::from_utf8_lossy(&facts.host_raw)
@@ -382,7 +383,7 @@ impl<'s> Req<'s> {
     }
 
     /// An internal redirect to `uri` with `args` (not decoded).
-    fn internal_redirect(&mut self, uri: Vec<u8>, args: Vec<u8>) -> Step {
+    pub(super) fn internal_redirect(&mut self, uri: Vec<u8>, args: Vec<u8>) -> Step {
         if let Err(step) = self.count_uri_change() {
             return step;
         }
@@ -392,7 +393,7 @@ impl<'s> Req<'s> {
     }
 
     /// A jump to `@name`: its rewrites, then the rest of the phases.
-    fn named(&mut self, name: &str) -> Step {
+    pub(super) fn named(&mut self, name: &str) -> Step {
         if let Err(step) = self.count_uri_change() {
             return step;
         }
@@ -406,135 +407,6 @@ impl<'s> Req<'s> {
                 Step::Out(self.fail(500))
             }
         }
-    }
-
-    /// An answer Portico makes itself with `status` (3xx, 4xx, 5xx):
-    /// `error_page` if one applies and none ran yet, else the built-in page.
-    pub(crate) fn special(&mut self, status: u16, extra: Vec<(Bytes, Bytes)>) -> Step {
-        if !self.error_page_used
-            && self.uri_changes != 0
-            && let Some(page) = self
-                .loc
-                .config
-                .error_pages
-                .iter()
-                .find(|p| p.codes.contains(&status))
-        {
-            self.error_page_used = true;
-            self.err_status = match page.answer {
-                ErrorPageAnswer::Original => Some(status),
-                ErrorPageAnswer::Code(code) => Some(code),
-                ErrorPageAnswer::Target => None,
-            };
-            match &page.target {
-                ErrorPageTarget::Uri(t) => {
-                    let target = self.eval(t);
-                    if self.method.as_ref() != b"HEAD" {
-                        self.method = Bytes::from_static(b"GET");
-                    }
-                    let (uri, args) = split_args(target);
-                    return self.internal_redirect(uri, args);
-                }
-                ErrorPageTarget::Named(name) => return self.named(name),
-                ErrorPageTarget::Redirect(t) => {
-                    let location = self.eval(t);
-                    let status = match page.answer {
-                        ErrorPageAnswer::Code(c @ (301 | 302 | 303 | 307 | 308)) => c,
-                        _ => 302,
-                    };
-                    self.err_status = None;
-                    return Step::Out(self.page(status, vec![location_header(location)]));
-                }
-            }
-        }
-        self.err_status = None;
-        Step::Out(self.page(status, extra))
-    }
-
-    /// The built-in page for `status`, finished.
-    fn page(&mut self, status: u16, extra: Vec<(Bytes, Bytes)>) -> Response {
-        let style = PageStyle {
-            server_tokens: self.loc.config.server_tokens,
-            padding: self.facts.padding,
-        };
-        let plain = self.content_type_of_uri();
-        let mut response = pages::special_response(status, style, &plain);
-        response.headers.extend(extra);
-        self.finish(response)
-    }
-
-    /// The built-in page for `status`, with no `error_page` (a failure of
-    /// the machinery itself: cycles, missing handlers).
-    pub(crate) fn fail(&mut self, status: u16) -> Response {
-        self.err_status = None;
-        self.page(status, Vec::new())
-    }
-
-    /// An upstream's answer: `uwsgi_intercept_errors` sends an error with
-    /// an `error_page` through it; anything else is finished and sent.
-    pub(crate) fn after_upstream(&mut self, response: Response) -> Step {
-        let status = response.status;
-        if self.loc.config.uwsgi_intercept_errors
-            && status >= 300
-            && self
-                .loc
-                .config
-                .error_pages
-                .iter()
-                .any(|p| p.codes.contains(&status))
-        {
-            return self.special(status, Vec::new());
-        }
-        Step::Out(self.finish(response))
-    }
-
-    /// The response filters: `expires`, `add_header`, the status an
-    /// `error_page` imposes, and absolute redirects.
-    pub(crate) fn finish(&mut self, mut response: Response) -> Response {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        if let Some(status) = self.err_status.take() {
-            // nginx's send_header: the error_page status replaces the
-            // target's before any filter runs, so Last-Modified goes
-            // unless it is a 200/206/304, and ranges are offered on 200 only.
-            response.status = status;
-            response.reason = Bytes::from_static(pages::reason(status).as_bytes());
-            let drop_modified = !matches!(status, 200 | 206 | 304);
-            response.headers.retain(|(n, _)| {
-                let stale_date = drop_modified && n.eq_ignore_ascii_case(b"last-modified");
-                let no_ranges = status != 200 && n.eq_ignore_ascii_case(b"accept-ranges");
-                !(stale_date || no_ranges)
-            });
-        }
-        let config = self.loc.config;
-        headers::decorate(&mut response, config, now, &mut |t| self.eval(t));
-        let base = headers::redirect_base(
-            self.facts.scheme,
-            &self.redirect_host(),
-            self.facts.local.map(|a| a.port()),
-        );
-        headers::absolutize_location(&mut response, &base);
-        response
-    }
-
-    /// The host of absolute redirects: the request's host, else the local
-    /// address the connection arrived on (`server_name_in_redirect off`;
-    /// an IPv6 address without brackets, as nginx writes it).
-    fn redirect_host(&self) -> Vec<u8> {
-        if !self.facts.host.is_empty() {
-            return self.facts.host.clone();
-        }
-        match self.facts.local {
-            Some(local) => local.ip().to_string().into_bytes(),
-            None => b"localhost".to_vec(),
-        }
-    }
-
-    /// The type nginx gives an answer by the URI's extension (`types`,
-    /// else `default_type`).
-    pub(crate) fn content_type_of_uri(&self) -> String {
-        content::type_for(&self.uri, self.loc.config)
     }
 
     /// The uwsgi packet for the current location's `uwsgi_param`s.
@@ -604,14 +476,14 @@ impl<'s> Req<'s> {
 }
 
 /// nginx's `ngx_http_split_args`: `uri?args` at the first `?`.
-fn split_args(target: Vec<u8>) -> (Vec<u8>, Vec<u8>) {
+pub(super) fn split_args(target: Vec<u8>) -> (Vec<u8>, Vec<u8>) {
     match target.iter().position(|&b| b == b'?') {
         Some(q) => (target[..q].to_vec(), target[q + 1..].to_vec()),
         None => (target, Vec::new()),
     }
 }
 
-fn location_header(value: Vec<u8>) -> (Bytes, Bytes) {
+pub(super) fn location_header(value: Vec<u8>) -> (Bytes, Bytes) {
     (Bytes::from_static(b"Location"), Bytes::from(value))
 }
 
@@ -625,70 +497,4 @@ fn bare_error(status: u16) -> Response {
         },
         "text/plain",
     )
-}
-
-/// nginx's `ngx_http_validate_host`: no `..`, no `/` or NUL, no
-/// control bytes or spaces, and something left once the port and one
-/// trailing dot are taken off.
-fn valid_host(host: &[u8]) -> bool {
-    let mut host_len = host.len();
-    let mut dot_pos: Option<usize> = None;
-    let mut in_literal = false;
-    let mut in_rest = false;
-    for (i, &ch) in host.iter().enumerate() {
-        match ch {
-            b'.' => {
-                if i > 0 && dot_pos == Some(i - 1) {
-                    return false;
-                }
-                dot_pos = Some(i);
-            }
-            b':' if !in_rest && !in_literal => {
-                host_len = i;
-                in_rest = true;
-            }
-            b'[' if i == 0 => in_literal = true,
-            b']' if in_literal => {
-                host_len = i + 1;
-                in_literal = false;
-                in_rest = true;
-            }
-            b'/' | 0 => return false,
-            c if c <= 0x20 || c == 0x7f => return false,
-            _ => {}
-        }
-    }
-    if host_len > 0 && dot_pos == Some(host_len - 1) {
-        host_len -= 1;
-    }
-    host_len > 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::valid_host;
-
-    #[test]
-    fn hosts_are_validated_as_nginx_does() {
-        for good in [
-            &b"example.com"[..],
-            b"example.com.",
-            b"EX.com:8080",
-            b"[::1]:80",
-            b"a",
-        ] {
-            assert!(valid_host(good), "{}", String::from_utf8_lossy(good));
-        }
-        for bad in [
-            &b""[..],
-            b"bad..host",
-            b"a/b",
-            b"a\0b",
-            b"a b",
-            b".",
-            b":80",
-        ] {
-            assert!(!valid_host(bad), "{}", String::from_utf8_lossy(bad));
-        }
-    }
 }
