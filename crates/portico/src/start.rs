@@ -296,6 +296,7 @@ pub(crate) fn run(mut config: Config) -> Result<u8, Failure> {
         apps: app_infos(&config),
         touch_logreopen: config.observe.touch_logreopen.clone(),
         log_file: p.daemonize.clone().or_else(|| p.logto.clone()),
+        reload_check: None,
     };
     let fork = || -> std::io::Result<Forked> {
         let side = if python_needed {
