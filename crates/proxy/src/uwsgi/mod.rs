@@ -378,12 +378,15 @@ impl LogContext {
             client: Bytes::from(client),
             server: var(b"SERVER_NAME"),
             request: Bytes::from(line),
-            upstream: Arc::from(format!("uwsgi://{peer}").as_str()),
+            upstream: Arc::from(upstream_name(peer).as_str()),
             host: Bytes::copy_from_slice(request.host()),
         }
     }
 
     /// One nginx-worded error-log line for `e`.
+    ///
+    /// Written `[level] message, context`: the timestamp, pid and
+    /// connection number nginx puts in front belong to the log writer.
     pub(crate) fn log(&self, e: &ProxyError) {
         let s = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
         let mut line = format!("[{}] {e}", e.level().as_str());
@@ -401,5 +404,45 @@ impl LogContext {
             let _ = write!(line, ", host: \"{}\"", s(&self.host));
         }
         portico_server::logln!("{line}");
+    }
+}
+
+/// The `upstream:` nginx logs: `uwsgi://127.0.0.1:9000`, and for a unix
+/// socket `uwsgi://unix:/run/app.sock:` (trailing colon included, observed).
+fn upstream_name(peer: &PeerAddr) -> String {
+    match peer {
+        PeerAddr::Tcp(_) => format!("uwsgi://{peer}"),
+        PeerAddr::Unix(_) => format!("uwsgi://{peer}:"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_names_are_logged_as_nginx_logs_them() {
+        let tcp = PeerAddr::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], 9000)));
+        assert_eq!(upstream_name(&tcp), "uwsgi://127.0.0.1:9000");
+        let unix = PeerAddr::Unix("/run/app.sock".into());
+        assert_eq!(upstream_name(&unix), "uwsgi://unix:/run/app.sock:");
+    }
+
+    #[test]
+    fn vars_over_64k_are_refused_with_nginx_alert() {
+        let big = Bytes::from(vec![b'a'; 65_532]);
+        let packet = |value: Bytes| UwsgiPacket {
+            modifier1: 0,
+            modifier2: 0,
+            vars: vec![(Bytes::from_static(b"X"), value)],
+            datasize: 0,
+        };
+        // 4 length bytes + 1 key byte + 65530 value bytes = 65535: fits.
+        assert!(encode_request(&packet(big.slice(..65_530)), 0, 0).is_ok());
+        let e = encode_request(&packet(big.slice(..65_531)), 0, 0).err();
+        assert_eq!(
+            e.map(|e| e.to_string()),
+            Some("uwsgi request is too big: 65536".to_string())
+        );
     }
 }
