@@ -126,6 +126,15 @@ mod tests {
     }
 
     #[test]
+    fn gateway_timeout_page_matches_nginx_with_server_tokens_off() {
+        // Captured from nginx 1.22.1 with `server_tokens off`.
+        let nginx = "<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n\
+                     <center><h1>504 Gateway Time-out</h1></center>\r\n<hr><center>nginx</center>\r\n\
+                     </body>\r\n</html>\r\n";
+        assert_eq!(error_page_html(504, status_reason(504), "nginx"), nginx);
+    }
+
+    #[test]
     fn reasons_use_nginx_wording() {
         for (code, reason) in [
             (302, "Moved Temporarily"),

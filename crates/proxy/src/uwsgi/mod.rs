@@ -158,7 +158,7 @@ impl Inner {
         };
         let mut response = match self.exchange(&packet, body, log.clone()).await {
             Ok(response) => response,
-            Err(e) => return self.fail(&log, &e),
+            Err(e) => self.fail(&log, &e),
         };
         response.meta = meta;
         response
