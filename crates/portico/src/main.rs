@@ -6,6 +6,7 @@
 
 mod front;
 mod listeners;
+mod site_run;
 mod start;
 mod worker;
 
