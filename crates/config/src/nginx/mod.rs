@@ -5,3 +5,9 @@
 mod ast;
 
 pub use ast::{Arg, ConfTree, Directive, NginxError};
+mod convert;
+
+pub use convert::{
+    DEFAULT_ONLY_DIRECTIVES, IGNORED_DIRECTIVES, UNSUPPORTED_DIRECTIVES, to_site,
+    to_site_with_warnings,
+};

@@ -287,9 +287,14 @@ pub enum Expires {
     /// `max`: Expires in 2037, `Cache-Control: max-age=315360000`.
     Max,
     /// `[modified] [-]TIME`: seconds after now (or after the file's mtime).
-    After { seconds: i64, from_modified: bool },
+    After {
+        seconds: i64,
+        from_modified: bool,
+    },
     /// `@HH:MM`: the next time of day.
-    DailyAt { seconds_of_day: u32 },
+    DailyAt {
+        seconds_of_day: u32,
+    },
 }
 
 /// One `allow`/`deny` rule.
@@ -303,7 +308,10 @@ pub struct AccessRule {
 pub enum AccessNet {
     All,
     /// An address and prefix length (a bare address is /32 or /128).
-    Cidr { addr: IpAddr, prefix: u8 },
+    Cidr {
+        addr: IpAddr,
+        prefix: u8,
+    },
     /// `unix:`: connections on unix sockets.
     Unix,
 }
@@ -313,7 +321,10 @@ pub enum AccessNet {
 pub enum AccessLogTarget {
     Off,
     /// A path (or `stderr`/`/dev/stdout`), with a `log_format` name.
-    File { path: PathBuf, format: String },
+    File {
+        path: PathBuf,
+        format: String,
+    },
 }
 
 /// `log_format NAME STRING...` (the strings joined).

@@ -1,0 +1,1 @@
+//! Conversion tests: error messages.
