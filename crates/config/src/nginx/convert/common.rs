@@ -40,7 +40,7 @@ pub(super) fn apply(
 ) -> Result<bool, NginxError> {
     match d.name.as_str() {
         "root" | "alias" => doc_root(ctx, layer, d, in_named)?,
-        "index" => index(layer, d)?,
+        "index" => index(ctx, layer, d)?,
         "try_files" => try_files(layer, d)?,
         "error_page" => layer
             .error_pages
@@ -101,7 +101,7 @@ fn doc_root(ctx: &Ctx, layer: &mut Layer, d: &Directive, in_named: bool) -> Resu
     if alias && in_named {
         return Err(NginxError::at(
             d,
-            "\"alias\" directive cannot be used inside the named location",
+            "the \"alias\" directive cannot be used inside the named location",
         ));
     }
     let mut text = arg(d, 0)?.to_string();
@@ -120,21 +120,25 @@ fn doc_root(ctx: &Ctx, layer: &mut Layer, d: &Directive, in_named: bool) -> Resu
     Ok(())
 }
 
-fn index(layer: &mut Layer, d: &Directive) -> Result<(), NginxError> {
+fn index(ctx: &mut Ctx, layer: &mut Layer, d: &Directive) -> Result<(), NginxError> {
     let list = layer.index.get_or_insert_with(Vec::new);
     let n = d.args.len();
     for (i, a) in d.args.iter().enumerate() {
         if a.value.is_empty() {
+            // nginx names the first argument here, whichever is empty.
             return Err(NginxError::at(
                 d,
-                "index \"\" in \"index\" directive is invalid",
+                format!(
+                    "index \"{}\" in \"index\" directive is invalid",
+                    d.args[0].value
+                ),
             ));
         }
         if a.value.starts_with('/') && i + 1 != n {
-            return Err(NginxError::at(
+            ctx.warn(
                 d,
                 "only the last index in \"index\" directive should be absolute",
-            ));
+            );
         }
         list.push(template(d, &a.value)?);
     }
@@ -182,8 +186,8 @@ pub(super) fn error_page(d: &Directive) -> Result<ErrorPage, NginxError> {
     }
     let (answer, codes_end) = match values[n - 2].strip_prefix('=') {
         Some("") => (ErrorPageAnswer::Target, n - 2),
-        Some(code) => match atoi(code) {
-            Some(c) if c <= 999 => (ErrorPageAnswer::Code(c as u16), n - 2),
+        Some(code) => match atoi(code).and_then(|c| u16::try_from(c).ok()) {
+            Some(c) => (ErrorPageAnswer::Code(c), n - 2),
             _ => {
                 return Err(NginxError::at(
                     d,

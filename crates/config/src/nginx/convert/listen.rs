@@ -72,7 +72,9 @@ fn parse_addr(d: &Directive, text: &str) -> Result<Vec<ListenAddr>, NginxError> 
         if path.is_empty() {
             return Err(NginxError::at(
                 d,
-                format!("no path in the unix domain socket \"{text}\" of the \"listen\" directive"),
+                format!(
+                    "no path in the unix domain socket in \"{text}\" of the \"listen\" directive"
+                ),
             ));
         }
         return Ok(vec![ListenAddr::Unix(PathBuf::from(path))]);
@@ -81,13 +83,13 @@ fn parse_addr(d: &Directive, text: &str) -> Result<Vec<ListenAddr>, NginxError> 
         let Some((host, after)) = rest.split_once(']') else {
             return Err(NginxError::at(
                 d,
-                format!("invalid IPv6 address in \"{text}\" of the \"listen\" directive"),
+                format!("invalid host in \"{text}\" of the \"listen\" directive"),
             ));
         };
         let ip: Ipv6Addr = host.parse().map_err(|_| {
             NginxError::at(
                 d,
-                format!("invalid IPv6 address in \"{text}\" of the \"listen\" directive"),
+                format!("invalid host in \"{text}\" of the \"listen\" directive"),
             )
         })?;
         let port = match after {

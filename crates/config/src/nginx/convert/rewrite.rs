@@ -10,9 +10,35 @@ use super::Ctx;
 use super::values::{arg, atoi};
 use super::vars::template;
 
+/// PCRE2's words for the regex crate's most common syntax errors.
+const PCRE_WORDS: &[(&str, &str)] = &[
+    ("unclosed group", "missing closing parenthesis"),
+    ("unopened group", "unmatched closing parenthesis"),
+    (
+        "unclosed character class",
+        "missing terminating ] for character class",
+    ),
+    (
+        "repetition operator missing expression",
+        "quantifier does not follow a repeatable item",
+    ),
+    (
+        "invalid repetition count range, the start must be <= the end",
+        "numbers out of order in {} quantifier",
+    ),
+    (
+        "duplicate capture group name",
+        "two named subpatterns have the same name (PCRE2_DUPNAMES not set)",
+    ),
+];
+
+/// PCRE features the regex crate does not have (nginx accepts them).
+const NOT_IN_RUST_REGEX: &[&str] = &["look-around", "backreferences", "unrecognized escape"];
+
 /// Compile `source` as nginx would compile a PCRE: the message on failure
-/// is `pcre2_compile() failed: WHAT in "SOURCE"`, where WHAT is the regex
-/// crate's reason (its words, not PCRE's).
+/// is `pcre2_compile() failed: WHAT in "SOURCE"`, with PCRE2's words where
+/// the regex crate's reason has a known counterpart. A PCRE feature the
+/// regex crate lacks (look-around, backreferences) gets Portico's own message.
 pub(super) fn compile(
     ctx: &mut Ctx,
     d: &Directive,
@@ -36,6 +62,18 @@ pub(super) fn compile(
                     .to_string(),
                 other => other.to_string(),
             };
+            if NOT_IN_RUST_REGEX.iter().any(|w| why.starts_with(w)) {
+                return Err(NginxError::at(
+                    d,
+                    format!(
+                        "regex \"{source}\" is not supported by Portico ({why}; Portico uses Rust regex syntax, without look-around and backreferences)"
+                    ),
+                ));
+            }
+            let why = PCRE_WORDS
+                .iter()
+                .find(|(ours, _)| *ours == why)
+                .map_or(why.as_str(), |(_, pcre)| pcre);
             Err(NginxError::at(
                 d,
                 format!("pcre2_compile() failed: {why} in \"{source}\""),

@@ -19,6 +19,9 @@ const DEFAULT_FAIL_TIMEOUT: Duration = Duration::from_secs(10);
 /// `host[:port]` or `unix:/path` of an upstream server (default port 80).
 fn server_target(d: &Directive, text: &str) -> Result<UpstreamTarget, NginxError> {
     if let Some(path) = text.strip_prefix("unix:") {
+        if path.is_empty() {
+            return Err(no_unix_path(d, text));
+        }
         return Ok(UpstreamTarget::Unix(PathBuf::from(path)));
     }
     let (host, port) = split_host_port(text);
@@ -37,6 +40,13 @@ fn server_target(d: &Directive, text: &str) -> Result<UpstreamTarget, NginxError
     resolve_check(&host, port)
         .ok_or_else(|| NginxError::at(d, format!("host not found in upstream \"{text}\"")))?;
     Ok(UpstreamTarget::Tcp { host, port })
+}
+
+fn no_unix_path(d: &Directive, text: &str) -> NginxError {
+    NginxError::at(
+        d,
+        format!("no path in the unix domain socket in upstream \"{text}\""),
+    )
 }
 
 /// Split `host:port`, `[v6]:port`, `[v6]`, `host` (brackets removed).
@@ -215,6 +225,9 @@ pub(super) fn pass_addr(ctx: &Ctx, d: &Directive) -> Result<PassAddr, NginxError
     }
     let text = raw.strip_prefix("uwsgi://").unwrap_or(raw);
     if let Some(path) = text.strip_prefix("unix:") {
+        if path.is_empty() {
+            return Err(no_unix_path(d, text));
+        }
         return Ok(PassAddr::Unix(PathBuf::from(path)));
     }
     let (host, port) = split_host_port(text);
@@ -248,10 +261,8 @@ pub(super) fn pass_target(
                 }
                 return Err(NginxError::at(d, format!("no port in upstream \"{host}\"")));
             }
+            // With a port, the name is a host, never an upstream block.
             let port = port.unwrap_or(80);
-            if upstreams.iter().any(|u| u.name.eq_ignore_ascii_case(host)) {
-                // nginx: an explicit port never names an upstream block.
-            }
             resolve_check(host, port).ok_or_else(|| {
                 NginxError::at(d, format!("host not found in upstream \"{host}\""))
             })?;

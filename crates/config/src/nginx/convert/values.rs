@@ -105,7 +105,7 @@ pub(super) fn parse_time(text: &str, seconds_only: bool) -> Option<Duration> {
     Some(Duration::from_millis(total_ms))
 }
 
-/// An `on`/`off` flag; nginx's message is `invalid value "x"`.
+/// An `on`/`off` flag (`ngx_conf_set_flag_slot` and its message).
 pub(super) fn flag(d: &Directive) -> Result<bool, NginxError> {
     let v = arg(d, 0)?;
     if v.eq_ignore_ascii_case("on") {
@@ -113,7 +113,13 @@ pub(super) fn flag(d: &Directive) -> Result<bool, NginxError> {
     } else if v.eq_ignore_ascii_case("off") {
         Ok(false)
     } else {
-        Err(NginxError::at(d, format!("invalid value \"{v}\"")))
+        Err(NginxError::at(
+            d,
+            format!(
+                "invalid value \"{v}\" in \"{}\" directive, it must be \"on\" or \"off\"",
+                d.name
+            ),
+        ))
     }
 }
 
