@@ -15,7 +15,7 @@ import tempfile
 path = sys.argv[1] if len(sys.argv) > 1 else "crates/config/src/nginx/convert/tests_errors.rs"
 src = open(path, encoding="utf-8").read()
 table = src[src.index("const AS_NGINX"):src.index("#[test]")]
-cases = re.findall(r'\(r#"(.*?)"#, r#"(.*?)"#\),', table)
+cases = re.findall(r'\(\s*r#"(.*?)"#,\s*r#"(.*?)"#,?\s*\),', table)
 bad = 0
 for body, want in cases:
     d = tempfile.mkdtemp(prefix="nginx-msg-")
