@@ -28,6 +28,8 @@ mod testparse;
 mod tests;
 #[cfg(test)]
 mod tests_errors;
+#[cfg(test)]
+mod tests_read;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
