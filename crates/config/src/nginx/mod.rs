@@ -102,6 +102,6 @@ mod tests;
 mod convert;
 
 pub use convert::{
-    DEFAULT_ONLY_DIRECTIVES, IGNORED_DIRECTIVES, UNSUPPORTED_DIRECTIVES, to_site,
+    DEFAULT_ONLY_DIRECTIVES, IGNORED_DIRECTIVES, IGNORED_PREFIXES, UNSUPPORTED_DIRECTIVES, to_site,
     to_site_with_warnings,
 };

@@ -158,6 +158,44 @@ pub(super) const IGNORED: &[&str] = &[
     "autoindex_localtime",
     "msie_padding",
     "msie_refresh",
+    "uwsgi_bind",
+    "uwsgi_limit_rate",
+    "uwsgi_no_cache",
+    "uwsgi_store_access",
+    "uwsgi_force_ranges",
+    "gzip_hash",
+    "gzip_no_buffer",
+    "gzip_window",
+    "gunzip_buffers",
+    "postpone_gzipping",
+    "open_file_cache_events",
+    "epoll_events",
+    "debug_connection",
+    "debug_points",
+    "subrequest_output_buffer_size",
+    "referer_hash_bucket_size",
+    "referer_hash_max_size",
+];
+
+/// Name prefixes of settings that only matter with a directive Portico
+/// refuses (`fastcgi_pass`, `listen ... ssl`, `http2`, `limit_req`, ...):
+/// accepted with no effect.
+pub(super) const IGNORED_PREFIXES: &[&str] = &[
+    "proxy_",
+    "fastcgi_",
+    "scgi_",
+    "grpc_",
+    "memcached_",
+    "ssl_",
+    "http2_",
+    "uwsgi_cache_",
+    "uwsgi_ssl_",
+    "sub_filter_",
+    "ssi_",
+    "userid_",
+    "mp4_",
+    "limit_req_",
+    "limit_conn_",
 ];
 
 /// Accepted only with the value nginx uses by default (any other value
@@ -219,4 +257,6 @@ pub(super) const UNSUPPORTED: &[&str] = &[
     "uwsgi_store",
     "proxy_cache",
     "proxy_cache_path",
+    "health_check",
+    "match",
 ];

@@ -46,12 +46,16 @@ use server::RawServer;
 use values::{arg, atoi};
 use vars::VarScope;
 
-pub use lists_public::{DEFAULT_ONLY_DIRECTIVES, IGNORED_DIRECTIVES, UNSUPPORTED_DIRECTIVES};
+pub use lists_public::{
+    DEFAULT_ONLY_DIRECTIVES, IGNORED_DIRECTIVES, IGNORED_PREFIXES, UNSUPPORTED_DIRECTIVES,
+};
 
 /// The directive lists, for docs and `--help`-style output.
 mod lists_public {
     /// Parsed and accepted with no effect.
     pub const IGNORED_DIRECTIVES: &[&str] = super::lists::IGNORED;
+    /// Name prefixes of directives accepted with no effect.
+    pub const IGNORED_PREFIXES: &[&str] = super::lists::IGNORED_PREFIXES;
     /// Accepted only with nginx's default value.
     pub const DEFAULT_ONLY_DIRECTIVES: &[(&str, &str)] = super::lists::DEFAULT_ONLY;
     /// Refused with a message.
@@ -97,7 +101,7 @@ impl Ctx<'_> {
                 "\"proxy_pass\" is not supported by Portico yet (it comes with the reverse proxy)",
             );
         }
-        if lists::UNSUPPORTED.contains(&name) {
+        if lists::UNSUPPORTED.contains(&name) || super::is_known(name) {
             return NginxError::at(
                 d,
                 format!("\"{name}\" directive is not supported by Portico yet"),
@@ -109,7 +113,10 @@ impl Ctx<'_> {
     /// A directive no block-specific code took: ignored, accepted with its
     /// default value only, or refused.
     fn other(&self, d: &Directive, name: &str) -> Result<(), NginxError> {
-        if lists::IGNORED.contains(&name) {
+        let refused_first = lists::UNSUPPORTED.contains(&name) || name == "proxy_pass";
+        if lists::IGNORED.contains(&name)
+            || (!refused_first && lists::IGNORED_PREFIXES.iter().any(|p| name.starts_with(p)))
+        {
             return Ok(());
         }
         if let Some((_, default)) = lists::DEFAULT_ONLY.iter().find(|(n, _)| *n == name) {

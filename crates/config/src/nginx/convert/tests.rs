@@ -627,3 +627,42 @@ fn gzip_and_proxy_settings_are_accepted_without_effect() {
     assert!(!s.config.server_tokens);
     assert_eq!(s.config.keepalive_requests, 50);
 }
+
+#[test]
+fn docs_list_every_ignored_default_only_and_refused_directive() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/nginx.md");
+    let doc = std::fs::read_to_string(path).unwrap_or_default();
+    let lists = super::lists::IGNORED
+        .iter()
+        .chain(super::lists::IGNORED_PREFIXES)
+        .chain(super::lists::UNSUPPORTED);
+    for name in lists {
+        assert!(
+            doc.contains(&format!("`{name}`")),
+            "docs/nginx.md lacks `{name}`"
+        );
+    }
+    for (name, value) in super::lists::DEFAULT_ONLY {
+        assert!(
+            doc.contains(&format!("`{name} {value}`")),
+            "docs/nginx.md lacks `{name} {value}`"
+        );
+    }
+}
+
+#[test]
+fn settings_of_refused_modules_are_accepted_and_other_known_directives_refused() {
+    let s = first_server(
+        "server { fastcgi_cache_valid 200 1h; http2_push_preload on; uwsgi_cache_key $uri; }",
+    );
+    assert!(s.locations.is_empty());
+    let text = "events {}\nhttp { server { empty_gif; } }";
+    let got = to_site(&tree(text), Path::new("/p")).map(|_| ());
+    assert_eq!(
+        got.map_err(|e| e.to_string()),
+        Err(
+            "[emerg] \"empty_gif\" directive is not supported by Portico yet in /t/nginx.conf:2"
+                .to_string()
+        )
+    );
+}
