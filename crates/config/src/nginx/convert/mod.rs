@@ -27,6 +27,8 @@ mod testparse;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_blocks;
+#[cfg(test)]
 mod tests_errors;
 #[cfg(test)]
 mod tests_read;
