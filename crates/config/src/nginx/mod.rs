@@ -98,3 +98,10 @@ pub fn read_conf(
 
 #[cfg(test)]
 mod tests;
+
+mod convert;
+
+pub use convert::{
+    DEFAULT_ONLY_DIRECTIVES, IGNORED_DIRECTIVES, IGNORED_PREFIXES, UNSUPPORTED_DIRECTIVES, to_site,
+    to_site_with_warnings,
+};
