@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use portico_config::nginx::{self, ConfTree, NginxError};
+use portico_config::site::Site;
 
 /// The prefix every line printed here starts with (nginx prints `nginx: `).
 const PROG: &str = "portico";
@@ -228,16 +229,20 @@ pub(crate) fn pid_path(tree: &ConfTree, prefix: &Path) -> PathBuf {
     prefix.join(named.unwrap_or(DEFAULT_PID))
 }
 
-/// Read the config (and convert it, so meaning errors show too).
-fn read(args: &NginxArgs) -> Result<ConfTree, NginxError> {
-    let tree = nginx::read_conf(&args.conf, args.globals.as_deref())?;
-    check_meaning(&tree, &args.prefix)?;
-    Ok(tree)
-}
-
-/// Semantic checks beyond the syntax (the conversion to a Site).
-fn check_meaning(_tree: &ConfTree, _prefix: &Path) -> Result<(), NginxError> {
-    Ok(())
+/// Read the config and convert it to a `Site`, so that meaning errors
+/// (ports, variables, upstreams) show as well as syntax ones. nginx's
+/// `[warn]` lines from the conversion join the tree's notes.
+fn read(args: &NginxArgs) -> Result<(ConfTree, Site), NginxError> {
+    let mut tree = nginx::read_conf(&args.conf, args.globals.as_deref())?;
+    let (site, warnings) = nginx::to_site_with_warnings(&tree, &args.prefix)?;
+    tree.notes.extend(warnings.into_iter().map(|w| {
+        if w.starts_with('[') {
+            w
+        } else {
+            format!("[warn] {w}")
+        }
+    }));
+    Ok((tree, site))
 }
 
 /// Handle a command line read the nginx way, to the exit code.
@@ -263,7 +268,7 @@ pub(crate) fn main(args: NginxArgs) -> ExitCode {
     let conf = args.conf.display().to_string();
     if args.test {
         return match read(&args) {
-            Ok(tree) => {
+            Ok((tree, _site)) => {
                 if !args.quiet {
                     for note in &tree.notes {
                         eprintln!("{PROG}: {note}");
@@ -283,8 +288,8 @@ pub(crate) fn main(args: NginxArgs) -> ExitCode {
             }
         };
     }
-    let tree = match read(&args) {
-        Ok(tree) => tree,
+    let (tree, site) = match read(&args) {
+        Ok(read) => read,
         Err(e) => {
             emerg(&e);
             return ExitCode::from(1);
@@ -296,7 +301,7 @@ pub(crate) fn main(args: NginxArgs) -> ExitCode {
     for note in &tree.notes {
         eprintln!("{PROG}: {note}");
     }
-    run_site(args, tree)
+    run_site(args, tree, site)
 }
 
 /// `-s`: read the master's pid and signal it (nginx's messages and exit 1
@@ -339,10 +344,11 @@ fn send_signal(signal: NginxSignal, pid_file: &Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Serve the site `tree` describes, with `args.rest` as extra uWSGI-style
-/// options. Not wired yet: the integrator replaces this body.
-fn run_site(args: NginxArgs, tree: ConfTree) -> ExitCode {
-    let _ = (args, tree);
+/// Serve the site `tree` describes (already converted: `site`), with
+/// `args.rest` as extra uWSGI-style options and the master's pid file at
+/// [`pid_path`]. Not wired yet: the integrator replaces this body.
+fn run_site(args: NginxArgs, tree: ConfTree, site: Site) -> ExitCode {
+    let _ = (args, tree, site);
     eprintln!("{PROG}: serving nginx.conf is not wired yet");
     ExitCode::from(1)
 }
