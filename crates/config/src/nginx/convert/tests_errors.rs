@@ -192,6 +192,18 @@ const AS_NGINX: &[(&str, &str)] = &[
         r#"invalid value "=abc"§"#,
     ),
     (
+        r#"server { error_page =404 /x; }"#,
+        r#"invalid value "=404"§"#,
+    ),
+    (
+        r#"server { error_page 499 /x; }"#,
+        r#"invalid value "499"§"#,
+    ),
+    (
+        r#"server { root /x$document_root; }"#,
+        r#"the $document_root variable cannot be used in the "root" directive§"#,
+    ),
+    (
         r#"server { error_page 4x4 /x; }"#,
         r#"invalid value "4x4"§"#,
     ),
