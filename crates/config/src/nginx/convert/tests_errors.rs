@@ -150,6 +150,26 @@ const AS_NGINX: &[(&str, &str)] = &[
         r#"invalid backlog "backlog=x"§"#,
     ),
     (
+        r#"server { listen 80 backlog=-1; }"#,
+        r#"invalid backlog "backlog=-1"§"#,
+    ),
+    (
+        r#"server { listen 80 ipv6only=oops; }"#,
+        r#"invalid ipv6only flags "oops"§"#,
+    ),
+    (
+        r#"server { listen 80 ipv6only=yes; }"#,
+        r#"invalid parameter "ipv6only=yes"§"#,
+    ),
+    (
+        r#"server { listen 80 rcvbuf=x; }"#,
+        r#"invalid rcvbuf "rcvbuf=x"§"#,
+    ),
+    (
+        r#"server { listen 80 setfib=1; }"#,
+        r#"invalid parameter "setfib=1"§"#,
+    ),
+    (
         r#"server { listen 80 backlog=0; }"#,
         r#"invalid backlog "backlog=0"§"#,
     ),
