@@ -195,6 +195,13 @@ pub fn to_site_with_warnings(
             }
             "pid" => main.pid = Some(ctx.full_path(arg(d, 0)?)),
             "user" => {
+                // SAFETY: geteuid has no preconditions and cannot fail.
+                if unsafe { libc::geteuid() } != 0 {
+                    ctx.warn(
+                        d,
+                        "the \"user\" directive makes sense only if the master process runs with super-user privileges, ignored",
+                    );
+                }
                 let group = d.args.get(1).map(|a| a.value.clone());
                 main.user = Some((arg(d, 0)?.to_string(), group));
             }
@@ -300,6 +307,13 @@ fn check_variables(
     }
     for f in &mut ctx.log_formats {
         scope.fix(&mut f.template)?;
+    }
+    for u in &ctx.upstreams {
+        if let crate::site::Balancer::Hash { key, .. } = &u.balancer {
+            // Checked only: the key stays text in `Balancer::Hash`.
+            let mut t = Template::parse(key).unwrap_or_default();
+            scope.fix(&mut t)?;
+        }
     }
     for m in &mut ctx.maps {
         scope.fix(&mut m.source)?;

@@ -377,10 +377,7 @@ const AS_NGINX: &[(&str, &str)] = &[
         r#"server { location ~ "(" {} }"#,
         r#"pcre2_compile() failed: missing closing parenthesis in "("§"#,
     ),
-    (
-        r#"server { rewrite ^ ""; }"#,
-        r#"empty replacement§"#,
-    ),
+    (r#"server { rewrite ^ ""; }"#, r#"empty replacement§"#),
     (
         r#"server { rewrite ^ /x foo; }"#,
         r#"invalid parameter "foo"§"#,
