@@ -45,7 +45,7 @@ pub(super) fn apply(
         "error_page" => layer
             .error_pages
             .get_or_insert_with(Vec::new)
-            .push(error_page(d)?),
+            .extend(error_page(d)?),
         "add_header" => layer
             .add_headers
             .get_or_insert_with(Vec::new)
@@ -105,6 +105,17 @@ fn doc_root(ctx: &Ctx, layer: &mut Layer, d: &Directive, in_named: bool) -> Resu
         ));
     }
     let mut text = arg(d, 0)?.to_string();
+    for var in ["document_root", "realpath_root"] {
+        if text.contains(&format!("${var}")) || text.contains(&format!("${{{var}}}")) {
+            return Err(NginxError::at(
+                d,
+                format!(
+                    "the ${var} variable cannot be used in the \"{}\" directive",
+                    d.name
+                ),
+            ));
+        }
+    }
     if !alias && text.len() > 1 && text.ends_with('/') {
         text.pop();
     }
@@ -174,14 +185,21 @@ fn try_files(layer: &mut Layer, d: &Directive) -> Result<(), NginxError> {
     Ok(())
 }
 
-/// `error_page CODE... [=[CODE]] URI`.
-pub(super) fn error_page(d: &Directive) -> Result<ErrorPage, NginxError> {
+/// `error_page CODE... [=[CODE]] URI` (`ngx_http_core_error_page`): one
+/// entry per answer, since 494..497 without `=` are answered 400.
+pub(super) fn error_page(d: &Directive) -> Result<Vec<ErrorPage>, NginxError> {
     let values: Vec<&str> = d.values().collect();
     let n = values.len();
     if n < 2 {
         return Err(NginxError::at(
             d,
             "invalid number of arguments in \"error_page\" directive",
+        ));
+    }
+    if n == 2 && values[0].starts_with('=') {
+        return Err(NginxError::at(
+            d,
+            format!("invalid value \"{}\"", values[0]),
         ));
     }
     let (answer, codes_end) = match values[n - 2].strip_prefix('=') {
@@ -198,21 +216,23 @@ pub(super) fn error_page(d: &Directive) -> Result<ErrorPage, NginxError> {
         None => (ErrorPageAnswer::Original, n - 1),
     };
     let mut codes = Vec::new();
+    let mut bad_request = Vec::new();
     for v in &values[..codes_end] {
-        let code = atoi(v).ok_or_else(|| NginxError::at(d, format!("invalid value \"{v}\"")))?;
+        let code = atoi(v)
+            .filter(|c| *c != 499)
+            .ok_or_else(|| NginxError::at(d, format!("invalid value \"{v}\"")))?;
         if !(300..=599).contains(&code) {
             return Err(NginxError::at(
                 d,
                 format!("value \"{v}\" must be between 300 and 599"),
             ));
         }
-        codes.push(code as u16);
-    }
-    if codes.is_empty() {
-        return Err(NginxError::at(
-            d,
-            "invalid number of arguments in \"error_page\" directive",
-        ));
+        // nginx answers its TLS and header-size errors 400 unless told.
+        if answer == ErrorPageAnswer::Original && (494..=497).contains(&code) {
+            bad_request.push(code as u16);
+        } else {
+            codes.push(code as u16);
+        }
     }
     let uri = values[n - 1];
     let target = if let Some(name) = uri.strip_prefix('@') {
@@ -222,11 +242,22 @@ pub(super) fn error_page(d: &Directive) -> Result<ErrorPage, NginxError> {
     } else {
         ErrorPageTarget::Redirect(template(d, uri)?)
     };
-    Ok(ErrorPage {
-        codes,
-        answer,
-        target,
-    })
+    let mut pages = Vec::new();
+    if !codes.is_empty() {
+        pages.push(ErrorPage {
+            codes,
+            answer,
+            target: target.clone(),
+        });
+    }
+    if !bad_request.is_empty() {
+        pages.push(ErrorPage {
+            codes: bad_request,
+            answer: ErrorPageAnswer::Code(400),
+            target,
+        });
+    }
+    Ok(pages)
 }
 
 fn add_header(d: &Directive) -> Result<AddHeader, NginxError> {

@@ -135,8 +135,12 @@ fn parse_addr(d: &Directive, text: &str) -> Result<Vec<ListenAddr>, NginxError> 
     Ok(out)
 }
 
-/// One `listen ADDRESS [options]` directive.
-pub(super) fn parse(d: &Directive) -> Result<ParsedListen, NginxError> {
+/// One `listen ADDRESS [options]` directive (`ngx_http_core_listen`, as
+/// built for Linux). `warn` receives nginx's `[warn]` messages.
+pub(super) fn parse(
+    d: &Directive,
+    warn: &mut dyn FnMut(&Directive, &str),
+) -> Result<ParsedListen, NginxError> {
     let addrs = parse_addr(d, arg(d, 0)?)?;
     let mut default_server = false;
     let mut backlog = None;
@@ -151,13 +155,33 @@ pub(super) fn parse(d: &Directive) -> Result<ParsedListen, NginxError> {
         match (key, value) {
             ("default_server" | "default", None) => default_server = true,
             ("backlog", Some(v)) => {
-                let n: i32 = v
-                    .parse()
-                    .ok()
+                let n = atoi(v)
+                    .and_then(|n| i32::try_from(n).ok())
                     .filter(|n| *n != 0)
                     .ok_or_else(|| NginxError::at(d, format!("invalid backlog \"{p}\"")))?;
                 backlog = Some(n);
                 socket_options = true;
+            }
+            ("fastopen", Some(v)) => {
+                atoi(v).ok_or_else(|| NginxError::at(d, format!("invalid fastopen \"{p}\"")))?;
+                socket_options = true;
+            }
+            ("rcvbuf" | "sndbuf", Some(v)) => {
+                super::values::parse_size(v)
+                    .ok_or_else(|| NginxError::at(d, format!("invalid {key} \"{p}\"")))?;
+                socket_options = true;
+            }
+            ("ipv6only", Some(v)) if v.starts_with('o') => {
+                if v != "on" && v != "off" {
+                    return Err(NginxError::at(d, format!("invalid ipv6only flags \"{v}\"")));
+                }
+                socket_options = true;
+            }
+            ("accept_filter", Some(_)) => {
+                warn(
+                    d,
+                    &format!("accept filters \"{p}\" are not supported on this platform, ignored"),
+                );
             }
             ("reuseport", None) => {
                 reuseport = true;
@@ -184,12 +208,7 @@ pub(super) fn parse(d: &Directive) -> Result<ParsedListen, NginxError> {
                 ));
             }
             // Socket tuning Portico does not apply; harmless to accept.
-            ("bind" | "deferred", None)
-            | (
-                "ipv6only" | "so_keepalive" | "fastopen" | "rcvbuf" | "sndbuf" | "setfib"
-                | "accept_filter",
-                Some(_),
-            ) => socket_options = true,
+            ("bind" | "deferred", None) | ("so_keepalive", Some(_)) => socket_options = true,
             _ => return Err(NginxError::at(d, format!("invalid parameter \"{p}\""))),
         }
     }

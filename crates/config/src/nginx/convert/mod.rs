@@ -195,6 +195,13 @@ pub fn to_site_with_warnings(
             }
             "pid" => main.pid = Some(ctx.full_path(arg(d, 0)?)),
             "user" => {
+                // SAFETY: geteuid has no preconditions and cannot fail.
+                if unsafe { libc::geteuid() } != 0 {
+                    ctx.warn(
+                        d,
+                        "the \"user\" directive makes sense only if the master process runs with super-user privileges, ignored",
+                    );
+                }
                 let group = d.args.get(1).map(|a| a.value.clone());
                 main.user = Some((arg(d, 0)?.to_string(), group));
             }
@@ -301,6 +308,13 @@ fn check_variables(
     for f in &mut ctx.log_formats {
         scope.fix(&mut f.template)?;
     }
+    for u in &ctx.upstreams {
+        if let crate::site::Balancer::Hash { key, .. } = &u.balancer {
+            // Checked only: the key stays text in `Balancer::Hash`.
+            let mut t = Template::parse(key).unwrap_or_default();
+            scope.fix(&mut t)?;
+        }
+    }
     for m in &mut ctx.maps {
         scope.fix(&mut m.source)?;
         scope.fix(&mut m.default)?;
@@ -346,12 +360,12 @@ fn resolve_server(
     let locations = s
         .locations
         .into_iter()
-        .map(|l| resolve_location(upstreams, l, &config))
+        .map(|l| resolve_location(upstreams, l, &config, None))
         .collect::<Result<Vec<_>, _>>()?;
     let named = s
         .named
         .into_iter()
-        .map(|l| resolve_location(upstreams, l, &config))
+        .map(|l| resolve_location(upstreams, l, &config, None))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Server {
         listens: s.listens,
@@ -364,12 +378,18 @@ fn resolve_server(
     })
 }
 
+/// Merge a location's layer over its parent's configuration;
+/// `parent_name` is the enclosing location's name, if any.
 fn resolve_location(
     upstreams: &[Upstream],
     l: RawLocation,
     parent: &LocationConfig,
+    parent_name: Option<&str>,
 ) -> Result<Location, NginxError> {
-    let config = l.layer.resolve(parent);
+    let mut config = l.layer.resolve(parent);
+    if l.layer.root.is_none() {
+        inherit_alias(&mut config, &l, parent_name);
+    }
     let content = match &l.pass {
         Some((d, addr)) => Content::Uwsgi(upstream::pass_target(upstreams, d, addr)?),
         None => Content::Static,
@@ -377,7 +397,7 @@ fn resolve_location(
     let locations = l
         .locations
         .into_iter()
-        .map(|c| resolve_location(upstreams, c, &config))
+        .map(|c| resolve_location(upstreams, c, &config, Some(&l.name)))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Location {
         matcher: l.matcher,
@@ -387,4 +407,26 @@ fn resolve_location(
         config: Arc::new(config),
         origin: l.origin,
     })
+}
+
+/// An `alias` inherited from the enclosing location replaces that
+/// location's prefix, not this one's (nginx keeps the length of the name
+/// where `alias` was written). For a nested prefix or exact location the
+/// same mapping is this location's name replaced by the alias plus the
+/// part of the name past the parent's: `location /a/ { alias /x/;
+/// location /a/b/ {} }` serves `/a/b/c` from `/x/b/c` either way.
+fn inherit_alias(config: &mut LocationConfig, l: &RawLocation, parent_name: Option<&str>) {
+    let (Some(parent_name), crate::site::DocRoot::Alias(t)) = (parent_name, &config.root) else {
+        return;
+    };
+    if matches!(l.matcher, crate::site::LocationMatch::Regex(_)) {
+        return;
+    }
+    let Some(extra) = l.name.strip_prefix(parent_name).filter(|e| !e.is_empty()) else {
+        return;
+    };
+    let mut t = t.clone();
+    t.parts
+        .push(crate::site::TemplatePart::Literal(extra.to_string()));
+    config.root = crate::site::DocRoot::Alias(t);
 }

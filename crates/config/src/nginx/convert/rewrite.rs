@@ -87,8 +87,13 @@ fn is_url(text: &str) -> bool {
     text.starts_with("http://") || text.starts_with("https://") || text.starts_with("$scheme")
 }
 
-/// `rewrite REGEX REPLACEMENT [last|break|redirect|permanent]`.
+/// `rewrite REGEX REPLACEMENT [last|break|redirect|permanent]`. The
+/// replacement is kept as written, with a trailing `?` (which tells the
+/// router not to append the original arguments, as nginx does).
 pub(super) fn rewrite(ctx: &mut Ctx, d: &Directive) -> Result<RewriteStep, NginxError> {
+    if arg(d, 1)?.is_empty() {
+        return Err(NginxError::at(d, "empty replacement"));
+    }
     let pattern = compile(ctx, d, arg(d, 0)?, false)?;
     let replacement_text = arg(d, 1)?;
     let replacement = template(d, replacement_text)?;

@@ -88,7 +88,12 @@ pub(super) fn server(
         }
         match c.name.as_str() {
             "listen" => {
-                let parsed = listen::parse(c)?;
+                let mut warnings = Vec::new();
+                let parsed =
+                    listen::parse(c, &mut |d, m| warnings.push((d.clone(), m.to_string())))?;
+                for (d, m) in warnings {
+                    ctx.warn(&d, &m);
+                }
                 registry.add(c, &parsed, &s.listens)?;
                 s.listens.extend(parsed.listens);
             }

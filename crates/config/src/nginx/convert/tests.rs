@@ -466,3 +466,12 @@ fn settings_of_refused_modules_are_accepted_and_other_known_directives_refused()
         )
     );
 }
+
+#[test]
+fn a_nested_location_inheriting_alias_maps_through_the_parents_prefix() {
+    let s =
+        first_server("server { location /a/ { alias /x/; location /a/b/ { } location ~ z { } } }");
+    let a = &s.locations[0];
+    assert_eq!(root_of(&a.locations[0].config), "alias /x/b/");
+    assert_eq!(root_of(&a.locations[1].config), "alias /x/");
+}

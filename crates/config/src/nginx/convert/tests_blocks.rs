@@ -206,4 +206,14 @@ fn error_page_forms() {
     assert_eq!(p[2].answer, ErrorPageAnswer::Target);
     assert!(matches!(&p[2].target, ErrorPageTarget::Named(n) if n == "@fb"));
     assert!(matches!(&p[3].target, ErrorPageTarget::Redirect(_)));
+    let s = first_server("server { error_page 497 500 /x; }");
+    let p = &s.config.error_pages;
+    assert_eq!(
+        (p[0].codes.clone(), p[0].answer),
+        (vec![500], ErrorPageAnswer::Original)
+    );
+    assert_eq!(
+        (p[1].codes.clone(), p[1].answer),
+        (vec![497], ErrorPageAnswer::Code(400))
+    );
 }

@@ -150,6 +150,26 @@ const AS_NGINX: &[(&str, &str)] = &[
         r#"invalid backlog "backlog=x"§"#,
     ),
     (
+        r#"server { listen 80 backlog=-1; }"#,
+        r#"invalid backlog "backlog=-1"§"#,
+    ),
+    (
+        r#"server { listen 80 ipv6only=oops; }"#,
+        r#"invalid ipv6only flags "oops"§"#,
+    ),
+    (
+        r#"server { listen 80 ipv6only=yes; }"#,
+        r#"invalid parameter "ipv6only=yes"§"#,
+    ),
+    (
+        r#"server { listen 80 rcvbuf=x; }"#,
+        r#"invalid rcvbuf "rcvbuf=x"§"#,
+    ),
+    (
+        r#"server { listen 80 setfib=1; }"#,
+        r#"invalid parameter "setfib=1"§"#,
+    ),
+    (
         r#"server { listen 80 backlog=0; }"#,
         r#"invalid backlog "backlog=0"§"#,
     ),
@@ -190,6 +210,18 @@ const AS_NGINX: &[(&str, &str)] = &[
     (
         r#"server { error_page 404 =abc /x; }"#,
         r#"invalid value "=abc"§"#,
+    ),
+    (
+        r#"server { error_page =404 /x; }"#,
+        r#"invalid value "=404"§"#,
+    ),
+    (
+        r#"server { error_page 499 /x; }"#,
+        r#"invalid value "499"§"#,
+    ),
+    (
+        r#"server { root /x$document_root; }"#,
+        r#"the $document_root variable cannot be used in the "root" directive§"#,
     ),
     (
         r#"server { error_page 4x4 /x; }"#,
@@ -345,6 +377,7 @@ const AS_NGINX: &[(&str, &str)] = &[
         r#"server { location ~ "(" {} }"#,
         r#"pcre2_compile() failed: missing closing parenthesis in "("§"#,
     ),
+    (r#"server { rewrite ^ ""; }"#, r#"empty replacement§"#),
     (
         r#"server { rewrite ^ /x foo; }"#,
         r#"invalid parameter "foo"§"#,

@@ -156,3 +156,91 @@ fn the_seeds_app_under_a_prefix_adds_script_name_after_the_included_params() {
     );
     assert!(!param_keys(&s.locations[1].config).contains(&"SCRIPT_NAME"));
 }
+
+/// A configuration that uses most of what the conversion knows (checked
+/// with `nginx -t` when written), read by the real reader.
+const KITCHEN_SINK: &str = r#"worker_processes 2;
+events { worker_connections 64; }
+http {
+    include mime.types;
+    map $http_upgrade $connection_upgrade {
+        default upgrade;
+        ''      close;
+    }
+    map $host $site {
+        hostnames;
+        default      main;
+        example.com  ex;
+        ~^(?<label>[a-z]+)\.test$ $label;
+    }
+    upstream app {
+        least_conn;
+        server 127.0.0.1:8001 weight=2;
+        server unix:/tmp/app.sock backup;
+        keepalive 8;
+    }
+    log_format timed '$remote_addr "$request" $status $request_time $site';
+    server {
+        listen 127.0.0.1:8090 default_server;
+        listen [::1]:8090;
+        server_name example.com *.example.com ~^(?<sub>.+)\.example\.org$;
+        root /srv/www;
+        access_log logs/timed.log timed;
+        add_header X-Site $site always;
+        location = / { return 302 /index.html; }
+        location ^~ /static/ { expires max; gzip_static on; }
+        location ~ "^/img/[0-9]{2}/(?<name>.+)\.png$" { try_files /png/$name.png =404; }
+        location ~* \.(css|js)$ { expires 7d; }
+        location /api/ {
+            include uwsgi_params;
+            uwsgi_pass app;
+            uwsgi_read_timeout 5m;
+            location /api/admin/ { allow 127.0.0.1; deny all; uwsgi_pass app; }
+        }
+        location /old/ { rewrite ^/old/(.*)$ /new/$1 permanent; }
+        location @fallback { return 503 "down: $sub\n"; }
+        error_page 502 503 = @fallback;
+    }
+    server {
+        listen 127.0.0.1:8090;
+        server_name .other.net;
+        location / { autoindex on; }
+    }
+}
+"#;
+
+#[test]
+fn a_kitchen_sink_configuration_converts() {
+    let dir = TempDir::new("sink");
+    let conf = dir.write("nginx.conf", KITCHEN_SINK);
+    let site = load(&conf, &dir.0);
+    assert_eq!(site.main.worker_processes, Some(2));
+    assert_eq!(site.maps.len(), 2);
+    assert!(site.maps[1].hostnames);
+    assert_eq!(site.upstreams[0].balancer, Balancer::LeastConn);
+    assert_eq!(site.upstreams[0].keepalive, Some(8));
+    let s = &site.servers[0];
+    assert_eq!(s.listens.len(), 2);
+    assert_eq!(s.names.len(), 3);
+    assert!(matches!(
+        &s.config.add_headers[0].value.parts[..],
+        [TemplatePart::Var(Variable::Map(1))]
+    ));
+    let api = &s.locations[4];
+    assert!(matches!(&api.content, Content::Uwsgi(UpstreamTarget::Group(g)) if g == "app"));
+    assert_eq!(api.config.uwsgi_read_timeout, Duration::from_secs(300));
+    let admin = &api.locations[0];
+    assert_eq!(admin.config.access.len(), 2);
+    assert_eq!(admin.config.uwsgi_read_timeout, Duration::from_secs(300));
+    assert!(
+        !admin.config.uwsgi_params.is_empty(),
+        "params inherited from /api/"
+    );
+    assert_eq!(s.named.len(), 1);
+    assert_eq!(s.config.error_pages[0].answer, ErrorPageAnswer::Target);
+    let other = &site.servers[1];
+    assert!(other.locations[0].config.autoindex);
+    assert!(
+        matches!(&other.names[..], [ServerName::Exact(a), ServerName::LeadingWildcard(b)] if a == "other.net" && b == ".other.net")
+    );
+}
