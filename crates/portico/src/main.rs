@@ -1,11 +1,14 @@
 //! The `portico` binary: reads the options, then hands over to `start`.
 //!
+//! A command line with `-c FILE` is read the nginx way (`nginx_cli`).
+//!
 //! Exit codes: 0 after a clean stop; 1 for a bad option or a start-up error
 //! (a socket that cannot be bound, Python that cannot start); 22 when the
 //! app cannot be loaded (uWSGI's need-app code).
 
 mod front;
 mod listeners;
+mod nginx_cli;
 mod site_run;
 mod start;
 mod worker;
@@ -24,6 +27,16 @@ const EXIT_FAILURE: u8 = 1;
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(parsed) = nginx_cli::parse_nginx_args(&args) {
+        return match parsed {
+            Ok(nginx_args) => nginx_cli::main(nginx_args),
+            Err(e) => {
+                eprintln!("portico: {e}");
+                ExitCode::from(EXIT_FAILURE)
+            }
+        };
+    }
     let (config, settings) = match read_config() {
         Ok(read) => read,
         Err(e) => {
