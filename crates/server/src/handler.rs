@@ -72,6 +72,44 @@ impl Request {
         }
     }
 
+    /// A request parsed from the raw bytes of an HTTP/1.x head and its
+    /// body (Content-Length or chunked, decoded), as if it arrived on an HTTP listener at
+    /// `local` from `peer`: for tests and in-process callers that have no
+    /// socket. `None` when the head does not parse or is incomplete.
+    pub fn from_http_bytes(
+        raw: &[u8],
+        peer: Option<SocketAddr>,
+        local: Option<SocketAddr>,
+    ) -> Option<Request> {
+        let mut buf = bytes::BytesMut::from(raw);
+        let head = portico_proto::http1::parse_request_head(
+            &mut buf,
+            &portico_proto::http1::HeadLimits::default(),
+        )
+        .ok()??;
+        // A body not all there ends where the bytes end (the pump that
+        // would read the rest is dropped).
+        let (body, _pump) = crate::body::BodyPump::start(head.framing, false, &mut buf).ok()?;
+        let addr = match local {
+            Some(addr) => crate::listener::ListenAddress::Tcp(addr),
+            None => crate::listener::ListenAddress::Unix("portico.sock".into()),
+        };
+        Some(Request {
+            source: RequestSource::Http(head),
+            peer,
+            local,
+            listener: Arc::new(ListenerInfo {
+                addr,
+                wire: crate::listener::Wire::Http,
+                scheme: "http",
+                spec: "in-process".to_string(),
+                buffer_size: 4096,
+            }),
+            body,
+            handoff: Handoff::new(),
+        })
+    }
+
     /// Write the client's address (REMOTE_ADDR for uwsgi) into `out`.
     pub fn remote_addr(&self, out: &mut Vec<u8>) {
         use std::io::Write;

@@ -2,18 +2,33 @@
 //! pure functions and tables, no sockets and no Python. `select` chooses the
 //! server and the location, `uri` normalises request targets as nginx does,
 //! `vars` gives nginx variables their values; the request-phase engine
-//! (rewrite, access, content) is built on these.
+//! (rewrite, access, content) is built on these: [`SiteHandler`] in
+//! `engine.rs` runs nginx's phases (`phases.rs`, `content.rs`) over them.
 
 // Until the request engine calls into it, most of the router is unused.
 #![allow(dead_code, unused_imports)]
 
+mod access;
+mod autoindex;
 mod captures;
+mod content;
+mod engine;
+mod facts;
+mod headers;
 mod lookup;
+mod pages;
+mod phases;
+mod rewrite;
 mod select;
 mod uri;
+mod uwsgi_vars;
 mod vars;
 
+#[cfg(test)]
+mod engine_tests;
+
 pub use captures::Captures;
+pub use engine::{SiteHandler, UpstreamMap};
 pub use select::{ConnAddr, Found, Selected, ServerTable, alias_prefix, find_location, find_named};
 pub use uri::{NormalizedUri, UriError, normalize};
 pub use vars::{ResponseFacts, VarContext, eval, eval_var, request_filename};

@@ -155,6 +155,11 @@ pub(crate) fn if_range_allows(if_range: &[u8], v: &Validators) -> bool {
     http_date_secs(if_range) == Some(v.mtime)
 }
 
+/// An HTTP date (`Expires`, `Last-Modified`).
+pub(crate) fn http_date(time: SystemTime) -> String {
+    httpdate::fmt_http_date(time)
+}
+
 /// `Expires` value `seconds` from now.
 pub(crate) fn expires_in(seconds: u64) -> String {
     httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(seconds))

@@ -15,27 +15,26 @@ mod cache;
 mod conditional;
 mod mime;
 mod path;
+mod respond;
 
 use std::collections::HashMap;
 use std::fs::Metadata;
-use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use portico_proto::percent::percent_decode;
 
-use crate::handler::{
-    Handler, HandlerFuture, Request, RequestSource, Response, ResponseBody, ResponseMeta,
-};
-use cache::ContentCache;
-use conditional::{
-    Condition, Ranges, Validators, evaluate, expires_in, if_range_allows, parse_ranges,
-};
+use crate::handler::{Handler, HandlerFuture, Request, RequestSource, Response, ResponseBody};
+pub(crate) use cache::ContentCache;
+use conditional::expires_in;
+pub(crate) use conditional::http_date;
 pub use mime::mime_type;
-use path::{Refused, is_inside, relative_path};
+pub(crate) use path::{Refused, is_inside, relative_path};
+pub(crate) use respond::{
+    FileOptions, FileRequest, header_pair, request_header, respond_file, static_meta,
+};
 
 /// One `--static-map /url=DIR` (or `--static-map2`, which keeps the prefix).
 #[derive(Debug, Clone)]
@@ -60,13 +59,6 @@ pub struct StaticConfig {
     /// `--static-safe DIR`: directories symlinks may point into.
     pub safe: Vec<PathBuf>,
 }
-
-/// Multipart bodies for several ranges are built in memory up to this size;
-/// beyond it the whole file is sent instead (a 200 is always correct).
-const MAX_MULTIPART_BYTES: u64 = 16 * 1024 * 1024;
-
-/// The boundary nginx uses for multipart/byteranges (a 20-digit counter).
-const MULTIPART_BOUNDARY: &str = "00000000000000000001";
 
 /// How long a file's real path and precompressed siblings are trusted
 /// before being checked again (nginx's `open_file_cache_valid` is 60 s);
@@ -130,19 +122,7 @@ impl Handler for WithStatic {
 
 /// A request header by name, from an HTTP head or a uwsgi packet's HTTP_* vars.
 fn header<'a>(request: &'a Request, name: &str) -> Option<&'a [u8]> {
-    match &request.source {
-        RequestSource::Http(head) => head
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|h| h.value.as_ref()),
-        RequestSource::Uwsgi(packet) => {
-            let key: String = std::iter::once("HTTP_".to_string())
-                .chain(std::iter::once(name.to_ascii_uppercase().replace('-', "_")))
-                .collect();
-            packet.var(key.as_bytes()).map(|v| v.as_ref())
-        }
-    }
+    request_header(request, name)
 }
 
 fn decoded_path(request: &Request) -> Bytes {
@@ -152,21 +132,10 @@ fn decoded_path(request: &Request) -> Bytes {
     }
 }
 
-fn static_meta() -> ResponseMeta {
-    ResponseMeta {
-        app_id: -1,
-        ..ResponseMeta::default()
-    }
-}
-
 fn simple(status: u16, reason: &'static str, text: &'static str) -> Response {
     let mut response = Response::plain(status, reason, text);
     response.meta = static_meta();
     response
-}
-
-fn header_pair(name: &'static str, value: impl Into<Bytes>) -> (Bytes, Bytes) {
-    (Bytes::from_static(name.as_bytes()), value.into())
 }
 
 impl WithStatic {
@@ -315,176 +284,67 @@ impl WithStatic {
             return simple(403, "Forbidden", "403 Forbidden\n");
         }
         let content_type = mime_type(full.as_os_str().as_encoded_bytes());
-        let mut headers = vec![header_pair("Content-Type", content_type)];
         // gzip_static / brotli_static: a sibling the client accepts wins.
         let mut served = (resolved.real.clone(), meta.clone());
+        let mut encoding = None;
         if !resolved.siblings.is_empty() {
             let accept = header(request, "accept-encoding").unwrap_or_default();
             if let Some((coding, sibling)) =
                 resolved.siblings.iter().find(|(c, _)| accepts(accept, c))
                 && let Ok(m) = std::fs::metadata(sibling)
             {
-                headers.push(header_pair("Content-Encoding", *coding));
+                encoding = Some(*coding);
                 served = (sibling.clone(), m);
             }
-            headers.push(header_pair("Vary", "Accept-Encoding"));
         }
         let (path, meta) = served;
-        let size = meta.len();
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_secs());
-        let v = Validators::new(mtime, size);
-        headers.push(header_pair("Last-Modified", v.last_modified.clone()));
-        headers.push(header_pair("ETag", v.etag.clone()));
+        let mut extra = Vec::new();
         if let Some((_, seconds)) = self
             .config
             .expires_by_type
             .iter()
             .find(|(t, _)| t == content_type)
         {
-            headers.push(header_pair("Expires", expires_in(*seconds)));
-            headers.push(header_pair("Cache-Control", format!("max-age={seconds}")));
+            extra.push(header_pair("Expires", expires_in(*seconds)));
+            extra.push(header_pair("Cache-Control", format!("max-age={seconds}")));
         }
-        match evaluate(
-            &v,
-            header(request, "if-match"),
-            header(request, "if-unmodified-since"),
-            header(request, "if-none-match"),
-            header(request, "if-modified-since"),
-        ) {
-            Condition::NotModified => {
-                headers.retain(|(n, _)| {
-                    !n.eq_ignore_ascii_case(b"content-type")
-                        && !n.eq_ignore_ascii_case(b"content-encoding")
-                });
-                return Response {
-                    status: 304,
-                    reason: Bytes::from_static(b"Not Modified"),
-                    headers,
-                    body: ResponseBody::Empty,
-                    meta: static_meta(),
-                };
-            }
-            Condition::Failed => {
-                return simple(412, "Precondition Failed", "412 Precondition Failed\n");
-            }
-            Condition::Proceed => {}
-        }
-        let ranges = match header(request, "range") {
-            Some(range) if header(request, "if-range").is_none_or(|ir| if_range_allows(ir, &v)) => {
-                parse_ranges(range, size)
-            }
-            _ => Ranges::Full,
+        let options = FileOptions {
+            content_type,
+            encoding,
+            vary: !resolved.siblings.is_empty(),
+            extra,
         };
-        match self.body(&path, &meta, ranges, content_type, size, &mut headers) {
-            Ok((status, reason, body)) => Response {
-                status,
-                reason: Bytes::from_static(reason.as_bytes()),
-                headers,
-                body,
-                meta: static_meta(),
-            },
-            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-                simple(403, "Forbidden", "403 Forbidden\n")
-            }
-            Err(_) => simple(404, "Not Found", "404 Not Found\n"),
-        }
-    }
-
-    /// The body for the chosen ranges, adding Content-Range/Content-Type as needed.
-    fn body(
-        &self,
-        path: &Path,
-        meta: &Metadata,
-        ranges: Ranges,
-        content_type: &str,
-        size: u64,
-        headers: &mut Vec<(Bytes, Bytes)>,
-    ) -> io::Result<(u16, &'static str, ResponseBody)> {
-        match ranges {
-            Ranges::Full => {
-                // As nginx: a full answer says ranges are possible; a 206 does not.
-                headers.push(header_pair("Accept-Ranges", "bytes"));
-                Ok((200, "OK", self.whole(path, meta)?))
-            }
-            Ranges::Unsatisfiable => {
-                headers.retain(|(n, _)| !n.eq_ignore_ascii_case(b"content-type"));
-                headers.push(header_pair("Content-Type", "text/plain; charset=utf-8"));
-                headers.push(header_pair("Content-Range", format!("bytes */{size}")));
-                Ok((
-                    416,
-                    "Range Not Satisfiable",
-                    ResponseBody::Full(Bytes::from_static(b"416 Range Not Satisfiable\n")),
-                ))
-            }
-            Ranges::Partial(parts) if parts.len() == 1 => {
-                let (start, end) = parts[0];
-                headers.push(header_pair(
-                    "Content-Range",
-                    format!("bytes {start}-{end}/{size}"),
-                ));
-                let body = match self.whole(path, meta)? {
-                    ResponseBody::Full(all) => {
-                        ResponseBody::Full(all.slice(start as usize..=end as usize))
+        match respond_file(
+            &path,
+            &meta,
+            &FileRequest::of(request),
+            options,
+            &self.cache,
+        ) {
+            Ok(response) => response,
+            Err(refusal) => match refusal.status {
+                412 => simple(412, "Precondition Failed", "412 Precondition Failed\n"),
+                416 => {
+                    let (range, mut headers): (Vec<_>, Vec<_>) = refusal
+                        .headers
+                        .into_iter()
+                        .partition(|(n, _)| n.eq_ignore_ascii_case(b"content-range"));
+                    headers.push(header_pair("Content-Type", "text/plain; charset=utf-8"));
+                    headers.extend(range);
+                    Response {
+                        status: 416,
+                        reason: Bytes::from_static(b"Range Not Satisfiable"),
+                        headers,
+                        body: ResponseBody::Full(Bytes::from_static(
+                            b"416 Range Not Satisfiable\n",
+                        )),
+                        meta: static_meta(),
                     }
-                    ResponseBody::File { file, .. } => ResponseBody::File {
-                        file,
-                        offset: start,
-                        len: end - start + 1,
-                    },
-                    other => other,
-                };
-                Ok((206, "Partial Content", body))
-            }
-            Ranges::Partial(parts) => {
-                let total: u64 = parts.iter().map(|(s, e)| e - s + 1).sum();
-                if total > MAX_MULTIPART_BYTES {
-                    headers.push(header_pair("Accept-Ranges", "bytes"));
-                    return Ok((200, "OK", self.whole(path, meta)?));
                 }
-                let file = std::fs::File::open(path)?;
-                let mut out = Vec::with_capacity(total as usize + parts.len() * 128);
-                for (start, end) in parts {
-                    out.extend_from_slice(
-                        format!(
-                            "\r\n--{MULTIPART_BOUNDARY}\r\nContent-Type: {content_type}\r\nContent-Range: bytes {start}-{end}/{size}\r\n\r\n"
-                        )
-                        .as_bytes(),
-                    );
-                    let at = out.len();
-                    out.resize(at + (end - start + 1) as usize, 0);
-                    file.read_exact_at(&mut out[at..], start)?;
-                }
-                out.extend_from_slice(format!("\r\n--{MULTIPART_BOUNDARY}--\r\n").as_bytes());
-                headers.retain(|(n, _)| !n.eq_ignore_ascii_case(b"content-type"));
-                headers.push(header_pair(
-                    "Content-Type",
-                    format!("multipart/byteranges; boundary={MULTIPART_BOUNDARY}"),
-                ));
-                Ok((206, "Partial Content", ResponseBody::Full(Bytes::from(out))))
-            }
+                403 => simple(403, "Forbidden", "403 Forbidden\n"),
+                _ => simple(404, "Not Found", "404 Not Found\n"),
+            },
         }
-    }
-
-    /// The whole file: from the content cache when small, else for sendfile.
-    fn whole(&self, path: &Path, meta: &Metadata) -> io::Result<ResponseBody> {
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(bytes) = cache.get(path, meta) {
-            return Ok(ResponseBody::Full(bytes));
-        }
-        let file = std::fs::File::open(path)?;
-        let len = meta.len();
-        if let Some(bytes) = cache.insert(path, meta, &file)? {
-            return Ok(ResponseBody::Full(bytes));
-        }
-        Ok(ResponseBody::File {
-            file,
-            offset: 0,
-            len,
-        })
     }
 }
 

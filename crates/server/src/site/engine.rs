@@ -1,0 +1,208 @@
+//! [`SiteHandler`]: the request-phase engine that serves a [`Site`] as
+//! nginx does. It owns the site, the server table and the handlers the
+//! binary wires in for `uwsgi_pass` targets and for the option-style app;
+//! per request it runs the phases (`phases.rs`) and, when they end in an
+//! upstream, hands the request over and finishes its answer (intercepted
+//! errors, `add_header`, absolute redirects).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use portico_config::site::{Site, UpstreamTarget};
+
+use super::phases::{Outcome, Phase, Req};
+use super::select::ServerTable;
+use crate::body::RequestBody;
+use crate::handler::{Handler, HandlerFuture, Request, RequestSource, Response};
+use crate::statics::ContentCache;
+
+/// What each `uwsgi_pass` target is served by, in any order: the binary
+/// passes, for every distinct [`UpstreamTarget`] of the site's
+/// `Content::Uwsgi` locations, the [`Handler`] to call: a uwsgi client
+/// (the proxy crate) for a remote address, or the in-process WSGI handler
+/// when the target is one of this process's own app sockets. A target
+/// missing here is answered 502.
+pub type UpstreamMap = Vec<(UpstreamTarget, Arc<dyn Handler>)>;
+
+/// Serves a [`Site`]: server and location selection, rewrite, access,
+/// `client_max_body_size`, content (`return`, `try_files`, static files,
+/// index, autoindex, `uwsgi_pass`, the app), `error_page`, `add_header`,
+/// `expires`.
+pub struct SiteHandler {
+    engine: Arc<Engine>,
+}
+
+/// What every request of a site shares.
+pub(crate) struct Engine {
+    pub site: Arc<Site>,
+    pub table: ServerTable,
+    /// nginx's `-p` prefix: relative `root`/`alias` paths start here.
+    pub prefix: PathBuf,
+    pub upstreams: UpstreamMap,
+    /// The handler for `Content::App` locations (option style).
+    pub app: Option<Arc<dyn Handler>>,
+    /// Small files kept in memory (shared with nothing else).
+    pub cache: Mutex<ContentCache>,
+}
+
+impl SiteHandler {
+    /// Serve `site`, with relative paths under `prefix` and `uwsgi_pass`
+    /// targets answered by `upstreams`.
+    pub fn new(site: Arc<Site>, prefix: PathBuf, upstreams: UpstreamMap) -> SiteHandler {
+        let table = ServerTable::new(&site);
+        SiteHandler {
+            engine: Arc::new(Engine {
+                site,
+                table,
+                prefix,
+                upstreams,
+                app: None,
+                cache: Mutex::new(ContentCache::default()),
+            }),
+        }
+    }
+
+    /// The handler `Content::App` locations hand their requests to,
+    /// unchanged (the option-style app behind `--static-map` files).
+    pub fn with_app(mut self, app: Arc<dyn Handler>) -> SiteHandler {
+        if let Some(engine) = Arc::get_mut(&mut self.engine) {
+            engine.app = Some(app);
+        }
+        self
+    }
+}
+
+impl Handler for SiteHandler {
+    fn handle(&self, request: Request) -> HandlerFuture {
+        let engine = self.engine.clone();
+        Box::pin(async move { engine.serve(request).await })
+    }
+}
+
+impl Engine {
+    fn upstream(&self, target: &UpstreamTarget) -> Option<Arc<dyn Handler>> {
+        self.upstreams
+            .iter()
+            .find(|(t, _)| t == target)
+            .map(|(_, h)| h.clone())
+    }
+
+    async fn serve(&self, request: Request) -> Response {
+        let Request {
+            source,
+            peer,
+            local,
+            listener,
+            body,
+            handoff,
+        } = request;
+        let mut body = Some(body);
+        let mut req = match Req::new(self, &source, peer, local, &listener) {
+            Ok(req) => req,
+            Err(response) => return response,
+        };
+        let mut at = Phase::ServerRewrite;
+        loop {
+            let (handler, source) = match req.run(at) {
+                Outcome::Done(response) => return response,
+                Outcome::App => {
+                    let Some(app) = self.app.clone() else {
+                        return req.fail(502);
+                    };
+                    let Some(body) = body.take() else {
+                        return req.fail(500);
+                    };
+                    // Handed over unchanged: the app sees the request as sent.
+                    return app
+                        .handle(Request {
+                            source,
+                            peer,
+                            local,
+                            listener,
+                            body,
+                            handoff,
+                        })
+                        .await;
+                }
+                Outcome::Upstream(target) => {
+                    let Some(handler) = self.upstream(target) else {
+                        crate::logln!(
+                            "portico: no handler for uwsgi_pass {target:?} (site wiring); answering 502"
+                        );
+                        match req.special(502, Vec::new()) {
+                            super::phases::Step::Out(response) => return response,
+                            super::phases::Step::Jump(phase) => {
+                                at = phase;
+                                continue;
+                            }
+                        }
+                    };
+                    let mut sent = body
+                        .take()
+                        .unwrap_or_else(|| RequestBody::complete(Bytes::new()));
+                    if req.facts.chunked && req.body_length.is_none() {
+                        // As nginx's request buffering: read a chunked body
+                        // whole, within client_max_body_size, and pass it
+                        // on with its length.
+                        let limit = req.loc.config.client_max_body_size;
+                        match read_whole(&mut sent, limit).await {
+                            Ok(data) => {
+                                req.body_length = Some(data.len() as u64);
+                                sent = RequestBody::complete(data);
+                            }
+                            Err(status) => match req.special(status, Vec::new()) {
+                                super::phases::Step::Out(response) => return response,
+                                super::phases::Step::Jump(phase) => {
+                                    at = phase;
+                                    continue;
+                                }
+                            },
+                        }
+                    }
+                    body = Some(sent);
+                    (handler, RequestSource::Uwsgi(req.uwsgi_packet()))
+                }
+            };
+            let sub = Request {
+                source,
+                peer,
+                local,
+                listener: listener.clone(),
+                body: body
+                    .take()
+                    .unwrap_or_else(|| RequestBody::complete(Bytes::new())),
+                handoff: handoff.clone(),
+            };
+            let response = handler.handle(sub).await;
+            match req.after_upstream(response) {
+                super::phases::Step::Out(response) => return response,
+                super::phases::Step::Jump(phase) => at = phase,
+            }
+        }
+    }
+}
+
+/// Read a whole request body, at most `limit` bytes (0: no limit); `Err`
+/// is the status to answer: 413 past the limit, 400 for a broken body.
+async fn read_whole(body: &mut RequestBody, limit: u64) -> Result<Bytes, u16> {
+    let mut all = bytes::BytesMut::new();
+    while let Some(piece) = body.next().await {
+        match piece {
+            Ok(data) => {
+                if limit != 0 && (all.len() + data.len()) as u64 > limit {
+                    crate::logln!(
+                        "portico: client intended to send too large chunked body: more than {limit} bytes"
+                    );
+                    return Err(413);
+                }
+                all.extend_from_slice(&data);
+            }
+            Err(e) => {
+                crate::logln!("portico: {e}");
+                return Err(400);
+            }
+        }
+    }
+    Ok(all.freeze())
+}

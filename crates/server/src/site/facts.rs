@@ -1,0 +1,179 @@
+//! The facts of one request the phases read, taken once from an HTTP head
+//! or from a uwsgi packet (Portico behind a front server): method, target,
+//! headers in order, Host, client and local addresses, body length.
+//! Nothing here changes as the request moves through the phases.
+
+use std::net::{IpAddr, SocketAddr};
+
+use bytes::Bytes;
+use portico_config::site::ListenAddr;
+use portico_proto::http1::{BodyFraming, Header};
+
+use super::pages::wants_padding;
+use super::select::ConnAddr;
+use crate::handler::RequestSource;
+use crate::listener::{ListenAddress, ListenerInfo};
+
+/// What the phases need to know about the request as it arrived.
+#[derive(Debug, Clone)]
+pub(crate) struct Facts {
+    pub method: Bytes,
+    /// `$request_uri`: the target as sent.
+    pub request_uri: Bytes,
+    /// `HTTP/1.1` or `HTTP/1.0`.
+    pub protocol: Bytes,
+    /// Every header, in order, names as sent (lower-case from a uwsgi packet).
+    pub headers: Vec<Header>,
+    /// The Host header as sent (empty when absent): chooses the server.
+    pub host_header: Vec<u8>,
+    /// The host of an absolute-form target, else the Host header, as sent.
+    pub host_raw: Vec<u8>,
+    /// `$host` without the server fallback: lower-case, no port.
+    pub host: Vec<u8>,
+    pub peer: Option<SocketAddr>,
+    pub local: Option<SocketAddr>,
+    /// The client's address from a uwsgi packet's REMOTE_ADDR.
+    pub remote_addr: Option<IpAddr>,
+    pub scheme: &'static str,
+    /// The announced body length (Content-Length); `None` when chunked or absent.
+    pub content_length: Option<u64>,
+    /// The body is chunked: its length is known only once read.
+    pub chunked: bool,
+    /// The client is a browser that hides short error pages.
+    pub padding: bool,
+}
+
+impl Facts {
+    pub(crate) fn new(
+        source: &RequestSource,
+        peer: Option<SocketAddr>,
+        local: Option<SocketAddr>,
+        listener: &ListenerInfo,
+    ) -> Facts {
+        let chunked = matches!(
+            source,
+            RequestSource::Http(head) if head.framing == BodyFraming::Chunked
+        );
+        let (method, request_uri, protocol, headers, content_length, remote_addr) = match source {
+            RequestSource::Http(head) => (
+                head.method.clone(),
+                head.target.clone(),
+                Bytes::from_static(head.version.as_bytes()),
+                head.headers.clone(),
+                match head.framing {
+                    BodyFraming::Length(n) => Some(n),
+                    BodyFraming::None | BodyFraming::Chunked => None,
+                },
+                None,
+            ),
+            RequestSource::Uwsgi(packet) => {
+                let var = |k: &[u8]| packet.var(k).cloned().unwrap_or_default();
+                let mut headers = Vec::new();
+                for (key, value) in &packet.vars {
+                    let name = match key.strip_prefix(b"HTTP_") {
+                        Some(rest) => rest,
+                        None if key.as_ref() == b"CONTENT_TYPE"
+                            || key.as_ref() == b"CONTENT_LENGTH" =>
+                        {
+                            key.as_ref()
+                        }
+                        None => continue,
+                    };
+                    if value.is_empty() && !key.starts_with(b"HTTP_") {
+                        continue;
+                    }
+                    let name: Vec<u8> = name
+                        .iter()
+                        .map(|&b| {
+                            if b == b'_' {
+                                b'-'
+                            } else {
+                                b.to_ascii_lowercase()
+                            }
+                        })
+                        .collect();
+                    headers.push(Header {
+                        name: Bytes::from(name),
+                        value: value.clone(),
+                    });
+                }
+                (
+                    var(b"REQUEST_METHOD"),
+                    var(b"REQUEST_URI"),
+                    var(b"SERVER_PROTOCOL"),
+                    headers,
+                    packet.content_length().filter(|&n| n > 0),
+                    std::str::from_utf8(&var(b"REMOTE_ADDR"))
+                        .ok()
+                        .and_then(|a| a.parse().ok()),
+                )
+            }
+        };
+        let find = |name: &[u8]| {
+            headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| h.value.clone())
+        };
+        let host_header = find(b"host").map(|v| v.to_vec()).unwrap_or_default();
+        let padding = find(b"user-agent").is_some_and(|v| wants_padding(&v));
+        let mut facts = Facts {
+            method,
+            request_uri,
+            protocol,
+            headers,
+            host_header: host_header.clone(),
+            host_raw: Vec::new(),
+            host: Vec::new(),
+            peer,
+            local,
+            remote_addr,
+            scheme: listener.scheme,
+            content_length,
+            chunked,
+            padding,
+        };
+        facts.set_host(&host_header);
+        facts
+    }
+
+    /// Take `host` (a Host header or an absolute-form target's host) as
+    /// `$host`: lower-case, without the port and one trailing dot.
+    pub(crate) fn set_host(&mut self, host: &[u8]) {
+        self.host_raw = host.to_vec();
+        self.host = super::select::host_key(host).to_ascii_lowercase();
+    }
+
+    /// The first header named `name` (case-insensitive).
+    pub(crate) fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|h| h.value.as_ref())
+    }
+
+    /// The local address for server selection.
+    pub(crate) fn conn_addr(&self, listener: &ListenerInfo) -> ConnAddr {
+        match (self.local, &listener.addr) {
+            (Some(local), _) => ListenAddr::Tcp(local),
+            (None, ListenAddress::Unix(path)) => ListenAddr::Unix(path.clone()),
+            (None, ListenAddress::Tcp(addr)) => ListenAddr::Tcp(*addr),
+        }
+    }
+
+    /// The client's IP (`None` on a unix socket).
+    pub(crate) fn client_ip(&self) -> Option<IpAddr> {
+        self.remote_addr.or(self.peer.map(|p| p.ip()))
+    }
+
+    /// The client as error-log lines show it.
+    pub(crate) fn client_text(&self) -> String {
+        self.client_ip()
+            .map_or_else(|| "unix:".to_string(), |ip| ip.to_string())
+    }
+
+    /// HTTP/1.1 (gzip_static's `gzip_http_version 1.1`).
+    pub(crate) fn is_http11(&self) -> bool {
+        self.protocol.as_ref() == b"HTTP/1.1"
+    }
+}

@@ -1,0 +1,609 @@
+//! One request's walk through nginx's phases, in nginx's order:
+//! server-level rewrites → find the location (and `client_max_body_size`)
+//! → the location's rewrites (`last`, or a changed URI, searches again) →
+//! access → `try_files` → content (`content.rs`). Internal redirects
+//! (index, `try_files`, `error_page`) start again at the server rewrites,
+//! a jump to a named location at its rewrites; more than ten URI changes
+//! answer 500 (`NGX_HTTP_MAX_URI_CHANGES`). Errors Portico makes go
+//! through `error_page` once, then nginx's built-in pages (`pages.rs`).
+//!
+//! Everything here is synchronous: the only waits, upstream calls, are
+//! the engine's (`engine.rs`), which comes back through [`Req::after_upstream`].
+
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use portico_config::site::{
+    Content, ErrorPageAnswer, ErrorPageTarget, Location, LocationConfig, LocationMatch,
+    RewriteFlag, RewriteStep, Server, Site, Template, TemplatePart, UpstreamTarget, Variable,
+};
+use portico_proto::uwsgi::UwsgiPacket;
+
+use super::captures::Captures;
+use super::content::{self, Done};
+use super::engine::Engine;
+use super::facts::Facts;
+use super::pages::{self, PageStyle};
+use super::rewrite::{internal_target, redirect_target, split_replacement};
+use super::select::{ConnAddr, find_location, find_named};
+use super::vars::{self, ResponseFacts, VarContext};
+use super::{access, headers, uwsgi_vars};
+use crate::handler::{RequestSource, Response};
+use crate::listener::ListenerInfo;
+
+/// nginx's `NGX_HTTP_MAX_URI_CHANGES` (+1: the counter starts above it).
+const URI_CHANGES: u32 = 11;
+
+/// The content handler of a request that ends at the server level.
+static SERVER_CONTENT: Content = Content::Static;
+
+/// Where the walk (re)starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    ServerRewrite,
+    FindLocation,
+    /// At the rewrites of the location already chosen (a named jump).
+    LocationRewrite,
+}
+
+/// What a walk ends in.
+pub(crate) enum Outcome<'s> {
+    /// A finished answer.
+    Done(Response),
+    /// Hand the request to this `uwsgi_pass` target.
+    Upstream(&'s UpstreamTarget),
+    /// Hand the request, unchanged, to the option-style app.
+    App,
+}
+
+/// A step that either answers or sends the walk elsewhere.
+pub(crate) enum Step {
+    Out(Response),
+    Jump(Phase),
+}
+
+/// The location a request runs in: a `location {}`, or the server itself
+/// when none matches.
+#[derive(Clone, Copy)]
+pub(crate) struct Loc<'s> {
+    pub config: &'s LocationConfig,
+    pub content: &'s Content,
+    pub rewrites: &'s [RewriteStep],
+    pub matcher: Option<&'s LocationMatch>,
+}
+
+impl<'s> Loc<'s> {
+    fn of(location: &'s Location) -> Loc<'s> {
+        Loc {
+            config: &location.config,
+            content: &location.content,
+            rewrites: &location.rewrites,
+            matcher: Some(&location.matcher),
+        }
+    }
+
+    fn server(server: &'s Server) -> Loc<'s> {
+        Loc {
+            config: &server.config,
+            content: &SERVER_CONTENT,
+            rewrites: &[],
+            matcher: None,
+        }
+    }
+}
+
+/// How a run of rewrite steps ended.
+enum Flow {
+    /// All steps ran; the URI is unchanged.
+    Go,
+    /// All steps ran and a flagless `rewrite` changed the URI.
+    Changed,
+    Last,
+    Break,
+    Answer(Step),
+}
+
+/// One request's state as the phases move it along.
+pub(crate) struct Req<'s> {
+    pub engine: &'s Engine,
+    pub site: &'s Site,
+    pub server: &'s Server,
+    pub facts: Facts,
+    /// The method now (`GET` after an `error_page` redirect).
+    pub method: Bytes,
+    /// `$uri`: decoded and normalised, changed by rewrites and redirects.
+    pub uri: Vec<u8>,
+    /// `$args`.
+    pub args: Vec<u8>,
+    /// The last regex match's captures (`$1`..., named groups).
+    pub captures: Captures,
+    pub loc: Loc<'s>,
+    /// The captures of the `server_name` regex that chose the server.
+    server_captures: Captures,
+    /// The local address, for `$server_addr`/`$server_port`.
+    conn_addr: ConnAddr,
+    /// When the engine took the request (`$request_time`).
+    start: SystemTime,
+    /// The length of a chunked body once read whole (`$content_length`).
+    pub body_length: Option<u64>,
+    uri_changes: u32,
+    error_page_used: bool,
+    /// The status an `error_page` imposes on the answer of its target.
+    err_status: Option<u16>,
+}
+
+impl<'s> Req<'s> {
+    /// Normalise the target and choose the server; `Err` is the 400 answer.
+    pub(crate) fn new(
+        engine: &'s Engine,
+        source: &RequestSource,
+        peer: Option<SocketAddr>,
+        local: Option<SocketAddr>,
+        listener: &ListenerInfo,
+    ) -> Result<Req<'s>, Response> {
+        let site = &*engine.site;
+        let facts = Facts::new(source, peer, local, listener);
+        let selected = engine
+            .table
+            .select(&facts.conn_addr(listener), &facts.host_header);
+        let (server, captures) = match selected {
+            Some(s) => match site.servers.get(s.index) {
+                Some(server) => (server, s.captures),
+                None => return Err(bare_error(500)),
+            },
+            None => match site.servers.first() {
+                Some(server) => (server, Captures::default()),
+                None => return Err(bare_error(500)),
+            },
+        };
+        let conn_addr = facts.conn_addr(listener);
+        let mut req = Req {
+            engine,
+            site,
+            server,
+            method: facts.method.clone(),
+            uri: Vec::new(),
+            args: Vec::new(),
+            server_captures: captures.clone(),
+            captures,
+            loc: Loc::server(server),
+            conn_addr,
+            start: SystemTime::now(),
+            body_length: None,
+            uri_changes: URI_CHANGES,
+            error_page_used: false,
+            err_status: None,
+            facts,
+        };
+        match super::uri::normalize(&req.facts.request_uri) {
+            Ok(n) => {
+                req.uri = n.path;
+                req.args = n.args;
+                if let Some(host) = n.host {
+                    req.facts.set_host(&host);
+                }
+            }
+            Err(e) => {
+                crate::logln!(
+                    "portico: client sent invalid request target: {e}, client: {}",
+                    req.facts.client_text()
+                );
+                req.uri_changes = 0; // no error_page for a request that never had a URI
+                return Err(req.fail(400));
+            }
+        }
+        Ok(req)
+    }
+
+    /// Walk the phases from `at`.
+    pub(crate) fn run(&mut self, mut at: Phase) -> Outcome<'s> {
+        loop {
+            match self.walk(at) {
+                Ok(outcome) => return outcome,
+                Err(Step::Out(response)) => return Outcome::Done(response),
+                Err(Step::Jump(phase)) => at = phase,
+            }
+        }
+    }
+
+    fn walk(&mut self, mut at: Phase) -> Result<Outcome<'s>, Step> {
+        loop {
+            if at == Phase::ServerRewrite {
+                if let Flow::Answer(step) = self.rewrites(self.server.rewrites.as_slice()) {
+                    return Err(step);
+                }
+                at = Phase::FindLocation;
+            }
+            if at == Phase::FindLocation {
+                self.find_location()?;
+            }
+            match self.rewrites(self.loc.rewrites) {
+                Flow::Go | Flow::Break => {}
+                Flow::Changed | Flow::Last => {
+                    self.count_uri_change()?;
+                    at = Phase::FindLocation;
+                    continue;
+                }
+                Flow::Answer(step) => return Err(step),
+            }
+            if !access::allowed(&self.loc.config.access, self.facts.client_ip()) {
+                crate::logln!(
+                    "portico: access forbidden by rule, client: {}, request: \"{}\"",
+                    self.facts.client_text(),
+                    String::from_utf8_lossy(&self.facts.request_uri)
+                );
+                return Err(self.special(403, Vec::new()));
+            }
+            return match content::run(self) {
+                Done::Answer(response) => Err(Step::Out(self.finish(response))),
+                Done::Special(status, extra) => Err(self.special(status, extra)),
+                Done::Redirect(uri) => {
+                    let step = self.internal_redirect(&uri);
+                    Err(step)
+                }
+                Done::Named(name) => Err(self.named(&name)),
+                Done::Upstream(target) => Ok(Outcome::Upstream(target)),
+                Done::App => Ok(Outcome::App),
+            };
+        }
+    }
+
+    /// nginx's find-config phase, with its `client_max_body_size` check.
+    fn find_location(&mut self) -> Result<(), Step> {
+        let server = self.server;
+        match find_location(&server.locations, &self.uri) {
+            Some(found) => {
+                self.loc = Loc::of(found.location);
+                if !found.captures.is_empty() {
+                    self.captures = found.captures;
+                }
+                if found.redirect_slash {
+                    let mut location = self.uri.clone();
+                    location.push(b'/');
+                    if !self.args.is_empty() {
+                        location.push(b'?');
+                        location.extend_from_slice(&self.args);
+                    }
+                    return Err(self.special(301, vec![location_header(location)]));
+                }
+            }
+            None => self.loc = Loc::server(server),
+        }
+        let limit = self.loc.config.client_max_body_size;
+        if let Some(length) = self.facts.content_length
+            && limit != 0
+            && length > limit
+            && !self.error_page_used
+        {
+            crate::logln!(
+                "portico: client intended to send too large body: {length} bytes, client: {}, request: \"{}\"",
+                self.facts.client_text(),
+                String::from_utf8_lossy(&self.facts.request_uri)
+            );
+            return Err(self.special(413, Vec::new()));
+        }
+        Ok(())
+    }
+
+    /// Run rewrite-module steps on the current URI.
+    fn rewrites(&mut self, steps: &[RewriteStep]) -> Flow {
+        let mut changed = false;
+        for step in steps {
+            match step {
+                RewriteStep::Rewrite {
+                    pattern,
+                    replacement,
+                    flag,
+                    ..
+                } => {
+                    let Some(captures) = Captures::of_match(&pattern.regex, &self.uri) else {
+                        continue;
+                    };
+                    self.captures = captures;
+                    let rep = split_replacement(replacement);
+                    let uri = self.eval(&rep.uri);
+                    let args = rep.args.as_ref().map(|t| self.eval(t));
+                    if rep.redirect
+                        || matches!(flag, RewriteFlag::Redirect | RewriteFlag::Permanent)
+                    {
+                        let location =
+                            redirect_target(&uri, args.as_deref(), rep.add_args, &self.args);
+                        let status = if *flag == RewriteFlag::Permanent {
+                            301
+                        } else {
+                            302
+                        };
+                        return Flow::Answer(self.special(status, vec![location_header(location)]));
+                    }
+                    if uri.is_empty() {
+                        crate::logln!("portico: the rewritten URI has a zero length");
+                        return Flow::Answer(Step::Out(self.fail(500)));
+                    }
+                    let (uri, args) = internal_target(uri, args, rep.add_args, &self.args);
+                    self.uri = uri;
+                    self.args = args;
+                    match flag {
+                        RewriteFlag::Last => return Flow::Last,
+                        RewriteFlag::Break => return Flow::Break,
+                        _ => changed = true,
+                    }
+                }
+                RewriteStep::Return { code, body } => {
+                    return Flow::Answer(self.return_step(*code, body.as_ref()));
+                }
+            }
+        }
+        if changed { Flow::Changed } else { Flow::Go }
+    }
+
+    /// `return CODE [TEXT|URL]`.
+    fn return_step(&mut self, code: u16, body: Option<&Template>) -> Step {
+        let Some(body) = body else {
+            return self.special(code, Vec::new());
+        };
+        let value = self.eval(body);
+        if matches!(code, 301 | 302 | 303 | 307 | 308) {
+            return self.special(code, vec![location_header(value)]);
+        }
+        let response = content::text_response(code, self.content_type_of_uri(), value);
+        Step::Out(self.finish(response))
+    }
+
+    /// One more URI change; past the limit, the 500 of a redirection cycle.
+    fn count_uri_change(&mut self) -> Result<(), Step> {
+        self.uri_changes = self.uri_changes.saturating_sub(1);
+        if self.uri_changes == 0 {
+            crate::logln!(
+                "portico: rewrite or internal redirection cycle while processing \"{}\", client: {}",
+                String::from_utf8_lossy(&self.uri),
+                self.facts.client_text()
+            );
+            return Err(Step::Out(self.fail(500)));
+        }
+        Ok(())
+    }
+
+    /// An internal redirect to `target` (`uri[?args]`, not decoded).
+    fn internal_redirect(&mut self, target: &[u8]) -> Step {
+        if let Err(step) = self.count_uri_change() {
+            return step;
+        }
+        let (uri, args) = match target.iter().position(|&b| b == b'?') {
+            Some(q) => (target[..q].to_vec(), target[q + 1..].to_vec()),
+            None => (target.to_vec(), Vec::new()),
+        };
+        self.uri = uri;
+        self.args = args;
+        Step::Jump(Phase::ServerRewrite)
+    }
+
+    /// A jump to `@name`: its rewrites, then the rest of the phases.
+    fn named(&mut self, name: &str) -> Step {
+        if let Err(step) = self.count_uri_change() {
+            return step;
+        }
+        match find_named(self.server, name) {
+            Some(location) => {
+                self.loc = Loc::of(location);
+                Step::Jump(Phase::LocationRewrite)
+            }
+            None => {
+                crate::logln!("portico: could not find named location \"@{name}\"");
+                Step::Out(self.fail(500))
+            }
+        }
+    }
+
+    /// An answer Portico makes itself with `status` (3xx, 4xx, 5xx):
+    /// `error_page` if one applies and none ran yet, else the built-in page.
+    pub(crate) fn special(&mut self, status: u16, extra: Vec<(Bytes, Bytes)>) -> Step {
+        if !self.error_page_used
+            && self.uri_changes != 0
+            && let Some(page) = self
+                .loc
+                .config
+                .error_pages
+                .iter()
+                .find(|p| p.codes.contains(&status))
+        {
+            self.error_page_used = true;
+            self.err_status = match page.answer {
+                ErrorPageAnswer::Original => Some(status),
+                ErrorPageAnswer::Code(code) => Some(code),
+                ErrorPageAnswer::Target => None,
+            };
+            match &page.target {
+                ErrorPageTarget::Uri(t) => {
+                    let target = self.eval(t);
+                    if self.method.as_ref() != b"HEAD" {
+                        self.method = Bytes::from_static(b"GET");
+                    }
+                    return self.internal_redirect(&target);
+                }
+                ErrorPageTarget::Named(name) => return self.named(name),
+                ErrorPageTarget::Redirect(t) => {
+                    let location = self.eval(t);
+                    let status = match page.answer {
+                        ErrorPageAnswer::Code(c @ (301 | 302 | 303 | 307 | 308)) => c,
+                        _ => 302,
+                    };
+                    self.err_status = None;
+                    return Step::Out(self.page(status, vec![location_header(location)]));
+                }
+            }
+        }
+        self.err_status = None;
+        Step::Out(self.page(status, extra))
+    }
+
+    /// The built-in page for `status`, finished.
+    fn page(&mut self, status: u16, extra: Vec<(Bytes, Bytes)>) -> Response {
+        let style = PageStyle {
+            server_tokens: self.loc.config.server_tokens,
+            padding: self.facts.padding,
+        };
+        let plain = self.content_type_of_uri();
+        let mut response = pages::special_response(status, style, &plain);
+        response.headers.extend(extra);
+        self.finish(response)
+    }
+
+    /// The built-in page for `status`, with no `error_page` (a failure of
+    /// the machinery itself: cycles, missing handlers).
+    pub(crate) fn fail(&mut self, status: u16) -> Response {
+        self.err_status = None;
+        self.page(status, Vec::new())
+    }
+
+    /// An upstream's answer: `uwsgi_intercept_errors` sends an error with
+    /// an `error_page` through it; anything else is finished and sent.
+    pub(crate) fn after_upstream(&mut self, response: Response) -> Step {
+        let status = response.status;
+        if self.loc.config.uwsgi_intercept_errors
+            && status >= 300
+            && self
+                .loc
+                .config
+                .error_pages
+                .iter()
+                .any(|p| p.codes.contains(&status))
+        {
+            return self.special(status, Vec::new());
+        }
+        Step::Out(self.finish(response))
+    }
+
+    /// The response filters: `expires`, `add_header`, the status an
+    /// `error_page` imposes, and absolute redirects.
+    pub(crate) fn finish(&mut self, mut response: Response) -> Response {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        if let Some(status) = self.err_status.take() {
+            // nginx's send_header: the error_page status replaces the
+            // target's before any filter runs, so Last-Modified goes
+            // unless it is a 200/206/304, and ranges are offered on 200 only.
+            response.status = status;
+            response.reason = Bytes::from_static(pages::reason(status).as_bytes());
+            let drop_modified = !matches!(status, 200 | 206 | 304);
+            response.headers.retain(|(n, _)| {
+                let stale_date = drop_modified && n.eq_ignore_ascii_case(b"last-modified");
+                let no_ranges = status != 200 && n.eq_ignore_ascii_case(b"accept-ranges");
+                !(stale_date || no_ranges)
+            });
+        }
+        let config = self.loc.config;
+        headers::decorate(&mut response, config, now, &mut |t| self.eval(t));
+        let base = headers::redirect_base(
+            self.facts.scheme,
+            self.redirect_host(),
+            self.facts.local.map(|a| a.port()),
+        );
+        headers::absolutize_location(&mut response, &base);
+        response
+    }
+
+    /// The host of absolute redirects: the request's host, else the
+    /// server's first name (`server_name_in_redirect off`).
+    fn redirect_host(&self) -> &[u8] {
+        if !self.facts.host.is_empty() {
+            return &self.facts.host;
+        }
+        self.server
+            .names
+            .iter()
+            .find_map(|n| match n {
+                portico_config::site::ServerName::Exact(name) => Some(name.as_bytes()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// The type nginx gives an answer by the URI's extension (`types`,
+    /// else `default_type`).
+    pub(crate) fn content_type_of_uri(&self) -> String {
+        content::type_for(&self.uri, self.loc.config)
+    }
+
+    /// The uwsgi packet for the current location's `uwsgi_param`s.
+    pub(crate) fn uwsgi_packet(&self) -> UwsgiPacket {
+        let config: &'s LocationConfig = self.loc.config;
+        let params = &config.uwsgi_params;
+        let content_length = Template {
+            parts: vec![TemplatePart::Var(Variable::ContentLength)],
+        };
+        uwsgi_vars::build_packet(
+            params,
+            &self.facts.headers,
+            &mut |t| match self.body_length {
+                // A chunked body read whole has a length nginx passes on.
+                Some(n) if *t == content_length => n.to_string().into_bytes(),
+                _ => self.eval(t),
+            },
+        )
+    }
+
+    /// The variables' view of this request, with `uri` as `$uri`.
+    pub(crate) fn var_context<'a>(&'a self, uri: &'a [u8]) -> VarContext<'a> {
+        VarContext {
+            method: &self.method,
+            target: &self.facts.request_uri,
+            request_uri: &self.facts.request_uri,
+            uri,
+            args: &self.args,
+            headers: &self.facts.headers,
+            host: &self.facts.host_raw,
+            peer: self.facts.peer,
+            local: &self.conn_addr,
+            scheme: self.facts.scheme,
+            server_protocol: std::str::from_utf8(&self.facts.protocol).unwrap_or("HTTP/1.0"),
+            server: self.server,
+            location: self.loc.config,
+            location_prefix: match self.loc.matcher {
+                Some(LocationMatch::Prefix { uri, .. }) | Some(LocationMatch::Exact(uri)) => {
+                    Some(uri.as_bytes())
+                }
+                Some(LocationMatch::Regex(_)) => None,
+                Some(LocationMatch::Named(_)) => None,
+                None => Some(&b""[..]),
+            },
+            prefix: &self.engine.prefix,
+            captures: &self.captures,
+            server_captures: &self.server_captures,
+            response: ResponseFacts::default(),
+            start: self.start,
+            now: SystemTime::now(),
+            maps: &self.site.maps,
+        }
+    }
+
+    /// A template's value for this request.
+    pub(crate) fn eval(&self, template: &Template) -> Vec<u8> {
+        let mut out = Vec::new();
+        vars::eval(template, &self.var_context(&self.uri), &mut out);
+        out
+    }
+
+    /// An `error_page` redirect is in effect (its target's answer is
+    /// sent as it is: no conditionals, no ranges).
+    pub(crate) fn in_error_page(&self) -> bool {
+        self.error_page_used
+    }
+}
+
+fn location_header(value: Vec<u8>) -> (Bytes, Bytes) {
+    (Bytes::from_static(b"Location"), Bytes::from(value))
+}
+
+/// A 500/400 page when there is not even a server to dress it.
+fn bare_error(status: u16) -> Response {
+    pages::special_response(
+        status,
+        PageStyle {
+            server_tokens: true,
+            padding: false,
+        },
+        "text/plain",
+    )
+}

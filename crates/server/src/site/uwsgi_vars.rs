@@ -1,0 +1,175 @@
+//! The vars of the uwsgi packet `uwsgi_pass` sends, as nginx's uwsgi
+//! module builds them (`ngx_http_uwsgi_create_request`): every
+//! `uwsgi_param` in configuration order with its value evaluated (an
+//! empty one skipped only under `if_not_empty`, duplicates kept), then
+//! every client header as `HTTP_` + the name upper-cased with `-` → `_`,
+//! unless a `uwsgi_param` of that `HTTP_` name exists. Headers whose name
+//! holds `_` are dropped (nginx's `underscores_in_headers off` ignores
+//! them). Repeated headers are joined into one var with `", "` (`"; "` for
+//! Cookie), as nginx ≥ 1.23.0 does (1.22 sent one var each; uWSGI kept the
+//! last, so the join loses nothing an app saw).
+
+use bytes::Bytes;
+use portico_config::site::{Template, UwsgiParam};
+use portico_proto::http1::Header;
+use portico_proto::uwsgi::UwsgiPacket;
+
+/// Build the packet for `params` and the client's `headers` (in order);
+/// `eval` gives a template its value for this request.
+pub(crate) fn build_packet(
+    params: &[UwsgiParam],
+    headers: &[Header],
+    eval: &mut dyn FnMut(&Template) -> Vec<u8>,
+) -> UwsgiPacket {
+    let mut vars: Vec<(Bytes, Bytes)> = Vec::with_capacity(params.len() + headers.len());
+    for param in params {
+        let value = eval(&param.value);
+        if value.is_empty() && param.if_not_empty {
+            continue;
+        }
+        vars.push((
+            Bytes::copy_from_slice(param.key.as_bytes()),
+            Bytes::from(value),
+        ));
+    }
+    let first_header = vars.len();
+    for Header { name, value } in headers {
+        if name.contains(&b'_') {
+            continue;
+        }
+        let key = http_key(name);
+        if params.iter().any(|p| p.key.as_bytes() == key.as_slice()) {
+            continue;
+        }
+        if let Some((_, joined)) = vars[first_header..]
+            .iter_mut()
+            .find(|(k, _)| k.as_ref() == key.as_slice())
+        {
+            let separator: &[u8] = if key == b"HTTP_COOKIE" { b"; " } else { b", " };
+            let mut both = Vec::with_capacity(joined.len() + separator.len() + value.len());
+            both.extend_from_slice(joined);
+            both.extend_from_slice(separator);
+            both.extend_from_slice(value);
+            *joined = Bytes::from(both);
+            continue;
+        }
+        vars.push((Bytes::from(key), value.clone()));
+    }
+    let datasize = vars.iter().map(|(k, v)| 4 + k.len() + v.len()).sum();
+    UwsgiPacket {
+        modifier1: 0,
+        modifier2: 0,
+        vars,
+        datasize,
+    }
+}
+
+/// `HTTP_` + the header name upper-cased, `-` as `_`.
+fn http_key(name: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(5 + name.len());
+    key.extend_from_slice(b"HTTP_");
+    key.extend(name.iter().map(|&b| match b {
+        b'-' => b'_',
+        b => b.to_ascii_uppercase(),
+    }));
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn param(key: &str, value: &str, if_not_empty: bool) -> UwsgiParam {
+        UwsgiParam {
+            key: key.into(),
+            value: Template::literal(value),
+            if_not_empty,
+        }
+    }
+
+    fn h(name: &str, value: &str) -> Header {
+        Header {
+            name: Bytes::copy_from_slice(name.as_bytes()),
+            value: Bytes::copy_from_slice(value.as_bytes()),
+        }
+    }
+
+    fn vars(p: &UwsgiPacket) -> Vec<(String, String)> {
+        p.vars
+            .iter()
+            .map(|(k, v)| {
+                (
+                    String::from_utf8_lossy(k).into_owned(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn build(params: &[UwsgiParam], headers: &[Header]) -> UwsgiPacket {
+        let mut eval = |t: &Template| t.as_literal().unwrap_or_default().into_bytes();
+        build_packet(params, headers, &mut eval)
+    }
+
+    #[test]
+    fn params_in_order_then_headers() {
+        let p = build(
+            &[
+                param("QUERY_STRING", "", false),
+                param("CONTENT_TYPE", "", true),
+                param("REQUEST_METHOD", "GET", false),
+                param("REQUEST_METHOD", "GET", false),
+            ],
+            &[
+                h("Host", "ex.com"),
+                h("User-Agent", "curl"),
+                h("Content-Type", "a/b"),
+            ],
+        );
+        let want = [
+            ("QUERY_STRING", ""),
+            ("REQUEST_METHOD", "GET"),
+            ("REQUEST_METHOD", "GET"),
+            ("HTTP_HOST", "ex.com"),
+            ("HTTP_USER_AGENT", "curl"),
+            ("HTTP_CONTENT_TYPE", "a/b"),
+        ];
+        let want: Vec<_> = want
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(vars(&p), want);
+        let size: usize = want.iter().map(|(k, v)| 4 + k.len() + v.len()).sum();
+        assert_eq!(p.datasize, size);
+    }
+
+    #[test]
+    fn a_param_of_the_same_http_name_replaces_the_header() {
+        let p = build(
+            &[param("HTTP_HOST", "fixed", false)],
+            &[h("host", "client")],
+        );
+        assert_eq!(vars(&p), vec![("HTTP_HOST".into(), "fixed".into())]);
+    }
+
+    #[test]
+    fn repeated_headers_are_joined_and_underscored_ones_dropped() {
+        let p = build(
+            &[],
+            &[
+                h("Accept", "a"),
+                h("Cookie", "x=1"),
+                h("X_Bad", "no"),
+                h("accept", "b"),
+                h("Cookie", "y=2"),
+            ],
+        );
+        assert_eq!(
+            vars(&p),
+            vec![
+                ("HTTP_ACCEPT".into(), "a, b".into()),
+                ("HTTP_COOKIE".into(), "x=1; y=2".into()),
+            ]
+        );
+    }
+}

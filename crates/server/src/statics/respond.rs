@@ -1,0 +1,289 @@
+//! The file responder shared by the uWSGI-style static layer
+//! ([`super::WithStatic`]) and the nginx-style site engine
+//! (`crate::site`): given a file already chosen and checked, answer with
+//! its validators, the conditional-request rules, byte ranges (multipart
+//! for several), and the body from the content cache or for sendfile.
+//!
+//! It does not choose the file, its type or a precompressed sibling, and
+//! does not render error pages: a refusal (412, 416, 403, 404) goes back to
+//! the caller, which answers it in its own style.
+
+use std::fs::Metadata;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::UNIX_EPOCH;
+
+use bytes::Bytes;
+
+use super::cache::ContentCache;
+use super::conditional::{Condition, Ranges, Validators, evaluate, if_range_allows, parse_ranges};
+use crate::handler::{Request, RequestSource, Response, ResponseBody, ResponseMeta};
+
+/// Multipart bodies for several ranges are built in memory up to this size;
+/// beyond it the whole file is sent instead (a 200 is always correct).
+const MAX_MULTIPART_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The boundary nginx uses for multipart/byteranges (a 20-digit counter).
+const MULTIPART_BOUNDARY: &str = "00000000000000000001";
+
+/// The request headers the responder reads.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FileRequest<'a> {
+    pub if_match: Option<&'a [u8]>,
+    pub if_unmodified_since: Option<&'a [u8]>,
+    pub if_none_match: Option<&'a [u8]>,
+    pub if_modified_since: Option<&'a [u8]>,
+    pub range: Option<&'a [u8]>,
+    pub if_range: Option<&'a [u8]>,
+}
+
+impl<'a> FileRequest<'a> {
+    /// The headers of an HTTP request or a uwsgi packet's `HTTP_*` vars.
+    pub(crate) fn of(request: &'a Request) -> FileRequest<'a> {
+        let h = |name| request_header(request, name);
+        FileRequest {
+            if_match: h("if-match"),
+            if_unmodified_since: h("if-unmodified-since"),
+            if_none_match: h("if-none-match"),
+            if_modified_since: h("if-modified-since"),
+            range: h("range"),
+            if_range: h("if-range"),
+        }
+    }
+}
+
+/// A request header by name, from an HTTP head or a uwsgi packet's HTTP_* vars.
+pub(crate) fn request_header<'a>(request: &'a Request, name: &str) -> Option<&'a [u8]> {
+    match &request.source {
+        RequestSource::Http(head) => head
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|h| h.value.as_ref()),
+        RequestSource::Uwsgi(packet) => {
+            let mut key = b"HTTP_".to_vec();
+            key.extend(name.bytes().map(|b| match b {
+                b'-' => b'_',
+                b => b.to_ascii_uppercase(),
+            }));
+            packet.var(&key).map(|v| v.as_ref())
+        }
+    }
+}
+
+/// How to answer with one file.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FileOptions<'a> {
+    pub content_type: &'a str,
+    /// The `Content-Encoding` of a precompressed sibling being served.
+    pub encoding: Option<&'static str>,
+    /// Add `Vary: Accept-Encoding`.
+    pub vary: bool,
+    /// Headers placed after the validators (Expires, Cache-Control...).
+    pub extra: Vec<(Bytes, Bytes)>,
+}
+
+/// Why the file was not sent; the caller renders the answer.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    /// 412, 416, 403 (EACCES) or 404 (gone since the stat).
+    pub status: u16,
+    /// Headers that belong to the refusal: the validators and extras
+    /// already computed and, for 416, `Content-Range: bytes */SIZE`.
+    pub headers: Vec<(Bytes, Bytes)>,
+}
+
+pub(crate) fn header_pair(name: &'static str, value: impl Into<Bytes>) -> (Bytes, Bytes) {
+    (Bytes::from_static(name.as_bytes()), value.into())
+}
+
+pub(crate) fn static_meta() -> ResponseMeta {
+    ResponseMeta {
+        app_id: -1,
+        ..ResponseMeta::default()
+    }
+}
+
+/// Answer with the file at `path` (already opened for `meta` by the
+/// caller's stat): 200, 206 or 304, or a [`Refusal`].
+pub(crate) fn respond_file(
+    path: &Path,
+    meta: &Metadata,
+    request: &FileRequest<'_>,
+    options: FileOptions<'_>,
+    cache: &Mutex<ContentCache>,
+) -> Result<Response, Refusal> {
+    let mut headers = vec![header_pair(
+        "Content-Type",
+        Bytes::copy_from_slice(options.content_type.as_bytes()),
+    )];
+    if let Some(coding) = options.encoding {
+        headers.push(header_pair("Content-Encoding", coding));
+    }
+    if options.vary {
+        headers.push(header_pair("Vary", "Accept-Encoding"));
+    }
+    let size = meta.len();
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let v = Validators::new(mtime, size);
+    headers.push(header_pair("Last-Modified", v.last_modified.clone()));
+    headers.push(header_pair("ETag", v.etag.clone()));
+    headers.extend(options.extra);
+    match evaluate(
+        &v,
+        request.if_match,
+        request.if_unmodified_since,
+        request.if_none_match,
+        request.if_modified_since,
+    ) {
+        Condition::NotModified => {
+            headers.retain(|(n, _)| {
+                !n.eq_ignore_ascii_case(b"content-type")
+                    && !n.eq_ignore_ascii_case(b"content-encoding")
+            });
+            return Ok(Response {
+                status: 304,
+                reason: Bytes::from_static(b"Not Modified"),
+                headers,
+                body: ResponseBody::Empty,
+                meta: static_meta(),
+            });
+        }
+        Condition::Failed => {
+            headers.remove(0);
+            return Err(Refusal {
+                status: 412,
+                headers,
+            });
+        }
+        Condition::Proceed => {}
+    }
+    let ranges = match request.range {
+        Some(range) if request.if_range.is_none_or(|ir| if_range_allows(ir, &v)) => {
+            parse_ranges(range, size)
+        }
+        _ => Ranges::Full,
+    };
+    if ranges == Ranges::Unsatisfiable {
+        headers.remove(0);
+        headers.push(header_pair("Content-Range", format!("bytes */{size}")));
+        return Err(Refusal {
+            status: 416,
+            headers,
+        });
+    }
+    match body(
+        path,
+        meta,
+        ranges,
+        options.content_type,
+        size,
+        &mut headers,
+        cache,
+    ) {
+        Ok((status, reason, body)) => Ok(Response {
+            status,
+            reason: Bytes::from_static(reason.as_bytes()),
+            headers,
+            body,
+            meta: static_meta(),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(Refusal {
+            status: 403,
+            headers: Vec::new(),
+        }),
+        Err(_) => Err(Refusal {
+            status: 404,
+            headers: Vec::new(),
+        }),
+    }
+}
+
+/// The body for the chosen ranges, adding Content-Range/Content-Type as needed.
+fn body(
+    path: &Path,
+    meta: &Metadata,
+    ranges: Ranges,
+    content_type: &str,
+    size: u64,
+    headers: &mut Vec<(Bytes, Bytes)>,
+    cache: &Mutex<ContentCache>,
+) -> io::Result<(u16, &'static str, ResponseBody)> {
+    match ranges {
+        Ranges::Full | Ranges::Unsatisfiable => {
+            // As nginx: a full answer says ranges are possible; a 206 does not.
+            headers.push(header_pair("Accept-Ranges", "bytes"));
+            Ok((200, "OK", whole(path, meta, cache)?))
+        }
+        Ranges::Partial(parts) if parts.len() == 1 => {
+            let (start, end) = parts[0];
+            headers.push(header_pair(
+                "Content-Range",
+                format!("bytes {start}-{end}/{size}"),
+            ));
+            let body = match whole(path, meta, cache)? {
+                ResponseBody::Full(all) => {
+                    ResponseBody::Full(all.slice(start as usize..=end as usize))
+                }
+                ResponseBody::File { file, .. } => ResponseBody::File {
+                    file,
+                    offset: start,
+                    len: end - start + 1,
+                },
+                other => other,
+            };
+            Ok((206, "Partial Content", body))
+        }
+        Ranges::Partial(parts) => {
+            let total: u64 = parts.iter().map(|(s, e)| e - s + 1).sum();
+            if total > MAX_MULTIPART_BYTES {
+                headers.push(header_pair("Accept-Ranges", "bytes"));
+                return Ok((200, "OK", whole(path, meta, cache)?));
+            }
+            let file = std::fs::File::open(path)?;
+            let mut out = Vec::with_capacity(total as usize + parts.len() * 128);
+            for (start, end) in parts {
+                out.extend_from_slice(
+                    format!(
+                        "\r\n--{MULTIPART_BOUNDARY}\r\nContent-Type: {content_type}\r\nContent-Range: bytes {start}-{end}/{size}\r\n\r\n"
+                    )
+                    .as_bytes(),
+                );
+                let at = out.len();
+                out.resize(at + (end - start + 1) as usize, 0);
+                file.read_exact_at(&mut out[at..], start)?;
+            }
+            out.extend_from_slice(format!("\r\n--{MULTIPART_BOUNDARY}--\r\n").as_bytes());
+            headers.retain(|(n, _)| !n.eq_ignore_ascii_case(b"content-type"));
+            headers.push(header_pair(
+                "Content-Type",
+                format!("multipart/byteranges; boundary={MULTIPART_BOUNDARY}"),
+            ));
+            Ok((206, "Partial Content", ResponseBody::Full(Bytes::from(out))))
+        }
+    }
+}
+
+/// The whole file: from the content cache when small, else for sendfile.
+fn whole(path: &Path, meta: &Metadata, cache: &Mutex<ContentCache>) -> io::Result<ResponseBody> {
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(bytes) = cache.get(path, meta) {
+        return Ok(ResponseBody::Full(bytes));
+    }
+    let file = std::fs::File::open(path)?;
+    let len = meta.len();
+    if let Some(bytes) = cache.insert(path, meta, &file)? {
+        return Ok(ResponseBody::Full(bytes));
+    }
+    Ok(ResponseBody::File {
+        file,
+        offset: 0,
+        len,
+    })
+}
