@@ -388,7 +388,7 @@ fn resolve_location(
 ) -> Result<Location, NginxError> {
     let mut config = l.layer.resolve(parent);
     if l.layer.root.is_none() {
-        inherit_alias(&mut config, &l, parent_name);
+        inherit_alias(&mut config, &l, parent_name)?;
     }
     let content = match &l.pass {
         Some((d, addr)) => Content::Uwsgi(upstream::pass_target(upstreams, d, addr)?),
@@ -414,19 +414,44 @@ fn resolve_location(
 /// where `alias` was written). For a nested prefix or exact location the
 /// same mapping is this location's name replaced by the alias plus the
 /// part of the name past the parent's: `location /a/ { alias /x/;
-/// location /a/b/ {} }` serves `/a/b/c` from `/x/b/c` either way.
-fn inherit_alias(config: &mut LocationConfig, l: &RawLocation, parent_name: Option<&str>) {
-    let (Some(parent_name), crate::site::DocRoot::Alias(t)) = (parent_name, &config.root) else {
-        return;
+/// location /a/b/ {} }` serves `/a/b/c` from `/x/b/c` either way. A nested
+/// regex location gets the equivalent `root` when the alias ends with the
+/// parent's prefix (`alias /srv/static/` in `/static/` is `root /srv`);
+/// otherwise it is refused rather than served from the wrong path.
+fn inherit_alias(
+    config: &mut LocationConfig,
+    l: &RawLocation,
+    parent_name: Option<&str>,
+) -> Result<(), NginxError> {
+    use crate::site::{DocRoot, LocationMatch, TemplatePart};
+    let (Some(parent_name), DocRoot::Alias(t)) = (parent_name, &config.root) else {
+        return Ok(());
     };
-    if matches!(l.matcher, crate::site::LocationMatch::Regex(_)) {
-        return;
+    if matches!(l.matcher, LocationMatch::Regex(_)) {
+        let root = t
+            .as_literal()
+            .and_then(|a| a.strip_suffix(parent_name).map(str::to_string));
+        return match root {
+            Some(root) => {
+                config.root = DocRoot::Root(Template::literal(&root));
+                Ok(())
+            }
+            None => Err(NginxError {
+                message: format!(
+                    "the regex location \"{}\" inherits \"alias\" from location \"{parent_name}\", \
+                     which Portico does not support yet (set \"root\" or \"alias\" in it)",
+                    l.name
+                ),
+                file: Some(l.file.clone()),
+                line: (l.line > 0).then_some(l.line),
+            }),
+        };
     }
     let Some(extra) = l.name.strip_prefix(parent_name).filter(|e| !e.is_empty()) else {
-        return;
+        return Ok(());
     };
     let mut t = t.clone();
-    t.parts
-        .push(crate::site::TemplatePart::Literal(extra.to_string()));
-    config.root = crate::site::DocRoot::Alias(t);
+    t.parts.push(TemplatePart::Literal(extra.to_string()));
+    config.root = DocRoot::Alias(t);
+    Ok(())
 }
