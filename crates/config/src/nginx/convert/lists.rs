@@ -202,6 +202,7 @@ pub(super) const IGNORED_PREFIXES: &[&str] = &[
 /// changes responses in a way Portico does not reproduce yet).
 pub(super) const DEFAULT_ONLY: &[(&str, &str)] = &[
     ("server_name_in_redirect", "off"),
+    ("override_charset", "off"),
     ("port_in_redirect", "on"),
     ("absolute_redirect", "on"),
     ("merge_slashes", "on"),
@@ -223,7 +224,6 @@ pub(super) const UNSUPPORTED: &[&str] = &[
     "if",
     "set",
     "break",
-    "internal",
     "limit_except",
     "satisfy",
     "auth_basic",
@@ -239,7 +239,7 @@ pub(super) const UNSUPPORTED: &[&str] = &[
     "scgi_pass",
     "grpc_pass",
     "memcached_pass",
-    "charset",
+    "charset_types",
     "source_charset",
     "sub_filter",
     "add_trailer",

@@ -484,3 +484,15 @@ fn a_nested_location_inheriting_alias_maps_through_the_parents_prefix() {
             .to_string())
     );
 }
+
+#[test]
+fn charset_and_internal_are_inherited() {
+    let s = first_server(
+        "charset utf-8; server { location /a { charset off; } location /b { internal; location /b/c { } } }",
+    );
+    assert_eq!(s.config.charset.as_deref(), Some("utf-8"));
+    assert_eq!(s.locations[0].config.charset, None);
+    assert!(!s.locations[0].config.internal);
+    assert!(s.locations[1].config.internal);
+    assert!(s.locations[1].locations[0].config.internal);
+}
