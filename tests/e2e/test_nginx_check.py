@@ -293,3 +293,14 @@ def test_uwsgi_long_options_pass_through_and_short_ones_are_nginx(tmp_path):
     bad = run_portico(conf, "-M")
     assert bad.returncode == 1
     assert bad.stderr.strip() == 'portico: invalid option: "M"'
+
+
+def test_warnings_show_under_quiet_as_nginx_prints_them(tmp_path):
+    files = {"nginx.conf": wrap("  upstream u {\n    server 127.0.0.1:1;\n    ip_hash;\n    least_conn;\n  }")}
+    ngx, por, conf = check_both(tmp_path, files, "-q")
+    assert ngx.returncode == por.returncode == 0, por.stderr
+    warn = re.compile(r"\[warn\] (?:\d+#\d+: )?(.*)$")
+    want = [m.group(1) for m in map(warn.search, ngx.stderr.splitlines()) if m]
+    got = [m.group(1) for m in map(warn.search, por.stderr.splitlines()) if m]
+    assert want == got == [f"load balancing method redefined in {conf}:6"]
+    assert len(por.stderr.splitlines()) == 1

@@ -6,8 +6,10 @@
 //! (a socket that cannot be bound, Python that cannot start); 22 when the
 //! app cannot be loaded (uWSGI's need-app code).
 
+mod front;
 mod listeners;
 mod nginx_cli;
+mod site_run;
 mod start;
 mod worker;
 
@@ -57,7 +59,7 @@ fn main() -> ExitCode {
         print!("{}", show_config(&settings));
         return ExitCode::SUCCESS;
     }
-    match start::run(config) {
+    match start::run(config, None) {
         Ok(code) => ExitCode::from(code),
         Err(start::Failure::AppLoad) => ExitCode::from(EXIT_APP_LOAD_FAILED),
         Err(start::Failure::Other(e)) => {

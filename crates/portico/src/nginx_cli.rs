@@ -269,10 +269,14 @@ pub(crate) fn main(args: NginxArgs) -> ExitCode {
     if args.test {
         return match read(&args) {
             Ok((tree, _site)) => {
-                if !args.quiet {
-                    for note in &tree.notes {
+                // -q hides the notices and the success lines; warnings
+                // stay, as nginx prints them under -q too
+                for note in &tree.notes {
+                    if !args.quiet || !note.starts_with("[notice]") {
                         eprintln!("{PROG}: {note}");
                     }
+                }
+                if !args.quiet {
                     eprintln!("{PROG}: the configuration file {conf} syntax is ok");
                     eprintln!("{PROG}: configuration file {conf} test is successful");
                 }

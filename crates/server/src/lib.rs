@@ -16,6 +16,7 @@ mod hooks;
 mod listener;
 mod log;
 mod serve;
+mod site;
 mod statics;
 mod uwsgi_conn;
 mod write;

@@ -37,6 +37,23 @@ pub fn read_conf(
     global_directives: Option<&str>,
 ) -> Result<ConfTree, NginxError> {
     let conf_file = std::path::absolute(conf_file).unwrap_or_else(|_| conf_file.to_path_buf());
+    let text = include::read_file(&conf_file).map_err(|message| NginxError {
+        message,
+        file: None,
+        line: None,
+    })?;
+    read_text(&conf_file, &text, global_directives)
+}
+
+/// [`read_conf`] with the main file's text already in hand (`conf_file`
+/// names it in messages and anchors relative includes, which are still
+/// read from disk). For tests and the fuzz target.
+pub fn read_text(
+    conf_file: &Path,
+    text: &[u8],
+    global_directives: Option<&str>,
+) -> Result<ConfTree, NginxError> {
+    let conf_file = std::path::absolute(conf_file).unwrap_or_else(|_| conf_file.to_path_buf());
     let conf_dir = conf_file
         .parent()
         .map(Path::to_path_buf)
@@ -55,20 +72,15 @@ pub fn read_conf(
         )?;
     }
 
-    let text = include::read_file(&conf_file).map_err(|message| NginxError {
-        message,
-        file: None,
-        line: None,
-    })?;
-    reader.record(&conf_file, &text);
+    reader.record(&conf_file, text);
     let file = Arc::new(conf_file.clone());
-    if parser::is_fragment(&text) {
+    if parser::is_fragment(text) {
         reader.notes.push(format!(
             "[notice] \"{}\" has server blocks at top level: read as if inside http {{}}",
             conf_file.display()
         ));
         let mut children = Vec::new();
-        reader.parse_text(&text, &file, Ctx::Conf(HTTP), Kind::File, &mut children)?;
+        reader.parse_text(text, &file, Ctx::Conf(HTTP), Kind::File, &mut children)?;
         for (name, children) in [("events", Vec::new()), ("http", children)] {
             main.push(Directive {
                 name: name.to_string(),
@@ -79,7 +91,7 @@ pub fn read_conf(
             });
         }
     } else {
-        reader.parse_text(&text, &file, Ctx::Conf(MAIN), Kind::File, &mut main)?;
+        reader.parse_text(text, &file, Ctx::Conf(MAIN), Kind::File, &mut main)?;
     }
 
     if !main.iter().any(|d| d.name == "events") {

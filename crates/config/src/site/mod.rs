@@ -12,6 +12,7 @@
 //! Strings that may hold variables are [`Template`]s, parsed once; regexes
 //! are compiled once ([`Pattern`]). Nothing here touches sockets or files.
 
+mod app;
 mod template;
 
 use std::net::{IpAddr, SocketAddr};
