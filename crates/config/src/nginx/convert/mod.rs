@@ -48,21 +48,13 @@ use server::RawServer;
 use values::{arg, atoi};
 use vars::VarScope;
 
-pub use lists_public::{
-    DEFAULT_ONLY_DIRECTIVES, IGNORED_DIRECTIVES, IGNORED_PREFIXES, UNSUPPORTED_DIRECTIVES,
+/// The directive lists, for docs and tools: accepted with no effect (by
+/// name, and by name prefix), accepted only with nginx's default value,
+/// and refused.
+pub use lists::{
+    DEFAULT_ONLY as DEFAULT_ONLY_DIRECTIVES, IGNORED as IGNORED_DIRECTIVES, IGNORED_PREFIXES,
+    UNSUPPORTED as UNSUPPORTED_DIRECTIVES,
 };
-
-/// The directive lists, for docs and `--help`-style output.
-mod lists_public {
-    /// Parsed and accepted with no effect.
-    pub const IGNORED_DIRECTIVES: &[&str] = super::lists::IGNORED;
-    /// Name prefixes of directives accepted with no effect.
-    pub const IGNORED_PREFIXES: &[&str] = super::lists::IGNORED_PREFIXES;
-    /// Accepted only with nginx's default value.
-    pub const DEFAULT_ONLY_DIRECTIVES: &[(&str, &str)] = super::lists::DEFAULT_ONLY;
-    /// Refused with a message.
-    pub const UNSUPPORTED_DIRECTIVES: &[&str] = super::lists::UNSUPPORTED;
-}
 
 /// What the conversion keeps while it reads.
 struct Ctx<'p> {
