@@ -400,6 +400,14 @@ pub struct LocationConfig {
     pub uwsgi_read_timeout: Duration,
     pub uwsgi_buffering: bool,
     pub uwsgi_intercept_errors: bool,
+    /// `charset NAME`: added as `; charset=NAME` to the Content-Type of
+    /// responses whose type is text/html, text/xml, text/plain,
+    /// text/vnd.wap.wml, application/javascript or application/rss+xml and
+    /// that carry no charset yet (nginx's `charset_types`); `None`: `off`.
+    pub charset: Option<String>,
+    /// `internal`: only internal redirects (index, try_files, error_page,
+    /// rewrite ... last) may end here; a client's request gets 404.
+    pub internal: bool,
 }
 
 /// nginx's default `client_max_body_size` (1m).
@@ -438,6 +446,8 @@ impl Default for LocationConfig {
             uwsgi_read_timeout: DEFAULT_UPSTREAM_TIMEOUT,
             uwsgi_buffering: true,
             uwsgi_intercept_errors: false,
+            charset: None,
+            internal: false,
         }
     }
 }

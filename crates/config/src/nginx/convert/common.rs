@@ -79,6 +79,12 @@ pub(super) fn apply(
         "uwsgi_read_timeout" => once(&mut layer.uwsgi_read_timeout, d, msec(d)?)?,
         "uwsgi_buffering" => once(&mut layer.uwsgi_buffering, d, flag(d)?)?,
         "uwsgi_intercept_errors" => once(&mut layer.uwsgi_intercept_errors, d, flag(d)?)?,
+        "charset" => {
+            let v = arg(d, 0)?;
+            let value = (!v.eq_ignore_ascii_case("off")).then(|| v.to_string());
+            once(&mut layer.charset, d, value)?;
+        }
+        "internal" => once(&mut layer.internal, d, true)?,
         _ => return Ok(false),
     }
     Ok(true)

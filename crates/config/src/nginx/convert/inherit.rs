@@ -45,6 +45,9 @@ pub(super) struct Layer {
     pub uwsgi_read_timeout: Option<Duration>,
     pub uwsgi_buffering: Option<bool>,
     pub uwsgi_intercept_errors: Option<bool>,
+    /// `charset NAME|off` (`Some(None)`: `off` set here).
+    pub charset: Option<Option<String>>,
+    pub internal: Option<bool>,
 }
 
 /// nginx's built-in MIME table, used when no `types {}` is set anywhere
@@ -113,6 +116,8 @@ impl Layer {
                 &self.uwsgi_intercept_errors,
                 &parent.uwsgi_intercept_errors,
             ),
+            charset: pick(&self.charset, &parent.charset),
+            internal: pick(&self.internal, &parent.internal),
         }
     }
 

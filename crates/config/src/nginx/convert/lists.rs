@@ -6,7 +6,7 @@
 //! with a message naming it. docs/nginx.md lists the same names.
 
 /// Parsed and accepted, with no effect in Portico.
-pub(super) const IGNORED: &[&str] = &[
+pub const IGNORED: &[&str] = &[
     // main and events
     "worker_rlimit_nofile",
     "worker_rlimit_core",
@@ -180,7 +180,7 @@ pub(super) const IGNORED: &[&str] = &[
 /// Name prefixes of settings that only matter with a directive Portico
 /// refuses (`fastcgi_pass`, `listen ... ssl`, `http2`, `limit_req`, ...):
 /// accepted with no effect.
-pub(super) const IGNORED_PREFIXES: &[&str] = &[
+pub const IGNORED_PREFIXES: &[&str] = &[
     "proxy_",
     "fastcgi_",
     "scgi_",
@@ -200,8 +200,9 @@ pub(super) const IGNORED_PREFIXES: &[&str] = &[
 
 /// Accepted only with the value nginx uses by default (any other value
 /// changes responses in a way Portico does not reproduce yet).
-pub(super) const DEFAULT_ONLY: &[(&str, &str)] = &[
+pub const DEFAULT_ONLY: &[(&str, &str)] = &[
     ("server_name_in_redirect", "off"),
+    ("override_charset", "off"),
     ("port_in_redirect", "on"),
     ("absolute_redirect", "on"),
     ("merge_slashes", "on"),
@@ -219,11 +220,10 @@ pub(super) const DEFAULT_ONLY: &[(&str, &str)] = &[
 ];
 
 /// Refused with a message: Portico would serve differently without them.
-pub(super) const UNSUPPORTED: &[&str] = &[
+pub const UNSUPPORTED: &[&str] = &[
     "if",
     "set",
     "break",
-    "internal",
     "limit_except",
     "satisfy",
     "auth_basic",
@@ -239,7 +239,7 @@ pub(super) const UNSUPPORTED: &[&str] = &[
     "scgi_pass",
     "grpc_pass",
     "memcached_pass",
-    "charset",
+    "charset_types",
     "source_charset",
     "sub_filter",
     "add_trailer",

@@ -23,6 +23,9 @@ pub(super) struct RawLocation {
     pub pass: Option<(Directive, PassAddr)>,
     pub locations: Vec<RawLocation>,
     pub origin: String,
+    /// Where the block is, for errors raised after reading.
+    pub file: std::path::PathBuf,
+    pub line: usize,
 }
 
 impl RawLocation {
@@ -105,6 +108,8 @@ pub(super) fn location(
         pass: None,
         locations: Vec::new(),
         origin: d.origin(),
+        file: d.file.as_ref().clone(),
+        line: d.line,
     };
     if let Some(p) = parent {
         if p.is_exact() {

@@ -48,21 +48,13 @@ use server::RawServer;
 use values::{arg, atoi};
 use vars::VarScope;
 
-pub use lists_public::{
-    DEFAULT_ONLY_DIRECTIVES, IGNORED_DIRECTIVES, IGNORED_PREFIXES, UNSUPPORTED_DIRECTIVES,
+/// The directive lists, for docs and tools: accepted with no effect (by
+/// name, and by name prefix), accepted only with nginx's default value,
+/// and refused.
+pub use lists::{
+    DEFAULT_ONLY as DEFAULT_ONLY_DIRECTIVES, IGNORED as IGNORED_DIRECTIVES, IGNORED_PREFIXES,
+    UNSUPPORTED as UNSUPPORTED_DIRECTIVES,
 };
-
-/// The directive lists, for docs and `--help`-style output.
-mod lists_public {
-    /// Parsed and accepted with no effect.
-    pub const IGNORED_DIRECTIVES: &[&str] = super::lists::IGNORED;
-    /// Name prefixes of directives accepted with no effect.
-    pub const IGNORED_PREFIXES: &[&str] = super::lists::IGNORED_PREFIXES;
-    /// Accepted only with nginx's default value.
-    pub const DEFAULT_ONLY_DIRECTIVES: &[(&str, &str)] = super::lists::DEFAULT_ONLY;
-    /// Refused with a message.
-    pub const UNSUPPORTED_DIRECTIVES: &[&str] = super::lists::UNSUPPORTED;
-}
 
 /// What the conversion keeps while it reads.
 struct Ctx<'p> {
@@ -388,7 +380,7 @@ fn resolve_location(
 ) -> Result<Location, NginxError> {
     let mut config = l.layer.resolve(parent);
     if l.layer.root.is_none() {
-        inherit_alias(&mut config, &l, parent_name);
+        inherit_alias(&mut config, &l, parent_name)?;
     }
     let content = match &l.pass {
         Some((d, addr)) => Content::Uwsgi(upstream::pass_target(upstreams, d, addr)?),
@@ -414,19 +406,44 @@ fn resolve_location(
 /// where `alias` was written). For a nested prefix or exact location the
 /// same mapping is this location's name replaced by the alias plus the
 /// part of the name past the parent's: `location /a/ { alias /x/;
-/// location /a/b/ {} }` serves `/a/b/c` from `/x/b/c` either way.
-fn inherit_alias(config: &mut LocationConfig, l: &RawLocation, parent_name: Option<&str>) {
-    let (Some(parent_name), crate::site::DocRoot::Alias(t)) = (parent_name, &config.root) else {
-        return;
+/// location /a/b/ {} }` serves `/a/b/c` from `/x/b/c` either way. A nested
+/// regex location gets the equivalent `root` when the alias ends with the
+/// parent's prefix (`alias /srv/static/` in `/static/` is `root /srv`);
+/// otherwise it is refused rather than served from the wrong path.
+fn inherit_alias(
+    config: &mut LocationConfig,
+    l: &RawLocation,
+    parent_name: Option<&str>,
+) -> Result<(), NginxError> {
+    use crate::site::{DocRoot, LocationMatch, TemplatePart};
+    let (Some(parent_name), DocRoot::Alias(t)) = (parent_name, &config.root) else {
+        return Ok(());
     };
-    if matches!(l.matcher, crate::site::LocationMatch::Regex(_)) {
-        return;
+    if matches!(l.matcher, LocationMatch::Regex(_)) {
+        let root = t
+            .as_literal()
+            .and_then(|a| a.strip_suffix(parent_name).map(str::to_string));
+        return match root {
+            Some(root) => {
+                config.root = DocRoot::Root(Template::literal(&root));
+                Ok(())
+            }
+            None => Err(NginxError {
+                message: format!(
+                    "the regex location \"{}\" inherits \"alias\" from location \"{parent_name}\", \
+                     which Portico does not support yet (set \"root\" or \"alias\" in it)",
+                    l.name
+                ),
+                file: Some(l.file.clone()),
+                line: (l.line > 0).then_some(l.line),
+            }),
+        };
     }
     let Some(extra) = l.name.strip_prefix(parent_name).filter(|e| !e.is_empty()) else {
-        return;
+        return Ok(());
     };
     let mut t = t.clone();
-    t.parts
-        .push(crate::site::TemplatePart::Literal(extra.to_string()));
-    config.root = crate::site::DocRoot::Alias(t);
+    t.parts.push(TemplatePart::Literal(extra.to_string()));
+    config.root = DocRoot::Alias(t);
+    Ok(())
 }

@@ -469,9 +469,30 @@ fn settings_of_refused_modules_are_accepted_and_other_known_directives_refused()
 
 #[test]
 fn a_nested_location_inheriting_alias_maps_through_the_parents_prefix() {
-    let s =
-        first_server("server { location /a/ { alias /x/; location /a/b/ { } location ~ z { } } }");
+    let s = first_server(
+        "server { location /static/ { alias /srv/static/; location /static/css/ { } location ~ z { } } }",
+    );
     let a = &s.locations[0];
-    assert_eq!(root_of(&a.locations[0].config), "alias /x/b/");
-    assert_eq!(root_of(&a.locations[1].config), "alias /x/");
+    assert_eq!(root_of(&a.locations[0].config), "alias /srv/static/css/");
+    assert_eq!(root_of(&a.locations[1].config), "root /srv");
+    let text = "events {}\nhttp {\nserver { location /a/ { alias /x/;\nlocation ~ z { } } } }";
+    let got = to_site(&tree(text), Path::new("/p")).map(|_| ());
+    assert_eq!(
+        got.map_err(|e| e.to_string()),
+        Err("[emerg] the regex location \"z\" inherits \"alias\" from location \"/a/\", \
+             which Portico does not support yet (set \"root\" or \"alias\" in it) in /t/nginx.conf:4"
+            .to_string())
+    );
+}
+
+#[test]
+fn charset_and_internal_are_inherited() {
+    let s = first_server(
+        "charset utf-8; server { location /a { charset off; } location /b { internal; location /b/c { } } }",
+    );
+    assert_eq!(s.config.charset.as_deref(), Some("utf-8"));
+    assert_eq!(s.locations[0].config.charset, None);
+    assert!(!s.locations[0].config.internal);
+    assert!(s.locations[1].config.internal);
+    assert!(s.locations[1].locations[0].config.internal);
 }

@@ -244,3 +244,59 @@ fn a_kitchen_sink_configuration_converts() {
         matches!(&other.names[..], [ServerName::Exact(a), ServerName::LeadingWildcard(b)] if a == "other.net" && b == ".other.net")
     );
 }
+
+/// The uWSGI documentation's Django tutorial site (`mysite_nginx.conf`),
+/// with its `include` pointed at the built-in `uwsgi_params`.
+const UWSGI_DJANGO_TUTORIAL: &str = r#"
+events {}
+http {
+# the upstream component nginx needs to connect to
+upstream django {
+    server unix:///path/to/your/mysite/mysite.sock; # for a file socket
+    # server 127.0.0.1:8001; # for a web port socket (we'll use this first)
+}
+
+# configuration of the server
+server {
+    # the port your site will be served on
+    listen      8000;
+    # the domain name it will serve for
+    server_name example.com; # substitute your machine's IP address or FQDN
+    charset     utf-8;
+
+    # max upload size
+    client_max_body_size 75M;   # adjust to taste
+
+    # Django media
+    location /media  {
+        alias /path/to/your/mysite/media;  # your Django project's media files - amend as required
+    }
+
+    location /static {
+        alias /path/to/your/mysite/static; # your Django project's static files - amend as required
+    }
+
+    # Finally, send all non-media requests to the Django server.
+    location / {
+        uwsgi_pass  django;
+        include     uwsgi_params; # the uwsgi_params file you installed
+    }
+}
+}
+"#;
+
+#[test]
+fn the_uwsgi_django_tutorial_site_converts() {
+    let dir = TempDir::new("django");
+    let conf = dir.write("nginx.conf", UWSGI_DJANGO_TUTORIAL);
+    let site = load(&conf, &dir.0);
+    let s = &site.servers[0];
+    assert_eq!(s.config.charset.as_deref(), Some("utf-8"));
+    assert_eq!(s.config.client_max_body_size, 75 * 1024 * 1024);
+    assert!(
+        matches!(&site.upstreams[0].servers[0].target, UpstreamTarget::Unix(p) if p == Path::new("///path/to/your/mysite/mysite.sock"))
+    );
+    assert!(
+        matches!(&s.locations[2].content, Content::Uwsgi(UpstreamTarget::Group(g)) if g == "django")
+    );
+}
