@@ -22,7 +22,7 @@ use portico_wsgi::{PYTHON_BUILD_VERSION, PYTHON_EXECUTABLE};
 /// uWSGI's exit code when no app could be loaded (`need-app`).
 pub(crate) const EXIT_APP_LOAD_FAILED: u8 = 22;
 /// Exit code for bad options and start-up failures.
-const EXIT_FAILURE: u8 = 1;
+pub(crate) const EXIT_FAILURE: u8 = 1;
 
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -59,7 +59,12 @@ fn main() -> ExitCode {
         print!("{}", show_config(&settings));
         return ExitCode::SUCCESS;
     }
-    match start::run(config, None) {
+    exit_code(start::run(config, None))
+}
+
+/// The process's exit code for how a run ended.
+pub(crate) fn exit_code(run: Result<u8, start::Failure>) -> ExitCode {
+    match run {
         Ok(code) => ExitCode::from(code),
         Err(start::Failure::AppLoad) => ExitCode::from(EXIT_APP_LOAD_FAILED),
         Err(start::Failure::Other(e)) => {

@@ -350,11 +350,17 @@ fn send_signal(signal: NginxSignal, pid_file: &Path) -> ExitCode {
 
 /// Serve the site `tree` describes (already converted: `site`), with
 /// `args.rest` as extra uWSGI-style options and the master's pid file at
-/// [`pid_path`]. Not wired yet: the integrator replaces this body.
+/// [`pid_path`].
 fn run_site(args: NginxArgs, tree: ConfTree, site: Site) -> ExitCode {
-    let _ = (args, tree, site);
-    eprintln!("{PROG}: serving nginx.conf is not wired yet");
-    ExitCode::from(1)
+    let pid_file = pid_path(&tree, &args.prefix);
+    crate::site_run::run_site(
+        &args.conf,
+        &args.prefix,
+        args.globals.as_deref(),
+        pid_file,
+        &args.rest,
+        site,
+    )
 }
 
 #[cfg(test)]

@@ -10,14 +10,27 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use std::process::ExitCode;
+
 use anyhow::{Context, Result};
+use portico_config::nginx;
 use portico_config::site::{ListenAddr as SiteAddr, ListenProtocol, Site};
 use portico_config::{Config, ListenAddr, Listener, Protocol, Setting};
+use portico_supervisor::ReloadCheck;
+
+use crate::EXIT_FAILURE;
+use crate::front::SiteSetup;
 
 /// Fold the site into the run's Config: its listen addresses become
 /// listeners (after the option-style ones), its main settings fill what no
 /// option set.
-pub(crate) fn apply_site(config: &mut Config, settings: &[Setting], site: &Site, prefix: &Path) {
+pub(crate) fn apply_site(
+    config: &mut Config,
+    settings: &[Setting],
+    site: &Site,
+    prefix: &Path,
+    pid_file: PathBuf,
+) {
     let explicit: HashSet<&str> = settings.iter().map(|s| s.option.name).collect();
     let main = &site.main;
     if !explicit.contains("processes") {
@@ -28,24 +41,18 @@ pub(crate) fn apply_site(config: &mut Config, settings: &[Setting], site: &Site,
     }
     // nginx always runs a master: it is what reloads (`-s reload`, SIGHUP).
     config.process.master = true;
+    // The pid file `-s` reads: the `pid` directive, else nginx's default
+    // (PREFIX/logs/nginx.pid) when that directory exists.
     if !explicit.contains("pidfile")
-        && let Some(pid) = &main.pid
+        && (main.pid.is_some() || pid_file.parent().is_some_and(Path::is_dir))
     {
-        config.process.pidfile = Some(absolute(prefix, pid));
+        config.process.pidfile = Some(pid_file);
     }
     if !explicit.contains("logto")
         && !explicit.contains("daemonize")
         && let Some(log) = &main.error_log
     {
         config.process.logto = Some(absolute(prefix, log));
-    }
-    if let Some((user, group)) = &main.user {
-        if !explicit.contains("uid") {
-            config.process.uid = Some(user.clone());
-        }
-        if !explicit.contains("gid") {
-            config.process.gid = group.clone().or_else(|| Some(user.clone()));
-        }
     }
     config.listeners.extend(site_listeners(site));
 }
@@ -120,7 +127,51 @@ pub(crate) fn read_options(rest: &[String]) -> Result<(Config, Vec<Setting>)> {
     Ok((config, loaded.settings))
 }
 
-/// Keep the Site alive for every worker.
-pub(crate) fn shared(site: Site) -> Arc<Site> {
-    Arc::new(site)
+/// Serve `site` (read from `conf`) with the uWSGI options in `rest`.
+pub(crate) fn run_site(
+    conf: &Path,
+    prefix: &Path,
+    globals: Option<&str>,
+    pid_file: PathBuf,
+    rest: &[String],
+    site: Site,
+) -> ExitCode {
+    let (mut config, settings) = match read_options(rest) {
+        Ok(read) => read,
+        Err(e) => {
+            portico_server::logln!("portico: {e:#}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let app_listeners = config.listeners.len();
+    apply_site(&mut config, &settings, &site, prefix, pid_file);
+    if config.listeners.is_empty() {
+        portico_server::logln!("portico: nothing listens: no server has a listen address");
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    let worker_user = site.main.user.clone();
+    let setup = SiteSetup {
+        site: Arc::new(site),
+        prefix: prefix.to_path_buf(),
+        app_listeners,
+        reload_check: Some(reload_check(conf, prefix, globals)),
+        worker_user,
+    };
+    crate::exit_code(crate::start::run(config, Some(setup)))
+}
+
+/// Before a reload, read the configuration again: a broken one is logged
+/// with its file and line, and the running one keeps serving.
+fn reload_check(conf: &Path, prefix: &Path, globals: Option<&str>) -> ReloadCheck {
+    let (conf, prefix, globals) = (
+        conf.to_path_buf(),
+        prefix.to_path_buf(),
+        globals.map(String::from),
+    );
+    ReloadCheck(Arc::new(move || {
+        let tree = nginx::read_conf(&conf, globals.as_deref()).map_err(|e| e.to_string())?;
+        nginx::to_site(&tree, &prefix)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }))
 }

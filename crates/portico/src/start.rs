@@ -167,6 +167,7 @@ pub(crate) fn run(mut config: Config, site: Option<SiteSetup>) -> Result<u8, Fai
         Some(fds) => adopt_all(&config, fds)?,
         None => bind_all(&config)?,
     };
+    let site = site.map(|setup| setup.with_bound(&listeners));
     if let Some(path) = &p.pidfile {
         write_pidfile(path, std::process::id())?;
     }

@@ -66,6 +66,16 @@ pub(crate) fn worker_main(
     {
         portico_server::logln!("worker {}: cannot set --limit-as: {e}", ctx.wid);
     }
+    // nginx's `user`: only a master running as root switches its workers.
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if let Some((user, group)) = site.and_then(|s| s.worker_user.as_ref()).filter(|_| root)
+        && let Err(e) =
+            portico_supervisor::drop_privileges(Some(user), group.as_deref().or(Some(user)))
+    {
+        portico_server::logln!("worker {}: cannot switch to user {user}: {e}", ctx.wid);
+        return EXIT_WORKER_FAILED;
+    }
     let apps = match apps {
         Some(apps) => clone_apps(apps),
         None => match load_apps(config) {
