@@ -261,3 +261,204 @@ def test_server_absolute_form(servers, target, host, start):
     a = servers.check("GET", target, host=host)
     assert a.status == 200, a
     assert a.body.startswith(start.encode()), a
+
+
+# --- static files and the directives around them (static.conf) -----------------------
+
+
+def case(id, target, status, snippet=None, method="GET", headers=None, body=None,
+         compared=(), **kw):
+    """One static.conf case: nginx must answer `status` (and contain `snippet` in its
+    body, if given); the other side must answer the same (COMPARED + `compared`)."""
+    return pytest.param(method, target, headers, body, status, snippet, tuple(compared), kw, id=id)
+
+
+RANGE = ("content-range",)
+ETAG_A = '"5e0d5da5-d"'  # html/a.txt: mtime 0x5e0d5da5, 13 bytes
+LAST_MODIFIED = "Thu, 02 Jan 2020 03:04:05 GMT"
+
+STATIC = [
+    # root, types, methods
+    case("file", "/a.txt", 200, "plain text a"),
+    case("file-css", "/style.css", 200),
+    case("file-js", "/app.js", 200),
+    case("file-png", "/img/logo.png", 200),
+    case("file-no-extension-default-type", "/noext", 200),
+    case("file-head", "/a.txt", 200, method="HEAD"),
+    case("file-percent-encoded", "/a%2etxt", 200, "plain text a"),
+    case("file-dot-segments", "/sub/../a.txt", 200, "plain text a"),
+    case("file-query-ignored", "/a.txt?x=1", 200, "plain text a"),
+    case("missing-custom-404", "/nope.txt", 404, "custom 404 page"),
+    case("missing-head", "/nope.txt", 404, method="HEAD"),
+    case("post-static-405", "/a.txt", 405, method="POST", body=b"x=1"),
+    case("put-static-405", "/a.txt", 405, method="PUT", body=b"x=1"),
+    case("delete-static-405", "/a.txt", 405, method="DELETE"),
+    case("post-missing-404", "/nope.txt", 404, method="POST", body=b"x=1"),
+    case("raw-dotdot-400", "/../a.txt", 400),
+    # directories and index
+    case("dir-without-slash-301", "/sub", 301),
+    case("dir-without-slash-keeps-args", "/sub?x=1&y=2", 301),
+    case("dir-without-slash-other-host", "/sub", 301, headers={"Host": "example.org:8080"}),
+    case("dir-without-slash-http10-no-host", "/sub", 301, version="HTTP/1.0", host=None),
+    case("index-root", "/", 200, "root index"),
+    case("index-sub", "/sub/", 200, "sub index"),
+    case("index-second-name", "/dir2/", 200, "second index name"),
+    case("index-none-403", "/empty/", 403),
+    case("index-internal-redirect", "/idx/", 200, "idx-internal-redirect /idx/index.html"),
+    case("index-absolute-last", "/absidx/", 200, "absolute index fallback"),
+    case("index-file-direct", "/sub/index.html", 200, "sub index"),
+    # conditionals
+    case("ims-equal-304", "/a.txt", 304, headers={"If-Modified-Since": LAST_MODIFIED}),
+    case("ims-later-200", "/a.txt", 200, headers={"If-Modified-Since": "Fri, 03 Jan 2020 03:04:05 GMT"}),
+    case("ims-earlier-200", "/a.txt", 200, headers={"If-Modified-Since": "Wed, 01 Jan 2020 03:04:05 GMT"}),
+    case("inm-match-304", "/a.txt", 304, headers={"If-None-Match": ETAG_A}),
+    case("inm-list-304", "/a.txt", 304, headers={"If-None-Match": f'"x", {ETAG_A}'}),
+    case("inm-weak-304", "/a.txt", 304, headers={"If-None-Match": "W/" + ETAG_A}),
+    case("inm-star-304", "/a.txt", 304, headers={"If-None-Match": "*"}),
+    case("inm-mismatch-200", "/a.txt", 200, headers={"If-None-Match": '"nope"'}),
+    case("inm-mismatch-ims-match-200", "/a.txt", 200,
+         headers={"If-None-Match": '"nope"', "If-Modified-Since": LAST_MODIFIED}),
+    case("if-match-mismatch-412", "/a.txt", 412, headers={"If-Match": '"nope"'}),
+    case("if-match-match-200", "/a.txt", 200, headers={"If-Match": ETAG_A}),
+    case("if-unmodified-since-earlier-412", "/a.txt", 412,
+         headers={"If-Unmodified-Since": "Wed, 01 Jan 2020 03:04:05 GMT"}),
+    # ranges (digits.txt: 100 bytes)
+    case("range-first-5", "/digits.txt", 206, "01234", headers={"Range": "bytes=0-4"}, compared=RANGE),
+    case("range-suffix", "/digits.txt", 206, "56789", headers={"Range": "bytes=-5"}, compared=RANGE),
+    case("range-open-end", "/digits.txt", 206, "56789", headers={"Range": "bytes=95-"}, compared=RANGE),
+    case("range-past-end-clamped", "/digits.txt", 206, headers={"Range": "bytes=98-200"}, compared=RANGE),
+    case("range-unsatisfiable-416", "/digits.txt", 416, headers={"Range": "bytes=200-300"}, compared=RANGE),
+    case("range-multipart", "/digits.txt", 206, "Content-Range: bytes 5-6/100",
+         headers={"Range": "bytes=0-1,5-6"}, compared=RANGE),
+    case("range-if-range-etag-match", "/digits.txt", 206, headers={"Range": "bytes=0-4", "If-Range": '"5e0d5da5-64"'},
+         compared=RANGE),
+    case("range-if-range-mismatch-200", "/digits.txt", 200, headers={"Range": "bytes=0-4", "If-Range": '"nope"'},
+         compared=RANGE),
+    case("range-if-range-date-match", "/digits.txt", 206, headers={"Range": "bytes=0-4", "If-Range": LAST_MODIFIED},
+         compared=RANGE),
+    case("range-garbage-416", "/digits.txt", 416, headers={"Range": "bytes=abc"}, compared=RANGE),
+    case("range-reversed-416", "/digits.txt", 416, headers={"Range": "bytes=5-2"}, compared=RANGE),
+    case("range-other-unit-ignored", "/digits.txt", 200, headers={"Range": "items=0-4"}, compared=RANGE),
+    case("range-on-404", "/nope.txt", 404, headers={"Range": "bytes=0-4"}, compared=RANGE),
+    # try_files
+    case("try-files-file", "/tf/real.txt", 200, "try_files real file"),
+    case("try-files-dir-without-slash-301", "/tf/dir", 301),
+    case("try-files-dir-slash", "/tf/dir/", 200, "try_files dir index"),
+    case("try-files-fallback-uri", "/tf/missing", 200, "spa fallback"),
+    case("try-files-404", "/tf404/missing", 404, "custom 404 page"),
+    case("try-files-404-file", "/tf404/real.txt", 200, "tf404 real"),
+    case("try-files-code-403", "/tfcode/x", 403),
+    case("try-files-named", "/tfnamed/missing?a=1", 200, "named-back uri=/tfnamed/missing args=a=1"),
+    case("try-files-named-file", "/tfnamed/real.txt", 200, "tfnamed real"),
+    case("try-files-uri-with-args", "/tfuri/x?orig=1", 200, "target uri=/target/from-try args=via=try"),
+    # alias
+    case("alias-slash-file", "/alias-slash/one.txt", 200, "aliased one"),
+    case("alias-slash-subdir-file", "/alias-slash/sub/two.txt", 200, "aliased two"),
+    case("alias-slash-index", "/alias-slash/", 200, "aliased index"),
+    case("alias-slash-dir-301", "/alias-slash/sub", 301),
+    case("alias-slash-missing", "/alias-slash/nope", 404, "custom 404 page"),
+    case("alias-noslash-file", "/alias-noslash/one.txt", 200, "aliased one"),
+    case("alias-noslash-dir-301", "/alias-noslash", 301),
+    case("alias-noslash-index", "/alias-noslash/", 200, "aliased index"),
+    case("alias-noslash-glued-name", "/alias-noslashone.txt", 404),
+    case("alias-file", "/alias-file", 200, "aliased one"),
+    case("alias-file-below", "/alias-file/x", 404),
+    case("alias-regex-capture", "/alias-re/sub/two.txt", 200, "aliased two"),
+    case("alias-location-without-slash-normal", "/aliastrav/one.txt", 200, "aliased one"),
+    # autoindex (the listing is deterministic: fixed mtimes)
+    case("autoindex", "/auto/", 200, "Index of /auto/"),
+    case("autoindex-subdir", "/auto/zdir/", 200, "inner.txt"),
+    case("autoindex-empty-dir", "/auto/adir/", 200, "Index of /auto/adir/"),
+    case("autoindex-approx-size", "/auto-local/", 200, "Index of /auto-local/"),
+    case("autoindex-head", "/auto/", 200, method="HEAD"),
+    case("autoindex-dir-301", "/auto", 301),
+    case("autoindex-file", "/auto/b%20file.txt", 200, "b"),
+    # expires
+    case("expires-1h", "/exp/x.css", 200, compared=("expires", "cache-control")),
+    case("expires-304", "/exp/x.css", 304, headers={"If-None-Match": '"5e0d5da5-7"'},
+         compared=("expires", "cache-control")),
+    case("expires-not-on-404", "/exp/nope.css", 404, compared=("expires", "cache-control")),
+    case("expires-epoch", "/exp-epoch/x.css", 200, compared=("expires", "cache-control")),
+    case("expires-max", "/exp-max/x.css", 200, compared=("expires", "cache-control")),
+    # add_header
+    case("add-header-location", "/hdr/a.txt", 200, compared=("x-plain", "x-always", "x-server-level")),
+    case("add-header-on-404", "/hdr/nope", 404, compared=("x-plain", "x-always", "x-server-level")),
+    case("add-header-on-403", "/hdr-inherit/../ep-deny/f.txt", 403,
+         compared=("x-plain", "x-always", "x-server-level")),
+    case("add-header-inherited", "/hdr-inherit/a.txt", 200, compared=("x-plain", "x-always", "x-server-level")),
+    case("add-header-server-level", "/a.txt", 200, compared=("x-server-level",)),
+    case("add-header-server-level-304", "/a.txt", 304, headers={"If-None-Match": ETAG_A},
+         compared=("x-server-level",)),
+    # return
+    case("return-301-relative", "/ret/301", 301),
+    case("return-302-absolute", "/ret/302", 302),
+    case("return-url-alone", "/ret/url", 302),
+    case("return-307-with-args", "/ret/307", 307),
+    case("return-308", "/ret/308", 308),
+    case("return-text", "/ret/text?a=1&b=2", 200, "text req=/ret/text?a=1&b=2 uri=/ret/text args=a=1&b=2"),
+    case("return-text-encoded", "/ret/%74ext?a=%20", 200, "text req=/ret/%74ext?a=%20 uri=/ret/text args=a=%20"),
+    case("return-vars", "/ret/vars?a=1", 200),
+    case("return-vars-no-args", "/ret/vars", 200),
+    case("return-vars-head", "/ret/vars", 200, method="HEAD"),
+    case("return-404-error-page", "/ret/404", 404, "custom 404 page"),
+    case("return-404-text", "/ret/404text", 404, "custom not found"),
+    case("return-204", "/ret/204", 204),
+    case("return-500", "/ret/500", 500),
+    case("return-503", "/ret/503", 503),
+    case("return-418", "/ret/418", 418),
+    case("return-201-text", "/ret/201text", 201, "created"),
+    case("return-403", "/ret/403", 403),
+    case("return-444-closes", "/ret/444", 0),
+    case("return-scheme-host", "/ret/scheme", 301, headers={"Host": "Example.ORG:9"}),
+    case("return-relative-location-http10", "/ret/301", 301, version="HTTP/1.0", host=None),
+    case("return-post", "/ret/text", 200, method="POST", body=b"abc"),
+    # rewrite
+    case("rewrite-last", "/rw/last/x?a=1", 200, "target uri=/target/x args=a=1"),
+    case("rewrite-redirect", "/rw/redirect/x?a=1", 302),
+    case("rewrite-permanent", "/rw/perm/x", 301),
+    case("rewrite-absolute-is-redirect", "/rw/abs/x?a=1", 302),
+    case("rewrite-trailing-question-drops-args", "/rw/noargs/x?a=1", 200, "target uri=/target/x args=\n"),
+    case("rewrite-new-args-then-old", "/rw/newargs/x?a=1", 200, "target uri=/target/x args=new=1&a=1"),
+    case("rewrite-redirect-drops-args", "/rw/redirect-noargs/x?a=1", 302),
+    case("rewrite-named-capture", "/rw/named/abc", 200, "target uri=/target/named-abc"),
+    case("rewrite-no-flag-goes-on", "/rw/chain/x", 200, "rw-fallthrough uri=/rw/last/chained-x"),
+    case("rewrite-no-match", "/rw/other?z=9", 200, "rw-fallthrough uri=/rw/other args=z=9"),
+    case("rewrite-break-static", "/rwb/a.txt", 200, "plain text a"),
+    case("rewrite-break-missing", "/rwb/nope", 404),
+    case("rewrite-cycle-500", "/loop/x", 500),
+    case("rewrite-server-level-permanent", "/old/x?a=1", 301),
+    case("rewrite-server-level-internal", "/moved-internally/y", 200, "target uri=/target/y"),
+    # error_page
+    case("error-page-code", "/ep-code/missing", 200, "error page body"),
+    case("error-page-named-own-code", "/ep-named/missing", 202, "named-ep uri=/ep-named/missing"),
+    case("error-page-redirect", "/ep-redirect/missing", 302),
+    case("error-page-302-uri", "/ep-302/missing", 302),
+    case("error-page-403", "/ep-deny/f.txt", 403, "custom 403 page"),
+    case("error-page-uri-keeps-code", "/ep-rw/missing", 404, "target uri=/target/from-ep"),
+    case("error-page-post", "/ep-code/missing", 200, "error page body", method="POST", body=b"x"),
+    # allow / deny (the client is 127.0.0.1)
+    case("allow-local", "/acl-allow-local/f.txt", 200),
+    case("deny-local", "/acl-deny-local/f.txt", 403),
+    case("allow-cidr", "/acl-cidr/f.txt", 200),
+    case("deny-other-cidr", "/acl-cidr-other/f.txt", 403),
+    case("deny-all", "/acl-all/f.txt", 403),
+    case("first-match-wins", "/acl-first/f.txt", 403),
+    case("return-before-access", "/acl-return/", 200, "return before access"),
+    # client_max_body_size
+    case("body-at-limit", "/small/", 200, "small ok", method="POST", body=b"x" * 10),
+    case("body-over-limit-413", "/small/", 413, method="POST", body=b"x" * 11),
+    case("body-over-limit-static-413", "/small-static/a.txt", 413, method="POST", body=b"x" * 20),
+    case("body-under-limit-static-405", "/small-static/a.txt", 405, method="POST", body=b"x" * 5),
+    case("body-over-default-1m-413", "/ret/text", 413, method="POST",
+         headers={"Content-Length": "2000000"}),
+    case("body-unlimited", "/unlimited/", 200, "unlimited ok", method="POST", body=b"x" * 1_100_000),
+]
+
+
+@pytest.mark.parametrize("method,target,headers,body,status,snippet,compared,kw", STATIC)
+def test_static(static, method, target, headers, body, status, snippet, compared, kw):
+    a = static.check(method, target, headers, body, compared=nginx_diff.COMPARED + compared, **kw)
+    assert a.status == status, a
+    if snippet is not None:
+        assert snippet.encode() in a.body, a
+    assert b"SECRET-MARKER" not in a.body, a
