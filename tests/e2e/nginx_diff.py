@@ -476,11 +476,9 @@ def pair(body, tree=None, subs=None):
 # --- going live by itself -------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
-def not_wired_reason():
-    """NOT_WIRED while `$PORTICO_BIN -t -c VALID` fails saying `not wired yet`, else None."""
-    if SELFTEST:
-        return None
+def probe_not_wired(binary):
+    """NOT_WIRED if `binary -t -c VALID` exits non-zero saying `not wired yet`, else None
+    (a missing or hanging binary is None too: the suite runs and fails loudly)."""
     d = Path(tempfile.mkdtemp(prefix="portico-diff-probe-", dir="/tmp"))
     try:
         conf = d / "probe.conf"
@@ -488,15 +486,21 @@ def not_wired_reason():
             "server { listen 127.0.0.1:{port}; return 200 \"ok\\n\"; }",
             {"port": nginxctl.free_port()}, d, "probe.pid"))
         try:
-            r = subprocess.run([str(BIN), "-t", "-c", str(conf)], stdout=subprocess.PIPE,
+            r = subprocess.run([str(binary), "-t", "-c", str(conf)], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=30)
         except (OSError, subprocess.TimeoutExpired):
-            return None  # missing or hanging binary: run, and fail loudly
+            return None
         if r.returncode != 0 and b"not wired yet" in r.stdout:
             return NOT_WIRED
         return None
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+@functools.lru_cache(maxsize=None)
+def not_wired_reason():
+    """probe_not_wired($PORTICO_BIN), once per session; never skips in self-test mode."""
+    return None if SELFTEST else probe_not_wired(BIN)
 
 
 def live_mark():

@@ -82,8 +82,8 @@ def server():
     """The process under test (portico, or nginx in self-test mode) on site("generation one")."""
     with public_dir("portico-reload-") as prefix:
         side = nginx_diff.other_side(site("generation one"), prefix, {})
-        side.start()
         try:
+            side.start()
             yield side
         finally:
             side.close()
