@@ -40,7 +40,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import textwrap
@@ -253,19 +252,7 @@ class PorticoSide:
 
 def wait_listening(proc, ports, timeout=START_TIMEOUT):
     """True once every port accepts a connection; False if `proc` exits first."""
-    deadline = time.monotonic() + timeout
-    pending = set(ports)
-    while pending and time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        for port in list(pending):
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                s.settimeout(1.0)
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    pending.discard(port)
-        if pending:
-            time.sleep(0.02)
-    return not pending and proc.poll() is None
+    return nginxctl.wait_ports(proc, ports, timeout)
 
 
 def other_side(body, prefix, subs):
@@ -300,15 +287,15 @@ class Answer(tuple):
 
 
 def fetch_port(port, method="GET", target="/", headers=None, body=None, *,
-               version="HTTP/1.1", host="localhost", side="", timeout=10.0):
-    """Send one raw request on a fresh connection to 127.0.0.1:port; return an Answer.
+               version="HTTP/1.1", host="localhost", side="", timeout=10.0, addr="127.0.0.1"):
+    """Send one raw request on a fresh connection to addr:port; return an Answer.
     `headers`: dict or list of pairs; a Host given there replaces `host`; host=None
     sends no Host (for any version)."""
     pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or ())
     if host is not None and not any(k.lower() == "host" for k, _ in pairs):
         pairs.insert(0, ("Host", host))
     data = build(method, target, pairs, body or b"", version=version, host=None)
-    with Conn("127.0.0.1", port, timeout) as conn:
+    with Conn(addr, port, timeout) as conn:
         if not conn.send(data):
             return Answer(0, {}, b"", side)
         try:

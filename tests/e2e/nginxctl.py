@@ -73,6 +73,26 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_ports(proc, ports, timeout):
+    """True once every port accepts a connection on 127.0.0.1 or [::1]; False if `proc`
+    exits first or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    pending = set(ports)
+    while pending and time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        for port in list(pending):
+            for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+                with socket.socket(family, socket.SOCK_STREAM) as s:
+                    s.settimeout(1.0)
+                    if s.connect_ex((host, port)) == 0:
+                        pending.discard(port)
+                        break
+        if pending:
+            time.sleep(0.02)
+    return not pending and proc.poll() is None
+
+
 @contextlib.contextmanager
 def public_dir(prefix="portico-uw-"):
     """A fresh directory under /tmp with mode 0755 (nginx workers, running as
@@ -210,21 +230,12 @@ class NginxMaster:
 
     def _wait_listening(self):
         deadline = time.monotonic() + START_TIMEOUT
-        pending = set(self.ports.values())
-        while pending and time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            for port in list(pending):
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                    s.settimeout(1.0)
-                    if s.connect_ex(("127.0.0.1", port)) == 0:
-                        pending.discard(port)
-            if pending:
-                time.sleep(0.02)
+        if not wait_ports(self.proc, self.ports.values(), START_TIMEOUT):
+            return False
         # the workers (that serve) must exist too, not only the master's listening sockets
         while time.monotonic() < deadline and not _children(self.proc.pid):
             time.sleep(0.02)
-        return not pending and self.proc.poll() is None
+        return self.proc.poll() is None
 
     def stop(self):
         """SIGQUIT (graceful), then SIGKILL to the master and any worker left."""

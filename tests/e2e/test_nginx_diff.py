@@ -16,6 +16,8 @@ The module is skipped only while `portico -t -c` says `not wired yet`
 (nginx_diff.live_mark()).
 """
 
+import gzip
+
 import pytest
 
 import nginx_diff
@@ -70,6 +72,10 @@ TREE = {
     "aliased/sub/two.txt": "aliased two\n",
     "aliased/index.html": "<p>aliased index</p>\n",
     "secret/secret.txt": "SECRET-MARKER-7f3a\n",
+    "html/big.bin": bytes((i * 7 + i // 251) & 0xFF for i in range(1 << 20)),
+    "html/gz/page.html": "<p>plain page</p>\n" * 20,
+    "html/gz/page.html.gz": (gzip.compress(b"<p>plain page</p>\n" * 20, mtime=0), nginx_diff.MTIME + 60),
+    "html/gz/only-plain.css": "a { }\n",
 }
 
 
@@ -267,13 +273,16 @@ def test_server_absolute_form(servers, target, host, start):
 
 
 def case(id, target, status, snippet=None, method="GET", headers=None, body=None,
-         compared=(), **kw):
+         compared=(), expect=None, **kw):
     """One static.conf case: nginx must answer `status` (and contain `snippet` in its
-    body, if given); the other side must answer the same (COMPARED + `compared`)."""
+    body, and have the headers in `expect` (None: absent; `{port}` for its port), if
+    given); the other side must answer the same (COMPARED + `compared`)."""
+    kw["expect"] = dict(expect or {})
     return pytest.param(method, target, headers, body, status, snippet, tuple(compared), kw, id=id)
 
 
 RANGE = ("content-range",)
+GZ = ("content-encoding", "vary", "accept-ranges")
 ETAG_A = '"5e0d5da5-d"'  # html/a.txt: mtime 0x5e0d5da5, 13 bytes
 LAST_MODIFIED = "Thu, 02 Jan 2020 03:04:05 GMT"
 
@@ -283,12 +292,14 @@ STATIC = [
     case("file-css", "/style.css", 200),
     case("file-js", "/app.js", 200),
     case("file-png", "/img/logo.png", 200),
-    case("file-no-extension-default-type", "/noext", 200),
+    case("file-no-extension-default-type", "/noext", 200,
+         expect={"content-type": "application/octet-stream"}),
     case("file-head", "/a.txt", 200, method="HEAD"),
     case("file-percent-encoded", "/a%2etxt", 200, "plain text a"),
     case("file-dot-segments", "/sub/../a.txt", 200, "plain text a"),
     case("file-query-ignored", "/a.txt?x=1", 200, "plain text a"),
-    case("missing-custom-404", "/nope.txt", 404, "custom 404 page"),
+    case("missing-custom-404", "/nope.txt", 404, "custom 404 page",
+         expect={"etag": '"5e0d5da5-17"', "last-modified": None}),
     case("missing-head", "/nope.txt", 404, method="HEAD"),
     case("post-static-405", "/a.txt", 405, method="POST", body=b"x=1"),
     case("put-static-405", "/a.txt", 405, method="PUT", body=b"x=1"),
@@ -296,10 +307,13 @@ STATIC = [
     case("post-missing-404", "/nope.txt", 404, method="POST", body=b"x=1"),
     case("raw-dotdot-400", "/../a.txt", 400),
     # directories and index
-    case("dir-without-slash-301", "/sub", 301),
-    case("dir-without-slash-keeps-args", "/sub?x=1&y=2", 301),
-    case("dir-without-slash-other-host", "/sub", 301, headers={"Host": "example.org:8080"}),
-    case("dir-without-slash-http10-no-host", "/sub", 301, version="HTTP/1.0", host=None),
+    case("dir-without-slash-301", "/sub", 301, expect={"location": "http://localhost:{port}/sub/"}),
+    case("dir-without-slash-keeps-args", "/sub?x=1&y=2", 301,
+         expect={"location": "http://localhost:{port}/sub/?x=1&y=2"}),
+    case("dir-without-slash-other-host", "/sub", 301, headers={"Host": "example.org:8080"},
+         expect={"location": "http://example.org:{port}/sub/"}),
+    case("dir-without-slash-http10-no-host", "/sub", 301, version="HTTP/1.0", host=None,
+         expect={"location": "http://127.0.0.1:{port}/sub/"}),
     case("index-root", "/", 200, "root index"),
     case("index-sub", "/sub/", 200, "sub index"),
     case("index-second-name", "/dir2/", 200, "second index name"),
@@ -323,11 +337,13 @@ STATIC = [
     case("if-unmodified-since-earlier-412", "/a.txt", 412,
          headers={"If-Unmodified-Since": "Wed, 01 Jan 2020 03:04:05 GMT"}),
     # ranges (digits.txt: 100 bytes)
-    case("range-first-5", "/digits.txt", 206, "01234", headers={"Range": "bytes=0-4"}, compared=RANGE),
+    case("range-first-5", "/digits.txt", 206, "01234", headers={"Range": "bytes=0-4"}, compared=RANGE,
+         expect={"content-range": "bytes 0-4/100", "accept-ranges": None}),
     case("range-suffix", "/digits.txt", 206, "56789", headers={"Range": "bytes=-5"}, compared=RANGE),
     case("range-open-end", "/digits.txt", 206, "56789", headers={"Range": "bytes=95-"}, compared=RANGE),
     case("range-past-end-clamped", "/digits.txt", 206, headers={"Range": "bytes=98-200"}, compared=RANGE),
-    case("range-unsatisfiable-416", "/digits.txt", 416, headers={"Range": "bytes=200-300"}, compared=RANGE),
+    case("range-unsatisfiable-416", "/digits.txt", 416, headers={"Range": "bytes=200-300"}, compared=RANGE,
+         expect={"content-range": "bytes */100"}),
     case("range-multipart", "/digits.txt", 206, "Content-Range: bytes 5-6/100",
          headers={"Range": "bytes=0-1,5-6"}, compared=RANGE),
     case("range-if-range-etag-match", "/digits.txt", 206, headers={"Range": "bytes=0-4", "If-Range": '"5e0d5da5-64"'},
@@ -366,7 +382,7 @@ STATIC = [
     case("alias-regex-capture", "/alias-re/sub/two.txt", 200, "aliased two"),
     case("alias-location-without-slash-normal", "/aliastrav/one.txt", 200, "aliased one"),
     # autoindex (the listing is deterministic: fixed mtimes)
-    case("autoindex", "/auto/", 200, "Index of /auto/"),
+    case("autoindex", "/auto/", 200, "Index of /auto/", expect={"content-type": "text/html"}),
     case("autoindex-subdir", "/auto/zdir/", 200, "inner.txt"),
     case("autoindex-empty-dir", "/auto/adir/", 200, "Index of /auto/adir/"),
     case("autoindex-approx-size", "/auto-local/", 200, "Index of /auto-local/"),
@@ -374,15 +390,20 @@ STATIC = [
     case("autoindex-dir-301", "/auto", 301),
     case("autoindex-file", "/auto/b%20file.txt", 200, "b"),
     # expires
-    case("expires-1h", "/exp/x.css", 200, compared=("expires", "cache-control")),
+    case("expires-1h", "/exp/x.css", 200, compared=("expires", "cache-control"),
+         expect={"cache-control": "max-age=3600"}),
     case("expires-304", "/exp/x.css", 304, headers={"If-None-Match": '"5e0d5da5-7"'},
          compared=("expires", "cache-control")),
-    case("expires-not-on-404", "/exp/nope.css", 404, compared=("expires", "cache-control")),
-    case("expires-epoch", "/exp-epoch/x.css", 200, compared=("expires", "cache-control")),
+    case("expires-not-on-404", "/exp/nope.css", 404, compared=("expires", "cache-control"),
+         expect={"cache-control": None, "expires": None}),
+    case("expires-epoch", "/exp-epoch/x.css", 200, compared=("expires", "cache-control"),
+         expect={"cache-control": "no-cache", "expires": "Thu, 01 Jan 1970 00:00:01 GMT"}),
     case("expires-max", "/exp-max/x.css", 200, compared=("expires", "cache-control")),
     # add_header
-    case("add-header-location", "/hdr/a.txt", 200, compared=("x-plain", "x-always", "x-server-level")),
-    case("add-header-on-404", "/hdr/nope", 404, compared=("x-plain", "x-always", "x-server-level")),
+    case("add-header-location", "/hdr/a.txt", 200, compared=("x-plain", "x-always", "x-server-level"),
+         expect={"x-plain": "plain", "x-always": "always-value", "x-server-level": None}),
+    case("add-header-on-404", "/hdr/nope", 404, compared=("x-plain", "x-always", "x-server-level"),
+         expect={"x-plain": None, "x-always": None, "x-server-level": None}),
     case("add-header-on-403", "/hdr-inherit/../ep-deny/f.txt", 403,
          compared=("x-plain", "x-always", "x-server-level")),
     case("add-header-inherited", "/hdr-inherit/a.txt", 200, compared=("x-plain", "x-always", "x-server-level")),
@@ -390,9 +411,10 @@ STATIC = [
     case("add-header-server-level-304", "/a.txt", 304, headers={"If-None-Match": ETAG_A},
          compared=("x-server-level",)),
     # return
-    case("return-301-relative", "/ret/301", 301),
+    case("return-301-relative", "/ret/301", 301,
+         expect={"location": "http://localhost:{port}/target/301"}),
     case("return-302-absolute", "/ret/302", 302),
-    case("return-url-alone", "/ret/url", 302),
+    case("return-url-alone", "/ret/url", 302, expect={"location": "http://example.com/bare-url"}),
     case("return-307-with-args", "/ret/307", 307),
     case("return-308", "/ret/308", 308),
     case("return-text", "/ret/text?a=1&b=2", 200, "text req=/ret/text?a=1&b=2 uri=/ret/text args=a=1&b=2"),
@@ -405,34 +427,41 @@ STATIC = [
     case("return-204", "/ret/204", 204),
     case("return-500", "/ret/500", 500),
     case("return-503", "/ret/503", 503),
-    case("return-418", "/ret/418", 418),
+    case("return-418", "/ret/418", 418, expect={"content-type": None, "content-length": "0"}),
     case("return-201-text", "/ret/201text", 201, "created"),
     case("return-403", "/ret/403", 403),
     case("return-444-closes", "/ret/444", 0),
-    case("return-scheme-host", "/ret/scheme", 301, headers={"Host": "Example.ORG:9"}),
-    case("return-relative-location-http10", "/ret/301", 301, version="HTTP/1.0", host=None),
+    case("return-scheme-host", "/ret/scheme", 301, headers={"Host": "Example.ORG:9"},
+         expect={"location": "http://example.org/target/scheme"}),
+    case("return-relative-location-http10", "/ret/301", 301, version="HTTP/1.0", host=None,
+         expect={"location": "http://127.0.0.1:{port}/target/301"}),
     case("return-post", "/ret/text", 200, method="POST", body=b"abc"),
     # rewrite
     case("rewrite-last", "/rw/last/x?a=1", 200, "target uri=/target/x args=a=1"),
-    case("rewrite-redirect", "/rw/redirect/x?a=1", 302),
+    case("rewrite-redirect", "/rw/redirect/x?a=1", 302,
+         expect={"location": "http://localhost:{port}/target/x?a=1"}),
     case("rewrite-permanent", "/rw/perm/x", 301),
-    case("rewrite-absolute-is-redirect", "/rw/abs/x?a=1", 302),
+    case("rewrite-absolute-is-redirect", "/rw/abs/x?a=1", 302,
+         expect={"location": "http://example.com/x?a=1"}),
     case("rewrite-trailing-question-drops-args", "/rw/noargs/x?a=1", 200, "target uri=/target/x args=\n"),
     case("rewrite-new-args-then-old", "/rw/newargs/x?a=1", 200, "target uri=/target/x args=new=1&a=1"),
-    case("rewrite-redirect-drops-args", "/rw/redirect-noargs/x?a=1", 302),
+    case("rewrite-redirect-drops-args", "/rw/redirect-noargs/x?a=1", 302,
+         expect={"location": "http://localhost:{port}/target/x"}),
     case("rewrite-named-capture", "/rw/named/abc", 200, "target uri=/target/named-abc"),
     case("rewrite-no-flag-goes-on", "/rw/chain/x", 200, "rw-fallthrough uri=/rw/last/chained-x"),
     case("rewrite-no-match", "/rw/other?z=9", 200, "rw-fallthrough uri=/rw/other args=z=9"),
     case("rewrite-break-static", "/rwb/a.txt", 200, "plain text a"),
     case("rewrite-break-missing", "/rwb/nope", 404),
     case("rewrite-cycle-500", "/loop/x", 500),
-    case("rewrite-server-level-permanent", "/old/x?a=1", 301),
+    case("rewrite-server-level-permanent", "/old/x?a=1", 301,
+         expect={"location": "http://localhost:{port}/target/x?a=1"}),
     case("rewrite-server-level-internal", "/moved-internally/y", 200, "target uri=/target/y"),
     # error_page
     case("error-page-code", "/ep-code/missing", 200, "error page body"),
     case("error-page-named-own-code", "/ep-named/missing", 202, "named-ep uri=/ep-named/missing"),
-    case("error-page-redirect", "/ep-redirect/missing", 302),
-    case("error-page-302-uri", "/ep-302/missing", 302),
+    case("error-page-redirect", "/ep-redirect/missing", 302,
+         expect={"location": "http://example.com/nf"}),
+    case("error-page-302-uri", "/ep-302/missing", 302, expect={"location": None}),
     case("error-page-403", "/ep-deny/f.txt", 403, "custom 403 page"),
     case("error-page-uri-keeps-code", "/ep-rw/missing", 404, "target uri=/target/from-ep"),
     case("error-page-post", "/ep-code/missing", 200, "error page body", method="POST", body=b"x"),
@@ -444,6 +473,34 @@ STATIC = [
     case("deny-all", "/acl-all/f.txt", 403),
     case("first-match-wins", "/acl-first/f.txt", 403),
     case("return-before-access", "/acl-return/", 200, "return before access"),
+    # a big file, gzip_static, a location's types and default_type, variables
+    case("big-file", "/big.bin", 200),
+    case("big-file-range-tail", "/big.bin", 206, headers={"Range": "bytes=-70000"}, compared=RANGE),
+    case("gzip-static-served", "/gz/page.html", 200, headers={"Accept-Encoding": "gzip, deflate"},
+         compared=GZ, expect={"content-encoding": "gzip", "accept-ranges": None, "etag": '"5e0d5de1-2b"'}),
+    case("gzip-static-not-accepted", "/gz/page.html", 200, "plain page", compared=GZ),
+    case("gzip-static-no-sibling", "/gz/only-plain.css", 200, headers={"Accept-Encoding": "gzip"},
+         compared=GZ),
+    case("gzip-static-q0", "/gz/page.html", 200, "plain page", headers={"Accept-Encoding": "gzip;q=0"},
+         compared=GZ, expect={"content-encoding": None}),
+    case("types-block", "/typesblock/a.txt", 200, "plain text a",
+         expect={"content-type": "text/x-custom"}),
+    case("types-block-default-type", "/typesblock/noext", 200,
+         expect={"content-type": "text/x-default"}),
+    case("types-block-replaces-inherited", "/typesblock/style.css", 200,
+         expect={"content-type": "text/x-default"}),
+    case("vars-headers-cookies", "/ret/vars2?a=1&b=two", 200, "curl/8|custom value|abc|two|",
+         headers={"User-Agent": "curl/8", "X-Custom-Header": "custom value",
+                  "Cookie": "x=1; sess=abc; y=2", "Host": "LocalHost:1234"}),
+    case("vars-body-headers", "/ret/vars2", 200, "|text/plain|5|127.0.0.1|127.0.0.1|", method="POST",
+         headers={"Content-Type": "text/plain"}, body=b"hello"),
+    # IPv6 listener and allow/deny (the client is ::1)
+    case("ipv6-listener", "/", 200, "v6 remote=::1 server=::1", port="port2", addr="::1"),
+    case("ipv6-allow", "/acl6-allow/f.txt", 200, port="port2", addr="::1"),
+    case("ipv6-deny", "/acl6-deny/f.txt", 403, port="port2", addr="::1"),
+    case("ipv6-cidr", "/acl6-cidr/f.txt", 200, port="port2", addr="::1"),
+    case("ipv6-v4-rules-do-not-match", "/acl6-v4-rule/f.txt", 403, port="port2", addr="::1"),
+    case("ipv6-other-net", "/acl6-other-net/f.txt", 403, port="port2", addr="::1"),
     # client_max_body_size
     case("body-at-limit", "/small/", 200, "small ok", method="POST", body=b"x" * 10),
     case("body-over-limit-413", "/small/", 413, method="POST", body=b"x" * 11),
@@ -457,8 +514,13 @@ STATIC = [
 
 @pytest.mark.parametrize("method,target,headers,body,status,snippet,compared,kw", STATIC)
 def test_static(static, method, target, headers, body, status, snippet, compared, kw):
+    kw = dict(kw)
+    expect = kw.pop("expect")
     a = static.check(method, target, headers, body, compared=nginx_diff.COMPARED + compared, **kw)
     assert a.status == status, a
+    got = {k: a.headers.get(k) for k in expect}
+    got = {k: v if v is None else nginx_diff.normalise_ports(v, static.nginx.ports) for k, v in got.items()}
+    assert got == expect, a
     if snippet is not None:
         assert snippet.encode() in a.body, a
     assert b"SECRET-MARKER" not in a.body, a
