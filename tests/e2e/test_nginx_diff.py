@@ -182,7 +182,33 @@ LOCATIONS = [
     ("/static/../a/b", "a-b"),
     ("/images/x%2Epng", "images-png"),
     ("/a/b?q=/static/", "a-b"),
+    ("/a/b/../../static/x.css", "static-css"),
+    ("/a/b/c/../../../images/x.png", "images-png"),
+    ("/./exact", "exact"),
+    ("/exact/.", "exact-prefix"),
+    ("/exact/..", "exact-root"),
+    ("/%2Fa/b", "a-b"),
+    ("/static/%2e%2e/a/b", "a-b"),
+    ("/order/first%20x", "order-first"),
+    ("/caf%C3%A9", "root"),
+    ("/a/b;param", "a-b"),
+    ("/a/b%3Fq", "a-b"),
+    ("/a\\b", "a"),
+    ("/images/x.png?", "images-png"),
+    ("/exact#frag", "exact"),
+    ("/EXACT", "root"),
+    # named locations are not reachable by URI
+    ("/@fallback", "root"),
 ]
+
+# URIs nginx refuses before any location is chosen
+LOCATION_BAD = ["/../x", "/%2e%2e/x", "/a/../../x", "/a/b%00c"]
+
+
+@pytest.mark.parametrize("uri", LOCATION_BAD)
+def test_location_bad_uri_400(locations, uri):
+    a = locations.check("GET", uri)
+    assert a.status == 400, a
 
 
 @pytest.mark.parametrize("uri,name", LOCATIONS, ids=[u for u, _ in LOCATIONS])
