@@ -22,8 +22,10 @@ the root Path. Every file and directory gets mode 0644/0755 (workers run as
 nobody) and the mtime MTIME unless told otherwise, so ETag, Last-Modified and
 autoindex listings are the same on both sides and from run to run.
 
-The second side is `$PORTICO_BIN -p TREE/ -c STATE/portico.conf` (stdout and
-stderr in STATE/portico.log); with NGINX_DIFF_SELFTEST=1 it is a second nginx
+The second side is `$PORTICO_BIN -p TREE/ -c STATE/portico.conf [portico_args]`
+(stdout and stderr in STATE/portico.log; `portico_subs` override `subs` for it
+alone, e.g. an upstream that is its own in-process app); with
+NGINX_DIFF_SELFTEST=1 it is a second nginx
 on the same config, which proves the harness and the expectations are
 deterministic before Portico can serve anything.
 
@@ -176,10 +178,12 @@ class NginxSide(nginxctl.NginxMaster):
 
 
 class PorticoSide:
-    """`$PORTICO_BIN -p PREFIX/ -c STATE/portico.conf` serving `body`."""
+    """`$PORTICO_BIN -p PREFIX/ -c STATE/portico.conf [ARGS]` serving `body` (ARGS: e.g.
+    the app's options, for uwsgi_pass to an app in the same process)."""
 
-    def __init__(self, label, body, prefix, subs):
+    def __init__(self, label, body, prefix, subs, args=()):
         self.label = label
+        self.args = [str(a) for a in args]
         self.body = body
         self.prefix = Path(prefix)
         self.subs = dict(subs)
@@ -207,7 +211,7 @@ class PorticoSide:
             env.pop("VIRTUAL_ENV", None)
             with open(self.log_path, "wb") as log:
                 self.proc = subprocess.Popen(
-                    [str(BIN), "-p", f"{self.prefix}/", "-c", str(self.conf_path)],
+                    [str(BIN), "-p", f"{self.prefix}/", "-c", str(self.conf_path)] + self.args,
                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     cwd=self.dir, env=env,
                 )
@@ -255,11 +259,12 @@ def wait_listening(proc, ports, timeout=START_TIMEOUT):
     return nginxctl.wait_ports(proc, ports, timeout)
 
 
-def other_side(body, prefix, subs):
-    """The side compared with nginx: Portico, or a second nginx in self-test mode."""
+def other_side(body, prefix, subs, portico_args=(), portico_subs=None):
+    """The side compared with nginx: Portico (with `portico_args`, and `portico_subs`
+    over `subs`), or a second nginx on `subs` alone in self-test mode."""
     if SELFTEST:
         return NginxSide("nginx2", body, prefix, subs)
-    return PorticoSide("portico", body, prefix, subs)
+    return PorticoSide("portico", body, prefix, {**subs, **(portico_subs or {})}, portico_args)
 
 
 # --- answers --------------------------------------------------------------------------
@@ -383,12 +388,14 @@ def compare(a, b, a_ports, b_ports, headers=COMPARED):
 class DiffPair:
     """nginx and the other side on one config and one file tree (see the module doc)."""
 
-    def __init__(self, body, tree=None, subs=None):
+    def __init__(self, body, tree=None, subs=None, portico_args=(), portico_subs=None):
         if isinstance(body, Path):
             body = body.read_text()
         self.body = body
         self.tree = tree or {}
         self.subs = dict(subs or {})
+        self.portico_args = tuple(portico_args)
+        self.portico_subs = dict(portico_subs or {})
         self.root = None
         self.sides = {}
 
@@ -399,7 +406,7 @@ class DiffPair:
             os.chmod(self.root, 0o755)
             os.utime(self.root, (MTIME, MTIME))
             self.sides["nginx"] = NginxSide("nginx", self.body, self.root, self.subs).start()
-            side = other_side(self.body, self.root, self.subs)
+            side = other_side(self.body, self.root, self.subs, self.portico_args, self.portico_subs)
             self.sides["portico"] = side
             side.start()
         except BaseException:

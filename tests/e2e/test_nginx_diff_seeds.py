@@ -8,10 +8,10 @@ adapted), served by nginx and by `portico -c` side by side (nginx_diff.py).
 - classic_stack.conf, the seeds' prose made config (a static location beside
   uwsgi_pass): static files diff-equal.
 - With a real uwsgi server behind (portico --socket running uw_echo.py), the
-  app's answers through both fronts. These are marked xfail(strict=False)
-  until the integrator wires uwsgi_pass in `portico -c`; the in-process
-  variant (`portico -c nginx.conf` + the app on the same command line) is a
-  skeleton for the integrator to complete.
+  app's answers through both fronts, over the wire (seed 003) and with the
+  app in Portico's own process (seed 000: `portico -c seed_000.conf --socket
+  ADDR --wsgi-file APP`, uwsgi_pass ADDR). Marked xfail(strict=False) until
+  the integrator wires uwsgi_pass in `portico -c`; then drop the mark.
 
 Same auto-skip rule as test_nginx_diff.py (nginx_diff.live_mark()).
 """
@@ -186,12 +186,29 @@ def test_seed003_app_over_the_wire(seed003_up, listener, method, target):
     assert json.loads(b.body)["body_hex"] == json.loads(a.body)["body_hex"]
 
 
+@pytest.fixture(scope="module")
+def seed000_in_process(echo_backend):
+    """nginx -> the separate uwsgi server; portico -c -> the same app in its own process
+    (uwsgi_pass names the app's own --socket). Self-test: both nginx to the backend."""
+    own = f"127.0.0.1:{free_port()}"
+    with DiffPair(load_config("seed_000.conf"), SEED_TREE, echo_backend,
+                  portico_args=("--socket", own, "--wsgi-file", ECHO),
+                  portico_subs={"app_tcp": own}) as p:
+        yield p
+
+
 @NEEDS_UWSGI_PASS
-def test_seed000_app_in_process():
-    """SKELETON for the integrator: `portico -c seed_000.conf` with the app on the same
-    command line (uwsgi_pass names the app's own --socket), compared with nginx in
-    front of a separate uwsgi server running the same app. To complete: give
-    nginx_diff.PorticoSide extra arguments (the app options, e.g. `--socket ADDR
-    --wsgi-file ECHO`), start the pair with app_tcp = ADDR, and compare as in
-    test_seed003_app_over_the_wire (the environ the app sees must be the same)."""
-    pytest.fail("not written yet: needs `portico -c FILE` + app options (see docstring)")
+@pytest.mark.parametrize("method,target", [("GET", "/"), ("GET", "/hello.htm?a=1"), ("POST", "/form")],
+                         ids=["root", "hello-args", "post"])
+def test_seed000_app_in_process(seed000_in_process, method, target):
+    """The seeds' two-server deployment as one `portico -c seed_000.conf --socket ADDR
+    --wsgi-file APP`: the app must see the environ it sees through nginx. The
+    integrator may need to adjust the app options to the final CLI rule."""
+    body = b"k=v" if method == "POST" else None
+    headers = {"X-Seed": "000", **({"Content-Type": "application/x-www-form-urlencoded"} if body else {})}
+    a, b = seed000_in_process.both(method, target, headers, body)
+    assert a.status == 200, a
+    assert (b.status, b.headers.get("content-type")) == (a.status, a.headers.get("content-type")), b
+    pick = lambda env: {k: env.get(k) for k in ENVIRON_KEYS}  # noqa: E731
+    assert pick(json.loads(b.body)["environ"]) == pick(json.loads(a.body)["environ"])
+    assert json.loads(b.body)["body_hex"] == json.loads(a.body)["body_hex"]
