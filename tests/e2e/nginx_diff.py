@@ -25,9 +25,19 @@ autoindex listings are the same on both sides and from run to run.
 The second side is `$PORTICO_BIN -p TREE/ -c STATE/portico.conf [portico_args]`
 (stdout and stderr in STATE/portico.log; `portico_subs` override `subs` for it
 alone, e.g. an upstream that is its own in-process app); with
-NGINX_DIFF_SELFTEST=1 it is a second nginx
-on the same config, which proves the harness and the expectations are
-deterministic before Portico can serve anything.
+NGINX_DIFF_SELFTEST=1 it is a second nginx on the same config, which proves
+the harness and the expectations are deterministic before Portico can serve
+anything.
+
+compare() asserts equal: the status (0 = closed without an answer), Location,
+Content-Type, Content-Length, ETag, Last-Modified (plus any headers a case
+adds) and the body, after normalising each side's own port numbers to
+`{port}`..., the server token of error pages (`<center>nginx/1.22.1</center>`,
+`<center>portico</center>` -> SERVER, Content-Length adjusted to match) and
+multipart boundaries; Expires is compared as its offset from Date. Where nginx
+streams a body (chunked), the other side may stream it too or send its exact
+Content-Length. For HEAD, each side's Content-Length is checked against its
+own GET. Date and Server are never compared.
 
 `live_mark()` is the module mark of the suites built on this: it skips them
 (reason "portico -c not wired yet") only while `$PORTICO_BIN -t -c VALID`
@@ -35,7 +45,6 @@ exits non-zero saying `not wired yet` (the temporary stub); any other
 failure runs the suite, so a broken `-c` shows as failures, never as skips.
 """
 
-import contextlib
 import email.utils
 import functools
 import os
@@ -45,7 +54,6 @@ import signal
 import subprocess
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -471,11 +479,6 @@ def load_config(name):
     """A config body from tests/e2e/configs/nginx/."""
     return (CONFIGS / name).read_text()
 
-
-@contextlib.contextmanager
-def pair(body, tree=None, subs=None):
-    with DiffPair(body, tree, subs) as p:
-        yield p
 
 
 # --- going live by itself -------------------------------------------------------------
