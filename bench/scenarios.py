@@ -160,7 +160,12 @@ def load_row(scen, make_stack, opts, portico, show_mb=False, headers=()):
                          f"no answer within {probe.timeout:g} s (new clients starve)")
         if notes:
             row["status"] = "ERR"
-            row["note"] = "; ".join(notes)
+        by = row["cpu"]["by_server"]
+        if len(by) > 1 and row["cpu_us_per_req"] is not None:
+            notes.append("CPU/req by server: " + ", ".join(
+                f"{name} {u['cpu_us_per_req']:.1f} µs ({u['ctx_switches_per_req']:.2f} cs)"
+                for name, u in by.items()))
+        row["note"] = "; ".join(notes)
     except Exception as e:  # noqa: BLE001 - a server failure is a row, not a crash
         row["status"] = "FAIL"
         row["note"] = f"{type(e).__name__}: {e}"
