@@ -20,6 +20,8 @@ import signal
 import subprocess
 import tempfile
 
+from procs import free_port
+
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH_DIR)
 
@@ -133,7 +135,9 @@ class Portico:
         with tempfile.TemporaryDirectory(prefix="portico-bench-probe-") as d:
             conf = os.path.join(d, "nginx.conf")
             with open(conf, "w") as f:
-                f.write("events {}\nhttp { server { listen 127.0.0.1:1; } }\n")
+                # a port free a moment ago, should `-t` bind what it checks
+                f.write("events {}\nhttp { server { listen 127.0.0.1:%d; } }\n"
+                        % free_port())
             rc, out = self._check_conf(conf)
         if rc == 0:
             self._conf_problem = None
