@@ -45,6 +45,20 @@ NOTES = [
     "uwsgi-nginx: nginx opens a new upstream connection per request (the uwsgi protocol "
     "closes after each response); peak RSS there is nginx plus the backend.",
     "nginx is given keepalive_requests 100000 (its default of 1000 would make it reconnect).",
+    "CPU/req and cs/req: /proc snapshots of every server tree right before and right after "
+    "the measuring wrk run; CPU = utime+stime+cutime+cstime summed over the tree (a process "
+    "that exits and is reaped inside the tree hands its time to its parent, so nothing is "
+    "lost; one that appears during the run starts from zero); context switches = voluntary+"
+    "involuntary of every live thread (threads new in the window count from zero; a thread "
+    "that ends inside the window loses its count). Divided by wrk's completed requests plus "
+    "the answered fresh-connection probes. For stacks of two servers it is their sum; each "
+    "server's share is in the JSON (cpu.by_server).",
+    "close: wrk sends 'Connection: close' with every request; every server closes after "
+    "the response (uWSGI's --http-socket says so with --add-header 'Connection: close').",
+    "conf-static-*, stack: one generated nginx.conf per scenario, served as it is by nginx "
+    "and by `portico -c`; a copy is in the logs dir and its text in the JSON (nginx_conf). "
+    "stack: nginx + uwsgi --socket over a unix socket (--chmod-socket=666 so nginx's "
+    "workers can connect) vs one Portico whose uwsgi_pass names its own --socket.",
 ]
 
 
@@ -52,7 +66,7 @@ def parse_args(argv):
     p = argparse.ArgumentParser(
         prog="bench/run", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="scenarios:\n" + "\n".join(f"  {k:13s} {v}" for k, v in DESCRIPTIONS.items()))
+        epilog="scenarios:\n" + "\n".join(f"  {k:15s} {v}" for k, v in DESCRIPTIONS.items()))
     p.add_argument("scenarios", nargs="*", metavar="SCENARIO",
                    help="scenarios to run (default: all)")
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
@@ -132,7 +146,7 @@ def main(argv=None):
     opts = parse_args(sys.argv[1:] if argv is None else argv)
     if opts.list:
         for k, v in DESCRIPTIONS.items():
-            print(f"{k:13s} {v}")
+            print(f"{k:15s} {v}")
         return 0
 
     import report

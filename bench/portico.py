@@ -4,11 +4,23 @@
 file). A scenario whose Portico command line needs an option that
 `portico --help` does not mention gets an "unsupported (missing --X)" row
 instead of a failure, so the peers still run while Portico is being built.
+
+Rows that run `portico -c nginx.conf` are checked the same way: first,
+once per run, `portico -t -c` on a minimal valid config must exit 0 (until
+the nginx front end is there it doesn't: those rows are "unavailable");
+then `portico -t -c` on the row's own config must exit 0 (if not, the row
+is "unsupported" with Portico's message). A binary that checks configs
+but cannot serve them yet says "not wired yet" when started; scenarios.py
+turns that into "unavailable" too.
 """
 
 import os
 import re
+import signal
 import subprocess
+import tempfile
+
+from procs import free_port
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH_DIR)
@@ -39,6 +51,7 @@ class Portico:
         self.help_text = ""
         self.version = None
         self.build_log = None
+        self._conf_problem = False   # False: not probed yet; None: -c works
 
     def build(self, logdir, skip=False):
         if skip:
@@ -93,4 +106,58 @@ class Portico:
         miss = self.missing(options)
         if miss:
             return "unsupported (missing " + ", ".join(miss) + ")"
+        return None
+
+    def _check_conf(self, conf, timeout=15.0):
+        """(exit code or None on a time-out, output) of `portico -t -c conf`.
+        Run in its own session: a binary that took the flags for something
+        else and started serving is stopped with its whole group."""
+        p = subprocess.Popen([self.bin, "-t", "-c", conf], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+        try:
+            out, _ = p.communicate(timeout=timeout)
+            rc = p.returncode
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            out, _ = p.communicate()
+            rc = None
+        return rc, out.decode("utf-8", "replace").strip()
+
+    def conf_problem(self):
+        """None if `portico -t -c` accepts a minimal valid nginx.conf, else why
+        not (cached for the run)."""
+        if self._conf_problem is not False:
+            return self._conf_problem
+        with tempfile.TemporaryDirectory(prefix="portico-bench-probe-") as d:
+            conf = os.path.join(d, "nginx.conf")
+            with open(conf, "w") as f:
+                # a port free a moment ago, should `-t` bind what it checks
+                f.write("events {}\nhttp { server { listen 127.0.0.1:%d; } }\n"
+                        % free_port())
+            rc, out = self._check_conf(conf)
+        if rc == 0:
+            self._conf_problem = None
+        else:
+            first = out.splitlines()[0] if out else "no output"
+            how = "timed out" if rc is None else f"exits {rc}"
+            self._conf_problem = (f"portico -c not available yet: `portico -t -c` on a "
+                                  f"valid config {how}: {first}")
+        return self._conf_problem
+
+    def conf_gate(self, conf):
+        """(status, note) if Portico can't serve nginx.conf `conf`, else None."""
+        if self.problem:
+            return None     # the binary's own problem is reported first
+        why = self.conf_problem()
+        if why:
+            return "unavailable", why
+        rc, out = self._check_conf(conf)
+        if rc != 0:
+            lines = out.splitlines()
+            msg = next((l for l in lines if "[emerg]" in l), lines[0] if lines else "")
+            return "unsupported (portico -t rejects the config)", msg
         return None

@@ -245,3 +245,90 @@ class Prober:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+
+
+# ---- CPU time and context switches of process trees ----------------------
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_times(pid):
+    """(starttime, utime+stime, cutime+cstime) in clock ticks, or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # fields after the command name: state is field 3 (index 0 here)
+    f = stat.rsplit(")", 1)[1].split()
+    utime, stime, cutime, cstime = (int(x) for x in f[11:15])
+    return int(f[19]), utime + stime, cutime + cstime
+
+
+def _thread_switches(pid):
+    """{tid: voluntary + nonvoluntary context switches} of pid's live threads."""
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        n = 0
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches:",
+                                        "nonvoluntary_ctxt_switches:")):
+                        n += int(line.split()[1])
+        except OSError:
+            continue
+        out[int(tid)] = n
+    return out
+
+
+class TreeUsage:
+    """One snapshot of the CPU time and context switches of process trees.
+
+    cpu_ticks is the sum over every process of the trees of utime + stime +
+    cutime + cstime. A process that exits and is reaped by its parent (always
+    a member of the tree) moves its whole CPU time into the parent's cutime +
+    cstime, so this sum only grows and the difference of two snapshots is
+    the CPU the trees used between them, whether their processes lived
+    through the window, appeared during it (they start at zero) or exited
+    during it. switches holds the voluntary + involuntary context switches
+    of every live thread, by (pid, tid); a thread that appears later counts
+    from zero; one that exits before the second snapshot takes its switches
+    with it (Linux keeps no per-thread total for dead threads in /proc).
+    """
+
+    def __init__(self, roots):
+        self.at = time.monotonic()
+        self.cpu_ticks = 0
+        self.procs = {}          # pid -> starttime
+        self.switches = {}       # (pid, starttime, tid) -> count
+        for root in roots:
+            for pid in tree_pids(root):
+                t = _proc_times(pid)
+                if t is None:
+                    continue
+                start, own, children = t
+                self.procs[pid] = start
+                self.cpu_ticks += own + children
+                for tid, n in _thread_switches(pid).items():
+                    self.switches[(pid, start, tid)] = n
+
+    def since(self, before):
+        """CPU seconds and context switches from snapshot `before` to this one."""
+        switches = sum(n - before.switches.get(k, 0) if n >= before.switches.get(k, 0)
+                       else n for k, n in self.switches.items())
+        return {
+            "cpu_s": max(0, self.cpu_ticks - before.cpu_ticks) / CLK_TCK,
+            "ctx_switches": switches,
+            "window_s": self.at - before.at,
+            "processes_start": len(before.procs),
+            "processes_end": len(self.procs),
+            "processes_new": len(set(self.procs.items()) - set(before.procs.items())),
+            "processes_gone": len(set(before.procs.items()) - set(self.procs.items())),
+            "threads_start": len(before.switches),
+            "threads_end": len(self.switches),
+        }

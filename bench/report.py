@@ -6,6 +6,10 @@ Ratio ("portico ÷ best peer") is computed per scenario on the Portico row:
   * idle-rss and startup (lower is better): best peer ÷ Portico,
 so that in every scenario a ratio above 1 means Portico wins.
 Scenarios without a Portico side (nginx-return) show n/a.
+
+Beside it, for throughput scenarios, the CPU-per-request ratio: Portico's
+server CPU per request ÷ the lowest of the peers' (lower is better: below 1
+means Portico spends less CPU on a request than the most frugal peer).
 """
 
 import json
@@ -38,6 +42,17 @@ def compute_ratios(rows, scenario_order):
             best = max(peers, key=lambda r: r["value"])
             p["ratio"] = p["value"] / best["value"] if best["value"] else None
         p["ratio_vs"] = best["server"]
+        _cpu_ratio(p, peers)
+
+
+def _cpu_ratio(p, peers):
+    """Portico's CPU per request ÷ the lowest peer's (throughput rows only)."""
+    cpu_peers = [r for r in peers if r.get("cpu_us_per_req")]
+    if p.get("cpu_us_per_req") is None or not cpu_peers:
+        return
+    best = min(cpu_peers, key=lambda r: r["cpu_us_per_req"])
+    p["cpu_ratio"] = p["cpu_us_per_req"] / best["cpu_us_per_req"]
+    p["cpu_ratio_vs"] = best["server"]
 
 
 def _fmt_result(r):
@@ -71,6 +86,22 @@ def _fmt_probe(p):
     return f"{p['max_ms']:.0f} ms"
 
 
+def _fmt_cpu(r):
+    v = r.get("cpu_us_per_req")
+    return "-" if v is None else f"{v:,.1f} µs"
+
+
+def _fmt_cs(r):
+    v = r.get("ctx_switches_per_req")
+    return "-" if v is None else f"{v:.2f}"
+
+
+def _fmt_cpu_ratio(r):
+    if r.get("cpu_ratio") is None:
+        return ""
+    return f"{r['cpu_ratio']:.2f}× (vs {r['cpu_ratio_vs']})"
+
+
 def _fmt_ratio(r):
     if r.get("ratio") is not None:
         return f"{r['ratio']:.2f}× (vs {r['ratio_vs']})"
@@ -78,17 +109,18 @@ def _fmt_ratio(r):
 
 
 def table(rows):
-    head = ["scenario", "server", "result", "p50", "p99", "errors",
-            "new conn", "peak RSS", "portico ÷ best peer", "status"]
+    head = ["scenario", "server", "result", "CPU/req", "cs/req", "p50", "p99", "errors",
+            "new conn", "peak RSS", "portico ÷ best peer", "CPU/req ÷ best peer", "status"]
     lines = []
     for r in rows:
         lines.append([
-            r["scenario"], r["server"], _fmt_result(r),
+            r["scenario"], r["server"], _fmt_result(r), _fmt_cpu(r), _fmt_cs(r),
             _fmt_lat(r.get("p50_us")), _fmt_lat(r.get("p99_us")),
             "-" if r.get("errors") is None else str(r["errors"]),
             _fmt_probe(r.get("probe")),
             "-" if not r.get("peak_rss_kib") else f"{r['peak_rss_kib'] / 1024:.0f} MiB",
             _fmt_ratio(r) if r.get("is_portico") or r.get("ratio_note") else "",
+            _fmt_cpu_ratio(r),
             r["status"],
         ])
     widths = [max(len(h), *(len(l[i]) for l in lines)) if lines else len(h)
@@ -107,11 +139,16 @@ def table(rows):
 HEADER_NOTE = (
     "ratio = portico ÷ best peer: req/s for throughput scenarios; for idle-rss "
     "and startup (lower is better) it is best peer ÷ portico. >1 means Portico wins.\n"
+    "CPU/req = server CPU (utime+stime of every process of the server tree(s), from "
+    "/proc, over the wrk run) ÷ requests answered; cs/req = voluntary+involuntary "
+    "context switches of every thread of the tree(s) ÷ requests. "
+    "CPU/req ÷ best peer = Portico's ÷ the lowest peer's: <1 means Portico spends less.\n"
     "new conn = slowest answer to a fresh connection opened every 0.5 s during the run "
     "(\"k/n lost\": no answer within 3 s).\n"
     "status: ok | ERR (wrk saw errors >= 400 or socket errors, or new connections were "
     "not answered) | FAIL (did not start or answered wrongly) | unsupported (Portico lacks "
-    "an option) | unavailable (no Portico binary).")
+    "an option, or `portico -t` rejects the row's nginx.conf) | unavailable (no Portico "
+    "binary, or no `portico -c` yet).")
 
 
 def write_json(doc, results_dir, stamp):

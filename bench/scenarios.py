@@ -1,11 +1,14 @@
 """The bench scenarios. Each returns rows (dicts) for the results table.
 
-Throughput scenarios (hello, flask, uwsgi-nginx, static-4k, static-1m,
-nginx-return) start one stack at a time on a free loopback port, check that
-it answers 200 with the right body, warm it up with wrk, then measure with
-wrk while sampling the RSS of the server trees every 200 ms, and stop it.
-idle-rss and startup start the hello stacks and measure memory at rest and
-time to the first 200 answer.
+Throughput scenarios (hello, flask, close, uwsgi-nginx, static-4k,
+static-1m, conf-static-4k, conf-static-1m, stack, nginx-return) start one
+stack at a time on a free loopback port, check that it answers 200 with the
+right body, warm it up with wrk, then measure with wrk while sampling the
+RSS of the server trees every 200 ms, and stop it. The CPU time and the
+context switches of the server trees are read from /proc right before and
+right after the measuring wrk run (procs.TreeUsage) and divided by the
+requests answered in between. idle-rss and startup start the hello stacks
+and measure memory at rest and time to the first 200 answer.
 """
 
 import os
@@ -13,16 +16,21 @@ import shlex
 import statistics
 import time
 
+import procs
 import servers as S
-from procs import Prober, RssSampler, http_get, tree_rss_kib, wait_ready
+from procs import Prober, RssSampler, TreeUsage, http_get, tree_rss_kib, wait_ready
 from wrk import run_wrk, warm_up
 
 DESCRIPTIONS = {
     "hello": "WSGI hello world (apps/hello.py) over HTTP, keep-alive",
     "flask": "Flask jsonify route /json (apps/flask_app.py) over HTTP",
+    "close": 'hello over HTTP, "Connection: close" on every request',
     "uwsgi-nginx": "nginx uwsgi_pass -> portico --socket vs uwsgi --socket (hello app)",
     "static-4k": "a 4 KiB static file: portico --static-map vs nginx (sendfile on)",
     "static-1m": "a 1 MiB static file: portico --static-map vs nginx; MB/s too",
+    "conf-static-4k": "a 4 KiB static file, one nginx.conf: portico -c vs nginx",
+    "conf-static-1m": "a 1 MiB static file, one nginx.conf: portico -c vs nginx; MB/s too",
+    "stack": "the seeds' stack: one portico -c (app in process) vs nginx + uwsgi (unix socket)",
     "nginx-return": 'nginx return 200 "Hello, World!": the machine\'s ceiling',
     "idle-rss": "RSS of the whole server tree at rest, per worker (lower is better)",
     "startup": "time from exec to the first 200 on the hello app (lower is better)",
@@ -31,12 +39,16 @@ ORDER = list(DESCRIPTIONS)
 
 
 def _row(scen, stack, opts):
-    return {
+    row = {
         "scenario": scen, "server": stack.name, "is_portico": stack.is_portico,
         "status": "ok", "note": "", "value": None, "unit": None,
         "commands": stack.command_lines(), "url": stack.url,
         "workers": opts.workers,
     }
+    if stack.conf:
+        with open(stack.conf) as f:
+            row["nginx_conf"] = f.read()
+    return row
 
 
 def _portico_gate(row, stack, portico):
@@ -45,12 +57,43 @@ def _portico_gate(row, stack, portico):
         return True
     why = portico.unusable_reason(stack.needs_portico)
     if why is None:
-        return True
+        if stack.portico_conf is None:
+            return True
+        gate = portico.conf_gate(stack.portico_conf)
+        if gate is None:
+            return True
+        row["status"], row["note"] = gate
+        return False
     row["status"] = why if why.startswith("unsupported") else "unavailable"
     row["note"] = why
     if "failed" in why:
         row["status"] = "FAIL"
     return False
+
+
+NOT_WIRED = "not wired yet"
+
+
+def _usage(stack):
+    """One TreeUsage snapshot per server of the stack, by name."""
+    return {s.name: TreeUsage([s.pid]) for s in stack.servers}
+
+
+def _cpu_fields(before, after, requests):
+    """The CPU-per-request and context-switches-per-request fields of a row:
+    the whole stack's, and each server's under "cpu"."""
+    per = {name: after[name].since(before[name]) for name in before}
+    cpu_s = sum(u["cpu_s"] for u in per.values())
+    switches = sum(u["ctx_switches"] for u in per.values())
+    for u in per.values():
+        u["cpu_us_per_req"] = u["cpu_s"] * 1e6 / requests if requests else None
+        u["ctx_switches_per_req"] = u["ctx_switches"] / requests if requests else None
+    return {
+        "cpu_us_per_req": cpu_s * 1e6 / requests if requests else None,
+        "ctx_switches_per_req": switches / requests if requests else None,
+        "cpu": {"cpu_s": cpu_s, "ctx_switches": switches, "requests": requests,
+                "clk_tck": procs.CLK_TCK, "by_server": per},
+    }
 
 
 def _check_answer(stack, status, body):
@@ -75,7 +118,7 @@ def _stop(stack):
         s.stop()
 
 
-def load_row(scen, make_stack, opts, portico, show_mb=False):
+def load_row(scen, make_stack, opts, portico, show_mb=False, headers=()):
     stack = make_stack()
     row = _row(scen, stack, opts)
     row["unit"], row["show_mb"] = "req/s", show_mb
@@ -86,12 +129,17 @@ def load_row(scen, make_stack, opts, portico, show_mb=False):
         bad = _check_answer(stack, status, body)
         if bad:
             raise RuntimeError(f"sanity check failed: {bad}")
-        warm = warm_up(stack.url, opts.warmup, opts.connections, opts.wrk_threads)
+        warm = warm_up(stack.url, opts.warmup, opts.connections, opts.wrk_threads,
+                       headers=headers)
         row["wrk_warmup_command"] = shlex.join(warm) if warm else None
         with RssSampler([s.pid for s in stack.servers], 0.2) as rss, \
                 Prober(stack.url) as probe:
+            before = _usage(stack)
             res, argv = run_wrk(stack.url, opts.duration, opts.connections,
-                                opts.wrk_threads)
+                                opts.wrk_threads, headers=headers)
+            after = _usage(stack)
+        # the probes' answers were work done in the same window
+        row.update(_cpu_fields(before, after, res["requests"] + len(probe.latencies)))
         for s in stack.servers:
             if not s.alive():
                 raise RuntimeError(f"{s.name} died during the run:\n{s.log_tail()}")
@@ -112,10 +160,20 @@ def load_row(scen, make_stack, opts, portico, show_mb=False):
                          f"no answer within {probe.timeout:g} s (new clients starve)")
         if notes:
             row["status"] = "ERR"
-            row["note"] = "; ".join(notes)
+        by = row["cpu"]["by_server"]
+        if len(by) > 1 and row["cpu_us_per_req"] is not None:
+            notes.append("CPU/req by server: " + ", ".join(
+                f"{name} {u['cpu_us_per_req']:.1f} µs ({u['ctx_switches_per_req']:.2f} cs)"
+                for name, u in by.items()))
+        row["note"] = "; ".join(notes)
     except Exception as e:  # noqa: BLE001 - a server failure is a row, not a crash
         row["status"] = "FAIL"
         row["note"] = f"{type(e).__name__}: {e}"
+        if stack.portico_conf and NOT_WIRED in str(e):
+            # `portico -t -c` works but serving is still being built
+            row["status"] = "unavailable"
+            row["note"] = "portico -c checks the config but does not serve it yet: " + \
+                next((l.strip() for l in str(e).splitlines() if NOT_WIRED in l), NOT_WIRED)
     finally:
         _stop(stack)
         row["logs"] = [s.log_path for s in stack.servers]
@@ -147,6 +205,19 @@ def _static_stack(stack, d, fname):
 def run_scenario(scen, ctx, opts, portico):
     if scen in ("hello", "flask"):
         return [load_row(scen, mk, opts, portico) for mk in S.app_servers(ctx, scen)]
+    if scen == "close":
+        return [load_row(scen, mk, opts, portico, headers=("Connection: close",))
+                for mk in S.close_servers(ctx)]
+    if scen in ("conf-static-4k", "conf-static-1m"):
+        d = _static_dir(opts)
+        fname = "4k.bin" if scen == "conf-static-4k" else "1m.bin"
+        conf, cdir, port = S.static_site_conf(ctx, scen, d)
+        return [load_row(scen, lambda mk=mk: _static_stack(mk(), d, fname), opts, portico,
+                         show_mb=True)
+                for mk in S.conf_static_stacks(ctx, conf, cdir, port, fname)]
+    if scen == "stack":
+        return [load_row(scen, mk, opts, portico)
+                for mk in S.app_site_stacks(ctx, *S.app_site_conf(ctx, scen))]
     if scen == "uwsgi-nginx":
         return [load_row(scen, lambda b=b: S.nginx_uwsgi_pass(ctx, b), opts, portico)
                 for b in ("portico", "uwsgi")]

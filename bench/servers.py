@@ -10,6 +10,7 @@ same environment (PYTHONPATH = the apps dir), and have their access logs off.
 
 import os
 import shlex
+import shutil
 import signal
 import sys
 
@@ -39,10 +40,16 @@ def nginx_binary():
 
 
 class Stack:
-    def __init__(self, name, servers, url, expect, needs_portico=(), is_portico=False):
+    def __init__(self, name, servers, url, expect, needs_portico=(), is_portico=False,
+                 portico_conf=None, conf=None):
         self.name, self.servers, self.url, self.expect = name, servers, url, expect
         self.needs_portico = list(needs_portico)
         self.is_portico = is_portico
+        # the nginx.conf a `portico -c` stack serves: checked with
+        # `portico -t -c` before the row runs (see portico.py)
+        self.portico_conf = portico_conf
+        # the generated nginx.conf this stack serves, if any (for the JSON)
+        self.conf = conf or portico_conf
 
     def command_lines(self):
         return [shlex.join(s.argv) for s in self.servers]
@@ -99,7 +106,7 @@ def granian(ctx, app):
                  f"http://{LOOPBACK}:{port}{path}", expect)
 
 
-def uwsgi_http(ctx, app, keepalive=True):
+def uwsgi_http(ctx, app, keepalive=True, name=None):
     """uWSGI's own HTTP socket. keepalive=True: --http11-socket (a worker
     stays on one keep-alive connection while it is busy, so new clients can
     wait). keepalive=False: --http-socket, which closes every connection
@@ -110,7 +117,7 @@ def uwsgi_http(ctx, app, keepalive=True):
     if keepalive:
         name, sock = "uwsgi", ["--http11-socket", f"{LOOPBACK}:{port}"]
     else:
-        name = "uwsgi-close"
+        name = name or "uwsgi-close"
         sock = ["--http-socket", f"{LOOPBACK}:{port}", "--add-header", "Connection: close"]
     argv = [venv_tool("uwsgi")] + sock + [
         "--wsgi-file", os.path.join(APPS_DIR, f),
@@ -149,6 +156,18 @@ def app_servers(ctx, app, load=True):
     return rows + [
         lambda: gunicorn(ctx, app),
         lambda: gunicorn(ctx, app, threads=4),
+    ]
+
+
+def close_servers(ctx):
+    """The rows of the `close` scenario (hello app; wrk sends "Connection:
+    close" on every request): Portico, Granian, uWSGI's --http-socket (which
+    closes after each response anyway), gunicorn's default sync worker."""
+    return [
+        lambda: portico_http(ctx, "hello"),
+        lambda: granian(ctx, "hello"),
+        lambda: uwsgi_http(ctx, "hello", keepalive=False, name="uwsgi"),
+        lambda: gunicorn(ctx, "hello"),
     ]
 
 
@@ -235,3 +254,130 @@ def nginx_uwsgi_pass(ctx, backend):
     front, port, _ = _nginx(ctx, "nginx-front", block)
     return Stack(f"nginx → {backend}", [back, front], f"http://{LOOPBACK}:{port}/",
                  b"Hello, World!", needs_portico=needs, is_portico=backend == "portico")
+
+
+# ---- one nginx.conf, served by nginx and by `portico -c` ------------------
+
+NGINX_MIME_TYPES = "/etc/nginx/mime.types"
+NGINX_UWSGI_PARAMS = "/etc/nginx/uwsgi_params"
+
+
+def site_conf(ctx, name, server_body):
+    """Write <tmp>/<name>/nginx.conf — the one file both nginx and `portico
+    -c` serve in a conf-* or stack scenario — and return (path, dir, port).
+    Everything it names is an absolute path in that directory, except
+    mime.types (nginx's, absolute: Portico reads the same file) and, in
+    the stack scenario, `include uwsgi_params` (a copy of nginx's beside the
+    config, as the seeds' configs have it)."""
+    d = os.path.join(ctx.tmpdir, name)
+    os.makedirs(d, exist_ok=True)
+    # nginx workers run as nobody: the path to the files must be readable
+    for p in (ctx.tmpdir, d):
+        os.chmod(p, 0o755)
+    port = free_port()
+    temp = "".join(f"    {k}_temp_path {d}/{k};\n"
+                   for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    conf = f"""# written by bench/servers.py: served as it is by nginx and by `portico -c`
+daemon off;
+master_process on;
+worker_processes {ctx.workers};
+error_log stderr warn;
+pid {d}/run.pid;
+events {{ worker_connections 4096; }}
+http {{
+    include {NGINX_MIME_TYPES};
+    default_type application/octet-stream;
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    open_file_cache max=1000;
+    keepalive_requests 100000;
+{temp}    server {{
+        listen {LOOPBACK}:{port};
+{server_body}
+    }}
+}}
+"""
+    path = os.path.join(d, "nginx.conf")
+    for p in (path, os.path.join(ctx.logdir, f"{name}-nginx.conf")):
+        with open(p, "w") as f:
+            f.write(conf)
+    os.chmod(path, 0o644)
+    return path, d, port
+
+
+def nginx_conf_server(ctx, label, conf, d):
+    argv = [nginx_binary(), "-p", d + "/", "-c", conf, "-e", "stderr"]
+    return ctx.server(label, argv, signal.SIGTERM)
+
+
+def portico_conf_server(ctx, conf, extra=()):
+    # SIGINT: fast shutdown for nginx and for uWSGI alike
+    argv = [ctx.portico_bin, "-c", conf] + list(extra)
+    return ctx.server("portico", argv, signal.SIGINT)
+
+
+def static_site_conf(ctx, name, static_dir):
+    """conf-static-*: `server { listen; root DIR; }`, DIR holding static/."""
+    return site_conf(ctx, name, f"        root {os.path.dirname(static_dir)};")
+
+
+def conf_static_stacks(ctx, conf, d, port, fname):
+    url = f"http://{LOOPBACK}:{port}/static/{fname}"
+    return [
+        lambda: Stack("portico -c", [portico_conf_server(ctx, conf)], url, None,
+                      is_portico=True, portico_conf=conf),
+        lambda: Stack("nginx", [nginx_conf_server(ctx, "nginx", conf, d)], url, None,
+                      conf=conf),
+    ]
+
+
+def app_site_conf(ctx, name):
+    """stack: the seeds' front end, `uwsgi_pass unix:SOCK` for every URI.
+    Returns (conf, dir, port, sock)."""
+    d = os.path.join(ctx.tmpdir, name)
+    sock = os.path.join(d, "app.sock")
+    body = ("        location / {\n"
+            "            include uwsgi_params;\n"
+            f"            uwsgi_pass unix:{sock};\n"
+            "        }")
+    conf, d, port = site_conf(ctx, name, body)
+    shutil.copyfile(NGINX_UWSGI_PARAMS, os.path.join(d, "uwsgi_params"))
+    os.chmod(os.path.join(d, "uwsgi_params"), 0o644)
+    return conf, d, port, sock
+
+
+def app_site_stacks(ctx, conf, d, port, sock):
+    """One Portico serving the conf with the app in process (uwsgi_pass names
+    its own --socket), vs nginx on the same conf in front of uWSGI on SOCK."""
+    app_file = os.path.join(APPS_DIR, APPS["hello"][0])
+    url = f"http://{LOOPBACK}:{port}/"
+    extra = ["--socket", sock, "--wsgi-file", app_file, "--disable-logging"]
+
+    def portico():
+        _unlink(sock)
+        return Stack("portico -c", [portico_conf_server(ctx, conf, extra)], url,
+                     b"Hello, World!", needs_portico=["--socket", "--wsgi-file",
+                                                      "--disable-logging"],
+                     is_portico=True, portico_conf=conf)
+
+    def nginx_uwsgi():
+        # --chmod-socket: nginx's workers (nobody) must be able to connect
+        # (the seed's own advice: "chmod" the socket)
+        argv = [venv_tool("uwsgi"), "--socket", sock, "--chmod-socket=666",
+                "--processes", str(ctx.workers), "--master",
+                "--wsgi-file", app_file, "--disable-logging", "--need-app"]
+        _unlink(sock)
+        back = ctx.server("uwsgi", argv, signal.SIGINT)
+        front = nginx_conf_server(ctx, "nginx-front", conf, d)
+        return Stack("nginx + uwsgi", [back, front], url, b"Hello, World!", conf=conf)
+
+    return [portico, nginx_uwsgi]
+
+
+def _unlink(path):
+    """A socket file left by the previous stack would make the next bind fail."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

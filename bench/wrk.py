@@ -18,21 +18,24 @@ from procs import LOOPBACK
 LUA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wrk_report.lua")
 
 
-def wrk_argv(url, duration, connections, threads, timeout_s=4):
+def wrk_argv(url, duration, connections, threads, timeout_s=4, headers=()):
     assert url.startswith(f"http://{LOOPBACK}:"), "wrk only ever targets loopback"
     # wrk takes whole seconds only
-    return ["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(duration)}s",
-            "--timeout", f"{timeout_s}s", "-s", LUA, url]
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(duration)}s",
+            "--timeout", f"{timeout_s}s"]
+    for h in headers:
+        argv += ["-H", h]
+    return argv + ["-s", LUA, url]
 
 
-def warm_up(url, seconds, connections, threads):
+def warm_up(url, seconds, connections, threads, headers=()):
     """Load the server for `seconds` (may be fractional) and drop the numbers.
 
     wrk's -d takes whole seconds, so wrk runs with the next whole second and
     is stopped with SIGINT (wrk's own "stop now") after `seconds`."""
     if seconds <= 0:
         return None
-    argv = wrk_argv(url, math.ceil(seconds), connections, threads)
+    argv = wrk_argv(url, math.ceil(seconds), connections, threads, headers=headers)
     p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         p.wait(timeout=seconds)
@@ -46,10 +49,10 @@ def warm_up(url, seconds, connections, threads):
     return argv
 
 
-def run_wrk(url, duration, connections, threads):
-    """Returns (result dict, argv); duration in whole seconds.
-    Raises RuntimeError if wrk fails."""
-    argv = wrk_argv(url, duration, connections, threads)
+def run_wrk(url, duration, connections, threads, headers=()):
+    """Returns (result dict, argv); duration in whole seconds; headers are
+    extra request headers ("Name: value"). Raises RuntimeError if wrk fails."""
+    argv = wrk_argv(url, duration, connections, threads, headers=headers)
     p = subprocess.run(argv, capture_output=True, text=True,
                        timeout=duration + 60)
     for line in p.stdout.splitlines():

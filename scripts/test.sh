@@ -25,8 +25,6 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "cargo test"
-cargo test --workspace
 
 # ensure_venv DIR REQUIREMENTS: make DIR a venv of the python3 on PATH with
 # REQUIREMENTS installed, unless its stamp says that is already done for
@@ -50,6 +48,13 @@ ensure_venv() {
 
 ensure_venv "$ROOT/target/test-venv" "$ROOT/tests/requirements.txt"
 ensure_venv "$ROOT/target/examples-venv" "$ROOT/examples/requirements.txt"
+
+# The proxy crate's interop test drives a real uWSGI (tests/requirements.txt
+# installs it into the test venv); naming it makes that test mandatory.
+export PORTICO_TEST_UWSGI="$ROOT/target/test-venv/bin/uwsgi"
+
+step "cargo test"
+cargo test --workspace
 
 PORTICO_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/portico"
 PORTICO_EXAMPLES_VENV="$ROOT/target/examples-venv"
@@ -85,3 +90,11 @@ fi
 step "end-to-end tests (pytest tests/e2e)"
 # (no cache provider: no .pytest_cache left in the working tree)
 "$ROOT/target/test-venv/bin/python" -m pytest -p no:cacheprovider "$ROOT/tests/e2e" -q -ra "$@"
+
+# The differential nginx suites once more with nginx on both sides: proves the
+# harness and the nginx behaviour each case pins (tests/e2e/nginx_diff.py), also
+# while `portico -c` is not wired yet and the suites above skip.
+step "nginx differential suites, nginx vs nginx (NGINX_DIFF_SELFTEST=1)"
+NGINX_DIFF_SELFTEST=1 "$ROOT/target/test-venv/bin/python" -m pytest -p no:cacheprovider -q -ra \
+    "$ROOT/tests/e2e/test_nginx_diff.py" "$ROOT/tests/e2e/test_nginx_diff_seeds.py" \
+    "$ROOT/tests/e2e/test_nginx_reload.py"

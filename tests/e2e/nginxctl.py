@@ -73,6 +73,26 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_ports(proc, ports, timeout):
+    """True once every port accepts a connection on 127.0.0.1 or [::1]; False if `proc`
+    exits first or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    pending = set(ports)
+    while pending and time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        for port in list(pending):
+            for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+                with socket.socket(family, socket.SOCK_STREAM) as s:
+                    s.settimeout(1.0)
+                    if s.connect_ex((host, port)) == 0:
+                        pending.discard(port)
+                        break
+        if pending:
+            time.sleep(0.02)
+    return not pending and proc.poll() is None
+
+
 @contextlib.contextmanager
 def public_dir(prefix="portico-uw-"):
     """A fresh directory under /tmp with mode 0755 (nginx workers, running as
@@ -124,71 +144,78 @@ def stop_master(proc, workers=()):
                     os.kill(pid, signal.SIGKILL)
 
 
-class Nginx:
-    """One nginx master with one `server` block per entry of `servers`
-    (name -> the block's body; the `listen` line is added, on a free port)."""
+def main_preamble(pid_path):
+    """The main-context lines every test nginx gets: workers as nobody, no daemon, one
+    worker, errors to stderr, its own pid file, and an events block."""
+    user, group = worker_user()
+    return (
+        f"user {user} {group};\n"
+        "daemon off;\n"
+        "master_process on;\n"
+        "worker_processes 1;\n"
+        "error_log stderr;\n"
+        f"pid {pid_path};\n"
+        "events { worker_connections 256; }\n"
+    )
 
-    def __init__(self, servers, http_extra=""):
-        self.servers = dict(servers)
-        self.http_extra = http_extra
+
+def temp_paths(state_dir):
+    """http-context lines that keep nginx's temp files under `state_dir` (Debian's build
+    points them at /var/lib/nginx, which `-p` does not move)."""
+    d = state_dir
+    return (
+        f"client_body_temp_path {d}/client_body;\n"
+        f"proxy_temp_path {d}/proxy;\n"
+        f"fastcgi_temp_path {d}/fastcgi;\n"
+        f"uwsgi_temp_path {d}/uwsgi;\n"
+        f"scgi_temp_path {d}/scgi;\n"
+    )
+
+
+class NginxMaster:
+    """The lifecycle of one nginx master started by a test: a state directory
+    (config, pid, temp files, log) under /tmp, free loopback ports picked anew on
+    each start attempt (a port taken meanwhile is retried), `-p PREFIX -e stderr`,
+    and a stop that never leaves a worker behind.
+
+    Subclasses say which ports they need (`port_names()`) and write the config
+    (`config_text()`, using `self.ports` and `self.dir`)."""
+
+    def __init__(self, prefix=None, dir_prefix="portico-nginx-"):
         self.binary = nginx_binary()
-        uwsgi_params()
-        self.dir = Path(tempfile.mkdtemp(prefix="portico-nginx-", dir="/tmp"))
+        self.dir = Path(tempfile.mkdtemp(prefix=dir_prefix, dir="/tmp"))
         os.chmod(self.dir, 0o755)
+        self.prefix = Path(prefix) if prefix else self.dir
+        self.conf_path = self.dir / "nginx.conf"
         self.ports = {}
         self.proc = None
         self.workers = []
         self.log_path = self.dir / "nginx.log"
 
-    # --- config -----------------------------------------------------------------------
+    # --- what subclasses provide ------------------------------------------------------
+
+    def port_names(self):
+        raise NotImplementedError
 
     def config_text(self):
-        user, group = worker_user()
-        d = self.dir
-        blocks = []
-        for name, body in self.servers.items():
-            blocks.append(
-                f"    server {{  # {name}\n"
-                f"        listen 127.0.0.1:{self.ports[name]};\n"
-                f"        server_name localhost;\n"
-                + textwrap.indent(textwrap.dedent(body).strip(), " " * 8)
-                + "\n    }\n"
-            )
-        return (
-            f"user {user} {group};\n"
-            "daemon off;\n"
-            "master_process on;\n"
-            "worker_processes 1;\n"
-            "error_log stderr;\n"
-            f"pid {d}/nginx.pid;\n"
-            "events { worker_connections 256; }\n"
-            "http {\n"
-            "    access_log off;\n"
-            f"    client_body_temp_path {d}/client_body;\n"
-            f"    proxy_temp_path {d}/proxy;\n"
-            f"    fastcgi_temp_path {d}/fastcgi;\n"
-            f"    uwsgi_temp_path {d}/uwsgi;\n"
-            f"    scgi_temp_path {d}/scgi;\n"
-            + textwrap.indent(textwrap.dedent(self.http_extra).strip(), "    ")
-            + "\n"
-            + "".join(blocks)
-            + "}\n"
-        )
+        raise NotImplementedError
 
     # --- lifecycle --------------------------------------------------------------------
 
+    def write_config(self):
+        self.conf_path.write_text(self.config_text())
+
     def start(self):
         for attempt in range(3):
-            self.ports = {name: free_port() for name in self.servers}
-            (self.dir / "nginx.conf").write_text(self.config_text())
-            log = open(self.log_path, "wb")
-            self.proc = subprocess.Popen(
-                [self.binary, "-p", f"{self.dir}/", "-c", str(self.dir / "nginx.conf"), "-e", "stderr"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-            log.close()
+            self.ports = {name: free_port() for name in self.port_names()}
+            self.write_config()
+            with open(self.log_path, "wb") as log:
+                self.proc = subprocess.Popen(
+                    [self.binary, "-p", f"{self.prefix}/", "-c", str(self.conf_path), "-e", "stderr"],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
             _running.add(self)
             if self._wait_listening():
                 self.workers = _children(self.proc.pid)
@@ -196,28 +223,19 @@ class Nginx:
             self.stop()
             if "Address already in use" not in self.log() or attempt == 2:
                 raise AssertionError(
-                    "nginx did not start; config:\n" + (self.dir / "nginx.conf").read_text()
+                    "nginx did not start; config:\n" + self.conf_path.read_text()
                     + "\nlog:\n" + self.log()
                 )
         raise AssertionError("unreachable")
 
     def _wait_listening(self):
         deadline = time.monotonic() + START_TIMEOUT
-        pending = set(self.ports.values())
-        while pending and time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            for port in list(pending):
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                    s.settimeout(1.0)
-                    if s.connect_ex(("127.0.0.1", port)) == 0:
-                        pending.discard(port)
-            if pending:
-                time.sleep(0.02)
+        if not wait_ports(self.proc, self.ports.values(), START_TIMEOUT):
+            return False
         # the workers (that serve) must exist too, not only the master's listening sockets
         while time.monotonic() < deadline and not _children(self.proc.pid):
             time.sleep(0.02)
-        return not pending and self.proc.poll() is None
+        return self.proc.poll() is None
 
     def stop(self):
         """SIGQUIT (graceful), then SIGKILL to the master and any worker left."""
@@ -234,16 +252,49 @@ class Nginx:
     def __exit__(self, *exc):
         self.close()
 
-    # --- use --------------------------------------------------------------------------
-
-    def url(self, name, path="/"):
-        return f"http://127.0.0.1:{self.ports[name]}{path}"
-
     def log(self):
         try:
             return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+
+
+class Nginx(NginxMaster):
+    """One nginx master with one `server` block per entry of `servers`
+    (name -> the block's body; the `listen` line is added, on a free port)."""
+
+    def __init__(self, servers, http_extra=""):
+        super().__init__()
+        self.servers = dict(servers)
+        self.http_extra = http_extra
+        uwsgi_params()
+
+    def port_names(self):
+        return list(self.servers)
+
+    def config_text(self):
+        blocks = []
+        for name, body in self.servers.items():
+            blocks.append(
+                f"    server {{  # {name}\n"
+                f"        listen 127.0.0.1:{self.ports[name]};\n"
+                f"        server_name localhost;\n"
+                + textwrap.indent(textwrap.dedent(body).strip(), " " * 8)
+                + "\n    }\n"
+            )
+        return (
+            main_preamble(self.dir / "nginx.pid")
+            + "http {\n"
+            + "    access_log off;\n"
+            + textwrap.indent(temp_paths(self.dir), "    ")
+            + textwrap.indent(textwrap.dedent(self.http_extra).strip(), "    ")
+            + "\n"
+            + "".join(blocks)
+            + "}\n"
+        )
+
+    def url(self, name, path="/"):
+        return f"http://127.0.0.1:{self.ports[name]}{path}"
 
 
 @atexit.register

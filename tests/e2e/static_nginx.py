@@ -25,24 +25,14 @@ nginx is stopped with SIGQUIT, then SIGKILL for the master and its workers
 as a backstop, at interpreter exit.
 """
 
-import atexit
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
+import textwrap
 from pathlib import Path
 
 import pytest
 
 import nginxctl
 
-NGINX = "/usr/sbin/nginx"
 MIME_TYPES = Path("/etc/nginx/mime.types")
-START_TIMEOUT = 10.0
-
-_running = set()
 
 
 def nginx_binary():
@@ -59,40 +49,29 @@ free_port = nginxctl.free_port
 _children = nginxctl._children
 
 
-class StaticNginx:
-    """One nginx master serving `root` under /static/ on a free loopback port."""
-
-    def __init__(self, root):
-        self.root = Path(root)
-        self.binary = nginx_binary()
-        self.dir = Path(tempfile.mkdtemp(prefix="portico-static-nginx-", dir="/tmp"))
-        os.chmod(self.dir, 0o755)
-        self.log_path = self.dir / "nginx.log"
-        self.port = None
-        self.proc = None
-        self.workers = []
+class StaticNginx(nginxctl.NginxMaster):
+    """One nginx master serving `root` under /static/ on a free loopback port
+    (start, stop and ports: nginxctl.NginxMaster)."""
 
     host = "127.0.0.1"
 
+    def __init__(self, root):
+        nginx_binary()
+        super().__init__(dir_prefix="portico-static-nginx-")
+        self.root = Path(root)
+
+    def port_names(self):
+        return ["main"]
+
+    @property
+    def port(self):
+        return self.ports.get("main")
+
     def config_text(self):
-        user, group = worker_user()
-        d = self.dir
-        return f"""\
-user {user} {group};
-daemon off;
-master_process on;
-worker_processes 1;
-error_log stderr;
-pid {d}/nginx.pid;
-events {{ worker_connections 256; }}
+        return nginxctl.main_preamble(self.dir / "nginx.pid") + f"""\
 http {{
     access_log off;
-    client_body_temp_path {d}/client_body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-
+{textwrap.indent(nginxctl.temp_paths(self.dir), "    ")}
     sendfile on;
     etag on;
     if_modified_since exact;
@@ -119,75 +98,12 @@ http {{
 """
 
     def start(self):
-        for attempt in range(3):
-            self.port = free_port()
-            (self.dir / "nginx.conf").write_text(self.config_text())
-            with open(self.log_path, "wb") as log:
-                self.proc = subprocess.Popen(
-                    [self.binary, "-p", f"{self.dir}/", "-c", str(self.dir / "nginx.conf"),
-                     "-e", "stderr"],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                )
-            _running.add(self)
-            if self._wait_listening():
-                self.workers = _children(self.proc.pid)
-                return self
-            self.stop()
-            if "Address already in use" not in self.log() or attempt == 2:
-                report = (
-                    "nginx did not start; config:\n" + (self.dir / "nginx.conf").read_text()
-                    + "\nlog:\n" + self.log()
-                )
-                self.close()
-                pytest.fail(report, pytrace=False)
-        raise AssertionError("unreachable")
-
-    def _wait_listening(self):
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                s.settimeout(1.0)
-                if s.connect_ex((self.host, self.port)) == 0:
-                    break
-            time.sleep(0.02)
-        else:
-            return False
-        # the worker (which serves) must exist too, not only the master's socket
-        while time.monotonic() < deadline and not _children(self.proc.pid):
-            time.sleep(0.02)
-        return self.proc.poll() is None and bool(_children(self.proc.pid))
-
-    def stop(self):
-        """SIGQUIT (graceful), then SIGKILL to the master and any worker left."""
-        _running.discard(self)
-        nginxctl.stop_master(self.proc, self.workers)
-
-    def close(self):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.close()
+        try:
+            return super().start()
+        except AssertionError as e:
+            self.close()
+            pytest.fail(str(e), pytrace=False)
 
     @property
     def url(self):
         return f"http://{self.host}:{self.port}"
-
-    def log(self):
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-
-@atexit.register
-def _stop_all():
-    for ngx in list(_running):
-        ngx.stop()

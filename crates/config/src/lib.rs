@@ -16,9 +16,9 @@ mod formats;
 mod load;
 mod magic;
 mod model;
+pub mod nginx;
 mod observe;
 mod show;
-pub mod nginx;
 pub mod site;
 mod table;
 

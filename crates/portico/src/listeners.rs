@@ -31,8 +31,18 @@ fn kind(listener: &Listener) -> &'static str {
 
 /// Bind every listener of the configuration, in order.
 pub(crate) fn bind_all(config: &Config) -> Result<Vec<BoundListener>> {
+    bind_all_of(config, &config.listeners, 0)
+}
+
+/// Bind `listeners`, numbering them from `first` in the log lines.
+fn bind_all_of(
+    config: &Config,
+    listeners: &[Listener],
+    first: usize,
+) -> Result<Vec<BoundListener>> {
     let mut bound = Vec::new();
-    for (n, listener) in config.listeners.iter().enumerate() {
+    for (n, listener) in listeners.iter().enumerate() {
+        let n = n + first;
         let spec = spec(config, listener);
         let socket = match &listener.addr {
             ListenAddr::Tcp { host, port } => bind_tcp(host, *port, &spec),
@@ -105,19 +115,50 @@ fn lookup_group(group: &str) -> Result<u32> {
     Ok(unsafe { (*entry).gr_gid })
 }
 
-/// Adopt the sockets a reloading master passed down, one per listener.
+/// Adopt the sockets a reloading master passed down: each listener takes
+/// the inherited socket bound to its address (by position first, so a port
+/// 0 listener keeps the port it got); listeners new to this configuration
+/// are bound afresh, and inherited sockets no listener wants are closed
+/// (a reload that drops a `listen` closes it, as nginx does).
 pub(crate) fn adopt_all(config: &Config, fds: &[RawFd]) -> Result<Vec<BoundListener>> {
-    if fds.len() != config.listeners.len() {
-        bail!(
-            "the reloading master passed {} sockets for {} listeners",
-            fds.len(),
-            config.listeners.len()
-        );
+    let mut inherited: Vec<Option<BoundListener>> = Vec::new();
+    for &fd in fds {
+        let placeholder = ListenerSpec {
+            wire: Wire::Http,
+            spec: "",
+            backlog: 0,
+            buffer_size: 0,
+        };
+        let socket = BoundListener::inherited(fd, &placeholder)
+            .with_context(|| format!("inherited socket fd {fd}"))?;
+        inherited.push(Some(socket));
     }
     let mut adopted = Vec::new();
-    for (n, (listener, &fd)) in config.listeners.iter().zip(fds).enumerate() {
-        let socket = BoundListener::inherited(fd, &spec(config, listener))
-            .with_context(|| format!("inherited socket fd {fd} for {}", listener.spec))?;
+    for (n, listener) in config.listeners.iter().enumerate() {
+        let wanted = |s: &Option<BoundListener>| {
+            s.as_ref()
+                .is_some_and(|s| same_address(&listener.addr, &s.info.addr))
+        };
+        let index = inherited
+            .get(n)
+            .filter(|s| wanted(s))
+            .map(|_| n)
+            .or_else(|| inherited.iter().position(wanted));
+        let Some(socket) = index.and_then(|i| inherited.get_mut(i)?.take()) else {
+            adopted.extend(bind_all_of(config, std::slice::from_ref(listener), n)?);
+            continue;
+        };
+        let fd = socket.socket.as_raw_fd();
+        let spec = spec(config, listener);
+        let socket = BoundListener {
+            info: portico_server::ListenerInfo {
+                wire: spec.wire,
+                spec: listener.spec.clone(),
+                buffer_size: spec.buffer_size,
+                ..socket.info
+            },
+            socket: socket.socket,
+        };
         let family = match socket.info.addr {
             ListenAddress::Tcp(_) => "TCP address",
             ListenAddress::Unix(_) => "UNIX address",
@@ -129,7 +170,28 @@ pub(crate) fn adopt_all(config: &Config, fds: &[RawFd]) -> Result<Vec<BoundListe
         );
         adopted.push(socket);
     }
+    for socket in inherited.into_iter().flatten() {
+        portico_server::logln!(
+            "closing listening socket {} (no longer configured)",
+            socket.info.addr
+        );
+    }
     Ok(adopted)
+}
+
+/// Whether an inherited socket bound to `bound` serves the listener address `addr`.
+fn same_address(addr: &ListenAddr, bound: &ListenAddress) -> bool {
+    use std::net::ToSocketAddrs;
+    match (addr, bound) {
+        (ListenAddr::Unix(path), ListenAddress::Unix(bound)) => path == bound,
+        (ListenAddr::Tcp { host, port }, ListenAddress::Tcp(bound)) => {
+            let host = if host.is_empty() { "0.0.0.0" } else { host };
+            (host, *port).to_socket_addrs().is_ok_and(|mut all| {
+                all.any(|a| a.ip() == bound.ip() && (*port == 0 || a.port() == bound.port()))
+            })
+        }
+        _ => false,
+    }
 }
 
 /// The unix socket paths to remove at exit (`--vacuum`).

@@ -1,10 +1,15 @@
 //! The `portico` binary: reads the options, then hands over to `start`.
 //!
+//! A command line with `-c FILE` is read the nginx way (`nginx_cli`).
+//!
 //! Exit codes: 0 after a clean stop; 1 for a bad option or a start-up error
 //! (a socket that cannot be bound, Python that cannot start); 22 when the
 //! app cannot be loaded (uWSGI's need-app code).
 
+mod front;
 mod listeners;
+mod nginx_cli;
+mod site_run;
 mod start;
 mod worker;
 
@@ -17,11 +22,21 @@ use portico_wsgi::{PYTHON_BUILD_VERSION, PYTHON_EXECUTABLE};
 /// uWSGI's exit code when no app could be loaded (`need-app`).
 pub(crate) const EXIT_APP_LOAD_FAILED: u8 = 22;
 /// Exit code for bad options and start-up failures.
-const EXIT_FAILURE: u8 = 1;
+pub(crate) const EXIT_FAILURE: u8 = 1;
 
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(parsed) = nginx_cli::parse_nginx_args(&args) {
+        return match parsed {
+            Ok(nginx_args) => nginx_cli::main(nginx_args),
+            Err(e) => {
+                eprintln!("portico: {e}");
+                ExitCode::from(EXIT_FAILURE)
+            }
+        };
+    }
     let (config, settings) = match read_config() {
         Ok(read) => read,
         Err(e) => {
@@ -44,7 +59,12 @@ fn main() -> ExitCode {
         print!("{}", show_config(&settings));
         return ExitCode::SUCCESS;
     }
-    match start::run(config) {
+    exit_code(start::run(config, None))
+}
+
+/// The process's exit code for how a run ended.
+pub(crate) fn exit_code(run: Result<u8, start::Failure>) -> ExitCode {
+    match run {
         Ok(code) => ExitCode::from(code),
         Err(start::Failure::AppLoad) => ExitCode::from(EXIT_APP_LOAD_FAILED),
         Err(start::Failure::Other(e)) => {

@@ -9,10 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, anyhow};
 use portico_config::{AppSource, Config};
 use portico_server::Wire;
-use portico_server::{
-    BoundListener, Handler, LogConfig, LogFormat, NotFound, ServeOptions, StaticConfig, StaticMap,
-    WithStatic, serve,
-};
+use portico_server::{BoundListener, LogConfig, LogFormat, ServeOptions, serve};
 use portico_supervisor::{
     AppInfo, Forked, MasterExit, MasterOptions, Scoreboard, SocketInfo, StatsServer, WorkerContext,
     daemonize, drop_privileges, exec_self, redirect_output, remove_file_quietly, run_master,
@@ -23,6 +20,7 @@ use portico_wsgi::{
 };
 
 use crate::VERSION;
+use crate::front::{SiteSetup, front_handler};
 use crate::listeners::{adopt_all, bind_all, unix_paths};
 use crate::worker::worker_main;
 
@@ -105,53 +103,6 @@ pub(crate) fn clone_apps(apps: &Apps) -> Apps {
         .collect()
 }
 
-/// The handler for this process: the apps, behind the static maps if any.
-pub(crate) fn with_statics(config: &Config, app: Option<WsgiHandler>) -> Arc<dyn Handler> {
-    let app: Arc<dyn Handler> = match app {
-        Some(app) => Arc::new(app),
-        None => Arc::new(NotFound),
-    };
-    let s = &config.statics;
-    if s.maps.is_empty() && s.check_static.is_empty() {
-        return app;
-    }
-    let mut maps: Vec<StaticMap> = s
-        .maps
-        .iter()
-        .map(|(prefix, root, keep_prefix)| StaticMap {
-            prefix: prefix.clone(),
-            root: root.clone(),
-            keep_prefix: *keep_prefix,
-        })
-        .collect();
-    maps.extend(s.check_static.iter().map(|root| StaticMap {
-        prefix: String::new(),
-        root: root.clone(),
-        keep_prefix: true,
-    }));
-    for map in &maps {
-        portico_server::logln!(
-            "static-map {} -> {}",
-            if map.prefix.is_empty() {
-                "/"
-            } else {
-                &map.prefix
-            },
-            map.root.display()
-        );
-    }
-    Arc::new(WithStatic::new(
-        StaticConfig {
-            maps,
-            index: s.index.clone(),
-            expires_by_type: s.expires_by_type.clone(),
-            skip_ext: s.skip_ext.clone(),
-            safe: s.safe.clone(),
-        },
-        app,
-    ))
-}
-
 /// The request log's settings for worker `worker_id` (0 without a master).
 pub(crate) fn log_config(config: &Config, worker_id: u32) -> LogConfig {
     let o = &config.observe;
@@ -189,7 +140,7 @@ fn vacuum(config: &Config) {
 }
 
 /// Run Portico; returns the exit code of a clean stop.
-pub(crate) fn run(mut config: Config) -> Result<u8, Failure> {
+pub(crate) fn run(mut config: Config, site: Option<SiteSetup>) -> Result<u8, Failure> {
     let inherited = take_inherited_fds();
     let p = config.process.clone();
     portico_server::set_log_date(config.observe.log_date.as_deref());
@@ -216,6 +167,7 @@ pub(crate) fn run(mut config: Config) -> Result<u8, Failure> {
         Some(fds) => adopt_all(&config, fds)?,
         None => bind_all(&config)?,
     };
+    let site = site.map(|setup| setup.with_bound(&listeners));
     if let Some(path) = &p.pidfile {
         write_pidfile(path, std::process::id())?;
     }
@@ -256,7 +208,7 @@ pub(crate) fn run(mut config: Config) -> Result<u8, Failure> {
             Some(apps) => apps,
             None => load_apps(&config)?,
         };
-        serve_single(&config, apps, listeners)?;
+        serve_single(&config, site.as_ref(), apps, listeners)?;
         portico_server::logln!("goodbye to portico (pid: {})", std::process::id());
         return Ok(0);
     }
@@ -296,6 +248,7 @@ pub(crate) fn run(mut config: Config) -> Result<u8, Failure> {
         apps: app_infos(&config),
         touch_logreopen: config.observe.touch_logreopen.clone(),
         log_file: p.daemonize.clone().or_else(|| p.logto.clone()),
+        reload_check: site.as_ref().and_then(|s| s.reload_check.clone()),
     };
     let fork = || -> std::io::Result<Forked> {
         let side = if python_needed {
@@ -308,7 +261,9 @@ pub(crate) fn run(mut config: Config) -> Result<u8, Failure> {
             ForkSide::Child => Forked::Child,
         })
     };
-    let body = |ctx: WorkerContext| -> i32 { worker_main(ctx, &config, apps.as_ref(), &listeners) };
+    let body = |ctx: WorkerContext| -> i32 {
+        worker_main(ctx, &config, site.as_ref(), apps.as_ref(), &listeners)
+    };
     let exit = run_master(options, board, &fork, &body).context("master")?;
     match exit {
         MasterExit::Reload => {
@@ -362,7 +317,12 @@ pub(crate) fn app_handler(apps: Apps, options: WsgiOptions) -> Result<Option<Wsg
 }
 
 /// One process, no master: serve here until a stop signal.
-fn serve_single(config: &Config, apps: Apps, listeners: Vec<BoundListener>) -> Result<(), Failure> {
+fn serve_single(
+    config: &Config,
+    site: Option<&SiteSetup>,
+    apps: Apps,
+    listeners: Vec<BoundListener>,
+) -> Result<(), Failure> {
     let handler = app_handler(
         apps,
         WsgiOptions {
@@ -379,12 +339,17 @@ fn serve_single(config: &Config, apps: Apps, listeners: Vec<BoundListener>) -> R
         ..ServeOptions::default()
     };
     let threads = config.threads;
-    serve(listeners, with_statics(config, handler), options, || {
-        portico_server::logln!(
-            "*** portico is ready to serve (pid: {}, threads: {threads}) ***",
-            std::process::id()
-        );
-    })
+    serve(
+        listeners,
+        front_handler(config, site, handler),
+        options,
+        || {
+            portico_server::logln!(
+                "*** portico is ready to serve (pid: {}, threads: {threads}) ***",
+                std::process::id()
+            );
+        },
+    )
     .context("serving")?;
     vacuum(config);
     Ok(())

@@ -14,7 +14,8 @@ use portico_supervisor::{
 use portico_wsgi::WsgiOptions;
 
 use crate::EXIT_APP_LOAD_FAILED;
-use crate::start::{Apps, app_handler, clone_apps, load_apps, log_config, with_statics};
+use crate::front::{SiteSetup, front_handler};
+use crate::start::{Apps, app_handler, clone_apps, load_apps, log_config};
 
 /// A worker's exit code for a start-up failure other than the app.
 const EXIT_WORKER_FAILED: i32 = 1;
@@ -55,6 +56,7 @@ fn log_reopener(config: &Config) -> Option<Arc<dyn Fn() + Send + Sync>> {
 pub(crate) fn worker_main(
     ctx: WorkerContext,
     config: &Config,
+    site: Option<&SiteSetup>,
     apps: Option<&Apps>,
     listeners: &[BoundListener],
 ) -> i32 {
@@ -63,6 +65,16 @@ pub(crate) fn worker_main(
         && let Err(e) = limit_address_space(p.limit_as)
     {
         portico_server::logln!("worker {}: cannot set --limit-as: {e}", ctx.wid);
+    }
+    // nginx's `user`: only a master running as root switches its workers.
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if let Some((user, group)) = site.and_then(|s| s.worker_user.as_ref()).filter(|_| root)
+        && let Err(e) =
+            portico_supervisor::drop_privileges(Some(user), group.as_deref().or(Some(user)))
+    {
+        portico_server::logln!("worker {}: cannot switch to user {user}: {e}", ctx.wid);
+        return EXIT_WORKER_FAILED;
     }
     let apps = match apps {
         Some(apps) => clone_apps(apps),
@@ -113,10 +125,15 @@ pub(crate) fn worker_main(
     let pid = std::process::id();
     let wid = ctx.wid;
     let board = ctx.board.clone();
-    match serve(sockets, with_statics(config, handler), options, || {
-        board.worker(wid).accepting.store(1, Ordering::Relaxed);
-        portico_server::logln!("*** portico worker {wid} is ready to serve (pid: {pid}) ***")
-    }) {
+    match serve(
+        sockets,
+        front_handler(config, site, handler),
+        options,
+        || {
+            board.worker(wid).accepting.store(1, Ordering::Relaxed);
+            portico_server::logln!("*** portico worker {wid} is ready to serve (pid: {pid}) ***")
+        },
+    ) {
         Ok(StopReason::Retired) => {
             portico_server::logln!("...The work of process {pid} is done. Seeya!");
             0

@@ -12,9 +12,12 @@ use std::sync::Arc;
 pub struct Directive {
     pub name: String,
     pub args: Vec<Arg>,
-    /// The file it was read from (an included file names itself).
+    /// The file it was read from (an included file names itself; the `-g`
+    /// text is `command line`).
     pub file: Arc<PathBuf>,
-    /// 1-based line of the directive's name.
+    /// 1-based line as nginx reports it: the line of the `;` or `{` that
+    /// ends the directive's arguments (the name's line unless the arguments
+    /// span lines). 0 for a `-g` directive (nginx names no line there).
     pub line: usize,
     /// `Some` for a block directive (`http`, `server`, `location`, ...).
     pub children: Option<Vec<Directive>>,
@@ -31,6 +34,9 @@ pub struct Arg {
 impl Directive {
     /// `file:line`, as nginx's messages end.
     pub fn origin(&self) -> String {
+        if self.line == 0 {
+            return self.file.display().to_string();
+        }
         format!("{}:{}", self.file.display(), self.line)
     }
 
@@ -63,12 +69,13 @@ pub struct NginxError {
 }
 
 impl NginxError {
-    /// An error at a directive.
+    /// An error at a directive (`in command line`, without a line, for a
+    /// `-g` directive, as nginx says it).
     pub fn at(directive: &Directive, message: impl Into<String>) -> NginxError {
         NginxError {
             message: message.into(),
             file: Some(directive.file.as_ref().clone()),
-            line: Some(directive.line),
+            line: (directive.line > 0).then_some(directive.line),
         }
     }
 }

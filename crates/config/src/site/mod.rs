@@ -12,6 +12,7 @@
 //! Strings that may hold variables are [`Template`]s, parsed once; regexes
 //! are compiled once ([`Pattern`]). Nothing here touches sockets or files.
 
+mod app;
 mod template;
 
 use std::net::{IpAddr, SocketAddr};
@@ -287,9 +288,14 @@ pub enum Expires {
     /// `max`: Expires in 2037, `Cache-Control: max-age=315360000`.
     Max,
     /// `[modified] [-]TIME`: seconds after now (or after the file's mtime).
-    After { seconds: i64, from_modified: bool },
+    After {
+        seconds: i64,
+        from_modified: bool,
+    },
     /// `@HH:MM`: the next time of day.
-    DailyAt { seconds_of_day: u32 },
+    DailyAt {
+        seconds_of_day: u32,
+    },
 }
 
 /// One `allow`/`deny` rule.
@@ -303,7 +309,10 @@ pub struct AccessRule {
 pub enum AccessNet {
     All,
     /// An address and prefix length (a bare address is /32 or /128).
-    Cidr { addr: IpAddr, prefix: u8 },
+    Cidr {
+        addr: IpAddr,
+        prefix: u8,
+    },
     /// `unix:`: connections on unix sockets.
     Unix,
 }
@@ -313,7 +322,10 @@ pub enum AccessNet {
 pub enum AccessLogTarget {
     Off,
     /// A path (or `stderr`/`/dev/stdout`), with a `log_format` name.
-    File { path: PathBuf, format: String },
+    File {
+        path: PathBuf,
+        format: String,
+    },
 }
 
 /// `log_format NAME STRING...` (the strings joined).
@@ -388,6 +400,14 @@ pub struct LocationConfig {
     pub uwsgi_read_timeout: Duration,
     pub uwsgi_buffering: bool,
     pub uwsgi_intercept_errors: bool,
+    /// `charset NAME`: added as `; charset=NAME` to the Content-Type of
+    /// responses whose type is text/html, text/xml, text/plain,
+    /// text/vnd.wap.wml, application/javascript or application/rss+xml and
+    /// that carry no charset yet (nginx's `charset_types`); `None`: `off`.
+    pub charset: Option<String>,
+    /// `internal`: only internal redirects (index, try_files, error_page,
+    /// rewrite ... last) may end here; a client's request gets 404.
+    pub internal: bool,
 }
 
 /// nginx's default `client_max_body_size` (1m).
@@ -426,6 +446,8 @@ impl Default for LocationConfig {
             uwsgi_read_timeout: DEFAULT_UPSTREAM_TIMEOUT,
             uwsgi_buffering: true,
             uwsgi_intercept_errors: false,
+            charset: None,
+            internal: false,
         }
     }
 }

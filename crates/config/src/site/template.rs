@@ -275,7 +275,14 @@ mod tests {
 
     #[test]
     fn literal_round_trips() {
-        assert_eq!(Template::literal("abc").as_literal().as_deref(), Some("abc"));
-        assert!(Template::parse("plain").map(|t| t.is_literal()).unwrap_or(false));
+        assert_eq!(
+            Template::literal("abc").as_literal().as_deref(),
+            Some("abc")
+        );
+        assert!(
+            Template::parse("plain")
+                .map(|t| t.is_literal())
+                .unwrap_or(false)
+        );
     }
 }

@@ -57,6 +57,19 @@ pub struct MasterOptions {
     pub touch_logreopen: Vec<PathBuf>,
     /// The log file (`--logto`/`--daemonize`) to reopen.
     pub log_file: Option<PathBuf>,
+    /// Asked before every reload: an error keeps the current workers
+    /// serving and is logged (nginx's "the old configuration keeps going").
+    pub reload_check: Option<ReloadCheck>,
+}
+
+/// A check run before a reload (e.g. reading a changed nginx.conf).
+#[derive(Clone)]
+pub struct ReloadCheck(pub Arc<dyn Fn() -> Result<(), String> + Send + Sync>);
+
+impl std::fmt::Debug for ReloadCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReloadCheck")
+    }
 }
 
 /// What a worker process gets.
@@ -360,6 +373,15 @@ impl Master<'_> {
         match signal {
             libc::SIGCHLD => self.reap()?,
             libc::SIGHUP if self.options.supervise => {
+                if let Some(ReloadCheck(check)) = &self.options.reload_check
+                    && let Err(e) = check()
+                {
+                    portico_server::logln!("{e}");
+                    portico_server::logln!(
+                        "reload refused: the current configuration keeps serving"
+                    );
+                    return Ok(());
+                }
                 portico_server::logln!("...gracefully killing workers...");
                 self.begin_stop(MasterExit::Reload, true);
             }

@@ -1,0 +1,177 @@
+//! `portico -c nginx.conf [uWSGI options]`: read the nginx configuration
+//! into a Site, fold its main-context settings (`worker_processes`, `pid`,
+//! `user`, `error_log`) and its `listen` addresses into the run's Config,
+//! and start as usual: master, workers, reload by re-exec. uWSGI options
+//! given beside `-c` (long names) add the app and its own sockets; an
+//! explicit option wins over the nginx directive it overlaps.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use portico_config::nginx;
+use portico_config::site::{ListenAddr as SiteAddr, ListenProtocol, Site};
+use portico_config::{Config, ListenAddr, Listener, Protocol, Setting};
+use portico_supervisor::ReloadCheck;
+
+use crate::EXIT_FAILURE;
+use crate::front::SiteSetup;
+
+/// Fold the site into the run's Config: its listen addresses become
+/// listeners (after the option-style ones), its main settings fill what no
+/// option set.
+pub(crate) fn apply_site(
+    config: &mut Config,
+    settings: &[Setting],
+    site: &Site,
+    prefix: &Path,
+    pid_file: PathBuf,
+) {
+    let explicit: HashSet<&str> = settings.iter().map(|s| s.option.name).collect();
+    let main = &site.main;
+    if !explicit.contains("processes") {
+        config.process.processes = match main.worker_processes {
+            Some(n) => n.max(1),
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+    }
+    // nginx always runs a master: it is what reloads (`-s reload`, SIGHUP).
+    config.process.master = true;
+    // The pid file `-s` reads: the `pid` directive, else nginx's default
+    // (PREFIX/logs/nginx.pid) when that directory exists.
+    if !explicit.contains("pidfile")
+        && (main.pid.is_some() || pid_file.parent().is_some_and(Path::is_dir))
+    {
+        config.process.pidfile = Some(pid_file);
+    }
+    if !explicit.contains("logto")
+        && !explicit.contains("daemonize")
+        && let Some(log) = &main.error_log
+    {
+        config.process.logto = Some(absolute(prefix, log));
+    }
+    config.listeners.extend(site_listeners(site));
+}
+
+fn absolute(prefix: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        prefix.join(path)
+    }
+}
+
+/// One listener per distinct `listen` address of the site. A specific
+/// address whose port also has a wildcard listen is served by the wildcard
+/// socket (the router tells them apart by the connection's local address),
+/// as nginx does without `bind`.
+fn site_listeners(site: &Site) -> Vec<Listener> {
+    let mut seen: Vec<SiteAddr> = Vec::new();
+    let mut listeners = Vec::new();
+    let all: Vec<_> = site.servers.iter().flat_map(|s| s.listens.iter()).collect();
+    let wildcard_ports: HashSet<(bool, u16)> = all
+        .iter()
+        .filter_map(|l| match &l.addr {
+            SiteAddr::Tcp(a) if a.ip().is_unspecified() => Some((a.is_ipv6(), a.port())),
+            _ => None,
+        })
+        .collect();
+    for listen in all {
+        if seen.contains(&listen.addr) {
+            continue;
+        }
+        seen.push(listen.addr.clone());
+        let addr = match &listen.addr {
+            SiteAddr::Tcp(a) => {
+                if !a.ip().is_unspecified() && wildcard_ports.contains(&(a.is_ipv6(), a.port())) {
+                    continue;
+                }
+                ListenAddr::Tcp {
+                    host: a.ip().to_string(),
+                    port: a.port(),
+                }
+            }
+            SiteAddr::Unix(path) => ListenAddr::Unix(path.clone()),
+        };
+        let shown = match &listen.addr {
+            SiteAddr::Tcp(SocketAddr::V6(a)) => format!("[{}]:{}", a.ip(), a.port()),
+            SiteAddr::Tcp(a) => a.to_string(),
+            SiteAddr::Unix(p) => format!("unix:{}", p.display()),
+        };
+        listeners.push(Listener {
+            protocol: match listen.protocol {
+                ListenProtocol::Http => Protocol::Http,
+                ListenProtocol::Uwsgi => Protocol::Uwsgi,
+            },
+            addr,
+            spec: format!("listen {shown}"),
+        });
+    }
+    listeners
+}
+
+/// Read the uWSGI options given beside `-c` (environment included).
+pub(crate) fn read_options(rest: &[String]) -> Result<(Config, Vec<Setting>)> {
+    let env: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    let loaded = portico_config::load(rest.iter().cloned(), &env)?;
+    for note in &loaded.notes {
+        portico_server::logln!("portico: {note}");
+    }
+    let config = Config::from_settings(&loaded.settings).context("the options beside -c")?;
+    Ok((config, loaded.settings))
+}
+
+/// Serve `site` (read from `conf`) with the uWSGI options in `rest`.
+pub(crate) fn run_site(
+    conf: &Path,
+    prefix: &Path,
+    globals: Option<&str>,
+    pid_file: PathBuf,
+    rest: &[String],
+    site: Site,
+) -> ExitCode {
+    let (mut config, settings) = match read_options(rest) {
+        Ok(read) => read,
+        Err(e) => {
+            portico_server::logln!("portico: {e:#}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let app_listeners = config.listeners.len();
+    apply_site(&mut config, &settings, &site, prefix, pid_file);
+    if config.listeners.is_empty() {
+        portico_server::logln!("portico: nothing listens: no server has a listen address");
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    let worker_user = site.main.user.clone();
+    let setup = SiteSetup {
+        site: Arc::new(site),
+        prefix: prefix.to_path_buf(),
+        app_listeners,
+        reload_check: Some(reload_check(conf, prefix, globals)),
+        worker_user,
+    };
+    crate::exit_code(crate::start::run(config, Some(setup)))
+}
+
+/// Before a reload, read the configuration again: a broken one is logged
+/// with its file and line, and the running one keeps serving.
+fn reload_check(conf: &Path, prefix: &Path, globals: Option<&str>) -> ReloadCheck {
+    let (conf, prefix, globals) = (
+        conf.to_path_buf(),
+        prefix.to_path_buf(),
+        globals.map(String::from),
+    );
+    ReloadCheck(Arc::new(move || {
+        let tree = nginx::read_conf(&conf, globals.as_deref()).map_err(|e| e.to_string())?;
+        nginx::to_site(&tree, &prefix)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }))
+}

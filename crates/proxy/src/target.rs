@@ -1,0 +1,218 @@
+//! One upstream peer's address, resolved once at construction (nginx
+//! resolves `uwsgi_pass host:port` names at load time), and connecting to it
+//! within a timeout, with nginx's error wording.
+//!
+//! Not a balancer: a `Group` (an `upstream {}` block) is the job of the
+//! balancer that will live next to this file.
+
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use portico_config::site::UpstreamTarget;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+
+use crate::error::{ErrorKind, Level, Phase, ProxyError};
+
+/// A resolved peer address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+/// Why a target could not be made into a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetError {
+    /// An `upstream {}` group name: needs a balancer, not a single peer.
+    Group(String),
+    /// The host name did not resolve.
+    Resolve {
+        host: String,
+        port: u16,
+        why: String,
+    },
+}
+
+impl fmt::Display for TargetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TargetError::Group(name) => write!(
+                f,
+                "upstream group \"{name}\" needs a balancer; a single-peer client cannot use it"
+            ),
+            TargetError::Resolve { host, port, why } => {
+                write!(f, "host not found in upstream \"{host}:{port}\": {why}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for TargetError {}
+
+impl PeerAddr {
+    /// Resolve a configured target. A name with several addresses keeps the
+    /// first (nginx makes each a peer of an implicit group: balancer work).
+    pub fn resolve(target: &UpstreamTarget) -> Result<PeerAddr, TargetError> {
+        match target {
+            UpstreamTarget::Unix(path) => Ok(PeerAddr::Unix(path.clone())),
+            UpstreamTarget::Group(name) => Err(TargetError::Group(name.clone())),
+            UpstreamTarget::Tcp { host, port } => {
+                let resolve_err = |why: String| TargetError::Resolve {
+                    host: host.clone(),
+                    port: *port,
+                    why,
+                };
+                let host_only = host.trim_start_matches('[').trim_end_matches(']');
+                let mut addrs = (host_only, *port)
+                    .to_socket_addrs()
+                    .map_err(|e| resolve_err(e.to_string()))?;
+                addrs
+                    .next()
+                    .map(PeerAddr::Tcp)
+                    .ok_or_else(|| resolve_err("no address".to_string()))
+            }
+        }
+    }
+
+    /// Connect within `timeout`. TCP gets TCP_NODELAY, as nginx sets it.
+    pub async fn connect(&self, timeout: Duration) -> Result<PeerStream, ProxyError> {
+        let phase = Phase::Connecting;
+        match self {
+            PeerAddr::Tcp(addr) => {
+                let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+                    .await
+                    .map_err(|_| ProxyError::timeout(phase))?
+                    .map_err(|e| ProxyError::io(ErrorKind::Connect, phase, "connect()", e))?;
+                // Not fatal: nginx only logs a failed setsockopt.
+                let _ = stream.set_nodelay(true);
+                Ok(PeerStream::Tcp(stream))
+            }
+            PeerAddr::Unix(path) => {
+                let stream = tokio::time::timeout(timeout, UnixStream::connect(path))
+                    .await
+                    .map_err(|_| ProxyError::timeout(phase))?
+                    .map_err(|e| {
+                        // A unix connect() fails at once, and nginx words it
+                        // `connect() to unix:/path failed`, at `crit` unless
+                        // it is one of the "peer busy/gone" errors.
+                        let level = match e.raw_os_error() {
+                            Some(
+                                libc_errno::ECONNREFUSED
+                                | libc_errno::EAGAIN
+                                | libc_errno::ECONNRESET
+                                | libc_errno::ENETDOWN
+                                | libc_errno::ENETUNREACH
+                                | libc_errno::EHOSTDOWN
+                                | libc_errno::EHOSTUNREACH,
+                            ) => Level::Error,
+                            _ => Level::Crit,
+                        };
+                        let call = format!("connect() to {self}");
+                        ProxyError::io(ErrorKind::Connect, phase, &call, e).with_level(level)
+                    })?;
+                Ok(PeerStream::Unix(stream))
+            }
+        }
+    }
+}
+
+/// Linux errno values nginx tests in `ngx_event_connect_peer` (no libc dependency).
+mod libc_errno {
+    pub const EAGAIN: i32 = 11;
+    pub const ENETDOWN: i32 = 100;
+    pub const ENETUNREACH: i32 = 101;
+    pub const ECONNRESET: i32 = 104;
+    pub const ECONNREFUSED: i32 = 111;
+    pub const EHOSTDOWN: i32 = 112;
+    pub const EHOSTUNREACH: i32 = 113;
+}
+
+impl fmt::Display for PeerAddr {
+    /// nginx's peer name: `127.0.0.1:9000`, `[::1]:9000`, `unix:/run/app.sock`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerAddr::Tcp(addr) => write!(f, "{addr}"),
+            PeerAddr::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// A connected peer, TCP or unix.
+#[derive(Debug)]
+pub enum PeerStream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl AsyncRead for PeerStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            PeerStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            PeerStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for PeerStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            PeerStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            PeerStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            PeerStream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            PeerStream::Unix(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            PeerStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            PeerStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_targets_are_refused() {
+        let err = PeerAddr::resolve(&UpstreamTarget::Group("app".into()));
+        assert_eq!(err, Err(TargetError::Group("app".into())));
+    }
+
+    #[test]
+    fn peers_print_as_nginx_names_them() {
+        let tcp = PeerAddr::resolve(&UpstreamTarget::Tcp {
+            host: "127.0.0.1".into(),
+            port: 9000,
+        });
+        assert_eq!(tcp.map(|p| p.to_string()), Ok("127.0.0.1:9000".into()));
+        let v6 = PeerAddr::resolve(&UpstreamTarget::Tcp {
+            host: "[::1]".into(),
+            port: 9000,
+        });
+        assert_eq!(v6.map(|p| p.to_string()), Ok("[::1]:9000".into()));
+        let unix = PeerAddr::Unix("/run/app.sock".into());
+        assert_eq!(unix.to_string(), "unix:/run/app.sock");
+    }
+}

@@ -1,0 +1,163 @@
+//! Streaming an upstream response body to the client: a task reads the
+//! upstream socket and feeds a bounded channel that the connection drains
+//! ([`portico_server::ResponseBody::Stream`]). The body ends at the close of
+//! the connection, or after `Content-Length` bytes, or at the last chunk.
+//!
+//! When the client goes away the channel's receiver is dropped, the task
+//! notices (even while waiting on the upstream) and drops the upstream
+//! connection. A body cut short ends with [`StreamItem::Abort`], so the
+//! client sees the truncation instead of a short body that looks complete.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use portico_proto::http1::{ChunkedDecoder, ChunkedStep};
+use portico_server::StreamItem;
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+
+use crate::error::{ErrorKind, Level, Phase, ProxyError};
+use crate::target::PeerStream;
+use crate::uwsgi::LogContext;
+
+/// Bytes asked of the socket per read: a piece of body at most this big.
+pub(crate) const READ_CHUNK: usize = 16 * 1024;
+
+/// How the body is delimited.
+pub(crate) enum Framing {
+    /// This many bytes remain.
+    Length(u64),
+    Chunked(Box<ChunkedDecoder>),
+    /// Until the upstream closes (the uwsgi default).
+    Close,
+}
+
+/// The task's state: the upstream socket and what is left of the body.
+pub(crate) struct BodyPump {
+    pub stream: PeerStream,
+    /// Body bytes already read (with the head, or by the last read).
+    pub buf: BytesMut,
+    pub framing: Framing,
+    pub read_timeout: Duration,
+    pub log: LogContext,
+}
+
+/// What to do after looking at the buffer.
+enum Next {
+    Send(Bytes),
+    End,
+    Read,
+}
+
+impl BodyPump {
+    /// Move the body to `tx` until it ends, fails, or the receiver is gone.
+    pub(crate) async fn run(mut self, tx: mpsc::Sender<StreamItem>) {
+        loop {
+            let next = match self.next_piece() {
+                Ok(next) => next,
+                Err(e) => {
+                    self.log.log(&e);
+                    let _ = tx.send(StreamItem::Abort).await;
+                    return;
+                }
+            };
+            match next {
+                Next::Send(data) => {
+                    if tx.send(StreamItem::Data(data)).await.is_err() {
+                        return; // the client is gone: drop the upstream
+                    }
+                }
+                Next::End => {
+                    let _ = tx.send(StreamItem::End).await;
+                    return;
+                }
+                Next::Read => {
+                    self.buf.reserve(READ_CHUNK);
+                    let read = tokio::select! {
+                        r = tokio::time::timeout(self.read_timeout, self.stream.read_buf(&mut self.buf)) => r,
+                        () = tx.closed() => return,
+                    };
+                    let failure = match read {
+                        Ok(Ok(0)) => self.at_eof(),
+                        Ok(Ok(_)) => None,
+                        Ok(Err(e)) => Some(ProxyError::io(
+                            ErrorKind::Read,
+                            Phase::ReadingBody,
+                            "recv()",
+                            e,
+                        )),
+                        Err(_) => Some(ProxyError::timeout(Phase::ReadingBody)),
+                    };
+                    if let Some(e) = failure {
+                        self.log.log(&e);
+                        let _ = tx.send(StreamItem::Abort).await;
+                        return;
+                    }
+                    if matches!(self.framing, Framing::Close) && self.buf.is_empty() {
+                        // EOF on a close-delimited body: the normal end.
+                        let _ = tx.send(StreamItem::End).await;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next piece the buffer allows, or whether to read or stop.
+    fn next_piece(&mut self) -> Result<Next, ProxyError> {
+        match &mut self.framing {
+            Framing::Length(0) => {
+                if !self.buf.is_empty() {
+                    self.log.log(&excess_data());
+                    self.buf.clear();
+                }
+                Ok(Next::End)
+            }
+            Framing::Length(remaining) => {
+                if self.buf.is_empty() {
+                    return Ok(Next::Read);
+                }
+                let n =
+                    usize::try_from(*remaining).map_or(self.buf.len(), |r| r.min(self.buf.len()));
+                *remaining -= n as u64;
+                Ok(Next::Send(self.buf.split_to(n).freeze()))
+            }
+            Framing::Chunked(decoder) => match decoder.decode(&mut self.buf) {
+                Ok(ChunkedStep::Data(d)) => Ok(Next::Send(d)),
+                Ok(ChunkedStep::NeedMore) => Ok(Next::Read),
+                Ok(ChunkedStep::Done) => Ok(Next::End),
+                Err(_) => Err(ProxyError::new(
+                    ErrorKind::InvalidHeader,
+                    Phase::ReadingBody,
+                    "upstream sent invalid chunked response",
+                )),
+            },
+            Framing::Close if self.buf.is_empty() => Ok(Next::Read),
+            Framing::Close => Ok(Next::Send(self.buf.split().freeze())),
+        }
+    }
+
+    /// The upstream closed: fine for a close-delimited body, a failure
+    /// for one whose length or last chunk has not arrived.
+    fn at_eof(&mut self) -> Option<ProxyError> {
+        match self.framing {
+            Framing::Close => None,
+            Framing::Length(0) => None,
+            _ => Some(ProxyError::new(
+                ErrorKind::ClosedEarly,
+                Phase::ReadingBody,
+                "upstream prematurely closed connection",
+            )),
+        }
+    }
+}
+
+/// nginx's warning when the upstream sends past its `Content-Length`.
+pub(crate) fn excess_data() -> ProxyError {
+    ProxyError::new(
+        ErrorKind::InvalidHeader,
+        Phase::ReadingBody,
+        "upstream sent more data than specified in \"Content-Length\" header",
+    )
+    .with_level(Level::Warn)
+}

@@ -1,0 +1,448 @@
+//! The uwsgi upstream client: nginx's `uwsgi_pass` to one peer over TCP or
+//! a unix socket. [`UwsgiUpstream`] is a [`Handler`]: it encodes the
+//! request's vars (already built by the engine from `uwsgi_param` and the
+//! client's headers) as a uwsgi packet, sends it and the request body, reads
+//! the response head (`response.rs`) and streams the body back (`body.rs`).
+//!
+//! One connection per request, closed after the response, as nginx's uwsgi
+//! module does (the response ends at the close). Not here: balancing over an
+//! `upstream {}` group, retries (`uwsgi_next_upstream`), buffering the request
+//! body before connecting (nginx's `uwsgi_request_buffering on` default; we
+//! stream it), and spooling the response to disk (`uwsgi_buffering`).
+
+mod body;
+mod response;
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use portico_config::site::{DEFAULT_UPSTREAM_TIMEOUT, LocationConfig, UpstreamTarget};
+use portico_proto::http1::ChunkedDecoder;
+use portico_proto::uwsgi::UwsgiPacket;
+use portico_server::{
+    Handler, HandlerFuture, Request, RequestBody, RequestSource, Response, ResponseBody,
+    ResponseMeta,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+pub use response::{HeadError, ResponseHead, parse_head};
+
+use crate::error::{ErrorKind, Phase, ProxyError};
+use crate::error_page::error_response;
+use crate::target::{PeerAddr, PeerStream, TargetError};
+use body::{BodyPump, Framing, READ_CHUNK};
+
+/// Largest vars block a uwsgi packet can carry (its size field is 16 bits).
+pub const MAX_VARS_SIZE: usize = 65535;
+
+/// nginx's `uwsgi_buffer_size` default (one memory page): the response head
+/// must fit, else `upstream sent too big header` and 502.
+pub const DEFAULT_BUFFER_SIZE: usize = 4096;
+
+/// Body pieces waiting between the upstream and a slow client with
+/// `uwsgi_buffering on`: the upstream is drained ahead of the client (up to
+/// this many reads of [`body::READ_CHUNK`]), so it is freed sooner.
+const BUFFERED_PIECES: usize = 16;
+/// With `uwsgi_buffering off`: one piece in flight, the client sets the pace.
+const UNBUFFERED_PIECES: usize = 1;
+
+/// The `uwsgi_*` settings of a location.
+#[derive(Debug, Clone)]
+pub struct UwsgiSettings {
+    /// `uwsgi_connect_timeout`.
+    pub connect_timeout: Duration,
+    /// `uwsgi_send_timeout`: between two successive writes.
+    pub send_timeout: Duration,
+    /// `uwsgi_read_timeout`: between two successive reads.
+    pub read_timeout: Duration,
+    /// `uwsgi_buffering` (only the channel depth for now: nothing spills to disk).
+    pub buffering: bool,
+    /// `uwsgi_modifier1` / `uwsgi_modifier2`, written in the packet header.
+    pub modifier1: u8,
+    pub modifier2: u8,
+    /// `uwsgi_buffer_size`: the largest response head accepted.
+    pub buffer_size: usize,
+    /// What error pages say where nginx says `nginx` (e.g. `portico`).
+    pub server_token: String,
+}
+
+impl Default for UwsgiSettings {
+    fn default() -> Self {
+        UwsgiSettings {
+            connect_timeout: DEFAULT_UPSTREAM_TIMEOUT,
+            send_timeout: DEFAULT_UPSTREAM_TIMEOUT,
+            read_timeout: DEFAULT_UPSTREAM_TIMEOUT,
+            buffering: true,
+            modifier1: 0,
+            modifier2: 0,
+            buffer_size: DEFAULT_BUFFER_SIZE,
+            server_token: "portico".to_string(),
+        }
+    }
+}
+
+impl UwsgiSettings {
+    /// The settings a location's config gives (modifiers stay 0: the
+    /// config does not carry `uwsgi_modifier1/2` yet).
+    pub fn from_location(config: &LocationConfig) -> UwsgiSettings {
+        UwsgiSettings {
+            connect_timeout: config.uwsgi_connect_timeout,
+            send_timeout: config.uwsgi_send_timeout,
+            read_timeout: config.uwsgi_read_timeout,
+            buffering: config.uwsgi_buffering,
+            ..UwsgiSettings::default()
+        }
+    }
+}
+
+/// `uwsgi_pass` to one peer.
+#[derive(Clone)]
+pub struct UwsgiUpstream {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    peer: PeerAddr,
+    settings: UwsgiSettings,
+}
+
+impl UwsgiUpstream {
+    /// A client for `target`. Refuses an `upstream {}` group (that needs a
+    /// balancer) and a host name that does not resolve.
+    pub fn new(
+        target: UpstreamTarget,
+        settings: UwsgiSettings,
+    ) -> Result<UwsgiUpstream, TargetError> {
+        let peer = PeerAddr::resolve(&target)?;
+        Ok(UwsgiUpstream {
+            inner: Arc::new(Inner { peer, settings }),
+        })
+    }
+
+    /// The peer this client talks to.
+    pub fn peer(&self) -> &PeerAddr {
+        &self.inner.peer
+    }
+}
+
+impl Handler for UwsgiUpstream {
+    fn handle(&self, request: Request) -> HandlerFuture {
+        let inner = self.inner.clone();
+        Box::pin(async move { inner.serve(request).await })
+    }
+}
+
+impl Inner {
+    async fn serve(&self, request: Request) -> Response {
+        let log = LogContext::new(&request, &self.peer);
+        let Request { source, body, .. } = request;
+        let packet = match source {
+            RequestSource::Uwsgi(packet) => packet,
+            RequestSource::Http(_) => {
+                let e = ProxyError::new(
+                    ErrorKind::Unsupported,
+                    Phase::Preparing,
+                    "uwsgi upstream given an HTTP request (the engine must build the vars)",
+                );
+                return self.fail(&log, &e);
+            }
+        };
+        let meta = ResponseMeta {
+            app_id: -1,
+            vars: packet.vars.len() as u32,
+            vars_bytes: packet.datasize as u32,
+            core: 0,
+        };
+        let mut response = match self.exchange(&packet, body, log.clone()).await {
+            Ok(response) => response,
+            Err(e) => self.fail(&log, &e),
+        };
+        response.meta = meta;
+        response
+    }
+
+    /// Log `e` as nginx would and answer with nginx's error page.
+    fn fail(&self, log: &LogContext, e: &ProxyError) -> Response {
+        log.log(e);
+        error_response(e.status(), &self.settings.server_token)
+    }
+
+    async fn exchange(
+        &self,
+        packet: &UwsgiPacket,
+        mut body: RequestBody,
+        log: LogContext,
+    ) -> Result<Response, ProxyError> {
+        let s = &self.settings;
+        let mut out = encode_request(packet, s.modifier1, s.modifier2)?;
+        let mut stream = self.peer.connect(s.connect_timeout).await?;
+        // A body that is already complete goes out with the packet, in one write.
+        let whole_body = body.is_complete();
+        if whole_body {
+            while let Some(piece) = body.next().await {
+                out.extend_from_slice(&piece.map_err(client_body_error)?);
+            }
+        }
+        send(&mut stream, &out, s.send_timeout).await?;
+        if !whole_body {
+            while let Some(piece) = body.next().await {
+                send(
+                    &mut stream,
+                    &piece.map_err(client_body_error)?,
+                    s.send_timeout,
+                )
+                .await?;
+            }
+        }
+        drop(body);
+        let (head, buf) = read_head(&mut stream, s.buffer_size, s.read_timeout).await?;
+        self.respond(head, buf, stream, packet, log)
+    }
+
+    /// Turn the head into the client's response, with the body to come.
+    fn respond(
+        &self,
+        head: ResponseHead,
+        mut buf: BytesMut,
+        stream: PeerStream,
+        packet: &UwsgiPacket,
+        log: LogContext,
+    ) -> Result<Response, ProxyError> {
+        let no_body = head.status == 204
+            || head.status == 304
+            || packet
+                .var(b"REQUEST_METHOD")
+                .is_some_and(|m| m.as_ref() == b"HEAD");
+        let framing = if head.chunked {
+            Framing::Chunked(Box::new(ChunkedDecoder::new()))
+        } else {
+            head.content_length.map_or(Framing::Close, Framing::Length)
+        };
+        let body = match framing {
+            _ if no_body => ResponseBody::Empty,
+            // The whole body came with the head: no task, no channel.
+            Framing::Length(n) if buf.len() as u64 >= n => {
+                let n = n as usize;
+                if buf.len() > n {
+                    log.log(&body::excess_data());
+                }
+                ResponseBody::Full(buf.split_to(n).freeze())
+            }
+            framing => {
+                let depth = if self.settings.buffering {
+                    BUFFERED_PIECES
+                } else {
+                    UNBUFFERED_PIECES
+                };
+                let (tx, rx) = mpsc::channel(depth);
+                let pump = BodyPump {
+                    stream,
+                    buf,
+                    framing,
+                    read_timeout: self.settings.read_timeout,
+                    log,
+                };
+                tokio::spawn(pump.run(tx));
+                ResponseBody::Stream(rx)
+            }
+        };
+        Ok(Response {
+            status: head.status,
+            reason: head.reason,
+            headers: head.headers,
+            body,
+            meta: ResponseMeta::default(),
+        })
+    }
+}
+
+/// The packet bytes: nginx refuses a vars block over 64 KiB with an alert.
+fn encode_request(
+    packet: &UwsgiPacket,
+    modifier1: u8,
+    modifier2: u8,
+) -> Result<Vec<u8>, ProxyError> {
+    let size: usize = packet.vars.iter().map(|(k, v)| 4 + k.len() + v.len()).sum();
+    if size > MAX_VARS_SIZE {
+        return Err(ProxyError::new(
+            ErrorKind::RequestTooBig,
+            Phase::Preparing,
+            format!("uwsgi request is too big: {size}"),
+        ));
+    }
+    let vars: Vec<(&[u8], &[u8])> = packet
+        .vars
+        .iter()
+        .map(|(k, v)| (k.as_ref(), v.as_ref()))
+        .collect();
+    Ok(portico_proto::uwsgi::encode_packet(
+        modifier1, modifier2, &vars,
+    ))
+}
+
+fn client_body_error(e: portico_server::BodyError) -> ProxyError {
+    let what = match e {
+        portico_server::BodyError::Incomplete => "client prematurely closed connection".to_string(),
+        other => other.to_string(),
+    };
+    ProxyError::new(ErrorKind::ClientBody, Phase::SendingRequest, what)
+}
+
+async fn send(stream: &mut PeerStream, bytes: &[u8], timeout: Duration) -> Result<(), ProxyError> {
+    let phase = Phase::SendingRequest;
+    tokio::time::timeout(timeout, stream.write_all(bytes))
+        .await
+        .map_err(|_| ProxyError::timeout(phase))?
+        .map_err(|e| ProxyError::io(ErrorKind::Send, phase, "writev()", e))
+}
+
+/// Read until a whole head has arrived; return it and the body bytes after it.
+async fn read_head(
+    stream: &mut PeerStream,
+    limit: usize,
+    timeout: Duration,
+) -> Result<(ResponseHead, BytesMut), ProxyError> {
+    let phase = Phase::ReadingHeader;
+    let mut buf = BytesMut::with_capacity(limit.min(READ_CHUNK));
+    loop {
+        if buf.len() >= limit {
+            return Err(ProxyError::new(
+                ErrorKind::HeaderTooBig,
+                phase,
+                "upstream sent too big header",
+            ));
+        }
+        // Reading at most up to the limit, as nginx's fixed buffer does.
+        let room = limit - buf.len();
+        buf.reserve(room);
+        let n = tokio::time::timeout(timeout, (&mut *stream).take(room as u64).read_buf(&mut buf))
+            .await
+            .map_err(|_| ProxyError::timeout(phase))?
+            .map_err(|e| ProxyError::io(ErrorKind::Read, phase, "recv()", e))?;
+        if n == 0 {
+            return Err(ProxyError::new(
+                ErrorKind::ClosedEarly,
+                phase,
+                "upstream prematurely closed connection",
+            ));
+        }
+        match parse_head(&buf) {
+            Ok(Some((head, used))) => {
+                let _ = buf.split_to(used);
+                return Ok((head, buf));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                return Err(ProxyError::new(
+                    ErrorKind::InvalidHeader,
+                    phase,
+                    e.to_string(),
+                ));
+            }
+        }
+    }
+}
+
+/// What nginx appends to an error line about a request:
+/// `, client: 1.2.3.4, server: example.com, request: "GET / HTTP/1.1",
+/// upstream: "uwsgi://127.0.0.1:9000", host: "example.com"`.
+#[derive(Clone)]
+pub(crate) struct LogContext {
+    client: Bytes,
+    server: Bytes,
+    request: Bytes,
+    upstream: Arc<str>,
+    host: Bytes,
+}
+
+impl LogContext {
+    fn new(request: &Request, peer: &PeerAddr) -> LogContext {
+        let var = |name: &[u8]| match &request.source {
+            RequestSource::Uwsgi(p) => p.var(name).cloned().unwrap_or_default(),
+            RequestSource::Http(_) => Bytes::new(),
+        };
+        let mut client = Vec::new();
+        request.remote_addr(&mut client);
+        let mut line = Vec::new();
+        if !request.method().is_empty() {
+            line.extend_from_slice(request.method());
+            line.push(b' ');
+            line.extend_from_slice(request.uri());
+            line.push(b' ');
+            line.extend_from_slice(request.protocol());
+        }
+        LogContext {
+            client: Bytes::from(client),
+            server: var(b"SERVER_NAME"),
+            request: Bytes::from(line),
+            upstream: Arc::from(upstream_name(peer).as_str()),
+            host: Bytes::copy_from_slice(request.host()),
+        }
+    }
+
+    /// One nginx-worded error-log line for `e`.
+    ///
+    /// Written `[level] message, context`: the timestamp, pid and
+    /// connection number nginx puts in front belong to the log writer.
+    pub(crate) fn log(&self, e: &ProxyError) {
+        let s = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
+        let mut line = format!("[{}] {e}", e.level().as_str());
+        let _ = write!(
+            line,
+            ", client: {}, server: {}",
+            s(&self.client),
+            s(&self.server)
+        );
+        if !self.request.is_empty() {
+            let _ = write!(line, ", request: \"{}\"", s(&self.request));
+        }
+        let _ = write!(line, ", upstream: \"{}\"", self.upstream);
+        if !self.host.is_empty() {
+            let _ = write!(line, ", host: \"{}\"", s(&self.host));
+        }
+        portico_server::logln!("{line}");
+    }
+}
+
+/// The `upstream:` nginx logs: `uwsgi://127.0.0.1:9000`, and for a unix
+/// socket `uwsgi://unix:/run/app.sock:` (trailing colon included, observed).
+fn upstream_name(peer: &PeerAddr) -> String {
+    match peer {
+        PeerAddr::Tcp(_) => format!("uwsgi://{peer}"),
+        PeerAddr::Unix(_) => format!("uwsgi://{peer}:"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_names_are_logged_as_nginx_logs_them() {
+        let tcp = PeerAddr::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], 9000)));
+        assert_eq!(upstream_name(&tcp), "uwsgi://127.0.0.1:9000");
+        let unix = PeerAddr::Unix("/run/app.sock".into());
+        assert_eq!(upstream_name(&unix), "uwsgi://unix:/run/app.sock:");
+    }
+
+    #[test]
+    fn vars_over_64k_are_refused_with_nginx_alert() {
+        let big = Bytes::from(vec![b'a'; 65_532]);
+        let packet = |value: Bytes| UwsgiPacket {
+            modifier1: 0,
+            modifier2: 0,
+            vars: vec![(Bytes::from_static(b"X"), value)],
+            datasize: 0,
+        };
+        // 4 length bytes + 1 key byte + 65530 value bytes = 65535: fits.
+        assert!(encode_request(&packet(big.slice(..65_530)), 0, 0).is_ok());
+        let e = encode_request(&packet(big.slice(..65_531)), 0, 0).err();
+        assert_eq!(
+            e.map(|e| e.to_string()),
+            Some("uwsgi request is too big: 65536".to_string())
+        );
+    }
+}
