@@ -123,6 +123,9 @@ impl Req<'_> {
             });
         }
         let config = self.loc.config;
+        if let Some(charset) = &config.charset {
+            headers::add_charset(&mut response, charset);
+        }
         headers::decorate(&mut response, config, now, &mut |t| self.eval(t));
         if own {
             let base = headers::redirect_base(

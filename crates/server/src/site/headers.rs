@@ -1,8 +1,9 @@
 //! nginx's headers filter on the way out: `expires` (Expires and
 //! Cache-Control) and `add_header`, applied to 200, 201, 204, 206, 301,
 //! 302, 303, 304, 307 and 308 answers, and to any answer for an
-//! `add_header ... always`; plus `absolute_redirect`: a `Location` that
-//! starts with `/` gets `http://host[:port]` in front.
+//! `add_header ... always`; the charset filter (`charset NAME` on the
+//! `charset_types`); plus `absolute_redirect`: a `Location` that starts
+//! with `/` gets `http://host[:port]` in front.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -143,6 +144,46 @@ pub(crate) fn decorate(
     }
 }
 
+/// nginx's default `charset_types`.
+const CHARSET_TYPES: [&[u8]; 6] = [
+    b"text/html",
+    b"text/xml",
+    b"text/plain",
+    b"text/vnd.wap.wml",
+    b"application/javascript",
+    b"application/rss+xml",
+];
+
+/// `charset NAME`: `; charset=NAME` on a Content-Type of the
+/// `charset_types` that has none, unless the body is content-encoded.
+pub(crate) fn add_charset(response: &mut Response, charset: &str) {
+    let encoded = response
+        .headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case(b"content-encoding") && !v.is_empty());
+    if encoded {
+        return;
+    }
+    for (name, value) in &mut response.headers {
+        if !name.eq_ignore_ascii_case(b"content-type") {
+            continue;
+        }
+        let mime = value.split(|&b| b == b';').next().unwrap_or_default();
+        let mime = mime.trim_ascii();
+        let has_charset = value
+            .windows(8)
+            .any(|w| w.eq_ignore_ascii_case(b"charset="));
+        if has_charset || !CHARSET_TYPES.iter().any(|t| mime.eq_ignore_ascii_case(t)) {
+            return;
+        }
+        let mut typed = value.to_vec();
+        typed.extend_from_slice(b"; charset=");
+        typed.extend_from_slice(charset.as_bytes());
+        *value = Bytes::from(typed);
+        return;
+    }
+}
+
 /// `absolute_redirect on` with `port_in_redirect on`: the prefix a
 /// `Location` starting with `/` gets (`http://host[:port]`, the port left
 /// out when it is the scheme's own).
@@ -260,6 +301,36 @@ mod tests {
         for s in [202, 300, 400, 403, 404, 500] {
             assert!(!decorates(s), "{s}");
         }
+    }
+
+    #[test]
+    fn charset_goes_on_text_types_without_one() {
+        let typed = |ct: &'static str, extra: &[(&'static str, &'static str)]| {
+            let mut r = Response::plain(200, "OK", "");
+            r.headers = vec![(
+                Bytes::from_static(b"Content-Type"),
+                Bytes::from_static(ct.as_bytes()),
+            )];
+            for (n, v) in extra {
+                r.headers.push((
+                    Bytes::from_static(n.as_bytes()),
+                    Bytes::from_static(v.as_bytes()),
+                ));
+            }
+            add_charset(&mut r, "utf-8");
+            String::from_utf8_lossy(&r.headers[0].1).into_owned()
+        };
+        assert_eq!(typed("text/html", &[]), "text/html; charset=utf-8");
+        assert_eq!(typed("TEXT/plain", &[]), "TEXT/plain; charset=utf-8");
+        assert_eq!(
+            typed("text/html; charset=koi8-r", &[]),
+            "text/html; charset=koi8-r"
+        );
+        assert_eq!(typed("image/png", &[]), "image/png");
+        assert_eq!(
+            typed("text/html", &[("Content-Encoding", "gzip")]),
+            "text/html"
+        );
     }
 
     #[test]

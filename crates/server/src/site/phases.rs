@@ -128,6 +128,9 @@ pub(crate) struct Req<'s> {
     start: SystemTime,
     /// The length of a chunked body once read whole (`$content_length`).
     pub body_length: Option<u64>,
+    /// nginx's `r->internal`: the URI was changed by Portico (a rewrite,
+    /// an internal redirect, a named jump): `internal` locations allow it.
+    pub internal: bool,
     pub(super) uri_changes: u32,
     pub(super) error_page_used: bool,
     /// The status an `error_page` imposes on the answer of its target.
@@ -193,6 +196,7 @@ impl<'s> Req<'s> {
             conn_addr,
             start: SystemTime::now(),
             body_length: None,
+            internal: false,
             uri_changes: URI_CHANGES,
             error_page_used: false,
             err_status: None,
@@ -288,6 +292,9 @@ impl<'s> Req<'s> {
             }
             None => self.loc = Loc::server(server),
         }
+        if self.loc.config.internal && !self.internal {
+            return Err(self.special(404, Vec::new()));
+        }
         let limit = self.loc.config.client_max_body_size;
         if let Some(length) = self.facts.content_length
             && limit != 0
@@ -341,6 +348,7 @@ impl<'s> Req<'s> {
                     let (uri, args) = internal_target(uri, args, rep.add_args, &self.args);
                     self.uri = uri;
                     self.args = args;
+                    self.internal = true;
                     match flag {
                         RewriteFlag::Last => return Flow::Last,
                         RewriteFlag::Break => return Flow::Break,
@@ -389,6 +397,7 @@ impl<'s> Req<'s> {
         }
         self.uri = uri;
         self.args = args;
+        self.internal = true;
         Step::Jump(Phase::ServerRewrite)
     }
 
@@ -400,6 +409,7 @@ impl<'s> Req<'s> {
         match find_named(self.server, name) {
             Some(location) => {
                 self.loc = Loc::of(location);
+                self.internal = true;
                 Step::Jump(Phase::LocationRewrite)
             }
             None => {

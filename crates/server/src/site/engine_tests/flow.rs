@@ -261,3 +261,47 @@ fn add_header_and_expires_decorate_success_answers() {
     );
     assert_eq!(a.header("Expires"), None);
 }
+
+/// nginx 1.22.1: `internal` answers a client 404 (through error_page),
+/// a rewrite may go there; `charset` types text answers and error pages.
+#[test]
+fn internal_locations_and_charset_follow_nginx() {
+    let tree = static_tree();
+    tree.file("html/int/f.txt", "int");
+    let base = config(&tree.path().join("html"));
+    let internal = with(&base, |c| c.internal = true);
+    let internal_ep = with(&base, |c| {
+        c.internal = true;
+        c.error_pages = vec![ErrorPage {
+            codes: vec![404],
+            answer: ErrorPageAnswer::Original,
+            target: ErrorPageTarget::Uri(t("/404.html")),
+        }];
+    });
+    let mut toint = location(prefix("/toint/"), Arc::new(base.clone()));
+    toint.rewrites = vec![rewrite("^/toint/(.*)$", "/int/$1", RewriteFlag::None)];
+    let charset = with(&base, |c| c.charset = Some("utf-8".into()));
+    let h = handler(
+        server(
+            base,
+            vec![
+                location(prefix("/int/"), internal),
+                location(prefix("/intep/"), internal_ep),
+                location(prefix("/cs/"), charset),
+                toint,
+            ],
+            Vec::new(),
+        ),
+        &tree,
+    );
+    assert_eq!(get(&h, "/int/f.txt").status, 404);
+    assert_eq!(get(&h, "/toint/f.txt").body, "int");
+    let a = get(&h, "/intep/x");
+    assert_eq!((a.status, a.body.as_str()), (404, "custom 404"));
+
+    tree.file("html/cs/a.txt", "x");
+    let a = get(&h, "/cs/a.txt");
+    assert_eq!(a.header("Content-Type"), Some("text/plain; charset=utf-8"));
+    let a = get(&h, "/cs/missing");
+    assert_eq!(a.header("Content-Type"), Some("text/html; charset=utf-8"));
+}
