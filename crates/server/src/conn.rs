@@ -369,6 +369,12 @@ where
         return None;
     }
 
+    if response.closes_connection() {
+        // nginx's 444: close without a word.
+        let _ = writer.shutdown().await;
+        return None;
+    }
+
     // Say `Connection: close` now if the unread body will not let us go on.
     let body_blocks_reuse = pump
         .as_ref()

@@ -20,6 +20,10 @@ impl Req<'_> {
     /// An answer Portico makes itself with `status` (3xx, 4xx, 5xx):
     /// `error_page` if one applies and none ran yet, else the built-in page.
     pub(crate) fn special(&mut self, status: u16, extra: Vec<(Bytes, Bytes)>) -> Step {
+        if status == 444 {
+            // nginx's NGX_HTTP_CLOSE: no answer, no error_page.
+            return Step::Out(Response::close_connection());
+        }
         if !self.error_page_used
             && self.uri_changes != 0
             && let Some(page) = self

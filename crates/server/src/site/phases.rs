@@ -365,7 +365,7 @@ impl<'s> Req<'s> {
 
     /// `return CODE [TEXT|URL]`.
     fn return_step(&mut self, code: u16, body: Option<&Template>) -> Step {
-        let Some(body) = body else {
+        let Some(body) = body.filter(|_| code != 444) else {
             return self.special(code, Vec::new());
         };
         let value = self.eval(body);

@@ -63,9 +63,17 @@ fn return_answers_text_redirects_and_pages() {
     empty.rewrites = vec![ret(200, None)];
     let mut teapot = location(prefix("/teapot"), Arc::new(base.clone()));
     teapot.rewrites = vec![ret(418, None)];
+    let mut close = location(prefix("/close"), Arc::new(base.clone()));
+    close.rewrites = vec![ret(444, None)];
     let h = handler(
-        server(base, vec![text, moved, empty, teapot], Vec::new()),
+        server(base, vec![text, moved, empty, teapot, close], Vec::new()),
         &tree,
+    );
+    let a = get(&h, "/close");
+    assert_eq!(
+        (a.status, a.reason.as_str()),
+        (444, "\0close"),
+        "the close marker"
     );
 
     let a = get(&h, "/text");
