@@ -408,6 +408,13 @@ pub struct LocationConfig {
     /// `internal`: only internal redirects (index, try_files, error_page,
     /// rewrite ... last) may end here; a client's request gets 404.
     pub internal: bool,
+    /// `autoindex_exact_size` (default on): sizes in bytes, else `2M`-style.
+    pub autoindex_exact_size: bool,
+    /// `autoindex_localtime` (default off): listing times in local time, else UTC.
+    pub autoindex_localtime: bool,
+    /// `gzip_vary` (default off): `Vary: Accept-Encoding` when `gzip_static`
+    /// finds a `.gz` sibling.
+    pub gzip_vary: bool,
 }
 
 /// nginx's default `client_max_body_size` (1m).
@@ -448,6 +455,9 @@ impl Default for LocationConfig {
             uwsgi_intercept_errors: false,
             charset: None,
             internal: false,
+            autoindex_exact_size: true,
+            autoindex_localtime: false,
+            gzip_vary: false,
         }
     }
 }

@@ -9,9 +9,7 @@
 //!
 //! Names are measured in bytes, as nginx does without `charset utf-8`.
 //! [`ListingStyle`] carries `autoindex_exact_size off` (sizes as `2M`,
-//! `10K`) and `autoindex_localtime on` (local time); the Site model does
-//! not hold those two directives yet, so the engine lists with nginx's
-//! defaults (exact sizes, UTC).
+//! `10K`) and `autoindex_localtime on` (local time).
 
 use std::fs;
 use std::io;
@@ -84,12 +82,14 @@ impl Default for ListingStyle {
     }
 }
 
-/// The listing page for `uri` (the decoded request path, ending in `/`).
+/// The listing page for `uri` (the decoded request path, ending in `/`),
+/// in nginx's default style.
+#[cfg(test)]
 pub(crate) fn render(uri: &[u8], entries: Vec<Entry>) -> Vec<u8> {
     render_styled(uri, entries, ListingStyle::default())
 }
 
-/// [`render`] with the size and time style given.
+/// The listing page for `uri` (the decoded request path, ending in `/`).
 pub(crate) fn render_styled(uri: &[u8], mut entries: Vec<Entry>, style: ListingStyle) -> Vec<u8> {
     entries.sort_by(|a, b| b.dir.cmp(&a.dir).then_with(|| a.name.cmp(&b.name)));
     let mut out = Vec::with_capacity(256 + entries.len() * 120);

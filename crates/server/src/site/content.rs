@@ -337,7 +337,13 @@ fn directory<'s>(req: &mut Req<'s>, uri: &[u8]) -> Done<'s> {
     }
     if req.loc.config.autoindex && method_is(req, &[b"GET", b"HEAD"]) {
         return match autoindex::read_entries(&dir) {
-            Ok(entries) => Done::Answer(listing(autoindex::render(uri, entries))),
+            Ok(entries) => {
+                let style = autoindex::ListingStyle {
+                    exact_size: req.loc.config.autoindex_exact_size,
+                    localtime: req.loc.config.autoindex_localtime,
+                };
+                Done::Answer(listing(autoindex::render_styled(uri, entries, style)))
+            }
             Err(e) => {
                 log_open_error(req, &dir, &e);
                 Done::Special(open_error_status(&e), Vec::new())
@@ -388,15 +394,15 @@ fn serve_file<'s>(req: &mut Req<'s>, path: &Path, meta: &Metadata) -> Done<'s> {
     let mut vary = false;
     if req.loc.config.gzip_static {
         // nginx's gzip_static: a `.gz` sibling makes the answer vary
-        // (`gzip_vary on`, which the model takes as given); it is served
-        // to HTTP/1.1 clients that accept gzip, without ranges.
+        // (under `gzip_vary on`); it is served to HTTP/1.1 clients that
+        // accept gzip, without ranges.
         let mut gz = path.as_os_str().to_owned();
         gz.push(".gz");
         let gz = PathBuf::from(gz);
         if let Ok(m) = fs::metadata(&gz)
             && m.is_file()
         {
-            vary = true;
+            vary = req.loc.config.gzip_vary;
             let accepted = req
                 .facts
                 .header("accept-encoding")

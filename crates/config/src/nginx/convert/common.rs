@@ -85,6 +85,9 @@ pub(super) fn apply(
             once(&mut layer.charset, d, value)?;
         }
         "internal" => once(&mut layer.internal, d, true)?,
+        "autoindex_exact_size" => once(&mut layer.autoindex_exact_size, d, flag(d)?)?,
+        "autoindex_localtime" => once(&mut layer.autoindex_localtime, d, flag(d)?)?,
+        "gzip_vary" => once(&mut layer.gzip_vary, d, flag(d)?)?,
         _ => return Ok(false),
     }
     Ok(true)

@@ -48,6 +48,9 @@ pub(super) struct Layer {
     /// `charset NAME|off` (`Some(None)`: `off` set here).
     pub charset: Option<Option<String>>,
     pub internal: Option<bool>,
+    pub autoindex_exact_size: Option<bool>,
+    pub autoindex_localtime: Option<bool>,
+    pub gzip_vary: Option<bool>,
 }
 
 /// nginx's built-in MIME table, used when no `types {}` is set anywhere
@@ -118,6 +121,9 @@ impl Layer {
             ),
             charset: pick(&self.charset, &parent.charset),
             internal: pick(&self.internal, &parent.internal),
+            autoindex_exact_size: pick(&self.autoindex_exact_size, &parent.autoindex_exact_size),
+            autoindex_localtime: pick(&self.autoindex_localtime, &parent.autoindex_localtime),
+            gzip_vary: pick(&self.gzip_vary, &parent.gzip_vary),
         }
     }
 

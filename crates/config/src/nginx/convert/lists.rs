@@ -83,7 +83,6 @@ pub const IGNORED: &[&str] = &[
     "uninitialized_variable_warn",
     // compression on the fly (responses are sent uncompressed)
     "gzip",
-    "gzip_vary",
     "gzip_proxied",
     "gzip_comp_level",
     "gzip_buffers",
@@ -154,8 +153,6 @@ pub const IGNORED: &[&str] = &[
     "uwsgi_modifier2",
     "resolver",
     "resolver_timeout",
-    "autoindex_exact_size",
-    "autoindex_localtime",
     "msie_padding",
     "msie_refresh",
     "uwsgi_bind",

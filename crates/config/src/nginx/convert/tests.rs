@@ -496,3 +496,18 @@ fn charset_and_internal_are_inherited() {
     assert!(s.locations[1].config.internal);
     assert!(s.locations[1].locations[0].config.internal);
 }
+
+#[test]
+fn autoindex_styles_and_gzip_vary_are_read_and_inherited() {
+    let s = first_server(
+        "gzip_vary on;\n\
+         server { autoindex_exact_size off;\n\
+           location /a { autoindex_localtime on; }\n\
+           location /b { autoindex_exact_size on; } }",
+    );
+    assert!(s.config.gzip_vary && !s.config.autoindex_exact_size);
+    let a = &s.locations[0].config;
+    assert!(a.autoindex_localtime && !a.autoindex_exact_size && a.gzip_vary);
+    let b = &s.locations[1].config;
+    assert!(b.autoindex_exact_size && !b.autoindex_localtime);
+}

@@ -205,7 +205,10 @@ fn gzip_static_serves_the_sibling_without_ranges() {
     tree.file("html/g/p.html", "plain")
         .file("html/g/p.html.gz", "GZ");
     let base = config(&tree.path().join("html"));
-    let gz = with(&base, |c| c.gzip_static = true);
+    let gz = with(&base, |c| {
+        c.gzip_static = true;
+        c.gzip_vary = true;
+    });
     let h = handler(
         server(base, vec![location(prefix("/g/"), gz)], Vec::new()),
         &tree,
