@@ -110,9 +110,10 @@ impl Engine {
                     let Some(app) = self.app.clone() else {
                         return req.fail(502);
                     };
-                    let Some(body) = body.take() else {
-                        return req.fail(500);
-                    };
+                    // (After an intercepted upstream error the body is spent.)
+                    let body = body
+                        .take()
+                        .unwrap_or_else(|| RequestBody::complete(Bytes::new()));
                     // Handed over unchanged: the app sees the request as sent.
                     return app
                         .handle(Request {

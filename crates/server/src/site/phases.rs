@@ -117,6 +117,9 @@ pub(crate) struct Req<'s> {
     pub uri: Vec<u8>,
     /// `$args`.
     pub args: Vec<u8>,
+    /// `$request_uri`: the target from its path on (an absolute-form
+    /// target without `scheme://host`).
+    pub request_uri: Vec<u8>,
     /// The last regex match's captures (`$1`..., named groups).
     pub captures: Captures,
     pub loc: Loc<'s>,
@@ -190,6 +193,7 @@ impl<'s> Req<'s> {
             method: facts.method.clone(),
             uri: Vec::new(),
             args: Vec::new(),
+            request_uri: Vec::new(),
             server_captures: captures.clone(),
             captures,
             loc: Loc::server(server),
@@ -210,6 +214,7 @@ impl<'s> Req<'s> {
         if let Ok(n) = normalized {
             req.uri = n.path;
             req.args = n.args;
+            req.request_uri = n.request_uri;
         }
         Ok(req)
     }
@@ -442,7 +447,7 @@ impl<'s> Req<'s> {
         VarContext {
             method: &self.method,
             target: &self.facts.request_uri,
-            request_uri: &self.facts.request_uri,
+            request_uri: &self.request_uri,
             uri,
             args: &self.args,
             headers: &self.facts.headers,

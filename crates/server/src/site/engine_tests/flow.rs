@@ -313,3 +313,17 @@ fn internal_locations_and_charset_follow_nginx() {
     let a = get(&h, "/cs/missing");
     assert_eq!(a.header("Content-Type"), Some("text/html; charset=utf-8"));
 }
+
+#[test]
+fn request_uri_of_an_absolute_form_target_starts_at_the_path() {
+    let tree = static_tree();
+    let base = config(&tree.path().join("html"));
+    let mut echo = location(prefix("/"), Arc::new(base.clone()));
+    echo.rewrites = vec![ret(200, Some("$request_uri|$request"))];
+    let h = handler(server(base, vec![echo], Vec::new()), &tree);
+    let a = send(
+        &h,
+        "GET http://ex.com/a%20b?x=1 HTTP/1.1\r\nHost: y\r\n\r\n",
+    );
+    assert_eq!(a.body, "/a%20b?x=1|GET http://ex.com/a%20b?x=1 HTTP/1.1");
+}
