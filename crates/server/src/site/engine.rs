@@ -142,11 +142,12 @@ impl Engine {
                     let mut sent = body
                         .take()
                         .unwrap_or_else(|| RequestBody::complete(Bytes::new()));
-                    if req.facts.chunked && req.body_length.is_none() {
+                    let limit = req.loc.config.client_max_body_size;
+                    if req.facts.chunked && req.body_length.is_none() && limit != 0 {
                         // As nginx's request buffering: read a chunked body
                         // whole, within client_max_body_size, and pass it
-                        // on with its length.
-                        let limit = req.loc.config.client_max_body_size;
+                        // on with its length (in memory, so only under a
+                        // limit; without one it streams as it arrives).
                         match read_whole(&mut sent, limit).await {
                             Ok(data) => {
                                 req.body_length = Some(data.len() as u64);
@@ -184,14 +185,14 @@ impl Engine {
     }
 }
 
-/// Read a whole request body, at most `limit` bytes (0: no limit); `Err`
+/// Read a whole request body, at most `limit` bytes; `Err`
 /// is the status to answer: 413 past the limit, 400 for a broken body.
 async fn read_whole(body: &mut RequestBody, limit: u64) -> Result<Bytes, u16> {
     let mut all = bytes::BytesMut::new();
     while let Some(piece) = body.next().await {
         match piece {
             Ok(data) => {
-                if limit != 0 && (all.len() + data.len()) as u64 > limit {
+                if (all.len() + data.len()) as u64 > limit {
                     crate::logln!(
                         "portico: client intended to send too large chunked body: more than {limit} bytes"
                     );
