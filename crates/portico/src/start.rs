@@ -336,6 +336,7 @@ fn serve_single(
     let options = ServeOptions {
         log: log_config(config, 0),
         shutdown_grace: config.process.reload_mercy,
+        nginx_pages: site.is_some(),
         ..ServeOptions::default()
     };
     let threads = config.threads;

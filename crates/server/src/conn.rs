@@ -57,6 +57,8 @@ pub(crate) struct ConnContext {
     pub handoff: Arc<crate::handoff::Handoff>,
     /// The accept gate, with blocking acceptors.
     pub gate: Option<Arc<crate::gate::Gate>>,
+    /// Answer refused requests with nginx's HTML pages (`-c nginx.conf`).
+    pub nginx_pages: bool,
 }
 
 enum HeadRead {
@@ -193,7 +195,15 @@ pub(crate) async fn serve_connection<R, W>(
             HeadRead::Head(head) => head,
             HeadRead::Closed => return,
             HeadRead::Refused { status, reason } => {
-                refuse(writer, &mut out, status, &reason, &peer_shown).await;
+                refuse(
+                    writer,
+                    &mut out,
+                    status,
+                    &reason,
+                    &peer_shown,
+                    ctx.nginx_pages,
+                )
+                .await;
                 linger(reader).await;
                 return;
             }
@@ -208,7 +218,15 @@ pub(crate) async fn serve_connection<R, W>(
         let (body, pump) = match BodyPump::start(head.framing, head.expect_continue, &mut rbuf) {
             Ok(started) => started,
             Err(e) => {
-                refuse(writer, &mut out, 400, &e.to_string(), &peer_shown).await;
+                refuse(
+                    writer,
+                    &mut out,
+                    400,
+                    &e.to_string(),
+                    &peer_shown,
+                    ctx.nginx_pages,
+                )
+                .await;
                 linger(reader).await;
                 return;
             }
@@ -285,6 +303,10 @@ pub(crate) struct ResponseFraming {
     pub is_head: bool,
     pub keep_alive_wanted: bool,
 }
+
+/// The status with which a site asks for the connection to be closed with
+/// no answer at all (nginx's non-standard 444).
+pub(crate) const CLOSE_WITHOUT_RESPONSE: u16 = 444;
 
 /// The gate slot an exchange frees once the app has answered.
 pub(crate) struct GateRelease<'a> {
@@ -363,9 +385,15 @@ where
     if let Some(e) = &body_error {
         // The client broke its own body; whatever the app made of it, answer 400.
         if matches!(e, BodyError::Malformed(_)) {
-            refuse(writer, out, 400, &e.to_string(), peer).await;
+            refuse(writer, out, 400, &e.to_string(), peer, gate.ctx.nginx_pages).await;
             linger(reader).await;
         }
+        return None;
+    }
+
+    // nginx's `return 444`: close the connection without a response.
+    if gate.ctx.nginx_pages && response.status == CLOSE_WITHOUT_RESPONSE {
+        let _ = writer.shutdown().await;
         return None;
     }
 
@@ -551,15 +579,24 @@ pub(crate) async fn refuse<W: AsyncWrite + Unpin>(
     status: u16,
     why: &str,
     peer: &str,
+    nginx_pages: bool,
 ) {
     crate::logln!("portico: refused request from {peer}: {status} {why}");
     out.clear();
-    encode_error(
-        out,
-        status,
-        reason_phrase(status),
-        &format!("{} {}\n", status, reason_phrase(status)),
-    );
+    if nginx_pages {
+        let (reason, page) = crate::site::refusal_page(status);
+        encode_error(out, status, reason, "text/html", &page);
+    } else {
+        let reason = reason_phrase(status);
+        let text = format!("{status} {reason}\n");
+        encode_error(
+            out,
+            status,
+            reason,
+            "text/plain; charset=utf-8",
+            text.as_bytes(),
+        );
+    }
     let _ = writer.write_all(out).await;
     let _ = writer.shutdown().await;
 }

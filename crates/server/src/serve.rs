@@ -47,6 +47,8 @@ pub struct ServeOptions {
     pub capacity: usize,
     /// Per-request callbacks of the process model.
     pub hooks: Option<Arc<dyn WorkerHooks>>,
+    /// Refused requests get nginx's HTML error pages (`-c nginx.conf`).
+    pub nginx_pages: bool,
 }
 
 impl Default for ServeOptions {
@@ -58,6 +60,7 @@ impl Default for ServeOptions {
             fair_accept: false,
             capacity: 1,
             hooks: None,
+            nginx_pages: false,
         }
     }
 }
@@ -113,6 +116,7 @@ pub fn serve(
                 retire: retire.clone(),
                 handoff: handoff.clone(),
                 gate: gate.clone(),
+                nginx_pages: options.nginx_pages,
             });
             if options.fair_accept {
                 let (conn_tx, conn_rx) = mpsc::unbounded_channel();
