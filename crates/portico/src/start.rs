@@ -335,6 +335,7 @@ fn serve_single(
     let options = ServeOptions {
         log: log_config(config, 0),
         shutdown_grace: config.process.reload_mercy,
+        limit_post: config.limit_post,
         ..ServeOptions::default()
     };
     let threads = config.threads;

@@ -111,6 +111,7 @@ pub(crate) fn worker_main(
         fair_accept: p.processes > 1,
         capacity: config.threads,
         hooks: Some(runtime),
+        limit_post: config.limit_post,
     };
     let pid = std::process::id();
     let wid = ctx.wid;
