@@ -337,6 +337,7 @@ fn serve_single(
         log: log_config(config, 0),
         shutdown_grace: config.process.reload_mercy,
         nginx_pages: site.is_some(),
+        limit_post: config.limit_post,
         ..ServeOptions::default()
     };
     let threads = config.threads;

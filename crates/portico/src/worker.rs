@@ -122,6 +122,7 @@ pub(crate) fn worker_main(
         capacity: config.threads,
         hooks: Some(runtime),
         nginx_pages: site.is_some(),
+        limit_post: config.limit_post,
     };
     let pid = std::process::id();
     let wid = ctx.wid;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use portico_proto::http1::{HeadLimits, RequestHead, Version, parse_request_head};
+use portico_proto::http1::{BodyFraming, HeadLimits, RequestHead, Version, parse_request_head};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::sleep_until;
@@ -52,6 +52,8 @@ pub(crate) struct ConnContext {
     pub listener: Arc<ListenerInfo>,
     pub limits: HeadLimits,
     pub hooks: Option<Arc<dyn WorkerHooks>>,
+    /// Largest request body in bytes (`--limit-post`); 0 for no limit.
+    pub limit_post: u64,
     /// Notified when the hooks ask the worker to retire.
     pub retire: Arc<tokio::sync::Notify>,
     pub handoff: Arc<crate::handoff::Handoff>,
@@ -209,6 +211,13 @@ pub(crate) async fn serve_connection<R, W>(
             }
         };
         fresh = false;
+        if let Some(why) = over_limit_post(&head.framing, ctx.limit_post) {
+            // Before the handler and before any `100 Continue`: the app
+            // never sees the request and the client need not send the body.
+            refuse(writer, &mut out, 413, &why, &peer_shown, ctx.nginx_pages).await;
+            linger(reader).await;
+            return;
+        }
         // Hold a gate slot while this request is in hand.
         let mut slot = first_slot
             .take()
@@ -294,11 +303,23 @@ pub(crate) async fn serve_connection<R, W>(
     }
 }
 
+/// Why a request whose body is framed by `framing` is over `--limit-post`
+/// (`limit`, 0 for none), if it is. Only a Content-Length is known up front;
+/// a chunked body is not limited yet (its size is only known as it streams).
+pub(crate) fn over_limit_post(framing: &BodyFraming, limit: u64) -> Option<String> {
+    match *framing {
+        BodyFraming::Length(n) if limit > 0 && n > limit => Some(format!(
+            "Content-Length {n} is over the limit of {limit} bytes (--limit-post)"
+        )),
+        _ => None,
+    }
+}
+
 /// How the response to one request is framed.
 pub(crate) struct ResponseFraming {
     pub wire: Wire,
     pub version: Version,
-    /// The status line's protocol (the request's SERVER_PROTOCOL on uwsgi).
+    /// The status line's protocol: `HTTP/1.0` or `HTTP/1.1`, never copied from input.
     pub protocol: Bytes,
     pub is_head: bool,
     pub keep_alive_wanted: bool,
