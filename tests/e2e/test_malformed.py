@@ -48,6 +48,9 @@ CASES = {
     "cl_underscore_digits": (b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 0_5\r\n\r\nhello", BAD),
     "te_gzip": (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip\r\n\r\nhello", (400, 501)),
     "te_chunked_then_gzip": (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n", (400, 501)),
+    # issue 16 item 8 (docs/compat.md): chunked last frames the body, but gzip cannot be
+    # decoded here: 501 (RFC 9112 §6.1's SHOULD, and nginx's answer)
+    "te_gzip_then_chunked": (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", (501,)),
     "te_on_http10": (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", BAD),
     # chunk sizes and chunk framing
     "chunk_size_zz": (chunk_case(b"zz"), BAD),
@@ -60,6 +63,11 @@ CASES = {
     "chunk_size_huge": (chunk_case(b"ffffffffffffffffffff"), BAD),
     "chunk_data_overrun": (POST_CHUNKED + b"5\r\nhelloXX\r\n0\r\n\r\n", BAD),
     "chunk_bare_lf": (POST_CHUNKED + b"5\nhello\n0\n\n", BAD),
+    # issue 16 item 8: fields RFC 9110 §6.5.1 forbids in trailers (framing, routing...)
+    "trailer_content_length": (POST_CHUNKED + b"5\r\nhello\r\n0\r\nContent-Length: 5\r\n\r\n", BAD),
+    "trailer_transfer_encoding": (POST_CHUNKED + b"5\r\nhello\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n", BAD),
+    "trailer_host": (POST_CHUNKED + b"5\r\nhello\r\n0\r\nhost: evil.example\r\n\r\n", BAD),
+    "trailer_authorization": (POST_CHUNKED + b"5\r\nhello\r\n0\r\nAuthorization: x\r\n\r\n", BAD),
     # bare LF where CRLF is required
     "bare_lf_request_line": (b"GET / HTTP/1.1\n" + H + b"\r\n", BAD),
     "bare_lf_in_header": (GET + b"Host: localhost\nX-A: b\r\n\r\n", BAD),
@@ -82,6 +90,12 @@ CASES = {
     "raw_utf8_in_target": (b"GET /caf\xc3\xa9 HTTP/1.1\r\n" + H + b"\r\n", BAD),
     "raw_latin1_in_target": (b"GET /\xff HTTP/1.1\r\n" + H + b"\r\n", BAD),
     "ctl_in_target": (b"GET /a\x01b HTTP/1.1\r\n" + H + b"\r\n", BAD),
+    # issue 16 item 8: RFC 9110 §4.2.4 says to treat userinfo as an error (nginx: 400)
+    "absolute_form_with_userinfo": (b"GET http://u:p@localhost/x HTTP/1.1\r\n" + H + b"\r\n", BAD),
+    "fragment_only": (b"GET #frag HTTP/1.1\r\n" + H + b"\r\n", BAD),
+    # issue 16 item 8: a method this server does not implement (not a proxy): 501
+    "connect": (b"CONNECT localhost:443 HTTP/1.1\r\nHost: localhost:443\r\n\r\n", (501,)),
+    "connect_origin_form": (b"CONNECT / HTTP/1.1\r\n" + H + b"\r\n", (501,)),
     # Host
     "http11_without_host": (b"GET / HTTP/1.1\r\n\r\n", BAD),
     "duplicate_host": (GET + b"Host: a.example\r\nHost: b.example\r\n\r\n", BAD),
@@ -118,6 +132,18 @@ ACCEPTED = {
     "absolute_form": b"GET http://localhost/abs HTTP/1.1\r\n" + H + b"\r\n",
     "host_ipv6_with_port": GET + b"Host: [::1]:8000\r\n\r\n",
     "host_ipv4": GET + b"Host: 10.1.2.3\r\n\r\n",
+}
+
+# issue 16 item 8 (docs/compat.md): valid requests that gunicorn and llhttp accept, with
+# the line the app writes for them (METHOD PATH_INFO body-length).
+PARSED = {
+    "ssdp_method_with_asterisk": (b"M-SEARCH * HTTP/1.1\r\n" + H + b'MAN: "ssdp:discover"\r\n\r\n', "M-SEARCH * 0"),
+    "webdav_method": (b"PROPFIND /dav HTTP/1.1\r\n" + H + b"Depth: 1\r\n\r\n", "PROPFIND /dav 0"),
+    "token_method": (b"x.~!$%&'*+^_`|-9 /m HTTP/1.1\r\n" + H + b"\r\n", "x.~!$%&'*+^_`|-9 /m 0"),
+    "fragment_cut_off": (b"GET /a/b?q=1#frag HTTP/1.1\r\n" + H + b"\r\n", "GET /a/b 0"),
+    "fragment_with_hash_and_query_chars": (b"GET /p#f?x#y HTTP/1.1\r\n" + H + b"\r\n", "GET /p 0"),
+    "fragment_in_absolute_form": (b"GET http://localhost/abs#top HTTP/1.1\r\n" + H + b"\r\n", "GET /abs 0"),
+    "allowed_trailer": (POST_CHUNKED + b"5\r\nhello\r\n0\r\nX-Checksum: 1\r\nServer-Timing: a\r\n\r\n", "POST / 5"),
 }
 
 
@@ -169,6 +195,17 @@ def test_well_formed_edge_case_is_accepted(server, counter, case):
         resp = conn.read_response()
     assert (resp.status, resp.body) == (200, b"ok"), resp
     assert len(calls(counter)) == before + 1
+
+
+@pytest.mark.parametrize("case", list(PARSED))
+def test_valid_request_other_servers_accept_reaches_the_app(server, counter, case):
+    data, line = PARSED[case]
+    before = len(calls(counter))
+    with Conn.to(server, timeout=5) as conn:
+        conn.send(data)
+        resp = conn.read_response()
+    assert (resp.status, resp.body) == (200, b"ok"), resp
+    assert calls(counter)[before:] == [line]
 
 
 def test_error_response_has_date_and_server(server):

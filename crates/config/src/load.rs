@@ -25,6 +25,19 @@ use crate::{ConfigError, Setting};
 /// would otherwise recurse until the stack runs out).
 pub const MAX_INCLUDE_DEPTH: usize = 16;
 
+/// Largest config file read (4 MiB): real ones are a few KiB, and a
+/// `--ini` pointed at a device or a huge file must fail, not eat memory.
+pub const MAX_CONFIG_FILE: u64 = 4 * 1024 * 1024;
+
+/// Most bytes `$()`, `@()` and `%()` may add to a whole configuration
+/// (16 MiB), on top of each value's own [`expand::MAX_EXPANDED_VALUE`]:
+/// thousands of lines each just under that limit must fail too.
+pub const MAX_EXPANDED_TOTAL: usize = 16 * 1024 * 1024;
+
+/// Options whose values are log templates: an unresolved `%(name)` in them is
+/// a log variable (`%(addr)`, `%(status)`), kept for the request logger.
+const LOG_TEMPLATE_OPTIONS: &[&str] = &["log-format"];
+
 /// The result of reading every source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Loaded {
@@ -135,6 +148,8 @@ struct Loader<'e> {
     referenced: HashSet<String>,
     unknown: Vec<Unknown>,
     notes: Vec<String>,
+    /// Bytes expansion has added so far, against [`MAX_EXPANDED_TOTAL`].
+    expanded_growth: usize,
 }
 
 impl<'e> Loader<'e> {
@@ -148,6 +163,7 @@ impl<'e> Loader<'e> {
             referenced: HashSet::new(),
             unknown: Vec::new(),
             notes: Vec::new(),
+            expanded_growth: 0,
         }
     }
 
@@ -283,7 +299,7 @@ impl<'e> Loader<'e> {
             path: path.into(),
             reason: os_reason(&e),
         };
-        let text = std::fs::read_to_string(path).map_err(read_err)?;
+        let text = read_config_text(path).map_err(read_err)?;
         let abs = std::fs::canonicalize(path).map_err(read_err)?;
         let inode = std::fs::metadata(&abs).map(|m| m.ino()).unwrap_or(0);
         let entries = format.parse(&text, section).map_err(|e| match e {
@@ -348,7 +364,13 @@ impl<'e> Loader<'e> {
                 None => self.unknown_key(entry.key, String::new(), origin),
             };
         };
-        let value = self.expand(&raw, &origin, ctx)?;
+        // uWSGI leaves a `%(name)` that names nothing as written; Portico
+        // refuses it, except in log formats, whose `%(addr)`… are log variables.
+        let unresolved = match spec {
+            Some(spec) if LOG_TEMPLATE_OPTIONS.contains(&spec.name) => expand::Unresolved::Keep,
+            _ => expand::Unresolved::Fail,
+        };
+        let value = self.expand(&raw, &origin, ctx, unresolved)?;
         match spec {
             Some(spec) if spec.kind == Kind::Flag => {
                 self.apply(spec, uwsgi_bool(&value).to_string(), &origin, Some(ctx))
@@ -371,23 +393,40 @@ impl<'e> Loader<'e> {
     }
 
     /// Magic variables, then `$()`, `@()` and `%()`.
-    fn expand(&mut self, raw: &str, origin: &str, ctx: &FileCtx) -> Result<String, ConfigError> {
+    fn expand(
+        &mut self,
+        raw: &str,
+        origin: &str,
+        ctx: &FileCtx,
+        unresolved: expand::Unresolved,
+    ) -> Result<String, ConfigError> {
         let facts = self.facts.get_or_insert_with(ProcessFacts::of_this_process);
         let value = magic::expand(raw, &ctx.file, &ctx.root, facts);
         let env = self.env;
-        let value = expand::env_pass(&value, |name| {
+        let value = expand::env_pass(&value, origin, |name| {
             env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-        });
+        })?;
         let value = expand::file_pass(&value, origin)?;
         let (options, placeholders, referenced) =
             (&self.options, &self.placeholders, &mut self.referenced);
-        expand::placeholder_pass(&value, origin, |name| {
+        let value = expand::placeholder_pass(&value, origin, unresolved, |name| {
             referenced.insert(name.to_string());
             placeholders
                 .get(name)
                 .or_else(|| lookup(name).and_then(|spec| options.get(spec.name)))
                 .cloned()
-        })
+        })?;
+        self.expanded_growth += value.len().saturating_sub(raw.len());
+        if self.expanded_growth > MAX_EXPANDED_TOTAL {
+            return Err(ConfigError::Syntax {
+                origin: origin.into(),
+                message: format!(
+                    "expansion has added more than the limit of {MAX_EXPANDED_TOTAL} bytes \
+                     to this configuration"
+                ),
+            });
+        }
+        Ok(value)
     }
 
     /// Decide about unknown keys and hand the list over.
@@ -423,6 +462,22 @@ impl<'e> Loader<'e> {
 fn placeholder_spec() -> &'static OptionSpec {
     #[allow(clippy::expect_used)] // the table is static; a test pins the entry
     lookup("set-placeholder").expect("set-placeholder is in the option table")
+}
+
+/// A config file's text, refused past [`MAX_CONFIG_FILE`] bytes.
+fn read_config_text(path: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_CONFIG_FILE + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_CONFIG_FILE {
+        return Err(std::io::Error::other(format!(
+            "larger than the limit of {MAX_CONFIG_FILE} bytes"
+        )));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))
 }
 
 /// `FILE[:SECTION]` → (FILE, SECTION); a colon followed by a path is part of FILE.

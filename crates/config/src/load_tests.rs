@@ -345,3 +345,83 @@ fn a_section_is_chosen_with_a_colon() {
 fn the_placeholder_entry_is_in_the_table() {
     assert_eq!(placeholder_spec().name, "set-placeholder");
 }
+
+#[test]
+fn show_config_escapes_newlines_and_edge_spaces_so_no_value_adds_a_line() {
+    let d = dir("roundtrip-escapes");
+    let first = load(
+        [
+            "--env",
+            "A=one\nmaster = true\r\n",
+            "--env",
+            " B=padded\t",
+            "--log-format",
+            "%(addr) 100%",
+        ],
+        &[],
+    )
+    .expect("valid");
+    let shown = show_config(&first.settings);
+    assert!(!shown.contains("\nmaster"), "{shown}");
+    let again = write(&d, "shown.ini", &shown);
+    let second = load(["--ini", again.as_str()], &[]).expect("valid");
+    assert_eq!(pairs(&first), pairs(&second));
+    assert_eq!(show_config(&second.settings), shown);
+}
+
+#[test]
+fn chained_placeholders_fail_fast_at_the_size_limit_with_file_and_line() {
+    let d = dir("chain");
+    let mut text = String::from("[uwsgi]\nset-placeholder = a0=xx\n");
+    for n in 1..=40 {
+        text.push_str(&format!(
+            "set-placeholder = a{n}=%(a{})%(a{})\n",
+            n - 1,
+            n - 1
+        ));
+    }
+    let ini = write(&d, "chain.ini", &text);
+    let started = std::time::Instant::now();
+    let err = load([ini.as_str()], &[]).expect_err("too big");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    // a15 would be 2^16 bytes, one more than the limit.
+    assert_eq!(
+        err.to_string(),
+        format!("{ini}:17: expanding %(...) makes the value longer than the limit of 65536 bytes")
+    );
+}
+
+#[test]
+fn log_format_keeps_log_variables_and_expands_placeholders() {
+    let d = dir("logformat");
+    let ini = write(
+        &d,
+        "app.ini",
+        "[uwsgi]\nsite = shop\nlog-format = %(site) %(addr) - %(user) [%(ltime)] \
+         \"%(method) %(uri) %(proto)\" %(status) %(size)\n",
+    );
+    let got = load([ini.as_str()], &[]).expect("log variables are not placeholders");
+    assert_eq!(
+        last(&got, "log-format"),
+        Some("shop %(addr) - %(user) [%(ltime)] \"%(method) %(uri) %(proto)\" %(status) %(size)")
+    );
+    let other = write(&d, "bad.ini", "[uwsgi]\nchdir = %(addr)\n");
+    assert!(
+        load([other.as_str()], &[]).is_err(),
+        "other options still refuse"
+    );
+}
+
+#[test]
+fn a_config_file_past_the_size_limit_is_refused() {
+    let d = dir("bigfile");
+    let path = d.join("big.ini");
+    let file = std::fs::File::create(&path).expect("create");
+    file.set_len(MAX_CONFIG_FILE + 1).expect("sparse file");
+    let path = path.to_string_lossy().into_owned();
+    let err = load([path.as_str()], &[]).expect_err("too big");
+    assert_eq!(
+        err.to_string(),
+        format!("cannot read {path}: larger than the limit of 4194304 bytes")
+    );
+}

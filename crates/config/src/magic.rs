@@ -2,6 +2,9 @@
 //! being read and about this process, substituted into every value of that
 //! file as it is read. `%(name)` is left for the placeholder pass
 //! (`expand.rs`) and an unknown `%x` is left as written, as uWSGI does.
+//! Portico adds one escape, `%\xHH` for the ASCII character HH, which
+//! `--show-config` writes for what an ini line cannot hold raw (newlines,
+//! control characters, spaces at either end of a value).
 //!
 //! The process facts (host name, user, group, CPUs) are the only place the
 //! config crate asks the OS anything.
@@ -156,6 +159,15 @@ pub(crate) fn expand(
             out.push('%');
             break;
         };
+        if letter == '\\' {
+            if let Some(c) = ascii_escape(chars.clone()) {
+                chars.nth(3);
+                out.push(c);
+                continue;
+            }
+            out.push('%');
+            continue;
+        }
         let replacement = match letter {
             '%' => Some("%".to_string()),
             'h' => Some(facts.hostname.clone()),
@@ -178,6 +190,36 @@ pub(crate) fn expand(
                 out.push_str(&r);
             }
             None => out.push('%'),
+        }
+    }
+    out
+}
+
+/// The character of `\xHH` (ASCII only) at the start of `chars`.
+fn ascii_escape(mut chars: impl Iterator<Item = char>) -> Option<char> {
+    if chars.next()? != '\\' || chars.next()? != 'x' {
+        return None;
+    }
+    let hi = chars.next()?.to_digit(16)?;
+    let lo = chars.next()?.to_digit(16)?;
+    char::from_u32(hi * 16 + lo).filter(char::is_ascii)
+}
+
+/// `value` written so that [`expand`] gives it back: `%` as `%%`, and as
+/// `%\xHH` the characters an ini line cannot hold raw (control characters,
+/// and whitespace at either end, which the reader trims).
+pub(crate) fn escape(value: &str) -> String {
+    let keep_from = value.len() - value.trim_start().len();
+    let keep_to = value.trim_end().len();
+    let mut out = String::with_capacity(value.len());
+    for (i, c) in value.char_indices() {
+        let at_an_end = i < keep_from || i >= keep_to;
+        if c == '%' {
+            out.push_str("%%");
+        } else if c.is_ascii_control() || (at_an_end && c.is_ascii_whitespace()) {
+            out.push_str(&format!("%\\x{:02x}", c as u32));
+        } else {
+            out.push(c);
         }
     }
     out
@@ -233,6 +275,28 @@ mod tests {
             "box 8 1000 alice 100 staff 9.9.9 1700000000 1700000000123456 100% %(x) %q %"
         );
         assert_eq!(expand("%d", &f, &f, &facts()), "/");
+    }
+
+    #[test]
+    fn ascii_escapes_give_the_character_and_escape_undoes_expand() {
+        let f = file("/a.ini");
+        assert_eq!(
+            expand("a%\\x0ab%\\x0D%\\x41 %\\xff %\\x4 %\\", &f, &f, &facts()),
+            "a\nb\rA %\\xff %\\x4 %\\"
+        );
+        for value in [
+            "line one\nline two",
+            " padded\t",
+            "100% %\\x41 %%",
+            "\r\n\u{1b}[0m",
+            "plain",
+            "",
+        ] {
+            let written = escape(value);
+            assert!(!written.contains(['\n', '\r']), "{written:?}");
+            assert_eq!(written.trim(), written, "{written:?}");
+            assert_eq!(expand(&written, &f, &f, &facts()), value, "{written:?}");
+        }
     }
 
     #[test]

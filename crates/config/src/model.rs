@@ -71,6 +71,8 @@ pub struct Config {
     pub manage_script_name: bool,
     /// Largest uwsgi vars block accepted (`--buffer-size`).
     pub buffer_size: usize,
+    /// Largest request body accepted, in bytes; 0 for no limit (`--limit-post`).
+    pub limit_post: u64,
     /// Mode for unix sockets (`--chmod-socket`), if any.
     pub chmod_socket: Option<u32>,
     /// Owner for unix sockets (`--chown-socket USER[:GROUP]`).
@@ -196,6 +198,7 @@ impl Default for Config {
             mounts: Vec::new(),
             manage_script_name: false,
             buffer_size: DEFAULT_BUFFER_SIZE,
+            limit_post: 0,
             chmod_socket: None,
             chown_socket: None,
             statics: StaticOptions::default(),
@@ -264,6 +267,7 @@ impl Config {
                 ),
                 "manage-script-name" => config.manage_script_name = flag(s),
                 "buffer-size" => config.buffer_size = number(s, 1024, 65535)? as usize,
+                "limit-post" => config.limit_post = number(s, 0, u64::MAX)?,
                 "chmod-socket" => {
                     config.chmod_socket = Some(
                         // Bare (`true`) or `1` means 666, as in uWSGI.
@@ -468,6 +472,15 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn limit_post_is_a_byte_count_and_zero_means_none() {
+        assert_eq!(config(&[]).expect("valid").limit_post, 0);
+        let c = config(&["--limit-post", "1048576"]).expect("valid");
+        assert_eq!(c.limit_post, 1_048_576);
+        assert!(config(&["--limit-post", "1M"]).is_err());
+        assert!(config(&["--limit-post", "-1"]).is_err());
     }
 
     #[test]

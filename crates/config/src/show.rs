@@ -10,7 +10,9 @@ const NOT_SHOWN: &[&str] = &["help", "version", "show-config"];
 
 /// The settings as an ini file: `[uwsgi]` then one `key = value` line per
 /// setting in order, lists repeated, switches as `true`/`false`, `%` written
-/// `%%` so it survives the magic-variable pass when read back.
+/// `%%` so it survives the magic-variable pass when read back, and newlines,
+/// control characters and whitespace at a value's ends as `%\xHH`, so no
+/// value can add a line of its own (see `magic::escape`).
 pub fn show_config(settings: &[Setting]) -> String {
     let mut out = String::from(";portico instance configuration\n[uwsgi]\n");
     for s in settings
@@ -19,7 +21,7 @@ pub fn show_config(settings: &[Setting]) -> String {
     {
         out.push_str(s.option.name);
         out.push_str(" = ");
-        out.push_str(&s.value.replace('%', "%%"));
+        out.push_str(&crate::magic::escape(&s.value));
         out.push('\n');
     }
     out.push_str(";end of configuration\n");

@@ -91,6 +91,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("chmod-socket", &["chmod"], Some('C'), OptionalValue, Listeners, "[MODE]", "chmod unix sockets to MODE (bare: 666)"),
     opt("chown-socket", &[], None, Value, Listeners, "USER[:GROUP]", "chown unix sockets"),
     opt("buffer-size", &[], Some('b'), Value, Listeners, "N", "largest uwsgi vars block accepted (default 65535)"),
+    opt("limit-post", &[], None, Value, Listeners, "BYTES", "answer 413 to a request body over BYTES before the app runs (0: no limit)"),
     opt("wsgi-file", &["file"], None, Value, App, "FILE", "load the WSGI app from a Python file"),
     opt("module", &["wsgi"], Some('w'), Value, App, "MOD[:CALLABLE]", "load the WSGI app from a module (mod, mod:callable, mod:factory())"),
     opt("callable", &[], None, Value, App, "NAME", "name of the WSGI callable (default: application)"),

@@ -336,6 +336,8 @@ fn serve_single(
     let options = ServeOptions {
         log: log_config(config, 0),
         shutdown_grace: config.process.reload_mercy,
+        nginx_pages: site.is_some(),
+        limit_post: config.limit_post,
         ..ServeOptions::default()
     };
     let threads = config.threads;

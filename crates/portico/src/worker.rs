@@ -121,6 +121,8 @@ pub(crate) fn worker_main(
         fair_accept: p.processes > 1,
         capacity: config.threads,
         hooks: Some(runtime),
+        nginx_pages: site.is_some(),
+        limit_post: config.limit_post,
     };
     let pid = std::process::id();
     let wid = ctx.wid;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use portico_proto::http1::{HeadLimits, RequestHead, Version, parse_request_head};
+use portico_proto::http1::{BodyFraming, HeadLimits, RequestHead, Version, parse_request_head};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::sleep_until;
@@ -52,11 +52,15 @@ pub(crate) struct ConnContext {
     pub listener: Arc<ListenerInfo>,
     pub limits: HeadLimits,
     pub hooks: Option<Arc<dyn WorkerHooks>>,
+    /// Largest request body in bytes (`--limit-post`); 0 for no limit.
+    pub limit_post: u64,
     /// Notified when the hooks ask the worker to retire.
     pub retire: Arc<tokio::sync::Notify>,
     pub handoff: Arc<crate::handoff::Handoff>,
     /// The accept gate, with blocking acceptors.
     pub gate: Option<Arc<crate::gate::Gate>>,
+    /// Answer refused requests with nginx's HTML pages (`-c nginx.conf`).
+    pub nginx_pages: bool,
 }
 
 enum HeadRead {
@@ -193,12 +197,27 @@ pub(crate) async fn serve_connection<R, W>(
             HeadRead::Head(head) => head,
             HeadRead::Closed => return,
             HeadRead::Refused { status, reason } => {
-                refuse(writer, &mut out, status, &reason, &peer_shown).await;
+                refuse(
+                    writer,
+                    &mut out,
+                    status,
+                    &reason,
+                    &peer_shown,
+                    ctx.nginx_pages,
+                )
+                .await;
                 linger(reader).await;
                 return;
             }
         };
         fresh = false;
+        if let Some(why) = over_limit_post(&head.framing, ctx.limit_post) {
+            // Before the handler and before any `100 Continue`: the app
+            // never sees the request and the client need not send the body.
+            refuse(writer, &mut out, 413, &why, &peer_shown, ctx.nginx_pages).await;
+            linger(reader).await;
+            return;
+        }
         // Hold a gate slot while this request is in hand.
         let mut slot = first_slot
             .take()
@@ -208,7 +227,15 @@ pub(crate) async fn serve_connection<R, W>(
         let (body, pump) = match BodyPump::start(head.framing, head.expect_continue, &mut rbuf) {
             Ok(started) => started,
             Err(e) => {
-                refuse(writer, &mut out, 400, &e.to_string(), &peer_shown).await;
+                refuse(
+                    writer,
+                    &mut out,
+                    400,
+                    &e.to_string(),
+                    &peer_shown,
+                    ctx.nginx_pages,
+                )
+                .await;
                 linger(reader).await;
                 return;
             }
@@ -276,15 +303,31 @@ pub(crate) async fn serve_connection<R, W>(
     }
 }
 
+/// Why a request whose body is framed by `framing` is over `--limit-post`
+/// (`limit`, 0 for none), if it is. Only a Content-Length is known up front;
+/// a chunked body is not limited yet (its size is only known as it streams).
+pub(crate) fn over_limit_post(framing: &BodyFraming, limit: u64) -> Option<String> {
+    match *framing {
+        BodyFraming::Length(n) if limit > 0 && n > limit => Some(format!(
+            "Content-Length {n} is over the limit of {limit} bytes (--limit-post)"
+        )),
+        _ => None,
+    }
+}
+
 /// How the response to one request is framed.
 pub(crate) struct ResponseFraming {
     pub wire: Wire,
     pub version: Version,
-    /// The status line's protocol (the request's SERVER_PROTOCOL on uwsgi).
+    /// The status line's protocol: `HTTP/1.0` or `HTTP/1.1`, never copied from input.
     pub protocol: Bytes,
     pub is_head: bool,
     pub keep_alive_wanted: bool,
 }
+
+/// The status with which a site asks for the connection to be closed with
+/// no answer at all (nginx's non-standard 444).
+pub(crate) const CLOSE_WITHOUT_RESPONSE: u16 = 444;
 
 /// The gate slot an exchange frees once the app has answered.
 pub(crate) struct GateRelease<'a> {
@@ -363,14 +406,14 @@ where
     if let Some(e) = &body_error {
         // The client broke its own body; whatever the app made of it, answer 400.
         if matches!(e, BodyError::Malformed(_)) {
-            refuse(writer, out, 400, &e.to_string(), peer).await;
+            refuse(writer, out, 400, &e.to_string(), peer, gate.ctx.nginx_pages).await;
             linger(reader).await;
         }
         return None;
     }
 
-    if response.closes_connection() {
-        // nginx's 444: close without a word.
+    // nginx's `return 444`: close the connection without a response.
+    if gate.ctx.nginx_pages && response.status == CLOSE_WITHOUT_RESPONSE {
         let _ = writer.shutdown().await;
         return None;
     }
@@ -557,15 +600,24 @@ pub(crate) async fn refuse<W: AsyncWrite + Unpin>(
     status: u16,
     why: &str,
     peer: &str,
+    nginx_pages: bool,
 ) {
     crate::logln!("portico: refused request from {peer}: {status} {why}");
     out.clear();
-    encode_error(
-        out,
-        status,
-        reason_phrase(status),
-        &format!("{} {}\n", status, reason_phrase(status)),
-    );
+    if nginx_pages {
+        let (reason, page) = crate::site::refusal_page(status);
+        encode_error(out, status, reason, "text/html", &page);
+    } else {
+        let reason = reason_phrase(status);
+        let text = format!("{status} {reason}\n");
+        encode_error(
+            out,
+            status,
+            reason,
+            "text/plain; charset=utf-8",
+            text.as_bytes(),
+        );
+    }
     let _ = writer.write_all(out).await;
     let _ = writer.shutdown().await;
 }

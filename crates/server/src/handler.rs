@@ -199,36 +199,11 @@ impl Response {
         }
     }
 
-    /// nginx's `return 444`: no answer at all; the connection is closed
-    /// at once. A marker the connection recognises ([`Response::closes_connection`]).
-    pub fn close_connection() -> Response {
-        Response {
-            status: 444,
-            reason: Bytes::from_static(CLOSE_REASON),
-            headers: Vec::new(),
-            body: ResponseBody::Empty,
-            meta: ResponseMeta {
-                app_id: -1,
-                ..ResponseMeta::default()
-            },
-        }
-    }
-
-    /// True for [`Response::close_connection`]'s marker (a NUL in the
-    /// reason: no status line parsed from an upstream or given by an app
-    /// can carry one).
-    pub fn closes_connection(&self) -> bool {
-        self.status == 444 && self.reason.as_ref() == CLOSE_REASON
-    }
-
     /// The answer when the producer failed before starting the response.
     pub fn internal_error() -> Response {
         Response::plain(500, "Internal Server Error", "Internal Server Error\n")
     }
 }
-
-/// The reason of the close-without-answer marker.
-const CLOSE_REASON: &[u8] = b"\0close";
 
 /// The future a handler returns: resolves when the status and headers are known.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Response> + Send>>;

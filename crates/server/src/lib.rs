@@ -6,6 +6,7 @@
 //! with `portico-proto`, hands a [`Request`] to the handler, streams the
 //! request body to it on demand, and writes the [`Response`] it gets back.
 
+mod accept_errors;
 mod body;
 mod conn;
 mod date;

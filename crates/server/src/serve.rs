@@ -8,19 +8,24 @@
 //! the kernel wakes blocked `accept()` callers one at a time in FIFO order,
 //! so several worker processes sharing a socket get even shares, where
 //! epoll wakes them all and the least busy tends to win every race.
+//!
+//! A failing `accept()` (out of descriptors) pauses that loop briefly and is
+//! logged once per episode, with its count when accepting works again
+//! (`accept_errors.rs`).
 
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use portico_proto::http1::HeadLimits;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc, watch};
 
+use crate::accept_errors::{ACCEPT_PAUSE, AcceptTrouble};
 use crate::conn::{ConnContext, serve_connection};
 use crate::gate::{Gate, Slot};
 use crate::handler::Handler;
@@ -47,6 +52,11 @@ pub struct ServeOptions {
     pub capacity: usize,
     /// Per-request callbacks of the process model.
     pub hooks: Option<Arc<dyn WorkerHooks>>,
+    /// Refused requests get nginx's HTML error pages (`-c nginx.conf`).
+    pub nginx_pages: bool,
+    /// Largest request body, in bytes (`--limit-post`); 0 for no limit. A
+    /// request announcing more is answered 413 before the app is called.
+    pub limit_post: u64,
 }
 
 impl Default for ServeOptions {
@@ -58,6 +68,8 @@ impl Default for ServeOptions {
             fair_accept: false,
             capacity: 1,
             hooks: None,
+            nginx_pages: false,
+            limit_post: 0,
         }
     }
 }
@@ -72,9 +84,6 @@ pub enum StopReason {
     /// The hooks asked the worker to retire; in-flight requests were finished.
     Retired,
 }
-
-/// Pause after a failed accept (e.g. out of descriptors) before trying again.
-const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
 /// How often a blocking acceptor looks at the stop flag.
 const ACCEPT_POLL: Duration = Duration::from_millis(200);
@@ -110,14 +119,17 @@ pub fn serve(
                 listener: Arc::new(bound.info),
                 limits: HeadLimits::default(),
                 hooks: options.hooks.clone(),
+                limit_post: options.limit_post,
                 retire: retire.clone(),
                 handoff: handoff.clone(),
                 gate: gate.clone(),
+                nginx_pages: options.nginx_pages,
             });
             if options.fair_accept {
                 let (conn_tx, conn_rx) = mpsc::unbounded_channel();
                 spawn_blocking_acceptor(
                     bound.socket,
+                    ctx.listener.spec.clone(),
                     conn_tx,
                     stop_acceptors.clone(),
                     gate.clone(),
@@ -217,6 +229,7 @@ async fn accept_loop(
             Listener::Unix(UnixListener::from_std(s)?)
         }
     };
+    let mut trouble = AcceptTrouble::default();
     loop {
         let accepted = tokio::select! {
             accepted = async {
@@ -228,10 +241,17 @@ async fn accept_loop(
             _ = stop.changed() => return Ok(()),
         };
         match accepted {
-            Ok(conn) => spawn_connection(conn, None, &ctx, &stop, &alive),
+            Ok(conn) => {
+                if let Some(line) = trouble.succeeded(&ctx.listener.spec, Instant::now()) {
+                    crate::logln!("{line}");
+                }
+                spawn_connection(conn, None, &ctx, &stop, &alive);
+            }
             Err(e) => {
-                crate::logln!("portico: accept() on {} failed: {e}", ctx.listener.spec);
-                tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                if let Some(line) = trouble.failed(&ctx.listener.spec, &e, Instant::now()) {
+                    crate::logln!("{line}");
+                }
+                tokio::time::sleep(ACCEPT_PAUSE).await;
             }
         }
     }
@@ -265,6 +285,7 @@ async fn adopt_loop(
 
 fn spawn_blocking_acceptor(
     socket: ListenSocket,
+    spec: String,
     accepted: mpsc::UnboundedSender<Accepted>,
     stop: Arc<AtomicBool>,
     gate: Option<Arc<Gate>>,
@@ -278,6 +299,7 @@ fn spawn_blocking_acceptor(
         .name("acceptor".into())
         .spawn(move || {
             let listener = socket2::SockRef::from(&socket);
+            let mut trouble = AcceptTrouble::default();
             while !stop.load(Ordering::SeqCst) {
                 if let Some(gate) = &gate
                     && !gate.wait_for_room(OVERDUE_CHECK, &|| has_pending_connection(fd))
@@ -286,6 +308,9 @@ fn spawn_blocking_acceptor(
                 }
                 match accept_nonblocking(&listener, fd) {
                     Ok(mut conn) => {
+                        if let Some(line) = trouble.succeeded(&spec, Instant::now()) {
+                            crate::logln!("{line}");
+                        }
                         if let Some(gate) = &gate {
                             let slot = Some(gate.enter());
                             match &mut conn {
@@ -302,8 +327,10 @@ fn spawn_blocking_acceptor(
                             io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
                         ) => {}
                     Err(e) => {
-                        crate::logln!("portico: accept() failed: {e}");
-                        std::thread::sleep(ACCEPT_ERROR_BACKOFF);
+                        if let Some(line) = trouble.failed(&spec, &e, Instant::now()) {
+                            crate::logln!("{line}");
+                        }
+                        std::thread::sleep(ACCEPT_PAUSE);
                     }
                 }
             }

@@ -6,6 +6,10 @@
 //! overruns the block: one log line, the connection dropped, nothing handed
 //! to the app. modifier1 100 (ping) is answered with a pong; modifiers other
 //! than 0 and 30 are logged and the connection closed, as uWSGI does.
+//!
+//! The response's status line says `HTTP/1.0` when the packet's
+//! SERVER_PROTOCOL is exactly that (or missing), else `HTTP/1.1`: the var is
+//! never copied there, so CR/LF in it cannot split the response.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
@@ -73,11 +77,13 @@ pub(crate) async fn serve_uwsgi_connection<R, W>(
         crate::logln!("portico: empty uwsgi request from {from}, skipped");
         return;
     }
-    let protocol = packet
+    // As sent, for the log (which escapes it); the status line gets `status_protocol`.
+    let logged_protocol = packet
         .var(b"SERVER_PROTOCOL")
         .filter(|p| !p.is_empty())
         .cloned()
         .unwrap_or(Bytes::from_static(b"HTTP/1.0"));
+    let protocol = status_protocol(packet.var(b"SERVER_PROTOCOL"));
     let Some(length) = packet.content_length() else {
         crate::logln!(
             "portico: invalid CONTENT_LENGTH {:?} in a uwsgi request from {from}",
@@ -95,6 +101,18 @@ pub(crate) async fn serve_uwsgi_connection<R, W>(
         let _ = writer.shutdown().await;
         return;
     };
+    if let Some(why) = crate::conn::over_limit_post(&BodyFraming::Length(length), ctx.limit_post) {
+        crate::logln!("portico: refused uwsgi request from {from}: 413 {why}");
+        out.extend_from_slice(&protocol);
+        out.extend_from_slice(
+            b" 413 Content Too Large\r\nContent-Type: text/plain\r\nContent-Length: 22\r\n\r\n\
+              413 Content Too Large\n",
+        );
+        let _ = writer.write_all(&out).await;
+        let _ = writer.shutdown().await;
+        crate::conn::linger(reader).await;
+        return;
+    }
     let started = SystemTime::now();
     let clock = Instant::now();
     let Ok((body, pump)) = BodyPump::start(BodyFraming::Length(length), false, &mut rbuf) else {
@@ -146,7 +164,7 @@ pub(crate) async fn serve_uwsgi_connection<R, W>(
                 started,
                 method: &method,
                 uri: &uri,
-                protocol: &framing.protocol,
+                protocol: &logged_protocol,
                 fields: &log_fields,
             },
             clock,
@@ -154,6 +172,16 @@ pub(crate) async fn serve_uwsgi_connection<R, W>(
     }
     drop(slot);
     let _ = writer.shutdown().await;
+}
+
+/// The protocol of the response's status line: `HTTP/1.0` for a request that
+/// says exactly that (or says nothing, as uWSGI assumes), `HTTP/1.1` for any
+/// other value (`HTTP/1.1`, nginx's `HTTP/2.0` for an h2 client, garbage).
+fn status_protocol(server_protocol: Option<&Bytes>) -> Bytes {
+    match server_protocol.map(|p| p.as_ref()) {
+        None | Some(b"" | b"HTTP/1.0") => Bytes::from_static(b"HTTP/1.0"),
+        Some(_) => Bytes::from_static(b"HTTP/1.1"),
+    }
 }
 
 /// Read one packet; `None` (after one log line) if it is refused or never completes.
@@ -243,6 +271,23 @@ mod tests {
 
     fn path(p: &UwsgiPacket) -> &[u8] {
         p.var(b"PATH_INFO").map_or(&b"?"[..], |v| v.as_ref())
+    }
+
+    #[test]
+    fn the_status_line_protocol_is_never_copied_from_the_packet() {
+        let cases: &[(Option<&[u8]>, &[u8])] = &[
+            (None, b"HTTP/1.0"),
+            (Some(b""), b"HTTP/1.0"),
+            (Some(b"HTTP/1.0"), b"HTTP/1.0"),
+            (Some(b"HTTP/1.1"), b"HTTP/1.1"),
+            (Some(b"HTTP/2.0"), b"HTTP/1.1"),
+            (Some(b"HTTP/1.1\r\nSet-Cookie: evil=1"), b"HTTP/1.1"),
+            (Some(b"HTTP/1.0 "), b"HTTP/1.1"),
+        ];
+        for (given, want) in cases {
+            let given = given.map(Bytes::copy_from_slice);
+            assert_eq!(&status_protocol(given.as_ref())[..], *want, "{given:?}");
+        }
     }
 
     #[test]

@@ -196,7 +196,13 @@ pub(crate) fn encode_head(
 }
 
 /// A small response made by the server itself (errors before any handler ran).
-pub(crate) fn encode_error(out: &mut Vec<u8>, status: u16, reason: &str, text: &str) {
+pub(crate) fn encode_error(
+    out: &mut Vec<u8>,
+    status: u16,
+    reason: &str,
+    content_type: &str,
+    body: &[u8],
+) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
     out.push(b' ');
@@ -205,10 +211,12 @@ pub(crate) fn encode_error(out: &mut Vec<u8>, status: u16, reason: &str, text: &
     out.extend_from_slice(SERVER_HEADER);
     out.extend_from_slice(b"\r\nDate: ");
     append_http_date(out);
-    out.extend_from_slice(b"\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ");
-    out.extend_from_slice(itoa::Buffer::new().format(text.len()).as_bytes());
+    out.extend_from_slice(b"\r\nContent-Type: ");
+    out.extend_from_slice(content_type.as_bytes());
+    out.extend_from_slice(b"\r\nContent-Length: ");
+    out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
     out.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
-    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(body);
 }
 
 /// Writes body pieces within the framing; tracks what was sent.

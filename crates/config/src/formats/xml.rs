@@ -9,6 +9,11 @@
 
 use super::{Entry, FormatError, note_section};
 
+/// Deepest element nesting accepted; a config needs two levels (three with a
+/// wrapper around several `<uwsgi id=...>` elements). The parser recurses once
+/// per level, so the limit is what keeps a hostile file off the stack's end.
+const MAX_DEPTH: usize = 64;
+
 /// An element, with what the config needs of it.
 #[derive(Debug)]
 struct Element {
@@ -160,7 +165,7 @@ impl<'a> Parser<'a> {
                 Some(c) => self.err(format!("expected the <uwsgi> element, found \"{c}\"")),
             };
         }
-        let root = self.element()?;
+        let root = self.element(1)?;
         loop {
             self.skip_ws();
             if self.rest.is_empty() {
@@ -190,8 +195,13 @@ impl<'a> Parser<'a> {
         Ok(self.advance(n).to_string())
     }
 
-    /// An element; `self.rest` starts with `<`.
-    fn element(&mut self) -> Result<Element, FormatError> {
+    /// An element at nesting level `depth` (the root is 1); `self.rest` starts with `<`.
+    fn element(&mut self, depth: usize) -> Result<Element, FormatError> {
+        if depth > MAX_DEPTH {
+            return self.err(format!(
+                "expected at most {MAX_DEPTH} levels of nested elements"
+            ));
+        }
         let line = self.line;
         self.advance(1);
         let name = self.name()?;
@@ -234,12 +244,12 @@ impl<'a> Parser<'a> {
             let value = self.decode(raw)?;
             element.attrs.push((attr, value));
         }
-        self.content(&mut element)?;
+        self.content(&mut element, depth)?;
         Ok(element)
     }
 
     /// Text, children and the closing tag of `element`.
-    fn content(&mut self, element: &mut Element) -> Result<(), FormatError> {
+    fn content(&mut self, element: &mut Element, depth: usize) -> Result<(), FormatError> {
         loop {
             let text_end = self.rest.find('<').unwrap_or(self.rest.len());
             let raw = self.advance(text_end);
@@ -272,7 +282,7 @@ impl<'a> Parser<'a> {
             if self.skip_misc()? {
                 continue;
             }
-            let child = self.element()?;
+            let child = self.element(depth + 1)?;
             element.children.push(child);
         }
     }
@@ -405,5 +415,38 @@ mod tests {
         );
         assert!(parse("<uwsgi></uwsgi>junk", None).is_err());
         assert!(parse("<uwsgi><env>a &nbsp; b</env></uwsgi>", None).is_err());
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_limit_fails_with_the_line_and_the_limit() {
+        let deep = |levels: usize| {
+            let mut text = String::from("<uwsgi>\n");
+            for _ in 1..levels {
+                text.push_str("<a>\n");
+            }
+            text
+        };
+        // 20,000 levels used to overflow the stack (SIGABRT).
+        assert_eq!(
+            parse(&deep(20_000), None),
+            Err(FormatError::at(
+                MAX_DEPTH + 1,
+                "expected at most 64 levels of nested elements"
+            ))
+        );
+        let mut ok = String::from("<x>");
+        // <x> at level 1, <y> at 2..=62, <uwsgi> at 63, <master/> at 64.
+        for _ in 2..MAX_DEPTH - 1 {
+            ok.push_str("<y>");
+        }
+        ok.push_str("<uwsgi><master/></uwsgi>");
+        for _ in 2..MAX_DEPTH - 1 {
+            ok.push_str("</y>");
+        }
+        ok.push_str("</x>");
+        assert_eq!(
+            kv(&parse(&ok, None).expect("64 levels")),
+            vec![("master", None, 1)]
+        );
     }
 }

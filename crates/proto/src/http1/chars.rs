@@ -40,9 +40,10 @@ const fn tchar(b: u8) -> bool {
         )
 }
 
-/// Bytes allowed in a request-target: visible ASCII except `#` (a fragment is never sent).
+/// Bytes allowed in a request-target: visible ASCII. A `#` (a fragment, which clients
+/// should not send) is accepted and cut off by the target splitter, as nginx does.
 const fn target_byte(b: u8) -> bool {
-    b >= 0x21 && b <= 0x7e && b != b'#'
+    b >= 0x21 && b <= 0x7e
 }
 
 /// Bytes allowed in a field value: HTAB, SP, VCHAR and obs-text. No other control byte.
@@ -125,7 +126,7 @@ mod tests {
     #[test]
     fn byte_classes_match_the_rfc_grammar() {
         assert!(is_tchar(b'~') && is_tchar(b'Z') && !is_tchar(b':') && !is_tchar(b' '));
-        assert!(is_target_byte(b'/') && !is_target_byte(b'#') && !is_target_byte(0x80));
+        assert!(is_target_byte(b'/') && is_target_byte(b'#') && !is_target_byte(0x80));
         assert!(is_value_byte(b'\t') && is_value_byte(0xff) && !is_value_byte(0x7f));
         assert!(!is_value_byte(0) && !is_value_byte(b'\r'));
         assert!(is_qdtext(b'a') && !is_qdtext(b'"') && !is_qdtext(b'\\'));

@@ -3,7 +3,9 @@
 //! A resumable state machine over the connection's `BytesMut`: feed it whatever has
 //! arrived, get payload pieces out as zero-copy `Bytes`. Strict: chunk sizes are plain
 //! hex (no sign, `0x`, `_` or spaces), every line ends in CRLF, chunk data is followed by
-//! exactly CRLF, and trailer fields are validated like header fields, then discarded.
+//! exactly CRLF, and trailer fields are validated like header fields, then discarded;
+//! a trailer field that RFC 9110 §6.5.1 forbids there ([`FORBIDDEN_TRAILERS`]: framing,
+//! routing, authentication, request modifiers, content format) is an error.
 //! It does not limit the total body size; that is the caller's policy.
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -21,6 +23,33 @@ pub const MAX_CHUNK_SIZE_HEX_DIGITS: usize = 16;
 /// Largest trailer section (all trailer field lines and the final CRLF): 16 KiB.
 /// Trailers are discarded, so this only bounds the work done on them.
 pub const MAX_TRAILER_SECTION: usize = 16 * 1024;
+
+/// Fields that must not appear in a trailer section (RFC 9110 §6.5.1): they frame or
+/// route the message, authenticate it, modify the request or describe the content, so
+/// they only mean anything before the body. The list is Go net/http's `badTrailer`.
+pub const FORBIDDEN_TRAILERS: &[&str] = &[
+    "authorization",
+    "cache-control",
+    "connection",
+    "content-encoding",
+    "content-length",
+    "content-range",
+    "content-type",
+    "expect",
+    "host",
+    "keep-alive",
+    "max-forwards",
+    "pragma",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "range",
+    "realm",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "www-authenticate",
+];
 
 /// One step of [`ChunkedDecoder::decode`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -282,7 +311,17 @@ fn take_trailer_line(buf: &mut BytesMut, consumed: usize) -> Result<TrailerLine,
             buf.advance(next);
             Ok(TrailerLine::End)
         }
-        FieldLine::Field { next, .. } => {
+        FieldLine::Field { next, pos } => {
+            let name = &buf[pos.name_start..pos.name_end];
+            if FORBIDDEN_TRAILERS
+                .iter()
+                .any(|f| name.eq_ignore_ascii_case(f.as_bytes()))
+            {
+                return Err(ChunkedError::new(
+                    "a field that is not allowed in trailers (framing, routing, \
+                     authentication, request modifiers, content format)",
+                ));
+            }
             buf.advance(next);
             Ok(TrailerLine::Field(next))
         }

@@ -44,7 +44,7 @@ impl HeadError {
     }
 
     /// 501 Not Implemented: a well-formed request we do not support (a transfer coding
-    /// other than `chunked`).
+    /// other than `chunked`, the CONNECT method).
     pub(crate) const fn not_implemented(reason: &'static str) -> Self {
         Self {
             status: 501,

@@ -403,7 +403,6 @@ fn scan_request_line(buf: &[u8], start: usize, limits: &HeadLimits) -> Result<Re
         Some(b'\n') => return Err(bad(BARE_LF_IN_HEAD)),
         Some(b'\r') if i > target_start => return Err(bad("request line has no HTTP version")),
         Some(b'\r') => return Err(bad("request line has no request-target")),
-        Some(b'#') => return Err(bad("fragment ('#') in request-target")),
         Some(_) => return Err(bad("invalid byte in request-target")),
     }
 

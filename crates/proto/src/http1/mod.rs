@@ -14,8 +14,8 @@ mod head;
 mod target;
 
 pub use chunked::{
-    ChunkedDecoder, ChunkedStep, MAX_CHUNK_SIZE_HEX_DIGITS, MAX_CHUNK_SIZE_LINE,
-    MAX_TRAILER_SECTION,
+    ChunkedDecoder, ChunkedStep, FORBIDDEN_TRAILERS, MAX_CHUNK_SIZE_HEX_DIGITS,
+    MAX_CHUNK_SIZE_LINE, MAX_TRAILER_SECTION,
 };
 pub use error::{ChunkedError, HeadError};
 pub use head::{

@@ -1,10 +1,14 @@
 //! Classifies a request-target (RFC 9112 §3.2) and splits it into the raw path and query
 //! that become `PATH_INFO` (after percent-decoding, elsewhere) and `QUERY_STRING`.
 //!
-//! Byte-level validation (visible ASCII, no `#`) already happened while scanning the
-//! request line; this module only decides the *form*: origin-form (`/p?q`), absolute-form
-//! (`http://host/p?q`, authority ignored for routing), asterisk-form (`*`, OPTIONS only).
-//! Authority-form (`host:port`, CONNECT) is refused: Portico is not a forward proxy.
+//! Byte-level validation (visible ASCII) already happened while scanning the request
+//! line; this module only decides the *form*: origin-form (`/p?q`), absolute-form
+//! (`http://host/p?q`, authority ignored for routing, userinfo refused as RFC 9110
+//! §4.2.4 asks), asterisk-form (`*`, with any method: `OPTIONS *`, SSDP's `M-SEARCH *`).
+//! A fragment (`#...`, which clients should not send) is cut off the path and query and
+//! kept in the raw target, as nginx does. CONNECT is 501 whatever its target: Portico is
+//! not a forward proxy, and authority-form for any other method is 400.
+//! docs/compat.md lists each choice with what nginx, gunicorn and llhttp do.
 
 use super::error::HeadError;
 
@@ -32,13 +36,15 @@ fn split_query(target: &[u8], from: usize) -> (usize, (usize, usize)) {
     }
 }
 
-/// Decides the form of `target` (already known to be non-empty visible ASCII without `#`).
+/// Decides the form of `target` (already known to be non-empty visible ASCII).
 pub(crate) fn split_target(method: &[u8], target: &[u8]) -> Result<TargetParts, HeadError> {
     if method == b"CONNECT" {
-        return Err(HeadError::bad_request(
+        return Err(HeadError::not_implemented(
             "CONNECT is not supported (not a forward proxy)",
         ));
     }
+    // Offsets into the part before the fragment are offsets into the whole target.
+    let target = &target[..memchr::memchr(b'#', target).unwrap_or(target.len())];
     match target.first() {
         Some(b'/') => {
             let (path_end, query) = split_query(target, 0);
@@ -47,18 +53,10 @@ pub(crate) fn split_target(method: &[u8], target: &[u8]) -> Result<TargetParts, 
                 query,
             })
         }
-        Some(b'*') if target.len() == 1 => {
-            if method == b"OPTIONS" {
-                Ok(TargetParts {
-                    path: PathPart::Range(0, 1),
-                    query: (1, 1),
-                })
-            } else {
-                Err(HeadError::bad_request(
-                    "asterisk request-target is only allowed with OPTIONS",
-                ))
-            }
-        }
+        Some(b'*') if target.len() == 1 => Ok(TargetParts {
+            path: PathPart::Range(0, 1),
+            query: (1, 1),
+        }),
         _ => split_absolute_form(target),
     }
 }

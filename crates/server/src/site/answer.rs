@@ -21,8 +21,9 @@ impl Req<'_> {
     /// `error_page` if one applies and none ran yet, else the built-in page.
     pub(crate) fn special(&mut self, status: u16, extra: Vec<(Bytes, Bytes)>) -> Step {
         if status == 444 {
-            // nginx's NGX_HTTP_CLOSE: no answer, no error_page.
-            return Step::Out(Response::close_connection());
+            // nginx's NGX_HTTP_CLOSE: no error_page, no filters; the
+            // connection closes without answering (conn.rs, nginx mode).
+            return Step::Out(pages::special_response(444, PageStyle::default(), ""));
         }
         if !self.error_page_used
             && self.uri_changes != 0

@@ -8,6 +8,8 @@
 // Until the request engine calls into it, most of the router is unused.
 #![allow(dead_code, unused_imports)]
 
+use bytes::Bytes;
+
 mod access;
 mod answer;
 mod autoindex;
@@ -33,3 +35,18 @@ pub use engine::{SiteHandler, UpstreamMap};
 pub use select::{ConnAddr, Found, Selected, ServerTable, alias_prefix, find_location, find_named};
 pub use uri::{NormalizedUri, UriError, normalize};
 pub use vars::{ResponseFacts, VarContext, eval, eval_var, request_filename};
+
+/// nginx's reason phrase and built-in page for a request refused before
+/// it reached a site (a malformed head, a bad Host): what nginx sends.
+pub(crate) fn refusal_page(status: u16) -> (&'static str, Bytes) {
+    let style = pages::PageStyle {
+        server_tokens: true,
+        padding: false,
+    };
+    let response = pages::special_response(status, style, "text/html");
+    let body = match response.body {
+        crate::handler::ResponseBody::Full(bytes) => bytes,
+        _ => Bytes::new(),
+    };
+    (pages::reason(response.status), body)
+}

@@ -2,7 +2,9 @@
 //! trailers, limits, and what is left in the buffer after the body.
 
 use super::decode_all;
-use crate::http1::{ChunkedDecoder, ChunkedStep, MAX_CHUNK_SIZE_LINE, MAX_TRAILER_SECTION};
+use crate::http1::{
+    ChunkedDecoder, ChunkedStep, FORBIDDEN_TRAILERS, MAX_CHUNK_SIZE_LINE, MAX_TRAILER_SECTION,
+};
 use bytes::{Bytes, BytesMut};
 
 #[test]
@@ -182,6 +184,26 @@ fn trailers_are_validated_like_fields_and_discarded() {
     ];
     for input in invalid {
         assert!(decode_all(input).is_err(), "{input:?}");
+    }
+}
+
+#[test]
+fn trailers_with_fields_forbidden_there_are_rejected() {
+    for name in FORBIDDEN_TRAILERS {
+        for spelled in [name.to_string(), name.to_ascii_uppercase()] {
+            let input = format!("0\r\nX-Ok: 1\r\n{spelled}: 5\r\n\r\n");
+            assert!(decode_all(input.as_bytes()).is_err(), "{input:?}");
+        }
+    }
+    for allowed in [
+        "X-Checksum",
+        "Server-Timing",
+        "Digest",
+        "Content-Lengthy",
+        "Hosts",
+    ] {
+        let input = format!("0\r\n{allowed}: 5\r\n\r\n");
+        assert!(decode_all(input.as_bytes()).is_ok(), "{input:?}");
     }
 }
 

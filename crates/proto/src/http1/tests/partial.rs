@@ -51,7 +51,7 @@ fn every_prefix_of_a_valid_head_is_incomplete_and_byte_feeding_matches_one_shot(
 fn chunked_body_fed_byte_by_byte_matches_one_shot() {
     let bodies: &[&[u8]] = &[
         b"0\r\n\r\n",
-        b"5\r\nhello\r\n6;ext=\"a b\";x\r\n world\r\n0\r\nTrailer: v\r\n\r\n",
+        b"5\r\nhello\r\n6;ext=\"a b\";x\r\n world\r\n0\r\nX-Trailer: v\r\n\r\n",
         b"1a\r\nabcdefghijklmnopqrstuvwxyz\r\n0;end\r\nA: 1\r\nB: 2\r\n\r\n",
     ];
     for body in bodies {
