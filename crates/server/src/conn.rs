@@ -515,6 +515,16 @@ pub(crate) struct Logged<'a> {
 /// After an exchange: the worker's hooks and the access log.
 pub(crate) fn finish(ctx: &ConnContext, done: &Exchanged, req: Logged<'_>, clock: Instant) {
     let elapsed = clock.elapsed();
+    if done.meta.log_tag != 0 {
+        ctx.handler.done(
+            done.meta.log_tag,
+            Some(&crate::handler::Sent {
+                status: done.status,
+                body_bytes: done.body_bytes,
+                header_bytes: done.header_bytes,
+            }),
+        );
+    }
     if let Some(hooks) = &ctx.hooks {
         let record = RequestRecord {
             app_id: done.meta.app_id,

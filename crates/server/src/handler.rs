@@ -168,6 +168,9 @@ pub struct ResponseMeta {
     pub vars_bytes: u32,
     /// The worker thread ("core") that ran the app; 0 when none did.
     pub core: u32,
+    /// A handler's own mark for [`Handler::done`] (0: none): the site
+    /// engine's access_log record waiting for the final sizes.
+    pub log_tag: u64,
 }
 
 /// A response: status, headers exactly as the producer gave them, and a body.
@@ -208,9 +211,24 @@ impl Response {
 /// The future a handler returns: resolves when the status and headers are known.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
 
+/// What was sent for one request, once the response is written.
+#[derive(Debug, Clone, Copy)]
+pub struct Sent {
+    pub status: u16,
+    /// Body bytes written (`$body_bytes_sent`).
+    pub body_bytes: u64,
+    /// Status line and header bytes written.
+    pub header_bytes: u64,
+}
+
 /// Answers requests. Called on the connection's I/O thread: it must not block.
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, request: Request) -> HandlerFuture;
+
+    /// The response whose `meta.log_tag` is `tag` (non-zero) has been
+    /// written (`sent`) or abandoned (`None`: the client went away). For
+    /// logs that need the final status and sizes. Must not block.
+    fn done(&self, _tag: u64, _sent: Option<&Sent>) {}
 }
 
 /// Answers every request with 404 (behind static files when no app is loaded).

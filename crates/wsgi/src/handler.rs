@@ -124,6 +124,7 @@ fn run_request(
         vars,
         vars_bytes,
         core: core as u32,
+        ..ResponseMeta::default()
     };
     let start_response = match Bound::new(py, StartResponse::new(reply, meta)) {
         Ok(s) => s,

@@ -155,6 +155,7 @@ impl Inner {
             vars: packet.vars.len() as u32,
             vars_bytes: packet.datasize as u32,
             core: 0,
+            ..ResponseMeta::default()
         };
         let mut response = match self.exchange(&packet, body, log.clone()).await {
             Ok(response) => response,

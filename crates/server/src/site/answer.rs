@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use portico_config::site::{ErrorPageAnswer, ErrorPageTarget};
 
+use super::access_log::{self, Record};
 use super::content;
 use super::headers;
 use super::pages::{self, PageStyle};
@@ -23,7 +24,11 @@ impl Req<'_> {
         if status == 444 {
             // nginx's NGX_HTTP_CLOSE: no error_page, no filters; the
             // connection closes without answering (conn.rs, nginx mode).
-            return Step::Out(pages::special_response(444, PageStyle::default(), ""));
+            return Step::Out(Box::new(pages::special_response(
+                444,
+                PageStyle::default(),
+                "",
+            )));
         }
         if !self.error_page_used
             && self.uri_changes != 0
@@ -57,12 +62,12 @@ impl Req<'_> {
                         _ => 302,
                     };
                     self.err_status = None;
-                    return Step::Out(self.page(status, vec![location_header(location)]));
+                    return Step::Out(Box::new(self.page(status, vec![location_header(location)])));
                 }
             }
         }
         self.err_status = None;
-        Step::Out(self.page(status, extra))
+        Step::Out(Box::new(self.page(status, extra)))
     }
 
     /// The built-in page for `status`, finished.
@@ -99,7 +104,7 @@ impl Req<'_> {
         {
             return self.special(status, Vec::new());
         }
-        Step::Out(self.finish_as(response, false))
+        Step::Out(Box::new(self.finish_as(response, false)))
     }
 
     /// The response filters: `expires`, `add_header`, the status an
@@ -132,6 +137,9 @@ impl Req<'_> {
             headers::add_charset(&mut response, charset);
         }
         headers::decorate(&mut response, config, now, &mut |t| self.eval(t));
+        if access_log::logs(config) {
+            response.meta.log_tag = self.engine.logs.hold(self.log_record());
+        }
         if own {
             let base = headers::redirect_base(
                 self.facts.scheme,
@@ -160,5 +168,28 @@ impl Req<'_> {
     /// else `default_type`).
     pub(crate) fn content_type_of_uri(&self) -> String {
         content::type_for(&self.uri, self.loc.config)
+    }
+
+    /// This request's facts for its access_log line.
+    fn log_record(&self) -> Record {
+        Record {
+            server: self.server_index,
+            location: self.loc.shared.clone(),
+            location_prefix: self.location_prefix().map(<[u8]>::to_vec),
+            method: self.method.clone(),
+            target: self.facts.request_uri.clone(),
+            request_uri: self.request_uri.clone(),
+            uri: self.uri.clone(),
+            args: self.args.clone(),
+            headers: self.facts.headers.clone(),
+            host: self.facts.host_raw.clone(),
+            peer: self.facts.peer,
+            local: self.conn_addr.clone(),
+            scheme: self.facts.scheme,
+            protocol: String::from_utf8_lossy(&self.facts.protocol).into_owned(),
+            captures: self.captures.clone(),
+            server_captures: self.server_captures.clone(),
+            start: self.start,
+        }
     }
 }

@@ -177,13 +177,25 @@ fn document_root(req: &Req<'_>) -> Vec<u8> {
     root
 }
 
+/// An OS error as nginx prints it: `2: No such file or directory`.
+fn errno_text(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => {
+            let text = e.to_string();
+            let text = text.split(" (os error").next().unwrap_or_default();
+            format!("{code}: {text}")
+        }
+        None => e.to_string(),
+    }
+}
+
 fn log_open_error(req: &Req<'_>, path: &Path, e: &io::Error) {
     crate::logln!(
         "portico: open() \"{}\" failed ({}), client: {}, request: \"{}\"",
         path.display(),
-        e,
+        errno_text(e),
         req.facts.client_text(),
-        String::from_utf8_lossy(&req.facts.request_uri)
+        req.facts.request_line()
     );
 }
 
@@ -476,6 +488,12 @@ mod tests {
         let config = LocationConfig::default();
         assert_eq!(type_for(b"/i.html", &config), "text/html");
         assert_eq!(type_for(b"/i.json", &config), "text/plain");
+    }
+
+    #[test]
+    fn os_errors_read_as_nginx_prints_them() {
+        let e = io::Error::from_raw_os_error(libc::ENOENT);
+        assert_eq!(errno_text(&e), "2: No such file or directory");
     }
 
     #[test]

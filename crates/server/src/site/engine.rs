@@ -11,10 +11,11 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use portico_config::site::{Site, UpstreamTarget};
 
+use super::access_log::AccessLogs;
 use super::phases::{Outcome, Phase, Req};
 use super::select::ServerTable;
 use crate::body::RequestBody;
-use crate::handler::{Handler, HandlerFuture, Request, RequestSource, Response};
+use crate::handler::{Handler, HandlerFuture, Request, RequestSource, Response, Sent};
 use crate::statics::ContentCache;
 
 /// What each `uwsgi_pass` target is served by, in any order: the binary
@@ -28,7 +29,8 @@ pub type UpstreamMap = Vec<(UpstreamTarget, Arc<dyn Handler>)>;
 /// Serves a [`Site`]: server and location selection, rewrite, access,
 /// `client_max_body_size`, content (`return`, `try_files`, static files,
 /// index, autoindex, `uwsgi_pass`, the app), `error_page`, `add_header`,
-/// `expires`.
+/// `expires`, `charset`, and the `access_log` lines (written when the
+/// connection reports the response sent, [`Handler::done`]).
 pub struct SiteHandler {
     engine: Arc<Engine>,
 }
@@ -44,6 +46,8 @@ pub(crate) struct Engine {
     pub app: Option<Arc<dyn Handler>>,
     /// Small files kept in memory (shared with nothing else).
     pub cache: Mutex<ContentCache>,
+    /// `access_log` records waiting for their responses to be written.
+    pub logs: AccessLogs,
 }
 
 impl SiteHandler {
@@ -59,6 +63,7 @@ impl SiteHandler {
                 upstreams,
                 app: None,
                 cache: Mutex::new(ContentCache::default()),
+                logs: AccessLogs::default(),
             }),
         }
     }
@@ -77,6 +82,12 @@ impl Handler for SiteHandler {
     fn handle(&self, request: Request) -> HandlerFuture {
         let engine = self.engine.clone();
         Box::pin(async move { engine.serve(request).await })
+    }
+
+    /// The `access_log` line of a written response.
+    fn done(&self, tag: u64, sent: Option<&Sent>) {
+        let engine = &self.engine;
+        engine.logs.done(&engine.site, &engine.prefix, tag, sent);
     }
 }
 
@@ -100,7 +111,7 @@ impl Engine {
         let mut body = Some(body);
         let mut req = match Req::new(self, &source, peer, local, &listener) {
             Ok(req) => req,
-            Err(response) => return response,
+            Err(response) => return *response,
         };
         let mut at = Phase::ServerRewrite;
         loop {
@@ -132,7 +143,7 @@ impl Engine {
                             "portico: no handler for uwsgi_pass {target:?} (site wiring); answering 502"
                         );
                         match req.special(502, Vec::new()) {
-                            super::phases::Step::Out(response) => return response,
+                            super::phases::Step::Out(response) => return *response,
                             super::phases::Step::Jump(phase) => {
                                 at = phase;
                                 continue;
@@ -154,7 +165,7 @@ impl Engine {
                                 sent = RequestBody::complete(data);
                             }
                             Err(status) => match req.special(status, Vec::new()) {
-                                super::phases::Step::Out(response) => return response,
+                                super::phases::Step::Out(response) => return *response,
                                 super::phases::Step::Jump(phase) => {
                                     at = phase;
                                     continue;
@@ -178,7 +189,7 @@ impl Engine {
             };
             let response = handler.handle(sub).await;
             match req.after_upstream(response) {
-                super::phases::Step::Out(response) => return response,
+                super::phases::Step::Out(response) => return *response,
                 super::phases::Step::Jump(phase) => at = phase,
             }
         }

@@ -172,6 +172,16 @@ impl Facts {
             .map_or_else(|| "unix:".to_string(), |ip| ip.to_string())
     }
 
+    /// The request line, as error-log lines quote it (`GET /x HTTP/1.1`).
+    pub(crate) fn request_line(&self) -> String {
+        format!(
+            "{} {} {}",
+            String::from_utf8_lossy(&self.method),
+            String::from_utf8_lossy(&self.request_uri),
+            String::from_utf8_lossy(&self.protocol)
+        )
+    }
+
     /// HTTP/1.1 (gzip_static's `gzip_http_version 1.1`).
     pub(crate) fn is_http11(&self) -> bool {
         self.protocol.as_ref() == b"HTTP/1.1"

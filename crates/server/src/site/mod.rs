@@ -11,6 +11,7 @@
 use bytes::Bytes;
 
 mod access;
+mod access_log;
 mod answer;
 mod autoindex;
 mod captures;

@@ -12,6 +12,7 @@
 //! [`Req::after_upstream`]. How answers are finished is `answer.rs`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -60,7 +61,7 @@ pub(crate) enum Outcome<'s> {
 
 /// A step that either answers or sends the walk elsewhere.
 pub(crate) enum Step {
-    Out(Response),
+    Out(Box<Response>),
     Jump(Phase),
 }
 
@@ -69,6 +70,8 @@ pub(crate) enum Step {
 #[derive(Clone, Copy)]
 pub(crate) struct Loc<'s> {
     pub config: &'s LocationConfig,
+    /// The same configuration, shared (kept by an access_log record).
+    pub shared: &'s Arc<LocationConfig>,
     pub content: &'s Content,
     pub rewrites: &'s [RewriteStep],
     pub matcher: Option<&'s LocationMatch>,
@@ -78,6 +81,7 @@ impl<'s> Loc<'s> {
     fn of(location: &'s Location) -> Loc<'s> {
         Loc {
             config: &location.config,
+            shared: &location.config,
             content: &location.content,
             rewrites: &location.rewrites,
             matcher: Some(&location.matcher),
@@ -87,6 +91,7 @@ impl<'s> Loc<'s> {
     fn server(server: &'s Server) -> Loc<'s> {
         Loc {
             config: &server.config,
+            shared: &server.config,
             content: &SERVER_CONTENT,
             rewrites: &[],
             matcher: None,
@@ -110,6 +115,8 @@ pub(crate) struct Req<'s> {
     pub engine: &'s Engine,
     pub site: &'s Site,
     pub server: &'s Server,
+    /// Index of `server` in `Site::servers`.
+    pub server_index: usize,
     pub facts: Facts,
     /// The method now (`GET` after an `error_page` redirect).
     pub method: Bytes,
@@ -124,11 +131,11 @@ pub(crate) struct Req<'s> {
     pub captures: Captures,
     pub loc: Loc<'s>,
     /// The captures of the `server_name` regex that chose the server.
-    server_captures: Captures,
+    pub(super) server_captures: Captures,
     /// The local address, for `$server_addr`/`$server_port`.
-    conn_addr: ConnAddr,
+    pub(super) conn_addr: ConnAddr,
     /// When the engine took the request (`$request_time`).
-    start: SystemTime,
+    pub(super) start: SystemTime,
     /// The length of a chunked body once read whole (`$content_length`).
     pub body_length: Option<u64>,
     /// nginx's `r->internal`: the URI was changed by Portico (a rewrite,
@@ -148,7 +155,7 @@ impl<'s> Req<'s> {
         peer: Option<SocketAddr>,
         local: Option<SocketAddr>,
         listener: &ListenerInfo,
-    ) -> Result<Req<'s>, Response> {
+    ) -> Result<Req<'s>, Box<Response>> {
         let site = &*engine.site;
         let mut facts = Facts::new(source, peer, local, listener);
         let normalized = super::uri::normalize(&facts.request_uri);
@@ -176,20 +183,18 @@ impl<'s> Req<'s> {
         }
         let conn_addr = facts.conn_addr(listener);
         let selected = engine.table.select(&conn_addr, &facts.host_raw);
-        let (server, captures) = match selected {
-            Some(s) => match site.servers.get(s.index) {
-                Some(server) => (server, s.captures),
-                None => return Err(bare_error(500)),
-            },
-            None => match site.servers.first() {
-                Some(server) => (server, Captures::default()),
-                None => return Err(bare_error(500)),
-            },
+        let (server_index, captures) = match selected {
+            Some(s) => (s.index, s.captures),
+            None => (0, Captures::default()),
+        };
+        let Some(server) = site.servers.get(server_index) else {
+            return Err(Box::new(bare_error(500)));
         };
         let mut req = Req {
             engine,
             site,
             server,
+            server_index,
             method: facts.method.clone(),
             uri: Vec::new(),
             args: Vec::new(),
@@ -209,7 +214,7 @@ impl<'s> Req<'s> {
         if let Some(why) = bad {
             crate::logln!("portico: {why}, client: {}", req.facts.client_text());
             req.uri_changes = 0; // no error_page for a request that never had a URI
-            return Err(req.fail(400));
+            return Err(Box::new(req.fail(400)));
         }
         if let Ok(n) = normalized {
             req.uri = n.path;
@@ -224,7 +229,7 @@ impl<'s> Req<'s> {
         loop {
             match self.walk(at) {
                 Ok(outcome) => return outcome,
-                Err(Step::Out(response)) => return Outcome::Done(response),
+                Err(Step::Out(response)) => return Outcome::Done(*response),
                 Err(Step::Jump(phase)) => at = phase,
             }
         }
@@ -254,12 +259,12 @@ impl<'s> Req<'s> {
                 crate::logln!(
                     "portico: access forbidden by rule, client: {}, request: \"{}\"",
                     self.facts.client_text(),
-                    String::from_utf8_lossy(&self.facts.request_uri)
+                    self.facts.request_line()
                 );
                 return Err(self.special(403, Vec::new()));
             }
             return match content::run(self) {
-                Done::Answer(response) => Err(Step::Out(self.finish(response))),
+                Done::Answer(response) => Err(Step::Out(Box::new(self.finish(response)))),
                 Done::Special(status, extra) => Err(self.special(status, extra)),
                 Done::Redirect(target) => {
                     let (uri, args) = split_args(target);
@@ -309,7 +314,7 @@ impl<'s> Req<'s> {
             crate::logln!(
                 "portico: client intended to send too large body: {length} bytes, client: {}, request: \"{}\"",
                 self.facts.client_text(),
-                String::from_utf8_lossy(&self.facts.request_uri)
+                self.facts.request_line()
             );
             return Err(self.special(413, Vec::new()));
         }
@@ -348,7 +353,7 @@ impl<'s> Req<'s> {
                     }
                     if uri.is_empty() {
                         crate::logln!("portico: the rewritten URI has a zero length");
-                        return Flow::Answer(Step::Out(self.fail(500)));
+                        return Flow::Answer(Step::Out(Box::new(self.fail(500))));
                     }
                     let (uri, args) = internal_target(uri, args, rep.add_args, &self.args);
                     self.uri = uri;
@@ -378,7 +383,7 @@ impl<'s> Req<'s> {
             return self.special(code, vec![location_header(value)]);
         }
         let response = content::text_response(code, self.content_type_of_uri(), value);
-        Step::Out(self.finish(response))
+        Step::Out(Box::new(self.finish(response)))
     }
 
     /// One more URI change; past the limit, the 500 of a redirection cycle.
@@ -390,7 +395,7 @@ impl<'s> Req<'s> {
                 String::from_utf8_lossy(&self.uri),
                 self.facts.client_text()
             );
-            return Err(Step::Out(self.fail(500)));
+            return Err(Step::Out(Box::new(self.fail(500))));
         }
         Ok(())
     }
@@ -419,7 +424,7 @@ impl<'s> Req<'s> {
             }
             None => {
                 crate::logln!("portico: could not find named location \"@{name}\"");
-                Step::Out(self.fail(500))
+                Step::Out(Box::new(self.fail(500)))
             }
         }
     }
@@ -458,14 +463,7 @@ impl<'s> Req<'s> {
             server_protocol: std::str::from_utf8(&self.facts.protocol).unwrap_or("HTTP/1.0"),
             server: self.server,
             location: self.loc.config,
-            location_prefix: match self.loc.matcher {
-                Some(LocationMatch::Prefix { uri, .. }) | Some(LocationMatch::Exact(uri)) => {
-                    Some(uri.as_bytes())
-                }
-                Some(LocationMatch::Regex(_)) => None,
-                Some(LocationMatch::Named(_)) => None,
-                None => Some(&b""[..]),
-            },
+            location_prefix: self.location_prefix(),
             prefix: &self.engine.prefix,
             captures: &self.captures,
             server_captures: &self.server_captures,
@@ -473,6 +471,18 @@ impl<'s> Req<'s> {
             start: self.start,
             now: SystemTime::now(),
             maps: &self.site.maps,
+        }
+    }
+
+    /// What `alias` replaces in the current location: its prefix or `=`
+    /// URI, nothing at the server level, `None` for a regex or named one.
+    pub(crate) fn location_prefix(&self) -> Option<&'s [u8]> {
+        match self.loc.matcher {
+            Some(LocationMatch::Prefix { uri, .. }) | Some(LocationMatch::Exact(uri)) => {
+                Some(uri.as_bytes())
+            }
+            Some(LocationMatch::Regex(_)) | Some(LocationMatch::Named(_)) => None,
+            None => Some(&b""[..]),
         }
     }
 

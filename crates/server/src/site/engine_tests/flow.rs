@@ -327,3 +327,58 @@ fn request_uri_of_an_absolute_form_target_starts_at_the_path() {
     );
     assert_eq!(a.body, "/a%20b?x=1|GET http://ex.com/a%20b?x=1 HTTP/1.1");
 }
+
+/// nginx's `combined` line for a request, written once the connection
+/// reports the response sent.
+#[test]
+fn access_log_writes_combined_lines_when_the_response_is_out() {
+    use crate::handler::{Handler, Sent};
+    let tree = static_tree();
+    let log = tree.path().join("access.log");
+    let combined = t(concat!(
+        "$remote_addr - $remote_user [$time_local] \"$request\" ",
+        "$status $body_bytes_sent \"$http_referer\" \"$http_user_agent\""
+    ));
+    let base = with(&config(&tree.path().join("html")), |c| {
+        c.access_log = vec![AccessLogTarget::File {
+            path: log.clone(),
+            format: "combined".into(),
+        }]
+    });
+    let quiet = with(&base, |c| c.access_log = vec![AccessLogTarget::Off]);
+    let site = Site {
+        servers: vec![server(
+            (*base).clone(),
+            vec![location(prefix("/quiet/"), quiet)],
+            Vec::new(),
+        )],
+        log_formats: vec![LogFormatDef {
+            name: "combined".into(),
+            template: combined,
+        }],
+        ..Site::default()
+    };
+    let h = SiteHandler::new(Arc::new(site), tree.path().to_path_buf(), Vec::new());
+    let a = send(
+        &h,
+        "GET /a.txt?x=1 HTTP/1.1\r\nHost: x\r\nUser-Agent: t \"q\"\r\n\r\n",
+    );
+    assert_ne!(a.log_tag, 0);
+    let sent = Sent {
+        status: a.status,
+        body_bytes: a.body.len() as u64,
+        header_bytes: 100,
+    };
+    h.done(a.log_tag, Some(&sent));
+    h.done(a.log_tag, Some(&sent)); // a second report writes nothing
+    assert_eq!(get(&h, "/quiet/x").log_tag, 0, "access_log off");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(lines[0].starts_with("10.0.0.1 - - ["), "{}", lines[0]);
+    assert!(
+        lines[0].ends_with("] \"GET /a.txt?x=1 HTTP/1.1\" 200 5 \"-\" \"t \\x22q\\x22\""),
+        "{}",
+        lines[0]
+    );
+}

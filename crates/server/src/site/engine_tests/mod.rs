@@ -157,6 +157,8 @@ pub(super) fn handler(server: Server, tree: &Tree) -> SiteHandler {
 /// A finished answer with its body collected.
 pub(super) struct Answer {
     pub status: u16,
+    /// The response's `meta.log_tag` (an access_log record waiting).
+    pub log_tag: u64,
     pub reason: String,
     pub headers: Vec<(String, String)>,
     pub body: String,
@@ -172,6 +174,7 @@ impl Answer {
 }
 
 pub(super) fn collect(response: Response) -> Answer {
+    let log_tag = response.meta.log_tag;
     let body = match response.body {
         ResponseBody::Empty => Vec::new(),
         ResponseBody::Full(b) => b.to_vec(),
@@ -193,6 +196,7 @@ pub(super) fn collect(response: Response) -> Answer {
     };
     Answer {
         status: response.status,
+        log_tag,
         reason: String::from_utf8_lossy(&response.reason).into_owned(),
         headers: response
             .headers
