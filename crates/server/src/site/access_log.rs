@@ -64,7 +64,8 @@ pub(crate) struct Record {
 #[derive(Default)]
 pub(crate) struct AccessLogs {
     pending: Mutex<Pending>,
-    files: Mutex<HashMap<PathBuf, File>>,
+    /// Open files by path; `None`: it could not be opened (said once).
+    files: Mutex<HashMap<PathBuf, Option<File>>>,
 }
 
 #[derive(Default)]
@@ -155,22 +156,27 @@ impl AccessLogs {
             return;
         }
         let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
-        if !files.contains_key(path) {
+        let file = files.entry(path.to_path_buf()).or_insert_with(|| {
             match OpenOptions::new().append(true).create(true).open(path) {
-                Ok(file) => {
-                    files.insert(path.to_path_buf(), file);
-                }
+                Ok(file) => Some(file),
                 Err(e) => {
-                    crate::logln!("portico: cannot open access_log {}: {e}", path.display());
-                    return;
+                    crate::logln!("portico: open() \"{}\" failed: {e}", path.display());
+                    None
                 }
             }
-        }
-        if let Some(file) = files.get_mut(path)
-            && let Err(e) = file.write_all(line)
+        });
+        if let Some(f) = file
+            && let Err(e) = f.write_all(line)
         {
-            crate::logln!("portico: cannot write access_log {}: {e}", path.display());
+            crate::logln!("portico: write() to \"{}\" failed: {e}", path.display());
+            *file = None;
         }
+    }
+
+    /// Close the log files: the next line opens them again (after a log
+    /// rotation, nginx's `-s reopen`).
+    pub(crate) fn reopen(&self) {
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 }
 

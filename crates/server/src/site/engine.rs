@@ -78,6 +78,14 @@ impl SiteHandler {
     }
 }
 
+impl SiteHandler {
+    /// Close the `access_log` files so the next lines open them afresh
+    /// (for `-s reopen` / SIGUSR1 after a log rotation).
+    pub fn reopen_logs(&self) {
+        self.engine.logs.reopen();
+    }
+}
+
 impl Handler for SiteHandler {
     fn handle(&self, request: Request) -> HandlerFuture {
         let engine = self.engine.clone();
