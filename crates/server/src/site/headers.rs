@@ -155,8 +155,12 @@ const CHARSET_TYPES: [&[u8]; 6] = [
 ];
 
 /// `charset NAME`: `; charset=NAME` on a Content-Type of the
-/// `charset_types` that has none, unless the body is content-encoded.
+/// `charset_types` that has none, unless the body is content-encoded or
+/// the answer is a 301/302 (nginx leaves those alone, for Netscape 4).
 pub(crate) fn add_charset(response: &mut Response, charset: &str) {
+    if matches!(response.status, 301 | 302) {
+        return;
+    }
     let encoded = response
         .headers
         .iter()
@@ -330,6 +334,17 @@ mod tests {
         assert_eq!(
             typed("text/html", &[("Content-Encoding", "gzip")]),
             "text/html"
+        );
+        let mut moved = Response::plain(301, "Moved Permanently", "");
+        moved.headers = vec![(
+            Bytes::from_static(b"Content-Type"),
+            Bytes::from_static(b"text/html"),
+        )];
+        add_charset(&mut moved, "utf-8");
+        assert_eq!(
+            &moved.headers[0].1[..],
+            b"text/html",
+            "301/302 keep their type"
         );
     }
 
