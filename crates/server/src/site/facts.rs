@@ -24,8 +24,6 @@ pub(crate) struct Facts {
     pub protocol: Bytes,
     /// Every header, in order, names as sent (lower-case from a uwsgi packet).
     pub headers: Vec<Header>,
-    /// The Host header as sent (empty when absent): chooses the server.
-    pub host_header: Vec<u8>,
     /// The host of an absolute-form target, else the Host header, as sent.
     pub host_raw: Vec<u8>,
     /// `$host` without the server fallback: lower-case, no port.
@@ -122,7 +120,6 @@ impl Facts {
             request_uri,
             protocol,
             headers,
-            host_header: host_header.clone(),
             host_raw: Vec::new(),
             host: Vec::new(),
             peer,

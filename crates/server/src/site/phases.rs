@@ -13,12 +13,12 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use portico_config::site::{
-    Content, ErrorPageAnswer, ErrorPageTarget, Location, LocationConfig, LocationMatch,
-    RewriteFlag, RewriteStep, Server, Site, Template, TemplatePart, UpstreamTarget, Variable,
+    Content, Location, LocationConfig, LocationMatch, RewriteFlag, RewriteStep, Server, Site,
+    Template, TemplatePart, UpstreamTarget, Variable,
 };
 use portico_proto::uwsgi::UwsgiPacket;
 
@@ -30,7 +30,7 @@ use super::pages::{self, PageStyle};
 use super::rewrite::{internal_target, redirect_target, split_replacement};
 use super::select::{ConnAddr, find_location, find_named};
 use super::vars::{self, ResponseFacts, VarContext};
-use super::{access, headers, uwsgi_vars};
+use super::{access, uwsgi_vars};
 use crate::handler::{RequestSource, Response};
 use crate::listener::ListenerInfo;
 
