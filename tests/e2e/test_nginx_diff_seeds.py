@@ -28,7 +28,6 @@ from nginxctl import address, free_port, portico, public_dir
 pytestmark = nginx_diff.live_mark()
 
 ECHO = APPS / "uw_echo.py"
-NEEDS_UWSGI_PASS = pytest.mark.xfail(strict=False, reason="needs uwsgi_pass wiring")
 
 SEED_TREE = {
     "html/index.html": "<h1>003 root html index</h1>\n",
@@ -168,7 +167,6 @@ APP_UP = [
 ]
 
 
-@NEEDS_UWSGI_PASS
 @pytest.mark.parametrize("listener,method,target", APP_UP,
                          ids=[f"{l}-{m}-{t}" for l, m, t in APP_UP])
 def test_seed003_app_over_the_wire(seed003_up, listener, method, target):
@@ -197,7 +195,6 @@ def seed000_in_process(echo_backend):
         yield p
 
 
-@NEEDS_UWSGI_PASS
 @pytest.mark.parametrize("method,target", [("GET", "/"), ("GET", "/hello.htm?a=1"), ("POST", "/form")],
                          ids=["root", "hello-args", "post"])
 def test_seed000_app_in_process(seed000_in_process, method, target):
