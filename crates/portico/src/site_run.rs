@@ -41,6 +41,9 @@ pub(crate) fn apply_site(
     }
     // nginx always runs a master: it is what reloads (`-s reload`, SIGHUP).
     config.process.master = true;
+    // Requests are logged by nginx's `access_log`; uWSGI's request line
+    // would log each of them a second time, to the error log.
+    config.disable_logging = true;
     // The pid file `-s` reads: the `pid` directive, else nginx's default
     // (PREFIX/logs/nginx.pid) when that directory exists.
     if !explicit.contains("pidfile")
