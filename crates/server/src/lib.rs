@@ -24,8 +24,8 @@ mod write;
 
 pub use body::{BodyError, RequestBody, TryNext};
 pub use handler::{
-    Handler, HandlerFuture, NotFound, Request, RequestSource, Response, ResponseBody, ResponseMeta,
-    StreamItem,
+    Handler, HandlerFuture, KeepAlive, NotFound, Request, RequestSource, Response, ResponseBody,
+    ResponseMeta, StreamItem,
 };
 pub use handoff::{Handoff, ReplyFuture, ReplySender};
 pub use hooks::{CoreTracker, RequestRecord, WorkerHooks};
