@@ -61,6 +61,19 @@ pub enum Variable {
     RemoteUser,
     Hostname,
     Pid,
+    /// `$proxy_host`: the `proxy_pass` URL's host (`:port` unless 80).
+    ProxyHost,
+    /// `$proxy_port`.
+    ProxyPort,
+    /// `$proxy_add_x_forwarded_for`: the client's X-Forwarded-For values
+    /// and `$remote_addr`, `, `-joined.
+    ProxyAddXForwardedFor,
+    /// `$upstream_addr`: every peer tried, `, `-separated.
+    UpstreamAddr,
+    /// `$upstream_status`.
+    UpstreamStatus,
+    /// `$upstream_response_time`.
+    UpstreamResponseTime,
     /// `$1`..`$9`: the last regex match's numbered captures.
     Capture(usize),
     /// A named capture of the last regex match, or a variable set by `map`
@@ -216,6 +229,12 @@ impl Variable {
             "remote_user" => Variable::RemoteUser,
             "hostname" => Variable::Hostname,
             "pid" => Variable::Pid,
+            "proxy_host" => Variable::ProxyHost,
+            "proxy_port" => Variable::ProxyPort,
+            "proxy_add_x_forwarded_for" => Variable::ProxyAddXForwardedFor,
+            "upstream_addr" => Variable::UpstreamAddr,
+            "upstream_status" => Variable::UpstreamStatus,
+            "upstream_response_time" => Variable::UpstreamResponseTime,
             other => Variable::Named(other.to_string()),
         }
     }
