@@ -22,7 +22,8 @@ fn facts<'a>(pass_uri: Option<&'a str>, location: &'a str, uri: &'a str) -> UriF
 }
 
 /// (proxy_pass URI part, location, $uri, $args, sent target, changes) →
-/// the upstream target; each row is nginx's `create_request` result.
+/// the upstream target; each row is nginx's `create_request` result (the
+/// rows with a client target were checked against nginx 1.22.1).
 #[test]
 fn upstream_uris_follow_nginx_create_request() {
     struct Row {
@@ -151,7 +152,18 @@ fn upstream_uris_follow_nginx_create_request() {
             flags: (false, false, true),
             want: "/users?name=x",
         },
-        // A rewritten URI shorter than the prefix loses all of it.
+        // `rewrite ^ /s break` in `location /short/prefix/` (nginx 1.22.1).
+        Row {
+            pass: Some("/b/"),
+            location: "/short/prefix/",
+            uri: "/s",
+            args: "",
+            unparsed: "/short/prefix/x",
+            flags: (false, false, true),
+            want: "/s",
+        },
+        // A URI shorter than the prefix (internal, location still valid)
+        // loses all of it, as nginx's ngx_min.
         Row {
             pass: Some("/b/"),
             location: "/long/prefix/",
