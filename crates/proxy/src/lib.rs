@@ -8,6 +8,9 @@
 
 pub mod error;
 pub mod error_page;
+mod io;
+mod log;
+mod pump;
 pub mod target;
 pub mod uwsgi;
 

@@ -1,5 +1,6 @@
-//! Streaming an upstream response body to the client: a task reads the
-//! upstream socket and feeds a bounded channel that the connection drains
+//! Streaming an upstream response body to the client, for every upstream
+//! protocol (uwsgi, HTTP): a task reads the upstream socket and feeds a
+//! bounded channel that the connection drains
 //! ([`portico_server::ResponseBody::Stream`]). The body ends at the close of
 //! the connection, or after `Content-Length` bytes, or at the last chunk.
 //!
@@ -7,6 +8,8 @@
 //! notices (even while waiting on the upstream) and drops the upstream
 //! connection. A body cut short ends with [`StreamItem::Abort`], so the
 //! client sees the truncation instead of a short body that looks complete.
+//! A body that ended cleanly, exactly at its framing's end, hands the
+//! connection to the pump's `reuse` hook (a keep-alive pool), if it has one.
 
 use std::time::Duration;
 
@@ -18,7 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{ErrorKind, Level, Phase, ProxyError};
 use crate::target::PeerStream;
-use crate::uwsgi::LogContext;
+use crate::log::LogContext;
 
 /// Bytes asked of the socket per read: a piece of body at most this big.
 pub(crate) const READ_CHUNK: usize = 16 * 1024;
@@ -32,6 +35,9 @@ pub(crate) enum Framing {
     Close,
 }
 
+/// Where a connection goes when its body ended cleanly (a keep-alive pool).
+pub(crate) type Reuse = Box<dyn FnOnce(PeerStream) + Send>;
+
 /// The task's state: the upstream socket and what is left of the body.
 pub(crate) struct BodyPump {
     pub stream: PeerStream,
@@ -40,6 +46,9 @@ pub(crate) struct BodyPump {
     pub framing: Framing,
     pub read_timeout: Duration,
     pub log: LogContext,
+    /// Called with the connection after a clean end (never for a
+    /// close-delimited body, excess bytes, a failure or a client gone).
+    pub reuse: Option<Reuse>,
 }
 
 /// What to do after looking at the buffer.
@@ -68,7 +77,14 @@ impl BodyPump {
                     }
                 }
                 Next::End => {
-                    let _ = tx.send(StreamItem::End).await;
+                    let delivered = tx.send(StreamItem::End).await.is_ok();
+                    if delivered
+                        && self.buf.is_empty()
+                        && !matches!(self.framing, Framing::Close)
+                        && let Some(reuse) = self.reuse.take()
+                    {
+                        reuse(self.stream);
+                    }
                     return;
                 }
                 Next::Read => {
@@ -110,6 +126,7 @@ impl BodyPump {
                 if !self.buf.is_empty() {
                     self.log.log(&excess_data());
                     self.buf.clear();
+                    self.reuse = None;
                 }
                 Ok(Next::End)
             }
