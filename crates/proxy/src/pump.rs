@@ -20,11 +20,18 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use crate::error::{ErrorKind, Level, Phase, ProxyError};
-use crate::target::PeerStream;
 use crate::log::LogContext;
+use crate::target::PeerStream;
 
 /// Bytes asked of the socket per read: a piece of body at most this big.
 pub(crate) const READ_CHUNK: usize = 16 * 1024;
+
+/// Body pieces waiting between the upstream and a slow client with
+/// `uwsgi_buffering`/`proxy_buffering on`: the upstream is drained ahead of the client (up to
+/// this many reads of [`READ_CHUNK`]), so it is freed sooner.
+pub(crate) const BUFFERED_PIECES: usize = 16;
+/// With buffering off: one piece in flight, the client sets the pace.
+pub(crate) const UNBUFFERED_PIECES: usize = 1;
 
 /// How the body is delimited.
 pub(crate) enum Framing {

@@ -87,6 +87,7 @@ pub struct ResponseHead {
 pub struct ResponseError {
     reason: &'static str,
     too_large: bool,
+    status_line: bool,
 }
 
 impl ResponseError {
@@ -94,6 +95,7 @@ impl ResponseError {
         ResponseError {
             reason,
             too_large: false,
+            status_line: false,
         }
     }
 
@@ -101,6 +103,7 @@ impl ResponseError {
         ResponseError {
             reason,
             too_large: true,
+            status_line: false,
         }
     }
 
@@ -113,6 +116,12 @@ impl ResponseError {
     /// rather than malformed.
     pub fn is_too_large(&self) -> bool {
         self.too_large
+    }
+
+    /// The status line itself is bad (nginx: `upstream sent no valid
+    /// HTTP/1.0 header`), rather than a field or the framing.
+    pub fn in_status_line(&self) -> bool {
+        self.status_line
     }
 }
 
@@ -209,7 +218,13 @@ struct Scanned {
 }
 
 fn scan(buf: &[u8], limits: &ResponseLimits, line_start: &mut usize) -> Result<Scanned, Stop> {
-    let (version, status, reason, mut pos) = scan_status_line(buf, limits)?;
+    let (version, status, reason, mut pos) = scan_status_line(buf, limits).map_err(|stop| match stop {
+        Stop::Invalid(e) => Stop::Invalid(ResponseError {
+            status_line: true,
+            ..e
+        }),
+        incomplete => incomplete,
+    })?;
     let mut fields = Vec::new();
     let mut facts = Facts::default();
     loop {

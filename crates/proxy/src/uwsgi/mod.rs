@@ -32,10 +32,10 @@ pub use response::{HeadError, ResponseHead, parse_head};
 
 use crate::error::{ErrorKind, Phase, ProxyError};
 use crate::error_page::error_response;
-use crate::target::{PeerAddr, PeerStream, TargetError};
 use crate::io::{client_body_error, send};
 use crate::log::LogContext;
-use crate::pump::{self, BodyPump, Framing, READ_CHUNK};
+use crate::pump::{self, BUFFERED_PIECES, BodyPump, Framing, READ_CHUNK, UNBUFFERED_PIECES};
+use crate::target::{PeerAddr, PeerStream, TargetError};
 
 /// Largest vars block a uwsgi packet can carry (its size field is 16 bits).
 pub const MAX_VARS_SIZE: usize = 65535;
@@ -43,13 +43,6 @@ pub const MAX_VARS_SIZE: usize = 65535;
 /// nginx's `uwsgi_buffer_size` default (one memory page): the response head
 /// must fit, else `upstream sent too big header` and 502.
 pub const DEFAULT_BUFFER_SIZE: usize = 4096;
-
-/// Body pieces waiting between the upstream and a slow client with
-/// `uwsgi_buffering on`: the upstream is drained ahead of the client (up to
-/// this many reads of [`pump::READ_CHUNK`]), so it is freed sooner.
-const BUFFERED_PIECES: usize = 16;
-/// With `uwsgi_buffering off`: one piece in flight, the client sets the pace.
-const UNBUFFERED_PIECES: usize = 1;
 
 /// The `uwsgi_*` settings of a location.
 #[derive(Debug, Clone)]
