@@ -220,8 +220,15 @@ impl Inner {
                 return self.fail(tries, 502);
             };
             let peer_log = log.with_upstream(&upstream_url(picked.name, &head.target));
-            let result =
-                http::attempt(picked.addr, self.pool.as_deref(), &mut out, &self.peer).await;
+            let stale_retry = !out.non_idempotent || self.settings.next_upstream.non_idempotent;
+            let result = http::attempt(
+                picked.addr,
+                self.pool.as_deref(),
+                &mut out,
+                &self.peer,
+                stale_retry,
+            )
+            .await;
             let took = now.elapsed();
             // nginx's `ngx_http_upstream_next` conditions, but the kind.
             let may_retry = |out: &Outgoing, sent: bool, tries_left: usize| {

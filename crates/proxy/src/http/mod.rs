@@ -75,16 +75,18 @@ struct Failed {
 }
 
 /// One attempt at `peer`: a pooled connection (and once more on a fresh one
-/// if that was stale), else a new one.
+/// if that was stale and `stale_retry` allows it: nginx does not resend a
+/// POST/LOCK/PATCH without `non_idempotent`), else a new one.
 pub(crate) async fn attempt(
     peer: &PeerAddr,
     pool: Option<&ConnPool>,
     out: &mut Outgoing,
     s: &PeerSettings,
+    stale_retry: bool,
 ) -> Result<Answer, ProxyError> {
     if let Some(conn) = pool.and_then(|p| p.take(peer, Instant::now())) {
         match exchange(conn, out, s, true).await {
-            Err(f) if f.stale && !out.body_streamed() => {}
+            Err(f) if f.stale && stale_retry && !out.body_streamed() => {}
             result => return result.map_err(|f| f.error),
         }
     }
