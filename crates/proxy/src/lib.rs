@@ -3,25 +3,28 @@
 //!
 //! Now: the uwsgi client ([`UwsgiUpstream`], nginx's `uwsgi_pass` to one
 //! peer); the HTTP client with keep-alive pools (`http/`) and `proxy_pass`
-//! with nginx's retries ([`HttpProxy`], the server's `ProxyUpstream`); their
-//! error type and nginx's error pages. Next to it: `upstream {}` groups with
-//! nginx's balancers, passive and active health.
+//! with nginx's retries ([`HttpProxy`], the server's `ProxyUpstream`);
+//! nginx's balancers over `upstream {}` groups with passive health
+//! ([`balance`]); their error type and nginx's error pages. Later, next to
+//! it: active health checks.
 
+pub mod balance;
 pub mod error;
 pub mod error_page;
 pub mod http;
 mod io;
 mod log;
-mod peers_shim;
 pub mod proxy;
 mod pump;
 pub mod target;
 pub mod uwsgi;
 
+pub use balance::{
+    Attempt, GroupError, Outcome, PeerState, PeerStats, PickInput, Picked, Released, UpstreamGroup,
+};
 pub use error::{ErrorKind, Phase, ProxyError, Side};
 pub use error_page::{error_page_html, error_response, status_reason};
 pub use http::{ConnPool, HeaderFilter, PoolSettings};
-pub use peers_shim::UpstreamGroup;
 pub use proxy::{HttpProxy, upstream_pool};
 pub use target::{PeerAddr, PeerStream, TargetError};
 pub use uwsgi::{UwsgiSettings, UwsgiUpstream};

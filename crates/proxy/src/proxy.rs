@@ -18,11 +18,11 @@ use portico_server::{
     ProxyCall, ProxyFuture, ProxyOutcome, ProxyUpstream, Request, RequestSource, Response,
 };
 
+use crate::balance::{Outcome, PickInput, TEMPORARILY_DISABLED, UpstreamGroup};
 use crate::error::{ErrorKind, Level, Phase, ProxyError, Side};
 use crate::error_page::error_response;
 use crate::http::{self, ConnPool, HeaderFilter, Outgoing, PoolSettings};
 use crate::log::LogContext;
-use crate::peers_shim::{Outcome, PickInput, TEMPORARILY_DISABLED, UpstreamGroup};
 use crate::target::{PeerAddr, TargetError};
 
 /// `proxy_pass` to a group or an address, with a location's settings.
@@ -251,7 +251,7 @@ impl Inner {
                     };
                     let released = attempt.release(picked, outcome, Instant::now());
                     if released.disabled {
-                        peer_log.log(&disabled());
+                        peer_log.log(&disabled(Phase::ReadingHeader));
                     }
                     if retry {
                         continue; // the answer and its connection are dropped
@@ -274,7 +274,7 @@ impl Inner {
                     // Errors, timeouts and invalid heads always count (nginx).
                     let released = attempt.release(picked, Outcome::Failure, Instant::now());
                     if released.disabled {
-                        peer_log.log(&disabled());
+                        peer_log.log(&disabled(e.phase()));
                     }
                     if !retry {
                         return self.fail(tries, e.status());
@@ -290,9 +290,10 @@ impl Inner {
     }
 }
 
-fn disabled() -> ProxyError {
-    ProxyError::new(ErrorKind::Connect, Phase::Preparing, TEMPORARILY_DISABLED)
-        .with_level(Level::Warn)
+/// `[warn] upstream server temporarily disabled while ...` (the phase of
+/// the failure that reached `max_fails`).
+fn disabled(phase: Phase) -> ProxyError {
+    ProxyError::new(ErrorKind::Connect, phase, TEMPORARILY_DISABLED).with_level(Level::Warn)
 }
 
 #[cfg(test)]

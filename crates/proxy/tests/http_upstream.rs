@@ -376,9 +376,9 @@ async fn a_post_is_not_retried_once_sent_unless_non_idempotent() {
     assert_eq!(good.count().1, 0, "the next peer never saw the POST");
 
     let mut out = proxy.forward(call(GET)).await;
-    // The shim rotates its start: this GET may begin at either peer; a GET
-    // that met the closer went on to the good one.
+    // The closer failed once (max_fails=1): round-robin skips it now.
     assert_eq!(out.response.status, 200);
+    assert_eq!(out.upstream_addr, good.addr.to_string());
     assert_eq!(body_of(&mut out).await.0, b"done");
 
     let retrying = pooled(
@@ -545,4 +545,22 @@ async fn an_invalid_head_is_a_502_and_counts_as_invalid_header() {
         (out.response.status, out.upstream_status.as_str()),
         (200, "502, 200")
     );
+}
+
+#[tokio::test]
+async fn dead_peers_are_skipped_then_there_are_no_live_upstreams() {
+    let (a, b) = (refused_addr().await, refused_addr().await);
+    let proxy = pooled(vec![a.clone(), b.clone()], settings(|_| {}));
+    let out = proxy.forward(call(GET)).await;
+    assert_eq!(out.response.status, 502);
+    assert_eq!(out.upstream_addr, format!("{a}, {b}"));
+    assert_eq!(out.upstream_status, "502, 502");
+    // Both failed within fail_timeout: nginx answers at once.
+    let out = proxy.forward(call(GET)).await;
+    assert_eq!(out.response.status, 502);
+    assert_eq!(
+        (out.upstream_addr.as_str(), out.upstream_status.as_str()),
+        ("app", "502")
+    );
+    assert_eq!(out.upstream_response_time, "0.000");
 }

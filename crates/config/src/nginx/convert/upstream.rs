@@ -160,9 +160,11 @@ pub(super) fn upstream(ctx: &mut Ctx, d: &Directive) -> Result<Upstream, NginxEr
 
 /// `server ADDRESS [weight= max_fails= fail_timeout= max_conns= backup down]`.
 fn server(d: &Directive, balancer: &Balancer) -> Result<UpstreamServer, NginxError> {
-    let target = server_target(d, arg(d, 0)?)?;
+    let name = arg(d, 0)?;
+    let target = server_target(d, name)?;
     let mut s = UpstreamServer {
         target,
+        name: name.to_string(),
         weight: 1,
         max_fails: 1,
         fail_timeout: DEFAULT_FAIL_TIMEOUT,
