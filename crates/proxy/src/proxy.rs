@@ -68,6 +68,8 @@ impl HttpProxy {
             read_timeout: settings.read_timeout,
             buffer_size: settings.buffer_size,
             buffering: settings.buffering,
+            memory_ahead: settings.buffers.0.saturating_mul(settings.buffers.1),
+            file_ahead: settings.max_temp_file_size,
         };
         HttpProxy {
             inner: Arc::new(Inner {

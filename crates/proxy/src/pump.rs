@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{ErrorKind, Level, Phase, ProxyError};
 use crate::log::LogContext;
+use crate::spool::Spool;
 use crate::target::PeerStream;
 
 /// Bytes asked of the socket per read: a piece of body at most this big.
@@ -67,37 +68,62 @@ enum Next {
 
 impl BodyPump {
     /// Move the body to `tx` until it ends, fails, or the receiver is gone.
-    pub(crate) async fn run(mut self, tx: mpsc::Sender<StreamItem>) {
+    /// With a `spool` (buffering on) the upstream is read ahead of the
+    /// client; without one the client sets the pace.
+    pub(crate) async fn run(mut self, tx: mpsc::Sender<StreamItem>, mut spool: Option<Spool>) {
         loop {
             let next = match self.next_piece() {
                 Ok(next) => next,
                 Err(e) => {
                     self.log.log(&e);
-                    let _ = tx.send(StreamItem::Abort).await;
-                    return;
+                    return self.finish(&tx, spool, false).await;
                 }
             };
             match next {
-                Next::Send(data) => {
-                    if tx.send(StreamItem::Data(data)).await.is_err() {
-                        return; // the client is gone: drop the upstream
+                Next::Send(data) => match spool.as_mut() {
+                    None => {
+                        if tx.send(StreamItem::Data(data)).await.is_err() {
+                            return; // the client is gone: drop the upstream
+                        }
                     }
-                }
+                    Some(spool) => {
+                        if let Err(e) = spool.push(data) {
+                            self.log.log(&spool_error(e));
+                            return self.finish(&tx, None, false).await;
+                        }
+                    }
+                },
                 Next::End => {
-                    let delivered = tx.send(StreamItem::End).await.is_ok();
-                    if delivered
-                        && self.buf.is_empty()
+                    if self.buf.is_empty()
                         && !matches!(self.framing, Framing::Close)
                         && let Some(reuse) = self.reuse.take()
                     {
+                        if spool.as_ref().is_none_or(Spool::is_empty) && tx.is_closed() {
+                            return; // the client is gone: not pooled
+                        }
                         reuse(self.stream);
                     }
-                    return;
+                    return Self::drain(&tx, spool, true, &self.log).await;
                 }
                 Next::Read => {
+                    // Hand held pieces to the client while reading more.
+                    let held = spool.as_ref().is_some_and(|s| !s.is_empty());
+                    let room = !held || spool.as_ref().is_none_or(|s| !s.is_full());
                     self.buf.reserve(READ_CHUNK);
                     let read = tokio::select! {
-                        r = tokio::time::timeout(self.read_timeout, self.stream.read_buf(&mut self.buf)) => r,
+                        permit = tx.reserve(), if held => {
+                            let Ok(permit) = permit else { return };
+                            match spool.as_mut().map(Spool::pop) {
+                                Some(Ok(Some(item))) => permit.send(item),
+                                Some(Err(e)) => {
+                                    self.log.log(&spool_error(e));
+                                    return;
+                                }
+                                _ => {}
+                            }
+                            continue;
+                        }
+                        r = tokio::time::timeout(self.read_timeout, self.stream.read_buf(&mut self.buf)), if room => r,
                         () = tx.closed() => return,
                     };
                     let failure = match read {
@@ -113,17 +139,52 @@ impl BodyPump {
                     };
                     if let Some(e) = failure {
                         self.log.log(&e);
-                        let _ = tx.send(StreamItem::Abort).await;
-                        return;
+                        return self.finish(&tx, spool, false).await;
                     }
                     if matches!(self.framing, Framing::Close) && self.buf.is_empty() {
                         // EOF on a close-delimited body: the normal end.
-                        let _ = tx.send(StreamItem::End).await;
-                        return;
+                        return self.finish(&tx, spool, true).await;
                     }
                 }
             }
         }
+    }
+
+    /// The upstream part is over: close it, then deliver what is held.
+    async fn finish(self, tx: &mpsc::Sender<StreamItem>, spool: Option<Spool>, clean: bool) {
+        let BodyPump { stream, log, .. } = self;
+        drop(stream);
+        Self::drain(tx, spool, clean, &log).await;
+    }
+
+    /// Deliver what is held, then the end (or the abort).
+    async fn drain(
+        tx: &mpsc::Sender<StreamItem>,
+        mut spool: Option<Spool>,
+        clean: bool,
+        log: &LogContext,
+    ) {
+        while let Some(spool) = spool.as_mut() {
+            match spool.pop() {
+                Ok(Some(item)) => {
+                    if tx.send(item).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    log.log(&spool_error(e));
+                    let _ = tx.send(StreamItem::Abort).await;
+                    return;
+                }
+            }
+        }
+        let last = if clean {
+            StreamItem::End
+        } else {
+            StreamItem::Abort
+        };
+        let _ = tx.send(last).await;
     }
 
     /// The next piece the buffer allows, or whether to read or stop.
@@ -184,4 +245,14 @@ pub(crate) fn excess_data() -> ProxyError {
         "upstream sent more data than specified in \"Content-Length\" header",
     )
     .with_level(Level::Warn)
+}
+
+/// The temporary file failed (nginx logs the system call and errno).
+fn spool_error(e: std::io::Error) -> ProxyError {
+    ProxyError::new(
+        ErrorKind::Read,
+        Phase::ReadingBody,
+        format!("buffering the response to a temporary file failed: {e}"),
+    )
+    .with_level(Level::Crit)
 }

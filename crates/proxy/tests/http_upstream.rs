@@ -4,174 +4,19 @@
 //! peer), POST not retried once sent, chunked and 1 MiB responses streamed,
 //! and a client that goes away dropping the upstream connection.
 
+mod http_backend;
+
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use http_backend::{Act, Backend};
 use portico_config::site::{NextUpstream, ProxySettings, UpstreamTarget};
-use portico_proto::http1::{
-    BodyFraming, ChunkedDecoder, ChunkedStep, HeadLimits, parse_request_head,
-};
 use portico_proxy::{ConnPool, HttpProxy, PeerAddr, PoolSettings, UpstreamGroup};
 use portico_server::{ProxyCall, ProxyOutcome, ProxyUpstream, Request, ResponseBody, StreamItem};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-/// What a backend does with a request it has read.
-#[derive(Clone)]
-enum Act {
-    /// Write these bytes and keep the connection for the next request.
-    Reply(Bytes),
-    /// Write these bytes, then close.
-    ReplyAndClose(Bytes),
-    /// Wait, then reply (keep-alive).
-    Late(Duration, Bytes),
-    /// Close without answering.
-    Close,
-    /// Write these bytes, then wait for the client to close (recorded).
-    ReplyAndHold(Bytes),
-}
-
-#[derive(Default)]
-struct Stats {
-    connections: AtomicUsize,
-    requests: AtomicUsize,
-    /// Request heads and bodies, as received.
-    seen: Mutex<Vec<Vec<u8>>>,
-    /// A held connection saw the client close it.
-    client_closed: AtomicUsize,
-}
-
-struct Backend {
-    addr: SocketAddr,
-    stats: Arc<Stats>,
-}
-
-impl Backend {
-    async fn start(act: impl Fn(usize) -> Act + Send + Sync + 'static) -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let stats = Arc::new(Stats::default());
-        let act = Arc::new(act);
-        let s = stats.clone();
-        tokio::spawn(async move {
-            while let Ok((conn, _)) = listener.accept().await {
-                s.connections.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(serve(conn, s.clone(), act.clone()));
-            }
-        });
-        Backend { addr, stats }
-    }
-
-    fn peer(&self) -> PeerAddr {
-        PeerAddr::Tcp(self.addr)
-    }
-
-    fn count(&self) -> (usize, usize) {
-        (
-            self.stats.connections.load(Ordering::SeqCst),
-            self.stats.requests.load(Ordering::SeqCst),
-        )
-    }
-}
-
-async fn serve(
-    mut conn: TcpStream,
-    stats: Arc<Stats>,
-    act: Arc<dyn Fn(usize) -> Act + Send + Sync>,
-) {
-    let mut buf = BytesMut::new();
-    loop {
-        let Some(raw) = read_request(&mut conn, &mut buf).await else {
-            return;
-        };
-        let n = stats.requests.fetch_add(1, Ordering::SeqCst);
-        stats.seen.lock().expect("lock").push(raw);
-        match act(n) {
-            Act::Reply(bytes) => {
-                if conn.write_all(&bytes).await.is_err() {
-                    return;
-                }
-            }
-            Act::ReplyAndClose(bytes) => {
-                let _ = conn.write_all(&bytes).await;
-                return;
-            }
-            Act::Late(wait, bytes) => {
-                tokio::time::sleep(wait).await;
-                if conn.write_all(&bytes).await.is_err() {
-                    return;
-                }
-            }
-            Act::Close => return,
-            Act::ReplyAndHold(bytes) => {
-                let _ = conn.write_all(&bytes).await;
-                let mut rest = [0u8; 64];
-                let closed = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut rest))
-                    .await
-                    .is_ok_and(|r| matches!(r, Ok(0) | Err(_)));
-                if closed {
-                    stats.client_closed.fetch_add(1, Ordering::SeqCst);
-                }
-                return;
-            }
-        }
-    }
-}
-
-/// One request (head and decoded body bytes appended raw), or `None` at EOF.
-async fn read_request(conn: &mut TcpStream, buf: &mut BytesMut) -> Option<Vec<u8>> {
-    let head = loop {
-        if let Ok(Some(head)) = parse_request_head(buf, &HeadLimits::default()) {
-            break head;
-        }
-        if conn.read_buf(buf).await.ok()? == 0 {
-            return None;
-        }
-    };
-    let mut raw = Vec::new();
-    raw.extend_from_slice(&head.method);
-    raw.push(b' ');
-    raw.extend_from_slice(&head.target);
-    raw.push(b' ');
-    raw.extend_from_slice(head.version.as_bytes());
-    raw.extend_from_slice(b"\r\n");
-    for h in &head.headers {
-        raw.extend_from_slice(&h.name);
-        raw.extend_from_slice(b": ");
-        raw.extend_from_slice(&h.value);
-        raw.extend_from_slice(b"\r\n");
-    }
-    raw.extend_from_slice(b"\r\n");
-    match head.framing {
-        BodyFraming::None => {}
-        BodyFraming::Length(n) => {
-            while (buf.len() as u64) < n {
-                if conn.read_buf(buf).await.ok()? == 0 {
-                    return None;
-                }
-            }
-            raw.extend_from_slice(&buf.split_to(n as usize));
-        }
-        BodyFraming::Chunked => {
-            let mut decoder = ChunkedDecoder::new();
-            loop {
-                match decoder.decode(buf).ok()? {
-                    ChunkedStep::Data(d) => raw.extend_from_slice(&d),
-                    ChunkedStep::Done => break,
-                    ChunkedStep::NeedMore => {
-                        if conn.read_buf(buf).await.ok()? == 0 {
-                            return None;
-                        }
-                    }
-                }
-            }
-        }
-    }
-    Some(raw)
-}
+use tokio::net::TcpListener;
 
 fn ok(body: &str) -> Bytes {
     Bytes::from(format!(
@@ -221,6 +66,14 @@ async fn body_of(outcome: &mut ProxyOutcome) -> (Vec<u8>, bool) {
             while let Some(item) = rx.recv().await {
                 match item {
                     StreamItem::Data(d) => all.extend_from_slice(&d),
+                    // Spooled to a temporary file (proxy_buffering).
+                    StreamItem::File { file, offset, len } => {
+                        use std::os::unix::fs::FileExt;
+                        let mut piece = vec![0u8; len as usize];
+                        file.read_exact_at(&mut piece, offset)
+                            .expect("spooled bytes");
+                        all.extend_from_slice(&piece);
+                    }
                     StreamItem::End => return (all, true),
                     _ => return (all, false),
                 }
@@ -447,9 +300,7 @@ async fn chunked_responses_are_decoded_and_the_connection_kept() {
 #[tokio::test]
 async fn a_one_mib_response_is_streamed_whole() {
     const SIZE: usize = 1024 * 1024;
-    let mut reply = format!("HTTP/1.1 200 OK\r\nContent-Length: {SIZE}\r\n\r\n").into_bytes();
-    reply.extend((0..SIZE).map(|i| (i % 251) as u8));
-    let reply = Bytes::from(reply);
+    let reply = one_mib_reply();
     let backend = Backend::start(move |_| Act::Reply(reply.clone())).await;
     let proxy = pooled(vec![backend.peer()], settings(|_| {}));
     let mut out = proxy.forward(call(GET)).await;
@@ -563,4 +414,52 @@ async fn dead_peers_are_skipped_then_there_are_no_live_upstreams() {
         ("app", "502")
     );
     assert_eq!(out.upstream_response_time, "0.000");
+}
+
+fn one_mib_reply() -> Bytes {
+    const SIZE: usize = 1024 * 1024;
+    let mut reply = format!("HTTP/1.1 200 OK\r\nContent-Length: {SIZE}\r\n\r\n").into_bytes();
+    reply.extend((0..SIZE).map(|i| (i % 251) as u8));
+    Bytes::from(reply)
+}
+
+/// Waits up to `limit` for the pool to hold a connection again.
+async fn pooled_within(proxy: &HttpProxy, limit: Duration) -> bool {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        if proxy.pool().is_some_and(|p| p.idle_count() == 1) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn with_buffering_a_client_that_reads_nothing_does_not_hold_the_upstream() {
+    let reply = one_mib_reply();
+    let backend = Backend::start(move |_| Act::Reply(reply.clone())).await;
+    let proxy = pooled(vec![backend.peer()], settings(|_| {}));
+    let mut out = proxy.forward(call(GET)).await;
+    // The client has not read a byte: the body went to memory and a file.
+    assert!(
+        pooled_within(&proxy, Duration::from_millis(900)).await,
+        "the upstream connection is back in the pool while the client waits"
+    );
+    let (body, clean) = body_of(&mut out).await;
+    assert!(clean);
+    assert_eq!(body.len(), 1024 * 1024);
+    assert!(body.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+}
+
+#[tokio::test]
+async fn without_buffering_the_client_sets_the_pace() {
+    let reply = one_mib_reply();
+    let backend = Backend::start(move |_| Act::Reply(reply.clone())).await;
+    let proxy = pooled(vec![backend.peer()], settings(|s| s.buffering = false));
+    let mut out = proxy.forward(call(GET)).await;
+    assert!(!pooled_within(&proxy, Duration::from_millis(200)).await);
+    let (body, clean) = body_of(&mut out).await;
+    assert!(clean && body.len() == 1024 * 1024);
+    assert!(pooled_within(&proxy, Duration::from_millis(500)).await);
 }

@@ -11,8 +11,12 @@
 //! the request goes once more on a fresh connection to the same peer, as
 //! nginx does, and that is not a failure of the peer.
 //!
+//! With `proxy_buffering on` the body is read ahead of a slow client
+//! (`spool.rs`: memory, then a temporary file), so the connection is back in
+//! the pool as soon as the upstream is done.
+//!
 //! Not here: choosing peers and retrying on another one (`proxy.rs`),
-//! rewriting the request (the site engine), spooling a response to disk.
+//! rewriting the request (the site engine).
 
 mod pool;
 mod request;
@@ -40,6 +44,7 @@ use crate::error::{ErrorKind, Phase, ProxyError};
 use crate::io::{client_body_error, send};
 use crate::log::LogContext;
 use crate::pump::{self, BUFFERED_PIECES, BodyPump, Framing, READ_CHUNK, UNBUFFERED_PIECES};
+use crate::spool::Spool;
 use crate::target::PeerAddr;
 use request::{BodyPlan, LAST_CHUNK, chunk};
 
@@ -54,8 +59,12 @@ pub(crate) struct PeerSettings {
     pub read_timeout: Duration,
     /// `proxy_buffer_size`: the largest response head.
     pub buffer_size: usize,
-    /// `proxy_buffering`: read the body ahead of the client.
+    /// `proxy_buffering`: read the body ahead of the client, in memory up
+    /// to `proxy_buffers` (`memory_ahead` bytes), then in a temporary file
+    /// up to `proxy_max_temp_file_size` (`file_ahead`).
     pub buffering: bool,
+    pub memory_ahead: usize,
+    pub file_ahead: u64,
 }
 
 /// A response head from a peer, its connection still open for the body.
@@ -337,7 +346,10 @@ impl Answer {
                     log,
                     reuse,
                 };
-                tokio::spawn(pump.run(tx));
+                let spool = s
+                    .buffering
+                    .then(|| Spool::new(s.memory_ahead, s.file_ahead, std::env::temp_dir()));
+                tokio::spawn(pump.run(tx, spool));
                 ResponseBody::Stream(rx)
             }
         };

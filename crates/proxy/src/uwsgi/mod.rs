@@ -242,7 +242,7 @@ impl Inner {
                     log,
                     reuse: None,
                 };
-                tokio::spawn(pump.run(tx));
+                tokio::spawn(pump.run(tx, None));
                 ResponseBody::Stream(rx)
             }
         };
