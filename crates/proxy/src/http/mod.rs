@@ -205,8 +205,10 @@ async fn send_request(
                     "request body already sent to another upstream",
                 ));
             };
+            // Taken from the client: whatever happens now, no other try
+            // can have it.
+            *started = true;
             while let Some(piece) = client.next().await {
-                *started = true;
                 let piece = piece.map_err(client_body_error)?;
                 if *chunked {
                     send(stream, &chunk(&piece), s.send_timeout).await?;

@@ -24,7 +24,7 @@ pub(crate) enum BodyPlan {
     Stream {
         body: Option<RequestBody>,
         chunked: bool,
-        /// A piece was taken from the client: no other peer can get it.
+        /// The body was taken to send: no other peer can get it.
         started: bool,
     },
 }
