@@ -43,7 +43,10 @@ struct Inner {
 
 /// The keep-alive pool an `upstream {}` block gets: nginx 1.29.7+ keeps
 /// connections to explicit upstreams by default (`keepalive 32`);
-/// `keepalive 0` turns that off (1.22's behaviour).
+/// `keepalive 0` turns that off (1.22's behaviour). nginx's implicit
+/// default is `keepalive 32 local` (a pool per location), an explicit
+/// `keepalive N` one pool for all the block's locations: the caller makes
+/// one pool per location or shares one accordingly.
 pub fn upstream_pool(up: &Upstream) -> Option<Arc<ConnPool>> {
     let max_idle = up.keepalive.unwrap_or(http::DEFAULT_KEEPALIVE);
     (max_idle > 0).then(|| {
