@@ -218,13 +218,14 @@ struct Scanned {
 }
 
 fn scan(buf: &[u8], limits: &ResponseLimits, line_start: &mut usize) -> Result<Scanned, Stop> {
-    let (version, status, reason, mut pos) = scan_status_line(buf, limits).map_err(|stop| match stop {
-        Stop::Invalid(e) => Stop::Invalid(ResponseError {
-            status_line: true,
-            ..e
-        }),
-        incomplete => incomplete,
-    })?;
+    let (version, status, reason, mut pos) =
+        scan_status_line(buf, limits).map_err(|stop| match stop {
+            Stop::Invalid(e) => Stop::Invalid(ResponseError {
+                status_line: true,
+                ..e
+            }),
+            incomplete => incomplete,
+        })?;
     let mut fields = Vec::new();
     let mut facts = Facts::default();
     loop {
