@@ -248,6 +248,8 @@ pub(crate) fn run(mut config: Config, site: Option<SiteSetup>) -> Result<u8, Fai
         apps: app_infos(&config),
         touch_logreopen: config.observe.touch_logreopen.clone(),
         log_file: p.daemonize.clone().or_else(|| p.logto.clone()),
+        // nginx mode: SIGUSR1 (`-s reopen`, logrotate) reopens the logs
+        sigusr1_reopens: site.is_some(),
         reload_check: site.as_ref().and_then(|s| s.reload_check.clone()),
     };
     let fork = || -> std::io::Result<Forked> {

@@ -57,6 +57,11 @@ pub struct MasterOptions {
     pub touch_logreopen: Vec<PathBuf>,
     /// The log file (`--logto`/`--daemonize`) to reopen.
     pub log_file: Option<PathBuf>,
+    /// nginx's meaning of SIGUSR1 (`portico -c`, where logrotate configs
+    /// written for nginx signal the pid file): reopen the log files, this
+    /// process's and (SIGUSR2) the workers'. Otherwise SIGUSR1 is uWSGI's:
+    /// log the workers' request counters.
+    pub sigusr1_reopens: bool,
     /// Asked before every reload: an error keeps the current workers
     /// serving and is logged (nginx's "the old configuration keeps going").
     pub reload_check: Option<ReloadCheck>,
@@ -393,6 +398,7 @@ impl Master<'_> {
                 portico_server::logln!("SIGINT/SIGQUIT received...killing workers...");
                 self.begin_stop(MasterExit::Stop(0), false);
             }
+            libc::SIGUSR1 if self.options.sigusr1_reopens => self.reopen_logs(),
             libc::SIGUSR1 => self.log_counters(),
             _ => {}
         }
