@@ -41,6 +41,9 @@ pub(crate) fn apply_site(
     }
     // nginx always runs a master: it is what reloads (`-s reload`, SIGHUP).
     config.process.master = true;
+    // Requests are logged by nginx's `access_log`; uWSGI's request line
+    // would log each of them a second time, to the error log.
+    config.disable_logging = true;
     // The pid file `-s` reads: the `pid` directive, else nginx's default
     // (PREFIX/logs/nginx.pid) when that directory exists.
     if !explicit.contains("pidfile")
@@ -55,6 +58,12 @@ pub(crate) fn apply_site(
         config.process.logto = Some(absolute(prefix, log));
     }
     config.listeners.extend(site_listeners(site));
+}
+
+/// An I/O error's text without Rust's ` (os error N)` tail, as nginx words it.
+fn io_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    text.split(" (os error").next().unwrap_or_default().to_string()
 }
 
 fn absolute(prefix: &Path, path: &Path) -> PathBuf {
@@ -145,6 +154,17 @@ pub(crate) fn run_site(
     };
     let app_listeners = config.listeners.len();
     apply_site(&mut config, &settings, &site, prefix, pid_file);
+    if let Some(log) = &config.process.logto
+        && let Err(e) = std::fs::OpenOptions::new().create(true).append(true).open(log)
+    {
+        portico_server::logln!(
+            "portico: [emerg] open() \"{}\" failed ({}: {})",
+            log.display(),
+            e.raw_os_error().unwrap_or(0),
+            io_text(&e)
+        );
+        return ExitCode::from(EXIT_FAILURE);
+    }
     if config.listeners.is_empty() {
         portico_server::logln!("portico: nothing listens: no server has a listen address");
         return ExitCode::from(EXIT_FAILURE);
