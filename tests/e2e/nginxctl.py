@@ -13,7 +13,7 @@ the `with` block and, as a backstop, at interpreter exit.
 
 A missing nginx FAILS the test (never skips): scripts/test.sh installs it.
 So does a missing uWSGI for `real_uwsgi()` (tests/requirements.txt installs it
-into the test venv; scripts/test.sh names it in $PORTICO_TEST_UWSGI).
+into the test venv that scripts/test.sh runs pytest with).
 """
 
 import atexit
@@ -67,7 +67,7 @@ def uwsgi_binary():
             return path
     pytest.fail(
         f"no uWSGI binary (looked at {candidates}). scripts/test.sh installs it into "
-        "target/test-venv from tests/requirements.txt and sets PORTICO_TEST_UWSGI",
+        "target/test-venv from tests/requirements.txt; or set PORTICO_TEST_UWSGI",
         pytrace=False,
     )
 

@@ -19,7 +19,7 @@ underscores (dropped by both), the app's own 404, an exception in the app
 page over TCP and over the stale unix socket).
 
 No uWSGI binary FAILS the test (never skips): tests/requirements.txt installs
-it, scripts/test.sh names it in $PORTICO_TEST_UWSGI. Same auto-skip rule as
+it into the test venv scripts/test.sh runs pytest with (nginxctl.uwsgi_binary). Same auto-skip rule as
 the other differential suites (nginx_diff.live_mark()); with
 NGINX_DIFF_SELFTEST=1 (nginx on both sides) every var must be identical.
 """
