@@ -5,13 +5,16 @@ the workers' output (the same file) and the workers' `access_log` files.
 
 The test renames both files as logrotate does, signals, makes requests, and
 checks that the new files were created and got the new lines while the
-renamed ones keep the old ones only. Without `-c`, SIGUSR1 keeps uWSGI's
+renamed ones keep the old ones only; with workers as root, and as `user
+nobody` in a directory only root can create files in (the master creates
+the files and gives them to the workers' user, as nginx's master does). Without `-c`, SIGUSR1 keeps uWSGI's
 meaning (the request counters; test_process_model.py).
 
 Same auto-skip rule as test_nginx_diff.py (nginx_diff.live_mark()).
 """
 
 import os
+import pwd
 import signal
 import subprocess
 import time
@@ -20,16 +23,17 @@ import pytest
 
 import nginx_diff
 from conftest import BIN
-from nginxctl import free_port, public_dir, wait_ports
+from nginxctl import free_port, public_dir, wait_ports, worker_user
 
 pytestmark = nginx_diff.live_mark()
 
 WAIT = 5.0
 
 
-def config(d, port):
+def config(d, port, user):
     return (
-        "worker_processes 2;\n"
+        (f"user {user[0]} {user[1]};\n" if user else "")
+        + "worker_processes 2;\n"
         f"error_log {d}/error.log;\n"
         f"pid {d}/portico.pid;\n"
         "events { worker_connections 64; }\n"
@@ -80,18 +84,22 @@ def served_into(port, path, tag):
     wait_for(logged, f"a /{tag} line in {path}")
 
 
-@pytest.fixture
-def site():
+@pytest.fixture(params=["root", "user-nobody"])
+def site(request):
+    """`portico -c` with both logs in a root-owned directory; workers as root, or as
+    nobody (`user`), who cannot create files there: the master creates the files
+    and gives them to the workers' user, as nginx's master does."""
+    user = worker_user() if request.param == "user-nobody" else None
     with public_dir("portico-reopen-") as d:
         port = free_port()
         conf = d / "nginx.conf"
-        conf.write_text(config(d, port))
+        conf.write_text(config(d, port, user))
         with open(d / "stdout.log", "wb") as out:
             proc = subprocess.Popen([str(BIN), "-c", str(conf)], stdout=out,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=d)
         try:
             assert wait_ports(proc, [port], 15.0), read(d / "stdout.log") + read(d / "error.log")
-            yield d, conf, port, proc
+            yield d, conf, port, proc, user
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -110,7 +118,7 @@ def rotate(d, suffix):
 
 
 def test_reopen_moves_access_and_error_logs_to_new_files(site):
-    d, conf, port, proc = site
+    d, conf, port, proc, user = site
     access, error = d / "access.log", d / "error.log"
     get(port, "/first")
     wait_for(lambda: "GET /first HTTP/1.1" in read(access), "the /first access line")
@@ -130,6 +138,11 @@ def test_reopen_moves_access_and_error_logs_to_new_files(site):
     assert "/first" in old_access and "/first" not in read(access)
     assert "ready to serve" in old_error and "ready to serve" not in read(error)
     assert "reopening logs" not in old_error
+    assert "failed" not in read(error) + old_error, read(error) + old_error
+    if user:
+        # the master made the new files and gave them to the workers' user
+        uid = pwd.getpwnam(user[0]).pw_uid
+        assert access.stat().st_uid == uid and error.stat().st_uid == uid
 
     # 2. SIGUSR1 to the pid in the pid file, as logrotate's postrotate does
     rotate(d, 2)

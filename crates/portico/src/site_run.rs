@@ -63,7 +63,10 @@ pub(crate) fn apply_site(
 /// An I/O error's text without Rust's ` (os error N)` tail, as nginx words it.
 fn io_text(e: &std::io::Error) -> String {
     let text = e.to_string();
-    text.split(" (os error").next().unwrap_or_default().to_string()
+    text.split(" (os error")
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn absolute(prefix: &Path, path: &Path) -> PathBuf {
@@ -155,7 +158,10 @@ pub(crate) fn run_site(
     let app_listeners = config.listeners.len();
     apply_site(&mut config, &settings, &site, prefix, pid_file);
     if let Some(log) = &config.process.logto
-        && let Err(e) = std::fs::OpenOptions::new().create(true).append(true).open(log)
+        && let Err(e) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
     {
         portico_server::logln!(
             "portico: [emerg] open() \"{}\" failed ({}: {})",

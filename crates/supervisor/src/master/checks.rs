@@ -90,6 +90,9 @@ impl Master<'_> {
             portico_server::logln!("cannot reopen the log {}: {e}", log.display());
         }
         portico_server::logln!("signal SIGUSR1 received, reopening logs");
+        if let Some(super::ReopenHook(hook)) = &self.options.on_reopen {
+            hook();
+        }
         self.signal_workers(libc::SIGUSR2);
     }
 

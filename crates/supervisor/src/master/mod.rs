@@ -62,6 +62,10 @@ pub struct MasterOptions {
     /// process's and (SIGUSR2) the workers'. Otherwise SIGUSR1 is uWSGI's:
     /// log the workers' request counters.
     pub sigusr1_reopens: bool,
+    /// Run by the master on that reopen, after its own log and before the
+    /// workers are told (nginx mode: create the `access_log` files afresh,
+    /// owned by the workers' user, as nginx's master does).
+    pub on_reopen: Option<ReopenHook>,
     /// Asked before every reload: an error keeps the current workers
     /// serving and is logged (nginx's "the old configuration keeps going").
     pub reload_check: Option<ReloadCheck>,
@@ -74,6 +78,16 @@ pub struct ReloadCheck(pub Arc<dyn Fn() -> Result<(), String> + Send + Sync>);
 impl std::fmt::Debug for ReloadCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ReloadCheck")
+    }
+}
+
+/// Work the master does when it reopens the logs (see `on_reopen`).
+#[derive(Clone)]
+pub struct ReopenHook(pub Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for ReopenHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReopenHook")
     }
 }
 
