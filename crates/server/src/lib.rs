@@ -19,13 +19,14 @@ mod log;
 mod serve;
 mod site;
 mod statics;
+mod upstream;
 mod uwsgi_conn;
 mod write;
 
 pub use body::{BodyError, RequestBody, TryNext};
 pub use handler::{
-    Handler, HandlerFuture, NotFound, Request, RequestSource, Response, ResponseBody, ResponseMeta,
-    StreamItem,
+    Handler, HandlerFuture, KeepAlive, NotFound, Request, RequestSource, Response, ResponseBody,
+    ResponseMeta, StreamItem,
 };
 pub use handoff::{Handoff, ReplyFuture, ReplySender};
 pub use hooks::{CoreTracker, RequestRecord, WorkerHooks};
@@ -38,4 +39,5 @@ pub use portico_proto::http1::{Header, RequestHead, Version};
 pub use portico_proto::uwsgi::UwsgiPacket;
 pub use serve::{ServeOptions, StopReason, serve};
 pub use site::{SiteHandler, UpstreamMap};
+pub use upstream::{ProxyCall, ProxyFuture, ProxyOutcome, ProxyUpstream};
 pub use statics::{StaticConfig, StaticMap, WithStatic, mime_type};
