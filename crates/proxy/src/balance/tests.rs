@@ -195,6 +195,16 @@ fn hash(consistent: bool) -> Balancer {
     }
 }
 
+/// (scenario, method, servers, dead peers, requests, nginx's output).
+type Scenario = (
+    &'static str,
+    Balancer,
+    Vec<&'static str>,
+    &'static str,
+    Vec<Req>,
+    &'static str,
+);
+
 #[test]
 fn sequences_match_nginx_observed_output() {
     use Balancer::*;
@@ -205,7 +215,7 @@ fn sequences_match_nginx_observed_output() {
     // (scenario, method, servers, dead peers, requests, nginx's observed
     // output). Every expected value below is nginx 1.22.1's observed
     // output, pasted from `python3 scripts/nginx_balancer_sequences.py`.
-    let table: Vec<(&str, Balancer, Vec<&str>, &str, Vec<Req>, &str)> = vec![
+    let table: Vec<Scenario> = vec![
         (
             "rr_2_1",
             rr(),
