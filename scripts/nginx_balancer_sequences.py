@@ -286,6 +286,15 @@ SCENARIOS = {
         up("A weight=2", "B", "C down"), KEYS, "hash $arg_k consistent;"
     ),
     "chash_key_dead_peer": lambda: run(up("A", "B dead", "C"), KEYS, "hash $arg_k consistent;"),
+    # B holds most of the weight but is down: most walks miss, and after
+    # 20 misses the request falls back to round-robin over A and C.
+    "ip_hash_rehash_fallback": lambda: run(
+        up("A", "B weight=50 down", "C"), [("/", c) for c in V4_CLIENTS], "ip_hash;"
+    ),
+    "hash_rehash_fallback": lambda: run(up("A", "B weight=50 down", "C"), KEYS, "hash $arg_k;"),
+    "chash_rehash_fallback": lambda: run(
+        up("A", "B weight=50 down", "C"), KEYS, "hash $arg_k consistent;"
+    ),
     "least_conn_sequential": lambda: run(up("A weight=2", "B"), ["/"] * 8, "least_conn;"),
     "least_conn_overlap": least_conn_overlap,
 }
