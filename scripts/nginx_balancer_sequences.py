@@ -35,7 +35,7 @@ NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
 # Fixed ports: `hash ... consistent` hashes the server text, so the tests
 # need the same `127.0.0.1:PORT` strings. Backend A is BASE+1, B BASE+2...;
 # the front listens on BASE.
-BASE = int(os.environ.get("BALANCE_BASE_PORT", "47080"))
+BASE = int(os.environ.get("BALANCE_BASE_PORT", "29080"))
 
 
 class Backend(http.server.BaseHTTPRequestHandler):
@@ -261,6 +261,15 @@ SCENARIOS = {
         up("A dead", "B dead", "C backup", "D backup weight=2"), ["/"] * 6
     ),
     "backup_unused_while_primaries_live": lambda: run(up("A", "B", "C backup"), ["/"] * 4),
+    # Every peer dead: the first request tries them all; the next ones,
+    # inside fail_timeout, find no live upstream (`$upstream_addr` = "u").
+    "rr_all_dead": lambda: run(up("A dead", "B dead", "C dead"), ["/"] * 3),
+    "rr_next_upstream_tries_2": lambda: run(
+        up("A dead", "B dead", "C"), ["/"] * 3, extra="proxy_next_upstream_tries 2;"
+    ),
+    "least_conn_backup": lambda: run(
+        up("A dead", "B dead", "C backup", "D backup weight=2"), ["/"] * 6, "least_conn;"
+    ),
     "single_dead_never_disabled": lambda: run(up("A dead"), ["/"] * 3),
     "ip_hash_v4": lambda: run(up("A", "B", "C"), [("/", c) for c in V4_CLIENTS], "ip_hash;"),
     "ip_hash_v4_weights_down": lambda: run(

@@ -161,13 +161,13 @@ mod tests {
 
     #[test]
     fn ring_has_160_points_per_weight_chained_from_the_base_crc() {
-        let ring = build(&[("127.0.0.1:47081", 0, 1), ("127.0.0.1:47082", 1, 2)]);
+        let ring = build(&[("127.0.0.1:29081", 0, 1), ("127.0.0.1:29082", 1, 2)]);
         assert_eq!(ring.len(), 480);
         assert!(ring.windows(2).all(|w| w[0].hash < w[1].hash));
         // Point 0 of a server: crc32(host "\0" port, then 4 zero bytes).
-        let first = crc32(b"127.0.0.1\x0047081\x00\x00\x00\x00");
+        let first = crc32(b"127.0.0.1\x0029081\x00\x00\x00\x00");
         assert!(ring.iter().any(|p| p.hash == first && p.server == 0));
-        let second = crc32(&[&b"127.0.0.1\x0047081"[..], &first.to_le_bytes()].concat());
+        let second = crc32(&[&b"127.0.0.1\x0029081"[..], &first.to_le_bytes()].concat());
         assert!(ring.iter().any(|p| p.hash == second && p.server == 0));
     }
 
@@ -215,15 +215,15 @@ mod tests {
 
     #[test]
     fn addresses_of_one_name_share_its_points_by_round_robin() {
-        // One server line, `app.internal:47081`, resolving to two addresses.
+        // One server line, `app.internal:29081`, resolving to two addresses.
         let up = Upstream {
             name: "u".into(),
             servers: vec![portico_config::site::UpstreamServer {
                 target: portico_config::site::UpstreamTarget::Tcp {
                     host: "app.internal".into(),
-                    port: 47081,
+                    port: 29081,
                 },
-                name: "app.internal:47081".into(),
+                name: "app.internal:29081".into(),
                 weight: 1,
                 max_fails: 1,
                 fail_timeout: std::time::Duration::from_secs(10),
@@ -239,7 +239,7 @@ mod tests {
             origin: String::new(),
         };
         let addr = |port| PeerAddr::Tcp(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
-        let g = match UpstreamGroup::new(&up, &[vec![addr(47081), addr(47082)]]) {
+        let g = match UpstreamGroup::new(&up, &[vec![addr(29081), addr(29082)]]) {
             Ok(g) => g,
             Err(e) => panic!("{e}"),
         };

@@ -1,6 +1,6 @@
 //! The balancers against nginx: pick sequences observed on the real nginx
 //! 1.22.1 (`scripts/nginx_balancer_sequences.py`, one worker, backends
-//! A, B, C... on 127.0.0.1:47081, :47082...) replayed through a simulated
+//! A, B, C... on 127.0.0.1:29081, :29082...) replayed through a simulated
 //! retry loop, plus the API's own rules (tries, single peer, release).
 //! Shared helpers for the method files' tests live here too.
 
@@ -13,7 +13,7 @@ use portico_config::site::{Balancer, Upstream, UpstreamServer, UpstreamTarget};
 use super::*;
 
 /// The script's first backend port (A); B is +1, and so on.
-const BASE_PORT: u16 = 47081;
+const BASE_PORT: u16 = 29081;
 
 /// `"A weight=2 down"` → a server line on A's port; `dead` is the
 /// simulation's business and ignored here.
@@ -289,6 +289,22 @@ fn sequences_match_nginx_observed_output() {
             "A B A B",
         ),
         (
+            "rr_all_dead",
+            rr(),
+            vec!["A", "B", "C"],
+            "ABC",
+            plain(3),
+            "A>B>C=502 u=502 u=502",
+        ),
+        (
+            "least_conn_backup",
+            LeastConn,
+            vec!["A", "B", "C backup", "D backup weight=2"],
+            "AB",
+            plain(6),
+            "A>B>D C D D C D",
+        ),
+        (
             "single_dead_never_disabled",
             rr(),
             vec!["A"],
@@ -374,7 +390,7 @@ fn sequences_match_nginx_observed_output() {
             vec!["A", "B", "C"],
             "",
             keys(),
-            "A C B B A A C A C A B A",
+            "C A C A C C C C B B A B",
         ),
         (
             "chash_key_weights_down",
@@ -382,7 +398,7 @@ fn sequences_match_nginx_observed_output() {
             vec!["A weight=2", "B", "C down"],
             "",
             keys(),
-            "A A B B A A A A A A B A",
+            "A A A A A A B B B B A B",
         ),
         (
             "chash_key_dead_peer",
@@ -390,7 +406,7 @@ fn sequences_match_nginx_observed_output() {
             vec!["A", "B", "C"],
             "B",
             keys(),
-            "A C B>A A A A C A C A A A",
+            "C A C A C C C C B>C C A A",
         ),
         (
             "ip_hash_rehash_fallback",
@@ -414,7 +430,7 @@ fn sequences_match_nginx_observed_output() {
             vec!["A", "B weight=50 down", "C"],
             "",
             keys(),
-            "A A C A A C A C C A A A",
+            "C A C A C C C A C A C A",
         ),
         (
             "least_conn_sequential",
@@ -437,6 +453,40 @@ fn sequences_match_nginx_observed_output() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn next_upstream_tries_caps_the_retries_as_nginx_does() {
+    // nginx's observed output with `proxy_next_upstream_tries 2`, A and B
+    // dead: "A>B=502 C C".
+    let g = group(Balancer::RoundRobin, &["A", "B", "C"]);
+    let now = g.epoch();
+    let mut out = Vec::new();
+    for _ in 0..3 {
+        let mut a = g.start(PickInput {
+            next_upstream_tries: 2,
+            ..PickInput::default()
+        });
+        let mut tried = Vec::new();
+        let mut ok = false;
+        while let Some(p) = a.pick(now) {
+            let l = letter(&p);
+            tried.push(l.to_string());
+            ok = l == 'C';
+            let outcome = if ok {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            };
+            let _ = a.release(p, outcome, now);
+            if ok || a.tries_left() == 0 {
+                break;
+            }
+        }
+        let picks = tried.join(">");
+        out.push(if ok { picks } else { format!("{picks}=502") });
+    }
+    assert_eq!(out, words("A>B=502 C C"));
 }
 
 #[test]
@@ -465,7 +515,7 @@ fn single_peer_never_counts_failures_and_allows_no_retry() {
         let mut a = g.start(PickInput::default());
         assert_eq!(a.tries_left(), 1);
         let p = a.pick(now).map(|p| (p.index, p.name.to_string()));
-        assert_eq!(p, Some((0, "127.0.0.1:47081".to_string())));
+        assert_eq!(p, Some((0, "127.0.0.1:29081".to_string())));
         let Some(p) = a.pick(now) else { unreachable!() };
         let released = a.release(p, Outcome::Failure, now);
         assert!(!released.disabled);
