@@ -77,7 +77,16 @@ class Nginx:
             if not dead:
                 self.backends.append(start_backend(letter, port))
             self.names[f"127.0.0.1:{port}"] = letter
-            lines.append(f"server 127.0.0.1:{port} {params};")
+            # `host=NAME`: write the server by name (it must resolve to
+            # 127.0.0.1), so `hash ... consistent` hashes "NAME:PORT".
+            host = "127.0.0.1"
+            words = []
+            for w in params.split():
+                if w.startswith("host="):
+                    host = w[5:]
+                else:
+                    words.append(w)
+            lines.append(f"server {host}:{port} {' '.join(words)};")
         listen = front_listen or f"127.0.0.1:{self.port}"
         listen = listen.replace("PORT", str(self.port))
         conf = f"""
@@ -303,6 +312,9 @@ SCENARIOS = {
     "hash_rehash_fallback": lambda: run(up("A", "B weight=50 down", "C"), KEYS, "hash $arg_k;"),
     "chash_rehash_fallback": lambda: run(
         up("A", "B weight=50 down", "C"), KEYS, "hash $arg_k consistent;"
+    ),
+    "chash_hostname": lambda: run(
+        up("A host=localhost", "B", "C weight=2"), KEYS, "hash $arg_k consistent;"
     ),
     "least_conn_sequential": lambda: run(up("A weight=2", "B"), ["/"] * 8, "least_conn;"),
     "least_conn_overlap": least_conn_overlap,

@@ -21,12 +21,17 @@ fn server(spec: &str) -> UpstreamServer {
     let mut words = spec.split_whitespace();
     let letter = words.next().and_then(|w| w.bytes().next()).unwrap_or(b'A');
     let port = BASE_PORT + u16::from(letter - b'A');
+    // `host=NAME`: the server written by name (resolving to 127.0.0.1).
+    let host = spec
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("host="))
+        .unwrap_or("127.0.0.1");
     let mut s = UpstreamServer {
         target: UpstreamTarget::Tcp {
-            host: "127.0.0.1".into(),
+            host: host.into(),
             port,
         },
-        name: format!("127.0.0.1:{port}"),
+        name: format!("{host}:{port}"),
         weight: 1,
         max_fails: 1,
         fail_timeout: Duration::from_secs(10),
@@ -431,6 +436,14 @@ fn sequences_match_nginx_observed_output() {
             "",
             keys(),
             "C A C A C C C A C A C A",
+        ),
+        (
+            "chash_hostname",
+            hash(true),
+            vec!["A host=localhost", "B", "C weight=2"],
+            "",
+            keys(),
+            "C A C C C C C C B A A B",
         ),
         (
             "least_conn_sequential",
