@@ -45,6 +45,8 @@
 //! Not here: connecting, `proxy_next_upstream` rules, keep-alive pools,
 //! active health checks, re-resolving names.
 
+#[cfg(test)]
+mod api_tests;
 mod chash;
 mod crc32;
 mod hash;
