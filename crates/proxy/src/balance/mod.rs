@@ -23,9 +23,10 @@
 //!     let Some(peer) = attempt.pick(Instant::now()) else {
 //!         break 502; // "no live upstreams while connecting to upstream"
 //!     };
-//!     let result = try_peer(peer.addr).await;       // $upstream_addr gets peer.name
-//!     let outcome = /* Success, Failure (error, timeout, invalid_header, listed
-//!                      http_5xx/429) or NextNotCounted (listed http_403/404) */;
+//!     let result = try_peer(peer.addr).await;       // &PeerAddr; $upstream_addr gets peer.name
+//!     let outcome = /* Failure: error, timeout, invalid_header (always, even with
+//!                      `proxy_next_upstream off`), a listed http_500/502/503/504/429;
+//!                      NextNotCounted: a listed http_403/404; else Success */;
 //!     if attempt.release(peer, outcome, Instant::now()).disabled {
 //!         // log "[warn] upstream server temporarily disabled while ..., upstream: ..."
 //!     }
