@@ -22,6 +22,7 @@ import http.client
 import http.server
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -155,6 +156,9 @@ http {{
         self.proc.wait(5)
         for b in self.backends:
             b.shutdown()
+            b.server_close()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def run(servers, requests, method="", **kw):
