@@ -36,6 +36,8 @@ mod tests_errors;
 #[cfg(test)]
 mod tests_proxy;
 #[cfg(test)]
+mod tests_proxy_model;
+#[cfg(test)]
 mod tests_read;
 
 use std::path::{Path, PathBuf};
