@@ -134,8 +134,8 @@ fn all_backup_upstream_is_refused_as_nginx_does() {
         name: "u".into(),
         servers: vec![server("A backup")],
         balancer: Balancer::RoundRobin,
-        keepalive: None,
         origin: "n.conf:3".into(),
+        ..Default::default()
     };
     let err = UpstreamGroup::new(&up, &[vec![addr(1)]]).map(|_| ());
     let msg = err.map_err(|e| e.to_string());

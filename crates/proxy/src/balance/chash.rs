@@ -224,19 +224,14 @@ mod tests {
                     port: 29081,
                 },
                 name: "app.internal:29081".into(),
-                weight: 1,
-                max_fails: 1,
-                fail_timeout: std::time::Duration::from_secs(10),
-                max_conns: 0,
-                backup: false,
-                down: false,
+                ..Default::default()
             }],
             balancer: Balancer::Hash {
                 key: "$k".into(),
                 consistent: true,
             },
-            keepalive: None,
             origin: String::new(),
+            ..Default::default()
         };
         let addr = |port| PeerAddr::Tcp(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
         let g = match UpstreamGroup::new(&up, &[vec![addr(29081), addr(29082)]]) {

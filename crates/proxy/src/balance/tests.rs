@@ -32,12 +32,7 @@ pub(super) fn server(spec: &str) -> UpstreamServer {
             port,
         },
         name: format!("{host}:{port}"),
-        weight: 1,
-        max_fails: 1,
-        fail_timeout: Duration::from_secs(10),
-        max_conns: 0,
-        backup: false,
-        down: false,
+        ..UpstreamServer::default()
     };
     for w in words {
         let num = |v: &str| v.parse::<u32>().unwrap_or_default();
@@ -60,8 +55,8 @@ pub(super) fn group(balancer: Balancer, specs: &[&str]) -> UpstreamGroup {
         name: "u".into(),
         servers: specs.iter().map(|s| server(s)).collect(),
         balancer,
-        keepalive: None,
         origin: "test.conf:1".into(),
+        ..Default::default()
     };
     let resolved: Vec<Vec<PeerAddr>> = up
         .servers
