@@ -164,3 +164,89 @@ fn groups_are_shared_and_attempts_cross_awaits() {
     sendable::<Attempt<'static>>();
     sendable::<Picked<'static>>();
 }
+
+#[test]
+fn rebuilt_group_keeps_the_state_of_peers_that_stay() {
+    let mut specs = vec![server("A"), server("B")];
+    specs[1].resolve = true;
+    let up = Upstream {
+        name: "u".into(),
+        servers: specs,
+        balancer: Balancer::RoundRobin,
+        ..Default::default()
+    };
+    let (a, b, b2) = (addr(BASE_PORT), addr(BASE_PORT + 1), addr(BASE_PORT + 7));
+    let g = match UpstreamGroup::new(&up, &[vec![a.clone()], vec![b.clone()]]) {
+        Ok(g) => g,
+        Err(e) => panic!("{e}"),
+    };
+    let now = g.epoch();
+    // Fail B once: it is out for fail_timeout.
+    for _ in 0..2 {
+        let mut at = g.start(PickInput::default());
+        let Some(p) = at.pick(now) else {
+            unreachable!()
+        };
+        let outcome = if p.addr == &b {
+            Outcome::Failure
+        } else {
+            Outcome::Success
+        };
+        let _ = at.release(p, outcome, now);
+    }
+    // The name now resolves to B and a new address.
+    let g2 = match g.rebuilt(&up, &[vec![a], vec![b, b2]]) {
+        Ok(g) => g,
+        Err(e) => panic!("{e}"),
+    };
+    let states: Vec<_> = g2
+        .snapshot(now)
+        .iter()
+        .map(|s| (s.state, s.requests))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (PeerState::Up, 1),
+            (PeerState::Unhealthy, 1),
+            (PeerState::Up, 0)
+        ]
+    );
+    // A resolve server with no address yet is accepted; others are not.
+    assert!(UpstreamGroup::new(&up, &[vec![addr(1)], vec![]]).is_ok());
+    let err = UpstreamGroup::new(&up, &[vec![], vec![addr(2)]]).map(|_| ());
+    assert!(matches!(err, Err(GroupError::Mismatch { .. })), "{err:?}");
+    // Nothing resolved yet: no live upstreams, whatever the method.
+    let mut only = server("B");
+    only.resolve = true;
+    for balancer in [
+        Balancer::RoundRobin,
+        Balancer::LeastConn,
+        Balancer::IpHash,
+        Balancer::Hash {
+            key: "$k".into(),
+            consistent: true,
+        },
+        Balancer::Random {
+            two: true,
+            least_conn: true,
+        },
+    ] {
+        let up = Upstream {
+            name: "u".into(),
+            servers: vec![only.clone()],
+            balancer,
+            ..Default::default()
+        };
+        let g = match UpstreamGroup::new(&up, &[vec![]]) {
+            Ok(g) => g,
+            Err(e) => panic!("{e}"),
+        };
+        let mut at = g.start(PickInput {
+            hash_key: Some(b"k"),
+            ..PickInput::default()
+        });
+        assert!(at.pick(now).is_none());
+        assert_eq!(at.tries_left(), 0);
+    }
+}

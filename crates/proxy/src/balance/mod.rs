@@ -223,9 +223,16 @@ impl UpstreamGroup {
     }
 
     /// Build from `up` and the addresses of each server (one list per
-    /// `server` line, in order; see [`resolve_upstream`]).
+    /// `server` line, in order; see [`resolve_upstream`]). Only a
+    /// `server ... resolve` line may have no address (yet).
     pub fn new(up: &Upstream, resolved: &[Vec<PeerAddr>]) -> Result<UpstreamGroup, GroupError> {
-        if resolved.len() != up.servers.len() || resolved.iter().any(Vec::is_empty) {
+        // A `resolve` server may have no address yet; any other needs one.
+        let unresolved = up
+            .servers
+            .iter()
+            .zip(resolved)
+            .any(|(s, addrs)| addrs.is_empty() && !s.resolve);
+        if resolved.len() != up.servers.len() || unresolved {
             return Err(GroupError::Mismatch {
                 upstream: up.name.clone(),
             });
@@ -257,7 +264,7 @@ impl UpstreamGroup {
                 }
             }
         }
-        if primary.is_empty() {
+        if up.servers.iter().all(|s| s.backup) {
             return Err(GroupError::NoServers {
                 upstream: up.name.clone(),
                 origin: up.origin.clone(),
