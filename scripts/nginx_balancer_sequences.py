@@ -66,7 +66,7 @@ def start_backend(letter, port):
 class Nginx:
     """One nginx with `upstream u { BODY }` in front of the backends."""
 
-    def __init__(self, servers, method="", front_listen=None, extra=""):
+    def __init__(self, servers, method="", front_listen=None, extra="", main=""):
         # servers: [(letter, params, dead)]
         self.dir = tempfile.mkdtemp(prefix="ngx-balance-")
         self.port = BASE
@@ -93,6 +93,7 @@ class Nginx:
         conf = f"""
 daemon off;
 worker_processes 1;
+{main}
 pid {self.dir}/nginx.pid;
 error_log stderr info;
 events {{ worker_connections 256; }}
@@ -120,6 +121,7 @@ http {{
         with open(f"{self.dir}/n.conf", "w") as f:
             f.write(conf)
         self.log = open(f"{self.dir}/stderr", "w+")
+        self.started = time.time()
         self.proc = subprocess.Popen(
             [NGINX, "-p", self.dir + "/", "-c", f"{self.dir}/n.conf", "-e", "stderr"],
             stderr=self.log,
@@ -128,6 +130,7 @@ http {{
             try:
                 probe = "::1" if listen.startswith("[::1]") else "127.0.0.1"
                 socket.create_connection((probe, self.port), 0.1).close()
+                self.ready = time.time()
                 return
             except OSError:
                 time.sleep(0.05)
@@ -256,7 +259,78 @@ def ip_hash_v6():
     return out, {}
 
 
+def libc_random_draws(seed, n):
+    """glibc's srandom(seed) then n random() values (nginx's ngx_random)."""
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.random.restype = ctypes.c_long
+    libc.srandom(ctypes.c_uint(seed))
+    return [libc.random() for _ in range(n)]
+
+
+def random_picks(draws, weights, two):
+    """Sequential picks of `random [two]` with every peer up and idle."""
+    ranges, total = [], 0
+    for w in weights:
+        ranges.append(total)
+        total += w
+
+    def peek(x):
+        i, j = 0, len(ranges)
+        while j - i > 1:
+            k = (i + j) // 2
+            if x % total < ranges[k]:
+                j = k
+            else:
+                i = k
+        return i
+
+    it = iter(draws)
+    out = []
+    try:
+        while True:
+            first = peek(next(it))
+            if not two:
+                out.append(LETTERS_[first])
+                continue
+            second = first
+            while second == first:
+                second = peek(next(it))
+            out.append(LETTERS_[second])  # a tie keeps the second draw
+    except StopIteration:
+        return out
+
+
+LETTERS_ = "ABCDEFGH"
+
+
+def random_seeded(two):
+    """`random [two]` in a single nginx process (`master_process off`): its
+    only srandom() is `(pid << 16) ^ sec ^ msec` at start, so the seed is
+    found by trying every msec around the start, and the picks must be
+    exactly those of glibc's random() from that seed."""
+    weights = [1, 2, 3, 4]
+    method = "random two;" if two else "random;"
+    ngx = Nginx(up("A", "B weight=2", "C weight=3", "D weight=4"), method, main="master_process off;")
+    try:
+        picks = [ngx.request("/")[0] for _ in range(30)]
+        pid, t0, t1 = ngx.proc.pid, ngx.started, ngx.ready
+    finally:
+        ngx.stop()
+    found = []
+    for sec in range(int(t0) - 1, int(t1) + 2):
+        for msec in range(1000):
+            seed = ((pid << 16) ^ sec ^ msec) & 0xFFFFFFFF
+            draws = libc_random_draws(seed, 200)
+            if random_picks(draws, weights, two)[:30] == picks:
+                found.append(seed)
+    return picks + [f"seed={sorted(set(found))}"], {}
+
+
 SCENARIOS = {
+    "random_seeded": lambda: random_seeded(False),
+    "random_two_seeded": lambda: random_seeded(True),
     "ip_hash_v6": ip_hash_v6,
     "rr_2_1": lambda: run(up("A weight=2", "B"), ["/"] * 8),
     "rr_5_1_1": lambda: run(up("A weight=5", "B", "C"), ["/"] * 14),
