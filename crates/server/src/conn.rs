@@ -24,6 +24,7 @@ use crate::hooks::{RequestRecord, WorkerHooks};
 use crate::listener::ListenerInfo;
 use crate::listener::Wire;
 use crate::log::{AccessLog, LogEntry, LogFields};
+use crate::request_view::HttpHead;
 use crate::write::{self, BodyWriter, SendFile, encode_error, encode_head, flush};
 
 /// Time allowed for a whole request head once its first byte arrived
@@ -255,7 +256,7 @@ pub(crate) async fn serve_connection<R, W>(
             keep_alive_wanted: head.keep_alive && !*shutdown.borrow(),
         };
         let request = Request {
-            source: RequestSource::Http(*head),
+            source: RequestSource::Http(HttpHead::new(*head)),
             peer,
             local,
             listener: ctx.listener.clone(),
