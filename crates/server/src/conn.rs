@@ -243,11 +243,6 @@ pub(crate) async fn serve_connection<R, W>(
         };
         let method = head.method.clone();
         let uri = head.target.clone();
-        let log_fields = if ctx.log.needs_fields() {
-            LogFields::Http(head.headers.clone())
-        } else {
-            LogFields::None
-        };
         let framing = ResponseFraming {
             wire: Wire::Http,
             version: head.version,
@@ -263,6 +258,7 @@ pub(crate) async fn serve_connection<R, W>(
             body,
             handoff: ctx.handoff.clone(),
         };
+        let log_fields = ctx.log.fields_of(&request.source);
         let pending = ctx.handler.handle(request);
         let Some(done) = exchange(
             reader,

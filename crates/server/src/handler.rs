@@ -18,7 +18,7 @@ use crate::listener::ListenerInfo;
 use crate::request_view::HttpHead;
 
 /// What the request arrived as.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum RequestSource {
     /// An HTTP/1.x request head (with its decoded path, made on first use).
     Http(HttpHead),

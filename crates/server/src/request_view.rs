@@ -77,7 +77,7 @@ pub fn header_name_of_var(suffix: &[u8], out: &mut Vec<u8>) {
 
 /// An HTTP request head, with what is derived from it kept on first use.
 /// Reads as the [`RequestHead`] it wraps.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct HttpHead {
     head: RequestHead,
     /// The percent-decoded path: `None` when it equals the raw path.
@@ -123,13 +123,13 @@ impl Deref for HttpHead {
     }
 }
 
-impl Request {
+impl RequestSource {
     /// A request header by name (case-insensitive): the first of that name
     /// in an HTTP head, or a uwsgi packet's `HTTP_*` var for it (the last,
     /// as [`portico_proto::uwsgi::UwsgiPacket::var`] reads vars).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         let name = name.as_bytes();
-        match &self.source {
+        match self {
             RequestSource::Http(head) => head
                 .headers
                 .iter()
@@ -144,10 +144,10 @@ impl Request {
         }
     }
 
-    /// The percent-decoded path (`PATH_INFO`): an HTTP head's, decoded once
-    /// per request; a uwsgi packet's PATH_INFO as the front server sent it.
+    /// The percent-decoded path (`PATH_INFO`): an HTTP head's, decoded once;
+    /// a uwsgi packet's PATH_INFO as the front server sent it.
     pub fn path(&self) -> &[u8] {
-        match &self.source {
+        match self {
             RequestSource::Http(head) => head.decoded_path(),
             RequestSource::Uwsgi(p) => p.var(b"PATH_INFO").map_or(&b""[..], |v| v.as_ref()),
         }
@@ -155,7 +155,7 @@ impl Request {
 
     /// The path as sent, not decoded (PATH_INFO for uwsgi).
     pub fn raw_path(&self) -> &[u8] {
-        match &self.source {
+        match self {
             RequestSource::Http(head) => &head.path,
             RequestSource::Uwsgi(p) => p.var(b"PATH_INFO").map_or(&b""[..], |v| v.as_ref()),
         }
@@ -163,10 +163,33 @@ impl Request {
 
     /// The query string, without `?` (QUERY_STRING for uwsgi).
     pub fn query(&self) -> &[u8] {
-        match &self.source {
+        match self {
             RequestSource::Http(head) => &head.query,
             RequestSource::Uwsgi(p) => p.var(b"QUERY_STRING").map_or(&b""[..], |v| v.as_ref()),
         }
+    }
+}
+
+/// The same view, from the request itself.
+impl Request {
+    /// See [`RequestSource::header`].
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.source.header(name)
+    }
+
+    /// See [`RequestSource::path`].
+    pub fn path(&self) -> &[u8] {
+        self.source.path()
+    }
+
+    /// See [`RequestSource::raw_path`].
+    pub fn raw_path(&self) -> &[u8] {
+        self.source.raw_path()
+    }
+
+    /// See [`RequestSource::query`].
+    pub fn query(&self) -> &[u8] {
+        self.source.query()
     }
 }
 
