@@ -251,7 +251,7 @@ pub(crate) async fn serve_connection<R, W>(
             keep_alive_wanted: head.keep_alive && !*shutdown.borrow(),
         };
         let request = Request {
-            source: RequestSource::Http(HttpHead::new(*head)),
+            source: RequestSource::Http(HttpHead::new(head)),
             peer,
             local,
             listener: ctx.listener.clone(),

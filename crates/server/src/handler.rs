@@ -95,7 +95,7 @@ impl Request {
             None => crate::listener::ListenAddress::Unix("portico.sock".into()),
         };
         Some(Request {
-            source: RequestSource::Http(HttpHead::new(head)),
+            source: RequestSource::Http(HttpHead::from(head)),
             peer,
             local,
             listener: Arc::new(ListenerInfo {

@@ -79,13 +79,14 @@ pub fn header_name_of_var(suffix: &[u8], out: &mut Vec<u8>) {
 /// Reads as the [`RequestHead`] it wraps.
 #[derive(Debug, Clone)]
 pub struct HttpHead {
-    head: RequestHead,
+    /// Boxed as the connection reads it, so a request stays small to move.
+    head: Box<RequestHead>,
     /// The percent-decoded path: `None` when it equals the raw path.
     decoded: OnceLock<Option<Vec<u8>>>,
 }
 
 impl HttpHead {
-    pub fn new(head: RequestHead) -> HttpHead {
+    pub fn new(head: Box<RequestHead>) -> HttpHead {
         HttpHead {
             head,
             decoded: OnceLock::new(),
@@ -104,14 +105,14 @@ impl HttpHead {
     }
 
     /// The head itself, giving up what was derived from it.
-    pub fn into_inner(self) -> RequestHead {
+    pub fn into_inner(self) -> Box<RequestHead> {
         self.head
     }
 }
 
 impl From<RequestHead> for HttpHead {
     fn from(head: RequestHead) -> HttpHead {
-        HttpHead::new(head)
+        HttpHead::new(Box::new(head))
     }
 }
 
