@@ -24,7 +24,6 @@ use crate::hooks::{RequestRecord, WorkerHooks};
 use crate::listener::ListenerInfo;
 use crate::listener::Wire;
 use crate::log::{AccessLog, LogEntry, LogFields};
-use crate::request_view::HttpHead;
 use crate::write::{self, BodyWriter, SendFile, encode_error, encode_head, flush};
 
 /// Time allowed for a whole request head once its first byte arrived
@@ -243,6 +242,7 @@ pub(crate) async fn serve_connection<R, W>(
         };
         let method = head.method.clone();
         let uri = head.target.clone();
+        let log_fields = ctx.log.fields_of(|| RequestSource::Http((*head).clone()));
         let framing = ResponseFraming {
             wire: Wire::Http,
             version: head.version,
@@ -251,14 +251,13 @@ pub(crate) async fn serve_connection<R, W>(
             keep_alive_wanted: head.keep_alive && !*shutdown.borrow(),
         };
         let request = Request {
-            source: RequestSource::Http(HttpHead::new(head)),
+            source: RequestSource::Http(*head),
             peer,
             local,
             listener: ctx.listener.clone(),
             body,
             handoff: ctx.handoff.clone(),
         };
-        let log_fields = ctx.log.fields_of(&request.source);
         let pending = ctx.handler.handle(request);
         let Some(done) = exchange(
             reader,

@@ -9,19 +9,19 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use portico_proto::http1::RequestHead;
 use portico_proto::uwsgi::UwsgiPacket;
 use tokio::sync::mpsc;
 
 use crate::body::RequestBody;
 use crate::handoff::Handoff;
 use crate::listener::ListenerInfo;
-use crate::request_view::HttpHead;
 
 /// What the request arrived as.
 #[derive(Debug, Clone)]
 pub enum RequestSource {
-    /// An HTTP/1.x request head (with its decoded path, made on first use).
-    Http(HttpHead),
+    /// An HTTP/1.x request head.
+    Http(RequestHead),
     /// A uwsgi packet: its vars are the CGI environment, as the front server sent it.
     Uwsgi(UwsgiPacket),
 }
@@ -95,7 +95,7 @@ impl Request {
             None => crate::listener::ListenAddress::Unix("portico.sock".into()),
         };
         Some(Request {
-            source: RequestSource::Http(HttpHead::from(head)),
+            source: RequestSource::Http(head),
             peer,
             local,
             listener: Arc::new(ListenerInfo {

@@ -37,7 +37,6 @@ pub use listener::{
 pub use log::{AccessLog, LogConfig, LogFormat, set_log_date, write_log_line};
 pub use portico_proto::http1::{Header, RequestHead, Version};
 pub use portico_proto::uwsgi::UwsgiPacket;
-pub use request_view::HttpHead;
 pub use serve::{ServeOptions, StopReason, serve};
 pub use site::{SiteHandler, UpstreamMap};
 pub use statics::{StaticConfig, StaticMap, WithStatic, mime_type};

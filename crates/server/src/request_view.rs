@@ -2,17 +2,21 @@
 //! that maps a header name to its CGI variable (`User-Agent` →
 //! `HTTP_USER_AGENT`), and the [`Request`] methods that read a header, the
 //! percent-decoded path and the query the same way for an HTTP head and for
-//! a uwsgi packet. The decoded path of an HTTP head is computed once, on
-//! first use, and kept in [`HttpHead`]: the static files, the WSGI mount
-//! table and the environ all read the same bytes.
+//! a uwsgi packet: the static files, the WSGI mount table, the environ and
+//! the access log all read the same bytes.
+//!
+//! The decoded path is made where it is read, not kept: for a path without
+//! `%` it is one `memchr` and borrows the raw path. Keeping it (a field
+//! in the request, or a `OnceLock`) made every request 16 bytes larger and
+//! cost the hello app about 330 instructions a request in malloc's slow
+//! path, more than the few `memchr`s it saves (docs/design-notes.md).
 //!
 //! Everything that names a header by its `HTTP_*` variable (the environ,
 //! the uwsgi vars `uwsgi_pass` sends, the access log's `%(var.HTTP_X)`,
 //! nginx's `$http_x`, the headers read back from a uwsgi packet) goes
 //! through the functions here; none allocates unless given a buffer.
 
-use std::ops::Deref;
-use std::sync::OnceLock;
+use std::borrow::Cow;
 
 use portico_proto::http1::RequestHead;
 use portico_proto::percent::percent_decode;
@@ -75,53 +79,10 @@ pub fn header_name_of_var(suffix: &[u8], out: &mut Vec<u8>) {
     }));
 }
 
-/// An HTTP request head, with what is derived from it kept on first use.
-/// Reads as the [`RequestHead`] it wraps.
-#[derive(Debug, Clone)]
-pub struct HttpHead {
-    /// Boxed as the connection reads it, so a request stays small to move.
-    head: Box<RequestHead>,
-    /// The percent-decoded path: `None` when it equals the raw path.
-    decoded: OnceLock<Option<Vec<u8>>>,
-}
-
-impl HttpHead {
-    pub fn new(head: Box<RequestHead>) -> HttpHead {
-        HttpHead {
-            head,
-            decoded: OnceLock::new(),
-        }
-    }
-
-    /// The path percent-decoded (`PATH_INFO`), computed once.
-    pub fn decoded_path(&self) -> &[u8] {
-        self.decoded
-            .get_or_init(|| match percent_decode(&self.head.path) {
-                std::borrow::Cow::Borrowed(_) => None,
-                std::borrow::Cow::Owned(decoded) => Some(decoded),
-            })
-            .as_deref()
-            .unwrap_or(&self.head.path)
-    }
-
-    /// The head itself, giving up what was derived from it.
-    pub fn into_inner(self) -> Box<RequestHead> {
-        self.head
-    }
-}
-
-impl From<RequestHead> for HttpHead {
-    fn from(head: RequestHead) -> HttpHead {
-        HttpHead::new(Box::new(head))
-    }
-}
-
-impl Deref for HttpHead {
-    type Target = RequestHead;
-
-    fn deref(&self) -> &RequestHead {
-        &self.head
-    }
+/// An HTTP head's `PATH_INFO`: its path percent-decoded, borrowed when
+/// there is nothing to decode.
+pub fn path_info(head: &RequestHead) -> Cow<'_, [u8]> {
+    percent_decode(&head.path)
 }
 
 impl RequestSource {
@@ -145,12 +106,15 @@ impl RequestSource {
         }
     }
 
-    /// The percent-decoded path (`PATH_INFO`): an HTTP head's, decoded once;
-    /// a uwsgi packet's PATH_INFO as the front server sent it.
-    pub fn path(&self) -> &[u8] {
+    /// The percent-decoded path (`PATH_INFO`): an HTTP head's, decoded
+    /// (borrowed when it has no `%`); a uwsgi packet's PATH_INFO as the
+    /// front server sent it.
+    pub fn path(&self) -> Cow<'_, [u8]> {
         match self {
-            RequestSource::Http(head) => head.decoded_path(),
-            RequestSource::Uwsgi(p) => p.var(b"PATH_INFO").map_or(&b""[..], |v| v.as_ref()),
+            RequestSource::Http(head) => path_info(head),
+            RequestSource::Uwsgi(p) => {
+                Cow::Borrowed(p.var(b"PATH_INFO").map_or(&b""[..], |v| v.as_ref()))
+            }
         }
     }
 
@@ -179,7 +143,7 @@ impl Request {
     }
 
     /// See [`RequestSource::path`].
-    pub fn path(&self) -> &[u8] {
+    pub fn path(&self) -> Cow<'_, [u8]> {
         self.source.path()
     }
 
@@ -251,14 +215,13 @@ mod tests {
     }
 
     #[test]
-    fn the_decoded_path_is_computed_once_and_borrows_when_nothing_is_escaped() {
+    fn the_decoded_path_borrows_the_raw_path_when_nothing_is_escaped() {
         let r = request(b"GET /a%20b?q=%20 HTTP/1.1\r\nHost: x\r\n\r\n");
-        assert_eq!(r.path(), b"/a b");
-        assert!(std::ptr::eq(r.path(), r.path()));
+        assert_eq!(&*r.path(), b"/a b");
         assert_eq!(r.raw_path(), b"/a%20b");
         assert_eq!(r.query(), b"q=%20");
         let plain = request(b"GET /plain HTTP/1.1\r\nHost: x\r\n\r\n");
-        assert!(std::ptr::eq(plain.path(), plain.raw_path()));
+        assert!(matches!(plain.path(), Cow::Borrowed(p) if std::ptr::eq(p, plain.raw_path())));
     }
 
     #[test]
@@ -280,6 +243,6 @@ mod tests {
         });
         assert_eq!(r.header("if-match"), Some(&b"b"[..]));
         assert_eq!(r.header("If-Match"), Some(&b"b"[..]));
-        assert_eq!(r.path(), b"/p q");
+        assert_eq!(&*r.path(), b"/p q");
     }
 }

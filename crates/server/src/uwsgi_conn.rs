@@ -124,6 +124,7 @@ pub(crate) async fn serve_uwsgi_connection<R, W>(
     let method = packet.var(b"REQUEST_METHOD").cloned().unwrap_or_default();
     let uri = packet.var(b"REQUEST_URI").cloned().unwrap_or_default();
     let user = packet.var(b"REMOTE_USER").cloned().unwrap_or_default();
+    let log_fields = ctx.log.fields_of(|| RequestSource::Uwsgi(packet.clone()));
     let framing = ResponseFraming {
         wire: Wire::Uwsgi,
         version: Version::Http11,
@@ -139,7 +140,6 @@ pub(crate) async fn serve_uwsgi_connection<R, W>(
         body,
         handoff: ctx.handoff.clone(),
     };
-    let log_fields = ctx.log.fields_of(&request.source);
     let pending = ctx.handler.handle(request);
     let gate = GateRelease {
         ctx,

@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use portico_server::request_view::{has_http_var, http_var_name};
-use portico_server::{HttpHead, ListenerInfo, Request, RequestSource, UwsgiPacket, Version};
+use portico_server::request_view::{has_http_var, http_var_name, path_info};
+use portico_server::{ListenerInfo, Request, RequestHead, RequestSource, UwsgiPacket, Version};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
@@ -132,7 +132,7 @@ impl EnvironBuilder {
         if let Some(key) = cache.get(name) {
             return Ok(Some(key.bind(py).clone()));
         }
-        let mut key = Vec::new();
+        let mut key = Vec::with_capacity(name.len() + 5);
         http_var_name(name, &mut key);
         let key = latin1(py, &key)?;
         if cache.len() < HEADER_KEY_CACHE_LIMIT {
@@ -212,7 +212,7 @@ impl EnvironBuilder {
         &self,
         py: Python<'py>,
         env: &Bound<'py, PyDict>,
-        head: &HttpHead,
+        head: &RequestHead,
         peer: Option<SocketAddr>,
         local: Option<SocketAddr>,
         listener: &ListenerInfo,
@@ -235,8 +235,8 @@ impl EnvironBuilder {
         };
         put(&k.request_method, method, head.method.len())?;
         put(&k.request_uri, latin1(py, &head.target)?, head.target.len())?;
-        let path = head.decoded_path();
-        put(&k.path_info, latin1(py, path)?, path.len())?;
+        let path = path_info(head);
+        put(&k.path_info, latin1(py, &path)?, path.len())?;
         put(&k.query_string, latin1(py, &head.query)?, head.query.len())?;
         let protocol = match head.version {
             Version::Http10 => &k.http10,

@@ -146,8 +146,8 @@ impl WsgiHandler {
             });
         }
         match &request.source {
-            RequestSource::Http(head) => {
-                let path = Bytes::copy_from_slice(head.decoded_path());
+            RequestSource::Http(_) => {
+                let path = Bytes::copy_from_slice(&request.path());
                 mounts.route(b"", &path)
             }
             RequestSource::Uwsgi(packet) => {

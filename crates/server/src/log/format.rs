@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::handler::RequestSource;
 use crate::request_view::header_matches_var;
 
-use super::{LOG_DATE, LogConfig, LogEntry, LogFields};
+use super::{LOG_DATE, LogConfig, LogEntry};
 use crate::date::{ctime, strftime_local};
 
 /// One `%(name)` of uWSGI's, or a request variable.
@@ -365,20 +365,23 @@ fn write_value(out: &mut Vec<u8>, var: &Var, ctx: &Context<'_>) {
 /// from the headers).
 fn request_var(out: &mut Vec<u8>, name: &[u8], ctx: &Context<'_>) {
     let e = ctx.entry;
-    let source = match e.fields {
-        LogFields::Request(RequestSource::Uwsgi(packet)) => {
+    let source = match e.fields.source() {
+        Some(RequestSource::Uwsgi(packet)) => {
             if let Some(v) = packet.var(name) {
                 out.extend_from_slice(v);
             }
             return;
         }
-        LogFields::Request(source @ RequestSource::Http(_)) => Some(source),
-        LogFields::None => None,
+        http => http,
     };
     match name {
         b"REQUEST_METHOD" => out.extend_from_slice(e.method),
         b"REQUEST_URI" => out.extend_from_slice(e.uri),
-        b"PATH_INFO" => out.extend_from_slice(source.map_or(&b""[..], |s| s.path())),
+        b"PATH_INFO" => {
+            if let Some(source) = source {
+                out.extend_from_slice(&source.path());
+            }
+        }
         b"QUERY_STRING" => out.extend_from_slice(source.map_or(&b""[..], |s| s.query())),
         b"SERVER_PROTOCOL" => out.extend_from_slice(e.protocol),
         b"REMOTE_ADDR" => out.extend_from_slice(e.peer.as_bytes()),

@@ -73,7 +73,19 @@ pub(crate) enum LogFields {
     None,
     /// The request as it arrived (a copy sharing its buffers), read
     /// through the same view as the handlers read it.
-    Request(RequestSource),
+    /// Boxed: the connection's future stays small for the requests
+    /// (most) whose log line needs no field.
+    Request(Box<RequestSource>),
+}
+
+impl LogFields {
+    /// The request kept, if any.
+    pub(crate) fn source(&self) -> Option<&RequestSource> {
+        match self {
+            LogFields::None => None,
+            LogFields::Request(source) => Some(source),
+        }
+    }
 }
 
 /// What one finished request contributes to the log.
@@ -102,21 +114,15 @@ pub(crate) struct LogEntry<'a> {
 impl LogEntry<'_> {
     /// A request header by name (a uwsgi packet's `HTTP_*` var for it).
     fn header(&self, name: &str) -> Option<&[u8]> {
-        match self.fields {
-            LogFields::None => None,
-            LogFields::Request(source) => source.header(name),
-        }
+        self.fields.source()?.header(name)
     }
 
     /// CONTENT_LENGTH or CONTENT_TYPE: the header `http_name`, or the
     /// uwsgi var `cgi_name` (which has no `HTTP_` prefix).
     fn content_header(&self, http_name: &str, cgi_name: &[u8]) -> Option<&[u8]> {
-        match self.fields {
-            LogFields::None => None,
-            LogFields::Request(RequestSource::Http(_)) => self.header(http_name),
-            LogFields::Request(RequestSource::Uwsgi(packet)) => {
-                packet.var(cgi_name).map(|v| v.as_ref())
-            }
+        match self.fields.source()? {
+            RequestSource::Http(_) => self.header(http_name),
+            RequestSource::Uwsgi(packet) => packet.var(cgi_name).map(|v| v.as_ref()),
         }
     }
 
@@ -166,11 +172,12 @@ impl AccessLog {
         self.needs_fields && self.may_log()
     }
 
-    /// What [`LogEntry::fields`] keeps of `source`: a copy when a line
-    /// may need its headers or vars, else nothing.
-    pub(crate) fn fields_of(&self, source: &RequestSource) -> LogFields {
+    /// What [`LogEntry::fields`] keeps of the request: a copy of its
+    /// source (`copy` is called only then) when a line may need its
+    /// headers or vars, else nothing.
+    pub(crate) fn fields_of(&self, copy: impl FnOnce() -> RequestSource) -> LogFields {
         if self.needs_fields() {
-            LogFields::Request(source.clone())
+            LogFields::Request(Box::new(copy()))
         } else {
             LogFields::None
         }

@@ -20,7 +20,7 @@ fn http_fields(target: &str, headers: &[(&str, &[u8])]) -> LogFields {
     }
     raw.extend_from_slice(b"\r\n");
     let request = Request::from_http_bytes(&raw, None, None).expect("parses");
-    LogFields::Request(request.source)
+    LogFields::Request(Box::new(request.source))
 }
 
 fn entry<'a>(fields: &'a LogFields, uri: &'a [u8], status: u16) -> LogEntry<'a> {
@@ -151,7 +151,7 @@ fn request_vars_come_from_headers_or_the_request_line() {
         custom("%(var.HTTP_X_REQUEST_ID) %(var.QUERY_STRING) %(var.PATH_INFO) %(var.HTTP_NONE)");
     let line = render(config, &entry(&fields, b"/p%20q?a=1", 200)).expect("logged");
     assert_eq!(line, "abc a=1 /p q -\n");
-    let fields = LogFields::Request(RequestSource::Uwsgi(UwsgiPacket {
+    let fields = LogFields::Request(Box::new(RequestSource::Uwsgi(UwsgiPacket {
         modifier1: 0,
         modifier2: 0,
         vars: vec![(
@@ -159,7 +159,7 @@ fn request_vars_come_from_headers_or_the_request_line() {
             Bytes::from_static(b"/srv"),
         )],
         datasize: 0,
-    }));
+    })));
     let line = render(custom("%(var.DOCUMENT_ROOT)"), &entry(&fields, b"/", 200)).expect("logged");
     assert_eq!(line, "/srv\n");
 }
@@ -210,7 +210,7 @@ fn request_vars_are_the_path_and_query_the_environ_holds() {
 
 #[test]
 fn a_uwsgi_packets_headers_are_its_http_vars() {
-    let fields = LogFields::Request(RequestSource::Uwsgi(UwsgiPacket {
+    let fields = LogFields::Request(Box::new(RequestSource::Uwsgi(UwsgiPacket {
         modifier1: 0,
         modifier2: 0,
         vars: vec![
@@ -224,7 +224,7 @@ fn a_uwsgi_packets_headers_are_its_http_vars() {
             ),
         ],
         datasize: 0,
-    }));
+    })));
     let line = render(custom("%(host) %(cl)"), &entry(&fields, b"/", 200)).expect("logged");
     assert_eq!(line, "a.test 5\n");
 }

@@ -133,7 +133,7 @@ impl WithStatic {
         let path = request.path();
         for (map, canonical_root) in &self.maps {
             let rest: &[u8] = if map.prefix.is_empty() {
-                path
+                &path
             } else {
                 let prefix = map.prefix.as_bytes();
                 if !path.starts_with(prefix) || !matches!(path.get(prefix.len()), None | Some(b'/'))
@@ -141,7 +141,7 @@ impl WithStatic {
                     continue;
                 }
                 if map.keep_prefix {
-                    path
+                    &path
                 } else {
                     &path[prefix.len()..]
                 }
