@@ -51,10 +51,8 @@ ensure_venv "$ROOT/target/examples-venv" "$ROOT/examples/requirements.txt"
 
 # The proxy crate's interop test drives a real uWSGI (tests/requirements.txt
 # installs it into the test venv); naming it makes that test mandatory.
-export PORTICO_TEST_UWSGI="$ROOT/target/test-venv/bin/uwsgi"
-
 step "cargo test"
-cargo test --workspace
+PORTICO_TEST_UWSGI="$ROOT/target/test-venv/bin/uwsgi" cargo test --workspace
 
 PORTICO_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/portico"
 PORTICO_EXAMPLES_VENV="$ROOT/target/examples-venv"
@@ -97,4 +95,4 @@ step "end-to-end tests (pytest tests/e2e)"
 step "nginx differential suites, nginx vs nginx (NGINX_DIFF_SELFTEST=1)"
 NGINX_DIFF_SELFTEST=1 "$ROOT/target/test-venv/bin/python" -m pytest -p no:cacheprovider -q -ra \
     "$ROOT/tests/e2e/test_nginx_diff.py" "$ROOT/tests/e2e/test_nginx_diff_seeds.py" \
-    "$ROOT/tests/e2e/test_nginx_reload.py"
+    "$ROOT/tests/e2e/test_nginx_reload.py" "$ROOT/tests/e2e/test_nginx_uwsgi_interop.py"

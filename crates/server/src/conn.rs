@@ -92,8 +92,9 @@ async fn read_head<R: AsyncRead + Unpin>(
     limits: &HeadLimits,
     shutdown: &mut watch::Receiver<bool>,
     fresh: bool,
+    idle_timeout: Duration,
 ) -> HeadRead {
-    let mut idle_deadline = tokio::time::Instant::now() + KEEPALIVE_TIMEOUT;
+    let mut idle_deadline = tokio::time::Instant::now() + idle_timeout;
     let mut head_deadline = None;
     loop {
         if !rbuf.is_empty() {
@@ -186,6 +187,8 @@ pub(crate) async fn serve_connection<R, W>(
     let mut out: Vec<u8> = Vec::with_capacity(8 * 1024);
     let peer_shown = peer_text(peer);
     let mut fresh = true;
+    let mut served: u64 = 0;
+    let mut idle_timeout = KEEPALIVE_TIMEOUT;
     if hold_slot_for_first_bytes(reader, &mut rbuf, &mut first_slot)
         .await
         .is_none()
@@ -193,7 +196,16 @@ pub(crate) async fn serve_connection<R, W>(
         return;
     }
     loop {
-        let head = match read_head(reader, &mut rbuf, &ctx.limits, &mut shutdown, fresh).await {
+        let head = match read_head(
+            reader,
+            &mut rbuf,
+            &ctx.limits,
+            &mut shutdown,
+            fresh,
+            idle_timeout,
+        )
+        .await
+        {
             HeadRead::Head(head) => head,
             HeadRead::Closed => return,
             HeadRead::Refused { status, reason } => {
@@ -249,6 +261,7 @@ pub(crate) async fn serve_connection<R, W>(
             protocol: Bytes::from_static(head.version.as_bytes()),
             is_head: head.method.as_ref() == b"HEAD",
             keep_alive_wanted: head.keep_alive && !*shutdown.borrow(),
+            served_before: served,
         };
         let request = Request {
             source: RequestSource::Http(*head),
@@ -296,6 +309,8 @@ pub(crate) async fn serve_connection<R, W>(
             let _ = writer.shutdown().await;
             return;
         }
+        served += 1;
+        idle_timeout = done.idle_timeout.unwrap_or(KEEPALIVE_TIMEOUT);
     }
 }
 
@@ -319,6 +334,8 @@ pub(crate) struct ResponseFraming {
     pub protocol: Bytes,
     pub is_head: bool,
     pub keep_alive_wanted: bool,
+    /// Requests this connection carried before this one.
+    pub served_before: u64,
 }
 
 /// The status with which a site asks for the connection to be closed with
@@ -340,6 +357,8 @@ pub(crate) struct Exchanged {
     pub body_bytes: u64,
     /// The connection may carry another request.
     pub persist: bool,
+    /// How long it may idle before that request (`None`: the default).
+    pub idle_timeout: Option<Duration>,
 }
 
 /// Hand the request to the handler's future, feed its body on demand,
@@ -423,12 +442,16 @@ where
         framing.wire,
         framing.version,
         framing.is_head,
-        framing.keep_alive_wanted && !body_blocks_reuse && !last_request,
+        framing.keep_alive_wanted
+            && !body_blocks_reuse
+            && !last_request
+            && keepalive_allows(response.meta.keepalive, framing.served_before),
     );
     let header_count = encode_head(out, &response, &plan, computed_length, framing);
     let header_bytes = out.len() as u64;
     let mut body_writer = BodyWriter::new(plan.framing);
     let meta = response.meta;
+    let idle_timeout = meta.keepalive.map(|k| k.timeout);
     let status = response.status;
     let mut clean = true;
     let written: std::io::Result<()> = async {
@@ -494,7 +517,14 @@ where
         header_bytes,
         body_bytes: body_writer.sent,
         persist,
+        idle_timeout,
     })
+}
+
+/// Whether nginx's keep-alive limits let the connection carry another
+/// request after this one (`served_before` requests came before it).
+fn keepalive_allows(limits: Option<crate::handler::KeepAlive>, served_before: u64) -> bool {
+    limits.is_none_or(|k| !k.timeout.is_zero() && served_before + 1 < k.requests)
 }
 
 /// The request's side of a log line.

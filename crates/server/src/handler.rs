@@ -171,6 +171,18 @@ pub struct ResponseMeta {
     /// A handler's own mark for [`Handler::done`] (0: none): the site
     /// engine's access_log record waiting for the final sizes.
     pub log_tag: u64,
+    /// nginx's `keepalive_timeout`/`keepalive_requests` for the connection
+    /// after this response (`None`: the server's defaults).
+    pub keepalive: Option<KeepAlive>,
+}
+
+/// How long, and for how many requests, a connection may persist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeepAlive {
+    /// Idle time allowed before the next request; zero: close after this one.
+    pub timeout: std::time::Duration,
+    /// Requests a connection may carry in all; after the last, close.
+    pub requests: u64,
 }
 
 /// A response: status, headers exactly as the producer gave them, and a body.

@@ -20,19 +20,20 @@ pub mod request_view;
 mod serve;
 mod site;
 mod statics;
+mod upstream;
 mod uwsgi_conn;
 mod write;
 
 pub use body::{BodyError, RequestBody, TryNext};
 pub use handler::{
-    Handler, HandlerFuture, NotFound, Request, RequestSource, Response, ResponseBody, ResponseMeta,
-    StreamItem,
+    Handler, HandlerFuture, KeepAlive, NotFound, Request, RequestSource, Response, ResponseBody,
+    ResponseMeta, StreamItem,
 };
 pub use handoff::{Handoff, ReplyFuture, ReplySender};
 pub use hooks::{CoreTracker, RequestRecord, WorkerHooks};
 pub use listener::{
     BoundListener, ListenAddress, ListenSocket, ListenerInfo, ListenerSpec, Wire, bind_tcp,
-    bind_unix,
+    bind_unix, try_bind_tcp,
 };
 pub use log::{AccessLog, LogConfig, LogFormat, set_log_date, write_log_line};
 pub use portico_proto::http1::{Header, RequestHead, Version};
@@ -40,3 +41,4 @@ pub use portico_proto::uwsgi::UwsgiPacket;
 pub use serve::{ServeOptions, StopReason, serve};
 pub use site::{SiteHandler, UpstreamMap};
 pub use statics::{StaticConfig, StaticMap, WithStatic, mime_type};
+pub use upstream::{ProxyCall, ProxyFuture, ProxyOutcome, ProxyUpstream};

@@ -131,6 +131,7 @@ pub(crate) async fn serve_uwsgi_connection<R, W>(
         protocol,
         is_head: method.as_ref() == b"HEAD",
         keep_alive_wanted: false,
+        served_before: 0,
     };
     let request = Request {
         source: RequestSource::Uwsgi(packet),

@@ -574,6 +574,7 @@ mod tests {
             protocol: Bytes::from_static(b"HTTP/1.0"),
             is_head: false,
             keep_alive_wanted: true,
+            served_before: 0,
         };
         encode_head(&mut out, &r, &p, c, &framing);
         let text = String::from_utf8(out).expect("ascii");

@@ -13,6 +13,7 @@
 //! are compiled once ([`Pattern`]). Nothing here touches sockets or files.
 
 mod app;
+mod proxy;
 mod template;
 
 use std::net::{IpAddr, SocketAddr};
@@ -20,6 +21,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use proxy::{
+    DEFAULT_PROXY_TIMEOUT, NextUpstream, ProxyHttpVersion, ProxyPass, ProxyRedirect, ProxySettings,
+    ProxyTarget, RedirectFrom, RedirectRule,
+};
 pub use template::{Template, TemplatePart, Variable};
 
 /// A whole configuration: every server with its locations, and what the
@@ -175,6 +180,8 @@ pub enum Content {
     /// The option-style app (with uWSGI's `--static-map` files in front):
     /// the request goes to the WSGI handler as an HTTP or uwsgi request.
     App,
+    /// `proxy_pass`: HTTP to an upstream group or an address.
+    Proxy(ProxyPass),
 }
 
 /// Where an upstream request goes.
@@ -415,6 +422,8 @@ pub struct LocationConfig {
     /// `gzip_vary` (default off): `Vary: Accept-Encoding` when `gzip_static`
     /// finds a `.gz` sibling.
     pub gzip_vary: bool,
+    /// The `proxy_*` settings (used by `proxy_pass` locations).
+    pub proxy: Arc<ProxySettings>,
 }
 
 /// nginx's default `client_max_body_size` (1m).
@@ -458,6 +467,7 @@ impl Default for LocationConfig {
             autoindex_exact_size: true,
             autoindex_localtime: false,
             gzip_vary: false,
+            proxy: Arc::new(ProxySettings::default()),
         }
     }
 }

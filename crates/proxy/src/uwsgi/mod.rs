@@ -223,6 +223,14 @@ impl Inner {
             head.content_length.map_or(Framing::Close, Framing::Length)
         };
         let body = match framing {
+            // A HEAD answer whose length the upstream did not say: a body of
+            // unknown length (an empty stream), so that no `Content-Length: 0`
+            // is made up for it (nginx sends none either).
+            Framing::Close | Framing::Chunked(_)
+                if no_body && head.status != 204 && head.status != 304 =>
+            {
+                ResponseBody::Stream(mpsc::channel(1).1)
+            }
             _ if no_body => ResponseBody::Empty,
             // The whole body came with the head: no task, no channel.
             Framing::Length(n) if buf.len() as u64 >= n => {

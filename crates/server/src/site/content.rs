@@ -70,6 +70,8 @@ pub(crate) fn run<'s>(req: &mut Req<'s>) -> Done<'s> {
         Content::Uwsgi(target) => Done::Upstream(target),
         Content::App => Done::App,
         Content::Static => static_content(req),
+        // The converter refuses proxy_pass until the reverse proxy is wired.
+        Content::Proxy(_) => Done::Special(502, Vec::new()),
     }
 }
 

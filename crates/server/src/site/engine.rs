@@ -107,7 +107,20 @@ impl Engine {
             .map(|(_, h)| h.clone())
     }
 
+    /// Serve one request, with the keep-alive limits of the server that
+    /// answered it (`keepalive_timeout`, `keepalive_requests`).
     async fn serve(&self, request: Request) -> Response {
+        let mut keepalive = None;
+        let mut response = self.serve_request(request, &mut keepalive).await;
+        response.meta.keepalive = keepalive;
+        response
+    }
+
+    async fn serve_request(
+        &self,
+        request: Request,
+        keepalive: &mut Option<crate::handler::KeepAlive>,
+    ) -> Response {
         let Request {
             source,
             peer,
@@ -121,6 +134,11 @@ impl Engine {
             Ok(req) => req,
             Err(response) => return *response,
         };
+        let server_config = &req.server.config;
+        *keepalive = Some(crate::handler::KeepAlive {
+            timeout: server_config.keepalive_timeout,
+            requests: server_config.keepalive_requests,
+        });
         let mut at = Phase::ServerRewrite;
         loop {
             let (handler, source) = match req.run(at) {

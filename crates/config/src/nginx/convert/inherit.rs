@@ -124,6 +124,8 @@ impl Layer {
             autoindex_exact_size: pick(&self.autoindex_exact_size, &parent.autoindex_exact_size),
             autoindex_localtime: pick(&self.autoindex_localtime, &parent.autoindex_localtime),
             gzip_vary: pick(&self.gzip_vary, &parent.gzip_vary),
+            // The proxy_* settings are converted with the reverse proxy.
+            proxy: parent.proxy.clone(),
         }
     }
 

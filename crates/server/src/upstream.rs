@@ -1,0 +1,61 @@
+//! The seam between the site engine and the reverse proxy: the engine
+//! decides what to send (`proxy_pass`'s URI, `proxy_set_header`, the body)
+//! and hands a [`ProxyCall`] to a [`ProxyUpstream`]; the proxy crate picks
+//! peers, retries by `proxy_next_upstream`, pools connections and streams
+//! the answer back as a [`ProxyOutcome`]. Defined here so the engine needs
+//! no proxy crate, and the proxy crate implements it.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::handler::{Request, Response};
+
+/// One request for an upstream, ready to send.
+pub struct ProxyCall {
+    /// `source` is `RequestSource::Http` with the head to send: method,
+    /// the upstream target (URI and args), the header list as it must go
+    /// out (the engine applied `proxy_set_header` and dropped hop-by-hop
+    /// fields), version per `proxy_http_version`. `body` is the client's.
+    pub request: Request,
+    /// The client's address (`ip_hash`), `None` on a unix socket.
+    pub client_ip: Option<IpAddr>,
+    /// The evaluated key of a `hash KEY` balancer, when the group has one.
+    pub hash_key: Option<Bytes>,
+    /// When the engine took the request (`proxy_next_upstream_timeout`).
+    pub started: Instant,
+}
+
+/// What came back, with the `$upstream_*` facts for logs and headers.
+pub struct ProxyOutcome {
+    /// The answer to relay (the upstream's, or nginx's 502/504 page).
+    pub response: Response,
+    /// Whether `response` came from an upstream (`false`: Portico made it,
+    /// e.g. 502 after every peer failed); `proxy_intercept_errors` and
+    /// `error_page` look at this.
+    pub from_upstream: bool,
+    /// `$upstream_addr`: every peer tried, `, `-separated.
+    pub upstream_addr: String,
+    /// `$upstream_status`: the status of each try, `, `-separated.
+    pub upstream_status: String,
+    /// `$upstream_response_time`: seconds of each try (`0.012, 0.004`).
+    pub upstream_response_time: String,
+}
+
+/// The future a proxy returns.
+pub type ProxyFuture = Pin<Box<dyn Future<Output = ProxyOutcome> + Send>>;
+
+/// Sends `proxy_pass` requests for one location (its group or address and
+/// its `proxy_*` settings).
+pub trait ProxyUpstream: Send + Sync + 'static {
+    fn forward(&self, call: ProxyCall) -> ProxyFuture;
+
+    /// The `hash KEY` template's source when the group balances by a key,
+    /// so the engine knows to evaluate it (`None`: no key needed).
+    fn hash_key(&self) -> Option<&portico_config::site::Template> {
+        None
+    }
+}
