@@ -7,9 +7,9 @@
 //!
 //! The decoded path is made where it is read, not kept: for a path without
 //! `%` it is one `memchr` and borrows the raw path. Keeping it (a field
-//! in the request, or a `OnceLock`) made every request 16 bytes larger and
-//! cost the hello app about 330 instructions a request in malloc's slow
-//! path, more than the few `memchr`s it saves (docs/design-notes.md).
+//! beside the head, or a `OnceLock`) made every request 16 bytes larger and
+//! cost the hello app up to 300 instructions a request, mostly in malloc's
+//! slow path, more than the few `memchr`s it saves (docs/design-notes.md §7).
 //!
 //! Everything that names a header by its `HTTP_*` variable (the environ,
 //! the uwsgi vars `uwsgi_pass` sends, the access log's `%(var.HTTP_X)`,
