@@ -3,6 +3,9 @@
 //! nginx.conf`, the Site router in front of it. `uwsgi_pass` to one of this
 //! process's own app sockets goes to the app in process: no socket, no
 //! uwsgi encoding, the same environ the app would get through nginx.
+//! `proxy_pass` locations get an [`HttpProxy`] each, over one balancer
+//! group per `upstream {}` block (built here, in the worker, so peer state
+//! is per worker as in nginx) or an implicit group for a literal address.
 
 use std::net::ToSocketAddrs;
 use std::path::PathBuf;
@@ -10,12 +13,16 @@ use std::sync::Arc;
 
 use portico_config::Config;
 use portico_config::site::{
-    Content, Listen, ListenAddr as SiteAddr, ListenProtocol, Location, Server, Site, UpstreamTarget,
+    Balancer, Content, Listen, ListenAddr as SiteAddr, ListenProtocol, Location, ProxyTarget,
+    Server, Site, Template, UpstreamTarget,
 };
-use portico_proxy::{UwsgiSettings, UwsgiUpstream};
+use portico_proxy::balance::resolve_target;
+use portico_proxy::{
+    ConnPool, HttpProxy, UpstreamGroup, UwsgiSettings, UwsgiUpstream, upstream_pool,
+};
 use portico_server::{
-    BoundListener, Handler, ListenAddress, NotFound, SiteHandler, StaticConfig, StaticMap,
-    UpstreamMap, Wire, WithStatic,
+    BoundListener, Handler, ListenAddress, NotFound, ProxyMap, ProxyUpstream, SiteHandler,
+    StaticConfig, StaticMap, UpstreamMap, Wire, WithStatic, proxy_locations,
 };
 use portico_supervisor::ReloadCheck;
 use portico_wsgi::WsgiHandler;
@@ -121,10 +128,99 @@ pub(crate) fn front(
         };
         upstreams.push((target.clone(), handler));
     }
+    let proxies = proxy_upstreams(&setup.site);
     let router = Arc::new(
-        SiteHandler::new(setup.site.clone(), setup.prefix.clone(), upstreams).with_app(app),
+        SiteHandler::new(setup.site.clone(), setup.prefix.clone(), upstreams)
+            .with_app(app)
+            .with_proxies(proxies),
     );
     (router.clone(), Some(router))
+}
+
+/// One `upstream {}` block's shared parts in this worker: its balancer
+/// group and, under an explicit `keepalive N`, its one keep-alive pool.
+struct GroupParts {
+    name: String,
+    group: Arc<UpstreamGroup>,
+    shared_pool: Option<Arc<ConnPool>>,
+}
+
+/// The [`HttpProxy`] of every `proxy_pass` location: locations naming
+/// the same `upstream {}` block share its group (and, with `keepalive N`,
+/// its pool; without, each location keeps its own, as nginx 1.29.7's
+/// implicit `keepalive 32 local`); a literal address gets an implicit
+/// group of the addresses its name resolves to, without keep-alive. A
+/// location that cannot be wired is logged and answers 502.
+fn proxy_upstreams(site: &Site) -> ProxyMap {
+    let mut groups: Vec<GroupParts> = Vec::new();
+    let mut map = ProxyMap::new();
+    for (id, location, pass) in proxy_locations(site) {
+        let settings = location.config.proxy.clone();
+        let proxy = match &pass.target {
+            ProxyTarget::Group(name) => {
+                let Some(up) = site.upstreams.iter().find(|u| &u.name == name) else {
+                    portico_server::logln!(
+                        "proxy_pass {} ({}): no upstream \"{name}\"",
+                        pass.url,
+                        location.origin
+                    );
+                    continue;
+                };
+                if !groups.iter().any(|g| &g.name == name) {
+                    match UpstreamGroup::resolve(up) {
+                        Ok(group) => groups.push(GroupParts {
+                            name: name.clone(),
+                            group: Arc::new(group),
+                            shared_pool: up.keepalive.and_then(|_| upstream_pool(up)),
+                        }),
+                        Err(e) => {
+                            portico_server::logln!("upstream \"{name}\" ({}): {e}", up.origin);
+                            continue;
+                        }
+                    }
+                }
+                let Some(parts) = groups.iter().find(|g| &g.name == name) else {
+                    continue;
+                };
+                let pool = match up.keepalive {
+                    Some(_) => parts.shared_pool.clone(),
+                    None => upstream_pool(up),
+                };
+                let proxy = HttpProxy::new(parts.group.clone(), settings, pool);
+                match &up.balancer {
+                    Balancer::Hash { key, .. } => match Template::parse(key) {
+                        Ok(key) => proxy.with_hash_key(key),
+                        Err(e) => {
+                            portico_server::logln!("upstream \"{name}\" hash key: {e}");
+                            proxy
+                        }
+                    },
+                    _ => proxy,
+                }
+            }
+            ProxyTarget::Peer(target) => match resolve_target(target) {
+                Ok(addrs) => HttpProxy::new(
+                    Arc::new(UpstreamGroup::implicit(&shown(target), addrs)),
+                    settings,
+                    None,
+                ),
+                Err(e) => {
+                    portico_server::logln!("proxy_pass {} ({}): {e}", pass.url, location.origin);
+                    continue;
+                }
+            },
+            ProxyTarget::Dynamic(_) => {
+                portico_server::logln!(
+                    "proxy_pass {} ({}): a URL with variables is not supported yet; answering 502",
+                    pass.url,
+                    location.origin
+                );
+                continue;
+            }
+        };
+        map.push((id, Arc::new(proxy) as Arc<dyn ProxyUpstream>));
+    }
+    map
 }
 
 /// Every `uwsgi_pass` target of the site, with the first location naming it.

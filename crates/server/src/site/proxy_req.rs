@@ -80,7 +80,11 @@ impl<'s> Req<'s> {
             }
             ProxyTarget::Group(_) | ProxyTarget::Peer(_) => PassParts {
                 host: pass.proxy_host.clone().into_bytes(),
-                port: pass.proxy_port.to_string().into_bytes(),
+                // 0: `unix:`, where nginx's `$proxy_port` is empty.
+                port: match pass.proxy_port {
+                    0 => Vec::new(),
+                    n => n.to_string().into_bytes(),
+                },
                 uri: pass.uri.as_ref().map(|t| self.eval(t)),
                 url: pass.url.clone().into_bytes(),
                 dynamic: false,
