@@ -5,12 +5,15 @@
 //! the hop-by-hop fields), and on the way back `proxy_redirect` on
 //! `Location`/`Refresh` and the headers nginx hides by default.
 //!
-//! Header order is the newest nginx's (1.29.7+): `Host` first, then the
-//! other `proxy_set_header` lines in their order (the converter appends
-//! nginx's defaults, `Connection`, after the user's), then the re-made
-//! body framing (`Content-Length` or `Transfer-Encoding: chunked`), then
-//! every client header not named above. Beyond nginx, the fields a client
-//! lists in `Connection` and `Trailer` are dropped too (RFC 9110 §7.6.1).
+//! Header order is nginx's (1.22 to 1.29.7, `ngx_http_proxy_init_headers`):
+//! the `proxy_set_header` lines in their order (the converter appends
+//! nginx's defaults, `Host $proxy_host` and `Connection`, after the
+//! user's), then the re-made body framing (`Content-Length` or
+//! `Transfer-Encoding: chunked`), then every client header not named
+//! above. Beyond nginx 1.29, the hop-by-hop fields a client sends are
+//! dropped too (RFC 9110 §7.6.1): `Trailer`, `Proxy-Connection` (as nginx
+//! 1.31 does) and the fields its `Connection` lists ([`NOT_PASSED`],
+//! [`request_headers`]).
 
 use bytes::Bytes;
 use portico_config::site::{ProxySettings, Template};
@@ -114,8 +117,9 @@ pub(crate) enum BodyOut {
     Chunked,
 }
 
-/// Client headers nginx's own table names (`ngx_http_proxy_headers[]`):
-/// never passed from the client; plus `Trailer` (hop-by-hop).
+/// Client headers never passed: nginx's own table (`ngx_http_proxy_headers[]`
+/// of 1.29; `Proxy-Connection` joined it in 1.31) plus `Trailer`
+/// (hop-by-hop, RFC 9110 §7.6.1; nginx passes it).
 const NOT_PASSED: [&str; 10] = [
     "host",
     "connection",
@@ -137,30 +141,27 @@ fn header(name: &[u8], value: Vec<u8>) -> Header {
 }
 
 /// The header list to send: `set` is `proxy_set_header` evaluated, in
-/// order (an empty value sends nothing); `proxy_host` is `$proxy_host`
-/// (the Host when `set` has none, or an empty one on HTTP/1.1, as nginx
-/// 1.29+); the client's `headers` follow unless `pass_client` is off.
+/// order (an empty value sends nothing, `Host` included); `proxy_host` is
+/// `$proxy_host`, the Host after them when `set` has none (the converter
+/// always puts nginx's default in); the client's `headers` follow unless
+/// `pass_client` is off.
 pub(crate) fn request_headers(
     set: &[(&str, Vec<u8>)],
     proxy_host: &[u8],
-    http11: bool,
     client: &[Header],
     pass_client: bool,
     body: BodyOut,
 ) -> Vec<Header> {
-    let mut out = Vec::with_capacity(set.len() + client.len() + 2);
-    let host = set.iter().find(|(n, _)| n.eq_ignore_ascii_case("host"));
-    match host {
-        Some((_, v)) if !v.is_empty() => out.push(header(b"Host", v.clone())),
-        Some(_) if !http11 => {}
-        _ => out.push(header(b"Host", proxy_host.to_vec())),
-    }
+    let mut out = Vec::with_capacity(set.len() + client.len() + 3);
     for (name, value) in set {
-        if !name.eq_ignore_ascii_case("host") && !value.is_empty() {
+        if !value.is_empty() {
             out.push(header(name.as_bytes(), value.clone()));
         }
     }
     let named = |name: &str| set.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    if !named("host") {
+        out.push(header(b"Host", proxy_host.to_vec()));
+    }
     match body {
         BodyOut::Length(n) if !named("content-length") => {
             out.push(header(b"Content-Length", n.to_string().into_bytes()));

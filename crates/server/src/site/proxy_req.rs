@@ -130,7 +130,6 @@ impl<'s> Req<'s> {
         let headers = proxy::request_headers(
             &set,
             &parts.host,
-            http11,
             &self.facts.headers,
             settings.pass_request_headers,
             body,

@@ -298,8 +298,8 @@ fn bodies_set_headers_and_the_hash_key_go_upstream() {
     assert_eq!(
         seen.headers,
         [
-            "Host: example.com",
             "X-Real-IP: 10.0.0.1",
+            "Host: example.com",
             "X-Forwarded-For: 9.9.9.9, 10.0.0.1",
             "Connection: close",
             "Content-Length: 4",
