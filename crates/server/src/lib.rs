@@ -39,5 +39,5 @@ pub use portico_proto::http1::{Header, RequestHead, Version};
 pub use portico_proto::uwsgi::UwsgiPacket;
 pub use serve::{ServeOptions, StopReason, serve};
 pub use site::{SiteHandler, UpstreamMap};
-pub use statics::{StaticConfig, StaticMap, WithStatic, mime_type};
 pub use upstream::{ProxyCall, ProxyFuture, ProxyOutcome, ProxyUpstream};
+pub use statics::{StaticConfig, StaticMap, WithStatic, mime_type};
