@@ -533,6 +533,11 @@ impl Default for Upstream {
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamServer {
     pub target: UpstreamTarget,
+    /// The address as written (`10.0.0.1:8080`, `app.internal`,
+    /// `unix:/run/app.sock`): nginx's server name. `hash ... consistent`
+    /// hashes this text (a missing port stays missing), and every address a
+    /// host name resolves to shares it.
+    pub name: String,
     pub weight: u32,
     pub max_fails: u32,
     pub fail_timeout: Duration,
@@ -552,6 +557,7 @@ impl Default for UpstreamServer {
                 host: String::new(),
                 port: 80,
             },
+            name: String::new(),
             weight: 1,
             max_fails: 1,
             fail_timeout: Duration::from_secs(10),

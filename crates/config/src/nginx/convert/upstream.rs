@@ -212,10 +212,12 @@ fn zone(d: &Directive) -> Result<String, NginxError> {
 
 /// `server ADDRESS [weight= max_fails= fail_timeout= max_conns= backup down]`.
 fn server(d: &Directive, balancer: &Balancer) -> Result<UpstreamServer, NginxError> {
+    let name = arg(d, 0)?;
     let resolve = d.args.iter().skip(1).any(|a| a.value == "resolve");
-    let target = server_target(d, arg(d, 0)?, resolve)?;
+    let target = server_target(d, name, resolve)?;
     let mut s = UpstreamServer {
         target,
+        name: name.to_string(),
         weight: 1,
         max_fails: 1,
         fail_timeout: DEFAULT_FAIL_TIMEOUT,
