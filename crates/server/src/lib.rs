@@ -16,6 +16,7 @@ mod handoff;
 mod hooks;
 mod listener;
 mod log;
+pub mod request_view;
 mod serve;
 mod site;
 mod statics;

@@ -130,3 +130,115 @@ pub(crate) fn get(
     cur.tried.set(best);
     Some(best)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+    use portico_config::site::{Balancer, Upstream};
+
+    use super::super::tests::{group, letter};
+    use super::super::{Outcome, PeerAddr, PickInput, UpstreamGroup};
+    use super::*;
+
+    #[test]
+    fn server_text_splits_as_nginx_splits_it() {
+        let table: [(&str, &str, &str); 8] = [
+            ("127.0.0.1:8080", "127.0.0.1", "8080"),
+            ("unix:/run/a.sock", "/run/a.sock", ""),
+            ("UNIX:/x", "/x", ""),
+            ("app.internal", "app.internal", ""),
+            ("[::1]:80", "[::1]", "80"),
+            ("[::1]", "[::1]", ""),
+            ("host:", "host", ""),
+            ("a1b2", "a1b2", ""),
+        ];
+        for (text, host, port) in table {
+            let got = split_server(text);
+            assert_eq!(got, (host.as_bytes(), port.as_bytes()), "{text}");
+        }
+    }
+
+    #[test]
+    fn ring_has_160_points_per_weight_chained_from_the_base_crc() {
+        let ring = build(&[("127.0.0.1:29081", 0, 1), ("127.0.0.1:29082", 1, 2)]);
+        assert_eq!(ring.len(), 480);
+        assert!(ring.windows(2).all(|w| w[0].hash < w[1].hash));
+        // Point 0 of a server: crc32(host "\0" port, then 4 zero bytes).
+        let first = crc32(b"127.0.0.1\x0029081\x00\x00\x00\x00");
+        assert!(ring.iter().any(|p| p.hash == first && p.server == 0));
+        let second = crc32(&[&b"127.0.0.1\x0029081"[..], &first.to_le_bytes()].concat());
+        assert!(ring.iter().any(|p| p.hash == second && p.server == 0));
+    }
+
+    fn owner(g: &UpstreamGroup, key: &str) -> char {
+        let now = g.epoch();
+        let mut a = g.start(PickInput {
+            hash_key: Some(key.as_bytes()),
+            ..PickInput::default()
+        });
+        let Some(p) = a.pick(now) else { return '-' };
+        let l = letter(&p);
+        let _ = a.release(p, Outcome::Success, now);
+        l
+    }
+
+    #[test]
+    fn keys_of_live_peers_stay_put_when_a_peer_goes_down() {
+        let keys: Vec<String> = (0..200).map(|i| format!("key{i}")).collect();
+        let all = group(
+            Balancer::Hash {
+                key: "$k".into(),
+                consistent: true,
+            },
+            &["A", "B", "C"],
+        );
+        let c_down = group(
+            Balancer::Hash {
+                key: "$k".into(),
+                consistent: true,
+            },
+            &["A", "B", "C down"],
+        );
+        let mut moved = 0;
+        for k in &keys {
+            let (before, after) = (owner(&all, k), owner(&c_down, k));
+            if before == 'C' {
+                moved += 1;
+                assert_ne!(after, 'C');
+            } else {
+                assert_eq!(before, after, "{k}");
+            }
+        }
+        assert!(moved > 20, "C owned only {moved} of 200 keys");
+    }
+
+    #[test]
+    fn addresses_of_one_name_share_its_points_by_round_robin() {
+        // One server line, `app.internal:29081`, resolving to two addresses.
+        let up = Upstream {
+            name: "u".into(),
+            servers: vec![portico_config::site::UpstreamServer {
+                target: portico_config::site::UpstreamTarget::Tcp {
+                    host: "app.internal".into(),
+                    port: 29081,
+                },
+                name: "app.internal:29081".into(),
+                ..Default::default()
+            }],
+            balancer: Balancer::Hash {
+                key: "$k".into(),
+                consistent: true,
+            },
+            origin: String::new(),
+            ..Default::default()
+        };
+        let addr = |port| PeerAddr::Tcp(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+        let g = match UpstreamGroup::new(&up, &[vec![addr(29081), addr(29082)]]) {
+            Ok(g) => g,
+            Err(e) => panic!("{e}"),
+        };
+        let picks: String = (0..4).map(|_| owner(&g, "same-key")).collect();
+        assert_eq!(picks, "ABAB");
+    }
+}

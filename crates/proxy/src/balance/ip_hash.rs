@@ -84,3 +84,66 @@ pub(crate) fn get(
     st.hash = hash;
     Some(p)
 }
+
+#[cfg(test)]
+mod tests {
+    use portico_config::site::Balancer;
+
+    use super::super::tests::{group, letter};
+    use super::super::{Outcome, PickInput};
+
+    fn pick(specs: &[&str], client: Option<&str>) -> char {
+        let g = group(Balancer::IpHash, specs);
+        let now = g.epoch();
+        let mut a = g.start(PickInput {
+            client_ip: client.and_then(|c| c.parse().ok()),
+            ..PickInput::default()
+        });
+        let Some(p) = a.pick(now) else { return '-' };
+        let l = letter(&p);
+        let _ = a.release(p, Outcome::Success, now);
+        l
+    }
+
+    #[test]
+    fn ipv4_clients_hash_by_their_first_three_octets() {
+        // 89 → 127, 0, 0 → 4040; 4040 % 3 = 2 → C (nginx.md §1.4).
+        for client in ["127.0.0.1", "127.0.0.2", "127.0.0.200"] {
+            assert_eq!(pick(&["A", "B", "C"], Some(client)), 'C', "{client}");
+        }
+    }
+
+    #[test]
+    fn unix_clients_hash_three_zero_bytes() {
+        // 89 → 0, 0, 0 → 295; 295 % 3 = 1 → B.
+        assert_eq!(pick(&["A", "B", "C"], None), 'B');
+    }
+
+    #[test]
+    fn ipv6_clients_hash_all_sixteen_bytes() {
+        // Same /24-like prefix, different last byte: different peers
+        // (nginx observed fd00::1 → B, fd00::2 → C).
+        assert_eq!(pick(&["A", "B", "C"], Some("fd00::1")), 'B');
+        assert_eq!(pick(&["A", "B", "C"], Some("fd00::2")), 'C');
+    }
+
+    #[test]
+    fn a_down_peer_moves_only_its_own_clients() {
+        let clients = [
+            "127.0.0.1",
+            "127.0.1.1",
+            "127.0.2.1",
+            "127.0.3.1",
+            "127.1.0.1",
+        ];
+        for c in clients {
+            let before = pick(&["A", "B", "C"], Some(c));
+            let after = pick(&["A", "B down", "C"], Some(c));
+            if before != 'B' {
+                assert_eq!(before, after, "{c}");
+            } else {
+                assert_ne!(after, 'B', "{c}");
+            }
+        }
+    }
+}

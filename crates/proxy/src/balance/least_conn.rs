@@ -69,3 +69,42 @@ pub(crate) fn get(lists: &mut Lists, cur: &mut Cursor, now: i64) -> Option<usize
     cur.tried.set(best);
     Some(best)
 }
+
+#[cfg(test)]
+mod tests {
+    use portico_config::site::Balancer;
+
+    use super::super::tests::{group, letter};
+    use super::super::{Attempt, PickInput, UpstreamGroup};
+
+    /// Pick `n` times without releasing (overlapping requests).
+    fn hold<'g>(g: &'g UpstreamGroup, n: usize) -> (Vec<Attempt<'g>>, String) {
+        let now = g.epoch();
+        let mut held = Vec::new();
+        let mut picks = String::new();
+        for _ in 0..n {
+            let mut a = g.start(PickInput::default());
+            picks.push(a.pick(now).map_or('-', |p| letter(&p)));
+            held.push(a);
+        }
+        (held, picks)
+    }
+
+    #[test]
+    fn fewest_connections_per_weight_wins_and_ties_go_round_robin() {
+        let g = group(Balancer::LeastConn, &["A", "B weight=2", "C"]);
+        // nginx observed the same for overlapping requests.
+        let (_held, picks) = hold(&g, 6);
+        assert_eq!(picks, "BACBCA");
+    }
+
+    #[test]
+    fn full_peers_are_skipped_then_backups_serve() {
+        let g = group(
+            Balancer::LeastConn,
+            &["A max_conns=1", "B max_conns=1", "C backup"],
+        );
+        let (_held, picks) = hold(&g, 4);
+        assert_eq!(picks, "ABCC");
+    }
+}

@@ -23,9 +23,10 @@
 //!     let Some(peer) = attempt.pick(Instant::now()) else {
 //!         break 502; // "no live upstreams while connecting to upstream"
 //!     };
-//!     let result = try_peer(peer.addr).await;       // $upstream_addr gets peer.name
-//!     let outcome = /* Success, Failure (error, timeout, invalid_header, listed
-//!                      http_5xx/429) or NextNotCounted (listed http_403/404) */;
+//!     let result = try_peer(peer.addr).await;       // &PeerAddr; $upstream_addr gets peer.name
+//!     let outcome = /* Failure: error, timeout, invalid_header (always, even with
+//!                      `proxy_next_upstream off`), a listed http_500/502/503/504/429;
+//!                      NextNotCounted: a listed http_403/404; else Success */;
 //!     if attempt.release(peer, outcome, Instant::now()).disabled {
 //!         // log "[warn] upstream server temporarily disabled while ..., upstream: ..."
 //!     }
@@ -45,6 +46,8 @@
 //! Not here: connecting, `proxy_next_upstream` rules, keep-alive pools,
 //! active health checks, re-resolving names.
 
+#[cfg(test)]
+mod api_tests;
 mod chash;
 mod crc32;
 mod hash;
@@ -220,9 +223,16 @@ impl UpstreamGroup {
     }
 
     /// Build from `up` and the addresses of each server (one list per
-    /// `server` line, in order; see [`resolve_upstream`]).
+    /// `server` line, in order; see [`resolve_upstream`]). Only a
+    /// `server ... resolve` line may have no address (yet).
     pub fn new(up: &Upstream, resolved: &[Vec<PeerAddr>]) -> Result<UpstreamGroup, GroupError> {
-        if resolved.len() != up.servers.len() || resolved.iter().any(Vec::is_empty) {
+        // A `resolve` server may have no address yet; any other needs one.
+        let unresolved = up
+            .servers
+            .iter()
+            .zip(resolved)
+            .any(|(s, addrs)| addrs.is_empty() && !s.resolve);
+        if resolved.len() != up.servers.len() || unresolved {
             return Err(GroupError::Mismatch {
                 upstream: up.name.clone(),
             });
@@ -254,7 +264,7 @@ impl UpstreamGroup {
                 }
             }
         }
-        if primary.is_empty() {
+        if up.servers.iter().all(|s| s.backup) {
             return Err(GroupError::NoServers {
                 upstream: up.name.clone(),
                 origin: up.origin.clone(),

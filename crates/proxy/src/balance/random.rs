@@ -89,3 +89,157 @@ pub(crate) fn get(
     cur.tried.set(pick);
     Some(pick)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
+    use portico_config::site::Balancer;
+
+    use super::super::tests::{group, letter};
+    use super::super::{GlibcRandom, PickInput, UpstreamGroup};
+
+    /// A source replaying `draws` (then 0s).
+    fn scripted(draws: &[u32]) -> super::RandomSource {
+        let q = Arc::new(Mutex::new(draws.iter().copied().collect::<VecDeque<u32>>()));
+        Box::new(move || {
+            q.lock()
+                .map(|mut q| q.pop_front().unwrap_or(0))
+                .unwrap_or(0)
+        })
+    }
+
+    fn random(two: bool, specs: &[&str], draws: &[u32]) -> UpstreamGroup {
+        let b = Balancer::Random {
+            two,
+            least_conn: two,
+        };
+        group(b, specs).with_rng(scripted(draws))
+    }
+
+    /// Letters of `n` sequential picks, each released at once.
+    fn picks(g: &UpstreamGroup, n: usize) -> String {
+        let now = g.epoch();
+        (0..n)
+            .filter_map(|_| {
+                let mut a = g.start(PickInput::default());
+                let p = a.pick(now)?;
+                let l = letter(&p);
+                let _ = a.release(p, super::super::Outcome::Success, now);
+                Some(l)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn draws_land_in_weight_ranges() {
+        // Ranges of weights 2,1,1: A [0,2), B [2,3), C [3,4); x = draw % 4.
+        let g = random(false, &["A weight=2", "B", "C"], &[0, 1, 2, 3, 5, 7]);
+        assert_eq!(picks(&g, 6), "AABCAC");
+    }
+
+    #[test]
+    fn down_peers_are_redrawn() {
+        let g = random(false, &["A", "B down", "C"], &[1, 1, 2, 0]);
+        assert_eq!(picks(&g, 2), "CA");
+    }
+
+    #[test]
+    fn twenty_missed_draws_fall_back_to_round_robin() {
+        // Every draw hits B (down); the 21st miss hands over to smooth WRR.
+        let g = random(false, &["A weight=2", "B weight=8 down", "C"], &[5; 64]);
+        assert_eq!(picks(&g, 3), "ACA");
+    }
+
+    #[test]
+    fn two_keeps_the_second_draw_on_a_tie() {
+        let g = random(true, &["A", "B", "C"], &[0, 1, 2, 0]);
+        assert_eq!(picks(&g, 2), "BA");
+    }
+
+    #[test]
+    fn two_keeps_the_less_loaded_per_weight() {
+        // A (weight 2) holds one connection; B (weight 1) holds one: A's
+        // load 1/2 < B's 1/1, so A is kept although B was drawn second.
+        let draws = [0, 2, 0, 2, 3, 3, 2];
+        let g = random(true, &["A weight=2", "B", "C"], &draws);
+        let now = g.epoch();
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let mut a = g.start(PickInput::default());
+            let l = a.pick(now).map(|p| letter(&p));
+            held.push((a, l));
+        }
+        let got: Vec<_> = held.iter().map(|(_, l)| *l).collect();
+        // 1st: A vs B, tie at 0 → B (second). 2nd: A (0/2) vs B (1/1) → A.
+        assert_eq!(got, [Some('B'), Some('A')]);
+        // 3rd: C (0) vs B (1) → C; the same draw twice never counts as two.
+        let mut a = g.start(PickInput::default());
+        assert_eq!(a.pick(now).map(|p| letter(&p)), Some('C'));
+    }
+
+    #[test]
+    fn glibc_random_spreads_by_weight() {
+        let g = group(
+            Balancer::Random {
+                two: false,
+                least_conn: false,
+            },
+            &["A weight=3", "B weight=2", "C"],
+        )
+        .with_rng(GlibcRandom::new(12_345).into_source());
+        let s = picks(&g, 600);
+        let count = |c| s.chars().filter(|&x| x == c).count();
+        for (c, want) in [('A', 300), ('B', 200), ('C', 100)] {
+            let got = count(c);
+            assert!(got.abs_diff(want) < 45, "{c}: {got} of 600, want ~{want}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod nginx_tests {
+    use portico_config::site::Balancer;
+
+    use super::super::tests::{group, letter};
+    use super::super::{GlibcRandom, Outcome, PickInput};
+
+    /// 30 sequential picks over A..D weighted 1,2,3,4, drawing from glibc's
+    /// `random()` seeded with `seed`.
+    fn thirty(two: bool, seed: u32) -> String {
+        let b = Balancer::Random {
+            two,
+            least_conn: two,
+        };
+        let g = group(b, &["A", "B weight=2", "C weight=3", "D weight=4"])
+            .with_rng(GlibcRandom::new(seed).into_source());
+        let now = g.epoch();
+        (0..30)
+            .filter_map(|_| {
+                let mut a = g.start(PickInput::default());
+                let p = a.pick(now)?;
+                let l = letter(&p);
+                let _ = a.release(p, Outcome::Success, now);
+                Some(l)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn random_draws_exactly_as_nginx_from_the_same_seed() {
+        // nginx's observed output of two runs (`random_seeded` and
+        // `random_two_seeded`: one process each, the seed recovered from
+        // its pid and start time). With idle peers `two` ties, so each
+        // pick is the second of two different draws.
+        let table = [
+            (false, 1_900_865_891, "DBBBDAABDDABDCCCBCDCBCADBBCDBB"),
+            (false, 1_238_493_433, "CDACCCDCDCADDDCDADBDCCCCDDCCDD"),
+            (true, 1_904_536_544, "DDCBABCBCCDCBDCCCBBDCCDBCACDCD"),
+            (true, 1_217_522_470, "ADBBBDBCBDDBBCDDBDDADAACCBCCCA"),
+        ];
+        for (two, seed, nginx) in table {
+            assert_eq!(thirty(two, seed), nginx, "two={two} seed={seed}");
+        }
+    }
+}

@@ -2,12 +2,14 @@
 //! nginx does (`ngx_parse_url` → `ngx_inet_resolve_host`): an IP literal
 //! or a unix path is one peer; a host name becomes one peer per address
 //! `getaddrinfo` returns, in its order, all sharing the server's text.
-//! Not re-resolved later (that is `server ... resolve`, not done here).
+//! `server ... resolve` names are re-resolved by the caller, who swaps in
+//! [`UpstreamGroup::rebuilt`] (peers that stay keep their state).
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
 use portico_config::site::{Upstream, UpstreamServer, UpstreamTarget};
 
+use super::{GroupError, UpstreamGroup};
 use crate::target::{PeerAddr, TargetError};
 
 /// Every address of `target` (an `upstream {}` name is refused).
@@ -38,12 +40,59 @@ pub fn resolve_target(target: &UpstreamTarget) -> Result<Vec<PeerAddr>, TargetEr
     }
 }
 
-/// The addresses of every `server` line of `up`, in order.
+/// The addresses of every `server` line of `up`, in order. A `server ...
+/// resolve` name that does not resolve yet has none (nginx starts without
+/// it too); any other such name is an error, as at nginx's load.
 pub fn resolve_upstream(up: &Upstream) -> Result<Vec<Vec<PeerAddr>>, TargetError> {
     up.servers
         .iter()
-        .map(|s| resolve_target(&s.target))
+        .map(|s| match resolve_target(&s.target) {
+            Err(TargetError::Resolve { .. }) if s.resolve => Ok(Vec::new()),
+            other => other,
+        })
         .collect()
+}
+
+impl UpstreamGroup {
+    /// The same group over new addresses (`server ... resolve` answered
+    /// differently): a new group to swap in, in which every peer whose
+    /// server text and address were already there keeps its health,
+    /// weights and counters. Connection counts start at 0: picks still
+    /// open belong to the old group and are released there.
+    pub fn rebuilt(
+        &self,
+        up: &Upstream,
+        resolved: &[Vec<PeerAddr>],
+    ) -> Result<UpstreamGroup, GroupError> {
+        let new = UpstreamGroup::new(up, resolved)?.with_epoch(self.epoch);
+        {
+            let old = self.lock();
+            let mut state = new.lock();
+            for (n, info) in new.info.iter().enumerate() {
+                let Some(o) = self.info.iter().position(|o| {
+                    o.addr == info.addr && o.server == info.server && o.backup == info.backup
+                }) else {
+                    continue;
+                };
+                let (old_backup, oi) = self.locate(o);
+                let (new_backup, ni) = new.locate(n);
+                let Some(src) = old.lists.get(old_backup).peers.get(oi) else {
+                    continue;
+                };
+                let Some(dst) = state.lists.get_mut(new_backup).peers.get_mut(ni) else {
+                    continue;
+                };
+                dst.effective_weight = src.effective_weight.min(dst.weight);
+                dst.current_weight = src.current_weight;
+                dst.fails = src.fails;
+                dst.accessed = src.accessed;
+                dst.checked = src.checked;
+                dst.requests = src.requests;
+                dst.failures = src.failures;
+            }
+        }
+        Ok(new)
+    }
 }
 
 /// nginx's server name: the address as written, or (for a model built
