@@ -322,6 +322,7 @@ mod tests {
             servers: Vec::new(),
             balancer: portico_config::site::Balancer::RoundRobin,
             keepalive,
+            origin: String::new(),
             ..Upstream::default()
         };
         let default = upstream_pool(&up(None)).map(|p| p.settings().max_idle);
