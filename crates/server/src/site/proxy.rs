@@ -10,10 +10,10 @@
 //! nginx's defaults, `Host $proxy_host` and `Connection`, after the
 //! user's), then the re-made body framing (`Content-Length` or
 //! `Transfer-Encoding: chunked`), then every client header not named
-//! above. Beyond nginx 1.29, the hop-by-hop fields a client sends are
-//! dropped too (RFC 9110 §7.6.1): `Trailer`, `Proxy-Connection` (as nginx
-//! 1.31 does) and the fields its `Connection` lists ([`NOT_PASSED`],
-//! [`request_headers`]).
+//! above. As nginx, the other fields a client sends go on as they are,
+//! including `Trailer`, `Proxy-Connection` and fields its `Connection`
+//! names: an upstream sees what it sees behind nginx ([`NOT_PASSED`] is
+//! nginx's own table).
 
 use bytes::Bytes;
 use portico_config::site::{ProxySettings, Template};
@@ -117,20 +117,17 @@ pub(crate) enum BodyOut {
     Chunked,
 }
 
-/// Client headers never passed: nginx's own table (`ngx_http_proxy_headers[]`
-/// of 1.29; `Proxy-Connection` joined it in 1.31) plus `Trailer`
-/// (hop-by-hop, RFC 9110 §7.6.1; nginx passes it).
-const NOT_PASSED: [&str; 10] = [
+/// Client headers never passed: nginx's own table (`ngx_http_proxy_headers[]`,
+/// 1.22 to 1.29).
+const NOT_PASSED: [&str; 8] = [
     "host",
     "connection",
-    "proxy-connection",
     "content-length",
     "transfer-encoding",
     "te",
     "keep-alive",
     "expect",
     "upgrade",
-    "trailer",
 ];
 
 fn header(name: &[u8], value: Vec<u8>) -> Header {
@@ -174,21 +171,13 @@ pub(crate) fn request_headers(
     if !pass_client {
         return out;
     }
-    let listed: Vec<&[u8]> = client
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case(b"connection"))
-        .flat_map(|h| h.value.split(|&b| b == b','))
-        .map(trim)
-        .filter(|t| !t.is_empty())
-        .collect();
     for h in client {
         let dropped = NOT_PASSED
             .iter()
             .any(|n| h.name.eq_ignore_ascii_case(n.as_bytes()))
             || set
                 .iter()
-                .any(|(n, _)| h.name.eq_ignore_ascii_case(n.as_bytes()))
-            || listed.iter().any(|t| h.name.eq_ignore_ascii_case(t));
+                .any(|(n, _)| h.name.eq_ignore_ascii_case(n.as_bytes()));
         if !dropped {
             out.push(h.clone());
         }

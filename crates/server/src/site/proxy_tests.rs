@@ -250,10 +250,12 @@ fn sent(set_list: &[(&'static str, &str)], from: &[Header], body: BodyOut) -> Ve
 }
 
 #[test]
-fn set_headers_go_first_in_order_then_the_clients_minus_hop_by_hop() {
+fn set_headers_go_first_in_order_then_the_clients_minus_nginx_own() {
     // nginx 1.22.1 observed (reference §2.2, and the e2e pinned order):
     // the configured lines, its defaults (Host, Connection), the body
-    // framing, then the client's own minus the ones it owns or set.
+    // framing, then the client's own minus the ones it owns or set; the
+    // other hop-by-hop fields (X-Secret named by Connection, Trailer,
+    // Proxy-Connection) go on, as nginx sends them.
     let from = client(&[
         ("Host", "example.com:8080"),
         ("User-Agent", "curl/7.88.1"),
@@ -284,6 +286,9 @@ fn set_headers_go_first_in_order_then_the_clients_minus_hop_by_hop() {
             "Content-Length: 5",
             "User-Agent: curl/7.88.1",
             "Accept: */*",
+            "X-Secret: hop",
+            "Trailer: X-T",
+            "Proxy-Connection: keep-alive",
             "X-Forwarded-For: 1.2.3.4",
             "X-Custom: yes",
         ]
