@@ -407,6 +407,13 @@ pub struct LocationConfig {
     pub uwsgi_read_timeout: Duration,
     pub uwsgi_buffering: bool,
     pub uwsgi_intercept_errors: bool,
+    /// `uwsgi_next_upstream` (default `error timeout`; no `http_502`/`http_504`
+    /// in nginx's uwsgi module): when a `uwsgi_pass` to a group tries the next peer.
+    pub uwsgi_next_upstream: NextUpstream,
+    /// `uwsgi_next_upstream_tries` (0: no limit).
+    pub uwsgi_next_upstream_tries: u32,
+    /// `uwsgi_next_upstream_timeout` (zero: no limit).
+    pub uwsgi_next_upstream_timeout: Duration,
     /// `charset NAME`: added as `; charset=NAME` to the Content-Type of
     /// responses whose type is text/html, text/xml, text/plain,
     /// text/vnd.wap.wml, application/javascript or application/rss+xml and
@@ -462,6 +469,9 @@ impl Default for LocationConfig {
             uwsgi_read_timeout: DEFAULT_UPSTREAM_TIMEOUT,
             uwsgi_buffering: true,
             uwsgi_intercept_errors: false,
+            uwsgi_next_upstream: NextUpstream::default(),
+            uwsgi_next_upstream_tries: 0,
+            uwsgi_next_upstream_timeout: Duration::ZERO,
             charset: None,
             internal: false,
             autoindex_exact_size: true,

@@ -79,6 +79,14 @@ pub(super) fn apply(
         "uwsgi_read_timeout" => once(&mut layer.uwsgi_read_timeout, d, msec(d)?)?,
         "uwsgi_buffering" => once(&mut layer.uwsgi_buffering, d, flag(d)?)?,
         "uwsgi_intercept_errors" => once(&mut layer.uwsgi_intercept_errors, d, flag(d)?)?,
+        "uwsgi_next_upstream" => {
+            super::proxy::next_upstream(ctx, &mut layer.uwsgi_next_upstream, d, false)?
+        }
+        "uwsgi_next_upstream_tries" => {
+            let n = super::proxy::tries(d)?;
+            once(&mut layer.uwsgi_next_upstream_tries, d, n)?;
+        }
+        "uwsgi_next_upstream_timeout" => once(&mut layer.uwsgi_next_upstream_timeout, d, msec(d)?)?,
         "charset" => {
             let v = arg(d, 0)?;
             let value = (!v.eq_ignore_ascii_case("off")).then(|| v.to_string());

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::site::{
     AccessLogTarget, AccessRule, AddHeader, DocRoot, ErrorPage, ErrorPageTarget, Expires,
-    LocationConfig, MimeTypes, Template, TryFallback, TryFiles, UwsgiParam,
+    LocationConfig, MimeTypes, NextUpstream, Template, TryFallback, TryFiles, UwsgiParam,
 };
 
 use super::super::ast::NginxError;
@@ -47,6 +47,10 @@ pub(super) struct Layer {
     pub uwsgi_read_timeout: Option<Duration>,
     pub uwsgi_buffering: Option<bool>,
     pub uwsgi_intercept_errors: Option<bool>,
+    /// `uwsgi_next_upstream` (the set, `off` seen), tries, timeout.
+    pub uwsgi_next_upstream: Option<(NextUpstream, bool)>,
+    pub uwsgi_next_upstream_tries: Option<u32>,
+    pub uwsgi_next_upstream_timeout: Option<Duration>,
     /// `charset NAME|off` (`Some(None)`: `off` set here).
     pub charset: Option<Option<String>>,
     pub internal: Option<bool>,
@@ -122,6 +126,19 @@ impl Layer {
             uwsgi_intercept_errors: pick(
                 &self.uwsgi_intercept_errors,
                 &parent.uwsgi_intercept_errors,
+            ),
+            uwsgi_next_upstream: match self.uwsgi_next_upstream {
+                Some((_, true)) => NextUpstream::OFF,
+                Some((set, false)) => set,
+                None => parent.uwsgi_next_upstream,
+            },
+            uwsgi_next_upstream_tries: pick(
+                &self.uwsgi_next_upstream_tries,
+                &parent.uwsgi_next_upstream_tries,
+            ),
+            uwsgi_next_upstream_timeout: pick(
+                &self.uwsgi_next_upstream_timeout,
+                &parent.uwsgi_next_upstream_timeout,
             ),
             charset: pick(&self.charset, &parent.charset),
             internal: pick(&self.internal, &parent.internal),

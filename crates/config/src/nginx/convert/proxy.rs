@@ -136,13 +136,8 @@ pub(super) fn apply(
         "proxy_connect_timeout" => once(&mut layer.connect_timeout, d, msec(d)?)?,
         "proxy_send_timeout" => once(&mut layer.send_timeout, d, msec(d)?)?,
         "proxy_read_timeout" => once(&mut layer.read_timeout, d, msec(d)?)?,
-        "proxy_next_upstream" => next_upstream(ctx, layer, d)?,
-        "proxy_next_upstream_tries" => {
-            let n = u32::try_from(number(d)?).map_err(|_| {
-                NginxError::at(d, format!("\"{}\" directive invalid number", d.name))
-            })?;
-            once(&mut layer.next_upstream_tries, d, n)?;
-        }
+        "proxy_next_upstream" => next_upstream(ctx, &mut layer.next_upstream, d, true)?,
+        "proxy_next_upstream_tries" => once(&mut layer.next_upstream_tries, d, tries(d)?)?,
         "proxy_next_upstream_timeout" => once(&mut layer.next_upstream_timeout, d, msec(d)?)?,
         "proxy_intercept_errors" => once(&mut layer.intercept_errors, d, flag(d)?)?,
         "proxy_buffering" => once(&mut layer.buffering, d, flag(d)?)?,
@@ -176,14 +171,29 @@ pub(super) fn apply(
     Ok(true)
 }
 
-/// `proxy_next_upstream KEYWORD...` (`ngx_conf_set_bitmask_slot`: an
-/// unknown keyword is an error, a repeated one a warning).
-fn next_upstream(ctx: &mut Ctx, layer: &mut ProxyLayer, d: &Directive) -> Result<(), NginxError> {
-    let (set, off) = layer
-        .next_upstream
-        .get_or_insert((NextUpstream::OFF, false));
+/// `proxy_next_upstream_tries N` / `uwsgi_next_upstream_tries N`.
+pub(super) fn tries(d: &Directive) -> Result<u32, NginxError> {
+    u32::try_from(number(d)?)
+        .map_err(|_| NginxError::at(d, format!("\"{}\" directive invalid number", d.name)))
+}
+
+/// `proxy_next_upstream KEYWORD...` / `uwsgi_next_upstream KEYWORD...`
+/// (`ngx_conf_set_bitmask_slot`: an unknown keyword is an error, a
+/// repeated one a warning). The uwsgi module's mask has no `http_502` and
+/// no `http_504` (`with_502_504` false: they are invalid values there).
+pub(super) fn next_upstream(
+    ctx: &mut Ctx,
+    slot: &mut Option<(NextUpstream, bool)>,
+    d: &Directive,
+    with_502_504: bool,
+) -> Result<(), NginxError> {
+    let (set, off) = slot.get_or_insert((NextUpstream::OFF, false));
     for v in d.values() {
-        let slot: Option<&mut bool> = match v.to_ascii_lowercase().as_str() {
+        let lower = v.to_ascii_lowercase();
+        if !with_502_504 && matches!(lower.as_str(), "http_502" | "http_504") {
+            return Err(NginxError::at(d, format!("invalid value \"{v}\"")));
+        }
+        let slot: Option<&mut bool> = match lower.as_str() {
             "error" => Some(&mut set.error),
             "timeout" => Some(&mut set.timeout),
             "invalid_header" => Some(&mut set.invalid_header),

@@ -93,6 +93,22 @@ const AS_NGINX: &[(&str, &str)] = &[
         r#"invalid value "foo"§"#,
     ),
     (
+        r#"server { uwsgi_next_upstream error http_502; }"#,
+        r#"invalid value "http_502"§"#,
+    ),
+    (
+        r#"server { uwsgi_next_upstream http_504; }"#,
+        r#"invalid value "http_504"§"#,
+    ),
+    (
+        r#"server { uwsgi_next_upstream_tries -1; }"#,
+        r#""uwsgi_next_upstream_tries" directive invalid number§"#,
+    ),
+    (
+        r#"server { uwsgi_next_upstream_timeout 1x; }"#,
+        r#""uwsgi_next_upstream_timeout" directive invalid value§"#,
+    ),
+    (
         r#"server { proxy_next_upstream_tries x; }"#,
         r#""proxy_next_upstream_tries" directive invalid number§"#,
     ),

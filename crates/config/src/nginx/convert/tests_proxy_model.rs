@@ -245,6 +245,40 @@ fn next_upstream_keywords_accumulate_and_off_wins() {
 }
 
 #[test]
+fn uwsgi_next_upstream_settings_are_read_and_inherited_as_the_proxy_ones() {
+    let s = first_server(
+        "uwsgi_next_upstream error timeout http_500; uwsgi_next_upstream_tries 2;\n\
+         server { uwsgi_next_upstream_timeout 3s;\n\
+           location /a { uwsgi_pass 127.0.0.1:1; }\n\
+           location /b { uwsgi_pass 127.0.0.1:1; uwsgi_next_upstream http_503 non_idempotent updating; }\n\
+           location /c { uwsgi_pass 127.0.0.1:1; uwsgi_next_upstream off; } }",
+    );
+    let c = |i: usize| &s.locations[i].config;
+    let a = c(0).uwsgi_next_upstream;
+    assert!(a.error && a.timeout && a.http_500 && !a.http_503);
+    assert_eq!(c(0).uwsgi_next_upstream_tries, 2);
+    assert_eq!(c(0).uwsgi_next_upstream_timeout, Duration::from_secs(3));
+    let b = c(1).uwsgi_next_upstream;
+    assert!(
+        !b.error && b.http_503 && b.non_idempotent,
+        "replaced, not merged"
+    );
+    assert_eq!(c(2).uwsgi_next_upstream, NextUpstream::OFF);
+    assert_eq!(
+        c(0).proxy.next_upstream,
+        NextUpstream::default(),
+        "the proxy's own set is apart"
+    );
+    let d = first_server("server { location / { uwsgi_pass 127.0.0.1:1; } }");
+    let l = &d.locations[0].config;
+    assert_eq!(l.uwsgi_next_upstream, NextUpstream::default());
+    assert_eq!(
+        (l.uwsgi_next_upstream_tries, l.uwsgi_next_upstream_timeout),
+        (0, Duration::ZERO)
+    );
+}
+
+#[test]
 fn repeated_bitmask_values_are_nginx_warnings() {
     let text = "events {}\nhttp {\nserver { proxy_next_upstream error error; \
                 proxy_ignore_headers Expires expires; }\n}\n";
