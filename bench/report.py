@@ -53,6 +53,8 @@ def _cpu_ratio(p, peers):
     best = min(cpu_peers, key=lambda r: r["cpu_us_per_req"])
     p["cpu_ratio"] = p["cpu_us_per_req"] / best["cpu_us_per_req"]
     p["cpu_ratio_vs"] = best["server"]
+    if p.get("front_cpu_us_per_req") and best.get("front_cpu_us_per_req"):
+        p["front_cpu_ratio"] = p["front_cpu_us_per_req"] / best["front_cpu_us_per_req"]
 
 
 def _fmt_result(r):
@@ -88,7 +90,13 @@ def _fmt_probe(p):
 
 def _fmt_cpu(r):
     v = r.get("cpu_us_per_req")
-    return "-" if v is None else f"{v:,.1f} µs"
+    if v is None:
+        return "-"
+    front = r.get("front_cpu_us_per_req")
+    if front is not None:
+        # proxy-*: the front alone beside the total (front + backends)
+        return f"{v:,.1f} µs (front {front:,.1f})"
+    return f"{v:,.1f} µs"
 
 
 def _fmt_cs(r):
@@ -99,7 +107,10 @@ def _fmt_cs(r):
 def _fmt_cpu_ratio(r):
     if r.get("cpu_ratio") is None:
         return ""
-    return f"{r['cpu_ratio']:.2f}× (vs {r['cpu_ratio_vs']})"
+    text = f"{r['cpu_ratio']:.2f}× (vs {r['cpu_ratio_vs']})"
+    if r.get("front_cpu_ratio") is not None:
+        text += f", front {r['front_cpu_ratio']:.2f}×"
+    return text
 
 
 def _fmt_ratio(r):

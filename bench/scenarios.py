@@ -1,8 +1,8 @@
 """The bench scenarios. Each returns rows (dicts) for the results table.
 
 Throughput scenarios (hello, flask, close, uwsgi-nginx, static-4k,
-static-1m, conf-static-4k, conf-static-1m, stack, nginx-return) start one
-stack at a time on a free loopback port, check that it answers 200 with the
+static-1m, conf-static-4k, conf-static-1m, stack, proxy-*, nginx-return)
+start one stack at a time on a free loopback port, check that it answers 200 with the
 right body, warm it up with wrk, then measure with wrk while sampling the
 RSS of the server trees every 200 ms, and stop it. The CPU time and the
 context switches of the server trees are read from /proc right before and
@@ -31,6 +31,9 @@ DESCRIPTIONS = {
     "conf-static-4k": "a 4 KiB static file, one nginx.conf: portico -c vs nginx",
     "conf-static-1m": "a 1 MiB static file, one nginx.conf: portico -c vs nginx; MB/s too",
     "stack": "the seeds' stack: one portico -c (app in process) vs nginx + uwsgi (unix socket)",
+    "proxy-ka": "proxy_pass to one Granian (hello), upstream keepalive: portico -c vs nginx",
+    "proxy-noka": "proxy_pass to one Granian (hello), a connection per request: portico -c vs nginx",
+    "proxy-lc": "proxy_pass, least_conn over three Granians (hello), keepalive: portico -c vs nginx",
     "nginx-return": 'nginx return 200 "Hello, World!": the machine\'s ceiling',
     "idle-rss": "RSS of the whole server tree at rest, per worker (lower is better)",
     "startup": "time from exec to the first 200 on the hello app (lower is better)",
@@ -109,13 +112,16 @@ def _check_answer(stack, status, body):
 
 def _start(stack, timeout=60.0):
     for s in stack.servers:
-        s.start()
+        if not getattr(s, "shared", False):
+            s.start()
     return wait_ready(stack.servers, stack.url, timeout=timeout)
 
 
 def _stop(stack):
+    """Stops the row's own servers; shared backends (proxy-*) stay up."""
     for s in reversed(stack.servers):
-        s.stop()
+        if not getattr(s, "shared", False):
+            s.stop()
 
 
 def load_row(scen, make_stack, opts, portico, show_mb=False, headers=()):
@@ -161,6 +167,9 @@ def load_row(scen, make_stack, opts, portico, show_mb=False, headers=()):
         if notes:
             row["status"] = "ERR"
         by = row["cpu"]["by_server"]
+        if stack.front in by:
+            row["front"] = stack.front
+            row["front_cpu_us_per_req"] = by[stack.front]["cpu_us_per_req"]
         if len(by) > 1 and row["cpu_us_per_req"] is not None:
             notes.append("CPU/req by server: " + ", ".join(
                 f"{name} {u['cpu_us_per_req']:.1f} µs ({u['ctx_switches_per_req']:.2f} cs)"
@@ -218,6 +227,8 @@ def run_scenario(scen, ctx, opts, portico):
     if scen == "stack":
         return [load_row(scen, mk, opts, portico)
                 for mk in S.app_site_stacks(ctx, *S.app_site_conf(ctx, scen))]
+    if scen.startswith("proxy-"):
+        return proxy_rows(scen, ctx, opts, portico)
     if scen == "uwsgi-nginx":
         return [load_row(scen, lambda b=b: S.nginx_uwsgi_pass(ctx, b), opts, portico)
                 for b in ("portico", "uwsgi")]
@@ -236,6 +247,43 @@ def run_scenario(scen, ctx, opts, portico):
         return [startup_row(mk, opts, portico)
                 for mk in S.app_servers(ctx, "hello", load=False)]
     raise KeyError(scen)
+
+
+def proxy_rows(scen, ctx, opts, portico):
+    """proxy-ka / proxy-noka: one Granian (N workers) behind `portico -c`
+    and behind nginx, with and without upstream keep-alive; proxy-lc:
+    least_conn over three Granians (one worker each), keep-alive. The
+    backends are started once for the scenario and serve both rows, so
+    the fronts are compared on the very same processes."""
+    if scen == "proxy-lc":
+        backs = [S.granian_backend(ctx, f"granian-{i}", 1) for i in (1, 2, 3)]
+        keepalive, balancer = True, "least_conn"
+    else:
+        backs = [S.granian_backend(ctx, "granian", ctx.workers)]
+        keepalive, balancer = scen == "proxy-ka", None
+    servers = [srv for srv, _ in backs]
+    try:
+        for srv, port in backs:
+            srv.start()
+        for srv, port in backs:
+            wait_ready([srv], f"http://{procs.LOOPBACK}:{port}/", timeout=60.0)
+        conf, d, port = S.proxy_site_conf(ctx, scen, [p for _, p in backs], keepalive,
+                                          balancer)
+        rows = [load_row(scen, mk, opts, portico)
+                for mk in S.proxy_stacks(ctx, conf, d, port, servers)]
+    except RuntimeError as e:
+        # a backend that does not start: both rows fail, the run goes on
+        rows = [{"scenario": scen, "server": name, "is_portico": name != "nginx",
+                 "status": "FAIL", "note": f"backend: {e}", "value": None,
+                 "unit": "req/s", "workers": opts.workers}
+                for name in ("portico -c", "nginx")]
+    finally:
+        for srv in servers:
+            srv.stop()
+    for r in rows:
+        r.setdefault("logs", [])
+        r["logs"] = sorted(set(r["logs"]) | {s.log_path for s in servers})
+    return rows
 
 
 def idle_rss_row(make_stack, opts, portico, settle=2.0):

@@ -41,8 +41,11 @@ def nginx_binary():
 
 class Stack:
     def __init__(self, name, servers, url, expect, needs_portico=(), is_portico=False,
-                 portico_conf=None, conf=None):
+                 portico_conf=None, conf=None, front=None):
         self.name, self.servers, self.url, self.expect = name, servers, url, expect
+        # proxy-*: the name of the front server (its CPU is shown apart);
+        # the others are backends shared by every row (Server.shared)
+        self.front = front
         self.needs_portico = list(needs_portico)
         self.is_portico = is_portico
         # the nginx.conf a `portico -c` stack serves: checked with
@@ -262,7 +265,7 @@ NGINX_MIME_TYPES = "/etc/nginx/mime.types"
 NGINX_UWSGI_PARAMS = "/etc/nginx/uwsgi_params"
 
 
-def site_conf(ctx, name, server_body):
+def site_conf(ctx, name, server_body, http_extra=""):
     """Write <tmp>/<name>/nginx.conf — the one file both nginx and `portico
     -c` serve in a conf-* or stack scenario — and return (path, dir, port).
     Everything it names is an absolute path in that directory, except
@@ -292,7 +295,7 @@ http {{
     tcp_nopush on;
     open_file_cache max=1000;
     keepalive_requests 100000;
-{temp}    server {{
+{temp}{http_extra}    server {{
         listen {LOOPBACK}:{port};
 {server_body}
     }}
@@ -373,6 +376,61 @@ def app_site_stacks(ctx, conf, d, port, sock):
         return Stack("nginx + uwsgi", [back, front], url, b"Hello, World!", conf=conf)
 
     return [portico, nginx_uwsgi]
+
+
+# ---- proxy_pass to Granian: one nginx.conf, portico -c vs nginx -----------
+
+def granian_backend(ctx, label, workers):
+    """A Granian serving the hello app on a free port, shared by every row
+    of a proxy-* scenario (started once, stopped after the last row).
+    Returns (server, port)."""
+    _, mod, _, _ = APPS["hello"]
+    port = free_port()
+    argv = [venv_tool("granian"), "--interface", "wsgi", "--host", LOOPBACK,
+            "--port", str(port), "--workers", str(workers),
+            "--blocking-threads", "1", "--no-access-log",
+            "--working-dir", APPS_DIR, f"{mod}:app"]
+    srv = ctx.server(label, argv, signal.SIGINT)
+    srv.shared = True
+    return srv, port
+
+
+def proxy_site_conf(ctx, name, ports, keepalive, balancer=None):
+    """proxy-*: `upstream app { [least_conn;] server ...; [keepalive 32;] }`
+    and `location / { proxy_pass http://app; }`. With keepalive, nginx's
+    documented setup for upstream keep-alive (`proxy_http_version 1.1`,
+    `proxy_set_header Connection ""`; nginx 1.22 needs both). Without it,
+    `proxy_http_version 1.0` — nginx 1.22's default, written out so that
+    Portico (nginx 1.29.7+'s defaults: HTTP/1.1 and an implicit keep-alive
+    pool) runs the same wire: a connection per request, `Connection: close`.
+    Returns (conf, dir, port)."""
+    lines = [f"        {balancer};"] if balancer else []
+    lines += [f"        server {LOOPBACK}:{p};" for p in ports]
+    if keepalive:
+        lines.append("        keepalive 32;")
+        loc = ("            proxy_http_version 1.1;\n"
+               '            proxy_set_header Connection "";\n')
+    else:
+        loc = "            proxy_http_version 1.0;\n"
+    upstream = "    upstream app {\n" + "\n".join(lines) + "\n    }\n"
+    body = ("        location / {\n"
+            "            proxy_pass http://app;\n"
+            f"{loc}"
+            "        }")
+    return site_conf(ctx, name, body, http_extra=upstream)
+
+
+def proxy_stacks(ctx, conf, d, port, backends):
+    """The rows of a proxy-* scenario: `portico -c` and nginx on the same
+    conf, each in front of the same running backends."""
+    url = f"http://{LOOPBACK}:{port}/"
+    return [
+        lambda: Stack("portico -c", backends + [portico_conf_server(ctx, conf)], url,
+                      b"Hello, World!", is_portico=True, portico_conf=conf,
+                      front="portico"),
+        lambda: Stack("nginx", backends + [nginx_conf_server(ctx, "nginx", conf, d)], url,
+                      b"Hello, World!", conf=conf, front="nginx"),
+    ]
 
 
 def _unlink(path):
