@@ -16,6 +16,7 @@ mod io;
 mod log;
 pub mod proxy;
 mod pump;
+mod retry;
 mod spool;
 pub mod target;
 pub mod uwsgi;

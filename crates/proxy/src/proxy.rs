@@ -1,28 +1,26 @@
 //! `proxy_pass` for one location: [`HttpProxy`] implements the server's
 //! [`ProxyUpstream`] seam. It asks the location's upstream group for a peer,
 //! makes one attempt (`http/`), and goes to the next peer as nginx's
-//! `ngx_http_upstream_next` does: only while tries are left, only for a
-//! failure `proxy_next_upstream` lists, never for POST/LOCK/PATCH once sent
+//! `ngx_http_upstream_next` does (the loop is `retry.rs`, shared with
+//! `uwsgi_pass`): only while tries are left, only for a failure
+//! `proxy_next_upstream` lists, never for POST/LOCK/PATCH once sent
 //! (unless `non_idempotent`), never after a body streamed unbuffered, never
 //! past `proxy_next_upstream_timeout`. When it gives up: 504 for a timeout,
 //! 502 for an error, an invalid header or no live upstreams (nginx's pages),
 //! or the last upstream answer as it is. The `$upstream_*` strings list
 //! every try, formatted as nginx formats them.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use portico_config::site::{ProxySettings, Template, Upstream, UpstreamTarget};
-use portico_server::{
-    ProxyCall, ProxyFuture, ProxyOutcome, ProxyUpstream, Request, RequestSource, Response,
-};
+use portico_server::{ProxyCall, ProxyFuture, ProxyOutcome, ProxyUpstream, Request, RequestSource};
 
-use crate::balance::{Outcome, PickInput, TEMPORARILY_DISABLED, UpstreamGroup};
-use crate::error::{ErrorKind, Level, Phase, ProxyError, Side};
+use crate::balance::{PickInput, UpstreamGroup};
+use crate::error::{ErrorKind, Phase, ProxyError};
 use crate::error_page::error_response;
 use crate::http::{self, ConnPool, HeaderFilter, Outgoing, PoolSettings};
 use crate::log::LogContext;
+use crate::retry::{self, Exchange, Finished, Rules, Tries};
 use crate::target::{PeerAddr, TargetError};
 
 /// `proxy_pass` to a group or an address, with a location's settings.
@@ -135,51 +133,43 @@ impl ProxyUpstream for HttpProxy {
     }
 }
 
-/// The `$upstream_*` record of every try.
-#[derive(Default)]
-struct Tries {
-    addr: String,
-    status: String,
-    time: String,
-}
-
-impl Tries {
-    fn push(&mut self, addr: &str, status: u16, took: Duration) {
-        let sep = if self.addr.is_empty() { "" } else { ", " };
-        let _ = write!(self.addr, "{sep}{addr}");
-        let _ = write!(self.status, "{sep}{status}");
-        let _ = write!(
-            self.time,
-            "{sep}{}.{:03}",
-            took.as_secs(),
-            took.subsec_millis()
-        );
-    }
-
-    fn outcome(self, response: Response, from_upstream: bool) -> ProxyOutcome {
-        ProxyOutcome {
-            response,
-            from_upstream,
-            upstream_addr: self.addr,
-            upstream_status: self.status,
-            upstream_response_time: self.time,
-        }
-    }
-}
-
-/// Which `proxy_next_upstream` kind a failed try is.
-fn listed(settings: &ProxySettings, e: &ProxyError) -> bool {
-    let nu = &settings.next_upstream;
-    match e.kind() {
-        _ if e.is_timeout() => nu.timeout,
-        ErrorKind::InvalidHeader | ErrorKind::HeaderTooBig => nu.invalid_header,
-        _ => nu.error,
-    }
-}
-
 /// nginx's `upstream:` in a log line: `http://127.0.0.1:8080/path?a`.
 fn upstream_url(peer: &str, target: &[u8]) -> String {
     format!("http://{peer}{}", String::from_utf8_lossy(target))
+}
+
+/// One HTTP try (`http::attempt`) for the shared retry loop.
+struct HttpExchange<'a> {
+    out: Outgoing,
+    target: &'a [u8],
+    pool: Option<&'a ConnPool>,
+    peer: &'a http::PeerSettings,
+    /// A stale pooled connection may be retried on a fresh one.
+    stale_retry: bool,
+}
+
+impl Exchange for HttpExchange<'_> {
+    type Answer = http::Answer;
+
+    async fn attempt(&mut self, peer: &PeerAddr) -> Result<http::Answer, ProxyError> {
+        http::attempt(peer, self.pool, &mut self.out, self.peer, self.stale_retry).await
+    }
+
+    fn status(answer: &http::Answer) -> u16 {
+        answer.status()
+    }
+
+    fn body_streamed(&self) -> bool {
+        self.out.body_streamed()
+    }
+
+    fn non_idempotent(&self) -> bool {
+        self.out.non_idempotent
+    }
+
+    fn upstream_url(&self, peer: &str) -> String {
+        upstream_url(peer, self.target)
+    }
 }
 
 impl Inner {
@@ -201,91 +191,40 @@ impl Inner {
             log.log(&e);
             return self.fail(Tries::default(), e.status());
         };
-        let mut out = match Outgoing::build(&head, body, self.settings.request_buffering).await {
+        let out = match Outgoing::build(&head, body, self.settings.request_buffering).await {
             Ok(out) => out,
             Err(e) => {
                 log.log(&e);
                 return self.fail(Tries::default(), e.status());
             }
         };
-        let mut tries = Tries::default();
-        let group = self.group.clone();
-        let mut attempt = group.start(PickInput {
+        let settings = &self.settings;
+        let mut x = HttpExchange {
+            stale_retry: !out.non_idempotent || settings.next_upstream.non_idempotent,
+            out,
+            target: &head.target,
+            pool: self.pool.as_deref(),
+            peer: &self.peer,
+        };
+        let rules = Rules {
+            next: settings.next_upstream,
+            tries: settings.next_upstream_tries,
+            timeout: settings.next_upstream_timeout,
+        };
+        let input = PickInput {
             client_ip,
             hash_key: hash_key.as_deref(),
-            next_upstream_tries: self.settings.next_upstream_tries as usize,
-        });
-        loop {
-            let now = Instant::now();
-            let Some(picked) = attempt.pick(now) else {
-                let e = ProxyError::new(ErrorKind::Connect, Phase::Connecting, "no live upstreams");
-                log.with_upstream(&upstream_url(group.name(), &head.target))
-                    .log(&e);
-                tries.push(group.name(), 502, Duration::ZERO);
-                return self.fail(tries, 502);
-            };
-            let peer_log = log.with_upstream(&upstream_url(picked.name, &head.target));
-            let stale_retry = !out.non_idempotent || self.settings.next_upstream.non_idempotent;
-            let result = http::attempt(
-                picked.addr,
-                self.pool.as_deref(),
-                &mut out,
-                &self.peer,
-                stale_retry,
-            )
-            .await;
-            let took = now.elapsed();
-            // nginx's `ngx_http_upstream_next` conditions, but the kind.
-            let may_retry = |out: &Outgoing, sent: bool, tries_left: usize| {
-                tries_left > 1
-                    && !out.body_streamed()
-                    && !(out.non_idempotent && sent && !self.settings.next_upstream.non_idempotent)
-                    && (self.settings.next_upstream_timeout.is_zero()
-                        || started.elapsed() < self.settings.next_upstream_timeout)
-            };
-            match result {
-                Ok(answer) => {
-                    let status = answer.status();
-                    tries.push(picked.name, status, took);
-                    let retry = self.settings.next_upstream.retries_status(status)
-                        && may_retry(&out, true, attempt.tries_left());
-                    let outcome = match status {
-                        _ if !retry => Outcome::Success,
-                        403 | 404 => Outcome::NextNotCounted,
-                        _ => Outcome::Failure,
-                    };
-                    let released = attempt.release(picked, outcome, Instant::now());
-                    if released.disabled {
-                        peer_log.log(&disabled(Phase::ReadingHeader));
-                    }
-                    if retry {
-                        continue; // the answer and its connection are dropped
-                    }
-                    let pool = self.pool.clone().map(|pool| (pool, picked.addr.clone()));
-                    let response = answer.into_response(&self.filter, pool, &self.peer, peer_log);
-                    return tries.outcome(response, true);
-                }
-                Err(e) => {
-                    tries.push(picked.name, e.status(), took);
-                    if e.side() == Side::Client {
-                        // The client failed us; the peer is not to blame.
-                        let _ = attempt.release(picked, Outcome::NextNotCounted, Instant::now());
-                        log.log(&e);
-                        return self.fail(tries, e.status());
-                    }
-                    peer_log.log(&e);
-                    let retry = listed(&self.settings, &e)
-                        && may_retry(&out, e.request_sent(), attempt.tries_left());
-                    // Errors, timeouts and invalid heads always count (nginx).
-                    let released = attempt.release(picked, Outcome::Failure, Instant::now());
-                    if released.disabled {
-                        peer_log.log(&disabled(e.phase()));
-                    }
-                    if !retry {
-                        return self.fail(tries, e.status());
-                    }
-                }
+            next_upstream_tries: 0,
+        };
+        let mut tries = Tries::default();
+        let group = self.group.clone();
+        match retry::run(&group, input, rules, started, &log, &mut x, &mut tries).await {
+            Finished::Answer { answer, addr, log } => {
+                let pool = self.pool.clone().map(|pool| (pool, addr.clone()));
+                let response = answer.into_response(&self.filter, pool, &self.peer, log);
+                tries.outcome(response, true)
             }
+            Finished::Failed(status) => self.fail(tries, status),
         }
     }
 
@@ -295,25 +234,9 @@ impl Inner {
     }
 }
 
-/// `[warn] upstream server temporarily disabled while ...` (the phase of
-/// the failure that reached `max_fails`).
-fn disabled(phase: Phase) -> ProxyError {
-    ProxyError::new(ErrorKind::Connect, phase, TEMPORARILY_DISABLED).with_level(Level::Warn)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tries_are_listed_as_nginx_formats_them() {
-        let mut tries = Tries::default();
-        tries.push("127.0.0.1:8001", 502, Duration::from_millis(3));
-        tries.push("unix:/run/a.sock", 200, Duration::from_micros(1_234_567));
-        assert_eq!(tries.addr, "127.0.0.1:8001, unix:/run/a.sock");
-        assert_eq!(tries.status, "502, 200");
-        assert_eq!(tries.time, "0.003, 1.234");
-    }
 
     #[test]
     fn explicit_upstreams_keep_connections_unless_keepalive_0() {

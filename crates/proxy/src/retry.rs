@@ -1,0 +1,215 @@
+//! The peer-by-peer loop that `proxy_pass` and `uwsgi_pass` share: nginx's
+//! `ngx_http_upstream_next`. It asks the group for a peer, makes one try
+//! through an [`Exchange`] (the protocol's part), and goes to the next peer
+//! only while tries are left, only for a failure the `*_next_upstream` set
+//! lists, never for POST/LOCK/PATCH once sent (unless `non_idempotent`),
+//! never after a body streamed unbuffered, never past
+//! `*_next_upstream_timeout`. Every try is released to the balancer with
+//! its outcome (passive health) and recorded for the `$upstream_*` strings.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use portico_config::site::NextUpstream;
+use portico_server::{ProxyOutcome, Response};
+
+use crate::balance::{Outcome, PickInput, TEMPORARILY_DISABLED, UpstreamGroup};
+use crate::error::{ErrorKind, Level, Phase, ProxyError, Side};
+use crate::log::LogContext;
+use crate::target::PeerAddr;
+
+/// `*_next_upstream`, `*_next_upstream_tries`, `*_next_upstream_timeout`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rules {
+    pub next: NextUpstream,
+    /// 0: no limit.
+    pub tries: u32,
+    /// Zero: no limit.
+    pub timeout: Duration,
+}
+
+/// One protocol's try at one peer.
+pub(crate) trait Exchange {
+    /// A response head read from a peer, its connection still open.
+    type Answer;
+
+    /// Send the request to `peer` and read the response head.
+    async fn attempt(&mut self, peer: &PeerAddr) -> Result<Self::Answer, ProxyError>;
+
+    fn status(answer: &Self::Answer) -> u16;
+
+    /// The body went out streamed: no other peer can get it.
+    fn body_streamed(&self) -> bool;
+
+    /// POST, LOCK or PATCH.
+    fn non_idempotent(&self) -> bool;
+
+    /// nginx's `upstream:` in a log line for the peer named `peer`.
+    fn upstream_url(&self, peer: &str) -> String;
+}
+
+/// How the loop ended.
+pub(crate) enum Finished<'g, A> {
+    /// A peer's answer to give the client; `log` names that peer.
+    Answer {
+        answer: A,
+        addr: &'g PeerAddr,
+        log: LogContext,
+    },
+    /// Give up with nginx's own page for this status.
+    Failed(u16),
+}
+
+/// Try peers of `group` until one answers for good or the rules say stop.
+pub(crate) async fn run<'g, X: Exchange>(
+    group: &'g UpstreamGroup,
+    input: PickInput<'_>,
+    rules: Rules,
+    started: Instant,
+    log: &LogContext,
+    x: &mut X,
+    tries: &mut Tries,
+) -> Finished<'g, X::Answer> {
+    let mut attempt = group.start(PickInput {
+        next_upstream_tries: rules.tries as usize,
+        ..input
+    });
+    loop {
+        let now = Instant::now();
+        let Some(picked) = attempt.pick(now) else {
+            let e = ProxyError::new(ErrorKind::Connect, Phase::Connecting, "no live upstreams");
+            log.with_upstream(&x.upstream_url(group.name())).log(&e);
+            tries.push(group.name(), 502, Duration::ZERO);
+            return Finished::Failed(502);
+        };
+        let peer_log = log.with_upstream(&x.upstream_url(picked.name));
+        let result = x.attempt(picked.addr).await;
+        let took = now.elapsed();
+        // nginx's `ngx_http_upstream_next` conditions, but the kind.
+        let may_retry = |x: &X, sent: bool, tries_left: usize| {
+            tries_left > 1
+                && !x.body_streamed()
+                && !(x.non_idempotent() && sent && !rules.next.non_idempotent)
+                && (rules.timeout.is_zero() || started.elapsed() < rules.timeout)
+        };
+        match result {
+            Ok(answer) => {
+                let status = X::status(&answer);
+                tries.push(picked.name, status, took);
+                let retry =
+                    rules.next.retries_status(status) && may_retry(x, true, attempt.tries_left());
+                let outcome = match status {
+                    _ if !retry => Outcome::Success,
+                    403 | 404 => Outcome::NextNotCounted,
+                    _ => Outcome::Failure,
+                };
+                let addr = picked.addr;
+                let released = attempt.release(picked, outcome, Instant::now());
+                if released.disabled {
+                    peer_log.log(&disabled(Phase::ReadingHeader));
+                }
+                if retry {
+                    continue; // the answer and its connection are dropped
+                }
+                return Finished::Answer {
+                    answer,
+                    addr,
+                    log: peer_log,
+                };
+            }
+            Err(e) => {
+                tries.push(picked.name, e.status(), took);
+                if e.side() == Side::Client {
+                    // The client failed us; the peer is not to blame.
+                    let _ = attempt.release(picked, Outcome::NextNotCounted, Instant::now());
+                    log.log(&e);
+                    return Finished::Failed(e.status());
+                }
+                peer_log.log(&e);
+                let retry =
+                    listed(&rules.next, &e) && may_retry(x, e.request_sent(), attempt.tries_left());
+                // Errors, timeouts and invalid heads always count (nginx).
+                let released = attempt.release(picked, Outcome::Failure, Instant::now());
+                if released.disabled {
+                    peer_log.log(&disabled(e.phase()));
+                }
+                if !retry {
+                    return Finished::Failed(e.status());
+                }
+            }
+        }
+    }
+}
+
+/// Whether the `*_next_upstream` set lists the kind of a failed try.
+fn listed(next: &NextUpstream, e: &ProxyError) -> bool {
+    match e.kind() {
+        _ if e.is_timeout() => next.timeout,
+        ErrorKind::InvalidHeader | ErrorKind::HeaderTooBig => next.invalid_header,
+        _ => next.error,
+    }
+}
+
+/// `[warn] upstream server temporarily disabled while ...` (the phase of
+/// the failure that reached `max_fails`).
+fn disabled(phase: Phase) -> ProxyError {
+    ProxyError::new(ErrorKind::Connect, phase, TEMPORARILY_DISABLED).with_level(Level::Warn)
+}
+
+/// The `$upstream_*` record of every try.
+#[derive(Default)]
+pub(crate) struct Tries {
+    addr: String,
+    status: String,
+    time: String,
+}
+
+impl Tries {
+    fn push(&mut self, addr: &str, status: u16, took: Duration) {
+        let sep = if self.addr.is_empty() { "" } else { ", " };
+        let _ = write!(self.addr, "{sep}{addr}");
+        let _ = write!(self.status, "{sep}{status}");
+        let _ = write!(
+            self.time,
+            "{sep}{}.{:03}",
+            took.as_secs(),
+            took.subsec_millis()
+        );
+    }
+
+    pub(crate) fn outcome(self, response: Response, from_upstream: bool) -> ProxyOutcome {
+        ProxyOutcome {
+            response,
+            from_upstream,
+            upstream_addr: self.addr,
+            upstream_status: self.status,
+            upstream_response_time: self.time,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tries_are_listed_as_nginx_formats_them() {
+        let mut tries = Tries::default();
+        tries.push("127.0.0.1:8001", 502, Duration::from_millis(3));
+        tries.push("unix:/run/a.sock", 200, Duration::from_micros(1_234_567));
+        assert_eq!(tries.addr, "127.0.0.1:8001, unix:/run/a.sock");
+        assert_eq!(tries.status, "502, 200");
+        assert_eq!(tries.time, "0.003, 1.234");
+    }
+
+    #[test]
+    fn only_listed_failure_kinds_are_retried() {
+        let next = NextUpstream::default();
+        let refused = ProxyError::new(ErrorKind::Connect, Phase::Connecting, "refused");
+        let timeout = ProxyError::timeout(Phase::ReadingHeader);
+        let bad = ProxyError::new(ErrorKind::InvalidHeader, Phase::ReadingHeader, "bad");
+        assert!(listed(&next, &refused) && listed(&next, &timeout));
+        assert!(!listed(&next, &bad));
+        assert!(!listed(&NextUpstream::OFF, &refused));
+    }
+}
