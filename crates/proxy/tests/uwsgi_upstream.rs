@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use portico_config::site::UpstreamTarget;
+use portico_config::site::{NextUpstream, UpstreamTarget};
 use portico_proto::uwsgi::{UwsgiPacket, encode_packet};
-use portico_proxy::{UwsgiSettings, UwsgiUpstream};
+use portico_proxy::{PeerAddr, UpstreamGroup, UwsgiSettings, UwsgiUpstream};
 use portico_server::{
     Handler, Handoff, ListenAddress, ListenerInfo, Request, RequestBody, RequestSource, Response,
     ResponseBody, StreamItem, Wire,
@@ -458,4 +458,91 @@ async fn a_head_request_gets_no_body() {
     seen.await.expect("fake");
     assert_eq!(header(&response, "content-length"), Some(&b"5"[..]));
     assert!(matches!(response.body, ResponseBody::Empty));
+}
+
+/// A fake that answers every connection with `body` (as a 200), until dropped.
+async fn fake_peer(body: &'static [u8]) -> (PeerAddr, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let reply: &'static [u8] = match body {
+        b"a" => b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na",
+        _ => b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb",
+    };
+    let task = tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            tokio::spawn(serve_one(s, Reply::Send(reply)));
+        }
+    });
+    (PeerAddr::Tcp(addr), task)
+}
+
+/// An address nothing listens on (bound, then closed: connect is refused).
+async fn dead_peer() -> PeerAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    PeerAddr::Tcp(listener.local_addr().expect("addr"))
+}
+
+async fn bodies(upstream: &UwsgiUpstream, n: usize) -> Vec<(u16, Vec<u8>)> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let response = upstream.handle(request(VARS, b"abcd")).await;
+        let status = response.status;
+        out.push((status, body_of(response).await.0));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_group_is_balanced_round_robin() {
+    let (a, _ta) = fake_peer(b"a").await;
+    let (b, _tb) = fake_peer(b"b").await;
+    let group = UpstreamGroup::implicit("app", vec![a, b]);
+    let upstream = UwsgiUpstream::group(Arc::new(group), settings());
+    let got: Vec<Vec<u8>> = bodies(&upstream, 4)
+        .await
+        .into_iter()
+        .map(|r| r.1)
+        .collect();
+    assert_eq!(got, [b"a", b"b", b"a", b"b"]);
+}
+
+#[tokio::test]
+async fn a_down_peer_fails_over_and_is_then_skipped() {
+    let dead = dead_peer().await;
+    let (b, _tb) = fake_peer(b"b").await;
+    let group = UpstreamGroup::implicit("app", vec![dead, b]);
+    let upstream = UwsgiUpstream::group(Arc::new(group), settings());
+    // The POST was never sent to the dead peer: `error` sends it on.
+    let got = bodies(&upstream, 3).await;
+    assert_eq!(got, vec![(200, b"b".to_vec()); 3]);
+    let stats = upstream
+        .upstream_group()
+        .snapshot(std::time::Instant::now());
+    assert_eq!(
+        (stats[0].requests, stats[0].failures),
+        (1, 1),
+        "max_fails=1: picked once, failed, then skipped"
+    );
+    assert_eq!(stats[1].requests, 3);
+}
+
+#[tokio::test]
+async fn next_upstream_off_and_tries_stop_the_failover() {
+    let group = |peers| Arc::new(UpstreamGroup::implicit("app", peers));
+    let off = UwsgiSettings {
+        next_upstream: NextUpstream::OFF,
+        ..settings()
+    };
+    let (b, _tb) = fake_peer(b"b").await;
+    let upstream = UwsgiUpstream::group(group(vec![dead_peer().await, b.clone()]), off);
+    assert_eq!(bodies(&upstream, 1).await[0].0, 502);
+    let one_try = UwsgiSettings {
+        next_upstream_tries: 1,
+        ..settings()
+    };
+    let upstream = UwsgiUpstream::group(group(vec![dead_peer().await, b]), one_try);
+    assert_eq!(bodies(&upstream, 1).await[0].0, 502);
+    let all_dead = group(vec![dead_peer().await, dead_peer().await]);
+    let upstream = UwsgiUpstream::group(all_dead, settings());
+    assert_eq!(bodies(&upstream, 1).await[0].0, 502);
 }

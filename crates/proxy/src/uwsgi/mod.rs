@@ -1,24 +1,31 @@
 //! The uwsgi upstream client: nginx's `uwsgi_pass` to one peer over TCP or
-//! a unix socket. [`UwsgiUpstream`] is a [`Handler`]: it encodes the
-//! request's vars (already built by the engine from `uwsgi_param` and the
-//! client's headers) as a uwsgi packet, sends it and the request body, reads
-//! the response head (`response.rs`) and streams the body back (`body.rs`).
+//! a unix socket, or to an `upstream {}` group. [`UwsgiUpstream`] is a
+//! [`Handler`]: it encodes the request's vars (already built by the engine
+//! from `uwsgi_param` and the client's headers) as a uwsgi packet, sends it
+//! and the request body, reads the response head (`response.rs`) and streams
+//! the body back (`pump.rs`).
 //!
 //! One connection per request, closed after the response, as nginx's uwsgi
-//! module does (the response ends at the close). Not here: balancing over an
-//! `upstream {}` group, retries (`uwsgi_next_upstream`), buffering the request
-//! body before connecting (nginx's `uwsgi_request_buffering on` default; we
-//! stream it), and spooling the response to disk (`uwsgi_buffering`). The body
-//! pump, the log wording and the send step are shared with the HTTP client
-//! (`pump.rs`, `log.rs`, `io.rs`).
+//! module does (the response ends at the close). A group is balanced and
+//! retried by the loop `proxy_pass` uses (`retry.rs`: the group's balancer
+//! and passive health, `uwsgi_next_upstream`, `_tries`, `_timeout`); its
+//! request body is read whole first so that any peer can get it (nginx's
+//! `uwsgi_request_buffering on`, in memory). To one peer an unfinished body
+//! is streamed. Not here: spooling the response to disk (`uwsgi_buffering`),
+//! `hash KEY` groups (no key reaches a Handler: round robin, as nginx with
+//! an empty key). The body pump, the log wording and the send step are
+//! shared with the HTTP client (`pump.rs`, `log.rs`, `io.rs`).
 
 mod response;
 
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use portico_config::site::{DEFAULT_UPSTREAM_TIMEOUT, LocationConfig, UpstreamTarget};
+use portico_config::site::{
+    DEFAULT_UPSTREAM_TIMEOUT, LocationConfig, NextUpstream, UpstreamTarget,
+};
 use portico_proto::http1::ChunkedDecoder;
 use portico_proto::uwsgi::UwsgiPacket;
 use portico_server::{
@@ -30,11 +37,13 @@ use tokio::sync::mpsc;
 
 pub use response::{HeadError, ResponseHead, parse_head};
 
+use crate::balance::{PickInput, UpstreamGroup};
 use crate::error::{ErrorKind, Phase, ProxyError};
 use crate::error_page::error_response;
 use crate::io::{client_body_error, send};
 use crate::log::LogContext;
 use crate::pump::{self, BUFFERED_PIECES, BodyPump, Framing, READ_CHUNK, UNBUFFERED_PIECES};
+use crate::retry::{self, Exchange, Finished, Rules, Tries};
 use crate::target::{PeerAddr, PeerStream, TargetError};
 
 /// Largest vars block a uwsgi packet can carry (its size field is 16 bits).
@@ -62,6 +71,12 @@ pub struct UwsgiSettings {
     pub buffer_size: usize,
     /// What error pages say where nginx says `nginx` (e.g. `portico`).
     pub server_token: String,
+    /// `uwsgi_next_upstream` (to a group; one peer is never retried).
+    pub next_upstream: NextUpstream,
+    /// `uwsgi_next_upstream_tries` (0: no limit).
+    pub next_upstream_tries: u32,
+    /// `uwsgi_next_upstream_timeout` (zero: no limit).
+    pub next_upstream_timeout: Duration,
 }
 
 impl Default for UwsgiSettings {
@@ -75,6 +90,9 @@ impl Default for UwsgiSettings {
             modifier2: 0,
             buffer_size: DEFAULT_BUFFER_SIZE,
             server_token: "portico".to_string(),
+            next_upstream: NextUpstream::default(),
+            next_upstream_tries: 0,
+            next_upstream_timeout: Duration::ZERO,
         }
     }
 }
@@ -88,38 +106,60 @@ impl UwsgiSettings {
             send_timeout: config.uwsgi_send_timeout,
             read_timeout: config.uwsgi_read_timeout,
             buffering: config.uwsgi_buffering,
+            next_upstream: config.uwsgi_next_upstream,
+            next_upstream_tries: config.uwsgi_next_upstream_tries,
+            next_upstream_timeout: config.uwsgi_next_upstream_timeout,
             ..UwsgiSettings::default()
         }
     }
 }
 
-/// `uwsgi_pass` to one peer.
+/// `uwsgi_pass` to one peer or to an `upstream {}` group.
 #[derive(Clone)]
 pub struct UwsgiUpstream {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    peer: PeerAddr,
+    group: Arc<UpstreamGroup>,
     settings: UwsgiSettings,
+    /// Read the whole body before the first try (a group: any peer may get it).
+    buffer_body: bool,
 }
 
 impl UwsgiUpstream {
-    /// A client for `target`. Refuses an `upstream {}` group (that needs a
-    /// balancer) and a host name that does not resolve.
+    /// A client for one address. Refuses an `upstream {}` group (see
+    /// [`UwsgiUpstream::group`]) and a host name that does not resolve.
     pub fn new(
         target: UpstreamTarget,
         settings: UwsgiSettings,
     ) -> Result<UwsgiUpstream, TargetError> {
         let peer = PeerAddr::resolve(&target)?;
         Ok(UwsgiUpstream {
-            inner: Arc::new(Inner { peer, settings }),
+            inner: Arc::new(Inner {
+                group: Arc::new(UpstreamGroup::single(peer)),
+                settings,
+                buffer_body: false,
+            }),
         })
     }
 
-    /// The peer this client talks to.
-    pub fn peer(&self) -> &PeerAddr {
-        &self.inner.peer
+    /// `uwsgi_pass` to an `upstream {}` group: balanced by the group (share
+    /// one per block and worker, as `HttpProxy` does) and retried as
+    /// `settings.next_upstream*` say.
+    pub fn group(group: Arc<UpstreamGroup>, settings: UwsgiSettings) -> UwsgiUpstream {
+        UwsgiUpstream {
+            inner: Arc::new(Inner {
+                group,
+                settings,
+                buffer_body: true,
+            }),
+        }
+    }
+
+    /// The group this client balances over (one peer for an address).
+    pub fn upstream_group(&self) -> &Arc<UpstreamGroup> {
+        &self.inner.group
     }
 }
 
@@ -130,9 +170,62 @@ impl Handler for UwsgiUpstream {
     }
 }
 
+/// One uwsgi try for the shared retry loop: connect, send the packet (and
+/// the body), read the response head.
+struct UwsgiExchange<'a> {
+    /// The packet, with the body when it was read whole.
+    out: Vec<u8>,
+    /// A body still to come from the client, streamed after the packet.
+    body: Option<RequestBody>,
+    streamed: bool,
+    non_idempotent: bool,
+    settings: &'a UwsgiSettings,
+}
+
+impl Exchange for UwsgiExchange<'_> {
+    type Answer = (ResponseHead, BytesMut, PeerStream);
+
+    async fn attempt(&mut self, peer: &PeerAddr) -> Result<Self::Answer, ProxyError> {
+        let s = self.settings;
+        let mut stream = peer.connect(s.connect_timeout).await?;
+        send(&mut stream, &self.out, s.send_timeout).await?;
+        if let Some(mut body) = self.body.take() {
+            self.streamed = true;
+            while let Some(piece) = body.next().await {
+                send(
+                    &mut stream,
+                    &piece.map_err(client_body_error)?,
+                    s.send_timeout,
+                )
+                .await?;
+            }
+        }
+        let (head, buf) = read_head(&mut stream, s.buffer_size, s.read_timeout).await?;
+        Ok((head, buf, stream))
+    }
+
+    fn status(answer: &Self::Answer) -> u16 {
+        answer.0.status
+    }
+
+    fn body_streamed(&self) -> bool {
+        self.streamed
+    }
+
+    fn non_idempotent(&self) -> bool {
+        self.non_idempotent
+    }
+
+    fn upstream_url(&self, peer: &str) -> String {
+        upstream_url(peer)
+    }
+}
+
 impl Inner {
     async fn serve(&self, request: Request) -> Response {
-        let log = LogContext::new(&request, &upstream_name(&self.peer));
+        let started = Instant::now();
+        let log = LogContext::new(&request, "");
+        let group_log = log.with_upstream(&upstream_url(self.group.name()));
         let Request { source, body, .. } = request;
         let packet = match source {
             RequestSource::Uwsgi(packet) => packet,
@@ -142,7 +235,7 @@ impl Inner {
                     Phase::Preparing,
                     "uwsgi upstream given an HTTP request (the engine must build the vars)",
                 );
-                return self.fail(&log, &e);
+                return self.fail(&group_log, &e);
             }
         };
         let meta = ResponseMeta {
@@ -152,9 +245,33 @@ impl Inner {
             core: 0,
             ..ResponseMeta::default()
         };
-        let mut response = match self.exchange(&packet, body, log.clone()).await {
-            Ok(response) => response,
-            Err(e) => self.fail(&log, &e),
+        let mut x = match self.prepare(&packet, body).await {
+            Ok(x) => x,
+            Err(e) => return self.fail(&group_log, &e),
+        };
+        let s = &self.settings;
+        let rules = Rules {
+            next: s.next_upstream,
+            tries: s.next_upstream_tries,
+            timeout: s.next_upstream_timeout,
+        };
+        let client_ip = packet
+            .var(b"REMOTE_ADDR")
+            .and_then(|a| std::str::from_utf8(a).ok()?.parse::<IpAddr>().ok());
+        let input = PickInput {
+            client_ip,
+            hash_key: None,
+            next_upstream_tries: 0,
+        };
+        let mut tries = Tries::default();
+        let finished = retry::run(&self.group, input, rules, started, &log, &mut x, &mut tries);
+        let mut response = match finished.await {
+            Finished::Answer {
+                answer: (head, buf, stream),
+                log,
+                ..
+            } => self.respond(head, buf, stream, &packet, log),
+            Finished::Failed(status) => error_response(status, &s.server_token),
         };
         response.meta = meta;
         response
@@ -166,36 +283,29 @@ impl Inner {
         error_response(e.status(), &self.settings.server_token)
     }
 
-    async fn exchange(
-        &self,
+    /// The packet bytes and the body plan: a body that is already complete
+    /// (or, to a group, all of it) goes out with the packet, in one write.
+    async fn prepare<'a>(
+        &'a self,
         packet: &UwsgiPacket,
         mut body: RequestBody,
-        log: LogContext,
-    ) -> Result<Response, ProxyError> {
+    ) -> Result<UwsgiExchange<'a>, ProxyError> {
         let s = &self.settings;
         let mut out = encode_request(packet, s.modifier1, s.modifier2)?;
-        let mut stream = self.peer.connect(s.connect_timeout).await?;
-        // A body that is already complete goes out with the packet, in one write.
-        let whole_body = body.is_complete();
+        let whole_body = self.buffer_body || body.is_complete();
         if whole_body {
             while let Some(piece) = body.next().await {
                 out.extend_from_slice(&piece.map_err(client_body_error)?);
             }
         }
-        send(&mut stream, &out, s.send_timeout).await?;
-        if !whole_body {
-            while let Some(piece) = body.next().await {
-                send(
-                    &mut stream,
-                    &piece.map_err(client_body_error)?,
-                    s.send_timeout,
-                )
-                .await?;
-            }
-        }
-        drop(body);
-        let (head, buf) = read_head(&mut stream, s.buffer_size, s.read_timeout).await?;
-        self.respond(head, buf, stream, packet, log)
+        let method = packet.var(b"REQUEST_METHOD").map(|m| m.as_ref());
+        Ok(UwsgiExchange {
+            out,
+            body: (!whole_body).then_some(body),
+            streamed: false,
+            non_idempotent: matches!(method, Some(b"POST" | b"LOCK" | b"PATCH")),
+            settings: s,
+        })
     }
 
     /// Turn the head into the client's response, with the body to come.
@@ -206,7 +316,7 @@ impl Inner {
         stream: PeerStream,
         packet: &UwsgiPacket,
         log: LogContext,
-    ) -> Result<Response, ProxyError> {
+    ) -> Response {
         let no_body = head.status == 204
             || head.status == 304
             || packet
@@ -254,13 +364,13 @@ impl Inner {
                 ResponseBody::Stream(rx)
             }
         };
-        Ok(Response {
+        Response {
             status: head.status,
             reason: head.reason,
             headers: head.headers,
             body,
             meta: ResponseMeta::default(),
-        })
+        }
     }
 }
 
@@ -335,12 +445,14 @@ async fn read_head(
     }
 }
 
-/// The `upstream:` nginx logs: `uwsgi://127.0.0.1:9000`, and for a unix
-/// socket `uwsgi://unix:/run/app.sock:` (trailing colon included, observed).
-fn upstream_name(peer: &PeerAddr) -> String {
-    match peer {
-        PeerAddr::Tcp(_) => format!("uwsgi://{peer}"),
-        PeerAddr::Unix(_) => format!("uwsgi://{peer}:"),
+/// The `upstream:` nginx logs for a peer (or group) name:
+/// `uwsgi://127.0.0.1:9000`, and for a unix socket
+/// `uwsgi://unix:/run/app.sock:` (trailing colon included, observed).
+fn upstream_url(name: &str) -> String {
+    if name.starts_with("unix:") {
+        format!("uwsgi://{name}:")
+    } else {
+        format!("uwsgi://{name}")
     }
 }
 
@@ -352,9 +464,13 @@ mod tests {
     #[test]
     fn upstream_names_are_logged_as_nginx_logs_them() {
         let tcp = PeerAddr::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], 9000)));
-        assert_eq!(upstream_name(&tcp), "uwsgi://127.0.0.1:9000");
+        assert_eq!(upstream_url(&tcp.to_string()), "uwsgi://127.0.0.1:9000");
         let unix = PeerAddr::Unix("/run/app.sock".into());
-        assert_eq!(upstream_name(&unix), "uwsgi://unix:/run/app.sock:");
+        assert_eq!(
+            upstream_url(&unix.to_string()),
+            "uwsgi://unix:/run/app.sock:"
+        );
+        assert_eq!(upstream_url("app"), "uwsgi://app");
     }
 
     #[test]
