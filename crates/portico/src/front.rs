@@ -5,7 +5,8 @@
 //! uwsgi encoding, the same environ the app would get through nginx.
 //! `proxy_pass` locations get an [`HttpProxy`] each, over one balancer
 //! group per `upstream {}` block (built here, in the worker, so peer state
-//! is per worker as in nginx) or an implicit group for a literal address.
+//! is per worker as in nginx) or an implicit group for a literal address;
+//! `uwsgi_pass` to an `upstream {}` block balances over the same group.
 
 use std::net::ToSocketAddrs;
 use std::path::PathBuf;
@@ -103,6 +104,9 @@ pub(crate) fn front(
         .map(|l| l.addr.clone())
         .collect();
     let mut upstreams: UpstreamMap = Vec::new();
+    // One balancer group per `upstream {}` block and worker, shared by its
+    // uwsgi_pass and proxy_pass locations (one peer state, as in nginx).
+    let mut groups: Vec<GroupParts> = Vec::new();
     for (target, location) in uwsgi_targets(&setup.site) {
         if upstreams.iter().any(|(t, _)| t == target) {
             continue;
@@ -110,6 +114,19 @@ pub(crate) fn front(
         let handler: Arc<dyn Handler> = if has_app && is_own_socket(target, &own_sockets) {
             portico_server::logln!("uwsgi_pass {} goes to the app in process", shown(target));
             app.clone()
+        } else if let UpstreamTarget::Group(name) = target {
+            // The settings (timeouts, uwsgi_next_upstream) of the first
+            // location naming the group, as for an address.
+            match group_parts(&setup.site, name, &mut groups) {
+                Ok(parts) => Arc::new(UwsgiUpstream::group(
+                    parts.group.clone(),
+                    UwsgiSettings::from_location(&location.config),
+                )),
+                Err(e) => {
+                    portico_server::logln!("uwsgi_pass {name} ({}): {e}", location.origin);
+                    Arc::new(NotFound)
+                }
+            }
         } else {
             match UwsgiUpstream::new(
                 target.clone(),
@@ -128,7 +145,7 @@ pub(crate) fn front(
         };
         upstreams.push((target.clone(), handler));
     }
-    let proxies = proxy_upstreams(&setup.site);
+    let proxies = proxy_upstreams(&setup.site, &mut groups);
     let router = Arc::new(
         SiteHandler::new(setup.site.clone(), setup.prefix.clone(), upstreams)
             .with_app(app)
@@ -153,8 +170,7 @@ struct GroupParts {
 /// with variables is wired when its host is literal (`http://app/v$uri`):
 /// the engine sends the URI it evaluates to. A location that cannot be
 /// wired is logged and answers 502.
-fn proxy_upstreams(site: &Site) -> ProxyMap {
-    let mut groups: Vec<GroupParts> = Vec::new();
+fn proxy_upstreams(site: &Site, groups: &mut Vec<GroupParts>) -> ProxyMap {
     let mut map = ProxyMap::new();
     for (id, location, pass) in proxy_locations(site) {
         let settings = location.config.proxy.clone();
@@ -164,7 +180,7 @@ fn proxy_upstreams(site: &Site) -> ProxyMap {
             ProxyTarget::Dynamic(url) => dynamic_target(site, url),
         };
         let proxy = match target {
-            Ok(Via::Group(name)) => group_proxy(site, &name, settings, &mut groups),
+            Ok(Via::Group(name)) => group_proxy(site, &name, settings, groups),
             Ok(Via::Peer(target)) => resolve_target(&target)
                 .map(|addrs| {
                     let group = UpstreamGroup::implicit(&shown(&target), addrs);
@@ -245,18 +261,7 @@ fn group_proxy(
     let Some(up) = site.upstreams.iter().find(|u| u.name == name) else {
         return Err(format!("no upstream \"{name}\""));
     };
-    if !groups.iter().any(|g| g.name == name) {
-        let group = UpstreamGroup::resolve(up)
-            .map_err(|e| format!("upstream \"{name}\" ({}): {e}", up.origin))?;
-        groups.push(GroupParts {
-            name: name.to_string(),
-            group: Arc::new(group),
-            shared_pool: up.keepalive.and_then(|_| upstream_pool(up)),
-        });
-    }
-    let Some(parts) = groups.iter().find(|g| g.name == name) else {
-        return Err(format!("upstream \"{name}\" was not built"));
-    };
+    let parts = group_parts(site, name, groups)?;
     let pool = match up.keepalive {
         Some(_) => parts.shared_pool.clone(),
         None => upstream_pool(up),
@@ -272,6 +277,31 @@ fn group_proxy(
         },
         _ => proxy,
     })
+}
+
+/// The shared parts of the `upstream {}` block `name`, built on first use.
+fn group_parts<'a>(
+    site: &Site,
+    name: &str,
+    groups: &'a mut Vec<GroupParts>,
+) -> Result<&'a GroupParts, String> {
+    let Some(up) = site.upstreams.iter().find(|u| u.name == name) else {
+        return Err(format!("no upstream \"{name}\""));
+    };
+    let at = match groups.iter().position(|g| g.name == name) {
+        Some(at) => at,
+        None => {
+            let group = UpstreamGroup::resolve(up)
+                .map_err(|e| format!("upstream \"{name}\" ({}): {e}", up.origin))?;
+            groups.push(GroupParts {
+                name: name.to_string(),
+                group: Arc::new(group),
+                shared_pool: up.keepalive.and_then(|_| upstream_pool(up)),
+            });
+            groups.len() - 1
+        }
+    };
+    Ok(&groups[at])
 }
 
 /// Every `uwsgi_pass` target of the site, with the first location naming it.
