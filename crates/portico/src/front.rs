@@ -23,7 +23,8 @@ use portico_proxy::{
 };
 use portico_server::{
     BoundListener, Handler, ListenAddress, NotFound, ProxyMap, ProxyUpstream, SiteHandler,
-    StaticConfig, StaticMap, UpstreamMap, Wire, WithStatic, proxy_locations,
+    StaticConfig, StaticMap, UpstreamMap, UwsgiLocationMap, Wire, WithStatic, proxy_locations,
+    uwsgi_locations,
 };
 use portico_supervisor::ReloadCheck;
 use portico_wsgi::WsgiHandler;
@@ -114,19 +115,8 @@ pub(crate) fn front(
         let handler: Arc<dyn Handler> = if has_app && is_own_socket(target, &own_sockets) {
             portico_server::logln!("uwsgi_pass {} goes to the app in process", shown(target));
             app.clone()
-        } else if let UpstreamTarget::Group(name) = target {
-            // The settings (timeouts, uwsgi_next_upstream) of the first
-            // location naming the group, as for an address.
-            match group_parts(&setup.site, name, &mut groups) {
-                Ok(parts) => Arc::new(UwsgiUpstream::group(
-                    parts.group.clone(),
-                    UwsgiSettings::from_location(&location.config),
-                )),
-                Err(e) => {
-                    portico_server::logln!("uwsgi_pass {name} ({}): {e}", location.origin);
-                    Arc::new(NotFound)
-                }
-            }
+        } else if let UpstreamTarget::Group(_) = target {
+            continue; // per location, below
         } else {
             match UwsgiUpstream::new(
                 target.clone(),
@@ -145,11 +135,13 @@ pub(crate) fn front(
         };
         upstreams.push((target.clone(), handler));
     }
+    let by_location = uwsgi_group_locations(&setup.site, &mut groups);
     let proxies = proxy_upstreams(&setup.site, &mut groups);
     let router = Arc::new(
         SiteHandler::new(setup.site.clone(), setup.prefix.clone(), upstreams)
             .with_app(app)
-            .with_proxies(proxies),
+            .with_proxies(proxies)
+            .with_uwsgi_locations(by_location),
     );
     (router.clone(), Some(router))
 }
@@ -277,6 +269,31 @@ fn group_proxy(
         },
         _ => proxy,
     })
+}
+
+/// The client of every `uwsgi_pass` location naming an `upstream {}`
+/// block: each location's own settings (`uwsgi_next_upstream*`, timeouts)
+/// over the block's one group. A location that cannot be wired is logged
+/// and answers 502.
+fn uwsgi_group_locations(site: &Site, groups: &mut Vec<GroupParts>) -> UwsgiLocationMap {
+    let mut map = UwsgiLocationMap::new();
+    for (id, location, target) in uwsgi_locations(site) {
+        let UpstreamTarget::Group(name) = target else {
+            continue;
+        };
+        match group_parts(site, name, groups) {
+            Ok(parts) => {
+                let settings = UwsgiSettings::from_location(&location.config);
+                let upstream = UwsgiUpstream::group(parts.group.clone(), settings);
+                map.push((id, Arc::new(upstream) as Arc<dyn Handler>));
+            }
+            Err(e) => portico_server::logln!(
+                "uwsgi_pass {name} ({}): {e}; answering 502",
+                location.origin
+            ),
+        }
+    }
+    map
 }
 
 /// The shared parts of the `upstream {}` block `name`, built on first use.

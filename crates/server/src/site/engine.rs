@@ -45,6 +45,22 @@ pub struct LocationId {
 /// is answered 502 (with an error-log line).
 pub type ProxyMap = Vec<(LocationId, Arc<dyn ProxyUpstream>)>;
 
+/// What `uwsgi_pass` locations with settings of their own are served by
+/// (an `upstream {}` group: each location its `uwsgi_next_upstream*` and
+/// timeouts over the shared group), before the [`UpstreamMap`] by target.
+pub type UwsgiLocationMap = Vec<(LocationId, Arc<dyn Handler>)>;
+
+/// Every `uwsgi_pass` location of `site`, with its id and its target.
+pub fn uwsgi_locations(site: &Site) -> Vec<(LocationId, &Location, &UpstreamTarget)> {
+    let mut out = Vec::new();
+    for_each_location(site, &mut |id, location| {
+        if let Content::Uwsgi(target) = &location.content {
+            out.push((id, location, target));
+        }
+    });
+    out
+}
+
 /// Every `proxy_pass` location of `site`, with its id, in the order of
 /// [`LocationId`].
 pub fn proxy_locations(site: &Site) -> Vec<(LocationId, &Location, &ProxyPass)> {
@@ -106,6 +122,9 @@ pub(crate) struct Engine {
     /// location's address inside `site` (which never moves: it is behind
     /// the `Arc` and never changed), resolved once from a [`ProxyMap`].
     pub proxies: Vec<(usize, Arc<dyn ProxyUpstream>)>,
+    /// The `uwsgi_pass` handlers of single locations (an [`UwsgiLocationMap`]),
+    /// by the location's address as `proxies`.
+    pub uwsgi_locations: Vec<(usize, Arc<dyn Handler>)>,
     /// Small files kept in memory (shared with nothing else).
     pub cache: Mutex<ContentCache>,
     /// `access_log` records waiting for their responses to be written.
@@ -125,6 +144,7 @@ impl SiteHandler {
                 upstreams,
                 app: None,
                 proxies: Vec::new(),
+                uwsgi_locations: Vec::new(),
                 cache: Mutex::new(ContentCache::default()),
                 logs: AccessLogs::default(),
             }),
@@ -152,6 +172,20 @@ impl SiteHandler {
                 }
             });
             engine.proxies = resolved;
+        }
+        self
+    }
+
+    /// The `uwsgi_pass` handlers of single locations (see [`UwsgiLocationMap`]).
+    pub fn with_uwsgi_locations(mut self, map: UwsgiLocationMap) -> SiteHandler {
+        if let Some(engine) = Arc::get_mut(&mut self.engine) {
+            let mut resolved = Vec::with_capacity(map.len());
+            for_each_location(&engine.site, &mut |id, location| {
+                if let Some((_, handler)) = map.iter().find(|(i, _)| *i == id) {
+                    resolved.push((location as *const Location as usize, handler.clone()));
+                }
+            });
+            engine.uwsgi_locations = resolved;
         }
         self
     }
@@ -186,7 +220,17 @@ impl Engine {
             .map(|(_, p)| p.clone())
     }
 
-    fn upstream(&self, target: &UpstreamTarget) -> Option<Arc<dyn Handler>> {
+    /// The `uwsgi_pass` handler of `location` (its own, else its target's).
+    fn upstream(
+        &self,
+        location: Option<&Location>,
+        target: &UpstreamTarget,
+    ) -> Option<Arc<dyn Handler>> {
+        if let Some(at) = location.map(|l| l as *const Location as usize) {
+            if let Some((_, h)) = self.uwsgi_locations.iter().find(|(a, _)| *a == at) {
+                return Some(h.clone());
+            }
+        }
         self.upstreams
             .iter()
             .find(|(t, _)| t == target)
@@ -251,7 +295,7 @@ impl Engine {
                         .await;
                 }
                 Outcome::Upstream(target) => {
-                    let Some(handler) = self.upstream(target) else {
+                    let Some(handler) = self.upstream(req.loc.location, target) else {
                         crate::logln!(
                             "portico: no handler for uwsgi_pass {target:?} (site wiring); answering 502"
                         );

@@ -34,7 +34,10 @@ mod vars;
 mod engine_tests;
 
 pub use captures::Captures;
-pub use engine::{LocationId, ProxyMap, SiteHandler, UpstreamMap, proxy_locations};
+pub use engine::{
+    LocationId, ProxyMap, SiteHandler, UpstreamMap, UwsgiLocationMap, proxy_locations,
+    uwsgi_locations,
+};
 pub use select::{ConnAddr, Found, Selected, ServerTable, alias_prefix, find_location, find_named};
 pub use uri::{NormalizedUri, UriError, normalize};
 pub use vars::{ProxyFacts, ResponseFacts, VarContext, eval, eval_var, request_filename};
