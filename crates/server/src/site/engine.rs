@@ -226,10 +226,9 @@ impl Engine {
         location: Option<&Location>,
         target: &UpstreamTarget,
     ) -> Option<Arc<dyn Handler>> {
-        if let Some(at) = location.map(|l| l as *const Location as usize) {
-            if let Some((_, h)) = self.uwsgi_locations.iter().find(|(a, _)| *a == at) {
-                return Some(h.clone());
-            }
+        let at = location.map(|l| l as *const Location as usize);
+        if let Some((_, h)) = self.uwsgi_locations.iter().find(|(a, _)| Some(*a) == at) {
+            return Some(h.clone());
         }
         self.upstreams
             .iter()
