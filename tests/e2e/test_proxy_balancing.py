@@ -108,19 +108,19 @@ def test_pinned_smooth_weighted_round_robin(pair, backends):
     assert answered(sequence(pair, backends[1], "pinwrr", gets(7))) == "aabacaa"
 
 
-@pytest.mark.parametrize("upstream", ["deadmf", "deadft"])
-def test_dead_peer_leaves_and_returns_after_fail_timeout(pair, backends, upstream):
-    """max_fails=3 (three refused connects before the ban) and the default max_fails=1,
-    fail_timeout=2s: skipped for 2 s, then tried again (one trial per window). The
-    pause is 3.2 s: nginx's clock has 1 s granularity."""
+def test_dead_peer_leaves_and_returns_after_fail_timeout(pair, backends):
+    """deadmf: max_fails=3 (three refused connects before the ban); deadft: the default
+    max_fails=1; both fail_timeout=2s: skipped for 2 s, then tried again (one trial per
+    window). One pause of 3.2 s for both: nginx's clock has 1 s granularity."""
     subs = backends[1]
-    first = sequence(pair, subs, upstream, gets(12))
+    first = {u: sequence(pair, subs, u, gets(12)) for u in ("deadmf", "deadft")}
     time.sleep(3.2)
-    second = sequence(pair, subs, upstream, gets(6))
+    second = {u: sequence(pair, subs, u, gets(6)) for u in ("deadmf", "deadft")}
     tried_dead = lambda seq: sum("dead" in p[2] for p in seq)  # noqa: E731
-    assert all(p[0] == 200 for p in first + second), (first, second)
-    assert tried_dead(first) == (3 if upstream == "deadmf" else 1), first
-    assert tried_dead(second) == 1, second
+    for u, bans_after in (("deadmf", 3), ("deadft", 1)):
+        assert all(p[0] == 200 for p in first[u] + second[u]), (first[u], second[u])
+        assert tried_dead(first[u]) == bans_after, first[u]
+        assert tried_dead(second[u]) == 1, second[u]
 
 
 # --- hashing ------------------------------------------------------------------------------
@@ -222,7 +222,6 @@ def test_seed000_upstreams_verbatim(backends, name):
     bs, subs = backends
     seed_backends = {"9090": subs["a"], "9091": subs["b"], "9092": subs["c"]}
     with DiffPair(seed_config(name, seed_backends)) as p:
-        names = {addr: n for n, addr in subs.items()}
         left, right = [], []
         for i, s in enumerate(SOURCES[:10]):
             a, b = p.both("GET", f"/?i={i}", source=s)
@@ -235,4 +234,3 @@ def test_seed000_upstreams_verbatim(backends, name):
             assert [n for _, n in left[:6]] == list("abaaba"), left
         if name == "seed000_upstream_down.conf":
             assert "c" not in [n for _, n in left], left
-        del names
