@@ -106,7 +106,8 @@ def assert_same_upstream_request(p, a, b, defaults=True):
     left = upstream_view(a, p.nginx.ports)
     right = upstream_view(b, p.portico.ports)
     expected = as_nginx_1_29(left) if defaults and not SELFTEST else left
-    assert right == expected, f"\nnginx sent: {left}\n{b.side} sent: {right}"
+    assert right == expected, (f"\nnginx sent:    {left}\nexpected:      {expected}"
+                               f"\n{b.side} sent: {right}")
     return left
 
 
