@@ -134,6 +134,8 @@ CASES = [
     ("uri-encoded", "GET", "/uri/a%20b/%2Fc/%41?x=%41", [], None, {}, True),
     ("uri-dots", "GET", "/uri/a/./b/../c", [], None, {}, True),
     ("uri-exact", "GET", "/exact?z=1", [], None, {}, True),
+    ("uri-slash", "GET", "/api/v1/items?page=2", [], None, {}, True),
+    ("plain-expect-100", "POST", "/plain/expect", [("Expect", "100-continue")], b"x" * 10, {}, True),
     ("rewrite-break", "GET", "/rw/a%20b/c?k=v", [], None, {}, True),
     ("rewrite-break-uri-part", "GET", "/rwuri/a/b?k=v", [], None, {}, True),
     ("regex", "GET", "/regex/a%20b?x", [], None, {}, True),
@@ -142,6 +144,10 @@ CASES = [
     ("proxy-params", "GET", "/params/p", HOP + BROWSER, None, {"source": "127.0.3.4"}, True),
     ("proxy-params-no-xff", "GET", "/params/p", [("Host", "Example.COM:8080")], None,
      {"source": "127.9.8.7"}, True),
+    ("proxy-params-two-xff", "GET", "/params/p",
+     [("X-Forwarded-For", "1.1.1.1, 2.2.2.2"), ("X-Forwarded-For", "3.3.3.3")], None, {}, True),
+    ("inherited-set-header", "GET", "/inherits/i", BROWSER, None, {"port": "port2"}, True),
+    ("own-set-header-replaces-all", "GET", "/own/o", BROWSER, None, {"port": "port2"}, True),
     ("set-header", "GET", "/set/s", BROWSER, None, {}, True),
     ("set-header-post", "POST", "/set/s", BROWSER, b"data", {}, True),
     ("http11-keepalive", "GET", "/v11/k", HOP + BROWSER, None, {}, False),
@@ -162,6 +168,33 @@ def test_upstream_receives_what_nginx_sends(pair, method, target, headers, body,
     else:
         a, b = pair.both(method, target, headers, body, **kw)
     assert_same_upstream_request(pair, a, b, defaults)
+
+
+def test_pinned_proxy_set_header_all_or_nothing(pair):
+    """A location with its own proxy_set_header inherits none of the server's (and Host
+    falls back to the default $proxy_host)."""
+    seen = upstream_view(pair.fetch("nginx", "GET", "/inherits/i", port="port2"), pair.nginx.ports)
+    assert seen["headers"][:2] == [["X-Server-Level", "from server"],
+                                   ["Host", "server-level.example"]], seen
+    seen = upstream_view(pair.fetch("nginx", "GET", "/own/o", port="port2"), pair.nginx.ports)
+    names = [k for k, _ in seen["headers"]]
+    assert names[:3] == ["X-Own", "Host", "Connection"] and "X-Server-Level" not in names, seen
+    assert seen["headers"][1][1].startswith("127.0.0.1:"), seen
+
+
+def test_pinned_uri_forms(pair):
+    """nginx 1.22's upstream request lines (reference §2.1): no URI part -> the client's
+    bytes as sent; a URI part -> the prefix replaced in the normalised $uri, re-escaped
+    (%2F and %41 decoded, slashes merged, dots resolved); proxy_pass with variables ->
+    exactly what they evaluate to, even a raw space from $uri."""
+    line = lambda target: upstream_view(pair.fetch("nginx", "GET", target),  # noqa: E731
+                                        pair.nginx.ports)["request_line"]
+    assert line("/plain/a%20b/%2Fc/%41%7e/./d/../e?x=%41&y=%2F") == \
+        "GET /plain/a%20b/%2Fc/%41%7e/./d/../e?x=%41&y=%2F HTTP/1.0"
+    assert line("/uri/a%20b/%2Fc/%41?x=%41") == "GET /other/a%20b/c/A?x=%41 HTTP/1.0"
+    assert line("/api/v1/items?page=2") == "GET /v1/items?page=2 HTTP/1.0"
+    assert line("/rwuri/a/b?k=v") == "GET /rewritten/a/b?k=v HTTP/1.0"
+    assert line("/vars/a%20b?x=1") == "GET /v/vars/a b?x=1 HTTP/1.0"
 
 
 def test_upstream_receives_seed000_defaults(seeds):
