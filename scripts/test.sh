@@ -95,4 +95,5 @@ step "end-to-end tests (pytest tests/e2e)"
 step "nginx differential suites, nginx vs nginx (NGINX_DIFF_SELFTEST=1)"
 NGINX_DIFF_SELFTEST=1 "$ROOT/target/test-venv/bin/python" -m pytest -p no:cacheprovider -q -ra \
     "$ROOT/tests/e2e/test_nginx_diff.py" "$ROOT/tests/e2e/test_nginx_diff_seeds.py" \
-    "$ROOT/tests/e2e/test_nginx_reload.py" "$ROOT"/tests/e2e/test_proxy_*.py
+    "$ROOT/tests/e2e/test_nginx_reload.py" "$ROOT/tests/e2e/test_nginx_uwsgi_interop.py" \
+    "$ROOT"/tests/e2e/test_proxy_*.py

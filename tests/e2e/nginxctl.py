@@ -12,6 +12,8 @@ DIR/nginx.log), keeps its pid and temp files under DIR and never touches port
 the `with` block and, as a backstop, at interpreter exit.
 
 A missing nginx FAILS the test (never skips): scripts/test.sh installs it.
+So does a missing uWSGI for `real_uwsgi()` (tests/requirements.txt installs it
+into the test venv that scripts/test.sh runs pytest with).
 """
 
 import atexit
@@ -24,6 +26,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import textwrap
 import time
@@ -47,6 +50,63 @@ def nginx_binary():
             pytrace=False,
         )
     return path
+
+
+def uwsgi_binary():
+    """Path of the real uWSGI: $PORTICO_TEST_UWSGI, else the `uwsgi` beside the Python
+    running the tests (the test venv), else target/test-venv/bin/uwsgi, else PATH;
+    fails the test if there is none."""
+    named = os.environ.get("PORTICO_TEST_UWSGI")
+    candidates = [named] if named else [
+        os.path.join(os.path.dirname(sys.executable), "uwsgi"),
+        str(Path(__file__).resolve().parents[2] / "target" / "test-venv" / "bin" / "uwsgi"),
+        shutil.which("uwsgi"),
+    ]
+    for path in candidates:
+        if path and os.access(path, os.X_OK):
+            return path
+    pytest.fail(
+        f"no uWSGI binary (looked at {candidates}). scripts/test.sh installs it into "
+        "target/test-venv from tests/requirements.txt; or set PORTICO_TEST_UWSGI",
+        pytrace=False,
+    )
+
+
+@contextlib.contextmanager
+def real_uwsgi(app, sock_dir, *extra):
+    """A real uWSGI serving `app` (a --wsgi-file) on a free loopback TCP port and on the
+    unix socket SOCK_DIR/uwsgi.sock (mode 666: nginx's and Portico's workers run as
+    nobody), one process; yields {"tcp": "127.0.0.1:PORT", "unix": PATH, "proc": Popen,
+    "log": PATH}. Its output goes to SOCK_DIR/uwsgi.log. Killed at the end."""
+    binary = uwsgi_binary()
+    sock = Path(sock_dir) / "uwsgi.sock"
+    log_path = Path(sock_dir) / "uwsgi.log"
+    for attempt in range(3):
+        port = free_port()
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                [binary, "--socket", f"127.0.0.1:{port}", "--socket", str(sock),
+                 "--chmod-socket=666", "--wsgi-file", str(app), "--processes", "1",
+                 "--die-on-term", *extra],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        up = wait_ports(proc, [port], START_TIMEOUT)
+        while up and not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if up and sock.exists():
+            break
+        proc.kill()
+        proc.wait(5)
+        text = log_path.read_text(errors="replace")
+        if "Address already in use" not in text or attempt == 2:
+            raise AssertionError(f"uwsgi did not start:\n{text}")
+    try:
+        yield {"tcp": f"127.0.0.1:{port}", "unix": str(sock), "proc": proc, "log": log_path}
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(5)
 
 
 def uwsgi_params():

@@ -31,9 +31,6 @@ EMERG = re.compile(r"\[emerg\] (?:\d+#\d+: )?(.*)$")
 # nginx names the line of an empty upstream's closing `}`; Portico the
 # `upstream` line (docs/nginx.md, "Differences from nginx")
 UPSTREAM_LINE = pytest.mark.xfail(strict=False, reason="needs the line of a block's closing }")
-# the seeds' reverse-proxy blocks: nginx passes them; Portico refuses
-# proxy_pass until the reverse proxy lands (issue 11)
-NEEDS_PROXY = pytest.mark.xfail(strict=False, reason="proxy_pass comes with the reverse proxy (issue 11)")
 
 
 def emerg_line(stderr):
@@ -131,6 +128,12 @@ SEMANTIC = [
     ("unknown-log-variable", {"nginx.conf": wrap("  log_format f '$nope';")}, 'unknown "nope" variable'),
     ("invalid-time", {"nginx.conf": wrap("  keepalive_timeout abc;")}, '"keepalive_timeout" directive invalid value'),
     ("invalid-size", {"nginx.conf": wrap("  client_max_body_size 1x;")}, '"client_max_body_size" directive invalid value'),
+    ("proxy-url-prefix", {"nginx.conf": wrap("  server {\n    location / {\n      proxy_pass ftp://a;\n    }\n  }")}, "invalid URL prefix"),
+    ("proxy-no-host", {"nginx.conf": wrap("  server {\n    location / {\n      proxy_pass http:///x;\n    }\n  }")}, 'no host in upstream "/x"'),
+    ("proxy-uri-in-regex", {"nginx.conf": wrap("  server {\n    location ~ ^/a {\n      proxy_pass http://127.0.0.1:1/b;\n    }\n  }")}, '"proxy_pass" cannot have URI part'),
+    ("proxy-group-port", {"nginx.conf": wrap("  server {\n    location / {\n      proxy_pass http://u:8080;\n    }\n  }\n  upstream u {\n    server 127.0.0.1:1;\n  }")}, 'upstream "u" may not have port 8080'),
+    ("proxy-redirect-default-first", {"nginx.conf": wrap("  server {\n    location / {\n      proxy_redirect default;\n      proxy_pass http://127.0.0.1:1;\n    }\n  }")}, '"proxy_redirect default" should be placed after the "proxy_pass" directive'),
+    ("proxy-next-upstream-value", {"nginx.conf": wrap("  proxy_next_upstream error bogus;")}, 'invalid value "bogus"'),
     pytest.param(
         "empty-upstream-multiline",
         {"nginx.conf": wrap("  upstream u {\n  }\n  server {\n    location / {\n      uwsgi_pass u;\n    }\n  }")},
@@ -227,7 +230,7 @@ def test_dump_prints_every_file_as_nginx_does(tmp_path):
 
 
 SEED_FILES = [
-    pytest.param(p, id=p.stem, marks=NEEDS_PROXY if "proxy_pass" in p.read_text() else ())
+    pytest.param(p, id=p.stem)
     for p in sorted(SEEDS.glob("seed[0-9]*.conf"))
 ]
 

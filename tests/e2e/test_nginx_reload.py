@@ -6,6 +6,9 @@ master under a client loop.
   the error logged on stderr with the config file and line;
 - a reload that adds a listener opens it, and one that drops it closes it,
   while the listener that stays never fails a request.
+- a reload that adds a listener on a port another process holds is refused
+  (nginx's `bind() ... failed` message), the old config keeps serving; once the
+  port is free the same reload goes through.
 
 The client loop is one thread sending a request on a fresh connection every
 few milliseconds for about 2 seconds (bounded in time and count).
@@ -16,6 +19,7 @@ run it. Same auto-skip rule as test_nginx_diff.py (nginx_diff.live_mark()).
 """
 
 import re
+import socket
 import threading
 import time
 
@@ -170,3 +174,41 @@ def test_reload_opens_and_closes_listeners(server):
         time.sleep(0.05)
     else:
         pytest.fail(f"port {port2} still answers after the reload that removed it")
+
+
+def test_reload_whose_new_listener_cannot_bind_keeps_old_config(server):
+    """A reload adding a `listen` on a port another process holds is refused, as
+    nginx refuses it (`bind() to ADDR failed (98: Address already in use)`): the old
+    config keeps serving, no request fails; once the port is free the same reload
+    succeeds and the added listener serves."""
+    port = server.ports["port"]
+    server.ports["port2"] = free_port()
+    port2 = server.ports["port2"]
+    second = (
+        "server {\n"
+        "    listen 127.0.0.1:{port2};\n"
+        "    location / { return 200 \"second listener\\n\"; }\n"
+        "}\n"
+    )
+    log_before = len(server.log())
+    squatter = socket.socket()
+    try:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", port2))
+        squatter.listen(1)
+        with ClientLoop(port) as loop:
+            time.sleep(SIGHUP_AFTER)
+            server.reload(site("generation two", second))
+            pattern = re.compile(
+                rf"bind\(\) to 127\.0\.0\.1:{port2} failed \(98: Address already in use\)")
+            deadline = time.monotonic() + 5.0
+            while not pattern.search(server.log()[log_before:]) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert pattern.search(server.log()[log_before:]), server.log()
+        assert loop.failures() == [], loop.failures()[:5]
+        assert {body for _, _, body in loop.results} == {b"generation one\n"}
+    finally:
+        squatter.close()
+    server.reload(site("generation two", second))
+    assert wait_for_body(port2, b"second listener\n"), server.log()
+    assert wait_for_body(port, b"generation two\n"), server.log()

@@ -71,10 +71,20 @@ pub(crate) fn front_handler(
     site: Option<&SiteSetup>,
     app: Option<WsgiHandler>,
 ) -> Arc<dyn Handler> {
+    front(config, site, app).0
+}
+
+/// The handler for this process, and with `-c nginx.conf` the Site router
+/// it is (kept to reopen its `access_log` files on `-s reopen`).
+pub(crate) fn front(
+    config: &Config,
+    site: Option<&SiteSetup>,
+    app: Option<WsgiHandler>,
+) -> (Arc<dyn Handler>, Option<Arc<SiteHandler>>) {
     let has_app = app.is_some();
     let app = with_statics(config, app);
     let Some(setup) = site else {
-        return app;
+        return (app, None);
     };
     let own_sockets: Vec<SiteAddr> = setup
         .site
@@ -111,7 +121,10 @@ pub(crate) fn front_handler(
         };
         upstreams.push((target.clone(), handler));
     }
-    Arc::new(SiteHandler::new(setup.site.clone(), setup.prefix.clone(), upstreams).with_app(app))
+    let router = Arc::new(
+        SiteHandler::new(setup.site.clone(), setup.prefix.clone(), upstreams).with_app(app),
+    );
+    (router.clone(), Some(router))
 }
 
 /// Every `uwsgi_pass` target of the site, with the first location naming it.

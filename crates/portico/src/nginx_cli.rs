@@ -46,7 +46,9 @@ impl NginxSignal {
 
     /// The signal Portico's master takes for this meaning (its signals are
     /// uWSGI's: SIGTERM graceful stop, SIGINT immediate stop, SIGHUP reload);
-    /// reopen keeps nginx's SIGUSR1.
+    /// reopen keeps nginx's SIGUSR1, which a master serving `-c` takes as
+    /// nginx does (`MasterOptions::sigusr1_reopens`), so logrotate's
+    /// `kill -USR1` works the same.
     pub(crate) fn os_signal(self) -> libc::c_int {
         match self {
             NginxSignal::Stop => libc::SIGINT,

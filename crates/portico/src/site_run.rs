@@ -176,19 +176,28 @@ pub(crate) fn run_site(
         return ExitCode::from(EXIT_FAILURE);
     }
     let worker_user = site.main.user.clone();
+    let held = config.listeners.iter().map(|l| l.addr.clone()).collect();
     let setup = SiteSetup {
         site: Arc::new(site),
         prefix: prefix.to_path_buf(),
         app_listeners,
-        reload_check: Some(reload_check(conf, prefix, globals)),
+        reload_check: Some(reload_check(conf, prefix, globals, held)),
         worker_user,
     };
     crate::exit_code(crate::start::run(config, Some(setup)))
 }
 
 /// Before a reload, read the configuration again: a broken one is logged
-/// with its file and line, and the running one keeps serving.
-fn reload_check(conf: &Path, prefix: &Path, globals: Option<&str>) -> ReloadCheck {
+/// with its file and line, and the running one keeps serving. So it does
+/// when a `listen` address the reload would add cannot be bound (taken by
+/// another process, or a wildcard over one of ours: nginx refuses both the
+/// same way); `held` are the addresses this run has bound.
+fn reload_check(
+    conf: &Path,
+    prefix: &Path,
+    globals: Option<&str>,
+    held: Vec<ListenAddr>,
+) -> ReloadCheck {
     let (conf, prefix, globals) = (
         conf.to_path_buf(),
         prefix.to_path_buf(),
@@ -196,8 +205,85 @@ fn reload_check(conf: &Path, prefix: &Path, globals: Option<&str>) -> ReloadChec
     );
     ReloadCheck(Arc::new(move || {
         let tree = nginx::read_conf(&conf, globals.as_deref()).map_err(|e| e.to_string())?;
-        nginx::to_site(&tree, &prefix)
-            .map(drop)
-            .map_err(|e| e.to_string())
+        let site = nginx::to_site(&tree, &prefix).map_err(|e| e.to_string())?;
+        for listener in site_listeners(&site) {
+            if !held.contains(&listener.addr) {
+                bindable(&listener.addr)?;
+            }
+        }
+        Ok(())
     }))
+}
+
+/// Whether a new listener's address can be bound, with nginx's message when
+/// not: `[emerg] bind() to 127.0.0.1:8081 failed (98: Address already in use)`.
+fn bindable(addr: &ListenAddr) -> Result<(), String> {
+    let (shown, result) = match addr {
+        ListenAddr::Tcp { host, port } => {
+            let shown = if host.contains(':') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            };
+            (shown, portico_server::try_bind_tcp(host, *port))
+        }
+        // bind_unix replaces any socket file; only another kind of file stops it
+        ListenAddr::Unix(path) => {
+            use std::os::unix::fs::FileTypeExt;
+            let result = match std::fs::symlink_metadata(path) {
+                Ok(meta) if !meta.file_type().is_socket() => {
+                    Err(std::io::Error::from_raw_os_error(libc::EADDRINUSE))
+                }
+                _ => Ok(()),
+            };
+            (format!("unix:{}", path.display()), result)
+        }
+    };
+    result.map_err(|e| {
+        let code = e.raw_os_error().unwrap_or(0);
+        let text = e.to_string();
+        let text = text.split(" (os error").next().unwrap_or("");
+        format!("[emerg] bind() to {shown} failed ({code}: {text})")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_port_is_not_bindable_and_says_so_as_nginx() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = held.local_addr().expect("addr").port();
+        let addr = ListenAddr::Tcp {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        assert_eq!(
+            bindable(&addr),
+            Err(format!(
+                "[emerg] bind() to 127.0.0.1:{port} failed (98: Address already in use)"
+            ))
+        );
+        drop(held);
+        assert_eq!(bindable(&addr), Ok(()));
+    }
+
+    #[test]
+    fn a_unix_listen_path_is_bindable_unless_another_kind_of_file_is_there() {
+        let dir = std::env::temp_dir().join(format!("portico-bindable-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("app.sock");
+        assert_eq!(bindable(&ListenAddr::Unix(path.clone())), Ok(()));
+        std::fs::write(&path, b"not a socket").expect("file");
+        let got = bindable(&ListenAddr::Unix(path.clone()));
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(
+            got,
+            Err(format!(
+                "[emerg] bind() to unix:{} failed (98: Address already in use)",
+                path.display()
+            ))
+        );
+    }
 }

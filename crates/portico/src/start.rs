@@ -168,6 +168,10 @@ pub(crate) fn run(mut config: Config, site: Option<SiteSetup>) -> Result<u8, Fai
         None => bind_all(&config)?,
     };
     let site = site.map(|setup| setup.with_bound(&listeners));
+    let log_file = p.daemonize.clone().or_else(|| p.logto.clone());
+    if let Some(setup) = &site {
+        setup.prepare_log_files(log_file.as_deref());
+    }
     if let Some(path) = &p.pidfile {
         write_pidfile(path, std::process::id())?;
     }
@@ -247,7 +251,10 @@ pub(crate) fn run(mut config: Config, site: Option<SiteSetup>) -> Result<u8, Fai
             .collect(),
         apps: app_infos(&config),
         touch_logreopen: config.observe.touch_logreopen.clone(),
-        log_file: p.daemonize.clone().or_else(|| p.logto.clone()),
+        log_file: log_file.clone(),
+        // nginx mode: SIGUSR1 (`-s reopen`, logrotate) reopens the logs
+        sigusr1_reopens: site.is_some(),
+        on_reopen: site.as_ref().map(|s| s.reopen_hook(log_file.as_deref())),
         reload_check: site.as_ref().and_then(|s| s.reload_check.clone()),
     };
     let fork = || -> std::io::Result<Forked> {

@@ -7,14 +7,14 @@ use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use portico_config::Config;
-use portico_server::{BoundListener, ServeOptions, StopReason, serve};
+use portico_server::{BoundListener, ServeOptions, SiteHandler, StopReason, serve};
 use portico_supervisor::{
     WorkerContext, WorkerLimits, WorkerRuntime, limit_address_space, redirect_output,
 };
 use portico_wsgi::WsgiOptions;
 
 use crate::EXIT_APP_LOAD_FAILED;
-use crate::front::{SiteSetup, front_handler};
+use crate::front::{SiteSetup, front};
 use crate::start::{Apps, app_handler, clone_apps, load_apps, log_config};
 
 /// A worker's exit code for a start-up failure other than the app.
@@ -40,14 +40,28 @@ fn max_requests(config: &Config, wid: usize) -> u64 {
     p.max_requests + (wid as u64 - 1) * p.max_requests_delta + jitter
 }
 
-/// What a worker does on SIGUSR2 (`--touch-logreopen`): point stdout and
-/// stderr at a freshly opened log file, as the master just did.
-fn log_reopener(config: &Config) -> Option<Arc<dyn Fn() + Send + Sync>> {
+/// What a worker does on SIGUSR2 (the master sends it for
+/// `--touch-logreopen`, and in nginx mode for SIGUSR1 / `-s reopen`):
+/// point stdout and stderr at a freshly opened log file, as the master just
+/// did, and let the Site router open its `access_log` files afresh.
+fn log_reopener(
+    config: &Config,
+    router: Option<Arc<SiteHandler>>,
+) -> Option<Arc<dyn Fn() + Send + Sync>> {
     let p = &config.process;
-    let path = p.daemonize.clone().or_else(|| p.logto.clone())?;
+    let path = p.daemonize.clone().or_else(|| p.logto.clone());
+    if path.is_none() && router.is_none() {
+        return None;
+    }
     Some(Arc::new(move || {
-        if let Err(e) = redirect_output(&path) {
+        if let Some(path) = &path
+            && let Err(e) = redirect_output(path)
+        {
             portico_server::logln!("cannot reopen the log: {e}");
+        }
+        if let Some(router) = &router {
+            router.reopen_logs();
+            portico_server::logln!("worker (pid: {}) reopened its logs", std::process::id());
         }
     }))
 }
@@ -114,9 +128,10 @@ pub(crate) fn worker_main(
             return EXIT_WORKER_FAILED;
         }
     };
+    let (handler, router) = front(config, site, handler);
     let options = ServeOptions {
         log: log_config(config, ctx.wid as u32),
-        reopen_log: log_reopener(config),
+        reopen_log: log_reopener(config, router),
         shutdown_grace: p.reload_mercy,
         fair_accept: p.processes > 1,
         capacity: config.threads,
@@ -127,15 +142,10 @@ pub(crate) fn worker_main(
     let pid = std::process::id();
     let wid = ctx.wid;
     let board = ctx.board.clone();
-    match serve(
-        sockets,
-        front_handler(config, site, handler),
-        options,
-        || {
-            board.worker(wid).accepting.store(1, Ordering::Relaxed);
-            portico_server::logln!("*** portico worker {wid} is ready to serve (pid: {pid}) ***")
-        },
-    ) {
+    match serve(sockets, handler, options, || {
+        board.worker(wid).accepting.store(1, Ordering::Relaxed);
+        portico_server::logln!("*** portico worker {wid} is ready to serve (pid: {pid}) ***")
+    }) {
         Ok(StopReason::Retired) => {
             portico_server::logln!("...The work of process {pid} is done. Seeya!");
             0

@@ -150,6 +150,21 @@ pub enum PeerStream {
     Unix(UnixStream),
 }
 
+impl PeerStream {
+    /// Whether an idle connection is still usable: not closed by the peer
+    /// and with nothing unread on it (nginx's `MSG_PEEK` check on a cached
+    /// connection). Never waits; a byte read here means the connection is
+    /// broken anyway.
+    pub fn looks_idle(&self) -> bool {
+        let mut byte = [0u8; 1];
+        let read = match self {
+            PeerStream::Tcp(s) => s.try_read(&mut byte),
+            PeerStream::Unix(s) => s.try_read(&mut byte),
+        };
+        matches!(read, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+}
+
 impl AsyncRead for PeerStream {
     fn poll_read(
         self: Pin<&mut Self>,

@@ -244,6 +244,33 @@ async fn a_body_that_came_with_the_head_needs_no_stream() {
 }
 
 #[tokio::test]
+async fn a_head_answer_keeps_its_length_unknown_when_the_upstream_gives_none() {
+    let head: Vec<(&[u8], &[u8])> = VARS
+        .iter()
+        .map(|&(k, v)| {
+            if k == b"REQUEST_METHOD" {
+                (k, &b"HEAD"[..])
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    // no length: a body of unknown length (no `Content-Length: 0` is made up)
+    let (target, seen) = fake_tcp(Reply::Send(b"HTTP/1.1 200 OK\r\nX-A: 1\r\n\r\n")).await;
+    let response = call(target, settings(), request(&head, b"abcd")).await;
+    seen.await.expect("fake");
+    assert!(matches!(response.body, ResponseBody::Stream(_)));
+    assert_eq!(body_of(response).await.0, b"");
+    // the upstream's length is passed on, with no body
+    let (target, seen) =
+        fake_tcp(Reply::Send(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n")).await;
+    let response = call(target, settings(), request(&head, b"abcd")).await;
+    seen.await.expect("fake");
+    assert_eq!(header(&response, "content-length"), Some(&b"9"[..]));
+    assert!(matches!(response.body, ResponseBody::Empty));
+}
+
+#[tokio::test]
 async fn a_chunked_body_is_decoded() {
     let (target, seen) = fake_tcp(Reply::Send(
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n3\r\n!!!\r\n0\r\n\r\n",

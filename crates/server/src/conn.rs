@@ -254,11 +254,7 @@ pub(crate) async fn serve_connection<R, W>(
         };
         let method = head.method.clone();
         let uri = head.target.clone();
-        let log_fields = if ctx.log.needs_fields() {
-            LogFields::Http(head.headers.clone())
-        } else {
-            LogFields::None
-        };
+        let log_fields = ctx.log.fields_of(|| RequestSource::Http((*head).clone()));
         let framing = ResponseFraming {
             wire: Wire::Http,
             version: head.version,

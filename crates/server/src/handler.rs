@@ -18,7 +18,7 @@ use crate::handoff::Handoff;
 use crate::listener::ListenerInfo;
 
 /// What the request arrived as.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum RequestSource {
     /// An HTTP/1.x request head.
     Http(RequestHead),

@@ -16,6 +16,7 @@ mod handoff;
 mod hooks;
 mod listener;
 mod log;
+pub mod request_view;
 mod serve;
 mod site;
 mod statics;
@@ -32,12 +33,12 @@ pub use handoff::{Handoff, ReplyFuture, ReplySender};
 pub use hooks::{CoreTracker, RequestRecord, WorkerHooks};
 pub use listener::{
     BoundListener, ListenAddress, ListenSocket, ListenerInfo, ListenerSpec, Wire, bind_tcp,
-    bind_unix,
+    bind_unix, try_bind_tcp,
 };
 pub use log::{AccessLog, LogConfig, LogFormat, set_log_date, write_log_line};
 pub use portico_proto::http1::{Header, RequestHead, Version};
 pub use portico_proto::uwsgi::UwsgiPacket;
 pub use serve::{ServeOptions, StopReason, serve};
 pub use site::{SiteHandler, UpstreamMap};
-pub use upstream::{ProxyCall, ProxyFuture, ProxyOutcome, ProxyUpstream};
 pub use statics::{StaticConfig, StaticMap, WithStatic, mime_type};
+pub use upstream::{ProxyCall, ProxyFuture, ProxyOutcome, ProxyUpstream};

@@ -137,6 +137,26 @@ pub fn bind_tcp(host: &str, port: u16, spec: &ListenerSpec<'_>) -> io::Result<Bo
     Err(last_err)
 }
 
+/// Whether `host:port` could be bound now, as [`bind_tcp`] binds it: bind
+/// a socket with the same options, without listening, and close it. A
+/// reload asks this of the addresses it would add, so that one taken by
+/// another process refuses the reload (as nginx's does) instead of failing
+/// the new master after the old workers are gone. The error is the
+/// bind(2) error of the first address `host` resolves to.
+pub fn try_bind_tcp(host: &str, port: u16) -> io::Result<()> {
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    let addr = (host, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::AddrNotAvailable, "no address"))?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())
+}
+
 fn bind_one(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;

@@ -29,7 +29,6 @@ use crate::conn::{
 };
 use crate::handler::{Request, RequestSource};
 use crate::listener::Wire;
-use crate::log::LogFields;
 
 /// Time allowed for a whole uwsgi packet to arrive (uWSGI's socket-timeout).
 pub const PACKET_TIMEOUT: Duration = Duration::from_secs(4);
@@ -125,11 +124,7 @@ pub(crate) async fn serve_uwsgi_connection<R, W>(
     let method = packet.var(b"REQUEST_METHOD").cloned().unwrap_or_default();
     let uri = packet.var(b"REQUEST_URI").cloned().unwrap_or_default();
     let user = packet.var(b"REMOTE_USER").cloned().unwrap_or_default();
-    let log_fields = if ctx.log.needs_fields() {
-        LogFields::Uwsgi(packet.vars.clone())
-    } else {
-        LogFields::None
-    };
+    let log_fields = ctx.log.fields_of(|| RequestSource::Uwsgi(packet.clone()));
     let framing = ResponseFraming {
         wire: Wire::Uwsgi,
         version: Version::Http11,

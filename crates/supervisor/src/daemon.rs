@@ -96,7 +96,8 @@ fn resolve_gid(group: &str) -> io::Result<libc::gid_t> {
     Ok(unsafe { (*entry).gr_gid })
 }
 
-fn resolve_uid(user: &str) -> io::Result<(libc::uid_t, libc::gid_t)> {
+/// A user name or number as (uid, primary gid; `gid_t::MAX` for a number).
+pub fn resolve_uid(user: &str) -> io::Result<(libc::uid_t, libc::gid_t)> {
     if let Ok(n) = user.parse() {
         return Ok((n, libc::gid_t::MAX));
     }

@@ -17,9 +17,11 @@ mod worker;
 
 pub use daemon::{
     daemonize, drop_privileges, limit_address_space, redirect_output, remove_file_quietly,
-    write_pidfile,
+    resolve_uid, write_pidfile,
 };
-pub use master::{Forked, MasterExit, MasterOptions, ReloadCheck, WorkerContext, run_master};
+pub use master::{
+    Forked, MasterExit, MasterOptions, ReloadCheck, ReopenHook, WorkerContext, run_master,
+};
 pub use observe::{AppInfo, CLIENT_TIMEOUT, MAX_CLIENTS, SocketInfo, StatsServer};
 pub use reload::{exec_self, take_inherited_fds};
 pub use scoreboard::{CoreRequest, CoreSlot, LATENCY_BUCKETS_US, MAX_APPS, Scoreboard, WorkerSlot};

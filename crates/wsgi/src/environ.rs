@@ -7,9 +7,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 
-use portico_proto::percent::percent_decode;
-
 use bytes::Bytes;
+use portico_server::request_view::{has_http_var, http_var_name, path_info};
 use portico_server::{ListenerInfo, Request, RequestHead, RequestSource, UwsgiPacket, Version};
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -126,7 +125,7 @@ impl EnvironBuilder {
         py: Python<'py>,
         name: &[u8],
     ) -> PyResult<Option<Bound<'py, PyString>>> {
-        if name.contains(&b'_') {
+        if !has_http_var(name) {
             return Ok(None);
         }
         let mut cache = self.header_keys.lock().unwrap_or_else(|p| p.into_inner());
@@ -134,14 +133,7 @@ impl EnvironBuilder {
             return Ok(Some(key.bind(py).clone()));
         }
         let mut key = Vec::with_capacity(name.len() + 5);
-        key.extend_from_slice(b"HTTP_");
-        key.extend(name.iter().map(|b| {
-            if *b == b'-' {
-                b'_'
-            } else {
-                b.to_ascii_uppercase()
-            }
-        }));
+        http_var_name(name, &mut key);
         let key = latin1(py, &key)?;
         if cache.len() < HEADER_KEY_CACHE_LIMIT {
             cache.insert(name.to_vec(), PyString::intern(py, &key.to_cow()?).unbind());
@@ -243,7 +235,7 @@ impl EnvironBuilder {
         };
         put(&k.request_method, method, head.method.len())?;
         put(&k.request_uri, latin1(py, &head.target)?, head.target.len())?;
-        let path = percent_decode(&head.path);
+        let path = path_info(head);
         put(&k.path_info, latin1(py, &path)?, path.len())?;
         put(&k.query_string, latin1(py, &head.query)?, head.query.len())?;
         let protocol = match head.version {

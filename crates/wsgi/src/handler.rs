@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use portico_proto::percent::percent_decode;
 use portico_server::{
     CoreTracker, Handler, HandlerFuture, ReplySender, Request, RequestSource, Response,
     ResponseMeta,
@@ -147,8 +146,8 @@ impl WsgiHandler {
             });
         }
         match &request.source {
-            RequestSource::Http(head) => {
-                let path = Bytes::copy_from_slice(&percent_decode(&head.path));
+            RequestSource::Http(_) => {
+                let path = Bytes::copy_from_slice(&request.path());
                 mounts.route(b"", &path)
             }
             RequestSource::Uwsgi(packet) => {

@@ -5,6 +5,7 @@ Routed on the last segment of PATH_INFO:
   .../raise   raises before start_response
   .../short   says Content-Length: 5 and yields 10 bytes
   .../sleep   sleeps 0.5 s, then echoes
+  .../notfound  the app's own 404 (text/plain "no such page: PATH_INFO")
   anything else: JSON {"pid": the worker's pid, "environ": {str values, latin-1 kept}, "types": {...},
                        "body_hex": the body read with read(), "after": repr of a second read(),
                        "app": "echo"}
@@ -30,6 +31,11 @@ def application(environ, start_response):
     if last == "short":
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
         return [b"12345", b"67890"]
+    if last == "notfound":
+        text = ("no such page: " + environ.get("PATH_INFO", "")).encode("latin-1")
+        start_response("404 Not Found", [("Content-Type", "text/plain"),
+                                         ("Content-Length", str(len(text)))])
+        return [text]
     if last == "sleep":
         time.sleep(0.5)
     try:

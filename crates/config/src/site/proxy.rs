@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::{Pattern, Template, UpstreamTarget};
+use super::{Pattern, Resolver, Template, UpstreamTarget};
 
 /// `proxy_pass URL`.
 #[derive(Debug, Clone)]
@@ -14,13 +14,19 @@ pub struct ProxyPass {
     pub target: ProxyTarget,
     /// The URI part of the URL (`http://app/base/` → `/base/`); `None`
     /// when the URL has none: the request URI goes as the client sent it
-    /// (after rewrites, as nginx does).
+    /// (after rewrites, as nginx does). Always `None` for
+    /// [`ProxyTarget::Dynamic`]: the evaluated URL's own URI part, if any,
+    /// replaces the whole request URI (nginx's rule for URLs with
+    /// variables).
     pub uri: Option<Template>,
     /// The URL as written, for messages and `$proxy_host`.
     pub url: String,
-    /// `$proxy_host`: the URL's host (with `:port` unless it is 80).
+    /// `$proxy_host`: the URL's host as written (with `:port` unless it is
+    /// 80; the group's name as written for an upstream group; `localhost`
+    /// for `unix:`). Empty for [`ProxyTarget::Dynamic`]: computed per request.
     pub proxy_host: String,
-    /// `$proxy_port`.
+    /// `$proxy_port` (80 when the URL has none; 0 for `unix:`, where nginx's
+    /// value is empty, and for [`ProxyTarget::Dynamic`]).
     pub proxy_port: u16,
     pub origin: String,
 }
@@ -133,11 +139,12 @@ pub const DEFAULT_PROXY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Every `proxy_*` setting of a location.
 #[derive(Debug, Clone)]
 pub struct ProxySettings {
-    /// `proxy_set_header NAME VALUE`, in order, defaults and inheritance
-    /// applied (a level that sets any replaces all): nginx's defaults are
-    /// `Host $proxy_host` and `Connection close` (empty `Connection` with
-    /// HTTP/1.1 and upstream keep-alive, as nginx 1.29.7+). An empty value
-    /// removes the header.
+    /// `proxy_set_header NAME VALUE`, in order, inheritance applied (a
+    /// level that sets any replaces all the inherited ones), then nginx's
+    /// defaults for the names not set: `Host $proxy_host` and `Connection`:
+    /// empty (not sent) with `proxy_http_version 1.1`, as nginx 1.29.7+
+    /// sends it; `close` with 1.0, as nginx 1.22 sends it. An empty value
+    /// means the header is not sent (not even the client's).
     pub set_headers: Vec<(String, Template)>,
     pub http_version: ProxyHttpVersion,
     pub pass_request_headers: bool,
@@ -167,6 +174,14 @@ pub struct ProxySettings {
     pub buffers: (usize, usize),
     /// `proxy_max_temp_file_size` (0: never spill to disk).
     pub max_temp_file_size: u64,
+    /// `proxy_busy_buffers_size` as set; `None`: twice the larger of
+    /// `buffer_size` and one of `buffers` (nginx's default).
+    pub busy_buffers_size: Option<usize>,
+    /// `proxy_temp_file_write_size` as set; `None`: likewise twice.
+    pub temp_file_write_size: Option<usize>,
+    /// `resolver` (with `resolver_timeout`) of the location, for URLs with
+    /// variables whose host is not an upstream group; `None`: the system's.
+    pub resolver: Option<Resolver>,
 }
 
 impl Default for ProxySettings {
@@ -192,6 +207,9 @@ impl Default for ProxySettings {
             buffer_size: 4096,
             buffers: (8, 4096),
             max_temp_file_size: 1024 * 1024 * 1024,
+            busy_buffers_size: None,
+            temp_file_write_size: None,
+            resolver: None,
         }
     }
 }

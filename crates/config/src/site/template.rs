@@ -61,6 +61,20 @@ pub enum Variable {
     RemoteUser,
     Hostname,
     Pid,
+    /// `$proxy_host`: the `proxy_pass` URL's host (with `:port` unless 80),
+    /// or the upstream group's name.
+    ProxyHost,
+    /// `$proxy_port`: the `proxy_pass` URL's port (empty for `unix:`).
+    ProxyPort,
+    /// `$proxy_add_x_forwarded_for`: the client's `X-Forwarded-For` with
+    /// `$remote_addr` appended (`, `), or `$remote_addr` alone.
+    ProxyAddXForwardedFor,
+    /// `$upstream_addr`: the peer(s) tried, `, ` between tries.
+    UpstreamAddr,
+    /// `$upstream_status`: their answers' status codes, likewise.
+    UpstreamStatus,
+    /// `$upstream_response_time`: seconds with milliseconds, likewise.
+    UpstreamResponseTime,
     /// `$1`..`$9`: the last regex match's numbered captures.
     Capture(usize),
     /// A named capture of the last regex match, or a variable set by `map`
@@ -216,6 +230,12 @@ impl Variable {
             "remote_user" => Variable::RemoteUser,
             "hostname" => Variable::Hostname,
             "pid" => Variable::Pid,
+            "proxy_host" => Variable::ProxyHost,
+            "proxy_port" => Variable::ProxyPort,
+            "proxy_add_x_forwarded_for" => Variable::ProxyAddXForwardedFor,
+            "upstream_addr" => Variable::UpstreamAddr,
+            "upstream_status" => Variable::UpstreamStatus,
+            "upstream_response_time" => Variable::UpstreamResponseTime,
             other => Variable::Named(other.to_string()),
         }
     }
@@ -257,6 +277,27 @@ mod tests {
                 Variable::Arg("q".into()),
                 Variable::Cookie("sid".into()),
                 Variable::Named("foo".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn proxy_and_upstream_variables_are_known() {
+        let t = Template::parse(
+            "$proxy_host $proxy_port $proxy_add_x_forwarded_for \
+             $upstream_addr $upstream_status $upstream_response_time",
+        )
+        .unwrap_or_default();
+        let vars: Vec<_> = t.variables().cloned().collect();
+        assert_eq!(
+            vars,
+            vec![
+                Variable::ProxyHost,
+                Variable::ProxyPort,
+                Variable::ProxyAddXForwardedFor,
+                Variable::UpstreamAddr,
+                Variable::UpstreamStatus,
+                Variable::UpstreamResponseTime,
             ]
         );
     }

@@ -112,7 +112,7 @@ impl Facts {
 }
 
 /// `Content-Length = 1*DIGIT`, fitting a u64. No sign, spaces, lists or other bases.
-fn parse_content_length(value: &[u8]) -> Option<u64> {
+pub(crate) fn parse_content_length(value: &[u8]) -> Option<u64> {
     if value.is_empty() {
         return None;
     }

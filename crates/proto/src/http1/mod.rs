@@ -1,5 +1,5 @@
-//! HTTP/1.0 and HTTP/1.1 message codecs: the request head parser and the chunked body
-//! decoder. This module only re-exports; the parsing lives in the submodules.
+//! HTTP/1.0 and HTTP/1.1 message codecs: the request and response head parsers and the
+//! chunked body decoder. This module only re-exports; the parsing lives in the submodules.
 //!
 //! The parsers are deliberately strict (in the spirit of gunicorn, not uWSGI): anything
 //! ambiguous that could let two HTTP implementations disagree about where a message ends
@@ -11,6 +11,7 @@ mod error;
 mod field;
 mod framing;
 mod head;
+mod response;
 mod target;
 
 pub use chunked::{
@@ -21,6 +22,12 @@ pub use error::{ChunkedError, HeadError};
 pub use head::{
     BodyFraming, DEFAULT_MAX_FIELD, DEFAULT_MAX_FIELDS, DEFAULT_MAX_HEAD, DEFAULT_MAX_REQUEST_LINE,
     HeadLimits, Header, MAX_LEADING_EMPTY_LINES, RequestHead, Version, parse_request_head,
+};
+
+pub use response::{
+    DEFAULT_MAX_RESPONSE_FIELD, DEFAULT_MAX_RESPONSE_FIELDS, DEFAULT_MAX_RESPONSE_HEAD,
+    DEFAULT_MAX_STATUS_LINE, ResponseError, ResponseFraming, ResponseHead, ResponseLimits,
+    parse_response_head,
 };
 
 #[cfg(test)]

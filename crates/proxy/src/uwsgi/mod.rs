@@ -8,16 +8,16 @@
 //! module does (the response ends at the close). Not here: balancing over an
 //! `upstream {}` group, retries (`uwsgi_next_upstream`), buffering the request
 //! body before connecting (nginx's `uwsgi_request_buffering on` default; we
-//! stream it), and spooling the response to disk (`uwsgi_buffering`).
+//! stream it), and spooling the response to disk (`uwsgi_buffering`). The body
+//! pump, the log wording and the send step are shared with the HTTP client
+//! (`pump.rs`, `log.rs`, `io.rs`).
 
-mod body;
 mod response;
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use portico_config::site::{DEFAULT_UPSTREAM_TIMEOUT, LocationConfig, UpstreamTarget};
 use portico_proto::http1::ChunkedDecoder;
 use portico_proto::uwsgi::UwsgiPacket;
@@ -25,15 +25,17 @@ use portico_server::{
     Handler, HandlerFuture, Request, RequestBody, RequestSource, Response, ResponseBody,
     ResponseMeta,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 pub use response::{HeadError, ResponseHead, parse_head};
 
 use crate::error::{ErrorKind, Phase, ProxyError};
 use crate::error_page::error_response;
+use crate::io::{client_body_error, send};
+use crate::log::LogContext;
+use crate::pump::{self, BUFFERED_PIECES, BodyPump, Framing, READ_CHUNK, UNBUFFERED_PIECES};
 use crate::target::{PeerAddr, PeerStream, TargetError};
-use body::{BodyPump, Framing, READ_CHUNK};
 
 /// Largest vars block a uwsgi packet can carry (its size field is 16 bits).
 pub const MAX_VARS_SIZE: usize = 65535;
@@ -41,13 +43,6 @@ pub const MAX_VARS_SIZE: usize = 65535;
 /// nginx's `uwsgi_buffer_size` default (one memory page): the response head
 /// must fit, else `upstream sent too big header` and 502.
 pub const DEFAULT_BUFFER_SIZE: usize = 4096;
-
-/// Body pieces waiting between the upstream and a slow client with
-/// `uwsgi_buffering on`: the upstream is drained ahead of the client (up to
-/// this many reads of [`body::READ_CHUNK`]), so it is freed sooner.
-const BUFFERED_PIECES: usize = 16;
-/// With `uwsgi_buffering off`: one piece in flight, the client sets the pace.
-const UNBUFFERED_PIECES: usize = 1;
 
 /// The `uwsgi_*` settings of a location.
 #[derive(Debug, Clone)]
@@ -137,7 +132,7 @@ impl Handler for UwsgiUpstream {
 
 impl Inner {
     async fn serve(&self, request: Request) -> Response {
-        let log = LogContext::new(&request, &self.peer);
+        let log = LogContext::new(&request, &upstream_name(&self.peer));
         let Request { source, body, .. } = request;
         let packet = match source {
             RequestSource::Uwsgi(packet) => packet,
@@ -223,12 +218,20 @@ impl Inner {
             head.content_length.map_or(Framing::Close, Framing::Length)
         };
         let body = match framing {
+            // A HEAD answer whose length the upstream did not say: a body of
+            // unknown length (an empty stream), so that no `Content-Length: 0`
+            // is made up for it (nginx sends none either).
+            Framing::Close | Framing::Chunked(_)
+                if no_body && head.status != 204 && head.status != 304 =>
+            {
+                ResponseBody::Stream(mpsc::channel(1).1)
+            }
             _ if no_body => ResponseBody::Empty,
             // The whole body came with the head: no task, no channel.
             Framing::Length(n) if buf.len() as u64 >= n => {
                 let n = n as usize;
                 if buf.len() > n {
-                    log.log(&body::excess_data());
+                    log.log(&pump::excess_data());
                 }
                 ResponseBody::Full(buf.split_to(n).freeze())
             }
@@ -245,8 +248,9 @@ impl Inner {
                     framing,
                     read_timeout: self.settings.read_timeout,
                     log,
+                    reuse: None,
                 };
-                tokio::spawn(pump.run(tx));
+                tokio::spawn(pump.run(tx, None));
                 ResponseBody::Stream(rx)
             }
         };
@@ -282,22 +286,6 @@ fn encode_request(
     Ok(portico_proto::uwsgi::encode_packet(
         modifier1, modifier2, &vars,
     ))
-}
-
-fn client_body_error(e: portico_server::BodyError) -> ProxyError {
-    let what = match e {
-        portico_server::BodyError::Incomplete => "client prematurely closed connection".to_string(),
-        other => other.to_string(),
-    };
-    ProxyError::new(ErrorKind::ClientBody, Phase::SendingRequest, what)
-}
-
-async fn send(stream: &mut PeerStream, bytes: &[u8], timeout: Duration) -> Result<(), ProxyError> {
-    let phase = Phase::SendingRequest;
-    tokio::time::timeout(timeout, stream.write_all(bytes))
-        .await
-        .map_err(|_| ProxyError::timeout(phase))?
-        .map_err(|e| ProxyError::io(ErrorKind::Send, phase, "writev()", e))
 }
 
 /// Read until a whole head has arrived; return it and the body bytes after it.
@@ -347,67 +335,6 @@ async fn read_head(
     }
 }
 
-/// What nginx appends to an error line about a request:
-/// `, client: 1.2.3.4, server: example.com, request: "GET / HTTP/1.1",
-/// upstream: "uwsgi://127.0.0.1:9000", host: "example.com"`.
-#[derive(Clone)]
-pub(crate) struct LogContext {
-    client: Bytes,
-    server: Bytes,
-    request: Bytes,
-    upstream: Arc<str>,
-    host: Bytes,
-}
-
-impl LogContext {
-    fn new(request: &Request, peer: &PeerAddr) -> LogContext {
-        let var = |name: &[u8]| match &request.source {
-            RequestSource::Uwsgi(p) => p.var(name).cloned().unwrap_or_default(),
-            RequestSource::Http(_) => Bytes::new(),
-        };
-        let mut client = Vec::new();
-        request.remote_addr(&mut client);
-        let mut line = Vec::new();
-        if !request.method().is_empty() {
-            line.extend_from_slice(request.method());
-            line.push(b' ');
-            line.extend_from_slice(request.uri());
-            line.push(b' ');
-            line.extend_from_slice(request.protocol());
-        }
-        LogContext {
-            client: Bytes::from(client),
-            server: var(b"SERVER_NAME"),
-            request: Bytes::from(line),
-            upstream: Arc::from(upstream_name(peer).as_str()),
-            host: Bytes::copy_from_slice(request.host()),
-        }
-    }
-
-    /// One nginx-worded error-log line for `e`.
-    ///
-    /// Written `[level] message, context`: the timestamp, pid and
-    /// connection number nginx puts in front belong to the log writer.
-    pub(crate) fn log(&self, e: &ProxyError) {
-        let s = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
-        let mut line = format!("[{}] {e}", e.level().as_str());
-        let _ = write!(
-            line,
-            ", client: {}, server: {}",
-            s(&self.client),
-            s(&self.server)
-        );
-        if !self.request.is_empty() {
-            let _ = write!(line, ", request: \"{}\"", s(&self.request));
-        }
-        let _ = write!(line, ", upstream: \"{}\"", self.upstream);
-        if !self.host.is_empty() {
-            let _ = write!(line, ", host: \"{}\"", s(&self.host));
-        }
-        portico_server::logln!("{line}");
-    }
-}
-
 /// The `upstream:` nginx logs: `uwsgi://127.0.0.1:9000`, and for a unix
 /// socket `uwsgi://unix:/run/app.sock:` (trailing colon included, observed).
 fn upstream_name(peer: &PeerAddr) -> String {
@@ -420,6 +347,7 @@ fn upstream_name(peer: &PeerAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     #[test]
     fn upstream_names_are_logged_as_nginx_logs_them() {

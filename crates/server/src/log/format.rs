@@ -9,9 +9,10 @@
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use portico_proto::percent::percent_decode;
+use crate::handler::RequestSource;
+use crate::request_view::header_matches_var;
 
-use super::{LOG_DATE, LogConfig, LogEntry, LogFields};
+use super::{LOG_DATE, LogConfig, LogEntry};
 use crate::date::{ctime, strftime_local};
 
 /// One `%(name)` of uWSGI's, or a request variable.
@@ -305,21 +306,16 @@ fn write_value(out: &mut Vec<u8>, var: &Var, ctx: &Context<'_>) {
         Var::Method => out.extend_from_slice(e.method),
         Var::User => out.extend_from_slice(e.user),
         Var::Addr => out.extend_from_slice(e.addr(ctx.config.x_forwarded_for)),
-        Var::Host => out.extend_from_slice(e.header(b"host", b"HTTP_HOST").unwrap_or_default()),
+        Var::Host => out.extend_from_slice(e.header("host").unwrap_or_default()),
         Var::Proto => out.extend_from_slice(e.protocol),
-        Var::Uagent => out.extend_from_slice(
-            e.header(b"user-agent", b"HTTP_USER_AGENT")
-                .unwrap_or_default(),
-        ),
-        Var::Referer => {
-            out.extend_from_slice(e.header(b"referer", b"HTTP_REFERER").unwrap_or_default())
-        }
+        Var::Uagent => out.extend_from_slice(e.header("user-agent").unwrap_or_default()),
+        Var::Referer => out.extend_from_slice(e.header("referer").unwrap_or_default()),
         Var::Status => num(out, e.status.into()),
         Var::Rsize => num(out, e.body_bytes.into()),
         Var::Hsize => num(out, e.header_bytes.into()),
         Var::Size => num(out, (e.body_bytes + e.header_bytes).into()),
         Var::Cl => out.extend_from_slice(
-            e.header(b"content-length", b"CONTENT_LENGTH")
+            e.content_header("content-length", b"CONTENT_LENGTH")
                 .unwrap_or_default(),
         ),
         Var::Micros => num(out, e.elapsed.as_micros()),
@@ -365,47 +361,48 @@ fn write_value(out: &mut Vec<u8>, var: &Var, ctx: &Context<'_>) {
 }
 
 /// `var.NAME`: the uwsgi packet's var, or for HTTP the CGI variable the
-/// environ would hold (HTTP_* from the headers).
+/// environ holds (PATH_INFO and QUERY_STRING from the request view, HTTP_*
+/// from the headers).
 fn request_var(out: &mut Vec<u8>, name: &[u8], ctx: &Context<'_>) {
     let e = ctx.entry;
-    if let LogFields::Uwsgi(vars) = e.fields {
-        if let Some((_, v)) = vars.iter().rev().find(|(k, _)| k.as_ref() == name) {
-            out.extend_from_slice(v);
+    let source = match e.fields.source() {
+        Some(RequestSource::Uwsgi(packet)) => {
+            if let Some(v) = packet.var(name) {
+                out.extend_from_slice(v);
+            }
+            return;
         }
-        return;
-    }
-    let (path, query) = match e.uri.iter().position(|&b| b == b'?') {
-        Some(q) => (&e.uri[..q], &e.uri[q + 1..]),
-        None => (e.uri, &b""[..]),
+        http => http,
     };
     match name {
         b"REQUEST_METHOD" => out.extend_from_slice(e.method),
         b"REQUEST_URI" => out.extend_from_slice(e.uri),
-        b"PATH_INFO" => out.extend_from_slice(&percent_decode(path)),
-        b"QUERY_STRING" => out.extend_from_slice(query),
+        b"PATH_INFO" => {
+            if let Some(source) = source {
+                out.extend_from_slice(&source.path());
+            }
+        }
+        b"QUERY_STRING" => out.extend_from_slice(source.map_or(&b""[..], |s| s.query())),
         b"SERVER_PROTOCOL" => out.extend_from_slice(e.protocol),
         b"REMOTE_ADDR" => out.extend_from_slice(e.peer.as_bytes()),
         b"REMOTE_USER" => out.extend_from_slice(e.user),
         b"CONTENT_LENGTH" => out.extend_from_slice(
-            e.header(b"content-length", b"CONTENT_LENGTH")
+            e.content_header("content-length", b"CONTENT_LENGTH")
                 .unwrap_or_default(),
         ),
         b"CONTENT_TYPE" => out.extend_from_slice(
-            e.header(b"content-type", b"CONTENT_TYPE")
+            e.content_header("content-type", b"CONTENT_TYPE")
                 .unwrap_or_default(),
         ),
         _ => {
-            let Some(header) = name.strip_prefix(b"HTTP_") else {
+            let Some(suffix) = name.strip_prefix(b"HTTP_") else {
                 return;
             };
-            if let LogFields::Http(headers) = e.fields
-                && let Some(h) = headers.iter().find(|h| {
-                    h.name.len() == header.len()
-                        && h.name.iter().zip(header).all(|(a, b)| {
-                            let a = if *a == b'-' { b'_' } else { *a };
-                            a.eq_ignore_ascii_case(b)
-                        })
-                })
+            if let Some(RequestSource::Http(head)) = source
+                && let Some(h) = head
+                    .headers
+                    .iter()
+                    .find(|h| header_matches_var(&h.name, suffix))
             {
                 out.extend_from_slice(&h.value);
             }

@@ -14,10 +14,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
-use portico_proto::http1::Header;
-
 use crate::date::{ctime, strftime_local};
+use crate::handler::RequestSource;
 pub(crate) use format::LineFormat;
 
 /// How request lines are shaped.
@@ -73,8 +71,21 @@ impl Default for LogConfig {
 pub(crate) enum LogFields {
     #[default]
     None,
-    Http(Vec<Header>),
-    Uwsgi(Vec<(Bytes, Bytes)>),
+    /// The request as it arrived (a copy sharing its buffers), read
+    /// through the same view as the handlers read it.
+    /// Boxed: the connection's future stays small for the requests
+    /// (most) whose log line needs no field.
+    Request(Box<RequestSource>),
+}
+
+impl LogFields {
+    /// The request kept, if any.
+    pub(crate) fn source(&self) -> Option<&RequestSource> {
+        match self {
+            LogFields::None => None,
+            LogFields::Request(source) => Some(source),
+        }
+    }
 }
 
 /// What one finished request contributes to the log.
@@ -101,27 +112,23 @@ pub(crate) struct LogEntry<'a> {
 }
 
 impl LogEntry<'_> {
-    /// A request header (HTTP) or var (uwsgi, by its CGI name) by name.
-    fn header(&self, http_name: &[u8], cgi_name: &[u8]) -> Option<&[u8]> {
-        match self.fields {
-            LogFields::None => None,
-            LogFields::Http(headers) => headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case(http_name))
-                .map(|h| h.value.as_ref()),
-            LogFields::Uwsgi(vars) => vars
-                .iter()
-                .rev()
-                .find(|(k, _)| k.as_ref() == cgi_name)
-                .map(|(_, v)| v.as_ref()),
+    /// A request header by name (a uwsgi packet's `HTTP_*` var for it).
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.fields.source()?.header(name)
+    }
+
+    /// CONTENT_LENGTH or CONTENT_TYPE: the header `http_name`, or the
+    /// uwsgi var `cgi_name` (which has no `HTTP_` prefix).
+    fn content_header(&self, http_name: &str, cgi_name: &[u8]) -> Option<&[u8]> {
+        match self.fields.source()? {
+            RequestSource::Http(_) => self.header(http_name),
+            RequestSource::Uwsgi(packet) => packet.var(cgi_name).map(|v| v.as_ref()),
         }
     }
 
     /// The address to log: the peer, or X-Forwarded-For's first entry.
     fn addr(&self, x_forwarded_for: bool) -> &[u8] {
-        if x_forwarded_for
-            && let Some(xff) = self.header(b"x-forwarded-for", b"HTTP_X_FORWARDED_FOR")
-        {
+        if x_forwarded_for && let Some(xff) = self.header("x-forwarded-for") {
             let first = xff.split(|&b| b == b',').next().unwrap_or_default();
             let first = first.trim_ascii();
             if !first.is_empty() {
@@ -163,6 +170,17 @@ impl AccessLog {
     /// True when [`LogEntry::fields`] should carry the request's headers.
     pub(crate) fn needs_fields(&self) -> bool {
         self.needs_fields && self.may_log()
+    }
+
+    /// What [`LogEntry::fields`] keeps of the request: a copy of its
+    /// source (`copy` is called only then) when a line may need its
+    /// headers or vars, else nothing.
+    pub(crate) fn fields_of(&self, copy: impl FnOnce() -> RequestSource) -> LogFields {
+        if self.needs_fields() {
+            LogFields::Request(Box::new(copy()))
+        } else {
+            LogFields::None
+        }
     }
 
     fn may_log(&self) -> bool {

@@ -4,15 +4,23 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
-use portico_proto::http1::Header;
+use portico_proto::uwsgi::UwsgiPacket;
 
 use super::*;
+use crate::handler::Request;
 
-fn header(name: &str, value: &[u8]) -> Header {
-    Header {
-        name: Bytes::copy_from_slice(name.as_bytes()),
-        value: Bytes::copy_from_slice(value),
+/// The fields of an HTTP request for `target` with `headers`, as parsed.
+fn http_fields(target: &str, headers: &[(&str, &[u8])]) -> LogFields {
+    let mut raw = format!("GET {target} HTTP/1.0\r\n").into_bytes();
+    for (name, value) in headers {
+        raw.extend_from_slice(name.as_bytes());
+        raw.extend_from_slice(b": ");
+        raw.extend_from_slice(value);
+        raw.extend_from_slice(b"\r\n");
     }
+    raw.extend_from_slice(b"\r\n");
+    let request = Request::from_http_bytes(&raw, None, None).expect("parses");
+    LogFields::Request(Box::new(request.source))
 }
 
 fn entry<'a>(fields: &'a LogFields, uri: &'a [u8], status: u16) -> LogEntry<'a> {
@@ -66,7 +74,7 @@ fn default_line_has_every_uwsgi_field() {
 
 #[test]
 fn default_line_escapes_control_bytes_and_can_use_x_forwarded_for() {
-    let fields = LogFields::Http(vec![header("X-Forwarded-For", b" 10.1.2.3, 10.0.0.1")]);
+    let fields = http_fields("/", &[("X-Forwarded-For", b" 10.1.2.3, 10.0.0.1")]);
     let config = LogConfig {
         x_forwarded_for: true,
         micros: true,
@@ -81,10 +89,10 @@ fn default_line_escapes_control_bytes_and_can_use_x_forwarded_for() {
 
 #[test]
 fn custom_format_escapes_quotes_and_renders_empty_as_dash() {
-    let fields = LogFields::Http(vec![
-        header("User-Agent", b"ua \"quoted\" \\ end"),
-        header("Referer", b""),
-    ]);
+    let fields = http_fields(
+        "/",
+        &[("User-Agent", b"ua \"quoted\" \\ end"), ("Referer", b"")],
+    );
     let config = custom(
         r#"%(addr) - %(user) [%(ltime)] "%(method) %(uri) %(proto)" %(status) %(size) "%(referer)" "%(uagent)" %(nosuch)"#,
     );
@@ -112,7 +120,7 @@ fn a_format_that_looks_like_json_gets_json_escapes() {
 
 #[test]
 fn json_lines_carry_the_main_fields() {
-    let fields = LogFields::Http(vec![header("Host", b"example.org")]);
+    let fields = http_fields("/", &[("Host", b"example.org")]);
     let config = LogConfig {
         format: LogFormat::Json,
         worker_id: 2,
@@ -138,15 +146,20 @@ fn json_lines_carry_the_main_fields() {
 
 #[test]
 fn request_vars_come_from_headers_or_the_request_line() {
-    let fields = LogFields::Http(vec![header("X-Request-Id", b"abc")]);
+    let fields = http_fields("/p%20q?a=1", &[("X-Request-Id", b"abc")]);
     let config =
         custom("%(var.HTTP_X_REQUEST_ID) %(var.QUERY_STRING) %(var.PATH_INFO) %(var.HTTP_NONE)");
     let line = render(config, &entry(&fields, b"/p%20q?a=1", 200)).expect("logged");
     assert_eq!(line, "abc a=1 /p q -\n");
-    let fields = LogFields::Uwsgi(vec![(
-        Bytes::from_static(b"DOCUMENT_ROOT"),
-        Bytes::from_static(b"/srv"),
-    )]);
+    let fields = LogFields::Request(Box::new(RequestSource::Uwsgi(UwsgiPacket {
+        modifier1: 0,
+        modifier2: 0,
+        vars: vec![(
+            Bytes::from_static(b"DOCUMENT_ROOT"),
+            Bytes::from_static(b"/srv"),
+        )],
+        datasize: 0,
+    })));
     let line = render(custom("%(var.DOCUMENT_ROOT)"), &entry(&fields, b"/", 200)).expect("logged");
     assert_eq!(line, "/srv\n");
 }
@@ -185,4 +198,33 @@ fn memory_report_prefixes_the_default_line() {
     assert!(line.starts_with("{address space usage: "), "{line}");
     assert!(line.contains("MB} {rss usage: "), "{line}");
     assert!(line.contains("MB} [pid: "), "{line}");
+}
+
+#[test]
+fn request_vars_are_the_path_and_query_the_environ_holds() {
+    let fields = http_fields("http://h/a%41?q=1", &[("X-Trace", b"t")]);
+    let config = custom("%(var.PATH_INFO) %(var.QUERY_STRING) %(var.HTTP_X_TRACE)");
+    let line = render(config, &entry(&fields, b"http://h/a%41?q=1", 200)).expect("logged");
+    assert_eq!(line, "/aA q=1 t\n");
+}
+
+#[test]
+fn a_uwsgi_packets_headers_are_its_http_vars() {
+    let fields = LogFields::Request(Box::new(RequestSource::Uwsgi(UwsgiPacket {
+        modifier1: 0,
+        modifier2: 0,
+        vars: vec![
+            (
+                Bytes::from_static(b"HTTP_HOST"),
+                Bytes::from_static(b"a.test"),
+            ),
+            (
+                Bytes::from_static(b"CONTENT_LENGTH"),
+                Bytes::from_static(b"5"),
+            ),
+        ],
+        datasize: 0,
+    })));
+    let line = render(custom("%(host) %(cl)"), &entry(&fields, b"/", 200)).expect("logged");
+    assert_eq!(line, "a.test 5\n");
 }

@@ -9,10 +9,12 @@ use bytes::Bytes;
 use portico_config::site::ListenAddr;
 use portico_proto::http1::{BodyFraming, Header};
 
+use super::lookup::first_header;
 use super::pages::wants_padding;
 use super::select::ConnAddr;
 use crate::handler::RequestSource;
 use crate::listener::{ListenAddress, ListenerInfo};
+use crate::request_view::header_name_of_var;
 
 /// What the phases need to know about the request as it arrived.
 #[derive(Debug, Clone)]
@@ -80,18 +82,10 @@ impl Facts {
                     if value.is_empty() && !key.starts_with(b"HTTP_") {
                         continue;
                     }
-                    let name: Vec<u8> = name
-                        .iter()
-                        .map(|&b| {
-                            if b == b'_' {
-                                b'-'
-                            } else {
-                                b.to_ascii_lowercase()
-                            }
-                        })
-                        .collect();
+                    let mut header = Vec::new();
+                    header_name_of_var(name, &mut header);
                     headers.push(Header {
-                        name: Bytes::from(name),
+                        name: Bytes::from(header),
                         value: value.clone(),
                     });
                 }
@@ -107,14 +101,10 @@ impl Facts {
                 )
             }
         };
-        let find = |name: &[u8]| {
-            headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case(name))
-                .map(|h| h.value.clone())
-        };
-        let host_header = find(b"host").map(|v| v.to_vec()).unwrap_or_default();
-        let padding = find(b"user-agent").is_some_and(|v| wants_padding(&v));
+        let host_header = first_header(&headers, "host")
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default();
+        let padding = first_header(&headers, "user-agent").is_some_and(wants_padding);
         let mut facts = Facts {
             method,
             request_uri,
@@ -141,12 +131,10 @@ impl Facts {
         self.host = super::select::host_key(host).to_ascii_lowercase();
     }
 
-    /// The first header named `name` (case-insensitive).
+    /// The first header named `name` (case-insensitive), as nginx keeps
+    /// headers (see [`first_header`]).
     pub(crate) fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|h| h.value.as_ref())
+        first_header(&self.headers, name)
     }
 
     /// The local address for server selection.

@@ -5,25 +5,13 @@
 
 use portico_proto::http1::Header;
 
-/// Whether header `name` is what `$http_<var>` names: case-insensitive,
-/// with `-` for `_` (`var` is lower-case, as the template parser keeps it).
-fn header_matches(name: &[u8], var: &str) -> bool {
-    let var = var.as_bytes();
-    name.len() == var.len()
-        && name.iter().zip(var).all(|(&n, &v)| {
-            let n = if n == b'-' {
-                b'_'
-            } else {
-                n.to_ascii_lowercase()
-            };
-            n == v.to_ascii_lowercase()
-        })
-}
+use crate::request_view::{has_http_var, header_matches_var};
 
 /// Whether nginx keeps a request header: with `underscores_in_headers off`
-/// and `ignore_invalid_headers on` (the defaults) a name with `_` is dropped.
+/// and `ignore_invalid_headers on` (the defaults) a name with `_` is
+/// dropped, which is the rule for having an `HTTP_*` variable.
 fn header_kept(header: &Header) -> bool {
-    !header.name.contains(&b'_')
+    has_http_var(&header.name)
 }
 
 /// `$http_<var>`: every header of that name, joined with `", "` (nginx
@@ -37,7 +25,7 @@ pub(crate) fn append_header(headers: &[Header], var: &str, out: &mut Vec<u8>) ->
     let mut found = false;
     for header in headers
         .iter()
-        .filter(|h| header_kept(h) && header_matches(&h.name, var))
+        .filter(|h| header_kept(h) && header_matches_var(&h.name, var.as_bytes()))
     {
         if found {
             out.extend_from_slice(sep);

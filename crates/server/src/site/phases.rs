@@ -169,11 +169,7 @@ impl<'s> Req<'s> {
             }
             Err(e) => bad = Some(format!("client sent invalid request target: {e}")),
         }
-        let has_host = !facts.host_raw.is_empty()
-            || facts
-                .headers
-                .iter()
-                .any(|h| h.name.eq_ignore_ascii_case(b"host"));
+        let has_host = !facts.host_raw.is_empty() || facts.header("host").is_some();
         if bad.is_none() && has_host && !super::facts::valid_host(&facts.host_raw) {
             bad = Some(format!(
                 "client sent invalid host header \"{}\"",

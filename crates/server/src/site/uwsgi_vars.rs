@@ -14,6 +14,8 @@ use portico_config::site::{Template, UwsgiParam};
 use portico_proto::http1::Header;
 use portico_proto::uwsgi::UwsgiPacket;
 
+use crate::request_view::{has_http_var, http_var_name, is_http_var_of};
+
 /// Build the packet for `params` and the client's `headers` (in order);
 /// `eval` gives a template its value for this request.
 pub(crate) fn build_packet(
@@ -34,18 +36,24 @@ pub(crate) fn build_packet(
     }
     let first_header = vars.len();
     for Header { name, value } in headers {
-        if name.contains(&b'_') {
+        if !has_http_var(name) {
             continue;
         }
-        let key = http_key(name);
-        if params.iter().any(|p| p.key.as_bytes() == key.as_slice()) {
+        if params
+            .iter()
+            .any(|p| is_http_var_of(p.key.as_bytes(), name))
+        {
             continue;
         }
         if let Some((_, joined)) = vars[first_header..]
             .iter_mut()
-            .find(|(k, _)| k.as_ref() == key.as_slice())
+            .find(|(k, _)| is_http_var_of(k, name))
         {
-            let separator: &[u8] = if key == b"HTTP_COOKIE" { b"; " } else { b", " };
+            let separator: &[u8] = if is_http_var_of(b"HTTP_COOKIE", name) {
+                b"; "
+            } else {
+                b", "
+            };
             let mut both = Vec::with_capacity(joined.len() + separator.len() + value.len());
             both.extend_from_slice(joined);
             both.extend_from_slice(separator);
@@ -53,6 +61,8 @@ pub(crate) fn build_packet(
             *joined = Bytes::from(both);
             continue;
         }
+        let mut key = Vec::new();
+        http_var_name(name, &mut key);
         vars.push((Bytes::from(key), value.clone()));
     }
     let datasize = vars.iter().map(|(k, v)| 4 + k.len() + v.len()).sum();
@@ -62,17 +72,6 @@ pub(crate) fn build_packet(
         vars,
         datasize,
     }
-}
-
-/// `HTTP_` + the header name upper-cased, `-` as `_`.
-fn http_key(name: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(5 + name.len());
-    key.extend_from_slice(b"HTTP_");
-    key.extend(name.iter().map(|&b| match b {
-        b'-' => b'_',
-        b => b.to_ascii_uppercase(),
-    }));
-    key
 }
 
 #[cfg(test)]

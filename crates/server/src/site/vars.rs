@@ -211,6 +211,14 @@ fn var_at(var: &Variable, cx: &VarContext<'_>, out: &mut Vec<u8>, depth: usize) 
         }
         Variable::Hostname => out.extend_from_slice(hostname()),
         Variable::Pid => push_int(out, std::process::id()),
+        // Set by the reverse proxy (issue 11, the proxy-engine branch);
+        // empty until a proxied request fills them.
+        Variable::ProxyHost
+        | Variable::ProxyPort
+        | Variable::ProxyAddXForwardedFor
+        | Variable::UpstreamAddr
+        | Variable::UpstreamStatus
+        | Variable::UpstreamResponseTime => {}
         Variable::Capture(n) => {
             if let Some(value) = cx.captures.get(*n) {
                 out.extend_from_slice(value);

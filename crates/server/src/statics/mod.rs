@@ -24,17 +24,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use portico_proto::percent::percent_decode;
 
-use crate::handler::{Handler, HandlerFuture, Request, RequestSource, Response, ResponseBody};
+use crate::handler::{Handler, HandlerFuture, Request, Response, ResponseBody};
 pub(crate) use cache::ContentCache;
 use conditional::expires_in;
 pub(crate) use conditional::http_date;
 pub use mime::mime_type;
 pub(crate) use path::{Refused, is_inside, relative_path};
-pub(crate) use respond::{
-    FileOptions, FileRequest, header_pair, request_header, respond_file, static_meta,
-};
+pub(crate) use respond::{FileOptions, FileRequest, header_pair, respond_file, static_meta};
 
 /// One `--static-map /url=DIR` (or `--static-map2`, which keeps the prefix).
 #[derive(Debug, Clone)]
@@ -120,18 +117,6 @@ impl Handler for WithStatic {
     }
 }
 
-/// A request header by name, from an HTTP head or a uwsgi packet's HTTP_* vars.
-fn header<'a>(request: &'a Request, name: &str) -> Option<&'a [u8]> {
-    request_header(request, name)
-}
-
-fn decoded_path(request: &Request) -> Bytes {
-    match &request.source {
-        RequestSource::Http(head) => Bytes::copy_from_slice(&percent_decode(&head.path)),
-        RequestSource::Uwsgi(packet) => packet.var(b"PATH_INFO").cloned().unwrap_or_default(),
-    }
-}
-
 fn simple(status: u16, reason: &'static str, text: &'static str) -> Response {
     let mut response = Response::plain(status, reason, text);
     response.meta = static_meta();
@@ -145,7 +130,7 @@ impl WithStatic {
         if method != b"GET" && method != b"HEAD" {
             return None;
         }
-        let path = decoded_path(request);
+        let path = request.path();
         for (map, canonical_root) in &self.maps {
             let rest: &[u8] = if map.prefix.is_empty() {
                 &path
@@ -200,23 +185,17 @@ impl WithStatic {
     }
 
     fn redirect_to_directory(&self, request: &Request) -> Response {
-        let (path, query) = match &request.source {
-            RequestSource::Http(head) => (head.path.clone(), head.query.clone()),
-            RequestSource::Uwsgi(p) => (
-                p.var(b"PATH_INFO").cloned().unwrap_or_default(),
-                p.var(b"QUERY_STRING").cloned().unwrap_or_default(),
-            ),
-        };
+        let (path, query) = (request.raw_path(), request.query());
         let mut location = Vec::new();
-        if let Some(host) = header(request, "host").filter(|h| !h.is_empty()) {
+        if let Some(host) = request.header("host").filter(|h| !h.is_empty()) {
             location.extend_from_slice(b"http://");
             location.extend_from_slice(host);
         }
-        location.extend_from_slice(&path);
+        location.extend_from_slice(path);
         location.push(b'/');
         if !query.is_empty() {
             location.push(b'?');
-            location.extend_from_slice(&query);
+            location.extend_from_slice(query);
         }
         let mut response = simple(301, "Moved Permanently", "301 Moved Permanently\n");
         response.headers.push(header_pair("Location", location));
@@ -288,7 +267,7 @@ impl WithStatic {
         let mut served = (resolved.real.clone(), meta.clone());
         let mut encoding = None;
         if !resolved.siblings.is_empty() {
-            let accept = header(request, "accept-encoding").unwrap_or_default();
+            let accept = request.header("accept-encoding").unwrap_or_default();
             if let Some((coding, sibling)) =
                 resolved.siblings.iter().find(|(c, _)| accepts(accept, c))
                 && let Ok(m) = std::fs::metadata(sibling)

@@ -19,7 +19,7 @@ use bytes::Bytes;
 
 use super::cache::ContentCache;
 use super::conditional::{Condition, Ranges, Validators, evaluate, if_range_allows, parse_ranges};
-use crate::handler::{Request, RequestSource, Response, ResponseBody, ResponseMeta};
+use crate::handler::{Request, Response, ResponseBody, ResponseMeta};
 
 /// Multipart bodies for several ranges are built in memory up to this size;
 /// beyond it the whole file is sent instead (a 200 is always correct).
@@ -42,7 +42,7 @@ pub(crate) struct FileRequest<'a> {
 impl<'a> FileRequest<'a> {
     /// The headers of an HTTP request or a uwsgi packet's `HTTP_*` vars.
     pub(crate) fn of(request: &'a Request) -> FileRequest<'a> {
-        let h = |name| request_header(request, name);
+        let h = |name| request.header(name);
         FileRequest {
             if_match: h("if-match"),
             if_unmodified_since: h("if-unmodified-since"),
@@ -50,25 +50,6 @@ impl<'a> FileRequest<'a> {
             if_modified_since: h("if-modified-since"),
             range: h("range"),
             if_range: h("if-range"),
-        }
-    }
-}
-
-/// A request header by name, from an HTTP head or a uwsgi packet's HTTP_* vars.
-pub(crate) fn request_header<'a>(request: &'a Request, name: &str) -> Option<&'a [u8]> {
-    match &request.source {
-        RequestSource::Http(head) => head
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|h| h.value.as_ref()),
-        RequestSource::Uwsgi(packet) => {
-            let mut key = b"HTTP_".to_vec();
-            key.extend(name.bytes().map(|b| match b {
-                b'-' => b'_',
-                b => b.to_ascii_uppercase(),
-            }));
-            packet.var(&key).map(|v| v.as_ref())
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The master's clock-driven checks, run every tick: harakiri, memory
-//! limits and sampling, touch-reload and touch-logreopen.
+//! limits and sampling, touch-reload and touch-logreopen; and the log
+//! reopen they share with nginx mode's SIGUSR1.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -75,13 +76,33 @@ impl Master<'_> {
             ),
             Err(e) => portico_server::logln!("cannot reopen the log: {e}"),
         }
-        for slot in &self.slots {
-            if let Some(pid) = slot.pid {
-                send(pid, libc::SIGUSR2);
-            }
+        self.signal_workers(libc::SIGUSR2);
+    }
+
+    /// SIGUSR1 in nginx mode (`-s reopen`): reopen our log file if there is
+    /// one, then ask every worker (SIGUSR2) to reopen its log and its
+    /// `access_log` files. The notice is written after the reopen, so it
+    /// starts the new file, as nginx's "reopening logs" does.
+    pub(super) fn reopen_logs(&mut self) {
+        if let Some(log) = &self.options.log_file
+            && let Err(e) = crate::daemon::redirect_output(log)
+        {
+            portico_server::logln!("cannot reopen the log {}: {e}", log.display());
+        }
+        portico_server::logln!("signal SIGUSR1 received, reopening logs");
+        if let Some(super::ReopenHook(hook)) = &self.options.on_reopen {
+            hook();
+        }
+        self.signal_workers(libc::SIGUSR2);
+    }
+
+    /// Send `signal` to every worker, the retiring ones included.
+    fn signal_workers(&self, signal: libc::c_int) {
+        for pid in self.slots.iter().filter_map(|slot| slot.pid) {
+            send(pid, signal);
         }
         for pid in self.retiring.keys() {
-            send(*pid, libc::SIGUSR2);
+            send(*pid, signal);
         }
     }
 

@@ -57,6 +57,15 @@ pub struct MasterOptions {
     pub touch_logreopen: Vec<PathBuf>,
     /// The log file (`--logto`/`--daemonize`) to reopen.
     pub log_file: Option<PathBuf>,
+    /// nginx's meaning of SIGUSR1 (`portico -c`, where logrotate configs
+    /// written for nginx signal the pid file): reopen the log files, this
+    /// process's and (SIGUSR2) the workers'. Otherwise SIGUSR1 is uWSGI's:
+    /// log the workers' request counters.
+    pub sigusr1_reopens: bool,
+    /// Run by the master on that reopen, after its own log and before the
+    /// workers are told (nginx mode: create the `access_log` files afresh,
+    /// owned by the workers' user, as nginx's master does).
+    pub on_reopen: Option<ReopenHook>,
     /// Asked before every reload: an error keeps the current workers
     /// serving and is logged (nginx's "the old configuration keeps going").
     pub reload_check: Option<ReloadCheck>,
@@ -69,6 +78,16 @@ pub struct ReloadCheck(pub Arc<dyn Fn() -> Result<(), String> + Send + Sync>);
 impl std::fmt::Debug for ReloadCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ReloadCheck")
+    }
+}
+
+/// Work the master does when it reopens the logs (see `on_reopen`).
+#[derive(Clone)]
+pub struct ReopenHook(pub Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for ReopenHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReopenHook")
     }
 }
 
@@ -393,6 +412,7 @@ impl Master<'_> {
                 portico_server::logln!("SIGINT/SIGQUIT received...killing workers...");
                 self.begin_stop(MasterExit::Stop(0), false);
             }
+            libc::SIGUSR1 if self.options.sigusr1_reopens => self.reopen_logs(),
             libc::SIGUSR1 => self.log_counters(),
             _ => {}
         }

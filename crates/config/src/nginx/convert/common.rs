@@ -23,7 +23,7 @@ fn duplicate(d: &Directive) -> NginxError {
 }
 
 /// Set a scalar once per block, as nginx's `ngx_conf_set_*_slot`.
-fn once<T>(slot: &mut Option<T>, d: &Directive, value: T) -> Result<(), NginxError> {
+pub(super) fn once<T>(slot: &mut Option<T>, d: &Directive, value: T) -> Result<(), NginxError> {
     if slot.is_some() {
         return Err(duplicate(d));
     }
@@ -88,7 +88,7 @@ pub(super) fn apply(
         "autoindex_exact_size" => once(&mut layer.autoindex_exact_size, d, flag(d)?)?,
         "autoindex_localtime" => once(&mut layer.autoindex_localtime, d, flag(d)?)?,
         "gzip_vary" => once(&mut layer.gzip_vary, d, flag(d)?)?,
-        _ => return Ok(false),
+        _ => return super::proxy::apply(ctx, &mut layer.proxy, d),
     }
     Ok(true)
 }

@@ -4,7 +4,8 @@
 //! [`Layer`] of "set here" values; [`Layer::resolve`] lays a layer over its
 //! parent's resolved [`LocationConfig`]. A scalar set here wins; an array
 //! directive (`index`, `error_page`, `add_header`, `allow`/`deny`,
-//! `access_log`, `uwsgi_param`, `types`) is taken whole from the parent only
+//! `access_log`, `uwsgi_param`, `types`, and the proxy's: see `proxy.rs`)
+//! is taken whole from the parent only
 //! when this block sets none of it. `try_files` is never inherited
 //! (`ngx_http_core_merge_loc_conf` does not merge it).
 
@@ -18,6 +19,7 @@ use crate::site::{
 };
 
 use super::super::ast::NginxError;
+use super::proxy::ProxyLayer;
 
 /// What one block sets itself (`None`: not set here, inherit).
 #[derive(Debug, Clone, Default)]
@@ -51,6 +53,8 @@ pub(super) struct Layer {
     pub autoindex_exact_size: Option<bool>,
     pub autoindex_localtime: Option<bool>,
     pub gzip_vary: Option<bool>,
+    /// The `proxy_*` settings (and `resolver`).
+    pub proxy: ProxyLayer,
 }
 
 /// nginx's built-in MIME table, used when no `types {}` is set anywhere
@@ -124,8 +128,9 @@ impl Layer {
             autoindex_exact_size: pick(&self.autoindex_exact_size, &parent.autoindex_exact_size),
             autoindex_localtime: pick(&self.autoindex_localtime, &parent.autoindex_localtime),
             gzip_vary: pick(&self.gzip_vary, &parent.gzip_vary),
-            // The proxy_* settings are converted with the reverse proxy.
-            proxy: parent.proxy.clone(),
+            // nginx's default headers are added by `proxy::finish` once
+            // the nested blocks have inherited the configured ones.
+            proxy: Arc::new(self.proxy.resolve(&parent.proxy)),
         }
     }
 
@@ -159,7 +164,7 @@ impl Layer {
         for p in self.uwsgi_params.iter_mut().flatten() {
             f(&mut p.value)?;
         }
-        Ok(())
+        self.proxy.templates_mut(f)
     }
 }
 

@@ -105,26 +105,15 @@ pub const IGNORED: &[&str] = &[
     "ssl_stapling_verify",
     "ssl_trusted_certificate",
     "ssl_buffer_size",
-    // proxy and fastcgi settings: their `*_pass` is refused
-    "proxy_set_header",
-    "proxy_http_version",
-    "proxy_read_timeout",
-    "proxy_send_timeout",
-    "proxy_connect_timeout",
-    "proxy_buffering",
-    "proxy_buffers",
-    "proxy_buffer_size",
-    "proxy_busy_buffers_size",
-    "proxy_redirect",
-    "proxy_next_upstream",
-    "proxy_intercept_errors",
-    "proxy_hide_header",
-    "proxy_pass_header",
+    // proxy tuning that does not change what the client or upstream sees,
+    // and settings that only matter with a refused directive (proxy_cache,
+    // proxy_store); fastcgi and scgi settings (their `*_pass` is refused)
+    "proxy_send_lowat",
+    "proxy_socket_keepalive",
+    "proxy_store_access",
     "proxy_cache_bypass",
     "proxy_no_cache",
     "proxy_temp_path",
-    "proxy_request_buffering",
-    "proxy_max_temp_file_size",
     "proxy_ignore_client_abort",
     "fastcgi_param",
     "fastcgi_index",
@@ -151,8 +140,6 @@ pub const IGNORED: &[&str] = &[
     "uwsgi_next_upstream_timeout",
     "uwsgi_modifier1",
     "uwsgi_modifier2",
-    "resolver",
-    "resolver_timeout",
     "msie_padding",
     "msie_refresh",
     "uwsgi_bind",
@@ -175,10 +162,11 @@ pub const IGNORED: &[&str] = &[
 ];
 
 /// Name prefixes of settings that only matter with a directive Portico
-/// refuses (`fastcgi_pass`, `listen ... ssl`, `http2`, `limit_req`, ...):
-/// accepted with no effect.
+/// refuses (`proxy_cache`, `proxy_pass https://`, `fastcgi_pass`,
+/// `listen ... ssl`, `http2`, `limit_req`, ...): accepted with no effect.
 pub const IGNORED_PREFIXES: &[&str] = &[
-    "proxy_",
+    "proxy_cache_",
+    "proxy_ssl_",
     "fastcgi_",
     "scgi_",
     "grpc_",
@@ -214,6 +202,8 @@ pub const DEFAULT_ONLY: &[(&str, &str)] = &[
     ("uwsgi_pass_request_headers", "on"),
     ("uwsgi_pass_request_body", "on"),
     ("max_ranges", "unlimited"),
+    ("proxy_force_ranges", "off"),
+    ("proxy_limit_rate", "0"),
 ];
 
 /// Refused with a message: Portico would serve differently without them.
@@ -254,6 +244,11 @@ pub const UNSUPPORTED: &[&str] = &[
     "uwsgi_store",
     "proxy_cache",
     "proxy_cache_path",
-    "health_check",
-    "match",
+    "proxy_store",
+    "proxy_set_body",
+    "proxy_method",
+    "proxy_bind",
+    "proxy_cookie_domain",
+    "proxy_cookie_path",
+    "proxy_cookie_flags",
 ];

@@ -1,12 +1,14 @@
 //! `location` blocks: the modifiers (`=`, `^~`, `~`, `~*`, `@name`, none),
 //! nginx's nesting rules and messages, duplicate detection among siblings,
-//! and the directives only a location has (`uwsgi_pass`). The result is a
+//! and the directives only a location has (`uwsgi_pass`, `proxy_pass`,
+//! `health_check`). The result is a
 //! [`RawLocation`]: this block's own settings, merged later with its parents'.
 
-use crate::site::{LocationMatch, RewriteStep};
+use crate::site::{HealthCheck, LocationMatch, RewriteStep};
 
 use super::super::ast::{Directive, NginxError};
 use super::inherit::Layer;
+use super::proxy_pass::{self, RawProxyPass};
 use super::rewrite::{compile, return_step, rewrite};
 use super::upstream::{PassAddr, pass_addr};
 use super::{Ctx, common};
@@ -21,6 +23,13 @@ pub(super) struct RawLocation {
     pub rewrites: Vec<RewriteStep>,
     /// `uwsgi_pass` with the directive, for messages after upstreams are known.
     pub pass: Option<(Directive, PassAddr)>,
+    /// `proxy_pass`, resolved once upstreams are known.
+    pub proxy_pass: Option<RawProxyPass>,
+    /// Whether `proxy_pass` came after `uwsgi_pass` (both in one location:
+    /// the last one is the content, as in nginx).
+    pub proxy_last: bool,
+    /// `health_check` lines with their `match=` names.
+    pub health_checks: Vec<(Directive, HealthCheck, Option<String>)>,
     pub locations: Vec<RawLocation>,
     pub origin: String,
     /// Where the block is, for errors raised after reading.
@@ -106,6 +115,9 @@ pub(super) fn location(
         layer: Layer::default(),
         rewrites: Vec::new(),
         pass: None,
+        proxy_pass: None,
+        proxy_last: false,
+        health_checks: Vec::new(),
         locations: Vec::new(),
         origin: d.origin(),
         file: d.file.as_ref().clone(),
@@ -167,6 +179,22 @@ pub(super) fn location(
                     return Err(NginxError::at(c, "\"uwsgi_pass\" directive is duplicate"));
                 }
                 loc.pass = Some((c.clone(), pass_addr(ctx, c)?));
+                loc.proxy_last = false;
+            }
+            "proxy_pass" => {
+                if loc.proxy_pass.is_some() {
+                    return Err(NginxError::at(c, "\"proxy_pass\" directive is duplicate"));
+                }
+                let mapped = !loc.is_regex() && !in_named;
+                let raw = proxy_pass::read(c, mapped, ctx.upstreams.len())?;
+                let name = if mapped { loc.name.as_str() } else { "" };
+                loc.layer.proxy.pass = Some(raw.info(name));
+                loc.proxy_pass = Some(raw);
+                loc.proxy_last = true;
+            }
+            "health_check" => {
+                let (hc, matcher) = super::health::health_check(c)?;
+                loc.health_checks.push((c.clone(), hc, matcher));
             }
             name => ctx.other(c, name)?,
         }

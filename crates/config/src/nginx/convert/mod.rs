@@ -11,11 +11,14 @@
 //! `uwsgi_pass` names against upstream blocks, and merging the layers.
 
 mod common;
+mod health;
 mod http;
 mod inherit;
 mod listen;
 mod lists;
 mod location;
+mod proxy;
+mod proxy_pass;
 mod rewrite;
 mod server;
 mod upstream;
@@ -31,14 +34,18 @@ mod tests_blocks;
 #[cfg(test)]
 mod tests_errors;
 #[cfg(test)]
+mod tests_proxy;
+#[cfg(test)]
+mod tests_proxy_model;
+#[cfg(test)]
 mod tests_read;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::site::{
-    Content, DEFAULT_WORKER_CONNECTIONS, Location, LocationConfig, LogFormatDef, MainSettings,
-    RewriteStep, Server, Site, Template, Upstream, VarMap,
+    Content, DEFAULT_WORKER_CONNECTIONS, HealthCheck, HealthMatch, Location, LocationConfig,
+    LogFormatDef, MainSettings, ProxyTarget, RewriteStep, Server, Site, Template, Upstream, VarMap,
 };
 
 use super::ast::{ConfTree, Directive, NginxError};
@@ -62,6 +69,8 @@ struct Ctx<'p> {
     pub log_formats: Vec<LogFormatDef>,
     pub upstreams: Vec<Upstream>,
     pub maps: Vec<VarMap>,
+    /// `match NAME {}` blocks (nginx Plus syntax), for `health_check match=`.
+    pub matches: Vec<(Directive, HealthMatch)>,
     pub scope: VarScope,
     /// `[warn] MESSAGE in FILE:LINE` lines, as nginx prints them.
     pub warnings: Vec<String>,
@@ -89,12 +98,6 @@ impl Ctx<'_> {
     }
 
     fn unknown_or_unsupported(&self, d: &Directive, name: &str) -> NginxError {
-        if name == "proxy_pass" {
-            return NginxError::at(
-                d,
-                "\"proxy_pass\" is not supported by Portico yet (it comes with the reverse proxy)",
-            );
-        }
         if lists::UNSUPPORTED.contains(&name) || super::is_known(name) {
             return NginxError::at(
                 d,
@@ -107,7 +110,7 @@ impl Ctx<'_> {
     /// A directive no block-specific code took: ignored, accepted with its
     /// default value only, or refused.
     fn other(&self, d: &Directive, name: &str) -> Result<(), NginxError> {
-        let refused_first = lists::UNSUPPORTED.contains(&name) || name == "proxy_pass";
+        let refused_first = lists::UNSUPPORTED.contains(&name);
         if lists::IGNORED.contains(&name)
             || (!refused_first && lists::IGNORED_PREFIXES.iter().any(|p| name.starts_with(p)))
         {
@@ -146,6 +149,7 @@ pub fn to_site_with_warnings(
         log_formats: vec![http::combined()],
         upstreams: Vec::new(),
         maps: Vec::new(),
+        matches: Vec::new(),
         scope: VarScope::default(),
         warnings: Vec::new(),
     };
@@ -209,10 +213,26 @@ pub fn to_site_with_warnings(
     }
     check_variables(&mut ctx, &mut http_layer, &mut raw_servers)?;
     let http_config = http_layer.resolve(&inherit::base_config(prefix));
+    let mut resolving = Resolving {
+        upstreams: &ctx.upstreams,
+        matches: &ctx.matches,
+        health: Vec::new(),
+    };
     let servers = raw_servers
         .into_iter()
-        .map(|s| resolve_server(&ctx.upstreams, s, &http_config))
+        .map(|s| resolve_server(&mut resolving, s, &http_config))
         .collect::<Result<Vec<_>, _>>()?;
+    let health = resolving.health;
+    for (group, check) in health {
+        if let Some(u) = ctx.upstreams.iter_mut().find(|u| u.name == group) {
+            u.health_checks.push(check);
+        }
+    }
+    for u in &mut ctx.upstreams {
+        if u.resolver.is_none() {
+            u.resolver = http_config.proxy.resolver.clone();
+        }
+    }
     let site = Site {
         servers,
         upstreams: ctx.upstreams,
@@ -267,6 +287,13 @@ fn read_http(
                 ctx.upstreams.push(up);
             }
             "log_format" => http::log_format(ctx, c)?,
+            "match" => {
+                let m = health::match_block(c)?;
+                if ctx.matches.iter().any(|(_, o)| o.name == m.name) {
+                    return Err(NginxError::at(c, format!("duplicate match \"{}\"", m.name)));
+                }
+                ctx.matches.push((c.clone(), m));
+            }
             "map" => {
                 let m = http::map(ctx, c)?;
                 ctx.maps.push(m);
@@ -335,6 +362,9 @@ fn rewrites_mut(steps: &mut [RewriteStep], fix: &mut Fix) -> Result<(), NginxErr
 
 fn location_templates(l: &mut RawLocation, fix: &mut Fix) -> Result<(), NginxError> {
     l.layer.templates_mut(fix)?;
+    if let Some(t) = l.proxy_pass.as_mut().and_then(|p| p.template_mut()) {
+        fix(t)?;
+    }
     rewrites_mut(&mut l.rewrites, fix)?;
     for child in &mut l.locations {
         location_templates(child, fix)?;
@@ -342,9 +372,36 @@ fn location_templates(l: &mut RawLocation, fix: &mut Fix) -> Result<(), NginxErr
     Ok(())
 }
 
+/// What resolving the servers needs besides their layers, and what it
+/// collects: `health_check`s by the group they check.
+struct Resolving<'a> {
+    upstreams: &'a [Upstream],
+    matches: &'a [(Directive, HealthMatch)],
+    health: Vec<(String, HealthCheck)>,
+}
+
+/// A block's resolved configuration, checked and finished: nginx's buffer
+/// checks, then the default proxy headers.
+fn finish_config(mut config: LocationConfig, at: &Directive) -> Result<LocationConfig, NginxError> {
+    proxy::check_buffers(&config.proxy, at)?;
+    proxy::finish(Arc::make_mut(&mut config.proxy));
+    Ok(config)
+}
+
+/// A directive standing for a block, for messages about the block.
+fn block_at(file: &Path, line: usize, name: &str) -> Directive {
+    Directive {
+        name: name.to_string(),
+        args: Vec::new(),
+        file: Arc::new(file.to_path_buf()),
+        line,
+        children: None,
+    }
+}
+
 /// Merge a server's layers over the `http` configuration.
 fn resolve_server(
-    upstreams: &[Upstream],
+    r: &mut Resolving,
     s: RawServer,
     http: &LocationConfig,
 ) -> Result<Server, NginxError> {
@@ -352,13 +409,14 @@ fn resolve_server(
     let locations = s
         .locations
         .into_iter()
-        .map(|l| resolve_location(upstreams, l, &config, None))
+        .map(|l| resolve_location(r, l, &config, None))
         .collect::<Result<Vec<_>, _>>()?;
     let named = s
         .named
         .into_iter()
-        .map(|l| resolve_location(upstreams, l, &config, None))
+        .map(|l| resolve_location(r, l, &config, None))
         .collect::<Result<Vec<_>, _>>()?;
+    let config = finish_config(config, &s.at)?;
     Ok(Server {
         listens: s.listens,
         names: s.names,
@@ -370,10 +428,57 @@ fn resolve_server(
     })
 }
 
+/// The content of a location: its `proxy_pass` or `uwsgi_pass` (the later
+/// one when both are there, as in nginx), else static files.
+fn content(r: &Resolving, l: &RawLocation) -> Result<Content, NginxError> {
+    let uwsgi = match &l.pass {
+        Some((d, addr)) => Some(upstream::pass_target(r.upstreams, d, addr)?),
+        None => None,
+    };
+    let proxy = match &l.proxy_pass {
+        Some(raw) => Some(proxy_pass::resolve(r.upstreams, raw)?),
+        None => None,
+    };
+    Ok(match (proxy, uwsgi) {
+        (Some(p), None) => Content::Proxy(p),
+        (Some(p), Some(_)) if l.proxy_last => Content::Proxy(p),
+        (_, Some(u)) => Content::Uwsgi(u),
+        (None, None) => Content::Static,
+    })
+}
+
+/// Attach a location's `health_check`s to the group it proxies to.
+fn health_checks(r: &mut Resolving, l: &RawLocation, content: &Content) -> Result<(), NginxError> {
+    for (d, check, match_name) in &l.health_checks {
+        let Content::Proxy(pass) = content else {
+            return Err(NginxError::at(
+                d,
+                "\"health_check\" requires \"proxy_pass\" to an upstream group in the same location",
+            ));
+        };
+        let ProxyTarget::Group(group) = &pass.target else {
+            return Err(NginxError::at(
+                d,
+                "\"health_check\" requires \"proxy_pass\" to an upstream group in the same location",
+            ));
+        };
+        let mut check = check.clone();
+        if let Some(name) = match_name {
+            let found = r.matches.iter().find(|(_, m)| m.name == *name);
+            let Some((_, m)) = found else {
+                return Err(NginxError::at(d, format!("match \"{name}\" not found")));
+            };
+            check.matcher = Some(m.clone());
+        }
+        r.health.push((group.clone(), check));
+    }
+    Ok(())
+}
+
 /// Merge a location's layer over its parent's configuration;
 /// `parent_name` is the enclosing location's name, if any.
 fn resolve_location(
-    upstreams: &[Upstream],
+    r: &mut Resolving,
     l: RawLocation,
     parent: &LocationConfig,
     parent_name: Option<&str>,
@@ -382,15 +487,15 @@ fn resolve_location(
     if l.layer.root.is_none() {
         inherit_alias(&mut config, &l, parent_name)?;
     }
-    let content = match &l.pass {
-        Some((d, addr)) => Content::Uwsgi(upstream::pass_target(upstreams, d, addr)?),
-        None => Content::Static,
-    };
+    let content = content(r, &l)?;
+    health_checks(r, &l, &content)?;
+    let at = block_at(&l.file, l.line, "location");
     let locations = l
         .locations
         .into_iter()
-        .map(|c| resolve_location(upstreams, c, &config, Some(&l.name)))
+        .map(|c| resolve_location(r, c, &config, Some(&l.name)))
         .collect::<Result<Vec<_>, _>>()?;
+    let config = finish_config(config, &at)?;
     Ok(Location {
         matcher: l.matcher,
         rewrites: l.rewrites,

@@ -21,6 +21,8 @@ pub(super) struct RawServer {
     pub locations: Vec<RawLocation>,
     pub named: Vec<RawLocation>,
     pub origin: String,
+    /// The `server` directive without its block, for messages.
+    pub at: Directive,
 }
 
 /// This machine's host name, for `server_name $hostname`.
@@ -81,6 +83,13 @@ pub(super) fn server(
         locations: Vec::new(),
         named: Vec::new(),
         origin: d.origin(),
+        at: Directive {
+            name: d.name.clone(),
+            args: Vec::new(),
+            file: d.file.clone(),
+            line: d.line,
+            children: None,
+        },
     };
     for c in d.children.iter().flatten() {
         if common::apply(ctx, &mut s.layer, c, false)? {

@@ -318,8 +318,8 @@ const AS_NGINX: &[(&str, &str)] = &[
         r#"invalid parameter "foo"§"#,
     ),
     (
-        r#"upstream u { keepalive 0; server 127.0.0.1:1; }"#,
-        r#"invalid value "0" in "keepalive" directive§"#,
+        r#"upstream u { keepalive x; server 127.0.0.1:1; }"#,
+        r#"invalid value "x" in "keepalive" directive§"#,
     ),
     (
         r#"map $uri a { default x; }"#,
@@ -419,8 +419,8 @@ const PORTICO_ONLY: &[(&str, &str)] = &[
         r#""listen ... proxy_protocol" is not supported by Portico yet§"#,
     ),
     (
-        r#"server { location / { proxy_pass http://x; } }"#,
-        r#""proxy_pass" is not supported by Portico yet (it comes with the reverse proxy)§"#,
+        r#"server { location / { proxy_pass https://x; } }"#,
+        r#""proxy_pass https://x": https upstreams are not supported by Portico yet (TLS to upstreams comes with TLS support)§"#,
     ),
     (
         r#"server { location / { fastcgi_pass 127.0.0.1:9000; } }"#,

@@ -1,7 +1,7 @@
 //! `upstream NAME {}` blocks (servers with their parameters, the balancing
-//! method, `keepalive`) and the address of `uwsgi_pass`, with nginx's
-//! checks: which parameters a balancing method allows, ports, names
-//! resolved at load time.
+//! method, `keepalive` and its timeouts, `zone`, `resolver`) and the address
+//! of `uwsgi_pass`, with nginx's checks: which parameters a balancing method
+//! allows, ports, names resolved at load time (unless `resolve`).
 
 use std::net::{IpAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -9,15 +9,18 @@ use std::time::Duration;
 
 use crate::site::{Balancer, Upstream, UpstreamServer, UpstreamTarget};
 
+use super::common::once;
+
 use super::super::ast::{Directive, NginxError};
 use super::Ctx;
-use super::values::{arg, atoi, parse_time};
+use super::values::{arg, atoi, msec, number, parse_size, parse_time};
 
 /// nginx's default `fail_timeout` (10s).
 const DEFAULT_FAIL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `host[:port]` or `unix:/path` of an upstream server (default port 80).
-fn server_target(d: &Directive, text: &str) -> Result<UpstreamTarget, NginxError> {
+/// `host[:port]` or `unix:/path` of an upstream server (default port 80);
+/// a name is resolved now unless `resolve` says at run time.
+fn server_target(d: &Directive, text: &str, resolve: bool) -> Result<UpstreamTarget, NginxError> {
     if let Some(path) = text.strip_prefix("unix:") {
         if path.is_empty() {
             return Err(no_unix_path(d, text));
@@ -37,6 +40,9 @@ fn server_target(d: &Directive, text: &str) -> Result<UpstreamTarget, NginxError
             }
         },
     };
+    if resolve {
+        return Ok(UpstreamTarget::Tcp { host, port });
+    }
     resolve_check(&host, port)
         .ok_or_else(|| NginxError::at(d, format!("host not found in upstream \"{text}\"")))?;
     Ok(UpstreamTarget::Tcp { host, port })
@@ -61,7 +67,7 @@ fn split_host_port(text: &str) -> (String, Option<&str>) {
 }
 
 /// Whether `host` is an address or a name that resolves now.
-fn resolve_check(host: &str, port: u16) -> Option<()> {
+pub(super) fn resolve_check(host: &str, port: u16) -> Option<()> {
     if host.parse::<IpAddr>().is_ok() {
         return Some(());
     }
@@ -85,12 +91,12 @@ pub(super) fn upstream(ctx: &mut Ctx, d: &Directive) -> Result<Upstream, NginxEr
     }
     let mut up = Upstream {
         name,
-        servers: Vec::new(),
-        balancer: Balancer::RoundRobin,
-        keepalive: None,
         origin: d.origin(),
+        ..Upstream::default()
     };
     let mut method_set = false;
+    let (mut ka_timeout, mut ka_requests, mut ka_time) = (None, None, None);
+    let (mut resolver, mut resolver_timeout) = (None, None);
     for c in d.children.iter().flatten() {
         let balancer = match c.name.as_str() {
             "server" => {
@@ -99,8 +105,10 @@ pub(super) fn upstream(ctx: &mut Ctx, d: &Directive) -> Result<Upstream, NginxEr
             }
             "keepalive" => {
                 let v = arg(c, 0)?;
+                // `keepalive 0` turns the cache off (nginx 1.29.7+; 1.22
+                // refuses it): the way back to nginx 1.22's behaviour.
                 match atoi(v) {
-                    Some(n) if n > 0 => up.keepalive = Some(n as usize),
+                    Some(n) => up.keepalive = Some(n as usize),
                     _ => {
                         return Err(NginxError::at(
                             c,
@@ -110,7 +118,31 @@ pub(super) fn upstream(ctx: &mut Ctx, d: &Directive) -> Result<Upstream, NginxEr
                 }
                 continue;
             }
-            "keepalive_timeout" | "keepalive_requests" | "keepalive_time" | "zone" => {
+            "keepalive_timeout" => {
+                once(&mut ka_timeout, c, msec(c)?)?;
+                continue;
+            }
+            "keepalive_time" => {
+                once(&mut ka_time, c, msec(c)?)?;
+                continue;
+            }
+            "keepalive_requests" => {
+                once(&mut ka_requests, c, number(c)?)?;
+                continue;
+            }
+            "zone" => {
+                if up.zone.is_some() {
+                    return Err(NginxError::at(c, "\"zone\" directive is duplicate"));
+                }
+                up.zone = Some(zone(c)?);
+                continue;
+            }
+            "resolver" => {
+                once(&mut resolver, c, super::health::resolver(c)?)?;
+                continue;
+            }
+            "resolver_timeout" => {
+                once(&mut resolver_timeout, c, msec(c)?)?;
                 continue;
             }
             "ip_hash" => Balancer::IpHash,
@@ -155,20 +187,44 @@ pub(super) fn upstream(ctx: &mut Ctx, d: &Directive) -> Result<Upstream, NginxEr
     if up.servers.is_empty() {
         return Err(NginxError::at(d, "no servers are inside upstream"));
     }
+    up.keepalive_timeout = ka_timeout.unwrap_or(up.keepalive_timeout);
+    up.keepalive_requests = ka_requests.unwrap_or(up.keepalive_requests);
+    up.keepalive_time = ka_time.unwrap_or(up.keepalive_time);
+    up.resolver = resolver.map(|mut r: crate::site::Resolver| {
+        r.timeout = resolver_timeout.unwrap_or(r.timeout);
+        r
+    });
     Ok(up)
+}
+
+/// `zone NAME [SIZE]` (`ngx_http_upstream_zone`): the name, its size checked.
+fn zone(d: &Directive) -> Result<String, NginxError> {
+    let name = arg(d, 0)?.to_string();
+    if let Some(size) = d.args.get(1).map(|a| a.value.as_str()) {
+        let n = parse_size(size)
+            .ok_or_else(|| NginxError::at(d, format!("invalid zone size \"{size}\"")))?;
+        if n < 8 * 4096 {
+            return Err(NginxError::at(d, format!("zone \"{name}\" is too small")));
+        }
+    }
+    Ok(name)
 }
 
 /// `server ADDRESS [weight= max_fails= fail_timeout= max_conns= backup down]`.
 fn server(d: &Directive, balancer: &Balancer) -> Result<UpstreamServer, NginxError> {
-    let target = server_target(d, arg(d, 0)?)?;
+    let name = arg(d, 0)?;
+    let resolve = d.args.iter().skip(1).any(|a| a.value == "resolve");
+    let target = server_target(d, name, resolve)?;
     let mut s = UpstreamServer {
         target,
+        name: name.to_string(),
         weight: 1,
         max_fails: 1,
         fail_timeout: DEFAULT_FAIL_TIMEOUT,
         max_conns: 0,
         backup: false,
         down: false,
+        resolve,
     };
     for a in d.args.iter().skip(1) {
         let p = a.value.as_str();
@@ -200,6 +256,7 @@ fn server(d: &Directive, balancer: &Balancer) -> Result<UpstreamServer, NginxErr
                 s.backup = true;
             }
             None if p == "down" => s.down = true,
+            None if p == "resolve" => {}
             _ => return Err(invalid()),
         }
     }

@@ -1,4 +1,4 @@
-//! Unit tests of the HTTP/1 codecs, split by concern: head rules, chunked rules,
+//! Unit tests of the HTTP/1 codecs, split by concern: head rules, chunked rules, response heads,
 //! byte-by-byte partial input, and a deterministic mutation loop that must never panic.
 //! Helpers shared by those files live here.
 
@@ -7,6 +7,7 @@ mod head_framing;
 mod head_syntax;
 mod no_panic;
 mod partial;
+mod response;
 
 use bytes::{Bytes, BytesMut};
 

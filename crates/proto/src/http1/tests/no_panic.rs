@@ -18,7 +18,7 @@ const SEEDS: &[&[u8]] = &[
 const INTERESTING: &[u8] = b"\r\n \t:;,=\"\\%?#/*0129afAFxX\x00\x7f\x80\xff";
 
 /// xorshift64*: small, deterministic, good enough to pick mutations.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -37,7 +37,7 @@ impl Rng {
     }
 }
 
-fn mutate(rng: &mut Rng, input: &mut Vec<u8>) {
+pub(super) fn mutate(rng: &mut Rng, input: &mut Vec<u8>) {
     for _ in 0..=rng.below(4) {
         let at = rng.below(input.len() + 1);
         match rng.below(6) {

@@ -1,5 +1,6 @@
-//! Streaming an upstream response body to the client: a task reads the
-//! upstream socket and feeds a bounded channel that the connection drains
+//! Streaming an upstream response body to the client, for every upstream
+//! protocol (uwsgi, HTTP): a task reads the upstream socket and feeds a
+//! bounded channel that the connection drains
 //! ([`portico_server::ResponseBody::Stream`]). The body ends at the close of
 //! the connection, or after `Content-Length` bytes, or at the last chunk.
 //!
@@ -7,6 +8,8 @@
 //! notices (even while waiting on the upstream) and drops the upstream
 //! connection. A body cut short ends with [`StreamItem::Abort`], so the
 //! client sees the truncation instead of a short body that looks complete.
+//! A body that ended cleanly, exactly at its framing's end, hands the
+//! connection to the pump's `reuse` hook (a keep-alive pool), if it has one.
 
 use std::time::Duration;
 
@@ -17,11 +20,19 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use crate::error::{ErrorKind, Level, Phase, ProxyError};
+use crate::log::LogContext;
+use crate::spool::Spool;
 use crate::target::PeerStream;
-use crate::uwsgi::LogContext;
 
 /// Bytes asked of the socket per read: a piece of body at most this big.
 pub(crate) const READ_CHUNK: usize = 16 * 1024;
+
+/// Body pieces waiting between the upstream and a slow client with
+/// `uwsgi_buffering`/`proxy_buffering on`: the upstream is drained ahead of the client (up to
+/// this many reads of [`READ_CHUNK`]), so it is freed sooner.
+pub(crate) const BUFFERED_PIECES: usize = 16;
+/// With buffering off: one piece in flight, the client sets the pace.
+pub(crate) const UNBUFFERED_PIECES: usize = 1;
 
 /// How the body is delimited.
 pub(crate) enum Framing {
@@ -32,6 +43,9 @@ pub(crate) enum Framing {
     Close,
 }
 
+/// Where a connection goes when its body ended cleanly (a keep-alive pool).
+pub(crate) type Reuse = Box<dyn FnOnce(PeerStream) + Send>;
+
 /// The task's state: the upstream socket and what is left of the body.
 pub(crate) struct BodyPump {
     pub stream: PeerStream,
@@ -40,6 +54,9 @@ pub(crate) struct BodyPump {
     pub framing: Framing,
     pub read_timeout: Duration,
     pub log: LogContext,
+    /// Called with the connection after a clean end (never for a
+    /// close-delimited body, excess bytes, a failure or a client gone).
+    pub reuse: Option<Reuse>,
 }
 
 /// What to do after looking at the buffer.
@@ -51,30 +68,62 @@ enum Next {
 
 impl BodyPump {
     /// Move the body to `tx` until it ends, fails, or the receiver is gone.
-    pub(crate) async fn run(mut self, tx: mpsc::Sender<StreamItem>) {
+    /// With a `spool` (buffering on) the upstream is read ahead of the
+    /// client; without one the client sets the pace.
+    pub(crate) async fn run(mut self, tx: mpsc::Sender<StreamItem>, mut spool: Option<Spool>) {
         loop {
             let next = match self.next_piece() {
                 Ok(next) => next,
                 Err(e) => {
                     self.log.log(&e);
-                    let _ = tx.send(StreamItem::Abort).await;
-                    return;
+                    return self.finish(&tx, spool, false).await;
                 }
             };
             match next {
-                Next::Send(data) => {
-                    if tx.send(StreamItem::Data(data)).await.is_err() {
-                        return; // the client is gone: drop the upstream
+                Next::Send(data) => match spool.as_mut() {
+                    None => {
+                        if tx.send(StreamItem::Data(data)).await.is_err() {
+                            return; // the client is gone: drop the upstream
+                        }
                     }
-                }
+                    Some(spool) => {
+                        if let Err(e) = spool.push(data) {
+                            self.log.log(&spool_error(e));
+                            return self.finish(&tx, None, false).await;
+                        }
+                    }
+                },
                 Next::End => {
-                    let _ = tx.send(StreamItem::End).await;
-                    return;
+                    if self.buf.is_empty()
+                        && !matches!(self.framing, Framing::Close)
+                        && let Some(reuse) = self.reuse.take()
+                    {
+                        if spool.as_ref().is_none_or(Spool::is_empty) && tx.is_closed() {
+                            return; // the client is gone: not pooled
+                        }
+                        reuse(self.stream);
+                    }
+                    return Self::drain(&tx, spool, true, &self.log).await;
                 }
                 Next::Read => {
+                    // Hand held pieces to the client while reading more.
+                    let held = spool.as_ref().is_some_and(|s| !s.is_empty());
+                    let room = !held || spool.as_ref().is_none_or(|s| !s.is_full());
                     self.buf.reserve(READ_CHUNK);
                     let read = tokio::select! {
-                        r = tokio::time::timeout(self.read_timeout, self.stream.read_buf(&mut self.buf)) => r,
+                        permit = tx.reserve(), if held => {
+                            let Ok(permit) = permit else { return };
+                            match spool.as_mut().map(Spool::pop) {
+                                Some(Ok(Some(item))) => permit.send(item),
+                                Some(Err(e)) => {
+                                    self.log.log(&spool_error(e));
+                                    return;
+                                }
+                                _ => {}
+                            }
+                            continue;
+                        }
+                        r = tokio::time::timeout(self.read_timeout, self.stream.read_buf(&mut self.buf)), if room => r,
                         () = tx.closed() => return,
                     };
                     let failure = match read {
@@ -90,17 +139,52 @@ impl BodyPump {
                     };
                     if let Some(e) = failure {
                         self.log.log(&e);
-                        let _ = tx.send(StreamItem::Abort).await;
-                        return;
+                        return self.finish(&tx, spool, false).await;
                     }
                     if matches!(self.framing, Framing::Close) && self.buf.is_empty() {
                         // EOF on a close-delimited body: the normal end.
-                        let _ = tx.send(StreamItem::End).await;
-                        return;
+                        return self.finish(&tx, spool, true).await;
                     }
                 }
             }
         }
+    }
+
+    /// The upstream part is over: close it, then deliver what is held.
+    async fn finish(self, tx: &mpsc::Sender<StreamItem>, spool: Option<Spool>, clean: bool) {
+        let BodyPump { stream, log, .. } = self;
+        drop(stream);
+        Self::drain(tx, spool, clean, &log).await;
+    }
+
+    /// Deliver what is held, then the end (or the abort).
+    async fn drain(
+        tx: &mpsc::Sender<StreamItem>,
+        mut spool: Option<Spool>,
+        clean: bool,
+        log: &LogContext,
+    ) {
+        while let Some(spool) = spool.as_mut() {
+            match spool.pop() {
+                Ok(Some(item)) => {
+                    if tx.send(item).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    log.log(&spool_error(e));
+                    let _ = tx.send(StreamItem::Abort).await;
+                    return;
+                }
+            }
+        }
+        let last = if clean {
+            StreamItem::End
+        } else {
+            StreamItem::Abort
+        };
+        let _ = tx.send(last).await;
     }
 
     /// The next piece the buffer allows, or whether to read or stop.
@@ -110,6 +194,7 @@ impl BodyPump {
                 if !self.buf.is_empty() {
                     self.log.log(&excess_data());
                     self.buf.clear();
+                    self.reuse = None;
                 }
                 Ok(Next::End)
             }
@@ -160,4 +245,14 @@ pub(crate) fn excess_data() -> ProxyError {
         "upstream sent more data than specified in \"Content-Length\" header",
     )
     .with_level(Level::Warn)
+}
+
+/// The temporary file failed (nginx logs the system call and errno).
+fn spool_error(e: std::io::Error) -> ProxyError {
+    ProxyError::new(
+        ErrorKind::Read,
+        Phase::ReadingBody,
+        format!("buffering the response to a temporary file failed: {e}"),
+    )
+    .with_level(Level::Crit)
 }

@@ -1,0 +1,160 @@
+//! Which upstream response fields reach the client (nginx's proxy module):
+//! hop-by-hop fields never do (`Connection`, `Keep-Alive`,
+//! `Transfer-Encoding`, `TE`, `Trailer`, `Upgrade`, `Proxy-*`, and every name
+//! `Connection` lists); nginx's default hidden set (`Date`, `Server`,
+//! `X-Pad`, `X-Accel-*`) does not unless `proxy_pass_header` names it; and
+//! `proxy_hide_header` adds names. `Content-Length` stays: the server frames
+//! the client's response from it, or chunks when there is none.
+
+use bytes::Bytes;
+use portico_config::site::ProxySettings;
+use portico_proto::http1::Header;
+
+/// Fields that describe one connection, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: &[&[u8]] = &[
+    b"connection",
+    b"keep-alive",
+    b"transfer-encoding",
+    b"te",
+    b"trailer",
+    b"upgrade",
+];
+
+/// nginx's `ngx_http_proxy_hide_headers[]`: its own Date/Server replace the
+/// upstream's, and the X-Accel-* controls are for nginx, not the client.
+pub const DEFAULT_HIDDEN: &[&str] = &[
+    "date",
+    "server",
+    "x-pad",
+    "x-accel-expires",
+    "x-accel-redirect",
+    "x-accel-limit-rate",
+    "x-accel-buffering",
+    "x-accel-charset",
+];
+
+/// The names a location hides (lower case).
+#[derive(Debug, Clone, Default)]
+pub struct HeaderFilter {
+    hidden: Vec<Vec<u8>>,
+}
+
+impl HeaderFilter {
+    /// nginx's defaults less `proxy_pass_header`, plus `proxy_hide_header`.
+    pub fn new(settings: &ProxySettings) -> HeaderFilter {
+        let passed = |name: &str| {
+            settings
+                .pass_headers
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(name))
+        };
+        let mut hidden: Vec<Vec<u8>> = DEFAULT_HIDDEN
+            .iter()
+            .filter(|name| !passed(name))
+            .map(|name| name.as_bytes().to_vec())
+            .collect();
+        hidden.extend(
+            settings
+                .hide_headers
+                .iter()
+                .map(|name| name.to_ascii_lowercase().into_bytes()),
+        );
+        HeaderFilter { hidden }
+    }
+
+    /// The fields to pass on, in order.
+    pub fn apply(&self, headers: &[Header]) -> Vec<(Bytes, Bytes)> {
+        let listed: Vec<&[u8]> = headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(b"connection"))
+            .flat_map(|h| h.value.split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
+            .filter(|t| !t.is_empty())
+            .collect();
+        headers
+            .iter()
+            .filter(|h| {
+                let name = &h.name[..];
+                !is_hop_by_hop(name)
+                    && !listed.iter().any(|l| name.eq_ignore_ascii_case(l))
+                    && !self.hidden.iter().any(|n| name.eq_ignore_ascii_case(n))
+            })
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect()
+    }
+}
+
+fn is_hop_by_hop(name: &[u8]) -> bool {
+    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+        || name
+            .get(..6)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"proxy-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(list: &[(&'static str, &'static str)]) -> Vec<Header> {
+        list.iter()
+            .map(|(n, v)| Header {
+                name: Bytes::from_static(n.as_bytes()),
+                value: Bytes::from_static(v.as_bytes()),
+            })
+            .collect()
+    }
+
+    fn names(filter: &HeaderFilter, list: &[(&'static str, &'static str)]) -> Vec<String> {
+        filter
+            .apply(&fields(list))
+            .into_iter()
+            .map(|(n, _)| String::from_utf8_lossy(&n).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_listed_fields_are_dropped() {
+        let filter = HeaderFilter::new(&ProxySettings::default());
+        let got = names(
+            &filter,
+            &[
+                ("Content-Type", "text/plain"),
+                ("Connection", "keep-alive, X-Secret"),
+                ("Keep-Alive", "timeout=5"),
+                ("x-secret", "1"),
+                ("Transfer-Encoding", "chunked"),
+                ("TE", "trailers"),
+                ("Trailer", "X"),
+                ("Upgrade", "h2c"),
+                ("Proxy-Authenticate", "Basic"),
+                ("Proxy-Connection", "close"),
+                ("Content-Length", "5"),
+                ("Set-Cookie", "a=1"),
+            ],
+        );
+        assert_eq!(got, ["Content-Type", "Content-Length", "Set-Cookie"]);
+    }
+
+    #[test]
+    fn nginx_hidden_fields_pass_only_with_proxy_pass_header_and_hide_adds_more() {
+        let list = [
+            ("Date", "x"),
+            ("Server", "gunicorn"),
+            ("X-Pad", "avoid browser bug"),
+            ("X-Accel-Redirect", "/internal"),
+            ("X-Powered-By", "PHP"),
+            ("ETag", "\"1\""),
+        ];
+        let defaults = HeaderFilter::new(&ProxySettings::default());
+        assert_eq!(names(&defaults, &list), ["X-Powered-By", "ETag"]);
+        let settings = ProxySettings {
+            pass_headers: vec!["server".into()],
+            hide_headers: vec!["x-powered-by".into()],
+            ..ProxySettings::default()
+        };
+        assert_eq!(
+            names(&HeaderFilter::new(&settings), &list),
+            ["Server", "ETag"]
+        );
+    }
+}
