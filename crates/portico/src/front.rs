@@ -3,6 +3,9 @@
 //! nginx.conf`, the Site router in front of it. `uwsgi_pass` to one of this
 //! process's own app sockets goes to the app in process: no socket, no
 //! uwsgi encoding, the same environ the app would get through nginx.
+//! `proxy_pass` locations get an [`HttpProxy`] each, over one balancer
+//! group per `upstream {}` block (built here, in the worker, so peer state
+//! is per worker as in nginx) or an implicit group for a literal address.
 
 use std::net::ToSocketAddrs;
 use std::path::PathBuf;
@@ -10,12 +13,16 @@ use std::sync::Arc;
 
 use portico_config::Config;
 use portico_config::site::{
-    Content, Listen, ListenAddr as SiteAddr, ListenProtocol, Location, Server, Site, UpstreamTarget,
+    Balancer, Content, Listen, ListenAddr as SiteAddr, ListenProtocol, Location, ProxyTarget,
+    Server, Site, Template, TemplatePart, UpstreamTarget,
 };
-use portico_proxy::{UwsgiSettings, UwsgiUpstream};
+use portico_proxy::balance::resolve_target;
+use portico_proxy::{
+    ConnPool, HttpProxy, UpstreamGroup, UwsgiSettings, UwsgiUpstream, upstream_pool,
+};
 use portico_server::{
-    BoundListener, Handler, ListenAddress, NotFound, SiteHandler, StaticConfig, StaticMap,
-    UpstreamMap, Wire, WithStatic,
+    BoundListener, Handler, ListenAddress, NotFound, ProxyMap, ProxyUpstream, SiteHandler,
+    StaticConfig, StaticMap, UpstreamMap, Wire, WithStatic, proxy_locations,
 };
 use portico_supervisor::ReloadCheck;
 use portico_wsgi::WsgiHandler;
@@ -121,10 +128,150 @@ pub(crate) fn front(
         };
         upstreams.push((target.clone(), handler));
     }
+    let proxies = proxy_upstreams(&setup.site);
     let router = Arc::new(
-        SiteHandler::new(setup.site.clone(), setup.prefix.clone(), upstreams).with_app(app),
+        SiteHandler::new(setup.site.clone(), setup.prefix.clone(), upstreams)
+            .with_app(app)
+            .with_proxies(proxies),
     );
     (router.clone(), Some(router))
+}
+
+/// One `upstream {}` block's shared parts in this worker: its balancer
+/// group and, under an explicit `keepalive N`, its one keep-alive pool.
+struct GroupParts {
+    name: String,
+    group: Arc<UpstreamGroup>,
+    shared_pool: Option<Arc<ConnPool>>,
+}
+
+/// The [`HttpProxy`] of every `proxy_pass` location: locations naming
+/// the same `upstream {}` block share its group (and, with `keepalive N`,
+/// its pool; without, each location keeps its own, as nginx 1.29.7's
+/// implicit `keepalive 32 local`); a literal address gets an implicit
+/// group of the addresses its name resolves to, without keep-alive. A URL
+/// with variables is wired when its host is literal (`http://app/v$uri`):
+/// the engine sends the URI it evaluates to. A location that cannot be
+/// wired is logged and answers 502.
+fn proxy_upstreams(site: &Site) -> ProxyMap {
+    let mut groups: Vec<GroupParts> = Vec::new();
+    let mut map = ProxyMap::new();
+    for (id, location, pass) in proxy_locations(site) {
+        let settings = location.config.proxy.clone();
+        let target = match &pass.target {
+            ProxyTarget::Group(name) => Ok(Via::Group(name.clone())),
+            ProxyTarget::Peer(target) => Ok(Via::Peer(target.clone())),
+            ProxyTarget::Dynamic(url) => dynamic_target(site, url),
+        };
+        let proxy = match target {
+            Ok(Via::Group(name)) => group_proxy(site, &name, settings, &mut groups),
+            Ok(Via::Peer(target)) => resolve_target(&target)
+                .map(|addrs| {
+                    let group = UpstreamGroup::implicit(&shown(&target), addrs);
+                    HttpProxy::new(Arc::new(group), settings, None)
+                })
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        match proxy {
+            Ok(proxy) => map.push((id, Arc::new(proxy) as Arc<dyn ProxyUpstream>)),
+            Err(e) => portico_server::logln!(
+                "proxy_pass {} ({}): {e}; answering 502",
+                pass.url,
+                location.origin
+            ),
+        }
+    }
+    map
+}
+
+/// Where a `proxy_pass` goes: an `upstream {}` block or an address.
+enum Via {
+    Group(String),
+    Peer(UpstreamTarget),
+}
+
+/// The group or address of a `proxy_pass` URL with variables whose
+/// `http://host[:port]` is literal: an upstream block of that host name
+/// (nginx looks the host up among them first), else the address.
+fn dynamic_target(site: &Site, url: &Template) -> Result<Via, String> {
+    let unsupported = || "a URL with variables in its host is not supported yet".to_string();
+    let Some(TemplatePart::Literal(text)) = url.parts.first() else {
+        return Err(unsupported());
+    };
+    let rest = text
+        .get(..7)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("http://"))
+        .map(|_| &text[7..])
+        .ok_or_else(unsupported)?;
+    let authority = match rest.find('/') {
+        Some(slash) => &rest[..slash],
+        None if url.parts.len() == 1 => rest,
+        None => return Err(unsupported()),
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && !port.contains(']') => {
+            let port = port
+                .parse::<u16>()
+                .map_err(|_| format!("invalid port in \"{authority}\""))?;
+            (host, port)
+        }
+        _ => (authority, 80),
+    };
+    if let Some(up) = site
+        .upstreams
+        .iter()
+        .find(|u| u.name.eq_ignore_ascii_case(host))
+    {
+        return Ok(Via::Group(up.name.clone()));
+    }
+    Ok(Via::Peer(UpstreamTarget::Tcp {
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        port,
+    }))
+}
+
+/// The proxy of a location through the `upstream {}` block `name`: its
+/// group built once per worker and shared.
+fn group_proxy(
+    site: &Site,
+    name: &str,
+    settings: Arc<portico_config::site::ProxySettings>,
+    groups: &mut Vec<GroupParts>,
+) -> Result<HttpProxy, String> {
+    let Some(up) = site.upstreams.iter().find(|u| u.name == name) else {
+        return Err(format!("no upstream \"{name}\""));
+    };
+    if !groups.iter().any(|g| g.name == name) {
+        let group = UpstreamGroup::resolve(up)
+            .map_err(|e| format!("upstream \"{name}\" ({}): {e}", up.origin))?;
+        groups.push(GroupParts {
+            name: name.to_string(),
+            group: Arc::new(group),
+            shared_pool: up.keepalive.and_then(|_| upstream_pool(up)),
+        });
+    }
+    let Some(parts) = groups.iter().find(|g| g.name == name) else {
+        return Err(format!("upstream \"{name}\" was not built"));
+    };
+    let pool = match up.keepalive {
+        Some(_) => parts.shared_pool.clone(),
+        None => upstream_pool(up),
+    };
+    let proxy = HttpProxy::new(parts.group.clone(), settings, pool);
+    Ok(match &up.balancer {
+        Balancer::Hash { key, .. } => match Template::parse(key) {
+            Ok(key) => proxy.with_hash_key(key),
+            Err(e) => {
+                portico_server::logln!("upstream \"{name}\" hash key: {e}");
+                proxy
+            }
+        },
+        _ => proxy,
+    })
 }
 
 /// Every `uwsgi_pass` target of the site, with the first location naming it.

@@ -323,6 +323,7 @@ mod tests {
             balancer: portico_config::site::Balancer::RoundRobin,
             keepalive,
             origin: String::new(),
+            ..Upstream::default()
         };
         let default = upstream_pool(&up(None)).map(|p| p.settings().max_idle);
         assert_eq!(default, Some(http::DEFAULT_KEEPALIVE));

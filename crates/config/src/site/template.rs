@@ -61,19 +61,18 @@ pub enum Variable {
     RemoteUser,
     Hostname,
     Pid,
-    /// `$proxy_host`: the `proxy_pass` URL's host (with `:port` unless 80),
-    /// or the upstream group's name.
+    /// `$proxy_host`: the `proxy_pass` URL's host (`:port` unless 80).
     ProxyHost,
-    /// `$proxy_port`: the `proxy_pass` URL's port (empty for `unix:`).
+    /// `$proxy_port`.
     ProxyPort,
-    /// `$proxy_add_x_forwarded_for`: the client's `X-Forwarded-For` with
-    /// `$remote_addr` appended (`, `), or `$remote_addr` alone.
+    /// `$proxy_add_x_forwarded_for`: the client's X-Forwarded-For values
+    /// and `$remote_addr`, `, `-joined.
     ProxyAddXForwardedFor,
-    /// `$upstream_addr`: the peer(s) tried, `, ` between tries.
+    /// `$upstream_addr`: every peer tried, `, `-separated.
     UpstreamAddr,
-    /// `$upstream_status`: their answers' status codes, likewise.
+    /// `$upstream_status`.
     UpstreamStatus,
-    /// `$upstream_response_time`: seconds with milliseconds, likewise.
+    /// `$upstream_response_time`.
     UpstreamResponseTime,
     /// `$1`..`$9`: the last regex match's numbered captures.
     Capture(usize),

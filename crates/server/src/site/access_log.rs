@@ -29,7 +29,7 @@ use portico_proto::http1::Header;
 
 use super::captures::Captures;
 use super::select::ConnAddr;
-use super::vars::{self, ResponseFacts, VarContext};
+use super::vars::{self, ProxyFacts, ResponseFacts, VarContext};
 use crate::handler::Sent;
 
 /// How long a record waits for its response to be written before it is
@@ -58,6 +58,8 @@ pub(crate) struct Record {
     pub captures: Captures,
     pub server_captures: Captures,
     pub start: SystemTime,
+    /// `$proxy_host`, `$upstream_*` of a proxied request.
+    pub proxy: Option<ProxyFacts>,
 }
 
 /// The records waiting for their responses, and the open log files.
@@ -136,6 +138,7 @@ impl AccessLogs {
             start: record.start,
             now: SystemTime::now(),
             maps: &site.maps,
+            proxy: record.proxy.as_ref(),
         };
         for target in &record.location.access_log {
             let AccessLogTarget::File { path, format } = target else {

@@ -113,6 +113,11 @@ impl Req<'_> {
         self.finish_as(response, true)
     }
 
+    /// [`Req::finish`] for an upstream's answer (its `Location` as sent).
+    pub(crate) fn finish_upstream(&mut self, response: Response) -> Response {
+        self.finish_as(response, false)
+    }
+
     /// [`Req::finish`]; `own`: Portico made the answer, so a relative
     /// `Location` is made absolute (nginx passes an upstream's as it is).
     fn finish_as(&mut self, mut response: Response, own: bool) -> Response {
@@ -154,7 +159,7 @@ impl Req<'_> {
     /// The host of absolute redirects: the request's host, else the local
     /// address the connection arrived on (`server_name_in_redirect off`;
     /// an IPv6 address without brackets, as nginx writes it).
-    fn redirect_host(&self) -> Vec<u8> {
+    pub(super) fn redirect_host(&self) -> Vec<u8> {
         if !self.facts.host.is_empty() {
             return self.facts.host.clone();
         }
@@ -190,6 +195,7 @@ impl Req<'_> {
             captures: self.captures.clone(),
             server_captures: self.server_captures.clone(),
             start: self.start,
+            proxy: self.proxy.clone(),
         }
     }
 }

@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use portico_config::site::{
-    Content, DocRoot, LocationConfig, LocationMatch, TemplatePart, TryFallback, TryFiles,
-    UpstreamTarget, Variable,
+    Content, DocRoot, LocationConfig, LocationMatch, ProxyPass, TemplatePart, TryFallback,
+    TryFiles, UpstreamTarget, Variable,
 };
 use tokio::sync::mpsc;
 
@@ -47,6 +47,8 @@ pub(crate) enum Done<'s> {
     /// A jump to `@name`.
     Named(String),
     Upstream(&'s UpstreamTarget),
+    /// `proxy_pass`.
+    Proxy(&'s ProxyPass),
     App,
 }
 
@@ -70,8 +72,7 @@ pub(crate) fn run<'s>(req: &mut Req<'s>) -> Done<'s> {
         Content::Uwsgi(target) => Done::Upstream(target),
         Content::App => Done::App,
         Content::Static => static_content(req),
-        // The converter refuses proxy_pass until the reverse proxy is wired.
-        Content::Proxy(_) => Done::Special(502, Vec::new()),
+        Content::Proxy(pass) => Done::Proxy(pass),
     }
 }
 

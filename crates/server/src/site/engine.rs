@@ -7,16 +7,19 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::Bytes;
-use portico_config::site::{Site, UpstreamTarget};
+use portico_config::site::{Content, Location, ProxyPass, Site, UpstreamTarget};
 
 use super::access_log::AccessLogs;
-use super::phases::{Outcome, Phase, Req};
+use super::phases::{Outcome, Phase, Req, Step};
+use super::proxy::BodyOut;
 use super::select::ServerTable;
 use crate::body::RequestBody;
 use crate::handler::{Handler, HandlerFuture, Request, RequestSource, Response, Sent};
 use crate::statics::ContentCache;
+use crate::upstream::{ProxyCall, ProxyUpstream};
 
 /// What each `uwsgi_pass` target is served by, in any order: the binary
 /// passes, for every distinct [`UpstreamTarget`] of the site's
@@ -25,6 +28,61 @@ use crate::statics::ContentCache;
 /// when the target is one of this process's own app sockets. A target
 /// missing here is answered 502.
 pub type UpstreamMap = Vec<(UpstreamTarget, Arc<dyn Handler>)>;
+
+/// A location's place in a [`Site`], without pointers: the index of its
+/// server in `Site::servers`, and its number in that server's pre-order
+/// walk: `locations` depth first (a location, then its nested ones),
+/// then `named`. [`proxy_locations`] lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LocationId {
+    pub server: usize,
+    pub index: usize,
+}
+
+/// What each `proxy_pass` location is served by: the binary builds one
+/// [`ProxyUpstream`] per location of [`proxy_locations`] (its group and
+/// its `proxy_*` settings) and passes them here. A location missing here
+/// is answered 502 (with an error-log line).
+pub type ProxyMap = Vec<(LocationId, Arc<dyn ProxyUpstream>)>;
+
+/// Every `proxy_pass` location of `site`, with its id, in the order of
+/// [`LocationId`].
+pub fn proxy_locations(site: &Site) -> Vec<(LocationId, &Location, &ProxyPass)> {
+    let mut out = Vec::new();
+    for_each_location(site, &mut |id, location| {
+        if let Content::Proxy(pass) = &location.content {
+            out.push((id, location, pass));
+        }
+    });
+    out
+}
+
+/// Call `f` on every location of `site` with its [`LocationId`].
+fn for_each_location<'a>(site: &'a Site, f: &mut dyn FnMut(LocationId, &'a Location)) {
+    fn walk<'a>(
+        server: usize,
+        locations: &'a [Location],
+        next: &mut usize,
+        f: &mut dyn FnMut(LocationId, &'a Location),
+    ) {
+        for location in locations {
+            f(
+                LocationId {
+                    server,
+                    index: *next,
+                },
+                location,
+            );
+            *next += 1;
+            walk(server, &location.locations, next, f);
+        }
+    }
+    for (server, s) in site.servers.iter().enumerate() {
+        let mut next = 0;
+        walk(server, &s.locations, &mut next, f);
+        walk(server, &s.named, &mut next, f);
+    }
+}
 
 /// Serves a [`Site`]: server and location selection, rewrite, access,
 /// `client_max_body_size`, content (`return`, `try_files`, static files,
@@ -44,6 +102,10 @@ pub(crate) struct Engine {
     pub upstreams: UpstreamMap,
     /// The handler for `Content::App` locations (option style).
     pub app: Option<Arc<dyn Handler>>,
+    /// The `proxy_pass` upstream of each proxied location, by the
+    /// location's address inside `site` (which never moves: it is behind
+    /// the `Arc` and never changed), resolved once from a [`ProxyMap`].
+    pub proxies: Vec<(usize, Arc<dyn ProxyUpstream>)>,
     /// Small files kept in memory (shared with nothing else).
     pub cache: Mutex<ContentCache>,
     /// `access_log` records waiting for their responses to be written.
@@ -62,6 +124,7 @@ impl SiteHandler {
                 prefix,
                 upstreams,
                 app: None,
+                proxies: Vec::new(),
                 cache: Mutex::new(ContentCache::default()),
                 logs: AccessLogs::default(),
             }),
@@ -79,6 +142,20 @@ impl SiteHandler {
 }
 
 impl SiteHandler {
+    /// The upstreams of the `proxy_pass` locations (see [`ProxyMap`]).
+    pub fn with_proxies(mut self, proxies: ProxyMap) -> SiteHandler {
+        if let Some(engine) = Arc::get_mut(&mut self.engine) {
+            let mut resolved = Vec::with_capacity(proxies.len());
+            for_each_location(&engine.site, &mut |id, location| {
+                if let Some((_, upstream)) = proxies.iter().find(|(i, _)| *i == id) {
+                    resolved.push((location as *const Location as usize, upstream.clone()));
+                }
+            });
+            engine.proxies = resolved;
+        }
+        self
+    }
+
     /// Close the `access_log` files so the next lines open them afresh
     /// (for `-s reopen` / SIGUSR1 after a log rotation).
     pub fn reopen_logs(&self) {
@@ -100,6 +177,15 @@ impl Handler for SiteHandler {
 }
 
 impl Engine {
+    /// The upstream of the `proxy_pass` location `location`.
+    fn proxy_for(&self, location: Option<&Location>) -> Option<Arc<dyn ProxyUpstream>> {
+        let at = location? as *const Location as usize;
+        self.proxies
+            .iter()
+            .find(|(a, _)| *a == at)
+            .map(|(_, p)| p.clone())
+    }
+
     fn upstream(&self, target: &UpstreamTarget) -> Option<Arc<dyn Handler>> {
         self.upstreams
             .iter()
@@ -130,6 +216,7 @@ impl Engine {
             handoff,
         } = request;
         let mut body = Some(body);
+        let started = Instant::now();
         let mut req = match Req::new(self, &source, peer, local, &listener) {
             Ok(req) => req,
             Err(response) => return *response,
@@ -169,38 +256,90 @@ impl Engine {
                             "portico: no handler for uwsgi_pass {target:?} (site wiring); answering 502"
                         );
                         match req.special(502, Vec::new()) {
-                            super::phases::Step::Out(response) => return *response,
-                            super::phases::Step::Jump(phase) => {
+                            Step::Out(response) => return *response,
+                            Step::Jump(phase) => {
                                 at = phase;
                                 continue;
                             }
                         }
                     };
-                    let mut sent = body
-                        .take()
-                        .unwrap_or_else(|| RequestBody::complete(Bytes::new()));
-                    let limit = req.loc.config.client_max_body_size;
-                    if req.facts.chunked && req.body_length.is_none() && limit != 0 {
-                        // As nginx's request buffering: read a chunked body
-                        // whole, within client_max_body_size, and pass it
-                        // on with its length (in memory, so only under a
-                        // limit; without one it streams as it arrives).
-                        match read_whole(&mut sent, limit).await {
-                            Ok(data) => {
-                                req.body_length = Some(data.len() as u64);
-                                sent = RequestBody::complete(data);
+                    let sent = match upstream_body(&mut req, &mut body).await {
+                        Ok(sent) => sent,
+                        Err(status) => match req.special(status, Vec::new()) {
+                            Step::Out(response) => return *response,
+                            Step::Jump(phase) => {
+                                at = phase;
+                                continue;
+                            }
+                        },
+                    };
+                    body = Some(sent);
+                    (handler, RequestSource::Uwsgi(req.uwsgi_packet()))
+                }
+                Outcome::Proxy(pass) => {
+                    let Some(upstream) = self.proxy_for(req.loc.location) else {
+                        crate::logln!(
+                            "portico: no upstream for proxy_pass {} ({}) (site wiring); answering 502",
+                            pass.url,
+                            pass.origin
+                        );
+                        match req.special(502, Vec::new()) {
+                            Step::Out(response) => return *response,
+                            Step::Jump(phase) => {
+                                at = phase;
+                                continue;
+                            }
+                        }
+                    };
+                    let passes_body = req.loc.config.proxy.pass_request_body && body.is_some();
+                    let (sent, framing) = if passes_body {
+                        match upstream_body(&mut req, &mut body).await {
+                            Ok(sent) => {
+                                let framing = match req.facts.content_length.or(req.body_length) {
+                                    Some(n) => BodyOut::Length(n),
+                                    None if req.facts.chunked => BodyOut::Chunked,
+                                    None => BodyOut::None,
+                                };
+                                (sent, framing)
                             }
                             Err(status) => match req.special(status, Vec::new()) {
-                                super::phases::Step::Out(response) => return *response,
-                                super::phases::Step::Jump(phase) => {
+                                Step::Out(response) => return *response,
+                                Step::Jump(phase) => {
                                     at = phase;
                                     continue;
                                 }
                             },
                         }
+                    } else {
+                        // No body goes (proxy_pass_request_body off, or it
+                        // was spent on an upstream before an error_page):
+                        // no Content-Length either, so the upstream never
+                        // waits for one.
+                        (RequestBody::complete(Bytes::new()), BodyOut::None)
+                    };
+                    let head = req.proxy_head(pass, framing);
+                    let hash_key = upstream.hash_key().map(|t| Bytes::from(req.eval(t)));
+                    let call = ProxyCall {
+                        request: Request {
+                            source: RequestSource::Http(head),
+                            peer,
+                            local,
+                            listener: listener.clone(),
+                            body: sent,
+                            handoff: handoff.clone(),
+                        },
+                        client_ip: req.facts.client_ip(),
+                        hash_key,
+                        started,
+                    };
+                    let outcome = upstream.forward(call).await;
+                    match req.after_proxy(pass, outcome) {
+                        Step::Out(response) => return *response,
+                        Step::Jump(phase) => {
+                            at = phase;
+                            continue;
+                        }
                     }
-                    body = Some(sent);
-                    (handler, RequestSource::Uwsgi(req.uwsgi_packet()))
                 }
             };
             let sub = Request {
@@ -215,11 +354,32 @@ impl Engine {
             };
             let response = handler.handle(sub).await;
             match req.after_upstream(response) {
-                super::phases::Step::Out(response) => return *response,
-                super::phases::Step::Jump(phase) => at = phase,
+                Step::Out(response) => return *response,
+                Step::Jump(phase) => at = phase,
             }
         }
     }
+}
+
+/// The client's body for an upstream (empty once an earlier upstream
+/// spent it). As nginx's request buffering, a chunked body is read whole
+/// within `client_max_body_size` and passed on with its length (in
+/// memory, so only under a limit; without one it streams as it arrives).
+/// `Err` is the status to answer (413, 400).
+async fn upstream_body(
+    req: &mut Req<'_>,
+    body: &mut Option<RequestBody>,
+) -> Result<RequestBody, u16> {
+    let mut sent = body
+        .take()
+        .unwrap_or_else(|| RequestBody::complete(Bytes::new()));
+    let limit = req.loc.config.client_max_body_size;
+    if req.facts.chunked && req.body_length.is_none() && limit != 0 {
+        let data = read_whole(&mut sent, limit).await?;
+        req.body_length = Some(data.len() as u64);
+        sent = RequestBody::complete(data);
+    }
+    Ok(sent)
 }
 
 /// Read a whole request body, at most `limit` bytes; `Err`

@@ -22,6 +22,8 @@ mod headers;
 mod lookup;
 mod pages;
 mod phases;
+mod proxy;
+mod proxy_req;
 mod rewrite;
 mod select;
 mod uri;
@@ -32,10 +34,10 @@ mod vars;
 mod engine_tests;
 
 pub use captures::Captures;
-pub use engine::{SiteHandler, UpstreamMap};
+pub use engine::{LocationId, ProxyMap, SiteHandler, UpstreamMap, proxy_locations};
 pub use select::{ConnAddr, Found, Selected, ServerTable, alias_prefix, find_location, find_named};
 pub use uri::{NormalizedUri, UriError, normalize};
-pub use vars::{ResponseFacts, VarContext, eval, eval_var, request_filename};
+pub use vars::{ProxyFacts, ResponseFacts, VarContext, eval, eval_var, request_filename};
 
 /// nginx's reason phrase and built-in page for a request refused before
 /// it reached a site (a malformed head, a bad Host): what nginx sends.

@@ -17,8 +17,8 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use portico_config::site::{
-    Content, Location, LocationConfig, LocationMatch, RewriteFlag, RewriteStep, Server, Site,
-    Template, TemplatePart, UpstreamTarget, Variable,
+    Content, Location, LocationConfig, LocationMatch, ProxyPass, RewriteFlag, RewriteStep, Server,
+    Site, Template, TemplatePart, UpstreamTarget, Variable,
 };
 use portico_proto::uwsgi::UwsgiPacket;
 
@@ -29,7 +29,7 @@ use super::facts::Facts;
 use super::pages::{self, PageStyle};
 use super::rewrite::{internal_target, redirect_target, split_replacement};
 use super::select::{ConnAddr, find_location, find_named};
-use super::vars::{self, ResponseFacts, VarContext};
+use super::vars::{self, ProxyFacts, ResponseFacts, VarContext};
 use super::{access, uwsgi_vars};
 use crate::handler::{RequestSource, Response};
 use crate::listener::ListenerInfo;
@@ -55,6 +55,8 @@ pub(crate) enum Outcome<'s> {
     Done(Response),
     /// Hand the request to this `uwsgi_pass` target.
     Upstream(&'s UpstreamTarget),
+    /// `proxy_pass` in the current location.
+    Proxy(&'s ProxyPass),
     /// Hand the request, unchanged, to the option-style app.
     App,
 }
@@ -75,6 +77,8 @@ pub(crate) struct Loc<'s> {
     pub content: &'s Content,
     pub rewrites: &'s [RewriteStep],
     pub matcher: Option<&'s LocationMatch>,
+    /// The `location {}` block (`None`: the server itself).
+    pub location: Option<&'s Location>,
 }
 
 impl<'s> Loc<'s> {
@@ -85,6 +89,7 @@ impl<'s> Loc<'s> {
             content: &location.content,
             rewrites: &location.rewrites,
             matcher: Some(&location.matcher),
+            location: Some(location),
         }
     }
 
@@ -95,6 +100,7 @@ impl<'s> Loc<'s> {
             content: &SERVER_CONTENT,
             rewrites: &[],
             matcher: None,
+            location: None,
         }
     }
 }
@@ -145,6 +151,15 @@ pub(crate) struct Req<'s> {
     pub(super) error_page_used: bool,
     /// The status an `error_page` imposes on the answer of its target.
     pub(super) err_status: Option<u16>,
+    /// nginx's `r->valid_location`: no `rewrite ... break` changed the
+    /// URI since the walk (re)started (`proxy_pass`'s URI part applies).
+    pub valid_location: bool,
+    /// nginx's `r->valid_unparsed_uri`: the URI is still the client's
+    /// (no rewrite, no internal redirect), so `proxy_pass` without a URI
+    /// part sends the target as it was sent.
+    pub valid_unparsed: bool,
+    /// `$proxy_host`, `$upstream_*` once the request is proxied.
+    pub proxy: Option<ProxyFacts>,
 }
 
 impl<'s> Req<'s> {
@@ -205,6 +220,9 @@ impl<'s> Req<'s> {
             uri_changes: URI_CHANGES,
             error_page_used: false,
             err_status: None,
+            valid_location: true,
+            valid_unparsed: true,
+            proxy: None,
             facts,
         };
         if let Some(why) = bad {
@@ -216,6 +234,9 @@ impl<'s> Req<'s> {
             req.uri = n.path;
             req.args = n.args;
             req.request_uri = n.request_uri;
+            // An absolute-form target without a path has no valid
+            // unparsed URI (nginx's `empty_path_in_uri`).
+            req.valid_unparsed = req.request_uri.first() == Some(&b'/');
         }
         Ok(req)
     }
@@ -272,6 +293,7 @@ impl<'s> Req<'s> {
                 }
                 Done::Named(name) => Err(self.named(&name)),
                 Done::Upstream(target) => Ok(Outcome::Upstream(target)),
+                Done::Proxy(pass) => Ok(Outcome::Proxy(pass)),
                 Done::App => Ok(Outcome::App),
             };
         }
@@ -355,9 +377,13 @@ impl<'s> Req<'s> {
                     self.uri = uri;
                     self.args = args;
                     self.internal = true;
+                    self.valid_unparsed = false;
                     match flag {
                         RewriteFlag::Last => return Flow::Last,
-                        RewriteFlag::Break => return Flow::Break,
+                        RewriteFlag::Break => {
+                            self.valid_location = false;
+                            return Flow::Break;
+                        }
                         _ => changed = true,
                     }
                 }
@@ -404,6 +430,8 @@ impl<'s> Req<'s> {
         self.uri = uri;
         self.args = args;
         self.internal = true;
+        self.valid_unparsed = false;
+        self.valid_location = true;
         Step::Jump(Phase::ServerRewrite)
     }
 
@@ -467,6 +495,7 @@ impl<'s> Req<'s> {
             start: self.start,
             now: SystemTime::now(),
             maps: &self.site.maps,
+            proxy: self.proxy.as_ref(),
         }
     }
 

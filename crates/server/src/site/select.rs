@@ -396,7 +396,7 @@ fn static_level<'a>(locations: &'a [Location], uri: &[u8], search: &mut Search<'
 /// Whether nginx sets `auto_redirect` for a location: its content passes
 /// the request upstream (`uwsgi_pass`; `proxy_pass` and the others alike).
 fn auto_redirects(location: &Location) -> bool {
-    matches!(location.content, Content::Uwsgi(_))
+    matches!(location.content, Content::Uwsgi(_) | Content::Proxy(_))
 }
 
 /// The part of the URI that `alias` replaces in `location`: its prefix or

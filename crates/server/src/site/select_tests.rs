@@ -365,3 +365,21 @@ fn host_keys_lose_their_port_and_one_trailing_dot() {
         assert_eq!(host_key(host.as_bytes()), want.as_bytes(), "{host}");
     }
 }
+
+#[test]
+fn a_proxy_pass_location_auto_redirects_like_uwsgi_pass() {
+    use portico_config::site::{ProxyPass, ProxyTarget};
+    let mut api = loc("api", prefix("/api/"), Vec::new());
+    api.content = Content::Proxy(ProxyPass {
+        target: ProxyTarget::Group("app".into()),
+        uri: None,
+        url: "http://app".into(),
+        proxy_host: "app".into(),
+        proxy_port: 80,
+        origin: String::new(),
+    });
+    let locations = vec![api, loc("re", regex("^/api"), Vec::new())];
+    // nginx answers `/api` with a 301 to `/api/` (auto_redirect).
+    let found = find_location(&locations, b"/api");
+    assert_eq!(label(&found), "301 api");
+}

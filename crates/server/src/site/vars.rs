@@ -36,6 +36,19 @@ pub struct ResponseFacts {
     pub bytes_sent: u64,
 }
 
+/// The reverse proxy's facts of a proxied request: `$proxy_host`,
+/// `$proxy_port` (from `proxy_pass`) and, once the upstream answered,
+/// `$upstream_addr`, `$upstream_status`, `$upstream_response_time` (empty:
+/// not known, logged `-`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProxyFacts {
+    pub host: Vec<u8>,
+    pub port: Vec<u8>,
+    pub upstream_addr: String,
+    pub upstream_status: String,
+    pub upstream_response_time: String,
+}
+
 /// Everything a variable may need, borrowed from the request's state.
 #[derive(Debug, Clone, Copy)]
 pub struct VarContext<'a> {
@@ -81,6 +94,9 @@ pub struct VarContext<'a> {
     pub now: SystemTime,
     /// `Site::maps`, for [`Variable::Map`].
     pub maps: &'a [VarMap],
+    /// The `proxy_pass` facts (`None`: not a proxied request, and the
+    /// `$proxy_host`/`$upstream_*` variables have no value).
+    pub proxy: Option<&'a ProxyFacts>,
 }
 
 /// How deep variables may refer to maps that refer to maps (nginx reports
@@ -211,14 +227,32 @@ fn var_at(var: &Variable, cx: &VarContext<'_>, out: &mut Vec<u8>, depth: usize) 
         }
         Variable::Hostname => out.extend_from_slice(hostname()),
         Variable::Pid => push_int(out, std::process::id()),
-        // Set by the reverse proxy (issue 11, the proxy-engine branch);
-        // empty until a proxied request fills them.
-        Variable::ProxyHost
-        | Variable::ProxyPort
-        | Variable::ProxyAddXForwardedFor
-        | Variable::UpstreamAddr
-        | Variable::UpstreamStatus
-        | Variable::UpstreamResponseTime => {}
+        Variable::ProxyHost => {
+            if let Some(p) = cx.proxy {
+                out.extend_from_slice(&p.host);
+            }
+        }
+        Variable::ProxyPort => {
+            if let Some(p) = cx.proxy {
+                out.extend_from_slice(&p.port);
+            }
+        }
+        Variable::ProxyAddXForwardedFor => add_x_forwarded_for(cx, out),
+        Variable::UpstreamAddr => {
+            if let Some(p) = cx.proxy {
+                out.extend_from_slice(p.upstream_addr.as_bytes());
+            }
+        }
+        Variable::UpstreamStatus => {
+            if let Some(p) = cx.proxy {
+                out.extend_from_slice(p.upstream_status.as_bytes());
+            }
+        }
+        Variable::UpstreamResponseTime => {
+            if let Some(p) = cx.proxy {
+                out.extend_from_slice(p.upstream_response_time.as_bytes());
+            }
+        }
         Variable::Capture(n) => {
             if let Some(value) = cx.captures.get(*n) {
                 out.extend_from_slice(value);
@@ -252,6 +286,19 @@ fn host(cx: &VarContext<'_>, out: &mut Vec<u8>) {
     } else {
         out.extend(host.iter().map(u8::to_ascii_lowercase));
     }
+}
+
+/// `$proxy_add_x_forwarded_for` (nginx's
+/// `ngx_http_proxy_add_x_forwarded_for_variable`): each X-Forwarded-For
+/// header's value followed by `, `, then `$remote_addr`.
+fn add_x_forwarded_for(cx: &VarContext<'_>, out: &mut Vec<u8>) {
+    for h in cx.headers {
+        if h.name.eq_ignore_ascii_case(b"x-forwarded-for") {
+            out.extend_from_slice(&h.value);
+            out.extend_from_slice(b", ");
+        }
+    }
+    var_at(&Variable::RemoteAddr, cx, out, MAX_DEPTH);
 }
 
 /// `$server_name`: the first `server_name` as written (`*.example.com`,

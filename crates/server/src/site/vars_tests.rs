@@ -101,6 +101,7 @@ impl Fixture {
             start: UNIX_EPOCH + Duration::from_millis(1_733_064_006_000),
             now: UNIX_EPOCH + Duration::from_millis(1_733_064_006_123),
             maps: &self.maps,
+            proxy: None,
         }
     }
 }
@@ -406,4 +407,43 @@ fn maps_match_as_nginx_maps_do() {
         eval(&use_map(index), &cx, &mut out);
         assert_eq!(String::from_utf8_lossy(&out), want, "map {index} {args}");
     }
+}
+
+#[test]
+fn proxy_variables_come_from_the_proxied_request() {
+    let fixture = Fixture::new();
+    assert_eq!(
+        render(
+            "[$proxy_host][$upstream_addr][$proxy_add_x_forwarded_for]",
+            &fixture.cx()
+        ),
+        "[][][a, b, 10.0.0.7]"
+    );
+    let facts = ProxyFacts {
+        host: b"app:8000".to_vec(),
+        port: b"8000".to_vec(),
+        upstream_addr: "127.0.0.1:8000, 127.0.0.1:8001".into(),
+        upstream_status: "502, 200".into(),
+        upstream_response_time: "0.001, 0.004".into(),
+    };
+    let headers = headers(&[
+        ("X-Forwarded-For", "1.2.3.4"),
+        ("x-forwarded-for", "5.6.7.8, 9.9.9.9"),
+    ]);
+    let cx = VarContext {
+        proxy: Some(&facts),
+        headers: &headers,
+        ..fixture.cx()
+    };
+    assert_eq!(
+        render(
+            "$proxy_host|$proxy_port|$upstream_addr|$upstream_status|$upstream_response_time",
+            &cx
+        ),
+        "app:8000|8000|127.0.0.1:8000, 127.0.0.1:8001|502, 200|0.001, 0.004"
+    );
+    assert_eq!(
+        render("$proxy_add_x_forwarded_for", &cx),
+        "1.2.3.4, 5.6.7.8, 9.9.9.9, 10.0.0.7"
+    );
 }

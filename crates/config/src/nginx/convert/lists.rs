@@ -204,6 +204,7 @@ pub const DEFAULT_ONLY: &[(&str, &str)] = &[
     ("max_ranges", "unlimited"),
     ("proxy_force_ranges", "off"),
     ("proxy_limit_rate", "0"),
+    ("proxy_store", "off"),
 ];
 
 /// Refused with a message: Portico would serve differently without them.
@@ -244,7 +245,6 @@ pub const UNSUPPORTED: &[&str] = &[
     "uwsgi_store",
     "proxy_cache",
     "proxy_cache_path",
-    "proxy_store",
     "proxy_set_body",
     "proxy_method",
     "proxy_bind",

@@ -7,6 +7,7 @@
 
 mod files;
 mod flow;
+mod proxy;
 mod upstream;
 
 use std::net::SocketAddr;

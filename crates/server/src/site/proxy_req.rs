@@ -1,0 +1,281 @@
+//! A `proxy_pass` request's two ends on [`Req`]: the head to send (the
+//! URI and header list of `proxy.rs`, with this request's variables), and
+//! the answer that comes back ([`ProxyOutcome`]): `$upstream_*`, the
+//! headers nginx hides, `proxy_redirect`, `proxy_intercept_errors`, then
+//! the usual response filters (`add_header`, `expires`).
+
+use bytes::Bytes;
+use portico_config::site::{
+    ProxyHttpVersion, ProxyPass, ProxyRedirect, ProxyTarget, RedirectFrom, Template,
+};
+use portico_proto::http1::{BodyFraming, RequestHead, Version};
+
+use super::captures::Captures;
+use super::headers;
+use super::phases::{Req, Step};
+use super::proxy::{self, BodyOut, Redirect, UriFacts};
+use super::vars::{self, ProxyFacts, VarContext};
+use crate::upstream::ProxyOutcome;
+
+/// `proxy_pass`'s URL taken apart for this request.
+struct PassParts {
+    /// `$proxy_host`.
+    host: Vec<u8>,
+    /// `$proxy_port`.
+    port: Vec<u8>,
+    /// The URI part (`None`: the URL has none).
+    uri: Option<Vec<u8>>,
+    /// The URL as written (evaluated, for a URL with variables).
+    url: Vec<u8>,
+    dynamic: bool,
+}
+
+/// Split `scheme://host[:port][/uri]` (a `proxy_pass` URL with variables,
+/// evaluated): `$proxy_host` keeps a port other than the scheme's.
+fn split_url(url: &[u8]) -> (Vec<u8>, Vec<u8>, Option<Vec<u8>>) {
+    let (https, rest) = if let Some(rest) = strip_prefix_ci(url, b"https://") {
+        (true, rest)
+    } else {
+        (false, strip_prefix_ci(url, b"http://").unwrap_or(url))
+    };
+    let end = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
+    let (authority, uri) = rest.split_at(end);
+    let default = if https { &b"443"[..] } else { &b"80"[..] };
+    let colon = authority
+        .iter()
+        .rposition(|&b| b == b':')
+        .filter(|&c| !authority[c..].contains(&b']'));
+    let (host, port) = match colon {
+        Some(c) => (&authority[..c], &authority[c + 1..]),
+        None => (authority, default),
+    };
+    let proxy_host = if port == default {
+        host.to_vec()
+    } else {
+        authority.to_vec()
+    };
+    let uri = (!uri.is_empty()).then(|| uri.to_vec());
+    (proxy_host, port.to_vec(), uri)
+}
+
+fn strip_prefix_ci<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
+}
+
+impl<'s> Req<'s> {
+    fn pass_parts(&self, pass: &ProxyPass) -> PassParts {
+        match &pass.target {
+            ProxyTarget::Dynamic(url) => {
+                let url = self.eval(url);
+                let (host, port, uri) = split_url(&url);
+                PassParts {
+                    host,
+                    port,
+                    uri,
+                    url,
+                    dynamic: true,
+                }
+            }
+            ProxyTarget::Group(_) | ProxyTarget::Peer(_) => PassParts {
+                host: pass.proxy_host.clone().into_bytes(),
+                // 0: `unix:`, where nginx's `$proxy_port` is empty.
+                port: match pass.proxy_port {
+                    0 => Vec::new(),
+                    n => n.to_string().into_bytes(),
+                },
+                uri: pass.uri.as_ref().map(|t| self.eval(t)),
+                url: pass.url.clone().into_bytes(),
+                dynamic: false,
+            },
+        }
+    }
+
+    /// The request head for `proxy_pass`, with `body` the framing of the
+    /// body that goes with it. Sets `$proxy_host`/`$proxy_port`.
+    pub(crate) fn proxy_head(&mut self, pass: &ProxyPass, body: BodyOut) -> RequestHead {
+        let parts = self.pass_parts(pass);
+        self.proxy = Some(ProxyFacts {
+            host: parts.host.clone(),
+            port: parts.port.clone(),
+            ..ProxyFacts::default()
+        });
+        let quoted = {
+            let path_end = self
+                .request_uri
+                .iter()
+                .position(|&b| b == b'?')
+                .unwrap_or(self.request_uri.len());
+            self.request_uri[..path_end].contains(&b'%')
+        };
+        let target = proxy::upstream_uri(&UriFacts {
+            pass_uri: parts.uri.as_deref(),
+            dynamic: parts.dynamic,
+            location: self.location_prefix().unwrap_or_default(),
+            valid_location: self.valid_location,
+            valid_unparsed: self.valid_unparsed,
+            escape: quoted || self.internal,
+            uri: &self.uri,
+            args: &self.args,
+            unparsed: &self.request_uri,
+        });
+        let settings = &*self.loc.config.proxy;
+        let http11 = settings.http_version == ProxyHttpVersion::Http11;
+        let set: Vec<(&str, Vec<u8>)> = settings
+            .set_headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), self.eval(value)))
+            .collect();
+        let headers = proxy::request_headers(
+            &set,
+            &parts.host,
+            &self.facts.headers,
+            settings.pass_request_headers,
+            body,
+        );
+        let find = |name: &[u8]| {
+            headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| h.value.clone())
+        };
+        let host = find(b"host");
+        let closes = headers.iter().any(|h| {
+            h.name.eq_ignore_ascii_case(b"connection")
+                && h.value
+                    .split(|&b| b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+        });
+        let q = target.iter().position(|&b| b == b'?');
+        let path = Bytes::copy_from_slice(&target[..q.unwrap_or(target.len())]);
+        let query = q.map_or_else(Bytes::new, |q| Bytes::copy_from_slice(&target[q + 1..]));
+        RequestHead {
+            method: self.method.clone(),
+            target: Bytes::from(target),
+            path,
+            query,
+            version: if http11 {
+                Version::Http11
+            } else {
+                Version::Http10
+            },
+            headers,
+            framing: match body {
+                BodyOut::None => BodyFraming::None,
+                BodyOut::Length(n) => BodyFraming::Length(n),
+                BodyOut::Chunked => BodyFraming::Chunked,
+            },
+            keep_alive: http11 && !closes,
+            expect_continue: false,
+            host,
+            head_len: 0,
+        }
+    }
+
+    /// The answer of a `proxy_pass` upstream, finished: Portico's own
+    /// answers (every peer failed) and intercepted upstream errors go
+    /// through `error_page`; the rest is relayed with `proxy_redirect`
+    /// applied and nginx's hidden headers dropped.
+    pub(crate) fn after_proxy(&mut self, pass: &ProxyPass, outcome: ProxyOutcome) -> Step {
+        let facts = self.proxy.get_or_insert_with(ProxyFacts::default);
+        facts.upstream_addr = outcome.upstream_addr;
+        facts.upstream_status = outcome.upstream_status;
+        facts.upstream_response_time = outcome.upstream_response_time;
+        let mut response = outcome.response;
+        let status = response.status;
+        if !outcome.from_upstream {
+            return self.special(status, Vec::new());
+        }
+        let config = self.loc.config;
+        if config.proxy.intercept_errors
+            && status >= 300
+            && config.error_pages.iter().any(|p| p.codes.contains(&status))
+        {
+            return self.special(status, Vec::new());
+        }
+        proxy::hide_headers(&mut response.headers, &config.proxy);
+        self.redirect_headers(pass, &mut response.headers);
+        Step::Out(Box::new(self.finish_upstream(response)))
+    }
+
+    /// `proxy_redirect` on `Location` and `Refresh` (a rewritten Location
+    /// that starts with `/` is made absolute, as nginx's header filter
+    /// does for the Location it set).
+    fn redirect_headers(&self, pass: &ProxyPass, headers: &mut [(Bytes, Bytes)]) {
+        let settings = &*self.loc.config.proxy;
+        let parts;
+        let mut rules: Vec<Redirect<'_>> = Vec::new();
+        match &settings.redirect {
+            ProxyRedirect::Off => return,
+            ProxyRedirect::Default => {
+                parts = self.pass_parts(pass);
+                if parts.dynamic {
+                    return;
+                }
+                match (&parts.uri, self.location_prefix()) {
+                    (Some(_), Some(location)) => rules.push(Redirect::Prefix {
+                        from: parts.url.clone(),
+                        to: location.to_vec(),
+                    }),
+                    (Some(_), None) => return,
+                    (None, _) => {
+                        let mut from = parts.url.clone();
+                        from.push(b'/');
+                        rules.push(Redirect::Prefix {
+                            from,
+                            to: b"/".to_vec(),
+                        });
+                    }
+                }
+            }
+            ProxyRedirect::Rules(list) => {
+                for rule in list {
+                    rules.push(match &rule.from {
+                        RedirectFrom::Text(from) => Redirect::Prefix {
+                            from: self.eval(from),
+                            to: self.eval(&rule.to),
+                        },
+                        RedirectFrom::Regex(pattern) => Redirect::Regex {
+                            regex: &pattern.regex,
+                            to: &rule.to,
+                        },
+                    });
+                }
+            }
+        }
+        let eval = |t: &Template, caps: &Captures| self.eval_with(t, caps);
+        let base = headers::redirect_base(
+            self.facts.scheme,
+            &self.redirect_host(),
+            self.facts.local.map(|a| a.port()),
+        );
+        for (name, value) in headers.iter_mut() {
+            if name.eq_ignore_ascii_case(b"location") {
+                if let Some(mut new) = proxy::rewrite_redirect(value, 0, &rules, &eval) {
+                    if new.first() == Some(&b'/') {
+                        new.splice(0..0, base.iter().copied());
+                    }
+                    *value = Bytes::from(new);
+                }
+            } else if name.eq_ignore_ascii_case(b"refresh")
+                && let Some(at) = proxy::refresh_url_at(value)
+                && let Some(new) = proxy::rewrite_redirect(value, at, &rules, &eval)
+            {
+                *value = Bytes::from(new);
+            }
+        }
+    }
+
+    /// A template's value with `captures` as `$1`.. (a `proxy_redirect`
+    /// regex's replacement).
+    fn eval_with(&self, template: &Template, captures: &Captures) -> Vec<u8> {
+        let mut out = Vec::new();
+        let cx = VarContext {
+            captures,
+            ..self.var_context(&self.uri)
+        };
+        vars::eval(template, &cx, &mut out);
+        out
+    }
+}
