@@ -13,7 +13,10 @@ The one allowed difference is asserted, not skipped: where the config leaves
 `HTTP/1.0` and `Connection: close`; Portico takes nginx 1.29.7+'s defaults
 (reference §7): `HTTP/1.1` and no Connection header, everything else identical
 (`as_nginx_1_29`). With `proxy_http_version 1.0` (or 1.1 + `Connection ""`)
-written in the config, Portico must send exactly what nginx 1.22 sends. In
+written in the config, Portico must send exactly what nginx 1.22 sends. And a
+request target with raw non-ASCII bytes, which nginx proxies, Portico refuses
+with 400 (REFUSED_BY_PORTICO, docs/compat.md). Response fields are compared as
+a set (their order carries no meaning; repeated ones keep theirs). In
 self-test mode (NGINX_DIFF_SELFTEST=1) both sides are nginx 1.22: equal.
 
 Skipped (nginx_diff.proxy_live_mark) only while `portico -t` refuses proxy_pass.
@@ -157,9 +160,21 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("method,target,headers,body,kw,defaults",
-                         [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_upstream_receives_what_nginx_sends(pair, method, target, headers, body, kw, defaults):
+# Requests Portico refuses on purpose where nginx 1.22 proxies them (asserted, not skipped):
+# id -> why. The request never reaches the upstream: Portico answers 400 itself.
+REFUSED_BY_PORTICO = {
+    "plain-utf8": "raw non-ASCII bytes in the request target (docs/compat.md: strict parsing)",
+}
+
+
+@pytest.mark.parametrize("case,method,target,headers,body,kw,defaults", CASES,
+                         ids=[c[0] for c in CASES])
+def test_upstream_receives_what_nginx_sends(pair, case, method, target, headers, body, kw,
+                                           defaults):
+    if case in REFUSED_BY_PORTICO and not SELFTEST:
+        a, b = pair.both(method, target, headers, body, **kw)
+        assert (a.status, b.status) == (200, 400), (REFUSED_BY_PORTICO[case], a, b)
+        return
     if method == "HEAD":
         # the backend's record is in the body: ask it for the HEAD with a GET's twin
         a, b = pair.both("HEAD", target, headers, body, **kw)
@@ -248,18 +263,22 @@ RESPONSE_HEADERS = [
 
 
 def response_view(answer, ports):
-    """The response headers a proxy passes on, in order, values port-normalised; its
-    own Date/Server shown as "(own)" (the backend's are fixed, so a passed one shows)."""
+    """The response headers a proxy passes on, values port-normalised, its own
+    Date/Server shown as "(own)" (the backend's are fixed, so a passed one shows).
+    Sorted by name, keeping the order of repeated ones (Set-Cookie): the order of
+    different fields carries no meaning and is not compared."""
     out = []
     for k, v in answer.raw_headers:
         if k.lower() == "date" and v != "Thu, 01 Jan 2015 00:00:00 GMT":
             v = "(own)"
         elif k.lower() == "server" and v != "echo-backend":
             v = "(own)"
-        elif k.lower() == "connection" or k.lower() == "keep-alive":
-            continue  # the client connection's own framing, not the upstream's
+        elif k.lower() in ("connection", "keep-alive", "content-length"):
+            # the client connection's own; and the length of the echoed record, which
+            # differs by the allowed request difference (see the module doc)
+            continue
         out.append((k.lower(), normalise_ports(v, ports)))
-    return answer.status, out
+    return answer.status, sorted(out, key=lambda kv: kv[0])
 
 
 @pytest.mark.parametrize("target", ["/plain/r", "/hide/r"])
