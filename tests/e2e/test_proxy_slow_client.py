@@ -10,7 +10,8 @@ write is still blocked after two seconds, as long as the client reads slowly. Fo
 1 MiB that needs `listen ... sndbuf=16k` (port `port`), honoured by both sides:
 without it Linux grows the proxy's send buffer to the client past 1 MiB on
 loopback and the kernel alone swallows the response (observed with nginx 1.22:
-0.15-0.3 s, unbuffered). So the same is also shown without any socket option
+0.15-0.3 s, unbuffered). Portico accepts `sndbuf=` without applying it
+(docs/nginx.md): for its side that control asserts the kernel took the 1 MiB. So the same is also shown without any socket option
 (port `port2`) with 16 MiB, more than the kernel holds: unbuffered, held;
 buffered, freed at once (nginx: 0.04 s, to its temp file).
 
@@ -28,7 +29,7 @@ import pytest
 
 import nginx_diff
 from echo_backend import EchoBackends
-from nginx_diff import DiffPair
+from nginx_diff import SELFTEST, DiffPair
 
 pytestmark = nginx_diff.proxy_live_mark()
 
@@ -104,6 +105,10 @@ def slow_read(pair, side, backend, target, seconds, size=MIB, port="port"):
 
 
 CASES = [("1MiB-sndbuf", MIB, "port"), ("16MiB", BIG, "port2")]
+# docs/nginx.md: Portico accepts `listen ... sndbuf=` and does not apply it, so the
+# kernel takes a whole 1 MiB even unbuffered: asserted for its side, as a known
+# difference (the 16 MiB control shows its unbuffered streaming holds the upstream).
+SNDBUF_APPLIED = {"nginx": True, "portico": SELFTEST}
 
 
 @pytest.mark.parametrize("side", ["nginx", "portico"])
@@ -121,6 +126,11 @@ def test_unbuffered_slow_client_holds_the_upstream(pair, big, side, size, port):
     """The control: without buffering the upstream waits for the client."""
     written, got = slow_read(pair, side, big, "/unbuffered/slow", HELD_FOR, size, port)
     assert len(got) >= 2 and b"HTTP/1.1 200 OK".startswith(got), got  # 1 byte a second
+    if port == "port" and not SNDBUF_APPLIED[side]:
+        assert written is not None, (
+            f"{side}: held the upstream with `listen ... sndbuf=16k`: it applies sndbuf now; "
+            "set SNDBUF_APPLIED and docs/nginx.md")
+        return
     hint = " (does it honour `listen ... sndbuf=16k`?)" if port == "port" else ""
     assert written is None, f"{side}: unbuffered, yet the backend wrote {size} bytes in " \
                             f"{written:.3f} s{hint}"
