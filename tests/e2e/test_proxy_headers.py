@@ -212,6 +212,28 @@ def test_pinned_uri_forms(pair):
     assert line("/vars/a%20b?x=1") == "GET /v/vars/a b?x=1 HTTP/1.0"
 
 
+# (location, connections nginx 1.22 opens for 4 sequential requests, Portico's)
+CONNECTIONS = [
+    ("/named/", 4, 1),    # an upstream block: 1.29.7+ keeps 32 idle connections (reference §7)
+    ("/plain/", 4, 4),    # proxy_pass to an address: no cache, one connection per request
+    ("/v10/", 4, 4),      # proxy_http_version 1.0: Connection: close, as 1.22
+]
+
+
+@pytest.mark.parametrize("location,nginx_conns,portico_conns", CONNECTIONS,
+                         ids=[c[0].strip("/") for c in CONNECTIONS])
+def test_upstream_connections(pair, location, nginx_conns, portico_conns):
+    """How many upstream connections 4 sequential requests use (the echo backend numbers
+    its connections): the allowed difference of nginx 1.29.7+'s keep-alive to upstream
+    blocks, asserted per side. (`keepalive 0`, 1.29.7's way back, is refused by nginx
+    1.22: it cannot be run on both sides.)"""
+    for side, expected in (("nginx", nginx_conns),
+                           ("portico", nginx_conns if SELFTEST else portico_conns)):
+        conns = {json.loads(pair.fetch(side, "GET", f"{location}c{i}").body)["conn"]
+                 for i in range(4)}
+        assert len(conns) == expected, (side, location, sorted(conns))
+
+
 def test_upstream_receives_seed000_defaults(seeds):
     """Seed 000 verbatim: Host is `$proxy_host` (127.0.0.1:PORT of proxy_pass), not the
     client's, as the seed's prose says ("这个值为配置项proxy_pass后的值")."""
