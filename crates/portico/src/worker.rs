@@ -128,7 +128,7 @@ pub(crate) fn worker_main(
             return EXIT_WORKER_FAILED;
         }
     };
-    let (handler, router) = front(config, site, handler);
+    let (handler, router, background) = front(config, site, handler);
     let options = ServeOptions {
         log: log_config(config, ctx.wid as u32),
         reopen_log: log_reopener(config, router),
@@ -138,6 +138,7 @@ pub(crate) fn worker_main(
         hooks: Some(runtime),
         nginx_pages: site.is_some(),
         limit_post: config.limit_post,
+        background,
     };
     let pid = std::process::id();
     let wid = ctx.wid;
