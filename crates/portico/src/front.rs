@@ -78,32 +78,40 @@ impl SiteSetup {
     }
 }
 
+/// What a serving process answers with, and runs beside.
+pub(crate) struct Front {
+    pub handler: Arc<dyn Handler>,
+    /// With `-c nginx.conf`, the Site router the handler is (kept to
+    /// reopen its `access_log` files on `-s reopen`).
+    pub router: Option<Arc<SiteHandler>>,
+    /// The upstream blocks' background tasks (checks, re-resolution).
+    pub background: Vec<BackgroundTask>,
+    /// Every `upstream {}` block's group in this process, by name (the
+    /// stats publish their peers).
+    pub groups: Vec<(String, Arc<GroupSlot>)>,
+}
+
 /// The handler for this process and the tasks to run beside it.
 pub(crate) fn front_handler(
     config: &Config,
     site: Option<&SiteSetup>,
     app: Option<WsgiHandler>,
 ) -> (Arc<dyn Handler>, Vec<BackgroundTask>) {
-    let (handler, _, tasks) = front(config, site, app);
-    (handler, tasks)
+    let f = front(config, site, app);
+    (f.handler, f.background)
 }
 
-/// The handler for this process, with `-c nginx.conf` the Site router it
-/// is (kept to reopen its `access_log` files on `-s reopen`), and the
-/// upstream blocks' background tasks.
-pub(crate) fn front(
-    config: &Config,
-    site: Option<&SiteSetup>,
-    app: Option<WsgiHandler>,
-) -> (
-    Arc<dyn Handler>,
-    Option<Arc<SiteHandler>>,
-    Vec<BackgroundTask>,
-) {
+/// The handler for this process and what goes with it ([`Front`]).
+pub(crate) fn front(config: &Config, site: Option<&SiteSetup>, app: Option<WsgiHandler>) -> Front {
     let has_app = app.is_some();
     let app = with_statics(config, app);
     let Some(setup) = site else {
-        return (app, None, Vec::new());
+        return Front {
+            handler: app,
+            router: None,
+            background: Vec::new(),
+            groups: Vec::new(),
+        };
     };
     let own_sockets: Vec<SiteAddr> = setup
         .site
@@ -140,13 +148,18 @@ pub(crate) fn front(
         };
         upstreams.push((target.clone(), handler));
     }
-    let (proxies, tasks) = proxy_upstreams(&setup.site);
+    let (proxies, background, groups) = proxy_upstreams(&setup.site);
     let router = Arc::new(
         SiteHandler::new(setup.site.clone(), setup.prefix.clone(), upstreams)
             .with_app(app)
             .with_proxies(proxies),
     );
-    (router.clone(), Some(router), tasks)
+    Front {
+        handler: router.clone(),
+        router: Some(router),
+        background,
+        groups,
+    }
 }
 
 /// One `upstream {}` block's shared parts in this worker: its balancer
@@ -165,8 +178,9 @@ struct GroupParts {
 /// with variables is wired when its host is literal (`http://app/v$uri`):
 /// the engine sends the URI it evaluates to. A location that cannot be
 /// wired is logged and answers 502. Also returns the blocks' background
-/// tasks ([`background_tasks`]).
-fn proxy_upstreams(site: &Site) -> (ProxyMap, Vec<BackgroundTask>) {
+/// tasks ([`background_tasks`]) and their groups by name.
+#[allow(clippy::type_complexity)]
+fn proxy_upstreams(site: &Site) -> (ProxyMap, Vec<BackgroundTask>, Vec<(String, Arc<GroupSlot>)>) {
     let mut groups: Vec<GroupParts> = Vec::new();
     let mut tasks = Vec::new();
     let mut map = ProxyMap::new();
@@ -196,7 +210,8 @@ fn proxy_upstreams(site: &Site) -> (ProxyMap, Vec<BackgroundTask>) {
             ),
         }
     }
-    (map, tasks)
+    let groups = groups.into_iter().map(|g| (g.name, g.slot)).collect();
+    (map, tasks, groups)
 }
 
 /// Where a `proxy_pass` goes: an `upstream {}` block or an address.
