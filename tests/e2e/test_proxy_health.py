@@ -7,6 +7,7 @@ takes a live peer out; a `resolve` name serves.
 """
 
 import http.server
+import json
 import re
 import shutil
 import socket
@@ -169,5 +170,42 @@ def test_a_resolve_name_serves(site):
         status, upstream, body = get(ports["port"], "/named/")
         assert (status, body) == (200, "A")
         assert upstream.endswith(f":{ports['a']}")
+    finally:
+        server.stop()
+
+
+def test_stats_and_metrics_show_each_workers_peers(site):
+    d, ports, backends, make = site
+    server = Server(["-p", f"{d}/", "-c", str(d / "portico.conf"),
+                     "--stats", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+    try:
+        server.wait_for_line(r"ready to serve", timeout=30)
+        stats = server.wait_for_line(r"Stats server enabled on (\S+):(\d+)").groups()
+        metrics = server.wait_for_line(r"Prometheus metrics enabled on (\S+):(\d+)").groups()
+        get(ports["port"])
+        dead = f"127.0.0.1:{ports['b']}"
+
+        def peers():
+            with socket.create_connection((stats[0], int(stats[1])), timeout=5) as s:
+                raw = b"".join(iter(lambda: s.recv(65536), b""))
+            return {(p["upstream"], p["peer"]): p for p in json.loads(raw)["upstreams"]}
+
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            seen = peers()
+            if seen.get(("backend", dead), {}).get("state") == "unhealthy" and seen.get(
+                ("backend", f"127.0.0.1:{ports['a']}"), {}
+            ).get("requests"):
+                break
+            time.sleep(0.2)
+        entry = seen[("backend", dead)]
+        assert entry["state"] == "unhealthy", seen
+        assert entry["requests"] == 0 and entry["health_checks"]["fails"] >= 1, entry
+        assert entry["worker"] == 1
+        assert seen[("named", f"127.0.0.1:{ports['a']}")]["state"] == "up", seen
+        with urllib.request.urlopen(f"http://{metrics[0]}:{metrics[1]}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        assert (f'portico_upstream_peer_state{{worker="1",upstream="backend",peer="{dead}",'
+                f'state="unhealthy"}} 1') in text, text
     finally:
         server.stop()
