@@ -90,6 +90,15 @@ fn states(slot: &GroupSlot) -> Vec<PeerState> {
         .collect()
 }
 
+/// Wait (at most 3 s) until the peers' states are `want`.
+async fn wait_for(slot: &GroupSlot, want: &[PeerState]) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while states(slot) != want && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(states(slot), want);
+}
+
 /// A port nothing listens on (bound, then released).
 async fn dead_port() -> SocketAddr {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -105,8 +114,7 @@ async fn a_dead_peer_leaves_before_requests_reach_it_and_comes_back_on_its_own()
     let up = upstream(&[alive.addr, dead]);
     let slot = slot_of(&up);
     let task = tokio::spawn(checker(&slot, health_check(200, None)).run());
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(states(&slot), vec![PeerState::Up, PeerState::Unhealthy]);
+    wait_for(&slot, &[PeerState::Up, PeerState::Unhealthy]).await;
 
     let proxy = HttpProxy::in_slot(slot.clone(), Arc::new(ProxySettings::default()), None);
     for _ in 0..6 {
@@ -122,8 +130,7 @@ async fn a_dead_peer_leaves_before_requests_reach_it_and_comes_back_on_its_own()
     assert_eq!((stats[1].requests, stats[1].failures), (0, 0));
 
     let _back = Backend::start_at(&dead.to_string(), |_| Act::Reply(ok())).await;
-    tokio::time::sleep(Duration::from_millis(450)).await;
-    assert_eq!(states(&slot), vec![PeerState::Up, PeerState::Up]);
+    wait_for(&slot, &[PeerState::Up, PeerState::Up]).await;
     let mut seen = Vec::new();
     for _ in 0..4 {
         seen.push(proxy.forward(call()).await.upstream_addr);
