@@ -6,6 +6,10 @@
 //! `proxy_pass` locations get an [`HttpProxy`] each, over one balancer
 //! group per `upstream {}` block (built here, in the worker, so peer state
 //! is per worker as in nginx) or an implicit group for a literal address.
+//! A block with `health_check` or `server ... resolve` also gets its
+//! background tasks (checks, re-resolution) here, returned to be spawned by
+//! `serve` before the first accept: checks start with the worker, not with
+//! its first request, so a dead peer is out before requests reach it.
 
 use std::net::ToSocketAddrs;
 use std::path::PathBuf;
@@ -16,13 +20,15 @@ use portico_config::site::{
     Balancer, Content, Listen, ListenAddr as SiteAddr, ListenProtocol, Location, ProxyTarget,
     Server, Site, Template, TemplatePart, UpstreamTarget,
 };
+use portico_proxy::background::check::HealthChecker;
+use portico_proxy::background::reresolve::{Reresolver, system_lookup};
 use portico_proxy::balance::resolve_target;
 use portico_proxy::{
-    ConnPool, HttpProxy, UpstreamGroup, UwsgiSettings, UwsgiUpstream, upstream_pool,
+    ConnPool, GroupSlot, HttpProxy, UpstreamGroup, UwsgiSettings, UwsgiUpstream, upstream_pool,
 };
 use portico_server::{
-    BoundListener, Handler, ListenAddress, NotFound, ProxyMap, ProxyUpstream, SiteHandler,
-    StaticConfig, StaticMap, UpstreamMap, Wire, WithStatic, proxy_locations,
+    BackgroundTask, BoundListener, Handler, ListenAddress, NotFound, ProxyMap, ProxyUpstream,
+    SiteHandler, StaticConfig, StaticMap, UpstreamMap, Wire, WithStatic, proxy_locations,
 };
 use portico_supervisor::ReloadCheck;
 use portico_wsgi::WsgiHandler;
@@ -72,26 +78,40 @@ impl SiteSetup {
     }
 }
 
-/// The handler for this process.
+/// What a serving process answers with, and runs beside.
+pub(crate) struct Front {
+    pub handler: Arc<dyn Handler>,
+    /// With `-c nginx.conf`, the Site router the handler is (kept to
+    /// reopen its `access_log` files on `-s reopen`).
+    pub router: Option<Arc<SiteHandler>>,
+    /// The upstream blocks' background tasks (checks, re-resolution).
+    pub background: Vec<BackgroundTask>,
+    /// Every `upstream {}` block's group in this process, by name (the
+    /// stats publish their peers).
+    pub groups: Vec<(String, Arc<GroupSlot>)>,
+}
+
+/// The handler for this process and the tasks to run beside it.
 pub(crate) fn front_handler(
     config: &Config,
     site: Option<&SiteSetup>,
     app: Option<WsgiHandler>,
-) -> Arc<dyn Handler> {
-    front(config, site, app).0
+) -> (Arc<dyn Handler>, Vec<BackgroundTask>) {
+    let f = front(config, site, app);
+    (f.handler, f.background)
 }
 
-/// The handler for this process, and with `-c nginx.conf` the Site router
-/// it is (kept to reopen its `access_log` files on `-s reopen`).
-pub(crate) fn front(
-    config: &Config,
-    site: Option<&SiteSetup>,
-    app: Option<WsgiHandler>,
-) -> (Arc<dyn Handler>, Option<Arc<SiteHandler>>) {
+/// The handler for this process and what goes with it ([`Front`]).
+pub(crate) fn front(config: &Config, site: Option<&SiteSetup>, app: Option<WsgiHandler>) -> Front {
     let has_app = app.is_some();
     let app = with_statics(config, app);
     let Some(setup) = site else {
-        return (app, None);
+        return Front {
+            handler: app,
+            router: None,
+            background: Vec::new(),
+            groups: Vec::new(),
+        };
     };
     let own_sockets: Vec<SiteAddr> = setup
         .site
@@ -128,20 +148,25 @@ pub(crate) fn front(
         };
         upstreams.push((target.clone(), handler));
     }
-    let proxies = proxy_upstreams(&setup.site);
+    let (proxies, background, groups) = proxy_upstreams(&setup.site);
     let router = Arc::new(
         SiteHandler::new(setup.site.clone(), setup.prefix.clone(), upstreams)
             .with_app(app)
             .with_proxies(proxies),
     );
-    (router.clone(), Some(router))
+    Front {
+        handler: router.clone(),
+        router: Some(router),
+        background,
+        groups,
+    }
 }
 
 /// One `upstream {}` block's shared parts in this worker: its balancer
 /// group and, under an explicit `keepalive N`, its one keep-alive pool.
 struct GroupParts {
     name: String,
-    group: Arc<UpstreamGroup>,
+    slot: Arc<GroupSlot>,
     shared_pool: Option<Arc<ConnPool>>,
 }
 
@@ -152,9 +177,12 @@ struct GroupParts {
 /// group of the addresses its name resolves to, without keep-alive. A URL
 /// with variables is wired when its host is literal (`http://app/v$uri`):
 /// the engine sends the URI it evaluates to. A location that cannot be
-/// wired is logged and answers 502.
-fn proxy_upstreams(site: &Site) -> ProxyMap {
+/// wired is logged and answers 502. Also returns the blocks' background
+/// tasks ([`background_tasks`]) and their groups by name.
+#[allow(clippy::type_complexity)]
+fn proxy_upstreams(site: &Site) -> (ProxyMap, Vec<BackgroundTask>, Vec<(String, Arc<GroupSlot>)>) {
     let mut groups: Vec<GroupParts> = Vec::new();
+    let mut tasks = Vec::new();
     let mut map = ProxyMap::new();
     for (id, location, pass) in proxy_locations(site) {
         let settings = location.config.proxy.clone();
@@ -164,7 +192,7 @@ fn proxy_upstreams(site: &Site) -> ProxyMap {
             ProxyTarget::Dynamic(url) => dynamic_target(site, url),
         };
         let proxy = match target {
-            Ok(Via::Group(name)) => group_proxy(site, &name, settings, &mut groups),
+            Ok(Via::Group(name)) => group_proxy(site, &name, settings, &mut groups, &mut tasks),
             Ok(Via::Peer(target)) => resolve_target(&target)
                 .map(|addrs| {
                     let group = UpstreamGroup::implicit(&shown(&target), addrs);
@@ -182,7 +210,8 @@ fn proxy_upstreams(site: &Site) -> ProxyMap {
             ),
         }
     }
-    map
+    let groups = groups.into_iter().map(|g| (g.name, g.slot)).collect();
+    (map, tasks, groups)
 }
 
 /// Where a `proxy_pass` goes: an `upstream {}` block or an address.
@@ -241,6 +270,7 @@ fn group_proxy(
     name: &str,
     settings: Arc<portico_config::site::ProxySettings>,
     groups: &mut Vec<GroupParts>,
+    tasks: &mut Vec<BackgroundTask>,
 ) -> Result<HttpProxy, String> {
     let Some(up) = site.upstreams.iter().find(|u| u.name == name) else {
         return Err(format!("no upstream \"{name}\""));
@@ -248,9 +278,11 @@ fn group_proxy(
     if !groups.iter().any(|g| g.name == name) {
         let group = UpstreamGroup::resolve(up)
             .map_err(|e| format!("upstream \"{name}\" ({}): {e}", up.origin))?;
+        let slot = Arc::new(GroupSlot::new(Arc::new(group)));
+        tasks.extend(background_tasks(up, &slot, &settings));
         groups.push(GroupParts {
             name: name.to_string(),
-            group: Arc::new(group),
+            slot,
             shared_pool: up.keepalive.and_then(|_| upstream_pool(up)),
         });
     }
@@ -261,7 +293,7 @@ fn group_proxy(
         Some(_) => parts.shared_pool.clone(),
         None => upstream_pool(up),
     };
-    let proxy = HttpProxy::new(parts.group.clone(), settings, pool);
+    let proxy = HttpProxy::in_slot(parts.slot.clone(), settings, pool);
     Ok(match &up.balancer {
         Balancer::Hash { key, .. } => match Template::parse(key) {
             Ok(key) => proxy.with_hash_key(key),
@@ -272,6 +304,41 @@ fn group_proxy(
         },
         _ => proxy,
     })
+}
+
+/// The background tasks of the block `up` in this worker: its health
+/// checks (the first `health_check` of the locations proxying to it, with
+/// the timeouts of the first such location: one set of per-peer counters
+/// per block) and the re-resolution of its `server ... resolve` names.
+fn background_tasks(
+    up: &portico_config::site::Upstream,
+    slot: &Arc<GroupSlot>,
+    settings: &portico_config::site::ProxySettings,
+) -> Vec<BackgroundTask> {
+    let mut tasks: Vec<BackgroundTask> = Vec::new();
+    if let Some(check) = up.health_checks.first() {
+        if up.health_checks.iter().any(|c| c != check) {
+            portico_server::logln!(
+                "upstream \"{}\": several different health_check directives, the one in {} is used",
+                up.name,
+                check.origin
+            );
+        }
+        let checker = HealthChecker::new(
+            slot.clone(),
+            &up.name,
+            check.clone(),
+            settings.connect_timeout,
+            settings.read_timeout,
+        );
+        tasks.push(Arc::new(move || Box::pin(checker.clone().run())));
+    }
+    let up = Arc::new(up.clone());
+    if let Some(r) = Reresolver::new(slot.clone(), up, system_lookup()) {
+        let r = Arc::new(r);
+        tasks.push(Arc::new(move || Box::pin(r.clone().run())));
+    }
+    tasks
 }
 
 /// Every `uwsgi_pass` target of the site, with the first location naming it.

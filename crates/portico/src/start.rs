@@ -340,25 +340,22 @@ fn serve_single(
         },
     )
     .map_err(anyhow::Error::msg)?;
+    let (handler, background) = front_handler(config, site, handler);
     let options = ServeOptions {
         log: log_config(config, 0),
+        background,
         shutdown_grace: config.process.reload_mercy,
         nginx_pages: site.is_some(),
         limit_post: config.limit_post,
         ..ServeOptions::default()
     };
     let threads = config.threads;
-    serve(
-        listeners,
-        front_handler(config, site, handler),
-        options,
-        || {
-            portico_server::logln!(
-                "*** portico is ready to serve (pid: {}, threads: {threads}) ***",
-                std::process::id()
-            );
-        },
-    )
+    serve(listeners, handler, options, || {
+        portico_server::logln!(
+            "*** portico is ready to serve (pid: {}, threads: {threads}) ***",
+            std::process::id()
+        );
+    })
     .context("serving")?;
     vacuum(config);
     Ok(())

@@ -18,6 +18,7 @@ use portico_server::{
     ProxyCall, ProxyFuture, ProxyOutcome, ProxyUpstream, Request, RequestSource, Response,
 };
 
+use crate::background::GroupSlot;
 use crate::balance::{Outcome, PickInput, TEMPORARILY_DISABLED, UpstreamGroup};
 use crate::error::{ErrorKind, Level, Phase, ProxyError, Side};
 use crate::error_page::error_response;
@@ -32,7 +33,8 @@ pub struct HttpProxy {
 }
 
 struct Inner {
-    group: Arc<UpstreamGroup>,
+    /// The block's current group (re-resolution may replace it).
+    group: Arc<GroupSlot>,
     settings: Arc<ProxySettings>,
     peer: http::PeerSettings,
     filter: HeaderFilter,
@@ -62,6 +64,16 @@ impl HttpProxy {
     /// per `upstream {}` block; see [`upstream_pool`]).
     pub fn new(
         group: Arc<UpstreamGroup>,
+        settings: Arc<ProxySettings>,
+        pool: Option<Arc<ConnPool>>,
+    ) -> HttpProxy {
+        HttpProxy::in_slot(Arc::new(GroupSlot::new(group)), settings, pool)
+    }
+
+    /// Through whatever group `slot` holds when a request starts (a block
+    /// with `server ... resolve` gets its group replaced while running).
+    pub fn in_slot(
+        group: Arc<GroupSlot>,
         settings: Arc<ProxySettings>,
         pool: Option<Arc<ConnPool>>,
     ) -> HttpProxy {
@@ -209,7 +221,7 @@ impl Inner {
             }
         };
         let mut tries = Tries::default();
-        let group = self.group.clone();
+        let group = self.group.current();
         let mut attempt = group.start(PickInput {
             client_ip,
             hash_key: hash_key.as_deref(),

@@ -38,7 +38,7 @@ pub use listener::{
 pub use log::{AccessLog, LogConfig, LogFormat, set_log_date, write_log_line};
 pub use portico_proto::http1::{Header, RequestHead, Version};
 pub use portico_proto::uwsgi::UwsgiPacket;
-pub use serve::{ServeOptions, StopReason, serve};
+pub use serve::{BackgroundTask, ServeOptions, StopReason, serve};
 pub use site::{LocationId, ProxyMap, SiteHandler, UpstreamMap, proxy_locations};
 pub use statics::{StaticConfig, StaticMap, WithStatic, mime_type};
 pub use upstream::{ProxyCall, ProxyFuture, ProxyOutcome, ProxyUpstream};

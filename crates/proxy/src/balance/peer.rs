@@ -44,6 +44,24 @@ pub(crate) struct Peer {
     pub requests: u64,
     /// Stats: tries released as failed.
     pub failures: u64,
+    /// Active health checks (`health_check`): out of rotation while
+    /// `check.unhealthy`, whatever passive health says.
+    pub check: CheckState,
+}
+
+/// A peer's active health-check record (`health::record_check` keeps it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CheckState {
+    /// Failed `fails` checks in a row and not yet passed `passes` in a row.
+    pub unhealthy: bool,
+    /// Consecutive failed checks.
+    pub fails_in_row: u32,
+    /// Consecutive passed checks.
+    pub passes_in_row: u32,
+    /// Stats: checks made.
+    pub checks: u64,
+    /// Stats: checks failed.
+    pub check_fails: u64,
 }
 
 impl Peer {
@@ -79,6 +97,7 @@ impl Peer {
             down,
             requests: 0,
             failures: 0,
+            check: CheckState::default(),
         }
     }
 
@@ -94,9 +113,10 @@ impl Peer {
         self.max_conns != 0 && self.conns >= self.max_conns
     }
 
-    /// Neither down, failed nor full (the tried bit is the caller's).
+    /// Neither down, failing its health checks, failed nor full (the
+    /// tried bit is the caller's).
     pub fn usable(&self, now: i64) -> bool {
-        !self.down && !self.failed(now) && !self.full()
+        !self.down && !self.check.unhealthy && !self.failed(now) && !self.full()
     }
 
     /// What every method does to the peer it picks (besides `conns++`):

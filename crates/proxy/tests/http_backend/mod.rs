@@ -47,7 +47,15 @@ pub struct Backend {
 
 impl Backend {
     pub async fn start(act: impl Fn(usize) -> Act + Send + Sync + 'static) -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Backend::start_at("127.0.0.1:0", act).await
+    }
+
+    /// On a given address (a peer that comes back on its old port).
+    pub async fn start_at(
+        addr: &str,
+        act: impl Fn(usize) -> Act + Send + Sync + 'static,
+    ) -> Backend {
+        let listener = TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let stats = Arc::new(Stats::default());
         let act = Arc::new(act);
