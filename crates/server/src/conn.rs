@@ -307,6 +307,9 @@ pub(crate) async fn serve_connection<R, W>(
         drop(slot);
         if !done.persist {
             let _ = writer.shutdown().await;
+            if done.unread_body {
+                linger_for(reader, UNREAD_BODY_LINGER_MAX).await;
+            }
             return;
         }
         served += 1;
@@ -359,6 +362,10 @@ pub(crate) struct Exchanged {
     pub persist: bool,
     /// How long it may idle before that request (`None`: the default).
     pub idle_timeout: Option<Duration>,
+    /// The client may still be sending a request body nobody read: read
+    /// and discard it before closing (nginx's lingering close), or the
+    /// close turns into a reset that destroys the answer.
+    pub unread_body: bool,
 }
 
 /// Hand the request to the handler's future, feed its body on demand,
@@ -518,6 +525,7 @@ where
         body_bytes: body_writer.sent,
         persist,
         idle_timeout,
+        unread_body: body_blocks_reuse,
     })
 }
 
@@ -666,11 +674,19 @@ const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Bytes read and discarded at most while lingering.
 const LINGER_MAX: usize = 256 * 1024;
 
+/// Bytes of an unread request body read and discarded at most after the
+/// answer, so a client still sending it gets to read the answer.
+const UNREAD_BODY_LINGER_MAX: usize = 16 * 1024 * 1024;
+
 pub(crate) async fn linger<R: AsyncRead + Unpin>(reader: &mut R) {
+    linger_for(reader, LINGER_MAX).await;
+}
+
+async fn linger_for<R: AsyncRead + Unpin>(reader: &mut R, max: usize) {
     let deadline = tokio::time::Instant::now() + LINGER_TIMEOUT;
     let mut scratch = vec![0u8; 16 * 1024];
     let mut total = 0;
-    while total < LINGER_MAX {
+    while total < max {
         tokio::select! {
             read = reader.read(&mut scratch) => match read {
                 Ok(0) | Err(_) => return,
