@@ -36,8 +36,8 @@ START_TIMEOUT = 30.0
 class Server:
     """A running portico process with its log captured line by line."""
 
-    def __init__(self, args, env=None, cwd=None):
-        self.args = [str(BIN)] + [str(a) for a in args]
+    def __init__(self, args, env=None, cwd=None, binary=None):
+        self.args = [str(binary or BIN)] + [str(a) for a in args]
         full_env = dict(os.environ)
         full_env.pop("VIRTUAL_ENV", None)
         if env:
@@ -167,14 +167,15 @@ def has_listener(args):
 
 @pytest.fixture
 def portico_server():
-    """Factory: portico_server(*args, env=None, cwd=None, listeners=None) -> started Server."""
+    """Factory: portico_server(*args, env=None, cwd=None, listeners=None, binary=None)
+    -> started Server (`binary`: another portico than BIN, e.g. one pip installed)."""
     started = []
 
-    def start(*args, env=None, cwd=None, listeners=None, wait=True):
+    def start(*args, env=None, cwd=None, listeners=None, wait=True, binary=None):
         args = list(args)
         if not has_listener(args):
             args = ["--http", "127.0.0.1:0"] + args
-        server = Server(args, env=env, cwd=cwd)
+        server = Server(args, env=env, cwd=cwd, binary=binary)
         started.append(server)
         if wait:
             count = listeners or sum(

@@ -359,7 +359,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.listeners.is_empty() {
             return Err(ConfigError::Invalid(
-                "no listener: give at least one --http ADDR or --http-socket ADDR".into(),
+                "no listener: give at least one --http ADDR, --http-socket ADDR or --socket ADDR (uwsgi protocol, for nginx's uwsgi_pass)".into(),
             ));
         }
         let serves_files = !self.statics.maps.is_empty() || !self.statics.check_static.is_empty();

@@ -391,6 +391,21 @@ fn shown(target: &UpstreamTarget) -> String {
     }
 }
 
+/// Log each static mapping (`static-map /URL -> DIR`), once, in the process
+/// that starts the workers (each worker builds its own handler silently).
+pub(crate) fn log_static_maps(config: &Config) {
+    let s = &config.statics;
+    let maps = s
+        .maps
+        .iter()
+        .map(|(prefix, root, _)| (prefix.as_str(), root));
+    let checks = s.check_static.iter().map(|root| ("", root));
+    for (prefix, root) in maps.chain(checks) {
+        let prefix = if prefix.is_empty() { "/" } else { prefix };
+        portico_server::logln!("static-map {prefix} -> {}", root.display());
+    }
+}
+
 /// The handler for this process: the apps, behind the static maps if any.
 pub(crate) fn with_statics(config: &Config, app: Option<WsgiHandler>) -> Arc<dyn Handler> {
     let app: Arc<dyn Handler> = match app {
@@ -415,17 +430,6 @@ pub(crate) fn with_statics(config: &Config, app: Option<WsgiHandler>) -> Arc<dyn
         root: root.clone(),
         keep_prefix: true,
     }));
-    for map in &maps {
-        portico_server::logln!(
-            "static-map {} -> {}",
-            if map.prefix.is_empty() {
-                "/"
-            } else {
-                &map.prefix
-            },
-            map.root.display()
-        );
-    }
     Arc::new(WithStatic::new(
         StaticConfig {
             maps,
