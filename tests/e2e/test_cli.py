@@ -296,3 +296,16 @@ def test_static_map_is_logged_once_by_the_master_not_per_worker(portico_server, 
         server.wait_for_line(rf"portico worker {worker} is ready to serve")
     maps = [line for line in server.lines if re.search(r"static-map /s -> ", line)]
     assert len(maps) == 1, server.log()
+
+
+def test_venv_of_another_python_version_is_refused_naming_both_versions(run_portico, tmp_path):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to("/bin/true")
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\nversion = 3.99.0\n")
+    proc = run_portico("--http", "127.0.0.1:0", "--wsgi-file", HELLO, "--virtualenv", venv)
+    out = output(proc)
+    assert proc.returncode == 1, out
+    assert "made with Python 3.99" in out, out
+    assert re.search(r"embeds Python 3\.\d+", out), out
+    assert "ready to serve" not in out, out
