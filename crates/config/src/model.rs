@@ -479,8 +479,14 @@ mod tests {
         assert_eq!(config(&[]).expect("valid").limit_post, 0);
         let c = config(&["--limit-post", "1048576"]).expect("valid");
         assert_eq!(c.limit_post, 1_048_576);
-        assert!(config(&["--limit-post", "1M"]).is_err());
-        assert!(config(&["--limit-post", "-1"]).is_err());
+        assert_eq!(
+            crate::test_err::text(config(&["--limit-post", "1M"])),
+            "command line: option \"--limit-post\": \"1M\" is not a whole number of at least 0"
+        );
+        assert_eq!(
+            crate::test_err::text(config(&["--limit-post", "-1"])),
+            "command line: option \"--limit-post\": \"-1\" is not a whole number of at least 0"
+        );
     }
 
     #[test]
@@ -490,7 +496,10 @@ mod tests {
             err.to_string(),
             "command line: option \"--http\": \"localhost:http\" is not an address (host:port, :port, [::1]:port or a unix socket path)"
         );
-        assert!(config(&["--http", "::1:80"]).is_err());
+        assert_eq!(
+            crate::test_err::text(config(&["--http", "::1:80"])),
+            "command line: option \"--http\": \"::1:80\" is not an address (host:port, :port, [::1]:port or a unix socket path)"
+        );
     }
 
     #[test]
@@ -526,8 +535,14 @@ mod tests {
                 },
             ]
         );
-        assert!(config(&["--mount", "noslash=app.py"]).is_err());
-        assert!(config(&["--mount", "/x"]).is_err());
+        assert_eq!(
+            crate::test_err::text(config(&["--mount", "noslash=app.py"])),
+            "command line: option \"--mount\": \"noslash=app.py\" is not /MOUNTPOINT=APP (a file or module[:callable])"
+        );
+        assert_eq!(
+            crate::test_err::text(config(&["--mount", "/x"])),
+            "command line: option \"--mount\": \"/x\" is not /MOUNTPOINT=APP (a file or module[:callable])"
+        );
     }
 
     #[test]
@@ -544,15 +559,27 @@ mod tests {
             config(&["--chmod-socket=664"]).expect("ok").chmod_socket,
             Some(0o664)
         );
-        assert!(config(&["--chmod-socket=999"]).is_err());
-        assert!(config(&["--chmod-socket=6666"]).is_err());
+        assert_eq!(
+            crate::test_err::text(config(&["--chmod-socket=999"])),
+            "command line: option \"--chmod-socket\": \"999\" is not a mode of three octal digits (e.g. 660)"
+        );
+        assert_eq!(
+            crate::test_err::text(config(&["--chmod-socket=6666"])),
+            "command line: option \"--chmod-socket\": \"6666\" is not a mode of three octal digits (e.g. 660)"
+        );
     }
 
     #[test]
     fn threads_must_be_a_positive_number() {
         assert_eq!(config(&["--threads", "4"]).expect("ok").threads, 4);
-        assert!(config(&["--threads", "many"]).is_err());
-        assert!(config(&["--threads", "0"]).is_err());
+        assert_eq!(
+            crate::test_err::text(config(&["--threads", "many"])),
+            "command line: option \"--threads\": \"many\" is not a whole number from 1 to 1024"
+        );
+        assert_eq!(
+            crate::test_err::text(config(&["--threads", "0"])),
+            "command line: option \"--threads\": \"0\" is not a whole number from 1 to 1024"
+        );
     }
 
     #[test]
@@ -562,18 +589,22 @@ mod tests {
             c.env,
             vec![("A".into(), "1=2".into()), ("B".into(), "".into())]
         );
-        assert!(config(&["--env", "novalue"]).is_err());
+        assert_eq!(
+            crate::test_err::text(config(&["--env", "novalue"])),
+            "command line: option \"--env\": \"novalue\" is not KEY=VALUE"
+        );
     }
 
     #[test]
     fn validate_requires_a_listener_and_an_app() {
-        assert!(
-            config(&["--wsgi-file", "a.py"])
-                .expect("ok")
-                .validate()
-                .is_err()
+        assert_eq!(
+            crate::test_err::text(config(&["--wsgi-file", "a.py"]).expect("ok").validate()),
+            "no listener: give at least one --http ADDR or --http-socket ADDR"
         );
-        assert!(config(&["--http", ":1"]).expect("ok").validate().is_err());
+        assert_eq!(
+            crate::test_err::text(config(&["--http", ":1"]).expect("ok").validate()),
+            "nothing to serve: give --wsgi-file FILE, --module MODULE, --mount /PREFIX=APP or --static-map /URL=DIR"
+        );
         assert!(
             config(&["--http", ":1", "-w", "m"])
                 .expect("ok")
