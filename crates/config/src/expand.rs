@@ -19,11 +19,11 @@ use crate::ConfigError;
 /// Longest value expansion may produce (64 KiB). Options are names, paths,
 /// addresses and short lists; without a bound, 40 chained
 /// `set-placeholder = aN=%(aN-1)%(aN-1)` lines need 2^40 bytes.
-pub const MAX_EXPANDED_VALUE: usize = 64 * 1024;
+pub(crate) const MAX_EXPANDED_VALUE: usize = 64 * 1024;
 
 /// Largest file `@(PATH)` reads (64 KiB): a secret, a name, a port. Without a
 /// bound `@(/dev/urandom)` reads until memory runs out.
-pub const MAX_AT_FILE: u64 = 64 * 1024;
+pub(crate) const MAX_AT_FILE: u64 = 64 * 1024;
 
 /// What `placeholder_pass` does with a `%(NAME)` whose NAME is set nowhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -102,7 +102,7 @@ pub struct StaticOptions {
 
 /// Default `--buffer-size`: the largest a uwsgi packet header can announce
 /// (uWSGI's 4096 makes big cookies a 502; see docs/compat.md).
-pub const DEFAULT_BUFFER_SIZE: usize = 65535;
+pub(crate) const DEFAULT_BUFFER_SIZE: usize = 65535;
 
 /// The process model: master, workers, recycling, limits, daemon options.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,13 +137,13 @@ pub struct ProcessConfig {
 }
 
 /// Default listen queue (uWSGI's is 100, which overflows under bursts).
-pub const DEFAULT_LISTEN: u32 = 1024;
+pub(crate) const DEFAULT_LISTEN: u32 = 1024;
 /// uWSGI's `min-worker-lifetime` default.
-pub const DEFAULT_MIN_WORKER_LIFETIME: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_MIN_WORKER_LIFETIME: Duration = Duration::from_secs(10);
 /// uWSGI's `worker-reload-mercy` default.
-pub const DEFAULT_RELOAD_MERCY: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_RELOAD_MERCY: Duration = Duration::from_secs(60);
 /// Upper bound on `--processes`.
-pub const MAX_PROCESSES: usize = 1024;
+pub(crate) const MAX_PROCESSES: usize = 1024;
 
 impl Default for ProcessConfig {
     fn default() -> Self {
@@ -175,10 +175,10 @@ impl Default for ProcessConfig {
 }
 
 /// Default WSGI callable name, as in uWSGI.
-pub const DEFAULT_CALLABLE: &str = "application";
+pub(crate) const DEFAULT_CALLABLE: &str = "application";
 
 /// Upper bound on `--threads`: beyond this a worker is better split into processes.
-pub const MAX_THREADS: usize = 1024;
+pub(crate) const MAX_THREADS: usize = 1024;
 
 impl Default for Config {
     fn default() -> Self {
