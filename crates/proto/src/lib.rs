@@ -6,6 +6,8 @@
 //! status to answer with)". That keeps the codecs table-testable and fuzzable, and lets
 //! the connection code in `portico-server` own all state about sockets and timeouts.
 
+#![warn(missing_docs)]
+
 pub mod http1;
 pub mod percent;
 pub mod uwsgi;

@@ -24,7 +24,9 @@ pub const PONG: [u8; 4] = [100, 0, 0, 1];
 /// A parsed packet (vars only; the body is still on the wire).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UwsgiPacket {
+    /// The first header byte: the request kind (0 for WSGI, 100 for ping, ...).
     pub modifier1: u8,
+    /// The last header byte: a sub-kind for `modifier1`.
     pub modifier2: u8,
     /// Every var in order, duplicates kept (the environ takes the last).
     pub vars: Vec<(Bytes, Bytes)>,
@@ -60,11 +62,19 @@ impl UwsgiPacket {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UwsgiError {
     /// The header announces a vars block larger than the limit.
-    TooBig { size: usize, limit: usize },
+    TooBig {
+        /// The announced size of the vars block.
+        size: usize,
+        /// The largest size accepted.
+        limit: usize,
+    },
     /// A var has an empty key.
     NullKey,
     /// A key or value runs past the announced vars block.
-    Overrun { at: usize },
+    Overrun {
+        /// Offset in the vars block of the length that runs past its end.
+        at: usize,
+    },
     /// More vars than [`MAX_VARS`].
     TooManyVars,
 }

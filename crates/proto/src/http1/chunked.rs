@@ -92,6 +92,7 @@ impl Default for ChunkedDecoder {
 }
 
 impl ChunkedDecoder {
+    /// A decoder at the start of a chunked body (expecting the first chunk size).
     pub fn new() -> Self {
         Self { state: State::Size }
     }

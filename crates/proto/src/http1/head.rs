@@ -43,7 +43,9 @@ const INLINE_FIELDS: usize = 32;
 /// The HTTP version of a request. Anything else is rejected with 505 or 400.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
+    /// `HTTP/1.0`
     Http10,
+    /// `HTTP/1.1`
     Http11,
 }
 
@@ -80,6 +82,7 @@ pub enum BodyFraming {
 /// A parsed request head. All `Bytes` fields share the one frozen head buffer.
 #[derive(Debug, Clone)]
 pub struct RequestHead {
+    /// The method token as sent (case kept).
     pub method: Bytes,
     /// The request-target exactly as sent (`REQUEST_URI`).
     pub target: Bytes,
@@ -88,9 +91,11 @@ pub struct RequestHead {
     pub path: Bytes,
     /// The raw part after the first `?`, without the `?`; empty if none.
     pub query: Bytes,
+    /// The protocol version from the request line.
     pub version: Version,
     /// Every header field in order, including Host, Content-Length and Transfer-Encoding.
     pub headers: Vec<Header>,
+    /// How the request body is delimited (none, Content-Length or chunked).
     pub framing: BodyFraming,
     /// HTTP/1.1: true unless a Connection header has the token `close`; HTTP/1.0: true
     /// only if a Connection header has `keep-alive` (and none has `close`).

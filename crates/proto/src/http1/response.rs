@@ -33,8 +33,11 @@ pub const DEFAULT_MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// Size limits for a response head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResponseLimits {
+    /// The longest status line, CRLF excluded.
     pub max_status_line: usize,
+    /// The longest header field line, CRLF excluded.
     pub max_field: usize,
+    /// The most header fields.
     pub max_fields: usize,
     /// The whole head, all CRLFs included.
     pub max_head: usize,
@@ -67,12 +70,15 @@ pub enum ResponseFraming {
 /// A parsed response head; `reason` and the headers share one frozen buffer.
 #[derive(Debug, Clone)]
 pub struct ResponseHead {
+    /// The protocol version from the status line.
     pub version: Version,
+    /// The three-digit status code.
     pub status: u16,
     /// The reason phrase as sent (possibly empty).
     pub reason: Bytes,
     /// Every header field in order, framing fields included.
     pub headers: Vec<Header>,
+    /// How the response body is delimited.
     pub framing: ResponseFraming,
     /// Whether the connection may carry another request after this body:
     /// HTTP/1.1 without `Connection: close`, HTTP/1.0 only with
