@@ -102,12 +102,10 @@ impl std::error::Error for UwsgiError {}
 /// Parse one packet from the front of `buf`, removing it on success.
 /// `Ok(None)`: incomplete, read more. `limit` caps the vars block (`--buffer-size`).
 pub fn parse_packet(buf: &mut BytesMut, limit: usize) -> Result<Option<UwsgiPacket>, UwsgiError> {
-    if buf.len() < HEADER_LEN {
+    let Some(&[modifier1, size_lo, size_hi, modifier2]) = buf.first_chunk::<HEADER_LEN>() else {
         return Ok(None);
-    }
-    let modifier1 = buf[0];
-    let datasize = usize::from(u16::from_le_bytes([buf[1], buf[2]]));
-    let modifier2 = buf[3];
+    };
+    let datasize = usize::from(u16::from_le_bytes([size_lo, size_hi]));
     if datasize > limit {
         return Err(UwsgiError::TooBig {
             size: datasize,
@@ -133,8 +131,11 @@ fn parse_vars(block: &Bytes) -> Result<Vec<(Bytes, Bytes)>, UwsgiError> {
     let mut pos = 0;
     let take = |pos: &mut usize| -> Result<Bytes, UwsgiError> {
         let at = *pos;
-        let len_bytes = block.get(at..at + 2).ok_or(UwsgiError::Overrun { at })?;
-        let len = usize::from(u16::from_le_bytes([len_bytes[0], len_bytes[1]]));
+        let len_bytes = block
+            .get(at..)
+            .and_then(<[u8]>::first_chunk::<2>)
+            .ok_or(UwsgiError::Overrun { at })?;
+        let len = usize::from(u16::from_le_bytes(*len_bytes));
         let start = at + 2;
         if start + len > block.len() {
             return Err(UwsgiError::Overrun { at });

@@ -16,7 +16,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::chars::{is_target_byte, is_tchar};
+use super::chars::{head, is_target_byte, is_tchar, range};
 use super::error::HeadError;
 use super::field::{BARE_LF, CR_WITHOUT_LF, FieldLine, FieldPos, FieldScanError, scan_field_line};
 use super::framing::Facts;
@@ -148,7 +148,7 @@ pub fn parse_request_head(
 ) -> Result<Option<RequestHead>, HeadError> {
     // Never look further than one byte past the head limit: if the head has not ended
     // by then it is too large, whatever follows.
-    let window = &buf[..buf.len().min(limits.max_head.saturating_add(1))];
+    let window = head(buf, limits.max_head.saturating_add(1));
     let mut progress = Progress {
         line_start: 0,
         in_request_line: true,
@@ -226,7 +226,9 @@ impl FieldList {
     }
 
     fn iter(&self) -> impl Iterator<Item = &FieldPos> {
-        self.inline[..self.len.min(INLINE_FIELDS)]
+        self.inline
+            .get(..self.len)
+            .unwrap_or(&self.inline)
             .iter()
             .chain(self.spill.iter())
     }
@@ -295,8 +297,8 @@ fn scan_head(buf: &[u8], limits: &HeadLimits, at: &mut Progress) -> Result<Scann
     let mut pos = skip_leading_empty_lines(buf, at)?;
     let line = scan_request_line(buf, pos, limits)?;
     let parts = split_target(
-        &buf[line.method.0..line.method.1],
-        &buf[line.target.0..line.target.1],
+        range(buf, line.method.0, line.method.1),
+        range(buf, line.target.0, line.target.1),
     )?;
     pos = line.next;
     at.in_request_line = false;
@@ -382,7 +384,7 @@ struct RequestLine {
 /// `method SP request-target SP HTTP-version CRLF`, exactly one SP between parts.
 fn scan_request_line(buf: &[u8], start: usize, limits: &HeadLimits) -> Result<RequestLine, Stop> {
     let mut i = start;
-    while i < buf.len() && is_tchar(buf[i]) {
+    while buf.get(i).is_some_and(|&b| is_tchar(b)) {
         i += 1;
     }
     let method = (start, i);
@@ -397,7 +399,7 @@ fn scan_request_line(buf: &[u8], start: usize, limits: &HeadLimits) -> Result<Re
 
     i += 1;
     let target_start = i;
-    while i < buf.len() && is_target_byte(buf[i]) {
+    while buf.get(i).is_some_and(|&b| is_target_byte(b)) {
         i += 1;
     }
     let target = (target_start, i);
@@ -413,7 +415,7 @@ fn scan_request_line(buf: &[u8], start: usize, limits: &HeadLimits) -> Result<Re
 
     i += 1;
     let version_start = i;
-    while i < buf.len() && buf[i] != b'\r' && buf[i] != b'\n' {
+    while buf.get(i).is_some_and(|&b| b != b'\r' && b != b'\n') {
         i += 1;
     }
     let next = match super::field::line_end(buf, i) {
@@ -427,7 +429,7 @@ fn scan_request_line(buf: &[u8], start: usize, limits: &HeadLimits) -> Result<Re
             "request line too long",
         )));
     }
-    let version = parse_version(&buf[version_start..i])?;
+    let version = parse_version(range(buf, version_start, i))?;
     Ok(RequestLine {
         method,
         target,
