@@ -170,7 +170,11 @@ def test_stats_http_minified_and_on_a_unix_socket(portico_server, tmp_path):
                             "--stats-minified")
     host, port = address(server, STATS_RE)
     assert get(server, "/").status_code == 200
-    response = requests.get(f"http://{host}:{port}/", timeout=5)
+    # the worker counts a request after sending its response: wait for the count to land
+    response = wait_until(
+        lambda: (r := requests.get(f"http://{host}:{port}/", timeout=5)).json()["workers"][0]["requests"] == 1 and r,
+        what="the request in the stats",
+    )
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/json"
     assert response.headers["Access-Control-Allow-Origin"] == "*"
