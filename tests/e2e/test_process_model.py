@@ -8,16 +8,18 @@ processes themselves (/proc).
 """
 
 import http.client
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import APPS
+from conftest import APPS, read_until_close
 
 APP = APPS / "proc_app.py"
 CRASH_EXIT = APPS / "proc_crash_exit.py"
@@ -516,12 +518,28 @@ def test_reload_on_rss_recycles_after_the_request_that_crossed_it(portico_server
     assert "DAMN" not in server.log()
 
 
+def worker_rss(server):
+    """The workers' RSS as the master last recorded it, from the --stats server."""
+    host, port = server.wait_for_line(r"Stats server enabled on (\S+) fd: \d+").group(1).rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        doc = json.loads(read_until_close(sock))
+    return [w["rss"] for w in doc["workers"]]
+
+
 def test_evil_reload_on_rss_kills_the_worker(portico_server):
-    server = portico_server("--wsgi-file", APP, "-p", "1", "--evil-reload-on-rss", "60")
+    server = portico_server(
+        "--wsgi-file", APP, "-p", "1", "--evil-reload-on-rss", "60", "--stats", "127.0.0.1:0"
+    )
     old = wait_ready(server, 1)[0]
     assert get_pid(server) == old
-    time.sleep(0.5)
-    assert "EVIL RELOAD" not in server.log()  # a small worker is left alone
+    # the master measured the small worker (the RSS it records is what it compares) ...
+    deadline = time.monotonic() + 5
+    while not all(worker_rss(server)):
+        assert time.monotonic() < deadline, "the master never recorded the worker's RSS"
+        time.sleep(0.02)
+    # ... and left it alone: it still answers, and nothing was logged
+    assert get_pid(server) == old
+    assert "EVIL RELOAD" not in server.log(), summary(server)
     try:
         get(server, "/alloc?80")  # the master may kill it before or after it answers
     except (ConnectionError, http.client.HTTPException):
@@ -780,13 +798,15 @@ def test_without_master_dead_workers_stay_dead(portico_server):
     served = {get_pid(server) for _ in range(10)}
     assert served == set(workers)
     victim, survivor = workers
+    mark = len(server.lines)
     os.kill(victim, signal.SIGKILL)
     assert wait_gone([victim], 2)
-    time.sleep(1.0)
-    assert "Respawned" not in server.log()
-    assert children(server.proc.pid) == [survivor]
+    # the parent has reaped the worker and decided (a respawn would be logged right after)
+    server.wait_for_line(rf"DAMN ! worker \d \(pid: {victim}\) died, killed by signal 9", timeout=5, start=mark)
     served = [get_pid(server) for _ in range(10)]
     assert set(served) == {survivor}
+    assert "Respawned" not in server.log(), summary(server)
+    assert children(server.proc.pid) == [survivor]
     assert server.proc.poll() is None
     server.proc.terminate()
     assert server.proc.wait(10) == 0
