@@ -526,6 +526,16 @@ def worker_rss(server):
     return [w["rss"] for w in doc["workers"]]
 
 
+def wait_master_sampled(server, timeout=5.0):
+    """Wait until the master has recorded every worker's RSS (needs --stats): its
+    memory sample, and the checks that follow it in the same tick (evil-reload,
+    touch-reload), have run at least once."""
+    deadline = time.monotonic() + timeout
+    while not all(worker_rss(server)):
+        assert time.monotonic() < deadline, f"the master never recorded the workers' RSS:\n{summary(server)}"
+        time.sleep(0.02)
+
+
 def test_evil_reload_on_rss_kills_the_worker(portico_server):
     server = portico_server(
         "--wsgi-file", APP, "-p", "1", "--evil-reload-on-rss", "60", "--stats", "127.0.0.1:0"
@@ -533,10 +543,7 @@ def test_evil_reload_on_rss_kills_the_worker(portico_server):
     old = wait_ready(server, 1)[0]
     assert get_pid(server) == old
     # the master measured the small worker (the RSS it records is what it compares) ...
-    deadline = time.monotonic() + 5
-    while not all(worker_rss(server)):
-        assert time.monotonic() < deadline, "the master never recorded the worker's RSS"
-        time.sleep(0.02)
+    wait_master_sampled(server)
     # ... and left it alone: it still answers, and nothing was logged
     assert get_pid(server) == old
     assert "EVIL RELOAD" not in server.log(), summary(server)
@@ -584,11 +591,13 @@ def test_harakiri_kills_the_stuck_worker_and_respawns(portico_server):
 def test_touch_reload_reloads_with_new_workers(portico_server, tmp_path):
     trigger = tmp_path / "reload.trigger"
     trigger.write_text("")
-    server = portico_server("--wsgi-file", APP, "-p", "2", "--touch-reload", trigger)
+    server = portico_server(
+        "--wsgi-file", APP, "-p", "2", "--touch-reload", trigger, "--stats", "127.0.0.1:0"
+    )
     master = server.proc.pid
     old = set(wait_ready(server, 2))
     assert "running a master process" in server.log()
-    time.sleep(0.5)
+    wait_master_sampled(server)
     assert "has been touched" not in server.log()  # nothing happens while the file is untouched
     mark = len(server.lines)
     later = time.time() + 10
