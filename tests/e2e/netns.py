@@ -24,6 +24,8 @@ import signal
 import subprocess
 import threading
 
+from conftest import binary_env
+
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = "/var/run/netns"
 _open = set()
@@ -111,9 +113,7 @@ class Lan:
 
     def spawn(self, host, args, log, env=None, cwd=None):
         """Start `args` inside `host` (`ip netns exec` execs it: the pid is the program's)."""
-        full_env = dict(os.environ)
-        full_env.pop("VIRTUAL_ENV", None)
-        full_env.update(env or {})
+        full_env = binary_env(env)
         with open(log, "ab") as out:
             proc = subprocess.Popen(["ip", "netns", "exec", self.ns(host), *map(str, args)],
                                     stdout=out, stderr=subprocess.STDOUT,

@@ -66,7 +66,7 @@ from pathlib import Path
 import pytest
 
 import nginxctl
-from conftest import BIN
+from conftest import BIN, binary_env
 from httpraw import Conn, Incomplete, build
 
 SELFTEST = os.environ.get("NGINX_DIFF_SELFTEST", "") not in ("", "0")
@@ -223,8 +223,7 @@ class PorticoSide:
         for attempt in range(3):
             self.ports = {name: nginxctl.free_port() for name in port_names(self.body)}
             self.write_config()
-            env = dict(os.environ)
-            env.pop("VIRTUAL_ENV", None)
+            env = binary_env()
             with open(self.log_path, "wb") as log:
                 self.proc = subprocess.Popen(
                     [str(BIN), "-p", f"{self.prefix}/", "-c", str(self.conf_path)] + self.args,

@@ -3,6 +3,9 @@
 //! its own; `match` status conditions decide; the checks are `GET uri`
 //! with `Host:` the upstream's name; passive health is left alone.
 
+// Test code: a failed expect is a failed test (clippy.toml exempts #[test] fns only).
+#![allow(clippy::expect_used)]
+
 #[allow(dead_code)]
 mod http_backend;
 

@@ -6,6 +6,8 @@
 //! with `portico-proto`, hands a [`Request`] to the handler, streams the
 //! request body to it on demand, and writes the [`Response`] it gets back.
 
+#![warn(missing_docs)]
+
 mod accept_errors;
 mod body;
 mod conn;

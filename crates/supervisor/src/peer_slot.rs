@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 pub const MAX_PEERS: usize = 32;
 
 /// Bytes for `upstream NUL peer` (longer names are cut).
-pub const PEER_TEXT_BYTES: usize = 128;
+pub(crate) const PEER_TEXT_BYTES: usize = 128;
 
 /// The states a slot can hold (index + 1 is stored; 0: unused slot). The
 /// balancer's names: nginx Plus's `unavail` is passive health, `unhealthy`

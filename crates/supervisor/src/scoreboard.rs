@@ -12,7 +12,7 @@ use crate::peer_slot::{MAX_PEERS, PeerSlot};
 
 /// Request text kept per core (method, URI, address, protocol, host),
 /// truncated beyond this.
-pub const CORE_TEXT_BYTES: usize = 512;
+pub(crate) const CORE_TEXT_BYTES: usize = 512;
 
 /// Upper bounds, in microseconds, of the latency histogram's buckets
 /// (Prometheus' default buckets, 5 ms to 10 s); one more bucket counts the rest.
