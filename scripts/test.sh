@@ -8,7 +8,9 @@
 #
 # Needs: cargo (with rustfmt and clippy), python3 (CPython 3.11) with venv and
 # pip on PATH. Python packages are installed into venvs under target/, made
-# on first use and remade when their requirements file changes.
+# on first use and remade when their requirements file changes
+# (tests/e2e/test_wheel.py also makes target/wheel-build-venv with maturin and
+# rebuilds the binary through it, into the same target/, for `pip install .`).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -95,4 +97,5 @@ step "end-to-end tests (pytest tests/e2e)"
 step "nginx differential suites, nginx vs nginx (NGINX_DIFF_SELFTEST=1)"
 NGINX_DIFF_SELFTEST=1 "$ROOT/target/test-venv/bin/python" -m pytest -p no:cacheprovider -q -ra \
     "$ROOT/tests/e2e/test_nginx_diff.py" "$ROOT/tests/e2e/test_nginx_diff_seeds.py" \
-    "$ROOT/tests/e2e/test_nginx_reload.py" "$ROOT/tests/e2e/test_nginx_uwsgi_interop.py"
+    "$ROOT/tests/e2e/test_nginx_reload.py" "$ROOT/tests/e2e/test_nginx_uwsgi_interop.py" \
+    "$ROOT"/tests/e2e/test_proxy_*.py

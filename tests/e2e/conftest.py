@@ -33,20 +33,27 @@ WILDCARD_CONNECT = {"": "127.0.0.1", "*": "127.0.0.1", "0.0.0.0": "127.0.0.1", "
 START_TIMEOUT = 30.0
 
 
+def binary_env(extra=None):
+    """The environment for a `portico` (or uWSGI) process started by a test: this
+    process's, less VIRTUAL_ENV and every UWSGI_*/PORTICO_* variable (portico reads
+    those as options, and PORTICO_BIN and the like are for this harness), plus
+    `extra`, which is how a test sets such a variable on purpose."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UWSGI_", "PORTICO_"))}
+    env.pop("VIRTUAL_ENV", None)
+    env.update(extra or {})
+    return env
+
+
 class Server:
     """A running portico process with its log captured line by line."""
 
-    def __init__(self, args, env=None, cwd=None):
-        self.args = [str(BIN)] + [str(a) for a in args]
-        full_env = dict(os.environ)
-        full_env.pop("VIRTUAL_ENV", None)
-        if env:
-            full_env.update(env)
+    def __init__(self, args, env=None, cwd=None, binary=None):
+        self.args = [str(binary or BIN)] + [str(a) for a in args]
         self.proc = subprocess.Popen(
             self.args,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            env=full_env,
+            env=binary_env(env),
             cwd=cwd,
         )
         self.lines = []
@@ -167,14 +174,15 @@ def has_listener(args):
 
 @pytest.fixture
 def portico_server():
-    """Factory: portico_server(*args, env=None, cwd=None, listeners=None) -> started Server."""
+    """Factory: portico_server(*args, env=None, cwd=None, listeners=None, binary=None)
+    -> started Server (`binary`: another portico than BIN, e.g. one pip installed)."""
     started = []
 
-    def start(*args, env=None, cwd=None, listeners=None, wait=True):
+    def start(*args, env=None, cwd=None, listeners=None, wait=True, binary=None):
         args = list(args)
         if not has_listener(args):
             args = ["--http", "127.0.0.1:0"] + args
-        server = Server(args, env=env, cwd=cwd)
+        server = Server(args, env=env, cwd=cwd, binary=binary)
         started.append(server)
         if wait:
             count = listeners or sum(
@@ -193,15 +201,11 @@ def run_portico():
     """Run portico to completion (for exit-code tests): run_portico(*args) -> CompletedProcess."""
 
     def run(*args, env=None, cwd=None, timeout=60):
-        full_env = dict(os.environ)
-        full_env.pop("VIRTUAL_ENV", None)
-        if env:
-            full_env.update(env)
         return subprocess.run(
             [str(BIN)] + [str(a) for a in args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            env=full_env,
+            env=binary_env(env),
             cwd=cwd,
             timeout=timeout,
         )

@@ -65,11 +65,14 @@ class Incomplete(Exception):
 class Conn:
     """A client connection with its own read buffer (so pipelined responses parse in order)."""
 
-    def __init__(self, host, port, timeout=DEFAULT_TIMEOUT, sock=None):
+    def __init__(self, host, port, timeout=DEFAULT_TIMEOUT, sock=None, source=None):
+        """`source`: a local address to connect from (e.g. 127.0.5.1, for ip_hash)."""
         if sock is None:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             sock = socket.socket(family, socket.SOCK_STREAM)
             sock.settimeout(timeout)
+            if source is not None:
+                sock.bind((source, 0))
             sock.connect((host, port))
         self.sock = sock
         self.buf = bytearray()

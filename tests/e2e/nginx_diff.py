@@ -43,6 +43,13 @@ own GET. Date and Server are never compared.
 (reason "portico -c not wired yet") only while `$PORTICO_BIN -t -c VALID`
 exits non-zero saying `not wired yet` (the temporary stub); any other
 failure runs the suite, so a broken `-c` shows as failures, never as skips.
+`proxy_live_mark()` is the same for the reverse-proxy suites (test_proxy_*.py):
+it skips them (reason "proxy_pass not wired yet") only while `$PORTICO_BIN -t
+-c` refuses a tiny `proxy_pass` config saying proxy_pass is not supported yet.
+
+`seed_config(name, backends)` makes one of the seeds' verbatim proxy configs
+(configs/nginx/seed000_*.conf: `listen 80`, `127.0.0.1:9090`...) runnable: the
+listen line gets `{port}`, each seed backend address the test's own.
 """
 
 import email.utils
@@ -59,7 +66,7 @@ from pathlib import Path
 import pytest
 
 import nginxctl
-from conftest import BIN
+from conftest import BIN, binary_env
 from httpraw import Conn, Incomplete, build
 
 SELFTEST = os.environ.get("NGINX_DIFF_SELFTEST", "") not in ("", "0")
@@ -67,6 +74,7 @@ MTIME = 0x5E0D5DA5  # Thu, 02 Jan 2020 03:04:05 GMT
 START_TIMEOUT = 15.0
 CONFIGS = Path(__file__).resolve().parent / "configs" / "nginx"
 NOT_WIRED = "portico -c not wired yet"
+PROXY_NOT_WIRED = "proxy_pass not wired yet"
 
 # Placeholders: `{name}` not preceded by `$` (so nginx's `${var}` is left alone).
 PLACEHOLDER_RE = re.compile(r"(?<!\$)\{([a-z][a-z0-9_]*)\}")
@@ -215,8 +223,7 @@ class PorticoSide:
         for attempt in range(3):
             self.ports = {name: nginxctl.free_port() for name in port_names(self.body)}
             self.write_config()
-            env = dict(os.environ)
-            env.pop("VIRTUAL_ENV", None)
+            env = binary_env()
             with open(self.log_path, "wb") as log:
                 self.proc = subprocess.Popen(
                     [str(BIN), "-p", f"{self.prefix}/", "-c", str(self.conf_path)] + self.args,
@@ -300,15 +307,17 @@ class Answer(tuple):
 
 
 def fetch_port(port, method="GET", target="/", headers=None, body=None, *,
-               version="HTTP/1.1", host="localhost", side="", timeout=10.0, addr="127.0.0.1"):
+               version="HTTP/1.1", host="localhost", side="", timeout=10.0, addr="127.0.0.1",
+               source=None):
     """Send one raw request on a fresh connection to addr:port; return an Answer.
     `headers`: dict or list of pairs; a Host given there replaces `host`; host=None
-    sends no Host (for any version)."""
+    sends no Host (for any version). `source`: the client address to connect from
+    (any 127.x.y.z works on Linux loopback: ip_hash, X-Real-IP)."""
     pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or ())
     if host is not None and not any(k.lower() == "host" for k, _ in pairs):
         pairs.insert(0, ("Host", host))
     data = build(method, target, pairs, body or b"", version=version, host=None)
-    with Conn(addr, port, timeout) as conn:
+    with Conn(addr, port, timeout, source=source) as conn:
         if not conn.send(data):
             return Answer(0, {}, b"", side)
         try:
@@ -480,6 +489,18 @@ def load_config(name):
     return (CONFIGS / name).read_text()
 
 
+SEED_LISTEN_RE = re.compile(r"\blisten\s+80\s*;")
+SEED_BACKEND_RE = re.compile(r"\b127\.0\.0\.1:(9\d\d\d)\b")
+
+
+def seed_config(name, backends, port="port"):
+    """A seed's verbatim config (configs/nginx/NAME) with only what a test must change:
+    `listen 80;` -> `listen 127.0.0.1:{PORT};` (PORT: `port`), and each `127.0.0.1:909N`
+    -> the address `backends` maps "909N" to (KeyError if the test forgot one)."""
+    text = SEED_LISTEN_RE.sub(f"listen 127.0.0.1:{{{port}}};", load_config(name))
+    return SEED_BACKEND_RE.sub(lambda m: backends[m.group(1)], text)
+
+
 
 # --- going live by itself -------------------------------------------------------------
 
@@ -503,6 +524,41 @@ def probe_not_wired(binary):
         return None
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+PROXY_PROBE = "server { listen 127.0.0.1:{port}; location / { proxy_pass http://127.0.0.1:9; } }"
+PROXY_REFUSED_RE = re.compile(rb'"?proxy_pass"? is not supported[^\n]*yet')
+
+
+def probe_proxy_not_wired(binary):
+    """PROXY_NOT_WIRED if `binary -t -c` on a tiny proxy_pass config exits non-zero saying
+    proxy_pass is not supported yet, else None (any other failure: None, the suite runs)."""
+    d = Path(tempfile.mkdtemp(prefix="portico-proxy-probe-", dir="/tmp"))
+    try:
+        conf = d / "probe.conf"
+        conf.write_text(config_file(PROXY_PROBE, {"port": nginxctl.free_port()}, d, "probe.pid"))
+        try:
+            r = subprocess.run([str(binary), "-t", "-c", str(conf)], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if r.returncode != 0 and PROXY_REFUSED_RE.search(r.stdout):
+            return PROXY_NOT_WIRED
+        return None
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@functools.lru_cache(maxsize=None)
+def proxy_not_wired_reason():
+    """probe_proxy_not_wired($PORTICO_BIN), once per session; never skips in self-test mode."""
+    return None if SELFTEST else probe_proxy_not_wired(BIN)
+
+
+def proxy_live_mark():
+    """The module mark of the reverse-proxy suites (see the module doc)."""
+    reason = proxy_not_wired_reason()
+    return pytest.mark.skipif(reason is not None, reason=reason or "")
 
 
 @functools.lru_cache(maxsize=None)

@@ -255,3 +255,57 @@ def test_threads_2_runs_two_requests_at_once(portico_server):
     for t in threads:
         t.join(30)
     assert [(r[0], r[2]) if r else None for r in results] == [(200, b"met\n")] * 2, server.log()
+
+
+# --- what a new user trips on (issue 12) ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "app_args, callable_name",
+    [
+        (["--module", "load_callables:alt_app"], "alt_app"),
+        (["--module", "load_callables"], "application"),
+        (["--module", "load_callables", "--callable", "alt_app"], "alt_app"),
+        (["--wsgi-file", APPS / "load_callables.py"], "application"),
+    ],
+    ids=["module-colon-name", "module-default", "callable-option", "wsgi-file"],
+)
+def test_banner_names_the_callable_really_loaded(portico_server, app_args, callable_name):
+    server = portico_server("--pythonpath", APPS, *app_args)
+    line = server.wait_for_line(r"WSGI app 0 .*\(callable: ([^)]*)\)")
+    assert line.group(1) == callable_name, server.log()
+    status, _, body = get(server.host, server.port)
+    assert status == 200 and callable_name.encode() in body, (status, body, server.log())
+
+
+def test_no_listener_error_names_every_listener_option(run_portico):
+    proc = run_portico("--wsgi-file", HELLO)
+    out = output(proc)
+    assert proc.returncode == 1, out
+    assert "no listener" in out, out
+    for option in ("--http", "--http-socket", "--socket"):
+        assert re.search(rf"{option}\b(?!-)", out), f"{option} not named:\n{out}"
+
+
+def test_static_map_is_logged_once_by_the_master_not_per_worker(portico_server, tmp_path):
+    server = portico_server(
+        "--master", "--processes", "3", "--wsgi-file", HELLO, "--static-map", f"/s={tmp_path}"
+    )
+    # a worker builds its handler (where the maps were logged) before it is ready
+    for worker in range(1, 4):
+        server.wait_for_line(rf"portico worker {worker} is ready to serve")
+    maps = [line for line in server.lines if re.search(r"static-map /s -> ", line)]
+    assert len(maps) == 1, server.log()
+
+
+def test_venv_of_another_python_version_is_refused_naming_both_versions(run_portico, tmp_path):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to("/bin/true")
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\nversion = 3.99.0\n")
+    proc = run_portico("--http", "127.0.0.1:0", "--wsgi-file", HELLO, "--virtualenv", venv)
+    out = output(proc)
+    assert proc.returncode == 1, out
+    assert "made with Python 3.99" in out, out
+    assert re.search(r"embeds Python 3\.\d+", out), out
+    assert "ready to serve" not in out, out

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, EXAMPLES, ROOT, Server, read_until_close
+from conftest import BIN, EXAMPLES, ROOT, Server, binary_env, read_until_close
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 SAME = ["same.ini", "same.xml", "same.yaml", "same.json"]
@@ -33,20 +33,13 @@ SAME_FLAGS = [
 ]
 
 
-def clean_env(extra=None):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("UWSGI_", "PORTICO_"))}
-    env.pop("VIRTUAL_ENV", None)
-    env.update(extra or {})
-    return env
-
-
 def portico(*args, env=None, cwd=None):
     """Run portico to completion with stdout and stderr apart."""
     return subprocess.run(
         [str(BIN)] + [str(a) for a in args],
         capture_output=True,
         text=True,
-        env=clean_env(env),
+        env=binary_env(env),
         cwd=cwd,
         timeout=60,
     )
@@ -88,7 +81,7 @@ def start():
     servers = []
 
     def run(*args, listeners=1, env=None, cwd=None):
-        server = Server(list(args), env=clean_env(env), cwd=cwd)
+        server = Server(list(args), env=env, cwd=cwd)
         servers.append(server)
         return server.wait_started(listeners)
 

@@ -4,10 +4,11 @@ framework ones with their dependencies in the examples venv (passed with
 """
 
 import re
+import shlex
 
 import pytest
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, ROOT
 
 HELLO = EXAMPLES / "hello.py"
 SIMPLE_APP = EXAMPLES / "simple_app.py"
@@ -181,3 +182,37 @@ def test_django_unknown_url_is_404(django_server, http):
     resp = http.get(django_server.url + "/no/such/page/", timeout=10)
     assert resp.status_code == 404
     assert re.search(r"Not Found", resp.text), resp.text
+
+
+# --- examples/README.md's commands, as written ----------------------------------------------
+
+
+def documented_commands():
+    """Every `target/release/portico ...` command in examples/README.md's sh blocks,
+    continuation lines joined."""
+    text = (EXAMPLES / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"```sh\n(.*?)```", text, re.S):
+        for command in block.replace("\\\n", " ").splitlines():
+            if command.startswith("target/release/portico "):
+                commands.append(command)
+    return commands
+
+
+@pytest.mark.parametrize("command", documented_commands())
+def test_examples_readme_command_serves_as_written(command, portico_server, http, examples_venv):
+    """Run from the repository root as the reader would: only the binary's path
+    (PORTICO_BIN) and the port (0, a free one) are substituted; `$PWD` is the
+    root, as the shell would expand it there."""
+    if examples_venv.resolve() != (ROOT / "target" / "examples-venv").resolve():
+        pytest.skip("the documented commands name target/examples-venv")
+    words = shlex.split(command.replace("$PWD", str(ROOT)))
+    args = ["127.0.0.1:0" if w == "127.0.0.1:8000" else w for w in words[1:]]
+    server = portico_server(*args, cwd=ROOT)
+    resp = http.get(server.url + "/", timeout=10)
+    # Django's and Flask's index, hello.py, web.py: every example answers / (simple_app too)
+    assert resp.status_code == 200, server.log()
+
+
+def test_examples_readme_documents_the_commands_tested_here():
+    assert len(documented_commands()) >= 5

@@ -7,6 +7,7 @@ request that slipped through shows up in the counter file.
 """
 
 import email.utils
+import time
 
 import pytest
 
@@ -214,7 +215,9 @@ def test_error_response_has_date_and_server(server):
         resp = conn.read_response()
     assert resp.status == 400
     assert resp.header("server") == "portico", resp
-    assert email.utils.parsedate_to_datetime(resp.header("date", ""))
+    when = email.utils.parsedate_to_datetime(resp.header("date", ""))
+    assert when.tzinfo is not None, resp.header("date")
+    assert abs(time.time() - when.timestamp()) < 60, resp.header("date")
 
 
 def test_malformed_request_after_a_good_one_on_the_same_connection(server, counter):

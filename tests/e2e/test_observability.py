@@ -170,7 +170,11 @@ def test_stats_http_minified_and_on_a_unix_socket(portico_server, tmp_path):
                             "--stats-minified")
     host, port = address(server, STATS_RE)
     assert get(server, "/").status_code == 200
-    response = requests.get(f"http://{host}:{port}/", timeout=5)
+    # the worker counts a request after sending its response: wait for the count to land
+    response = wait_until(
+        lambda: (r := requests.get(f"http://{host}:{port}/", timeout=5)).json()["workers"][0]["requests"] == 1 and r,
+        what="the request in the stats",
+    )
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/json"
     assert response.headers["Access-Control-Allow-Origin"] == "*"
@@ -483,15 +487,11 @@ def unescape(value):
 def test_custom_log_format_stays_parseable_with_quotes_in_the_request(portico_server):
     server = portico_server("--wsgi-file", APP, "--log-format", APACHE)
     agent = 'evil" "agent\\ \t\xe9'
-    uri = '/q?a="b c"&d=\\'
+    # quotes and a backslash in the target too (a space would make the request line invalid)
+    uri = '/q?a="b"&d=\\'
     request = (f"GET {uri} HTTP/1.1\r\nHost: x\r\nUser-Agent: {agent}\r\n"
                f"X-Trace: t-1\r\nConnection: close\r\n\r\n").encode("latin-1")
     _, head, body = exchange(server, request)
-    if not head.startswith(b"HTTP/1.1 200"):
-        # a parser that refuses the quote in the target: put it in a header only
-        uri = "/q?a=b"
-        request = request.replace(b'/q?a="b c"&d=\\', uri.encode())
-        _, head, body = exchange(server, request)
     assert head.startswith(b"HTTP/1.1 200"), head
     line = server.wait_for_line(r'^127\.0\.0\.1 - - \[').string
     m = APACHE_RE.match(line)

@@ -164,7 +164,10 @@ mod tests {
             names_and_values(&["--help=off"]),
             vec![("help", "false".into())]
         );
-        assert!(parse_args(["--version=maybe"]).is_err());
+        assert_eq!(
+            crate::test_err::text(parse_args(["--version=maybe"])),
+            "command line: option \"--version\" is a switch; \"maybe\" is not true/false/yes/no/on/off/1/0"
+        );
     }
 
     #[test]

@@ -19,11 +19,11 @@ use crate::ConfigError;
 /// Longest value expansion may produce (64 KiB). Options are names, paths,
 /// addresses and short lists; without a bound, 40 chained
 /// `set-placeholder = aN=%(aN-1)%(aN-1)` lines need 2^40 bytes.
-pub const MAX_EXPANDED_VALUE: usize = 64 * 1024;
+pub(crate) const MAX_EXPANDED_VALUE: usize = 64 * 1024;
 
 /// Largest file `@(PATH)` reads (64 KiB): a secret, a name, a port. Without a
 /// bound `@(/dev/urandom)` reads until memory runs out.
-pub const MAX_AT_FILE: u64 = 64 * 1024;
+pub(crate) const MAX_AT_FILE: u64 = 64 * 1024;
 
 /// What `placeholder_pass` does with a `%(NAME)` whose NAME is set nowhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,10 +229,22 @@ mod tests {
             "a.ini:1: %(nope): \"nope\" is not an option or placeholder set before this line \
              (set one with \"set-placeholder = nope=VALUE\")"
         );
-        assert!(p("%(word + 1)").is_err());
-        assert!(p("%(processes / 0)").is_err());
-        assert!(p("%(processes ^ 2)").is_err());
-        assert!(p("%(processes +)").is_err());
+        assert_eq!(
+            crate::test_err::text(p("%(word + 1)")),
+            "a.ini:1: %(word + 1): \"word\" is \"many\", not a whole number to compute with"
+        );
+        assert_eq!(
+            crate::test_err::text(p("%(processes / 0)")),
+            "a.ini:1: %(processes / 0): division by zero or overflow"
+        );
+        assert_eq!(
+            crate::test_err::text(p("%(processes ^ 2)")),
+            "a.ini:1: %(processes ^ 2): expected + - * or /, found \"^\""
+        );
+        assert_eq!(
+            crate::test_err::text(p("%(processes +)")),
+            "a.ini:1: %(processes +): expected a number after \"+\""
+        );
     }
 
     #[test]
@@ -242,7 +254,10 @@ mod tests {
         let got = file_pass(&format!("key=@({})", path.display()), "a.ini:2");
         let _ = std::fs::remove_file(&path);
         assert_eq!(got.expect("ok"), "key=s3cret");
-        assert!(file_pass("@(/nonexistent/portico)", "a.ini:2").is_err());
+        assert_eq!(
+            crate::test_err::text(file_pass("@(/nonexistent/portico)", "a.ini:2")),
+            "a.ini:2: cannot read @(/nonexistent/portico): No such file or directory"
+        );
     }
 
     #[test]
@@ -252,7 +267,11 @@ mod tests {
             p("%(addr) - %(user) [%(ltime)] %(project) %(var.HTTP_X)").expect("kept"),
             "%(addr) - %(user) [%(ltime)] myapp %(var.HTTP_X)"
         );
-        assert!(p("%(nope + 1)").is_err(), "math still needs its names");
+        assert_eq!(
+            crate::test_err::text(p("%(nope + 1)")),
+            "a.ini:1: %(nope + 1): \"nope\" is not an option or placeholder set before this line (set one with \"set-placeholder = nope=VALUE\")",
+            "math still needs its names"
+        );
     }
 
     #[test]
@@ -267,7 +286,10 @@ mod tests {
         );
         assert!(placeholder_pass("%(a)", "a.ini:7", Unresolved::Fail, lookup).is_ok());
         let env = |_: &str| Some(big.clone());
-        assert!(env_pass("$(A)$(A)", "a.ini:8", env).is_err());
+        assert_eq!(
+            crate::test_err::text(env_pass("$(A)$(A)", "a.ini:8", env)),
+            "a.ini:8: expanding $(...) makes the value longer than the limit of 65536 bytes"
+        );
     }
 
     #[test]

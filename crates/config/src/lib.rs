@@ -42,3 +42,16 @@ pub struct Setting {
     /// Where it came from, for error messages (`command line`, `app.ini:12`).
     pub origin: String,
 }
+
+#[cfg(test)]
+pub(crate) mod test_err {
+    //! Test helper: which error a call that must fail returned.
+
+    /// The error text of `result`; panics when it is `Ok`.
+    pub(crate) fn text<T, E: std::fmt::Display>(result: Result<T, E>) -> String {
+        match result {
+            Ok(_) => panic!("expected an error, got Ok"),
+            Err(e) => e.to_string(),
+        }
+    }
+}

@@ -27,12 +27,12 @@ pub const MAX_INCLUDE_DEPTH: usize = 16;
 
 /// Largest config file read (4 MiB): real ones are a few KiB, and a
 /// `--ini` pointed at a device or a huge file must fail, not eat memory.
-pub const MAX_CONFIG_FILE: u64 = 4 * 1024 * 1024;
+pub(crate) const MAX_CONFIG_FILE: u64 = 4 * 1024 * 1024;
 
 /// Most bytes `$()`, `@()` and `%()` may add to a whole configuration
 /// (16 MiB), on top of each value's own [`expand::MAX_EXPANDED_VALUE`]:
 /// thousands of lines each just under that limit must fail too.
-pub const MAX_EXPANDED_TOTAL: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_EXPANDED_TOTAL: usize = 16 * 1024 * 1024;
 
 /// Options whose values are log templates: an unresolved `%(name)` in them is
 /// a log variable (`%(addr)`, `%(status)`), kept for the request logger.

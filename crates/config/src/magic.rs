@@ -41,7 +41,7 @@ pub(crate) struct ProcessFacts {
 
 impl ProcessFacts {
     /// Ask the OS.
-    pub fn of_this_process() -> ProcessFacts {
+    pub(crate) fn of_this_process() -> ProcessFacts {
         // SAFETY: getuid/getgid cannot fail and touch no memory of ours.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         ProcessFacts {

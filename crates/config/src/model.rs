@@ -102,7 +102,7 @@ pub struct StaticOptions {
 
 /// Default `--buffer-size`: the largest a uwsgi packet header can announce
 /// (uWSGI's 4096 makes big cookies a 502; see docs/compat.md).
-pub const DEFAULT_BUFFER_SIZE: usize = 65535;
+pub(crate) const DEFAULT_BUFFER_SIZE: usize = 65535;
 
 /// The process model: master, workers, recycling, limits, daemon options.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,13 +137,13 @@ pub struct ProcessConfig {
 }
 
 /// Default listen queue (uWSGI's is 100, which overflows under bursts).
-pub const DEFAULT_LISTEN: u32 = 1024;
+pub(crate) const DEFAULT_LISTEN: u32 = 1024;
 /// uWSGI's `min-worker-lifetime` default.
-pub const DEFAULT_MIN_WORKER_LIFETIME: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_MIN_WORKER_LIFETIME: Duration = Duration::from_secs(10);
 /// uWSGI's `worker-reload-mercy` default.
-pub const DEFAULT_RELOAD_MERCY: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_RELOAD_MERCY: Duration = Duration::from_secs(60);
 /// Upper bound on `--processes`.
-pub const MAX_PROCESSES: usize = 1024;
+pub(crate) const MAX_PROCESSES: usize = 1024;
 
 impl Default for ProcessConfig {
     fn default() -> Self {
@@ -175,10 +175,10 @@ impl Default for ProcessConfig {
 }
 
 /// Default WSGI callable name, as in uWSGI.
-pub const DEFAULT_CALLABLE: &str = "application";
+pub(crate) const DEFAULT_CALLABLE: &str = "application";
 
 /// Upper bound on `--threads`: beyond this a worker is better split into processes.
-pub const MAX_THREADS: usize = 1024;
+pub(crate) const MAX_THREADS: usize = 1024;
 
 impl Default for Config {
     fn default() -> Self {
@@ -359,7 +359,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.listeners.is_empty() {
             return Err(ConfigError::Invalid(
-                "no listener: give at least one --http ADDR or --http-socket ADDR".into(),
+                "no listener: give at least one --http ADDR, --http-socket ADDR or --socket ADDR (uwsgi protocol, for nginx's uwsgi_pass)".into(),
             ));
         }
         let serves_files = !self.statics.maps.is_empty() || !self.statics.check_static.is_empty();
@@ -479,8 +479,14 @@ mod tests {
         assert_eq!(config(&[]).expect("valid").limit_post, 0);
         let c = config(&["--limit-post", "1048576"]).expect("valid");
         assert_eq!(c.limit_post, 1_048_576);
-        assert!(config(&["--limit-post", "1M"]).is_err());
-        assert!(config(&["--limit-post", "-1"]).is_err());
+        assert_eq!(
+            crate::test_err::text(config(&["--limit-post", "1M"])),
+            "command line: option \"--limit-post\": \"1M\" is not a whole number of at least 0"
+        );
+        assert_eq!(
+            crate::test_err::text(config(&["--limit-post", "-1"])),
+            "command line: option \"--limit-post\": \"-1\" is not a whole number of at least 0"
+        );
     }
 
     #[test]
@@ -490,7 +496,10 @@ mod tests {
             err.to_string(),
             "command line: option \"--http\": \"localhost:http\" is not an address (host:port, :port, [::1]:port or a unix socket path)"
         );
-        assert!(config(&["--http", "::1:80"]).is_err());
+        assert_eq!(
+            crate::test_err::text(config(&["--http", "::1:80"])),
+            "command line: option \"--http\": \"::1:80\" is not an address (host:port, :port, [::1]:port or a unix socket path)"
+        );
     }
 
     #[test]
@@ -526,8 +535,14 @@ mod tests {
                 },
             ]
         );
-        assert!(config(&["--mount", "noslash=app.py"]).is_err());
-        assert!(config(&["--mount", "/x"]).is_err());
+        assert_eq!(
+            crate::test_err::text(config(&["--mount", "noslash=app.py"])),
+            "command line: option \"--mount\": \"noslash=app.py\" is not /MOUNTPOINT=APP (a file or module[:callable])"
+        );
+        assert_eq!(
+            crate::test_err::text(config(&["--mount", "/x"])),
+            "command line: option \"--mount\": \"/x\" is not /MOUNTPOINT=APP (a file or module[:callable])"
+        );
     }
 
     #[test]
@@ -544,15 +559,27 @@ mod tests {
             config(&["--chmod-socket=664"]).expect("ok").chmod_socket,
             Some(0o664)
         );
-        assert!(config(&["--chmod-socket=999"]).is_err());
-        assert!(config(&["--chmod-socket=6666"]).is_err());
+        assert_eq!(
+            crate::test_err::text(config(&["--chmod-socket=999"])),
+            "command line: option \"--chmod-socket\": \"999\" is not a mode of three octal digits (e.g. 660)"
+        );
+        assert_eq!(
+            crate::test_err::text(config(&["--chmod-socket=6666"])),
+            "command line: option \"--chmod-socket\": \"6666\" is not a mode of three octal digits (e.g. 660)"
+        );
     }
 
     #[test]
     fn threads_must_be_a_positive_number() {
         assert_eq!(config(&["--threads", "4"]).expect("ok").threads, 4);
-        assert!(config(&["--threads", "many"]).is_err());
-        assert!(config(&["--threads", "0"]).is_err());
+        assert_eq!(
+            crate::test_err::text(config(&["--threads", "many"])),
+            "command line: option \"--threads\": \"many\" is not a whole number from 1 to 1024"
+        );
+        assert_eq!(
+            crate::test_err::text(config(&["--threads", "0"])),
+            "command line: option \"--threads\": \"0\" is not a whole number from 1 to 1024"
+        );
     }
 
     #[test]
@@ -562,18 +589,22 @@ mod tests {
             c.env,
             vec![("A".into(), "1=2".into()), ("B".into(), "".into())]
         );
-        assert!(config(&["--env", "novalue"]).is_err());
+        assert_eq!(
+            crate::test_err::text(config(&["--env", "novalue"])),
+            "command line: option \"--env\": \"novalue\" is not KEY=VALUE"
+        );
     }
 
     #[test]
     fn validate_requires_a_listener_and_an_app() {
-        assert!(
-            config(&["--wsgi-file", "a.py"])
-                .expect("ok")
-                .validate()
-                .is_err()
+        assert_eq!(
+            crate::test_err::text(config(&["--wsgi-file", "a.py"]).expect("ok").validate()),
+            "no listener: give at least one --http ADDR or --http-socket ADDR"
         );
-        assert!(config(&["--http", ":1"]).expect("ok").validate().is_err());
+        assert_eq!(
+            crate::test_err::text(config(&["--http", ":1"]).expect("ok").validate()),
+            "nothing to serve: give --wsgi-file FILE, --module MODULE, --mount /PREFIX=APP or --static-map /URL=DIR"
+        );
         assert!(
             config(&["--http", ":1", "-w", "m"])
                 .expect("ok")

@@ -164,6 +164,9 @@ mod tests {
         let c = config(&["--log-date=%Y-%m-%d"]);
         assert_eq!(c.observe.log_date.as_deref(), Some("%Y-%m-%d"));
         let bad = Config::from_settings(&parse_args(["--log-slow", "soon"]).expect("parse"));
-        assert!(bad.is_err());
+        assert_eq!(
+            crate::test_err::text(bad),
+            "command line: option \"--log-slow\": \"soon\" is not a number of milliseconds"
+        );
     }
 }

@@ -7,6 +7,10 @@
 //! group per `upstream {}` block (built here, in the worker, so peer state
 //! is per worker as in nginx) or an implicit group for a literal address;
 //! `uwsgi_pass` to an `upstream {}` block balances over the same group.
+//! A block with `health_check` or `server ... resolve` also gets its
+//! background tasks (checks, re-resolution) here, returned to be spawned by
+//! `serve` before the first accept: checks start with the worker, not with
+//! its first request, so a dead peer is out before requests reach it.
 
 use std::net::ToSocketAddrs;
 use std::path::PathBuf;
@@ -17,14 +21,16 @@ use portico_config::site::{
     Balancer, Content, Listen, ListenAddr as SiteAddr, ListenProtocol, Location, ProxyTarget,
     Server, Site, Template, TemplatePart, UpstreamTarget,
 };
+use portico_proxy::background::check::HealthChecker;
+use portico_proxy::background::reresolve::{Reresolver, system_lookup};
 use portico_proxy::balance::resolve_target;
 use portico_proxy::{
-    ConnPool, HttpProxy, UpstreamGroup, UwsgiSettings, UwsgiUpstream, upstream_pool,
+    ConnPool, GroupSlot, HttpProxy, UpstreamGroup, UwsgiSettings, UwsgiUpstream, upstream_pool,
 };
 use portico_server::{
-    BoundListener, Handler, ListenAddress, NotFound, ProxyMap, ProxyUpstream, SiteHandler,
-    StaticConfig, StaticMap, UpstreamMap, UwsgiLocationMap, Wire, WithStatic, proxy_locations,
-    uwsgi_locations,
+    BackgroundTask, BoundListener, Handler, ListenAddress, NotFound, ProxyMap, ProxyUpstream,
+    SiteHandler, StaticConfig, StaticMap, UpstreamMap, UwsgiLocationMap, Wire, WithStatic,
+    proxy_locations, uwsgi_locations,
 };
 use portico_supervisor::ReloadCheck;
 use portico_wsgi::WsgiHandler;
@@ -74,26 +80,40 @@ impl SiteSetup {
     }
 }
 
-/// The handler for this process.
+/// What a serving process answers with, and runs beside.
+pub(crate) struct Front {
+    pub handler: Arc<dyn Handler>,
+    /// With `-c nginx.conf`, the Site router the handler is (kept to
+    /// reopen its `access_log` files on `-s reopen`).
+    pub router: Option<Arc<SiteHandler>>,
+    /// The upstream blocks' background tasks (checks, re-resolution).
+    pub background: Vec<BackgroundTask>,
+    /// Every `upstream {}` block's group in this process, by name (the
+    /// stats publish their peers).
+    pub groups: Vec<(String, Arc<GroupSlot>)>,
+}
+
+/// The handler for this process and the tasks to run beside it.
 pub(crate) fn front_handler(
     config: &Config,
     site: Option<&SiteSetup>,
     app: Option<WsgiHandler>,
-) -> Arc<dyn Handler> {
-    front(config, site, app).0
+) -> (Arc<dyn Handler>, Vec<BackgroundTask>) {
+    let f = front(config, site, app);
+    (f.handler, f.background)
 }
 
-/// The handler for this process, and with `-c nginx.conf` the Site router
-/// it is (kept to reopen its `access_log` files on `-s reopen`).
-pub(crate) fn front(
-    config: &Config,
-    site: Option<&SiteSetup>,
-    app: Option<WsgiHandler>,
-) -> (Arc<dyn Handler>, Option<Arc<SiteHandler>>) {
+/// The handler for this process and what goes with it ([`Front`]).
+pub(crate) fn front(config: &Config, site: Option<&SiteSetup>, app: Option<WsgiHandler>) -> Front {
     let has_app = app.is_some();
     let app = with_statics(config, app);
     let Some(setup) = site else {
-        return (app, None);
+        return Front {
+            handler: app,
+            router: None,
+            background: Vec::new(),
+            groups: Vec::new(),
+        };
     };
     let own_sockets: Vec<SiteAddr> = setup
         .site
@@ -105,9 +125,6 @@ pub(crate) fn front(
         .map(|l| l.addr.clone())
         .collect();
     let mut upstreams: UpstreamMap = Vec::new();
-    // One balancer group per `upstream {}` block and worker, shared by its
-    // uwsgi_pass and proxy_pass locations (one peer state, as in nginx).
-    let mut groups: Vec<GroupParts> = Vec::new();
     for (target, location) in uwsgi_targets(&setup.site) {
         if upstreams.iter().any(|(t, _)| t == target) {
             continue;
@@ -116,7 +133,7 @@ pub(crate) fn front(
             portico_server::logln!("uwsgi_pass {} goes to the app in process", shown(target));
             app.clone()
         } else if let UpstreamTarget::Group(_) = target {
-            continue; // per location, below
+            continue; // per location: uwsgi_group_locations
         } else {
             match UwsgiUpstream::new(
                 target.clone(),
@@ -135,22 +152,32 @@ pub(crate) fn front(
         };
         upstreams.push((target.clone(), handler));
     }
-    let by_location = uwsgi_group_locations(&setup.site, &mut groups);
-    let proxies = proxy_upstreams(&setup.site, &mut groups);
+    // One group per `upstream {}` block and worker, shared by its
+    // proxy_pass and uwsgi_pass locations (one peer state, as in nginx).
+    let mut parts: Vec<GroupParts> = Vec::new();
+    let mut background = Vec::new();
+    let proxies = proxy_upstreams(&setup.site, &mut parts, &mut background);
+    let by_location = uwsgi_group_locations(&setup.site, &mut parts, &mut background);
+    let groups = parts.into_iter().map(|g| (g.name, g.slot)).collect();
     let router = Arc::new(
         SiteHandler::new(setup.site.clone(), setup.prefix.clone(), upstreams)
             .with_app(app)
             .with_proxies(proxies)
             .with_uwsgi_locations(by_location),
     );
-    (router.clone(), Some(router))
+    Front {
+        handler: router.clone(),
+        router: Some(router),
+        background,
+        groups,
+    }
 }
 
 /// One `upstream {}` block's shared parts in this worker: its balancer
 /// group and, under an explicit `keepalive N`, its one keep-alive pool.
 struct GroupParts {
     name: String,
-    group: Arc<UpstreamGroup>,
+    slot: Arc<GroupSlot>,
     shared_pool: Option<Arc<ConnPool>>,
 }
 
@@ -161,8 +188,13 @@ struct GroupParts {
 /// group of the addresses its name resolves to, without keep-alive. A URL
 /// with variables is wired when its host is literal (`http://app/v$uri`):
 /// the engine sends the URI it evaluates to. A location that cannot be
-/// wired is logged and answers 502.
-fn proxy_upstreams(site: &Site, groups: &mut Vec<GroupParts>) -> ProxyMap {
+/// wired is logged and answers 502. The blocks' groups go to `groups`,
+/// their background tasks ([`background_tasks`]) to `tasks`.
+fn proxy_upstreams(
+    site: &Site,
+    groups: &mut Vec<GroupParts>,
+    tasks: &mut Vec<BackgroundTask>,
+) -> ProxyMap {
     let mut map = ProxyMap::new();
     for (id, location, pass) in proxy_locations(site) {
         let settings = location.config.proxy.clone();
@@ -172,7 +204,7 @@ fn proxy_upstreams(site: &Site, groups: &mut Vec<GroupParts>) -> ProxyMap {
             ProxyTarget::Dynamic(url) => dynamic_target(site, url),
         };
         let proxy = match target {
-            Ok(Via::Group(name)) => group_proxy(site, &name, settings, groups),
+            Ok(Via::Group(name)) => group_proxy(site, &name, settings, groups, tasks),
             Ok(Via::Peer(target)) => resolve_target(&target)
                 .map(|addrs| {
                     let group = UpstreamGroup::implicit(&shown(&target), addrs);
@@ -186,6 +218,35 @@ fn proxy_upstreams(site: &Site, groups: &mut Vec<GroupParts>) -> ProxyMap {
             Err(e) => portico_server::logln!(
                 "proxy_pass {} ({}): {e}; answering 502",
                 pass.url,
+                location.origin
+            ),
+        }
+    }
+    map
+}
+
+/// The client of every `uwsgi_pass` location naming an `upstream {}`
+/// block: each location's own settings (`uwsgi_next_upstream*`, timeouts)
+/// over the block's one group (built here if no `proxy_pass` location
+/// built it). A location that cannot be wired is logged and answers 502.
+fn uwsgi_group_locations(
+    site: &Site,
+    groups: &mut Vec<GroupParts>,
+    tasks: &mut Vec<BackgroundTask>,
+) -> UwsgiLocationMap {
+    let mut map = UwsgiLocationMap::new();
+    for (id, location, target) in uwsgi_locations(site) {
+        let UpstreamTarget::Group(name) = target else {
+            continue;
+        };
+        match group_parts(site, name, &location.config.proxy, groups, tasks) {
+            Ok(parts) => {
+                let settings = UwsgiSettings::from_location(&location.config);
+                let upstream = UwsgiUpstream::in_slot(parts.slot.clone(), settings);
+                map.push((id, Arc::new(upstream) as Arc<dyn Handler>));
+            }
+            Err(e) => portico_server::logln!(
+                "uwsgi_pass {name} ({}): {e}; answering 502",
                 location.origin
             ),
         }
@@ -249,16 +310,17 @@ fn group_proxy(
     name: &str,
     settings: Arc<portico_config::site::ProxySettings>,
     groups: &mut Vec<GroupParts>,
+    tasks: &mut Vec<BackgroundTask>,
 ) -> Result<HttpProxy, String> {
     let Some(up) = site.upstreams.iter().find(|u| u.name == name) else {
         return Err(format!("no upstream \"{name}\""));
     };
-    let parts = group_parts(site, name, groups)?;
+    let parts = group_parts(site, name, &settings, groups, tasks)?;
     let pool = match up.keepalive {
         Some(_) => parts.shared_pool.clone(),
         None => upstream_pool(up),
     };
-    let proxy = HttpProxy::new(parts.group.clone(), settings, pool);
+    let proxy = HttpProxy::in_slot(parts.slot.clone(), settings, pool);
     Ok(match &up.balancer {
         Balancer::Hash { key, .. } => match Template::parse(key) {
             Ok(key) => proxy.with_hash_key(key),
@@ -271,36 +333,14 @@ fn group_proxy(
     })
 }
 
-/// The client of every `uwsgi_pass` location naming an `upstream {}`
-/// block: each location's own settings (`uwsgi_next_upstream*`, timeouts)
-/// over the block's one group. A location that cannot be wired is logged
-/// and answers 502.
-fn uwsgi_group_locations(site: &Site, groups: &mut Vec<GroupParts>) -> UwsgiLocationMap {
-    let mut map = UwsgiLocationMap::new();
-    for (id, location, target) in uwsgi_locations(site) {
-        let UpstreamTarget::Group(name) = target else {
-            continue;
-        };
-        match group_parts(site, name, groups) {
-            Ok(parts) => {
-                let settings = UwsgiSettings::from_location(&location.config);
-                let upstream = UwsgiUpstream::group(parts.group.clone(), settings);
-                map.push((id, Arc::new(upstream) as Arc<dyn Handler>));
-            }
-            Err(e) => portico_server::logln!(
-                "uwsgi_pass {name} ({}): {e}; answering 502",
-                location.origin
-            ),
-        }
-    }
-    map
-}
-
-/// The shared parts of the `upstream {}` block `name`, built on first use.
+/// The shared parts of the `upstream {}` block `name`, built (with its
+/// background tasks, the timeouts of `settings`) on first use.
 fn group_parts<'a>(
     site: &Site,
     name: &str,
+    settings: &portico_config::site::ProxySettings,
     groups: &'a mut Vec<GroupParts>,
+    tasks: &mut Vec<BackgroundTask>,
 ) -> Result<&'a GroupParts, String> {
     let Some(up) = site.upstreams.iter().find(|u| u.name == name) else {
         return Err(format!("no upstream \"{name}\""));
@@ -310,15 +350,54 @@ fn group_parts<'a>(
         None => {
             let group = UpstreamGroup::resolve(up)
                 .map_err(|e| format!("upstream \"{name}\" ({}): {e}", up.origin))?;
+            let slot = Arc::new(GroupSlot::new(Arc::new(group)));
+            tasks.extend(background_tasks(up, &slot, settings));
             groups.push(GroupParts {
                 name: name.to_string(),
-                group: Arc::new(group),
+                slot,
                 shared_pool: up.keepalive.and_then(|_| upstream_pool(up)),
             });
             groups.len() - 1
         }
     };
-    Ok(&groups[at])
+    groups
+        .get(at)
+        .ok_or_else(|| format!("upstream \"{name}\" was not built"))
+}
+
+/// The background tasks of the block `up` in this worker: its health
+/// checks (the first `health_check` of the locations proxying to it, with
+/// the timeouts of the first such location: one set of per-peer counters
+/// per block) and the re-resolution of its `server ... resolve` names.
+fn background_tasks(
+    up: &portico_config::site::Upstream,
+    slot: &Arc<GroupSlot>,
+    settings: &portico_config::site::ProxySettings,
+) -> Vec<BackgroundTask> {
+    let mut tasks: Vec<BackgroundTask> = Vec::new();
+    if let Some(check) = up.health_checks.first() {
+        if up.health_checks.iter().any(|c| c != check) {
+            portico_server::logln!(
+                "upstream \"{}\": several different health_check directives, the one in {} is used",
+                up.name,
+                check.origin
+            );
+        }
+        let checker = HealthChecker::new(
+            slot.clone(),
+            &up.name,
+            check.clone(),
+            settings.connect_timeout,
+            settings.read_timeout,
+        );
+        tasks.push(Arc::new(move || Box::pin(checker.clone().run())));
+    }
+    let up = Arc::new(up.clone());
+    if let Some(r) = Reresolver::new(slot.clone(), up, system_lookup()) {
+        let r = Arc::new(r);
+        tasks.push(Arc::new(move || Box::pin(r.clone().run())));
+    }
+    tasks
 }
 
 /// Every `uwsgi_pass` target of the site, with the first location naming it.
@@ -371,6 +450,21 @@ fn shown(target: &UpstreamTarget) -> String {
     }
 }
 
+/// Log each static mapping (`static-map /URL -> DIR`), once, in the process
+/// that starts the workers (each worker builds its own handler silently).
+pub(crate) fn log_static_maps(config: &Config) {
+    let s = &config.statics;
+    let maps = s
+        .maps
+        .iter()
+        .map(|(prefix, root, _)| (prefix.as_str(), root));
+    let checks = s.check_static.iter().map(|root| ("", root));
+    for (prefix, root) in maps.chain(checks) {
+        let prefix = if prefix.is_empty() { "/" } else { prefix };
+        portico_server::logln!("static-map {prefix} -> {}", root.display());
+    }
+}
+
 /// The handler for this process: the apps, behind the static maps if any.
 pub(crate) fn with_statics(config: &Config, app: Option<WsgiHandler>) -> Arc<dyn Handler> {
     let app: Arc<dyn Handler> = match app {
@@ -395,17 +489,6 @@ pub(crate) fn with_statics(config: &Config, app: Option<WsgiHandler>) -> Arc<dyn
         root: root.clone(),
         keep_prefix: true,
     }));
-    for map in &maps {
-        portico_server::logln!(
-            "static-map {} -> {}",
-            if map.prefix.is_empty() {
-                "/"
-            } else {
-                &map.prefix
-            },
-            map.root.display()
-        );
-    }
     Arc::new(WithStatic::new(
         StaticConfig {
             maps,

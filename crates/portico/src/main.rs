@@ -9,6 +9,7 @@
 mod front;
 mod listeners;
 mod nginx_cli;
+mod peer_stats;
 mod site_logs;
 mod site_run;
 mod start;

@@ -3,6 +3,8 @@
 //! drop privileges, start Python and (unless lazy) load the app, then serve
 //! in this process or become the master of forked workers.
 
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,7 +22,7 @@ use portico_wsgi::{
 };
 
 use crate::VERSION;
-use crate::front::{SiteSetup, front_handler};
+use crate::front::{SiteSetup, front_handler, log_static_maps};
 use crate::listeners::{adopt_all, bind_all, unix_paths};
 use crate::worker::worker_main;
 
@@ -60,6 +62,18 @@ fn spec_of(source: &AppSource) -> AppSpec {
     }
 }
 
+/// The callable's name as the loader takes it: `MOD:NAME` names its own
+/// (`app:app` loads `app`, not `--callable`), anything else uses `--callable`.
+fn callable_of<'a>(spec: &'a AppSpec, callable: &'a str) -> &'a str {
+    match spec {
+        AppSpec::Module(target) => match target.split_once(':') {
+            Some((_, name)) if !name.is_empty() => name,
+            _ => callable,
+        },
+        AppSpec::File(_) => callable,
+    }
+}
+
 /// Load the default app and every mount, printing the traceback and
 /// advice when one fails.
 pub(crate) fn load_apps(config: &Config) -> Result<Apps, Failure> {
@@ -73,6 +87,7 @@ pub(crate) fn load_apps(config: &Config) -> Result<Apps, Failure> {
     let mut apps = Vec::new();
     for (id, (mountpoint, spec)) in wanted.into_iter().enumerate() {
         let started = Instant::now();
+        let callable = callable_of(&spec, &config.callable);
         match load(&spec, &config.callable, &config.pythonpath) {
             Ok(app) => {
                 portico_server::logln!(
@@ -80,7 +95,7 @@ pub(crate) fn load_apps(config: &Config) -> Result<Apps, Failure> {
                     started.elapsed().as_secs(),
                     std::process::id(),
                     app.description,
-                    config.callable
+                    callable
                 );
                 apps.push((mountpoint, app));
             }
@@ -181,11 +196,11 @@ pub(crate) fn run(mut config: Config, site: Option<SiteSetup>) -> Result<u8, Fai
     if let Some(path) = &p.pidfile2 {
         write_pidfile(path, std::process::id())?;
     }
-    let virtualenv = config.virtualenv.clone().or_else(|| {
-        std::env::var_os("VIRTUAL_ENV")
-            .filter(|v| !v.is_empty())
-            .map(Into::into)
-    });
+    let virtualenv = choose_virtualenv(
+        config.virtualenv.as_deref(),
+        std::env::var_os("VIRTUAL_ENV").as_deref(),
+        std::env::current_exe().ok().as_deref(),
+    );
     // Static files alone need no Python at all.
     let python_needed = config.app.is_some() || !config.mounts.is_empty();
     if python_needed {
@@ -200,6 +215,7 @@ pub(crate) fn run(mut config: Config, site: Option<SiteSetup>) -> Result<u8, Fai
             portico_server::logln!("virtualenv: {}", venv.display());
         }
     }
+    log_static_maps(&config);
     let apps = if p.lazy_apps {
         None
     } else {
@@ -286,6 +302,37 @@ pub(crate) fn run(mut config: Config, site: Option<SiteSetup>) -> Result<u8, Fai
     }
 }
 
+/// The virtualenv the interpreter starts in, first found of: `--virtualenv`
+/// (relative to the directory after `--chdir`, as in uWSGI), a non-empty
+/// `VIRTUAL_ENV`, and the venv this binary is installed in (`pip install`
+/// puts it at `VENV/bin/portico`, beside `VENV/pyvenv.cfg`), so an installed
+/// `portico` runs with its own venv's packages without being told.
+fn choose_virtualenv(
+    option: Option<&Path>,
+    env: Option<&OsStr>,
+    exe: Option<&Path>,
+) -> Option<PathBuf> {
+    if let Some(dir) = option {
+        return Some(dir.to_path_buf());
+    }
+    if let Some(dir) = env.filter(|v| !v.is_empty()) {
+        return Some(dir.into());
+    }
+    exe.and_then(venv_of_binary)
+}
+
+/// `VENV` when `exe` is `VENV/bin/NAME` and `VENV/pyvenv.cfg` exists.
+fn venv_of_binary(exe: &Path) -> Option<PathBuf> {
+    let bin = exe.parent()?;
+    if bin.file_name()? != "bin" {
+        return None;
+    }
+    let venv = bin.parent()?;
+    venv.join("pyvenv.cfg")
+        .is_file()
+        .then(|| venv.to_path_buf())
+}
+
 /// The apps as the stats list them: the default app, then the mounts.
 fn app_infos(config: &Config) -> Vec<AppInfo> {
     let chdir = config
@@ -340,26 +387,80 @@ fn serve_single(
         },
     )
     .map_err(anyhow::Error::msg)?;
+    let (handler, background) = front_handler(config, site, handler);
     let options = ServeOptions {
         log: log_config(config, 0),
+        background,
         shutdown_grace: config.process.reload_mercy,
         nginx_pages: site.is_some(),
         limit_post: config.limit_post,
         ..ServeOptions::default()
     };
     let threads = config.threads;
-    serve(
-        listeners,
-        front_handler(config, site, handler),
-        options,
-        || {
-            portico_server::logln!(
-                "*** portico is ready to serve (pid: {}, threads: {threads}) ***",
-                std::process::id()
-            );
-        },
-    )
+    serve(listeners, handler, options, || {
+        portico_server::logln!(
+            "*** portico is ready to serve (pid: {}, threads: {threads}) ***",
+            std::process::id()
+        );
+    })
     .context("serving")?;
     vacuum(config);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_in_a_venv_uses_that_venv_when_nothing_else_is_given() -> std::io::Result<()> {
+        let dir = std::env::temp_dir().join(format!("portico-venv-test-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("bin"))?;
+        std::fs::write(dir.join("pyvenv.cfg"), "home = /usr/bin\n")?;
+        let exe = dir.join("bin").join("portico");
+        let other = Path::new("/elsewhere");
+        let cases: [(Option<&Path>, Option<&OsStr>, Option<PathBuf>); 4] = [
+            (None, None, Some(dir.clone())),
+            (None, Some(OsStr::new("")), Some(dir.clone())),
+            (None, Some(other.as_os_str()), Some(other.to_path_buf())),
+            (Some(other), None, Some(other.to_path_buf())),
+        ];
+        for (option, env, want) in cases {
+            assert_eq!(
+                choose_virtualenv(option, env, Some(&exe)),
+                want,
+                "{option:?} {env:?}"
+            );
+        }
+        std::fs::remove_dir_all(&dir)
+    }
+
+    #[test]
+    fn banner_callable_is_the_one_named_after_the_colon() {
+        let cases = [
+            (AppSpec::Module("app:app".into()), "app"),
+            (AppSpec::Module("app:create_app()".into()), "create_app()"),
+            (AppSpec::Module("app".into()), "application"),
+            (AppSpec::Module("app:".into()), "application"),
+            (AppSpec::File("app.py".into()), "application"),
+        ];
+        for (spec, want) in &cases {
+            assert_eq!(callable_of(spec, "application"), *want);
+        }
+    }
+
+    #[test]
+    fn binary_outside_a_venv_uses_no_venv() {
+        for exe in [
+            "/work/target/release/portico",
+            "/usr/bin/portico",
+            "portico",
+        ] {
+            assert_eq!(
+                choose_virtualenv(None, None, Some(Path::new(exe))),
+                None,
+                "{exe}"
+            );
+        }
+    }
 }

@@ -14,7 +14,8 @@ use portico_supervisor::{
 use portico_wsgi::WsgiOptions;
 
 use crate::EXIT_APP_LOAD_FAILED;
-use crate::front::{SiteSetup, front};
+use crate::front::{Front, SiteSetup, front};
+use crate::peer_stats::peer_publisher;
 use crate::start::{Apps, app_handler, clone_apps, load_apps, log_config};
 
 /// A worker's exit code for a start-up failure other than the app.
@@ -128,7 +129,15 @@ pub(crate) fn worker_main(
             return EXIT_WORKER_FAILED;
         }
     };
-    let (handler, router) = front(config, site, handler);
+    let Front {
+        handler,
+        router,
+        mut background,
+        groups,
+    } = front(config, site, handler);
+    if !groups.is_empty() {
+        background.push(peer_publisher(ctx.board.clone(), ctx.wid, groups));
+    }
     let options = ServeOptions {
         log: log_config(config, ctx.wid as u32),
         reopen_log: log_reopener(config, router),
@@ -138,6 +147,7 @@ pub(crate) fn worker_main(
         hooks: Some(runtime),
         nginx_pages: site.is_some(),
         limit_post: config.limit_post,
+        background,
     };
     let pid = std::process::id();
     let wid = ctx.wid;

@@ -6,6 +6,11 @@
 //! status to answer with)". That keeps the codecs table-testable and fuzzable, and lets
 //! the connection code in `portico-server` own all state about sockets and timeouts.
 
+#![warn(missing_docs)]
+// Parsers take user bytes: no indexing that can panic (tests may index what they built).
+#![warn(clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::indexing_slicing))]
+
 pub mod http1;
 pub mod percent;
 pub mod uwsgi;

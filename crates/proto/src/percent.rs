@@ -14,26 +14,26 @@ pub fn percent_decode(input: &[u8]) -> Cow<'_, [u8]> {
         return Cow::Borrowed(input);
     };
     let mut out = Vec::with_capacity(input.len());
-    out.extend_from_slice(&input[..first]);
-    let mut i = first;
-    while i < input.len() {
-        match escaped_byte(input, i) {
+    let (plain, mut rest) = input.split_at_checked(first).unwrap_or((input, &[]));
+    out.extend_from_slice(plain);
+    while let Some(&b) = rest.first() {
+        match escaped_byte(rest) {
             Some(decoded) => {
                 out.push(decoded);
-                i += 3;
+                rest = rest.get(3..).unwrap_or_default();
             }
             None => {
-                out.push(input[i]);
-                i += 1;
+                out.push(b);
+                rest = rest.get(1..).unwrap_or_default();
             }
         }
     }
     Cow::Owned(out)
 }
 
-/// The byte encoded by a valid `%XX` escape starting at `input[i]`, if there is one.
-fn escaped_byte(input: &[u8], i: usize) -> Option<u8> {
-    match input.get(i..i + 3)? {
+/// The byte encoded by a valid `%XX` escape at the start of `input`, if there is one.
+fn escaped_byte(input: &[u8]) -> Option<u8> {
+    match input.get(..3)? {
         [b'%', hi, lo] => Some(hex(*hi)? << 4 | hex(*lo)?),
         _ => None,
     }

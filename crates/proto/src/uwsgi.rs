@@ -24,7 +24,9 @@ pub const PONG: [u8; 4] = [100, 0, 0, 1];
 /// A parsed packet (vars only; the body is still on the wire).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UwsgiPacket {
+    /// The first header byte: the request kind (0 for WSGI, 100 for ping, ...).
     pub modifier1: u8,
+    /// The last header byte: a sub-kind for `modifier1`.
     pub modifier2: u8,
     /// Every var in order, duplicates kept (the environ takes the last).
     pub vars: Vec<(Bytes, Bytes)>,
@@ -60,11 +62,19 @@ impl UwsgiPacket {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UwsgiError {
     /// The header announces a vars block larger than the limit.
-    TooBig { size: usize, limit: usize },
+    TooBig {
+        /// The announced size of the vars block.
+        size: usize,
+        /// The largest size accepted.
+        limit: usize,
+    },
     /// A var has an empty key.
     NullKey,
     /// A key or value runs past the announced vars block.
-    Overrun { at: usize },
+    Overrun {
+        /// Offset in the vars block of the length that runs past its end.
+        at: usize,
+    },
     /// More vars than [`MAX_VARS`].
     TooManyVars,
 }
@@ -92,12 +102,10 @@ impl std::error::Error for UwsgiError {}
 /// Parse one packet from the front of `buf`, removing it on success.
 /// `Ok(None)`: incomplete, read more. `limit` caps the vars block (`--buffer-size`).
 pub fn parse_packet(buf: &mut BytesMut, limit: usize) -> Result<Option<UwsgiPacket>, UwsgiError> {
-    if buf.len() < HEADER_LEN {
+    let Some(&[modifier1, size_lo, size_hi, modifier2]) = buf.first_chunk::<HEADER_LEN>() else {
         return Ok(None);
-    }
-    let modifier1 = buf[0];
-    let datasize = usize::from(u16::from_le_bytes([buf[1], buf[2]]));
-    let modifier2 = buf[3];
+    };
+    let datasize = usize::from(u16::from_le_bytes([size_lo, size_hi]));
     if datasize > limit {
         return Err(UwsgiError::TooBig {
             size: datasize,
@@ -123,8 +131,11 @@ fn parse_vars(block: &Bytes) -> Result<Vec<(Bytes, Bytes)>, UwsgiError> {
     let mut pos = 0;
     let take = |pos: &mut usize| -> Result<Bytes, UwsgiError> {
         let at = *pos;
-        let len_bytes = block.get(at..at + 2).ok_or(UwsgiError::Overrun { at })?;
-        let len = usize::from(u16::from_le_bytes([len_bytes[0], len_bytes[1]]));
+        let len_bytes = block
+            .get(at..)
+            .and_then(<[u8]>::first_chunk::<2>)
+            .ok_or(UwsgiError::Overrun { at })?;
+        let len = usize::from(u16::from_le_bytes(*len_bytes));
         let start = at + 2;
         if start + len > block.len() {
             return Err(UwsgiError::Overrun { at });
@@ -275,18 +286,68 @@ mod tests {
     }
 
     #[test]
-    fn random_bytes_never_panic() {
+    fn random_bytes_never_panic_and_every_outcome_matches_the_header() {
+        // what each outcome was seen for: incomplete, too big, parsed, bad vars
+        let mut seen = [0usize; 4];
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..20_000 {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
             let len = (seed % 64) as usize;
-            let bytes: Vec<u8> = (0..len)
+            let mut bytes: Vec<u8> = (0..len)
                 .map(|i| (seed >> (i % 8 * 8)) as u8 ^ i as u8)
                 .collect();
+            if len >= HEADER_LEN && seed.is_multiple_of(4) {
+                // announce exactly the bytes that follow, so whole packets occur too
+                let size = u16::try_from(len - HEADER_LEN).expect("under 64");
+                bytes[1..3].copy_from_slice(&size.to_le_bytes());
+            }
+            let limit = (seed % 70_000) as usize;
             let mut buf = BytesMut::from(&bytes[..]);
-            let _ = parse_packet(&mut buf, (seed % 70_000) as usize);
+            let got = parse_packet(&mut buf, limit);
+            let Some(header) = bytes.get(..HEADER_LEN) else {
+                assert_eq!(got, Ok(None), "{bytes:?}");
+                assert_eq!(&buf[..], &bytes[..], "an incomplete header is left as is");
+                seen[0] += 1;
+                continue;
+            };
+            let size = usize::from(u16::from_le_bytes([header[1], header[2]]));
+            if size > limit {
+                assert_eq!(got, Err(UwsgiError::TooBig { size, limit }), "{bytes:?}");
+                assert_eq!(&buf[..], &bytes[..], "a refused packet is left as is");
+                seen[1] += 1;
+            } else if len < HEADER_LEN + size {
+                assert_eq!(got, Ok(None), "{bytes:?}");
+                assert_eq!(&buf[..], &bytes[..], "an incomplete packet is left as is");
+                seen[0] += 1;
+            } else {
+                // the packet is consumed whether or not its vars are well formed
+                assert_eq!(&buf[..], &bytes[HEADER_LEN + size..], "{bytes:?}");
+                match got {
+                    Ok(Some(p)) => {
+                        assert_eq!(
+                            (p.modifier1, p.modifier2, p.datasize),
+                            (header[0], header[3], size)
+                        );
+                        let vars: Vec<(&[u8], &[u8])> =
+                            p.vars.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+                        let again = encode_packet(p.modifier1, p.modifier2, &vars);
+                        assert_eq!(
+                            &again[..],
+                            &bytes[..HEADER_LEN + size],
+                            "vars re-encode to the same bytes"
+                        );
+                        seen[2] += 1;
+                    }
+                    Err(UwsgiError::Overrun { .. } | UwsgiError::NullKey) => seen[3] += 1,
+                    other => panic!("{other:?} for {bytes:?}"),
+                }
+            }
         }
+        assert!(
+            seen.iter().all(|&n| n > 0),
+            "every outcome was exercised: {seen:?}"
+        );
     }
 }

@@ -5,9 +5,11 @@
 //! peer); the HTTP client with keep-alive pools (`http/`) and `proxy_pass`
 //! with nginx's retries ([`HttpProxy`], the server's `ProxyUpstream`);
 //! nginx's balancers over `upstream {}` groups with passive health
-//! ([`balance`]); their error type and nginx's error pages. Later, next to
-//! it: active health checks.
+//! ([`balance`]); their error type and nginx's error pages; what an
+//! upstream block does in the background (active health checks,
+//! re-resolving names: [`background`]).
 
+pub mod background;
 pub mod balance;
 pub mod error;
 pub mod error_page;
@@ -21,6 +23,7 @@ mod spool;
 pub mod target;
 pub mod uwsgi;
 
+pub use background::GroupSlot;
 pub use balance::{
     Attempt, GroupError, Outcome, PeerState, PeerStats, PickInput, Picked, Released, UpstreamGroup,
 };

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use portico_config::site::{ProxySettings, Template, Upstream, UpstreamTarget};
 use portico_server::{ProxyCall, ProxyFuture, ProxyOutcome, ProxyUpstream, Request, RequestSource};
 
+use crate::background::GroupSlot;
 use crate::balance::{PickInput, UpstreamGroup};
 use crate::error::{ErrorKind, Phase, ProxyError};
 use crate::error_page::error_response;
@@ -30,7 +31,8 @@ pub struct HttpProxy {
 }
 
 struct Inner {
-    group: Arc<UpstreamGroup>,
+    /// The block's current group (re-resolution may replace it).
+    group: Arc<GroupSlot>,
     settings: Arc<ProxySettings>,
     peer: http::PeerSettings,
     filter: HeaderFilter,
@@ -60,6 +62,16 @@ impl HttpProxy {
     /// per `upstream {}` block; see [`upstream_pool`]).
     pub fn new(
         group: Arc<UpstreamGroup>,
+        settings: Arc<ProxySettings>,
+        pool: Option<Arc<ConnPool>>,
+    ) -> HttpProxy {
+        HttpProxy::in_slot(Arc::new(GroupSlot::new(group)), settings, pool)
+    }
+
+    /// Through whatever group `slot` holds when a request starts (a block
+    /// with `server ... resolve` gets its group replaced while running).
+    pub fn in_slot(
+        group: Arc<GroupSlot>,
         settings: Arc<ProxySettings>,
         pool: Option<Arc<ConnPool>>,
     ) -> HttpProxy {
@@ -217,7 +229,7 @@ impl Inner {
             next_upstream_tries: 0,
         };
         let mut tries = Tries::default();
-        let group = self.group.clone();
+        let group = self.group.current();
         match retry::run(&group, input, rules, started, &log, &mut x, &mut tries).await {
             Finished::Answer { answer, addr, log } => {
                 let pool = self.pool.clone().map(|pool| (pool, addr.clone()));

@@ -124,13 +124,13 @@ impl PeerAddr {
 
 /// Linux errno values nginx tests in `ngx_event_connect_peer` (no libc dependency).
 mod libc_errno {
-    pub const EAGAIN: i32 = 11;
-    pub const ENETDOWN: i32 = 100;
-    pub const ENETUNREACH: i32 = 101;
-    pub const ECONNRESET: i32 = 104;
-    pub const ECONNREFUSED: i32 = 111;
-    pub const EHOSTDOWN: i32 = 112;
-    pub const EHOSTUNREACH: i32 = 113;
+    pub(super) const EAGAIN: i32 = 11;
+    pub(super) const ENETDOWN: i32 = 100;
+    pub(super) const ENETUNREACH: i32 = 101;
+    pub(super) const ECONNRESET: i32 = 104;
+    pub(super) const ECONNREFUSED: i32 = 111;
+    pub(super) const EHOSTDOWN: i32 = 112;
+    pub(super) const EHOSTUNREACH: i32 = 113;
 }
 
 impl fmt::Display for PeerAddr {

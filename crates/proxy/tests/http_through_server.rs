@@ -5,6 +5,9 @@
 //! `Content-Length` to an HTTP/1.0 one (as nginx does); the answer comes
 //! back through the server's writer.
 
+// Test code: a failed expect is a failed test (clippy.toml exempts #[test] fns only).
+#![allow(clippy::expect_used)]
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;

@@ -4,6 +4,9 @@
 //! peer), POST not retried once sent, chunked and 1 MiB responses streamed,
 //! and a client that goes away dropping the upstream connection.
 
+// Test code: a failed expect is a failed test (clippy.toml exempts #[test] fns only).
+#![allow(clippy::expect_used)]
+
 mod http_backend;
 
 use std::net::SocketAddr;

@@ -3,6 +3,9 @@
 //! found: set `PORTICO_TEST_UWSGI=/path/to/uwsgi`, or install one with
 //! `python3 -m venv target/uwsgi-venv && target/uwsgi-venv/bin/pip install uwsgi`.
 
+// Test code: a failed expect is a failed test (clippy.toml exempts #[test] fns only).
+#![allow(clippy::expect_used)]
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

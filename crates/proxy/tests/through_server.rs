@@ -4,6 +4,9 @@
 //! cannot: a request body that arrives after the head (streamed to the
 //! upstream as it comes), and the server's writer draining the streamed body.
 
+// Test code: a failed expect is a failed test (clippy.toml exempts #[test] fns only).
+#![allow(clippy::expect_used)]
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;

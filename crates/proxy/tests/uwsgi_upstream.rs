@@ -2,6 +2,9 @@
 //! TCP or unix listener: the exact packet bytes it receives, and what the
 //! client makes of normal, CGI-style, slow, refused and cut-off answers.
 
+// Test code: a failed expect is a failed test (clippy.toml exempts #[test] fns only).
+#![allow(clippy::expect_used)]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

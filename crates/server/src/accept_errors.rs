@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 /// Pause after a failed `accept()` before the next try: long enough that a
 /// worker out of descriptors lets its connections finish (nginx pauses its
 /// accept events 500 ms), short enough that recovery is not noticed.
-pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+pub(crate) const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 /// While an episode lasts, a reminder with the running count is logged this
 /// often, so a stuck worker is still visible in the log.
-pub const EPISODE_REMINDER: Duration = Duration::from_secs(60);
+pub(crate) const EPISODE_REMINDER: Duration = Duration::from_secs(60);
 
 /// The failures of one listener's accept loop.
 #[derive(Debug, Default)]

@@ -58,8 +58,11 @@ struct BodyStream {
 
 /// The result of a non-blocking read attempt.
 pub enum TryNext {
+    /// The next piece of the body.
     Data(Bytes),
+    /// The body is complete.
     End,
+    /// The body failed (client gone, bad chunk, limit exceeded, ...).
     Error(BodyError),
     /// Nothing available yet: wait with [`RequestBody::blocking_next`].
     WouldBlock,

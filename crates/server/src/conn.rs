@@ -28,22 +28,22 @@ use crate::write::{self, BodyWriter, SendFile, encode_error, encode_head, flush}
 
 /// Time allowed for a whole request head once its first byte arrived
 /// (hyper's default; a slow-header client is cut after it).
-pub const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long an idle persistent connection is kept (nginx's keepalive_timeout;
 /// longer than common load balancers' idle timeouts, unlike gunicorn's 2 s).
-pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+pub(crate) const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
 
 /// After a stop signal, how long a connection that has not sent its first
 /// request yet may take to send it (it was accepted before the stop).
-pub const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(2);
+pub(crate) const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(2);
 
 /// Unread request body that is read and discarded to keep a connection
 /// alive; beyond it the connection is closed instead.
-pub const MAX_DRAIN: u64 = 1024 * 1024;
+pub(crate) const MAX_DRAIN: u64 = 1024 * 1024;
 
 /// Time allowed to drain an unread request body.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What every connection of a listener shares.
 pub(crate) struct ConnContext {
@@ -143,7 +143,7 @@ async fn read_head<R: AsyncRead + Unpin>(
 /// How long an accepted connection keeps its gate slot while its first
 /// bytes are on the way; a connection that stays silent gives the slot
 /// back, so idle sockets never stop a worker from accepting.
-pub const FIRST_BYTES_SLOT_HOLD: Duration = Duration::from_millis(100);
+pub(crate) const FIRST_BYTES_SLOT_HOLD: Duration = Duration::from_millis(100);
 
 /// Wait briefly for a fresh connection's first bytes while it holds its
 /// slot; drop the slot if none come. `None`: the client went away.
@@ -307,6 +307,9 @@ pub(crate) async fn serve_connection<R, W>(
         drop(slot);
         if !done.persist {
             let _ = writer.shutdown().await;
+            if done.unread_body {
+                linger_for(reader, UNREAD_BODY_LINGER_MAX).await;
+            }
             return;
         }
         served += 1;
@@ -359,6 +362,10 @@ pub(crate) struct Exchanged {
     pub persist: bool,
     /// How long it may idle before that request (`None`: the default).
     pub idle_timeout: Option<Duration>,
+    /// The client may still be sending a request body nobody read: read
+    /// and discard it before closing (nginx's lingering close), or the
+    /// close turns into a reset that destroys the answer.
+    pub unread_body: bool,
 }
 
 /// Hand the request to the handler's future, feed its body on demand,
@@ -518,6 +525,7 @@ where
         body_bytes: body_writer.sent,
         persist,
         idle_timeout,
+        unread_body: body_blocks_reuse,
     })
 }
 
@@ -666,11 +674,19 @@ const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Bytes read and discarded at most while lingering.
 const LINGER_MAX: usize = 256 * 1024;
 
+/// Bytes of an unread request body read and discarded at most after the
+/// answer, so a client still sending it gets to read the answer.
+const UNREAD_BODY_LINGER_MAX: usize = 16 * 1024 * 1024;
+
 pub(crate) async fn linger<R: AsyncRead + Unpin>(reader: &mut R) {
+    linger_for(reader, LINGER_MAX).await;
+}
+
+async fn linger_for<R: AsyncRead + Unpin>(reader: &mut R, max: usize) {
     let deadline = tokio::time::Instant::now() + LINGER_TIMEOUT;
     let mut scratch = vec![0u8; 16 * 1024];
     let mut total = 0;
-    while total < LINGER_MAX {
+    while total < max {
         tokio::select! {
             read = reader.read(&mut scratch) => match read {
                 Ok(0) | Err(_) => return,

@@ -28,12 +28,15 @@ pub enum RequestSource {
 
 /// One parsed request, with its body still arriving.
 pub struct Request {
+    /// The parsed head (HTTP) or packet (uwsgi).
     pub source: RequestSource,
     /// The client's address (`None` on a unix socket).
     pub peer: Option<SocketAddr>,
     /// The local address the connection was accepted on (`None` on a unix socket).
     pub local: Option<SocketAddr>,
+    /// The listener the connection came in on.
     pub listener: Arc<ListenerInfo>,
+    /// The request body, read from the connection as the handler asks for it.
     pub body: RequestBody,
     /// Where a handler that answers from another thread gets its reply slot.
     pub handoff: Arc<Handoff>,
@@ -129,11 +132,15 @@ impl Request {
 /// A piece of a streamed response body.
 #[derive(Debug)]
 pub enum StreamItem {
+    /// Bytes to send as they are.
     Data(Bytes),
     /// A file region sent without copying through user space where possible.
     File {
+        /// The open file.
         file: File,
+        /// Where the region starts in the file.
         offset: u64,
+        /// How many bytes to send from `offset`.
         len: u64,
     },
     /// The body is complete.
@@ -146,14 +153,19 @@ pub enum StreamItem {
 /// The response body.
 #[derive(Debug)]
 pub enum ResponseBody {
+    /// No body.
     Empty,
+    /// The whole body, in memory.
     Full(Bytes),
     /// Pieces arrive through a bounded channel, so a slow client slows the producer.
     Stream(mpsc::Receiver<StreamItem>),
     /// A file region, sent with sendfile(2) where the transport allows.
     File {
+        /// The open file.
         file: File,
+        /// Where the region starts in the file.
         offset: u64,
+        /// How many bytes to send from `offset`.
         len: u64,
     },
 }
@@ -165,6 +177,7 @@ pub struct ResponseMeta {
     pub app_id: i32,
     /// Number of request variables and their total size (uWSGI's `{N vars in M bytes}`).
     pub vars: u32,
+    /// Their total size in bytes, as the uwsgi packet encodes them.
     pub vars_bytes: u32,
     /// The worker thread ("core") that ran the app; 0 when none did.
     pub core: u32,
@@ -188,11 +201,15 @@ pub struct KeepAlive {
 /// A response: status, headers exactly as the producer gave them, and a body.
 #[derive(Debug)]
 pub struct Response {
+    /// The status code.
     pub status: u16,
     /// The reason phrase, as given (`OK`, `Not Found`, or the app's own).
     pub reason: Bytes,
+    /// Header fields (name, value), in order.
     pub headers: Vec<(Bytes, Bytes)>,
+    /// The body.
     pub body: ResponseBody,
+    /// How the response was produced, for the access log.
     pub meta: ResponseMeta,
 }
 
@@ -235,6 +252,8 @@ pub struct Sent {
 
 /// Answers requests. Called on the connection's I/O thread: it must not block.
 pub trait Handler: Send + Sync + 'static {
+    /// Start answering `request`; the future resolves to the response, whose
+    /// body may still be streaming.
     fn handle(&self, request: Request) -> HandlerFuture;
 
     /// The response whose `meta.log_tag` is `tag` (non-zero) has been

@@ -12,9 +12,13 @@ use crate::handler::Request;
 pub struct RequestRecord {
     /// The app that answered (uWSGI's `app: N`), -1 for none (static files, 404).
     pub app_id: i32,
+    /// The status code sent.
     pub status: u16,
+    /// Body bytes written.
     pub body_bytes: u64,
+    /// Status line and header bytes written.
     pub header_bytes: u64,
+    /// Time from the request head to the end of the response.
     pub elapsed: Duration,
 }
 

@@ -6,6 +6,8 @@
 //! with `portico-proto`, hands a [`Request`] to the handler, streams the
 //! request body to it on demand, and writes the [`Response`] it gets back.
 
+#![warn(missing_docs)]
+
 mod accept_errors;
 mod body;
 mod conn;
@@ -38,7 +40,7 @@ pub use listener::{
 pub use log::{AccessLog, LogConfig, LogFormat, set_log_date, write_log_line};
 pub use portico_proto::http1::{Header, RequestHead, Version};
 pub use portico_proto::uwsgi::UwsgiPacket;
-pub use serve::{ServeOptions, StopReason, serve};
+pub use serve::{BackgroundTask, ServeOptions, StopReason, serve};
 pub use site::{
     LocationId, ProxyMap, SiteHandler, UpstreamMap, UwsgiLocationMap, proxy_locations,
     uwsgi_locations,

@@ -22,7 +22,9 @@ pub enum Wire {
 /// Where a listener is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenAddress {
+    /// A TCP address and port.
     Tcp(SocketAddr),
+    /// A unix socket path.
     Unix(PathBuf),
 }
 
@@ -41,6 +43,7 @@ impl std::fmt::Display for ListenAddress {
 pub struct ListenerInfo {
     /// The address actually bound (with the real port when 0 was asked).
     pub addr: ListenAddress,
+    /// The protocol spoken on it.
     pub wire: Wire,
     /// `http` (later `https`).
     pub scheme: &'static str,
@@ -53,7 +56,9 @@ pub struct ListenerInfo {
 /// A bound socket, TCP or unix.
 #[derive(Debug)]
 pub enum ListenSocket {
+    /// A TCP listener.
     Tcp(TcpListener),
+    /// A unix socket listener.
     Unix(UnixListener),
 }
 
@@ -67,6 +72,7 @@ impl std::os::fd::AsFd for ListenSocket {
 }
 
 impl ListenSocket {
+    /// The listening socket's file descriptor (still owned by `self`).
     pub fn as_raw_fd(&self) -> RawFd {
         match self {
             ListenSocket::Tcp(s) => s.as_raw_fd(),
@@ -85,17 +91,22 @@ impl ListenSocket {
 /// A bound listening socket, not yet registered with any runtime.
 #[derive(Debug)]
 pub struct BoundListener {
+    /// The bound, listening socket.
     pub socket: ListenSocket,
+    /// What requests accepted on it need to know.
     pub info: ListenerInfo,
 }
 
 /// How to open a listener.
 #[derive(Debug, Clone)]
 pub struct ListenerSpec<'a> {
+    /// The protocol to speak on it.
     pub wire: Wire,
     /// The option that asked for it (`--socket /run/app.sock`).
     pub spec: &'a str,
+    /// The listen(2) backlog (`--listen`).
     pub backlog: i32,
+    /// Largest uwsgi vars block accepted (`--buffer-size`).
     pub buffer_size: usize,
 }
 

@@ -9,13 +9,19 @@
 //! so several worker processes sharing a socket get even shares, where
 //! epoll wakes them all and the least busy tends to win every race.
 //!
+//! Background tasks (an upstream block's health checks and name
+//! re-resolution) are spawned before the first accept and end with the
+//! runtime.
+//!
 //! A failing `accept()` (out of descriptors) pauses that loop briefly and is
 //! logged once per episode, with its count when accepting works again
 //! (`accept_errors.rs`).
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -35,6 +41,10 @@ use crate::listener::{BoundListener, ListenSocket, Wire};
 use crate::log::{AccessLog, LogConfig};
 use crate::uwsgi_conn::serve_uwsgi_connection;
 use crate::write::SendFile;
+
+/// A task a process runs beside serving: made when the runtime starts,
+/// spawned before the first accept, dropped when serving ends.
+pub type BackgroundTask = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// How serving behaves.
 #[derive(Clone)]
@@ -57,6 +67,8 @@ pub struct ServeOptions {
     /// Largest request body, in bytes (`--limit-post`); 0 for no limit. A
     /// request announcing more is answered 413 before the app is called.
     pub limit_post: u64,
+    /// Tasks to run beside serving (upstream health checks, re-resolving).
+    pub background: Vec<BackgroundTask>,
 }
 
 impl Default for ServeOptions {
@@ -70,6 +82,7 @@ impl Default for ServeOptions {
             hooks: None,
             nginx_pages: false,
             limit_post: 0,
+            background: Vec::new(),
         }
     }
 }
@@ -112,6 +125,9 @@ pub fn serve(
         let stop_acceptors = Arc::new(AtomicBool::new(false));
         let gate = options.fair_accept.then(|| Gate::new(options.capacity));
         tokio::spawn(handoff.clone().deliver());
+        for task in &options.background {
+            tokio::spawn(task());
+        }
         for bound in listeners {
             let ctx = Arc::new(ConnContext {
                 handler: handler.clone(),

@@ -51,6 +51,8 @@ pub type ProxyFuture = Pin<Box<dyn Future<Output = ProxyOutcome> + Send>>;
 /// Sends `proxy_pass` requests for one location (its group or address and
 /// its `proxy_*` settings).
 pub trait ProxyUpstream: Send + Sync + 'static {
+    /// Send `call` to the upstream (picking peers, retrying as configured); the
+    /// future resolves to what came back.
     fn forward(&self, call: ProxyCall) -> ProxyFuture;
 
     /// The `hash KEY` template's source when the group balances by a key,

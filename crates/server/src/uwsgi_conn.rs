@@ -31,7 +31,7 @@ use crate::handler::{Request, RequestSource};
 use crate::listener::Wire;
 
 /// Time allowed for a whole uwsgi packet to arrive (uWSGI's socket-timeout).
-pub const PACKET_TIMEOUT: Duration = Duration::from_secs(4);
+pub(crate) const PACKET_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// Serve the one request of a uwsgi connection, then close it.
 pub(crate) async fn serve_uwsgi_connection<R, W>(

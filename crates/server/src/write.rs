@@ -17,7 +17,7 @@ use crate::handler::{Response, ResponseBody};
 use crate::listener::Wire;
 
 /// Value of the `Server` header the server adds when the app sets none.
-pub const SERVER_HEADER: &[u8] = b"portico";
+pub(crate) const SERVER_HEADER: &[u8] = b"portico";
 
 /// Bodies up to this size are copied next to the head and sent in one write.
 const COALESCE_LIMIT: usize = 16 * 1024;

@@ -10,6 +10,7 @@
 mod daemon;
 mod master;
 mod observe;
+mod peer_slot;
 mod reload;
 mod scoreboard;
 mod signals;
@@ -23,6 +24,7 @@ pub use master::{
     Forked, MasterExit, MasterOptions, ReloadCheck, ReopenHook, WorkerContext, run_master,
 };
 pub use observe::{AppInfo, CLIENT_TIMEOUT, MAX_CLIENTS, SocketInfo, StatsServer};
+pub use peer_slot::{MAX_PEERS, PEER_STATES, PeerRecord, PeerSlot};
 pub use reload::{exec_self, take_inherited_fds};
 pub use scoreboard::{CoreRequest, CoreSlot, LATENCY_BUCKETS_US, MAX_APPS, Scoreboard, WorkerSlot};
 pub use worker::{WorkerLimits, WorkerRuntime, memory_bytes, rss_bytes};

@@ -1,5 +1,6 @@
 //! The scoreboard: one shared anonymous mapping made by the master before
-//! it forks, holding a slot per worker and per worker thread ("core").
+//! it forks, holding a slot per worker, per worker thread ("core") and per
+//! upstream peer of a worker's balancer groups (`peer_slot.rs`).
 //! Workers write their own slots with atomics; the master reads them for
 //! harakiri, memory limits and statistics. All-zero bytes are a valid,
 //! idle board.
@@ -7,9 +8,11 @@
 use std::io;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
+use crate::peer_slot::{MAX_PEERS, PeerSlot};
+
 /// Request text kept per core (method, URI, address, protocol, host),
 /// truncated beyond this.
-pub const CORE_TEXT_BYTES: usize = 512;
+pub(crate) const CORE_TEXT_BYTES: usize = 512;
 
 /// Upper bounds, in microseconds, of the latency histogram's buckets
 /// (Prometheus' default buckets, 5 ms to 10 s); one more bucket counts the rest.
@@ -190,7 +193,7 @@ unsafe impl Sync for Scoreboard {}
 impl Scoreboard {
     /// Map a zeroed board for `workers` processes of `cores` threads each.
     pub fn new(workers: usize, cores: usize) -> io::Result<Scoreboard> {
-        let len = workers * (size_of::<WorkerSlot>() + cores * size_of::<CoreSlot>());
+        let len = workers * Scoreboard::stride(cores);
         // SAFETY: a fresh anonymous shared mapping; checked for failure below.
         let base = unsafe {
             libc::mmap(
@@ -227,12 +230,17 @@ impl Scoreboard {
         self.cores
     }
 
+    /// Bytes per worker: its slot, its cores, its peers.
+    fn stride(cores: usize) -> usize {
+        size_of::<WorkerSlot>() + cores * size_of::<CoreSlot>() + MAX_PEERS * size_of::<PeerSlot>()
+    }
+
     fn offset(&self, wid: usize) -> usize {
         assert!(
             (1..=self.workers).contains(&wid),
             "worker id {wid} out of range"
         );
-        (wid - 1) * (size_of::<WorkerSlot>() + self.cores * size_of::<CoreSlot>())
+        (wid - 1) * Scoreboard::stride(self.cores)
     }
 
     /// The slot of worker `wid` (1-based).
@@ -249,6 +257,17 @@ impl Scoreboard {
         let offset = self.offset(wid) + size_of::<WorkerSlot>() + core * size_of::<CoreSlot>();
         // SAFETY: as in `worker`.
         unsafe { &*self.base.add(offset).cast::<CoreSlot>() }
+    }
+
+    /// Upstream peer slot `index` (0-based, below [`MAX_PEERS`]) of worker `wid`.
+    pub fn peer(&self, wid: usize, index: usize) -> &PeerSlot {
+        assert!(index < MAX_PEERS, "peer slot {index} out of range");
+        let offset = self.offset(wid)
+            + size_of::<WorkerSlot>()
+            + self.cores * size_of::<CoreSlot>()
+            + index * size_of::<PeerSlot>();
+        // SAFETY: as in `worker` (a PeerSlot is a multiple of 8 bytes too).
+        unsafe { &*self.base.add(offset).cast::<PeerSlot>() }
     }
 }
 

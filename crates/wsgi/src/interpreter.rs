@@ -75,6 +75,18 @@ fn choose_home(virtualenv: Option<&Path>) -> Result<Home, InterpreterError> {
     if !venv.join("pyvenv.cfg").is_file() {
         return Ok(Home::PythonHome(venv));
     }
+    if let Some(made_with) = venv_python_version(&venv)
+        && made_with != PYTHON_BUILD_VERSION
+    {
+        return Err(InterpreterError::BadVirtualenv {
+            path: venv,
+            why: format!(
+                "made with Python {made_with}, but this portico embeds Python \
+                 {PYTHON_BUILD_VERSION}: use a venv of that Python, or build portico \
+                 with {made_with} (README.md, \"Installing with pip\")"
+            ),
+        });
+    }
     let python = ["python", "python3"]
         .iter()
         .map(|name| venv.join("bin").join(name))
@@ -84,6 +96,25 @@ fn choose_home(virtualenv: Option<&Path>) -> Result<Home, InterpreterError> {
             why: "has pyvenv.cfg but no bin/python".into(),
         })?;
     Ok(Home::Program(python))
+}
+
+/// The `major.minor` a venv was made with, from its `pyvenv.cfg` (`version`
+/// as `venv` writes it, `version_info` as `virtualenv` does); none if unsaid.
+fn venv_python_version(venv: &Path) -> Option<String> {
+    let cfg = std::fs::read_to_string(venv.join("pyvenv.cfg")).ok()?;
+    pyvenv_version(&cfg)
+}
+
+fn pyvenv_version(cfg: &str) -> Option<String> {
+    cfg.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        if !matches!(key.trim(), "version" | "version_info") {
+            return None;
+        }
+        let mut parts = value.trim().split('.');
+        let (major, minor) = (parts.next()?, parts.next()?);
+        Some(format!("{major}.{minor}"))
+    })
 }
 
 fn c_path(path: &Path) -> Result<CString, InterpreterError> {
@@ -192,4 +223,22 @@ pub fn fork_with_python() -> std::io::Result<ForkSide> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pyvenv_version;
+
+    #[test]
+    fn pyvenv_version_reads_venv_and_virtualenv_layouts() {
+        let cases = [
+            ("home = /usr/bin\nversion = 3.11.7\n", Some("3.11")),
+            ("version_info = 3.12.1.final.0\n", Some("3.12")),
+            ("home = /usr/bin\n", None),
+            ("version = 3\n", None),
+        ];
+        for (cfg, want) in cases {
+            assert_eq!(pyvenv_version(cfg).as_deref(), want, "{cfg:?}");
+        }
+    }
 }

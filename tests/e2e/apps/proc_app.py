@@ -1,7 +1,8 @@
 """Test app for tests/e2e/test_process_model.py: reports which process served.
 
 / or /pid     this process's pid
-/sleep?S      sleeps S seconds (float), then answers the pid
+/sleep?S      prints "proc_app: pid P sleeping S" (the test's sign that the
+              request reached the app), sleeps S seconds (float), answers the pid
 /alloc?MB     allocates MB megabytes, keeps them referenced, answers the pid
 /exit         os._exit(1): the worker dies in the middle of the request
 /ids          "UID GID" of the serving process
@@ -26,6 +27,7 @@ def application(environ, start_response):
         return [body]
 
     if path == "/sleep":
+        print(f"proc_app: pid {pid} sleeping {query or '1'}", flush=True)
         time.sleep(float(query or "1"))
         return answer(str(pid))
     if path == "/alloc":

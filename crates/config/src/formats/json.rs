@@ -389,10 +389,40 @@ mod tests {
                 message: "expected \",\" or \"}\", found a string".into()
             })
         );
-        assert!(parse("{\"uwsgi\": {\"a\": 1,}}", "uwsgi").is_err());
-        assert!(parse("{\"uwsgi\": {}} x", "uwsgi").is_err());
-        assert!(parse("[1]", "uwsgi").is_err());
-        assert!(parse("{\"uwsgi\": {\"a\": {\"b\": 1}}}", "uwsgi").is_err());
+        assert_eq!(
+            parse("{\"uwsgi\": {\"a\": 1,}}", "uwsgi"),
+            Err(FormatError::Syntax {
+                line: 1,
+                col: Some(19),
+                message: "expected a key in double quotes, found '}'".into()
+            })
+        );
+        assert_eq!(
+            parse("{\"uwsgi\": {}} x", "uwsgi"),
+            Err(FormatError::Syntax {
+                line: 1,
+                col: Some(15),
+                message: "expected the end of the file, found 'x'".into()
+            })
+        );
+        assert_eq!(
+            parse("[1]", "uwsgi"),
+            Err(FormatError::Syntax {
+                line: 1,
+                col: None,
+                message: "expected an object such as {\"uwsgi\": {...}}, found an array".into()
+            })
+        );
+        assert_eq!(
+            parse("{\"uwsgi\": {\"a\": {\"b\": 1}}}", "uwsgi"),
+            Err(FormatError::Syntax {
+                line: 1,
+                col: None,
+                message:
+                    "expected a string, number, boolean or array of them for \"a\", found an object"
+                        .into()
+            })
+        );
     }
 
     #[test]

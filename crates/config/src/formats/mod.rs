@@ -66,7 +66,7 @@ pub(crate) enum Format {
 
 impl Format {
     /// The format of the option that loads a file (`ini`, `xml`, `yaml`, `json`).
-    pub fn of_option(name: &str) -> Option<Format> {
+    pub(crate) fn of_option(name: &str) -> Option<Format> {
         match name {
             "ini" => Some(Format::Ini),
             "xml" => Some(Format::Xml),
@@ -78,7 +78,7 @@ impl Format {
 
     /// The format chosen by a file's extension, as uWSGI chooses it for a
     /// positional argument: `.ini`, `.xml`, `.yml`/`.yaml`, `.json`/`.js`.
-    pub fn of_path(path: &str) -> Option<Format> {
+    pub(crate) fn of_path(path: &str) -> Option<Format> {
         match Path::new(path).extension()?.to_str()? {
             "ini" => Some(Format::Ini),
             "xml" => Some(Format::Xml),
@@ -89,7 +89,7 @@ impl Format {
     }
 
     /// What a section is called in this format, for messages.
-    pub fn section_word(self) -> &'static str {
+    pub(crate) fn section_word(self) -> &'static str {
         match self {
             Format::Xml => "<uwsgi> element with id",
             _ => "section",
@@ -97,7 +97,7 @@ impl Format {
     }
 
     /// The section read when none is named (`None` for XML: the first `<uwsgi>`).
-    pub fn default_section(self) -> Option<&'static str> {
+    pub(crate) fn default_section(self) -> Option<&'static str> {
         match self {
             Format::Xml => None,
             _ => Some(DEFAULT_SECTION),
@@ -105,7 +105,11 @@ impl Format {
     }
 
     /// Read `text` and return the entries of `section` (the default one if `None`).
-    pub fn parse(self, text: &str, section: Option<&str>) -> Result<Vec<Entry>, FormatError> {
+    pub(crate) fn parse(
+        self,
+        text: &str,
+        section: Option<&str>,
+    ) -> Result<Vec<Entry>, FormatError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let named = section.or(self.default_section());
         match self {

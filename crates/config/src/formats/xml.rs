@@ -405,7 +405,14 @@ mod tests {
 
     #[test]
     fn nested_elements_in_an_option_and_a_wrong_root_are_errors() {
-        assert!(parse("<uwsgi><socket><a/></socket></uwsgi>", None).is_err());
+        assert_eq!(
+            parse("<uwsgi><socket><a/></socket></uwsgi>", None),
+            Err(FormatError::Syntax {
+                line: 1,
+                col: None,
+                message: "expected text inside <socket>, found the element <a>".into()
+            })
+        );
         assert_eq!(
             parse("<config/>", None),
             Err(FormatError::at(
@@ -413,8 +420,22 @@ mod tests {
                 "expected a <uwsgi> element, found <config>"
             ))
         );
-        assert!(parse("<uwsgi></uwsgi>junk", None).is_err());
-        assert!(parse("<uwsgi><env>a &nbsp; b</env></uwsgi>", None).is_err());
+        assert_eq!(
+            parse("<uwsgi></uwsgi>junk", None),
+            Err(FormatError::Syntax {
+                line: 1,
+                col: None,
+                message: "expected the end of the file after </uwsgi>, found \"junk\"".into()
+            })
+        );
+        assert_eq!(
+            parse("<uwsgi><env>a &nbsp; b</env></uwsgi>", None),
+            Err(FormatError::Syntax {
+                line: 1,
+                col: None,
+                message: "expected an entity such as &amp; or &#60;, found \"&nbsp;\"".into()
+            })
+        );
     }
 
     #[test]

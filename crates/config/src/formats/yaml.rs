@@ -236,8 +236,22 @@ mod tests {
 
     #[test]
     fn tabs_top_level_values_and_lines_without_colon_are_errors() {
-        assert!(parse("uwsgi:\n\tmaster: true\n", "uwsgi").is_err());
-        assert!(parse("socket: :1\n", "uwsgi").is_err());
+        assert_eq!(
+            parse("uwsgi:\n\tmaster: true\n", "uwsgi"),
+            Err(FormatError::Syntax {
+                line: 2,
+                col: None,
+                message: "bad indentation: expected spaces, found a tab".into()
+            })
+        );
+        assert_eq!(
+            parse("socket: :1\n", "uwsgi"),
+            Err(FormatError::Syntax {
+                line: 1,
+                col: None,
+                message: "expected a section such as \"uwsgi:\", found \"socket: :1\"".into()
+            })
+        );
         assert_eq!(
             parse("uwsgi:\n  master true\n", "uwsgi"),
             Err(FormatError::at(
@@ -245,7 +259,10 @@ mod tests {
                 "expected \"key: value\", found \"master true\""
             ))
         );
-        assert!(parse("uwsgi:\n  env: {a: 1}\n", "uwsgi").is_err());
+        assert_eq!(
+            parse("uwsgi:\n  env: {a: 1}\n", "uwsgi"),
+            Err(FormatError::Syntax { line: 2, col: None, message: "expected a plain value for \"env\", found \"{a: 1}\" (nested mappings and block scalars are not supported)".into() })
+        );
     }
 
     #[test]

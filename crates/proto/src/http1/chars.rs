@@ -11,7 +11,11 @@ macro_rules! table {
         let mut t = [false; 256];
         let mut i = 0;
         while i < 256 {
-            t[i] = $pred(i as u8);
+            // Const context: `i < 256` is the loop bound (and `get_mut` is not const).
+            #[allow(clippy::indexing_slicing)]
+            {
+                t[i] = $pred(i as u8);
+            }
             i += 1;
         }
         t
@@ -61,24 +65,49 @@ static TARGET: [bool; 256] = table!(target_byte);
 static VALUE: [bool; 256] = table!(value_byte);
 static QDTEXT: [bool; 256] = table!(qdtext);
 
+/// `table[b]`: a `u8` always indexes a 256-entry table.
+#[inline]
+fn lookup(table: &[bool; 256], b: u8) -> bool {
+    #[allow(clippy::indexing_slicing)] // usize::from(u8) < 256
+    table[usize::from(b)]
+}
+
 #[inline]
 pub(crate) fn is_tchar(b: u8) -> bool {
-    TCHAR[usize::from(b)]
+    lookup(&TCHAR, b)
 }
 
 #[inline]
 pub(crate) fn is_target_byte(b: u8) -> bool {
-    TARGET[usize::from(b)]
+    lookup(&TARGET, b)
 }
 
 #[inline]
 pub(crate) fn is_value_byte(b: u8) -> bool {
-    VALUE[usize::from(b)]
+    lookup(&VALUE, b)
 }
 
 #[inline]
 pub(crate) fn is_qdtext(b: u8) -> bool {
-    QDTEXT[usize::from(b)]
+    lookup(&QDTEXT, b)
+}
+
+/// `s[n..]`, or empty when `n` is past the end.
+#[inline]
+pub(crate) fn tail(s: &[u8], n: usize) -> &[u8] {
+    s.get(n..).unwrap_or_default()
+}
+
+/// `s[..n]`, or all of `s` when `n` is past the end.
+#[inline]
+pub(crate) fn head(s: &[u8], n: usize) -> &[u8] {
+    s.get(..n).unwrap_or(s)
+}
+
+/// `s[start..end]`, or empty when the range is not inside `s`.
+#[inline]
+pub(crate) fn range(s: &[u8], start: usize, end: usize) -> &[u8] {
+    s.get(start..end).unwrap_or_default()
 }
 
 /// Whether `s` is a non-empty token.
@@ -96,7 +125,7 @@ pub(crate) fn trim_ows(s: &[u8]) -> &[u8] {
         .iter()
         .rposition(|&b| b != b' ' && b != b'\t')
         .map_or(start, |i| i + 1);
-    &s[start..end]
+    range(s, start, end)
 }
 
 /// The elements of a comma-separated list, each with OWS trimmed (empty elements kept,

@@ -10,7 +10,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::chars::{is_qdtext, is_tchar, is_value_byte};
+use super::chars::{head, is_qdtext, is_tchar, is_value_byte, range, tail};
 use super::error::ChunkedError;
 use super::field::{BARE_LF, FieldLine, FieldScanError, scan_field_line};
 
@@ -92,6 +92,7 @@ impl Default for ChunkedDecoder {
 }
 
 impl ChunkedDecoder {
+    /// A decoder at the start of a chunked body (expecting the first chunk size).
     pub fn new() -> Self {
         Self { state: State::Size }
     }
@@ -164,7 +165,7 @@ impl ChunkedDecoder {
 /// Takes one complete chunk-size line off `buf` and returns the size, or `None` if the
 /// line is not complete yet.
 fn take_size_line(buf: &mut BytesMut) -> Result<Option<u64>, ChunkedError> {
-    let window = &buf[..buf.len().min(MAX_CHUNK_SIZE_LINE + 2)];
+    let window = head(buf, MAX_CHUNK_SIZE_LINE + 2);
     let Some(lf) = memchr::memchr(b'\n', window) else {
         let partial = window.len() - usize::from(window.last() == Some(&b'\r'));
         if partial > MAX_CHUNK_SIZE_LINE {
@@ -172,10 +173,10 @@ fn take_size_line(buf: &mut BytesMut) -> Result<Option<u64>, ChunkedError> {
         }
         return Ok(None);
     };
-    if lf == 0 || window[lf - 1] != b'\r' {
+    let Some((b'\r', line)) = head(window, lf).split_last() else {
         return Err(ChunkedError::new("bare LF in chunk-size line"));
-    }
-    let size = parse_size_line(&window[..lf - 1])?;
+    };
+    let size = parse_size_line(line)?;
     buf.advance(lf + 1);
     Ok(Some(size))
 }
@@ -192,12 +193,12 @@ fn parse_size_line(line: &[u8]) -> Result<u64, ChunkedError> {
     if digits > MAX_CHUNK_SIZE_HEX_DIGITS {
         return Err(ChunkedError::new("chunk size has more than 16 hex digits"));
     }
-    let size = line[..digits].iter().fold(0u64, |n, &b| {
+    let size = head(line, digits).iter().fold(0u64, |n, &b| {
         // At most 16 hex digits: never overflows.
         (n << 4) | u64::from(hex_value(b))
     });
     // RFC 9112 §7.1.1: BWS may precede ";" — but whitespace alone may not end the line.
-    let after = skip_bws(&line[digits..]);
+    let after = skip_bws(tail(line, digits));
     match after.first() {
         None if after.len() == line.len() - digits => Ok(size),
         Some(b';') => check_extensions(after).map(|()| size),
@@ -219,7 +220,7 @@ fn skip_bws(s: &[u8]) -> &[u8] {
         .iter()
         .position(|&b| b != b' ' && b != b'\t')
         .unwrap_or(s.len());
-    &s[n..]
+    tail(s, n)
 }
 
 /// `*( BWS ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] )` (RFC 9112
@@ -232,7 +233,7 @@ fn check_extensions(mut rest: &[u8]) -> Result<(), ChunkedError> {
         if name_len == 0 {
             return Err(BAD);
         }
-        rest = &after[name_len..];
+        rest = tail(after, name_len);
         if let Some((&b'=', value)) = skip_bws(rest).split_first() {
             let value = skip_bws(value);
             let value_len = if value.first() == Some(&b'"') {
@@ -243,7 +244,7 @@ fn check_extensions(mut rest: &[u8]) -> Result<(), ChunkedError> {
             if value_len == 0 {
                 return Err(BAD);
             }
-            rest = &value[value_len..];
+            rest = tail(value, value_len);
         }
     }
     if skip_bws(rest).is_empty() && rest.last().is_none_or(|&b| b != b' ' && b != b'\t') {
@@ -288,7 +289,7 @@ enum TrailerLine {
 /// Validates and discards one trailer line, keeping the section under its limit.
 fn take_trailer_line(buf: &mut BytesMut, consumed: usize) -> Result<TrailerLine, ChunkedError> {
     let room = MAX_TRAILER_SECTION - consumed.min(MAX_TRAILER_SECTION);
-    let window = &buf[..buf.len().min(room.saturating_add(1))];
+    let window = head(buf, room.saturating_add(1));
     let line = match scan_field_line(window, 0) {
         Ok(line) => line,
         Err(FieldScanError::Incomplete) if window.len() > room => {
@@ -312,7 +313,7 @@ fn take_trailer_line(buf: &mut BytesMut, consumed: usize) -> Result<TrailerLine,
             Ok(TrailerLine::End)
         }
         FieldLine::Field { next, pos } => {
-            let name = &buf[pos.name_start..pos.name_end];
+            let name = range(buf, pos.name_start, pos.name_end);
             if FORBIDDEN_TRAILERS
                 .iter()
                 .any(|f| name.eq_ignore_ascii_case(f.as_bytes()))

@@ -64,7 +64,7 @@ pub(crate) fn scan_field_line(buf: &[u8], start: usize) -> Result<FieldLine, Fie
     }
 
     let mut i = start;
-    while i < buf.len() && is_tchar(buf[i]) {
+    while buf.get(i).is_some_and(|&b| is_tchar(b)) {
         i += 1;
     }
     let name_end = i;
@@ -87,7 +87,7 @@ pub(crate) fn scan_field_line(buf: &[u8], start: usize) -> Result<FieldLine, Fie
         i += 1;
     }
     let value_start = i;
-    while i < buf.len() && is_value_byte(buf[i]) {
+    while buf.get(i).is_some_and(|&b| is_value_byte(b)) {
         i += 1;
     }
     let mut value_end = i;
@@ -96,7 +96,7 @@ pub(crate) fn scan_field_line(buf: &[u8], start: usize) -> Result<FieldLine, Fie
         Some(b'\r' | b'\n') => line_end(buf, i)?,
         Some(_) => return Err(FieldScanError::Invalid("control byte in field value")),
     };
-    while value_end > value_start && matches!(buf[value_end - 1], b' ' | b'\t') {
+    while value_end > value_start && matches!(buf.get(value_end - 1), Some(b' ' | b'\t')) {
         value_end -= 1;
     }
     Ok(FieldLine::Field {

@@ -7,7 +7,7 @@
 //! Transfer-Encoding next to Content-Length or on HTTP/1.0, and any transfer coding but a
 //! lone `chunked` are refused.
 
-use super::chars::{is_token, list_elements};
+use super::chars::{head, is_token, list_elements, range, tail};
 use super::error::HeadError;
 use super::field::FieldPos;
 use super::head::{BodyFraming, Version};
@@ -30,8 +30,8 @@ pub(crate) struct Facts {
 
 impl Facts {
     pub(crate) fn observe(&mut self, buf: &[u8], f: &FieldPos) {
-        let name = &buf[f.name_start..f.name_end];
-        let value = &buf[f.value_start..f.value_end];
+        let name = range(buf, f.name_start, f.name_end);
+        let value = range(buf, f.value_start, f.value_end);
         let span = (f.value_start, f.value_end);
         // Dispatch on length first: most fields are none of these and cost one compare.
         match name.len() {
@@ -72,7 +72,7 @@ impl Facts {
             return Err(HeadError::bad_request("missing Host header on HTTP/1.1"));
         }
         if let Some((start, end)) = self.host
-            && !is_valid_host(&buf[start..end])
+            && !is_valid_host(range(buf, start, end))
         {
             return Err(HeadError::bad_request("Host is not a valid host[:port]"));
         }
@@ -107,7 +107,7 @@ impl Facts {
             ));
         }
         let (start, end) = self.transfer_encoding;
-        check_transfer_coding(&buf[start..end]).map(|()| BodyFraming::Chunked)
+        check_transfer_coding(range(buf, start, end)).map(|()| BodyFraming::Chunked)
     }
 }
 
@@ -158,7 +158,7 @@ pub(crate) fn is_valid_host(host: &[u8]) -> bool {
         let Some(close) = host.iter().position(|&b| b == b']') else {
             return false;
         };
-        let literal = &host[1..close];
+        let literal = range(host, 1, close);
         if literal.is_empty()
             || !literal
                 .iter()
@@ -166,11 +166,11 @@ pub(crate) fn is_valid_host(host: &[u8]) -> bool {
         {
             return false;
         }
-        (&host[..=close], &host[close + 1..])
+        (head(host, close + 1), tail(host, close + 1))
     } else {
         match host.iter().position(|&b| b == b':') {
-            Some(colon) => (&host[..colon], &host[colon..]),
-            None => (host, &host[host.len()..]),
+            Some(colon) => (head(host, colon), tail(host, colon)),
+            None => (host, tail(host, host.len())),
         }
     };
     let port_ok = match port.split_first() {

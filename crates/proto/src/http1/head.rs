@@ -16,7 +16,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::chars::{is_target_byte, is_tchar};
+use super::chars::{head, is_target_byte, is_tchar, range};
 use super::error::HeadError;
 use super::field::{BARE_LF, CR_WITHOUT_LF, FieldLine, FieldPos, FieldScanError, scan_field_line};
 use super::framing::Facts;
@@ -43,7 +43,9 @@ const INLINE_FIELDS: usize = 32;
 /// The HTTP version of a request. Anything else is rejected with 505 or 400.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
+    /// `HTTP/1.0`
     Http10,
+    /// `HTTP/1.1`
     Http11,
 }
 
@@ -80,6 +82,7 @@ pub enum BodyFraming {
 /// A parsed request head. All `Bytes` fields share the one frozen head buffer.
 #[derive(Debug, Clone)]
 pub struct RequestHead {
+    /// The method token as sent (case kept).
     pub method: Bytes,
     /// The request-target exactly as sent (`REQUEST_URI`).
     pub target: Bytes,
@@ -88,9 +91,11 @@ pub struct RequestHead {
     pub path: Bytes,
     /// The raw part after the first `?`, without the `?`; empty if none.
     pub query: Bytes,
+    /// The protocol version from the request line.
     pub version: Version,
     /// Every header field in order, including Host, Content-Length and Transfer-Encoding.
     pub headers: Vec<Header>,
+    /// How the request body is delimited (none, Content-Length or chunked).
     pub framing: BodyFraming,
     /// HTTP/1.1: true unless a Connection header has the token `close`; HTTP/1.0: true
     /// only if a Connection header has `keep-alive` (and none has `close`).
@@ -143,7 +148,7 @@ pub fn parse_request_head(
 ) -> Result<Option<RequestHead>, HeadError> {
     // Never look further than one byte past the head limit: if the head has not ended
     // by then it is too large, whatever follows.
-    let window = &buf[..buf.len().min(limits.max_head.saturating_add(1))];
+    let window = head(buf, limits.max_head.saturating_add(1));
     let mut progress = Progress {
         line_start: 0,
         in_request_line: true,
@@ -221,7 +226,9 @@ impl FieldList {
     }
 
     fn iter(&self) -> impl Iterator<Item = &FieldPos> {
-        self.inline[..self.len.min(INLINE_FIELDS)]
+        self.inline
+            .get(..self.len)
+            .unwrap_or(&self.inline)
             .iter()
             .chain(self.spill.iter())
     }
@@ -290,8 +297,8 @@ fn scan_head(buf: &[u8], limits: &HeadLimits, at: &mut Progress) -> Result<Scann
     let mut pos = skip_leading_empty_lines(buf, at)?;
     let line = scan_request_line(buf, pos, limits)?;
     let parts = split_target(
-        &buf[line.method.0..line.method.1],
-        &buf[line.target.0..line.target.1],
+        range(buf, line.method.0, line.method.1),
+        range(buf, line.target.0, line.target.1),
     )?;
     pos = line.next;
     at.in_request_line = false;
@@ -377,7 +384,7 @@ struct RequestLine {
 /// `method SP request-target SP HTTP-version CRLF`, exactly one SP between parts.
 fn scan_request_line(buf: &[u8], start: usize, limits: &HeadLimits) -> Result<RequestLine, Stop> {
     let mut i = start;
-    while i < buf.len() && is_tchar(buf[i]) {
+    while buf.get(i).is_some_and(|&b| is_tchar(b)) {
         i += 1;
     }
     let method = (start, i);
@@ -392,7 +399,7 @@ fn scan_request_line(buf: &[u8], start: usize, limits: &HeadLimits) -> Result<Re
 
     i += 1;
     let target_start = i;
-    while i < buf.len() && is_target_byte(buf[i]) {
+    while buf.get(i).is_some_and(|&b| is_target_byte(b)) {
         i += 1;
     }
     let target = (target_start, i);
@@ -408,7 +415,7 @@ fn scan_request_line(buf: &[u8], start: usize, limits: &HeadLimits) -> Result<Re
 
     i += 1;
     let version_start = i;
-    while i < buf.len() && buf[i] != b'\r' && buf[i] != b'\n' {
+    while buf.get(i).is_some_and(|&b| b != b'\r' && b != b'\n') {
         i += 1;
     }
     let next = match super::field::line_end(buf, i) {
@@ -422,7 +429,7 @@ fn scan_request_line(buf: &[u8], start: usize, limits: &HeadLimits) -> Result<Re
             "request line too long",
         )));
     }
-    let version = parse_version(&buf[version_start..i])?;
+    let version = parse_version(range(buf, version_start, i))?;
     Ok(RequestLine {
         method,
         target,

@@ -13,7 +13,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::chars::{is_value_byte, list_elements};
+use super::chars::{head, is_value_byte, list_elements, range};
 use super::field::{FieldLine, FieldScanError, scan_field_line};
 use super::framing::parse_content_length;
 use super::head::{Header, Version};
@@ -33,8 +33,11 @@ pub const DEFAULT_MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// Size limits for a response head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResponseLimits {
+    /// The longest status line, CRLF excluded.
     pub max_status_line: usize,
+    /// The longest header field line, CRLF excluded.
     pub max_field: usize,
+    /// The most header fields.
     pub max_fields: usize,
     /// The whole head, all CRLFs included.
     pub max_head: usize,
@@ -67,12 +70,15 @@ pub enum ResponseFraming {
 /// A parsed response head; `reason` and the headers share one frozen buffer.
 #[derive(Debug, Clone)]
 pub struct ResponseHead {
+    /// The protocol version from the status line.
     pub version: Version,
+    /// The three-digit status code.
     pub status: u16,
     /// The reason phrase as sent (possibly empty).
     pub reason: Bytes,
     /// Every header field in order, framing fields included.
     pub headers: Vec<Header>,
+    /// How the response body is delimited.
     pub framing: ResponseFraming,
     /// Whether the connection may carry another request after this body:
     /// HTTP/1.1 without `Connection: close`, HTTP/1.0 only with
@@ -144,7 +150,7 @@ pub fn parse_response_head(
     limits: &ResponseLimits,
     head_request: bool,
 ) -> Result<Option<ResponseHead>, ResponseError> {
-    let window = &buf[..buf.len().min(limits.max_head.saturating_add(1))];
+    let window = head(buf, limits.max_head.saturating_add(1));
     let mut line_start = 0;
     let scanned = match scan(window, limits, &mut line_start) {
         Ok(scanned) => scanned,
@@ -251,8 +257,8 @@ fn scan(buf: &[u8], limits: &ResponseLimits, line_start: &mut usize) -> Result<S
                     )));
                 }
                 facts.observe(
-                    &buf[f.name_start..f.name_end],
-                    &buf[f.value_start..f.value_end],
+                    range(buf, f.name_start, f.name_end),
+                    range(buf, f.value_start, f.value_end),
                 );
                 fields.push((f.name_start, f.name_end, f.value_start, f.value_end));
                 pos = next;
@@ -281,7 +287,7 @@ fn scan_status_line(
     limits: &ResponseLimits,
 ) -> Result<(Version, u16, (usize, usize), usize), Stop> {
     const PREFIX: &[u8] = b"HTTP/1.";
-    let seen = &buf[..buf.len().min(PREFIX.len())];
+    let seen = head(buf, PREFIX.len());
     if !PREFIX.starts_with(seen) {
         return Err(if buf.starts_with(b"HTTP/") && seen.len() > 5 {
             bad("unsupported HTTP version in status line")
@@ -321,7 +327,7 @@ fn scan_status_line(
         Some(_) => return Err(bad("status code is not three digits")),
     };
     let mut i = reason_start;
-    while i < buf.len() && is_value_byte(buf[i]) {
+    while buf.get(i).is_some_and(|&b| is_value_byte(b)) {
         i += 1;
     }
     if i > limits.max_status_line {

@@ -10,6 +10,7 @@
 //! not a forward proxy, and authority-form for any other method is 400.
 //! docs/compat.md lists each choice with what nginx, gunicorn and llhttp do.
 
+use super::chars::{head, tail};
 use super::error::HeadError;
 
 /// The path part of a target: a range of the target, or `/` for an absolute-form target
@@ -30,7 +31,7 @@ pub(crate) struct TargetParts {
 
 /// Splits `target[from..]` at the first `?` into a path range and a query range.
 fn split_query(target: &[u8], from: usize) -> (usize, (usize, usize)) {
-    match memchr::memchr(b'?', &target[from..]) {
+    match memchr::memchr(b'?', tail(target, from)) {
         Some(q) => (from + q, (from + q + 1, target.len())),
         None => (target.len(), (target.len(), target.len())),
     }
@@ -44,7 +45,7 @@ pub(crate) fn split_target(method: &[u8], target: &[u8]) -> Result<TargetParts, 
         ));
     }
     // Offsets into the part before the fragment are offsets into the whole target.
-    let target = &target[..memchr::memchr(b'#', target).unwrap_or(target.len())];
+    let target = head(target, memchr::memchr(b'#', target).unwrap_or(target.len()));
     match target.first() {
         Some(b'/') => {
             let (path_end, query) = split_query(target, 0);
@@ -76,12 +77,12 @@ fn split_absolute_form(target: &[u8]) -> Result<TargetParts, HeadError> {
             "request-target must start with '/' or be an http(s) absolute URI",
         ));
     };
-    let rest = &target[after_scheme..];
+    let rest = tail(target, after_scheme);
     let authority_len = rest
         .iter()
         .position(|&b| b == b'/' || b == b'?')
         .unwrap_or(rest.len());
-    let authority = &rest[..authority_len];
+    let authority = head(rest, authority_len);
     if authority.is_empty() {
         return Err(HeadError::bad_request(
             "absolute-form request-target without a host",
@@ -103,5 +104,6 @@ fn split_absolute_form(target: &[u8]) -> Result<TargetParts, HeadError> {
 }
 
 fn starts_with_ignore_case(s: &[u8], prefix: &[u8]) -> bool {
-    s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix)
+    s.get(..prefix.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
 }

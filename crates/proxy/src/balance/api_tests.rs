@@ -44,7 +44,7 @@ fn implicit_upstream_of_several_addresses_accounts_failures() {
     assert_eq!(p.server, "app:80");
     assert!(a.release(p, Outcome::Failure, now).disabled);
     assert_eq!(a.tries_left(), 1);
-    assert_eq!(g.snapshot(now)[0].state, PeerState::Unhealthy);
+    assert_eq!(g.snapshot(now)[0].state, PeerState::Unavailable);
 }
 
 #[test]
@@ -112,7 +112,7 @@ fn released_failure_reports_disable_once_at_max_fails() {
     let s = g.snapshot(now);
     assert_eq!(
         (s[0].state, s[0].failures, s[0].requests),
-        (PeerState::Unhealthy, 2, 2)
+        (PeerState::Unavailable, 2, 2)
     );
 }
 
@@ -208,7 +208,7 @@ fn rebuilt_group_keeps_the_state_of_peers_that_stay() {
         states,
         [
             (PeerState::Up, 1),
-            (PeerState::Unhealthy, 1),
+            (PeerState::Unavailable, 1),
             (PeerState::Up, 0)
         ]
     );

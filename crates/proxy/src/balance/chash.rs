@@ -76,7 +76,7 @@ pub(crate) struct ChashState {
 }
 
 impl ChashState {
-    pub fn new(points: &[Point], key: &[u8]) -> ChashState {
+    pub(super) fn new(points: &[Point], key: &[u8]) -> ChashState {
         ChashState {
             point: find(points, crc32(key)),
             tries: 0,

@@ -27,18 +27,18 @@ const TABLE: [u32; 256] = {
 pub(crate) struct Crc32(u32);
 
 impl Crc32 {
-    pub fn new() -> Crc32 {
+    pub(super) fn new() -> Crc32 {
         Crc32(0xFFFF_FFFF)
     }
 
-    pub fn update(mut self, bytes: &[u8]) -> Crc32 {
+    pub(super) fn update(mut self, bytes: &[u8]) -> Crc32 {
         for &b in bytes {
             self.0 = TABLE[((self.0 ^ u32::from(b)) & 0xff) as usize] ^ (self.0 >> 8);
         }
         self
     }
 
-    pub fn finish(self) -> u32 {
+    pub(super) fn finish(self) -> u32 {
         self.0 ^ 0xFFFF_FFFF
     }
 }

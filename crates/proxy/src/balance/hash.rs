@@ -20,7 +20,7 @@ pub(crate) struct HashState {
 }
 
 impl HashState {
-    pub fn new(key: &[u8]) -> HashState {
+    pub(super) fn new(key: &[u8]) -> HashState {
         HashState {
             key: key.to_vec(),
             hash: 0,

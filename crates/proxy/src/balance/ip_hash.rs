@@ -30,7 +30,7 @@ pub(crate) struct IpHashState {
 }
 
 impl IpHashState {
-    pub fn new(client: Option<IpAddr>) -> IpHashState {
+    pub(super) fn new(client: Option<IpAddr>) -> IpHashState {
         let mut addr = [0u8; 16];
         let len = match client {
             Some(IpAddr::V4(v4)) => {

@@ -43,14 +43,18 @@
 //! mutex per group, held for one pick or one release; a group is one
 //! worker's view (nginx without `zone`).
 //!
+//! Active health checks (`health_check`) keep their own per-peer state
+//! here (`health.rs`): an unhealthy peer is skipped by every method.
+//!
 //! Not here: connecting, `proxy_next_upstream` rules, keep-alive pools,
-//! active health checks, re-resolving names.
+//! sending the checks and re-resolving names (`crate::background`).
 
 #[cfg(test)]
 mod api_tests;
 mod chash;
 mod crc32;
 mod hash;
+mod health;
 mod ip_hash;
 mod least_conn;
 mod peer;
@@ -71,6 +75,7 @@ use portico_config::site::{Balancer, Upstream};
 use crate::target::{PeerAddr, TargetError};
 use peer::{Cursor, FreeState, Lists, Peer, PeerList, Tried};
 
+pub use health::{CheckRule, CheckTarget, HealthChange};
 pub use resolve::{resolve_target, resolve_upstream};
 pub use rng::{GlibcRandom, RandomSource};
 pub use stats::{PeerState, PeerStats};
@@ -202,6 +207,9 @@ pub struct UpstreamGroup {
     /// Non-down peers, backups included: nginx's initial `pc->tries`.
     tries: usize,
     epoch: Instant,
+    /// The addresses it was built from, one list per `server` line
+    /// (re-resolution compares new answers with them).
+    resolved: Vec<Vec<PeerAddr>>,
     state: Mutex<State>,
 }
 
@@ -296,13 +304,9 @@ impl UpstreamGroup {
             },
         };
         let backup = (!backup.is_empty()).then(|| PeerList::new(backup));
-        Ok(UpstreamGroup::assemble(
-            up.name.clone(),
-            method,
-            info,
-            primary,
-            backup,
-        ))
+        let mut group = UpstreamGroup::assemble(up.name.clone(), method, info, primary, backup);
+        group.resolved = resolved.to_vec();
+        Ok(group)
     }
 
     /// The implicit upstream of `proxy_pass http://ADDR`: one peer, no
@@ -329,7 +333,10 @@ impl UpstreamGroup {
             })
             .collect::<Vec<_>>();
         let peers = info.iter().map(|_| Peer::implicit()).collect();
-        UpstreamGroup::assemble(name.to_string(), Method::RoundRobin, info, peers, None)
+        let mut group =
+            UpstreamGroup::assemble(name.to_string(), Method::RoundRobin, info, peers, None);
+        group.resolved = vec![group.info.iter().map(|p| p.addr.clone()).collect()];
+        group
     }
 
     fn assemble(
@@ -350,6 +357,7 @@ impl UpstreamGroup {
             primaries,
             tries,
             epoch: Instant::now(),
+            resolved: Vec::new(),
             state: Mutex::new(State {
                 lists: Lists {
                     primary,
@@ -377,6 +385,11 @@ impl UpstreamGroup {
     /// The group's name (the `upstream` name, or the implicit address).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The addresses of each `server` line it was built from.
+    pub fn resolved(&self) -> &[Vec<PeerAddr>] {
+        &self.resolved
     }
 
     /// Second 0 of the group's clock.

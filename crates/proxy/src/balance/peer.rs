@@ -44,11 +44,29 @@ pub(crate) struct Peer {
     pub requests: u64,
     /// Stats: tries released as failed.
     pub failures: u64,
+    /// Active health checks (`health_check`): out of rotation while
+    /// `check.unhealthy`, whatever passive health says.
+    pub check: CheckState,
+}
+
+/// A peer's active health-check record (`health::record_check` keeps it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CheckState {
+    /// Failed `fails` checks in a row and not yet passed `passes` in a row.
+    pub unhealthy: bool,
+    /// Consecutive failed checks.
+    pub fails_in_row: u32,
+    /// Consecutive passed checks.
+    pub passes_in_row: u32,
+    /// Stats: checks made.
+    pub checks: u64,
+    /// Stats: checks failed.
+    pub check_fails: u64,
 }
 
 impl Peer {
     /// A peer of a `server` line.
-    pub fn from_server(s: &UpstreamServer) -> Peer {
+    pub(super) fn from_server(s: &UpstreamServer) -> Peer {
         let fail_timeout = i64::try_from(s.fail_timeout.as_secs()).unwrap_or(i64::MAX / 4);
         Peer::with(
             i64::from(s.weight.max(1)),
@@ -60,7 +78,7 @@ impl Peer {
     }
 
     /// A peer of an implicit upstream (weight 1, nginx's fixed defaults).
-    pub fn implicit() -> Peer {
+    pub(super) fn implicit() -> Peer {
         Peer::with(1, IMPLICIT_MAX_FAILS, IMPLICIT_FAIL_TIMEOUT_SECS, 0, false)
     }
 
@@ -79,29 +97,31 @@ impl Peer {
             down,
             requests: 0,
             failures: 0,
+            check: CheckState::default(),
         }
     }
 
     /// Failed and still inside its `fail_timeout` window.
-    pub fn failed(&self, now: i64) -> bool {
+    pub(super) fn failed(&self, now: i64) -> bool {
         self.max_fails != 0
             && self.fails >= self.max_fails
             && now - self.checked <= self.fail_timeout
     }
 
     /// At `max_conns`.
-    pub fn full(&self) -> bool {
+    pub(super) fn full(&self) -> bool {
         self.max_conns != 0 && self.conns >= self.max_conns
     }
 
-    /// Neither down, failed nor full (the tried bit is the caller's).
-    pub fn usable(&self, now: i64) -> bool {
-        !self.down && !self.failed(now) && !self.full()
+    /// Neither down, failing its health checks, failed nor full (the
+    /// tried bit is the caller's).
+    pub(super) fn usable(&self, now: i64) -> bool {
+        !self.down && !self.check.unhealthy && !self.failed(now) && !self.full()
     }
 
     /// What every method does to the peer it picks (besides `conns++`):
     /// a pick after the window opens a new one (one trial request).
-    pub fn mark_checked(&mut self, now: i64) {
+    pub(super) fn mark_checked(&mut self, now: i64) {
         if now - self.checked > self.fail_timeout {
             self.checked = now;
         }
@@ -117,7 +137,7 @@ pub(crate) struct PeerList {
 }
 
 impl PeerList {
-    pub fn new(peers: Vec<Peer>) -> PeerList {
+    pub(super) fn new(peers: Vec<Peer>) -> PeerList {
         let total_weight = peers.iter().map(|p| p.weight.unsigned_abs()).sum();
         PeerList {
             peers,
@@ -126,13 +146,13 @@ impl PeerList {
     }
 
     /// Peers that are not `down`: each may be tried once per request.
-    pub fn tries(&self) -> usize {
+    pub(super) fn tries(&self) -> usize {
         self.peers.iter().filter(|p| !p.down).count()
     }
 
     /// The weighted walk of `ip_hash` and `hash`: the peer whose slice of
     /// `[0, total_weight)` holds `w` (configured weights, `down` included).
-    pub fn walk(&self, mut w: u64) -> usize {
+    pub(super) fn walk(&self, mut w: u64) -> usize {
         for (i, p) in self.peers.iter().enumerate() {
             let weight = p.weight.unsigned_abs();
             if w < weight {
@@ -157,18 +177,18 @@ pub(crate) struct Lists {
 impl Lists {
     /// nginx's `peers->single` of the list a request is on (the backup
     /// list never is).
-    pub fn single_at(&self, backup: bool) -> bool {
+    pub(super) fn single_at(&self, backup: bool) -> bool {
         self.single && !backup
     }
 
-    pub fn get(&self, backup: bool) -> &PeerList {
+    pub(super) fn get(&self, backup: bool) -> &PeerList {
         match (&self.backup, backup) {
             (Some(b), true) => b,
             _ => &self.primary,
         }
     }
 
-    pub fn get_mut(&mut self, backup: bool) -> &mut PeerList {
+    pub(super) fn get_mut(&mut self, backup: bool) -> &mut PeerList {
         match (&mut self.backup, backup) {
             (Some(b), true) => b,
             _ => &mut self.primary,
@@ -184,7 +204,7 @@ pub(crate) struct Tried {
 }
 
 impl Tried {
-    pub fn new(n: usize) -> Tried {
+    pub(super) fn new(n: usize) -> Tried {
         if n <= 64 {
             return Tried::default();
         }
@@ -194,7 +214,7 @@ impl Tried {
         }
     }
 
-    pub fn get(&self, i: usize) -> bool {
+    pub(super) fn get(&self, i: usize) -> bool {
         let bit = 1u64 << (i % 64);
         if self.heap.is_empty() {
             i < 64 && self.inline & bit != 0
@@ -203,7 +223,7 @@ impl Tried {
         }
     }
 
-    pub fn set(&mut self, i: usize) {
+    pub(super) fn set(&mut self, i: usize) {
         let bit = 1u64 << (i % 64);
         if self.heap.is_empty() {
             if i < 64 {
@@ -214,7 +234,7 @@ impl Tried {
         }
     }
 
-    pub fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.inline = 0;
         self.heap.iter_mut().for_each(|w| *w = 0);
     }

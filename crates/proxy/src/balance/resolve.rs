@@ -89,6 +89,7 @@ impl UpstreamGroup {
                 dst.checked = src.checked;
                 dst.requests = src.requests;
                 dst.failures = src.failures;
+                dst.check = src.check;
             }
         }
         Ok(new)

@@ -42,10 +42,10 @@ pub(crate) fn best(list: &mut PeerList, tried: &mut Tried, now: i64) -> Option<u
 /// the cursor's (possibly new) list.
 pub(crate) fn get(lists: &mut Lists, cur: &mut Cursor, now: i64) -> Option<usize> {
     if lists.single && !cur.backup {
-        // nginx's single peer: used unless down or full; no tried bit, no
-        // `checked` update.
+        // nginx's single peer: used unless down, failing its health checks
+        // or full; no tried bit, no `checked` update.
         let peer = &lists.primary.peers[0];
-        if !peer.down && !peer.full() {
+        if !peer.down && !peer.check.unhealthy && !peer.full() {
             return Some(0);
         }
     } else if let Some(i) = best(lists.get_mut(cur.backup), &mut cur.tried, now) {

@@ -14,7 +14,10 @@ pub enum PeerState {
     Up,
     /// Marked `down` in the configuration.
     Down,
-    /// Failed `max_fails` times and inside `fail_timeout`: skipped.
+    /// Failed `max_fails` times and inside `fail_timeout`: skipped
+    /// (nginx Plus's `unavail`).
+    Unavailable,
+    /// Failing its active health checks: skipped until they pass.
     Unhealthy,
     /// A healthy `backup` peer (used only when no primary can be).
     Backup,
@@ -26,6 +29,7 @@ impl PeerState {
         match self {
             PeerState::Up => "up",
             PeerState::Down => "down",
+            PeerState::Unavailable => "unavail",
             PeerState::Unhealthy => "unhealthy",
             PeerState::Backup => "backup",
         }
@@ -48,6 +52,10 @@ pub struct PeerStats {
     pub failures: u64,
     /// Picked and not yet released.
     pub active: u64,
+    /// Active health checks made.
+    pub checks: u64,
+    /// Active health checks failed.
+    pub check_fails: u64,
 }
 
 impl UpstreamGroup {
@@ -63,8 +71,10 @@ impl UpstreamGroup {
                 let peer = state.lists.get(backup).peers.get(i)?;
                 let health = if peer.down {
                     PeerState::Down
-                } else if peer.failed(secs) {
+                } else if peer.check.unhealthy {
                     PeerState::Unhealthy
+                } else if peer.failed(secs) {
+                    PeerState::Unavailable
                 } else if backup {
                     PeerState::Backup
                 } else {
@@ -79,6 +89,8 @@ impl UpstreamGroup {
                     requests: peer.requests,
                     failures: peer.failures,
                     active: peer.conns,
+                    checks: peer.check.checks,
+                    check_fails: peer.check.check_fails,
                 })
             })
             .collect()

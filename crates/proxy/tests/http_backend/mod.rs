@@ -17,7 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// What a backend does with a request it has read.
 #[derive(Clone)]
-pub enum Act {
+pub(crate) enum Act {
     /// Write these bytes and keep the connection for the next request.
     Reply(Bytes),
     /// Write these bytes, then close.
@@ -31,7 +31,7 @@ pub enum Act {
 }
 
 #[derive(Default)]
-pub struct Stats {
+pub(crate) struct Stats {
     pub connections: AtomicUsize,
     pub requests: AtomicUsize,
     /// Request heads and bodies, as received.
@@ -40,14 +40,22 @@ pub struct Stats {
     pub client_closed: AtomicUsize,
 }
 
-pub struct Backend {
+pub(crate) struct Backend {
     pub addr: SocketAddr,
     pub stats: Arc<Stats>,
 }
 
 impl Backend {
-    pub async fn start(act: impl Fn(usize) -> Act + Send + Sync + 'static) -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    pub(crate) async fn start(act: impl Fn(usize) -> Act + Send + Sync + 'static) -> Backend {
+        Backend::start_at("127.0.0.1:0", act).await
+    }
+
+    /// On a given address (a peer that comes back on its old port).
+    pub(crate) async fn start_at(
+        addr: &str,
+        act: impl Fn(usize) -> Act + Send + Sync + 'static,
+    ) -> Backend {
+        let listener = TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let stats = Arc::new(Stats::default());
         let act = Arc::new(act);
@@ -61,11 +69,11 @@ impl Backend {
         Backend { addr, stats }
     }
 
-    pub fn peer(&self) -> PeerAddr {
+    pub(crate) fn peer(&self) -> PeerAddr {
         PeerAddr::Tcp(self.addr)
     }
 
-    pub fn count(&self) -> (usize, usize) {
+    pub(crate) fn count(&self) -> (usize, usize) {
         (
             self.stats.connections.load(Ordering::SeqCst),
             self.stats.requests.load(Ordering::SeqCst),

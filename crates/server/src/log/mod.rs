@@ -37,8 +37,11 @@ pub struct LogConfig {
     pub enabled: bool,
     /// Log 4xx / 5xx responses and slow requests even when not `enabled`.
     pub log_4xx: bool,
+    /// Likewise for 5xx responses.
     pub log_5xx: bool,
+    /// Log requests that took longer than this even when not `enabled` (`--log-slow`).
     pub slow: Option<Duration>,
+    /// The line's layout: uWSGI's default or a `--log-format`.
     pub format: LogFormat,
     /// The logged address is X-Forwarded-For's first entry when present.
     pub x_forwarded_for: bool,
@@ -150,6 +153,7 @@ pub struct AccessLog {
 }
 
 impl AccessLog {
+    /// An access log writing lines as `config` says.
     pub fn new(config: LogConfig) -> AccessLog {
         let line = match &config.format {
             LogFormat::Uwsgi => None,

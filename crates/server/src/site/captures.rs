@@ -9,7 +9,7 @@ use regex::bytes::Regex;
 
 /// Numbered and named groups of one regex match, with their subject.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Captures {
+pub(crate) struct Captures {
     /// The bytes the regex ran on.
     subject: Vec<u8>,
     /// `(start, end)` of each group (0 is the whole match); `None` for a
@@ -27,7 +27,7 @@ impl Captures {
     ///
     /// A regex that cannot match is rejected by the cheap `is_match` scan
     /// first, so the group search (and the copies) happen only on a match.
-    pub fn of_match(regex: &Regex, subject: &[u8]) -> Option<Captures> {
+    pub(crate) fn of_match(regex: &Regex, subject: &[u8]) -> Option<Captures> {
         if !regex.is_match(subject) {
             return None;
         }
@@ -49,24 +49,24 @@ impl Captures {
     }
 
     /// True when no regex matched (no groups at all).
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.spans.is_empty()
     }
 
     /// The number of groups, the whole match (0) included.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.spans.len()
     }
 
     /// Group `n` (`$n`); `None` when there is no such group or it did not
     /// take part in the match (nginx then substitutes nothing).
-    pub fn get(&self, n: usize) -> Option<&[u8]> {
+    pub(crate) fn get(&self, n: usize) -> Option<&[u8]> {
         let (start, end) = (*self.spans.get(n)?)?;
         self.subject.get(start..end)
     }
 
     /// The named group `name` (`(?<name>...)`).
-    pub fn named(&self, name: &str) -> Option<&[u8]> {
+    pub(crate) fn named(&self, name: &str) -> Option<&[u8]> {
         let &(_, span) = self.names.iter().find(|(n, _)| &**n == name)?;
         let (start, end) = span?;
         self.subject.get(start..end)
@@ -77,7 +77,7 @@ impl Captures {
     /// so `$name` from a location regex survives a nested regex's match
     /// while `$1` is replaced. Earlier matches on other subjects are left
     /// out.
-    pub fn inherit_names(&mut self, earlier: &Captures) {
+    pub(crate) fn inherit_names(&mut self, earlier: &Captures) {
         if earlier.names.is_empty() || earlier.subject != self.subject {
             return;
         }
@@ -89,12 +89,12 @@ impl Captures {
     }
 
     /// The names of the named groups, in group order.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
         self.names.iter().map(|(n, _)| &**n)
     }
 
     /// The bytes the regex ran on.
-    pub fn subject(&self) -> &[u8] {
+    pub(crate) fn subject(&self) -> &[u8] {
         &self.subject
     }
 }

@@ -35,7 +35,9 @@ pub type UpstreamMap = Vec<(UpstreamTarget, Arc<dyn Handler>)>;
 /// then `named`. [`proxy_locations`] lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LocationId {
+    /// The server's index in `Site::servers`.
     pub server: usize,
+    /// The location's number in that server's pre-order walk.
     pub index: usize,
 }
 

@@ -33,14 +33,16 @@ mod vars;
 #[cfg(test)]
 mod engine_tests;
 
-pub use captures::Captures;
+pub(crate) use captures::Captures;
 pub use engine::{
     LocationId, ProxyMap, SiteHandler, UpstreamMap, UwsgiLocationMap, proxy_locations,
     uwsgi_locations,
 };
-pub use select::{ConnAddr, Found, Selected, ServerTable, alias_prefix, find_location, find_named};
-pub use uri::{NormalizedUri, UriError, normalize};
-pub use vars::{ProxyFacts, ResponseFacts, VarContext, eval, eval_var, request_filename};
+pub(crate) use select::{
+    ConnAddr, Found, Selected, ServerTable, alias_prefix, find_location, find_named,
+};
+pub(crate) use uri::{NormalizedUri, UriError, normalize};
+pub(crate) use vars::{ProxyFacts, ResponseFacts, VarContext, eval, eval_var, request_filename};
 
 /// nginx's reason phrase and built-in page for a request refused before
 /// it reached a site (a malformed head, a bad Host): what nginx sends.

@@ -21,12 +21,12 @@ use regex::bytes::Regex;
 use super::captures::Captures;
 
 /// The local address a connection arrived on (what `getsockname` says).
-pub type ConnAddr = ListenAddr;
+pub(crate) type ConnAddr = ListenAddr;
 
 /// The server chosen for a request, with the captures of the `server_name`
 /// regex that chose it (empty otherwise).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Selected {
+pub(crate) struct Selected {
     /// Index into `Site::servers`.
     pub index: usize,
     pub captures: Captures,
@@ -35,7 +35,7 @@ pub struct Selected {
 /// Server selection precomputed from a [`Site`]: one group per distinct
 /// listen address, each with its names sorted for lookup.
 #[derive(Debug, Clone, Default)]
-pub struct ServerTable {
+pub(crate) struct ServerTable {
     groups: Vec<ListenGroup>,
 }
 
@@ -138,7 +138,7 @@ impl ListenGroup {
 
 impl ServerTable {
     /// Group the site's servers by listen address, in configuration order.
-    pub fn new(site: &Site) -> ServerTable {
+    pub(crate) fn new(site: &Site) -> ServerTable {
         let mut groups: Vec<ListenGroup> = Vec::new();
         for (index, server) in site.servers.iter().enumerate() {
             for (nth, listen) in server.listens.iter().enumerate() {
@@ -170,7 +170,7 @@ impl ServerTable {
     /// port and of one trailing dot here). `None` only when no server
     /// listens on `local`, which a listener built from the same site
     /// cannot produce.
-    pub fn select(&self, local: &ConnAddr, host: &[u8]) -> Option<Selected> {
+    pub(crate) fn select(&self, local: &ConnAddr, host: &[u8]) -> Option<Selected> {
         let group = self.group_for(local)?;
         let host = host_key(host);
         if host.iter().any(u8::is_ascii_uppercase) {
@@ -236,7 +236,7 @@ pub(crate) fn host_key(host: &[u8]) -> &[u8] {
 
 /// The location chosen for a URI.
 #[derive(Debug, Clone)]
-pub struct Found<'a> {
+pub(crate) struct Found<'a> {
     pub location: &'a Location,
     /// The captures of the regex location that matched (empty for prefix
     /// and exact locations).
@@ -285,7 +285,7 @@ const MAX_NESTING: usize = 16;
 /// and those of the levels above are still tried (nginx's `noregex` is
 /// local to each level). `None` when nothing matches: the server's own
 /// configuration answers.
-pub fn find_location<'a>(locations: &'a [Location], uri: &[u8]) -> Option<Found<'a>> {
+pub(crate) fn find_location<'a>(locations: &'a [Location], uri: &[u8]) -> Option<Found<'a>> {
     let mut search = Search {
         current: None,
         captures: Captures::default(),
@@ -402,7 +402,7 @@ fn auto_redirects(location: &Location) -> bool {
 /// The part of the URI that `alias` replaces in `location`: its prefix or
 /// `=` URI ([`super::VarContext::location_prefix`]); `None` for a regex
 /// location (its alias is the whole path) and a named one.
-pub fn alias_prefix(location: &Location) -> Option<&[u8]> {
+pub(crate) fn alias_prefix(location: &Location) -> Option<&[u8]> {
     match &location.matcher {
         LocationMatch::Exact(uri) | LocationMatch::Prefix { uri, .. } => Some(uri.as_bytes()),
         LocationMatch::Regex(_) | LocationMatch::Named(_) => None,
@@ -410,7 +410,7 @@ pub fn alias_prefix(location: &Location) -> Option<&[u8]> {
 }
 
 /// The `location @name` block of a server (`name` with or without `@`).
-pub fn find_named<'a>(server: &'a Server, name: &str) -> Option<&'a Location> {
+pub(crate) fn find_named<'a>(server: &'a Server, name: &str) -> Option<&'a Location> {
     let name = name.strip_prefix('@').unwrap_or(name);
     server
         .named

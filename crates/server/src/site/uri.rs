@@ -14,7 +14,7 @@ use std::fmt;
 
 /// A request target, normalised.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NormalizedUri {
+pub(crate) struct NormalizedUri {
     /// `$uri`: decoded, `.`/`..` resolved, slashes merged; starts with `/`.
     pub path: Vec<u8>,
     /// `$args`: after the first raw `?`, up to a raw `#`, not decoded.
@@ -29,7 +29,7 @@ pub struct NormalizedUri {
 
 /// Why a target is refused (each is a 400 in nginx).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UriError {
+pub(crate) enum UriError {
     /// Neither `/path` nor `scheme://host[:port][/path]`.
     BadForm,
     /// `%` not followed by two hex digits.
@@ -58,7 +58,7 @@ impl std::error::Error for UriError {}
 
 /// Normalise a request target (origin form `/p?q` or absolute form
 /// `scheme://host[:port][/p][?q]`).
-pub fn normalize(target: &[u8]) -> Result<NormalizedUri, UriError> {
+pub(crate) fn normalize(target: &[u8]) -> Result<NormalizedUri, UriError> {
     if target.iter().any(|&b| b < 0x20 || b == 0x7f) {
         return Err(UriError::ControlByte);
     }

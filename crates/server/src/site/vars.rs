@@ -27,7 +27,7 @@ use super::select::{ConnAddr, host_key};
 
 /// What the access log knows once the response is sent (zero before).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ResponseFacts {
+pub(crate) struct ResponseFacts {
     /// The status sent (`$status`, printed `000` when none yet).
     pub status: u16,
     /// `$body_bytes_sent`.
@@ -41,7 +41,7 @@ pub struct ResponseFacts {
 /// `$upstream_addr`, `$upstream_status`, `$upstream_response_time` (empty:
 /// not known, logged `-`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProxyFacts {
+pub(crate) struct ProxyFacts {
     pub host: Vec<u8>,
     pub port: Vec<u8>,
     pub upstream_addr: String,
@@ -51,7 +51,7 @@ pub struct ProxyFacts {
 
 /// Everything a variable may need, borrowed from the request's state.
 #[derive(Debug, Clone, Copy)]
-pub struct VarContext<'a> {
+pub(crate) struct VarContext<'a> {
     /// `$request_method`.
     pub method: &'a [u8],
     /// The request target as sent (the middle of `$request`).
@@ -104,12 +104,12 @@ pub struct VarContext<'a> {
 const MAX_DEPTH: usize = 8;
 
 /// Append the value of `template` to `out`.
-pub fn eval(template: &Template, cx: &VarContext<'_>, out: &mut Vec<u8>) {
+pub(crate) fn eval(template: &Template, cx: &VarContext<'_>, out: &mut Vec<u8>) {
     eval_at(template, cx, out, 0);
 }
 
 /// Append the value of one variable to `out` (nothing when it has none).
-pub fn eval_var(var: &Variable, cx: &VarContext<'_>, out: &mut Vec<u8>) {
+pub(crate) fn eval_var(var: &Variable, cx: &VarContext<'_>, out: &mut Vec<u8>) {
     var_at(var, cx, out, 0);
 }
 
@@ -350,7 +350,7 @@ fn document_root(cx: &VarContext<'_>, out: &mut Vec<u8>, depth: usize) {
 /// alias is the whole path). `false` when an alias cannot apply because
 /// the URI no longer starts with the prefix (nginx: "alias cannot be used
 /// in location where URI was rewritten"); the root alone is appended then.
-pub fn request_filename(cx: &VarContext<'_>, out: &mut Vec<u8>) -> bool {
+pub(crate) fn request_filename(cx: &VarContext<'_>, out: &mut Vec<u8>) -> bool {
     request_filename_at(cx, out, 0)
 }
 

@@ -3,7 +3,7 @@
 //! Unknown extensions get [`DEFAULT_TYPE`], nginx's stock `default_type`.
 
 /// The type of a file whose extension is not in the table.
-pub const DEFAULT_TYPE: &str = "application/octet-stream";
+pub(super) const DEFAULT_TYPE: &str = "application/octet-stream";
 
 /// Extension (lower case) to MIME type, sorted for binary search.
 #[rustfmt::skip]

@@ -38,6 +38,7 @@ pub(crate) use respond::{FileOptions, FileRequest, header_pair, respond_file, st
 pub struct StaticMap {
     /// URL prefix, without a trailing `/` (empty for `--check-static`).
     pub prefix: String,
+    /// The directory the files are served from.
     pub root: PathBuf,
     /// `--static-map2`: the file is ROOT + the whole path, prefix included.
     pub keep_prefix: bool,
@@ -46,6 +47,7 @@ pub struct StaticMap {
 /// Everything the static handler is told.
 #[derive(Debug, Clone, Default)]
 pub struct StaticConfig {
+    /// Every `--static-map`/`--static-map2`/`--check-static`, in order.
     pub maps: Vec<StaticMap>,
     /// `--static-index NAME`: files tried for a directory, in order.
     pub index: Vec<String>,

@@ -6,6 +6,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::SocketInfo;
+use crate::peer_slot::{PEER_STATES, PeerRecord};
 use crate::scoreboard::{LATENCY_BUCKETS_US, Scoreboard, WorkerSlot};
 
 /// The Content-Type of the exposition.
@@ -187,7 +188,81 @@ pub(crate) fn exposition(board: &Scoreboard, sockets: &[SocketInfo], queues: &[u
             s.max_queue
         );
     }
+    upstream_metrics(&mut out, &board.peers());
     out
+}
+
+/// A per-peer family: name, kind, help, value.
+type PeerFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&PeerRecord) -> u64,
+);
+
+/// `portico_upstream_*`: every worker's view of every upstream peer.
+fn upstream_metrics(out: &mut String, peers: &[(usize, PeerRecord)]) {
+    let labels = |wid: &usize, p: &PeerRecord| {
+        format!(
+            "worker=\"{wid}\",upstream=\"{}\",peer=\"{}\"",
+            label(&p.upstream),
+            label(&p.peer)
+        )
+    };
+    let counters: [PeerFamily; 5] = [
+        (
+            "portico_upstream_requests_total",
+            "counter",
+            "Tries sent to an upstream peer, by worker (balancer state is per worker).",
+            |p| p.requests,
+        ),
+        (
+            "portico_upstream_failures_total",
+            "counter",
+            "Tries to an upstream peer that failed (passive health counts them).",
+            |p| p.failures,
+        ),
+        (
+            "portico_upstream_active",
+            "gauge",
+            "Tries to an upstream peer under way.",
+            |p| p.active,
+        ),
+        (
+            "portico_upstream_health_checks_total",
+            "counter",
+            "Active health checks (health_check) sent to an upstream peer.",
+            |p| p.checks,
+        ),
+        (
+            "portico_upstream_health_check_failures_total",
+            "counter",
+            "Active health checks of an upstream peer that failed.",
+            |p| p.check_fails,
+        ),
+    ];
+    for (name, kind, help, value) in counters {
+        family(out, name, kind, help);
+        for (wid, p) in peers {
+            let _ = writeln!(out, "{name}{{{}}} {}", labels(wid, p), value(p));
+        }
+    }
+    family(
+        out,
+        "portico_upstream_peer_state",
+        "gauge",
+        "1 for an upstream peer's current state (up, down, unavail, unhealthy, backup).",
+    );
+    for (wid, p) in peers {
+        for state in PEER_STATES {
+            let _ = writeln!(
+                out,
+                "portico_upstream_peer_state{{{},state=\"{state}\"}} {}",
+                labels(wid, p),
+                u8::from(p.state == state)
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -207,5 +282,29 @@ mod tests {
         assert!(text.contains("portico_request_duration_seconds_bucket{le=\"10\"} 2\n"));
         assert!(text.contains("portico_request_duration_seconds_bucket{le=\"+Inf\"} 3\n"));
         assert!(text.contains("portico_request_duration_seconds_count 3\n"));
+    }
+
+    #[test]
+    fn upstream_peers_get_counters_and_one_state_set() {
+        let board = Scoreboard::new(1, 1).expect("map");
+        board.peer(1, 0).publish(&PeerRecord {
+            upstream: "backend".into(),
+            peer: "127.0.0.1:8081".into(),
+            state: "unavail".into(),
+            requests: 7,
+            failures: 2,
+            ..PeerRecord::default()
+        });
+        let text = exposition(&board, &[], &[]);
+        let l = "worker=\"1\",upstream=\"backend\",peer=\"127.0.0.1:8081\"";
+        assert!(text.contains(&format!("portico_upstream_requests_total{{{l}}} 7\n")));
+        assert!(text.contains(&format!("portico_upstream_failures_total{{{l}}} 2\n")));
+        assert!(text.contains(&format!(
+            "portico_upstream_peer_state{{{l},state=\"unavail\"}} 1\n"
+        )));
+        assert!(text.contains(&format!(
+            "portico_upstream_peer_state{{{l},state=\"up\"}} 0\n"
+        )));
+        assert!(text.contains("# TYPE portico_upstream_health_checks_total counter\n"));
     }
 }

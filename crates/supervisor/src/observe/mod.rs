@@ -119,7 +119,7 @@ struct Client {
 }
 
 /// The stats and metrics endpoints with their connections.
-pub struct Observer {
+pub(crate) struct Observer {
     endpoints: Vec<Endpoint>,
     clients: Vec<Client>,
     board: Arc<Scoreboard>,
@@ -160,7 +160,7 @@ fn bind(addr: &str) -> io::Result<Listener> {
 
 impl Observer {
     /// Bind the endpoints asked for; `None` when there are none.
-    pub fn bind(
+    pub(crate) fn bind(
         stats: Option<&StatsServer>,
         metrics: Option<&str>,
         board: Arc<Scoreboard>,
@@ -226,7 +226,7 @@ impl Observer {
     }
 
     /// Descriptors to poll: listeners for input, clients for what they wait for.
-    pub fn poll_fds(&self) -> Vec<libc::pollfd> {
+    pub(crate) fn poll_fds(&self) -> Vec<libc::pollfd> {
         let listeners = self.endpoints.iter().map(|e| libc::pollfd {
             fd: match &e.listener {
                 Listener::Tcp(l) => l.as_raw_fd(),
@@ -248,13 +248,13 @@ impl Observer {
 
     /// In a forked worker: close every descriptor of ours, so a client's
     /// connection is closed when the master closes it.
-    pub fn close_in_child(&mut self) {
+    pub(crate) fn close_in_child(&mut self) {
         self.clients.clear();
         self.endpoints.clear();
     }
 
     /// Accept, read, answer and close, as far as possible without blocking.
-    pub fn service(&mut self) {
+    pub(crate) fn service(&mut self) {
         let now = Instant::now();
         for i in 0..self.endpoints.len() {
             self.accept_all(i, now);

@@ -1,6 +1,8 @@
 //! uWSGI's stats document (`uwsgi_master_generate_stats`), built from the
 //! scoreboard: the same keys, in the same order, with the same JSON types,
 //! so uwsgitop and the stats exporters read Portico as they read uWSGI.
+//! One key of Portico's own at the end: `upstreams`, every worker's view of
+//! every upstream peer (balancer state is per worker; see `peer_slot.rs`).
 
 use std::sync::atomic::Ordering;
 
@@ -70,7 +72,34 @@ pub(crate) fn document(board: &Scoreboard, instance: &Instance<'_>) -> Json {
         ),
         ("sockets", Json::Arr(sockets)),
         ("workers", Json::Arr(workers)),
+        ("upstreams", Json::Arr(upstreams(board))),
     ])
+}
+
+/// `upstreams`: one entry per worker and peer.
+fn upstreams(board: &Scoreboard) -> Vec<Json> {
+    board
+        .peers()
+        .into_iter()
+        .map(|(wid, p)| {
+            Json::obj([
+                ("worker", Json::uint(wid as u64)),
+                ("upstream", Json::str(p.upstream)),
+                ("peer", Json::str(p.peer)),
+                ("state", Json::str(p.state)),
+                ("requests", Json::uint(p.requests)),
+                ("failures", Json::uint(p.failures)),
+                ("active", Json::uint(p.active)),
+                (
+                    "health_checks",
+                    Json::obj([
+                        ("checks", Json::uint(p.checks)),
+                        ("fails", Json::uint(p.check_fails)),
+                    ]),
+                ),
+            ])
+        })
+        .collect()
 }
 
 fn worker(board: &Scoreboard, wid: usize, apps: &[AppInfo]) -> Json {
@@ -211,6 +240,32 @@ mod tests {
         assert!(
             doc.contains(r#""in_request":0,"vars":[],"req_info":{}"#),
             "{doc}"
+        );
+        assert!(doc.ends_with(r#""upstreams":[]}"#), "{doc}");
+    }
+
+    #[test]
+    fn upstream_peers_are_listed_per_worker() {
+        let board = Scoreboard::new(2, 1).expect("map");
+        board.peer(2, 0).publish(&crate::PeerRecord {
+            upstream: "backend".into(),
+            peer: "127.0.0.1:8081".into(),
+            state: "unhealthy".into(),
+            requests: 3,
+            failures: 1,
+            active: 0,
+            checks: 9,
+            check_fails: 4,
+        });
+        let doc = upstreams(&board)
+            .into_iter()
+            .map(|j| j.render(true))
+            .collect::<Vec<_>>();
+        assert_eq!(
+            doc,
+            vec![
+                r#"{"worker":2,"upstream":"backend","peer":"127.0.0.1:8081","state":"unhealthy","requests":3,"failures":1,"active":0,"health_checks":{"checks":9,"fails":4}}"#
+            ]
         );
     }
 }

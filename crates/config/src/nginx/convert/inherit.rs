@@ -93,7 +93,7 @@ fn pick<T: Clone>(own: &Option<T>, parent: &T) -> T {
 
 impl Layer {
     /// This layer over its parent's resolved configuration.
-    pub fn resolve(&self, parent: &LocationConfig) -> LocationConfig {
+    pub(super) fn resolve(&self, parent: &LocationConfig) -> LocationConfig {
         LocationConfig {
             root: self
                 .root
@@ -152,7 +152,7 @@ impl Layer {
     }
 
     /// Every template this layer holds, for the variable pass.
-    pub fn templates_mut(
+    pub(super) fn templates_mut(
         &mut self,
         f: &mut dyn FnMut(&mut Template) -> Result<(), NginxError>,
     ) -> Result<(), NginxError> {

@@ -238,7 +238,7 @@ pub(super) struct ListenRegistry {
 impl ListenRegistry {
     /// Record the listens of one server, with nginx's cross-server checks.
     /// `own` holds the addresses this server already listed.
-    pub fn add(
+    pub(super) fn add(
         &mut self,
         d: &Directive,
         parsed: &ParsedListen,

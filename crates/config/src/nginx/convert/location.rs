@@ -41,7 +41,7 @@ impl RawLocation {
     fn is_exact(&self) -> bool {
         matches!(self.matcher, LocationMatch::Exact(_))
     }
-    pub fn is_named(&self) -> bool {
+    pub(super) fn is_named(&self) -> bool {
         matches!(self.matcher, LocationMatch::Named(_))
     }
     fn is_regex(&self) -> bool {

@@ -297,7 +297,7 @@ fn default_rule(pass: &PassInfo) -> RedirectRule {
 
 impl ProxyLayer {
     /// This layer over its parent's resolved settings.
-    pub fn resolve(&self, parent: &ProxySettings) -> ProxySettings {
+    pub(super) fn resolve(&self, parent: &ProxySettings) -> ProxySettings {
         fn pick<T: Clone>(own: &Option<T>, parent: &T) -> T {
             own.clone().unwrap_or_else(|| parent.clone())
         }
@@ -354,7 +354,7 @@ impl ProxyLayer {
     }
 
     /// Every template this layer holds, for the variable pass.
-    pub fn templates_mut(
+    pub(super) fn templates_mut(
         &mut self,
         f: &mut dyn FnMut(&mut Template) -> Result<(), NginxError>,
     ) -> Result<(), NginxError> {

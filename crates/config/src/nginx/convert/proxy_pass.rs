@@ -58,7 +58,7 @@ pub(super) struct PassInfo {
 }
 
 impl RawProxyPass {
-    pub fn info(&self, location: &str) -> PassInfo {
+    pub(super) fn info(&self, location: &str) -> PassInfo {
         let has_uri = match &self.kind {
             RawKind::Dynamic(_) => false,
             RawKind::Unix { uri, .. } | RawKind::Host { uri, .. } => uri.is_some(),
@@ -72,7 +72,7 @@ impl RawProxyPass {
     }
 
     /// The URL template of a dynamic `proxy_pass`, for the variable pass.
-    pub fn template_mut(&mut self) -> Option<&mut Template> {
+    pub(super) fn template_mut(&mut self) -> Option<&mut Template> {
         match &mut self.kind {
             RawKind::Dynamic(t) => Some(t),
             _ => None,

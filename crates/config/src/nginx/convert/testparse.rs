@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::super::ast::{Arg, ConfTree, Directive};
 
 /// The file name every test tree claims to come from.
-pub const FILE: &str = "/t/nginx.conf";
+pub(super) const FILE: &str = "/t/nginx.conf";
 
 enum Tok {
     Word(String, bool, usize),
@@ -129,7 +129,7 @@ fn block(
 }
 
 /// A tree from nginx.conf text (no includes, no checks).
-pub fn tree(text: &str) -> ConfTree {
+pub(super) fn tree(text: &str) -> ConfTree {
     let file = Arc::new(PathBuf::from(FILE));
     let mut toks = tokens(text).into_iter().peekable();
     ConfTree {

@@ -100,7 +100,7 @@ pub(super) struct VarScope {
 
 impl VarScope {
     /// Resolve the names in `t`, or say which one nginx would not know.
-    pub fn fix(&self, t: &mut Template) -> Result<(), NginxError> {
+    pub(super) fn fix(&self, t: &mut Template) -> Result<(), NginxError> {
         for part in &mut t.parts {
             let TemplatePart::Var(var) = part else {
                 continue;
