@@ -37,6 +37,7 @@ use tokio::sync::mpsc;
 
 pub use response::{HeadError, ResponseHead, parse_head};
 
+use crate::background::GroupSlot;
 use crate::balance::{PickInput, UpstreamGroup};
 use crate::error::{ErrorKind, Phase, ProxyError};
 use crate::error_page::error_response;
@@ -121,7 +122,8 @@ pub struct UwsgiUpstream {
 }
 
 struct Inner {
-    group: Arc<UpstreamGroup>,
+    /// The block's current group (re-resolution may replace it).
+    group: Arc<GroupSlot>,
     settings: UwsgiSettings,
     /// Read the whole body before the first try (a group: any peer may get it).
     buffer_body: bool,
@@ -137,7 +139,7 @@ impl UwsgiUpstream {
         let peer = PeerAddr::resolve(&target)?;
         Ok(UwsgiUpstream {
             inner: Arc::new(Inner {
-                group: Arc::new(UpstreamGroup::single(peer)),
+                group: Arc::new(GroupSlot::new(Arc::new(UpstreamGroup::single(peer)))),
                 settings,
                 buffer_body: false,
             }),
@@ -148,18 +150,24 @@ impl UwsgiUpstream {
     /// one per block and worker, as `HttpProxy` does) and retried as
     /// `settings.next_upstream*` say.
     pub fn group(group: Arc<UpstreamGroup>, settings: UwsgiSettings) -> UwsgiUpstream {
+        UwsgiUpstream::in_slot(Arc::new(GroupSlot::new(group)), settings)
+    }
+
+    /// Through whatever group `slot` holds when a request starts (the
+    /// block's slot, shared with its `proxy_pass` locations).
+    pub fn in_slot(slot: Arc<GroupSlot>, settings: UwsgiSettings) -> UwsgiUpstream {
         UwsgiUpstream {
             inner: Arc::new(Inner {
-                group,
+                group: slot,
                 settings,
                 buffer_body: true,
             }),
         }
     }
 
-    /// The group this client balances over (one peer for an address).
-    pub fn upstream_group(&self) -> &Arc<UpstreamGroup> {
-        &self.inner.group
+    /// The group this client balances over now (one peer for an address).
+    pub fn upstream_group(&self) -> Arc<UpstreamGroup> {
+        self.inner.group.current()
     }
 }
 
@@ -224,8 +232,9 @@ impl Exchange for UwsgiExchange<'_> {
 impl Inner {
     async fn serve(&self, request: Request) -> Response {
         let started = Instant::now();
+        let group = self.group.current();
         let log = LogContext::new(&request, "");
-        let group_log = log.with_upstream(&upstream_url(self.group.name()));
+        let group_log = log.with_upstream(&upstream_url(group.name()));
         let Request { source, body, .. } = request;
         let packet = match source {
             RequestSource::Uwsgi(packet) => packet,
@@ -264,7 +273,7 @@ impl Inner {
             next_upstream_tries: 0,
         };
         let mut tries = Tries::default();
-        let finished = retry::run(&self.group, input, rules, started, &log, &mut x, &mut tries);
+        let finished = retry::run(&group, input, rules, started, &log, &mut x, &mut tries);
         let mut response = match finished.await {
             Finished::Answer {
                 answer: (head, buf, stream),
