@@ -599,7 +599,7 @@ mod tests {
     fn validate_requires_a_listener_and_an_app() {
         assert_eq!(
             crate::test_err::text(config(&["--wsgi-file", "a.py"]).expect("ok").validate()),
-            "no listener: give at least one --http ADDR or --http-socket ADDR"
+            "no listener: give at least one --http ADDR, --http-socket ADDR or --socket ADDR (uwsgi protocol, for nginx's uwsgi_pass)"
         );
         assert_eq!(
             crate::test_err::text(config(&["--http", ":1"]).expect("ok").validate()),
