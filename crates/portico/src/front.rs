@@ -69,6 +69,8 @@ impl SiteSetup {
                 default_server: true,
                 backlog: None,
                 reuseport: false,
+                ssl: false,
+                http2: false,
             })
             .collect();
         if !listens.is_empty() {

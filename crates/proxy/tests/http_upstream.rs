@@ -66,7 +66,7 @@ async fn body_of(outcome: &mut ProxyOutcome) -> (Vec<u8>, bool) {
         ResponseBody::Full(b) => (b.to_vec(), true),
         ResponseBody::Stream(mut rx) => {
             let mut all = Vec::new();
-            while let Some(item) = rx.recv().await {
+            while let Some(item) = rx.next().await {
                 match item {
                     StreamItem::Data(d) => all.extend_from_slice(&d),
                     // Spooled to a temporary file (proxy_buffering).
@@ -330,7 +330,7 @@ async fn a_client_that_goes_away_drops_the_upstream_connection() {
     else {
         panic!("a streamed body");
     };
-    assert!(matches!(rx.recv().await, Some(StreamItem::Data(_))));
+    assert!(matches!(rx.next().await, Some(StreamItem::Data(_))));
     drop(rx); // the client is gone
     for _ in 0..100 {
         if backend.stats.client_closed.load(Ordering::SeqCst) == 1 {

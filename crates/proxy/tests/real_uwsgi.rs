@@ -126,7 +126,7 @@ async fn body_of(response: Response) -> (Vec<u8>, bool) {
         ResponseBody::Full(b) => (b.to_vec(), true),
         ResponseBody::Stream(mut rx) => {
             let mut out = Vec::new();
-            while let Some(item) = rx.recv().await {
+            while let Some(item) = rx.next().await {
                 match item {
                     StreamItem::Data(d) => out.extend_from_slice(&d),
                     StreamItem::End => return (out, true),

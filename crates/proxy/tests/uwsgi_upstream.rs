@@ -168,7 +168,7 @@ async fn body_of(response: Response) -> (Vec<u8>, Ending) {
         ResponseBody::Full(b) => (b.to_vec(), Ending::End),
         ResponseBody::Stream(mut rx) => {
             let mut out = Vec::new();
-            while let Some(item) = rx.recv().await {
+            while let Some(item) = rx.next().await {
                 match item {
                     StreamItem::Data(d) => out.extend_from_slice(&d),
                     StreamItem::End => return (out, Ending::End),
@@ -424,7 +424,7 @@ async fn when_the_client_goes_away_the_upstream_connection_is_dropped() {
     let ResponseBody::Stream(mut rx) = response.body else {
         panic!("a streamed body");
     };
-    assert!(matches!(rx.recv().await, Some(StreamItem::Data(_))));
+    assert!(matches!(rx.next().await, Some(StreamItem::Data(_))));
     drop(rx);
     assert!(seen.await.expect("fake").client_closed);
 }

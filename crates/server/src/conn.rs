@@ -476,7 +476,7 @@ where
                     .is_some_and(|p| p.active() && !p.awaiting_demand);
                 let item = tokio::select! {
                     biased;
-                    item = rx.recv() => item,
+                    item = rx.next() => item,
                     fed = feed_some(&mut pump, reader, rbuf), if feeding => {
                         if let Err(e) = fed {
                             body_error = Some(e);

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use portico_proto::http1::RequestHead;
 use portico_proto::uwsgi::UwsgiPacket;
-use tokio::sync::mpsc;
 
 use crate::body::RequestBody;
+use crate::body_stream::BodyStream;
 use crate::handoff::Handoff;
 use crate::listener::ListenerInfo;
 
@@ -157,8 +157,9 @@ pub enum ResponseBody {
     Empty,
     /// The whole body, in memory.
     Full(Bytes),
-    /// Pieces arrive through a bounded channel, so a slow client slows the producer.
-    Stream(mpsc::Receiver<StreamItem>),
+    /// Pieces arrive as the producer makes them (a channel from another
+    /// thread, or a body polled in place).
+    Stream(BodyStream),
     /// A file region, sent with sendfile(2) where the transport allows.
     File {
         /// The open file.

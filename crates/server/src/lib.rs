@@ -10,6 +10,7 @@
 
 mod accept_errors;
 mod body;
+mod body_stream;
 mod conn;
 mod date;
 mod gate;
@@ -27,6 +28,7 @@ mod uwsgi_conn;
 mod write;
 
 pub use body::{BodyError, RequestBody, TryNext};
+pub use body_stream::{BodyStream, PullBody};
 pub use handler::{
     Handler, HandlerFuture, KeepAlive, NotFound, Request, RequestSource, Response, ResponseBody,
     ResponseMeta, StreamItem,

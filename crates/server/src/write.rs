@@ -505,7 +505,7 @@ mod tests {
     }
 
     fn stream() -> ResponseBody {
-        ResponseBody::Stream(tokio::sync::mpsc::channel(1).1)
+        ResponseBody::Stream(crate::BodyStream::channel(tokio::sync::mpsc::channel(1).1))
     }
 
     #[test]

@@ -79,7 +79,9 @@ impl ResponseState {
         if !self.started() {
             let (tx, rx) = mpsc::channel(STREAM_CAPACITY);
             let _ = tx.try_send(item);
-            let response = self.response(ResponseBody::Stream(rx))?;
+            let response = self.response(ResponseBody::Stream(
+                portico_server::BodyStream::channel(rx),
+            ))?;
             self.stream = Some(tx);
             if let Some(reply) = self.reply.take() {
                 self.client_gone |= reply.is_closed();

@@ -102,6 +102,12 @@ pub struct Listen {
     /// `backlog=N` (the listen queue).
     pub backlog: Option<i32>,
     pub reuseport: bool,
+    /// TLS on this address (`listen ... ssl`, `--https`); the certificates
+    /// are the server block's.
+    pub ssl: bool,
+    /// HTTP/2 on this address (`listen ... http2`, `http2 on;`): by ALPN
+    /// with TLS, by prior knowledge (h2c) without.
+    pub http2: bool,
 }
 
 /// One `server_name` entry, classified as nginx classifies it.

@@ -29,7 +29,7 @@ use bytes::BytesMut;
 use portico_proto::http1::{
     ChunkedDecoder, ResponseFraming, ResponseHead, ResponseLimits, parse_response_head,
 };
-use portico_server::{Response, ResponseBody, ResponseMeta};
+use portico_server::{BodyStream, Response, ResponseBody, ResponseMeta};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
@@ -352,7 +352,7 @@ impl Answer {
                     .buffering
                     .then(|| Spool::new(s.memory_ahead, s.file_ahead, std::env::temp_dir()));
                 tokio::spawn(pump.run(tx, spool));
-                ResponseBody::Stream(rx)
+                ResponseBody::Stream(BodyStream::channel(rx))
             }
         };
         Response {

@@ -29,8 +29,8 @@ use portico_config::site::{
 use portico_proto::http1::ChunkedDecoder;
 use portico_proto::uwsgi::UwsgiPacket;
 use portico_server::{
-    Handler, HandlerFuture, Request, RequestBody, RequestSource, Response, ResponseBody,
-    ResponseMeta,
+    BodyStream, Handler, HandlerFuture, Request, RequestBody, RequestSource, Response,
+    ResponseBody, ResponseMeta,
 };
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
@@ -343,7 +343,7 @@ impl Inner {
             Framing::Close | Framing::Chunked(_)
                 if no_body && head.status != 204 && head.status != 304 =>
             {
-                ResponseBody::Stream(mpsc::channel(1).1)
+                ResponseBody::Stream(BodyStream::channel(mpsc::channel(1).1))
             }
             _ if no_body => ResponseBody::Empty,
             // The whole body came with the head: no task, no channel.
@@ -370,7 +370,7 @@ impl Inner {
                     reuse: None,
                 };
                 tokio::spawn(pump.run(tx, None));
-                ResponseBody::Stream(rx)
+                ResponseBody::Stream(BodyStream::channel(rx))
             }
         };
         Response {

@@ -382,7 +382,7 @@ fn listing(page: Vec<u8>) -> Response {
         status: 200,
         reason: Bytes::from_static(b"OK"),
         headers: vec![header_pair("Content-Type", "text/html")],
-        body: ResponseBody::Stream(rx),
+        body: ResponseBody::Stream(crate::BodyStream::channel(rx)),
         meta: static_meta(),
     }
 }

@@ -208,6 +208,8 @@ fn listen(addr: &str, default_server: bool) -> Listen {
         default_server,
         backlog: None,
         reuseport: false,
+        ssl: false,
+        http2: false,
     }
 }
 

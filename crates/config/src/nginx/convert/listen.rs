@@ -44,6 +44,8 @@ pub(super) fn default_listen() -> Listen {
         default_server: false,
         backlog: None,
         reuseport: false,
+        ssl: false,
+        http2: false,
     }
 }
 
@@ -220,6 +222,8 @@ pub(super) fn parse(
             default_server,
             backlog,
             reuseport,
+            ssl: false,
+            http2: false,
         })
         .collect();
     Ok(ParsedListen {

@@ -137,6 +137,8 @@ pub(super) fn server(
             default_server: false,
             backlog: None,
             reuseport: false,
+            ssl: false,
+            http2: false,
         }],
         names: vec![ServerName::Exact("localhost".into())],
         rewrites: Vec::new(),
@@ -187,7 +189,7 @@ pub(super) fn collect(response: Response) -> Answer {
         }
         ResponseBody::Stream(mut rx) => {
             let mut all = Vec::new();
-            while let Ok(item) = rx.try_recv() {
+            while let Some(item) = rx.try_next() {
                 if let StreamItem::Data(d) = item {
                     all.extend_from_slice(&d);
                 }
