@@ -13,6 +13,7 @@
 //! are compiled once ([`Pattern`]). Nothing here touches sockets or files.
 
 mod app;
+mod compress;
 mod proxy;
 mod template;
 
@@ -21,6 +22,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use compress::{
+    CompressSettings, CompressTypes, DEFAULT_BROTLI_LEVEL, DEFAULT_BROTLI_WINDOW_BITS,
+    DEFAULT_GZIP_LEVEL, DEFAULT_MIN_LENGTH, GzipProxied, MinHttpVersion,
+};
 pub use proxy::{
     DEFAULT_PROXY_TIMEOUT, NextUpstream, ProxyHttpVersion, ProxyPass, ProxyRedirect, ProxySettings,
     ProxyTarget, RedirectFrom, RedirectRule,
@@ -433,8 +438,11 @@ pub struct LocationConfig {
     /// `autoindex_localtime` (default off): listing times in local time, else UTC.
     pub autoindex_localtime: bool,
     /// `gzip_vary` (default off): `Vary: Accept-Encoding` when `gzip_static`
-    /// finds a `.gz` sibling.
+    /// finds a `.gz` sibling, or an answer is of a type and size the gzip
+    /// or brotli filter compresses (whether or not this client accepts it).
     pub gzip_vary: bool,
+    /// Compression on the fly (`gzip*`, `brotli*`).
+    pub compress: Arc<CompressSettings>,
     /// The `proxy_*` settings (used by `proxy_pass` locations).
     pub proxy: Arc<ProxySettings>,
 }
@@ -483,6 +491,7 @@ impl Default for LocationConfig {
             autoindex_exact_size: true,
             autoindex_localtime: false,
             gzip_vary: false,
+            compress: Arc::new(CompressSettings::default()),
             proxy: Arc::new(ProxySettings::default()),
         }
     }

@@ -96,7 +96,12 @@ pub(super) fn apply(
         "autoindex_exact_size" => once(&mut layer.autoindex_exact_size, d, flag(d)?)?,
         "autoindex_localtime" => once(&mut layer.autoindex_localtime, d, flag(d)?)?,
         "gzip_vary" => once(&mut layer.gzip_vary, d, flag(d)?)?,
-        _ => return super::proxy::apply(ctx, &mut layer.proxy, d),
+        _ => {
+            if super::compress::apply(ctx, &mut layer.compress, d)? {
+                return Ok(true);
+            }
+            return super::proxy::apply(ctx, &mut layer.proxy, d);
+        }
     }
     Ok(true)
 }

@@ -19,6 +19,7 @@ use crate::site::{
 };
 
 use super::super::ast::NginxError;
+use super::compress::CompressLayer;
 use super::proxy::ProxyLayer;
 
 /// What one block sets itself (`None`: not set here, inherit).
@@ -57,6 +58,8 @@ pub(super) struct Layer {
     pub autoindex_exact_size: Option<bool>,
     pub autoindex_localtime: Option<bool>,
     pub gzip_vary: Option<bool>,
+    /// `gzip*` and `brotli*`.
+    pub compress: CompressLayer,
     /// The `proxy_*` settings (and `resolver`).
     pub proxy: ProxyLayer,
 }
@@ -145,6 +148,7 @@ impl Layer {
             autoindex_exact_size: pick(&self.autoindex_exact_size, &parent.autoindex_exact_size),
             autoindex_localtime: pick(&self.autoindex_localtime, &parent.autoindex_localtime),
             gzip_vary: pick(&self.gzip_vary, &parent.gzip_vary),
+            compress: self.compress.resolve(&parent.compress),
             // nginx's default headers are added by `proxy::finish` once
             // the nested blocks have inherited the configured ones.
             proxy: Arc::new(self.proxy.resolve(&parent.proxy)),

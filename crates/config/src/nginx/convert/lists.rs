@@ -81,15 +81,6 @@ pub const IGNORED: &[&str] = &[
     "open_log_file_cache",
     "rewrite_log",
     "uninitialized_variable_warn",
-    // compression on the fly (responses are sent uncompressed)
-    "gzip",
-    "gzip_proxied",
-    "gzip_comp_level",
-    "gzip_buffers",
-    "gzip_http_version",
-    "gzip_types",
-    "gzip_min_length",
-    "gzip_disable",
     // TLS settings: every `listen ... ssl` is refused, so these do nothing
     "ssl_protocols",
     "ssl_prefer_server_ciphers",

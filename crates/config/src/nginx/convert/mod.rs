@@ -11,6 +11,7 @@
 //! `uwsgi_pass` names against upstream blocks, and merging the layers.
 
 mod common;
+mod compress;
 mod health;
 mod http;
 mod inherit;
@@ -31,6 +32,8 @@ mod testparse;
 mod tests;
 #[cfg(test)]
 mod tests_blocks;
+#[cfg(test)]
+mod tests_compress;
 #[cfg(test)]
 mod tests_errors;
 #[cfg(test)]

@@ -419,9 +419,9 @@ fn map_targets_become_map_variables_and_captures_stay_named() {
 }
 
 #[test]
-fn gzip_and_proxy_settings_are_accepted_without_effect() {
+fn tuning_and_proxy_settings_are_accepted_without_effect() {
     let s = first_server(
-        "sendfile on; tcp_nopush on; gzip on; gzip_types text/css; ssl_protocols TLSv1.2;\n\
+        "sendfile on; tcp_nopush on; gzip_window 8k; gzip_hash 4; ssl_protocols TLSv1.2;\n\
          server { proxy_set_header Host $host; server_tokens off; keepalive_requests 50; etag on; }",
     );
     assert!(!s.config.server_tokens);
