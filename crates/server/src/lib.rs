@@ -11,6 +11,7 @@
 mod accept_errors;
 mod body;
 mod body_stream;
+pub mod compress;
 mod conn;
 mod date;
 mod gate;

@@ -15,6 +15,7 @@ use super::content;
 use super::headers;
 use super::pages::{self, PageStyle};
 use super::phases::{Req, Step, location_header, split_args};
+use crate::compress;
 use crate::handler::Response;
 
 impl Req<'_> {
@@ -142,6 +143,9 @@ impl Req<'_> {
             headers::add_charset(&mut response, charset);
         }
         headers::decorate(&mut response, config, now, &mut |t| self.eval(t));
+        // The gzip and brotli filters come after the headers filter, as
+        // in nginx: they see add_header's and expires' headers.
+        response = self.compress(response);
         if access_log::logs(config) {
             response.meta.log_tag = self.engine.logs.hold(self.log_record());
         }
@@ -154,6 +158,23 @@ impl Req<'_> {
             headers::absolutize_location(&mut response, &base);
         }
         response
+    }
+
+    /// The gzip and brotli filters (`gzip*`, `brotli*`) of the current
+    /// location over a finished answer.
+    pub(crate) fn compress(&self, response: Response) -> Response {
+        let config = self.loc.config;
+        if !config.compress.any() {
+            return response;
+        }
+        let facts = compress::RequestFacts {
+            accept_encoding: self.facts.header("accept-encoding"),
+            user_agent: self.facts.header("user-agent"),
+            via: self.facts.header("via").is_some(),
+            authorization: self.facts.header("authorization").is_some(),
+            version: compress::http_version(&self.facts.protocol),
+        };
+        compress::apply(response, &facts, &config.compress, config.gzip_vary)
     }
 
     /// The host of absolute redirects: the request's host, else the local

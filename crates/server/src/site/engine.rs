@@ -283,8 +283,9 @@ impl Engine {
                     let body = body
                         .take()
                         .unwrap_or_else(|| RequestBody::complete(Bytes::new()));
-                    // Handed over unchanged: the app sees the request as sent.
-                    return app
+                    // Handed over unchanged: the app sees the request as sent;
+                    // its answer passes the compression filters only.
+                    let response = app
                         .handle(Request {
                             source,
                             peer,
@@ -294,6 +295,7 @@ impl Engine {
                             handoff,
                         })
                         .await;
+                    return req.compress(response);
                 }
                 Outcome::Upstream(target) => {
                     let Some(handler) = self.upstream(req.loc.location, target) else {

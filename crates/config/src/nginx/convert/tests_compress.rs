@@ -114,15 +114,24 @@ fn errors_are_worded_as_nginx_words_them() {
     let at = " in /t/nginx.conf:3";
     let cases = [
         ("gzip_comp_level 10;", "value must be between 1 and 9"),
-        ("gzip_comp_level x;", "\"gzip_comp_level\" directive invalid number"),
+        (
+            "gzip_comp_level x;",
+            "\"gzip_comp_level\" directive invalid number",
+        ),
         ("gzip_http_version 2.0;", "invalid value \"2.0\""),
         ("gzip_proxied foo;", "invalid value \"foo\""),
         (
             "gzip_http_version 1.0; gzip_http_version 1.1;",
             "\"gzip_http_version\" directive is duplicate",
         ),
-        ("gzip_buffers 0 4k;", "\"gzip_buffers\" directive invalid value"),
-        ("gzip_min_length x;", "\"gzip_min_length\" directive invalid value"),
+        (
+            "gzip_buffers 0 4k;",
+            "\"gzip_buffers\" directive invalid value",
+        ),
+        (
+            "gzip_min_length x;",
+            "\"gzip_min_length\" directive invalid value",
+        ),
         (
             "gzip_disable \"(\";",
             "pcre2_compile() failed: missing closing parenthesis in \"(\"",

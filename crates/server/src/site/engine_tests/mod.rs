@@ -5,6 +5,7 @@
 //! file holds the helpers; `files.rs` the static chain, `flow.rs` the
 //! rewrite/return/error_page/access/header phases, `upstream.rs` uwsgi_pass.
 
+mod compress;
 mod files;
 mod flow;
 mod proxy;
@@ -165,6 +166,8 @@ pub(super) struct Answer {
     pub reason: String,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// The body's bytes as they are (a compressed one is not text).
+    pub bytes: Vec<u8>,
 }
 
 impl Answer {
@@ -212,6 +215,7 @@ pub(super) fn collect(response: Response) -> Answer {
             })
             .collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
+        bytes: body,
     }
 }
 
