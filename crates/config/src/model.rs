@@ -78,6 +78,8 @@ pub struct Config {
     /// Owner for unix sockets (`--chown-socket USER[:GROUP]`).
     pub chown_socket: Option<String>,
     pub statics: StaticOptions,
+    /// Compression on the fly (`--gzip`, `--brotli` and companions).
+    pub compress: CompressOptions,
     /// Print the configuration as an ini file and exit (`--show-config`).
     pub show_config: bool,
     /// Unknown keys in config files are fatal (`--strict`; applied when the files are read).
@@ -98,6 +100,45 @@ pub struct StaticOptions {
     pub expires_by_type: Vec<(String, u64)>,
     pub skip_ext: Vec<String>,
     pub safe: Vec<PathBuf>,
+}
+
+/// The compression options (Portico's names; uWSGI's `--http-auto-gzip`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompressOptions {
+    pub gzip: bool,
+    pub brotli: bool,
+    /// `--gzip-types`, in order.
+    pub types: Vec<String>,
+    pub min_length: Option<u64>,
+    pub gzip_level: Option<u32>,
+    pub brotli_level: Option<u32>,
+    /// `--http-auto-gzip`: only answers the app marks with `uWSGI-Encoding: gzip`.
+    pub auto_gzip: bool,
+}
+
+impl CompressOptions {
+    /// The Site model's settings for these options (`None`: no compression
+    /// asked for, or only `--http-auto-gzip`, which the front handles).
+    pub fn settings(&self) -> Option<crate::site::CompressSettings> {
+        use crate::site::{CompressSettings, CompressTypes, DEFAULT_MIN_LENGTH};
+        if !self.gzip && !self.brotli {
+            return None;
+        }
+        let types = CompressTypes::from_values(self.types.iter().map(String::as_str));
+        let defaults = CompressSettings::default();
+        let min_length = self.min_length.unwrap_or(DEFAULT_MIN_LENGTH);
+        Some(CompressSettings {
+            gzip: self.gzip,
+            gzip_types: types.clone(),
+            gzip_min_length: min_length,
+            gzip_level: self.gzip_level.unwrap_or(defaults.gzip_level),
+            brotli: self.brotli,
+            brotli_types: types,
+            brotli_min_length: min_length,
+            brotli_level: self.brotli_level.unwrap_or(defaults.brotli_level),
+            ..defaults
+        })
+    }
 }
 
 /// Default `--buffer-size`: the largest a uwsgi packet header can announce
@@ -202,6 +243,7 @@ impl Default for Config {
             chmod_socket: None,
             chown_socket: None,
             statics: StaticOptions::default(),
+            compress: CompressOptions::default(),
             show_config: false,
             strict: false,
             memory_report: false,
@@ -313,6 +355,16 @@ impl Config {
                 }
                 "static-skip-ext" => config.statics.skip_ext.push(s.value.clone()),
                 "static-safe" => config.statics.safe.push(PathBuf::from(&s.value)),
+                "gzip" => config.compress.gzip = flag(s),
+                "brotli" => config.compress.brotli = flag(s),
+                "http-auto-gzip" => config.compress.auto_gzip = flag(s),
+                "gzip-types" => config
+                    .compress
+                    .types
+                    .extend(s.value.split_whitespace().map(str::to_string)),
+                "gzip-min-length" => config.compress.min_length = Some(number(s, 0, u64::MAX)?),
+                "gzip-level" => config.compress.gzip_level = Some(number(s, 1, 9)? as u32),
+                "brotli-level" => config.compress.brotli_level = Some(number(s, 0, 11)? as u32),
                 "offload-threads" => {
                     number(s, 0, 1024)?;
                 }

@@ -24,6 +24,7 @@ pub enum Topic {
     Processes,
     Logging,
     Static,
+    Compression,
     Configuration,
 }
 
@@ -37,6 +38,7 @@ impl Topic {
             Topic::Logging => "Logging",
             Topic::Configuration => "Configuration files",
             Topic::Static => "Static files",
+            Topic::Compression => "Compression",
         }
     }
 }
@@ -148,6 +150,13 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("static-skip-ext", &[], None, List, Static, "EXT", "never serve files ending in EXT statically"),
     opt("static-safe", &[], None, List, Static, "DIR", "a directory outside the roots that symlinks may point into"),
     opt("offload-threads", &[], None, Value, Static, "N", "accepted for uWSGI compatibility: file serving is already asynchronous"),    opt("memory-report", &[], Some('m'), Flag, Logging, "", "report each worker's memory use after every request"),
+    opt("gzip", &[], None, Flag, Compression, "", "compress answers with gzip for clients that accept it (nginx's gzip on: text/html and --gzip-types, at least --gzip-min-length bytes)"),
+    opt("gzip-types", &[], None, List, Compression, "MIME", "also compress this type (repeatable; * for every type); text/html always"),
+    opt("gzip-min-length", &[], None, Value, Compression, "BYTES", "leave answers shorter than BYTES (when their length is known) as they are (default 20)"),
+    opt("gzip-level", &["gzip-comp-level"], None, Value, Compression, "1-9", "gzip compression level (default 1, nginx's)"),
+    opt("brotli", &[], None, Flag, Compression, "", "compress with brotli (br) for clients that accept it, before gzip; same types and minimum length"),
+    opt("brotli-level", &[], None, Value, Compression, "0-11", "brotli compression level (default 6, ngx_brotli's)"),
+    opt("http-auto-gzip", &[], None, Flag, Compression, "", "uWSGI's: gzip answers whose app set the header uWSGI-Encoding: gzip (and no Content-Length or Content-Encoding)"),
     opt("ini", &[], None, List, Configuration, "FILE[:SECTION]", "read options from the [uwsgi] (or SECTION) section of an ini file"),
     opt("xml", &[], Some('x'), List, Configuration, "FILE[:ID]", "read options from the <uwsgi> (or <uwsgi id=\"ID\">) element of an XML file"),
     opt("yaml", &["yml"], Some('y'), List, Configuration, "FILE[:SECTION]", "read options from the uwsgi: (or SECTION:) mapping of a YAML file"),
@@ -217,6 +226,7 @@ pub fn help_text() -> String {
         Processes,
         Logging,
         Static,
+        Compression,
         Configuration,
     ] {
         out.push_str(&format!("\n{}:\n", topic.title()));

@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use portico_config::Config;
 use portico_config::site::{
-    Balancer, Content, Listen, ListenAddr as SiteAddr, ListenProtocol, Location, ProxyTarget,
-    Server, Site, Template, TemplatePart, UpstreamTarget,
+    Balancer, CompressSettings, Content, Listen, ListenAddr as SiteAddr, ListenProtocol, Location,
+    ProxyTarget, Server, Site, Template, TemplatePart, UpstreamTarget,
 };
 use portico_proxy::background::check::HealthChecker;
 use portico_proxy::background::reresolve::{Reresolver, system_lookup};
@@ -27,6 +27,7 @@ use portico_proxy::balance::resolve_target;
 use portico_proxy::{
     ConnPool, GroupSlot, HttpProxy, UpstreamGroup, UwsgiSettings, UwsgiUpstream, upstream_pool,
 };
+use portico_server::compress::Compress;
 use portico_server::{
     BackgroundTask, BoundListener, Handler, ListenAddress, NotFound, ProxyMap, ProxyUpstream,
     SiteHandler, StaticConfig, StaticMap, UpstreamMap, UwsgiLocationMap, Wire, WithStatic,
@@ -48,6 +49,8 @@ pub(crate) struct SiteSetup {
     pub reload_check: Option<ReloadCheck>,
     /// `user USER [GROUP]`: the workers' identity (the master stays as it is).
     pub worker_user: Option<(String, Option<String>)>,
+    /// The option style's `--gzip`/`--brotli` settings, for the app's server.
+    pub app_compress: Option<Arc<CompressSettings>>,
 }
 
 impl SiteSetup {
@@ -75,7 +78,11 @@ impl SiteSetup {
             .collect();
         if !listens.is_empty() {
             let mut site = (*self.site).clone();
-            site.servers.push(Server::for_app(listens));
+            let mut server = Server::for_app(listens);
+            if let Some(settings) = &self.app_compress {
+                server.set_compress(settings.clone());
+            }
+            site.servers.push(server);
             self.site = Arc::new(site);
         }
         self
@@ -109,6 +116,10 @@ pub(crate) fn front_handler(
 pub(crate) fn front(config: &Config, site: Option<&SiteSetup>, app: Option<WsgiHandler>) -> Front {
     let has_app = app.is_some();
     let app = with_statics(config, app);
+    // uWSGI's --http-auto-gzip marks answers in the app; --gzip/--brotli
+    // cover every answer of the option style (with a site, its app server's
+    // location does that instead: `SiteSetup::app_compress`).
+    let app = with_compress(config, app, site.is_none());
     let Some(setup) = site else {
         return Front {
             handler: app,
@@ -465,6 +476,22 @@ pub(crate) fn log_static_maps(config: &Config) {
         let prefix = if prefix.is_empty() { "/" } else { prefix };
         portico_server::logln!("static-map {prefix} -> {}", root.display());
     }
+}
+
+/// `handler` behind the compression filters the options ask for: all of
+/// them when `whole` (the option style alone), else only
+/// `--http-auto-gzip`.
+fn with_compress(config: &Config, handler: Arc<dyn Handler>, whole: bool) -> Arc<dyn Handler> {
+    let options = &config.compress;
+    let settings = options.settings().filter(|_| whole);
+    if settings.is_none() && !options.auto_gzip {
+        return handler;
+    }
+    Arc::new(Compress::new(
+        handler,
+        Arc::new(settings.unwrap_or_default()),
+        options.auto_gzip,
+    ))
 }
 
 /// The handler for this process: the apps, behind the static maps if any.

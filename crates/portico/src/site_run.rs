@@ -183,6 +183,7 @@ pub(crate) fn run_site(
         app_listeners,
         reload_check: Some(reload_check(conf, prefix, globals, held)),
         worker_user,
+        app_compress: config.compress.settings().map(Arc::new),
     };
     crate::exit_code(crate::start::run(config, Some(setup)))
 }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{Content, Listen, Location, LocationConfig, LocationMatch, Server};
+use super::{CompressSettings, Content, Listen, Location, LocationConfig, LocationMatch, Server};
 
 impl Server {
     /// A server on `listens` whose every request goes to the option-style app.
@@ -33,6 +33,20 @@ impl Server {
             config,
             origin: "command line".to_string(),
         }
+    }
+
+    /// Compress this server's answers with `settings` (the option style's
+    /// `--gzip`/`--brotli`), with `Vary: Accept-Encoding` on every answer
+    /// that qualifies.
+    pub fn set_compress(&mut self, settings: Arc<CompressSettings>) {
+        let mut config = (*self.config).clone();
+        config.compress = settings;
+        config.gzip_vary = true;
+        let config = Arc::new(config);
+        for location in &mut self.locations {
+            location.config = config.clone();
+        }
+        self.config = config;
     }
 
     /// True for the option-style app server made by [`Server::for_app`].

@@ -138,23 +138,58 @@ fn weaken_etag(headers: &mut Vec<(Bytes, Bytes)>) {
 }
 
 /// The filters around a whole handler, with fixed settings (the option
-/// style: `--gzip` and its companions).
+/// style: `--gzip`, `--brotli` and their companions, uWSGI's
+/// `--http-auto-gzip`). Answers that qualify vary on Accept-Encoding.
 pub struct Compress {
     inner: Arc<dyn Handler>,
     settings: Arc<CompressSettings>,
-    vary: bool,
+    auto_gzip: bool,
 }
 
 impl Compress {
-    /// Compress what `inner` answers under `settings`; `vary`: add
-    /// `Vary: Accept-Encoding` to answers that qualify.
-    pub fn new(inner: Arc<dyn Handler>, settings: Arc<CompressSettings>, vary: bool) -> Compress {
+    /// Compress what `inner` answers under `settings`; `auto_gzip`: also
+    /// gzip the answers the app marks with `uWSGI-Encoding: gzip`.
+    pub fn new(
+        inner: Arc<dyn Handler>,
+        settings: Arc<CompressSettings>,
+        auto_gzip: bool,
+    ) -> Compress {
         Compress {
             inner,
             settings,
-            vary,
+            auto_gzip,
         }
     }
+}
+
+/// The app's mark for uWSGI's `--http-auto-gzip`.
+const AUTO_GZIP_HEADER: &[u8] = b"uwsgi-encoding";
+
+/// uWSGI's `--http-auto-gzip`: an answer whose app set `uWSGI-Encoding:
+/// gzip` and neither Content-Length nor Content-Encoding is gzipped for a
+/// client that accepts gzip, whatever its type and size. The mark never
+/// reaches the client.
+fn auto_gzip(mut response: Response, facts: &RequestFacts<'_>) -> Response {
+    let mut marked = false;
+    response.headers.retain(|(n, v)| {
+        let mark = n.eq_ignore_ascii_case(AUTO_GZIP_HEADER);
+        marked |= mark && v.as_ref().eq_ignore_ascii_case(b"gzip");
+        !mark
+    });
+    let framed = response.headers.iter().any(|(n, _)| {
+        n.eq_ignore_ascii_case(b"content-length") || n.eq_ignore_ascii_case(b"content-encoding")
+    });
+    if !marked || framed {
+        return response;
+    }
+    let settings = CompressSettings {
+        gzip: true,
+        gzip_types: portico_config::site::CompressTypes::Any,
+        gzip_min_length: 0,
+        gzip_http_version: portico_config::site::MinHttpVersion::Http10,
+        ..CompressSettings::default()
+    };
+    apply(response, facts, &settings, true)
 }
 
 /// A request's facts, copied before the request goes to the handler.
@@ -193,10 +228,13 @@ impl Handler for Compress {
         let facts = OwnedFacts::of(&request);
         let inner = self.inner.handle(request);
         let settings = self.settings.clone();
-        let vary = self.vary;
+        let auto = self.auto_gzip;
         Box::pin(async move {
-            let response = inner.await;
-            apply(response, &facts.facts(), &settings, vary)
+            let mut response = inner.await;
+            if auto {
+                response = auto_gzip(response, &facts.facts());
+            }
+            apply(response, &facts.facts(), &settings, true)
         })
     }
 
