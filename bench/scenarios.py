@@ -11,8 +11,11 @@ requests answered in between. idle-rss and startup start the hello stacks
 and measure memory at rest and time to the first 200 answer.
 """
 
+import gzip
+import json
 import os
 import shlex
+import urllib.request
 import statistics
 import time
 
@@ -30,6 +33,7 @@ DESCRIPTIONS = {
     "static-1m": "a 1 MiB static file: portico --static-map vs nginx; MB/s too",
     "conf-static-4k": "a 4 KiB static file, one nginx.conf: portico -c vs nginx",
     "conf-static-1m": "a 1 MiB static file, one nginx.conf: portico -c vs nginx; MB/s too",
+    "gzip-json": "a 100 KiB JSON file gzipped at level 1, one nginx.conf: portico -c vs nginx",
     "stack": "the seeds' stack: one portico -c (app in process) vs nginx + uwsgi (unix socket)",
     "proxy-ka": "proxy_pass to one Granian (hello), upstream keepalive: portico -c vs nginx",
     "proxy-noka": "proxy_pass to one Granian (hello), a connection per request: portico -c vs nginx",
@@ -110,6 +114,19 @@ def _check_answer(stack, status, body):
     return None
 
 
+def _check_gzip(stack):
+    """gzip-json: with Accept-Encoding: gzip the answer is gzipped and decodes
+    to the file (so both servers really compress what wrk asks for)."""
+    req = urllib.request.Request(stack.url, headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(req, timeout=2) as r:
+        coding, data = r.headers.get("Content-Encoding"), r.read()
+    if coding != "gzip":
+        return f"not gzipped (Content-Encoding {coding!r})"
+    if gzip.decompress(data) != stack.expect:
+        return "the gzipped body does not decode to the file"
+    return None
+
+
 def _start(stack, timeout=60.0):
     for s in stack.servers:
         if not getattr(s, "shared", False):
@@ -133,6 +150,8 @@ def load_row(scen, make_stack, opts, portico, show_mb=False, headers=()):
     try:
         _, status, body = _start(stack)
         bad = _check_answer(stack, status, body)
+        if not bad and getattr(stack, "gzip", False):
+            bad = _check_gzip(stack)
         if bad:
             raise RuntimeError(f"sanity check failed: {bad}")
         warm = warm_up(stack.url, opts.warmup, opts.connections, opts.wrk_threads,
@@ -204,6 +223,23 @@ def _static_dir(opts):
     return d
 
 
+def _json_file(d):
+    """100k.json in the static dir: an array of user records, 100 KiB."""
+    path = os.path.join(d, "100k.json")
+    if not os.path.exists(path):
+        users, size, i = [], 2, 0
+        while size < 100 * 1024:
+            u = {"id": i, "name": f"user{i}", "email": f"user{i}@example.com",
+                 "active": i % 3 == 0, "score": round(i * 7 % 1000 + i % 10 / 10, 1)}
+            users.append(u)
+            size += len(json.dumps(u)) + 2
+            i += 1
+        with open(path, "w") as f:
+            json.dump(users, f)
+        os.chmod(path, 0o644)
+    return "100k.json"
+
+
 def _static_stack(stack, d, fname):
     with open(os.path.join(d, fname), "rb") as f:
         stack.expect = f.read()
@@ -223,6 +259,18 @@ def run_scenario(scen, ctx, opts, portico):
         conf, cdir, port = S.static_site_conf(ctx, scen, d)
         return [load_row(scen, lambda mk=mk: _static_stack(mk(), d, fname), opts, portico,
                          show_mb=True)
+                for mk in S.conf_static_stacks(ctx, conf, cdir, port, fname)]
+    if scen == "gzip-json":
+        d = _static_dir(opts)
+        fname = _json_file(d)
+        conf, cdir, port = S.gzip_site_conf(ctx, scen, d)
+
+        def gzipped(mk):
+            stack = _static_stack(mk(), d, fname)
+            stack.gzip = True
+            return stack
+        return [load_row(scen, lambda mk=mk: gzipped(mk), opts, portico,
+                         headers=("Accept-Encoding: gzip",))
                 for mk in S.conf_static_stacks(ctx, conf, cdir, port, fname)]
     if scen == "stack":
         return [load_row(scen, mk, opts, portico)

@@ -325,6 +325,14 @@ def static_site_conf(ctx, name, static_dir):
     return site_conf(ctx, name, f"        root {os.path.dirname(static_dir)};")
 
 
+def gzip_site_conf(ctx, name, static_dir):
+    """gzip-json: conf-static's server, with gzip on for JSON at nginx's
+    default level (1) written out."""
+    extra = ("    gzip on;\n    gzip_types application/json;\n"
+             "    gzip_comp_level 1;\n    gzip_min_length 20;\n")
+    return site_conf(ctx, name, f"        root {os.path.dirname(static_dir)};", extra)
+
+
 def conf_static_stacks(ctx, conf, d, port, fname):
     url = f"http://{LOOPBACK}:{port}/static/{fname}"
     return [

@@ -181,6 +181,19 @@ pub(crate) fn decide(
     Decision { coding: None, vary }
 }
 
+/// `ngx_http_gzip_ok` as `gzip_static` calls it: before any response
+/// header exists (so `gzip_proxied` sees no Expires, Cache-Control,
+/// Last-Modified or ETag).
+pub fn gzip_ok(request: &RequestFacts<'_>, settings: &CompressSettings) -> bool {
+    let none = ResponseView {
+        status: 200,
+        headers: &[],
+        length: None,
+    };
+    let ae = request.accept_encoding.unwrap_or_default();
+    accepts_gzip(ae) && core_allows(&none, request, settings, 0)
+}
+
 /// The rest of `ngx_http_gzip_ok` once the coding is accepted: MSIE 6,
 /// `gzip_http_version`, `gzip_proxied` for requests with `Via`, and
 /// `gzip_disable`.

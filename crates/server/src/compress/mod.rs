@@ -23,7 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use portico_config::site::CompressSettings;
 
-pub use decide::{Coding, Decision, RequestFacts, http_version};
+pub use decide::{Coding, Decision, RequestFacts, gzip_ok, http_version};
 
 use crate::body_stream::BodyStream;
 use crate::handler::{Handler, HandlerFuture, Request, Response, ResponseBody, Sent};

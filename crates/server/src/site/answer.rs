@@ -167,14 +167,23 @@ impl Req<'_> {
         if !config.compress.any() {
             return response;
         }
-        let facts = compress::RequestFacts {
+        compress::apply(
+            response,
+            &self.compress_facts(),
+            &config.compress,
+            config.gzip_vary,
+        )
+    }
+
+    /// What the compression filters (and `gzip_static`) read of the request.
+    pub(crate) fn compress_facts(&self) -> compress::RequestFacts<'_> {
+        compress::RequestFacts {
             accept_encoding: self.facts.header("accept-encoding"),
             user_agent: self.facts.header("user-agent"),
             via: self.facts.header("via").is_some(),
             authorization: self.facts.header("authorization").is_some(),
             version: compress::http_version(&self.facts.protocol),
-        };
-        compress::apply(response, &facts, &config.compress, config.gzip_vary)
+        }
     }
 
     /// The host of absolute redirects: the request's host, else the local

@@ -387,20 +387,6 @@ fn listing(page: Vec<u8>) -> Response {
     }
 }
 
-/// Does an Accept-Encoding value accept gzip (nginx: the token, not q=0)?
-fn accepts_gzip(accept: &[u8]) -> bool {
-    String::from_utf8_lossy(accept).split(',').any(|item| {
-        let mut parts = item.split(';');
-        let name = parts.next().unwrap_or("").trim();
-        let refused = parts.any(|p| {
-            p.trim()
-                .strip_prefix("q=")
-                .is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q == 0.0))
-        });
-        name.eq_ignore_ascii_case("gzip") && !refused
-    })
-}
-
 /// A regular file: gzip_static, validators, conditionals, ranges.
 fn serve_file<'s>(req: &mut Req<'s>, path: &Path, meta: &Metadata) -> Done<'s> {
     let content_type = type_for(&req.uri, req.loc.config);
@@ -409,8 +395,9 @@ fn serve_file<'s>(req: &mut Req<'s>, path: &Path, meta: &Metadata) -> Done<'s> {
     let mut vary = false;
     if req.loc.config.gzip_static {
         // nginx's gzip_static: a `.gz` sibling makes the answer vary
-        // (under `gzip_vary on`); it is served to HTTP/1.1 clients that
-        // accept gzip, without ranges.
+        // (under `gzip_vary on`); it is served when `ngx_http_gzip_ok`
+        // says so (Accept-Encoding, gzip_http_version, gzip_proxied,
+        // gzip_disable), without ranges.
         let mut gz = path.as_os_str().to_owned();
         gz.push(".gz");
         let gz = PathBuf::from(gz);
@@ -418,11 +405,7 @@ fn serve_file<'s>(req: &mut Req<'s>, path: &Path, meta: &Metadata) -> Done<'s> {
             && m.is_file()
         {
             vary = req.loc.config.gzip_vary;
-            let accepted = req
-                .facts
-                .header("accept-encoding")
-                .is_some_and(accepts_gzip);
-            if req.facts.is_http11() && accepted {
+            if crate::compress::gzip_ok(&req.compress_facts(), &req.loc.config.compress) {
                 served = (gz, m);
                 encoding = Some("gzip");
             }
