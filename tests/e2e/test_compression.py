@@ -22,6 +22,8 @@ import gzip
 import os
 import shutil
 import tempfile
+import time
+import zlib
 from pathlib import Path
 
 import brotli
@@ -30,6 +32,7 @@ import pytest
 import nginx_diff
 from conftest import APPS
 from echo_backend import EchoBackends
+from httpraw import Conn, build
 from nginx_diff import TOKEN_RE, DiffPair, fetch_port
 from nginxctl import address, free_port, portico
 
@@ -180,6 +183,63 @@ def test_http_auto_gzip_compresses_the_answers_the_app_marks(gz):
     a = gz("GET", "/auto/3000")
     assert "content-encoding" not in a.headers and "uwsgi-encoding" not in a.headers
     assert a.body == text(3000)
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br"])
+def test_a_stream_is_compressed_as_it_streams(portico_server, coding):
+    """The app sends 2 KiB, then waits 2 s: the client decodes the 2 KiB before
+    the pause ends (what was fed is flushed when the producer has nothing ready)."""
+    server = portico_server("--wsgi-file", APP, "--gzip", "--brotli")
+    with Conn("127.0.0.1", server.port, 10) as conn:
+        conn.send(build("GET", "/slow/2048", [("Accept-Encoding", coding)], host="x"))
+        started = time.monotonic()
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += conn.read_available(0.05)
+        head, _, rest = head.partition(b"\r\n\r\n")
+        assert f"content-encoding: {coding}".encode() in head.lower(), head
+        raw, got = rest, b""
+        while len(got) < 2048 and time.monotonic() - started < 1.5:
+            raw += conn.read_available(0.05)
+            # a fresh decoder over everything so far: what it can decode now
+            if coding == "gzip":
+                got = zlib.decompressobj(31).decompress(dechunk(raw))
+            else:
+                got = brotli.Decompressor().process(dechunk(raw))
+        assert got == text(2048), (len(got), time.monotonic() - started)
+        assert time.monotonic() - started < 1.5
+
+
+def dechunk(data):
+    """The payload of the complete chunks in `data` (a chunked body so far)."""
+    out = b""
+    while True:
+        line, sep, rest = data.partition(b"\r\n")
+        if not sep:
+            return out
+        size = int(line.split(b";")[0], 16)
+        if size == 0 or len(rest) < size + 2:
+            return out
+        out += rest[:size]
+        data = rest[size + 2:]
+
+
+def test_gzip_option_applies_to_the_app_server_beside_an_nginx_conf(static_root):
+    """`portico -c nginx.conf --http ADDR --wsgi-file APP --gzip`: the option-style
+    app's server compresses; the nginx.conf's own server (no gzip) does not."""
+    site_port, app_port = free_port(), free_port()
+    with tempfile.TemporaryDirectory(prefix="portico-gz-conf-") as d:
+        conf = Path(d) / "nginx.conf"
+        conf.write_text("events {}\nhttp { access_log off;\n"
+                        f"  server {{ listen 127.0.0.1:{site_port}; root {static_root}; }}\n}}\n")
+        with portico("-p", f"{d}/", "-c", conf, "--http", f"127.0.0.1:{app_port}",
+                     "--wsgi-file", APP, "--gzip"):
+            a = fetch_port(app_port, "GET", "/size/4096", {"Accept-Encoding": "gzip"})
+            assert a.headers.get("content-encoding") == "gzip", a
+            assert a.headers.get("vary") == "Accept-Encoding" and decoded(a) == text(4096)
+            b = fetch_port(site_port, "GET", "/page.html", {"Accept-Encoding": "gzip"})
+            assert b.status == 200 and "content-encoding" not in b.headers, b
+            assert b.body == text(5000)
 
 
 def test_without_gzip_nothing_is_compressed(portico_server):

@@ -10,9 +10,11 @@ size the path asks for, made of the same deterministic text the test makes
     /encoded/N    already gzipped by the app (Content-Encoding: gzip)
     /auto/N       text/plain marked `uWSGI-Encoding: gzip` (--http-auto-gzip)
     /status/N     status N with a 100-byte text/html body
+    /slow/N       text/html: N bytes, then a pause of 2 s, then "end\n"
 """
 
 import gzip
+import time
 
 
 def text(n):
@@ -63,5 +65,13 @@ def application(environ, start_response):
         body = text(100)
         start_response(f"{n} Whatever", [html, ("Content-Length", str(len(body)))])
         return [body]
+    if kind == "slow":
+        start_response("200 OK", [html])
+
+        def pieces():
+            yield text(n)
+            time.sleep(2)
+            yield b"end\n"
+        return pieces()
     start_response("404 Not Found", [("Content-Type", "text/plain")])
     return [b"no such route\n"]
