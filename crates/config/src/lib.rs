@@ -10,6 +10,7 @@
 //! are described for users in docs/config.md.
 
 mod argv;
+mod compress_options;
 mod error;
 mod expand;
 mod formats;
@@ -23,11 +24,11 @@ pub mod site;
 mod table;
 
 pub use argv::parse_args;
+pub use compress_options::CompressOptions;
 pub use error::ConfigError;
 pub use load::{Loaded, MAX_INCLUDE_DEPTH, load};
 pub use model::{
-    AppSource, CompressOptions, Config, ListenAddr, Listener, Mount, ProcessConfig, Protocol,
-    StaticOptions,
+    AppSource, Config, ListenAddr, Listener, Mount, ProcessConfig, Protocol, StaticOptions,
 };
 pub use observe::ObserveOptions;
 pub use show::show_config;

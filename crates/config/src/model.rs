@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::argv::parse_bool;
+use crate::compress_options::CompressOptions;
 use crate::{ConfigError, Setting};
 
 /// The wire protocol a listener speaks.
@@ -100,45 +101,6 @@ pub struct StaticOptions {
     pub expires_by_type: Vec<(String, u64)>,
     pub skip_ext: Vec<String>,
     pub safe: Vec<PathBuf>,
-}
-
-/// The compression options (Portico's names; uWSGI's `--http-auto-gzip`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CompressOptions {
-    pub gzip: bool,
-    pub brotli: bool,
-    /// `--gzip-types`, in order.
-    pub types: Vec<String>,
-    pub min_length: Option<u64>,
-    pub gzip_level: Option<u32>,
-    pub brotli_level: Option<u32>,
-    /// `--http-auto-gzip`: only answers the app marks with `uWSGI-Encoding: gzip`.
-    pub auto_gzip: bool,
-}
-
-impl CompressOptions {
-    /// The Site model's settings for these options (`None`: no compression
-    /// asked for, or only `--http-auto-gzip`, which the front handles).
-    pub fn settings(&self) -> Option<crate::site::CompressSettings> {
-        use crate::site::{CompressSettings, CompressTypes, DEFAULT_MIN_LENGTH};
-        if !self.gzip && !self.brotli {
-            return None;
-        }
-        let types = CompressTypes::from_values(self.types.iter().map(String::as_str));
-        let defaults = CompressSettings::default();
-        let min_length = self.min_length.unwrap_or(DEFAULT_MIN_LENGTH);
-        Some(CompressSettings {
-            gzip: self.gzip,
-            gzip_types: types.clone(),
-            gzip_min_length: min_length,
-            gzip_level: self.gzip_level.unwrap_or(defaults.gzip_level),
-            brotli: self.brotli,
-            brotli_types: types,
-            brotli_min_length: min_length,
-            brotli_level: self.brotli_level.unwrap_or(defaults.brotli_level),
-            ..defaults
-        })
-    }
 }
 
 /// Default `--buffer-size`: the largest a uwsgi packet header can announce
