@@ -257,12 +257,16 @@ gzip_types text/plain application/json;
 gzip_vary on;
 gzip_min_length 20;
 gzip_comp_level 1;
+gzip_disable msie6 "^BadBot";
 server {
     listen {port};
     root html;
     location /app/ { include uwsgi_params; uwsgi_pass {app}; }
     location /proxy/ { proxy_pass http://{backend}/; }
     location /off/ { gzip off; }
+    location /any/ { gzip_proxied any; gzip_types *; gzip_min_length 4000; }
+    location /expired/ { gzip_proxied expired; expires -1h; }
+    location /nolm/ { gzip_proxied no_last_modified; }
 }
 """
 
@@ -272,6 +276,11 @@ TREE = {
     "html/notes.txt": text(3000),
     "html/logo.gif": text(3000),
     "html/off/page.html": text(5000),
+    "html/any/page.html": text(5000),
+    "html/any/logo.gif": text(3000),
+    "html/any/short.gif": text(4500),
+    "html/expired/page.html": text(5000),
+    "html/nolm/page.html": text(5000),
 }
 
 
@@ -318,6 +327,16 @@ DIFF_CASES = [
     ("GET", "/off/page.html", {"Accept-Encoding": "gzip"}),
     ("GET", "/page.html", {"Accept-Encoding": "gzip", "Via": "1.1 cache"}),
     ("GET", "/page.html", {"Accept-Encoding": "gzip", "If-None-Match": '"5e0d5da5-1388"'}),
+    ("GET", "/page.html", {"Accept-Encoding": "gzip", "User-Agent": "BadBot/2.0"}),
+    ("GET", "/page.html", {"Accept-Encoding": "gzip", "User-Agent": "badbot/2.0"}),
+    ("GET", "/page.html", {"Accept-Encoding": "gzip",
+                           "User-Agent": "Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1)"}),
+    ("GET", "/any/page.html", {"Accept-Encoding": "gzip", "Via": "1.1 cache"}),
+    ("GET", "/any/logo.gif", {"Accept-Encoding": "gzip"}),
+    ("GET", "/any/short.gif", {"Accept-Encoding": "gzip"}),
+    ("GET", "/expired/page.html", {"Accept-Encoding": "gzip", "Via": "1.1 cache"}),
+    ("GET", "/nolm/page.html", {"Accept-Encoding": "gzip", "Via": "1.1 cache"}),
+    ("GET", "/app/size/4096", {"Accept-Encoding": "gzip", "Via": "1.1 cache"}),
     ("GET", "/app/size/4096", {"Accept-Encoding": "gzip"}),
     ("GET", "/app/size/10", {"Accept-Encoding": "gzip"}),
     ("GET", "/app/pieces/30000", {"Accept-Encoding": "gzip"}),

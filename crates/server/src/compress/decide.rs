@@ -50,6 +50,10 @@ pub struct RequestFacts<'a> {
     pub authorization: bool,
     /// The request's HTTP version as nginx numbers it (1000 × major + minor).
     pub version: u32,
+    /// Portico made the answer itself (a file, a page): its Last-Modified
+    /// is what nginx keeps as a time, not as a header, until the answer is
+    /// written, so `gzip_proxied no_last_modified` does not see it.
+    pub own_answer: bool,
 }
 
 /// nginx's version number of a protocol string: `HTTP/1.1` → 1001,
@@ -258,7 +262,10 @@ fn proxied_allows(
             || (p.has(GzipProxied::NO_STORE) && has("no-store"))
             || (p.has(GzipProxied::PRIVATE) && has("private"));
     }
-    if p.has(GzipProxied::NO_LAST_MODIFIED) && response.last("last-modified").is_some() {
+    if p.has(GzipProxied::NO_LAST_MODIFIED)
+        && !request.own_answer
+        && response.last("last-modified").is_some()
+    {
         return false;
     }
     if p.has(GzipProxied::NO_ETAG) && response.last("etag").is_some() {

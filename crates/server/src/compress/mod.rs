@@ -219,6 +219,7 @@ impl OwnedFacts {
             via: self.via,
             authorization: self.authorization,
             version: self.version,
+            own_answer: false,
         }
     }
 }

@@ -145,7 +145,7 @@ impl Req<'_> {
         headers::decorate(&mut response, config, now, &mut |t| self.eval(t));
         // The gzip and brotli filters come after the headers filter, as
         // in nginx: they see add_header's and expires' headers.
-        response = self.compress(response);
+        response = self.compress(response, own);
         if access_log::logs(config) {
             response.meta.log_tag = self.engine.logs.hold(self.log_record());
         }
@@ -161,18 +161,18 @@ impl Req<'_> {
     }
 
     /// The gzip and brotli filters (`gzip*`, `brotli*`) of the current
-    /// location over a finished answer.
-    pub(crate) fn compress(&self, response: Response) -> Response {
+    /// location over a finished answer; `own`: Portico made it (not an
+    /// upstream or the app).
+    pub(crate) fn compress(&self, response: Response, own: bool) -> Response {
         let config = self.loc.config;
         if !config.compress.any() {
             return response;
         }
-        compress::apply(
-            response,
-            &self.compress_facts(),
-            &config.compress,
-            config.gzip_vary,
-        )
+        let facts = compress::RequestFacts {
+            own_answer: own,
+            ..self.compress_facts()
+        };
+        compress::apply(response, &facts, &config.compress, config.gzip_vary)
     }
 
     /// What the compression filters (and `gzip_static`) read of the request.
@@ -183,6 +183,7 @@ impl Req<'_> {
             via: self.facts.header("via").is_some(),
             authorization: self.facts.header("authorization").is_some(),
             version: compress::http_version(&self.facts.protocol),
+            own_answer: false,
         }
     }
 

@@ -295,7 +295,7 @@ impl Engine {
                             handoff,
                         })
                         .await;
-                    return req.compress(response);
+                    return req.compress(response, false);
                 }
                 Outcome::Upstream(target) => {
                     let Some(handler) = self.upstream(req.loc.location, target) else {
