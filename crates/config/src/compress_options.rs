@@ -13,6 +13,8 @@ pub struct CompressOptions {
     pub min_length: Option<u64>,
     pub gzip_level: Option<u32>,
     pub brotli_level: Option<u32>,
+    /// `--gzip-proxied`: nginx's keywords, as bits (`None`: `off`).
+    pub proxied: Option<u16>,
     /// `--http-auto-gzip`: only answers the app marks with `uWSGI-Encoding: gzip`.
     pub auto_gzip: bool,
 }
@@ -21,7 +23,7 @@ impl CompressOptions {
     /// The Site model's settings for these options (`None`: no compression
     /// asked for, or only `--http-auto-gzip`, which the front handles).
     pub fn settings(&self) -> Option<crate::site::CompressSettings> {
-        use crate::site::{CompressSettings, CompressTypes, DEFAULT_MIN_LENGTH};
+        use crate::site::{CompressSettings, CompressTypes, DEFAULT_MIN_LENGTH, GzipProxied};
         if !self.gzip && !self.brotli {
             return None;
         }
@@ -37,6 +39,7 @@ impl CompressOptions {
             brotli_types: types,
             brotli_min_length: min_length,
             brotli_level: self.brotli_level.unwrap_or(defaults.brotli_level),
+            gzip_proxied: self.proxied.map_or(defaults.gzip_proxied, GzipProxied),
             ..defaults
         })
     }
@@ -44,7 +47,7 @@ impl CompressOptions {
 
 #[cfg(test)]
 mod tests {
-    use crate::site::{CompressTypes, MinHttpVersion};
+    use crate::site::{CompressTypes, GzipProxied, MinHttpVersion};
     use crate::{Config, parse_args};
 
     fn options(args: &[&str]) -> super::CompressOptions {
@@ -94,6 +97,18 @@ mod tests {
         assert_eq!((s.gzip_min_length, s.brotli_min_length), (100, 100));
         assert_eq!((s.gzip_level, s.brotli_level), (4, 3));
         assert_eq!(s.gzip_http_version, MinHttpVersion::Http11);
+        assert_eq!(s.gzip_proxied, GzipProxied(GzipProxied::OFF));
+        let o = options(&[
+            "--gzip",
+            "--gzip-proxied",
+            "expired auth",
+            "--gzip-proxied=any",
+        ]);
+        let bits = GzipProxied::EXPIRED | GzipProxied::AUTH | GzipProxied::ANY;
+        assert_eq!(
+            o.settings().map(|s| s.gzip_proxied),
+            Some(GzipProxied(bits))
+        );
     }
 
     #[test]

@@ -327,6 +327,14 @@ impl Config {
                 "gzip-min-length" => config.compress.min_length = Some(number(s, 0, u64::MAX)?),
                 "gzip-level" => config.compress.gzip_level = Some(number(s, 1, 9)? as u32),
                 "brotli-level" => config.compress.brotli_level = Some(number(s, 0, 11)? as u32),
+                "gzip-proxied" => {
+                    let mut bits = config.compress.proxied.unwrap_or(0);
+                    for word in s.value.split_whitespace() {
+                        bits |= crate::site::GzipProxied::keyword(word)
+                            .ok_or_else(|| bad("gzip_proxied keywords (off, any, expired, ...)"))?;
+                    }
+                    config.compress.proxied = Some(bits);
+                }
                 "offload-threads" => {
                     number(s, 0, 1024)?;
                 }

@@ -154,6 +154,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("gzip-types", &[], None, List, Compression, "MIME", "also compress this type (repeatable; * for every type); text/html always"),
     opt("gzip-min-length", &[], None, Value, Compression, "BYTES", "leave answers shorter than BYTES (when their length is known) as they are (default 20)"),
     opt("gzip-level", &["gzip-comp-level"], None, Value, Compression, "1-9", "gzip compression level (default 1, nginx's)"),
+    opt("gzip-proxied", &[], None, List, Compression, "KEYWORDS", "nginx's gzip_proxied for requests with Via: off (default), any, expired, no-cache, no-store, private, no_last_modified, no_etag, auth"),
     opt("brotli", &[], None, Flag, Compression, "", "compress with brotli (br) for clients that accept it, before gzip; same types and minimum length"),
     opt("brotli-level", &[], None, Value, Compression, "0-11", "brotli compression level (default 6, ngx_brotli's)"),
     opt("http-auto-gzip", &[], None, Flag, Compression, "", "uWSGI's: gzip answers whose app set the header uWSGI-Encoding: gzip (and no Content-Length or Content-Encoding)"),
