@@ -53,13 +53,15 @@ impl CompressTypes {
         CompressTypes::List(list)
     }
 
-    /// Does a response whose type (lower-cased, without parameters) is
+    /// Does a response whose type (without parameters, any case) is
     /// `mime` qualify? `None`: the response has no Content-Type.
     pub fn matches(&self, mime: Option<&[u8]>) -> bool {
         match (self, mime) {
             (CompressTypes::Any, _) => true,
             (CompressTypes::List(_), None) => false,
-            (CompressTypes::List(list), Some(m)) => list.iter().any(|t| t.as_bytes() == m),
+            (CompressTypes::List(list), Some(m)) => {
+                list.iter().any(|t| t.as_bytes().eq_ignore_ascii_case(m))
+            }
         }
     }
 }
@@ -119,7 +121,7 @@ pub struct CompressSettings {
     pub gzip_min_length: u64,
     /// `gzip_comp_level` 1..=9.
     pub gzip_level: u32,
-    /// `gzip_buffers N SIZE`: read and kept for `-T`; Portico's encoder
+    /// `gzip_buffers N SIZE`: read and kept, not used: Portico's encoder
     /// drains its output after every input piece instead.
     pub gzip_buffers: Option<(usize, usize)>,
     /// `gzip_http_version` (default 1.1).

@@ -117,10 +117,10 @@ impl ResponseView<'_> {
             .map(|(_, v)| v.as_ref())
     }
 
-    /// The lower-cased type nginx tests `*_types` against: the
-    /// Content-Type up to a `;` that a `charset=` parameter follows
+    /// The type nginx tests `*_types` against: the Content-Type up to a
+    /// `;` that a `charset=` parameter follows
     /// (`ngx_http_upstream_copy_content_type`), else the whole value.
-    fn mime(&self) -> Option<Vec<u8>> {
+    fn mime(&self) -> Option<&[u8]> {
         let value = self.last("content-type")?;
         if value.is_empty() {
             return None;
@@ -142,7 +142,7 @@ impl ResponseView<'_> {
                 break;
             }
         }
-        Some(value[..len].to_ascii_lowercase())
+        Some(&value[..len])
     }
 
     /// Does the answer qualify for a filter with these types and minimum?
@@ -150,7 +150,7 @@ impl ResponseView<'_> {
         matches!(self.status, 200 | 403 | 404)
             && self.last("content-encoding").is_none_or(<[u8]>::is_empty)
             && self.length.is_none_or(|n| n >= min_length)
-            && types.matches(self.mime().as_deref())
+            && types.matches(self.mime())
     }
 }
 
