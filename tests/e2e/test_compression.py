@@ -327,6 +327,9 @@ DIFF_CASES = [
     ("GET", "/off/page.html", {"Accept-Encoding": "gzip"}),
     ("GET", "/page.html", {"Accept-Encoding": "gzip", "Via": "1.1 cache"}),
     ("GET", "/page.html", {"Accept-Encoding": "gzip", "If-None-Match": '"5e0d5da5-1388"'}),
+    # The weak ETag a compressed answer carries revalidates it.
+    ("GET", "/page.html", {"Accept-Encoding": "gzip", "If-None-Match": 'W/"5e0d5da5-1388"'}),
+    ("GET", "/app/etag/3000", {"Accept-Encoding": "gzip", "If-None-Match": 'W/"v1-abc"'}),
     ("GET", "/page.html", {"Accept-Encoding": "gzip", "User-Agent": "BadBot/2.0"}),
     ("GET", "/page.html", {"Accept-Encoding": "gzip", "User-Agent": "badbot/2.0"}),
     ("GET", "/page.html", {"Accept-Encoding": "gzip",
