@@ -124,14 +124,20 @@ pub(crate) struct Compressing {
     input: Option<Input>,
     stream: Option<BodyStream>,
     scratch: Vec<u8>,
+    /// What the producer's Content-Length still allows of a streamed body
+    /// (PEP 3333: never more; fewer is a cut body).
+    left: Option<u64>,
     /// Input went in since the last flush.
     unflushed: bool,
     state: State,
 }
 
 impl Compressing {
-    /// Compress `body` with `params`; nothing is done until it is polled.
-    pub(crate) fn new(body: ResponseBody, params: Params) -> Compressing {
+    /// Compress `body` with `params`; `declared`: the Content-Length its
+    /// producer announced (held to for a streamed body). Nothing is done
+    /// until it is polled.
+    pub(crate) fn new(body: ResponseBody, params: Params, declared: Option<u64>) -> Compressing {
+        let streamed = matches!(body, ResponseBody::Stream(_));
         let (input, stream) = match body {
             ResponseBody::Empty => (None, None),
             ResponseBody::Full(b) => (Some(Input::Bytes(b)), None),
@@ -151,6 +157,7 @@ impl Compressing {
             input,
             stream,
             scratch: Vec::new(),
+            left: declared.filter(|_| streamed),
             unflushed: false,
             state: State::Running,
         }
@@ -163,14 +170,16 @@ impl Compressing {
             let encoder = self
                 .encoder
                 .get_or_insert_with(|| Encoder::new(self.params));
+            let allowed = self.left.unwrap_or(u64::MAX).min(PIECE as u64);
             match &mut self.input {
-                Some(Input::Bytes(b)) if !b.is_empty() => {
-                    let piece = b.split_to(b.len().min(PIECE));
+                Some(Input::Bytes(b)) if !b.is_empty() && allowed > 0 => {
+                    let piece = b.split_to(b.len().min(allowed as usize));
                     encoder.write(&piece)?;
+                    self.left = self.left.map(|l| l - piece.len() as u64);
                     return Ok(Fed::Wrote);
                 }
-                Some(Input::File { file, offset, left }) if *left > 0 => {
-                    let n = (*left).min(PIECE as u64) as usize;
+                Some(Input::File { file, offset, left }) if *left > 0 && allowed > 0 => {
+                    let n = (*left).min(allowed) as usize;
                     self.scratch.resize(n, 0);
                     let got = file.read_at(&mut self.scratch[..n], *offset)?;
                     if got == 0 {
@@ -182,8 +191,10 @@ impl Compressing {
                     *offset += got as u64;
                     *left -= got as u64;
                     encoder.write(&self.scratch[..got])?;
+                    self.left = self.left.map(|l| l - got as u64);
                     return Ok(Fed::Wrote);
                 }
+                // Spent, or past the announced length (dropped).
                 _ => self.input = None,
             }
             let Some(stream) = &mut self.stream else {
@@ -201,6 +212,10 @@ impl Compressing {
                 }
                 Poll::Ready(Some(StreamItem::End)) => {
                     self.stream = None;
+                    if self.left.is_some_and(|l| l > 0) {
+                        // Shorter than announced: the client must see a cut.
+                        return Ok(Fed::Abort);
+                    }
                     return Ok(Fed::End);
                 }
                 Poll::Ready(Some(StreamItem::Abort)) | Poll::Ready(None) => return Ok(Fed::Abort),

@@ -102,7 +102,7 @@ fn text(n: usize) -> Vec<u8> {
 }
 
 fn compressed(body: ResponseBody, coding: Coding) -> Vec<u8> {
-    let (pieces, last, _) = drain(Compressing::new(body, params(coding)));
+    let (pieces, last, _) = drain(Compressing::new(body, params(coding), None));
     assert!(matches!(last, Some(StreamItem::End)), "{last:?}");
     pieces.concat()
 }
@@ -148,7 +148,7 @@ fn chunk_boundaries_and_pauses_do_not_change_the_decoded_output() {
             }
             items.push(Some(StreamItem::End));
             let body = ResponseBody::Stream(BodyStream::pull(Pieces { items }));
-            let (pieces, last, _) = drain(Compressing::new(body, params(coding)));
+            let (pieces, last, _) = drain(Compressing::new(body, params(coding), None));
             assert!(matches!(last, Some(StreamItem::End)));
             assert_eq!(
                 decode(coding, &pieces.concat()),
@@ -175,7 +175,7 @@ fn a_stream_mixing_data_and_file_pieces_decodes_whole() {
         Some(StreamItem::End),
     ];
     let body = ResponseBody::Stream(BodyStream::pull(Pieces { items }));
-    let (pieces, last, _) = drain(Compressing::new(body, params(Coding::Gzip)));
+    let (pieces, last, _) = drain(Compressing::new(body, params(Coding::Gzip), None));
     assert!(matches!(last, Some(StreamItem::End)));
     assert_eq!(decode(Coding::Gzip, &pieces.concat()), b"head-23456-tail");
 }
@@ -186,7 +186,7 @@ fn a_pause_flushes_what_was_fed_so_far() {
         let body = ResponseBody::Stream(BodyStream::pull(Stalled(Some(Bytes::from_static(
             b"event: one\n\n",
         )))));
-        let mut c = Compressing::new(body, params(coding));
+        let mut c = Compressing::new(body, params(coding), None);
         let mut cx = Context::from_waker(std::task::Waker::noop());
         // Everything yielded before the pause decodes to the event.
         let mut first = Vec::new();
@@ -220,7 +220,7 @@ fn a_cut_stream_stays_cut() {
             items.push(Some(item));
         }
         let body = ResponseBody::Stream(BodyStream::pull(Pieces { items }));
-        let (_, end, _) = drain(Compressing::new(body, params(Coding::Gzip)));
+        let (_, end, _) = drain(Compressing::new(body, params(Coding::Gzip), None));
         assert!(matches!(end, Some(StreamItem::Abort)), "{end:?}");
     }
 }
@@ -244,4 +244,31 @@ fn tempfile() -> std::fs::File {
         Ok(f) => f,
         Err(e) => panic!("temp file: {e}"),
     }
+}
+
+#[test]
+fn a_stream_is_held_to_its_announced_length() {
+    let stream = |pieces: &[&'static [u8]]| {
+        let mut items: Vec<_> = pieces
+            .iter()
+            .map(|p| Some(StreamItem::Data(Bytes::from_static(p))))
+            .collect();
+        items.push(Some(StreamItem::End));
+        ResponseBody::Stream(BodyStream::pull(Pieces { items }))
+    };
+    // Past the length: the rest is dropped, as the writer drops it.
+    let (pieces, last, _) = drain(Compressing::new(
+        stream(&[b"hello ", b"world"]),
+        params(Coding::Gzip),
+        Some(8),
+    ));
+    assert!(matches!(last, Some(StreamItem::End)));
+    assert_eq!(decode(Coding::Gzip, &pieces.concat()), b"hello wo");
+    // Short of it: a cut body.
+    let (_, last, _) = drain(Compressing::new(
+        stream(&[b"hello"]),
+        params(Coding::Gzip),
+        Some(8),
+    ));
+    assert!(matches!(last, Some(StreamItem::Abort)), "{last:?}");
 }

@@ -30,15 +30,18 @@ use crate::handler::{Handler, HandlerFuture, Request, Response, ResponseBody, Se
 use decide::ResponseView;
 use encode::{Compressing, Params};
 
+/// The producer's Content-Length (the last one), if it sent one.
+fn declared_length(headers: &[(Bytes, Bytes)]) -> Option<u64> {
+    let (_, v) = headers
+        .iter()
+        .rev()
+        .find(|(n, _)| n.eq_ignore_ascii_case(b"content-length"))?;
+    std::str::from_utf8(v).ok()?.trim().parse().ok()
+}
+
 /// The body's length, when known without reading it.
 fn known_length(response: &Response) -> Option<u64> {
-    let mut found = None;
-    for (n, v) in &response.headers {
-        if n.eq_ignore_ascii_case(b"content-length") {
-            found = std::str::from_utf8(v).ok()?.trim().parse().ok();
-        }
-    }
-    found.or(match &response.body {
+    declared_length(&response.headers).or(match &response.body {
         ResponseBody::Empty => Some(0),
         ResponseBody::Full(b) => Some(b.len() as u64),
         ResponseBody::File { len, .. } => Some(*len),
@@ -76,6 +79,7 @@ pub fn apply(
         }
         return response;
     };
+    let declared = declared_length(&response.headers);
     let headers = &mut response.headers;
     headers.retain(|(n, _)| {
         !n.eq_ignore_ascii_case(b"content-length") && !n.eq_ignore_ascii_case(b"accept-ranges")
@@ -101,7 +105,8 @@ pub fn apply(
         },
     };
     let body = std::mem::replace(&mut response.body, ResponseBody::Empty);
-    response.body = ResponseBody::Stream(BodyStream::pull(Compressing::new(body, params)));
+    response.body =
+        ResponseBody::Stream(BodyStream::pull(Compressing::new(body, params, declared)));
     response
 }
 
