@@ -87,6 +87,15 @@ if ! command -v tmux >/dev/null 2>&1; then
         || { echo "installing tmux failed" >&2; exit 1; }
 fi
 
+# The brotli differential tests load ngx_brotli's filter into their own nginx
+# (tests/e2e/test_compression.py, which fails rather than skips without it).
+if [[ ! -e /usr/lib/nginx/modules/ngx_http_brotli_filter_module.so ]]; then
+    step "installing libnginx-mod-http-brotli-filter (apt-get)"
+    { apt-get update -qq \
+        && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libnginx-mod-http-brotli-filter; } \
+        || { echo "installing libnginx-mod-http-brotli-filter failed" >&2; exit 1; }
+fi
+
 step "end-to-end tests (pytest tests/e2e)"
 # (no cache provider: no .pytest_cache left in the working tree)
 "$ROOT/target/test-venv/bin/python" -m pytest -p no:cacheprovider "$ROOT/tests/e2e" -q -ra "$@"

@@ -14,8 +14,9 @@ separate `portico --socket` for nginx), a proxied JSON backend
 `portico -c` with the same `gzip*` directives (nginx_diff.DiffPair): statuses,
 Content-Encoding, Vary, ETag, Content-Type, the absence of Content-Length and
 the decoded bodies are compared (not the compressed bytes: zlib and zlib-rs
-cut blocks differently). Debian's nginx has no brotli module, so br is
-checked on Portico alone.
+cut blocks differently). The same for `brotli*`, with Debian's ngx_brotli
+filter module (libnginx-mod-http-brotli-filter, installed by scripts/test.sh)
+loaded into nginx alone.
 """
 
 import gzip
@@ -48,6 +49,8 @@ def text(n):
 
 def decoded(answer):
     coding = answer.headers.get("content-encoding")
+    if answer.body == b"" and coding:
+        return b""  # HEAD, or a cut answer (whose completeness is checked apart)
     if coding == "gzip":
         return gzip.decompress(answer.body)
     if coding == "br":
@@ -387,3 +390,104 @@ def test_a_range_request_differs_from_nginx_on_purpose(pair):
     assert (a.status, a.headers.get("content-encoding")) == (200, "gzip"), a
     assert decoded(a) == text(5000)
     assert (b.status, b.headers.get("content-encoding"), b.body) == (206, None, text(10)), b
+
+
+# --- brotli: ngx_brotli's filter module in nginx, the same directives in Portico ---------
+
+BROTLI_MODULE = Path("/usr/lib/nginx/modules/ngx_http_brotli_filter_module.so")
+
+BROTLI_CONF = """
+gzip on;
+gzip_vary on;
+brotli on;
+brotli_comp_level 4;
+brotli_types text/plain application/json;
+server {
+    listen {port};
+    root html;
+    location /app/ { include uwsgi_params; uwsgi_pass {app}; }
+    location /short/ { brotli_min_length 6000; }
+    location /nobr/ { brotli off; }
+}
+"""
+
+BROTLI_TREE = {
+    "html/page.html": text(5000),
+    "html/tiny.html": text(10),
+    "html/notes.txt": text(3000),
+    "html/logo.gif": text(3000),
+    "html/short/page.html": text(5000),
+    "html/nobr/page.html": text(5000),
+}
+
+
+class BrotliNginx(nginx_diff.NginxSide):
+    """nginx with ngx_brotli's filter loaded (a main-context line, nginx's alone)."""
+
+    def config_text(self):
+        return f"load_module {BROTLI_MODULE};\n" + super().config_text()
+
+
+@pytest.fixture(scope="module")
+def br_pair():
+    assert BROTLI_MODULE.exists(), "libnginx-mod-http-brotli-filter is missing (scripts/test.sh installs it)"
+    with portico("--socket", "127.0.0.1:0", "--wsgi-file", APP) as app:
+        host, port = address(app, "uwsgi")
+        own = f"127.0.0.1:{free_port()}"
+        pair = DiffPair(BROTLI_CONF, BROTLI_TREE, {"app": f"{host}:{port}"},
+                        portico_args=("--socket", own, "--wsgi-file", APP),
+                        portico_subs={"app": own})
+        plain = nginx_diff.NginxSide
+        nginx_diff.NginxSide = BrotliNginx
+        try:
+            pair.start()
+        finally:
+            nginx_diff.NginxSide = plain
+        try:
+            yield pair
+        finally:
+            pair.close()
+
+
+BR_CASES = [
+    ("GET", "/page.html", {"Accept-Encoding": "br"}),
+    ("GET", "/page.html", {"Accept-Encoding": "gzip, deflate, br"}),
+    ("GET", "/page.html", {"Accept-Encoding": "br;q=0, gzip"}),
+    ("GET", "/page.html", {"Accept-Encoding": "br;q=0.5"}),
+    ("GET", "/page.html", {"Accept-Encoding": "brotli"}),
+    ("HEAD", "/page.html", {"Accept-Encoding": "br"}),
+    ("GET", "/tiny.html", {"Accept-Encoding": "br"}),
+    ("GET", "/notes.txt", {"Accept-Encoding": "br"}),
+    ("GET", "/logo.gif", {"Accept-Encoding": "br"}),
+    ("GET", "/missing.html", {"Accept-Encoding": "br"}),
+    ("GET", "/short/page.html", {"Accept-Encoding": "br, gzip"}),
+    ("GET", "/nobr/page.html", {"Accept-Encoding": "br, gzip"}),
+    ("GET", "/app/size/4096", {"Accept-Encoding": "br"}),
+    ("GET", "/app/pieces/30000", {"Accept-Encoding": "br"}),
+    ("GET", "/app/one/1048576", {"Accept-Encoding": "gzip, br"}),
+    ("GET", "/app/encoded/3000", {"Accept-Encoding": "br"}),
+    ("GET", "/app/json/3000", {"Accept-Encoding": "br"}),
+    ("GET", "/app/etag/3000", {"Accept-Encoding": "br"}),
+]
+
+
+@pytest.mark.parametrize("method,target,headers", BR_CASES,
+                         ids=[f"{m}-{t}-{'+'.join(f'{k}={v}' for k, v in h.items())}"
+                              for m, t, h in BR_CASES])
+def test_answers_equal_nginx_with_ngx_brotli(br_pair, method, target, headers):
+    a, b = br_pair.both(method, target, headers)
+    assert a.status != 0 and b.status != 0, (a, b)
+    assert seen(b) == seen(a), f"\nnginx:   {a!r}\nportico: {b!r}"
+
+
+@pytest.mark.parametrize("headers,version", [
+    ({"Accept-Encoding": "br", "Via": "1.1 cache"}, "HTTP/1.1"),
+    ({"Accept-Encoding": "br"}, "HTTP/1.0"),
+], ids=["via", "http10"])
+def test_br_follows_the_core_tests_unlike_ngx_brotli(br_pair, headers, version):
+    """ngx_brotli skips gzip_proxied and gzip_http_version; Portico applies them
+    to br too (docs/compat.md): nginx answers br, Portico as it is."""
+    a, b = br_pair.both("GET", "/page.html", headers, version=version)
+    assert a.headers.get("content-encoding") == "br", a
+    assert b.headers.get("content-encoding") is None, b
+    assert decoded(a) == b.body == text(5000)
