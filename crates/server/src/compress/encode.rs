@@ -23,6 +23,11 @@ use crate::handler::{ResponseBody, StreamItem};
 /// The most input fed to the encoder at once (and read from a file at once).
 pub(crate) const PIECE: usize = 32 * 1024;
 
+/// Pieces fed in one poll without any output before the body yields to
+/// the other tasks of the worker (a slow level on a big body would
+/// otherwise hold the event loop for milliseconds).
+const PIECES_PER_POLL: u32 = 8;
+
 /// brotli's internal buffer (the crate's `CompressorWriter` copies through it).
 const BROTLI_BUFFER: usize = 16 * 1024;
 
@@ -224,6 +229,7 @@ impl Compressing {
     }
 
     fn step(&mut self, cx: &mut Context<'_>) -> io::Result<Poll<Option<StreamItem>>> {
+        let mut budget = PIECES_PER_POLL;
         loop {
             match self.state {
                 State::Done => return Ok(Poll::Ready(None)),
@@ -240,6 +246,11 @@ impl Compressing {
                         && !out.is_empty()
                     {
                         return Ok(Poll::Ready(Some(StreamItem::Data(Bytes::from(out)))));
+                    }
+                    budget -= 1;
+                    if budget == 0 {
+                        cx.waker().wake_by_ref();
+                        return Ok(Poll::Pending);
                     }
                 }
                 Fed::End => {
