@@ -245,6 +245,22 @@ def test_gzip_option_applies_to_the_app_server_beside_an_nginx_conf(static_root)
             assert b.body == text(5000)
 
 
+def test_option_style_minimum_level_and_proxied(portico_server):
+    server = portico_server("--wsgi-file", APP, "--gzip", "--gzip-min-length", "5000",
+                            "--gzip-level", "9", "--gzip-proxied", "any")
+    get = lambda target, **h: fetch_port(server.port, "GET", target,  # noqa: E731
+                                         {"Accept-Encoding": "gzip", **h})
+    assert "content-encoding" not in get("/size/4096").headers
+    a = get("/size/6000")
+    assert a.headers.get("content-encoding") == "gzip" and decoded(a) == text(6000)
+    level1 = portico_server("--wsgi-file", APP, "--gzip")
+    b = fetch_port(level1.port, "GET", "/size/6000", {"Accept-Encoding": "gzip"})
+    assert len(a.body) < len(b.body), "level 9 makes less than level 1"
+    assert get("/size/6000", Via="1.1 cdn").headers.get("content-encoding") == "gzip"
+    c = fetch_port(level1.port, "GET", "/size/6000", {"Accept-Encoding": "gzip", "Via": "1.1 cdn"})
+    assert "content-encoding" not in c.headers, "gzip_proxied off by default"
+
+
 def test_without_gzip_nothing_is_compressed(portico_server):
     server = portico_server("--wsgi-file", APP)
     a = fetch_port(server.port, "GET", "/size/4096", {"Accept-Encoding": "gzip, br"})
