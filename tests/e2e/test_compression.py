@@ -286,6 +286,7 @@ server {
     location /any/ { gzip_proxied any; gzip_types *; gzip_min_length 4000; }
     location /expired/ { gzip_proxied expired; expires -1h; }
     location /nolm/ { gzip_proxied no_last_modified; }
+    location /v10/ { gzip_http_version 1.0; }
 }
 """
 
@@ -300,6 +301,7 @@ TREE = {
     "html/any/short.gif": text(4500),
     "html/expired/page.html": text(5000),
     "html/nolm/page.html": text(5000),
+    "html/v10/page.html": text(5000),
 }
 
 
@@ -384,6 +386,10 @@ def test_http10_is_answered_as_nginx_does(pair):
     a, b = pair.both("GET", "/page.html", {"Accept-Encoding": "gzip"}, version="HTTP/1.0")
     assert seen(b) == seen(a)
     assert a.headers.get("content-encoding") is None
+    # gzip_http_version 1.0: compressed, delimited by the close.
+    a, b = pair.both("GET", "/v10/page.html", {"Accept-Encoding": "gzip"}, version="HTTP/1.0")
+    assert seen(b) == seen(a)
+    assert a.headers.get("content-encoding") == "gzip" and b.complete and not b.chunked
 
 
 def test_proxied_json_is_compressed_as_nginx_does(pair):
