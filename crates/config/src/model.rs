@@ -73,6 +73,9 @@ pub struct Config {
     pub buffer_size: usize,
     /// Largest request body accepted, in bytes; 0 for no limit (`--limit-post`).
     pub limit_post: u64,
+    /// How client connections are read and timed (`--post-buffering`,
+    /// `--http-timeout`, `--socket-timeout`; nginx's `client_*` directives).
+    pub client: ClientOptions,
     /// Mode for unix sockets (`--chmod-socket`), if any.
     pub chmod_socket: Option<u32>,
     /// Owner for unix sockets (`--chown-socket USER[:GROUP]`).
@@ -86,6 +89,54 @@ pub struct Config {
     pub memory_report: bool,
     /// Stats server, Prometheus metrics, request-log format and filters.
     pub observe: crate::ObserveOptions,
+}
+
+/// How request bodies are received and how long clients may take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// Request bodies are received in full before the app runs, in memory
+    /// up to this many bytes, then in a temporary file (`--post-buffering`,
+    /// nginx's `client_body_buffer_size`); 0: bodies stream to the app.
+    pub post_buffering: usize,
+    /// Where temporary body files go (nginx's `client_body_temp_path`);
+    /// `None`: `$TMPDIR` or `/tmp`.
+    pub body_temp_dir: Option<PathBuf>,
+    /// HTTP: a whole request head (`client_header_timeout`).
+    pub header_timeout: Duration,
+    /// HTTP: between two body reads (`client_body_timeout`).
+    pub body_timeout: Duration,
+    /// HTTP: between two writes (`send_timeout`).
+    pub send_timeout: Duration,
+    /// HTTP: an idle persistent connection (`keepalive_timeout`).
+    pub keepalive_timeout: Duration,
+    /// uwsgi listeners: packet, body reads, writes (`--socket-timeout`).
+    pub socket_timeout: Duration,
+}
+
+/// Default `--post-buffering`: nginx's `client_body_buffer_size` on 64-bit
+/// platforms. uWSGI's default is 0 (the app reads from the socket), which
+/// lets a client that stalls its body hold a worker (docs/compat.md).
+pub(crate) const DEFAULT_POST_BUFFERING: usize = 16 * 1024;
+/// nginx's `client_header_timeout`, `client_body_timeout`, `send_timeout`
+/// default, and uWSGI's `--http-timeout`.
+pub(crate) const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(60);
+/// nginx's `keepalive_timeout` default.
+pub(crate) const DEFAULT_CLIENT_KEEPALIVE: Duration = Duration::from_secs(75);
+/// uWSGI's `--socket-timeout` default.
+pub(crate) const DEFAULT_SOCKET_TIMEOUT: Duration = Duration::from_secs(4);
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            post_buffering: DEFAULT_POST_BUFFERING,
+            body_temp_dir: None,
+            header_timeout: DEFAULT_HTTP_TIMEOUT,
+            body_timeout: DEFAULT_HTTP_TIMEOUT,
+            send_timeout: DEFAULT_HTTP_TIMEOUT,
+            keepalive_timeout: DEFAULT_CLIENT_KEEPALIVE,
+            socket_timeout: DEFAULT_SOCKET_TIMEOUT,
+        }
+    }
 }
 
 /// The static-file options (uWSGI's names).
@@ -199,6 +250,7 @@ impl Default for Config {
             manage_script_name: false,
             buffer_size: DEFAULT_BUFFER_SIZE,
             limit_post: 0,
+            client: ClientOptions::default(),
             chmod_socket: None,
             chown_socket: None,
             statics: StaticOptions::default(),
@@ -268,6 +320,20 @@ impl Config {
                 "manage-script-name" => config.manage_script_name = flag(s),
                 "buffer-size" => config.buffer_size = number(s, 1024, 65535)? as usize,
                 "limit-post" => config.limit_post = number(s, 0, u64::MAX)?,
+                "post-buffering" => config.client.post_buffering = number(s, 0, 1 << 40)? as usize,
+                "post-buffering-bufsize" => {
+                    number(s, 0, 1 << 40)?;
+                }
+                "socket-timeout" => {
+                    config.client.socket_timeout =
+                        Duration::from_secs(number(s, 1, 365 * 24 * 3600)?)
+                }
+                "http-timeout" => {
+                    let t = Duration::from_secs(number(s, 1, 365 * 24 * 3600)?);
+                    config.client.header_timeout = t;
+                    config.client.body_timeout = t;
+                    config.client.send_timeout = t;
+                }
                 "chmod-socket" => {
                     config.chmod_socket = Some(
                         // Bare (`true`) or `1` means 666, as in uWSGI.
@@ -472,6 +538,45 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn post_buffering_defaults_on_and_zero_streams() {
+        let c = config(&[]).expect("valid");
+        assert_eq!(c.client.post_buffering, 16 * 1024);
+        let c = config(&["--post-buffering", "0"]).expect("valid");
+        assert_eq!(c.client.post_buffering, 0);
+        let c = config(&[
+            "--post-buffering",
+            "8192",
+            "--post-buffering-bufsize",
+            "4096",
+        ])
+        .expect("valid");
+        assert_eq!(c.client.post_buffering, 8192);
+    }
+
+    #[test]
+    fn socket_and_http_timeouts_set_their_listeners_limits() {
+        let c = config(&[]).expect("valid");
+        assert_eq!(c.client.socket_timeout, Duration::from_secs(4));
+        assert_eq!(c.client.header_timeout, Duration::from_secs(60));
+        let c = config(&["-z", "7", "--http-timeout", "9"]).expect("valid");
+        assert_eq!(c.client.socket_timeout, Duration::from_secs(7));
+        assert_eq!(
+            (
+                c.client.header_timeout,
+                c.client.body_timeout,
+                c.client.send_timeout
+            ),
+            (
+                Duration::from_secs(9),
+                Duration::from_secs(9),
+                Duration::from_secs(9)
+            )
+        );
+        assert_eq!(c.client.keepalive_timeout, Duration::from_secs(75));
+        assert!(config(&["--socket-timeout", "0"]).is_err());
     }
 
     #[test]

@@ -5,18 +5,28 @@
 //! A malformed head gets a 4xx and the connection closed, and no handler
 //! ever sees it. A body that cannot be read to its end closes the connection
 //! after the response, since the next request's start is then unknown.
+//!
+//! A request body is received in full before the handler is called (in
+//! memory, then a temporary file: [`SpoolConfig`]), so a client that stalls
+//! mid-body holds no Python thread and no accept slot; with buffering off
+//! it streams to the handler, each read waiting at most `client_body_timeout`.
+//! Between requests an idle connection keeps no read or write buffer.
 
+use std::future::poll_fn;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use portico_proto::http1::{BodyFraming, HeadLimits, RequestHead, Version, parse_request_head};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::sleep_until;
 
-use crate::body::{BodyError, BodyPump};
+use crate::body::{BodyError, BodyPump, RequestBody};
+use crate::body_spool::{BodySpool, SpoolConfig};
 use crate::handler::{
     Handler, HandlerFuture, Request, RequestSource, ResponseBody, ResponseMeta, StreamItem,
 };
@@ -24,15 +34,15 @@ use crate::hooks::{RequestRecord, WorkerHooks};
 use crate::listener::ListenerInfo;
 use crate::listener::Wire;
 use crate::log::{AccessLog, LogEntry, LogFields};
+use crate::timeouts::{SendTimeout, Timeouts};
 use crate::write::{self, BodyWriter, SendFile, encode_error, encode_head, flush};
 
-/// Time allowed for a whole request head once its first byte arrived
-/// (hyper's default; a slow-header client is cut after it).
-pub(crate) const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// The read buffer of a connection with a request in hand.
+const READ_BUFFER: usize = 8 * 1024;
 
-/// How long an idle persistent connection is kept (nginx's keepalive_timeout;
-/// longer than common load balancers' idle timeouts, unlike gunicorn's 2 s).
-pub(crate) const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+/// Bytes read on the stack while a connection idles: the first read of a
+/// request head lands here and only then is a read buffer allocated.
+const IDLE_READ: usize = 4 * 1024;
 
 /// After a stop signal, how long a connection that has not sent its first
 /// request yet may take to send it (it was accepted before the stop).
@@ -61,6 +71,10 @@ pub(crate) struct ConnContext {
     pub gate: Option<Arc<crate::gate::Gate>>,
     /// Answer refused requests with nginx's HTML pages (`-c nginx.conf`).
     pub nginx_pages: bool,
+    /// The time limits of this listener's connections.
+    pub timeouts: Timeouts,
+    /// How request bodies are received before the handler is called.
+    pub spool: SpoolConfig,
 }
 
 enum HeadRead {
@@ -73,11 +87,12 @@ enum HeadRead {
     },
 }
 
-fn reason_phrase(status: u16) -> &'static str {
+pub(crate) fn reason_phrase(status: u16) -> &'static str {
     match status {
         400 => "Bad Request",
         408 => "Request Timeout",
         413 => "Content Too Large",
+        500 => "Internal Server Error",
         414 => "URI Too Long",
         431 => "Request Header Fields Too Large",
         501 => "Not Implemented",
@@ -93,9 +108,14 @@ async fn read_head<R: AsyncRead + Unpin>(
     shutdown: &mut watch::Receiver<bool>,
     fresh: bool,
     idle_timeout: Duration,
+    head_timeout: Duration,
 ) -> HeadRead {
     let mut idle_deadline = tokio::time::Instant::now() + idle_timeout;
     let mut head_deadline = None;
+    if rbuf.is_empty() {
+        // Idle: keep no buffer until the client sends something.
+        *rbuf = BytesMut::new();
+    }
     loop {
         if !rbuf.is_empty() {
             match parse_request_head(rbuf, limits) {
@@ -108,7 +128,7 @@ async fn read_head<R: AsyncRead + Unpin>(
                     };
                 }
             }
-            head_deadline.get_or_insert_with(|| tokio::time::Instant::now() + HEAD_TIMEOUT);
+            head_deadline.get_or_insert_with(|| tokio::time::Instant::now() + head_timeout);
         }
         let idle = rbuf.is_empty();
         let stopping = *shutdown.borrow();
@@ -122,9 +142,8 @@ async fn read_head<R: AsyncRead + Unpin>(
             idle_deadline = idle_deadline.min(tokio::time::Instant::now() + FIRST_REQUEST_GRACE);
         }
         let deadline = head_deadline.unwrap_or(idle_deadline);
-        rbuf.reserve(8 * 1024);
         tokio::select! {
-            read = reader.read_buf(rbuf) => match read {
+            read = read_some(reader, rbuf) => match read {
                 Ok(0) | Err(_) => return HeadRead::Closed,
                 Ok(_) => {}
             },
@@ -138,6 +157,36 @@ async fn read_head<R: AsyncRead + Unpin>(
             _ = shutdown.changed(), if idle && !stopping => {}
         }
     }
+}
+
+/// Read more into `rbuf`. A connection with no buffer (idle) reads on the
+/// stack and allocates its buffer only when bytes arrive, so an idle
+/// connection costs no buffer memory while it waits.
+pub(crate) async fn read_some<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    rbuf: &mut BytesMut,
+) -> std::io::Result<usize> {
+    if rbuf.capacity() > 0 {
+        rbuf.reserve(READ_BUFFER);
+        return reader.read_buf(rbuf).await;
+    }
+    poll_fn(|cx| {
+        let mut stack = [0u8; IDLE_READ];
+        let mut buf = ReadBuf::new(&mut stack);
+        match Pin::new(&mut *reader).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) => {
+                let got = buf.filled();
+                if !got.is_empty() {
+                    rbuf.reserve(READ_BUFFER.max(got.len()));
+                    rbuf.extend_from_slice(got);
+                }
+                Poll::Ready(Ok(got.len()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// How long an accepted connection keeps its gate slot while its first
@@ -155,7 +204,7 @@ pub(crate) async fn hold_slot_for_first_bytes<R: AsyncRead + Unpin>(
     if slot.is_none() || !rbuf.is_empty() {
         return Some(());
     }
-    match tokio::time::timeout(FIRST_BYTES_SLOT_HOLD, reader.read_buf(rbuf)).await {
+    match tokio::time::timeout(FIRST_BYTES_SLOT_HOLD, read_some(reader, rbuf)).await {
         Ok(Ok(0)) | Ok(Err(_)) => None,
         Ok(Ok(_)) => Some(()),
         Err(_) => {
@@ -183,12 +232,15 @@ pub(crate) async fn serve_connection<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + SendFile + Unpin,
 {
-    let mut rbuf = BytesMut::with_capacity(8 * 1024);
-    let mut out: Vec<u8> = Vec::with_capacity(8 * 1024);
+    let mut writer = SendTimeout::new(writer, ctx.timeouts.send);
+    let writer = &mut writer;
+    let mut rbuf = BytesMut::new();
+    let mut out: Vec<u8> = Vec::new();
     let peer_shown = peer_text(peer);
     let mut fresh = true;
     let mut served: u64 = 0;
-    let mut idle_timeout = KEEPALIVE_TIMEOUT;
+    // nginx: a new connection's first byte is due within client_header_timeout.
+    let mut idle_timeout = ctx.timeouts.header;
     if hold_slot_for_first_bytes(reader, &mut rbuf, &mut first_slot)
         .await
         .is_none()
@@ -196,6 +248,10 @@ pub(crate) async fn serve_connection<R, W>(
         return;
     }
     loop {
+        if rbuf.is_empty() {
+            // Idle until the next request: no write buffer either.
+            out = Vec::new();
+        }
         let head = match read_head(
             reader,
             &mut rbuf,
@@ -203,22 +259,22 @@ pub(crate) async fn serve_connection<R, W>(
             &mut shutdown,
             fresh,
             idle_timeout,
+            ctx.timeouts.header,
         )
         .await
         {
             HeadRead::Head(head) => head,
             HeadRead::Closed => return,
             HeadRead::Refused { status, reason } => {
-                refuse(
+                Box::pin(refuse_and_linger(
                     writer,
-                    &mut out,
+                    reader,
                     status,
                     &reason,
                     &peer_shown,
-                    ctx.nginx_pages,
-                )
+                    ctx,
+                ))
                 .await;
-                linger(reader).await;
                 return;
             }
         };
@@ -226,32 +282,77 @@ pub(crate) async fn serve_connection<R, W>(
         if let Some(why) = over_limit_post(&head.framing, ctx.limit_post) {
             // Before the handler and before any `100 Continue`: the app
             // never sees the request and the client need not send the body.
-            refuse(writer, &mut out, 413, &why, &peer_shown, ctx.nginx_pages).await;
-            linger(reader).await;
+            Box::pin(refuse_and_linger(
+                writer,
+                reader,
+                413,
+                &why,
+                &peer_shown,
+                ctx,
+            ))
+            .await;
             return;
         }
-        // Hold a gate slot while this request is in hand.
-        let mut slot = first_slot
-            .take()
-            .or_else(|| ctx.gate.as_ref().map(|g| g.enter()));
         let started = SystemTime::now();
         let clock = Instant::now();
         let (body, pump) = match BodyPump::start(head.framing, head.expect_continue, &mut rbuf) {
             Ok(started) => started,
             Err(e) => {
-                refuse(
+                Box::pin(refuse_and_linger(
                     writer,
-                    &mut out,
+                    reader,
                     400,
                     &e.to_string(),
                     &peer_shown,
-                    ctx.nginx_pages,
-                )
+                    ctx,
+                ))
                 .await;
-                linger(reader).await;
                 return;
             }
         };
+        let (body, pump) = match pump {
+            Some(pump) if ctx.spool.receives(pump.remaining()) => {
+                // The request waits for its client, not for the app: it
+                // holds no accept slot while its body arrives.
+                first_slot = None;
+                let received = Box::pin(receive_body(
+                    reader,
+                    writer,
+                    &mut rbuf,
+                    body,
+                    pump,
+                    ctx,
+                    Wire::Http,
+                ))
+                .await;
+                match received {
+                    Ok(body) => (body, None),
+                    Err(e) => {
+                        if let Some(status) = body_error_status(&e) {
+                            Box::pin(refuse_and_linger(
+                                writer,
+                                reader,
+                                status,
+                                &e.to_string(),
+                                &peer_shown,
+                                ctx,
+                            ))
+                            .await;
+                        }
+                        return;
+                    }
+                }
+            }
+            Some(mut pump) => {
+                pump.set_timeout(ctx.timeouts.body);
+                (body, Some(pump))
+            }
+            None => (body, None),
+        };
+        // Hold a gate slot while this request is in hand.
+        let mut slot = first_slot
+            .take()
+            .or_else(|| ctx.gate.as_ref().map(|g| g.enter()));
         let method = head.method.clone();
         let uri = head.target.clone();
         let log_fields = ctx.log.fields_of(|| RequestSource::Http((*head).clone()));
@@ -272,7 +373,8 @@ pub(crate) async fn serve_connection<R, W>(
             handoff: ctx.handoff.clone(),
         };
         let pending = ctx.handler.handle(request);
-        let Some(done) = exchange(
+        // Boxed: an idle connection's task stays small.
+        let Some(done) = Box::pin(exchange(
             reader,
             writer,
             &mut rbuf,
@@ -285,7 +387,7 @@ pub(crate) async fn serve_connection<R, W>(
                 ctx,
                 slot: &mut slot,
             },
-        )
+        ))
         .await
         else {
             return;
@@ -308,13 +410,72 @@ pub(crate) async fn serve_connection<R, W>(
         if !done.persist {
             let _ = writer.shutdown().await;
             if done.unread_body {
-                linger_for(reader, UNREAD_BODY_LINGER_MAX).await;
+                Box::pin(linger_for(reader, UNREAD_BODY_LINGER_MAX)).await;
             }
             return;
         }
         served += 1;
-        idle_timeout = done.idle_timeout.unwrap_or(KEEPALIVE_TIMEOUT);
+        idle_timeout = done.idle_timeout.unwrap_or(ctx.timeouts.keepalive);
     }
+}
+
+/// The status that answers a request whose body failed before the app
+/// answered: `None` when the client is gone and nothing can be said.
+pub(crate) fn body_error_status(e: &BodyError) -> Option<u16> {
+    match e {
+        BodyError::Malformed(_) => Some(400),
+        BodyError::TimedOut(_) => Some(408),
+        BodyError::TooLarge(_) => Some(413),
+        BodyError::Spool(_) => Some(500),
+        BodyError::Incomplete | BodyError::Io(_) => None,
+    }
+}
+
+/// Receive the whole request body (memory, then a temporary file) before
+/// the handler is called; `100 Continue` first if the client waits for it.
+pub(crate) async fn receive_body<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    rbuf: &mut BytesMut,
+    body: RequestBody,
+    mut pump: BodyPump,
+    ctx: &ConnContext,
+    wire: Wire,
+) -> Result<RequestBody, BodyError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    if pump.awaiting_demand {
+        pump.awaiting_demand = false;
+        if wire == Wire::Http {
+            writer
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await
+                .map_err(|e| BodyError::Io(e.to_string()))?;
+        }
+    }
+    pump.set_timeout(ctx.timeouts.body);
+    let mut spool = BodySpool::new(&ctx.spool);
+    pump.receive(reader, rbuf, body, &mut spool).await?;
+    spool.finish()
+}
+
+/// Answer a refused request and read what the client still sends for a moment.
+async fn refuse_and_linger<R, W>(
+    writer: &mut W,
+    reader: &mut R,
+    status: u16,
+    why: &str,
+    peer: &str,
+    ctx: &ConnContext,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut out = Vec::new();
+    refuse(writer, &mut out, status, why, peer, ctx.nginx_pages).await;
+    linger(reader).await;
 }
 
 /// Why a request whose body is framed by `framing` is over `--limit-post`
@@ -426,9 +587,18 @@ where
     *gate.slot = None;
 
     if let Some(e) = &body_error {
-        // The client broke its own body; whatever the app made of it, answer 400.
-        if matches!(e, BodyError::Malformed(_)) {
-            refuse(writer, out, 400, &e.to_string(), peer, gate.ctx.nginx_pages).await;
+        // The client broke or stalled its own body; whatever the app made
+        // of it, answer for the body (400, 408) and close.
+        if let Some(status) = body_error_status(e) {
+            refuse(
+                writer,
+                out,
+                status,
+                &e.to_string(),
+                peer,
+                gate.ctx.nginx_pages,
+            )
+            .await;
             linger(reader).await;
         }
         return None;
@@ -684,11 +854,12 @@ pub(crate) async fn linger<R: AsyncRead + Unpin>(reader: &mut R) {
 
 async fn linger_for<R: AsyncRead + Unpin>(reader: &mut R, max: usize) {
     let deadline = tokio::time::Instant::now() + LINGER_TIMEOUT;
-    let mut scratch = vec![0u8; 16 * 1024];
+    let mut scratch = BytesMut::new();
     let mut total = 0;
     while total < max {
+        scratch.clear();
         tokio::select! {
-            read = reader.read(&mut scratch) => match read {
+            read = read_some(reader, &mut scratch) => match read {
                 Ok(0) | Err(_) => return,
                 Ok(n) => total += n,
             },

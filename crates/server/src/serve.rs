@@ -32,6 +32,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::accept_errors::{ACCEPT_PAUSE, AcceptTrouble};
+use crate::body_spool::SpoolConfig;
 use crate::conn::{ConnContext, serve_connection};
 use crate::gate::{Gate, Slot};
 use crate::handler::Handler;
@@ -39,6 +40,7 @@ use crate::handoff::Handoff;
 use crate::hooks::WorkerHooks;
 use crate::listener::{BoundListener, ListenSocket, Wire};
 use crate::log::{AccessLog, LogConfig};
+use crate::timeouts::Timeouts;
 use crate::uwsgi_conn::serve_uwsgi_connection;
 use crate::write::SendFile;
 
@@ -69,6 +71,13 @@ pub struct ServeOptions {
     pub limit_post: u64,
     /// Tasks to run beside serving (upstream health checks, re-resolving).
     pub background: Vec<BackgroundTask>,
+    /// Time limits of HTTP connections (nginx's names; `--http-timeout`).
+    pub http_timeouts: Timeouts,
+    /// Time limits of uwsgi connections (`--socket-timeout`).
+    pub uwsgi_timeouts: Timeouts,
+    /// How request bodies are received before the handler runs
+    /// (`--post-buffering`, `client_body_buffer_size`).
+    pub spool: SpoolConfig,
 }
 
 impl Default for ServeOptions {
@@ -83,6 +92,9 @@ impl Default for ServeOptions {
             nginx_pages: false,
             limit_post: 0,
             background: Vec::new(),
+            http_timeouts: Timeouts::HTTP,
+            uwsgi_timeouts: Timeouts::UWSGI,
+            spool: SpoolConfig::default(),
         }
     }
 }
@@ -129,6 +141,10 @@ pub fn serve(
             tokio::spawn(task());
         }
         for bound in listeners {
+            let timeouts = match bound.info.wire {
+                Wire::Http => options.http_timeouts,
+                Wire::Uwsgi => options.uwsgi_timeouts,
+            };
             let ctx = Arc::new(ConnContext {
                 handler: handler.clone(),
                 log: log.clone(),
@@ -140,6 +156,8 @@ pub fn serve(
                 handoff: handoff.clone(),
                 gate: gate.clone(),
                 nginx_pages: options.nginx_pages,
+                timeouts,
+                spool: options.spool.clone(),
             });
             if options.fair_accept {
                 let (conn_tx, conn_rx) = mpsc::unbounded_channel();
