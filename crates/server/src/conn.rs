@@ -279,144 +279,200 @@ pub(crate) async fn serve_connection<R, W>(
             }
         };
         fresh = false;
-        if let Some(why) = over_limit_post(&head.framing, ctx.limit_post) {
-            // Before the handler and before any `100 Continue`: the app
-            // never sees the request and the client need not send the body.
+        let stopping = *shutdown.borrow();
+        // Boxed: an idle connection's task stays small.
+        let next = Box::pin(serve_request(
+            reader,
+            writer,
+            head,
+            &mut rbuf,
+            &mut out,
+            Conn {
+                peer,
+                local,
+                peer_shown: &peer_shown,
+                ctx,
+                served,
+                stopping,
+            },
+            &mut first_slot,
+        ))
+        .await;
+        let Some(next_idle) = next else {
+            return;
+        };
+        served += 1;
+        idle_timeout = next_idle.unwrap_or(ctx.timeouts.keepalive);
+    }
+}
+
+/// What [`serve_request`] needs to know of its connection.
+struct Conn<'a> {
+    peer: Option<SocketAddr>,
+    local: Option<SocketAddr>,
+    peer_shown: &'a str,
+    ctx: &'a ConnContext,
+    /// Requests served before this one.
+    served: u64,
+    /// The server is stopping: answer, then close.
+    stopping: bool,
+}
+
+/// Answer one request whose head is read: receive its body (or start
+/// streaming it), call the handler, write the response. `None`: close the
+/// connection; else how long it may idle (`None` inside: the default).
+async fn serve_request<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    head: Box<RequestHead>,
+    rbuf: &mut BytesMut,
+    out: &mut Vec<u8>,
+    conn: Conn<'_>,
+    first_slot: &mut Option<crate::gate::Slot>,
+) -> Option<Option<Duration>>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + SendFile + Unpin,
+{
+    let Conn {
+        peer,
+        local,
+        peer_shown,
+        ctx,
+        served,
+        stopping,
+    } = conn;
+    if let Some(why) = over_limit_post(&head.framing, ctx.limit_post) {
+        // Before the handler and before any `100 Continue`: the app
+        // never sees the request and the client need not send the body.
+        Box::pin(refuse_and_linger(
+            writer, reader, 413, &why, peer_shown, ctx,
+        ))
+        .await;
+        return None;
+    }
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let (body, pump) = match BodyPump::start(head.framing, head.expect_continue, rbuf) {
+        Ok(started) => started,
+        Err(e) => {
             Box::pin(refuse_and_linger(
                 writer,
                 reader,
-                413,
-                &why,
-                &peer_shown,
+                400,
+                &e.to_string(),
+                peer_shown,
                 ctx,
             ))
             .await;
-            return;
+            return None;
         }
-        let started = SystemTime::now();
-        let clock = Instant::now();
-        let (body, pump) = match BodyPump::start(head.framing, head.expect_continue, &mut rbuf) {
-            Ok(started) => started,
-            Err(e) => {
-                Box::pin(refuse_and_linger(
-                    writer,
-                    reader,
-                    400,
-                    &e.to_string(),
-                    &peer_shown,
-                    ctx,
-                ))
-                .await;
-                return;
-            }
-        };
-        let (body, pump) = match pump {
-            Some(pump) if ctx.spool.receives(pump.remaining()) => {
-                // The request waits for its client, not for the app: it
-                // holds no accept slot while its body arrives.
-                first_slot = None;
-                let received = Box::pin(receive_body(
-                    reader,
-                    writer,
-                    &mut rbuf,
-                    body,
-                    pump,
-                    ctx,
-                    Wire::Http,
-                ))
-                .await;
-                match received {
-                    Ok(body) => (body, None),
-                    Err(e) => {
-                        if let Some(status) = body_error_status(&e) {
-                            Box::pin(refuse_and_linger(
-                                writer,
-                                reader,
-                                status,
-                                &e.to_string(),
-                                &peer_shown,
-                                ctx,
-                            ))
-                            .await;
-                        }
-                        return;
+    };
+    let (body, pump) = match pump {
+        Some(pump) if ctx.spool.receives(pump.remaining()) => {
+            // The request waits for its client, not for the app: it
+            // holds no accept slot while its body arrives.
+            *first_slot = None;
+            let received = Box::pin(receive_body(
+                reader,
+                writer,
+                rbuf,
+                body,
+                pump,
+                ctx,
+                Wire::Http,
+            ))
+            .await;
+            match received {
+                Ok(body) => (body, None),
+                Err(e) => {
+                    if let Some(status) = body_error_status(&e) {
+                        Box::pin(refuse_and_linger(
+                            writer,
+                            reader,
+                            status,
+                            &e.to_string(),
+                            peer_shown,
+                            ctx,
+                        ))
+                        .await;
                     }
+                    return None;
                 }
             }
-            Some(mut pump) => {
-                pump.set_timeout(ctx.timeouts.body);
-                (body, Some(pump))
-            }
-            None => (body, None),
-        };
-        // Hold a gate slot while this request is in hand.
-        let mut slot = first_slot
-            .take()
-            .or_else(|| ctx.gate.as_ref().map(|g| g.enter()));
-        let method = head.method.clone();
-        let uri = head.target.clone();
-        let log_fields = ctx.log.fields_of(|| RequestSource::Http((*head).clone()));
-        let framing = ResponseFraming {
-            wire: Wire::Http,
-            version: head.version,
-            protocol: Bytes::from_static(head.version.as_bytes()),
-            is_head: head.method.as_ref() == b"HEAD",
-            keep_alive_wanted: head.keep_alive && !*shutdown.borrow(),
-            served_before: served,
-        };
-        let request = Request {
-            source: RequestSource::Http(*head),
-            peer,
-            local,
-            listener: ctx.listener.clone(),
-            body,
-            handoff: ctx.handoff.clone(),
-        };
-        let pending = ctx.handler.handle(request);
-        // Boxed: an idle connection's task stays small.
-        let Some(done) = Box::pin(exchange(
-            reader,
-            writer,
-            &mut rbuf,
-            &mut out,
-            pump,
-            pending,
-            &framing,
-            &peer_shown,
-            GateRelease {
-                ctx,
-                slot: &mut slot,
-            },
-        ))
-        .await
-        else {
-            return;
-        };
-        finish(
-            ctx,
-            &done,
-            Logged {
-                peer: &peer_shown,
-                user: b"",
-                started,
-                method: &method,
-                uri: &uri,
-                protocol: framing.protocol.as_ref(),
-                fields: &log_fields,
-            },
-            clock,
-        );
-        drop(slot);
-        if !done.persist {
-            let _ = writer.shutdown().await;
-            if done.unread_body {
-                Box::pin(linger_for(reader, UNREAD_BODY_LINGER_MAX)).await;
-            }
-            return;
         }
-        served += 1;
-        idle_timeout = done.idle_timeout.unwrap_or(ctx.timeouts.keepalive);
+        Some(mut pump) => {
+            pump.set_timeout(ctx.timeouts.body);
+            (body, Some(pump))
+        }
+        None => (body, None),
+    };
+    // Hold a gate slot while this request is in hand.
+    let mut slot = first_slot
+        .take()
+        .or_else(|| ctx.gate.as_ref().map(|g| g.enter()));
+    let method = head.method.clone();
+    let uri = head.target.clone();
+    let log_fields = ctx.log.fields_of(|| RequestSource::Http((*head).clone()));
+    let framing = ResponseFraming {
+        wire: Wire::Http,
+        version: head.version,
+        protocol: Bytes::from_static(head.version.as_bytes()),
+        is_head: head.method.as_ref() == b"HEAD",
+        keep_alive_wanted: head.keep_alive && !stopping,
+        served_before: served,
+    };
+    let request = Request {
+        source: RequestSource::Http(*head),
+        peer,
+        local,
+        listener: ctx.listener.clone(),
+        body,
+        handoff: ctx.handoff.clone(),
+    };
+    let pending = ctx.handler.handle(request);
+    // Boxed: an idle connection's task stays small.
+    let Some(done) = Box::pin(exchange(
+        reader,
+        writer,
+        rbuf,
+        out,
+        pump,
+        pending,
+        &framing,
+        peer_shown,
+        GateRelease {
+            ctx,
+            slot: &mut slot,
+        },
+    ))
+    .await
+    else {
+        return None;
+    };
+    finish(
+        ctx,
+        &done,
+        Logged {
+            peer: peer_shown,
+            user: b"",
+            started,
+            method: &method,
+            uri: &uri,
+            protocol: framing.protocol.as_ref(),
+            fields: &log_fields,
+        },
+        clock,
+    );
+    drop(slot);
+    if !done.persist {
+        let _ = writer.shutdown().await;
+        if done.unread_body {
+            Box::pin(linger_for(reader, UNREAD_BODY_LINGER_MAX)).await;
+        }
+        return None;
     }
+    Some(done.idle_timeout)
 }
 
 /// The status that answers a request whose body failed before the app
@@ -867,3 +923,7 @@ async fn linger_for<R: AsyncRead + Unpin>(reader: &mut R, max: usize) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "conn_tests.rs"]
+mod tests;
