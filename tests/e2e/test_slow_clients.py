@@ -336,3 +336,48 @@ def test_slow_client_matrix_leaves_the_default_server_answering_a_canary(servers
         )
     assert "read failed" not in server.log(), "a slow body reached the app"
     assert p50 < 0.1, latencies
+
+
+# --- nginx.conf's names ------------------------------------------------------------------
+
+
+def test_nginx_conf_client_header_and_body_timeouts_are_acted_on(tmp_path):
+    from nginxctl import free_port, portico
+
+    port = free_port()
+    (tmp_path / "logs").mkdir()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        f"""
+pid {tmp_path}/nginx.pid;
+error_log stderr;
+events {{}}
+http {{
+    access_log off;
+    client_header_timeout 1s;
+    client_body_timeout 1s;
+    client_body_buffer_size 1k;
+    client_body_temp_path {tmp_path}/body;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ return 200 "ok\\n"; }}
+    }}
+}}
+"""
+    )
+    (tmp_path / "body").mkdir()
+    with portico("-c", conf, "-p", f"{tmp_path}/"):
+        addr = ("127.0.0.1", port)
+        started = time.monotonic()
+        with socket.create_connection(addr, timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            raw = read_until_close(sock)
+        assert status_of(raw) == 408 and 0.9 < time.monotonic() - started < 3, raw[:200]
+        started = time.monotonic()
+        with stall(addr, "http") as sock:
+            raw = read_until_close(sock)
+        assert status_of(raw) == 408 and 0.9 < time.monotonic() - started < 3, raw[:200]
+        # A body past client_body_buffer_size goes through the temp path and is answered.
+        data = os.urandom(50_000)
+        _, raw = timed(addr, http_request("POST", "/", len(data)) + data)
+        assert status_of(raw) == 200, raw[:200]

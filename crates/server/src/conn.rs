@@ -73,6 +73,9 @@ pub(crate) struct ConnContext {
     pub nginx_pages: bool,
     /// The time limits of this listener's connections.
     pub timeouts: Timeouts,
+    /// Notified (`notify_waiters`) when the server stops, after `shutdown`
+    /// turned true: wakes idle connections so they close.
+    pub stop: Arc<tokio::sync::Notify>,
     /// How request bodies are received before the handler is called.
     pub spool: SpoolConfig,
 }
@@ -101,60 +104,78 @@ pub(crate) fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-async fn read_head<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    rbuf: &mut BytesMut,
-    limits: &HeadLimits,
-    shutdown: &mut watch::Receiver<bool>,
+/// Read the next request head. The idle wait (no byte yet) ends at
+/// `idle_deadline`; from the first byte the head must be complete within
+/// `head_timeout` (one deadline, as nginx's `client_header_timeout`).
+/// Small on purpose: this is the state an idle connection's task is in.
+/// (A function returning an `async move` block: see [`serve_connection`].)
+#[allow(clippy::too_many_arguments)]
+#[allow(clippy::manual_async_fn)] // kept small on purpose (see above)
+fn read_head<'a, R: AsyncRead + Unpin>(
+    reader: &'a mut R,
+    rbuf: &'a mut BytesMut,
+    ctx: &'a ConnContext,
+    shutdown: &'a watch::Receiver<bool>,
     fresh: bool,
-    idle_timeout: Duration,
+    idle_deadline: tokio::time::Instant,
     head_timeout: Duration,
-) -> HeadRead {
-    let mut idle_deadline = tokio::time::Instant::now() + idle_timeout;
-    let mut head_deadline = None;
-    if rbuf.is_empty() {
-        // Idle: keep no buffer until the client sends something.
-        *rbuf = BytesMut::new();
-    }
-    loop {
-        if !rbuf.is_empty() {
-            match parse_request_head(rbuf, limits) {
-                Ok(Some(head)) => return HeadRead::Head(Box::new(head)),
-                Ok(None) => {}
-                Err(e) => {
-                    return HeadRead::Refused {
-                        status: e.status(),
-                        reason: e.reason().to_string(),
-                    };
+) -> impl std::future::Future<Output = HeadRead> + 'a {
+    async move {
+        if rbuf.is_empty() {
+            // Idle: keep no buffer until the client sends something.
+            *rbuf = BytesMut::new();
+        }
+        let mut in_head = false;
+        let sleep = sleep_until(idle_deadline);
+        tokio::pin!(sleep);
+        loop {
+            if !rbuf.is_empty() {
+                match parse_request_head(rbuf, &ctx.limits) {
+                    Ok(Some(head)) => return HeadRead::Head(Box::new(head)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        return HeadRead::Refused {
+                            status: e.status(),
+                            reason: e.reason().to_string(),
+                        };
+                    }
+                }
+                if !in_head {
+                    in_head = true;
+                    sleep
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + head_timeout);
                 }
             }
-            head_deadline.get_or_insert_with(|| tokio::time::Instant::now() + head_timeout);
-        }
-        let idle = rbuf.is_empty();
-        let stopping = *shutdown.borrow();
-        if idle && stopping {
-            if !fresh {
-                // An idle persistent connection: close it now.
-                return HeadRead::Closed;
+            let idle = rbuf.is_empty();
+            // Made before the flag is read, so a stop in between still wakes it.
+            let stop = ctx.stop.notified();
+            if idle && *shutdown.borrow() {
+                if !fresh {
+                    // An idle persistent connection: close it now.
+                    return HeadRead::Closed;
+                }
+                // A connection accepted just before the stop: its first request
+                // is likely in flight, so give it a moment instead of a reset.
+                let grace = tokio::time::Instant::now() + FIRST_REQUEST_GRACE;
+                if grace < sleep.deadline() {
+                    sleep.as_mut().reset(grace);
+                }
             }
-            // A connection accepted just before the stop: its first request
-            // is likely in flight, so give it a moment instead of a reset.
-            idle_deadline = idle_deadline.min(tokio::time::Instant::now() + FIRST_REQUEST_GRACE);
-        }
-        let deadline = head_deadline.unwrap_or(idle_deadline);
-        tokio::select! {
-            read = read_some(reader, rbuf) => match read {
-                Ok(0) | Err(_) => return HeadRead::Closed,
-                Ok(_) => {}
-            },
-            _ = sleep_until(deadline) => {
-                return if idle {
-                    HeadRead::Closed
-                } else {
-                    HeadRead::Refused { status: 408, reason: "request head not received in time".into() }
-                };
+            tokio::select! {
+                read = read_some(reader, rbuf) => match read {
+                    Ok(0) | Err(_) => return HeadRead::Closed,
+                    Ok(_) => {}
+                },
+                _ = &mut sleep => {
+                    return if idle {
+                        HeadRead::Closed
+                    } else {
+                        HeadRead::Refused { status: 408, reason: "request head not received in time".into() }
+                    };
+                }
+                _ = stop, if idle => {}
             }
-            _ = shutdown.changed(), if idle && !stopping => {}
         }
     }
 }
@@ -220,89 +241,90 @@ pub(crate) fn peer_text(peer: Option<SocketAddr>) -> String {
 }
 
 /// Serve requests on one connection until it closes.
-pub(crate) async fn serve_connection<R, W>(
-    reader: &mut R,
-    writer: &mut W,
+///
+/// A plain function returning an `async move` block rather than an `async
+/// fn`: the block uses its captures in place, where an `async fn` would
+/// keep a second copy of its arguments in every connection's future.
+#[allow(clippy::manual_async_fn)] // kept small on purpose (see above)
+pub(crate) fn serve_connection<'a, R, W>(
+    reader: &'a mut R,
+    writer: &'a mut W,
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
-    ctx: &ConnContext,
-    mut shutdown: watch::Receiver<bool>,
-    mut first_slot: Option<crate::gate::Slot>,
-) where
+    ctx: &'a ConnContext,
+    shutdown: watch::Receiver<bool>,
+    first_slot: Option<crate::gate::Slot>,
+) -> impl std::future::Future<Output = ()> + 'a
+where
     R: AsyncRead + Unpin,
     W: AsyncWrite + SendFile + Unpin,
 {
-    let mut writer = SendTimeout::new(writer, ctx.timeouts.send);
-    let writer = &mut writer;
-    let mut rbuf = BytesMut::new();
-    let mut out: Vec<u8> = Vec::new();
-    let peer_shown = peer_text(peer);
-    let mut fresh = true;
-    let mut served: u64 = 0;
-    // nginx: a new connection's first byte is due within client_header_timeout.
-    let mut idle_timeout = ctx.timeouts.header;
-    if hold_slot_for_first_bytes(reader, &mut rbuf, &mut first_slot)
-        .await
-        .is_none()
-    {
-        return;
-    }
-    loop {
-        if rbuf.is_empty() {
-            // Idle until the next request: no write buffer either.
-            out = Vec::new();
-        }
-        let head = match read_head(
-            reader,
-            &mut rbuf,
-            &ctx.limits,
-            &mut shutdown,
-            fresh,
-            idle_timeout,
-            ctx.timeouts.header,
-        )
-        .await
+    async move {
+        let mut first_slot = first_slot;
+        // Only what an idle connection needs lives here; the rest is made
+        // per request (serve_request, boxed).
+        let mut rbuf = BytesMut::new();
+        let mut fresh = true;
+        let mut served: u64 = 0;
+        // nginx: a new connection's first byte is due within client_header_timeout.
+        let mut idle_timeout = ctx.timeouts.header;
+        if hold_slot_for_first_bytes(reader, &mut rbuf, &mut first_slot)
+            .await
+            .is_none()
         {
-            HeadRead::Head(head) => head,
-            HeadRead::Closed => return,
-            HeadRead::Refused { status, reason } => {
-                Box::pin(refuse_and_linger(
-                    writer,
-                    reader,
-                    status,
-                    &reason,
-                    &peer_shown,
-                    ctx,
-                ))
-                .await;
-                return;
-            }
-        };
-        fresh = false;
-        let stopping = *shutdown.borrow();
-        // Boxed: an idle connection's task stays small.
-        let next = Box::pin(serve_request(
-            reader,
-            writer,
-            head,
-            &mut rbuf,
-            &mut out,
-            Conn {
-                peer,
-                local,
-                peer_shown: &peer_shown,
-                ctx,
-                served,
-                stopping,
-            },
-            &mut first_slot,
-        ))
-        .await;
-        let Some(next_idle) = next else {
             return;
-        };
-        served += 1;
-        idle_timeout = next_idle.unwrap_or(ctx.timeouts.keepalive);
+        }
+        loop {
+            let head = match read_head(
+                reader,
+                &mut rbuf,
+                ctx,
+                &shutdown,
+                fresh,
+                tokio::time::Instant::now() + idle_timeout,
+                ctx.timeouts.header,
+            )
+            .await
+            {
+                HeadRead::Head(head) => head,
+                HeadRead::Closed => return,
+                HeadRead::Refused { status, reason } => {
+                    Box::pin(refuse_and_linger(
+                        writer,
+                        reader,
+                        status,
+                        &reason,
+                        &peer_text(peer),
+                        ctx,
+                    ))
+                    .await;
+                    return;
+                }
+            };
+            fresh = false;
+            let stopping = *shutdown.borrow();
+            // Boxed: an idle connection's task stays small.
+            let next = Box::pin(serve_request(
+                reader,
+                writer,
+                head,
+                &mut rbuf,
+                Conn {
+                    peer,
+                    local,
+                    ctx,
+                    served,
+                    stopping,
+                },
+                &mut first_slot,
+            ))
+            .await;
+            let Some(next_idle) = next else {
+                return;
+            };
+            served += 1;
+            idle_timeout = next_idle.unwrap_or(ctx.timeouts.keepalive);
+        }
     }
 }
 
@@ -310,7 +332,6 @@ pub(crate) async fn serve_connection<R, W>(
 struct Conn<'a> {
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
-    peer_shown: &'a str,
     ctx: &'a ConnContext,
     /// Requests served before this one.
     served: u64,
@@ -326,7 +347,6 @@ async fn serve_request<R, W>(
     writer: &mut W,
     head: Box<RequestHead>,
     rbuf: &mut BytesMut,
-    out: &mut Vec<u8>,
     conn: Conn<'_>,
     first_slot: &mut Option<crate::gate::Slot>,
 ) -> Option<Option<Duration>>
@@ -337,11 +357,16 @@ where
     let Conn {
         peer,
         local,
-        peer_shown,
         ctx,
         served,
         stopping,
     } = conn;
+    let mut writer = SendTimeout::new(writer, ctx.timeouts.send);
+    let writer = &mut writer;
+    let mut out = Vec::new();
+    let out = &mut out;
+    let peer_shown = peer_text(peer);
+    let peer_shown = peer_shown.as_str();
     if let Some(why) = over_limit_post(&head.framing, ctx.limit_post) {
         // Before the handler and before any `100 Continue`: the app
         // never sees the request and the client need not send the body.
@@ -431,8 +456,7 @@ where
         handoff: ctx.handoff.clone(),
     };
     let pending = ctx.handler.handle(request);
-    // Boxed: an idle connection's task stays small.
-    let Some(done) = Box::pin(exchange(
+    let done = exchange(
         reader,
         writer,
         rbuf,
@@ -445,11 +469,8 @@ where
             ctx,
             slot: &mut slot,
         },
-    ))
-    .await
-    else {
-        return None;
-    };
+    )
+    .await?;
     finish(
         ctx,
         &done,
@@ -529,8 +550,9 @@ async fn refuse_and_linger<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    let mut writer = SendTimeout::new(writer, ctx.timeouts.send);
     let mut out = Vec::new();
-    refuse(writer, &mut out, status, why, peer, ctx.nginx_pages).await;
+    refuse(&mut writer, &mut out, status, why, peer, ctx.nginx_pages).await;
     linger(reader).await;
 }
 

@@ -131,6 +131,7 @@ pub fn serve(
         .map_err(|e| io::Error::new(e.kind(), format!("cannot start the async runtime: {e}")))?;
     let reason = runtime.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let stop_notify = Arc::new(Notify::new());
         let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
         let log = Arc::new(AccessLog::new(options.log.clone()));
         let retire = Arc::new(Notify::new());
@@ -157,6 +158,7 @@ pub fn serve(
                 gate: gate.clone(),
                 nginx_pages: options.nginx_pages,
                 timeouts,
+                stop: stop_notify.clone(),
                 spool: options.spool.clone(),
             });
             if options.fair_accept {
@@ -195,6 +197,7 @@ pub fn serve(
             gate.stop();
         }
         let _ = stop_tx.send(true);
+        stop_notify.notify_waiters();
         if tokio::time::timeout(options.shutdown_grace, alive_rx.recv())
             .await
             .is_err()
@@ -444,20 +447,26 @@ fn spawn_connection(
     });
 }
 
-async fn serve_stream<R, W>(
-    reader: &mut R,
-    writer: &mut W,
+/// (A function returning an `async move` block, not an `async fn`, so the
+/// arguments are not kept twice in every connection's task.)
+#[allow(clippy::manual_async_fn)] // kept small on purpose (see above)
+fn serve_stream<'a, R, W>(
+    reader: &'a mut R,
+    writer: &'a mut W,
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
-    ctx: &ConnContext,
+    ctx: &'a ConnContext,
     stop: watch::Receiver<bool>,
     slot: Option<Slot>,
-) where
+) -> impl Future<Output = ()> + 'a
+where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + SendFile + Unpin,
 {
-    match ctx.listener.wire {
-        Wire::Http => serve_connection(reader, writer, peer, local, ctx, stop, slot).await,
-        Wire::Uwsgi => serve_uwsgi_connection(reader, writer, peer, local, ctx, slot).await,
+    async move {
+        match ctx.listener.wire {
+            Wire::Http => serve_connection(reader, writer, peer, local, ctx, stop, slot).await,
+            Wire::Uwsgi => serve_uwsgi_connection(reader, writer, peer, local, ctx, slot).await,
+        }
     }
 }
