@@ -447,9 +447,28 @@ fn spawn_connection(
     });
 }
 
-/// (A function returning an `async move` block, not an `async fn`, so the
-/// arguments are not kept twice in every connection's task.)
-#[allow(clippy::manual_async_fn)] // kept small on purpose (see above)
+pin_project_lite::pin_project! {
+    /// One of a connection's two serving futures, polled in place (an
+    /// `async` wrapper would keep a second copy of their arguments in every
+    /// connection's task).
+    #[project = ServingProj]
+    enum Serving<H, U> {
+        Http { #[pin] inner: H },
+        Uwsgi { #[pin] inner: U },
+    }
+}
+
+impl<H: Future<Output = ()>, U: Future<Output = ()>> Future for Serving<H, U> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        match self.project() {
+            ServingProj::Http { inner } => inner.poll(cx),
+            ServingProj::Uwsgi { inner } => inner.poll(cx),
+        }
+    }
+}
+
 fn serve_stream<'a, R, W>(
     reader: &'a mut R,
     writer: &'a mut W,
@@ -463,10 +482,12 @@ where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + SendFile + Unpin,
 {
-    async move {
-        match ctx.listener.wire {
-            Wire::Http => serve_connection(reader, writer, peer, local, ctx, stop, slot).await,
-            Wire::Uwsgi => serve_uwsgi_connection(reader, writer, peer, local, ctx, slot).await,
-        }
+    match ctx.listener.wire {
+        Wire::Http => Serving::Http {
+            inner: serve_connection(reader, writer, peer, local, ctx, stop, slot),
+        },
+        Wire::Uwsgi => Serving::Uwsgi {
+            inner: serve_uwsgi_connection(reader, writer, peer, local, ctx, slot),
+        },
     }
 }
