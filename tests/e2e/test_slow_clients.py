@@ -246,6 +246,22 @@ def test_limit_post_refuses_a_chunked_body_that_grows_past_it_with_413(servers):
     )
     _, raw = timed(server.addresses[0], sent)
     assert status_of(raw) == 413, raw[:300]
+    # Whole with its head, and streamed to the app (--post-buffering 0): 413 too.
+    small = (
+        b"POST /upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n"
+        b"Connection: close\r\n\r\n" + chunked(b"z" * 1500, 500)
+    )
+    _, raw = timed(server.addresses[0], small)
+    assert status_of(raw) == 413, raw[:300]
+    streaming = servers(
+        "--http", "127.0.0.1:0", "--wsgi-file", APP, "--limit-post", 1000, "--post-buffering", 0
+    )
+    with socket.create_connection(streaming.addresses[0], timeout=10) as sock:
+        sock.sendall(small[: small.index(b"\r\n\r\n") + 4])
+        time.sleep(0.2)
+        sock.sendall(small[small.index(b"\r\n\r\n") + 4 :])
+        raw = read_until_close(sock)
+    assert status_of(raw) == 413, raw[:300]
     _, raw = timed(
         server.addresses[0],
         b"POST /upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n"

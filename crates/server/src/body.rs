@@ -157,6 +157,11 @@ impl RequestBody {
         (BodySender { tx, demand }, body)
     }
 
+    /// Bytes held in memory, not read yet.
+    pub(crate) fn buffered_len(&self) -> u64 {
+        self.buffered.len() as u64
+    }
+
     pub(crate) fn spooled(file: SpoolFile) -> RequestBody {
         RequestBody {
             buffered: Bytes::new(),
@@ -283,6 +288,11 @@ pub(crate) struct BodyPump {
     /// Since when a read for the consumer has been waiting (kept across
     /// cancelled `feed` calls, so a restarted feed does not restart the clock).
     waiting_since: Option<Instant>,
+    /// Largest body fed to the consumer (0: none): a chunked body growing
+    /// past it fails with `TooLarge` (`--limit-post` when streaming).
+    limit: u64,
+    /// Body bytes decoded so far.
+    seen: u64,
 }
 
 impl BodyPump {
@@ -343,6 +353,8 @@ impl BodyPump {
             awaiting_demand,
             timeout: DEFAULT_BODY_TIMEOUT,
             waiting_since: None,
+            limit: 0,
+            seen: 0,
         };
         Ok((body, Some(pump)))
     }
@@ -350,6 +362,13 @@ impl BodyPump {
     /// Wait at most `timeout` for each of the client's body bytes.
     pub(crate) fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;
+    }
+
+    /// Fail the body once more than `limit` bytes of it (0: no limit)
+    /// arrived, `already` of them decoded before the pump started.
+    pub(crate) fn set_limit(&mut self, limit: u64, already: u64) {
+        self.limit = limit;
+        self.seen = already;
     }
 
     /// Receive the rest of the body into `spool` (after the part the
@@ -440,6 +459,11 @@ impl BodyPump {
             match step {
                 Ok(Some(data)) => {
                     let n = data.len() as u64;
+                    self.seen += n;
+                    if self.limit > 0 && self.seen > self.limit {
+                        let e = BodyError::TooLarge(self.limit);
+                        return Err(self.fail(permit, e));
+                    }
                     if let Some(p) = permit {
                         p.send(Ok(data));
                     }

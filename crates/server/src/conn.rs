@@ -393,6 +393,15 @@ where
             return None;
         }
     };
+    if ctx.limit_post > 0 && body.buffered_len() > ctx.limit_post {
+        // A chunked body that came whole with its head.
+        let why = format!(
+            "chunked body over the limit of {} bytes (--limit-post)",
+            ctx.limit_post
+        );
+        refuse_and_linger(writer, reader, 413, &why, peer_shown, ctx).await;
+        return None;
+    }
     let (body, pump) = match pump {
         Some(pump) if ctx.spool.receives(pump.remaining()) => {
             // The request waits for its client, not for the app: it
@@ -428,6 +437,7 @@ where
         }
         Some(mut pump) => {
             pump.set_timeout(ctx.timeouts.body);
+            pump.set_limit(ctx.limit_post, body.buffered_len());
             (body, Some(pump))
         }
         None => (body, None),

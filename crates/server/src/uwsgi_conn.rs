@@ -168,6 +168,7 @@ async fn serve_uwsgi<R, W>(
         }
         Some(mut pump) => {
             pump.set_timeout(ctx.timeouts.body);
+            pump.set_limit(ctx.limit_post, body.buffered_len());
             (body, Some(pump))
         }
         None => (body, None),
