@@ -119,6 +119,7 @@ fn read_head<'a, R: AsyncRead + Unpin>(
     fresh: bool,
     idle_deadline: tokio::time::Instant,
     head_timeout: Duration,
+    slot: &'a mut Option<crate::gate::Slot>,
 ) -> impl std::future::Future<Output = HeadRead> + 'a {
     async move {
         if rbuf.is_empty() {
@@ -132,7 +133,9 @@ fn read_head<'a, R: AsyncRead + Unpin>(
             if !rbuf.is_empty() {
                 match parse_request_head(rbuf, &ctx.limits) {
                     Ok(Some(head)) => return HeadRead::Head(Box::new(head)),
-                    Ok(None) => {}
+                    // A head still arriving holds no accept slot (a slow
+                    // client must not stop the worker from accepting).
+                    Ok(None) => *slot = None,
                     Err(e) => {
                         return HeadRead::Refused {
                             status: e.status(),
@@ -283,6 +286,7 @@ where
                 fresh,
                 tokio::time::Instant::now() + idle_timeout,
                 ctx.timeouts.header,
+                &mut first_slot,
             )
             .await
             {
