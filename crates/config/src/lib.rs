@@ -10,6 +10,7 @@
 //! are described for users in docs/config.md.
 
 mod argv;
+mod client;
 mod error;
 mod expand;
 mod formats;

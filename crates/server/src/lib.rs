@@ -14,6 +14,7 @@ mod body_spool;
 mod body_stream;
 mod conn;
 mod date;
+mod exchange;
 mod gate;
 mod handler;
 mod handoff;

@@ -27,11 +27,10 @@ use portico_proto::uwsgi::{
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::body::BodyPump;
-use crate::conn::Logged;
 use crate::conn::{
-    ConnContext, GateRelease, ResponseFraming, body_error_status, exchange, finish,
-    hold_slot_for_first_bytes, peer_text, read_some, receive_body,
+    ConnContext, body_error_status, hold_slot_for_first_bytes, peer_text, read_some, receive_body,
 };
+use crate::exchange::{GateRelease, Logged, ResponseFraming, exchange, finish};
 use crate::handler::{Request, RequestSource};
 use crate::listener::Wire;
 
@@ -134,7 +133,7 @@ async fn serve_uwsgi<R, W>(
         );
         let _ = writer.write_all(&out).await;
         let _ = writer.shutdown().await;
-        crate::conn::linger(reader).await;
+        crate::exchange::linger(reader).await;
         return;
     }
     let started = SystemTime::now();
