@@ -221,7 +221,9 @@ def nginx_idle(ctx, connections):
     """nginx `return 200` with room for `connections` idle keep-alive
     connections per worker (idle-conns)."""
     srv, port, _ = _nginx(ctx, "nginx", '        location / { default_type text/plain; return 200 "Hello, World!"; }',
-                          worker_connections=connections + 100,
+                          # twice: nginx closes idle keep-alive connections
+                          # when fewer than 1/16 of its connections are free
+                          worker_connections=2 * connections + 100,
                           http_extra="\n    keepalive_timeout 300s;")
     return Stack("nginx", [srv], f"http://{LOOPBACK}:{port}/", b"Hello, World!")
 
