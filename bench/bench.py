@@ -82,6 +82,8 @@ def parse_args(argv):
                    help="wrk threads (default 1: the client shares the cores with the server)")
     p.add_argument("--startup-runs", type=int, default=None,
                    help="start-ups timed per server in 'startup' (median; default 3)")
+    p.add_argument("--idle-connections", type=int, default=None,
+                   help="idle keep-alive connections opened per server in 'idle-conns' (default 8000)")
     p.add_argument("--smoke", action="store_true",
                    help="CI mode: duration 1, warm-up 0.5, 16 connections, 1 start-up run")
     p.add_argument("--no-build", action="store_true",
@@ -94,9 +96,11 @@ def parse_args(argv):
         a.warmup = 0.5 if a.warmup is None else a.warmup
         a.connections = a.connections or 16
         a.startup_runs = a.startup_runs or 1
+        a.idle_connections = a.idle_connections or 500
     a.duration = a.duration or 10
     a.connections = a.connections or 64
     a.startup_runs = a.startup_runs or 3
+    a.idle_connections = a.idle_connections or 8000
     if a.warmup is None:
         a.warmup = max(0.5, min(2.0, a.duration / 5))
     if a.duration < 1 or a.workers < 1 or a.connections < 1:

@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 
-LOWER_IS_BETTER = {"idle-rss", "startup"}
+LOWER_IS_BETTER = {"idle-rss", "idle-conns", "startup"}
 
 
 def compute_ratios(rows, scenario_order):

@@ -40,6 +40,7 @@ DESCRIPTIONS = {
     "proxy-lc": "proxy_pass, least_conn over three Granians (hello), keepalive: portico -c vs nginx",
     "nginx-return": 'nginx return 200 "Hello, World!": the machine\'s ceiling',
     "idle-rss": "RSS of the whole server tree at rest, per worker (lower is better)",
+    "idle-conns": "memory per idle keep-alive connection, 8,000 of them: portico vs nginx (lower is better)",
     "startup": "time from exec to the first 200 on the hello app (lower is better)",
 }
 ORDER = list(DESCRIPTIONS)
@@ -291,6 +292,10 @@ def run_scenario(scen, ctx, opts, portico):
     if scen == "idle-rss":
         return [idle_rss_row(mk, opts, portico)
                 for mk in S.app_servers(ctx, "hello", load=False)]
+    if scen == "idle-conns":
+        return [idle_conns_row(mk, opts, portico)
+                for mk in (lambda: S.portico_http(ctx, "hello"),
+                           lambda: S.nginx_idle(ctx, opts.idle_connections))]
     if scen == "startup":
         return [startup_row(mk, opts, portico)
                 for mk in S.app_servers(ctx, "hello", load=False)]
@@ -350,6 +355,38 @@ def idle_rss_row(make_stack, opts, portico, settle=2.0):
         row.update({"value": kib / 1024 / opts.workers, "peak_rss_kib": kib,
                     "processes": nproc,
                     "note": f"{nproc} processes, {kib / 1024:.1f} MiB in all"})
+    except Exception as e:  # noqa: BLE001
+        row["status"], row["note"] = "FAIL", f"{type(e).__name__}: {e}"
+    finally:
+        _stop(stack)
+        row["logs"] = [s.log_path for s in stack.servers]
+    return row
+
+
+def idle_conns_row(make_stack, opts, portico, settle=2.0):
+    """KiB of server RSS per idle keep-alive connection (idle_conns.py)."""
+    import idle_conns
+
+    stack = make_stack()
+    row = _row("idle-conns", stack, opts)
+    row["unit"] = "KiB/conn"
+    if not _portico_gate(row, stack, portico):
+        return row
+    try:
+        _, status, body = _start(stack)
+        bad = _check_answer(stack, status, body)
+        if bad:
+            raise RuntimeError(f"sanity check failed: {bad}")
+        port = int(stack.url.split(":")[2].split("/")[0])
+        per, details = idle_conns.measure([s.pid for s in stack.servers], port,
+                                          opts.idle_connections, settle)
+        row.update({"value": per, "idle": details,
+                    "note": f"{details['connections']} connections "
+                            f"({details['still_open']} still open at the end): "
+                            f"{details['rss_before_kib'] / 1024:.1f} -> "
+                            f"{details['rss_after_kib'] / 1024:.1f} MiB"})
+        if details["still_open"] < details["connections"]:
+            row["status"] = "ERR"
     except Exception as e:  # noqa: BLE001
         row["status"], row["note"] = "FAIL", f"{type(e).__name__}: {e}"
     finally:

@@ -176,7 +176,7 @@ def close_servers(ctx):
 
 # ---- nginx ---------------------------------------------------------------
 
-def _nginx(ctx, label, server_block):
+def _nginx(ctx, label, server_block, worker_connections=4096, http_extra=""):
     prefix = os.path.join(ctx.tmpdir, f"nginx-{free_port()}")
     os.makedirs(os.path.join(prefix, "logs"), exist_ok=True)
     port = free_port()
@@ -186,9 +186,9 @@ master_process on;
 worker_processes {ctx.workers};
 error_log stderr warn;
 pid {prefix}/nginx.pid;
-events {{ worker_connections 4096; }}
+events {{ worker_connections {worker_connections}; }}
 http {{
-    access_log off;
+    access_log off;{http_extra}
     sendfile on;
     tcp_nopush on;
     keepalive_requests 100000;
@@ -214,6 +214,17 @@ http {{
 
 def nginx_return(ctx):
     srv, port, _ = _nginx(ctx, "nginx", '        location / { default_type text/plain; return 200 "Hello, World!"; }')
+    return Stack("nginx", [srv], f"http://{LOOPBACK}:{port}/", b"Hello, World!")
+
+
+def nginx_idle(ctx, connections):
+    """nginx `return 200` with room for `connections` idle keep-alive
+    connections per worker (idle-conns)."""
+    srv, port, _ = _nginx(ctx, "nginx", '        location / { default_type text/plain; return 200 "Hello, World!"; }',
+                          # twice: nginx closes idle keep-alive connections
+                          # when fewer than 1/16 of its connections are free
+                          worker_connections=2 * connections + 100,
+                          http_extra="\n    keepalive_timeout 300s;")
     return Stack("nginx", [srv], f"http://{LOOPBACK}:{port}/", b"Hello, World!")
 
 

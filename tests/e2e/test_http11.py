@@ -25,6 +25,13 @@ def server():
         yield srv
 
 
+@pytest.fixture(scope="module")
+def streaming_server():
+    """Bodies stream to the app as it reads them (`--post-buffering 0`)."""
+    with module_server("--wsgi-file", APP, "--post-buffering", "0") as srv:
+        yield srv
+
+
 def get(target, **kw):
     return build("GET", target, **kw)
 
@@ -128,7 +135,20 @@ def test_expect_100_continue_sent_before_the_body(server):
     assert (resp.status, resp.body) == (200, b"hello world")
 
 
-def test_no_100_continue_when_the_app_never_reads_the_body(server):
+def test_by_default_100_continue_comes_before_the_app_runs_even_if_it_ignores_the_body(server):
+    # The body is received whole before the app is called (--post-buffering).
+    head = build("POST", "/ignore", headers=[("Expect", "100-continue"), ("Content-Length", "11")])
+    with Conn.to(server, timeout=5) as conn:
+        conn.send(head)
+        interim = conn.read_head()
+        assert interim.status == 100, interim.raw_head
+        conn.send(b"hello world")
+        resp = conn.read_response()
+    assert (resp.status, resp.body) == (200, b"ignored")
+
+
+def test_no_100_continue_when_a_streaming_app_never_reads_the_body(streaming_server):
+    server = streaming_server
     head = build("POST", "/ignore", headers=[("Expect", "100-continue"), ("Content-Length", "11")])
     with Conn.to(server, timeout=5) as conn:
         conn.send(head)
@@ -136,7 +156,8 @@ def test_no_100_continue_when_the_app_never_reads_the_body(server):
         assert first.status == 200, f"expected the final response first, got {first.raw_head!r}"
 
 
-def test_body_sent_after_an_unread_expect_is_never_parsed_as_a_request(server):
+def test_body_sent_after_an_unread_expect_is_never_parsed_as_a_request(streaming_server):
+    server = streaming_server
     # paths no other test in this module (same server, same log) uses
     smuggled = b"GET /say/smuggled-after-expect HTTP/1.1\r\nHost: localhost\r\n\r\n"
     head = build("POST", "/ignore", headers=[("Expect", "100-continue"), ("Content-Length", str(len(smuggled)))])
@@ -327,9 +348,11 @@ def test_ignored_chunked_body_is_drained_not_parsed(server):
     assert [(r.status, r.body) for r in responses] == [(200, b"ignored"), (200, b"second")], responses
 
 
-def test_unread_body_too_big_to_drain_is_answered_with_connection_close(server):
+def test_unread_body_too_big_to_drain_is_answered_with_connection_close(streaming_server):
     # 3 MiB announced, the app reads none of it: more than the server drains (1 MiB),
-    # so the answer must say the connection will not be reused.
+    # so the answer must say the connection will not be reused. (With bodies received
+    # first, the default, the server would wait for the whole body instead.)
+    server = streaming_server
     head = b"POST /ignore HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n" % (3 << 20)
     with Conn.to(server) as conn:
         conn.send(head + b"x" * 100)

@@ -11,6 +11,7 @@
 
 mod argv;
 mod compress_options;
+mod client;
 mod error;
 mod expand;
 mod formats;
@@ -28,7 +29,8 @@ pub use compress_options::CompressOptions;
 pub use error::ConfigError;
 pub use load::{Loaded, MAX_INCLUDE_DEPTH, load};
 pub use model::{
-    AppSource, Config, ListenAddr, Listener, Mount, ProcessConfig, Protocol, StaticOptions,
+    AppSource, ClientOptions, Config, ListenAddr, Listener, Mount, ProcessConfig, Protocol,
+    StaticOptions,
 };
 pub use observe::ObserveOptions;
 pub use show::show_config;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::argv::parse_bool;
 use crate::compress_options::CompressOptions;
+pub use crate::client::ClientOptions;
 use crate::{ConfigError, Setting};
 
 /// The wire protocol a listener speaks.
@@ -74,6 +75,9 @@ pub struct Config {
     pub buffer_size: usize,
     /// Largest request body accepted, in bytes; 0 for no limit (`--limit-post`).
     pub limit_post: u64,
+    /// How client connections are read and timed (`--post-buffering`,
+    /// `--http-timeout`, `--socket-timeout`; nginx's `client_*` directives).
+    pub client: ClientOptions,
     /// Mode for unix sockets (`--chmod-socket`), if any.
     pub chmod_socket: Option<u32>,
     /// Owner for unix sockets (`--chown-socket USER[:GROUP]`).
@@ -202,6 +206,7 @@ impl Default for Config {
             manage_script_name: false,
             buffer_size: DEFAULT_BUFFER_SIZE,
             limit_post: 0,
+            client: ClientOptions::default(),
             chmod_socket: None,
             chown_socket: None,
             statics: StaticOptions::default(),
@@ -272,6 +277,20 @@ impl Config {
                 "manage-script-name" => config.manage_script_name = flag(s),
                 "buffer-size" => config.buffer_size = number(s, 1024, 65535)? as usize,
                 "limit-post" => config.limit_post = number(s, 0, u64::MAX)?,
+                "post-buffering" => config.client.post_buffering = number(s, 0, 1 << 40)? as usize,
+                "post-buffering-bufsize" => {
+                    number(s, 0, 1 << 40)?;
+                }
+                "socket-timeout" => {
+                    config.client.socket_timeout =
+                        Duration::from_secs(number(s, 1, 365 * 24 * 3600)?)
+                }
+                "http-timeout" => {
+                    let t = Duration::from_secs(number(s, 1, 365 * 24 * 3600)?);
+                    config.client.header_timeout = t;
+                    config.client.body_timeout = t;
+                    config.client.send_timeout = t;
+                }
                 "chmod-socket" => {
                     config.chmod_socket = Some(
                         // Bare (`true`) or `1` means 666, as in uWSGI.
@@ -494,6 +513,45 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn post_buffering_defaults_on_and_zero_streams() {
+        let c = config(&[]).expect("valid");
+        assert_eq!(c.client.post_buffering, 16 * 1024);
+        let c = config(&["--post-buffering", "0"]).expect("valid");
+        assert_eq!(c.client.post_buffering, 0);
+        let c = config(&[
+            "--post-buffering",
+            "8192",
+            "--post-buffering-bufsize",
+            "4096",
+        ])
+        .expect("valid");
+        assert_eq!(c.client.post_buffering, 8192);
+    }
+
+    #[test]
+    fn socket_and_http_timeouts_set_their_listeners_limits() {
+        let c = config(&[]).expect("valid");
+        assert_eq!(c.client.socket_timeout, Duration::from_secs(4));
+        assert_eq!(c.client.header_timeout, Duration::from_secs(60));
+        let c = config(&["-z", "7", "--http-timeout", "9"]).expect("valid");
+        assert_eq!(c.client.socket_timeout, Duration::from_secs(7));
+        assert_eq!(
+            (
+                c.client.header_timeout,
+                c.client.body_timeout,
+                c.client.send_timeout
+            ),
+            (
+                Duration::from_secs(9),
+                Duration::from_secs(9),
+                Duration::from_secs(9)
+            )
+        );
+        assert_eq!(c.client.keepalive_timeout, Duration::from_secs(75));
+        assert!(config(&["--socket-timeout", "0"]).is_err());
     }
 
     #[test]

@@ -58,6 +58,29 @@ pub(crate) fn apply_site(
         config.process.logto = Some(absolute(prefix, log));
     }
     config.listeners.extend(site_listeners(site));
+    apply_client_settings(config, &explicit, site);
+}
+
+/// nginx's `client_*` and `send_timeout` directives of the first server
+/// (the default server's, as nginx takes `client_header_timeout`) set the
+/// connection limits, unless an option (`--post-buffering`,
+/// `--http-timeout`) set them.
+fn apply_client_settings(config: &mut Config, explicit: &HashSet<&str>, site: &Site) {
+    let Some(server) = site.servers.iter().find(|s| !s.is_app_server()) else {
+        return;
+    };
+    let c = &server.config;
+    let client = &mut config.client;
+    if !explicit.contains("http-timeout") {
+        client.header_timeout = c.client_header_timeout;
+        client.body_timeout = c.client_body_timeout;
+        client.send_timeout = c.send_timeout;
+    }
+    client.keepalive_timeout = c.keepalive_timeout;
+    if !explicit.contains("post-buffering") {
+        client.post_buffering = usize::try_from(c.client_body_buffer_size).unwrap_or(usize::MAX);
+    }
+    client.body_temp_dir = c.client_body_temp_path.clone();
 }
 
 /// An I/O error's text without Rust's ` (os error N)` tail, as nginx words it.

@@ -11,7 +11,9 @@ use std::time::Instant;
 use anyhow::{Context, anyhow};
 use portico_config::{AppSource, Config};
 use portico_server::Wire;
-use portico_server::{BoundListener, LogConfig, LogFormat, ServeOptions, serve};
+use portico_server::{
+    BoundListener, LogConfig, LogFormat, ServeOptions, SpoolConfig, Timeouts, serve,
+};
 use portico_supervisor::{
     AppInfo, Forked, MasterExit, MasterOptions, Scoreboard, SocketInfo, StatsServer, WorkerContext,
     daemonize, drop_privileges, exec_self, redirect_output, remove_file_quietly, run_master,
@@ -363,6 +365,71 @@ fn plain_fork() -> std::io::Result<ForkSide> {
 }
 
 /// The WSGI handler for `apps`, or none when only static files are served.
+/// The client settings of a run: time limits per listener kind, how
+/// request bodies are received.
+pub(crate) trait WithClient {
+    fn with_client(self, config: &Config, site: Option<&SiteSetup>) -> Self;
+}
+
+impl WithClient for ServeOptions {
+    fn with_client(mut self, config: &Config, site: Option<&SiteSetup>) -> ServeOptions {
+        let c = &config.client;
+        self.http_timeouts = Timeouts {
+            header: c.header_timeout,
+            body: c.body_timeout,
+            send: c.send_timeout,
+            keepalive: c.keepalive_timeout,
+        };
+        self.uwsgi_timeouts = Timeouts::UWSGI.all_io(c.socket_timeout);
+        // A body announced over every limit is not received first: the
+        // handler answers 413 without reading it.
+        let site_max = site.map_or(0, |s| largest_body_limit(&s.site));
+        let max = match (config.limit_post, site_max) {
+            (0, m) | (m, 0) => m,
+            (a, b) => a.min(b),
+        };
+        self.spool = SpoolConfig {
+            memory: c.post_buffering,
+            dir: c.body_temp_dir.clone(),
+            max,
+        };
+        self
+    }
+}
+
+/// The largest `client_max_body_size` of a site (0 when one is unlimited).
+fn largest_body_limit(site: &portico_config::site::Site) -> u64 {
+    fn walk(locations: &[portico_config::site::Location], max: &mut Option<u64>) {
+        for l in locations {
+            let limit = l.config.client_max_body_size;
+            *max = match *max {
+                Some(0) => Some(0),
+                _ if limit == 0 => Some(0),
+                Some(m) => Some(m.max(limit)),
+                None => Some(limit),
+            };
+            walk(&l.locations, max);
+        }
+    }
+    let mut max = None;
+    for server in &site.servers {
+        if server.is_app_server() {
+            // The option-style app: limited by --limit-post only.
+            return 0;
+        }
+        let limit = server.config.client_max_body_size;
+        max = Some(match max {
+            Some(0) => 0,
+            _ if limit == 0 => 0,
+            Some(m) => limit.max(m),
+            None => limit,
+        });
+        walk(&server.locations, &mut max);
+        walk(&server.named, &mut max);
+    }
+    max.unwrap_or(0)
+}
+
 pub(crate) fn app_handler(apps: Apps, options: WsgiOptions) -> Result<Option<WsgiHandler>, String> {
     if apps.is_empty() {
         return Ok(None);
@@ -395,7 +462,8 @@ fn serve_single(
         nginx_pages: site.is_some(),
         limit_post: config.limit_post,
         ..ServeOptions::default()
-    };
+    }
+    .with_client(config, site);
     let threads = config.threads;
     serve(listeners, handler, options, || {
         portico_server::logln!(

@@ -16,7 +16,7 @@ use portico_wsgi::WsgiOptions;
 use crate::EXIT_APP_LOAD_FAILED;
 use crate::front::{Front, SiteSetup, front};
 use crate::peer_stats::peer_publisher;
-use crate::start::{Apps, app_handler, clone_apps, load_apps, log_config};
+use crate::start::{Apps, WithClient, app_handler, clone_apps, load_apps, log_config};
 
 /// A worker's exit code for a start-up failure other than the app.
 const EXIT_WORKER_FAILED: i32 = 1;
@@ -148,7 +148,9 @@ pub(crate) fn worker_main(
         nginx_pages: site.is_some(),
         limit_post: config.limit_post,
         background,
-    };
+        ..ServeOptions::default()
+    }
+    .with_client(config, site);
     let pid = std::process::id();
     let wid = ctx.wid;
     let board = ctx.board.clone();

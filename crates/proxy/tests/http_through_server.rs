@@ -19,7 +19,7 @@ use portico_proto::http1::Version;
 use portico_proxy::HttpProxy;
 use portico_server::{
     Handler, HandlerFuture, ListenAddress, ListenerSpec, ProxyCall, ProxyUpstream, Request,
-    RequestSource, ServeOptions, Wire, bind_tcp, serve,
+    RequestSource, ServeOptions, SpoolConfig, Wire, bind_tcp, serve,
 };
 
 /// The engine's part, reduced to nothing: the client's head goes as is
@@ -93,7 +93,15 @@ fn portico(backend_port: u16, version: Version) -> u16 {
         serve(
             vec![bound],
             Arc::new(handler),
-            ServeOptions::default(),
+            ServeOptions {
+                // Bodies stream to the handler as they arrive (the server
+                // receives them whole first by default).
+                spool: SpoolConfig {
+                    memory: 0,
+                    ..SpoolConfig::default()
+                },
+                ..ServeOptions::default()
+            },
             || {},
         )
     });

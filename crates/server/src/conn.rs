@@ -5,45 +5,50 @@
 //! A malformed head gets a 4xx and the connection closed, and no handler
 //! ever sees it. A body that cannot be read to its end closes the connection
 //! after the response, since the next request's start is then unknown.
+//!
+//! A request body is received in full before the handler is called (in
+//! memory, then a temporary file: [`SpoolConfig`]), so a client that stalls
+//! mid-body holds no Python thread and no accept slot; with buffering off
+//! it streams to the handler, each read waiting at most `client_body_timeout`.
+//! Between requests an idle connection keeps no read or write buffer.
 
+use std::future::poll_fn;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use portico_proto::http1::{BodyFraming, HeadLimits, RequestHead, Version, parse_request_head};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use portico_proto::http1::{BodyFraming, HeadLimits, RequestHead, parse_request_head};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::sleep_until;
 
-use crate::body::{BodyError, BodyPump};
-use crate::handler::{
-    Handler, HandlerFuture, Request, RequestSource, ResponseBody, ResponseMeta, StreamItem,
+use crate::body::{BodyError, BodyPump, RequestBody};
+use crate::body_spool::{BodySpool, SpoolConfig};
+use crate::exchange::{
+    GateRelease, Logged, ResponseFraming, UNREAD_BODY_LINGER_MAX, exchange, finish, linger,
+    linger_for, refuse,
 };
-use crate::hooks::{RequestRecord, WorkerHooks};
+use crate::handler::{Handler, Request, RequestSource};
+use crate::hooks::WorkerHooks;
 use crate::listener::ListenerInfo;
 use crate::listener::Wire;
-use crate::log::{AccessLog, LogEntry, LogFields};
-use crate::write::{self, BodyWriter, SendFile, encode_error, encode_head, flush};
+use crate::log::AccessLog;
+use crate::timeouts::{SendTimeout, Timeouts};
+use crate::write::SendFile;
 
-/// Time allowed for a whole request head once its first byte arrived
-/// (hyper's default; a slow-header client is cut after it).
-pub(crate) const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// The read buffer of a connection with a request in hand.
+const READ_BUFFER: usize = 8 * 1024;
 
-/// How long an idle persistent connection is kept (nginx's keepalive_timeout;
-/// longer than common load balancers' idle timeouts, unlike gunicorn's 2 s).
-pub(crate) const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+/// Bytes read on the stack while a connection idles: the first read of a
+/// request head lands here and only then is a read buffer allocated.
+const IDLE_READ: usize = 4 * 1024;
 
 /// After a stop signal, how long a connection that has not sent its first
 /// request yet may take to send it (it was accepted before the stop).
 pub(crate) const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(2);
-
-/// Unread request body that is read and discarded to keep a connection
-/// alive; beyond it the connection is closed instead.
-pub(crate) const MAX_DRAIN: u64 = 1024 * 1024;
-
-/// Time allowed to drain an unread request body.
-pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What every connection of a listener shares.
 pub(crate) struct ConnContext {
@@ -61,6 +66,13 @@ pub(crate) struct ConnContext {
     pub gate: Option<Arc<crate::gate::Gate>>,
     /// Answer refused requests with nginx's HTML pages (`-c nginx.conf`).
     pub nginx_pages: bool,
+    /// The time limits of this listener's connections.
+    pub timeouts: Timeouts,
+    /// Notified (`notify_waiters`) when the server stops, after `shutdown`
+    /// turned true: wakes idle connections so they close.
+    pub stop: Arc<tokio::sync::Notify>,
+    /// How request bodies are received before the handler is called.
+    pub spool: SpoolConfig,
 }
 
 enum HeadRead {
@@ -73,11 +85,12 @@ enum HeadRead {
     },
 }
 
-fn reason_phrase(status: u16) -> &'static str {
+pub(crate) fn reason_phrase(status: u16) -> &'static str {
     match status {
         400 => "Bad Request",
         408 => "Request Timeout",
         413 => "Content Too Large",
+        500 => "Internal Server Error",
         414 => "URI Too Long",
         431 => "Request Header Fields Too Large",
         501 => "Not Implemented",
@@ -86,58 +99,113 @@ fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-async fn read_head<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    rbuf: &mut BytesMut,
-    limits: &HeadLimits,
-    shutdown: &mut watch::Receiver<bool>,
+/// Read the next request head. The idle wait (no byte yet) ends at
+/// `idle_deadline`; from the first byte the head must be complete within
+/// `head_timeout` (one deadline, as nginx's `client_header_timeout`).
+/// Small on purpose: this is the state an idle connection's task is in.
+/// (A function returning an `async move` block: see [`serve_connection`].)
+#[allow(clippy::too_many_arguments)]
+#[allow(clippy::manual_async_fn)] // kept small on purpose (see above)
+fn read_head<'a, R: AsyncRead + Unpin>(
+    reader: &'a mut R,
+    rbuf: &'a mut BytesMut,
+    ctx: &'a ConnContext,
+    shutdown: &'a watch::Receiver<bool>,
     fresh: bool,
-    idle_timeout: Duration,
-) -> HeadRead {
-    let mut idle_deadline = tokio::time::Instant::now() + idle_timeout;
-    let mut head_deadline = None;
-    loop {
-        if !rbuf.is_empty() {
-            match parse_request_head(rbuf, limits) {
-                Ok(Some(head)) => return HeadRead::Head(Box::new(head)),
-                Ok(None) => {}
-                Err(e) => {
-                    return HeadRead::Refused {
-                        status: e.status(),
-                        reason: e.reason().to_string(),
-                    };
+    idle_deadline: tokio::time::Instant,
+    head_timeout: Duration,
+    slot: &'a mut Option<crate::gate::Slot>,
+) -> impl std::future::Future<Output = HeadRead> + 'a {
+    async move {
+        if rbuf.is_empty() {
+            // Idle: keep no buffer until the client sends something.
+            *rbuf = BytesMut::new();
+        }
+        let mut in_head = false;
+        let sleep = sleep_until(idle_deadline);
+        tokio::pin!(sleep);
+        loop {
+            if !rbuf.is_empty() {
+                match parse_request_head(rbuf, &ctx.limits) {
+                    Ok(Some(head)) => return HeadRead::Head(Box::new(head)),
+                    // A head still arriving holds no accept slot (a slow
+                    // client must not stop the worker from accepting).
+                    Ok(None) => *slot = None,
+                    Err(e) => {
+                        return HeadRead::Refused {
+                            status: e.status(),
+                            reason: e.reason().to_string(),
+                        };
+                    }
+                }
+                if !in_head {
+                    in_head = true;
+                    sleep
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + head_timeout);
                 }
             }
-            head_deadline.get_or_insert_with(|| tokio::time::Instant::now() + HEAD_TIMEOUT);
-        }
-        let idle = rbuf.is_empty();
-        let stopping = *shutdown.borrow();
-        if idle && stopping {
-            if !fresh {
-                // An idle persistent connection: close it now.
-                return HeadRead::Closed;
+            let idle = rbuf.is_empty();
+            // Made before the flag is read, so a stop in between still wakes it.
+            let stop = ctx.stop.notified();
+            if idle && *shutdown.borrow() {
+                if !fresh {
+                    // An idle persistent connection: close it now.
+                    return HeadRead::Closed;
+                }
+                // A connection accepted just before the stop: its first request
+                // is likely in flight, so give it a moment instead of a reset.
+                let grace = tokio::time::Instant::now() + FIRST_REQUEST_GRACE;
+                if grace < sleep.deadline() {
+                    sleep.as_mut().reset(grace);
+                }
             }
-            // A connection accepted just before the stop: its first request
-            // is likely in flight, so give it a moment instead of a reset.
-            idle_deadline = idle_deadline.min(tokio::time::Instant::now() + FIRST_REQUEST_GRACE);
-        }
-        let deadline = head_deadline.unwrap_or(idle_deadline);
-        rbuf.reserve(8 * 1024);
-        tokio::select! {
-            read = reader.read_buf(rbuf) => match read {
-                Ok(0) | Err(_) => return HeadRead::Closed,
-                Ok(_) => {}
-            },
-            _ = sleep_until(deadline) => {
-                return if idle {
-                    HeadRead::Closed
-                } else {
-                    HeadRead::Refused { status: 408, reason: "request head not received in time".into() }
-                };
+            tokio::select! {
+                read = read_some(reader, rbuf) => match read {
+                    Ok(0) | Err(_) => return HeadRead::Closed,
+                    Ok(_) => {}
+                },
+                _ = &mut sleep => {
+                    return if idle {
+                        HeadRead::Closed
+                    } else {
+                        HeadRead::Refused { status: 408, reason: "request head not received in time".into() }
+                    };
+                }
+                _ = stop, if idle => {}
             }
-            _ = shutdown.changed(), if idle && !stopping => {}
         }
     }
+}
+
+/// Read more into `rbuf`. A connection with no buffer (idle) reads on the
+/// stack and allocates its buffer only when bytes arrive, so an idle
+/// connection costs no buffer memory while it waits.
+pub(crate) async fn read_some<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    rbuf: &mut BytesMut,
+) -> std::io::Result<usize> {
+    if rbuf.capacity() > 0 {
+        rbuf.reserve(READ_BUFFER);
+        return reader.read_buf(rbuf).await;
+    }
+    poll_fn(|cx| {
+        let mut stack = [0u8; IDLE_READ];
+        let mut buf = ReadBuf::new(&mut stack);
+        match Pin::new(&mut *reader).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) => {
+                let got = buf.filled();
+                if !got.is_empty() {
+                    rbuf.reserve(READ_BUFFER.max(got.len()));
+                    rbuf.extend_from_slice(got);
+                }
+                Poll::Ready(Ok(got.len()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// How long an accepted connection keeps its gate slot while its first
@@ -155,7 +223,7 @@ pub(crate) async fn hold_slot_for_first_bytes<R: AsyncRead + Unpin>(
     if slot.is_none() || !rbuf.is_empty() {
         return Some(());
     }
-    match tokio::time::timeout(FIRST_BYTES_SLOT_HOLD, reader.read_buf(rbuf)).await {
+    match tokio::time::timeout(FIRST_BYTES_SLOT_HOLD, read_some(reader, rbuf)).await {
         Ok(Ok(0)) | Ok(Err(_)) => None,
         Ok(Ok(_)) => Some(()),
         Err(_) => {
@@ -171,150 +239,330 @@ pub(crate) fn peer_text(peer: Option<SocketAddr>) -> String {
 }
 
 /// Serve requests on one connection until it closes.
-pub(crate) async fn serve_connection<R, W>(
-    reader: &mut R,
-    writer: &mut W,
+///
+/// A plain function returning an `async move` block rather than an `async
+/// fn`: the block uses its captures in place, where an `async fn` would
+/// keep a second copy of its arguments in every connection's future.
+#[allow(clippy::manual_async_fn)] // kept small on purpose (see above)
+pub(crate) fn serve_connection<'a, R, W>(
+    reader: &'a mut R,
+    writer: &'a mut W,
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
-    ctx: &ConnContext,
-    mut shutdown: watch::Receiver<bool>,
-    mut first_slot: Option<crate::gate::Slot>,
-) where
+    ctx: &'a ConnContext,
+    shutdown: watch::Receiver<bool>,
+    first_slot: Option<crate::gate::Slot>,
+) -> impl std::future::Future<Output = ()> + 'a
+where
     R: AsyncRead + Unpin,
     W: AsyncWrite + SendFile + Unpin,
 {
-    let mut rbuf = BytesMut::with_capacity(8 * 1024);
-    let mut out: Vec<u8> = Vec::with_capacity(8 * 1024);
-    let peer_shown = peer_text(peer);
-    let mut fresh = true;
-    let mut served: u64 = 0;
-    let mut idle_timeout = KEEPALIVE_TIMEOUT;
-    if hold_slot_for_first_bytes(reader, &mut rbuf, &mut first_slot)
-        .await
-        .is_none()
-    {
-        return;
-    }
-    loop {
-        let head = match read_head(
-            reader,
-            &mut rbuf,
-            &ctx.limits,
-            &mut shutdown,
-            fresh,
-            idle_timeout,
-        )
-        .await
+    async move {
+        let mut first_slot = first_slot;
+        // Only what an idle connection needs lives here; the rest is made
+        // per request (serve_request, boxed).
+        let mut rbuf = BytesMut::new();
+        let mut fresh = true;
+        let mut served: u64 = 0;
+        // nginx: a new connection's first byte is due within client_header_timeout.
+        let mut idle_timeout = ctx.timeouts.header;
+        if hold_slot_for_first_bytes(reader, &mut rbuf, &mut first_slot)
+            .await
+            .is_none()
         {
-            HeadRead::Head(head) => head,
-            HeadRead::Closed => return,
-            HeadRead::Refused { status, reason } => {
-                refuse(
-                    writer,
-                    &mut out,
-                    status,
-                    &reason,
-                    &peer_shown,
-                    ctx.nginx_pages,
-                )
-                .await;
-                linger(reader).await;
-                return;
-            }
-        };
-        fresh = false;
-        if let Some(why) = over_limit_post(&head.framing, ctx.limit_post) {
-            // Before the handler and before any `100 Continue`: the app
-            // never sees the request and the client need not send the body.
-            refuse(writer, &mut out, 413, &why, &peer_shown, ctx.nginx_pages).await;
-            linger(reader).await;
             return;
         }
-        // Hold a gate slot while this request is in hand.
-        let mut slot = first_slot
-            .take()
-            .or_else(|| ctx.gate.as_ref().map(|g| g.enter()));
-        let started = SystemTime::now();
-        let clock = Instant::now();
-        let (body, pump) = match BodyPump::start(head.framing, head.expect_continue, &mut rbuf) {
-            Ok(started) => started,
-            Err(e) => {
-                refuse(
-                    writer,
-                    &mut out,
-                    400,
-                    &e.to_string(),
-                    &peer_shown,
-                    ctx.nginx_pages,
-                )
-                .await;
-                linger(reader).await;
-                return;
-            }
-        };
-        let method = head.method.clone();
-        let uri = head.target.clone();
-        let log_fields = ctx.log.fields_of(|| RequestSource::Http((*head).clone()));
-        let framing = ResponseFraming {
-            wire: Wire::Http,
-            version: head.version,
-            protocol: Bytes::from_static(head.version.as_bytes()),
-            is_head: head.method.as_ref() == b"HEAD",
-            keep_alive_wanted: head.keep_alive && !*shutdown.borrow(),
-            served_before: served,
-        };
-        let request = Request {
-            source: RequestSource::Http(*head),
-            peer,
-            local,
-            listener: ctx.listener.clone(),
-            body,
-            handoff: ctx.handoff.clone(),
-        };
-        let pending = ctx.handler.handle(request);
-        let Some(done) = exchange(
-            reader,
-            writer,
-            &mut rbuf,
-            &mut out,
-            pump,
-            pending,
-            &framing,
-            &peer_shown,
-            GateRelease {
+        loop {
+            let head = match read_head(
+                reader,
+                &mut rbuf,
                 ctx,
-                slot: &mut slot,
-            },
-        )
-        .await
-        else {
-            return;
-        };
-        finish(
-            ctx,
-            &done,
-            Logged {
-                peer: &peer_shown,
-                user: b"",
-                started,
-                method: &method,
-                uri: &uri,
-                protocol: framing.protocol.as_ref(),
-                fields: &log_fields,
-            },
-            clock,
-        );
-        drop(slot);
-        if !done.persist {
-            let _ = writer.shutdown().await;
-            if done.unread_body {
-                linger_for(reader, UNREAD_BODY_LINGER_MAX).await;
-            }
-            return;
+                &shutdown,
+                fresh,
+                tokio::time::Instant::now() + idle_timeout,
+                ctx.timeouts.header,
+                &mut first_slot,
+            )
+            .await
+            {
+                HeadRead::Head(head) => head,
+                HeadRead::Closed => return,
+                HeadRead::Refused { status, reason } => {
+                    Box::pin(refuse_and_linger(
+                        writer,
+                        reader,
+                        status,
+                        &reason,
+                        &peer_text(peer),
+                        ctx,
+                    ))
+                    .await;
+                    return;
+                }
+            };
+            fresh = false;
+            let stopping = *shutdown.borrow();
+            // Boxed: an idle connection's task stays small.
+            let next = Box::pin(serve_request(
+                reader,
+                writer,
+                head,
+                &mut rbuf,
+                Conn {
+                    peer,
+                    local,
+                    ctx,
+                    served,
+                    stopping,
+                },
+                &mut first_slot,
+            ))
+            .await;
+            let Some(next_idle) = next else {
+                return;
+            };
+            served += 1;
+            idle_timeout = next_idle.unwrap_or(ctx.timeouts.keepalive);
         }
-        served += 1;
-        idle_timeout = done.idle_timeout.unwrap_or(KEEPALIVE_TIMEOUT);
     }
+}
+
+/// What [`serve_request`] needs to know of its connection.
+struct Conn<'a> {
+    peer: Option<SocketAddr>,
+    local: Option<SocketAddr>,
+    ctx: &'a ConnContext,
+    /// Requests served before this one.
+    served: u64,
+    /// The server is stopping: answer, then close.
+    stopping: bool,
+}
+
+/// Answer one request whose head is read: receive its body (or start
+/// streaming it), call the handler, write the response. `None`: close the
+/// connection; else how long it may idle (`None` inside: the default).
+async fn serve_request<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    head: Box<RequestHead>,
+    rbuf: &mut BytesMut,
+    conn: Conn<'_>,
+    first_slot: &mut Option<crate::gate::Slot>,
+) -> Option<Option<Duration>>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + SendFile + Unpin,
+{
+    let Conn {
+        peer,
+        local,
+        ctx,
+        served,
+        stopping,
+    } = conn;
+    let mut writer = SendTimeout::new(writer, ctx.timeouts.send);
+    let writer = &mut writer;
+    let mut out = Vec::new();
+    let out = &mut out;
+    let peer_shown = peer_text(peer);
+    let peer_shown = peer_shown.as_str();
+    if let Some(why) = over_limit_post(&head.framing, ctx.limit_post) {
+        // Before the handler and before any `100 Continue`: the app
+        // never sees the request and the client need not send the body.
+        Box::pin(refuse_and_linger(
+            writer, reader, 413, &why, peer_shown, ctx,
+        ))
+        .await;
+        return None;
+    }
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let (body, pump) = match BodyPump::start(head.framing, head.expect_continue, rbuf) {
+        Ok(started) => started,
+        Err(e) => {
+            Box::pin(refuse_and_linger(
+                writer,
+                reader,
+                400,
+                &e.to_string(),
+                peer_shown,
+                ctx,
+            ))
+            .await;
+            return None;
+        }
+    };
+    if ctx.limit_post > 0 && body.buffered_len() > ctx.limit_post {
+        // A chunked body that came whole with its head.
+        let why = format!(
+            "chunked body over the limit of {} bytes (--limit-post)",
+            ctx.limit_post
+        );
+        refuse_and_linger(writer, reader, 413, &why, peer_shown, ctx).await;
+        return None;
+    }
+    let (body, pump) = match pump {
+        Some(pump) if ctx.spool.receives(pump.remaining()) => {
+            // The request waits for its client, not for the app: it
+            // holds no accept slot while its body arrives.
+            *first_slot = None;
+            let received = Box::pin(receive_body(
+                reader,
+                writer,
+                rbuf,
+                body,
+                pump,
+                ctx,
+                Wire::Http,
+            ))
+            .await;
+            match received {
+                Ok(body) => (body, None),
+                Err(e) => {
+                    if let Some(status) = body_error_status(&e) {
+                        Box::pin(refuse_and_linger(
+                            writer,
+                            reader,
+                            status,
+                            &e.to_string(),
+                            peer_shown,
+                            ctx,
+                        ))
+                        .await;
+                    }
+                    return None;
+                }
+            }
+        }
+        Some(mut pump) => {
+            pump.set_timeout(ctx.timeouts.body);
+            pump.set_limit(ctx.limit_post, body.buffered_len());
+            (body, Some(pump))
+        }
+        None => (body, None),
+    };
+    // Hold a gate slot while this request is in hand.
+    let mut slot = first_slot
+        .take()
+        .or_else(|| ctx.gate.as_ref().map(|g| g.enter()));
+    let method = head.method.clone();
+    let uri = head.target.clone();
+    let log_fields = ctx.log.fields_of(|| RequestSource::Http((*head).clone()));
+    let framing = ResponseFraming {
+        wire: Wire::Http,
+        version: head.version,
+        protocol: Bytes::from_static(head.version.as_bytes()),
+        is_head: head.method.as_ref() == b"HEAD",
+        keep_alive_wanted: head.keep_alive && !stopping,
+        served_before: served,
+    };
+    let request = Request {
+        source: RequestSource::Http(*head),
+        peer,
+        local,
+        listener: ctx.listener.clone(),
+        body,
+        handoff: ctx.handoff.clone(),
+    };
+    let pending = ctx.handler.handle(request);
+    let done = exchange(
+        reader,
+        writer,
+        rbuf,
+        out,
+        pump,
+        pending,
+        &framing,
+        peer_shown,
+        GateRelease {
+            ctx,
+            slot: &mut slot,
+        },
+    )
+    .await?;
+    finish(
+        ctx,
+        &done,
+        Logged {
+            peer: peer_shown,
+            user: b"",
+            started,
+            method: &method,
+            uri: &uri,
+            protocol: framing.protocol.as_ref(),
+            fields: &log_fields,
+        },
+        clock,
+    );
+    drop(slot);
+    if !done.persist {
+        let _ = writer.shutdown().await;
+        if done.unread_body {
+            Box::pin(linger_for(reader, UNREAD_BODY_LINGER_MAX)).await;
+        }
+        return None;
+    }
+    Some(done.idle_timeout)
+}
+
+/// The status that answers a request whose body failed before the app
+/// answered: `None` when the client is gone and nothing can be said.
+pub(crate) fn body_error_status(e: &BodyError) -> Option<u16> {
+    match e {
+        BodyError::Malformed(_) => Some(400),
+        BodyError::TimedOut(_) => Some(408),
+        BodyError::TooLarge(_) => Some(413),
+        BodyError::Spool(_) => Some(500),
+        BodyError::Incomplete | BodyError::Io(_) => None,
+    }
+}
+
+/// Receive the whole request body (memory, then a temporary file) before
+/// the handler is called; `100 Continue` first if the client waits for it.
+pub(crate) async fn receive_body<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    rbuf: &mut BytesMut,
+    body: RequestBody,
+    mut pump: BodyPump,
+    ctx: &ConnContext,
+    wire: Wire,
+) -> Result<RequestBody, BodyError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    if pump.awaiting_demand {
+        pump.awaiting_demand = false;
+        if wire == Wire::Http {
+            writer
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await
+                .map_err(|e| BodyError::Io(e.to_string()))?;
+        }
+    }
+    pump.set_timeout(ctx.timeouts.body);
+    let mut spool = BodySpool::new(&ctx.spool);
+    pump.receive(reader, rbuf, body, &mut spool).await?;
+    spool.finish()
+}
+
+/// Answer a refused request and read what the client still sends for a moment.
+async fn refuse_and_linger<R, W>(
+    writer: &mut W,
+    reader: &mut R,
+    status: u16,
+    why: &str,
+    peer: &str,
+    ctx: &ConnContext,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut writer = SendTimeout::new(writer, ctx.timeouts.send);
+    let mut out = Vec::new();
+    refuse(&mut writer, &mut out, status, why, peer, ctx.nginx_pages).await;
+    linger(reader).await;
 }
 
 /// Why a request whose body is framed by `framing` is over `--limit-post`
@@ -329,370 +577,6 @@ pub(crate) fn over_limit_post(framing: &BodyFraming, limit: u64) -> Option<Strin
     }
 }
 
-/// How the response to one request is framed.
-pub(crate) struct ResponseFraming {
-    pub wire: Wire,
-    pub version: Version,
-    /// The status line's protocol: `HTTP/1.0` or `HTTP/1.1`, never copied from input.
-    pub protocol: Bytes,
-    pub is_head: bool,
-    pub keep_alive_wanted: bool,
-    /// Requests this connection carried before this one.
-    pub served_before: u64,
-}
-
-/// The status with which a site asks for the connection to be closed with
-/// no answer at all (nginx's non-standard 444).
-pub(crate) const CLOSE_WITHOUT_RESPONSE: u16 = 444;
-
-/// The gate slot an exchange frees once the app has answered.
-pub(crate) struct GateRelease<'a> {
-    pub ctx: &'a ConnContext,
-    pub slot: &'a mut Option<crate::gate::Slot>,
-}
-
-/// What one request/response exchange did.
-pub(crate) struct Exchanged {
-    pub status: u16,
-    pub meta: ResponseMeta,
-    pub header_count: u32,
-    pub header_bytes: u64,
-    pub body_bytes: u64,
-    /// The connection may carry another request.
-    pub persist: bool,
-    /// How long it may idle before that request (`None`: the default).
-    pub idle_timeout: Option<Duration>,
-    /// The client may still be sending a request body nobody read: read
-    /// and discard it before closing (nginx's lingering close), or the
-    /// close turns into a reset that destroys the answer.
-    pub unread_body: bool,
-}
-
-/// Hand the request to the handler's future, feed its body on demand,
-/// write the response. `None` when the connection must close at once
-/// (the client vanished, or broke its own body and was answered 400).
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn exchange<R, W>(
-    reader: &mut R,
-    writer: &mut W,
-    rbuf: &mut BytesMut,
-    out: &mut Vec<u8>,
-    mut pump: Option<BodyPump>,
-    mut pending: HandlerFuture,
-    framing: &ResponseFraming,
-    peer: &str,
-    gate: GateRelease<'_>,
-) -> Option<Exchanged>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + SendFile + Unpin,
-{
-    let demand = pump.as_ref().map(|p| p.demand.clone());
-    let mut body_error: Option<BodyError> = None;
-
-    // Wait for the status and headers while feeding the body on demand.
-    let response = loop {
-        let Some(p) = pump.as_mut() else {
-            break pending.await;
-        };
-        let awaiting = p.awaiting_demand;
-        let feeding = p.active() && !awaiting;
-        tokio::select! {
-            biased;
-            response = &mut pending => break response,
-            _ = wait_demand(&demand), if awaiting => {
-                p.awaiting_demand = false;
-                if framing.wire == Wire::Http
-                    && writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err()
-                {
-                    return None;
-                }
-            }
-            fed = p.feed(reader, rbuf), if feeding => {
-                if let Err(e) = fed {
-                    body_error = Some(e);
-                }
-            }
-        }
-    };
-
-    // The app is done with this request: free its gate slot, so the worker
-    // accepts again while the response is written; if this is the worker's
-    // last request, close the gate first.
-    let last_request = gate.ctx.hooks.as_ref().is_some_and(|h| h.last_request());
-    if last_request && let Some(g) = &gate.ctx.gate {
-        g.stop();
-    }
-    *gate.slot = None;
-
-    if let Some(e) = &body_error {
-        // The client broke its own body; whatever the app made of it, answer 400.
-        if matches!(e, BodyError::Malformed(_)) {
-            refuse(writer, out, 400, &e.to_string(), peer, gate.ctx.nginx_pages).await;
-            linger(reader).await;
-        }
-        return None;
-    }
-
-    // nginx's `return 444`: close the connection without a response.
-    if gate.ctx.nginx_pages && response.status == CLOSE_WITHOUT_RESPONSE {
-        let _ = writer.shutdown().await;
-        return None;
-    }
-
-    // Say `Connection: close` now if the unread body will not let us go on.
-    let body_blocks_reuse = pump
-        .as_ref()
-        .is_some_and(|p| p.awaiting_demand || p.remaining().is_some_and(|n| n > MAX_DRAIN));
-    let (plan, computed_length) = write::plan(
-        &response,
-        framing.wire,
-        framing.version,
-        framing.is_head,
-        framing.keep_alive_wanted
-            && !body_blocks_reuse
-            && !last_request
-            && keepalive_allows(response.meta.keepalive, framing.served_before),
-    );
-    let header_count = encode_head(out, &response, &plan, computed_length, framing);
-    let header_bytes = out.len() as u64;
-    let mut body_writer = BodyWriter::new(plan.framing);
-    let meta = response.meta;
-    let idle_timeout = meta.keepalive.map(|k| k.timeout);
-    let status = response.status;
-    let mut clean = true;
-    let written: std::io::Result<()> = async {
-        match response.body {
-            ResponseBody::Empty => {}
-            ResponseBody::Full(data) => body_writer.write(writer, out, &data).await?,
-            ResponseBody::File { file, offset, len } => {
-                body_writer
-                    .write_file(writer, out, &file, offset, len)
-                    .await?
-            }
-            ResponseBody::Stream(mut rx) => loop {
-                let feeding = pump
-                    .as_ref()
-                    .is_some_and(|p| p.active() && !p.awaiting_demand);
-                let item = tokio::select! {
-                    biased;
-                    item = rx.next() => item,
-                    fed = feed_some(&mut pump, reader, rbuf), if feeding => {
-                        if let Err(e) = fed {
-                            body_error = Some(e);
-                        }
-                        continue;
-                    }
-                };
-                match item {
-                    Some(StreamItem::Data(data)) => body_writer.write(writer, out, &data).await?,
-                    Some(StreamItem::File { file, offset, len }) => {
-                        body_writer
-                            .write_file(writer, out, &file, offset, len)
-                            .await?
-                    }
-                    Some(StreamItem::End) => break,
-                    Some(StreamItem::Abort) | None => {
-                        clean = false;
-                        break;
-                    }
-                }
-            },
-        }
-        if clean {
-            body_writer.finish(out);
-        }
-        flush(writer, out).await
-    }
-    .await;
-
-    let mut persist = plan.keep_alive && clean && written.is_ok() && !body_writer.short();
-    if let Some(p) = pump.as_mut() {
-        if p.awaiting_demand {
-            // We never asked for the body: the client may never send it.
-            persist = false;
-        } else if persist && p.active() {
-            persist = drain(p, reader, rbuf).await;
-        }
-        persist &= !p.failed();
-    }
-    persist &= body_error.is_none();
-    Some(Exchanged {
-        status,
-        meta,
-        header_count,
-        header_bytes,
-        body_bytes: body_writer.sent,
-        persist,
-        idle_timeout,
-        unread_body: body_blocks_reuse,
-    })
-}
-
-/// Whether nginx's keep-alive limits let the connection carry another
-/// request after this one (`served_before` requests came before it).
-fn keepalive_allows(limits: Option<crate::handler::KeepAlive>, served_before: u64) -> bool {
-    limits.is_none_or(|k| !k.timeout.is_zero() && served_before + 1 < k.requests)
-}
-
-/// The request's side of a log line.
-pub(crate) struct Logged<'a> {
-    pub peer: &'a str,
-    pub user: &'a [u8],
-    pub started: SystemTime,
-    pub method: &'a [u8],
-    pub uri: &'a [u8],
-    pub protocol: &'a [u8],
-    pub fields: &'a LogFields,
-}
-
-/// After an exchange: the worker's hooks and the access log.
-pub(crate) fn finish(ctx: &ConnContext, done: &Exchanged, req: Logged<'_>, clock: Instant) {
-    let elapsed = clock.elapsed();
-    if done.meta.log_tag != 0 {
-        ctx.handler.done(
-            done.meta.log_tag,
-            Some(&crate::handler::Sent {
-                status: done.status,
-                body_bytes: done.body_bytes,
-                header_bytes: done.header_bytes,
-            }),
-        );
-    }
-    if let Some(hooks) = &ctx.hooks {
-        let record = RequestRecord {
-            app_id: done.meta.app_id,
-            status: done.status,
-            body_bytes: done.body_bytes,
-            header_bytes: done.header_bytes,
-            elapsed,
-        };
-        if hooks.request_done(&record) {
-            // Stop accepting before this request's gate slot is freed.
-            if let Some(gate) = &ctx.gate {
-                gate.stop();
-            }
-            ctx.retire.notify_one();
-        }
-    }
-    ctx.log.record(&LogEntry {
-        peer: req.peer,
-        user: req.user,
-        app_id: done.meta.app_id,
-        vars: done.meta.vars,
-        vars_bytes: done.meta.vars_bytes,
-        core: done.meta.core,
-        started: req.started,
-        method: req.method,
-        uri: req.uri,
-        body_bytes: done.body_bytes,
-        elapsed,
-        protocol: req.protocol,
-        status: done.status,
-        header_count: done.header_count,
-        header_bytes: done.header_bytes,
-        fields: req.fields,
-        total: ctx.hooks.as_ref().and_then(|h| h.instance_requests()),
-    });
-}
-
-async fn wait_demand(demand: &Option<Arc<tokio::sync::Notify>>) {
-    match demand {
-        Some(n) => n.notified().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn feed_some<R: AsyncRead + Unpin>(
-    pump: &mut Option<BodyPump>,
-    reader: &mut R,
-    rbuf: &mut BytesMut,
-) -> Result<u64, BodyError> {
-    match pump.as_mut() {
-        Some(p) => p.feed(reader, rbuf).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Read and discard the rest of an unread body; true if the connection can go on.
-async fn drain<R: AsyncRead + Unpin>(
-    pump: &mut BodyPump,
-    reader: &mut R,
-    rbuf: &mut BytesMut,
-) -> bool {
-    pump.discard();
-    let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
-    let mut drained = 0u64;
-    while pump.active() {
-        tokio::select! {
-            fed = pump.feed(reader, rbuf) => match fed {
-                Ok(n) => drained += n,
-                Err(_) => return false,
-            },
-            _ = sleep_until(deadline) => return false,
-        }
-        if drained > MAX_DRAIN {
-            return false;
-        }
-    }
-    true
-}
-
-pub(crate) async fn refuse<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    out: &mut Vec<u8>,
-    status: u16,
-    why: &str,
-    peer: &str,
-    nginx_pages: bool,
-) {
-    crate::logln!("portico: refused request from {peer}: {status} {why}");
-    out.clear();
-    if nginx_pages {
-        let (reason, page) = crate::site::refusal_page(status);
-        encode_error(out, status, reason, "text/html", &page);
-    } else {
-        let reason = reason_phrase(status);
-        let text = format!("{status} {reason}\n");
-        encode_error(
-            out,
-            status,
-            reason,
-            "text/plain; charset=utf-8",
-            text.as_bytes(),
-        );
-    }
-    let _ = writer.write_all(out).await;
-    let _ = writer.shutdown().await;
-}
-
-/// Time a refused connection is read and discarded after the answer, so
-/// unread request bytes do not turn the close into a reset that destroys
-/// the answer before the client reads it (nginx's lingering close).
-const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Bytes read and discarded at most while lingering.
-const LINGER_MAX: usize = 256 * 1024;
-
-/// Bytes of an unread request body read and discarded at most after the
-/// answer, so a client still sending it gets to read the answer.
-const UNREAD_BODY_LINGER_MAX: usize = 16 * 1024 * 1024;
-
-pub(crate) async fn linger<R: AsyncRead + Unpin>(reader: &mut R) {
-    linger_for(reader, LINGER_MAX).await;
-}
-
-async fn linger_for<R: AsyncRead + Unpin>(reader: &mut R, max: usize) {
-    let deadline = tokio::time::Instant::now() + LINGER_TIMEOUT;
-    let mut scratch = vec![0u8; 16 * 1024];
-    let mut total = 0;
-    while total < max {
-        tokio::select! {
-            read = reader.read(&mut scratch) => match read {
-                Ok(0) | Err(_) => return,
-                Ok(n) => total += n,
-            },
-            _ = sleep_until(deadline) => return,
-        }
-    }
-}
+#[cfg(test)]
+#[path = "conn_tests.rs"]
+mod tests;

@@ -10,10 +10,12 @@
 
 mod accept_errors;
 mod body;
+mod body_spool;
 mod body_stream;
 pub mod compress;
 mod conn;
 mod date;
+mod exchange;
 mod gate;
 mod handler;
 mod handoff;
@@ -24,11 +26,13 @@ pub mod request_view;
 mod serve;
 mod site;
 mod statics;
+mod timeouts;
 mod upstream;
 mod uwsgi_conn;
 mod write;
 
-pub use body::{BodyError, RequestBody, TryNext};
+pub use body::{BodyError, BodySender, DEFAULT_BODY_TIMEOUT, RequestBody, TryNext};
+pub use body_spool::{BodySpool, DEFAULT_BODY_MEMORY, SpoolConfig};
 pub use body_stream::{BodyStream, PullBody};
 pub use handler::{
     Handler, HandlerFuture, KeepAlive, NotFound, Request, RequestSource, Response, ResponseBody,
@@ -49,4 +53,8 @@ pub use site::{
     uwsgi_locations,
 };
 pub use statics::{StaticConfig, StaticMap, WithStatic, mime_type};
+pub use timeouts::{
+    DEFAULT_HEADER_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_SEND_TIMEOUT,
+    DEFAULT_SOCKET_TIMEOUT, Timeouts,
+};
 pub use upstream::{ProxyCall, ProxyFuture, ProxyOutcome, ProxyUpstream};

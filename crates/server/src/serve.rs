@@ -32,6 +32,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::accept_errors::{ACCEPT_PAUSE, AcceptTrouble};
+use crate::body_spool::SpoolConfig;
 use crate::conn::{ConnContext, serve_connection};
 use crate::gate::{Gate, Slot};
 use crate::handler::Handler;
@@ -39,6 +40,7 @@ use crate::handoff::Handoff;
 use crate::hooks::WorkerHooks;
 use crate::listener::{BoundListener, ListenSocket, Wire};
 use crate::log::{AccessLog, LogConfig};
+use crate::timeouts::Timeouts;
 use crate::uwsgi_conn::serve_uwsgi_connection;
 use crate::write::SendFile;
 
@@ -69,6 +71,13 @@ pub struct ServeOptions {
     pub limit_post: u64,
     /// Tasks to run beside serving (upstream health checks, re-resolving).
     pub background: Vec<BackgroundTask>,
+    /// Time limits of HTTP connections (nginx's names; `--http-timeout`).
+    pub http_timeouts: Timeouts,
+    /// Time limits of uwsgi connections (`--socket-timeout`).
+    pub uwsgi_timeouts: Timeouts,
+    /// How request bodies are received before the handler runs
+    /// (`--post-buffering`, `client_body_buffer_size`).
+    pub spool: SpoolConfig,
 }
 
 impl Default for ServeOptions {
@@ -83,6 +92,9 @@ impl Default for ServeOptions {
             nginx_pages: false,
             limit_post: 0,
             background: Vec::new(),
+            http_timeouts: Timeouts::HTTP,
+            uwsgi_timeouts: Timeouts::UWSGI,
+            spool: SpoolConfig::default(),
         }
     }
 }
@@ -119,6 +131,7 @@ pub fn serve(
         .map_err(|e| io::Error::new(e.kind(), format!("cannot start the async runtime: {e}")))?;
     let reason = runtime.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let stop_notify = Arc::new(Notify::new());
         let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
         let log = Arc::new(AccessLog::new(options.log.clone()));
         let retire = Arc::new(Notify::new());
@@ -129,6 +142,10 @@ pub fn serve(
             tokio::spawn(task());
         }
         for bound in listeners {
+            let timeouts = match bound.info.wire {
+                Wire::Http => options.http_timeouts,
+                Wire::Uwsgi => options.uwsgi_timeouts,
+            };
             let ctx = Arc::new(ConnContext {
                 handler: handler.clone(),
                 log: log.clone(),
@@ -140,6 +157,9 @@ pub fn serve(
                 handoff: handoff.clone(),
                 gate: gate.clone(),
                 nginx_pages: options.nginx_pages,
+                timeouts,
+                stop: stop_notify.clone(),
+                spool: options.spool.clone(),
             });
             if options.fair_accept {
                 let (conn_tx, conn_rx) = mpsc::unbounded_channel();
@@ -177,6 +197,7 @@ pub fn serve(
             gate.stop();
         }
         let _ = stop_tx.send(true);
+        stop_notify.notify_waiters();
         if tokio::time::timeout(options.shutdown_grace, alive_rx.recv())
             .await
             .is_err()
@@ -426,20 +447,47 @@ fn spawn_connection(
     });
 }
 
-async fn serve_stream<R, W>(
-    reader: &mut R,
-    writer: &mut W,
+pin_project_lite::pin_project! {
+    /// One of a connection's two serving futures, polled in place (an
+    /// `async` wrapper would keep a second copy of their arguments in every
+    /// connection's task).
+    #[project = ServingProj]
+    enum Serving<H, U> {
+        Http { #[pin] inner: H },
+        Uwsgi { #[pin] inner: U },
+    }
+}
+
+impl<H: Future<Output = ()>, U: Future<Output = ()>> Future for Serving<H, U> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        match self.project() {
+            ServingProj::Http { inner } => inner.poll(cx),
+            ServingProj::Uwsgi { inner } => inner.poll(cx),
+        }
+    }
+}
+
+fn serve_stream<'a, R, W>(
+    reader: &'a mut R,
+    writer: &'a mut W,
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
-    ctx: &ConnContext,
+    ctx: &'a ConnContext,
     stop: watch::Receiver<bool>,
     slot: Option<Slot>,
-) where
+) -> impl Future<Output = ()> + 'a
+where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + SendFile + Unpin,
 {
     match ctx.listener.wire {
-        Wire::Http => serve_connection(reader, writer, peer, local, ctx, stop, slot).await,
-        Wire::Uwsgi => serve_uwsgi_connection(reader, writer, peer, local, ctx, slot).await,
+        Wire::Http => Serving::Http {
+            inner: serve_connection(reader, writer, peer, local, ctx, stop, slot),
+        },
+        Wire::Uwsgi => Serving::Uwsgi {
+            inner: serve_uwsgi_connection(reader, writer, peer, local, ctx, slot),
+        },
     }
 }

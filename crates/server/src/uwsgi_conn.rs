@@ -7,6 +7,11 @@
 //! to the app. modifier1 100 (ping) is answered with a pong; modifiers other
 //! than 0 and 30 are logged and the connection closed, as uWSGI does.
 //!
+//! The body is received in full before the app is called unless
+//! `--post-buffering 0` (see conn.rs); the packet must arrive within the
+//! listener's head timeout (uWSGI's `--socket-timeout`, 4 s), each body read
+//! within its body timeout.
+//!
 //! The response's status line says `HTTP/1.0` when the packet's
 //! SERVER_PROTOCOL is exactly that (or missing), else `HTTP/1.1`: the var is
 //! never copied there, so CR/LF in it cannot split the response.
@@ -19,22 +24,34 @@ use portico_proto::http1::{BodyFraming, Version};
 use portico_proto::uwsgi::{
     MODIFIER_PING, MODIFIER_WSGI, MODIFIER_WSGI_PATH_FIXUP, PONG, UwsgiPacket, parse_packet,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::body::BodyPump;
-use crate::conn::Logged;
 use crate::conn::{
-    ConnContext, GateRelease, ResponseFraming, exchange, finish, hold_slot_for_first_bytes,
-    peer_text,
+    ConnContext, body_error_status, hold_slot_for_first_bytes, peer_text, read_some, receive_body,
 };
+use crate::exchange::{GateRelease, Logged, ResponseFraming, exchange, finish};
 use crate::handler::{Request, RequestSource};
 use crate::listener::Wire;
 
-/// Time allowed for a whole uwsgi packet to arrive (uWSGI's socket-timeout).
-pub(crate) const PACKET_TIMEOUT: Duration = Duration::from_secs(4);
-
-/// Serve the one request of a uwsgi connection, then close it.
+/// Serve the one request of a uwsgi connection, then close it. (Boxed:
+/// the connection's task stays as small as an idle HTTP connection's.)
 pub(crate) async fn serve_uwsgi_connection<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    peer: Option<SocketAddr>,
+    local: Option<SocketAddr>,
+    ctx: &ConnContext,
+    slot: Option<crate::gate::Slot>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + crate::write::SendFile + Unpin,
+{
+    let mut writer = crate::timeouts::SendTimeout::new(writer, ctx.timeouts.send);
+    Box::pin(serve_uwsgi(reader, &mut writer, peer, local, ctx, slot)).await;
+}
+
+async fn serve_uwsgi<R, W>(
     reader: &mut R,
     writer: &mut W,
     peer: Option<SocketAddr>,
@@ -45,7 +62,7 @@ pub(crate) async fn serve_uwsgi_connection<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + crate::write::SendFile + Unpin,
 {
-    let mut rbuf = BytesMut::with_capacity(8 * 1024);
+    let mut rbuf = BytesMut::new();
     let mut out = Vec::new();
     let from = peer_text(peer);
     if hold_slot_for_first_bytes(reader, &mut rbuf, &mut slot)
@@ -54,7 +71,14 @@ pub(crate) async fn serve_uwsgi_connection<R, W>(
     {
         return;
     }
-    let Some(mut packet) = read_packet(reader, &mut rbuf, ctx.listener.buffer_size, &from).await
+    let Some(mut packet) = read_packet(
+        reader,
+        &mut rbuf,
+        ctx.listener.buffer_size,
+        &from,
+        ctx.timeouts.header,
+    )
+    .await
     else {
         return;
     };
@@ -109,7 +133,7 @@ pub(crate) async fn serve_uwsgi_connection<R, W>(
         );
         let _ = writer.write_all(&out).await;
         let _ = writer.shutdown().await;
-        crate::conn::linger(reader).await;
+        crate::exchange::linger(reader).await;
         return;
     }
     let started = SystemTime::now();
@@ -117,6 +141,38 @@ pub(crate) async fn serve_uwsgi_connection<R, W>(
     let Ok((body, pump)) = BodyPump::start(BodyFraming::Length(length), false, &mut rbuf) else {
         return;
     };
+    let (body, pump) = match pump {
+        Some(pump) if ctx.spool.receives(pump.remaining()) => {
+            // Waiting for the sender, not the app: no accept slot held.
+            slot = None;
+            match receive_body(reader, writer, &mut rbuf, body, pump, ctx, Wire::Uwsgi).await {
+                Ok(body) => (body, None),
+                Err(e) => {
+                    crate::logln!("portico: uwsgi request from {from}: {e}");
+                    if let Some(status) = body_error_status(&e) {
+                        let reason = crate::conn::reason_phrase(status);
+                        out.extend_from_slice(&protocol);
+                        out.extend_from_slice(
+                            format!(
+                                " {status} {reason}\r\nContent-Type: text/plain\r\n\r\n{status} {reason}\n"
+                            )
+                            .as_bytes(),
+                        );
+                        let _ = writer.write_all(&out).await;
+                    }
+                    let _ = writer.shutdown().await;
+                    return;
+                }
+            }
+        }
+        Some(mut pump) => {
+            pump.set_timeout(ctx.timeouts.body);
+            pump.set_limit(ctx.limit_post, body.buffered_len());
+            (body, Some(pump))
+        }
+        None => (body, None),
+    };
+    let mut slot = slot.or_else(|| ctx.gate.as_ref().map(|g| g.enter()));
     let remote = packet
         .var(b"REMOTE_ADDR")
         .map(|a| String::from_utf8_lossy(a).into_owned())
@@ -186,8 +242,9 @@ async fn read_packet<R: AsyncRead + Unpin>(
     rbuf: &mut BytesMut,
     limit: usize,
     from: &str,
+    timeout: Duration,
 ) -> Option<UwsgiPacket> {
-    let deadline = tokio::time::Instant::now() + PACKET_TIMEOUT;
+    let deadline = tokio::time::Instant::now() + timeout;
     loop {
         match parse_packet(rbuf, limit) {
             Ok(Some(packet)) => return Some(packet),
@@ -197,9 +254,8 @@ async fn read_packet<R: AsyncRead + Unpin>(
                 return None;
             }
         }
-        rbuf.reserve(8 * 1024);
         let read = tokio::select! {
-            read = reader.read_buf(rbuf) => read,
+            read = read_some(reader, rbuf) => read,
             _ = tokio::time::sleep_until(deadline) => {
                 if !rbuf.is_empty() {
                     crate::logln!("portico: truncated uwsgi packet from {from}: {} {}", rbuf.len(), announced(rbuf));

@@ -11,8 +11,8 @@ use bytes::Bytes;
 use portico_proto::http1::Version;
 use tokio::io::{AsyncWrite, AsyncWriteExt, Interest};
 
-use crate::conn::ResponseFraming;
 use crate::date::append_http_date;
+use crate::exchange::ResponseFraming;
 use crate::handler::{Response, ResponseBody};
 use crate::listener::Wire;
 

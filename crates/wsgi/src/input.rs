@@ -1,10 +1,14 @@
 //! `wsgi.input`: the request body as a binary stream. Reads never block
 //! past the end of the body, return `b""` there, and release the GIL while
-//! waiting for the client.
+//! waiting for the client. A body received before the app was called
+//! (the default) is read from memory or its temporary file and never
+//! waits; a streamed one (`--post-buffering 0`) raises `TimeoutError` (an
+//! `OSError`) when the client sends nothing for `client_body_timeout`, and
+//! `OSError` when it breaks the body.
 
 use bytes::BytesMut;
 use portico_server::{RequestBody, TryNext};
-use pyo3::exceptions::{PyOSError, PyStopIteration};
+use pyo3::exceptions::{PyOSError, PyStopIteration, PyTimeoutError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -45,7 +49,13 @@ impl WsgiInput {
             }
             Some(Err(e)) => {
                 self.eof = true;
-                Err(PyOSError::new_err(e.to_string()))
+                // OSError's family, as a socket read raises: TimeoutError
+                // for a client that stopped sending (client_body_timeout).
+                Err(if e.is_timeout() {
+                    PyTimeoutError::new_err(e.to_string())
+                } else {
+                    PyOSError::new_err(e.to_string())
+                })
             }
             None => {
                 self.eof = true;

@@ -405,6 +405,16 @@ pub struct LocationConfig {
     /// `client_max_body_size` in bytes; 0: no limit (default 1 MiB).
     pub client_max_body_size: u64,
     pub keepalive_timeout: Duration,
+    /// `client_header_timeout` (60s): a whole request head.
+    pub client_header_timeout: Duration,
+    /// `client_body_timeout` (60s): between two body reads.
+    pub client_body_timeout: Duration,
+    /// `send_timeout` (60s): between two writes to the client.
+    pub send_timeout: Duration,
+    /// `client_body_buffer_size` (16k): a received body past it goes to a file.
+    pub client_body_buffer_size: u64,
+    /// `client_body_temp_path`: where those files go (`None`: `$TMPDIR`).
+    pub client_body_temp_path: Option<PathBuf>,
     pub keepalive_requests: u64,
     pub server_tokens: bool,
     pub types: Arc<MimeTypes>,
@@ -451,6 +461,10 @@ pub struct LocationConfig {
 pub const DEFAULT_CLIENT_MAX_BODY_SIZE: u64 = 1024 * 1024;
 /// nginx's default `keepalive_timeout` (75s).
 pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+/// nginx's default `client_header_timeout`, `client_body_timeout`, `send_timeout` (60s).
+pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+/// nginx's default `client_body_buffer_size` on 64-bit platforms (16k).
+pub const DEFAULT_CLIENT_BODY_BUFFER_SIZE: u64 = 16 * 1024;
 /// nginx's default `keepalive_requests` (1000 since 1.19.10).
 pub const DEFAULT_KEEPALIVE_REQUESTS: u64 = 1000;
 /// nginx's default for `uwsgi_connect/send/read_timeout` (60s).
@@ -470,6 +484,11 @@ impl Default for LocationConfig {
             access: Vec::new(),
             client_max_body_size: DEFAULT_CLIENT_MAX_BODY_SIZE,
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
+            client_header_timeout: DEFAULT_CLIENT_TIMEOUT,
+            client_body_timeout: DEFAULT_CLIENT_TIMEOUT,
+            send_timeout: DEFAULT_CLIENT_TIMEOUT,
+            client_body_buffer_size: DEFAULT_CLIENT_BODY_BUFFER_SIZE,
+            client_body_temp_path: None,
             keepalive_requests: DEFAULT_KEEPALIVE_REQUESTS,
             server_tokens: true,
             types: Arc::new(MimeTypes::default()),

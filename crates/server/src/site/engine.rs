@@ -421,6 +421,20 @@ async fn upstream_body(
         .take()
         .unwrap_or_else(|| RequestBody::complete(Bytes::new()));
     let limit = req.loc.config.client_max_body_size;
+    if req.facts.chunked
+        && req.body_length.is_none()
+        && let Some(n) = sent.complete_len()
+    {
+        // Received whole by the connection (memory or temporary file).
+        if limit != 0 && n > limit {
+            crate::logln!(
+                "portico: client intended to send too large chunked body: more than {limit} bytes"
+            );
+            return Err(413);
+        }
+        req.body_length = Some(n);
+        return Ok(sent);
+    }
     if req.facts.chunked && req.body_length.is_none() && limit != 0 {
         let data = read_whole(&mut sent, limit).await?;
         req.body_length = Some(data.len() as u64);

@@ -64,6 +64,14 @@ pub(super) fn apply(
             once(&mut layer.keepalive_timeout, d, t)?;
         }
         "keepalive_requests" => once(&mut layer.keepalive_requests, d, number(d)?)?,
+        "client_header_timeout" => once(&mut layer.client_header_timeout, d, msec(d)?)?,
+        "client_body_timeout" => once(&mut layer.client_body_timeout, d, msec(d)?)?,
+        "send_timeout" => once(&mut layer.send_timeout, d, msec(d)?)?,
+        "client_body_buffer_size" => once(&mut layer.client_body_buffer_size, d, size(d)?)?,
+        "client_body_temp_path" => {
+            let path = ctx.full_path(arg(d, 0)?);
+            once(&mut layer.client_body_temp_path, d, path)?
+        }
         "server_tokens" => once(&mut layer.server_tokens, d, server_tokens(d)?)?,
         "types" => types(ctx, layer, d)?,
         "default_type" => once(&mut layer.default_type, d, arg(d, 0)?.to_string())?,

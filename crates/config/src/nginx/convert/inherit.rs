@@ -36,6 +36,11 @@ pub(super) struct Layer {
     pub client_max_body_size: Option<u64>,
     pub keepalive_timeout: Option<Duration>,
     pub keepalive_requests: Option<u64>,
+    pub client_header_timeout: Option<Duration>,
+    pub client_body_timeout: Option<Duration>,
+    pub send_timeout: Option<Duration>,
+    pub client_body_buffer_size: Option<u64>,
+    pub client_body_temp_path: Option<std::path::PathBuf>,
     pub server_tokens: Option<bool>,
     pub types: Option<MimeTypes>,
     pub default_type: Option<String>,
@@ -112,6 +117,17 @@ impl Layer {
             client_max_body_size: pick(&self.client_max_body_size, &parent.client_max_body_size),
             keepalive_timeout: pick(&self.keepalive_timeout, &parent.keepalive_timeout),
             keepalive_requests: pick(&self.keepalive_requests, &parent.keepalive_requests),
+            client_header_timeout: pick(&self.client_header_timeout, &parent.client_header_timeout),
+            client_body_timeout: pick(&self.client_body_timeout, &parent.client_body_timeout),
+            send_timeout: pick(&self.send_timeout, &parent.send_timeout),
+            client_body_buffer_size: pick(
+                &self.client_body_buffer_size,
+                &parent.client_body_buffer_size,
+            ),
+            client_body_temp_path: self
+                .client_body_temp_path
+                .clone()
+                .or_else(|| parent.client_body_temp_path.clone()),
             server_tokens: pick(&self.server_tokens, &parent.server_tokens),
             types: match &self.types {
                 Some(types) => Arc::new(types.clone()),

@@ -62,14 +62,9 @@ pub const IGNORED: &[&str] = &[
     "map_hash_bucket_size",
     "proxy_headers_hash_max_size",
     "proxy_headers_hash_bucket_size",
-    // request reading limits and timeouts Portico sets itself
-    "client_body_buffer_size",
+    // request reading limits Portico sets itself
     "client_header_buffer_size",
     "large_client_header_buffers",
-    "client_body_timeout",
-    "client_header_timeout",
-    "send_timeout",
-    "client_body_temp_path",
     "client_body_in_file_only",
     "client_body_in_single_buffer",
     "connection_pool_size",

@@ -1,0 +1,406 @@
+//! One request/response exchange on a connection (HTTP or uwsgi): hand the
+//! request to the handler's future, feed it a streamed body on demand,
+//! write the response, drain what the client still sends; then the log
+//! line and the worker's hooks ([`finish`]). Also the refusals a connection
+//! answers itself ([`refuse`]) and the lingering close after them.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use portico_proto::http1::Version;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::time::sleep_until;
+
+use crate::body::{BodyError, BodyPump};
+use crate::conn::{ConnContext, body_error_status, read_some, reason_phrase};
+use crate::handler::{HandlerFuture, ResponseBody, ResponseMeta, StreamItem};
+use crate::hooks::RequestRecord;
+use crate::listener::Wire;
+use crate::log::{LogEntry, LogFields};
+use crate::write::{self, BodyWriter, SendFile, encode_error, encode_head, flush};
+
+/// Unread request body that is read and discarded to keep a connection
+/// alive; beyond it the connection is closed instead.
+pub(crate) const MAX_DRAIN: u64 = 1024 * 1024;
+
+/// Time allowed to drain an unread request body.
+pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How the response to one request is framed.
+pub(crate) struct ResponseFraming {
+    pub wire: Wire,
+    pub version: Version,
+    /// The status line's protocol: `HTTP/1.0` or `HTTP/1.1`, never copied from input.
+    pub protocol: Bytes,
+    pub is_head: bool,
+    pub keep_alive_wanted: bool,
+    /// Requests this connection carried before this one.
+    pub served_before: u64,
+}
+
+/// The status with which a site asks for the connection to be closed with
+/// no answer at all (nginx's non-standard 444).
+pub(crate) const CLOSE_WITHOUT_RESPONSE: u16 = 444;
+
+/// The gate slot an exchange frees once the app has answered.
+pub(crate) struct GateRelease<'a> {
+    pub ctx: &'a ConnContext,
+    pub slot: &'a mut Option<crate::gate::Slot>,
+}
+
+/// What one request/response exchange did.
+pub(crate) struct Exchanged {
+    pub status: u16,
+    pub meta: ResponseMeta,
+    pub header_count: u32,
+    pub header_bytes: u64,
+    pub body_bytes: u64,
+    /// The connection may carry another request.
+    pub persist: bool,
+    /// How long it may idle before that request (`None`: the default).
+    pub idle_timeout: Option<Duration>,
+    /// The client may still be sending a request body nobody read: read
+    /// and discard it before closing (nginx's lingering close), or the
+    /// close turns into a reset that destroys the answer.
+    pub unread_body: bool,
+}
+
+/// Hand the request to the handler's future, feed its body on demand,
+/// write the response. `None` when the connection must close at once
+/// (the client vanished, or broke its own body and was answered 400).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn exchange<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    rbuf: &mut BytesMut,
+    out: &mut Vec<u8>,
+    mut pump: Option<BodyPump>,
+    mut pending: HandlerFuture,
+    framing: &ResponseFraming,
+    peer: &str,
+    gate: GateRelease<'_>,
+) -> Option<Exchanged>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + SendFile + Unpin,
+{
+    let demand = pump.as_ref().map(|p| p.demand.clone());
+    let mut body_error: Option<BodyError> = None;
+
+    // Wait for the status and headers while feeding the body on demand.
+    let response = loop {
+        let Some(p) = pump.as_mut() else {
+            break pending.await;
+        };
+        let awaiting = p.awaiting_demand;
+        let feeding = p.active() && !awaiting;
+        tokio::select! {
+            biased;
+            response = &mut pending => break response,
+            _ = wait_demand(&demand), if awaiting => {
+                p.awaiting_demand = false;
+                if framing.wire == Wire::Http
+                    && writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err()
+                {
+                    return None;
+                }
+            }
+            fed = p.feed(reader, rbuf), if feeding => {
+                if let Err(e) = fed {
+                    body_error = Some(e);
+                }
+            }
+        }
+    };
+
+    // The app is done with this request: free its gate slot, so the worker
+    // accepts again while the response is written; if this is the worker's
+    // last request, close the gate first.
+    let last_request = gate.ctx.hooks.as_ref().is_some_and(|h| h.last_request());
+    if last_request && let Some(g) = &gate.ctx.gate {
+        g.stop();
+    }
+    *gate.slot = None;
+
+    if let Some(e) = &body_error {
+        // The client broke or stalled its own body; whatever the app made
+        // of it, answer for the body (400, 408) and close.
+        if let Some(status) = body_error_status(e) {
+            refuse(
+                writer,
+                out,
+                status,
+                &e.to_string(),
+                peer,
+                gate.ctx.nginx_pages,
+            )
+            .await;
+            linger(reader).await;
+        }
+        return None;
+    }
+
+    // nginx's `return 444`: close the connection without a response.
+    if gate.ctx.nginx_pages && response.status == CLOSE_WITHOUT_RESPONSE {
+        let _ = writer.shutdown().await;
+        return None;
+    }
+
+    // Say `Connection: close` now if the unread body will not let us go on.
+    let body_blocks_reuse = pump
+        .as_ref()
+        .is_some_and(|p| p.awaiting_demand || p.remaining().is_some_and(|n| n > MAX_DRAIN));
+    let (plan, computed_length) = write::plan(
+        &response,
+        framing.wire,
+        framing.version,
+        framing.is_head,
+        framing.keep_alive_wanted
+            && !body_blocks_reuse
+            && !last_request
+            && keepalive_allows(response.meta.keepalive, framing.served_before),
+    );
+    let header_count = encode_head(out, &response, &plan, computed_length, framing);
+    let header_bytes = out.len() as u64;
+    let mut body_writer = BodyWriter::new(plan.framing);
+    let meta = response.meta;
+    let idle_timeout = meta.keepalive.map(|k| k.timeout);
+    let status = response.status;
+    let mut clean = true;
+    let written: std::io::Result<()> = async {
+        match response.body {
+            ResponseBody::Empty => {}
+            ResponseBody::Full(data) => body_writer.write(writer, out, &data).await?,
+            ResponseBody::File { file, offset, len } => {
+                body_writer
+                    .write_file(writer, out, &file, offset, len)
+                    .await?
+            }
+            ResponseBody::Stream(mut rx) => loop {
+                let feeding = pump
+                    .as_ref()
+                    .is_some_and(|p| p.active() && !p.awaiting_demand);
+                let item = tokio::select! {
+                    biased;
+                    item = rx.next() => item,
+                    fed = feed_some(&mut pump, reader, rbuf), if feeding => {
+                        if let Err(e) = fed {
+                            body_error = Some(e);
+                        }
+                        continue;
+                    }
+                };
+                match item {
+                    Some(StreamItem::Data(data)) => body_writer.write(writer, out, &data).await?,
+                    Some(StreamItem::File { file, offset, len }) => {
+                        body_writer
+                            .write_file(writer, out, &file, offset, len)
+                            .await?
+                    }
+                    Some(StreamItem::End) => break,
+                    Some(StreamItem::Abort) | None => {
+                        clean = false;
+                        break;
+                    }
+                }
+            },
+        }
+        if clean {
+            body_writer.finish(out);
+        }
+        flush(writer, out).await
+    }
+    .await;
+
+    let mut persist = plan.keep_alive && clean && written.is_ok() && !body_writer.short();
+    if let Some(p) = pump.as_mut() {
+        if p.awaiting_demand {
+            // We never asked for the body: the client may never send it.
+            persist = false;
+        } else if persist && p.active() {
+            persist = drain(p, reader, rbuf).await;
+        }
+        persist &= !p.failed();
+    }
+    persist &= body_error.is_none();
+    Some(Exchanged {
+        status,
+        meta,
+        header_count,
+        header_bytes,
+        body_bytes: body_writer.sent,
+        persist,
+        idle_timeout,
+        unread_body: body_blocks_reuse,
+    })
+}
+
+/// Whether nginx's keep-alive limits let the connection carry another
+/// request after this one (`served_before` requests came before it).
+fn keepalive_allows(limits: Option<crate::handler::KeepAlive>, served_before: u64) -> bool {
+    limits.is_none_or(|k| !k.timeout.is_zero() && served_before + 1 < k.requests)
+}
+
+/// The request's side of a log line.
+pub(crate) struct Logged<'a> {
+    pub peer: &'a str,
+    pub user: &'a [u8],
+    pub started: SystemTime,
+    pub method: &'a [u8],
+    pub uri: &'a [u8],
+    pub protocol: &'a [u8],
+    pub fields: &'a LogFields,
+}
+
+/// After an exchange: the worker's hooks and the access log.
+pub(crate) fn finish(ctx: &ConnContext, done: &Exchanged, req: Logged<'_>, clock: Instant) {
+    let elapsed = clock.elapsed();
+    if done.meta.log_tag != 0 {
+        ctx.handler.done(
+            done.meta.log_tag,
+            Some(&crate::handler::Sent {
+                status: done.status,
+                body_bytes: done.body_bytes,
+                header_bytes: done.header_bytes,
+            }),
+        );
+    }
+    if let Some(hooks) = &ctx.hooks {
+        let record = RequestRecord {
+            app_id: done.meta.app_id,
+            status: done.status,
+            body_bytes: done.body_bytes,
+            header_bytes: done.header_bytes,
+            elapsed,
+        };
+        if hooks.request_done(&record) {
+            // Stop accepting before this request's gate slot is freed.
+            if let Some(gate) = &ctx.gate {
+                gate.stop();
+            }
+            ctx.retire.notify_one();
+        }
+    }
+    ctx.log.record(&LogEntry {
+        peer: req.peer,
+        user: req.user,
+        app_id: done.meta.app_id,
+        vars: done.meta.vars,
+        vars_bytes: done.meta.vars_bytes,
+        core: done.meta.core,
+        started: req.started,
+        method: req.method,
+        uri: req.uri,
+        body_bytes: done.body_bytes,
+        elapsed,
+        protocol: req.protocol,
+        status: done.status,
+        header_count: done.header_count,
+        header_bytes: done.header_bytes,
+        fields: req.fields,
+        total: ctx.hooks.as_ref().and_then(|h| h.instance_requests()),
+    });
+}
+
+async fn wait_demand(demand: &Option<Arc<tokio::sync::Notify>>) {
+    match demand {
+        Some(n) => n.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn feed_some<R: AsyncRead + Unpin>(
+    pump: &mut Option<BodyPump>,
+    reader: &mut R,
+    rbuf: &mut BytesMut,
+) -> Result<u64, BodyError> {
+    match pump.as_mut() {
+        Some(p) => p.feed(reader, rbuf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Read and discard the rest of an unread body; true if the connection can go on.
+async fn drain<R: AsyncRead + Unpin>(
+    pump: &mut BodyPump,
+    reader: &mut R,
+    rbuf: &mut BytesMut,
+) -> bool {
+    pump.discard();
+    let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+    let mut drained = 0u64;
+    while pump.active() {
+        tokio::select! {
+            fed = pump.feed(reader, rbuf) => match fed {
+                Ok(n) => drained += n,
+                Err(_) => return false,
+            },
+            _ = sleep_until(deadline) => return false,
+        }
+        if drained > MAX_DRAIN {
+            return false;
+        }
+    }
+    true
+}
+
+pub(crate) async fn refuse<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    out: &mut Vec<u8>,
+    status: u16,
+    why: &str,
+    peer: &str,
+    nginx_pages: bool,
+) {
+    crate::logln!("portico: refused request from {peer}: {status} {why}");
+    out.clear();
+    if nginx_pages {
+        let (reason, page) = crate::site::refusal_page(status);
+        encode_error(out, status, reason, "text/html", &page);
+    } else {
+        let reason = reason_phrase(status);
+        let text = format!("{status} {reason}\n");
+        encode_error(
+            out,
+            status,
+            reason,
+            "text/plain; charset=utf-8",
+            text.as_bytes(),
+        );
+    }
+    let _ = writer.write_all(out).await;
+    let _ = writer.shutdown().await;
+}
+
+/// Time a refused connection is read and discarded after the answer, so
+/// unread request bytes do not turn the close into a reset that destroys
+/// the answer before the client reads it (nginx's lingering close).
+const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Bytes read and discarded at most while lingering.
+const LINGER_MAX: usize = 256 * 1024;
+
+/// Bytes of an unread request body read and discarded at most after the
+/// answer, so a client still sending it gets to read the answer.
+pub(crate) const UNREAD_BODY_LINGER_MAX: usize = 16 * 1024 * 1024;
+
+pub(crate) async fn linger<R: AsyncRead + Unpin>(reader: &mut R) {
+    linger_for(reader, LINGER_MAX).await;
+}
+
+pub(crate) async fn linger_for<R: AsyncRead + Unpin>(reader: &mut R, max: usize) {
+    let deadline = tokio::time::Instant::now() + LINGER_TIMEOUT;
+    let mut scratch = BytesMut::new();
+    let mut total = 0;
+    while total < max {
+        scratch.clear();
+        tokio::select! {
+            read = read_some(reader, &mut scratch) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(n) => total += n,
+            },
+            _ = sleep_until(deadline) => return,
+        }
+    }
+}
