@@ -10,8 +10,8 @@
 //! are described for users in docs/config.md.
 
 mod argv;
-mod compress_options;
 mod client;
+mod compress_options;
 mod error;
 mod expand;
 mod formats;

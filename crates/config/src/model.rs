@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::argv::parse_bool;
-use crate::compress_options::CompressOptions;
 pub use crate::client::ClientOptions;
+use crate::compress_options::CompressOptions;
 use crate::{ConfigError, Setting};
 
 /// The wire protocol a listener speaks.
