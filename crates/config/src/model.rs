@@ -31,6 +31,17 @@ pub struct Listener {
     pub addr: ListenAddr,
     /// The option and value it came from, for messages (`--http :8000`).
     pub spec: String,
+    /// TLS on this listener (`--https`, `listen ... ssl`).
+    pub tls: Option<ListenerTls>,
+}
+
+/// Where a TLS listener's settings come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenerTls {
+    /// The `ssl_*` settings of the site's servers on the address (nginx).
+    Site,
+    /// `--https ADDR,CERT,KEY[,CIPHERS[,CA]]`.
+    Own(Box<crate::site::TlsSettings>),
 }
 
 /// An app mounted under a URL prefix (`--mount /prefix=app.py`).
@@ -328,7 +339,20 @@ impl Config {
                         bad("an address (host:port, :port, [::1]:port or a unix socket path)")
                     })?,
                     spec: format!("--{} {}", s.option.name, s.value),
+                    tls: None,
                 }),
+                "https" | "https-socket" => {
+                    let spec = format!("--{} {}", s.option.name, s.value);
+                    let (addr, settings) = parse_https(&s.value, &spec).ok_or_else(|| {
+                        bad("ADDR,CERT,KEY[,CIPHERS[,CA]] (CA with a leading ! makes client certificates mandatory)")
+                    })?;
+                    config.listeners.push(Listener {
+                        protocol: Protocol::Http,
+                        addr,
+                        spec,
+                        tls: Some(ListenerTls::Own(Box::new(settings))),
+                    });
+                }
                 "wsgi-file" => config.app = Some(AppSource::File(PathBuf::from(&s.value))),
                 "module" => config.app = Some(AppSource::Module(s.value.clone())),
                 "callable" => config.callable = s.value.clone(),
@@ -420,6 +444,46 @@ fn parse_mount(value: &str) -> Option<Mount> {
 }
 
 /// Parse `host:port`, `:port`, `[v6]:port`, or a unix socket path (no `:`).
+/// uWSGI's `--https ADDR,CERT,KEY[,CIPHERS[,CA]]`: CIPHERS is an OpenSSL
+/// cipher list (empty: the default); CA verifies client certificates, when
+/// one is sent (`!CA`: one must be sent), and a failure ends the handshake,
+/// as uWSGI's OpenSSL verify callback does.
+fn parse_https(value: &str, spec: &str) -> Option<(ListenAddr, crate::site::TlsSettings)> {
+    use crate::site::{CertKeyPair, TlsSettings, VerifyClient, VerifyFailure};
+    let mut parts = value.split(',');
+    let addr = parse_addr(parts.next()?)?;
+    let cert = parts.next().filter(|p| !p.is_empty())?;
+    let key = parts.next().filter(|p| !p.is_empty())?;
+    let mut settings = TlsSettings {
+        certificates: vec![CertKeyPair {
+            cert: PathBuf::from(cert),
+            key: PathBuf::from(key),
+        }],
+        verify_failure: VerifyFailure::Handshake,
+        origin: spec.to_string(),
+        ..TlsSettings::default()
+    };
+    if let Some(ciphers) = parts.next().filter(|p| !p.is_empty()) {
+        settings.ciphers = ciphers.to_string();
+    }
+    if let Some(ca) = parts.next().filter(|p| !p.is_empty()) {
+        let (mandatory, ca) = match ca.strip_prefix('!') {
+            Some(rest) => (true, rest),
+            None => (false, ca),
+        };
+        settings.client_ca = Some(PathBuf::from(ca));
+        settings.verify_client = if mandatory {
+            VerifyClient::On
+        } else {
+            VerifyClient::Optional
+        };
+    }
+    if parts.next().is_some() {
+        return None;
+    }
+    Some((addr, settings))
+}
+
 fn parse_addr(value: &str) -> Option<ListenAddr> {
     if !value.contains(':') {
         return (!value.is_empty()).then(|| ListenAddr::Unix(PathBuf::from(value)));

@@ -92,7 +92,10 @@ fn site_listeners(site: &Site) -> Vec<Listener> {
             _ => None,
         })
         .collect();
-    for listen in all {
+    // nginx's `ssl` is a property of the address: one `listen ... ssl`
+    // makes every server on it TLS.
+    let ssl_addrs: Vec<&SiteAddr> = all.iter().filter(|l| l.ssl).map(|l| &l.addr).collect();
+    for listen in all.iter().copied() {
         if seen.contains(&listen.addr) {
             continue;
         }
@@ -121,6 +124,9 @@ fn site_listeners(site: &Site) -> Vec<Listener> {
             },
             addr,
             spec: format!("listen {shown}"),
+            tls: ssl_addrs
+                .contains(&&listen.addr)
+                .then_some(portico_config::ListenerTls::Site),
         });
     }
     listeners

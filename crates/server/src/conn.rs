@@ -170,12 +170,19 @@ pub(crate) fn peer_text(peer: Option<SocketAddr>) -> String {
     peer.map(|p| p.ip().to_string()).unwrap_or_default()
 }
 
+/// The two ends of a connection (`None` on a unix socket) and what its
+/// TLS handshake settled (`None`: plain).
+pub(crate) struct Ends {
+    pub peer: Option<SocketAddr>,
+    pub local: Option<SocketAddr>,
+    pub tls: Option<Arc<crate::tls::TlsFacts>>,
+}
+
 /// Serve requests on one connection until it closes.
 pub(crate) async fn serve_connection<R, W>(
     reader: &mut R,
     writer: &mut W,
-    peer: Option<SocketAddr>,
-    local: Option<SocketAddr>,
+    ends: Ends,
     ctx: &ConnContext,
     mut shutdown: watch::Receiver<bool>,
     mut first_slot: Option<crate::gate::Slot>,
@@ -183,6 +190,7 @@ pub(crate) async fn serve_connection<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + SendFile + Unpin,
 {
+    let Ends { peer, local, tls } = ends;
     let mut rbuf = BytesMut::with_capacity(8 * 1024);
     let mut out: Vec<u8> = Vec::with_capacity(8 * 1024);
     let peer_shown = peer_text(peer);
@@ -270,6 +278,7 @@ pub(crate) async fn serve_connection<R, W>(
             listener: ctx.listener.clone(),
             body,
             handoff: ctx.handoff.clone(),
+            tls: tls.clone(),
         };
         let pending = ctx.handler.handle(request);
         let Some(done) = exchange(

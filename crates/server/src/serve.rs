@@ -32,7 +32,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::accept_errors::{ACCEPT_PAUSE, AcceptTrouble};
-use crate::conn::{ConnContext, serve_connection};
+use crate::conn::{ConnContext, Ends, serve_connection};
 use crate::gate::{Gate, Slot};
 use crate::handler::Handler;
 use crate::handoff::Handoff;
@@ -402,24 +402,43 @@ fn spawn_connection(
     let alive = alive.clone();
     tokio::spawn(async move {
         match conn {
+            Connection::Tcp(stream, peer) if ctx.listener.tls.is_some() => {
+                let _ = stream.set_nodelay(true);
+                let local = stream.local_addr().ok();
+                let mut slot = slot;
+                let tls = ctx.listener.tls.as_deref();
+                if let Some((stream, facts)) = match tls {
+                    Some(tls) => crate::tls::handshake(tls, stream, peer, local, &mut slot).await,
+                    None => None,
+                } {
+                    let (mut reader, mut writer) = tokio::io::split(stream);
+                    let at = Ends {
+                        peer: Some(peer),
+                        local,
+                        tls: Some(facts),
+                    };
+                    serve_stream(&mut reader, &mut writer, at, &ctx, stop, slot).await;
+                }
+            }
             Connection::Tcp(mut stream, peer) => {
                 let _ = stream.set_nodelay(true);
                 let local = stream.local_addr().ok();
                 let (mut reader, mut writer) = stream.split();
-                serve_stream(
-                    &mut reader,
-                    &mut writer,
-                    Some(peer),
+                let at = Ends {
+                    peer: Some(peer),
                     local,
-                    &ctx,
-                    stop,
-                    slot,
-                )
-                .await;
+                    tls: None,
+                };
+                serve_stream(&mut reader, &mut writer, at, &ctx, stop, slot).await;
             }
             Connection::Unix(mut stream) => {
                 let (mut reader, mut writer) = stream.split();
-                serve_stream(&mut reader, &mut writer, None, None, &ctx, stop, slot).await;
+                let at = Ends {
+                    peer: None,
+                    local: None,
+                    tls: None,
+                };
+                serve_stream(&mut reader, &mut writer, at, &ctx, stop, slot).await;
             }
         }
         drop(alive);
@@ -429,8 +448,7 @@ fn spawn_connection(
 async fn serve_stream<R, W>(
     reader: &mut R,
     writer: &mut W,
-    peer: Option<SocketAddr>,
-    local: Option<SocketAddr>,
+    at: Ends,
     ctx: &ConnContext,
     stop: watch::Receiver<bool>,
     slot: Option<Slot>,
@@ -439,7 +457,7 @@ async fn serve_stream<R, W>(
     W: tokio::io::AsyncWrite + SendFile + Unpin,
 {
     match ctx.listener.wire {
-        Wire::Http => serve_connection(reader, writer, peer, local, ctx, stop, slot).await,
-        Wire::Uwsgi => serve_uwsgi_connection(reader, writer, peer, local, ctx, slot).await,
+        Wire::Http => serve_connection(reader, writer, at, ctx, stop, slot).await,
+        Wire::Uwsgi => serve_uwsgi_connection(reader, writer, at.peer, at.local, ctx, slot).await,
     }
 }

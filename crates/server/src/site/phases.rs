@@ -170,9 +170,10 @@ impl<'s> Req<'s> {
         peer: Option<SocketAddr>,
         local: Option<SocketAddr>,
         listener: &ListenerInfo,
+        tls: Option<&std::sync::Arc<crate::tls::TlsFacts>>,
     ) -> Result<Req<'s>, Box<Response>> {
         let site = &*engine.site;
-        let mut facts = Facts::new(source, peer, local, listener);
+        let mut facts = Facts::new(source, peer, local, listener, tls.cloned());
         let normalized = super::uri::normalize(&facts.request_uri);
         let mut bad: Option<String> = None;
         match &normalized {
@@ -193,7 +194,14 @@ impl<'s> Req<'s> {
             facts.set_host(b"");
         }
         let conn_addr = facts.conn_addr(listener);
-        let selected = engine.table.select(&conn_addr, &facts.host_raw);
+        // Without a Host, the TLS client's SNI name chooses, as nginx's
+        // handshake already switched to that name's server.
+        let sni = facts.tls.as_ref().and_then(|t| t.server_name.as_deref());
+        let select_by = match sni {
+            Some(name) if facts.host_raw.is_empty() => name.as_bytes(),
+            _ => &facts.host_raw,
+        };
+        let selected = engine.table.select(&conn_addr, select_by);
         let (server_index, captures) = match selected {
             Some(s) => (s.index, s.captures),
             None => (0, Captures::default()),
@@ -484,6 +492,7 @@ impl<'s> Req<'s> {
             peer: self.facts.peer,
             local: &self.conn_addr,
             scheme: self.facts.scheme,
+            tls: self.facts.tls.as_deref(),
             server_protocol: std::str::from_utf8(&self.facts.protocol).unwrap_or("HTTP/1.0"),
             server: self.server,
             location: self.loc.config,

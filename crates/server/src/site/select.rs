@@ -180,6 +180,12 @@ impl ServerTable {
         }
     }
 
+    /// The default server of the address `local` arrived on (the one a
+    /// TLS handshake without SNI gets its certificate from).
+    pub(crate) fn default_for(&self, local: &ConnAddr) -> Option<usize> {
+        self.group_for(local).map(|g| g.default)
+    }
+
     /// The servers listening on `local`: an exact listen address, else the
     /// wildcard (`0.0.0.0` / `[::]`) of the same family and port.
     fn group_for(&self, local: &ConnAddr) -> Option<&ListenGroup> {

@@ -425,6 +425,7 @@ fn resolve_server(
         named,
         config: Arc::new(config),
         origin: s.origin,
+        tls: None,
     })
 }
 
