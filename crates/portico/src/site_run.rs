@@ -212,6 +212,8 @@ fn reload_check(
     ReloadCheck(Arc::new(move || {
         let tree = nginx::read_conf(&conf, globals.as_deref()).map_err(|e| e.to_string())?;
         let site = nginx::to_site(&tree, &prefix).map_err(|e| e.to_string())?;
+        // A certificate or key that cannot be loaded keeps the old workers.
+        portico_server::tls::SiteTls::build(&site).map_err(|e| format!("[emerg] {e}"))?;
         for listener in site_listeners(&site) {
             if !held.contains(&listener.addr) {
                 bindable(&listener.addr)?;
