@@ -122,18 +122,23 @@ fn load_pair(
     Ok(Arc::new(certified))
 }
 
-/// A server's certificates: the first pair whose key can sign with a
-/// scheme the client offers (an ECDSA certificate for a client that takes
-/// ECDSA, else the RSA one), as OpenSSL picks among nginx's pairs.
+/// A server's certificates, picked as OpenSSL picks among nginx's pairs:
+/// the first of the client's signature schemes (its order of preference)
+/// that one of the keys can sign with; with TLS 1.2 rustls has already
+/// narrowed the schemes to those of the suites the client offers.
 #[derive(Debug)]
 struct Pairs(Vec<Arc<CertifiedKey>>);
 
 impl ResolvesServerCert for Pairs {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let schemes = hello.signature_schemes();
-        self.0
+        schemes
             .iter()
-            .find(|k| k.key.choose_scheme(schemes).is_some())
+            .find_map(|scheme| {
+                self.0
+                    .iter()
+                    .find(|k| k.key.choose_scheme(std::slice::from_ref(scheme)).is_some())
+            })
             .or_else(|| self.0.first())
             .cloned()
     }
