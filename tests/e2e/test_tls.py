@@ -355,3 +355,22 @@ def test_a_reload_serves_a_swapped_certificate(pki, tmp_path):
         assert served == der_of(renewed.cert), side.log()
     finally:
         side.close()
+
+
+def test_a_silent_tls_client_does_not_hold_a_graceful_stop(portico_server, pki):
+    """A connection that never sends its ClientHello gets the same short grace
+    as a plain connection that never sends its request: SIGTERM (graceful)
+    ends the server in seconds, not after the 60 s handshake timeout."""
+    srv = portico_server(
+        "--https", f"127.0.0.1:0,{pki.rsa.chain},{pki.rsa.key}",
+        "--wsgi-file", APPS / "tls_environ.py", listeners=2,
+    )
+    port = srv.addresses[1][1]
+    with socket.create_connection(("127.0.0.1", port), timeout=10):
+        time.sleep(0.3)
+        started = time.monotonic()
+        srv.proc.send_signal(signal.SIGTERM)
+        srv.proc.wait(20)
+        took = time.monotonic() - started
+    assert took < 10, f"graceful stop took {took:.1f} s with a silent TLS client"
+    assert srv.proc.returncode == 0, srv.log()

@@ -508,6 +508,39 @@ mod tests {
     }
 
     #[test]
+    fn https_takes_cert_key_ciphers_and_a_client_ca_as_uwsgi() {
+        use crate::site::{VerifyClient, VerifyFailure};
+        let c = config(&[
+            "--https",
+            ":8443,site.pem,site.key",
+            "--https-socket",
+            "127.0.0.1:9443,a.pem,a.key,ECDHE+AESGCM,!ca.pem",
+            "--https",
+            ":1,c.pem,c.key,,ca.pem",
+        ])
+        .expect("valid");
+        let tls: Vec<_> = c
+            .listeners
+            .iter()
+            .map(|l| match &l.tls {
+                Some(ListenerTls::Own(s)) => s.as_ref().clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(tls[0].certificates[0].cert, PathBuf::from("site.pem"));
+        assert_eq!(tls[0].certificates[0].key, PathBuf::from("site.key"));
+        assert_eq!(tls[0].verify_client, VerifyClient::Off);
+        assert_eq!(tls[1].ciphers, "ECDHE+AESGCM");
+        assert_eq!(tls[1].client_ca, Some(PathBuf::from("ca.pem")));
+        assert_eq!(tls[1].verify_client, VerifyClient::On);
+        assert_eq!(tls[1].verify_failure, VerifyFailure::Handshake);
+        assert_eq!(tls[2].ciphers, crate::site::DEFAULT_CIPHERS);
+        assert_eq!(tls[2].verify_client, VerifyClient::Optional);
+        assert!(config(&["--https", ":8443,only-a-cert.pem"]).is_err());
+        assert!(config(&["--https", ":8443,a,b,c,d,e"]).is_err());
+    }
+
+    #[test]
     fn addresses_accept_host_port_all_interfaces_and_ipv6() {
         let c = config(&[
             "--http",

@@ -408,7 +408,10 @@ fn spawn_connection(
                 let mut slot = slot;
                 let tls = ctx.listener.tls.as_deref();
                 if let Some((stream, facts)) = match tls {
-                    Some(tls) => crate::tls::handshake(tls, stream, peer, local, &mut slot).await,
+                    Some(tls) => {
+                        crate::tls::handshake(tls, stream, peer, local, &mut slot, stop.clone())
+                            .await
+                    }
                     None => None,
                 } {
                     let (mut reader, mut writer) = tokio::io::split(stream);

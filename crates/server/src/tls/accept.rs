@@ -17,12 +17,13 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tokio::time::{Instant, timeout_at};
 use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use super::{HANDSHAKE_TIMEOUT, ServerTls, TlsFacts, TlsListener};
-use crate::conn::FIRST_BYTES_SLOT_HOLD;
+use crate::conn::{FIRST_BYTES_SLOT_HOLD, FIRST_REQUEST_GRACE};
 use crate::gate::Slot;
 
 /// The first byte of a TLS record carrying a handshake message.
@@ -123,8 +124,35 @@ where
 /// Complete the TLS handshake of `stream` (accepted on `local` from
 /// `peer`) within [`HANDSHAKE_TIMEOUT`]. `None` when the connection is
 /// done: the client left, failed the handshake, sent plain HTTP, or its
-/// certificate was refused (those two are answered first).
+/// certificate was refused (those two are answered first). Once `stop`
+/// turns true (a graceful stop), the handshake gets
+/// [`FIRST_REQUEST_GRACE`] more, as a plain connection's first request does.
 pub(crate) async fn handshake(
+    tls: &TlsListener,
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+    slot: &mut Option<Slot>,
+    mut stop: watch::Receiver<bool>,
+) -> Option<(TlsStream<TcpStream>, Arc<TlsFacts>)> {
+    let work = handshake_until_done(tls, stream, peer, local, slot);
+    tokio::pin!(work);
+    tokio::select! {
+        done = &mut work => done,
+        () = stopping(&mut stop) => {
+            tokio::time::timeout(FIRST_REQUEST_GRACE, work).await.ok().flatten()
+        }
+    }
+}
+
+/// Resolves once a graceful stop has begun (never if it cannot).
+async fn stopping(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn handshake_until_done(
     tls: &TlsListener,
     mut stream: TcpStream,
     peer: SocketAddr,

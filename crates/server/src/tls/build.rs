@@ -311,3 +311,67 @@ impl SiteTls {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portico_config::site::CertKeyPair;
+
+    fn settings(cert: &Path, key: &Path) -> TlsSettings {
+        TlsSettings {
+            certificates: vec![CertKeyPair {
+                cert: cert.to_path_buf(),
+                key: key.to_path_buf(),
+            }],
+            origin: "test".into(),
+            ..TlsSettings::default()
+        }
+    }
+
+    fn message(settings: &TlsSettings) -> String {
+        match tls_for_settings(settings) {
+            Ok(_) => panic!("built from bad files"),
+            Err(e) => e.message,
+        }
+    }
+
+    #[test]
+    fn a_missing_or_empty_certificate_file_is_named() {
+        let dir = std::env::temp_dir().join(format!("portico-tls-build-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let missing = dir.join("missing.pem");
+        let got = message(&settings(&missing, &dir.join("k.pem")));
+        assert!(
+            got.starts_with(&format!(
+                "cannot load certificate \"{}\": ",
+                missing.display()
+            )),
+            "{got}"
+        );
+        let empty = dir.join("empty.pem");
+        let _ = std::fs::write(&empty, "no PEM here\n");
+        let got = message(&settings(&empty, &dir.join("k.pem")));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            got,
+            format!(
+                "cannot load certificate \"{}\": no PEM certificate in the file",
+                empty.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_server_without_certificates_or_with_no_usable_cipher_is_refused() {
+        let none = TlsSettings {
+            origin: "site.conf:3".into(),
+            ..TlsSettings::default()
+        };
+        assert!(message(&none).contains("no \"ssl_certificate\""));
+        let weak = TlsSettings {
+            ciphers: "RC4:3DES".into(),
+            ..settings(Path::new("/c"), Path::new("/k"))
+        };
+        assert!(message(&weak).starts_with("ssl_ciphers \"RC4:3DES\" selects none"));
+    }
+}
