@@ -28,6 +28,7 @@ import pytest
 
 import nginx_diff
 from conftest import APPS, BIN, binary_env, read_until_close
+from nginxctl import free_port
 from tls_client import context, tls_get
 from tls_pki import Pki
 
@@ -374,3 +375,24 @@ def test_a_silent_tls_client_does_not_hold_a_graceful_stop(portico_server, pki):
         took = time.monotonic() - started
     assert took < 10, f"graceful stop took {took:.1f} s with a silent TLS client"
     assert srv.proc.returncode == 0, srv.log()
+
+
+def test_the_seed_stack_over_tls_gives_the_app_https(pki, tmp_path):
+    """`listen ... ssl` in front of `uwsgi_pass` to the app's own socket (the
+    seeds' deployment in one process): the vars from `uwsgi_params` (`HTTPS
+    $https if_not_empty`) make the app see `wsgi.url_scheme` https and HTTPS=on."""
+    own = f"127.0.0.1:{free_port()}"
+    body = (
+        "server {\n listen 127.0.0.1:{port} ssl;\n server_name localhost;\n"
+        f" ssl_certificate {pki.rsa.chain};\n ssl_certificate_key {pki.rsa.key};\n"
+        f" location / {{ include uwsgi_params; uwsgi_pass {own}; }}\n}}\n"
+    )
+    side = nginx_diff.PorticoSide("tls-stack", body, tmp_path, {},
+                                  ("--socket", own, "--wsgi-file", APPS / "tls_environ.py"))
+    try:
+        side.start()
+        r = tls_get(side.ports["port"], cafile=pki.root)
+        assert r.status == 200, side.log()
+        assert r.body.startswith(b"wsgi.url_scheme=https\nHTTPS=on\n"), r.body
+    finally:
+        side.close()
