@@ -138,6 +138,9 @@ def test_an_ed25519_certificate_serves(portico_server, pki):
 # --- nginx style, against the real nginx ----------------------------------------------
 
 SITE = """
+# nginx 1.22's default is TLSv1 TLSv1.1 TLSv1.2; Portico's (and nginx
+# 1.23.4+'s, less the old two) is TLSv1.2 TLSv1.3: said once for both
+ssl_protocols TLSv1.2 TLSv1.3;
 server {
     listen 127.0.0.1:{port} ssl;
     server_name localhost;
@@ -145,7 +148,6 @@ server {
     ssl_certificate_key {rsa_key};
     ssl_certificate {ec_chain};
     ssl_certificate_key {ec_key};
-    ssl_protocols TLSv1.2 TLSv1.3;
     ssl_session_cache shared:SSL:1m;
     location / {
         return 200 "scheme=$scheme https=$https proto=$ssl_protocol cipher=$ssl_cipher sni=$ssl_server_name reused=$ssl_session_reused verify=$ssl_client_verify\\n";
@@ -175,6 +177,24 @@ server {
     ssl_client_certificate {client_ca};
     ssl_verify_client optional;
     location / { return 200 "optional verify=$ssl_client_verify dn=$ssl_client_s_dn\\n"; }
+}
+server {
+    listen 127.0.0.1:{port4} ssl;
+    server_name localhost;
+    ssl_certificate {rsa_chain};
+    ssl_certificate_key {rsa_key};
+    ssl_session_tickets off;
+    ssl_session_cache builtin:1000;
+    location / { return 200 "cache only reused=$ssl_session_reused\\n"; }
+}
+server {
+    listen 127.0.0.1:{port5} ssl;
+    server_name localhost;
+    ssl_certificate {rsa_chain};
+    ssl_certificate_key {rsa_key};
+    ssl_session_tickets off;
+    ssl_session_cache off;
+    location / { return 200 "no resumption reused=$ssl_session_reused\\n"; }
 }
 """
 
@@ -396,3 +416,14 @@ def test_the_seed_stack_over_tls_gives_the_app_https(pki, tmp_path):
         assert r.body.startswith(b"wsgi.url_scheme=https\nHTTPS=on\n"), r.body
     finally:
         side.close()
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_a_session_cache_without_tickets_resumes_and_neither_does_not(pair, pki, version):
+    for side in ("nginx", "portico"):
+        for port, resumes in (("port4", True), ("port5", False)):
+            ctx = context(cafile=pki.root, version=version)
+            first = tls_get(pair.sides[side].ports[port], ctx=ctx)
+            second = tls_get(pair.sides[side].ports[port], ctx=ctx, session=first.session)
+            assert second.reused == resumes, (side, port, version)
+            assert second.body.endswith(b" reused=r\n" if resumes else b" reused=.\n")
