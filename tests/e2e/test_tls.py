@@ -28,7 +28,7 @@ import pytest
 
 import nginx_diff
 from conftest import APPS, BIN, binary_env, read_until_close
-from nginxctl import free_port
+from nginxctl import free_port, public_dir
 from tls_client import context, tls_get
 from tls_pki import Pki
 
@@ -427,3 +427,31 @@ def test_a_session_cache_without_tickets_resumes_and_neither_does_not(pair, pki,
             second = tls_get(pair.sides[side].ports[port], ctx=ctx, session=first.session)
             assert second.reused == resumes, (side, port, version)
             assert second.body.endswith(b" reused=r\n" if resumes else b" reused=.\n")
+
+
+def test_static_files_over_tls_arrive_whole(pki, tmp_path):
+    """Files past the in-memory cache go out through the TLS writer's
+    SendFile (read and encrypted in pieces, not sendfile(2)): every byte
+    arrives, for a whole file and for a range."""
+    data = bytes(range(256)) * 1200 + b"tail"  # 300 KiB and a bit
+    with public_dir("portico-tls-static-") as root:  # 0755: the workers run as nobody
+        (root / "big.bin").write_bytes(data)
+        (root / "big.bin").chmod(0o644)
+        body = (
+            "server {\n listen 127.0.0.1:{port} ssl;\n server_name localhost;\n"
+            f" ssl_certificate {pki.rsa.chain};\n ssl_certificate_key {pki.rsa.key};\n"
+            f" root {root};\n}}\n"
+        )
+        side = nginx_diff.PorticoSide("tls-static", body, tmp_path, {})
+        try:
+            side.start()
+            port = side.ports["port"]
+            r = tls_get(port, "/big.bin", cafile=pki.root)
+            assert r.status == 200 and r.body == data, (r.status, len(r.body))
+            got = curl("--cacert", pki.root, "--resolve", f"localhost:{port}:127.0.0.1",
+                       "-r", "1000-70999", "-o", tmp_path / "part",
+                       f"https://localhost:{port}/big.bin")
+            assert got.returncode == 0, got.stderr
+            assert (tmp_path / "part").read_bytes() == data[1000:71000]
+        finally:
+            side.close()
