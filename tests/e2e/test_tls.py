@@ -114,7 +114,7 @@ def test_https_with_mandatory_client_ca_verifies_in_the_handshake(portico_server
     r = tls_get(port, cafile=pki.root, cert=pki.alice)
     assert r.status == 200
     text = r.body.decode()
-    assert "HTTPS_DN=CN=alice,O=Example\n" in text, text
+    assert "HTTPS_DN=/O=Example/CN=alice\n" in text, text
     assert "SSL_CLIENT_S_DN=CN=alice,O=Example\nSSL_CLIENT_VERIFY=SUCCESS\n" in text, text
     # uWSGI's `!CA`: without a certificate, or with one the CA did not sign, the
     # handshake fails (OpenSSL's SSL_VERIFY_FAIL_IF_NO_PEER_CERT in uWSGI)
@@ -167,7 +167,7 @@ server {
     ssl_certificate_key {mtls_key};
     ssl_client_certificate {client_ca};
     ssl_verify_client on;
-    location / { return 200 "dn=$ssl_client_s_dn idn=$ssl_client_i_dn verify=$ssl_client_verify\\n"; }
+    location / { return 200 "dn=$ssl_client_s_dn idn=$ssl_client_i_dn legacy=$ssl_client_s_dn_legacy verify=$ssl_client_verify\\n"; }
 }
 server {
     listen 127.0.0.1:{port3} ssl;
@@ -264,7 +264,8 @@ def test_no_sni_gets_the_default_server(pair, pki):
 def test_mtls_accepts_a_signed_client_and_names_it_as_nginx(pair, pki):
     a, b = both(pair, "port2", cafile=pki.root, sni="mtls.test", cert=pki.alice)
     assert a.body == b.body, (a.body, b.body)
-    assert b.body == b"dn=CN=alice,O=Example idn=CN=Portico Client CA verify=SUCCESS\n"
+    assert b.body == (b"dn=CN=alice,O=Example idn=CN=Portico Client CA "
+                      b"legacy=/O=Example/CN=alice verify=SUCCESS\n")
 
 
 @pytest.mark.parametrize("cert,page", [

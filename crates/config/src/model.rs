@@ -464,7 +464,9 @@ fn parse_https(value: &str, spec: &str) -> Option<(ListenAddr, crate::site::TlsS
         ..TlsSettings::default()
     };
     if let Some(ciphers) = parts.next().filter(|p| !p.is_empty()) {
+        // uWSGI sets SSL_OP_CIPHER_SERVER_PREFERENCE with its own list
         settings.ciphers = ciphers.to_string();
+        settings.prefer_server_ciphers = true;
     }
     if let Some(ca) = parts.next().filter(|p| !p.is_empty()) {
         let (mandatory, ca) = match ca.strip_prefix('!') {

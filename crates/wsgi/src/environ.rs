@@ -330,8 +330,10 @@ impl EnvironBuilder {
                 env.set_item(key, value)
             };
             tls_var("HTTPS", "on")?;
-            if let Some(dn) = &tls.client_s_dn {
+            if let Some(dn) = &tls.client_s_dn_legacy {
                 tls_var("HTTPS_DN", dn)?;
+            }
+            if let Some(dn) = &tls.client_s_dn {
                 tls_var("SSL_CLIENT_S_DN", dn)?;
             }
             if let Some(dn) = &tls.client_i_dn {

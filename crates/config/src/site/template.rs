@@ -54,6 +54,8 @@ pub enum Variable {
     SslClientSDn,
     /// `$ssl_client_i_dn`: its issuer.
     SslClientIDn,
+    /// `$ssl_client_s_dn_legacy`: the subject as `/O=Example/CN=alice`.
+    SslClientSDnLegacy,
     /// `$ssl_client_verify`: `SUCCESS`, `NONE`, `FAILED:reason`.
     SslClientVerify,
     /// `$ssl_session_reused`: `r` when the session was resumed, else `.`.
@@ -231,6 +233,7 @@ impl Variable {
             "ssl_server_name" => Variable::SslServerName,
             "ssl_client_s_dn" => Variable::SslClientSDn,
             "ssl_client_i_dn" => Variable::SslClientIDn,
+            "ssl_client_s_dn_legacy" => Variable::SslClientSDnLegacy,
             "ssl_client_verify" => Variable::SslClientVerify,
             "ssl_session_reused" => Variable::SslSessionReused,
             "request_method" => Variable::RequestMethod,

@@ -197,6 +197,11 @@ fn var_at(var: &Variable, cx: &VarContext<'_>, out: &mut Vec<u8>, depth: usize) 
                 out.extend_from_slice(dn.as_bytes());
             }
         }
+        Variable::SslClientSDnLegacy => {
+            if let Some(dn) = cx.tls.and_then(|t| t.client_s_dn_legacy.as_deref()) {
+                out.extend_from_slice(dn.as_bytes());
+            }
+        }
         Variable::SslClientIDn => {
             if let Some(dn) = cx.tls.and_then(|t| t.client_i_dn.as_deref()) {
                 out.extend_from_slice(dn.as_bytes());

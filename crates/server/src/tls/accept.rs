@@ -206,7 +206,7 @@ fn facts_of(conn: &rustls::ServerConnection, sni: Option<String>, server: &Serve
         .negotiated_cipher_suite()
         .map_or("", |s| super::ciphers::openssl_name(s.suite()));
     let chain = conn.peer_certificates().filter(|c| !c.is_empty());
-    let (client_s_dn, client_i_dn, client_verify) = match (chain, &server.judge) {
+    let (names, client_verify) = match (chain, &server.judge) {
         (Some(chain), judge) => {
             let verdict = match (judge, chain.split_first()) {
                 (Some(judge), Some((leaf, rest))) => {
@@ -217,13 +217,16 @@ fn facts_of(conn: &rustls::ServerConnection, sni: Option<String>, server: &Serve
                 }
                 _ => "NONE".to_string(),
             };
-            let names = chain
-                .first()
-                .and_then(|leaf| super::dn::subject_and_issuer(leaf));
-            let (s, i) = names.map_or((None, None), |(s, i)| (Some(s), Some(i)));
-            (s, i, verdict)
+            (
+                chain.first().and_then(|leaf| super::dn::names(leaf)),
+                verdict,
+            )
         }
-        (None, _) => (None, None, "NONE".to_string()),
+        (None, _) => (None, "NONE".to_string()),
+    };
+    let (client_s_dn, client_i_dn, client_s_dn_legacy) = match names {
+        Some(n) => (Some(n.subject), Some(n.issuer), Some(n.subject_oneline)),
+        None => (None, None, None),
     };
     TlsFacts {
         protocol,
@@ -231,6 +234,7 @@ fn facts_of(conn: &rustls::ServerConnection, sni: Option<String>, server: &Serve
         server_name: sni,
         client_s_dn,
         client_i_dn,
+        client_s_dn_legacy,
         client_verify,
         session_reused: conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
         alpn: conn.alpn_protocol().map(<[u8]>::to_vec),

@@ -48,6 +48,9 @@ pub struct TlsFacts {
     pub client_s_dn: Option<String>,
     /// The client certificate's issuer, RFC 2253 (`$ssl_client_i_dn`).
     pub client_i_dn: Option<String>,
+    /// The subject in OpenSSL's one-line form, `/O=Example/CN=alice`
+    /// (`$ssl_client_s_dn_legacy`, uWSGI's `HTTPS_DN`).
+    pub client_s_dn_legacy: Option<String>,
     /// `SUCCESS`, `NONE` or `FAILED:reason` (`$ssl_client_verify`).
     pub client_verify: String,
     /// The session was resumed (`$ssl_session_reused`: `r`, else `.`).
