@@ -402,37 +402,20 @@ fn spawn_connection(
     let alive = alive.clone();
     tokio::spawn(async move {
         match conn {
-            Connection::Tcp(stream, peer) if ctx.listener.tls.is_some() => {
-                let _ = stream.set_nodelay(true);
-                let local = stream.local_addr().ok();
-                let mut slot = slot;
-                let tls = ctx.listener.tls.as_deref();
-                if let Some((stream, facts)) = match tls {
-                    Some(tls) => {
-                        crate::tls::handshake(tls, stream, peer, local, &mut slot, stop.clone())
-                            .await
-                    }
-                    None => None,
-                } {
-                    let (mut reader, mut writer) = tokio::io::split(stream);
-                    let at = Ends {
-                        peer: Some(peer),
-                        local,
-                        tls: Some(facts),
-                    };
-                    serve_stream(&mut reader, &mut writer, at, &ctx, stop, slot).await;
-                }
-            }
             Connection::Tcp(mut stream, peer) => {
                 let _ = stream.set_nodelay(true);
                 let local = stream.local_addr().ok();
-                let (mut reader, mut writer) = stream.split();
-                let at = Ends {
-                    peer: Some(peer),
-                    local,
-                    tls: None,
-                };
-                serve_stream(&mut reader, &mut writer, at, &ctx, stop, slot).await;
+                if let Some(tls) = ctx.listener.tls.clone() {
+                    serve_tls(stream, (peer, local), &tls, &ctx, stop, slot).await;
+                } else {
+                    let (mut reader, mut writer) = stream.split();
+                    let at = Ends {
+                        peer: Some(peer),
+                        local,
+                        tls: None,
+                    };
+                    serve_stream(&mut reader, &mut writer, at, &ctx, stop, slot).await;
+                }
             }
             Connection::Unix(mut stream) => {
                 let (mut reader, mut writer) = stream.split();
@@ -446,6 +429,29 @@ fn spawn_connection(
         }
         drop(alive);
     });
+}
+
+/// Handshake a TCP connection on a TLS listener, then serve it over the
+/// TLS stream's halves.
+async fn serve_tls(
+    stream: TcpStream,
+    (peer, local): (SocketAddr, Option<SocketAddr>),
+    tls: &crate::tls::TlsListener,
+    ctx: &ConnContext,
+    stop: watch::Receiver<bool>,
+    mut slot: Option<Slot>,
+) {
+    let shaken = crate::tls::handshake(tls, stream, peer, local, &mut slot, stop.clone()).await;
+    let Some((stream, facts)) = shaken else {
+        return;
+    };
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let at = Ends {
+        peer: Some(peer),
+        local,
+        tls: Some(facts),
+    };
+    serve_stream(&mut reader, &mut writer, at, ctx, stop, slot).await;
 }
 
 async fn serve_stream<R, W>(
