@@ -170,6 +170,15 @@ server {
     location / { return 200 "dn=$ssl_client_s_dn idn=$ssl_client_i_dn legacy=$ssl_client_s_dn_legacy verify=$ssl_client_verify\\n"; }
 }
 server {
+    listen 127.0.0.1:{port2} ssl;
+    server_name other.test;
+    ssl_certificate {mtls_chain};
+    ssl_certificate_key {mtls_key};
+    ssl_client_certificate {client_ca};
+    ssl_verify_client on;
+    location / { return 200 "other\\n"; }
+}
+server {
     listen 127.0.0.1:{port3} ssl;
     server_name mtls.test;
     ssl_certificate {mtls_chain};
@@ -252,6 +261,32 @@ def test_sni_picks_each_names_certificate_and_server(pair, pki):
     # clients) picks between the server's two pairs
     a, b = both(pair, cafile=pki.root, sni="localhost")
     assert a.peer_der == b.peer_der == der_of(pki.ec.cert)
+
+
+def test_the_host_not_the_sni_name_chooses_the_server(pair, pki):
+    """As in nginx, SNI picks the certificate and the Host the server: HTTP/1.0
+    without Host gets the default server, another Host that server."""
+    a, b = both(pair, cafile=pki.root, sni="b.test", host="")
+    assert a.body == b.body, (a.body, b.body)
+    assert b.body.startswith(b"scheme=https ") and b" sni=b.test " in b.body
+    a, b = both(pair, cafile=pki.root, sni="localhost", host="b.test")
+    assert a.body == b.body == b"server b sni=localhost host=b.test\n", (a.body, b.body)
+
+
+def test_a_host_other_than_the_sni_name_on_a_verifying_server_is_421(pair, pki):
+    """nginx's 421 Misdirected Request: a client certificate checked for one
+    name does not let the client reach a server chosen by another Host."""
+    a, b = both(pair, "port2", cafile=pki.root, sni="mtls.test", cert=pki.alice,
+                host="other.test")
+    assert a.status == b.status == 421, (a.head, b.head)
+    assert same_page(a, b), (a.body, b.body)
+    # a name no server has sets nothing (nginx keeps no SNI name): the Host rules
+    a, b = both(pair, "port2", cafile=pki.root, sni="unknown.test", cert=pki.alice,
+                host="other.test", verify=False)
+    assert a.body == b.body == b"other\n", (a.body, b.body)
+    # on an address with one server nginx has no name table: no 421 either
+    a, b = both(pair, "port3", cafile=pki.root, sni="mtls.test", host="x.test")
+    assert a.status == b.status == 200, (a.head, b.head)
 
 
 def test_no_sni_gets_the_default_server(pair, pki):

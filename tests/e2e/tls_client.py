@@ -58,15 +58,20 @@ def dechunk(body):
 def tls_get(port, path="/", *, sni="localhost", host=None, ctx=None, session=None, timeout=10.0,
             **ctx_args):
     """GET `path` over TLS on 127.0.0.1:`port`; `sni=None` sends no SNI (and skips the
-    name check). Raises ssl.SSLError when the handshake fails."""
+    name check); `host=""` sends an HTTP/1.0 request without Host. Raises
+    ssl.SSLError when the handshake fails."""
     if ctx is None:
         if sni is None:
             ctx_args.setdefault("verify", False)
         ctx = context(**ctx_args)
-    host = host or sni or "localhost"
+    if host == "":
+        request = f"GET {path} HTTP/1.0\r\n\r\n"
+    else:
+        host = host or sni or "localhost"
+        request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
         with ctx.wrap_socket(raw, server_hostname=sni, session=session) as s:
-            s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            s.sendall(request.encode())
             data = read_all(s)
             head, _, body = data.partition(b"\r\n\r\n")
             status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0

@@ -162,6 +162,29 @@ pub(crate) struct Req<'s> {
     pub proxy: Option<ProxyFacts>,
 }
 
+/// nginx's 421: a TLS request whose Host is not the SNI name that chose a
+/// server for the handshake, answered by a server that verifies client
+/// certificates (a client must not pass one server's verification and
+/// name another after the handshake).
+fn misdirected(
+    facts: &Facts,
+    server: &Server,
+    table: &super::select::ServerTable,
+    local: &ConnAddr,
+) -> bool {
+    let Some(sni) = facts.tls.as_ref().and_then(|t| t.server_name.as_deref()) else {
+        return false;
+    };
+    if !table.sni_names_a_server(local, sni) {
+        return false;
+    }
+    let verifies = server
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.verify_client != portico_config::site::VerifyClient::Off);
+    verifies && !super::select::host_key(&facts.host_raw).eq_ignore_ascii_case(sni.as_bytes())
+}
+
 impl<'s> Req<'s> {
     /// Normalise the target and choose the server; `Err` is the 400 answer.
     pub(crate) fn new(
@@ -194,14 +217,9 @@ impl<'s> Req<'s> {
             facts.set_host(b"");
         }
         let conn_addr = facts.conn_addr(listener);
-        // Without a Host, the TLS client's SNI name chooses, as nginx's
-        // handshake already switched to that name's server.
-        let sni = facts.tls.as_ref().and_then(|t| t.server_name.as_deref());
-        let select_by = match sni {
-            Some(name) if facts.host_raw.is_empty() => name.as_bytes(),
-            _ => &facts.host_raw,
-        };
-        let selected = engine.table.select(&conn_addr, select_by);
+        // The Host chooses, as always; the SNI name only chose the
+        // certificate (nginx's ngx_http_set_virtual_server).
+        let selected = engine.table.select(&conn_addr, &facts.host_raw);
         let (server_index, captures) = match selected {
             Some(s) => (s.index, s.captures),
             None => (0, Captures::default()),
@@ -237,6 +255,15 @@ impl<'s> Req<'s> {
             crate::logln!("portico: {why}, client: {}", req.facts.client_text());
             req.uri_changes = 0; // no error_page for a request that never had a URI
             return Err(Box::new(req.fail(400)));
+        }
+        if misdirected(&req.facts, server, &engine.table, &req.conn_addr) {
+            crate::logln!(
+                "portico: client attempted to request the server name different from the one \
+                 that was negotiated, client: {}",
+                req.facts.client_text()
+            );
+            req.uri_changes = 0;
+            return Err(Box::new(req.fail(421)));
         }
         if let Ok(n) = normalized {
             req.uri = n.path;
