@@ -25,7 +25,7 @@ from tls_pki import Pki
 TESTSSL_TIMEOUT = 240
 
 
-def testssl_binary():
+def find_testssl():
     path = shutil.which("testssl") or shutil.which("testssl.sh")
     if path is None:
         pytest.fail("testssl is not installed; scripts/test.sh installs it "
@@ -43,7 +43,7 @@ def test_testssl_finds_no_weak_protocol_suite_or_vulnerability(portico_server, t
     port = srv.addresses[1][1]
     report = tmp_path / "testssl.json"
     run = subprocess.run(
-        [testssl_binary(), "--quiet", "--color", "0", "--warnings", "off", "-p", "-s", "-U", "--fast",
+        [find_testssl(), "--quiet", "--color", "0", "--warnings", "off", "-p", "-s", "-U", "--fast",
          "--jsonfile", str(report), f"127.0.0.1:{port}"],
         capture_output=True, text=True, timeout=TESTSSL_TIMEOUT,
     )
