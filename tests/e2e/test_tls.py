@@ -70,6 +70,7 @@ def test_https_option_serves_the_app_with_https_environ(portico_server, pki):
         "--wsgi-file", APPS / "tls_environ.py", listeners=2,
     )
     plain_port, tls_port = srv.addresses[0][1], srv.addresses[1][1]
+    srv.wait_for_line(rf"^https socket 1 bound to TCP address 127\.0\.0\.1:{tls_port} fd")
     # curl trusts only the root: the intermediate must come from the chain file
     got = curl("--cacert", pki.root, "--resolve", f"localhost:{tls_port}:127.0.0.1",
                f"https://localhost:{tls_port}/x")

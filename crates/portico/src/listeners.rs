@@ -26,6 +26,7 @@ fn spec<'a>(config: &Config, listener: &'a Listener) -> ListenerSpec<'a> {
 
 fn kind(listener: &Listener) -> &'static str {
     match listener.protocol {
+        Protocol::Http if listener.tls.is_some() => "https",
         Protocol::Http => "http",
         Protocol::Uwsgi => "uwsgi",
     }
