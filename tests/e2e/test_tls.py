@@ -88,6 +88,23 @@ def test_https_option_serves_the_app_with_https_environ(portico_server, pki):
         tls_get(tls_port, cafile=pki.root, version=ssl.TLSVersion.TLSv1_1)
 
 
+def test_a_request_body_with_100_continue_over_tls(portico_server, pki, tmp_path):
+    """curl sends `Expect: 100-continue` for a large body and waits for the
+    100 before sending it: the interim answer must leave the TLS stream."""
+    srv = portico_server(
+        "--https", f"127.0.0.1:0,{pki.rsa.chain},{pki.rsa.key}",
+        "--wsgi-file", APPS / "tls_environ.py", listeners=2,
+    )
+    port = srv.addresses[1][1]
+    payload = tmp_path / "body.bin"
+    payload.write_bytes(b"x" * (1 << 20))
+    got = curl("--cacert", pki.root, "--resolve", f"localhost:{port}:127.0.0.1",
+               "--expect100-timeout", "30", "-H", "Expect: 100-continue",
+               "--data-binary", f"@{payload}", f"https://localhost:{port}/upload")
+    assert got.returncode == 0, got.stderr
+    assert "BODY_LEN=1048576\n" in got.stdout, got.stdout
+
+
 def test_plain_http_on_the_tls_port_gets_nginx_400_and_a_close(portico_server, pki):
     srv = portico_server(
         "--https", f"127.0.0.1:0,{pki.rsa.chain},{pki.rsa.key}",

@@ -411,8 +411,11 @@ where
             response = &mut pending => break response,
             _ = wait_demand(&demand), if awaiting => {
                 p.awaiting_demand = false;
+                // (flushed: a TLS stream may hold it while the socket is full)
                 if framing.wire == Wire::Http
-                    && writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err()
+                    && write::flush(writer, &mut b"HTTP/1.1 100 Continue\r\n\r\n".to_vec())
+                        .await
+                        .is_err()
                 {
                     return None;
                 }
