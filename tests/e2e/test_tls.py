@@ -509,3 +509,20 @@ def test_static_files_over_tls_arrive_whole(pki, tmp_path):
             assert (tmp_path / "part").read_bytes() == data[1000:71000]
         finally:
             side.close()
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_tickets_resume_on_every_worker(portico_server, pki, version):
+    """The ticket keys are made by the master before it forks, so a session
+    resumes whichever worker accepts the next connection (the accept is
+    spread over the workers, FIFO)."""
+    srv = portico_server(
+        "--https", f"127.0.0.1:0,{pki.rsa.chain},{pki.rsa.key}",
+        "--wsgi-file", APPS / "tls_environ.py", "--processes", "2", "--master",
+        listeners=2,
+    )
+    port = srv.addresses[1][1]
+    ctx = context(cafile=pki.root, version=version)
+    first = tls_get(port, ctx=ctx)
+    resumed = [tls_get(port, ctx=ctx, session=first.session).reused for _ in range(8)]
+    assert all(resumed), resumed

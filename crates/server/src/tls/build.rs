@@ -144,29 +144,6 @@ impl ResolvesServerCert for Pairs {
     }
 }
 
-/// Tickets whose lifetime is `ssl_session_timeout` (rustls rotates the
-/// keys every 6 hours on its own).
-#[derive(Debug)]
-struct TicketLifetime {
-    inner: Arc<dyn rustls::server::ProducesTickets>,
-    seconds: u32,
-}
-
-impl rustls::server::ProducesTickets for TicketLifetime {
-    fn enabled(&self) -> bool {
-        self.inner.enabled()
-    }
-    fn lifetime(&self) -> u32 {
-        self.seconds.min(self.inner.lifetime())
-    }
-    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
-        self.inner.encrypt(plain)
-    }
-    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
-        self.inner.decrypt(cipher)
-    }
-}
-
 /// Read the CA certificates of `ssl_client_certificate`.
 fn client_roots(path: &Path) -> Result<Arc<rustls::RootCertStore>, TlsError> {
     let fail = |why: String| {
@@ -250,12 +227,10 @@ pub(crate) fn server_tls(settings: &TlsSettings) -> Result<Arc<ServerTls>, TlsEr
         SessionCache::Sessions(n) => ServerSessionMemoryCache::new(n.max(1)),
     };
     if settings.session_tickets {
-        let inner = rustls::crypto::ring::Ticketer::new()
-            .map_err(|e| error(format!("cannot make session ticket keys: {e}")))?;
-        config.ticketer = Arc::new(TicketLifetime {
-            inner,
-            seconds: u32::try_from(settings.session_timeout.as_secs()).unwrap_or(u32::MAX),
-        });
+        let lifetime = u32::try_from(settings.session_timeout.as_secs()).unwrap_or(u32::MAX);
+        let keys = super::tickets::SharedTickets::new(lifetime)
+            .ok_or_else(|| error("cannot make session ticket keys: no randomness".into()))?;
+        config.ticketer = Arc::new(keys);
     }
     Ok(Arc::new(ServerTls {
         config: Arc::new(config),

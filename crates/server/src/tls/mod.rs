@@ -14,6 +14,7 @@ mod build;
 mod ciphers;
 mod dn;
 mod io;
+mod tickets;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
