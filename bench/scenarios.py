@@ -39,6 +39,10 @@ DESCRIPTIONS = {
     "proxy-noka": "proxy_pass to one Granian (hello), a connection per request: portico -c vs nginx",
     "proxy-lc": "proxy_pass, least_conn over three Granians (hello), keepalive: portico -c vs nginx",
     "nginx-return": 'nginx return 200 "Hello, World!": the machine\'s ceiling',
+    "https-hello": "hello over HTTPS (TLS 1.3, keep-alive): portico --https, granian --ssl, "
+                   "portico -c vs nginx + uwsgi on one nginx.conf with listen ssl",
+    "https-static-4k": "a 4 KiB static file over HTTPS, one nginx.conf (listen ssl): "
+                       "portico -c vs nginx",
     "idle-rss": "RSS of the whole server tree at rest, per worker (lower is better)",
     "idle-conns": "memory per idle keep-alive connection, 8,000 of them: portico vs nginx (lower is better)",
     "startup": "time from exec to the first 200 on the hello app (lower is better)",
@@ -273,6 +277,19 @@ def run_scenario(scen, ctx, opts, portico):
         return [load_row(scen, lambda mk=mk: gzipped(mk), opts, portico,
                          headers=("Accept-Encoding: gzip",))
                 for mk in S.conf_static_stacks(ctx, conf, cdir, port, fname)]
+    if scen == "https-static-4k":
+        d = _static_dir(opts)
+        tls = S.tls_pair(ctx)
+        conf, cdir, port = S.static_site_conf(ctx, scen, d, tls=tls)
+        return [load_row(scen, lambda mk=mk: _static_stack(mk(), d, "4k.bin"), opts, portico)
+                for mk in S.conf_static_stacks(ctx, conf, cdir, port, "4k.bin", "https")]
+    if scen == "https-hello":
+        tls = S.tls_pair(ctx)
+        rows = [load_row(scen, lambda: S.portico_https(ctx, tls), opts, portico),
+                load_row(scen, lambda: S.granian_https(ctx, tls), opts, portico)]
+        conf, cdir, port, sock = S.app_site_conf(ctx, scen, tls=tls)
+        return rows + [load_row(scen, mk, opts, portico)
+                       for mk in S.app_site_stacks(ctx, conf, cdir, port, sock, "https")]
     if scen == "stack":
         return [load_row(scen, mk, opts, portico)
                 for mk in S.app_site_stacks(ctx, *S.app_site_conf(ctx, scen))]

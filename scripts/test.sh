@@ -96,6 +96,19 @@ if [[ ! -e /usr/lib/nginx/modules/ngx_http_brotli_filter_module.so ]]; then
         || { echo "installing libnginx-mod-http-brotli-filter failed" >&2; exit 1; }
 fi
 
+# The TLS tests make their certificates with the openssl CLI, fetch with curl
+# and run testssl.sh against a TLS listener (tests/e2e/test_tls.py,
+# test_testssl.py, which fail rather than skip without them).
+missing=()
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+{ command -v testssl >/dev/null 2>&1 || command -v testssl.sh >/dev/null 2>&1; } || missing+=(testssl.sh)
+if [[ ${#missing[@]} -gt 0 ]]; then
+    step "installing ${missing[*]} (apt-get)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } \
+        || { echo "installing ${missing[*]} failed" >&2; exit 1; }
+fi
+
 step "end-to-end tests (pytest tests/e2e)"
 # (no cache provider: no .pytest_cache left in the working tree)
 "$ROOT/target/test-venv/bin/python" -m pytest -p no:cacheprovider "$ROOT/tests/e2e" -q -ra "$@"

@@ -29,8 +29,8 @@ pub use compress_options::CompressOptions;
 pub use error::ConfigError;
 pub use load::{Loaded, MAX_INCLUDE_DEPTH, load};
 pub use model::{
-    AppSource, ClientOptions, Config, ListenAddr, Listener, Mount, ProcessConfig, Protocol,
-    StaticOptions,
+    AppSource, ClientOptions, Config, ListenAddr, Listener, ListenerTls, Mount, ProcessConfig,
+    Protocol, StaticOptions,
 };
 pub use observe::ObserveOptions;
 pub use show::show_config;

@@ -128,6 +128,7 @@ fn request(vars: &[(&[u8], &[u8])], body: &'static [u8]) -> Request {
         scheme: "http",
         spec: "test".into(),
         buffer_size: 4096,
+        tls: None,
     };
     Request {
         source: RequestSource::Uwsgi(packet),
@@ -136,6 +137,7 @@ fn request(vars: &[(&[u8], &[u8])], body: &'static [u8]) -> Request {
         listener: Arc::new(listener),
         body: RequestBody::complete(Bytes::from_static(body)),
         handoff: Arc::new(Handoff::default()),
+        tls: None,
     }
 }
 

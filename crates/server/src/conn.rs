@@ -238,6 +238,14 @@ pub(crate) fn peer_text(peer: Option<SocketAddr>) -> String {
     peer.map(|p| p.ip().to_string()).unwrap_or_default()
 }
 
+/// The two ends of a connection (`None` on a unix socket) and what its
+/// TLS handshake settled (`None`: plain).
+pub(crate) struct Ends {
+    pub peer: Option<SocketAddr>,
+    pub local: Option<SocketAddr>,
+    pub tls: Option<Arc<crate::tls::TlsFacts>>,
+}
+
 /// Serve requests on one connection until it closes.
 ///
 /// A plain function returning an `async move` block rather than an `async
@@ -247,8 +255,7 @@ pub(crate) fn peer_text(peer: Option<SocketAddr>) -> String {
 pub(crate) fn serve_connection<'a, R, W>(
     reader: &'a mut R,
     writer: &'a mut W,
-    peer: Option<SocketAddr>,
-    local: Option<SocketAddr>,
+    ends: Ends,
     ctx: &'a ConnContext,
     shutdown: watch::Receiver<bool>,
     first_slot: Option<crate::gate::Slot>,
@@ -258,6 +265,7 @@ where
     W: AsyncWrite + SendFile + Unpin,
 {
     async move {
+        let Ends { peer, local, tls } = ends;
         let mut first_slot = first_slot;
         // Only what an idle connection needs lives here; the rest is made
         // per request (serve_request, boxed).
@@ -311,6 +319,7 @@ where
                 Conn {
                     peer,
                     local,
+                    tls: tls.clone(),
                     ctx,
                     served,
                     stopping,
@@ -331,6 +340,7 @@ where
 struct Conn<'a> {
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
+    tls: Option<Arc<crate::tls::TlsFacts>>,
     ctx: &'a ConnContext,
     /// Requests served before this one.
     served: u64,
@@ -356,6 +366,7 @@ where
     let Conn {
         peer,
         local,
+        tls,
         ctx,
         served,
         stopping,
@@ -463,6 +474,7 @@ where
         listener: ctx.listener.clone(),
         body,
         handoff: ctx.handoff.clone(),
+        tls,
     };
     let pending = ctx.handler.handle(request);
     let done = exchange(
@@ -535,8 +547,8 @@ where
     if pump.awaiting_demand {
         pump.awaiting_demand = false;
         if wire == Wire::Http {
-            writer
-                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            // (flushed: a TLS stream may hold it while the socket is full)
+            crate::write::flush(writer, &mut b"HTTP/1.1 100 Continue\r\n\r\n".to_vec())
                 .await
                 .map_err(|e| BodyError::Io(e.to_string()))?;
         }

@@ -17,6 +17,7 @@ fn context() -> ConnContext {
             scheme: "http",
             spec: "test".to_string(),
             buffer_size: 4096,
+            tls: None,
         }),
         limits: HeadLimits::default(),
         hooks: None,
@@ -42,7 +43,18 @@ async fn a_connection_future_stays_small_because_requests_are_boxed() {
     let ctx = context();
     let (_tx, shutdown) = watch::channel(false);
     let (mut reader, mut writer) = a.split();
-    let http = serve_connection(&mut reader, &mut writer, None, None, &ctx, shutdown, None);
+    let http = serve_connection(
+        &mut reader,
+        &mut writer,
+        Ends {
+            peer: None,
+            local: None,
+            tls: None,
+        },
+        &ctx,
+        shutdown,
+        None,
+    );
     let http_size = std::mem::size_of_val(&http);
     drop(http);
     let uwsgi =

@@ -101,7 +101,9 @@ where
             _ = wait_demand(&demand), if awaiting => {
                 p.awaiting_demand = false;
                 if framing.wire == Wire::Http
-                    && writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err()
+                    && write::flush(writer, &mut b"HTTP/1.1 100 Continue\r\n\r\n".to_vec())
+                        .await
+                        .is_err()
                 {
                     return None;
                 }

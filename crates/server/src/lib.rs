@@ -27,6 +27,7 @@ mod serve;
 mod site;
 mod statics;
 mod timeouts;
+pub mod tls;
 mod upstream;
 mod uwsgi_conn;
 mod write;

@@ -45,12 +45,23 @@ pub struct ListenerInfo {
     pub addr: ListenAddress,
     /// The protocol spoken on it.
     pub wire: Wire,
-    /// `http` (later `https`).
+    /// `http`, or `https` on a TLS listener.
     pub scheme: &'static str,
     /// The option that asked for it, for messages (`--http :8000`).
     pub spec: String,
     /// Largest uwsgi vars block accepted (`--buffer-size`).
     pub buffer_size: usize,
+    /// TLS on this listener (`listen ... ssl`, `--https`): connections are
+    /// handshaken before HTTP is read.
+    pub tls: Option<std::sync::Arc<crate::tls::TlsListener>>,
+}
+
+impl ListenerInfo {
+    /// Serve this listener with TLS (`scheme` becomes `https`).
+    pub fn set_tls(&mut self, tls: std::sync::Arc<crate::tls::TlsListener>) {
+        self.tls = Some(tls);
+        self.scheme = "https";
+    }
 }
 
 /// A bound socket, TCP or unix.
@@ -118,6 +129,7 @@ impl ListenerSpec<'_> {
             scheme: "http",
             spec: self.spec.to_string(),
             buffer_size: self.buffer_size,
+            tls: None,
         }
     }
 }

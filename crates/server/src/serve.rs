@@ -33,7 +33,7 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use crate::accept_errors::{ACCEPT_PAUSE, AcceptTrouble};
 use crate::body_spool::SpoolConfig;
-use crate::conn::{ConnContext, serve_connection};
+use crate::conn::{ConnContext, Ends, serve_connection};
 use crate::gate::{Gate, Slot};
 use crate::handler::Handler;
 use crate::handoff::Handoff;
@@ -426,25 +426,54 @@ fn spawn_connection(
             Connection::Tcp(mut stream, peer) => {
                 let _ = stream.set_nodelay(true);
                 let local = stream.local_addr().ok();
-                let (mut reader, mut writer) = stream.split();
-                serve_stream(
-                    &mut reader,
-                    &mut writer,
-                    Some(peer),
-                    local,
-                    &ctx,
-                    stop,
-                    slot,
-                )
-                .await;
+                if let Some(tls) = ctx.listener.tls.clone() {
+                    // boxed: a plain connection's task does not carry TLS state
+                    Box::pin(serve_tls(stream, (peer, local), &tls, &ctx, stop, slot)).await;
+                } else {
+                    let (mut reader, mut writer) = stream.split();
+                    let at = Ends {
+                        peer: Some(peer),
+                        local,
+                        tls: None,
+                    };
+                    serve_stream(&mut reader, &mut writer, at, &ctx, stop, slot).await;
+                }
             }
             Connection::Unix(mut stream) => {
                 let (mut reader, mut writer) = stream.split();
-                serve_stream(&mut reader, &mut writer, None, None, &ctx, stop, slot).await;
+                let at = Ends {
+                    peer: None,
+                    local: None,
+                    tls: None,
+                };
+                serve_stream(&mut reader, &mut writer, at, &ctx, stop, slot).await;
             }
         }
         drop(alive);
     });
+}
+
+/// Handshake a TCP connection on a TLS listener, then serve it over the
+/// TLS stream's halves.
+async fn serve_tls(
+    stream: TcpStream,
+    (peer, local): (SocketAddr, Option<SocketAddr>),
+    tls: &crate::tls::TlsListener,
+    ctx: &ConnContext,
+    stop: watch::Receiver<bool>,
+    mut slot: Option<Slot>,
+) {
+    let shaken = crate::tls::handshake(tls, stream, peer, local, &mut slot, stop.clone()).await;
+    let Some((stream, facts)) = shaken else {
+        return;
+    };
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let at = Ends {
+        peer: Some(peer),
+        local,
+        tls: Some(facts),
+    };
+    serve_stream(&mut reader, &mut writer, at, ctx, stop, slot).await;
 }
 
 pin_project_lite::pin_project! {
@@ -472,8 +501,7 @@ impl<H: Future<Output = ()>, U: Future<Output = ()>> Future for Serving<H, U> {
 fn serve_stream<'a, R, W>(
     reader: &'a mut R,
     writer: &'a mut W,
-    peer: Option<SocketAddr>,
-    local: Option<SocketAddr>,
+    at: Ends,
     ctx: &'a ConnContext,
     stop: watch::Receiver<bool>,
     slot: Option<Slot>,
@@ -484,10 +512,10 @@ where
 {
     match ctx.listener.wire {
         Wire::Http => Serving::Http {
-            inner: serve_connection(reader, writer, peer, local, ctx, stop, slot),
+            inner: serve_connection(reader, writer, at, ctx, stop, slot),
         },
         Wire::Uwsgi => Serving::Uwsgi {
-            inner: serve_uwsgi_connection(reader, writer, peer, local, ctx, slot),
+            inner: serve_uwsgi_connection(reader, writer, at.peer, at.local, ctx, slot),
         },
     }
 }

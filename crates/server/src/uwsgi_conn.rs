@@ -196,6 +196,7 @@ async fn serve_uwsgi<R, W>(
         listener: ctx.listener.clone(),
         body,
         handoff: ctx.handoff.clone(),
+        tls: None,
     };
     let pending = ctx.handler.handle(request);
     let gate = GateRelease {

@@ -2,8 +2,9 @@
 //! `*:80`, `[::]:80`, `unix:/path`, a host name resolved at load time) and
 //! its options; and the checks nginx makes across servers (one
 //! `default_server` per address, socket options given once per address).
-//! TLS (`ssl`), HTTP/2 and the PROXY protocol are refused with a clear
-//! message rather than silently served as plain HTTP/1.
+//! `ssl` makes the address a TLS one (the certificates are the servers'
+//! `ssl_*` settings); HTTP/2, QUIC and the PROXY protocol are refused with
+//! a clear message rather than silently served as plain HTTP/1.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
@@ -148,6 +149,7 @@ pub(super) fn parse(
     let mut backlog = None;
     let mut reuseport = false;
     let mut socket_options = false;
+    let mut ssl = false;
     for a in d.args.iter().skip(1) {
         let p = a.value.as_str();
         let (key, value) = match p.split_once('=') {
@@ -189,12 +191,11 @@ pub(super) fn parse(
                 reuseport = true;
                 socket_options = true;
             }
-            ("ssl", None) | ("quic", None) => {
+            ("ssl", None) => ssl = true,
+            ("quic", None) => {
                 return Err(NginxError::at(
                     d,
-                    format!(
-                        "\"listen ... {key}\" is not supported by Portico yet (TLS comes in a later release)"
-                    ),
+                    "\"listen ... quic\" is not supported by Portico yet (HTTP/3)",
                 ));
             }
             ("http2", None) => {
@@ -222,7 +223,7 @@ pub(super) fn parse(
             default_server,
             backlog,
             reuseport,
-            ssl: false,
+            ssl,
             http2: false,
         })
         .collect();

@@ -147,6 +147,7 @@ pub(super) fn server(
         named,
         config: Arc::new(config),
         origin: "test".into(),
+        tls: None,
     }
 }
 
