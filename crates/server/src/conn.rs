@@ -265,7 +265,6 @@ where
     W: AsyncWrite + SendFile + Unpin,
 {
     async move {
-        let Ends { peer, local, tls } = ends;
         let mut first_slot = first_slot;
         // Only what an idle connection needs lives here; the rest is made
         // per request (serve_request, boxed).
@@ -301,7 +300,7 @@ where
                         reader,
                         status,
                         &reason,
-                        &peer_text(peer),
+                        &peer_text(ends.peer),
                         ctx,
                     ))
                     .await;
@@ -317,9 +316,9 @@ where
                 head,
                 &mut rbuf,
                 Conn {
-                    peer,
-                    local,
-                    tls: tls.clone(),
+                    peer: ends.peer,
+                    local: ends.local,
+                    tls: ends.tls.clone(),
                     ctx,
                     served,
                     stopping,
