@@ -51,6 +51,18 @@ impl LogContext {
         }
     }
 
+    /// A context with nothing in it (unit tests).
+    #[cfg(test)]
+    pub(crate) fn blank() -> LogContext {
+        LogContext {
+            client: Bytes::new(),
+            server: Bytes::new(),
+            request: Bytes::new(),
+            upstream: Arc::from(""),
+            host: Bytes::new(),
+        }
+    }
+
     /// The same request about another upstream (the next try of a retry).
     pub(crate) fn with_upstream(&self, upstream: &str) -> LogContext {
         LogContext {

@@ -3,7 +3,8 @@
 //! `proxy_connect_timeout`), send the request head and body (each write
 //! within `proxy_send_timeout`), read the response head (each read within
 //! `proxy_read_timeout`; interim 1xx answers skipped), and turn it into the
-//! client's [`Response`] with the body streamed by the shared pump.
+//! client's [`Response`] with the body pulled from the connection by the
+//! client's writer (`pump.rs`).
 //!
 //! A connection returns to the pool only after a response read to its end
 //! cleanly, on an HTTP/1.1 exchange that both sides let persist. A pooled
@@ -29,9 +30,8 @@ use bytes::BytesMut;
 use portico_proto::http1::{
     ChunkedDecoder, ResponseFraming, ResponseHead, ResponseLimits, parse_response_head,
 };
-use portico_server::{BodyStream, Response, ResponseBody, ResponseMeta};
+use portico_server::{Response, ResponseBody, ResponseMeta};
 use tokio::io::AsyncReadExt;
-use tokio::sync::mpsc;
 
 pub use pool::{
     ConnPool, DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEPALIVE, DEFAULT_MAX_AGE, DEFAULT_MAX_REQUESTS,
@@ -43,7 +43,7 @@ pub use response::{DEFAULT_HIDDEN, HeaderFilter};
 use crate::error::{ErrorKind, Phase, ProxyError};
 use crate::io::{client_body_error, send};
 use crate::log::LogContext;
-use crate::pump::{self, BUFFERED_PIECES, BodyPump, Framing, READ_CHUNK, UNBUFFERED_PIECES};
+use crate::pump::{self, BodyReader, Buffered, Framing, READ_CHUNK, Unbuffered};
 use crate::spool::Spool;
 use crate::target::PeerAddr;
 use request::{BodyPlan, LAST_CHUNK, chunk};
@@ -319,12 +319,6 @@ impl Answer {
                 ResponseBody::Full(buf.split_to(n).freeze())
             }
             Some(framing) => {
-                let depth = if s.buffering {
-                    BUFFERED_PIECES
-                } else {
-                    UNBUFFERED_PIECES
-                };
-                let (tx, rx) = mpsc::channel(depth);
                 let PooledConn {
                     stream,
                     requests,
@@ -340,19 +334,13 @@ impl Answer {
                         pool.put(peer, conn, Instant::now());
                     }) as pump::Reuse
                 });
-                let pump = BodyPump {
-                    stream,
-                    buf,
-                    framing,
-                    read_timeout: s.read_timeout,
-                    log,
-                    reuse,
-                };
-                let spool = s
-                    .buffering
-                    .then(|| Spool::new(s.memory_ahead, s.file_ahead, std::env::temp_dir()));
-                tokio::spawn(pump.run(tx, spool));
-                ResponseBody::Stream(BodyStream::channel(rx))
+                let reader = BodyReader::new(stream, buf, framing, s.read_timeout, log, reuse);
+                ResponseBody::Stream(if s.buffering {
+                    let spool = Spool::new(s.memory_ahead, s.file_ahead, std::env::temp_dir());
+                    Buffered::stream(reader, spool)
+                } else {
+                    Unbuffered::stream(reader)
+                })
             }
         };
         Response {

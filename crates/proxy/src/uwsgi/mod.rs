@@ -3,7 +3,7 @@
 //! [`Handler`]: it encodes the request's vars (already built by the engine
 //! from `uwsgi_param` and the client's headers) as a uwsgi packet, sends it
 //! and the request body, reads the response head (`response.rs`) and streams
-//! the body back (`pump.rs`).
+//! the body back (pulled by the client's writer: `pump.rs`).
 //!
 //! One connection per request, closed after the response, as nginx's uwsgi
 //! module does (the response ends at the close). A group is balanced and
@@ -13,7 +13,7 @@
 //! `uwsgi_request_buffering on`, in memory). To one peer an unfinished body
 //! is streamed. Not here: spooling the response to disk (`uwsgi_buffering`),
 //! `hash KEY` groups (no key reaches a Handler: round robin, as nginx with
-//! an empty key). The body pump, the log wording and the send step are
+//! an empty key). The body reader, the log wording and the send step are
 //! shared with the HTTP client (`pump.rs`, `log.rs`, `io.rs`).
 
 mod response;
@@ -43,8 +43,9 @@ use crate::error::{ErrorKind, Phase, ProxyError};
 use crate::error_page::error_response;
 use crate::io::{client_body_error, send};
 use crate::log::LogContext;
-use crate::pump::{self, BUFFERED_PIECES, BodyPump, Framing, READ_CHUNK, UNBUFFERED_PIECES};
+use crate::pump::{self, BUFFERED_PIECES, BodyReader, Buffered, Framing, READ_CHUNK, Unbuffered};
 use crate::retry::{self, Exchange, Finished, Rules, Tries};
+use crate::spool::Spool;
 use crate::target::{PeerAddr, PeerStream, TargetError};
 
 /// Largest vars block a uwsgi packet can carry (its size field is 16 bits).
@@ -355,22 +356,14 @@ impl Inner {
                 ResponseBody::Full(buf.split_to(n).freeze())
             }
             framing => {
-                let depth = if self.settings.buffering {
-                    BUFFERED_PIECES
+                let reader =
+                    BodyReader::new(stream, buf, framing, self.settings.read_timeout, log, None);
+                ResponseBody::Stream(if self.settings.buffering {
+                    let memory = BUFFERED_PIECES * READ_CHUNK;
+                    Buffered::stream(reader, Spool::new(memory, 0, std::env::temp_dir()))
                 } else {
-                    UNBUFFERED_PIECES
-                };
-                let (tx, rx) = mpsc::channel(depth);
-                let pump = BodyPump {
-                    stream,
-                    buf,
-                    framing,
-                    read_timeout: self.settings.read_timeout,
-                    log,
-                    reuse: None,
-                };
-                tokio::spawn(pump.run(tx, None));
-                ResponseBody::Stream(BodyStream::channel(rx))
+                    Unbuffered::stream(reader)
+                })
             }
         };
         Response {
