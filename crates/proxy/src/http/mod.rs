@@ -41,7 +41,7 @@ pub(crate) use request::Outgoing;
 pub use response::{DEFAULT_HIDDEN, HeaderFilter};
 
 use crate::error::{ErrorKind, Phase, ProxyError};
-use crate::io::{client_body_error, send};
+use crate::io::{client_body_error, send, within};
 use crate::log::LogContext;
 use crate::pump::{self, BodyReader, Buffered, Framing, READ_CHUNK, Unbuffered};
 use crate::spool::Spool;
@@ -254,7 +254,7 @@ async fn read_head(
             }
         }
         buf.reserve(READ_CHUNK);
-        let n = tokio::time::timeout(timeout, conn.stream.read_buf(buf))
+        let n = within(timeout, conn.stream.read_buf(buf))
             .await
             .map_err(|_| ProxyError::timeout(phase))?
             .map_err(|e| ProxyError::io(ErrorKind::Read, phase, "recv()", e))?;

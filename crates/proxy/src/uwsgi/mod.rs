@@ -42,7 +42,7 @@ use crate::balance::{PickInput, UpstreamGroup};
 use crate::error::{ErrorKind, Phase, ProxyError};
 use crate::error_page::error_response;
 use crate::io::{client_body_error, send};
-use crate::log::LogContext;
+use crate::log::{LogContext, Peer, Scheme, UpstreamName};
 use crate::pump::{self, BUFFERED_PIECES, BodyReader, Buffered, Framing, READ_CHUNK, Unbuffered};
 use crate::retry::{self, Exchange, Finished, Rules, Tries};
 use crate::spool::Spool;
@@ -225,8 +225,8 @@ impl Exchange for UwsgiExchange<'_> {
         self.non_idempotent
     }
 
-    fn upstream_url(&self, peer: &str) -> String {
-        upstream_url(peer)
+    fn upstream(&self, peer: Peer) -> UpstreamName {
+        uwsgi_upstream(peer)
     }
 }
 
@@ -234,8 +234,8 @@ impl Inner {
     async fn serve(&self, request: Request) -> Response {
         let started = Instant::now();
         let group = self.group.current();
-        let log = LogContext::new(&request, "");
-        let group_log = log.with_upstream(&upstream_url(group.name()));
+        let log = LogContext::new(&request);
+        let group_log = log.with_upstream(uwsgi_upstream(Peer::Name(Arc::from(group.name()))));
         let Request { source, body, .. } = request;
         let packet = match source {
             RequestSource::Uwsgi(packet) => packet,
@@ -450,11 +450,11 @@ async fn read_head(
 /// The `upstream:` nginx logs for a peer (or group) name:
 /// `uwsgi://127.0.0.1:9000`, and for a unix socket
 /// `uwsgi://unix:/run/app.sock:` (trailing colon included, observed).
-fn upstream_url(name: &str) -> String {
-    if name.starts_with("unix:") {
-        format!("uwsgi://{name}:")
-    } else {
-        format!("uwsgi://{name}")
+fn uwsgi_upstream(peer: Peer) -> UpstreamName {
+    UpstreamName {
+        scheme: Scheme::Uwsgi,
+        peer,
+        target: bytes::Bytes::new(),
     }
 }
 
@@ -466,13 +466,11 @@ mod tests {
     #[test]
     fn upstream_names_are_logged_as_nginx_logs_them() {
         let tcp = PeerAddr::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], 9000)));
-        assert_eq!(upstream_url(&tcp.to_string()), "uwsgi://127.0.0.1:9000");
+        let url = |peer| uwsgi_upstream(peer).to_string();
+        assert_eq!(url(Peer::Addr(tcp)), "uwsgi://127.0.0.1:9000");
         let unix = PeerAddr::Unix("/run/app.sock".into());
-        assert_eq!(
-            upstream_url(&unix.to_string()),
-            "uwsgi://unix:/run/app.sock:"
-        );
-        assert_eq!(upstream_url("app"), "uwsgi://app");
+        assert_eq!(url(Peer::Addr(unix)), "uwsgi://unix:/run/app.sock:");
+        assert_eq!(url(Peer::Name(Arc::from("app"))), "uwsgi://app");
     }
 
     #[test]

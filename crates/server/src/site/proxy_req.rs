@@ -203,6 +203,12 @@ impl<'s> Req<'s> {
     /// that starts with `/` is made absolute, as nginx's header filter
     /// does for the Location it set).
     fn redirect_headers(&self, pass: &ProxyPass, headers: &mut [(Bytes, Bytes)]) {
+        let rewritable = |name: &Bytes| {
+            name.eq_ignore_ascii_case(b"location") || name.eq_ignore_ascii_case(b"refresh")
+        };
+        if !headers.iter().any(|(name, _)| rewritable(name)) {
+            return; // the usual answer: nothing to rewrite, nothing to work out
+        }
         let settings = &*self.loc.config.proxy;
         let parts;
         let mut rules: Vec<Redirect<'_>> = Vec::new();
