@@ -28,7 +28,7 @@ pub use balance::{
     Attempt, GroupError, Outcome, PeerState, PeerStats, PickInput, Picked, Released, UpstreamGroup,
 };
 pub use error::{ErrorKind, Phase, ProxyError, Side};
-pub use error_page::{error_page_html, error_response, status_reason};
+pub use error_page::{error_response, status_reason};
 pub use http::{ConnPool, HeaderFilter, PoolSettings};
 pub use proxy::{HttpProxy, upstream_pool};
 pub use target::{PeerAddr, PeerStream, TargetError};
