@@ -194,6 +194,7 @@ impl Inner {
             client_ip,
             hash_key,
             started,
+            ..
         } = call;
         let log = LogContext::new(&request);
         let Request { source, body, .. } = request;

@@ -38,6 +38,7 @@ fn call(raw: &str) -> ProxyCall {
         client_ip: Some(peer.ip()),
         hash_key: None,
         started: Instant::now(),
+        authority: None,
     }
 }
 

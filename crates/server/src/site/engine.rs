@@ -364,6 +364,7 @@ impl Engine {
                     };
                     let head = req.proxy_head(pass, framing);
                     let hash_key = upstream.hash_key().map(|t| Bytes::from(req.eval(t)));
+                    let authority = req.dynamic_authority(pass);
                     let call = ProxyCall {
                         request: Request {
                             source: RequestSource::Http(head),
@@ -376,6 +377,7 @@ impl Engine {
                         client_ip: req.facts.client_ip(),
                         hash_key,
                         started,
+                        authority,
                     };
                     let outcome = upstream.forward(call).await;
                     match req.after_proxy(pass, outcome) {

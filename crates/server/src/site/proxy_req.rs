@@ -92,6 +92,20 @@ impl<'s> Req<'s> {
         }
     }
 
+    /// For a `proxy_pass` with variables, the evaluated URL's `host[:port]`
+    /// (as written: a port only when the URL has one).
+    pub(crate) fn dynamic_authority(&self, pass: &ProxyPass) -> Option<Bytes> {
+        let ProxyTarget::Dynamic(url) = &pass.target else {
+            return None;
+        };
+        let url = self.eval(url);
+        let rest = strip_prefix_ci(&url, b"http://")
+            .or_else(|| strip_prefix_ci(&url, b"https://"))
+            .unwrap_or(&url);
+        let end = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
+        Some(Bytes::copy_from_slice(&rest[..end]))
+    }
+
     /// The request head for `proxy_pass`, with `body` the framing of the
     /// body that goes with it. Sets `$proxy_host`/`$proxy_port`.
     pub(crate) fn proxy_head(&mut self, pass: &ProxyPass, body: BodyOut) -> RequestHead {
