@@ -128,6 +128,7 @@ pub(crate) fn front(config: &Config, site: Option<&SiteSetup>, app: Option<WsgiH
         .map(|l| l.addr.clone())
         .collect();
     let mut upstreams: UpstreamMap = Vec::new();
+    let mut singles: Vec<(UpstreamTarget, Arc<UwsgiUpstream>)> = Vec::new();
     for (target, location) in uwsgi_targets(&setup.site) {
         if upstreams.iter().any(|(t, _)| t == target) {
             continue;
@@ -142,7 +143,11 @@ pub(crate) fn front(config: &Config, site: Option<&SiteSetup>, app: Option<WsgiH
                 target.clone(),
                 UwsgiSettings::from_location(&location.config),
             ) {
-                Ok(upstream) => Arc::new(upstream),
+                Ok(upstream) => {
+                    let upstream = Arc::new(upstream);
+                    singles.push((target.clone(), upstream.clone()));
+                    upstream
+                }
                 Err(e) => {
                     portico_server::logln!(
                         "uwsgi_pass {} ({}): {e}",
@@ -159,8 +164,14 @@ pub(crate) fn front(config: &Config, site: Option<&SiteSetup>, app: Option<WsgiH
     // proxy_pass and uwsgi_pass locations (one peer state, as in nginx).
     let mut parts: Vec<GroupParts> = Vec::new();
     let mut background = Vec::new();
-    let proxies = proxy_upstreams(&setup.site, &mut parts, &mut background);
-    let by_location = uwsgi_group_locations(&setup.site, &mut parts, &mut background);
+    let mut proxies = proxy_upstreams(&setup.site, &mut parts, &mut background);
+    let by_location = uwsgi_group_locations(
+        &setup.site,
+        &mut parts,
+        &mut background,
+        &mut proxies,
+        &singles,
+    );
     let groups = parts.into_iter().map(|g| (g.name, g.slot)).collect();
     let router = Arc::new(
         SiteHandler::new(setup.site.clone(), setup.prefix.clone(), upstreams)
@@ -250,17 +261,33 @@ fn uwsgi_group_locations(
     site: &Site,
     groups: &mut Vec<GroupParts>,
     tasks: &mut Vec<BackgroundTask>,
+    proxies: &mut ProxyMap,
+    singles: &[(UpstreamTarget, Arc<UwsgiUpstream>)],
 ) -> UwsgiLocationMap {
     let mut map = UwsgiLocationMap::new();
     for (id, location, target) in uwsgi_locations(site) {
         let UpstreamTarget::Group(name) = target else {
+            // One address: the engine goes through the proxy seam too, so
+            // `$upstream_*` are known (the in-process app is not in `singles`).
+            if let Some((_, upstream)) = singles.iter().find(|(t, _)| t == target) {
+                proxies.push((id, upstream.clone() as Arc<dyn ProxyUpstream>));
+            }
             continue;
         };
         match group_parts(site, name, &location.config.proxy, groups, tasks) {
             Ok(parts) => {
                 let settings = UwsgiSettings::from_location(&location.config);
-                let upstream = UwsgiUpstream::in_slot(parts.slot.clone(), settings);
-                map.push((id, Arc::new(upstream) as Arc<dyn Handler>));
+                let mut upstream = UwsgiUpstream::in_slot(parts.slot.clone(), settings);
+                let balancer = site.upstreams.iter().find(|u| &u.name == name);
+                if let Some(Balancer::Hash { key, .. }) = balancer.map(|u| &u.balancer) {
+                    match Template::parse(key) {
+                        Ok(key) => upstream = upstream.with_hash_key(key),
+                        Err(e) => portico_server::logln!("upstream \"{name}\" hash key: {e}"),
+                    }
+                }
+                let upstream = Arc::new(upstream);
+                proxies.push((id, upstream.clone() as Arc<dyn ProxyUpstream>));
+                map.push((id, upstream as Arc<dyn Handler>));
             }
             Err(e) => portico_server::logln!(
                 "uwsgi_pass {name} ({}): {e}; answering 502",

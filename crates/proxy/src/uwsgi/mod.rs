@@ -11,10 +11,12 @@
 //! and passive health, `uwsgi_next_upstream`, `_tries`, `_timeout`); its
 //! request body is read whole first so that any peer can get it (nginx's
 //! `uwsgi_request_buffering on`, in memory). To one peer an unfinished body
-//! is streamed. Not here: spooling the response to disk (`uwsgi_buffering`),
-//! `hash KEY` groups (no key reaches a Handler: round robin, as nginx with
-//! an empty key). The body reader, the log wording and the send step are
-//! shared with the HTTP client (`pump.rs`, `log.rs`, `io.rs`).
+//! is streamed. Not here: spooling the response to disk (`uwsgi_buffering`).
+//! Through the site engine it is a [`ProxyUpstream`], so a `hash KEY`
+//! group gets its key and `$upstream_addr`/`_status`/`_response_time` are
+//! known; as a plain [`Handler`] (no engine) it balances without a key.
+//! The body reader, the log wording and the send step are shared with the
+//! HTTP client (`pump.rs`, `log.rs`, `io.rs`).
 
 mod response;
 
@@ -24,13 +26,13 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use portico_config::site::{
-    DEFAULT_UPSTREAM_TIMEOUT, LocationConfig, NextUpstream, UpstreamTarget,
+    DEFAULT_UPSTREAM_TIMEOUT, LocationConfig, NextUpstream, Template, UpstreamTarget,
 };
 use portico_proto::http1::ChunkedDecoder;
 use portico_proto::uwsgi::UwsgiPacket;
 use portico_server::{
-    BodyStream, Handler, HandlerFuture, Request, RequestBody, RequestSource, Response,
-    ResponseBody, ResponseMeta,
+    BodyStream, Handler, HandlerFuture, ProxyCall, ProxyFuture, ProxyUpstream, Request,
+    RequestBody, RequestSource, Response, ResponseBody, ResponseMeta,
 };
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
@@ -128,6 +130,8 @@ struct Inner {
     settings: UwsgiSettings,
     /// Read the whole body before the first try (a group: any peer may get it).
     buffer_body: bool,
+    /// The group's `hash KEY` (evaluated by the engine per request).
+    hash_key: Option<Template>,
 }
 
 impl UwsgiUpstream {
@@ -143,6 +147,7 @@ impl UwsgiUpstream {
                 group: Arc::new(GroupSlot::new(Arc::new(UpstreamGroup::single(peer)))),
                 settings,
                 buffer_body: false,
+                hash_key: None,
             }),
         })
     }
@@ -162,8 +167,17 @@ impl UwsgiUpstream {
                 group: slot,
                 settings,
                 buffer_body: true,
+                hash_key: None,
             }),
         }
+    }
+
+    /// The group balances by `hash KEY`: the engine evaluates it per request.
+    pub fn with_hash_key(mut self, key: Template) -> UwsgiUpstream {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.hash_key = Some(key);
+        }
+        self
     }
 
     /// The group this client balances over now (one peer for an address).
@@ -175,8 +189,48 @@ impl UwsgiUpstream {
 impl Handler for UwsgiUpstream {
     fn handle(&self, request: Request) -> HandlerFuture {
         let inner = self.inner.clone();
-        Box::pin(async move { inner.serve(request).await })
+        Box::pin(async move {
+            let client_ip = remote_addr(&request);
+            let (response, _, _) = inner.serve(request, client_ip, None, Instant::now()).await;
+            response
+        })
     }
+}
+
+/// Through the site engine's proxy seam: the group's `hash` key and the
+/// client's address come from the engine, and the `$upstream_*` record of
+/// every try goes back with the answer (logs, `add_header`).
+impl ProxyUpstream for UwsgiUpstream {
+    fn forward(&self, call: ProxyCall) -> ProxyFuture {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let ProxyCall {
+                request,
+                client_ip,
+                hash_key,
+                started,
+                ..
+            } = call;
+            let client_ip = client_ip.or_else(|| remote_addr(&request));
+            let (response, tries, from_upstream) =
+                inner.serve(request, client_ip, hash_key, started).await;
+            tries.outcome(response, from_upstream)
+        })
+    }
+
+    fn hash_key(&self) -> Option<&Template> {
+        self.inner.hash_key.as_ref()
+    }
+}
+
+/// The client's address as the packet's `REMOTE_ADDR` says (`ip_hash`).
+fn remote_addr(request: &Request) -> Option<IpAddr> {
+    let RequestSource::Uwsgi(packet) = &request.source else {
+        return None;
+    };
+    packet
+        .var(b"REMOTE_ADDR")
+        .and_then(|a| std::str::from_utf8(a).ok()?.parse::<IpAddr>().ok())
 }
 
 /// One uwsgi try for the shared retry loop: connect, send the packet (and
@@ -231,8 +285,15 @@ impl Exchange for UwsgiExchange<'_> {
 }
 
 impl Inner {
-    async fn serve(&self, request: Request) -> Response {
-        let started = Instant::now();
+    /// One request: the answer, the `$upstream_*` record, and whether the
+    /// answer came from a peer (`false`: nginx's own error page).
+    async fn serve(
+        &self,
+        request: Request,
+        client_ip: Option<IpAddr>,
+        hash_key: Option<bytes::Bytes>,
+        started: Instant,
+    ) -> (Response, Tries, bool) {
         let group = self.group.current();
         let log = LogContext::new(&request);
         let group_log = log.with_upstream(uwsgi_upstream(Peer::Name(Arc::from(group.name()))));
@@ -245,7 +306,7 @@ impl Inner {
                     Phase::Preparing,
                     "uwsgi upstream given an HTTP request (the engine must build the vars)",
                 );
-                return self.fail(&group_log, &e);
+                return (self.fail(&group_log, &e), Tries::default(), false);
             }
         };
         let meta = ResponseMeta {
@@ -257,7 +318,7 @@ impl Inner {
         };
         let mut x = match self.prepare(&packet, body).await {
             Ok(x) => x,
-            Err(e) => return self.fail(&group_log, &e),
+            Err(e) => return (self.fail(&group_log, &e), Tries::default(), false),
         };
         let s = &self.settings;
         let rules = Rules {
@@ -265,26 +326,23 @@ impl Inner {
             tries: s.next_upstream_tries,
             timeout: s.next_upstream_timeout,
         };
-        let client_ip = packet
-            .var(b"REMOTE_ADDR")
-            .and_then(|a| std::str::from_utf8(a).ok()?.parse::<IpAddr>().ok());
         let input = PickInput {
             client_ip,
-            hash_key: None,
+            hash_key: hash_key.as_deref(),
             next_upstream_tries: 0,
         };
         let mut tries = Tries::default();
         let finished = retry::run(&group, input, rules, started, &log, &mut x, &mut tries);
-        let mut response = match finished.await {
+        let (mut response, from_upstream) = match finished.await {
             Finished::Answer {
                 answer: (head, buf, stream),
                 log,
                 ..
-            } => self.respond(head, buf, stream, &packet, log),
-            Finished::Failed(status) => error_response(status, &s.server_token),
+            } => (self.respond(head, buf, stream, &packet, log), true),
+            Finished::Failed(status) => (error_response(status, &s.server_token), false),
         };
         response.meta = meta;
-        response
+        (response, tries, from_upstream)
     }
 
     /// Log `e` as nginx would and answer with nginx's error page.

@@ -318,6 +318,33 @@ impl Engine {
                             }
                         },
                     };
+                    if let Some(upstream) = self.proxy_for(req.loc.location) {
+                        // A uwsgi client through the proxy seam: the group's
+                        // hash key goes in, the `$upstream_*` record comes back.
+                        let hash_key = upstream.hash_key().map(|t| Bytes::from(req.eval(t)));
+                        let call = ProxyCall {
+                            request: Request {
+                                source: RequestSource::Uwsgi(req.uwsgi_packet()),
+                                peer,
+                                local,
+                                listener: listener.clone(),
+                                body: sent,
+                                handoff: handoff.clone(),
+                            },
+                            client_ip: req.facts.client_ip(),
+                            hash_key,
+                            started,
+                            authority: None,
+                        };
+                        let outcome = upstream.forward(call).await;
+                        match req.after_uwsgi(outcome) {
+                            Step::Out(response) => return *response,
+                            Step::Jump(phase) => {
+                                at = phase;
+                                continue;
+                            }
+                        }
+                    }
                     body = Some(sent);
                     (handler, RequestSource::Uwsgi(req.uwsgi_packet()))
                 }

@@ -213,6 +213,21 @@ impl<'s> Req<'s> {
         Step::Out(Box::new(self.finish_upstream(response)))
     }
 
+    /// The answer of a `uwsgi_pass` upstream that went through the proxy
+    /// seam: `$upstream_*` recorded, Portico's own answers (every peer
+    /// failed) through `error_page` as nginx does, the rest as any uwsgi
+    /// answer (`uwsgi_intercept_errors`).
+    pub(crate) fn after_uwsgi(&mut self, outcome: ProxyOutcome) -> Step {
+        let facts = self.proxy.get_or_insert_with(ProxyFacts::default);
+        facts.upstream_addr = outcome.upstream_addr;
+        facts.upstream_status = outcome.upstream_status;
+        facts.upstream_response_time = outcome.upstream_response_time;
+        if !outcome.from_upstream {
+            return self.special(outcome.response.status, Vec::new());
+        }
+        self.after_upstream(outcome.response)
+    }
+
     /// `proxy_redirect` on `Location` and `Refresh` (a rewritten Location
     /// that starts with `/` is made absolute, as nginx's header filter
     /// does for the Location it set).
