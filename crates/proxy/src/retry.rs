@@ -167,7 +167,12 @@ pub(crate) struct Tries {
 
 impl Tries {
     fn push(&mut self, addr: &str, status: u16, took: Duration) {
-        if !self.addr.is_empty() {
+        if self.addr.is_empty() {
+            // One try is the rule: room for it at once, no regrowing.
+            self.addr.reserve(addr.len() + 8);
+            self.status.reserve(8);
+            self.time.reserve(8);
+        } else {
             for s in [&mut self.addr, &mut self.status, &mut self.time] {
                 s.push_str(", ");
             }

@@ -83,7 +83,7 @@ impl<'s> Req<'s> {
                 // 0: `unix:`, where nginx's `$proxy_port` is empty.
                 port: match pass.proxy_port {
                     0 => Vec::new(),
-                    n => n.to_string().into_bytes(),
+                    n => itoa::Buffer::new().format(n).as_bytes().to_vec(),
                 },
                 uri: pass.uri.as_ref().map(|t| self.eval(t)),
                 url: pass.url.clone().into_bytes(),
