@@ -104,6 +104,7 @@ pub(crate) async fn attempt(
         stream,
         requests: 0,
         born: Instant::now(),
+        buf: BytesMut::new(),
     };
     exchange(conn, out, s, false).await.map_err(|f| f.error)
 }
@@ -131,7 +132,11 @@ async fn exchange(
         max_head: s.buffer_size,
         ..ResponseLimits::default()
     };
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    // The connection's buffer of its last answer, when that answer is gone
+    // (no allocation then), else a new one.
+    let mut buf = std::mem::take(&mut conn.buf);
+    buf.clear();
+    buf.reserve(READ_CHUNK);
     let mut got_response = false;
     loop {
         let head = read_head(
@@ -304,25 +309,27 @@ impl Answer {
         let body = match framing {
             None => {
                 if buf.is_empty() {
-                    keep(conn, pool);
+                    keep(PooledConn { buf, ..conn }, pool);
                 }
                 ResponseBody::Empty
             }
             // The whole body came with the head: no task, no channel.
             Some(Framing::Length(n)) if buf.len() as u64 >= n => {
                 let n = n as usize;
-                if buf.len() > n {
+                let body = buf.split_to(n).freeze();
+                if !buf.is_empty() {
                     log.log(&pump::excess_data());
                 } else {
-                    keep(conn, pool);
+                    keep(PooledConn { buf, ..conn }, pool);
                 }
-                ResponseBody::Full(buf.split_to(n).freeze())
+                ResponseBody::Full(body)
             }
             Some(framing) => {
                 let PooledConn {
                     stream,
                     requests,
                     born,
+                    ..
                 } = conn;
                 let reuse: Option<pump::Reuse> = pool.map(|(pool, peer)| {
                     Box::new(move |stream| {
@@ -330,6 +337,7 @@ impl Answer {
                             stream,
                             requests,
                             born,
+                            buf: BytesMut::new(),
                         };
                         pool.put(peer, conn, Instant::now());
                     }) as pump::Reuse
