@@ -77,3 +77,65 @@ def test_next_upstream_off_and_all_down_are_502_as_nginx():
         a, b = pair.both("GET", "/")
         assert a.status == 502
         pair.compare(a, b)
+
+
+CONF_VARS = """
+upstream app { server {ua}; server {ub}; }
+upstream hashed { hash $arg_k; server {ua}; server {ub}; }
+server {
+    listen 127.0.0.1:{port};
+    location / {
+        include uwsgi_params;
+        uwsgi_pass app;
+        add_header X-Up-Addr $upstream_addr always;
+        add_header X-Up-Status $upstream_status always;
+        add_header X-Up-Time $upstream_response_time always;
+    }
+    location /h/ { include uwsgi_params; uwsgi_pass hashed; }
+    location /one/ {
+        include uwsgi_params;
+        uwsgi_pass {ua};
+        add_header X-Up-Addr $upstream_addr;
+        add_header X-Up-Status $upstream_status;
+    }
+}
+"""
+
+
+def upstream_vars(answer):
+    return answer.headers.get("x-up-addr"), answer.headers.get("x-up-status")
+
+
+def test_upstream_variables_name_every_try_as_nginx():
+    import re
+    with backend("a") as (_, ua), backend("b") as (b_server, ub), \
+            DiffPair(CONF_VARS, subs={"ua": ua, "ub": ub}) as pair:
+        for target in ("/", "/", "/one/x"):
+            a, b = pair.both("GET", target)
+            assert a.status == b.status == 200, (a, b)
+            assert upstream_vars(a) == upstream_vars(b), (a, b)
+            assert upstream_vars(b)[0] in (ua, ub) and upstream_vars(b)[1] == "200", b
+            if target == "/":
+                assert re.fullmatch(r"\d+\.\d{3}", b.headers.get("x-up-time", "")), b
+        b_server.proc.send_signal(signal.SIGKILL)
+        b_server.proc.wait(10)
+        seen = []
+        for _ in range(2):
+            a, b = pair.both("GET", "/")
+            assert a.status == b.status == 200, (a, b)
+            assert upstream_vars(a) == upstream_vars(b), (a, b)
+            seen.append(upstream_vars(b))
+        # The try at the dead peer is listed, then the one that answered.
+        assert (f"{ub}, {ua}", "502, 200") in seen, seen
+
+
+def test_hash_key_picks_the_peers_nginx_picks():
+    with backend("a") as (_, ua), backend("b") as (_, ub), \
+            DiffPair(CONF_VARS, subs={"ua": ua, "ub": ub}) as pair:
+        for side in ("nginx", "portico"):
+            got = [names(pair, side, 1, target=f"/h/?k=key{i}")[0] for i in range(16)]
+            if side == "nginx":
+                want = got
+                assert set(want) == {"a", "b"}, want
+            else:
+                assert got == want, (got, want)

@@ -25,7 +25,8 @@ use portico_proxy::background::check::HealthChecker;
 use portico_proxy::background::reresolve::{Reresolver, system_lookup};
 use portico_proxy::balance::resolve_target;
 use portico_proxy::{
-    ConnPool, GroupSlot, HttpProxy, UpstreamGroup, UwsgiSettings, UwsgiUpstream, upstream_pool,
+    ConnPool, DynamicProxy, GroupSlot, HttpProxy, UpstreamGroup, UwsgiSettings, UwsgiUpstream,
+    upstream_pool,
 };
 use portico_server::compress::Compress;
 use portico_server::{
@@ -138,6 +139,7 @@ pub(crate) fn front(config: &Config, site: Option<&SiteSetup>, app: Option<WsgiH
         .map(|l| l.addr.clone())
         .collect();
     let mut upstreams: UpstreamMap = Vec::new();
+    let mut singles: Vec<(UpstreamTarget, Arc<UwsgiUpstream>)> = Vec::new();
     for (target, location) in uwsgi_targets(&setup.site) {
         if upstreams.iter().any(|(t, _)| t == target) {
             continue;
@@ -152,7 +154,11 @@ pub(crate) fn front(config: &Config, site: Option<&SiteSetup>, app: Option<WsgiH
                 target.clone(),
                 UwsgiSettings::from_location(&location.config),
             ) {
-                Ok(upstream) => Arc::new(upstream),
+                Ok(upstream) => {
+                    let upstream = Arc::new(upstream);
+                    singles.push((target.clone(), upstream.clone()));
+                    upstream
+                }
                 Err(e) => {
                     portico_server::logln!(
                         "uwsgi_pass {} ({}): {e}",
@@ -169,8 +175,14 @@ pub(crate) fn front(config: &Config, site: Option<&SiteSetup>, app: Option<WsgiH
     // proxy_pass and uwsgi_pass locations (one peer state, as in nginx).
     let mut parts: Vec<GroupParts> = Vec::new();
     let mut background = Vec::new();
-    let proxies = proxy_upstreams(&setup.site, &mut parts, &mut background);
-    let by_location = uwsgi_group_locations(&setup.site, &mut parts, &mut background);
+    let mut proxies = proxy_upstreams(&setup.site, &mut parts, &mut background);
+    let by_location = uwsgi_group_locations(
+        &setup.site,
+        &mut parts,
+        &mut background,
+        &mut proxies,
+        &singles,
+    );
     let groups = parts.into_iter().map(|g| (g.name, g.slot)).collect();
     let router = Arc::new(
         SiteHandler::new(setup.site.clone(), setup.prefix.clone(), upstreams)
@@ -200,7 +212,9 @@ struct GroupParts {
 /// implicit `keepalive 32 local`); a literal address gets an implicit
 /// group of the addresses its name resolves to, without keep-alive. A URL
 /// with variables is wired when its host is literal (`http://app/v$uri`):
-/// the engine sends the URI it evaluates to. A location that cannot be
+/// the engine sends the URI it evaluates to; with variables in the host
+/// a [`DynamicProxy`] picks a block, an address or a name to resolve per
+/// request (over every block of the site). A location that cannot be
 /// wired is logged and answers 502. The blocks' groups go to `groups`,
 /// their background tasks ([`background_tasks`]) to `tasks`.
 fn proxy_upstreams(
@@ -214,20 +228,32 @@ fn proxy_upstreams(
         let target = match &pass.target {
             ProxyTarget::Group(name) => Ok(Via::Group(name.clone())),
             ProxyTarget::Peer(target) => Ok(Via::Peer(target.clone())),
-            ProxyTarget::Dynamic(url) => dynamic_target(site, url),
+            ProxyTarget::Dynamic(url) => dynamic_target(site, url).or(Ok(Via::PerRequest)),
         };
         let proxy = match target {
-            Ok(Via::Group(name)) => group_proxy(site, &name, settings, groups, tasks),
+            Ok(Via::Group(name)) => group_proxy(site, &name, settings, groups, tasks)
+                .map(|p| Arc::new(p) as Arc<dyn ProxyUpstream>),
             Ok(Via::Peer(target)) => resolve_target(&target)
                 .map(|addrs| {
                     let group = UpstreamGroup::implicit(&shown(&target), addrs);
-                    HttpProxy::new(Arc::new(group), settings, None)
+                    Arc::new(HttpProxy::new(Arc::new(group), settings, None))
+                        as Arc<dyn ProxyUpstream>
                 })
                 .map_err(|e| e.to_string()),
+            Ok(Via::PerRequest) => {
+                let mut by_name = Vec::new();
+                for up in &site.upstreams {
+                    match group_proxy(site, &up.name, settings.clone(), groups, tasks) {
+                        Ok(proxy) => by_name.push((up.name.clone(), proxy)),
+                        Err(e) => portico_server::logln!("upstream \"{}\": {e}", up.name),
+                    }
+                }
+                Ok(Arc::new(DynamicProxy::new(by_name, settings)) as Arc<dyn ProxyUpstream>)
+            }
             Err(e) => Err(e),
         };
         match proxy {
-            Ok(proxy) => map.push((id, Arc::new(proxy) as Arc<dyn ProxyUpstream>)),
+            Ok(proxy) => map.push((id, proxy)),
             Err(e) => portico_server::logln!(
                 "proxy_pass {} ({}): {e}; answering 502",
                 pass.url,
@@ -246,17 +272,33 @@ fn uwsgi_group_locations(
     site: &Site,
     groups: &mut Vec<GroupParts>,
     tasks: &mut Vec<BackgroundTask>,
+    proxies: &mut ProxyMap,
+    singles: &[(UpstreamTarget, Arc<UwsgiUpstream>)],
 ) -> UwsgiLocationMap {
     let mut map = UwsgiLocationMap::new();
     for (id, location, target) in uwsgi_locations(site) {
         let UpstreamTarget::Group(name) = target else {
+            // One address: the engine goes through the proxy seam too, so
+            // `$upstream_*` are known (the in-process app is not in `singles`).
+            if let Some((_, upstream)) = singles.iter().find(|(t, _)| t == target) {
+                proxies.push((id, upstream.clone() as Arc<dyn ProxyUpstream>));
+            }
             continue;
         };
         match group_parts(site, name, &location.config.proxy, groups, tasks) {
             Ok(parts) => {
                 let settings = UwsgiSettings::from_location(&location.config);
-                let upstream = UwsgiUpstream::in_slot(parts.slot.clone(), settings);
-                map.push((id, Arc::new(upstream) as Arc<dyn Handler>));
+                let mut upstream = UwsgiUpstream::in_slot(parts.slot.clone(), settings);
+                let balancer = site.upstreams.iter().find(|u| &u.name == name);
+                if let Some(Balancer::Hash { key, .. }) = balancer.map(|u| &u.balancer) {
+                    match Template::parse(key) {
+                        Ok(key) => upstream = upstream.with_hash_key(key),
+                        Err(e) => portico_server::logln!("upstream \"{name}\" hash key: {e}"),
+                    }
+                }
+                let upstream = Arc::new(upstream);
+                proxies.push((id, upstream.clone() as Arc<dyn ProxyUpstream>));
+                map.push((id, upstream as Arc<dyn Handler>));
             }
             Err(e) => portico_server::logln!(
                 "uwsgi_pass {name} ({}): {e}; answering 502",
@@ -267,17 +309,19 @@ fn uwsgi_group_locations(
     map
 }
 
-/// Where a `proxy_pass` goes: an `upstream {}` block or an address.
+/// Where a `proxy_pass` goes: an `upstream {}` block, an address, or (a
+/// host with variables) whatever each request's URL names.
 enum Via {
     Group(String),
     Peer(UpstreamTarget),
+    PerRequest,
 }
 
 /// The group or address of a `proxy_pass` URL with variables whose
 /// `http://host[:port]` is literal: an upstream block of that host name
 /// (nginx looks the host up among them first), else the address.
 fn dynamic_target(site: &Site, url: &Template) -> Result<Via, String> {
-    let unsupported = || "a URL with variables in its host is not supported yet".to_string();
+    let unsupported = || "the host has variables".to_string();
     let Some(TemplatePart::Literal(text)) = url.parts.first() else {
         return Err(unsupported());
     };

@@ -11,6 +11,7 @@
 
 pub mod background;
 pub mod balance;
+pub mod dynamic;
 pub mod error;
 pub mod error_page;
 pub mod http;
@@ -27,8 +28,9 @@ pub use background::GroupSlot;
 pub use balance::{
     Attempt, GroupError, Outcome, PeerState, PeerStats, PickInput, Picked, Released, UpstreamGroup,
 };
+pub use dynamic::DynamicProxy;
 pub use error::{ErrorKind, Phase, ProxyError, Side};
-pub use error_page::{error_page_html, error_response, status_reason};
+pub use error_page::{error_response, status_reason};
 pub use http::{ConnPool, HeaderFilter, PoolSettings};
 pub use proxy::{HttpProxy, upstream_pool};
 pub use target::{PeerAddr, PeerStream, TargetError};

@@ -4,79 +4,164 @@
 //! upstream: "...", host: "..."`. Only the wording; the log writer adds the
 //! timestamp, pid and connection number nginx puts in front.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use portico_server::{Request, RequestSource};
 
 use crate::error::ProxyError;
+use crate::target::PeerAddr;
 
 /// What nginx appends to an error line about a request:
 /// `, client: 1.2.3.4, server: example.com, request: "GET / HTTP/1.1",
 /// upstream: "uwsgi://127.0.0.1:9000", host: "example.com"`.
+///
+/// Made for every request and used only when something fails, so it holds
+/// the pieces (shared byte strings, the peer's address) and formats them
+/// when a line is written.
 #[derive(Clone)]
 pub(crate) struct LogContext {
-    client: Bytes,
+    request: Arc<RequestFacts>,
+    upstream: Option<UpstreamName>,
+}
+
+struct RequestFacts {
+    client: Client,
     server: Bytes,
-    request: Bytes,
-    upstream: Arc<str>,
+    method: Bytes,
+    uri: Bytes,
+    protocol: Bytes,
     host: Bytes,
 }
 
-impl LogContext {
-    /// The context of `request`, its upstream named `upstream` (as nginx
-    /// names it: `uwsgi://127.0.0.1:9000`, `http://127.0.0.1:8080/path`).
-    pub(crate) fn new(request: &Request, upstream: &str) -> LogContext {
-        let var = |name: &[u8]| match &request.source {
-            RequestSource::Uwsgi(p) => p.var(name).cloned().unwrap_or_default(),
-            RequestSource::Http(_) => Bytes::new(),
-        };
-        let mut client = Vec::new();
-        request.remote_addr(&mut client);
-        let mut line = Vec::new();
-        if !request.method().is_empty() {
-            line.extend_from_slice(request.method());
-            line.push(b' ');
-            line.extend_from_slice(request.uri());
-            line.push(b' ');
-            line.extend_from_slice(request.protocol());
+enum Client {
+    Ip(IpAddr),
+    Text(Bytes),
+    None,
+}
+
+/// nginx's `upstream:` in an error line, formatted when it is written.
+#[derive(Clone)]
+pub(crate) struct UpstreamName {
+    pub scheme: Scheme,
+    pub peer: Peer,
+    /// The request target sent (HTTP only).
+    pub target: Bytes,
+}
+
+/// The protocol part of [`UpstreamName`].
+#[derive(Clone, Copy)]
+pub(crate) enum Scheme {
+    /// `http://127.0.0.1:8080/path?a`.
+    Http,
+    /// `uwsgi://127.0.0.1:9000`, and for a unix socket
+    /// `uwsgi://unix:/run/app.sock:` (trailing colon included, observed).
+    Uwsgi,
+}
+
+/// The peer part of [`UpstreamName`]: a peer's address, or a group's name.
+#[derive(Clone)]
+pub(crate) enum Peer {
+    Addr(PeerAddr),
+    Name(Arc<str>),
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Peer::Addr(addr) => addr.fmt(f),
+            Peer::Name(name) => f.write_str(name),
         }
+    }
+}
+
+impl fmt::Display for UpstreamName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.scheme {
+            Scheme::Http => write!(
+                f,
+                "http://{}{}",
+                self.peer,
+                String::from_utf8_lossy(&self.target)
+            ),
+            Scheme::Uwsgi => {
+                let unix = match &self.peer {
+                    Peer::Addr(addr) => matches!(addr, PeerAddr::Unix(_)),
+                    Peer::Name(name) => name.starts_with("unix:"),
+                };
+                write!(f, "uwsgi://{}{}", self.peer, if unix { ":" } else { "" })
+            }
+        }
+    }
+}
+
+impl LogContext {
+    /// The context of `request` (no upstream named yet).
+    pub(crate) fn new(request: &Request) -> LogContext {
+        let facts = match &request.source {
+            RequestSource::Http(head) => RequestFacts {
+                client: request.peer.map_or(Client::None, |p| Client::Ip(p.ip())),
+                server: Bytes::new(),
+                method: head.method.clone(),
+                uri: head.target.clone(),
+                protocol: Bytes::from_static(head.version.as_bytes()),
+                host: head.host.clone().unwrap_or_default(),
+            },
+            RequestSource::Uwsgi(p) => {
+                let var = |name: &[u8]| p.var(name).cloned().unwrap_or_default();
+                RequestFacts {
+                    client: Client::Text(var(b"REMOTE_ADDR")),
+                    server: var(b"SERVER_NAME"),
+                    method: var(b"REQUEST_METHOD"),
+                    uri: var(b"REQUEST_URI"),
+                    protocol: var(b"SERVER_PROTOCOL"),
+                    host: var(b"HTTP_HOST"),
+                }
+            }
+        };
         LogContext {
-            client: Bytes::from(client),
-            server: var(b"SERVER_NAME"),
-            request: Bytes::from(line),
-            upstream: Arc::from(upstream),
-            host: Bytes::copy_from_slice(request.host()),
+            request: Arc::new(facts),
+            upstream: None,
         }
     }
 
     /// The same request about another upstream (the next try of a retry).
-    pub(crate) fn with_upstream(&self, upstream: &str) -> LogContext {
+    pub(crate) fn with_upstream(&self, upstream: UpstreamName) -> LogContext {
         LogContext {
-            upstream: Arc::from(upstream),
-            ..self.clone()
+            request: self.request.clone(),
+            upstream: Some(upstream),
         }
     }
 
     /// The line for `e`, without the log writer's prefix.
     pub(crate) fn line(&self, e: &dyn std::fmt::Display, level: &str) -> String {
         let s = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
-        let mut line = format!("[{level}] {e}");
-        let _ = write!(
-            line,
-            ", client: {}, server: {}",
-            s(&self.client),
-            s(&self.server)
-        );
-        if !self.request.is_empty() {
-            let _ = write!(line, ", request: \"{}\"", s(&self.request));
+        let r = &self.request;
+        let mut line = format!("[{level}] {e}, client: ");
+        match &r.client {
+            Client::Ip(ip) => {
+                let _ = write!(line, "{ip}");
+            }
+            Client::Text(text) => line.push_str(&s(text)),
+            Client::None => {}
         }
-        if !self.upstream.is_empty() {
-            let _ = write!(line, ", upstream: \"{}\"", self.upstream);
+        let _ = write!(line, ", server: {}", s(&r.server));
+        if !r.method.is_empty() {
+            let _ = write!(
+                line,
+                ", request: \"{} {} {}\"",
+                s(&r.method),
+                s(&r.uri),
+                s(&r.protocol)
+            );
         }
-        if !self.host.is_empty() {
-            let _ = write!(line, ", host: \"{}\"", s(&self.host));
+        if let Some(upstream) = &self.upstream {
+            let _ = write!(line, ", upstream: \"{upstream}\"");
+        }
+        if !r.host.is_empty() {
+            let _ = write!(line, ", host: \"{}\"", s(&r.host));
         }
         line
     }
@@ -85,5 +170,21 @@ impl LogContext {
     pub(crate) fn log(&self, e: &ProxyError) {
         let line = self.line(e, e.level().as_str());
         portico_server::logln!("{line}");
+    }
+
+    /// A context with nothing in it (unit tests).
+    #[cfg(test)]
+    pub(crate) fn blank() -> LogContext {
+        LogContext {
+            request: Arc::new(RequestFacts {
+                client: Client::None,
+                server: Bytes::new(),
+                method: Bytes::new(),
+                uri: Bytes::new(),
+                protocol: Bytes::new(),
+                host: Bytes::new(),
+            }),
+            upstream: None,
+        }
     }
 }

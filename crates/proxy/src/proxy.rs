@@ -12,6 +12,8 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use portico_config::site::{ProxySettings, Template, Upstream, UpstreamTarget};
 use portico_server::{ProxyCall, ProxyFuture, ProxyOutcome, ProxyUpstream, Request, RequestSource};
 
@@ -20,7 +22,7 @@ use crate::balance::{PickInput, UpstreamGroup};
 use crate::error::{ErrorKind, Phase, ProxyError};
 use crate::error_page::error_response;
 use crate::http::{self, ConnPool, HeaderFilter, Outgoing, PoolSettings};
-use crate::log::LogContext;
+use crate::log::{LogContext, Peer, Scheme, UpstreamName};
 use crate::retry::{self, Exchange, Finished, Rules, Tries};
 use crate::target::{PeerAddr, TargetError};
 
@@ -52,7 +54,9 @@ pub fn upstream_pool(up: &Upstream) -> Option<Arc<ConnPool>> {
     (max_idle > 0).then(|| {
         Arc::new(ConnPool::new(PoolSettings {
             max_idle,
-            ..PoolSettings::default()
+            idle_timeout: up.keepalive_timeout,
+            max_requests: up.keepalive_requests,
+            max_age: up.keepalive_time,
         }))
     })
 }
@@ -145,15 +149,10 @@ impl ProxyUpstream for HttpProxy {
     }
 }
 
-/// nginx's `upstream:` in a log line: `http://127.0.0.1:8080/path?a`.
-fn upstream_url(peer: &str, target: &[u8]) -> String {
-    format!("http://{peer}{}", String::from_utf8_lossy(target))
-}
-
 /// One HTTP try (`http::attempt`) for the shared retry loop.
 struct HttpExchange<'a> {
     out: Outgoing,
-    target: &'a [u8],
+    target: &'a Bytes,
     pool: Option<&'a ConnPool>,
     peer: &'a http::PeerSettings,
     /// A stale pooled connection may be retried on a fresh one.
@@ -179,8 +178,12 @@ impl Exchange for HttpExchange<'_> {
         self.out.non_idempotent
     }
 
-    fn upstream_url(&self, peer: &str) -> String {
-        upstream_url(peer, self.target)
+    fn upstream(&self, peer: Peer) -> UpstreamName {
+        UpstreamName {
+            scheme: Scheme::Http,
+            peer,
+            target: self.target.clone(),
+        }
     }
 }
 
@@ -191,8 +194,9 @@ impl Inner {
             client_ip,
             hash_key,
             started,
+            ..
         } = call;
-        let log = LogContext::new(&request, "");
+        let log = LogContext::new(&request);
         let Request { source, body, .. } = request;
         let RequestSource::Http(head) = source else {
             let e = ProxyError::new(
@@ -267,5 +271,26 @@ mod tests {
             Some(8)
         );
         assert!(upstream_pool(&up(Some(0))).is_none());
+    }
+
+    #[test]
+    fn the_blocks_keepalive_limits_apply_to_its_pool() {
+        let up = Upstream {
+            keepalive: Some(4),
+            keepalive_timeout: std::time::Duration::from_secs(7),
+            keepalive_requests: 3,
+            keepalive_time: std::time::Duration::from_secs(90),
+            ..Upstream::default()
+        };
+        let got = upstream_pool(&up).map(|p| *p.settings());
+        assert_eq!(
+            got,
+            Some(PoolSettings {
+                max_idle: 4,
+                idle_timeout: std::time::Duration::from_secs(7),
+                max_requests: 3,
+                max_age: std::time::Duration::from_secs(90),
+            })
+        );
     }
 }

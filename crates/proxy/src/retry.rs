@@ -7,7 +7,7 @@
 //! `*_next_upstream_timeout`. Every try is released to the balancer with
 //! its outcome (passive health) and recorded for the `$upstream_*` strings.
 
-use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use portico_config::site::NextUpstream;
@@ -15,7 +15,7 @@ use portico_server::{ProxyOutcome, Response};
 
 use crate::balance::{Outcome, PickInput, TEMPORARILY_DISABLED, UpstreamGroup};
 use crate::error::{ErrorKind, Level, Phase, ProxyError, Side};
-use crate::log::LogContext;
+use crate::log::{LogContext, Peer, UpstreamName};
 use crate::target::PeerAddr;
 
 /// `*_next_upstream`, `*_next_upstream_tries`, `*_next_upstream_timeout`.
@@ -44,8 +44,8 @@ pub(crate) trait Exchange {
     /// POST, LOCK or PATCH.
     fn non_idempotent(&self) -> bool;
 
-    /// nginx's `upstream:` in a log line for the peer named `peer`.
-    fn upstream_url(&self, peer: &str) -> String;
+    /// nginx's `upstream:` in a log line for `peer`.
+    fn upstream(&self, peer: Peer) -> UpstreamName;
 }
 
 /// How the loop ended.
@@ -78,11 +78,12 @@ pub(crate) async fn run<'g, X: Exchange>(
         let now = Instant::now();
         let Some(picked) = attempt.pick(now) else {
             let e = ProxyError::new(ErrorKind::Connect, Phase::Connecting, "no live upstreams");
-            log.with_upstream(&x.upstream_url(group.name())).log(&e);
+            let name = Peer::Name(Arc::from(group.name()));
+            log.with_upstream(x.upstream(name)).log(&e);
             tries.push(group.name(), 502, Duration::ZERO);
             return Finished::Failed(502);
         };
-        let peer_log = log.with_upstream(&x.upstream_url(picked.name));
+        let peer_log = log.with_upstream(x.upstream(Peer::Addr(picked.addr.clone())));
         let result = x.attempt(picked.addr).await;
         let took = now.elapsed();
         // nginx's `ngx_http_upstream_next` conditions, but the kind.
@@ -166,15 +167,26 @@ pub(crate) struct Tries {
 
 impl Tries {
     fn push(&mut self, addr: &str, status: u16, took: Duration) {
-        let sep = if self.addr.is_empty() { "" } else { ", " };
-        let _ = write!(self.addr, "{sep}{addr}");
-        let _ = write!(self.status, "{sep}{status}");
-        let _ = write!(
-            self.time,
-            "{sep}{}.{:03}",
-            took.as_secs(),
-            took.subsec_millis()
-        );
+        if self.addr.is_empty() {
+            // One try is the rule: room for it at once, no regrowing.
+            self.addr.reserve(addr.len() + 8);
+            self.status.reserve(8);
+            self.time.reserve(8);
+        } else {
+            for s in [&mut self.addr, &mut self.status, &mut self.time] {
+                s.push_str(", ");
+            }
+        }
+        // Once per request: plain pushes, not the formatting machinery.
+        self.addr.push_str(addr);
+        self.status.push_str(itoa::Buffer::new().format(status));
+        self.time
+            .push_str(itoa::Buffer::new().format(took.as_secs()));
+        let millis = took.subsec_millis();
+        self.time.push('.');
+        for digit in [millis / 100, millis / 10 % 10, millis % 10] {
+            self.time.push(char::from(b'0' + digit as u8));
+        }
     }
 
     pub(crate) fn outcome(self, response: Response, from_upstream: bool) -> ProxyOutcome {

@@ -37,6 +37,7 @@ fn call() -> ProxyCall {
         client_ip: Some(peer.ip()),
         hash_key: None,
         started: Instant::now(),
+        authority: None,
     }
 }
 

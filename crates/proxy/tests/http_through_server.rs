@@ -39,6 +39,7 @@ impl Handler for Forward {
             request,
             hash_key: None,
             started: Instant::now(),
+            authority: None,
         };
         let outcome = self.proxy.forward(call);
         Box::pin(async move { outcome.await.response })

@@ -50,8 +50,8 @@ pub use portico_proto::http1::{Header, RequestHead, Version};
 pub use portico_proto::uwsgi::UwsgiPacket;
 pub use serve::{BackgroundTask, ServeOptions, StopReason, serve};
 pub use site::{
-    LocationId, ProxyMap, SiteHandler, UpstreamMap, UwsgiLocationMap, proxy_locations,
-    uwsgi_locations,
+    LocationId, ProxyMap, SiteHandler, UpstreamMap, UwsgiLocationMap, nginx_error_response,
+    nginx_reason, proxy_locations, uwsgi_locations,
 };
 pub use statics::{StaticConfig, StaticMap, WithStatic, mime_type};
 pub use timeouts::{

@@ -27,6 +27,9 @@ pub struct ProxyCall {
     pub hash_key: Option<Bytes>,
     /// When the engine took the request (`proxy_next_upstream_timeout`).
     pub started: Instant,
+    /// For a `proxy_pass` with variables: the evaluated URL's `host[:port]`
+    /// (the proxy picks the group or address from it per request).
+    pub authority: Option<Bytes>,
 }
 
 /// What came back, with the `$upstream_*` facts for logs and headers.

@@ -102,6 +102,49 @@ pub(crate) fn plan(
     )
 }
 
+/// The hop-by-hop fields of a response (RFC 9110 §7.6.1): `Connection`,
+/// `Keep-Alive`, `Transfer-Encoding`, `TE`, `Trailer`, `Upgrade`, `Proxy-*`,
+/// and every name a `Connection` field lists. Whoever made the response (a
+/// proxied upstream, a uwsgi peer, the site engine), they describe the
+/// connection it came on, not this one: the writer, which every response
+/// passes, leaves them out and adds its own framing and `Connection`, so a
+/// response never carries two framings. (A WSGI app may not set them at all:
+/// `start_response` refuses them, PEP 3333.) docs/compat.md has the decision.
+pub(crate) struct HopByHop<'a> {
+    /// Names listed in `Connection` (empty, and no allocation, without one).
+    listed: Vec<&'a [u8]>,
+}
+
+impl<'a> HopByHop<'a> {
+    pub(crate) fn of(headers: &'a [(Bytes, Bytes)]) -> HopByHop<'a> {
+        let listed = headers
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case(b"connection"))
+            .flat_map(|(_, value)| value.split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
+            .filter(|token| !token.is_empty())
+            .collect();
+        HopByHop { listed }
+    }
+
+    /// Whether the field `name` stays out of the response.
+    pub(crate) fn drops(&self, name: &[u8]) -> bool {
+        let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
+        let fixed = match name.len() {
+            2 => is(b"te"),
+            7 => is(b"trailer") || is(b"upgrade"),
+            10 => is(b"connection") || is(b"keep-alive"),
+            17 => is(b"transfer-encoding"),
+            _ => false,
+        };
+        fixed
+            || name
+                .get(..6)
+                .is_some_and(|p| p.eq_ignore_ascii_case(b"proxy-"))
+            || self.listed.iter().any(|l| is(l))
+    }
+}
+
 /// The app's Content-Length, if it sent exactly one valid one.
 fn app_content_length(headers: &[(Bytes, Bytes)]) -> Option<u64> {
     let mut found = None;
@@ -141,8 +184,9 @@ pub(crate) fn encode_head(
     let (mut has_server, mut has_date) = (false, false);
     // RFC 9110 §8.6: no Content-Length on 1xx or 204, whatever the producer said.
     let drop_length = response.status < 200 || response.status == 204;
+    let hop_by_hop = HopByHop::of(&response.headers);
     for (name, value) in &response.headers {
-        if drop_length && name.eq_ignore_ascii_case(b"content-length") {
+        if drop_length && name.eq_ignore_ascii_case(b"content-length") || hop_by_hop.drops(name) {
             count -= 1;
             continue;
         }
@@ -586,5 +630,47 @@ mod tests {
             text.ends_with("Content-Length: 0\r\nConnection: keep-alive\r\n\r\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn hop_by_hop_fields_of_any_handler_are_left_out_and_one_framing_goes() {
+        let r = response(
+            &[
+                ("Transfer-Encoding", "chunked"),
+                ("Connection", "keep-alive, X-Hop"),
+                ("Keep-Alive", "timeout=5"),
+                ("X-Hop", "1"),
+                ("TE", "trailers"),
+                ("Trailer", "X-Sum"),
+                ("Upgrade", "h2c"),
+                ("Proxy-Connection", "keep-alive"),
+                ("X-App", "yes"),
+            ],
+            stream(),
+        );
+        let framing = ResponseFraming {
+            wire: Wire::Http,
+            version: Version::Http11,
+            protocol: Bytes::from_static(b"HTTP/1.1"),
+            is_head: false,
+            keep_alive_wanted: true,
+            served_before: 0,
+        };
+        let (p, c) = plan(&r, Wire::Http, Version::Http11, false, true);
+        let mut out = Vec::new();
+        let count = encode_head(&mut out, &r, &p, c, &framing);
+        let text = String::from_utf8(out).expect("ascii");
+        let names: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':').map(|(n, _)| n))
+            .collect();
+        assert_eq!(
+            names,
+            ["X-App", "Server", "Date", "Transfer-Encoding"],
+            "{text}"
+        );
+        assert_eq!(count, 4);
+        assert_eq!(text.matches("chunked").count(), 1);
     }
 }

@@ -3,7 +3,8 @@
 //! `proxy_connect_timeout`), send the request head and body (each write
 //! within `proxy_send_timeout`), read the response head (each read within
 //! `proxy_read_timeout`; interim 1xx answers skipped), and turn it into the
-//! client's [`Response`] with the body streamed by the shared pump.
+//! client's [`Response`] with the body pulled from the connection by the
+//! client's writer (`pump.rs`).
 //!
 //! A connection returns to the pool only after a response read to its end
 //! cleanly, on an HTTP/1.1 exchange that both sides let persist. A pooled
@@ -29,9 +30,8 @@ use bytes::BytesMut;
 use portico_proto::http1::{
     ChunkedDecoder, ResponseFraming, ResponseHead, ResponseLimits, parse_response_head,
 };
-use portico_server::{BodyStream, Response, ResponseBody, ResponseMeta};
+use portico_server::{Response, ResponseBody, ResponseMeta};
 use tokio::io::AsyncReadExt;
-use tokio::sync::mpsc;
 
 pub use pool::{
     ConnPool, DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEPALIVE, DEFAULT_MAX_AGE, DEFAULT_MAX_REQUESTS,
@@ -41,9 +41,9 @@ pub(crate) use request::Outgoing;
 pub use response::{DEFAULT_HIDDEN, HeaderFilter};
 
 use crate::error::{ErrorKind, Phase, ProxyError};
-use crate::io::{client_body_error, send};
+use crate::io::{client_body_error, send, within};
 use crate::log::LogContext;
-use crate::pump::{self, BUFFERED_PIECES, BodyPump, Framing, READ_CHUNK, UNBUFFERED_PIECES};
+use crate::pump::{self, BodyReader, Buffered, Framing, READ_CHUNK, Unbuffered};
 use crate::spool::Spool;
 use crate::target::PeerAddr;
 use request::{BodyPlan, LAST_CHUNK, chunk};
@@ -104,6 +104,7 @@ pub(crate) async fn attempt(
         stream,
         requests: 0,
         born: Instant::now(),
+        buf: BytesMut::new(),
     };
     exchange(conn, out, s, false).await.map_err(|f| f.error)
 }
@@ -131,7 +132,11 @@ async fn exchange(
         max_head: s.buffer_size,
         ..ResponseLimits::default()
     };
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    // The connection's buffer of its last answer, when that answer is gone
+    // (no allocation then), else a new one.
+    let mut buf = std::mem::take(&mut conn.buf);
+    buf.clear();
+    buf.reserve(READ_CHUNK);
     let mut got_response = false;
     loop {
         let head = read_head(
@@ -254,7 +259,7 @@ async fn read_head(
             }
         }
         buf.reserve(READ_CHUNK);
-        let n = tokio::time::timeout(timeout, conn.stream.read_buf(buf))
+        let n = within(timeout, conn.stream.read_buf(buf))
             .await
             .map_err(|_| ProxyError::timeout(phase))?
             .map_err(|e| ProxyError::io(ErrorKind::Read, phase, "recv()", e))?;
@@ -304,31 +309,27 @@ impl Answer {
         let body = match framing {
             None => {
                 if buf.is_empty() {
-                    keep(conn, pool);
+                    keep(PooledConn { buf, ..conn }, pool);
                 }
                 ResponseBody::Empty
             }
             // The whole body came with the head: no task, no channel.
             Some(Framing::Length(n)) if buf.len() as u64 >= n => {
                 let n = n as usize;
-                if buf.len() > n {
+                let body = buf.split_to(n).freeze();
+                if !buf.is_empty() {
                     log.log(&pump::excess_data());
                 } else {
-                    keep(conn, pool);
+                    keep(PooledConn { buf, ..conn }, pool);
                 }
-                ResponseBody::Full(buf.split_to(n).freeze())
+                ResponseBody::Full(body)
             }
             Some(framing) => {
-                let depth = if s.buffering {
-                    BUFFERED_PIECES
-                } else {
-                    UNBUFFERED_PIECES
-                };
-                let (tx, rx) = mpsc::channel(depth);
                 let PooledConn {
                     stream,
                     requests,
                     born,
+                    ..
                 } = conn;
                 let reuse: Option<pump::Reuse> = pool.map(|(pool, peer)| {
                     Box::new(move |stream| {
@@ -336,23 +337,18 @@ impl Answer {
                             stream,
                             requests,
                             born,
+                            buf: BytesMut::new(),
                         };
                         pool.put(peer, conn, Instant::now());
                     }) as pump::Reuse
                 });
-                let pump = BodyPump {
-                    stream,
-                    buf,
-                    framing,
-                    read_timeout: s.read_timeout,
-                    log,
-                    reuse,
-                };
-                let spool = s
-                    .buffering
-                    .then(|| Spool::new(s.memory_ahead, s.file_ahead, std::env::temp_dir()));
-                tokio::spawn(pump.run(tx, spool));
-                ResponseBody::Stream(BodyStream::channel(rx))
+                let reader = BodyReader::new(stream, buf, framing, s.read_timeout, log, reuse);
+                ResponseBody::Stream(if s.buffering {
+                    let spool = Spool::new(s.memory_ahead, s.file_ahead, std::env::temp_dir());
+                    Buffered::stream(reader, spool)
+                } else {
+                    Unbuffered::stream(reader)
+                })
             }
         };
         Response {

@@ -52,6 +52,10 @@ pub struct PooledConn {
     /// Requests it carried so far.
     pub requests: u64,
     pub born: Instant,
+    /// The buffer its last response head was read into, kept for the next
+    /// one (empty, or its allocation shared until that response is sent;
+    /// reused then instead of a new allocation per request).
+    pub buf: bytes::BytesMut,
 }
 
 struct Idle {
@@ -137,6 +141,7 @@ mod tests {
                 stream: PeerStream::Tcp(stream),
                 requests: 1,
                 born: Instant::now(),
+                buf: bytes::BytesMut::new(),
             });
         }
         (PeerAddr::Tcp(addr), ours, theirs)

@@ -1,24 +1,15 @@
 //! Which upstream response fields reach the client (nginx's proxy module):
-//! hop-by-hop fields never do (`Connection`, `Keep-Alive`,
-//! `Transfer-Encoding`, `TE`, `Trailer`, `Upgrade`, `Proxy-*`, and every name
-//! `Connection` lists); nginx's default hidden set (`Date`, `Server`,
-//! `X-Pad`, `X-Accel-*`) does not unless `proxy_pass_header` names it; and
-//! `proxy_hide_header` adds names. `Content-Length` stays: the server frames
-//! the client's response from it, or chunks when there is none.
+//! nginx's default hidden set (`Date`, `Server`, `X-Pad`, `X-Accel-*`) does
+//! not unless `proxy_pass_header` names it; `proxy_hide_header` adds names.
+//! `Content-Length` stays: the server frames the client's response from it,
+//! or chunks when there is none. The hop-by-hop fields (`Connection`,
+//! `Transfer-Encoding`, ... and the names `Connection` lists) are left for
+//! the server's writer, which drops them from every response
+//! (`portico_server`'s `write.rs`, the one place for every handler).
 
 use bytes::Bytes;
 use portico_config::site::ProxySettings;
 use portico_proto::http1::Header;
-
-/// Fields that describe one connection, not the message (RFC 9110 §7.6.1).
-const HOP_BY_HOP: &[&[u8]] = &[
-    b"connection",
-    b"keep-alive",
-    b"transfer-encoding",
-    b"te",
-    b"trailer",
-    b"upgrade",
-];
 
 /// nginx's `ngx_http_proxy_hide_headers[]`: its own Date/Server replace the
 /// upstream's, and the X-Accel-* controls are for nginx, not the client.
@@ -64,31 +55,12 @@ impl HeaderFilter {
 
     /// The fields to pass on, in order.
     pub fn apply(&self, headers: &[Header]) -> Vec<(Bytes, Bytes)> {
-        let listed: Vec<&[u8]> = headers
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case(b"connection"))
-            .flat_map(|h| h.value.split(|&b| b == b','))
-            .map(<[u8]>::trim_ascii)
-            .filter(|t| !t.is_empty())
-            .collect();
         headers
             .iter()
-            .filter(|h| {
-                let name = &h.name[..];
-                !is_hop_by_hop(name)
-                    && !listed.iter().any(|l| name.eq_ignore_ascii_case(l))
-                    && !self.hidden.iter().any(|n| name.eq_ignore_ascii_case(n))
-            })
+            .filter(|h| !self.hidden.iter().any(|n| h.name.eq_ignore_ascii_case(n)))
             .map(|h| (h.name.clone(), h.value.clone()))
             .collect()
     }
-}
-
-fn is_hop_by_hop(name: &[u8]) -> bool {
-    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
-        || name
-            .get(..6)
-            .is_some_and(|p| p.eq_ignore_ascii_case(b"proxy-"))
 }
 
 #[cfg(test)]
@@ -113,7 +85,7 @@ mod tests {
     }
 
     #[test]
-    fn hop_by_hop_and_connection_listed_fields_are_dropped() {
+    fn hop_by_hop_fields_are_left_for_the_writer() {
         let filter = HeaderFilter::new(&ProxySettings::default());
         let got = names(
             &filter,
@@ -132,7 +104,7 @@ mod tests {
                 ("Set-Cookie", "a=1"),
             ],
         );
-        assert_eq!(got, ["Content-Type", "Content-Length", "Set-Cookie"]);
+        assert_eq!(got.len(), 12, "the writer drops hop-by-hop fields: {got:?}");
     }
 
     #[test]

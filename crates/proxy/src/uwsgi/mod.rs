@@ -3,7 +3,7 @@
 //! [`Handler`]: it encodes the request's vars (already built by the engine
 //! from `uwsgi_param` and the client's headers) as a uwsgi packet, sends it
 //! and the request body, reads the response head (`response.rs`) and streams
-//! the body back (`pump.rs`).
+//! the body back (pulled by the client's writer: `pump.rs`).
 //!
 //! One connection per request, closed after the response, as nginx's uwsgi
 //! module does (the response ends at the close). A group is balanced and
@@ -11,10 +11,12 @@
 //! and passive health, `uwsgi_next_upstream`, `_tries`, `_timeout`); its
 //! request body is read whole first so that any peer can get it (nginx's
 //! `uwsgi_request_buffering on`, in memory). To one peer an unfinished body
-//! is streamed. Not here: spooling the response to disk (`uwsgi_buffering`),
-//! `hash KEY` groups (no key reaches a Handler: round robin, as nginx with
-//! an empty key). The body pump, the log wording and the send step are
-//! shared with the HTTP client (`pump.rs`, `log.rs`, `io.rs`).
+//! is streamed. Not here: spooling the response to disk (`uwsgi_buffering`).
+//! Through the site engine it is a [`ProxyUpstream`], so a `hash KEY`
+//! group gets its key and `$upstream_addr`/`_status`/`_response_time` are
+//! known; as a plain [`Handler`] (no engine) it balances without a key.
+//! The body reader, the log wording and the send step are shared with the
+//! HTTP client (`pump.rs`, `log.rs`, `io.rs`).
 
 mod response;
 
@@ -24,13 +26,13 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use portico_config::site::{
-    DEFAULT_UPSTREAM_TIMEOUT, LocationConfig, NextUpstream, UpstreamTarget,
+    DEFAULT_UPSTREAM_TIMEOUT, LocationConfig, NextUpstream, Template, UpstreamTarget,
 };
 use portico_proto::http1::ChunkedDecoder;
 use portico_proto::uwsgi::UwsgiPacket;
 use portico_server::{
-    BodyStream, Handler, HandlerFuture, Request, RequestBody, RequestSource, Response,
-    ResponseBody, ResponseMeta,
+    BodyStream, Handler, HandlerFuture, ProxyCall, ProxyFuture, ProxyUpstream, Request,
+    RequestBody, RequestSource, Response, ResponseBody, ResponseMeta,
 };
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
@@ -42,9 +44,10 @@ use crate::balance::{PickInput, UpstreamGroup};
 use crate::error::{ErrorKind, Phase, ProxyError};
 use crate::error_page::error_response;
 use crate::io::{client_body_error, send};
-use crate::log::LogContext;
-use crate::pump::{self, BUFFERED_PIECES, BodyPump, Framing, READ_CHUNK, UNBUFFERED_PIECES};
+use crate::log::{LogContext, Peer, Scheme, UpstreamName};
+use crate::pump::{self, BUFFERED_PIECES, BodyReader, Buffered, Framing, READ_CHUNK, Unbuffered};
 use crate::retry::{self, Exchange, Finished, Rules, Tries};
+use crate::spool::Spool;
 use crate::target::{PeerAddr, PeerStream, TargetError};
 
 /// Largest vars block a uwsgi packet can carry (its size field is 16 bits).
@@ -127,6 +130,8 @@ struct Inner {
     settings: UwsgiSettings,
     /// Read the whole body before the first try (a group: any peer may get it).
     buffer_body: bool,
+    /// The group's `hash KEY` (evaluated by the engine per request).
+    hash_key: Option<Template>,
 }
 
 impl UwsgiUpstream {
@@ -142,6 +147,7 @@ impl UwsgiUpstream {
                 group: Arc::new(GroupSlot::new(Arc::new(UpstreamGroup::single(peer)))),
                 settings,
                 buffer_body: false,
+                hash_key: None,
             }),
         })
     }
@@ -161,8 +167,17 @@ impl UwsgiUpstream {
                 group: slot,
                 settings,
                 buffer_body: true,
+                hash_key: None,
             }),
         }
+    }
+
+    /// The group balances by `hash KEY`: the engine evaluates it per request.
+    pub fn with_hash_key(mut self, key: Template) -> UwsgiUpstream {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.hash_key = Some(key);
+        }
+        self
     }
 
     /// The group this client balances over now (one peer for an address).
@@ -174,8 +189,48 @@ impl UwsgiUpstream {
 impl Handler for UwsgiUpstream {
     fn handle(&self, request: Request) -> HandlerFuture {
         let inner = self.inner.clone();
-        Box::pin(async move { inner.serve(request).await })
+        Box::pin(async move {
+            let client_ip = remote_addr(&request);
+            let (response, _, _) = inner.serve(request, client_ip, None, Instant::now()).await;
+            response
+        })
     }
+}
+
+/// Through the site engine's proxy seam: the group's `hash` key and the
+/// client's address come from the engine, and the `$upstream_*` record of
+/// every try goes back with the answer (logs, `add_header`).
+impl ProxyUpstream for UwsgiUpstream {
+    fn forward(&self, call: ProxyCall) -> ProxyFuture {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let ProxyCall {
+                request,
+                client_ip,
+                hash_key,
+                started,
+                ..
+            } = call;
+            let client_ip = client_ip.or_else(|| remote_addr(&request));
+            let (response, tries, from_upstream) =
+                inner.serve(request, client_ip, hash_key, started).await;
+            tries.outcome(response, from_upstream)
+        })
+    }
+
+    fn hash_key(&self) -> Option<&Template> {
+        self.inner.hash_key.as_ref()
+    }
+}
+
+/// The client's address as the packet's `REMOTE_ADDR` says (`ip_hash`).
+fn remote_addr(request: &Request) -> Option<IpAddr> {
+    let RequestSource::Uwsgi(packet) = &request.source else {
+        return None;
+    };
+    packet
+        .var(b"REMOTE_ADDR")
+        .and_then(|a| std::str::from_utf8(a).ok()?.parse::<IpAddr>().ok())
 }
 
 /// One uwsgi try for the shared retry loop: connect, send the packet (and
@@ -224,17 +279,24 @@ impl Exchange for UwsgiExchange<'_> {
         self.non_idempotent
     }
 
-    fn upstream_url(&self, peer: &str) -> String {
-        upstream_url(peer)
+    fn upstream(&self, peer: Peer) -> UpstreamName {
+        uwsgi_upstream(peer)
     }
 }
 
 impl Inner {
-    async fn serve(&self, request: Request) -> Response {
-        let started = Instant::now();
+    /// One request: the answer, the `$upstream_*` record, and whether the
+    /// answer came from a peer (`false`: nginx's own error page).
+    async fn serve(
+        &self,
+        request: Request,
+        client_ip: Option<IpAddr>,
+        hash_key: Option<bytes::Bytes>,
+        started: Instant,
+    ) -> (Response, Tries, bool) {
         let group = self.group.current();
-        let log = LogContext::new(&request, "");
-        let group_log = log.with_upstream(&upstream_url(group.name()));
+        let log = LogContext::new(&request);
+        let group_log = log.with_upstream(uwsgi_upstream(Peer::Name(Arc::from(group.name()))));
         let Request { source, body, .. } = request;
         let packet = match source {
             RequestSource::Uwsgi(packet) => packet,
@@ -244,7 +306,7 @@ impl Inner {
                     Phase::Preparing,
                     "uwsgi upstream given an HTTP request (the engine must build the vars)",
                 );
-                return self.fail(&group_log, &e);
+                return (self.fail(&group_log, &e), Tries::default(), false);
             }
         };
         let meta = ResponseMeta {
@@ -256,7 +318,7 @@ impl Inner {
         };
         let mut x = match self.prepare(&packet, body).await {
             Ok(x) => x,
-            Err(e) => return self.fail(&group_log, &e),
+            Err(e) => return (self.fail(&group_log, &e), Tries::default(), false),
         };
         let s = &self.settings;
         let rules = Rules {
@@ -264,26 +326,23 @@ impl Inner {
             tries: s.next_upstream_tries,
             timeout: s.next_upstream_timeout,
         };
-        let client_ip = packet
-            .var(b"REMOTE_ADDR")
-            .and_then(|a| std::str::from_utf8(a).ok()?.parse::<IpAddr>().ok());
         let input = PickInput {
             client_ip,
-            hash_key: None,
+            hash_key: hash_key.as_deref(),
             next_upstream_tries: 0,
         };
         let mut tries = Tries::default();
         let finished = retry::run(&group, input, rules, started, &log, &mut x, &mut tries);
-        let mut response = match finished.await {
+        let (mut response, from_upstream) = match finished.await {
             Finished::Answer {
                 answer: (head, buf, stream),
                 log,
                 ..
-            } => self.respond(head, buf, stream, &packet, log),
-            Finished::Failed(status) => error_response(status, &s.server_token),
+            } => (self.respond(head, buf, stream, &packet, log), true),
+            Finished::Failed(status) => (error_response(status, &s.server_token), false),
         };
         response.meta = meta;
-        response
+        (response, tries, from_upstream)
     }
 
     /// Log `e` as nginx would and answer with nginx's error page.
@@ -355,22 +414,14 @@ impl Inner {
                 ResponseBody::Full(buf.split_to(n).freeze())
             }
             framing => {
-                let depth = if self.settings.buffering {
-                    BUFFERED_PIECES
+                let reader =
+                    BodyReader::new(stream, buf, framing, self.settings.read_timeout, log, None);
+                ResponseBody::Stream(if self.settings.buffering {
+                    let memory = BUFFERED_PIECES * READ_CHUNK;
+                    Buffered::stream(reader, Spool::new(memory, 0, std::env::temp_dir()))
                 } else {
-                    UNBUFFERED_PIECES
-                };
-                let (tx, rx) = mpsc::channel(depth);
-                let pump = BodyPump {
-                    stream,
-                    buf,
-                    framing,
-                    read_timeout: self.settings.read_timeout,
-                    log,
-                    reuse: None,
-                };
-                tokio::spawn(pump.run(tx, None));
-                ResponseBody::Stream(BodyStream::channel(rx))
+                    Unbuffered::stream(reader)
+                })
             }
         };
         Response {
@@ -457,11 +508,11 @@ async fn read_head(
 /// The `upstream:` nginx logs for a peer (or group) name:
 /// `uwsgi://127.0.0.1:9000`, and for a unix socket
 /// `uwsgi://unix:/run/app.sock:` (trailing colon included, observed).
-fn upstream_url(name: &str) -> String {
-    if name.starts_with("unix:") {
-        format!("uwsgi://{name}:")
-    } else {
-        format!("uwsgi://{name}")
+fn uwsgi_upstream(peer: Peer) -> UpstreamName {
+    UpstreamName {
+        scheme: Scheme::Uwsgi,
+        peer,
+        target: bytes::Bytes::new(),
     }
 }
 
@@ -473,13 +524,11 @@ mod tests {
     #[test]
     fn upstream_names_are_logged_as_nginx_logs_them() {
         let tcp = PeerAddr::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], 9000)));
-        assert_eq!(upstream_url(&tcp.to_string()), "uwsgi://127.0.0.1:9000");
+        let url = |peer| uwsgi_upstream(peer).to_string();
+        assert_eq!(url(Peer::Addr(tcp)), "uwsgi://127.0.0.1:9000");
         let unix = PeerAddr::Unix("/run/app.sock".into());
-        assert_eq!(
-            upstream_url(&unix.to_string()),
-            "uwsgi://unix:/run/app.sock:"
-        );
-        assert_eq!(upstream_url("app"), "uwsgi://app");
+        assert_eq!(url(Peer::Addr(unix)), "uwsgi://unix:/run/app.sock:");
+        assert_eq!(url(Peer::Name(Arc::from("app"))), "uwsgi://app");
     }
 
     #[test]

@@ -18,18 +18,12 @@ use bytes::Bytes;
 
 use crate::error_page::status_reason;
 
-/// Response headers never passed to the client: hop-by-hop ones (nginx drops
-/// `Connection`, `Keep-Alive`, `Transfer-Encoding`; RFC 9110 §7.6.1 adds the
-/// rest) and nginx's hidden `X-Accel-*` (`ngx_http_uwsgi_hide_headers[]`).
-/// `Content-Length` stays: it describes the body as we deliver it.
+/// Response headers never passed to the client: nginx's hidden `X-Accel-*`
+/// (`ngx_http_uwsgi_hide_headers[]`). The hop-by-hop ones (`Connection`,
+/// `Transfer-Encoding`, ...) are dropped by the server's writer, the one
+/// place for every handler. `Content-Length` stays: it describes the body
+/// as we deliver it.
 const DROPPED: &[&[u8]] = &[
-    b"connection",
-    b"keep-alive",
-    b"transfer-encoding",
-    b"proxy-connection",
-    b"te",
-    b"trailer",
-    b"upgrade",
     b"x-accel-expires",
     b"x-accel-redirect",
     b"x-accel-limit-rate",
@@ -44,7 +38,7 @@ pub struct ResponseHead {
     /// The reason as the upstream gave it; nginx's own when it gave none
     /// in a `Status:` header or gave no status at all.
     pub reason: Bytes,
-    /// The headers to pass on, in order, hop-by-hop ones removed.
+    /// The headers to pass on, in order (`X-Accel-*` removed).
     pub headers: Vec<(Bytes, Bytes)>,
     /// The body length, when `Content-Length` was sent.
     pub content_length: Option<u64>,

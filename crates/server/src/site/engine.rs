@@ -322,6 +322,33 @@ impl Engine {
                             }
                         },
                     };
+                    if let Some(upstream) = self.proxy_for(req.loc.location) {
+                        // A uwsgi client through the proxy seam: the group's
+                        // hash key goes in, the `$upstream_*` record comes back.
+                        let hash_key = upstream.hash_key().map(|t| Bytes::from(req.eval(t)));
+                        let call = ProxyCall {
+                            request: Request {
+                                source: RequestSource::Uwsgi(req.uwsgi_packet()),
+                                peer,
+                                local,
+                                listener: listener.clone(),
+                                body: sent,
+                                handoff: handoff.clone(),
+                            },
+                            client_ip: req.facts.client_ip(),
+                            hash_key,
+                            started,
+                            authority: None,
+                        };
+                        let outcome = upstream.forward(call).await;
+                        match req.after_uwsgi(outcome) {
+                            Step::Out(response) => return *response,
+                            Step::Jump(phase) => {
+                                at = phase;
+                                continue;
+                            }
+                        }
+                    }
                     body = Some(sent);
                     (handler, RequestSource::Uwsgi(req.uwsgi_packet()))
                 }
@@ -368,6 +395,7 @@ impl Engine {
                     };
                     let head = req.proxy_head(pass, framing);
                     let hash_key = upstream.hash_key().map(|t| Bytes::from(req.eval(t)));
+                    let authority = req.dynamic_authority(pass);
                     let call = ProxyCall {
                         request: Request {
                             source: RequestSource::Http(head),
@@ -381,6 +409,7 @@ impl Engine {
                         client_ip: req.facts.client_ip(),
                         hash_key,
                         started,
+                        authority,
                     };
                     let outcome = upstream.forward(call).await;
                     match req.after_proxy(pass, outcome) {

@@ -38,6 +38,7 @@ pub use engine::{
     LocationId, ProxyMap, SiteHandler, UpstreamMap, UwsgiLocationMap, proxy_locations,
     uwsgi_locations,
 };
+pub use pages::{error_response as nginx_error_response, reason as nginx_reason};
 pub(crate) use select::{
     ConnAddr, Found, Selected, ServerTable, alias_prefix, find_location, find_named,
 };

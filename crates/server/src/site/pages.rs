@@ -14,15 +14,11 @@ use bytes::Bytes;
 use crate::handler::{Response, ResponseBody};
 use crate::statics::{header_pair, static_meta};
 
-/// The tail of a page with `server_tokens on`.
-const TAIL_FULL: &str = concat!(
-    "<hr><center>portico/",
-    env!("CARGO_PKG_VERSION"),
-    "</center>\r\n</body>\r\n</html>\r\n"
-);
+/// Where nginx writes `nginx/1.22.1`, with `server_tokens on`.
+const TOKEN_FULL: &str = concat!("portico/", env!("CARGO_PKG_VERSION"));
 
-/// The tail of a page with `server_tokens off`.
-const TAIL_BARE: &str = "<hr><center>portico</center>\r\n</body>\r\n</html>\r\n";
+/// Where nginx writes `nginx`, with `server_tokens off`.
+const TOKEN_BARE: &str = "portico";
 
 /// Appended to 4xx/5xx pages for MSIE and Chrome, as nginx's `msie_padding on`
 /// does, so those browsers show the page rather than their own.
@@ -118,7 +114,9 @@ static PAGES: &[(u16, u16, &str)] = &[
 ];
 
 /// The reason phrase nginx sends with `status` (empty when it has none).
-pub(crate) fn reason(status: u16) -> &'static str {
+/// The one table for every part of Portico that speaks as nginx (the site
+/// engine, the upstream clients).
+pub fn reason(status: u16) -> &'static str {
     REASONS
         .binary_search_by_key(&status, |(code, _)| *code)
         .map_or("", |i| REASONS[i].1)
@@ -150,19 +148,32 @@ pub(crate) fn wants_padding(user_agent: &[u8]) -> bool {
 /// nginx's answer for `status` when nothing else makes one: the built-in
 /// page, or an empty body (typed `plain_type` below 400, as nginx does).
 pub(crate) fn special_response(status: u16, style: PageStyle, plain_type: &str) -> Response {
+    let token = if style.server_tokens {
+        TOKEN_FULL
+    } else {
+        TOKEN_BARE
+    };
+    page_response(status, token, style.padding, plain_type)
+}
+
+/// nginx's error page for `status` with `token` where nginx writes its own
+/// name (`nginx`, `nginx/1.22.1`), as the upstream clients answer a failed
+/// upstream (502, 504) when no site engine renders the page.
+pub fn error_response(status: u16, token: &str) -> Response {
+    page_response(status, token, false, "text/html")
+}
+
+fn page_response(status: u16, token: &str, padding: bool, plain_type: &str) -> Response {
     let page = PAGES.iter().find(|(code, _, _)| *code == status);
     let mut headers = Vec::new();
     let (sent, body) = match page {
         Some(&(_, sent, head)) => {
-            let tail = if style.server_tokens {
-                TAIL_FULL
-            } else {
-                TAIL_BARE
-            };
-            let mut body = String::with_capacity(head.len() + tail.len() + MSIE_PADDING.len());
+            let mut body = String::with_capacity(head.len() + token.len() + 64);
             body.push_str(head);
-            body.push_str(tail);
-            if style.padding && status >= 400 {
+            body.push_str("<hr><center>");
+            body.push_str(token);
+            body.push_str("</center>\r\n</body>\r\n</html>\r\n");
+            if padding && status >= 400 {
                 body.push_str(MSIE_PADDING);
             }
             headers.push(header_pair("Content-Type", "text/html"));

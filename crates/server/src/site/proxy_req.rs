@@ -83,13 +83,27 @@ impl<'s> Req<'s> {
                 // 0: `unix:`, where nginx's `$proxy_port` is empty.
                 port: match pass.proxy_port {
                     0 => Vec::new(),
-                    n => n.to_string().into_bytes(),
+                    n => itoa::Buffer::new().format(n).as_bytes().to_vec(),
                 },
                 uri: pass.uri.as_ref().map(|t| self.eval(t)),
                 url: pass.url.clone().into_bytes(),
                 dynamic: false,
             },
         }
+    }
+
+    /// For a `proxy_pass` with variables, the evaluated URL's `host[:port]`
+    /// (as written: a port only when the URL has one).
+    pub(crate) fn dynamic_authority(&self, pass: &ProxyPass) -> Option<Bytes> {
+        let ProxyTarget::Dynamic(url) = &pass.target else {
+            return None;
+        };
+        let url = self.eval(url);
+        let rest = strip_prefix_ci(&url, b"http://")
+            .or_else(|| strip_prefix_ci(&url, b"https://"))
+            .unwrap_or(&url);
+        let end = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
+        Some(Bytes::copy_from_slice(&rest[..end]))
     }
 
     /// The request head for `proxy_pass`, with `body` the framing of the
@@ -199,10 +213,31 @@ impl<'s> Req<'s> {
         Step::Out(Box::new(self.finish_upstream(response)))
     }
 
+    /// The answer of a `uwsgi_pass` upstream that went through the proxy
+    /// seam: `$upstream_*` recorded, Portico's own answers (every peer
+    /// failed) through `error_page` as nginx does, the rest as any uwsgi
+    /// answer (`uwsgi_intercept_errors`).
+    pub(crate) fn after_uwsgi(&mut self, outcome: ProxyOutcome) -> Step {
+        let facts = self.proxy.get_or_insert_with(ProxyFacts::default);
+        facts.upstream_addr = outcome.upstream_addr;
+        facts.upstream_status = outcome.upstream_status;
+        facts.upstream_response_time = outcome.upstream_response_time;
+        if !outcome.from_upstream {
+            return self.special(outcome.response.status, Vec::new());
+        }
+        self.after_upstream(outcome.response)
+    }
+
     /// `proxy_redirect` on `Location` and `Refresh` (a rewritten Location
     /// that starts with `/` is made absolute, as nginx's header filter
     /// does for the Location it set).
     fn redirect_headers(&self, pass: &ProxyPass, headers: &mut [(Bytes, Bytes)]) {
+        let rewritable = |name: &Bytes| {
+            name.eq_ignore_ascii_case(b"location") || name.eq_ignore_ascii_case(b"refresh")
+        };
+        if !headers.iter().any(|(name, _)| rewritable(name)) {
+            return; // the usual answer: nothing to rewrite, nothing to work out
+        }
         let settings = &*self.loc.config.proxy;
         let parts;
         let mut rules: Vec<Redirect<'_>> = Vec::new();

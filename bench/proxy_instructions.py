@@ -1,0 +1,117 @@
+"""Instructions per proxied request, counted by valgrind's callgrind: the front of
+the `proxy-ka`/`proxy-noka` scenarios, Portico or nginx, one worker each.
+
+    python3 bench/proxy_instructions.py [--mode ka|noka] [--requests N]
+                                        [--binary PATH] [--nginx]
+
+Starts one Granian (bench/.venv, hello app, 1 worker) as the upstream, then the
+front under callgrind with a generated nginx.conf (`worker_processes 1`,
+`upstream app { server ...; [keepalive 32;] }`, `proxy_pass http://app;` with
+`proxy_http_version 1.1; proxy_set_header Connection "";` for `ka`, 1.0 for
+`noka`), warms up with 300 requests, zeroes the counters, sends N (default
+3,000) keep-alive GETs on one client connection and prints the instructions
+per request.
+
+Portico: only the request path is counted (`--toggle-collect` on the
+connection task and the proxy's read-ahead task), as bench/instructions.py
+does. nginx (`--nginx`): every instruction of its worker (`master_process
+off`), its event loop included, so nginx's figure holds some idle-loop work
+Portico's leaves out. Like bench/instructions.py, the one measurement that
+means something on a shared, busy machine: instruction counts do not depend
+on the load.
+"""
+
+import argparse
+import glob
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from instructions import free_port, send  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def wait_port(port, proc, what, err_file):
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port)).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit(f"{what} did not start: {open(err_file).read()[-2000:]}")
+            time.sleep(0.2)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mode", choices=("ka", "noka"), default="ka")
+    ap.add_argument("--requests", type=int, default=3_000)
+    ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/portico"))
+    ap.add_argument("--nginx", action="store_true", help="measure nginx instead of Portico")
+    args = ap.parse_args()
+    d = tempfile.mkdtemp(prefix="portico-proxy-callgrind-")
+    up_port, port = free_port(), free_port()
+    granian = os.path.join(ROOT, "bench/.venv/bin/granian")
+    backend = subprocess.Popen(
+        [granian, "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(up_port),
+         "--workers", "1", "--no-access-log", "--working-dir", os.path.join(ROOT, "bench/apps"),
+         "hello:app"],
+        stdout=subprocess.DEVNULL, stderr=open(f"{d}/granian.err", "w"), start_new_session=True)
+    ka = "keepalive 32;" if args.mode == "ka" else ""
+    version = ('proxy_http_version 1.1; proxy_set_header Connection "";' if args.mode == "ka"
+               else "proxy_http_version 1.0;")
+    with open(f"{d}/nginx.conf", "w") as f:
+        f.write(f"""daemon off; master_process off; worker_processes 1;
+error_log stderr warn; pid {d}/pid;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off; keepalive_requests 100000;
+    proxy_temp_path {d}/t; client_body_temp_path {d}/t;
+    upstream app {{ server 127.0.0.1:{up_port}; {ka} }}
+    server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://app; {version} }} }}
+}}
+""")
+    if args.nginx:
+        front = ["/usr/sbin/nginx", "-p", d + "/", "-c", "nginx.conf", "-e", "stderr"]
+        collect = ["--collect-atstart=yes"]
+    else:
+        front = [args.binary, "-c", f"{d}/nginx.conf"]
+        collect = ["--trace-children=yes", "--collect-atstart=no",
+                   "--toggle-collect=*serve_stream*",
+                   "--toggle-collect=*read_ahead*"]
+    server = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={d}/cg.%p", *collect, *front],
+        stdout=subprocess.DEVNULL, stderr=open(f"{d}/front.err", "w"), start_new_session=True)
+    try:
+        wait_port(up_port, backend, "granian", f"{d}/granian.err")
+        wait_port(port, server, "the front", f"{d}/front.err")
+        send(port, 300)
+        subprocess.run(["callgrind_control", "-z"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ok = send(port, args.requests)
+        subprocess.run(["callgrind_control", "-d"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    finally:
+        for proc in (server, backend):
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
+    total = 0
+    for dump in glob.glob(f"{d}/cg.*.1"):
+        with open(dump) as f:
+            total += next(int(line.split()[1]) for line in f if line.startswith("summary:"))
+    if ok != args.requests or not total:
+        raise SystemExit(f"{ok}/{args.requests} requests answered 200; see {d}")
+    who = "nginx (all of its worker)" if args.nginx else "portico (request path)"
+    print(f"{who}, proxy-{args.mode}: {total / args.requests:.0f} instructions per request "
+          f"({args.requests} requests)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
