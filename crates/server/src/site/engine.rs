@@ -334,6 +334,7 @@ impl Engine {
                                 listener: listener.clone(),
                                 body: sent,
                                 handoff: handoff.clone(),
+                                tls: tls.clone(),
                             },
                             client_ip: req.facts.client_ip(),
                             hash_key,
