@@ -385,6 +385,7 @@ impl WithClient for ServeOptions {
         // A body announced over every limit is not received first: the
         // handler answers 413 without reading it.
         let site_max = site.map_or(0, |s| largest_body_limit(&s.site));
+        let site_min = site.map_or(0, |s| smallest_body_limit(&s.site));
         let max = match (config.limit_post, site_max) {
             (0, m) | (m, 0) => m,
             (a, b) => a.min(b),
@@ -393,9 +394,34 @@ impl WithClient for ServeOptions {
             memory: c.post_buffering,
             dir: c.body_temp_dir.clone(),
             max,
+            announced_max: site_min,
         };
         self
     }
+}
+
+/// The smallest non-zero `client_max_body_size` of a site (0 when none
+/// is limited): a body announced larger may be refused by the location
+/// that gets it, so it is not waited for before the engine decides.
+fn smallest_body_limit(site: &portico_config::site::Site) -> u64 {
+    fn walk(locations: &[portico_config::site::Location], min: &mut u64) {
+        for l in locations {
+            note(l.config.client_max_body_size, min);
+            walk(&l.locations, min);
+        }
+    }
+    fn note(limit: u64, min: &mut u64) {
+        if limit != 0 && (*min == 0 || limit < *min) {
+            *min = limit;
+        }
+    }
+    let mut min = 0;
+    for server in site.servers.iter().filter(|s| !s.is_app_server()) {
+        note(server.config.client_max_body_size, &mut min);
+        walk(&server.locations, &mut min);
+        walk(&server.named, &mut min);
+    }
+    min
 }
 
 /// The largest `client_max_body_size` of a site (0 when one is unlimited).

@@ -33,6 +33,11 @@ pub struct SpoolConfig {
     /// per-location `client_max_body_size`); a chunked body growing larger
     /// is refused with 413.
     pub max: u64,
+    /// Largest announced length (`Content-Length`) received first (0: no
+    /// limit): the smallest `client_max_body_size` of a site, so that a
+    /// body some location refuses is never waited for; larger ones stream
+    /// and the location decides (413 without reading, as nginx).
+    pub announced_max: u64,
 }
 
 /// The default in-memory size of a received body: nginx's
@@ -45,6 +50,7 @@ impl Default for SpoolConfig {
             memory: DEFAULT_BODY_MEMORY,
             dir: None,
             max: 0,
+            announced_max: 0,
         }
     }
 }
@@ -53,7 +59,9 @@ impl SpoolConfig {
     /// Whether a body with `announced` bytes to come (`None`: chunked) is
     /// received before the handler is called.
     pub fn receives(&self, announced: Option<u64>) -> bool {
-        self.memory > 0 && (self.max == 0 || announced.is_none_or(|n| n <= self.max))
+        let within = |limit: u64, n: u64| limit == 0 || n <= limit;
+        self.memory > 0
+            && announced.is_none_or(|n| within(self.max, n) && within(self.announced_max, n))
     }
 }
 
@@ -198,7 +206,20 @@ mod tests {
             memory,
             dir: None,
             max,
+            announced_max: 0,
         }
+    }
+
+    #[test]
+    fn a_length_over_the_smallest_site_limit_is_left_to_the_location() {
+        let spool = SpoolConfig {
+            announced_max: 1024,
+            ..config(16, 0)
+        };
+        assert!(spool.receives(Some(1024)));
+        assert!(!spool.receives(Some(1025)));
+        // chunked: received (up to `max`), the engine checks the total
+        assert!(spool.receives(None));
     }
 
     fn read_all(mut body: RequestBody) -> Vec<u8> {
