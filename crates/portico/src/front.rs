@@ -111,7 +111,7 @@ pub(crate) fn front(config: &Config, site: Option<&SiteSetup>, app: Option<WsgiH
     let app = with_statics(config, app);
     let Some(setup) = site else {
         return Front {
-            handler: app,
+            handler: portico_server::test_hooks::wrap(app),
             router: None,
             background: Vec::new(),
             groups: Vec::new(),
@@ -168,7 +168,7 @@ pub(crate) fn front(config: &Config, site: Option<&SiteSetup>, app: Option<WsgiH
             .with_uwsgi_locations(by_location),
     );
     Front {
-        handler: router.clone(),
+        handler: portico_server::test_hooks::wrap(router.clone()),
         router: Some(router),
         background,
         groups,

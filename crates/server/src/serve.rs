@@ -400,7 +400,8 @@ fn spawn_connection(
     let ctx = ctx.clone();
     let stop = stop.clone();
     let alive = alive.clone();
-    tokio::spawn(async move {
+    // A panic in a connection loses that connection only (panic_guard.rs).
+    tokio::spawn(crate::panic_guard::contained(async move {
         match conn {
             Connection::Tcp(mut stream, peer) => {
                 let _ = stream.set_nodelay(true);
@@ -423,7 +424,7 @@ fn spawn_connection(
             }
         }
         drop(alive);
-    });
+    }));
 }
 
 async fn serve_stream<R, W>(
