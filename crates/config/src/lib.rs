@@ -12,7 +12,10 @@
 mod argv;
 mod error;
 mod expand;
+mod files;
 mod formats;
+#[doc(hidden)]
+pub mod fuzz;
 mod load;
 mod magic;
 mod model;
