@@ -28,9 +28,9 @@ use portico_proxy::{
     ConnPool, GroupSlot, HttpProxy, UpstreamGroup, UwsgiSettings, UwsgiUpstream, upstream_pool,
 };
 use portico_server::{
-    BackgroundTask, BoundListener, Handler, ListenAddress, NotFound, ProxyMap, ProxyUpstream,
-    SiteHandler, StaticConfig, StaticMap, UpstreamMap, UwsgiLocationMap, Wire, WithStatic,
-    proxy_locations, uwsgi_locations,
+    BackgroundTask, BoundListener, Handler, NotFound, ProxyMap, ProxyUpstream, SiteHandler,
+    StaticConfig, StaticMap, UpstreamMap, UwsgiLocationMap, Wire, WithStatic, proxy_locations,
+    uwsgi_locations,
 };
 use portico_supervisor::ReloadCheck;
 use portico_wsgi::WsgiHandler;
@@ -58,10 +58,7 @@ impl SiteSetup {
             .iter()
             .take(self.app_listeners)
             .map(|l| Listen {
-                addr: match &l.info.addr {
-                    ListenAddress::Tcp(a) => SiteAddr::Tcp(*a),
-                    ListenAddress::Unix(p) => SiteAddr::Unix(p.clone()),
-                },
+                addr: l.info.addr.clone(),
                 protocol: match l.info.wire {
                     Wire::Http => ListenProtocol::Http,
                     Wire::Uwsgi => ListenProtocol::Uwsgi,
