@@ -9,10 +9,14 @@
 //! - a Python thread's job: [`contain`] catches it, the job's reply is
 //!   dropped (the client gets a 500) and the thread takes the next job.
 //!
-//! A panic anywhere else (the accept loops, the master, start-up) is not
-//! contained: the hook [`install`] sets prints the message and aborts, as
-//! `panic = "abort"` did, so a broken worker dies and is respawned instead
-//! of limping on without, say, its accept loop.
+//! A panic anywhere else on Portico's own threads (the accept loops, the
+//! master, start-up) is not contained: the hook [`install`] sets prints the
+//! message and aborts, as `panic = "abort"` did, so a broken worker dies
+//! and is respawned instead of limping on without, say, its accept loop.
+//! A thread the app started (Python's `threading`: a thread Rust did not
+//! start has no name, and every thread Portico starts is named) is left
+//! to unwind to PyO3's boundary, where the panic becomes a Python
+//! exception in that thread, as PyO3 means it to.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -46,11 +50,21 @@ pub fn install() {
     let standard = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         standard(info);
-        if CONTAINED.with(Cell::get) == 0 {
+        let thread = std::thread::current();
+        if must_abort(CONTAINED.with(Cell::get), thread.name()) {
             std::process::abort();
         }
-        crate::logln!("portico: the panic above ended one request only; this worker goes on");
+        if thread.name().is_some() {
+            crate::logln!("portico: the panic above ended one request only; this worker goes on");
+        }
     }));
+}
+
+/// Does a panic at contained-scope depth `depth` on a thread named `name`
+/// abort? Yes outside a contained scope on one of Portico's (named)
+/// threads; a nameless thread is one the app started.
+fn must_abort(depth: u32, name: Option<&str>) -> bool {
+    depth == 0 && name.is_some()
 }
 
 /// Run `f` as a contained scope: `Err` (with the panic's payload) if it panicked.
@@ -73,6 +87,15 @@ pub async fn contained<F: Future>(future: F) -> F::Output {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_uncontained_panic_on_portico_s_own_threads_aborts() {
+        assert!(must_abort(0, Some("main")));
+        assert!(must_abort(0, Some("acceptor")));
+        assert!(!must_abort(1, Some("main")));
+        assert!(!must_abort(2, Some("python-0")));
+        assert!(!must_abort(0, None), "a thread the app started");
+    }
 
     #[test]
     fn a_contained_panic_is_caught_and_the_scope_ends() {
