@@ -6,6 +6,8 @@ crates/server/src/test_hooks.rs) panics in a request's connection task for
 killed the process and every request in flight in it.
 """
 
+import time
+
 from conftest import APPS
 from httpraw import Conn, Incomplete, build
 
@@ -16,14 +18,13 @@ PYTHON_PANIC = "/__portico_test_panic/python"
 CONTAINED = r"the panic above ended one request only; this worker goes on"
 
 
-def sleeping(server, count):
-    """Wait until `count` /sleep requests have reached the app."""
-    start = 0
-    for _ in range(count):
-        server.wait_for_line(r"proc_app: pid \d+ sleeping", start=start)
-        start = 1 + next(
-            i for i, l in enumerate(server.lines) if i >= start and "sleeping" in l
-        )
+def sleeping(server, count, timeout=10.0):
+    """Wait until `count` /sleep requests have reached the app (the app's
+    threads print at once, so two notices may share a line)."""
+    deadline = time.monotonic() + timeout
+    while sum(l.count("proc_app: pid") for l in list(server.lines)) < count:
+        assert time.monotonic() < deadline, f"fewer than {count} sleeping:\n{server.log()}"
+        time.sleep(0.02)
 
 
 def pid_of(server):
