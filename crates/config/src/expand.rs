@@ -15,6 +15,7 @@
 use std::io::Read;
 
 use crate::ConfigError;
+use crate::files::Files;
 
 /// Longest value expansion may produce (64 KiB). Options are names, paths,
 /// addresses and short lists; without a bound, 40 chained
@@ -60,7 +61,12 @@ pub(crate) fn env_pass(
 
 /// Replace each `@(PATH)` by the contents of PATH (relative to the working
 /// directory, as in uWSGI), without its trailing newlines.
-pub(crate) fn file_pass(value: &str, origin: &str) -> Result<String, ConfigError> {
+/// Files come from `files` (the disk, or memory when fuzzing).
+pub(crate) fn file_pass(
+    value: &str,
+    origin: &str,
+    files: &dyn Files,
+) -> Result<String, ConfigError> {
     replace_calls(
         value,
         "@(",
@@ -70,7 +76,8 @@ pub(crate) fn file_pass(value: &str, origin: &str) -> Result<String, ConfigError
                 message: format!("cannot read @({path}): {message}"),
             };
             let mut bytes = Vec::new();
-            std::fs::File::open(path)
+            files
+                .open(path)
                 .and_then(|f| f.take(MAX_AT_FILE + 1).read_to_end(&mut bytes))
                 .map_err(|e| err(crate::load::os_reason(&e)))?;
             if bytes.len() as u64 > MAX_AT_FILE {
@@ -191,6 +198,7 @@ fn replace_calls(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::Disk;
 
     fn vars(name: &str) -> Option<String> {
         match name {
@@ -251,11 +259,11 @@ mod tests {
     fn file_references_read_the_file_without_its_trailing_newline() {
         let path = std::env::temp_dir().join(format!("portico-expand-{}", std::process::id()));
         std::fs::write(&path, "s3cret\n").expect("write");
-        let got = file_pass(&format!("key=@({})", path.display()), "a.ini:2");
+        let got = file_pass(&format!("key=@({})", path.display()), "a.ini:2", &Disk);
         let _ = std::fs::remove_file(&path);
         assert_eq!(got.expect("ok"), "key=s3cret");
         assert_eq!(
-            crate::test_err::text(file_pass("@(/nonexistent/portico)", "a.ini:2")),
+            crate::test_err::text(file_pass("@(/nonexistent/portico)", "a.ini:2", &Disk)),
             "a.ini:2: cannot read @(/nonexistent/portico): No such file or directory"
         );
     }
@@ -294,7 +302,7 @@ mod tests {
 
     #[test]
     fn file_references_are_bounded_in_size() {
-        let err = file_pass("@(/dev/zero)", "a.ini:3").expect_err("endless file");
+        let err = file_pass("@(/dev/zero)", "a.ini:3", &Disk).expect_err("endless file");
         assert_eq!(
             err.to_string(),
             "a.ini:3: cannot read @(/dev/zero): the file is larger than the limit of 65536 bytes"

@@ -14,7 +14,10 @@ mod client;
 mod compress_options;
 mod error;
 mod expand;
+mod files;
 mod formats;
+#[doc(hidden)]
+pub mod fuzz;
 mod load;
 mod magic;
 mod model;

@@ -11,11 +11,11 @@
 //! Typing the list into a [`Config`](crate::Config) is `model.rs`'s job.
 
 use std::collections::{HashMap, HashSet};
-use std::os::unix::fs::MetadataExt;
 use std::rc::Rc;
 
 use crate::argv::parse_argv;
 use crate::expand;
+use crate::files::{Disk, Files};
 use crate::formats::{Entry, Format, FormatError};
 use crate::magic::{self, ConfigFile, ProcessFacts};
 use crate::table::{Kind, OptionSpec, lookup, suggest};
@@ -33,6 +33,11 @@ pub(crate) const MAX_CONFIG_FILE: u64 = 4 * 1024 * 1024;
 /// (16 MiB), on top of each value's own [`expand::MAX_EXPANDED_VALUE`]:
 /// thousands of lines each just under that limit must fail too.
 pub(crate) const MAX_EXPANDED_TOTAL: usize = 16 * 1024 * 1024;
+
+/// Unknown keys warned about one by one; past this many notes one line
+/// counts the rest. A file of 100,000 unknown keys printed 100,000 lines
+/// and computed a suggestion for each (found by the `config_ini` fuzzer).
+const MAX_UNKNOWN_WARNINGS: usize = 50;
 
 /// Options whose values are log templates: an unresolved `%(name)` in them is
 /// a log variable (`%(addr)`, `%(status)`), kept for the request logger.
@@ -55,7 +60,20 @@ where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
-    let mut loader = Loader::new(env);
+    load_from(args, env, &Disk)
+}
+
+/// [`load`], reading config and `@(PATH)` files from `files`.
+pub(crate) fn load_from<I, S>(
+    args: I,
+    env: &[(String, String)],
+    files: &dyn Files,
+) -> Result<Loaded, ConfigError>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let mut loader = Loader::new(env, files);
     for (var, spec, value) in env_settings(env) {
         let origin = format!("env {var}");
         let value = if spec.kind == Kind::Flag {
@@ -140,6 +158,7 @@ struct Unknown {
 
 struct Loader<'e> {
     env: &'e [(String, String)],
+    files: &'e dyn Files,
     facts: Option<ProcessFacts>,
     settings: Vec<Setting>,
     /// Latest value of each option (canonical name) and placeholder, for `%(name)`.
@@ -153,9 +172,10 @@ struct Loader<'e> {
 }
 
 impl<'e> Loader<'e> {
-    fn new(env: &'e [(String, String)]) -> Self {
+    fn new(env: &'e [(String, String)], files: &'e dyn Files) -> Self {
         Loader {
             env,
+            files,
             facts: None,
             settings: Vec::new(),
             options: HashMap::new(),
@@ -299,9 +319,7 @@ impl<'e> Loader<'e> {
             path: path.into(),
             reason: os_reason(&e),
         };
-        let text = read_config_text(path).map_err(read_err)?;
-        let abs = std::fs::canonicalize(path).map_err(read_err)?;
-        let inode = std::fs::metadata(&abs).map(|m| m.ino()).unwrap_or(0);
+        let (text, abs, inode) = self.files.config(path).map_err(read_err)?;
         let entries = format.parse(&text, section).map_err(|e| match e {
             FormatError::Syntax { line, col, message } => ConfigError::Syntax {
                 origin: match col {
@@ -406,7 +424,7 @@ impl<'e> Loader<'e> {
         let value = expand::env_pass(&value, origin, |name| {
             env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
         })?;
-        let value = expand::file_pass(&value, origin)?;
+        let value = expand::file_pass(&value, origin, self.files)?;
         let (options, placeholders, referenced) =
             (&self.options, &self.placeholders, &mut self.referenced);
         let value = expand::placeholder_pass(&value, origin, unresolved, |name| {
@@ -437,7 +455,15 @@ impl<'e> Loader<'e> {
             .rev()
             .find(|s| s.option.name == "strict")
             .is_some_and(|s| s.value == "true");
+        let (mut shown, mut unshown) = (0usize, 0usize);
         for u in &self.unknown {
+            if !strict && self.referenced.contains(&u.name) {
+                continue;
+            }
+            if !strict && shown >= MAX_UNKNOWN_WARNINGS {
+                unshown += 1; // no suggestion computed: it is not printed
+                continue;
+            }
             let error = ConfigError::UnknownOption {
                 origin: u.origin.clone(),
                 name: u.name.clone(),
@@ -446,9 +472,14 @@ impl<'e> Loader<'e> {
             if strict {
                 return Err(error);
             }
-            if !self.referenced.contains(&u.name) {
-                self.notes.push(format!("WARNING: {error}"));
-            }
+            self.notes.push(format!("WARNING: {error}"));
+            shown += 1;
+        }
+        if unshown > 0 {
+            self.notes.push(format!(
+                "WARNING: {unshown} more unknown options not shown (the first \
+                 {MAX_UNKNOWN_WARNINGS} are above)"
+            ));
         }
         Ok(Loaded {
             settings: self.settings,
@@ -462,22 +493,6 @@ impl<'e> Loader<'e> {
 fn placeholder_spec() -> &'static OptionSpec {
     #[allow(clippy::expect_used)] // the table is static; a test pins the entry
     lookup("set-placeholder").expect("set-placeholder is in the option table")
-}
-
-/// A config file's text, refused past [`MAX_CONFIG_FILE`] bytes.
-fn read_config_text(path: &str) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(MAX_CONFIG_FILE + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_CONFIG_FILE {
-        return Err(std::io::Error::other(format!(
-            "larger than the limit of {MAX_CONFIG_FILE} bytes"
-        )));
-    }
-    String::from_utf8(bytes)
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))
 }
 
 /// `FILE[:SECTION]` → (FILE, SECTION); a colon followed by a path is part of FILE.

@@ -251,6 +251,28 @@ fn unknown_keys_warn_with_file_line_and_suggestion_or_fail_with_strict() {
 }
 
 #[test]
+fn thousands_of_unknown_keys_warn_about_the_first_fifty_and_count_the_rest() {
+    let mut text = String::from("[uwsgi]\n");
+    for n in 0..5000 {
+        text.push_str(&format!("unknown-{n} = v\n"));
+    }
+    let files = crate::files::Memory::new().with("many.ini", text.as_bytes());
+    let Ok(got) = crate::fuzz::load_in_memory(&["many.ini"], &files) else {
+        panic!("unknown keys are warnings");
+    };
+    assert_eq!(got.notes.len(), MAX_UNKNOWN_WARNINGS + 1);
+    assert_eq!(
+        got.notes[0],
+        "WARNING: many.ini:2: unknown option \"unknown-0\""
+    );
+    assert_eq!(
+        got.notes[MAX_UNKNOWN_WARNINGS],
+        "WARNING: 4950 more unknown options not shown (the first 50 are above)"
+    );
+    assert_eq!(got.settings.len(), 5000, "each is still a placeholder");
+}
+
+#[test]
 fn plugins_are_ignored_with_a_note() {
     let d = dir("plugins");
     let ini = write(

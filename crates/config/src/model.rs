@@ -484,7 +484,6 @@ fn parse_mount(value: &str) -> Option<Mount> {
     Some(Mount { mountpoint, app })
 }
 
-/// Parse `host:port`, `:port`, `[v6]:port`, or a unix socket path (no `:`).
 /// uWSGI's `--https ADDR,CERT,KEY[,CIPHERS[,CA]]`: CIPHERS is an OpenSSL
 /// cipher list (empty: the default); CA verifies client certificates, when
 /// one is sent (`!CA`: one must be sent), and a failure ends the handshake,
@@ -527,6 +526,16 @@ fn parse_https(value: &str, spec: &str) -> Option<(ListenAddr, crate::site::TlsS
     Some((addr, settings))
 }
 
+impl ListenAddr {
+    /// Read an address as uWSGI does for every socket option: one with a
+    /// `:` is TCP (`host:port`, `:port`, `[v6]:port`), one without a unix
+    /// socket path. The one place that rule is written.
+    pub fn parse(value: &str) -> Option<ListenAddr> {
+        parse_addr(value)
+    }
+}
+
+/// [`ListenAddr::parse`].
 fn parse_addr(value: &str) -> Option<ListenAddr> {
     if !value.contains(':') {
         return (!value.is_empty()).then(|| ListenAddr::Unix(PathBuf::from(value)));

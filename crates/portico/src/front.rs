@@ -30,9 +30,9 @@ use portico_proxy::{
 };
 use portico_server::compress::Compress;
 use portico_server::{
-    BackgroundTask, BoundListener, Handler, ListenAddress, NotFound, ProxyMap, ProxyUpstream,
-    SiteHandler, StaticConfig, StaticMap, UpstreamMap, UwsgiLocationMap, Wire, WithStatic,
-    proxy_locations, uwsgi_locations,
+    BackgroundTask, BoundListener, Handler, NotFound, ProxyMap, ProxyUpstream, SiteHandler,
+    StaticConfig, StaticMap, UpstreamMap, UwsgiLocationMap, Wire, WithStatic, proxy_locations,
+    uwsgi_locations,
 };
 use portico_supervisor::ReloadCheck;
 use portico_wsgi::WsgiHandler;
@@ -62,10 +62,7 @@ impl SiteSetup {
             .iter()
             .take(self.app_listeners)
             .map(|l| Listen {
-                addr: match &l.info.addr {
-                    ListenAddress::Tcp(a) => SiteAddr::Tcp(*a),
-                    ListenAddress::Unix(p) => SiteAddr::Unix(p.clone()),
-                },
+                addr: l.info.addr.clone(),
                 protocol: match l.info.wire {
                     Wire::Http => ListenProtocol::Http,
                     Wire::Uwsgi => ListenProtocol::Uwsgi,
@@ -123,7 +120,7 @@ pub(crate) fn front(config: &Config, site: Option<&SiteSetup>, app: Option<WsgiH
     let app = with_compress(config, app, site.is_none());
     let Some(setup) = site else {
         return Front {
-            handler: app,
+            handler: portico_server::test_hooks::wrap(app),
             router: None,
             background: Vec::new(),
             groups: Vec::new(),
@@ -191,7 +188,7 @@ pub(crate) fn front(config: &Config, site: Option<&SiteSetup>, app: Option<WsgiH
             .with_uwsgi_locations(by_location),
     );
     Front {
-        handler: router.clone(),
+        handler: portico_server::test_hooks::wrap(router.clone()),
         router: Some(router),
         background,
         groups,

@@ -29,6 +29,8 @@ pub(crate) const EXIT_FAILURE: u8 = 1;
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn main() -> ExitCode {
+    // Panics abort unless contained (one connection, one Python job).
+    portico_server::panic_guard::install();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(parsed) = nginx_cli::parse_nginx_args(&args) {
         return match parsed {

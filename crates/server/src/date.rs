@@ -1,5 +1,6 @@
-//! Cached time strings: the `Date` header (IMF-fixdate) and the access log's
-//! local `ctime()` form, each formatted at most once per second per thread.
+//! Time as Portico writes it, in one place: seconds and microseconds since
+//! the epoch, the `Date` header (IMF-fixdate, formatted at most once per
+//! second per thread) and the local `ctime()` form of uWSGI's logs.
 
 use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -13,9 +14,17 @@ thread_local! {
     static HTTP_DATE: RefCell<Cache> = const { RefCell::new(Cache { second: u64::MAX, http: String::new() }) };
 }
 
-fn unix_seconds(t: SystemTime) -> u64 {
+/// Whole seconds from the epoch to `t` (0 before it).
+pub fn unix_seconds(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Microseconds from the epoch to `t` (0 before it).
+pub fn unix_micros(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
         .unwrap_or(0)
 }
 
@@ -33,8 +42,9 @@ pub(crate) fn append_http_date(out: &mut Vec<u8>) {
     });
 }
 
-/// `Fri Nov 20 21:41:04 2026` in local time, as uWSGI's request log prints it.
-pub(crate) fn ctime(t: SystemTime) -> String {
+/// `Fri Nov 20 21:41:04 2026` in local time, as ctime(3) and so uWSGI's
+/// logs print it.
+pub fn ctime(t: SystemTime) -> String {
     strftime_local(t, c"%a %b %e %H:%M:%S %Y").unwrap_or_else(|| String::from("-"))
 }
 

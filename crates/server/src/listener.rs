@@ -6,7 +6,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -19,24 +19,8 @@ pub enum Wire {
     Uwsgi,
 }
 
-/// Where a listener is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListenAddress {
-    /// A TCP address and port.
-    Tcp(SocketAddr),
-    /// A unix socket path.
-    Unix(PathBuf),
-}
-
-impl std::fmt::Display for ListenAddress {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ListenAddress::Tcp(SocketAddr::V6(a)) => write!(f, "[{}]:{}", a.ip(), a.port()),
-            ListenAddress::Tcp(a) => write!(f, "{a}"),
-            ListenAddress::Unix(p) => write!(f, "{}", p.display()),
-        }
-    }
-}
+/// Where a listener is: the site model's address type, one enum for both.
+pub use portico_config::site::ListenAddr as ListenAddress;
 
 /// Facts about a listener that requests need.
 #[derive(Debug, Clone)]

@@ -421,7 +421,8 @@ fn spawn_connection(
     let ctx = ctx.clone();
     let stop = stop.clone();
     let alive = alive.clone();
-    tokio::spawn(async move {
+    // A panic in a connection loses that connection only (panic_guard.rs).
+    tokio::spawn(crate::panic_guard::contained(async move {
         match conn {
             Connection::Tcp(mut stream, peer) => {
                 let _ = stream.set_nodelay(true);
@@ -450,7 +451,7 @@ fn spawn_connection(
             }
         }
         drop(alive);
-    });
+    }));
 }
 
 /// Handshake a TCP connection on a TLS listener, then serve it over the

@@ -25,6 +25,7 @@ pub use master::{
 };
 pub use observe::{AppInfo, CLIENT_TIMEOUT, MAX_CLIENTS, SocketInfo, StatsServer};
 pub use peer_slot::{MAX_PEERS, PEER_STATES, PeerRecord, PeerSlot};
+pub use portico_server::procfs::{memory_bytes, rss_bytes};
 pub use reload::{exec_self, take_inherited_fds};
 pub use scoreboard::{CoreRequest, CoreSlot, LATENCY_BUCKETS_US, MAX_APPS, Scoreboard, WorkerSlot};
-pub use worker::{WorkerLimits, WorkerRuntime, memory_bytes, rss_bytes};
+pub use worker::{WorkerLimits, WorkerRuntime};

@@ -6,7 +6,7 @@
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use portico_server::{CoreTracker, Request, RequestRecord, WorkerHooks};
 
@@ -34,32 +34,9 @@ pub struct WorkerRuntime {
     retiring: AtomicBool,
 }
 
+/// Microseconds since the epoch, now.
 pub(crate) fn unix_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
-
-/// This process's resident set size in bytes (from /proc/self/statm).
-pub fn rss_bytes(pid: Option<i32>) -> Option<u64> {
-    memory_bytes(pid).map(|(_, rss)| rss)
-}
-
-/// A process's (address space, resident set) sizes in bytes, from
-/// `/proc/PID/statm` (this process's for `None`).
-pub fn memory_bytes(pid: Option<i32>) -> Option<(u64, u64)> {
-    let path = match pid {
-        Some(p) => format!("/proc/{p}/statm"),
-        None => "/proc/self/statm".to_string(),
-    };
-    let statm = std::fs::read_to_string(path).ok()?;
-    let mut fields = statm.split_whitespace();
-    let size: u64 = fields.next()?.parse().ok()?;
-    let resident: u64 = fields.next()?.parse().ok()?;
-    // SAFETY: sysconf has no memory effects.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
-    Some((size * page, resident * page))
+    portico_server::date::unix_micros(SystemTime::now())
 }
 
 impl WorkerRuntime {
@@ -126,7 +103,7 @@ impl WorkerHooks for WorkerRuntime {
             return self.retire(&format!("reached max-requests ({delta} requests)"));
         }
         if self.limits.reload_on_rss > 0 {
-            let rss = rss_bytes(None).unwrap_or(0);
+            let rss = portico_server::procfs::rss_bytes(None).unwrap_or(0);
             slot.rss.store(rss, Ordering::Relaxed);
             if rss > self.limits.reload_on_rss {
                 return self.retire(&format!(

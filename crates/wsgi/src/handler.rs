@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use portico_server::{
     CoreTracker, Handler, HandlerFuture, ReplySender, Request, RequestSource, Response,
-    ResponseMeta,
+    ResponseMeta, panic_guard, test_hooks,
 };
 use pyo3::prelude::*;
 
@@ -36,6 +36,8 @@ struct AppRunner {
     mounts: Mounts,
     environ: EnvironBuilder,
     tracker: Option<Arc<dyn CoreTracker>>,
+    /// `PORTICO_TEST_PANIC=1`: panic on `test_hooks::PYTHON_PATH` (tests only).
+    panic_hook: bool,
 }
 
 /// Serves requests with a WSGI app on a pool of Python threads.
@@ -69,6 +71,7 @@ impl WsgiHandler {
                 mounts,
                 environ,
                 tracker: options.tracker,
+                panic_hook: test_hooks::enabled(),
             }),
             pool,
         })
@@ -94,7 +97,18 @@ impl PythonJob for RequestJob {
             tracker.begin(core, &request, gil_wait);
         }
         let app = route.app;
-        let failed = run_request(py, &runner, request, route, reply, core);
+        // A panic here loses this request only: its reply is dropped (the
+        // client gets a 500) and the thread goes on (panic_guard.rs).
+        let failed = panic_guard::contain(|| {
+            if runner.panic_hook && request.raw_path() == test_hooks::PYTHON_PATH {
+                panic!(
+                    "{}: a panic in this request's Python thread, as asked",
+                    test_hooks::ENV
+                );
+            }
+            run_request(py, &runner, request, route, reply, core)
+        })
+        .unwrap_or(true);
         if let Some(tracker) = &runner.tracker {
             tracker.end(core, app, failed);
         }

@@ -58,7 +58,10 @@ fn run_thread(jobs: Receiver<Box<dyn PythonJob>>, core: usize) {
                     }
                 }
             };
-            job.run(py, core, gil_wait);
+            // A job contains its own panics; this is for any that does not:
+            // the thread must outlive a panic, or the requests queued
+            // behind it would wait for ever.
+            let _ = portico_server::panic_guard::contain(|| job.run(py, core, gil_wait));
         }
     });
 }

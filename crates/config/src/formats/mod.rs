@@ -8,6 +8,7 @@ mod ini;
 mod json;
 mod xml;
 mod yaml;
+mod yaml_scalar;
 
 use std::path::Path;
 

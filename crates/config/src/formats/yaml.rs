@@ -8,7 +8,7 @@
 //! (`key:` then `- item` lines) and flow lists (`key: [a, b]`) as repeated
 //! keys, and reports anything else it cannot read with its line.
 
-use super::{Entry, FormatError, note_section};
+use super::{Entry, FormatError, note_section, yaml_scalar};
 
 pub(super) fn parse(text: &str, section: &str) -> Result<Vec<Entry>, FormatError> {
     let mut entries = Vec::new();
@@ -120,7 +120,7 @@ pub(super) fn parse(text: &str, section: &str) -> Result<Vec<Entry>, FormatError
                     format!("expected \"]\" to close the list \"{value}\""),
                 )
             })?;
-            for item in inner.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            for item in yaml_scalar::flow_items(inner) {
                 entries.push(Entry::new(key.clone(), Some(scalar(item, number)?), number));
             }
         } else if value.starts_with('{') || value.starts_with('|') || value.starts_with('>') {
@@ -164,38 +164,17 @@ fn unquote(s: &str) -> &str {
     if is_quoted(s) { &s[1..s.len() - 1] } else { s }
 }
 
-/// A scalar: quotes removed (with `\"`/`\\` in double quotes, `''` in single).
+/// A scalar's value (`yaml_scalar`), or the error on `line`.
 fn scalar(value: &str, line: usize) -> Result<String, FormatError> {
-    let v = value.trim();
-    if let Some(inner) = v.strip_prefix('"') {
-        let inner = inner
-            .strip_suffix('"')
-            .ok_or_else(|| FormatError::at(line, format!("expected a closing '\"' in {v}")))?;
-        return Ok(inner.replace("\\\"", "\"").replace("\\\\", "\\"));
-    }
-    if let Some(inner) = v.strip_prefix('\'') {
-        let inner = inner
-            .strip_suffix('\'')
-            .ok_or_else(|| FormatError::at(line, format!("expected a closing \"'\" in {v}")))?;
-        return Ok(inner.replace("''", "'"));
-    }
-    Ok(v.to_string())
+    yaml_scalar::scalar(value).map_err(|message| FormatError::at(line, message))
 }
 
-/// The line without a `#` comment (at the start, or after a space, outside quotes).
+/// The line without a `#` comment.
 fn strip_comment(line: &str) -> &str {
-    let mut quote: Option<char> = None;
-    let mut prev_space = true;
-    for (i, c) in line.char_indices() {
-        match (quote, c) {
-            (None, '"' | '\'') => quote = Some(c),
-            (Some(q), c) if c == q => quote = None,
-            (None, '#') if prev_space => return &line[..i],
-            _ => {}
-        }
-        prev_space = c.is_whitespace();
+    match yaml_scalar::comment_start(line) {
+        Some(i) => &line[..i],
+        None => line,
     }
-    line
 }
 
 #[cfg(test)]

@@ -91,11 +91,27 @@ pub struct Server {
     pub tls: Option<Arc<TlsSettings>>,
 }
 
-/// Where a server listens.
+/// Where a server listens, resolved: the one TCP-or-unix address type of
+/// the site model and of the server's bound listeners
+/// (`portico_server::ListenAddress` is this type). The address as written,
+/// before resolution, is [`crate::ListenAddr`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenAddr {
+    /// A TCP address and port.
     Tcp(SocketAddr),
+    /// A unix socket path.
     Unix(PathBuf),
+}
+
+impl std::fmt::Display for ListenAddr {
+    /// `127.0.0.1:80`, `[::1]:80`, or the socket's path.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddr::Tcp(SocketAddr::V6(a)) => write!(f, "[{}]:{}", a.ip(), a.port()),
+            ListenAddr::Tcp(a) => write!(f, "{a}"),
+            ListenAddr::Unix(p) => write!(f, "{}", p.display()),
+        }
+    }
 }
 
 /// The protocol spoken on a listen address.

@@ -7,13 +7,14 @@
 //! uWSGI (`""` in JSON).
 
 use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use crate::handler::RequestSource;
 use crate::request_view::header_matches_var;
 
 use super::{LOG_DATE, LogConfig, LogEntry};
-use crate::date::{ctime, strftime_local};
+use crate::date::{ctime, strftime_local, unix_micros};
+use crate::json::{NonAscii, escape_json};
 
 /// One `%(name)` of uWSGI's, or a request variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,7 +245,7 @@ impl LineFormat {
                             if value.is_empty() {
                                 out.push(b'-');
                             } else if *json {
-                                escape_json(out, &value);
+                                escape_json(out, &value, NonAscii::Latin1);
                             } else {
                                 escape_text(out, &value);
                             }
@@ -266,7 +267,7 @@ impl LineFormat {
                         JsonKind::Number => out.push(b'0'),
                         JsonKind::Text => {
                             out.push(b'"');
-                            escape_json(out, &value);
+                            escape_json(out, &value, NonAscii::Latin1);
                             out.push(b'"');
                         }
                     }
@@ -282,17 +283,11 @@ impl LineFormat {
 
 fn json_source(out: &mut Vec<u8>, source: &str, ctx: &Context<'_>) {
     if source == "secs-start" {
-        let t = micros_since_epoch(ctx.entry.started);
+        let t = u128::from(unix_micros(ctx.entry.started));
         let _ = write!(out, "{}.{:06}", t / 1_000_000, t % 1_000_000);
     } else {
         write_value(out, &Var::parse(source), ctx);
     }
-}
-
-fn micros_since_epoch(t: SystemTime) -> u128 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros())
-        .unwrap_or(0)
 }
 
 /// The raw (unescaped) value of `var` for this request.
@@ -323,9 +318,9 @@ fn write_value(out: &mut Vec<u8>, var: &Var, ctx: &Context<'_>) {
         Var::Secs => {
             let _ = write!(out, "{:.6}", e.elapsed.as_secs_f64());
         }
-        Var::Tmsecs => num(out, micros_since_epoch(e.started) / 1000),
-        Var::Tmicros => num(out, micros_since_epoch(e.started)),
-        Var::Time => num(out, micros_since_epoch(e.started) / 1_000_000),
+        Var::Tmsecs => num(out, u128::from(unix_micros(e.started)) / 1000),
+        Var::Tmicros => num(out, u128::from(unix_micros(e.started))),
+        Var::Time => num(out, u128::from(unix_micros(e.started)) / 1_000_000),
         Var::Ltime => out.extend_from_slice(
             strftime_local(e.started, c"%d/%b/%Y:%H:%M:%S %z")
                 .unwrap_or_default()
@@ -339,7 +334,7 @@ fn write_value(out: &mut Vec<u8>, var: &Var, ctx: &Context<'_>) {
             out.extend_from_slice(text.as_bytes());
         }
         Var::Ctime => out.extend_from_slice(ctime(e.started).as_bytes()),
-        Var::Epoch => num(out, micros_since_epoch(SystemTime::now()) / 1_000_000),
+        Var::Epoch => num(out, u128::from(unix_micros(SystemTime::now())) / 1_000_000),
         Var::Pid => num(out, ctx.pid.into()),
         Var::Wid => num(out, ctx.config.worker_id.into()),
         Var::Core => num(out, e.core.into()),
@@ -419,21 +414,6 @@ fn escape_text(out: &mut Vec<u8>, value: &[u8]) {
             0x20..=0x7e => out.push(b),
             _ => {
                 let _ = write!(out, "\\x{b:02x}");
-            }
-        }
-    }
-}
-
-/// A JSON string's contents: `"` and `\` backslashed, control bytes, DEL
-/// and non-ASCII (bytes, read as latin-1 like the WSGI environ) as `\u00HH`.
-pub(crate) fn escape_json(out: &mut Vec<u8>, value: &[u8]) {
-    for &b in value {
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            0x20..=0x7e => out.push(b),
-            _ => {
-                let _ = write!(out, "\\u{b:04x}");
             }
         }
     }

@@ -220,7 +220,7 @@ impl AccessLog {
         }
         let memory = (self.config.memory_report
             || self.line.as_ref().is_some_and(LineFormat::needs_memory))
-        .then(memory_bytes)
+        .then(|| crate::procfs::memory_bytes(None))
         .flatten();
         if self.config.memory_report
             && !json_lines
@@ -289,17 +289,6 @@ impl AccessLog {
             e.status, e.header_count, e.header_bytes, e.core,
         );
     }
-}
-
-/// This process's (address space, RSS) in bytes.
-fn memory_bytes() -> Option<(u64, u64)> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let mut fields = statm.split_whitespace();
-    let size: u64 = fields.next()?.parse().ok()?;
-    let resident: u64 = fields.next()?.parse().ok()?;
-    // SAFETY: sysconf has no memory effects.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
-    Some((size * page, resident * page))
 }
 
 /// Request bytes as they may appear in the default line: control bytes,

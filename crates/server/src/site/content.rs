@@ -30,7 +30,9 @@ use super::autoindex;
 use super::phases::Req;
 use super::vars;
 use crate::handler::{Response, ResponseBody, StreamItem};
-use crate::statics::{FileOptions, FileRequest, header_pair, respond_file, static_meta};
+use crate::statics::{
+    FileOptions, FileRequest, errno_text, header_pair, io_error_status, respond_file, static_meta,
+};
 
 /// What the content phase decided.
 pub(crate) enum Done<'s> {
@@ -180,18 +182,6 @@ fn document_root(req: &Req<'_>) -> Vec<u8> {
     root
 }
 
-/// An OS error as nginx prints it: `2: No such file or directory`.
-fn errno_text(e: &io::Error) -> String {
-    match e.raw_os_error() {
-        Some(code) => {
-            let text = e.to_string();
-            let text = text.split(" (os error").next().unwrap_or_default();
-            format!("{code}: {text}")
-        }
-        None => e.to_string(),
-    }
-}
-
 fn log_open_error(req: &Req<'_>, path: &Path, e: &io::Error) {
     crate::logln!(
         "portico: open() \"{}\" failed ({}), client: {}, request: \"{}\"",
@@ -200,15 +190,6 @@ fn log_open_error(req: &Req<'_>, path: &Path, e: &io::Error) {
         req.facts.client_text(),
         req.facts.request_line()
     );
-}
-
-/// The status for a failed open/stat, as nginx maps errno.
-fn open_error_status(e: &io::Error) -> u16 {
-    match e.raw_os_error() {
-        Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ENAMETOOLONG) => 404,
-        Some(libc::EACCES) => 403,
-        _ => 500,
-    }
 }
 
 /// `try_files`: the first candidate that exists (a trailing `/` asks for
@@ -248,7 +229,7 @@ fn try_files<'s>(req: &mut Req<'s>, tf: &TryFiles) -> Option<Done<'s>> {
                 return None;
             }
             Ok(_) => {}
-            Err(e) if open_error_status(&e) == 500 || open_error_status(&e) == 403 => {
+            Err(e) if io_error_status(&e) != 404 => {
                 log_open_error(req, &path, &e);
             }
             Err(_) => {}
@@ -287,7 +268,7 @@ fn static_content<'s>(req: &mut Req<'s>) -> Done<'s> {
         Ok(meta) => meta,
         Err(e) => {
             log_open_error(req, &path, &e);
-            return Done::Special(open_error_status(&e), Vec::new());
+            return Done::Special(io_error_status(&e), Vec::new());
         }
     };
     if meta.is_dir() {
@@ -337,7 +318,7 @@ fn directory<'s>(req: &mut Req<'s>, uri: &[u8]) -> Done<'s> {
                             Ok(_) => return Done::Special(404, Vec::new()),
                             Err(e) => {
                                 log_open_error(req, &dir, &e);
-                                return Done::Special(open_error_status(&e), Vec::new());
+                                return Done::Special(io_error_status(&e), Vec::new());
                             }
                         }
                         dir_tested = true;
@@ -345,7 +326,7 @@ fn directory<'s>(req: &mut Req<'s>, uri: &[u8]) -> Done<'s> {
                 }
                 Err(e) => {
                     log_open_error(req, &path, &e);
-                    return Done::Special(open_error_status(&e), Vec::new());
+                    return Done::Special(io_error_status(&e), Vec::new());
                 }
             }
         }
@@ -361,7 +342,7 @@ fn directory<'s>(req: &mut Req<'s>, uri: &[u8]) -> Done<'s> {
             }
             Err(e) => {
                 log_open_error(req, &dir, &e);
-                Done::Special(open_error_status(&e), Vec::new())
+                Done::Special(io_error_status(&e), Vec::new())
             }
         };
     }
@@ -446,6 +427,9 @@ fn serve_file<'s>(req: &mut Req<'s>, path: &Path, meta: &Metadata) -> Done<'s> {
             Done::Answer(response)
         }
         Err(refusal) => {
+            if let Some(e) = &refusal.cause {
+                log_open_error(req, &served.0, e);
+            }
             let kept = refusal
                 .headers
                 .into_iter()
@@ -474,12 +458,6 @@ mod tests {
         let config = LocationConfig::default();
         assert_eq!(type_for(b"/i.html", &config), "text/html");
         assert_eq!(type_for(b"/i.json", &config), "text/plain");
-    }
-
-    #[test]
-    fn os_errors_read_as_nginx_prints_them() {
-        let e = io::Error::from_raw_os_error(libc::ENOENT);
-        assert_eq!(errno_text(&e), "2: No such file or directory");
     }
 
     #[test]

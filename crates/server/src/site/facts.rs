@@ -145,8 +145,7 @@ impl Facts {
     pub(crate) fn conn_addr(&self, listener: &ListenerInfo) -> ConnAddr {
         match (self.local, &listener.addr) {
             (Some(local), _) => ListenAddr::Tcp(local),
-            (None, ListenAddress::Unix(path)) => ListenAddr::Unix(path.clone()),
-            (None, ListenAddress::Tcp(addr)) => ListenAddr::Tcp(*addr),
+            (None, addr) => addr.clone(),
         }
     }
 

@@ -1,8 +1,8 @@
 //! Validators and the conditional and range rules of nginx's static module:
 //! ETag `"<hex mtime>-<hex size>"`, If-None-Match with weak comparison,
 //! If-Modified-Since by exact equality, both having to agree when both are
-//! sent; If-Match/If-Unmodified-Since → 412; byte ranges, several giving
-//! multipart/byteranges, unsatisfiable ones 416, If-Range.
+//! sent; If-Match/If-Unmodified-Since → 412; If-Range (the Range header itself
+//! is read by `portico_proto::http1::parse_ranges`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -84,67 +84,6 @@ pub(crate) fn evaluate(
         (Some(a), None) | (None, Some(a)) if a => Condition::NotModified,
         _ => Condition::Proceed,
     }
-}
-
-/// The answer to a Range header.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Ranges {
-    /// Serve the whole file (no Range, another unit, or ranges summing past the size).
-    Full,
-    /// Inclusive byte ranges, in request order.
-    Partial(Vec<(u64, u64)>),
-    /// 416 with `Content-Range: bytes */SIZE`.
-    Unsatisfiable,
-}
-
-/// Parse `bytes=a-b,c-,-n` against a file of `size` bytes, as nginx does.
-pub(crate) fn parse_ranges(header: &[u8], size: u64) -> Ranges {
-    // The unit is case-insensitive (RFC 9110 §14.1).
-    let unit = b"bytes=";
-    if header.len() < unit.len() || !header[..unit.len()].eq_ignore_ascii_case(unit) {
-        return Ranges::Full;
-    }
-    let spec = &header[unit.len()..];
-    let Ok(spec) = std::str::from_utf8(spec) else {
-        return Ranges::Unsatisfiable;
-    };
-    let mut out = Vec::new();
-    let mut total: u64 = 0;
-    for part in spec.split(',') {
-        let part = part.trim();
-        let Some((start, end)) = part.split_once('-') else {
-            return Ranges::Unsatisfiable;
-        };
-        let number = |s: &str| -> Option<u64> {
-            (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
-        };
-        let range = match (start.trim(), end.trim()) {
-            ("", suffix) => match number(suffix) {
-                Some(0) | None => return Ranges::Unsatisfiable,
-                Some(n) => (size.saturating_sub(n), size.saturating_sub(1)),
-            },
-            (start, "") => match number(start) {
-                Some(s) => (s, size.saturating_sub(1)),
-                None => return Ranges::Unsatisfiable,
-            },
-            (start, end) => match (number(start), number(end)) {
-                (Some(s), Some(e)) if s <= e => (s, e.min(size.saturating_sub(1))),
-                _ => return Ranges::Unsatisfiable,
-            },
-        };
-        if range.0 >= size {
-            continue; // not satisfiable on its own; others may be
-        }
-        total = total.saturating_add(range.1 - range.0 + 1);
-        out.push(range);
-    }
-    if out.is_empty() {
-        return Ranges::Unsatisfiable;
-    }
-    if total > size {
-        return Ranges::Full;
-    }
-    Ranges::Partial(out)
 }
 
 /// If-Range: the ETag must be equal (strong), or the date equal to mtime.
@@ -250,44 +189,6 @@ mod tests {
         assert_eq!(
             evaluate(&v(), None, Some(before.as_bytes()), None, None),
             Condition::Failed
-        );
-    }
-
-    #[test]
-    fn ranges_follow_nginx() {
-        assert_eq!(
-            parse_ranges(b"bytes=0-4", 23),
-            Ranges::Partial(vec![(0, 4)])
-        );
-        assert_eq!(
-            parse_ranges(b"bytes=-5", 23),
-            Ranges::Partial(vec![(18, 22)])
-        );
-        assert_eq!(
-            parse_ranges(b"bytes=20-", 23),
-            Ranges::Partial(vec![(20, 22)])
-        );
-        assert_eq!(
-            parse_ranges(b"bytes=20-100", 23),
-            Ranges::Partial(vec![(20, 22)])
-        );
-        assert_eq!(
-            parse_ranges(b"bytes=0-1,3-4", 23),
-            Ranges::Partial(vec![(0, 1), (3, 4)])
-        );
-        assert_eq!(parse_ranges(b"bytes=100-200", 23), Ranges::Unsatisfiable);
-        assert_eq!(parse_ranges(b"bytes=5-2", 23), Ranges::Unsatisfiable);
-        assert_eq!(parse_ranges(b"bytes=abc", 23), Ranges::Unsatisfiable);
-        assert_eq!(parse_ranges(b"bytes=-0", 23), Ranges::Unsatisfiable);
-        assert_eq!(
-            parse_ranges(b"bytes=0-22,0-22", 23),
-            Ranges::Full,
-            "sum past the size"
-        );
-        assert_eq!(parse_ranges(b"items=0-1", 23), Ranges::Full);
-        assert_eq!(
-            parse_ranges(b"Bytes=0-4", 23),
-            Ranges::Partial(vec![(0, 4)])
         );
     }
 

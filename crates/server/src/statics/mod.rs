@@ -31,7 +31,9 @@ use conditional::expires_in;
 pub(crate) use conditional::http_date;
 pub use mime::mime_type;
 pub(crate) use path::{Refused, is_inside, relative_path};
-pub(crate) use respond::{FileOptions, FileRequest, header_pair, respond_file, static_meta};
+pub(crate) use respond::{
+    FileOptions, FileRequest, errno_text, header_pair, io_error_status, respond_file, static_meta,
+};
 
 /// One `--static-map /url=DIR` (or `--static-map2`, which keeps the prefix).
 #[derive(Debug, Clone)]
@@ -218,17 +220,17 @@ impl WithStatic {
 
     /// The real path's containment and the precompressed siblings of
     /// `full`, remembered for [`RESOLVE_VALID`] to save the syscalls.
-    fn resolve(&self, full: &Path, root: &Path) -> Option<Resolved> {
+    fn resolve(&self, full: &Path, root: &Path) -> std::io::Result<Resolved> {
         let now = Instant::now();
         {
             let cache = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(r) = cache.get(full)
                 && now.duration_since(r.checked) < RESOLVE_VALID
             {
-                return Some(r.clone());
+                return Ok(r.clone());
             }
         }
-        let real = std::fs::canonicalize(full).ok()?;
+        let real = std::fs::canonicalize(full)?;
         let inside = is_inside(&real, root, &self.safe);
         let mut siblings = Vec::new();
         for (coding, suffix) in [("br", ".br"), ("gzip", ".gz")] {
@@ -254,12 +256,13 @@ impl WithStatic {
             cache.clear();
         }
         cache.insert(full.to_path_buf(), resolved.clone());
-        Some(resolved)
+        Ok(resolved)
     }
 
     fn serve_file(&self, request: &Request, full: &Path, meta: &Metadata, root: &Path) -> Response {
-        let Some(resolved) = self.resolve(full, root) else {
-            return simple(404, "Not Found", "404 Not Found\n");
+        let resolved = match self.resolve(full, root) {
+            Ok(resolved) => resolved,
+            Err(e) => return io_failure(request, full, &e),
         };
         if !resolved.inside {
             return simple(403, "Forbidden", "403 Forbidden\n");
@@ -322,10 +325,36 @@ impl WithStatic {
                         meta: static_meta(),
                     }
                 }
-                403 => simple(403, "Forbidden", "403 Forbidden\n"),
-                _ => simple(404, "Not Found", "404 Not Found\n"),
+                _ => match refusal.cause {
+                    Some(e) => io_failure(request, &path, &e),
+                    None => simple(500, "Internal Server Error", "500 Internal Server Error\n"),
+                },
             },
         }
+    }
+}
+
+/// The answer to an I/O error on a file that exists (404 only if it has
+/// gone since the stat), logged once with the errno; the answer itself
+/// never names the path.
+fn io_failure(request: &Request, path: &Path, e: &std::io::Error) -> Response {
+    let status = io_error_status(e);
+    crate::logln!(
+        "portico: static file \"{}\" failed ({}), answered {status}, request: \"{} {}\"",
+        path.display(),
+        errno_text(e),
+        String::from_utf8_lossy(request.method()),
+        String::from_utf8_lossy(request.raw_path()),
+    );
+    match status {
+        403 => simple(403, "Forbidden", "403 Forbidden\n"),
+        404 => simple(404, "Not Found", "404 Not Found\n"),
+        503 => {
+            let mut response = simple(503, "Service Unavailable", "503 Service Unavailable\n");
+            response.headers.push(header_pair("Retry-After", "1"));
+            response
+        }
+        _ => simple(500, "Internal Server Error", "500 Internal Server Error\n"),
     }
 }
 

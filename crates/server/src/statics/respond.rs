@@ -5,8 +5,10 @@
 //! for several), and the body from the content cache or for sendfile.
 //!
 //! It does not choose the file, its type or a precompressed sibling, and
-//! does not render error pages: a refusal (412, 416, 403, 404) goes back to
-//! the caller, which answers it in its own style.
+//! does not render error pages: a refusal (412, 416, 403, 404, 500, 503)
+//! goes back to the caller, which answers it in its own style and logs the
+//! I/O error it carries ([`io_error_status`] is the one errno → status rule
+//! of both callers).
 
 use std::fs::Metadata;
 use std::io;
@@ -16,9 +18,10 @@ use std::sync::Mutex;
 use std::time::UNIX_EPOCH;
 
 use bytes::Bytes;
+use portico_proto::http1::{Ranges, parse_ranges};
 
 use super::cache::ContentCache;
-use super::conditional::{Condition, Ranges, Validators, evaluate, if_range_allows, parse_ranges};
+use super::conditional::{Condition, Validators, evaluate, if_range_allows};
 use crate::handler::{Request, Response, ResponseBody, ResponseMeta};
 
 /// Multipart bodies for several ranges are built in memory up to this size;
@@ -69,11 +72,39 @@ pub(crate) struct FileOptions<'a> {
 /// Why the file was not sent; the caller renders the answer.
 #[derive(Debug)]
 pub(crate) struct Refusal {
-    /// 412, 416, 403 (EACCES) or 404 (gone since the stat).
+    /// 412, 416, or for an I/O error [`io_error_status`]'s answer.
     pub status: u16,
     /// Headers that belong to the refusal: the validators and extras
     /// already computed and, for 416, `Content-Range: bytes */SIZE`.
     pub headers: Vec<(Bytes, Bytes)>,
+    /// The I/O error behind the status, for the caller to log once.
+    pub cause: Option<io::Error>,
+}
+
+/// The status for a failed stat, open or read of a file, as nginx maps
+/// errno, except fd exhaustion: 404 when it is not there (any more), 403
+/// when it may not be read, 503 when the process or the system is out of
+/// file descriptors (EMFILE/ENFILE pass; nginx answers 500), 500 for any
+/// other failure (EIO, ELOOP…). Never 404 for a file that exists.
+pub(crate) fn io_error_status(e: &io::Error) -> u16 {
+    match e.raw_os_error() {
+        Some(libc::ENOENT | libc::ENOTDIR | libc::ENAMETOOLONG) => 404,
+        Some(libc::EACCES | libc::EPERM) => 403,
+        Some(libc::EMFILE | libc::ENFILE) => 503,
+        _ => 500,
+    }
+}
+
+/// An OS error as nginx prints it: `24: Too many open files`.
+pub(crate) fn errno_text(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => {
+            let text = e.to_string();
+            let text = text.split(" (os error").next().unwrap_or_default();
+            format!("{code}: {text}")
+        }
+        None => e.to_string(),
+    }
 }
 
 pub(crate) fn header_pair(name: &'static str, value: impl Into<Bytes>) -> (Bytes, Bytes) {
@@ -141,6 +172,7 @@ pub(crate) fn respond_file(
             return Err(Refusal {
                 status: 412,
                 headers,
+                cause: None,
             });
         }
         Condition::Proceed => {}
@@ -157,6 +189,7 @@ pub(crate) fn respond_file(
         return Err(Refusal {
             status: 416,
             headers,
+            cause: None,
         });
     }
     match body(
@@ -175,13 +208,10 @@ pub(crate) fn respond_file(
             body,
             meta: static_meta(),
         }),
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(Refusal {
-            status: 403,
+        Err(e) => Err(Refusal {
+            status: io_error_status(&e),
             headers: Vec::new(),
-        }),
-        Err(_) => Err(Refusal {
-            status: 404,
-            headers: Vec::new(),
+            cause: Some(e),
         }),
     }
 }
@@ -267,4 +297,29 @@ fn whole(path: &Path, meta: &Metadata, cache: &Mutex<ContentCache>) -> io::Resul
         offset: 0,
         len,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_on_a_file_that_exists_are_never_404() {
+        let status = |errno| io_error_status(&io::Error::from_raw_os_error(errno));
+        assert_eq!(status(libc::ENOENT), 404);
+        assert_eq!(status(libc::ENOTDIR), 404);
+        assert_eq!(status(libc::EACCES), 403);
+        assert_eq!(status(libc::EMFILE), 503);
+        assert_eq!(status(libc::ENFILE), 503);
+        assert_eq!(status(libc::EIO), 500);
+        assert_eq!(status(libc::ELOOP), 500);
+        assert_eq!(io_error_status(&io::Error::other("not an OS error")), 500);
+    }
+
+    #[test]
+    fn os_errors_read_as_nginx_prints_them() {
+        let e = io::Error::from_raw_os_error(libc::EMFILE);
+        assert_eq!(errno_text(&e), "24: Too many open files");
+        assert_eq!(errno_text(&io::Error::other("odd")), "odd");
+    }
 }

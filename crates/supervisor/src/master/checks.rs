@@ -6,23 +6,13 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
-use super::{Master, now_seconds};
+use super::Master;
 use crate::signals::send;
-use crate::worker::{memory_bytes, rss_bytes, unix_micros};
+use crate::worker::unix_micros;
+use portico_server::procfs::{memory_bytes, rss_bytes};
 
 fn ctime_now() -> String {
-    let secs = now_seconds() as libc::time_t;
-    // SAFETY: ctime_r writes at most 26 bytes into our 64-byte buffer.
-    unsafe {
-        let mut buf = [0 as libc::c_char; 64];
-        if libc::ctime_r(&secs, buf.as_mut_ptr()).is_null() {
-            return String::new();
-        }
-        std::ffi::CStr::from_ptr(buf.as_ptr())
-            .to_string_lossy()
-            .trim_end()
-            .to_string()
-    }
+    portico_server::date::ctime(SystemTime::now())
 }
 
 pub(super) fn mtime(path: &PathBuf) -> Option<SystemTime> {

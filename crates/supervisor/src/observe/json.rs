@@ -4,6 +4,8 @@
 
 use std::fmt::Write;
 
+use portico_server::json::{NonAscii, escape_json};
+
 /// A JSON value; objects keep their keys in insertion order.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Json {
@@ -80,23 +82,14 @@ fn newline(out: &mut String, indent: Option<usize>) {
     }
 }
 
-/// A JSON string literal for `s`.
+/// A JSON string literal for `s` (`portico_server::json`'s escaping).
 fn escape(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    let mut literal = Vec::with_capacity(s.len() + 2);
+    literal.push(b'"');
+    escape_json(&mut literal, s.as_bytes(), NonAscii::Utf8);
+    literal.push(b'"');
+    // ASCII escapes between the bytes of valid UTF-8: still valid UTF-8
+    out.push_str(&String::from_utf8_lossy(&literal));
 }
 
 #[cfg(test)]

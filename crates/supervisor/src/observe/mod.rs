@@ -14,9 +14,11 @@ use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use portico_config::ListenAddr;
 
 use crate::scoreboard::Scoreboard;
 
@@ -129,33 +131,43 @@ pub(crate) struct Observer {
     pid: i32,
 }
 
-/// Bind `addr`: `host:port` (`:port` = every interface) is TCP, anything
-/// else a unix socket path (a stale file there is replaced).
+/// Bind `addr`, read as every socket option is (`ListenAddr::parse`):
+/// `host:port` (`:port` = every interface) is TCP, anything else a unix
+/// socket path (a stale file there is replaced).
 fn bind(addr: &str) -> io::Result<Listener> {
-    let listener = if addr.contains(':') {
-        let tcp_addr = match addr.strip_prefix(':') {
-            Some(port) => format!("0.0.0.0:{port}"),
-            None => addr.to_string(),
-        };
-        let resolved = tcp_addr
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))?;
-        let l = TcpListener::bind(resolved)?;
-        l.set_nonblocking(true)?;
-        Listener::Tcp(l)
-    } else {
-        let path = PathBuf::from(addr);
-        if std::fs::symlink_metadata(&path)
-            .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
-        {
-            let _ = std::fs::remove_file(&path);
+    let invalid = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{what} in \"{addr}\" (expected HOST:PORT, :PORT or a socket path)"),
+        )
+    };
+    let parsed = ListenAddr::parse(addr).ok_or_else(|| invalid("no address"))?;
+    let listener = match parsed {
+        ListenAddr::Tcp { host, port } => {
+            let host = if host.is_empty() { "0.0.0.0" } else { &host };
+            let resolved = (host, port)
+                .to_socket_addrs()?
+                .next()
+                .ok_or_else(|| invalid("no address"))?;
+            let l = TcpListener::bind(resolved)?;
+            l.set_nonblocking(true)?;
+            Listener::Tcp(l)
         }
-        let l = UnixListener::bind(&path)?;
-        l.set_nonblocking(true)?;
-        Listener::Unix(l)
+        ListenAddr::Unix(path) => bind_unix(&path)?,
     };
     Ok(listener)
+}
+
+/// A unix stats socket at `path`, replacing a stale one.
+fn bind_unix(path: &Path) -> io::Result<Listener> {
+    if std::fs::symlink_metadata(path)
+        .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+    {
+        let _ = std::fs::remove_file(path);
+    }
+    let l = UnixListener::bind(path)?;
+    l.set_nonblocking(true)?;
+    Ok(Listener::Unix(l))
 }
 
 impl Observer {
