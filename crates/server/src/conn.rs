@@ -140,31 +140,6 @@ async fn read_head<R: AsyncRead + Unpin>(
     }
 }
 
-/// How long an accepted connection keeps its gate slot while its first
-/// bytes are on the way; a connection that stays silent gives the slot
-/// back, so idle sockets never stop a worker from accepting.
-pub(crate) const FIRST_BYTES_SLOT_HOLD: Duration = Duration::from_millis(100);
-
-/// Wait briefly for a fresh connection's first bytes while it holds its
-/// slot; drop the slot if none come. `None`: the client went away.
-pub(crate) async fn hold_slot_for_first_bytes<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    rbuf: &mut BytesMut,
-    slot: &mut Option<crate::gate::Slot>,
-) -> Option<()> {
-    if slot.is_none() || !rbuf.is_empty() {
-        return Some(());
-    }
-    match tokio::time::timeout(FIRST_BYTES_SLOT_HOLD, reader.read_buf(rbuf)).await {
-        Ok(Ok(0)) | Ok(Err(_)) => None,
-        Ok(Ok(_)) => Some(()),
-        Err(_) => {
-            *slot = None;
-            Some(())
-        }
-    }
-}
-
 /// The client's address as logs show it.
 pub(crate) fn peer_text(peer: Option<SocketAddr>) -> String {
     peer.map(|p| p.ip().to_string()).unwrap_or_default()
@@ -178,7 +153,6 @@ pub(crate) async fn serve_connection<R, W>(
     local: Option<SocketAddr>,
     ctx: &ConnContext,
     mut shutdown: watch::Receiver<bool>,
-    mut first_slot: Option<crate::gate::Slot>,
 ) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + SendFile + Unpin,
@@ -189,12 +163,6 @@ pub(crate) async fn serve_connection<R, W>(
     let mut fresh = true;
     let mut served: u64 = 0;
     let mut idle_timeout = KEEPALIVE_TIMEOUT;
-    if hold_slot_for_first_bytes(reader, &mut rbuf, &mut first_slot)
-        .await
-        .is_none()
-    {
-        return;
-    }
     loop {
         let head = match read_head(
             reader,
@@ -230,10 +198,6 @@ pub(crate) async fn serve_connection<R, W>(
             linger(reader).await;
             return;
         }
-        // Hold a gate slot while this request is in hand.
-        let mut slot = first_slot
-            .take()
-            .or_else(|| ctx.gate.as_ref().map(|g| g.enter()));
         let started = SystemTime::now();
         let clock = Instant::now();
         let (body, pump) = match BodyPump::start(head.framing, head.expect_continue, &mut rbuf) {
@@ -281,10 +245,7 @@ pub(crate) async fn serve_connection<R, W>(
             pending,
             &framing,
             &peer_shown,
-            GateRelease {
-                ctx,
-                slot: &mut slot,
-            },
+            ctx,
         )
         .await
         else {
@@ -304,7 +265,6 @@ pub(crate) async fn serve_connection<R, W>(
             },
             clock,
         );
-        drop(slot);
         if !done.persist {
             let _ = writer.shutdown().await;
             if done.unread_body {
@@ -345,12 +305,6 @@ pub(crate) struct ResponseFraming {
 /// no answer at all (nginx's non-standard 444).
 pub(crate) const CLOSE_WITHOUT_RESPONSE: u16 = 444;
 
-/// The gate slot an exchange frees once the app has answered.
-pub(crate) struct GateRelease<'a> {
-    pub ctx: &'a ConnContext,
-    pub slot: &'a mut Option<crate::gate::Slot>,
-}
-
 /// What one request/response exchange did.
 pub(crate) struct Exchanged {
     pub status: u16,
@@ -381,7 +335,7 @@ pub(crate) async fn exchange<R, W>(
     mut pending: HandlerFuture,
     framing: &ResponseFraming,
     peer: &str,
-    gate: GateRelease<'_>,
+    ctx: &ConnContext,
 ) -> Option<Exchanged>
 where
     R: AsyncRead + Unpin,
@@ -416,26 +370,24 @@ where
         }
     };
 
-    // The app is done with this request: free its gate slot, so the worker
-    // accepts again while the response is written; if this is the worker's
-    // last request, close the gate first.
-    let last_request = gate.ctx.hooks.as_ref().is_some_and(|h| h.last_request());
-    if last_request && let Some(g) = &gate.ctx.gate {
+    // The app is done with this request (the gate counted it until now);
+    // if this is the worker's last request, close the gate.
+    let last_request = ctx.hooks.as_ref().is_some_and(|h| h.last_request());
+    if last_request && let Some(g) = &ctx.gate {
         g.stop();
     }
-    *gate.slot = None;
 
     if let Some(e) = &body_error {
         // The client broke its own body; whatever the app made of it, answer 400.
         if matches!(e, BodyError::Malformed(_)) {
-            refuse(writer, out, 400, &e.to_string(), peer, gate.ctx.nginx_pages).await;
+            refuse(writer, out, 400, &e.to_string(), peer, ctx.nginx_pages).await;
             linger(reader).await;
         }
         return None;
     }
 
     // nginx's `return 444`: close the connection without a response.
-    if gate.ctx.nginx_pages && response.status == CLOSE_WITHOUT_RESPONSE {
+    if ctx.nginx_pages && response.status == CLOSE_WITHOUT_RESPONSE {
         let _ = writer.shutdown().await;
         return None;
     }
@@ -568,7 +520,7 @@ pub(crate) fn finish(ctx: &ConnContext, done: &Exchanged, req: Logged<'_>, clock
             elapsed,
         };
         if hooks.request_done(&record) {
-            // Stop accepting before this request's gate slot is freed.
+            // Stop accepting before the accept loop looks at the gate again.
             if let Some(gate) = &ctx.gate {
                 gate.stop();
             }

@@ -23,10 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::body::BodyPump;
 use crate::conn::Logged;
-use crate::conn::{
-    ConnContext, GateRelease, ResponseFraming, exchange, finish, hold_slot_for_first_bytes,
-    peer_text,
-};
+use crate::conn::{ConnContext, ResponseFraming, exchange, finish, peer_text};
 use crate::handler::{Request, RequestSource};
 use crate::listener::Wire;
 
@@ -40,7 +37,6 @@ pub(crate) async fn serve_uwsgi_connection<R, W>(
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
     ctx: &ConnContext,
-    mut slot: Option<crate::gate::Slot>,
 ) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + crate::write::SendFile + Unpin,
@@ -48,12 +44,6 @@ pub(crate) async fn serve_uwsgi_connection<R, W>(
     let mut rbuf = BytesMut::with_capacity(8 * 1024);
     let mut out = Vec::new();
     let from = peer_text(peer);
-    if hold_slot_for_first_bytes(reader, &mut rbuf, &mut slot)
-        .await
-        .is_none()
-    {
-        return;
-    }
     let Some(mut packet) = read_packet(reader, &mut rbuf, ctx.listener.buffer_size, &from).await
     else {
         return;
@@ -142,12 +132,8 @@ pub(crate) async fn serve_uwsgi_connection<R, W>(
         handoff: ctx.handoff.clone(),
     };
     let pending = ctx.handler.handle(request);
-    let gate = GateRelease {
-        ctx,
-        slot: &mut slot,
-    };
     if let Some(done) = exchange(
-        reader, writer, &mut rbuf, &mut out, pump, pending, &framing, &remote, gate,
+        reader, writer, &mut rbuf, &mut out, pump, pending, &framing, &remote, ctx,
     )
     .await
     {
@@ -166,7 +152,6 @@ pub(crate) async fn serve_uwsgi_connection<R, W>(
             clock,
         );
     }
-    drop(slot);
     let _ = writer.shutdown().await;
 }
 
