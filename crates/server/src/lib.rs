@@ -18,6 +18,7 @@ mod gate;
 mod handler;
 mod handoff;
 mod hooks;
+mod in_place;
 mod listener;
 mod log;
 pub mod request_view;
@@ -36,6 +37,7 @@ pub use handler::{
 };
 pub use handoff::{Handoff, ReplyFuture, ReplySender};
 pub use hooks::{CoreTracker, RequestRecord, WorkerHooks};
+pub use in_place::InPlaceCall;
 pub use listener::{
     BoundListener, ListenAddress, ListenSocket, ListenerInfo, ListenerSpec, Wire, bind_tcp,
     bind_unix, try_bind_tcp,

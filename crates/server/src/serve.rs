@@ -119,6 +119,7 @@ pub fn serve(
         .build()
         .map_err(|e| io::Error::new(e.kind(), format!("cannot start the async runtime: {e}")))?;
     let reason = runtime.block_on(async move {
+        let signals = stop_signals();
         let (stop_tx, stop_rx) = watch::channel(false);
         let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
         let log = Arc::new(AccessLog::new(options.log.clone()));
@@ -159,7 +160,7 @@ pub fn serve(
         }
         on_ready();
         let reason = tokio::select! {
-            signalled = wait_for_stop_signal() => signalled?,
+            signalled = wait_for_stop_signal(signals) => signalled?,
             _ = retire.notified() => StopReason::Retired,
         };
         if reason == StopReason::Immediate {
@@ -185,11 +186,34 @@ pub fn serve(
     Ok(reason)
 }
 
-async fn wait_for_stop_signal() -> io::Result<StopReason> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut quit = signal(SignalKind::quit())?;
+/// The stop signals, registered with the runtime (before any accept, so
+/// none is missed); SIGINT and SIGQUIT also end an app call running in
+/// place at once (`in_place.rs`).
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    quit: tokio::signal::unix::Signal,
+}
+
+fn stop_signals() -> io::Result<StopSignals> {
+    let signals = StopSignals {
+        term: signal(SignalKind::terminate())?,
+        hup: signal(SignalKind::hangup())?,
+        int: signal(SignalKind::interrupt())?,
+        quit: signal(SignalKind::quit())?,
+    };
+    crate::in_place::wrap_stop_signals();
+    Ok(signals)
+}
+
+async fn wait_for_stop_signal(signals: io::Result<StopSignals>) -> io::Result<StopReason> {
+    let StopSignals {
+        mut term,
+        mut hup,
+        mut int,
+        mut quit,
+    } = signals?;
     Ok(tokio::select! {
         _ = term.recv() => StopReason::Graceful,
         _ = hup.recv() => StopReason::Graceful,
