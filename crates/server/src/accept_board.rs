@@ -6,14 +6,14 @@
 //! acceptor threads this replaces got an even spread from the kernel's FIFO
 //! of blocked `accept()` callers, at the price of a thread hand-off per
 //! connection. This board gives the same order without the thread: each
-//! worker publishes, in memory shared by the process tree, since when it has
-//! been idle (waiting for a connection with room for one) and when it last
-//! accepted; a woken worker defers to a live sibling that has been idle for
-//! at least [`IDLE_FOR`] and accepted longer ago. The sibling was woken too
+//! worker publishes, in memory shared by the process tree, whether it is
+//! idle (waiting for a connection with room for one) and how many
+//! connections it has accepted; a woken worker that is [`LEAD`] accepts
+//! ahead of an idle live sibling defers to it. The sibling was woken too
 //! and takes the connection; if it has not after [`DEFER_AT_MOST`] (it just
-//! got busy), the deferring worker takes it. Under load no worker stays
-//! idle that long, so nobody defers and the busy ones are simply out of the
-//! race (the accept gate); turns matter only when traffic is light.
+//! got busy), the deferring worker takes it. Under load the busy workers
+//! are out of the race (the accept gate) and the counts stay close, so
+//! deferring is rare; it is what keeps light, sequential traffic even.
 //!
 //! The mapping is made once in the process that binds the listeners, before
 //! any fork, so every worker forked from it shares it. Reading it costs no
@@ -21,19 +21,19 @@
 //! deferring to it.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Workers that can take turns (more share the listeners without turns).
 const SEATS: usize = 256;
 
-/// Longest a worker leaves a pending connection to an older sibling.
-pub(crate) const DEFER_AT_MOST: Duration = Duration::from_millis(1);
+/// Longest a worker leaves a pending connection to an older sibling (a
+/// woken process can take a millisecond or two to run on a busy machine).
+pub(crate) const DEFER_AT_MOST: Duration = Duration::from_millis(2);
 
-/// A sibling idle this long is parked in the kernel and wakes at once for a
-/// new connection: worth deferring to. One idle for less is in a busy
-/// period, where waiting for it would only add latency.
-const IDLE_FOR: Duration = Duration::from_millis(2);
+/// How many accepts ahead of an idle sibling a worker may get before it
+/// leaves the next connection to that sibling.
+const LEAD: u64 = 2;
 
 /// One worker's published state.
 #[derive(Default)]
@@ -44,17 +44,49 @@ struct Seat {
     /// Since when the worker waits for a connection with room for one
     /// (CLOCK_MONOTONIC, ns); 0 while it is busy.
     idle_since: AtomicU64,
-    /// When the worker last accepted (a process-wide monotonic count).
-    last_accept: AtomicU64,
+    /// Connections the worker accepted (a new worker starts level with
+    /// the busiest live sibling).
+    accepts: AtomicU64,
 }
 
 struct Board {
     seats: &'static [Seat],
-    /// Orders accepts across the process tree.
-    clock: &'static AtomicU64,
 }
 
 static BOARD: OnceLock<Option<Board>> = OnceLock::new();
+
+/// This process's seat, once it took one (`usize::MAX`: none).
+static MY_SEAT: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// True while this process's accept loop waits for a connection.
+static WAITING: AtomicBool = AtomicBool::new(false);
+
+/// This worker is busy (an app call runs on its event loop's thread, which
+/// its accept loop cannot see): siblings must not wait for it until
+/// [`mark_done`].
+pub(crate) fn mark_busy() {
+    if let Some(seat) = my_seat() {
+        seat.idle_since.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The app call is over: idle again if the accept loop is waiting.
+pub(crate) fn mark_done() {
+    if let Some(seat) = my_seat()
+        && WAITING.load(Ordering::Relaxed)
+    {
+        seat.idle_since
+            .store(monotonic_ns().max(1), Ordering::Relaxed);
+    }
+}
+
+fn my_seat() -> Option<&'static Seat> {
+    let seat = MY_SEAT.load(Ordering::Relaxed);
+    match BOARD.get() {
+        Some(Some(board)) => board.seats.get(seat),
+        _ => None,
+    }
+}
 
 /// Make the shared board, if not made yet. Call before forking workers
 /// (binding a listener does); without it, workers accept without turns.
@@ -63,7 +95,7 @@ pub(crate) fn share() {
 }
 
 fn map_board() -> Option<Board> {
-    let bytes = std::mem::size_of::<Seat>() * SEATS + std::mem::size_of::<AtomicU64>();
+    let bytes = std::mem::size_of::<Seat>() * SEATS;
     // SAFETY: an anonymous shared mapping of `bytes` zeroed bytes; never unmapped.
     let ptr = unsafe {
         libc::mmap(
@@ -79,15 +111,9 @@ fn map_board() -> Option<Board> {
         return None;
     }
     // SAFETY: the mapping is zeroed, page-aligned and lives for the process;
-    // an all-zero `Seat` and `AtomicU64` are valid values.
-    unsafe {
-        let seats = std::slice::from_raw_parts(ptr.cast::<Seat>(), SEATS);
-        let clock = &*ptr
-            .cast::<u8>()
-            .add(std::mem::size_of::<Seat>() * SEATS)
-            .cast::<AtomicU64>();
-        Some(Board { seats, clock })
-    }
+    // an all-zero `Seat` is a valid value.
+    let seats = unsafe { std::slice::from_raw_parts(ptr.cast::<Seat>(), SEATS) };
+    Some(Board { seats })
 }
 
 /// This worker's seat on the board; freed when dropped.
@@ -111,7 +137,15 @@ impl Turn {
                     .is_ok()
             {
                 seat.idle_since.store(0, Ordering::Relaxed);
-                seat.last_accept.store(0, Ordering::Relaxed);
+                let level = board
+                    .seats
+                    .iter()
+                    .filter(|s| s.pid.load(Ordering::Relaxed) != 0)
+                    .map(|s| s.accepts.load(Ordering::Relaxed))
+                    .max()
+                    .unwrap_or(0);
+                seat.accepts.store(level, Ordering::Relaxed);
+                MY_SEAT.store(i, Ordering::Relaxed);
                 return Some(Turn { seat: i, board });
             }
         }
@@ -125,6 +159,7 @@ impl Turn {
     /// Publish whether this worker waits for a connection with room for
     /// one (the time it started waiting is kept while it stays idle).
     pub(crate) fn set_idle(&self, idle: bool) {
+        WAITING.store(idle, Ordering::Relaxed);
         let seat = &self.mine().idle_since;
         if !idle {
             seat.store(0, Ordering::Relaxed);
@@ -133,31 +168,28 @@ impl Turn {
         }
     }
 
-    /// Record an accept: this worker goes to the back of the line.
+    /// Record an accept.
     pub(crate) fn accepted(&self) {
-        let now = self.board.clock.fetch_add(1, Ordering::Relaxed) + 1;
-        self.mine().last_accept.store(now, Ordering::Relaxed);
+        self.mine().accepts.fetch_add(1, Ordering::Relaxed);
         self.set_idle(false);
     }
 
-    /// True if a live sibling, idle for a while, has waited longer for its turn.
+    /// True if an idle live sibling is `LEAD` accepts behind this worker.
+    /// While it defers, this worker is not idle for the others.
     pub(crate) fn should_defer(&self) -> bool {
-        let mine = self.mine().last_accept.load(Ordering::Relaxed);
-        let now = monotonic_ns();
-        let idle_for = IDLE_FOR.as_nanos() as u64;
+        let mine = self.mine().accepts.load(Ordering::Relaxed);
         let older = self.board.seats.iter().enumerate().find(|(i, seat)| {
-            let since = seat.idle_since.load(Ordering::Relaxed);
             *i != self.seat
                 && seat.pid.load(Ordering::Relaxed) != 0
-                && since != 0
-                && now.saturating_sub(since) >= idle_for
-                && seat.last_accept.load(Ordering::Relaxed) < mine
+                && seat.idle_since.load(Ordering::Relaxed) != 0
+                && seat.accepts.load(Ordering::Relaxed) + LEAD <= mine
         });
         match older {
             None => false,
             Some((_, seat)) => {
                 let pid = seat.pid.load(Ordering::Relaxed);
                 if alive(pid) {
+                    self.set_idle(false);
                     return true;
                 }
                 // A worker killed in its seat: free the seat.
@@ -172,6 +204,7 @@ impl Turn {
 
 impl Drop for Turn {
     fn drop(&mut self) {
+        MY_SEAT.store(usize::MAX, Ordering::Relaxed);
         let seat = self.mine();
         seat.idle_since.store(0, Ordering::Relaxed);
         let _ =
@@ -214,7 +247,7 @@ mod tests {
     }
 
     /// A seat held by another live process (pid 1 always exists).
-    fn sibling(board: &Board, last_accept: u64, idle_since: u64) -> usize {
+    fn sibling(board: &Board, accepts: u64, idle: bool) -> usize {
         let Some(i) = board.seats.iter().position(|s| {
             s.pid
                 .compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed)
@@ -224,44 +257,37 @@ mod tests {
         };
         board.seats[i]
             .idle_since
-            .store(idle_since, Ordering::Relaxed);
-        board.seats[i]
-            .last_accept
-            .store(last_accept, Ordering::Relaxed);
+            .store(u64::from(idle), Ordering::Relaxed);
+        board.seats[i].accepts.store(accepts, Ordering::Relaxed);
         i
     }
 
     #[test]
-    fn the_worker_that_accepted_last_defers_to_an_idle_sibling_then_takes_its_turn() {
+    fn a_worker_ahead_of_an_idle_sibling_defers_to_it_then_takes_its_turn() {
         let board = test_board();
         let Some(me) = Turn::take() else {
             panic!("no seat")
         };
-        me.accepted();
+        let base = me.mine().accepts.load(Ordering::Relaxed);
+        let other = sibling(board, base, true);
         me.set_idle(true);
-        let long_idle = monotonic_ns() - 10 * IDLE_FOR.as_nanos() as u64;
-        let other = sibling(board, 0, long_idle);
-        assert!(me.should_defer(), "an idle sibling accepted longer ago");
+        me.accepted();
+        assert!(!me.should_defer(), "one ahead: still our turn");
+        me.set_idle(true);
+        me.accepted();
+        assert!(me.should_defer(), "two ahead of an idle sibling: its turn");
+        assert_eq!(
+            me.mine().idle_since.load(Ordering::Relaxed),
+            0,
+            "a deferring worker is not idle"
+        );
         board.seats[other].idle_since.store(0, Ordering::Relaxed);
         assert!(!me.should_defer(), "a busy sibling is not waited for");
+        board.seats[other].idle_since.store(1, Ordering::Relaxed);
         board.seats[other]
-            .idle_since
-            .store(monotonic_ns(), Ordering::Relaxed);
-        assert!(
-            !me.should_defer(),
-            "a sibling just back from work is not waited for"
-        );
-        board.seats[other]
-            .idle_since
-            .store(long_idle, Ordering::Relaxed);
-        board.seats[other].last_accept.store(
-            board.clock.fetch_add(1, Ordering::Relaxed) + 1,
-            Ordering::Relaxed,
-        );
-        assert!(
-            !me.should_defer(),
-            "the sibling accepted after us: our turn"
-        );
+            .accepts
+            .store(base + 2, Ordering::Relaxed);
+        assert!(!me.should_defer(), "the sibling caught up: our turn");
         board.seats[other].pid.store(0, Ordering::Relaxed);
     }
 }

@@ -10,12 +10,17 @@
 //! head, a static file, a proxied request or one waiting on an upstream
 //! holds nothing, so such a worker keeps accepting.
 //!
+//! A connection just accepted counts as provisional work until its first
+//! bytes are there (or [`FIRST_BYTES_WAIT`] passed), so that the loop does
+//! not take a second connection before the first one's request is seen: a
+//! sibling would have served it at once.
+//!
 //! So that new clients never starve when every worker is busy (keep-alive
 //! traffic keeps the Python threads full), a full worker still takes a
 //! connection that has waited in the listen queue across two checks.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -24,7 +29,13 @@ use crate::handoff::Handoff;
 
 /// How often a full worker looks whether a connection has been left
 /// waiting in the listen queue (taken at the second look).
-pub(crate) const OVERDUE_CHECK: Duration = Duration::from_millis(50);
+pub(crate) const OVERDUE_CHECK: Duration = Duration::from_millis(5);
+
+/// How long a just-accepted connection counts as work while its first bytes
+/// are on the way (TCP_DEFER_ACCEPT makes them already there on TCP; a
+/// unix-socket client sends them right after connecting). One that stays
+/// silent then holds nothing.
+pub(crate) const FIRST_BYTES_WAIT: Duration = Duration::from_millis(5);
 
 /// Shared by the accept loops and the connections of one worker (one runtime).
 pub(crate) struct Gate {
@@ -32,6 +43,19 @@ pub(crate) struct Gate {
     work: Arc<Handoff>,
     stopped: AtomicBool,
     stop_notify: Notify,
+    /// Connections accepted whose first bytes are not seen yet.
+    provisional: AtomicUsize,
+    settled: Notify,
+}
+
+/// A just-accepted connection, counted until dropped.
+pub(crate) struct Provisional(Arc<Gate>);
+
+impl Drop for Provisional {
+    fn drop(&mut self) {
+        self.0.provisional.fetch_sub(1, Ordering::SeqCst);
+        self.0.settled.notify_one();
+    }
 }
 
 impl Gate {
@@ -42,12 +66,27 @@ impl Gate {
             work,
             stopped: AtomicBool::new(false),
             stop_notify: Notify::new(),
+            provisional: AtomicUsize::new(0),
+            settled: Notify::new(),
         })
     }
 
     /// True while the worker can take Python work.
     pub(crate) fn has_room(&self) -> bool {
-        self.work.in_flight() < self.capacity
+        self.work.in_flight() + self.provisional.load(Ordering::SeqCst) < self.capacity
+    }
+
+    /// Count a just-accepted connection until its first bytes are seen.
+    pub(crate) fn provisional(self: &Arc<Self>) -> Provisional {
+        self.provisional.fetch_add(1, Ordering::SeqCst);
+        Provisional(self.clone())
+    }
+
+    /// Wait until no just-accepted connection is provisional any more.
+    pub(crate) async fn settled(&self) {
+        while self.provisional.load(Ordering::SeqCst) > 0 {
+            self.settled.notified().await;
+        }
     }
 
     /// Wait until there is room (true) or the gate is stopped (false).
@@ -138,6 +177,19 @@ mod tests {
         drop(answer);
         assert!(gate.has_room(), "a client that went away holds no capacity");
         drop(reply);
+    }
+
+    #[test]
+    fn a_just_accepted_connection_fills_the_gate_until_its_first_bytes() {
+        runtime().block_on(async {
+            let work = Handoff::new();
+            let gate = Gate::new(1, work.clone());
+            let fresh = gate.provisional();
+            assert!(!gate.has_room());
+            drop(fresh);
+            gate.settled().await;
+            assert!(gate.has_room(), "a silent connection holds nothing");
+        });
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! SIGINT or SIGQUIT until it returns. Those signals mean "stop now", so
 //! while such a call runs, their handler ends the process at once, as
 //! uWSGI's workers do; otherwise it hands over to the async runtime's own
-//! handler, which it wraps.
+//! handler, which it wraps. Such a call also tells sibling workers that
+//! this one is busy (`accept_board.rs`).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -21,6 +22,7 @@ impl InPlaceCall {
     /// Mark the start of an app call on the event loop's thread.
     pub fn enter() -> InPlaceCall {
         RUNNING.store(true, Ordering::SeqCst);
+        crate::accept_board::mark_busy();
         InPlaceCall(())
     }
 }
@@ -28,6 +30,7 @@ impl InPlaceCall {
 impl Drop for InPlaceCall {
     fn drop(&mut self) {
         RUNNING.store(false, Ordering::SeqCst);
+        crate::accept_board::mark_done();
     }
 }
 

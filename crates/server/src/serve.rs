@@ -37,7 +37,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use crate::accept_board::{DEFER_AT_MOST, Turn};
 use crate::accept_errors::{ACCEPT_PAUSE, AcceptTrouble};
 use crate::conn::{ConnContext, serve_connection};
-use crate::gate::Gate;
+use crate::gate::{FIRST_BYTES_WAIT, Gate};
 use crate::handler::Handler;
 use crate::handoff::Handoff;
 use crate::hooks::WorkerHooks;
@@ -283,9 +283,31 @@ async fn accept_loop(
         if let Some(t) = &turn
             && t.should_defer()
         {
-            // An idle sibling that accepted longer ago was woken too: leave
-            // the connection to it, and take it if it is still there after.
-            tokio::time::sleep(DEFER_AT_MOST).await;
+            // An idle sibling behind this worker was woken too: leave the
+            // connection to it. The next connection brings this loop back
+            // at once; if none comes, take this one if it is still there.
+            ready.clear_ready();
+            let next = tokio::select! {
+                next = listener.readable() => Some(next?),
+                _ = tokio::time::sleep(DEFER_AT_MOST) => None,
+                _ = stop.changed() => return Ok(()),
+            };
+            match next {
+                Some(next) => ready = next,
+                None => {
+                    if let Ok(conn) = accept_connection(fd, unix) {
+                        t.accepted();
+                        spawn_connection(conn, &ctx, &stop, &alive);
+                        if let Some(gate) = &ctx.gate {
+                            gate.settled().await;
+                        }
+                    }
+                    continue;
+                }
+            }
+            if t.should_defer() {
+                continue;
+            }
         }
         match accept_connection(fd, unix) {
             Ok(conn) => {
@@ -296,11 +318,11 @@ async fn accept_loop(
                     t.accepted();
                 }
                 spawn_connection(conn, &ctx, &stop, &alive);
-                if ctx.gate.is_some() {
-                    // The new connection's task runs before this loop does
-                    // again: its first request (already there, with
-                    // TCP_DEFER_ACCEPT) reaches the app or is queued for it.
-                    tokio::task::yield_now().await;
+                if let Some(gate) = &ctx.gate {
+                    // The new connection's first request (already there,
+                    // with TCP_DEFER_ACCEPT) reaches the app or is queued
+                    // for it before this loop looks at the gate again.
+                    gate.settled().await;
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready.clear_ready(),
@@ -425,7 +447,18 @@ fn spawn_connection(
     let ctx = ctx.clone();
     let stop = stop.clone();
     let alive = alive.clone();
+    let fresh = ctx.gate.as_ref().map(|g| g.provisional());
     tokio::spawn(async move {
+        if let Some(fresh) = fresh {
+            let first_bytes = async {
+                let _ = match &conn {
+                    Connection::Tcp(s, _) => s.readable().await,
+                    Connection::Unix(s) => s.readable().await,
+                };
+            };
+            let _ = tokio::time::timeout(FIRST_BYTES_WAIT, first_bytes).await;
+            drop(fresh);
+        }
         match conn {
             Connection::Tcp(mut stream, peer) => {
                 let local = local_address(&ctx.listener, &stream);
