@@ -22,9 +22,10 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use portico_proto::http1::HeadLimits;
@@ -73,6 +74,10 @@ pub struct ServeOptions {
     pub limit_post: u64,
     /// Tasks to run beside serving (upstream health checks, re-resolving).
     pub background: Vec<BackgroundTask>,
+    /// Client connections this process holds at most (nginx's
+    /// `worker_connections`); 0 for no limit. One over it is refused: an
+    /// HTTP client gets a 503, a uwsgi one a closed connection.
+    pub max_connections: usize,
 }
 
 impl Default for ServeOptions {
@@ -87,6 +92,7 @@ impl Default for ServeOptions {
             nginx_pages: false,
             limit_post: 0,
             background: Vec::new(),
+            max_connections: 0,
         }
     }
 }
@@ -128,6 +134,11 @@ pub fn serve(
             .fair_accept
             .then(|| Gate::new(options.capacity, handoff.clone()));
         let turn = options.fair_accept.then(Turn::take).flatten().map(Arc::new);
+        let open = Arc::new(OpenConnections {
+            count: AtomicUsize::new(0),
+            limit: options.max_connections,
+            refusing: AtomicBool::new(false),
+        });
         tokio::spawn(handoff.clone().deliver());
         for task in &options.background {
             tokio::spawn(task());
@@ -150,6 +161,7 @@ pub fn serve(
                 bound.socket,
                 ctx,
                 turn.clone(),
+                open.clone(),
                 stop_rx.clone(),
                 alive_tx.clone(),
             ));
@@ -245,6 +257,7 @@ async fn accept_loop(
     socket: ListenSocket,
     ctx: Arc<ConnContext>,
     turn: Option<Arc<Turn>>,
+    open: Arc<OpenConnections>,
     mut stop: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) -> io::Result<()> {
@@ -297,7 +310,10 @@ async fn accept_loop(
                 None => {
                     if let Ok(conn) = accept_connection(fd, unix) {
                         t.accepted();
-                        spawn_connection(conn, &ctx, &stop, &alive);
+                        let Some(held) = open.admit(conn, &ctx.listener) else {
+                            continue;
+                        };
+                        spawn_connection(held, &ctx, &stop, &alive);
                         if let Some(gate) = &ctx.gate {
                             gate.settled().await;
                         }
@@ -317,7 +333,10 @@ async fn accept_loop(
                 if let Some(t) = &turn {
                     t.accepted();
                 }
-                spawn_connection(conn, &ctx, &stop, &alive);
+                let Some(held) = open.admit(conn, &ctx.listener) else {
+                    continue;
+                };
+                spawn_connection(held, &ctx, &stop, &alive);
                 if let Some(gate) = &ctx.gate {
                     // The new connection's first request (already there,
                     // with TCP_DEFER_ACCEPT) reaches the app or is queued
@@ -435,11 +454,104 @@ fn local_address(listener: &ListenerInfo, stream: &TcpStream) -> Option<SocketAd
 enum Connection {
     Tcp(TcpStream, SocketAddr),
     Unix(UnixStream),
+    /// Taken by the task that serves it.
+    None,
+}
+
+/// The connections of this process, against `worker_connections`.
+struct OpenConnections {
+    count: AtomicUsize,
+    limit: usize,
+    /// Refusing now: logged once per episode.
+    refusing: AtomicBool,
+}
+
+/// An admitted connection: counted until its task ends.
+struct Held {
+    conn: Connection,
+    open: Arc<OpenConnections>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.open.count.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl OpenConnections {
+    /// Count `conn` in, or refuse it (and say so once per episode) when
+    /// the process already holds `limit` connections.
+    fn admit(self: &Arc<Self>, conn: Connection, listener: &ListenerInfo) -> Option<Held> {
+        let open = self.count.fetch_add(1, Ordering::Relaxed);
+        let held = Held {
+            conn,
+            open: self.clone(),
+        };
+        if self.limit == 0 || open < self.limit {
+            if self.refusing.swap(false, Ordering::Relaxed) {
+                crate::logln!("portico: accepting connections on {} again", listener.spec);
+            }
+            return Some(held);
+        }
+        if !self.refusing.swap(true, Ordering::Relaxed) {
+            crate::logln!(
+                "portico: {} worker_connections are not enough: refusing new connections on {} \
+                 until some close (logged once until then)",
+                self.limit,
+                listener.spec
+            );
+        }
+        refuse_connection(&held.conn, listener.wire);
+        None
+    }
+}
+
+/// Answer a connection over the limit without reading it, then close it:
+/// an HTTP client gets a 503 (one non-blocking send; a full socket buffer
+/// just means a plain close).
+fn refuse_connection(conn: &Connection, wire: Wire) {
+    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\
+        Content-Length: 24\r\nConnection: close\r\n\r\n503 Service Unavailable\n";
+    if wire != Wire::Http {
+        return;
+    }
+    // Read what already came (the request, with TCP_DEFER_ACCEPT), so the
+    // close is a FIN after the answer, not a reset that destroys it. Raw
+    // calls: the runtime has not seen this socket ready yet.
+    let fd = match conn {
+        Connection::Tcp(s, _) => s.as_raw_fd(),
+        Connection::Unix(s) => s.as_raw_fd(),
+        Connection::None => return,
+    };
+    let mut scratch = [0u8; 8192];
+    for _ in 0..8 {
+        // SAFETY: a non-blocking recv into our buffer on a socket we own.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                scratch.as_mut_ptr().cast(),
+                scratch.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n <= 0 {
+            break;
+        }
+    }
+    // SAFETY: a non-blocking send of a static buffer on a socket we own.
+    unsafe {
+        libc::send(
+            fd,
+            BUSY.as_ptr().cast(),
+            BUSY.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        );
+    }
 }
 
 /// Serve one accepted connection on its own task.
 fn spawn_connection(
-    conn: Connection,
+    held: Held,
     ctx: &Arc<ConnContext>,
     stop: &watch::Receiver<bool>,
     alive: &mpsc::Sender<()>,
@@ -449,11 +561,14 @@ fn spawn_connection(
     let alive = alive.clone();
     let fresh = ctx.gate.as_ref().map(|g| g.provisional());
     tokio::spawn(async move {
+        let mut held = held;
+        let conn = std::mem::replace(&mut held.conn, Connection::None);
         if let Some(fresh) = fresh {
             let first_bytes = async {
                 let _ = match &conn {
                     Connection::Tcp(s, _) => s.readable().await,
                     Connection::Unix(s) => s.readable().await,
+                    Connection::None => Ok(()),
                 };
             };
             let _ = tokio::time::timeout(FIRST_BYTES_WAIT, first_bytes).await;
@@ -469,7 +584,9 @@ fn spawn_connection(
                 let (mut reader, mut writer) = stream.split();
                 serve_stream(&mut reader, &mut writer, None, None, &ctx, stop).await;
             }
+            Connection::None => {}
         }
+        drop(held);
         drop(alive);
     });
 }
