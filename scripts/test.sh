@@ -109,6 +109,14 @@ if [[ ${#missing[@]} -gt 0 ]]; then
         || { echo "installing ${missing[*]} failed" >&2; exit 1; }
 fi
 
+# The accept-pressure tests load the server with wrk's keep-alive connections
+# (tests/e2e/test_accept_pressure.py), as issue 14 measured.
+if ! command -v wrk >/dev/null 2>&1; then
+    step "installing wrk (apt-get)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; } \
+        || { echo "installing wrk failed" >&2; exit 1; }
+fi
+
 step "end-to-end tests (pytest tests/e2e)"
 # (no cache provider: no .pytest_cache left in the working tree)
 "$ROOT/target/test-venv/bin/python" -m pytest -p no:cacheprovider "$ROOT/tests/e2e" -q -ra "$@"

@@ -353,7 +353,11 @@ def test_listen_queue_shows_connections_no_worker_has_accepted(portico_server):
         wait_until(lambda: sum(w["status"] == "busy"
                                for w in json.loads(read_stats(stats))["workers"]) == 2,
                    what="two busy workers")
+        # (each sends its request: with TCP_DEFER_ACCEPT a connection that has
+        # sent nothing waits before the listen queue, not in it)
         waiting = [server.connect() for _ in range(3)]
+        for sock in waiting:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         doc = wait_until(lambda: (lambda d: d if d["listen_queue"] == 3 else None)(
             json.loads(read_stats(stats))), what="3 queued connections")
         assert doc["sockets"][0]["queue"] == 3 and doc["load"] == 3

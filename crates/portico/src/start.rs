@@ -488,6 +488,7 @@ fn serve_single(
         shutdown_grace: config.process.reload_mercy,
         nginx_pages: site.is_some(),
         limit_post: config.limit_post,
+        max_connections: site.map_or(0, |s| s.site.main.worker_connections),
         ..ServeOptions::default()
     }
     .with_client(config, site);

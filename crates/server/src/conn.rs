@@ -28,8 +28,7 @@ use tokio::time::sleep_until;
 use crate::body::{BodyError, BodyPump, RequestBody};
 use crate::body_spool::{BodySpool, SpoolConfig};
 use crate::exchange::{
-    GateRelease, Logged, ResponseFraming, UNREAD_BODY_LINGER_MAX, exchange, finish, linger,
-    linger_for, refuse,
+    Logged, ResponseFraming, UNREAD_BODY_LINGER_MAX, exchange, finish, linger, linger_for, refuse,
 };
 use crate::handler::{Handler, Request, RequestSource};
 use crate::hooks::WorkerHooks;
@@ -114,7 +113,6 @@ fn read_head<'a, R: AsyncRead + Unpin>(
     fresh: bool,
     idle_deadline: tokio::time::Instant,
     head_timeout: Duration,
-    slot: &'a mut Option<crate::gate::Slot>,
 ) -> impl std::future::Future<Output = HeadRead> + 'a {
     async move {
         if rbuf.is_empty() {
@@ -128,9 +126,7 @@ fn read_head<'a, R: AsyncRead + Unpin>(
             if !rbuf.is_empty() {
                 match parse_request_head(rbuf, &ctx.limits) {
                     Ok(Some(head)) => return HeadRead::Head(Box::new(head)),
-                    // A head still arriving holds no accept slot (a slow
-                    // client must not stop the worker from accepting).
-                    Ok(None) => *slot = None,
+                    Ok(None) => {}
                     Err(e) => {
                         return HeadRead::Refused {
                             status: e.status(),
@@ -208,31 +204,6 @@ pub(crate) async fn read_some<R: AsyncRead + Unpin>(
     .await
 }
 
-/// How long an accepted connection keeps its gate slot while its first
-/// bytes are on the way; a connection that stays silent gives the slot
-/// back, so idle sockets never stop a worker from accepting.
-pub(crate) const FIRST_BYTES_SLOT_HOLD: Duration = Duration::from_millis(100);
-
-/// Wait briefly for a fresh connection's first bytes while it holds its
-/// slot; drop the slot if none come. `None`: the client went away.
-pub(crate) async fn hold_slot_for_first_bytes<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    rbuf: &mut BytesMut,
-    slot: &mut Option<crate::gate::Slot>,
-) -> Option<()> {
-    if slot.is_none() || !rbuf.is_empty() {
-        return Some(());
-    }
-    match tokio::time::timeout(FIRST_BYTES_SLOT_HOLD, read_some(reader, rbuf)).await {
-        Ok(Ok(0)) | Ok(Err(_)) => None,
-        Ok(Ok(_)) => Some(()),
-        Err(_) => {
-            *slot = None;
-            Some(())
-        }
-    }
-}
-
 /// The client's address as logs show it.
 pub(crate) fn peer_text(peer: Option<SocketAddr>) -> String {
     peer.map(|p| p.ip().to_string()).unwrap_or_default()
@@ -258,14 +229,12 @@ pub(crate) fn serve_connection<'a, R, W>(
     ends: Ends,
     ctx: &'a ConnContext,
     shutdown: watch::Receiver<bool>,
-    first_slot: Option<crate::gate::Slot>,
 ) -> impl std::future::Future<Output = ()> + 'a
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + SendFile + Unpin,
 {
     async move {
-        let mut first_slot = first_slot;
         // Only what an idle connection needs lives here; the rest is made
         // per request (serve_request, boxed).
         let mut rbuf = BytesMut::new();
@@ -273,12 +242,6 @@ where
         let mut served: u64 = 0;
         // nginx: a new connection's first byte is due within client_header_timeout.
         let mut idle_timeout = ctx.timeouts.header;
-        if hold_slot_for_first_bytes(reader, &mut rbuf, &mut first_slot)
-            .await
-            .is_none()
-        {
-            return;
-        }
         loop {
             let head = match read_head(
                 reader,
@@ -288,7 +251,6 @@ where
                 fresh,
                 tokio::time::Instant::now() + idle_timeout,
                 ctx.timeouts.header,
-                &mut first_slot,
             )
             .await
             {
@@ -323,7 +285,6 @@ where
                     served,
                     stopping,
                 },
-                &mut first_slot,
             ))
             .await;
             let Some(next_idle) = next else {
@@ -356,7 +317,6 @@ async fn serve_request<R, W>(
     head: Box<RequestHead>,
     rbuf: &mut BytesMut,
     conn: Conn<'_>,
-    first_slot: &mut Option<crate::gate::Slot>,
 ) -> Option<Option<Duration>>
 where
     R: AsyncRead + Unpin,
@@ -413,9 +373,8 @@ where
     }
     let (body, pump) = match pump {
         Some(pump) if ctx.spool.receives(pump.remaining()) => {
-            // The request waits for its client, not for the app: it
-            // holds no accept slot while its body arrives.
-            *first_slot = None;
+            // The request waits for its client, not for the app: the
+            // gate counts no Python work for it while its body arrives.
             let received = Box::pin(receive_body(
                 reader,
                 writer,
@@ -451,10 +410,6 @@ where
         }
         None => (body, None),
     };
-    // Hold a gate slot while this request is in hand.
-    let mut slot = first_slot
-        .take()
-        .or_else(|| ctx.gate.as_ref().map(|g| g.enter()));
     let method = head.method.clone();
     let uri = head.target.clone();
     let log_fields = ctx.log.fields_of(|| RequestSource::Http((*head).clone()));
@@ -477,18 +432,7 @@ where
     };
     let pending = ctx.handler.handle(request);
     let done = exchange(
-        reader,
-        writer,
-        rbuf,
-        out,
-        pump,
-        pending,
-        &framing,
-        peer_shown,
-        GateRelease {
-            ctx,
-            slot: &mut slot,
-        },
+        reader, writer, rbuf, out, pump, pending, &framing, peer_shown, ctx,
     )
     .await?;
     finish(
@@ -505,7 +449,6 @@ where
         },
         clock,
     );
-    drop(slot);
     if !done.persist {
         let _ = writer.shutdown().await;
         if done.unread_body {

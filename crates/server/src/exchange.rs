@@ -43,12 +43,6 @@ pub(crate) struct ResponseFraming {
 /// no answer at all (nginx's non-standard 444).
 pub(crate) const CLOSE_WITHOUT_RESPONSE: u16 = 444;
 
-/// The gate slot an exchange frees once the app has answered.
-pub(crate) struct GateRelease<'a> {
-    pub ctx: &'a ConnContext,
-    pub slot: &'a mut Option<crate::gate::Slot>,
-}
-
 /// What one request/response exchange did.
 pub(crate) struct Exchanged {
     pub status: u16,
@@ -79,7 +73,7 @@ pub(crate) async fn exchange<R, W>(
     mut pending: HandlerFuture,
     framing: &ResponseFraming,
     peer: &str,
-    gate: GateRelease<'_>,
+    ctx: &ConnContext,
 ) -> Option<Exchanged>
 where
     R: AsyncRead + Unpin,
@@ -116,35 +110,25 @@ where
         }
     };
 
-    // The app is done with this request: free its gate slot, so the worker
-    // accepts again while the response is written; if this is the worker's
-    // last request, close the gate first.
-    let last_request = gate.ctx.hooks.as_ref().is_some_and(|h| h.last_request());
-    if last_request && let Some(g) = &gate.ctx.gate {
+    // The app is done with this request (the gate counted it until now);
+    // if this is the worker's last request, close the gate.
+    let last_request = ctx.hooks.as_ref().is_some_and(|h| h.last_request());
+    if last_request && let Some(g) = &ctx.gate {
         g.stop();
     }
-    *gate.slot = None;
 
     if let Some(e) = &body_error {
         // The client broke or stalled its own body; whatever the app made
         // of it, answer for the body (400, 408) and close.
         if let Some(status) = body_error_status(e) {
-            refuse(
-                writer,
-                out,
-                status,
-                &e.to_string(),
-                peer,
-                gate.ctx.nginx_pages,
-            )
-            .await;
+            refuse(writer, out, status, &e.to_string(), peer, ctx.nginx_pages).await;
             linger(reader).await;
         }
         return None;
     }
 
     // nginx's `return 444`: close the connection without a response.
-    if gate.ctx.nginx_pages && response.status == CLOSE_WITHOUT_RESPONSE {
+    if ctx.nginx_pages && response.status == CLOSE_WITHOUT_RESPONSE {
         let _ = writer.shutdown().await;
         return None;
     }
@@ -277,7 +261,7 @@ pub(crate) fn finish(ctx: &ConnContext, done: &Exchanged, req: Logged<'_>, clock
             elapsed,
         };
         if hooks.request_done(&record) {
-            // Stop accepting before this request's gate slot is freed.
+            // Stop accepting before the accept loop looks at the gate again.
             if let Some(gate) = &ctx.gate {
                 gate.stop();
             }

@@ -1,149 +1,221 @@
-//! The accept gate of a worker with blocking acceptors: the acceptor takes
-//! a new connection only while the worker has room (fewer busy slots than
-//! Python threads), so a worker that is stuck in a slow request leaves new
+//! The accept gate of a worker that shares its listeners with sibling
+//! processes: the accept loop takes a new connection only while the worker
+//! has Python capacity left, so a worker busy in the app leaves new
 //! connections in the listen queue for its idle siblings, as uWSGI's
-//! workers do. A connection holds a slot from accept until its first
-//! request is answered; every later request holds one while it runs.
+//! workers do.
+//!
+//! The gate counts Python work, not connections or requests: the requests
+//! handed to a Python thread whose response has not started yet (the
+//! reply slots of [`Handoff`]). A connection that has not sent a complete
+//! head, a static file, a proxied request or one waiting on an upstream
+//! holds nothing, so such a worker keeps accepting.
+//!
+//! A connection just accepted counts as provisional work until its first
+//! bytes are there (or [`FIRST_BYTES_WAIT`] passed), so that the loop does
+//! not take a second connection before the first one's request is seen: a
+//! sibling would have served it at once.
+//!
+//! So that new clients never starve when every worker is busy (keep-alive
+//! traffic keeps the Python threads full), a full worker still takes a
+//! connection that has waited in the listen queue across two checks.
 
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
-#[derive(Default)]
-struct State {
-    busy: usize,
-    stopped: bool,
-    /// Acceptors waiting for room: a freed slot wakes one only if any wait
-    /// (a condition variable's notify is a system call even with no waiter).
-    waiting: usize,
-}
+use tokio::sync::Notify;
 
-/// Shared between the acceptor threads and the connections of a worker.
+use crate::handoff::Handoff;
+
+/// How often a full worker looks whether a connection has been left
+/// waiting in the listen queue (taken at the second look).
+pub(crate) const OVERDUE_CHECK: Duration = Duration::from_millis(5);
+
+/// How long a just-accepted connection counts as work while its first bytes
+/// are on the way (TCP_DEFER_ACCEPT makes them already there on TCP; a
+/// unix-socket client sends them right after connecting). One that stays
+/// silent then holds nothing.
+pub(crate) const FIRST_BYTES_WAIT: Duration = Duration::from_millis(5);
+
+/// Shared by the accept loops and the connections of one worker (one runtime).
 pub(crate) struct Gate {
     capacity: usize,
-    state: Mutex<State>,
-    room: Condvar,
+    work: Arc<Handoff>,
+    stopped: AtomicBool,
+    stop_notify: Notify,
+    /// Connections accepted whose first bytes are not seen yet.
+    provisional: AtomicUsize,
+    settled: Notify,
 }
 
-/// One busy slot; freed when dropped.
-pub(crate) struct Slot {
-    gate: Arc<Gate>,
+/// A just-accepted connection, counted until dropped.
+pub(crate) struct Provisional(Arc<Gate>);
+
+impl Drop for Provisional {
+    fn drop(&mut self) {
+        self.0.provisional.fetch_sub(1, Ordering::SeqCst);
+        self.0.settled.notify_one();
+    }
 }
 
 impl Gate {
-    pub(crate) fn new(capacity: usize) -> Arc<Gate> {
+    /// A gate open while fewer than `capacity` Python requests are in hand.
+    pub(crate) fn new(capacity: usize, work: Arc<Handoff>) -> Arc<Gate> {
         Arc::new(Gate {
             capacity: capacity.max(1),
-            state: Mutex::new(State::default()),
-            room: Condvar::new(),
+            work,
+            stopped: AtomicBool::new(false),
+            stop_notify: Notify::new(),
+            provisional: AtomicUsize::new(0),
+            settled: Notify::new(),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// True while the worker can take Python work.
+    pub(crate) fn has_room(&self) -> bool {
+        self.work.in_flight() + self.provisional.load(Ordering::SeqCst) < self.capacity
     }
 
-    /// Block until a slot is free; false once the gate is stopped.
-    ///
-    /// A full worker still takes a connection that has waited in the listen
-    /// queue across two checks `check` apart (`pending` says whether one
-    /// waits): when every worker is busy, someone must take it, or new
-    /// clients would starve behind busy keep-alive connections.
-    pub(crate) fn wait_for_room(
-        &self,
-        check: std::time::Duration,
-        pending: &dyn Fn() -> bool,
-    ) -> bool {
-        let mut state = self.lock();
+    /// Count a just-accepted connection until its first bytes are seen.
+    pub(crate) fn provisional(self: &Arc<Self>) -> Provisional {
+        self.provisional.fetch_add(1, Ordering::SeqCst);
+        Provisional(self.clone())
+    }
+
+    /// Wait until no just-accepted connection is provisional any more.
+    pub(crate) async fn settled(&self) {
+        while self.provisional.load(Ordering::SeqCst) > 0 {
+            self.settled.notified().await;
+        }
+    }
+
+    /// Wait until there is room (true) or the gate is stopped (false).
+    /// `pending` says whether a connection waits in the listen queue: one
+    /// seen there at two checks `OVERDUE_CHECK` apart is let in anyway.
+    pub(crate) async fn wait_for_room(&self, pending: &(dyn Fn() -> bool + Sync)) -> bool {
         let mut seen_waiting = false;
-        while state.busy >= self.capacity && !state.stopped {
-            state.waiting += 1;
-            let (next, timeout) = self
-                .room
-                .wait_timeout(state, check)
-                .unwrap_or_else(|p| p.into_inner());
-            state = next;
-            state.waiting -= 1;
-            if timeout.timed_out() && state.busy >= self.capacity && !state.stopped {
-                drop(state);
-                let waiting = pending();
-                if waiting && seen_waiting {
-                    return true;
+        loop {
+            if self.is_stopped() {
+                return false;
+            }
+            if self.has_room() {
+                return true;
+            }
+            tokio::select! {
+                _ = self.work.room() => {}
+                _ = self.stop_notify.notified() => {}
+                _ = tokio::time::sleep(OVERDUE_CHECK) => {
+                    let waiting = pending();
+                    if waiting && seen_waiting {
+                        return !self.is_stopped();
+                    }
+                    seen_waiting = waiting;
                 }
-                seen_waiting = waiting;
-                state = self.lock();
             }
         }
-        !state.stopped
     }
 
-    /// Take a slot (never blocks).
-    pub(crate) fn enter(self: &Arc<Self>) -> Slot {
-        self.lock().busy += 1;
-        Slot { gate: self.clone() }
-    }
-
-    /// No more accepting: wakes waiting acceptors so they can exit.
+    /// No more accepting: wakes a waiting accept loop so it can end.
     pub(crate) fn stop(&self) {
-        self.lock().stopped = true;
-        self.room.notify_all();
+        self.stopped.store(true, Ordering::SeqCst);
+        self.stop_notify.notify_waiters();
     }
 
-    #[cfg(test)]
-    fn is_stopped(&self) -> bool {
-        self.lock().stopped
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut state = self.gate.lock();
-        state.busy = state.busy.saturating_sub(1);
-        let wake = state.waiting > 0;
-        drop(state);
-        if wake {
-            self.gate.room.notify_one();
-        }
+    /// True once [`Gate::stop`] was called.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => panic!("runtime: {e}"),
+        }
+    }
 
     #[test]
-    fn gate_blocks_at_capacity_and_reopens_when_a_slot_is_freed() {
-        let gate = Gate::new(1);
-        let slot = gate.enter();
-        let waiter = {
-            let gate = gate.clone();
-            std::thread::spawn(move || gate.wait_for_room(Duration::from_millis(10), &|| false))
-        };
-        std::thread::sleep(Duration::from_millis(50));
-        assert!(!waiter.is_finished(), "a full gate must hold the acceptor");
-        drop(slot);
-        assert!(
-            waiter.join().expect("thread"),
-            "room after the slot is freed"
-        );
+    fn gate_is_full_while_python_work_is_in_hand_and_reopens_when_it_answers() {
+        runtime().block_on(async {
+            let work = Handoff::new();
+            let gate = Gate::new(1, work.clone());
+            assert!(gate.has_room());
+            let (reply, answer) = work.slot();
+            assert!(!gate.has_room(), "one request on one thread fills the gate");
+            let waiter = tokio::spawn({
+                let gate = gate.clone();
+                async move { gate.wait_for_room(&|| false).await }
+            });
+            tokio::task::yield_now().await;
+            assert!(
+                !waiter.is_finished(),
+                "a full gate must hold the accept loop"
+            );
+            reply.send(crate::handler::Response::plain(200, "OK", "ok"));
+            assert!(answer.await.is_some());
+            assert!(gate.has_room());
+            assert!(
+                matches!(waiter.await, Ok(true)),
+                "room once the app answered"
+            );
+        });
+    }
+
+    #[test]
+    fn an_abandoned_request_gives_its_capacity_back() {
+        let work = Handoff::new();
+        let gate = Gate::new(1, work.clone());
+        let (reply, answer) = work.slot();
+        assert!(!gate.has_room());
+        drop(answer);
+        assert!(gate.has_room(), "a client that went away holds no capacity");
+        drop(reply);
+    }
+
+    #[test]
+    fn a_just_accepted_connection_fills_the_gate_until_its_first_bytes() {
+        runtime().block_on(async {
+            let work = Handoff::new();
+            let gate = Gate::new(1, work.clone());
+            let fresh = gate.provisional();
+            assert!(!gate.has_room());
+            drop(fresh);
+            gate.settled().await;
+            assert!(gate.has_room(), "a silent connection holds nothing");
+        });
     }
 
     #[test]
     fn full_gate_lets_a_long_waiting_connection_in() {
-        let gate = Gate::new(1);
-        let _slot = gate.enter();
-        assert!(gate.wait_for_room(Duration::from_millis(5), &|| true));
+        runtime().block_on(async {
+            let work = Handoff::new();
+            let gate = Gate::new(1, work.clone());
+            let _busy = work.slot();
+            assert!(gate.wait_for_room(&|| true).await);
+        });
     }
 
     #[test]
-    fn stopped_gate_releases_waiters_with_false() {
-        let gate = Gate::new(1);
-        let _slot = gate.enter();
-        let waiter = {
-            let gate = gate.clone();
-            std::thread::spawn(move || gate.wait_for_room(Duration::from_millis(10), &|| false))
-        };
-        gate.stop();
-        assert!(!waiter.join().expect("thread"));
-        assert!(gate.is_stopped());
+    fn stopped_gate_releases_its_waiter_with_false() {
+        runtime().block_on(async {
+            let work = Handoff::new();
+            let gate = Gate::new(1, work.clone());
+            let _busy = work.slot();
+            let waiter = tokio::spawn({
+                let gate = gate.clone();
+                async move { gate.wait_for_room(&|| false).await }
+            });
+            tokio::task::yield_now().await;
+            gate.stop();
+            assert!(matches!(waiter.await, Ok(false)));
+            assert!(gate.is_stopped());
+        });
     }
 }

@@ -6,11 +6,15 @@
 //! and a `send`. Here the sender puts the finished slot on a queue and
 //! wakes the runtime only if it is parked; a busy runtime finds the queue
 //! in its `on_thread_park` hook before it would park, and a delivery task
-//! wakes each waiting connection locally.
+//! wakes each waiting connection locally. A reply made on the runtime's own
+//! thread (the app run in place) is taken at once, without the queue.
+//!
+//! The reply slots not yet answered are the worker's Python work in hand:
+//! the accept gate (`gate.rs`) reads their count.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -46,6 +50,10 @@ pub struct Handoff {
     parked: AtomicBool,
     /// The delivery task's waker.
     pump: Mutex<Option<Waker>>,
+    /// Reply slots whose connection still waits for the response start.
+    in_flight: AtomicUsize,
+    /// Notified when one of them completes (or is abandoned).
+    room: tokio::sync::Notify,
 }
 
 impl Handoff {
@@ -56,13 +64,32 @@ impl Handoff {
     /// A new reply slot: the sender goes to the producer, the future to the connection.
     pub fn slot(self: &Arc<Self>) -> (ReplySender, ReplyFuture) {
         let slot = Arc::new(Slot::default());
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
         (
             ReplySender {
                 slot: Some(slot.clone()),
                 handoff: self.clone(),
             },
-            ReplyFuture { slot },
+            ReplyFuture {
+                slot,
+                handoff: Some(self.clone()),
+            },
         )
+    }
+
+    /// Requests handed to a producer whose response has not started yet.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Resolves when a request in hand is answered or abandoned.
+    pub(crate) async fn room(&self) {
+        self.room.notified().await
+    }
+
+    fn answered(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.room.notify_one();
     }
 
     fn push(&self, slot: Arc<Slot>) {
@@ -162,15 +189,30 @@ impl Drop for ReplySender {
 /// producer dropped its sender without sending.
 pub struct ReplyFuture {
     slot: Arc<Slot>,
+    /// Counts this request as work in hand until it resolves.
+    handoff: Option<Arc<Handoff>>,
+}
+
+impl ReplyFuture {
+    fn settle(&mut self) {
+        if let Some(handoff) = self.handoff.take() {
+            handoff.answered();
+        }
+    }
 }
 
 impl Future for ReplyFuture {
     type Output = Option<Response>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Response>> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Response>> {
         let mut state = self.slot.lock();
-        if state.done {
-            return Poll::Ready(state.value.take());
+        // A value is complete once set: a reply made on this thread (or one
+        // the delivery task has not reached yet) is taken at once.
+        if state.done || state.value.is_some() {
+            let value = state.value.take();
+            drop(state);
+            self.settle();
+            return Poll::Ready(value);
         }
         match &state.waker {
             Some(w) if w.will_wake(cx.waker()) => {}
@@ -183,5 +225,6 @@ impl Future for ReplyFuture {
 impl Drop for ReplyFuture {
     fn drop(&mut self) {
         self.slot.lock().receiver_gone = true;
+        self.settle();
     }
 }

@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+mod accept_board;
 mod accept_errors;
 mod body;
 mod body_spool;
@@ -20,6 +21,7 @@ mod gate;
 mod handler;
 mod handoff;
 mod hooks;
+mod in_place;
 pub mod json;
 mod listener;
 mod log;
@@ -45,6 +47,7 @@ pub use handler::{
 };
 pub use handoff::{Handoff, ReplyFuture, ReplySender};
 pub use hooks::{CoreTracker, RequestRecord, WorkerHooks};
+pub use in_place::InPlaceCall;
 pub use listener::{
     BoundListener, ListenAddress, ListenSocket, ListenerInfo, ListenerSpec, Wire, bind_tcp,
     bind_unix, try_bind_tcp,

@@ -66,6 +66,15 @@ impl std::os::fd::AsFd for ListenSocket {
     }
 }
 
+impl From<ListenSocket> for std::os::fd::OwnedFd {
+    fn from(socket: ListenSocket) -> Self {
+        match socket {
+            ListenSocket::Tcp(s) => s.into(),
+            ListenSocket::Unix(s) => s.into(),
+        }
+    }
+}
+
 impl ListenSocket {
     /// The listening socket's file descriptor (still owned by `self`).
     pub fn as_raw_fd(&self) -> RawFd {
@@ -120,6 +129,7 @@ impl ListenerSpec<'_> {
 
 /// Bind `host:port` (empty host: every IPv4 interface) with SO_REUSEADDR.
 pub fn bind_tcp(host: &str, port: u16, spec: &ListenerSpec<'_>) -> io::Result<BoundListener> {
+    crate::accept_board::share();
     let host = if host.is_empty() { "0.0.0.0" } else { host };
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
@@ -177,6 +187,7 @@ fn bind_one(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
 
 /// Bind a unix socket at `path`, replacing a stale socket file (as uWSGI does).
 pub fn bind_unix(path: &Path, spec: &ListenerSpec<'_>) -> io::Result<BoundListener> {
+    crate::accept_board::share();
     use std::os::unix::fs::FileTypeExt;
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
@@ -208,6 +219,7 @@ impl BoundListener {
     /// Wrap a listening socket inherited from a previous process image
     /// (graceful reload re-executes the master with its sockets open).
     pub fn inherited(fd: RawFd, spec: &ListenerSpec<'_>) -> io::Result<BoundListener> {
+        crate::accept_board::share();
         use std::os::fd::FromRawFd;
         // SAFETY: the caller passes a descriptor left open for this process.
         let socket = unsafe { Socket::from_raw_fd(fd) };

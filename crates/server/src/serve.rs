@@ -4,10 +4,12 @@
 //! requests then return; SIGINT or SIGQUIT return at once; a worker that
 //! retires (its hooks asked for it) stops like SIGTERM.
 //!
-//! With `fair_accept`, each listener is accepted on a blocking thread:
-//! the kernel wakes blocked `accept()` callers one at a time in FIFO order,
-//! so several worker processes sharing a socket get even shares, where
-//! epoll wakes them all and the least busy tends to win every race.
+//! Every listener is accepted on the event loop itself, so a connection
+//! goes from `accept()` to its first request with no thread hand-off. With
+//! `fair_accept` (several worker processes share the listeners), the accept
+//! gate (`gate.rs`) lets a worker take connections only while it has Python
+//! capacity: a busy worker is out of the race and an idle sibling gets the
+//! connection, which spreads the load evenly (docs/design-notes.md §2).
 //!
 //! Background tasks (an upstream block's health checks and name
 //! re-resolution) are spawned before the first accept and end with the
@@ -20,25 +22,28 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use portico_proto::http1::HeadLimits;
-use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::net::{TcpStream, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc, watch};
 
+use crate::accept_board::{DEFER_AT_MOST, Turn};
 use crate::accept_errors::{ACCEPT_PAUSE, AcceptTrouble};
 use crate::body_spool::SpoolConfig;
 use crate::conn::{ConnContext, Ends, serve_connection};
-use crate::gate::{Gate, Slot};
+use crate::gate::{FIRST_BYTES_WAIT, Gate};
 use crate::handler::Handler;
 use crate::handoff::Handoff;
 use crate::hooks::WorkerHooks;
-use crate::listener::{BoundListener, ListenSocket, Wire};
+use crate::listener::{BoundListener, ListenAddress, ListenSocket, ListenerInfo, Wire};
 use crate::log::{AccessLog, LogConfig};
 use crate::timeouts::Timeouts;
 use crate::uwsgi_conn::serve_uwsgi_connection;
@@ -57,8 +62,8 @@ pub struct ServeOptions {
     pub reopen_log: Option<Arc<dyn Fn() + Send + Sync>>,
     /// After a graceful stop begins, how long in-flight requests may take.
     pub shutdown_grace: Duration,
-    /// Accept on blocking threads for an even spread over processes, and
-    /// only while fewer than `capacity` requests are in hand.
+    /// Several processes share the listeners: accept only while fewer
+    /// than `capacity` Python requests are in hand (the accept gate).
     pub fair_accept: bool,
     /// Requests this process can run at once (its Python threads).
     pub capacity: usize,
@@ -78,6 +83,10 @@ pub struct ServeOptions {
     /// How request bodies are received before the handler runs
     /// (`--post-buffering`, `client_body_buffer_size`).
     pub spool: SpoolConfig,
+    /// Client connections this process holds at most (nginx's
+    /// `worker_connections`); 0 for no limit. One over it is refused: an
+    /// HTTP client gets a 503, a uwsgi one a closed connection.
+    pub max_connections: usize,
 }
 
 impl Default for ServeOptions {
@@ -95,6 +104,7 @@ impl Default for ServeOptions {
             http_timeouts: Timeouts::HTTP,
             uwsgi_timeouts: Timeouts::UWSGI,
             spool: SpoolConfig::default(),
+            max_connections: 0,
         }
     }
 }
@@ -109,9 +119,6 @@ pub enum StopReason {
     /// The hooks asked the worker to retire; in-flight requests were finished.
     Retired,
 }
-
-/// How often a blocking acceptor looks at the stop flag.
-const ACCEPT_POLL: Duration = Duration::from_millis(200);
 
 /// Serve on `listeners` with `handler` until a stop signal or retirement.
 /// Builds its own runtime: call it in the process that serves, after forking.
@@ -130,13 +137,21 @@ pub fn serve(
         .build()
         .map_err(|e| io::Error::new(e.kind(), format!("cannot start the async runtime: {e}")))?;
     let reason = runtime.block_on(async move {
+        let signals = stop_signals();
         let (stop_tx, stop_rx) = watch::channel(false);
         let stop_notify = Arc::new(Notify::new());
         let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
         let log = Arc::new(AccessLog::new(options.log.clone()));
         let retire = Arc::new(Notify::new());
-        let stop_acceptors = Arc::new(AtomicBool::new(false));
-        let gate = options.fair_accept.then(|| Gate::new(options.capacity));
+        let gate = options
+            .fair_accept
+            .then(|| Gate::new(options.capacity, handoff.clone()));
+        let turn = options.fair_accept.then(Turn::take).flatten().map(Arc::new);
+        let open = Arc::new(OpenConnections {
+            count: AtomicUsize::new(0),
+            limit: options.max_connections,
+            refusing: AtomicBool::new(false),
+        });
         tokio::spawn(handoff.clone().deliver());
         for task in &options.background {
             tokio::spawn(task());
@@ -146,6 +161,7 @@ pub fn serve(
                 Wire::Http => options.http_timeouts,
                 Wire::Uwsgi => options.uwsgi_timeouts,
             };
+            prepare_listener(&bound.socket);
             let ctx = Arc::new(ConnContext {
                 handler: handler.clone(),
                 log: log.clone(),
@@ -161,24 +177,14 @@ pub fn serve(
                 stop: stop_notify.clone(),
                 spool: options.spool.clone(),
             });
-            if options.fair_accept {
-                let (conn_tx, conn_rx) = mpsc::unbounded_channel();
-                spawn_blocking_acceptor(
-                    bound.socket,
-                    ctx.listener.spec.clone(),
-                    conn_tx,
-                    stop_acceptors.clone(),
-                    gate.clone(),
-                )?;
-                tokio::spawn(adopt_loop(conn_rx, ctx, stop_rx.clone(), alive_tx.clone()));
-            } else {
-                tokio::spawn(accept_loop(
-                    bound.socket,
-                    ctx,
-                    stop_rx.clone(),
-                    alive_tx.clone(),
-                ));
-            }
+            tokio::spawn(accept_loop(
+                bound.socket,
+                ctx,
+                turn.clone(),
+                open.clone(),
+                stop_rx.clone(),
+                alive_tx.clone(),
+            ));
         }
         drop(alive_tx);
         if let Some(reopen) = options.reopen_log.clone() {
@@ -186,13 +192,12 @@ pub fn serve(
         }
         on_ready();
         let reason = tokio::select! {
-            signalled = wait_for_stop_signal() => signalled?,
+            signalled = wait_for_stop_signal(signals) => signalled?,
             _ = retire.notified() => StopReason::Retired,
         };
         if reason == StopReason::Immediate {
             return Ok(reason);
         }
-        stop_acceptors.store(true, Ordering::SeqCst);
         if let Some(gate) = &gate {
             gate.stop();
         }
@@ -209,16 +214,39 @@ pub fn serve(
         }
         Ok::<_, io::Error>(reason)
     })?;
-    // Do not wait for blocked acceptor threads or stuck connection tasks.
+    // Do not wait for stuck connection tasks.
     runtime.shutdown_background();
     Ok(reason)
 }
 
-async fn wait_for_stop_signal() -> io::Result<StopReason> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut quit = signal(SignalKind::quit())?;
+/// The stop signals, registered with the runtime (before any accept, so
+/// none is missed); SIGINT and SIGQUIT also end an app call running in
+/// place at once (`in_place.rs`).
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    quit: tokio::signal::unix::Signal,
+}
+
+fn stop_signals() -> io::Result<StopSignals> {
+    let signals = StopSignals {
+        term: signal(SignalKind::terminate())?,
+        hup: signal(SignalKind::hangup())?,
+        int: signal(SignalKind::interrupt())?,
+        quit: signal(SignalKind::quit())?,
+    };
+    crate::in_place::wrap_stop_signals();
+    Ok(signals)
+}
+
+async fn wait_for_stop_signal(signals: io::Result<StopSignals>) -> io::Result<StopReason> {
+    let StopSignals {
+        mut term,
+        mut hup,
+        mut int,
+        mut quit,
+    } = signals?;
     Ok(tokio::select! {
         _ = term.recv() => StopReason::Graceful,
         _ = hup.recv() => StopReason::Graceful,
@@ -239,145 +267,161 @@ async fn reopen_on_sigusr2(reopen: Arc<dyn Fn() + Send + Sync>) {
     }
 }
 
-/// A connection accepted by a blocking acceptor, not yet on the runtime,
-/// with the gate slot it holds until its first request is answered.
-enum Accepted {
-    Tcp(std::net::TcpStream, SocketAddr, Option<Slot>),
-    Unix(std::os::unix::net::UnixStream, Option<Slot>),
-}
-
+/// Accept connections on one listener until the stop signal, each served
+/// by its own task. With a gate (several workers share the listener), a
+/// connection is taken only while the worker has Python capacity and it is
+/// this worker's turn (`accept_board.rs`), and the loop lets each new
+/// connection run its first request before it looks at the gate again, so
+/// the work that request brings is counted. Without a gate, every pending
+/// connection is taken at once.
 async fn accept_loop(
     socket: ListenSocket,
     ctx: Arc<ConnContext>,
+    turn: Option<Arc<Turn>>,
+    open: Arc<OpenConnections>,
     mut stop: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) -> io::Result<()> {
-    enum Listener {
-        Tcp(TcpListener),
-        Unix(UnixListener),
-    }
-    let listener = match socket {
-        ListenSocket::Tcp(s) => {
-            s.set_nonblocking(true)?;
-            Listener::Tcp(TcpListener::from_std(s)?)
-        }
-        ListenSocket::Unix(s) => {
-            s.set_nonblocking(true)?;
-            Listener::Unix(UnixListener::from_std(s)?)
-        }
-    };
+    let fd = socket.as_raw_fd();
+    let unix = matches!(socket, ListenSocket::Unix(_));
+    let socket = socket2::Socket::from(std::os::fd::OwnedFd::from(socket));
+    socket.set_nonblocking(true)?;
+    // SAFETY: the socket owns its descriptor, which stays open and the same
+    // for as long as the AsyncFd holds it.
+    let listener = unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }
+        .map_err(|e| io::Error::other(format!("cannot watch the listener: {e}")))?;
     let mut trouble = AcceptTrouble::default();
     loop {
-        let accepted = tokio::select! {
-            accepted = async {
-                match &listener {
-                    Listener::Tcp(l) => l.accept().await.map(|(s, peer)| Connection::Tcp(s, peer)),
-                    Listener::Unix(l) => l.accept().await.map(|(s, _)| Connection::Unix(s)),
-                }
-            } => accepted,
+        if let Some(gate) = &ctx.gate {
+            if !gate.has_room()
+                && let Some(t) = &turn
+            {
+                t.set_idle(false);
+            }
+            let pending = || has_pending_connection(fd);
+            let room = tokio::select! {
+                room = gate.wait_for_room(&pending) => room,
+                _ = stop.changed() => false,
+            };
+            if !room {
+                return Ok(());
+            }
+        }
+        if let Some(t) = &turn {
+            t.set_idle(true);
+        }
+        let mut ready = tokio::select! {
+            ready = listener.readable() => ready?,
             _ = stop.changed() => return Ok(()),
         };
-        match accepted {
+        if let Some(t) = &turn
+            && t.should_defer()
+        {
+            // An idle sibling behind this worker was woken too: leave the
+            // connection to it. The next connection brings this loop back
+            // at once; if none comes, take this one if it is still there.
+            ready.clear_ready();
+            let next = tokio::select! {
+                next = listener.readable() => Some(next?),
+                _ = tokio::time::sleep(DEFER_AT_MOST) => None,
+                _ = stop.changed() => return Ok(()),
+            };
+            match next {
+                Some(next) => ready = next,
+                None => {
+                    if let Ok(conn) = accept_connection(fd, unix) {
+                        t.accepted();
+                        let Some(held) = open.admit(conn, &ctx.listener) else {
+                            continue;
+                        };
+                        spawn_connection(held, &ctx, &stop, &alive);
+                        if let Some(gate) = &ctx.gate {
+                            gate.settled().await;
+                        }
+                    }
+                    continue;
+                }
+            }
+            if t.should_defer() {
+                continue;
+            }
+        }
+        match accept_connection(fd, unix) {
             Ok(conn) => {
                 if let Some(line) = trouble.succeeded(&ctx.listener.spec, Instant::now()) {
                     crate::logln!("{line}");
                 }
-                spawn_connection(conn, None, &ctx, &stop, &alive);
+                if let Some(t) = &turn {
+                    t.accepted();
+                }
+                let Some(held) = open.admit(conn, &ctx.listener) else {
+                    continue;
+                };
+                spawn_connection(held, &ctx, &stop, &alive);
+                if let Some(gate) = &ctx.gate {
+                    // The new connection's first request (already there,
+                    // with TCP_DEFER_ACCEPT) reaches the app or is queued
+                    // for it before this loop looks at the gate again.
+                    gate.settled().await;
+                }
             }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready.clear_ready(),
+            Err(e) if is_per_connection_error(&e) => {}
             Err(e) => {
                 if let Some(line) = trouble.failed(&ctx.listener.spec, &e, Instant::now()) {
                     crate::logln!("{line}");
                 }
+                drop(ready);
                 tokio::time::sleep(ACCEPT_PAUSE).await;
             }
         }
     }
 }
 
-/// Serve the connections a blocking acceptor hands over, until it stops.
-/// Keeps running after a stop signal so nothing already accepted is dropped.
-async fn adopt_loop(
-    mut accepted: mpsc::UnboundedReceiver<Accepted>,
-    ctx: Arc<ConnContext>,
-    stop: watch::Receiver<bool>,
-    alive: mpsc::Sender<()>,
-) {
-    while let Some(conn) = accepted.recv().await {
-        let (adopted, slot) = match conn {
-            Accepted::Tcp(s, peer, slot) => (
-                TcpStream::from_std(s).map(|s| Connection::Tcp(s, peer)),
-                slot,
-            ),
-            Accepted::Unix(s, slot) => (UnixStream::from_std(s).map(Connection::Unix), slot),
-        };
-        match adopted {
-            Ok(conn) => spawn_connection(conn, slot, &ctx, &stop, &alive),
-            Err(e) => crate::logln!(
-                "portico: cannot adopt a connection on {}: {e}",
-                ctx.listener.spec
-            ),
-        }
-    }
-}
-
-fn spawn_blocking_acceptor(
-    socket: ListenSocket,
-    spec: String,
-    accepted: mpsc::UnboundedSender<Accepted>,
-    stop: Arc<AtomicBool>,
-    gate: Option<Arc<Gate>>,
-) -> io::Result<()> {
-    // Blocking accept with a receive timeout, so the stop flag is seen.
-    let fd = socket.as_raw_fd();
-    let sock = socket2::SockRef::from(&socket);
-    sock.set_nonblocking(false)?;
-    sock.set_read_timeout(Some(ACCEPT_POLL))?;
-    std::thread::Builder::new()
-        .name("acceptor".into())
-        .spawn(move || {
-            let listener = socket2::SockRef::from(&socket);
-            let mut trouble = AcceptTrouble::default();
-            while !stop.load(Ordering::SeqCst) {
-                if let Some(gate) = &gate
-                    && !gate.wait_for_room(OVERDUE_CHECK, &|| has_pending_connection(fd))
-                {
-                    return;
-                }
-                match accept_nonblocking(&listener, fd) {
-                    Ok(mut conn) => {
-                        if let Some(line) = trouble.succeeded(&spec, Instant::now()) {
-                            crate::logln!("{line}");
-                        }
-                        if let Some(gate) = &gate {
-                            let slot = Some(gate.enter());
-                            match &mut conn {
-                                Accepted::Tcp(_, _, s) | Accepted::Unix(_, s) => *s = slot,
-                            }
-                        }
-                        if accepted.send(conn).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                        ) => {}
-                    Err(e) => {
-                        if let Some(line) = trouble.failed(&spec, &e, Instant::now()) {
-                            crate::logln!("{line}");
-                        }
-                        std::thread::sleep(ACCEPT_PAUSE);
-                    }
-                }
+/// accept4() one connection from the non-blocking listener `fd`, as a
+/// non-blocking, close-on-exec socket on the runtime.
+fn accept_connection(fd: RawFd, unix: bool) -> io::Result<Connection> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: accept4 on our listener writes at most `len` bytes of address
+    // into the storage socket2 gives it.
+    let (conn, addr) = unsafe {
+        socket2::SockAddr::try_init(|storage, len| {
+            let fd = libc::accept4(
+                fd,
+                storage.cast(),
+                len,
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            );
+            if fd < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(fd)
             }
-        })?;
-    Ok(())
+        })
+    }?;
+    if unix {
+        // SAFETY: `conn` is a new descriptor that nothing else owns.
+        let stream = unsafe { std::os::unix::net::UnixStream::from_raw_fd(conn) };
+        return UnixStream::from_std(stream).map(Connection::Unix);
+    }
+    // SAFETY: `conn` is a new descriptor that nothing else owns.
+    let stream = unsafe { std::net::TcpStream::from_raw_fd(conn) };
+    let Some(peer) = addr.as_socket() else {
+        return Err(io::Error::other(
+            "accepted a connection with no peer address",
+        ));
+    };
+    TcpStream::from_std(stream).map(|s| Connection::Tcp(s, peer))
 }
 
-/// How often a full worker looks whether a connection has been left
-/// waiting in the listen queue (taken at the second look).
-const OVERDUE_CHECK: Duration = Duration::from_millis(50);
+/// accept() errors that concern one connection (gone before it was taken),
+/// not the listener: try the next one at once, as nginx does.
+fn is_per_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM | libc::EINTR)
+    )
+}
 
 /// True if a connection waits in the listen queue of `fd`.
 fn has_pending_connection(fd: RawFd) -> bool {
@@ -390,30 +434,145 @@ fn has_pending_connection(fd: RawFd) -> bool {
     unsafe { libc::poll(&mut pfd, 1, 0) > 0 && pfd.revents & libc::POLLIN != 0 }
 }
 
-/// accept4() on a blocking listener, giving a non-blocking, close-on-exec socket.
-fn accept_nonblocking(listener: &socket2::SockRef<'_>, fd: RawFd) -> io::Result<Accepted> {
-    let (conn, addr) = listener.accept()?;
-    conn.set_nonblocking(true)?;
-    if let Some(peer) = addr.as_socket() {
-        return Ok(Accepted::Tcp(conn.into(), peer, None));
+/// Seconds a new TCP connection may stay silent in the kernel before it is
+/// handed to `accept()` (TCP_DEFER_ACCEPT; uWSGI sets it to its socket
+/// timeout, 4 s): a client that connects and sends nothing costs no
+/// accept, no task and no descriptor until then.
+const DEFER_ACCEPT_SECS: libc::c_int = 4;
+
+/// Per-listener socket options every accepted connection inherits, set
+/// once instead of once per connection: TCP_NODELAY (Linux copies it to
+/// accepted sockets) and TCP_DEFER_ACCEPT.
+fn prepare_listener(socket: &ListenSocket) {
+    if let ListenSocket::Tcp(l) = socket {
+        let sock = socket2::SockRef::from(l);
+        let _ = sock.set_tcp_nodelay(true);
+        let secs = DEFER_ACCEPT_SECS;
+        // SAFETY: setsockopt on a descriptor we own, with a c_int value.
+        unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(l),
+                libc::IPPROTO_TCP,
+                libc::TCP_DEFER_ACCEPT,
+                (&raw const secs).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
     }
-    if addr.is_unix() {
-        return Ok(Accepted::Unix(conn.into(), None));
+}
+
+/// The local address of a connection accepted on `listener`: the
+/// listener's own, unless it is bound to a wildcard address (then the
+/// kernel is asked, once per connection).
+fn local_address(listener: &ListenerInfo, stream: &TcpStream) -> Option<SocketAddr> {
+    match &listener.addr {
+        ListenAddress::Tcp(addr) if !addr.ip().is_unspecified() => Some(*addr),
+        _ => stream.local_addr().ok(),
     }
-    Err(io::Error::other(format!(
-        "accepted an unknown peer kind on fd {fd}"
-    )))
 }
 
 /// An accepted connection on the runtime.
 enum Connection {
     Tcp(TcpStream, SocketAddr),
     Unix(UnixStream),
+    /// Taken by the task that serves it.
+    None,
 }
 
-fn spawn_connection(
+/// The connections of this process, against `worker_connections`.
+struct OpenConnections {
+    count: AtomicUsize,
+    limit: usize,
+    /// Refusing now: logged once per episode.
+    refusing: AtomicBool,
+}
+
+/// An admitted connection: counted until its task ends.
+struct Held {
     conn: Connection,
-    slot: Option<Slot>,
+    open: Arc<OpenConnections>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.open.count.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl OpenConnections {
+    /// Count `conn` in, or refuse it (and say so once per episode) when
+    /// the process already holds `limit` connections.
+    fn admit(self: &Arc<Self>, conn: Connection, listener: &ListenerInfo) -> Option<Held> {
+        let open = self.count.fetch_add(1, Ordering::Relaxed);
+        let held = Held {
+            conn,
+            open: self.clone(),
+        };
+        if self.limit == 0 || open < self.limit {
+            if self.refusing.swap(false, Ordering::Relaxed) {
+                crate::logln!("portico: accepting connections on {} again", listener.spec);
+            }
+            return Some(held);
+        }
+        if !self.refusing.swap(true, Ordering::Relaxed) {
+            crate::logln!(
+                "portico: {} worker_connections are not enough: refusing new connections on {} \
+                 until some close (logged once until then)",
+                self.limit,
+                listener.spec
+            );
+        }
+        refuse_connection(&held.conn, listener.wire);
+        None
+    }
+}
+
+/// Answer a connection over the limit without reading it, then close it:
+/// an HTTP client gets a 503 (one non-blocking send; a full socket buffer
+/// just means a plain close).
+fn refuse_connection(conn: &Connection, wire: Wire) {
+    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\
+        Content-Length: 24\r\nConnection: close\r\n\r\n503 Service Unavailable\n";
+    if wire != Wire::Http {
+        return;
+    }
+    // Read what already came (the request, with TCP_DEFER_ACCEPT), so the
+    // close is a FIN after the answer, not a reset that destroys it. Raw
+    // calls: the runtime has not seen this socket ready yet.
+    let fd = match conn {
+        Connection::Tcp(s, _) => s.as_raw_fd(),
+        Connection::Unix(s) => s.as_raw_fd(),
+        Connection::None => return,
+    };
+    let mut scratch = [0u8; 8192];
+    for _ in 0..8 {
+        // SAFETY: a non-blocking recv into our buffer on a socket we own.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                scratch.as_mut_ptr().cast(),
+                scratch.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n <= 0 {
+            break;
+        }
+    }
+    // SAFETY: a non-blocking send of a static buffer on a socket we own.
+    unsafe {
+        libc::send(
+            fd,
+            BUSY.as_ptr().cast(),
+            BUSY.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        );
+    }
+}
+
+/// Serve one accepted connection on its own task.
+fn spawn_connection(
+    held: Held,
     ctx: &Arc<ConnContext>,
     stop: &watch::Receiver<bool>,
     alive: &mpsc::Sender<()>,
@@ -421,15 +580,28 @@ fn spawn_connection(
     let ctx = ctx.clone();
     let stop = stop.clone();
     let alive = alive.clone();
+    let fresh = ctx.gate.as_ref().map(|g| g.provisional());
     // A panic in a connection loses that connection only (panic_guard.rs).
     tokio::spawn(crate::panic_guard::contained(async move {
+        let mut held = held;
+        let conn = std::mem::replace(&mut held.conn, Connection::None);
+        if let Some(fresh) = fresh {
+            let first_bytes = async {
+                let _ = match &conn {
+                    Connection::Tcp(s, _) => s.readable().await,
+                    Connection::Unix(s) => s.readable().await,
+                    Connection::None => Ok(()),
+                };
+            };
+            let _ = tokio::time::timeout(FIRST_BYTES_WAIT, first_bytes).await;
+            drop(fresh);
+        }
         match conn {
             Connection::Tcp(mut stream, peer) => {
-                let _ = stream.set_nodelay(true);
-                let local = stream.local_addr().ok();
+                let local = local_address(&ctx.listener, &stream);
                 if let Some(tls) = ctx.listener.tls.clone() {
                     // boxed: a plain connection's task does not carry TLS state
-                    Box::pin(serve_tls(stream, (peer, local), &tls, &ctx, stop, slot)).await;
+                    Box::pin(serve_tls(stream, (peer, local), &tls, &ctx, stop)).await;
                 } else {
                     let (mut reader, mut writer) = stream.split();
                     let at = Ends {
@@ -437,7 +609,7 @@ fn spawn_connection(
                         local,
                         tls: None,
                     };
-                    serve_stream(&mut reader, &mut writer, at, &ctx, stop, slot).await;
+                    serve_stream(&mut reader, &mut writer, at, &ctx, stop).await;
                 }
             }
             Connection::Unix(mut stream) => {
@@ -447,9 +619,11 @@ fn spawn_connection(
                     local: None,
                     tls: None,
                 };
-                serve_stream(&mut reader, &mut writer, at, &ctx, stop, slot).await;
+                serve_stream(&mut reader, &mut writer, at, &ctx, stop).await;
             }
+            Connection::None => {}
         }
+        drop(held);
         drop(alive);
     }));
 }
@@ -462,9 +636,8 @@ async fn serve_tls(
     tls: &crate::tls::TlsListener,
     ctx: &ConnContext,
     stop: watch::Receiver<bool>,
-    mut slot: Option<Slot>,
 ) {
-    let shaken = crate::tls::handshake(tls, stream, peer, local, &mut slot, stop.clone()).await;
+    let shaken = crate::tls::handshake(tls, stream, peer, local, stop.clone()).await;
     let Some((stream, facts)) = shaken else {
         return;
     };
@@ -474,7 +647,7 @@ async fn serve_tls(
         local,
         tls: Some(facts),
     };
-    serve_stream(&mut reader, &mut writer, at, ctx, stop, slot).await;
+    serve_stream(&mut reader, &mut writer, at, ctx, stop).await;
 }
 
 pin_project_lite::pin_project! {
@@ -505,7 +678,6 @@ fn serve_stream<'a, R, W>(
     at: Ends,
     ctx: &'a ConnContext,
     stop: watch::Receiver<bool>,
-    slot: Option<Slot>,
 ) -> impl Future<Output = ()> + 'a
 where
     R: tokio::io::AsyncRead + Unpin,
@@ -513,10 +685,10 @@ where
 {
     match ctx.listener.wire {
         Wire::Http => Serving::Http {
-            inner: serve_connection(reader, writer, at, ctx, stop, slot),
+            inner: serve_connection(reader, writer, at, ctx, stop),
         },
         Wire::Uwsgi => Serving::Uwsgi {
-            inner: serve_uwsgi_connection(reader, writer, at.peer, at.local, ctx, slot),
+            inner: serve_uwsgi_connection(reader, writer, at.peer, at.local, ctx),
         },
     }
 }

@@ -27,10 +27,8 @@ use portico_proto::uwsgi::{
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::body::BodyPump;
-use crate::conn::{
-    ConnContext, body_error_status, hold_slot_for_first_bytes, peer_text, read_some, receive_body,
-};
-use crate::exchange::{GateRelease, Logged, ResponseFraming, exchange, finish};
+use crate::conn::{ConnContext, body_error_status, peer_text, read_some, receive_body};
+use crate::exchange::{Logged, ResponseFraming, exchange, finish};
 use crate::handler::{Request, RequestSource};
 use crate::listener::Wire;
 
@@ -42,13 +40,12 @@ pub(crate) async fn serve_uwsgi_connection<R, W>(
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
     ctx: &ConnContext,
-    slot: Option<crate::gate::Slot>,
 ) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + crate::write::SendFile + Unpin,
 {
     let mut writer = crate::timeouts::SendTimeout::new(writer, ctx.timeouts.send);
-    Box::pin(serve_uwsgi(reader, &mut writer, peer, local, ctx, slot)).await;
+    Box::pin(serve_uwsgi(reader, &mut writer, peer, local, ctx)).await;
 }
 
 async fn serve_uwsgi<R, W>(
@@ -57,7 +54,6 @@ async fn serve_uwsgi<R, W>(
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
     ctx: &ConnContext,
-    mut slot: Option<crate::gate::Slot>,
 ) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + crate::write::SendFile + Unpin,
@@ -65,12 +61,6 @@ async fn serve_uwsgi<R, W>(
     let mut rbuf = BytesMut::new();
     let mut out = Vec::new();
     let from = peer_text(peer);
-    if hold_slot_for_first_bytes(reader, &mut rbuf, &mut slot)
-        .await
-        .is_none()
-    {
-        return;
-    }
     let Some(mut packet) = read_packet(
         reader,
         &mut rbuf,
@@ -143,8 +133,7 @@ async fn serve_uwsgi<R, W>(
     };
     let (body, pump) = match pump {
         Some(pump) if ctx.spool.receives(pump.remaining()) => {
-            // Waiting for the sender, not the app: no accept slot held.
-            slot = None;
+            // Waiting for the sender, not the app: no Python work counted.
             match receive_body(reader, writer, &mut rbuf, body, pump, ctx, Wire::Uwsgi).await {
                 Ok(body) => (body, None),
                 Err(e) => {
@@ -172,7 +161,6 @@ async fn serve_uwsgi<R, W>(
         }
         None => (body, None),
     };
-    let mut slot = slot.or_else(|| ctx.gate.as_ref().map(|g| g.enter()));
     let remote = packet
         .var(b"REMOTE_ADDR")
         .map(|a| String::from_utf8_lossy(a).into_owned())
@@ -199,12 +187,8 @@ async fn serve_uwsgi<R, W>(
         tls: None,
     };
     let pending = ctx.handler.handle(request);
-    let gate = GateRelease {
-        ctx,
-        slot: &mut slot,
-    };
     if let Some(done) = exchange(
-        reader, writer, &mut rbuf, &mut out, pump, pending, &framing, &remote, gate,
+        reader, writer, &mut rbuf, &mut out, pump, pending, &framing, &remote, ctx,
     )
     .await
     {
@@ -223,7 +207,6 @@ async fn serve_uwsgi<R, W>(
             clock,
         );
     }
-    drop(slot);
     let _ = writer.shutdown().await;
 }
 

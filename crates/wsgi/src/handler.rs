@@ -1,7 +1,18 @@
 //! [`WsgiHandler`]: the server's `Handler` for a WSGI app. A request becomes
 //! a job on the Python threads; the connection awaits the response start.
+//!
+//! With one Python thread (`--threads 1`, uWSGI's default model), a request
+//! whose body is all there while that thread is idle is run in place, on
+//! the connection's own thread: no hand-off, no wake-up, no context switch.
+//! The app is called there; a response that is whole when it returns (a
+//! list or tuple) is delivered at once, anything else (a generator, a
+//! file, `write()` calls) is finished by the Python thread. Only one of the
+//! two threads ever runs the app at a time, so the app sees one thread, as
+//! `wsgi.multithread` says. While the app runs, that worker's other
+//! connections wait, as they would in uWSGI (docs/design-notes.md §2).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,7 +25,7 @@ use pyo3::prelude::*;
 use crate::environ::{EnvironBuilder, ProcessModel};
 use crate::loader::App;
 use crate::pool::{Pool, PythonJob};
-use crate::respond::{report, run_app};
+use crate::respond::{Ran, call_app, finish_app, report, run_app};
 use crate::router::{Mounts, Route};
 use crate::start_response::StartResponse;
 
@@ -44,6 +55,10 @@ struct AppRunner {
 pub struct WsgiHandler {
     runner: Arc<AppRunner>,
     pool: Arc<Pool>,
+    /// Requests may run in place on the connection's thread (one Python thread).
+    in_place: bool,
+    /// Jobs queued or running on the pool.
+    pool_jobs: Arc<AtomicUsize>,
 }
 
 impl WsgiHandler {
@@ -74,7 +89,25 @@ impl WsgiHandler {
                 panic_hook: test_hooks::enabled(),
             }),
             pool,
+            in_place: options.threads == 1,
+            pool_jobs: Arc::new(AtomicUsize::new(0)),
         })
+    }
+}
+
+/// Counts a pool job from submission to its end.
+struct PoolJobGuard(Arc<AtomicUsize>);
+
+impl PoolJobGuard {
+    fn new(jobs: &Arc<AtomicUsize>) -> PoolJobGuard {
+        jobs.fetch_add(1, Ordering::SeqCst);
+        PoolJobGuard(jobs.clone())
+    }
+}
+
+impl Drop for PoolJobGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -83,6 +116,7 @@ struct RequestJob {
     request: Request,
     route: Route,
     reply: ReplySender,
+    _counted: PoolJobGuard,
 }
 
 impl PythonJob for RequestJob {
@@ -92,6 +126,7 @@ impl PythonJob for RequestJob {
             request,
             route,
             reply,
+            _counted,
         } = *self;
         if let Some(tracker) = &runner.tracker {
             tracker.begin(core, &request, gil_wait);
@@ -106,7 +141,10 @@ impl PythonJob for RequestJob {
                     test_hooks::ENV
                 );
             }
-            run_request(py, &runner, request, route, reply, core)
+            match run_request(py, &runner, request, route, reply, core, false) {
+                Outcome::Done(failed) => failed,
+                Outcome::Unfinished(..) => false,
+            }
         })
         .unwrap_or(true);
         if let Some(tracker) = &runner.tracker {
@@ -115,7 +153,35 @@ impl PythonJob for RequestJob {
     }
 }
 
-/// Build the environ, call the app, deliver the response; true if it failed.
+/// The rest of a response begun in place: consumed on the Python thread.
+struct FinishJob {
+    runner: Arc<AppRunner>,
+    app: usize,
+    result: Py<PyAny>,
+    start_response: Py<StartResponse>,
+    _counted: PoolJobGuard,
+}
+
+impl PythonJob for FinishJob {
+    fn run(self: Box<Self>, py: Python<'_>, core: usize, _gil_wait: Duration) {
+        let failed = finish_app(py, self.result.bind(py), self.start_response.bind(py));
+        if let Some(tracker) = &self.runner.tracker {
+            tracker.end(core, self.app, failed);
+        }
+    }
+}
+
+/// What running a request left.
+enum Outcome {
+    /// Delivered (or failed: true).
+    Done(bool),
+    /// Called in place; the result is still to be consumed on the pool.
+    Unfinished(Py<PyAny>, Py<StartResponse>),
+}
+
+/// Build the environ, call the app, deliver the response (`Outcome::Done`,
+/// true if it failed). `in_place`: on the connection's thread, where a
+/// response that is not whole when the app returns is left unfinished.
 fn run_request(
     py: Python<'_>,
     runner: &AppRunner,
@@ -123,13 +189,14 @@ fn run_request(
     route: Route,
     reply: ReplySender,
     core: usize,
-) -> bool {
+    in_place: bool,
+) -> Outcome {
     let (environ, vars, vars_bytes) = match runner.environ.build(py, request, route.split) {
         Ok(built) => built,
         Err(err) => {
             report(py, &err, "cannot build the WSGI environ");
             reply.send(Response::internal_error());
-            return true;
+            return Outcome::Done(true);
         }
     };
     let meta = ResponseMeta {
@@ -139,14 +206,23 @@ fn run_request(
         core: core as u32,
         ..ResponseMeta::default()
     };
-    let start_response = match Bound::new(py, StartResponse::new(reply, meta)) {
+    let mut state = StartResponse::new(reply, meta);
+    state.state.in_place = in_place;
+    let start_response = match Bound::new(py, state) {
         Ok(s) => s,
         Err(err) => {
             report(py, &err, "cannot create start_response");
-            return true;
+            return Outcome::Done(true);
         }
     };
-    run_app(py, &runner.apps[route.app], environ, &start_response)
+    let app = &runner.apps[route.app];
+    if !in_place {
+        return Outcome::Done(run_app(py, app, environ, &start_response));
+    }
+    match call_app(py, app, environ, &start_response, true) {
+        Ran::Done(failed) => Outcome::Done(failed),
+        Ran::Unfinished(result) => Outcome::Unfinished(result, start_response.unbind()),
+    }
 }
 
 impl WsgiHandler {
@@ -173,17 +249,60 @@ impl WsgiHandler {
     }
 }
 
+impl WsgiHandler {
+    /// Run the app on this (the connection's) thread; a response not whole
+    /// when it returns is finished on the Python thread.
+    fn run_in_place(&self, request: Request, route: Route, reply: ReplySender) {
+        let runner = &self.runner;
+        let app = route.app;
+        let _stop_now = portico_server::InPlaceCall::enter();
+        Python::attach(|py| {
+            if let Some(tracker) = &runner.tracker {
+                tracker.begin(0, &request, Duration::ZERO);
+            }
+            match run_request(py, runner, request, route, reply, 0, true) {
+                Outcome::Done(failed) => {
+                    if let Some(tracker) = &runner.tracker {
+                        tracker.end(0, app, failed);
+                    }
+                }
+                Outcome::Unfinished(result, start_response) => {
+                    let job = Box::new(FinishJob {
+                        runner: runner.clone(),
+                        app,
+                        result,
+                        start_response,
+                        _counted: PoolJobGuard::new(&self.pool_jobs),
+                    });
+                    if let Err(job) = self.pool.submit(job) {
+                        // No Python thread left (stopping): finish here.
+                        job.run(py, 0, Duration::ZERO);
+                    }
+                }
+            }
+        });
+    }
+}
+
 impl Handler for WsgiHandler {
     fn handle(&self, request: Request) -> HandlerFuture {
         let Some(route) = self.route(&request) else {
             return Box::pin(async { Response::plain(404, "Not Found", "Not Found\n") });
         };
         let (reply, response) = request.handoff.slot();
+        if self.in_place && request.body.is_complete() && self.pool_jobs.load(Ordering::SeqCst) == 0
+        {
+            self.run_in_place(request, route, reply);
+            return Box::pin(
+                async move { response.await.unwrap_or_else(Response::internal_error) },
+            );
+        }
         let job = Box::new(RequestJob {
             runner: self.runner.clone(),
             request,
             route,
             reply,
+            _counted: PoolJobGuard::new(&self.pool_jobs),
         });
         if self.pool.submit(job).is_err() {
             return Box::pin(async { Response::internal_error() });

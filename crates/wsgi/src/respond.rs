@@ -14,6 +14,16 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 use crate::file_wrapper::FileWrapper;
 use crate::start_response::{StartResponse, body_bytes};
 
+/// Where calling the app left a response.
+pub(crate) enum Ran {
+    /// Delivered (or failed: true).
+    Done(bool),
+    /// The app returned an iterable still to be consumed, or wrote pieces
+    /// that wait for the connection: finish it with [`finish_app`] on a
+    /// thread that may block (the app was called on the connection's).
+    Unfinished(Py<PyAny>),
+}
+
 /// Run the app for one request and deliver its response; true if it raised.
 pub(crate) fn run_app(
     py: Python<'_>,
@@ -21,16 +31,58 @@ pub(crate) fn run_app(
     environ: Bound<'_, PyDict>,
     start_response: &Bound<'_, StartResponse>,
 ) -> bool {
+    match call_app(py, app, environ, start_response, false) {
+        Ran::Done(failed) => failed,
+        Ran::Unfinished(result) => finish_app(py, result.bind(py), start_response),
+    }
+}
+
+/// Call the app. `in_place`: the caller is the connection's own thread,
+/// which must not block on the connection: only a response complete when
+/// the app returns (a list or tuple, a file) is delivered here; anything
+/// else comes back [`Ran::Unfinished`].
+pub(crate) fn call_app(
+    py: Python<'_>,
+    app: &Py<PyAny>,
+    environ: Bound<'_, PyDict>,
+    start_response: &Bound<'_, StartResponse>,
+    in_place: bool,
+) -> Ran {
     let result = match app.bind(py).call1((environ, start_response)) {
         Ok(result) => result,
         Err(err) => {
             report(py, &err, "the application raised");
             start_response.borrow_mut().state.fail();
-            return true;
+            return Ran::Done(true);
         }
     };
-    let outcome = consume(py, &result, start_response);
-    let closed = close(py, &result);
+    if in_place && !complete_on_return(&result, start_response) {
+        return Ran::Unfinished(result.unbind());
+    }
+    Ran::Done(finish_app(py, &result, start_response))
+}
+
+/// True if the app's response is whole once it has returned: nothing was
+/// written through `write()`, and the result is a list or a tuple.
+fn complete_on_return(
+    result: &Bound<'_, PyAny>,
+    start_response: &Bound<'_, StartResponse>,
+) -> bool {
+    !start_response.borrow().state.started()
+        && (result.is_instance_of::<PyList>() || result.is_instance_of::<PyTuple>())
+}
+
+/// Consume the app's result, close it and end the response; true if it failed.
+pub(crate) fn finish_app(
+    py: Python<'_>,
+    result: &Bound<'_, PyAny>,
+    start_response: &Bound<'_, StartResponse>,
+) -> bool {
+    if let Err(err) = start_response.borrow_mut().state.flush_held(py) {
+        report(py, &err, "the application's response failed");
+    }
+    let outcome = consume(py, result, start_response);
+    let closed = close(py, result);
     let mut this = start_response.borrow_mut();
     match outcome.and(closed) {
         Ok(()) => match this.state.end(py) {

@@ -37,6 +37,11 @@ pub(crate) struct ResponseState {
     pub(crate) meta: ResponseMeta,
     /// The client went away: stop producing.
     pub(crate) client_gone: bool,
+    /// The app runs on the connection's own thread, which cannot wait for
+    /// the connection to take pieces: those that do not fit are held here
+    /// until the response is finished on a Python thread (`flush_held`).
+    pub(crate) in_place: bool,
+    held: Vec<StreamItem>,
 }
 
 impl ResponseState {
@@ -92,6 +97,23 @@ impl ResponseState {
         let Some(tx) = self.stream.as_ref() else {
             return Ok(false);
         };
+        if self.in_place || !self.held.is_empty() {
+            if !self.held.is_empty() {
+                self.held.push(item);
+                return Ok(true);
+            }
+            return Ok(match tx.try_send(item) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(item)) => {
+                    self.held.push(item);
+                    true
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.client_gone = true;
+                    false
+                }
+            });
+        }
         let sent = match tx.try_send(item) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(item)) => {
@@ -101,6 +123,22 @@ impl ResponseState {
         };
         self.client_gone |= !sent;
         Ok(sent)
+    }
+
+    /// Off the connection's thread now: send the pieces held while the app
+    /// ran on it, waiting for the connection as needed.
+    pub(crate) fn flush_held(&mut self, py: Python<'_>) -> PyResult<()> {
+        self.in_place = false;
+        for item in std::mem::take(&mut self.held) {
+            let Some(tx) = self.stream.as_ref() else {
+                break;
+            };
+            if !py.detach(|| tx.blocking_send(item).is_ok()) {
+                self.client_gone = true;
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// The body is complete: end the stream, or send an empty body.
@@ -145,6 +183,8 @@ impl StartResponse {
                 stream: None,
                 meta,
                 client_gone: false,
+                in_place: false,
+                held: Vec::new(),
             },
         }
     }

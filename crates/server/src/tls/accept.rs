@@ -23,8 +23,7 @@ use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use super::{HANDSHAKE_TIMEOUT, ServerTls, TlsFacts, TlsListener};
-use crate::conn::{FIRST_BYTES_SLOT_HOLD, FIRST_REQUEST_GRACE};
-use crate::gate::Slot;
+use crate::conn::FIRST_REQUEST_GRACE;
 
 /// The first byte of a TLS record carrying a handshake message.
 const HANDSHAKE_RECORD: u8 = 0x16;
@@ -79,18 +78,10 @@ impl ClientCertVerifier for Lenient {
     }
 }
 
-/// Wait for the connection's first byte without reading it. A client
-/// silent for [`FIRST_BYTES_SLOT_HOLD`] gives its gate slot back, as a
-/// plain connection does. `None`: it left or the deadline passed.
-async fn first_byte(stream: &TcpStream, slot: &mut Option<Slot>, deadline: Instant) -> Option<u8> {
+/// Wait for the connection's first byte without reading it. `None`: it
+/// left or the deadline passed.
+async fn first_byte(stream: &TcpStream, deadline: Instant) -> Option<u8> {
     let mut byte = [0u8; 1];
-    if slot.is_some() {
-        match tokio::time::timeout(FIRST_BYTES_SLOT_HOLD, stream.peek(&mut byte)).await {
-            Ok(Ok(1)) => return Some(byte[0]),
-            Ok(_) => return None,
-            Err(_) => *slot = None,
-        }
-    }
     match timeout_at(deadline, stream.peek(&mut byte)).await {
         Ok(Ok(1)) => Some(byte[0]),
         _ => None,
@@ -132,10 +123,9 @@ pub(crate) async fn handshake(
     stream: TcpStream,
     peer: SocketAddr,
     local: Option<SocketAddr>,
-    slot: &mut Option<Slot>,
     mut stop: watch::Receiver<bool>,
 ) -> Option<(TlsStream<TcpStream>, Arc<TlsFacts>)> {
-    let work = handshake_until_done(tls, stream, peer, local, slot);
+    let work = handshake_until_done(tls, stream, peer, local);
     tokio::pin!(work);
     tokio::select! {
         done = &mut work => done,
@@ -157,10 +147,9 @@ async fn handshake_until_done(
     mut stream: TcpStream,
     peer: SocketAddr,
     local: Option<SocketAddr>,
-    slot: &mut Option<Slot>,
 ) -> Option<(TlsStream<TcpStream>, Arc<TlsFacts>)> {
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
-    if first_byte(&stream, slot, deadline).await? != HANDSHAKE_RECORD {
+    if first_byte(&stream, deadline).await? != HANDSHAKE_RECORD {
         refuse(
             &mut stream,
             497,
