@@ -260,7 +260,19 @@ impl WsgiHandler {
             if let Some(tracker) = &runner.tracker {
                 tracker.begin(0, &request, Duration::ZERO);
             }
-            match run_request(py, runner, request, route, reply, 0, true) {
+            // A panic here loses this request only, as on a Python thread:
+            // its reply is dropped (the client gets a 500).
+            let outcome = panic_guard::contain(|| {
+                if runner.panic_hook && request.raw_path() == test_hooks::PYTHON_PATH {
+                    panic!(
+                        "{}: a panic in this request's Python call, as asked",
+                        test_hooks::ENV
+                    );
+                }
+                run_request(py, runner, request, route, reply, 0, true)
+            })
+            .unwrap_or(Outcome::Done(true));
+            match outcome {
                 Outcome::Done(failed) => {
                     if let Some(tracker) = &runner.tracker {
                         tracker.end(0, app, failed);
