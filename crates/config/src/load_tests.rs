@@ -280,7 +280,7 @@ fn file_errors_name_the_file_the_line_and_what_was_expected() {
     check(
         "bad.xml",
         "<uwsgi>\n<master/>\n<processes>4</uwsgi>\n",
-        "{}:3: expected </processes>, found </uwsgi>",
+        "{}:3:13: expected </processes>, found </uwsgi>",
     );
     check(
         "bad.yaml",
