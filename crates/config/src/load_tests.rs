@@ -290,7 +290,7 @@ fn file_errors_name_the_file_the_line_and_what_was_expected() {
     check(
         "bad.json",
         "{\"uwsgi\": {\"master\": tru}}",
-        "{}:1:22: expected a value, found 't'",
+        "{}:1:25: expected true, false or null, found '}'",
     );
     check(
         "bad.ini",
