@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -137,10 +137,7 @@ impl RetireNotice {
     fn read_all(fd: &OwnedFd) -> Vec<RetireNotice> {
         let mut out = Vec::new();
         let mut buf = [0u8; Self::SIZE];
-        // SAFETY: reads into our own buffer of the given size.
-        while unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), Self::SIZE) }
-            == Self::SIZE as isize
-        {
+        while nix::unistd::read(fd, &mut buf) == Ok(Self::SIZE) {
             let wid = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
             let pid = u32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
             out.push(RetireNotice { wid, pid });
@@ -177,7 +174,7 @@ struct Master<'a> {
     mode: Mode,
     notify_read: OwnedFd,
     notify_write: OwnedFd,
-    signalfd: OwnedFd,
+    signalfd: nix::sys::signalfd::SignalFd,
     touch_mtimes: Vec<Option<SystemTime>>,
     logreopen_mtimes: Vec<Option<SystemTime>>,
     master_pid: i32,
@@ -194,13 +191,8 @@ fn now_seconds() -> u64 {
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills the two descriptors we then own.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fresh descriptors from pipe2.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    use nix::fcntl::OFlag;
+    Ok(nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?)
 }
 
 /// Run the master until it stops or reloads. `fork` forks the process
@@ -260,12 +252,10 @@ impl Master<'_> {
         let slot = self.board.worker(wid);
         match (self.fork)()? {
             Forked::Child => {
-                // SAFETY: the child exits with _exit below and never returns.
-                unsafe {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    if libc::getppid() != self.master_pid {
-                        libc::_exit(1);
-                    }
+                let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+                if nix::unistd::getppid().as_raw() != self.master_pid {
+                    // SAFETY: leaving the orphaned child without running the master's destructors.
+                    unsafe { libc::_exit(1) }
                 }
                 if let Some(observer) = self.observer.as_mut() {
                     observer.close_in_child();
@@ -443,12 +433,16 @@ impl Master<'_> {
             self.on_retire(notice)?;
         }
         loop {
-            let mut status = 0;
-            // SAFETY: non-blocking wait for any child.
-            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-            if pid <= 0 {
-                return Ok(());
-            }
+            use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+            // (exit code, killing signal) of a child that ended.
+            let (pid, code, signal) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid.as_raw(), Some(code), None),
+                Ok(WaitStatus::Signaled(pid, signal, _)) => {
+                    (pid.as_raw(), None, Some(signal as i32))
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => return Ok(()),
+                Ok(_) => continue,
+            };
             if let Some((wid, _)) = self.retiring.remove(&pid) {
                 portico_server::logln!("worker {wid} killed successfully (pid: {pid})");
                 continue;
@@ -468,16 +462,13 @@ impl Master<'_> {
                 );
                 continue;
             }
-            let exited = libc::WIFEXITED(status);
-            let code = libc::WEXITSTATUS(status);
-            if exited && code == EXIT_APP_LOAD_FAILED {
+            if code == Some(EXIT_APP_LOAD_FAILED) {
                 portico_server::logln!(
                     "OOPS ! failed loading app in worker {wid} (pid {pid}) :( trying again..."
                 );
-            } else if libc::WIFSIGNALED(status) {
+            } else if let Some(signal) = signal {
                 portico_server::logln!(
-                    "DAMN ! worker {wid} (pid: {pid}) died, killed by signal {} :( trying respawn ...",
-                    libc::WTERMSIG(status)
+                    "DAMN ! worker {wid} (pid: {pid}) died, killed by signal {signal} :( trying respawn ..."
                 );
             } else {
                 portico_server::logln!(
