@@ -63,9 +63,9 @@ pub fn write_pidfile(path: &Path, pid: u32) -> io::Result<()> {
 /// Remove a file, saying so unless it is already gone.
 pub fn remove_file_quietly(path: &Path) {
     match std::fs::remove_file(path) {
-        Ok(()) => portico_server::logln!("VACUUM: {} removed.", path.display()),
+        Ok(()) => portico_log::logln!("VACUUM: {} removed.", path.display()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => portico_server::logln!("VACUUM: cannot remove {}: {e}", path.display()),
+        Err(e) => portico_log::logln!("VACUUM: cannot remove {}: {e}", path.display()),
     }
 }
 
@@ -109,13 +109,13 @@ pub fn drop_privileges(uid: Option<&str>, gid: Option<&str>) -> io::Result<()> {
         }
         nix::unistd::setgid(g)
             .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("setgid({g}): {e}")))?;
-        portico_server::logln!("setgid() to {g}");
+        portico_log::logln!("setgid() to {g}");
     }
     if let Some((u, _)) = user {
         let u = Uid::from_raw(u);
         nix::unistd::setuid(u)
             .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("setuid({u}): {e}")))?;
-        portico_server::logln!("setuid() to {u}");
+        portico_log::logln!("setuid() to {u}");
     }
     Ok(())
 }

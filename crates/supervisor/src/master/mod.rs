@@ -240,7 +240,7 @@ pub fn run_master(
         last_tick: Instant::now(),
         ticks: 0,
     };
-    portico_server::logln!("spawned uWSGI master process (pid: {})", master.master_pid);
+    portico_log::logln!("spawned uWSGI master process (pid: {})", master.master_pid);
     for wid in 1..=master.options.processes {
         master.spawn(wid, false)?;
     }
@@ -290,9 +290,9 @@ impl Master<'_> {
                 };
                 if respawn {
                     slot.respawns.fetch_add(1, Ordering::Relaxed);
-                    portico_server::logln!("Respawned uWSGI worker {wid} (new pid: {pid})");
+                    portico_log::logln!("Respawned uWSGI worker {wid} (new pid: {pid})");
                 } else {
-                    portico_server::logln!(
+                    portico_log::logln!(
                         "spawned uWSGI worker {wid} (pid: {pid}, cores: {})",
                         self.board.cores()
                     );
@@ -368,7 +368,7 @@ impl Master<'_> {
             slot.respawn_at = None;
             if let Some(pid) = slot.pid {
                 if graceful {
-                    portico_server::logln!("Gracefully killing worker {} (pid: {pid})...", i + 1);
+                    portico_log::logln!("Gracefully killing worker {} (pid: {pid})...", i + 1);
                 }
                 send(pid, signal);
             }
@@ -385,21 +385,19 @@ impl Master<'_> {
                 if let Some(ReloadCheck(check)) = &self.options.reload_check
                     && let Err(e) = check()
                 {
-                    portico_server::logln!("{e}");
-                    portico_server::logln!(
-                        "reload refused: the current configuration keeps serving"
-                    );
+                    portico_log::logln!("{e}");
+                    portico_log::logln!("reload refused: the current configuration keeps serving");
                     return Ok(());
                 }
-                portico_server::logln!("...gracefully killing workers...");
+                portico_log::logln!("...gracefully killing workers...");
                 self.begin_stop(MasterExit::Reload, true);
             }
             libc::SIGHUP | libc::SIGTERM => {
-                portico_server::logln!("SIGTERM received...gracefully killing workers...");
+                portico_log::logln!("SIGTERM received...gracefully killing workers...");
                 self.begin_stop(MasterExit::Stop(0), true);
             }
             libc::SIGINT | libc::SIGQUIT => {
-                portico_server::logln!("SIGINT/SIGQUIT received...killing workers...");
+                portico_log::logln!("SIGINT/SIGQUIT received...killing workers...");
                 self.begin_stop(MasterExit::Stop(0), false);
             }
             libc::SIGUSR1 if self.options.sigusr1_reopens => self.reopen_logs(),
@@ -415,7 +413,7 @@ impl Master<'_> {
             let slot = self.board.worker(wid);
             let requests = slot.requests.load(Ordering::Relaxed);
             total += requests;
-            portico_server::logln!(
+            portico_log::logln!(
                 "worker {wid} app 0 [] requests: {requests} exceptions: {} (pid: {}, respawns: {}, harakiri: {})",
                 slot.exceptions.load(Ordering::Relaxed),
                 slot.pid.load(Ordering::Relaxed),
@@ -423,7 +421,7 @@ impl Master<'_> {
                 slot.harakiri_count.load(Ordering::Relaxed),
             );
         }
-        portico_server::logln!("workers total requests: {total}");
+        portico_log::logln!("workers total requests: {total}");
     }
 
     fn reap(&mut self) -> io::Result<()> {
@@ -444,7 +442,7 @@ impl Master<'_> {
                 Ok(_) => continue,
             };
             if let Some((wid, _)) = self.retiring.remove(&pid) {
-                portico_server::logln!("worker {wid} killed successfully (pid: {pid})");
+                portico_log::logln!("worker {wid} killed successfully (pid: {pid})");
                 continue;
             }
             let Some(index) = self.slots.iter().position(|s| s.pid == Some(pid)) else {
@@ -456,24 +454,22 @@ impl Master<'_> {
             slot.pid.store(0, Ordering::Relaxed);
             slot.accepting.store(0, Ordering::Relaxed);
             if let Mode::Stopping { since, .. } = self.mode {
-                portico_server::logln!(
+                portico_log::logln!(
                     "worker {wid} buried after {} seconds",
                     since.elapsed().as_secs()
                 );
                 continue;
             }
             if code == Some(EXIT_APP_LOAD_FAILED) {
-                portico_server::logln!(
+                portico_log::logln!(
                     "OOPS ! failed loading app in worker {wid} (pid {pid}) :( trying again..."
                 );
             } else if let Some(signal) = signal {
-                portico_server::logln!(
+                portico_log::logln!(
                     "DAMN ! worker {wid} (pid: {pid}) died, killed by signal {signal} :( trying respawn ..."
                 );
             } else {
-                portico_server::logln!(
-                    "DAMN ! worker {wid} (pid: {pid}) died :( trying respawn ..."
-                );
+                portico_log::logln!("DAMN ! worker {wid} (pid: {pid}) died :( trying respawn ...");
             }
             if self.options.supervise {
                 self.schedule_respawn(index);
@@ -491,7 +487,7 @@ impl Master<'_> {
             self.respawns.pop_front();
         }
         if self.respawns.len() >= self.options.processes.max(1) {
-            portico_server::logln!(
+            portico_log::logln!(
                 "worker respawning too fast !!! i have to sleep a bit ({} seconds)...",
                 FORKBOMB_DELAY.as_secs()
             );
@@ -527,7 +523,7 @@ impl Master<'_> {
         let now = Instant::now();
         for (pid, (wid, deadline)) in &self.retiring {
             if now > *deadline {
-                portico_server::logln!(
+                portico_log::logln!(
                     "worker {wid} (pid: {pid}) is taking too much time to die...NO MERCY !!!"
                 );
                 send(*pid, libc::SIGKILL);
@@ -569,7 +565,7 @@ impl Master<'_> {
                 }
                 if now > deadline {
                     for (wid, pid) in alive {
-                        portico_server::logln!(
+                        portico_log::logln!(
                             "worker {wid} (pid: {pid}) is taking too much time to die...NO MERCY !!!"
                         );
                         send(pid, libc::SIGKILL);
