@@ -25,7 +25,7 @@ mod table;
 
 pub use argv::parse_args;
 pub use compress_options::CompressOptions;
-pub use error::ConfigError;
+pub use error::{ConfigError, IoCause};
 pub use load::{Loaded, MAX_INCLUDE_DEPTH, load};
 pub use model::{
     AppSource, Config, ListenAddr, Listener, Mount, ProcessConfig, Protocol, StaticOptions,

@@ -297,7 +297,7 @@ impl<'e> Loader<'e> {
         }
         let read_err = |e: std::io::Error| ConfigError::Read {
             path: path.into(),
-            reason: os_reason(&e),
+            source: e.into(),
         };
         let text = read_config_text(path).map_err(read_err)?;
         let abs = std::fs::canonicalize(path).map_err(read_err)?;
