@@ -54,7 +54,7 @@ JSON_DOCS = {
                        '  "socket": ["127.0.0.1:3031", "/tmp/portico-readers.sock"]}}',
     "numbers.json": '{"uwsgi": {"pythonpath": [1.50, -0, 1E+3, 12345678901234567890123],\n'
                     '  "harakiri": 30}}',
-    "escapes.json": '{"uwsgi": {"env": "GREETING=caf\\u00e9 \\"quoted\\" \\\\ tab\\tend",\n'
+    "escapes.json": '{"uwsgi": {"env": "GREETING=caf\\u00e9 \\"quoted\\" \\\\ end",\n'
                     '  "pythonpath": "/srv/\\u2603"}}',
 }
 
