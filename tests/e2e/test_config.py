@@ -442,7 +442,7 @@ def test_unknown_option_on_the_command_line_exits_1_with_a_suggestion():
 def test_broken_xml_names_file_line_and_the_expected_tag(tmp_path):
     xml = write(tmp_path / "app.xml", "<uwsgi>\n  <master/>\n  <processes>4</uwsgi>\n")
     err = fails(xml)
-    assert f"portico: {xml}:3: expected </processes>, found </uwsgi>" in err, err
+    assert f"portico: {xml}:3:15: expected </processes>, found </uwsgi>" in err, err
 
 
 def test_bad_yaml_indentation_names_file_and_line(tmp_path):

@@ -28,10 +28,15 @@ SEED_LOG_FORMAT = '%(addr) - %(user) [%(ltime)] "%(method) %(uri) %(proto)" %(st
 
 def test_item4_deeply_nested_xml_fails_with_file_line_and_limit_not_a_crash(tmp_path):
     deep = tmp_path / "deep.xml"
+    deep.write_text("<uwsgi>\n" + "<a>\n" * 20_000 + "</a>" * 20_000 + "</uwsgi>\n")
+    proc = portico("--xml", deep)
+    assert proc.returncode == 1, (proc.returncode, proc.stderr[-500:])
+    assert f"{deep}:65:1: expected at most 64 levels of nested elements" in proc.stderr
+    # Never closed: the parser stops at the end of the file, cleanly.
     deep.write_text("<uwsgi>\n" + "<a>\n" * 20_000)
     proc = portico("--xml", deep)
     assert proc.returncode == 1, (proc.returncode, proc.stderr[-500:])
-    assert f"{deep}:65: expected at most 64 levels of nested elements" in proc.stderr
+    assert f"{deep}:20002:1: expected a closing tag, found the end of the file" in proc.stderr
 
 
 # --- item 5: expansion limits ----------------------------------------------------------

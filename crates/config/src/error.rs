@@ -1,6 +1,27 @@
 //! The config crate's error: which option, from where, and what was wrong.
 
 use std::fmt;
+use std::io;
+use std::sync::Arc;
+
+/// An OS error kept as the cause of a [`ConfigError`] (shared so the error
+/// stays `Clone`; compared by kind and message so it stays `Eq`).
+#[derive(Debug, Clone)]
+pub struct IoCause(pub Arc<io::Error>);
+
+impl From<io::Error> for IoCause {
+    fn from(e: io::Error) -> IoCause {
+        IoCause(Arc::new(e))
+    }
+}
+
+impl PartialEq for IoCause {
+    fn eq(&self, other: &IoCause) -> bool {
+        self.0.kind() == other.0.kind() && self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for IoCause {}
 
 /// An error in the options a user gave; `Display` is the message to print.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,8 +51,9 @@ pub enum ConfigError {
     UnexpectedArgument { origin: String, arg: String },
     /// Options that cannot be used together, or a missing required one.
     Invalid(String),
-    /// A config file that could not be read (`reason` is the OS's message).
-    Read { path: String, reason: String },
+    /// A config file that could not be read; the OS's error is the
+    /// [`source`](std::error::Error::source) (the binary prints the chain).
+    Read { path: String, source: IoCause },
     /// A config file, or a value in one, that is not well formed: where
     /// (`app.xml:3`, `app.json:3:14`) and what was expected there.
     Syntax { origin: String, message: String },
@@ -84,7 +106,7 @@ impl fmt::Display for ConfigError {
                 write!(f, "{origin}: unexpected argument \"{arg}\"")
             }
             ConfigError::Invalid(msg) => f.write_str(msg),
-            ConfigError::Read { path, reason } => write!(f, "cannot read {path}: {reason}"),
+            ConfigError::Read { path, .. } => write!(f, "cannot read {path}"),
             ConfigError::Syntax { origin, message } => write!(f, "{origin}: {message}"),
             ConfigError::MissingSection {
                 path,
@@ -104,4 +126,11 @@ impl fmt::Display for ConfigError {
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Read { source, .. } => Some(&*source.0),
+            _ => None,
+        }
+    }
+}

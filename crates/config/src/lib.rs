@@ -29,7 +29,7 @@ mod table;
 
 pub use argv::parse_args;
 pub use compress_options::CompressOptions;
-pub use error::ConfigError;
+pub use error::{ConfigError, IoCause};
 pub use load::{Loaded, MAX_INCLUDE_DEPTH, load};
 pub use model::{
     AppSource, ClientOptions, Config, ListenAddr, Listener, ListenerTls, Mount, ProcessConfig,
@@ -59,6 +59,24 @@ pub(crate) mod test_err {
         match result {
             Ok(_) => panic!("expected an error, got Ok"),
             Err(e) => e.to_string(),
+        }
+    }
+
+    /// The error text of `result` with its causes (`: `-joined, as the
+    /// binary prints them); panics when it is `Ok`.
+    pub(crate) fn chain<T, E: std::error::Error>(result: Result<T, E>) -> String {
+        match result {
+            Ok(_) => panic!("expected an error, got Ok"),
+            Err(e) => {
+                let mut text = e.to_string();
+                let mut cause = e.source();
+                while let Some(c) = cause {
+                    text.push_str(": ");
+                    text.push_str(&c.to_string());
+                    cause = c.source();
+                }
+                text
+            }
         }
     }
 }

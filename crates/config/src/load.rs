@@ -317,7 +317,7 @@ impl<'e> Loader<'e> {
         }
         let read_err = |e: std::io::Error| ConfigError::Read {
             path: path.into(),
-            reason: os_reason(&e),
+            source: e.into(),
         };
         let (text, abs, inode) = self.files.config(path).map_err(read_err)?;
         let entries = format.parse(&text, section).map_err(|e| match e {

@@ -302,7 +302,7 @@ fn file_errors_name_the_file_the_line_and_what_was_expected() {
     check(
         "bad.xml",
         "<uwsgi>\n<master/>\n<processes>4</uwsgi>\n",
-        "{}:3: expected </processes>, found </uwsgi>",
+        "{}:3:13: expected </processes>, found </uwsgi>",
     );
     check(
         "bad.yaml",
@@ -312,7 +312,7 @@ fn file_errors_name_the_file_the_line_and_what_was_expected() {
     check(
         "bad.json",
         "{\"uwsgi\": {\"master\": tru}}",
-        "{}:1:22: expected a value, found 't'",
+        "{}:1:25: expected true, false or null, found '}'",
     );
     check(
         "bad.ini",
@@ -335,11 +335,13 @@ fn file_errors_name_the_file_the_line_and_what_was_expected() {
         "{}: no section \"uwsgi\" (found: \"dev\")",
     );
     let missing = d.join("missing.ini").to_string_lossy().into_owned();
+    let err = load([missing.as_str()], &[]).expect_err("missing");
+    assert_eq!(err.to_string(), format!("cannot read {missing}"));
+    // The OS's error is the cause, not flattened into the message.
+    let cause = std::error::Error::source(&err).map(|c| c.to_string());
     assert_eq!(
-        load([missing.as_str()], &[])
-            .expect_err("missing")
-            .to_string(),
-        format!("cannot read {missing}: No such file or directory")
+        cause.as_deref(),
+        Some("No such file or directory (os error 2)")
     );
     assert!(matches!(
         load(["app.py"], &[]),
@@ -449,8 +451,10 @@ fn a_config_file_past_the_size_limit_is_refused() {
     file.set_len(MAX_CONFIG_FILE + 1).expect("sparse file");
     let path = path.to_string_lossy().into_owned();
     let err = load([path.as_str()], &[]).expect_err("too big");
+    assert_eq!(err.to_string(), format!("cannot read {path}"));
+    let cause = std::error::Error::source(&err).map(|c| c.to_string());
     assert_eq!(
-        err.to_string(),
-        format!("cannot read {path}: larger than the limit of 4194304 bytes")
+        cause.as_deref(),
+        Some("larger than the limit of 4194304 bytes")
     );
 }

@@ -42,8 +42,10 @@ pub(crate) struct ProcessFacts {
 impl ProcessFacts {
     /// Ask the OS.
     pub(crate) fn of_this_process() -> ProcessFacts {
-        // SAFETY: getuid/getgid cannot fail and touch no memory of ours.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let (uid, gid) = (
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        );
         ProcessFacts {
             hostname: hostname(),
             cpus: online_cpus(),
@@ -60,23 +62,18 @@ impl ProcessFacts {
 }
 
 fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
-    // when the name fits, and we stop at the first NUL or the buffer's end.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return String::new();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
+    nix::unistd::gethostname()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// CPUs online, as uWSGI's `%k` counts them (not the affinity mask).
 fn online_cpus() -> usize {
-    // SAFETY: sysconf has no memory effects.
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    usize::try_from(n)
+    use nix::unistd::{SysconfVar, sysconf};
+    sysconf(SysconfVar::_NPROCESSORS_ONLN)
         .ok()
+        .flatten()
+        .and_then(|n| usize::try_from(n).ok())
         .filter(|&n| n > 0)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }

@@ -37,6 +37,11 @@ pub struct ObserveOptions {
     pub log_micros: bool,
     /// Reopen the log file when one of these files' mtime changes.
     pub touch_logreopen: Vec<PathBuf>,
+    /// `--log-level`: the least severe diagnostic line written
+    /// (`error`, `warn`, `info`, `debug`); `None` is info.
+    pub log_level: Option<String>,
+    /// `--log-json`: diagnostic lines as JSON objects.
+    pub log_json: bool,
 }
 
 /// Every option [`ObserveOptions::apply`] takes (canonical names).
@@ -54,6 +59,8 @@ pub(crate) const OBSERVE_OPTIONS: &[&str] = &[
     "log-date",
     "log-micros",
     "touch-logreopen",
+    "log-level",
+    "log-json",
 ];
 
 impl ObserveOptions {
@@ -101,6 +108,17 @@ impl ObserveOptions {
             }
             "log-micros" => self.log_micros = flag(),
             "touch-logreopen" => self.touch_logreopen.push(PathBuf::from(&s.value)),
+            "log-level" => {
+                let level = s.value.trim().to_ascii_lowercase();
+                if !matches!(
+                    level.as_str(),
+                    "error" | "warn" | "warning" | "info" | "debug"
+                ) {
+                    return Err(bad("error, warn, info or debug"));
+                }
+                self.log_level = Some(level);
+            }
+            "log-json" => self.log_json = flag(),
             other => {
                 return Err(ConfigError::Invalid(format!(
                     "{}: option \"--{other}\" is not an observability option",
@@ -167,6 +185,22 @@ mod tests {
         assert_eq!(
             crate::test_err::text(bad),
             "command line: option \"--log-slow\": \"soon\" is not a number of milliseconds"
+        );
+    }
+
+    #[test]
+    fn log_level_takes_four_names_and_refuses_others() {
+        let c = config(&["--log-level", "WARN", "--log-json"]);
+        assert_eq!(c.observe.log_level.as_deref(), Some("warn"));
+        assert!(c.observe.log_json);
+        let settings = parse_args(["--log-level", "loud"]).expect("parse");
+        let Err(e) = Config::from_settings(&settings) else {
+            panic!("loud accepted");
+        };
+        assert!(
+            e.to_string()
+                .contains("\"loud\" is not error, warn, info or debug"),
+            "{e}"
         );
     }
 }

@@ -143,6 +143,8 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("log-x-forwarded-for", &[], None, Flag, Logging, "", "log the first X-Forwarded-For address instead of the peer's"),
     opt("log-date", &["logdate"], None, OptionalValue, Logging, "[FORMAT]", "prefix log lines with the date (ctime, or a strftime FORMAT)"),
     opt("log-micros", &[], None, Flag, Logging, "", "request durations in microseconds in the default line"),
+    opt("log-level", &[], None, Value, Logging, "LEVEL", "diagnostic lines to write: error, warn, info (default) or debug; the request log is not affected"),
+    opt("log-json", &[], None, Flag, Logging, "", "write diagnostic lines as JSON objects (time, level, target, message)"),
     opt("touch-logreopen", &[], None, List, Logging, "FILE", "reopen the log file when FILE's modification time changes (logrotate)"),
     opt("stats", &["stats-server"], None, Value, Logging, "ADDR", "serve uWSGI's stats JSON (uwsgitop) on ADDR (host:port or a unix path) from the master"),
     opt("stats-http", &[], None, Flag, Logging, "", "serve the stats as an HTTP response"),

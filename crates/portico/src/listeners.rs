@@ -2,7 +2,6 @@
 //! `--chmod-socket`/`--chown-socket`), or inherited from the previous image
 //! of a reloading master.
 
-use std::ffi::CString;
 use std::os::fd::RawFd;
 use std::path::Path;
 
@@ -133,31 +132,14 @@ fn prepare_unix_socket(config: &Config, path: &Path) -> Result<()> {
 }
 
 fn lookup_user(user: &str) -> Result<u32> {
-    if let Ok(n) = user.parse() {
-        return Ok(n);
-    }
-    let name = CString::new(user).context("user name contains a NUL byte")?;
-    // SAFETY: getpwnam returns static data or NULL; read at once.
-    let entry = unsafe { libc::getpwnam(name.as_ptr()) };
-    if entry.is_null() {
-        bail!("--chown-socket: no such user {user:?}");
-    }
-    // SAFETY: non-null entry from getpwnam.
-    Ok(unsafe { (*entry).pw_uid })
+    portico_supervisor::resolve_uid(user)
+        .map(|(uid, _)| uid)
+        .with_context(|| format!("--chown-socket: user {user:?}"))
 }
 
 fn lookup_group(group: &str) -> Result<u32> {
-    if let Ok(n) = group.parse() {
-        return Ok(n);
-    }
-    let name = CString::new(group).context("group name contains a NUL byte")?;
-    // SAFETY: getgrnam returns static data or NULL; read at once.
-    let entry = unsafe { libc::getgrnam(name.as_ptr()) };
-    if entry.is_null() {
-        bail!("--chown-socket: no such group {group:?}");
-    }
-    // SAFETY: non-null entry from getgrnam.
-    Ok(unsafe { (*entry).gr_gid })
+    portico_supervisor::resolve_gid(group)
+        .with_context(|| format!("--chown-socket: group {group:?}"))
 }
 
 /// Adopt the sockets a reloading master passed down: each listener takes

@@ -29,6 +29,7 @@ pub(crate) const EXIT_FAILURE: u8 = 1;
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn main() -> ExitCode {
+    portico_log::install();
     // Panics abort unless contained (one connection, one Python job).
     portico_server::panic_guard::install();
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -49,6 +50,12 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
+    if let Some(level) = config.observe.log_level.as_deref()
+        && let Ok(level) = level.parse()
+    {
+        portico_log::set_level(level);
+    }
+    portico_log::set_json(config.observe.log_json);
     if config.show_help {
         print!("{}", help_text());
         return ExitCode::SUCCESS;

@@ -347,9 +347,10 @@ fn send_signal(signal: NginxSignal, pid_file: &Path) -> ExitCode {
         }
     };
     let signo = signal.os_signal();
-    // SAFETY: kill(2) with a pid read from the pid file and a valid signal.
-    if unsafe { libc::kill(pid, signo) } != 0 {
-        let e = std::io::Error::last_os_error();
+    let sent = nix::sys::signal::Signal::try_from(signo)
+        .and_then(|s| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), s));
+    if let Err(errno) = sent {
+        let e = std::io::Error::from(errno);
         let code = e.raw_os_error().unwrap_or(0);
         let text = e.to_string();
         let text = text.split(" (os error").next().unwrap_or("");

@@ -117,8 +117,7 @@ pub(crate) fn prepare(paths: &[PathBuf], owner: Option<libc::uid_t>) {
 /// The uid the workers switch to (the `user` directive), when the master
 /// runs as root and so can give them files.
 fn worker_owner(user: Option<&(String, Option<String>)>) -> Option<libc::uid_t> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         return None;
     }
     let (name, _) = user?;

@@ -357,11 +357,11 @@ fn app_infos(config: &Config) -> Vec<AppInfo> {
 
 /// fork(2) for a process without Python (static files only).
 fn plain_fork() -> std::io::Result<ForkSide> {
+    use nix::unistd::ForkResult;
     // SAFETY: the master is single-threaded when it forks.
-    match unsafe { libc::fork() } {
-        -1 => Err(std::io::Error::last_os_error()),
-        0 => Ok(ForkSide::Child),
-        pid => Ok(ForkSide::Parent(pid)),
+    match unsafe { nix::unistd::fork() }? {
+        ForkResult::Child => Ok(ForkSide::Child),
+        ForkResult::Parent { child } => Ok(ForkSide::Parent(child.as_raw())),
     }
 }
 

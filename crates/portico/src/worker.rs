@@ -82,8 +82,7 @@ pub(crate) fn worker_main(
         portico_server::logln!("worker {}: cannot set --limit-as: {e}", ctx.wid);
     }
     // nginx's `user`: only a master running as root switches its workers.
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = nix::unistd::geteuid().is_root();
     if let Some((user, group)) = site.and_then(|s| s.worker_user.as_ref()).filter(|_| root)
         && let Err(e) =
             portico_supervisor::drop_privileges(Some(user), group.as_deref().or(Some(user)))

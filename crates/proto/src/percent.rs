@@ -1,50 +1,56 @@
-//! Percent-decoding (RFC 3986 §2.1) of request paths for `PATH_INFO`.
+//! Percent-decoding (RFC 3986 §2.1) of request paths for `PATH_INFO`, and the
+//! character sets nginx percent-encodes, over the `percent-encoding` crate.
 //!
 //! Lenient by design where leniency is harmless: an invalid escape (`%zz`, a truncated
 //! `%4`) is kept literally, as gunicorn and most servers do, rather than failing the
 //! request. `+` is *not* a space here; that rule belongs to query strings only.
+//! nginx's own decoding rules (URI normalisation, `NGX_UNESCAPE_REDIRECT`)
+//! differ from RFC 3986's and stay hand-written in `server::site`.
 
 use std::borrow::Cow;
+
+use percent_encoding::{AsciiSet, CONTROLS, NON_ALPHANUMERIC};
 
 /// Percent-decode a path; invalid escapes (`%zz`, truncated `%4`) are kept literally.
 ///
 /// Borrows the input when it contains no `%`, so the common path costs one `memchr`.
 pub fn percent_decode(input: &[u8]) -> Cow<'_, [u8]> {
-    let Some(first) = memchr::memchr(b'%', input) else {
+    if memchr::memchr(b'%', input).is_none() {
         return Cow::Borrowed(input);
-    };
-    let mut out = Vec::with_capacity(input.len());
-    let (plain, mut rest) = input.split_at_checked(first).unwrap_or((input, &[]));
-    out.extend_from_slice(plain);
-    while let Some(&b) = rest.first() {
-        match escaped_byte(rest) {
-            Some(decoded) => {
-                out.push(decoded);
-                rest = rest.get(3..).unwrap_or_default();
-            }
-            None => {
-                out.push(b);
-                rest = rest.get(1..).unwrap_or_default();
-            }
-        }
     }
-    Cow::Owned(out)
+    percent_encoding::percent_decode(input).into()
 }
 
-/// The byte encoded by a valid `%XX` escape at the start of `input`, if there is one.
-fn escaped_byte(input: &[u8]) -> Option<u8> {
-    match input.get(..3)? {
-        [b'%', hi, lo] => Some(hex(*hi)? << 4 | hex(*lo)?),
-        _ => None,
-    }
-}
+/// nginx's `ngx_escape_uri(NGX_ESCAPE_URI)`: control bytes, bytes above
+/// 0x7e, space, `"`, `#`, `%`, `<`, `>`, `?`, `\`, `^`, `` ` ``, `{`, `|`, `}`.
+pub const NGINX_ESCAPE_URI: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
 
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
+/// All but RFC 3986's unreserved characters (`ngx_escape_uri(NGX_ESCAPE_URI_COMPONENT)`,
+/// as observed).
+pub const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Append `src` to `out` with the bytes of `set` (and every byte above 0x7e)
+/// as `%XX`, upper-case hex.
+pub fn percent_encode_into(out: &mut Vec<u8>, src: &[u8], set: &'static AsciiSet) {
+    for piece in percent_encoding::percent_encode(src, set) {
+        out.extend_from_slice(piece.as_bytes());
     }
 }
 
@@ -85,5 +91,28 @@ mod tests {
     #[test]
     fn percent_decode_borrows_when_there_is_nothing_to_decode() {
         assert!(matches!(percent_decode(b"/no/escapes"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn nginx_uri_escaping_keeps_its_exact_set() {
+        let all: Vec<u8> = (0..=255u8).collect();
+        let mut out = Vec::new();
+        percent_encode_into(&mut out, &all, NGINX_ESCAPE_URI);
+        let mut want = Vec::new();
+        for b in all {
+            let escaped = !(0x20..0x7f).contains(&b) || b" \"#%<>?\\^`{|}".contains(&b);
+            if escaped {
+                want.extend_from_slice(format!("%{b:02X}").as_bytes());
+            } else {
+                want.push(b);
+            }
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(&want)
+        );
+        out.clear();
+        percent_encode_into(&mut out, b"a b/~-._\xff", URI_COMPONENT);
+        assert_eq!(out, b"a%20b%2F~-._%FF");
     }
 }

@@ -18,7 +18,7 @@ mod worker;
 
 pub use daemon::{
     daemonize, drop_privileges, limit_address_space, redirect_output, remove_file_quietly,
-    resolve_uid, write_pidfile,
+    resolve_gid, resolve_uid, write_pidfile,
 };
 pub use master::{
     Forked, MasterExit, MasterOptions, ReloadCheck, ReopenHook, WorkerContext, run_master,

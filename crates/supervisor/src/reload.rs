@@ -38,11 +38,7 @@ pub fn exec_self(fds: &[RawFd]) -> io::Error {
     let args: Vec<CString> = std::env::args_os()
         .map(|a: OsString| CString::new(a.into_vec()).unwrap_or_default())
         .collect();
-    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
-    argv.push(std::ptr::null());
-    // SAFETY: argv is a NULL-terminated array of C strings that outlive the call.
-    unsafe {
-        libc::execv(c"/proc/self/exe".as_ptr(), argv.as_ptr());
+    match nix::unistd::execv(c"/proc/self/exe", &args) {
+        Err(e) => e.into(),
     }
-    io::Error::last_os_error()
 }

@@ -2,7 +2,9 @@
 //! stays single-threaded and handles each signal in its main loop.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 /// The signals the master acts on.
 pub(crate) const MASTER_SIGNALS: [libc::c_int; 6] = [
@@ -14,71 +16,44 @@ pub(crate) const MASTER_SIGNALS: [libc::c_int; 6] = [
     libc::SIGUSR1,
 ];
 
-fn signal_set(signals: &[libc::c_int]) -> libc::sigset_t {
-    // SAFETY: sigemptyset/sigaddset initialise and fill the set we own.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for &s in signals {
-            libc::sigaddset(&mut set, s);
-        }
-        set
+fn signal_set(signals: &[libc::c_int]) -> SigSet {
+    let mut set = SigSet::empty();
+    for s in signals.iter().filter_map(|&s| Signal::try_from(s).ok()) {
+        set.add(s);
     }
+    set
 }
 
 /// Block the master's signals and open a signalfd for them.
-pub(crate) fn open_signalfd() -> io::Result<OwnedFd> {
+pub(crate) fn open_signalfd() -> io::Result<SignalFd> {
     let set = signal_set(&MASTER_SIGNALS);
-    // SAFETY: plain calls with a valid set; the fd is checked and owned.
-    unsafe {
-        if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(OwnedFd::from_raw_fd(fd))
-    }
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
+    Ok(SignalFd::with_flags(
+        &set,
+        SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
+    )?)
 }
 
 /// In a freshly forked worker: unblock everything the master blocked.
 pub(crate) fn unblock_all() {
     let set = signal_set(&MASTER_SIGNALS);
-    // SAFETY: restores the signal mask of the calling (only) thread.
-    unsafe {
-        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-    }
+    // Cannot fail with a valid `how`; a worker keeps going either way.
+    let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
 }
 
 /// Read every pending signal number from the signalfd.
-pub(crate) fn read_pending(fd: &OwnedFd) -> Vec<libc::c_int> {
+pub(crate) fn read_pending(fd: &SignalFd) -> Vec<libc::c_int> {
     let mut out = Vec::new();
-    loop {
-        // SAFETY: signalfd_siginfo is plain data; read fills at most its size.
-        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-        let size = size_of::<libc::signalfd_siginfo>();
-        // SAFETY: the buffer is exactly `size` bytes of our own memory.
-        let n = unsafe {
-            libc::read(
-                fd.as_raw_fd(),
-                (&mut info as *mut libc::signalfd_siginfo).cast(),
-                size,
-            )
-        };
-        if n != size as isize {
-            return out;
-        }
+    while let Ok(Some(info)) = fd.read_signal() {
         out.push(info.ssi_signo as libc::c_int);
     }
+    out
 }
 
 /// Send `signal` to `pid`, ignoring a process that is already gone.
 pub(crate) fn send(pid: i32, signal: libc::c_int) {
     if pid > 0 {
-        // SAFETY: kill has no memory effects.
-        unsafe {
-            libc::kill(pid, signal);
-        }
+        let signal = Signal::try_from(signal).ok();
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
     }
 }

@@ -56,7 +56,7 @@ impl WorkerRuntime {
             return false;
         }
         let pid = std::process::id();
-        portico_server::logln!("worker {} (pid: {pid}) {why}: recycling", self.wid);
+        portico_log::logln!("worker {} (pid: {pid}) {why}: recycling", self.wid);
         RetireNotice {
             wid: self.wid as u32,
             pid,

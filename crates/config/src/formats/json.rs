@@ -3,90 +3,130 @@
 //! strings as they are, numbers as written, `true` as true, `false` and
 //! `null` as false, and an array as the key repeated once per element.
 //!
-//! A small strict RFC 8259 parser; errors carry line and column.
+//! `serde_json` parses (strict RFC 8259; a skipped `RawValue` is walked
+//! without recursion, so deep nesting cannot exhaust the stack);
+//! objects are read through a visitor that keeps every member in file order,
+//! duplicates included (uWSGI's jansson-free reader does), and values stay
+//! [`RawValue`]s, so numbers are kept as written and each value's line is
+//! found from where its text sits in the file.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 
 use super::{Entry, FormatError};
 
-/// A parsed value, with the line where it starts.
-#[derive(Debug)]
-enum Value {
-    Null,
-    Bool(bool),
-    /// The number as written.
-    Number(String),
-    String(String),
-    Array(Vec<(Value, usize)>),
-    /// Members in file order (duplicates kept): (key, value, line of the key).
-    Object(Vec<(String, Value, usize)>),
+/// An object's members in file order, duplicates kept.
+struct Members<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, &'de RawValue>()? {
+                    out.push((k, v));
+                }
+                Ok(Members(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
-impl Value {
-    fn kind(&self) -> &'static str {
+/// What kind of JSON value `raw` is, for messages and dispatch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Null,
+    True,
+    False,
+    Number,
+    String,
+    Array,
+    Object,
+}
+
+impl Kind {
+    fn of(raw: &RawValue) -> Kind {
+        // A RawValue is valid JSON without surrounding whitespace.
+        match raw.get().as_bytes().first() {
+            Some(b'{') => Kind::Object,
+            Some(b'[') => Kind::Array,
+            Some(b'"') => Kind::String,
+            Some(b't') => Kind::True,
+            Some(b'f') => Kind::False,
+            Some(b'n') => Kind::Null,
+            _ => Kind::Number,
+        }
+    }
+
+    fn words(self) -> &'static str {
         match self {
-            Value::Null => "null",
-            Value::Bool(_) => "a boolean",
-            Value::Number(_) => "a number",
-            Value::String(_) => "a string",
-            Value::Array(_) => "an array",
-            Value::Object(_) => "an object",
+            Kind::Null => "null",
+            Kind::True | Kind::False => "a boolean",
+            Kind::Number => "a number",
+            Kind::String => "a string",
+            Kind::Array => "an array",
+            Kind::Object => "an object",
         }
     }
 }
 
-/// Deepest nesting accepted; a config needs three levels.
-const MAX_DEPTH: usize = 64;
-
 pub(super) fn parse(text: &str, section: &str) -> Result<Vec<Entry>, FormatError> {
-    let mut p = Parser {
-        bytes: text.as_bytes(),
-        pos: 0,
-    };
-    p.ws();
-    let root = p.value(0)?;
-    p.ws();
-    if p.pos < p.bytes.len() {
-        return p.err("expected the end of the file");
-    }
-    let Value::Object(sections) = root else {
+    let root: &RawValue = serde_json::from_str(text).map_err(|e| syntax(text, &e))?;
+    let line = |raw: &RawValue| line_of(text, raw);
+    if Kind::of(root) != Kind::Object {
         return Err(FormatError::at(
             1,
             format!(
                 "expected an object such as {{\"uwsgi\": {{...}}}}, found {}",
-                root.kind()
+                Kind::of(root).words()
             ),
         ));
-    };
+    }
+    let sections = members(text, root)?;
     let mut found = Vec::new();
     let mut entries = Vec::new();
     let mut seen = false;
-    for (name, value, line) in sections {
+    for (name, value) in sections {
         super::note_section(&mut found, &name);
         if name != section {
             continue;
         }
         seen = true;
-        let Value::Object(members) = value else {
+        if Kind::of(value) != Kind::Object {
             return Err(FormatError::at(
-                line,
-                format!("expected an object for \"{name}\", found {}", value.kind()),
+                line(value),
+                format!(
+                    "expected an object for \"{name}\", found {}",
+                    Kind::of(value).words()
+                ),
             ));
-        };
-        for (key, value, line) in members {
-            match value {
-                Value::Array(items) => {
-                    for (item, item_line) in items {
-                        entries.push(Entry::new(
-                            key.clone(),
-                            Some(scalar(&key, item, item_line)?),
-                            item_line,
-                        ));
-                    }
+        }
+        for (key, value) in members(text, value)? {
+            if Kind::of(value) == Kind::Array {
+                let items: Vec<&RawValue> =
+                    serde_json::from_str(value.get()).map_err(|e| syntax(text, &e))?;
+                for item in items {
+                    entries.push(Entry::new(
+                        key.clone(),
+                        Some(scalar(text, &key, item)?),
+                        line(item),
+                    ));
                 }
-                other => entries.push(Entry::new(
+            } else {
+                entries.push(Entry::new(
                     key.clone(),
-                    Some(scalar(&key, other, line)?),
-                    line,
-                )),
+                    Some(scalar(text, &key, value)?),
+                    line(value),
+                ));
             }
         }
     }
@@ -96,261 +136,76 @@ pub(super) fn parse(text: &str, section: &str) -> Result<Vec<Entry>, FormatError
     Ok(entries)
 }
 
-fn scalar(key: &str, value: Value, line: usize) -> Result<String, FormatError> {
-    Ok(match value {
-        Value::Null | Value::Bool(false) => "false".into(),
-        Value::Bool(true) => "true".into(),
-        Value::Number(n) => n,
-        Value::String(s) => s,
+/// The members of an object value, in order.
+fn members<'a>(text: &str, raw: &'a RawValue) -> Result<Vec<(String, &'a RawValue)>, FormatError> {
+    serde_json::from_str::<Members<'a>>(raw.get())
+        .map(|m| m.0)
+        .map_err(|e| syntax(text, &e))
+}
+
+fn scalar(text: &str, key: &str, value: &RawValue) -> Result<String, FormatError> {
+    Ok(match Kind::of(value) {
+        Kind::Null | Kind::False => "false".into(),
+        Kind::True => "true".into(),
+        Kind::Number => value.get().to_string(),
+        Kind::String => serde_json::from_str(value.get()).map_err(|e| syntax(text, &e))?,
         other => {
             return Err(FormatError::at(
-                line,
+                line_of(text, value),
                 format!(
                     "expected a string, number, boolean or array of them for \"{key}\", found {}",
-                    other.kind()
+                    other.words()
                 ),
             ));
         }
     })
 }
 
-struct Parser<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+/// The 1-based line where `raw` starts; it is a slice of `text`.
+fn line_of(text: &str, raw: &RawValue) -> usize {
+    let offset = (raw.get().as_ptr() as usize).saturating_sub(text.as_ptr() as usize);
+    let before = text.get(..offset).unwrap_or("");
+    before.matches('\n').count() + 1
 }
 
-impl Parser<'_> {
-    /// 1-based (line, column) of `pos`; the column counts characters.
-    fn line_col(&self, pos: usize) -> (usize, usize) {
-        let before = &self.bytes[..pos.min(self.bytes.len())];
-        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let start = before
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1);
-        let col = String::from_utf8_lossy(&before[start..]).chars().count() + 1;
-        (line, col)
-    }
-
-    fn line(&self) -> usize {
-        self.line_col(self.pos).0
-    }
-
-    fn err<T>(&self, expected: &str) -> Result<T, FormatError> {
-        let (line, col) = self.line_col(self.pos);
-        let found = match self.bytes.get(self.pos) {
-            None => "the end of the file".to_string(),
-            Some(b'"') => "a string".to_string(),
-            Some(_) => {
-                let rest = String::from_utf8_lossy(&self.bytes[self.pos..]);
-                format!("'{}'", rest.chars().next().unwrap_or(' '))
-            }
-        };
-        Err(FormatError::Syntax {
-            line,
-            col: Some(col),
-            message: format!("{expected}, found {found}"),
-        })
-    }
-
-    fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.pos) {
-            self.pos += 1;
+/// serde_json's error in this reader's words: "expected X, found Y" at the
+/// line and column it names.
+fn syntax(text: &str, e: &serde_json::Error) -> FormatError {
+    let (line, col) = (e.line(), e.column());
+    let full = e.to_string();
+    let what = full
+        .strip_suffix(&format!(" at line {line} column {col}"))
+        .unwrap_or(&full);
+    let expected = match what {
+        "key must be a string" => "expected a key in double quotes".to_string(),
+        "trailing characters" => "expected the end of the file".to_string(),
+        "trailing comma" => "expected another value after \",\"".to_string(),
+        "expected value" => "expected a value".to_string(),
+        "expected ident" => "expected true, false or null".to_string(),
+        w if w.starts_with("EOF while parsing") => {
+            return FormatError::Syntax {
+                line,
+                col: Some(col),
+                message: "expected more, found the end of the file".into(),
+            };
         }
-    }
-
-    fn eat(&mut self, b: u8) -> bool {
-        if self.bytes.get(self.pos) == Some(&b) {
-            self.pos += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn value(&mut self, depth: usize) -> Result<Value, FormatError> {
-        if depth > MAX_DEPTH {
-            return self.err("expected at most 64 levels of nesting");
-        }
-        match self.bytes.get(self.pos) {
-            Some(b'{') => self.object(depth),
-            Some(b'[') => self.array(depth),
-            Some(b'"') => self.string().map(Value::String),
-            Some(b't') if self.bytes[self.pos..].starts_with(b"true") => {
-                self.pos += 4;
-                Ok(Value::Bool(true))
-            }
-            Some(b'f') if self.bytes[self.pos..].starts_with(b"false") => {
-                self.pos += 5;
-                Ok(Value::Bool(false))
-            }
-            Some(b'n') if self.bytes[self.pos..].starts_with(b"null") => {
-                self.pos += 4;
-                Ok(Value::Null)
-            }
-            Some(b'-' | b'0'..=b'9') => self.number(),
-            _ => self.err("expected a value"),
-        }
-    }
-
-    fn object(&mut self, depth: usize) -> Result<Value, FormatError> {
-        self.pos += 1;
-        let mut members = Vec::new();
-        self.ws();
-        if self.eat(b'}') {
-            return Ok(Value::Object(members));
-        }
-        loop {
-            self.ws();
-            if self.bytes.get(self.pos) != Some(&b'"') {
-                return self.err("expected a key in double quotes");
-            }
-            let line = self.line();
-            let key = self.string()?;
-            self.ws();
-            if !self.eat(b':') {
-                return self.err("expected \":\"");
-            }
-            self.ws();
-            let value = self.value(depth + 1)?;
-            members.push((key, value, line));
-            self.ws();
-            if self.eat(b',') {
-                continue;
-            }
-            if self.eat(b'}') {
-                return Ok(Value::Object(members));
-            }
-            return self.err("expected \",\" or \"}\"");
-        }
-    }
-
-    fn array(&mut self, depth: usize) -> Result<Value, FormatError> {
-        self.pos += 1;
-        let mut items = Vec::new();
-        self.ws();
-        if self.eat(b']') {
-            return Ok(Value::Array(items));
-        }
-        loop {
-            self.ws();
-            let line = self.line();
-            items.push((self.value(depth + 1)?, line));
-            self.ws();
-            if self.eat(b',') {
-                continue;
-            }
-            if self.eat(b']') {
-                return Ok(Value::Array(items));
-            }
-            return self.err("expected \",\" or \"]\"");
-        }
-    }
-
-    fn number(&mut self) -> Result<Value, FormatError> {
-        let start = self.pos;
-        self.eat(b'-');
-        let digits = |p: &mut Self| {
-            let s = p.pos;
-            while let Some(b'0'..=b'9') = p.bytes.get(p.pos) {
-                p.pos += 1;
-            }
-            p.pos > s
-        };
-        if !digits(self) {
-            return self.err("expected a digit");
-        }
-        if self.eat(b'.') && !digits(self) {
-            return self.err("expected a digit after \".\"");
-        }
-        if matches!(self.bytes.get(self.pos), Some(b'e' | b'E')) {
-            self.pos += 1;
-            if !self.eat(b'+') {
-                self.eat(b'-');
-            }
-            if !digits(self) {
-                return self.err("expected a digit in the exponent");
-            }
-        }
-        Ok(Value::Number(
-            String::from_utf8_lossy(&self.bytes[start..self.pos]).into_owned(),
-        ))
-    }
-
-    fn string(&mut self) -> Result<String, FormatError> {
-        self.pos += 1;
-        let mut out: Vec<u8> = Vec::new();
-        loop {
-            match self.bytes.get(self.pos) {
-                None => return self.err("expected '\"' to close the string"),
-                Some(b'"') => {
-                    self.pos += 1;
-                    break;
-                }
-                Some(b'\\') => {
-                    self.pos += 1;
-                    let c = match self.bytes.get(self.pos) {
-                        Some(b'"') => '"',
-                        Some(b'\\') => '\\',
-                        Some(b'/') => '/',
-                        Some(b'b') => '\u{8}',
-                        Some(b'f') => '\u{c}',
-                        Some(b'n') => '\n',
-                        Some(b'r') => '\r',
-                        Some(b't') => '\t',
-                        Some(b'u') => {
-                            self.pos += 1;
-                            let c = self.unicode_escape()?;
-                            let mut buf = [0u8; 4];
-                            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                            continue;
-                        }
-                        _ => return self.err("expected an escape such as \\n or \\u0041"),
-                    };
-                    self.pos += 1;
-                    let mut buf = [0u8; 4];
-                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                }
-                Some(&b) if b < 0x20 => {
-                    return self.err("expected '\"' before the end of the line");
-                }
-                Some(&b) => {
-                    out.push(b);
-                    self.pos += 1;
-                }
-            }
-        }
-        Ok(String::from_utf8_lossy(&out).into_owned())
-    }
-
-    /// After `\u`: four hex digits, and a low surrogate after a high one.
-    fn unicode_escape(&mut self) -> Result<char, FormatError> {
-        let hex4 = |p: &mut Self| -> Option<u32> {
-            let s = p.bytes.get(p.pos..p.pos + 4)?;
-            let v = u32::from_str_radix(std::str::from_utf8(s).ok()?, 16).ok()?;
-            p.pos += 4;
-            Some(v)
-        };
-        let Some(hi) = hex4(self) else {
-            return self.err("expected four hex digits after \\u");
-        };
-        let code = if (0xD800..0xDC00).contains(&hi) {
-            if !(self.eat(b'\\') && self.eat(b'u')) {
-                return self.err("expected a \\u low surrogate");
-            }
-            match hex4(self) {
-                Some(lo) if (0xDC00..0xE000).contains(&lo) => {
-                    0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
-                }
-                _ => return self.err("expected a \\u low surrogate"),
-            }
-        } else {
-            hi
-        };
-        match char::from_u32(code) {
-            Some(c) => Ok(c),
-            None => self.err("expected a valid \\u escape"),
-        }
+        w => w.replace('`', "\""),
+    };
+    // serde_json's column is the byte it stopped at (1-based); name it.
+    let at = text
+        .lines()
+        .nth(line.saturating_sub(1))
+        .and_then(|l| l.get(col.saturating_sub(1)..))
+        .and_then(|rest| rest.chars().next());
+    let found = match at {
+        None => "the end of the line".to_string(),
+        Some('"') => "a string".to_string(),
+        Some(c) => format!("'{c}'"),
+    };
+    FormatError::Syntax {
+        line,
+        col: Some(col),
+        message: format!("{expected}, found {found}"),
     }
 }
 
@@ -433,5 +288,69 @@ mod tests {
                 found: vec!["dev".into()]
             })
         );
+    }
+
+    #[test]
+    fn duplicate_keys_stay_in_order_and_numbers_as_written() {
+        let text = "{\"uwsgi\": {\"env\": \"A=1\", \"limit\": 1.50,\n\"env\": \"B=2\", \
+                    \"big\": 123456789012345678901234567890, \"e\": -1E+3},\n\
+                    \"uwsgi\": {\"env\": \"C=3\"}}";
+        assert_eq!(
+            kv(&parse(text, "uwsgi").expect("valid")),
+            vec![
+                ("env", Some("A=1"), 1),
+                ("limit", Some("1.50"), 1),
+                ("env", Some("B=2"), 2),
+                ("big", Some("123456789012345678901234567890"), 2),
+                ("e", Some("-1E+3"), 2),
+                ("env", Some("C=3"), 3),
+            ]
+        );
+    }
+
+    /// serde_json skips a `RawValue` without recursion, and this reader
+    /// descends three levels only: deep nesting is an error, not a crash.
+    #[test]
+    fn deep_nesting_fails_cleanly_not_a_crash() {
+        let open = format!("{{\"uwsgi\": {{\"a\": {}", "[".repeat(100_000));
+        assert_eq!(
+            parse(&open, "uwsgi"),
+            Err(FormatError::Syntax {
+                line: 1,
+                col: Some(open.len()),
+                message: "expected more, found the end of the file".into()
+            })
+        );
+        let closed = format!("{open}{}}}}}", "]".repeat(100_000));
+        assert_eq!(
+            parse(&closed, "uwsgi"),
+            Err(FormatError::at(
+                1,
+                "expected a string, number, boolean or array of them for \"a\", found an array"
+            ))
+        );
+    }
+
+    #[test]
+    fn what_rfc_8259_forbids_is_refused() {
+        for bad in [
+            "{\"uwsgi\": {\"a\": 01}}",
+            "{\"uwsgi\": {\"a\": \"\\x\"}}",
+            "{\"uwsgi\": {\"a\": \"\\ud800\"}}",
+            "{\"uwsgi\": {\"a\": 'x'}}",
+            "{\"uwsgi\": {\"a\": \"tab\there\"}}",
+        ] {
+            assert!(
+                matches!(
+                    parse(bad, "uwsgi"),
+                    Err(FormatError::Syntax {
+                        line: 1,
+                        col: Some(_),
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
     }
 }

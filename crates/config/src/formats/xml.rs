@@ -3,332 +3,201 @@
 //! child elements are options, one per element, repeated for lists;
 //! `<master/>` is a key without a value (true).
 //!
-//! The parser is a small well-formedness checker, not a general XML library:
-//! elements, attributes, text, comments, CDATA, the prolog and a DOCTYPE
-//! without an internal subset; the five named entities and `&#N;`/`&#xN;`.
+//! Well-formedness is `roxmltree`'s (strict XML 1.0: names, attribute values,
+//! character references, comments); this file adds uWSGI's rules on top and
+//! turns the parser's errors into messages with the line and column.
+
+use roxmltree::{Document, Node, ParsingOptions, TextPos};
 
 use super::{Entry, FormatError, note_section};
 
 /// Deepest element nesting accepted; a config needs two levels (three with a
-/// wrapper around several `<uwsgi id=...>` elements). The parser recurses once
-/// per level, so the limit is what keeps a hostile file off the stack's end.
+/// wrapper around several `<uwsgi id=...>` elements). roxmltree parses
+/// without recursion and has no depth limit of its own (only `u32::MAX`), and
+/// this reader walks the tree without recursion too; the limit keeps a
+/// hostile file from being taken for a config.
 const MAX_DEPTH: usize = 64;
 
-/// An element, with what the config needs of it.
-#[derive(Debug)]
-struct Element {
-    name: String,
-    attrs: Vec<(String, String)>,
-    children: Vec<Element>,
-    /// The element's own text (CDATA included), children's text excluded.
-    text: String,
-    line: usize,
-}
-
-impl Element {
-    fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
+/// Most nodes (elements, text, comments) a config may hold: far more than any
+/// config has, and a bound on the memory a hostile file costs.
+const MAX_NODES: u32 = 1_000_000;
 
 pub(super) fn parse(text: &str, id: Option<&str>) -> Result<Vec<Entry>, FormatError> {
-    let root = Parser::new(text).document()?;
+    let options = ParsingOptions {
+        // A DOCTYPE is allowed (uWSGI's libxml2 reads one); roxmltree bounds
+        // entity expansion itself.
+        allow_dtd: true,
+        nodes_limit: MAX_NODES,
+        ..ParsingOptions::default()
+    };
+    let doc = Document::parse_with_options(text, options).map_err(|e| syntax(text, &e))?;
+    let root = doc.root_element();
     let mut candidates = Vec::new();
-    collect_uwsgi(&root, &mut candidates);
+    // Depth of each element by node index; parents come before children in
+    // document order, so one pass without recursion fills it.
+    let mut depth_of = vec![0usize; doc.descendants().len()];
+    for node in root.descendants().filter(Node::is_element) {
+        let parent = node
+            .parent_element()
+            .and_then(|p| depth_of.get(p.id().get() as usize).copied())
+            .unwrap_or(0);
+        let depth = parent + 1;
+        if let Some(slot) = depth_of.get_mut(node.id().get() as usize) {
+            *slot = depth;
+        }
+        if depth > MAX_DEPTH {
+            let pos = doc.text_pos_at(node.range().start);
+            return Err(FormatError::Syntax {
+                line: pos.row as usize,
+                col: Some(pos.col as usize),
+                message: format!("expected at most {MAX_DEPTH} levels of nested elements"),
+            });
+        }
+        // Every `<uwsgi>` element in document order, not looking inside one.
+        if node.has_tag_name("uwsgi") && !node.ancestors().skip(1).any(|a| a.has_tag_name("uwsgi"))
+        {
+            candidates.push(node);
+        }
+    }
     let chosen = match id {
         None => candidates.first().copied(),
         Some(id) => candidates
             .iter()
             .copied()
-            .find(|e| e.attr("id") == Some(id)),
+            .find(|e| e.attribute("id") == Some(id)),
     };
     let Some(uwsgi) = chosen else {
         let mut found = Vec::new();
         for c in &candidates {
-            if let Some(id) = c.attr("id") {
+            if let Some(id) = c.attribute("id") {
                 note_section(&mut found, id);
             }
         }
         if id.is_none() {
             return Err(FormatError::at(
-                root.line,
-                format!("expected a <uwsgi> element, found <{}>", root.name),
+                line_of(&doc, root),
+                format!("expected a <uwsgi> element, found <{}>", name_of(root)),
             ));
         }
         return Err(FormatError::NoSection { found });
     };
     uwsgi
-        .children
-        .iter()
+        .children()
+        .filter(Node::is_element)
         .map(|option| {
-            if let Some(inner) = option.children.first() {
+            if let Some(inner) = option.children().find(Node::is_element) {
                 return Err(FormatError::at(
-                    inner.line,
+                    line_of(&doc, inner),
                     format!(
                         "expected text inside <{}>, found the element <{}>",
-                        option.name, inner.name
+                        name_of(option),
+                        name_of(inner)
                     ),
                 ));
             }
-            let value = option.text.trim();
+            // The element's own text (CDATA included; comments are not text).
+            let text: String = option
+                .children()
+                .filter(Node::is_text)
+                .filter_map(|c| c.text())
+                .collect();
+            let value = text.trim();
             Ok(Entry::new(
-                option.name.clone(),
+                name_of(option),
                 (!value.is_empty()).then(|| value.to_string()),
-                option.line,
+                line_of(&doc, option),
             ))
         })
         .collect()
 }
 
-/// Every `<uwsgi>` element, depth first in document order.
-fn collect_uwsgi<'a>(e: &'a Element, out: &mut Vec<&'a Element>) {
-    if e.name == "uwsgi" {
-        out.push(e);
-        return;
-    }
-    for c in &e.children {
-        collect_uwsgi(c, out);
+/// An element's name as written (`prefix:local` keeps only the local part in
+/// roxmltree; configs have no namespaces).
+fn name_of(node: Node<'_, '_>) -> String {
+    node.tag_name().name().to_string()
+}
+
+/// The 1-based line a node starts on.
+fn line_of(doc: &Document<'_>, node: Node<'_, '_>) -> usize {
+    doc.text_pos_at(node.range().start).row as usize
+}
+
+/// A parser error as a message with the line and column it names.
+fn syntax(text: &str, e: &roxmltree::Error) -> FormatError {
+    use roxmltree::Error as E;
+    let pos = e.pos();
+    let message = match e {
+        E::UnexpectedCloseTag(expected, actual, _) => {
+            format!("expected </{expected}>, found </{actual}>")
+        }
+        E::UnclosedRootNode | E::UnexpectedEndOfStream => {
+            // The parser gives no position: the end of the file is where it stopped.
+            let end = end_pos(text);
+            return FormatError::Syntax {
+                line: end.row as usize,
+                col: Some(end.col as usize),
+                message: "expected a closing tag, found the end of the file".into(),
+            };
+        }
+        E::NoRootNode => {
+            return FormatError::at(1, "expected the <uwsgi> element, found none");
+        }
+        E::UnknownEntityReference(name, _) => {
+            format!("expected an entity such as &amp; or &#60;, found \"&{name};\"")
+        }
+        E::MalformedEntityReference(_) => {
+            "expected an entity such as &amp; or &#60; after \"&\"".into()
+        }
+        E::InvalidAttributeValue(_) => {
+            "expected an attribute value without \"<\" (write &lt;)".into()
+        }
+        E::InvalidChar(b'"' | b'\'', b'<', _) => {
+            "expected an attribute value without \"<\" (write &lt;)".into()
+        }
+        E::InvalidChar(expected, actual, _) => format!(
+            "expected \"{}\", found \"{}\"",
+            char::from(*expected),
+            char::from(*actual)
+        ),
+        E::InvalidChar2(expected, actual, _) => {
+            format!("expected {expected}, found \"{}\"", char::from(*actual))
+        }
+        E::InvalidName(_) => "expected a valid XML name".into(),
+        E::NonXmlChar(c, _) => format!("expected an XML character, found {c:?}"),
+        E::UnknownToken(_) => format!(
+            "expected an element, a comment or the end of the file, found \"{}\"",
+            first_token(text_at(text, pos))
+        ),
+        E::NodesLimitReached => {
+            return FormatError::at(1, format!("expected at most {MAX_NODES} nodes"));
+        }
+        other => {
+            // roxmltree's own words, without its " at L:C" (given apart).
+            let full = other.to_string();
+            let suffix = format!(" at {pos}");
+            full.replace(&suffix, "")
+        }
+    };
+    FormatError::Syntax {
+        line: pos.row as usize,
+        col: Some(pos.col as usize),
+        message,
     }
 }
 
-struct Parser<'a> {
-    rest: &'a str,
-    line: usize,
-}
-
-impl<'a> Parser<'a> {
-    fn new(text: &'a str) -> Self {
-        Parser {
-            rest: text,
-            line: 1,
-        }
-    }
-
-    fn err<T>(&self, message: impl Into<String>) -> Result<T, FormatError> {
-        Err(FormatError::at(self.line, message))
-    }
-
-    fn advance(&mut self, n: usize) -> &'a str {
-        let (taken, rest) = self.rest.split_at(n);
-        self.line += taken.matches('\n').count();
-        self.rest = rest;
-        taken
-    }
-
-    fn skip_ws(&mut self) {
-        let n = self.rest.len() - self.rest.trim_start().len();
-        self.advance(n);
-    }
-
-    /// Consume up to and including `end`; return what came before it.
-    fn until(&mut self, end: &str, what: &str) -> Result<&'a str, FormatError> {
-        match self.rest.find(end) {
-            Some(i) => {
-                let body = self.advance(i);
-                self.advance(end.len());
-                Ok(body)
-            }
-            None => self.err(format!(
-                "expected \"{end}\" to close {what}, found the end of the file"
-            )),
-        }
-    }
-
-    /// Skip a comment, processing instruction or DOCTYPE if one starts here.
-    fn skip_misc(&mut self) -> Result<bool, FormatError> {
-        if self.rest.starts_with("<!--") {
-            self.advance(4);
-            self.until("-->", "the comment")?;
-        } else if self.rest.starts_with("<?") {
-            self.until("?>", "the processing instruction")?;
-        } else if self.rest.starts_with("<!DOCTYPE") || self.rest.starts_with("<!doctype") {
-            self.until(">", "the DOCTYPE")?;
-        } else {
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    fn document(&mut self) -> Result<Element, FormatError> {
-        loop {
-            self.skip_ws();
-            if !self.skip_misc()? {
-                break;
-            }
-        }
-        if !self.rest.starts_with('<') {
-            return match self.rest.chars().next() {
-                None => self.err("expected the <uwsgi> element, found an empty file"),
-                Some(c) => self.err(format!("expected the <uwsgi> element, found \"{c}\"")),
-            };
-        }
-        let root = self.element(1)?;
-        loop {
-            self.skip_ws();
-            if self.rest.is_empty() {
-                return Ok(root);
-            }
-            if !self.skip_misc()? {
-                return self.err(format!(
-                    "expected the end of the file after </{}>, found \"{}\"",
-                    root.name,
-                    first_token(self.rest)
-                ));
-            }
-        }
-    }
-
-    fn name(&mut self) -> Result<String, FormatError> {
-        let n = self
-            .rest
-            .find(|c: char| c.is_whitespace() || matches!(c, '/' | '>' | '=' | '<'))
-            .unwrap_or(self.rest.len());
-        if n == 0 {
-            return self.err(format!(
-                "expected a name, found \"{}\"",
-                first_token(self.rest)
-            ));
-        }
-        Ok(self.advance(n).to_string())
-    }
-
-    /// An element at nesting level `depth` (the root is 1); `self.rest` starts with `<`.
-    fn element(&mut self, depth: usize) -> Result<Element, FormatError> {
-        if depth > MAX_DEPTH {
-            return self.err(format!(
-                "expected at most {MAX_DEPTH} levels of nested elements"
-            ));
-        }
-        let line = self.line;
-        self.advance(1);
-        let name = self.name()?;
-        let mut element = Element {
-            name,
-            attrs: Vec::new(),
-            children: Vec::new(),
-            text: String::new(),
-            line,
-        };
-        loop {
-            self.skip_ws();
-            if self.rest.starts_with("/>") {
-                self.advance(2);
-                return Ok(element);
-            }
-            if self.rest.starts_with('>') {
-                self.advance(1);
-                break;
-            }
-            if self.rest.is_empty() {
-                return self.err(format!(
-                    "expected \">\" to end <{}>, found the end of the file",
-                    element.name
-                ));
-            }
-            let attr = self.name()?;
-            self.skip_ws();
-            if !self.rest.starts_with('=') {
-                return self.err(format!("expected \"=\" after the attribute {attr}"));
-            }
-            self.advance(1);
-            self.skip_ws();
-            let quote = match self.rest.chars().next() {
-                Some(q @ ('"' | '\'')) => q,
-                _ => return self.err(format!("expected a quoted value for the attribute {attr}")),
-            };
-            self.advance(1);
-            let raw = self.until(&quote.to_string(), "the attribute value")?;
-            let value = self.decode(raw)?;
-            element.attrs.push((attr, value));
-        }
-        self.content(&mut element, depth)?;
-        Ok(element)
-    }
-
-    /// Text, children and the closing tag of `element`.
-    fn content(&mut self, element: &mut Element, depth: usize) -> Result<(), FormatError> {
-        loop {
-            let text_end = self.rest.find('<').unwrap_or(self.rest.len());
-            let raw = self.advance(text_end);
-            element.text.push_str(&self.decode(raw)?);
-            if self.rest.is_empty() {
-                return self.err(format!(
-                    "expected </{}>, found the end of the file",
-                    element.name
-                ));
-            }
-            if self.rest.starts_with("</") {
-                self.advance(2);
-                let close = self.name()?;
-                self.skip_ws();
-                if close != element.name {
-                    return self.err(format!("expected </{}>, found </{close}>", element.name));
-                }
-                if !self.rest.starts_with('>') {
-                    return self.err(format!("expected \">\" to end </{close}>"));
-                }
-                self.advance(1);
-                return Ok(());
-            }
-            if self.rest.starts_with("<![CDATA[") {
-                self.advance(9);
-                let data = self.until("]]>", "the CDATA section")?;
-                element.text.push_str(data);
-                continue;
-            }
-            if self.skip_misc()? {
-                continue;
-            }
-            let child = self.element(depth + 1)?;
-            element.children.push(child);
-        }
-    }
-
-    /// Replace entity references in `raw`.
-    fn decode(&self, raw: &str) -> Result<String, FormatError> {
-        if !raw.contains('&') {
-            return Ok(raw.to_string());
-        }
-        let mut out = String::with_capacity(raw.len());
-        let mut rest = raw;
-        while let Some(i) = rest.find('&') {
-            out.push_str(&rest[..i]);
-            let after = &rest[i + 1..];
-            let end = after.find(';').filter(|&e| e <= 10);
-            let decoded = end.and_then(|e| match &after[..e] {
-                "amp" => Some('&'),
-                "lt" => Some('<'),
-                "gt" => Some('>'),
-                "quot" => Some('"'),
-                "apos" => Some('\''),
-                num => {
-                    let code = if let Some(hex) = num.strip_prefix("#x") {
-                        u32::from_str_radix(hex, 16).ok()
-                    } else {
-                        num.strip_prefix('#').and_then(|d| d.parse().ok())
-                    };
-                    code.and_then(char::from_u32)
-                }
-            });
-            match (decoded, end) {
-                (Some(c), Some(e)) => {
-                    out.push(c);
-                    rest = &after[e + 1..];
-                }
-                _ => {
-                    return self.err(format!(
-                        "expected an entity such as &amp; or &#60;, found \"&{}\"",
-                        first_token(after)
-                    ));
-                }
-            }
-        }
-        out.push_str(rest);
-        Ok(out)
-    }
+/// The text from `pos` on (roxmltree counts columns in characters).
+fn text_at(text: &str, pos: TextPos) -> &str {
+    let Some(line) = text
+        .split_inclusive('\n')
+        .nth((pos.row as usize).saturating_sub(1))
+    else {
+        return "";
+    };
+    let skip = (pos.col as usize).saturating_sub(1);
+    line.char_indices()
+        .nth(skip)
+        .and_then(|(i, _)| line.get(i..))
+        .unwrap_or("")
 }
 
 /// The start of `s`, for messages.
@@ -339,6 +208,16 @@ fn first_token(s: &str) -> String {
         .chars()
         .take(20)
         .collect()
+}
+
+/// The position just past the last character of `text`.
+fn end_pos(text: &str) -> TextPos {
+    let row = text.matches('\n').count() + 1;
+    let last = text.rsplit('\n').next().unwrap_or("");
+    TextPos::new(
+        u32::try_from(row).unwrap_or(u32::MAX),
+        u32::try_from(last.chars().count() + 1).unwrap_or(u32::MAX),
+    )
 }
 
 #[cfg(test)]
@@ -383,12 +262,20 @@ mod tests {
         );
     }
 
+    fn err(line: usize, col: usize, message: &str) -> Result<Vec<Entry>, FormatError> {
+        Err(FormatError::Syntax {
+            line,
+            col: Some(col),
+            message: message.into(),
+        })
+    }
+
     #[test]
     fn a_mismatched_close_tag_names_both_tags_and_the_line() {
         let text = "<uwsgi>\n  <master/>\n  <processes>4</uwsgi>\n";
         assert_eq!(
             parse(text, None),
-            Err(FormatError::at(3, "expected </processes>, found </uwsgi>"))
+            err(3, 15, "expected </processes>, found </uwsgi>")
         );
     }
 
@@ -396,10 +283,7 @@ mod tests {
     fn an_unclosed_root_is_reported_at_the_end() {
         assert_eq!(
             parse("<uwsgi>\n<master/>\n", None),
-            Err(FormatError::at(
-                3,
-                "expected </uwsgi>, found the end of the file"
-            ))
+            err(3, 1, "expected a closing tag, found the end of the file")
         );
     }
 
@@ -407,11 +291,10 @@ mod tests {
     fn nested_elements_in_an_option_and_a_wrong_root_are_errors() {
         assert_eq!(
             parse("<uwsgi><socket><a/></socket></uwsgi>", None),
-            Err(FormatError::Syntax {
-                line: 1,
-                col: None,
-                message: "expected text inside <socket>, found the element <a>".into()
-            })
+            Err(FormatError::at(
+                1,
+                "expected text inside <socket>, found the element <a>"
+            ))
         );
         assert_eq!(
             parse("<config/>", None),
@@ -422,38 +305,93 @@ mod tests {
         );
         assert_eq!(
             parse("<uwsgi></uwsgi>junk", None),
-            Err(FormatError::Syntax {
-                line: 1,
-                col: None,
-                message: "expected the end of the file after </uwsgi>, found \"junk\"".into()
-            })
+            err(
+                1,
+                16,
+                "expected an element, a comment or the end of the file, found \"junk\""
+            )
         );
         assert_eq!(
             parse("<uwsgi><env>a &nbsp; b</env></uwsgi>", None),
+            err(
+                1,
+                15,
+                "expected an entity such as &amp; or &#60;, found \"&nbsp;\""
+            )
+        );
+    }
+
+    /// What the old hand-written checker let through, and XML refuses.
+    #[test]
+    fn what_xml_forbids_is_refused_with_line_and_column() {
+        assert_eq!(
+            parse("<uwsgi id=\"a<b\">\n<master/></uwsgi>", None),
+            err(
+                1,
+                13,
+                "expected an attribute value without \"<\" (write &lt;)"
+            )
+        );
+        assert!(matches!(
+            parse("<uwsgi>\n<env>a&#0;b</env></uwsgi>", None),
+            Err(FormatError::Syntax { line: 2, col: Some(_), message })
+                if message.contains("XML character") || message.contains("entity")
+        ));
+        assert!(matches!(
+            parse("<uwsgi>\n<1socket>x</1socket></uwsgi>", None),
             Err(FormatError::Syntax {
-                line: 1,
-                col: None,
-                message: "expected an entity such as &amp; or &#60;, found \"&nbsp;\"".into()
+                line: 2,
+                col: Some(2),
+                ..
             })
+        ));
+        assert!(matches!(
+            parse("<uwsgi>\n<env>a</env><env x=1>b</env></uwsgi>", None),
+            Err(FormatError::Syntax { line: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn cdata_and_comments_inside_an_option_give_the_text_alone() {
+        let text = "<uwsgi><env><!-- c --><![CDATA[A=<b>]]></env></uwsgi>";
+        assert_eq!(
+            kv(&parse(text, None).expect("valid")),
+            vec![("env", Some("A=<b>"), 1)]
         );
     }
 
     #[test]
     fn nesting_deeper_than_the_limit_fails_with_the_line_and_the_limit() {
-        let deep = |levels: usize| {
+        let deep = |levels: usize, closed: bool| {
             let mut text = String::from("<uwsgi>\n");
             for _ in 1..levels {
                 text.push_str("<a>\n");
             }
+            if closed {
+                for _ in 1..levels {
+                    text.push_str("</a>");
+                }
+                text.push_str("</uwsgi>");
+            }
             text
         };
-        // 20,000 levels used to overflow the stack (SIGABRT).
+        // 20,000 levels used to overflow the stack (SIGABRT); a test thread's
+        // stack (2 MiB) shows any recursion per level.
         assert_eq!(
-            parse(&deep(20_000), None),
-            Err(FormatError::at(
+            parse(&deep(20_000, true), None),
+            err(
                 MAX_DEPTH + 1,
+                1,
                 "expected at most 64 levels of nested elements"
-            ))
+            )
+        );
+        assert_eq!(
+            parse(&deep(20_000, false), None),
+            err(
+                20_001,
+                1,
+                "expected a closing tag, found the end of the file"
+            )
         );
         let mut ok = String::from("<x>");
         // <x> at level 1, <y> at 2..=62, <uwsgi> at 63, <master/> at 64.

@@ -323,6 +323,7 @@ pub fn set_log_date(format: Option<&str>) {
         }
     });
     let _ = LOG_DATE.set(value);
+    portico_log::set_prefix(date_prefix);
 }
 
 fn date_prefix(line: &mut Vec<u8>) {
@@ -347,14 +348,6 @@ pub fn write_log_line(args: std::fmt::Arguments<'_>) {
     let _ = line.write_fmt(args);
     line.push(b'\n');
     let _ = std::io::stderr().write_all(&line);
-}
-
-/// `eprintln!`, but one write per line: see [`write_log_line`].
-#[macro_export]
-macro_rules! logln {
-    ($($arg:tt)*) => {
-        $crate::write_log_line(format_args!($($arg)*))
-    };
 }
 
 #[cfg(test)]

@@ -204,14 +204,7 @@ pub(crate) fn escape_html(out: &mut Vec<u8>, text: &[u8]) {
 /// Percent-escape all but the unreserved characters, upper-case hex
 /// (`ngx_escape_uri(NGX_ESCAPE_URI_COMPONENT)`, as observed).
 fn escape_uri_component(out: &mut Vec<u8>, text: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in text {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b);
-        } else {
-            out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
-        }
-    }
+    portico_proto::percent::percent_encode_into(out, text, portico_proto::percent::URI_COMPONENT);
 }
 
 /// UTC calendar fields of a Unix time: (year, month 1-12, day, hour, minute).

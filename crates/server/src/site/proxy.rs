@@ -80,30 +80,7 @@ pub(crate) fn upstream_uri(f: &UriFacts<'_>) -> Vec<u8> {
 /// 0x7e, space, `"`, `#`, `%`, `<`, `>`, `?`, `\`, `^`, `` ` ``, `{`, `|`, `}`
 /// become `%XX` (upper-case hex).
 pub(crate) fn escape_uri(src: &[u8], out: &mut Vec<u8>) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in src {
-        let escaped = !(0x20..0x7f).contains(&b)
-            || matches!(
-                b,
-                b' ' | b'"'
-                    | b'#'
-                    | b'%'
-                    | b'<'
-                    | b'>'
-                    | b'?'
-                    | b'\\'
-                    | b'^'
-                    | b'`'
-                    | b'{'
-                    | b'|'
-                    | b'}'
-            );
-        if escaped {
-            out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
-        } else {
-            out.push(b);
-        }
-    }
+    portico_proto::percent::percent_encode_into(out, src, portico_proto::percent::NGINX_ESCAPE_URI);
 }
 
 /// How the request body goes upstream (the framing nginx re-makes).

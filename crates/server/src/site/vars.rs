@@ -545,14 +545,8 @@ fn local_time(t: SystemTime, form: TimeForm, out: &mut Vec<u8>) {
 fn hostname() -> &'static [u8] {
     static NAME: OnceLock<Vec<u8>> = OnceLock::new();
     NAME.get_or_init(|| {
-        let mut buf = [0u8; 256];
-        // SAFETY: gethostname writes at most buf.len() bytes into buf.
-        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-        if rc != 0 {
-            return Vec::new();
-        }
-        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        buf[..end].to_vec()
+        use std::os::unix::ffi::OsStringExt;
+        nix::unistd::gethostname().map_or_else(|_| Vec::new(), OsStringExt::into_vec)
     })
 }
 

@@ -52,19 +52,19 @@ impl Master<'_> {
         }
         let Some(path) = touched else { return };
         let Some(log) = &self.options.log_file else {
-            portico_server::logln!(
+            portico_log::logln!(
                 "*** {} has been touched... but there is no log file to reopen ***",
                 path.display()
             );
             return;
         };
         match crate::daemon::redirect_output(log) {
-            Ok(()) => portico_server::logln!(
+            Ok(()) => portico_log::logln!(
                 "*** {} has been touched... reopening log {} ***",
                 path.display(),
                 log.display()
             ),
-            Err(e) => portico_server::logln!("cannot reopen the log: {e}"),
+            Err(e) => portico_log::logln!("cannot reopen the log: {e}"),
         }
         self.signal_workers(libc::SIGUSR2);
     }
@@ -77,9 +77,9 @@ impl Master<'_> {
         if let Some(log) = &self.options.log_file
             && let Err(e) = crate::daemon::redirect_output(log)
         {
-            portico_server::logln!("cannot reopen the log {}: {e}", log.display());
+            portico_log::logln!("cannot reopen the log {}: {e}", log.display());
         }
-        portico_server::logln!("signal SIGUSR1 received, reopening logs");
+        portico_log::logln!("signal SIGUSR1 received, reopening logs");
         if let Some(super::ReopenHook(hook)) = &self.options.on_reopen {
             hook();
         }
@@ -108,7 +108,7 @@ impl Master<'_> {
             if current != *seen {
                 *seen = current;
                 if current.is_some() {
-                    portico_server::logln!(
+                    portico_log::logln!(
                         "*** {} has been touched... grace them all !!! ***",
                         path.display()
                     );
@@ -142,11 +142,11 @@ impl Master<'_> {
             let when = ctime_now();
             let core_slot = self.board.core(wid, core);
             let started = core_slot.started_us.load(Ordering::Acquire) / 1_000_000;
-            portico_server::logln!(
+            portico_log::logln!(
                 "{when} - *** HARAKIRI ON WORKER {wid} (pid: {pid}, try: {tries}, graceful: no) ***"
             );
-            portico_server::logln!("{when} - HARAKIRI !!! worker {wid} status !!!");
-            portico_server::logln!(
+            portico_log::logln!("{when} - HARAKIRI !!! worker {wid} status !!!");
+            portico_log::logln!(
                 "{when} - HARAKIRI [core {core}] - {} since {started}",
                 core_slot.text()
             );
@@ -155,7 +155,7 @@ impl Master<'_> {
                     let c = self.board.core(wid, other);
                     let since = c.started_us.load(Ordering::Acquire);
                     if since != 0 && other != core {
-                        portico_server::logln!(
+                        portico_log::logln!(
                             "{when} - HARAKIRI [core {other}] - {} since {}",
                             c.text(),
                             since / 1_000_000
@@ -163,8 +163,8 @@ impl Master<'_> {
                     }
                 }
             }
-            portico_server::logln!("{when} - HARAKIRI !!! end of worker {wid} status !!!");
-            portico_server::logln!("{when} - HARAKIRI triggered by worker {wid} core {core} !!!");
+            portico_log::logln!("{when} - HARAKIRI !!! end of worker {wid} status !!!");
+            portico_log::logln!("{when} - HARAKIRI triggered by worker {wid} core {core} !!!");
             for c in 0..self.board.cores() {
                 self.board
                     .core(wid, c)
@@ -189,7 +189,7 @@ impl Master<'_> {
                 .rss
                 .store(rss, Ordering::Relaxed);
             if rss > self.options.evil_reload_on_rss {
-                portico_server::logln!(
+                portico_log::logln!(
                     "*** EVIL RELOAD ON WORKER {} RSS: {rss} (pid: {pid}) ***",
                     index + 1
                 );

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -137,10 +137,7 @@ impl RetireNotice {
     fn read_all(fd: &OwnedFd) -> Vec<RetireNotice> {
         let mut out = Vec::new();
         let mut buf = [0u8; Self::SIZE];
-        // SAFETY: reads into our own buffer of the given size.
-        while unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), Self::SIZE) }
-            == Self::SIZE as isize
-        {
+        while nix::unistd::read(fd, &mut buf) == Ok(Self::SIZE) {
             let wid = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
             let pid = u32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
             out.push(RetireNotice { wid, pid });
@@ -177,7 +174,7 @@ struct Master<'a> {
     mode: Mode,
     notify_read: OwnedFd,
     notify_write: OwnedFd,
-    signalfd: OwnedFd,
+    signalfd: nix::sys::signalfd::SignalFd,
     touch_mtimes: Vec<Option<SystemTime>>,
     logreopen_mtimes: Vec<Option<SystemTime>>,
     master_pid: i32,
@@ -191,13 +188,8 @@ fn now_seconds() -> u64 {
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills the two descriptors we then own.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fresh descriptors from pipe2.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    use nix::fcntl::OFlag;
+    Ok(nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?)
 }
 
 /// Run the master until it stops or reloads. `fork` forks the process
@@ -245,7 +237,7 @@ pub fn run_master(
         last_tick: Instant::now(),
         ticks: 0,
     };
-    portico_server::logln!("spawned uWSGI master process (pid: {})", master.master_pid);
+    portico_log::logln!("spawned uWSGI master process (pid: {})", master.master_pid);
     for wid in 1..=master.options.processes {
         master.spawn(wid, false)?;
     }
@@ -257,12 +249,10 @@ impl Master<'_> {
         let slot = self.board.worker(wid);
         match (self.fork)()? {
             Forked::Child => {
-                // SAFETY: the child exits with _exit below and never returns.
-                unsafe {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    if libc::getppid() != self.master_pid {
-                        libc::_exit(1);
-                    }
+                let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+                if nix::unistd::getppid().as_raw() != self.master_pid {
+                    // SAFETY: leaving the orphaned child without running the master's destructors.
+                    unsafe { libc::_exit(1) }
                 }
                 if let Some(observer) = self.observer.as_mut() {
                     observer.close_in_child();
@@ -297,9 +287,9 @@ impl Master<'_> {
                 };
                 if respawn {
                     slot.respawns.fetch_add(1, Ordering::Relaxed);
-                    portico_server::logln!("Respawned uWSGI worker {wid} (new pid: {pid})");
+                    portico_log::logln!("Respawned uWSGI worker {wid} (new pid: {pid})");
                 } else {
-                    portico_server::logln!(
+                    portico_log::logln!(
                         "spawned uWSGI worker {wid} (pid: {pid}, cores: {})",
                         self.board.cores()
                     );
@@ -375,7 +365,7 @@ impl Master<'_> {
             slot.respawn_at = None;
             if let Some(pid) = slot.pid {
                 if graceful {
-                    portico_server::logln!("Gracefully killing worker {} (pid: {pid})...", i + 1);
+                    portico_log::logln!("Gracefully killing worker {} (pid: {pid})...", i + 1);
                 }
                 send(pid, signal);
             }
@@ -392,21 +382,19 @@ impl Master<'_> {
                 if let Some(ReloadCheck(check)) = &self.options.reload_check
                     && let Err(e) = check()
                 {
-                    portico_server::logln!("{e}");
-                    portico_server::logln!(
-                        "reload refused: the current configuration keeps serving"
-                    );
+                    portico_log::logln!("{e}");
+                    portico_log::logln!("reload refused: the current configuration keeps serving");
                     return Ok(());
                 }
-                portico_server::logln!("...gracefully killing workers...");
+                portico_log::logln!("...gracefully killing workers...");
                 self.begin_stop(MasterExit::Reload, true);
             }
             libc::SIGHUP | libc::SIGTERM => {
-                portico_server::logln!("SIGTERM received...gracefully killing workers...");
+                portico_log::logln!("SIGTERM received...gracefully killing workers...");
                 self.begin_stop(MasterExit::Stop(0), true);
             }
             libc::SIGINT | libc::SIGQUIT => {
-                portico_server::logln!("SIGINT/SIGQUIT received...killing workers...");
+                portico_log::logln!("SIGINT/SIGQUIT received...killing workers...");
                 self.begin_stop(MasterExit::Stop(0), false);
             }
             libc::SIGUSR1 if self.options.sigusr1_reopens => self.reopen_logs(),
@@ -422,7 +410,7 @@ impl Master<'_> {
             let slot = self.board.worker(wid);
             let requests = slot.requests.load(Ordering::Relaxed);
             total += requests;
-            portico_server::logln!(
+            portico_log::logln!(
                 "worker {wid} app 0 [] requests: {requests} exceptions: {} (pid: {}, respawns: {}, harakiri: {})",
                 slot.exceptions.load(Ordering::Relaxed),
                 slot.pid.load(Ordering::Relaxed),
@@ -430,7 +418,7 @@ impl Master<'_> {
                 slot.harakiri_count.load(Ordering::Relaxed),
             );
         }
-        portico_server::logln!("workers total requests: {total}");
+        portico_log::logln!("workers total requests: {total}");
     }
 
     fn reap(&mut self) -> io::Result<()> {
@@ -440,14 +428,18 @@ impl Master<'_> {
             self.on_retire(notice)?;
         }
         loop {
-            let mut status = 0;
-            // SAFETY: non-blocking wait for any child.
-            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-            if pid <= 0 {
-                return Ok(());
-            }
+            use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+            // (exit code, killing signal) of a child that ended.
+            let (pid, code, signal) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid.as_raw(), Some(code), None),
+                Ok(WaitStatus::Signaled(pid, signal, _)) => {
+                    (pid.as_raw(), None, Some(signal as i32))
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => return Ok(()),
+                Ok(_) => continue,
+            };
             if let Some((wid, _)) = self.retiring.remove(&pid) {
-                portico_server::logln!("worker {wid} killed successfully (pid: {pid})");
+                portico_log::logln!("worker {wid} killed successfully (pid: {pid})");
                 continue;
             }
             let Some(index) = self.slots.iter().position(|s| s.pid == Some(pid)) else {
@@ -459,27 +451,22 @@ impl Master<'_> {
             slot.pid.store(0, Ordering::Relaxed);
             slot.accepting.store(0, Ordering::Relaxed);
             if let Mode::Stopping { since, .. } = self.mode {
-                portico_server::logln!(
+                portico_log::logln!(
                     "worker {wid} buried after {} seconds",
                     since.elapsed().as_secs()
                 );
                 continue;
             }
-            let exited = libc::WIFEXITED(status);
-            let code = libc::WEXITSTATUS(status);
-            if exited && code == EXIT_APP_LOAD_FAILED {
-                portico_server::logln!(
+            if code == Some(EXIT_APP_LOAD_FAILED) {
+                portico_log::logln!(
                     "OOPS ! failed loading app in worker {wid} (pid {pid}) :( trying again..."
                 );
-            } else if libc::WIFSIGNALED(status) {
-                portico_server::logln!(
-                    "DAMN ! worker {wid} (pid: {pid}) died, killed by signal {} :( trying respawn ...",
-                    libc::WTERMSIG(status)
+            } else if let Some(signal) = signal {
+                portico_log::logln!(
+                    "DAMN ! worker {wid} (pid: {pid}) died, killed by signal {signal} :( trying respawn ..."
                 );
             } else {
-                portico_server::logln!(
-                    "DAMN ! worker {wid} (pid: {pid}) died :( trying respawn ..."
-                );
+                portico_log::logln!("DAMN ! worker {wid} (pid: {pid}) died :( trying respawn ...");
             }
             if self.options.supervise {
                 self.schedule_respawn(index);
@@ -497,7 +484,7 @@ impl Master<'_> {
             self.respawns.pop_front();
         }
         if self.respawns.len() >= self.options.processes.max(1) {
-            portico_server::logln!(
+            portico_log::logln!(
                 "worker respawning too fast !!! i have to sleep a bit ({} seconds)...",
                 FORKBOMB_DELAY.as_secs()
             );
@@ -533,7 +520,7 @@ impl Master<'_> {
         let now = Instant::now();
         for (pid, (wid, deadline)) in &self.retiring {
             if now > *deadline {
-                portico_server::logln!(
+                portico_log::logln!(
                     "worker {wid} (pid: {pid}) is taking too much time to die...NO MERCY !!!"
                 );
                 send(*pid, libc::SIGKILL);
@@ -575,7 +562,7 @@ impl Master<'_> {
                 }
                 if now > deadline {
                     for (wid, pid) in alive {
-                        portico_server::logln!(
+                        portico_log::logln!(
                             "worker {wid} (pid: {pid}) is taking too much time to die...NO MERCY !!!"
                         );
                         send(pid, libc::SIGKILL);

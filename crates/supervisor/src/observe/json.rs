@@ -1,10 +1,12 @@
-//! A minimal JSON tree and writer for the stats document: uWSGI's pretty
-//! layout (tabs, `"key":value`) or minified, with every string escaped
-//! (uWSGI 2.0 leaves `cwd`, `name` and friends unescaped).
+//! The stats document as a small ordered JSON tree, written by `serde_json`
+//! in uWSGI's pretty layout (tabs, `"key":value`, through [`UwsgiPretty`])
+//! or minified (serde_json's compact layout, which is uWSGI's). Every string
+//! is escaped (uWSGI 2.0 leaves `cwd`, `name` and friends unescaped).
 
-use std::fmt::Write;
+use std::io;
 
-use portico_server::json::{NonAscii, escape_json};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde_json::ser::{CompactFormatter, Formatter};
 
 /// A JSON value; objects keep their keys in insertion order.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,66 +32,124 @@ impl Json {
 
     /// The document as text: indented with tabs, or on one line if `minified`.
     pub(crate) fn render(&self, minified: bool) -> String {
-        let mut out = String::with_capacity(4096);
-        self.write(&mut out, if minified { None } else { Some(0) });
-        out
+        let mut out = Vec::with_capacity(4096);
+        let written = if minified {
+            self.serialize(&mut serde_json::Serializer::with_formatter(
+                &mut out,
+                CompactFormatter,
+            ))
+        } else {
+            self.serialize(&mut serde_json::Serializer::with_formatter(
+                &mut out,
+                UwsgiPretty::default(),
+            ))
+        };
+        // Writing to a Vec cannot fail, and the tree has only string keys.
+        debug_assert!(written.is_ok());
+        String::from_utf8(out).unwrap_or_default()
     }
+}
 
-    fn write(&self, out: &mut String, indent: Option<usize>) {
+impl Serialize for Json {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            Json::Int(n) => {
-                let _ = write!(out, "{n}");
-            }
-            Json::Str(s) => escape(out, s),
-            Json::Arr(items) if items.is_empty() => out.push_str("[]"),
-            Json::Obj(fields) if fields.is_empty() => out.push_str("{}"),
+            Json::Int(n) => s.serialize_i64(*n),
+            Json::Str(v) => s.serialize_str(v),
             Json::Arr(items) => {
-                out.push('[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    newline(out, indent.map(|d| d + 1));
-                    item.write(out, indent.map(|d| d + 1));
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
                 }
-                newline(out, indent);
-                out.push(']');
+                seq.end()
             }
             Json::Obj(fields) => {
-                out.push('{');
-                for (i, (key, value)) in fields.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    newline(out, indent.map(|d| d + 1));
-                    escape(out, key);
-                    out.push(':');
-                    value.write(out, indent.map(|d| d + 1));
+                let mut map = s.serialize_map(Some(fields.len()))?;
+                for (k, v) in fields {
+                    map.serialize_entry(k, v)?;
                 }
-                newline(out, indent);
-                out.push('}');
+                map.end()
             }
         }
     }
 }
 
-fn newline(out: &mut String, indent: Option<usize>) {
-    if let Some(depth) = indent {
-        out.push('\n');
+/// uWSGI's pretty layout: serde_json's `PrettyFormatter` with a tab for the
+/// indent and no space after the colon.
+#[derive(Debug, Default)]
+struct UwsgiPretty {
+    depth: usize,
+    has_value: bool,
+}
+
+impl UwsgiPretty {
+    fn newline<W: ?Sized + io::Write>(&self, w: &mut W, depth: usize) -> io::Result<()> {
+        w.write_all(b"\n")?;
         for _ in 0..depth {
-            out.push('\t');
+            w.write_all(b"\t")?;
         }
+        Ok(())
+    }
+
+    fn open<W: ?Sized + io::Write>(&mut self, w: &mut W, c: &[u8]) -> io::Result<()> {
+        self.depth += 1;
+        self.has_value = false;
+        w.write_all(c)
+    }
+
+    fn close<W: ?Sized + io::Write>(&mut self, w: &mut W, c: &[u8]) -> io::Result<()> {
+        self.depth = self.depth.saturating_sub(1);
+        if self.has_value {
+            self.newline(w, self.depth)?;
+        }
+        w.write_all(c)
+    }
+
+    fn item<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        if !first {
+            w.write_all(b",")?;
+        }
+        self.newline(w, self.depth)
     }
 }
 
-/// A JSON string literal for `s` (`portico_server::json`'s escaping).
-fn escape(out: &mut String, s: &str) {
-    let mut literal = Vec::with_capacity(s.len() + 2);
-    literal.push(b'"');
-    escape_json(&mut literal, s.as_bytes(), NonAscii::Utf8);
-    literal.push(b'"');
-    // ASCII escapes between the bytes of valid UTF-8: still valid UTF-8
-    out.push_str(&String::from_utf8_lossy(&literal));
+impl Formatter for UwsgiPretty {
+    fn begin_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.open(w, b"[")
+    }
+    fn end_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.close(w, b"]")
+    }
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.item(w, first)
+    }
+    fn end_array_value<W: ?Sized + io::Write>(&mut self, _w: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+    fn begin_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.open(w, b"{")
+    }
+    fn end_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.close(w, b"}")
+    }
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.item(w, first)
+    }
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        w.write_all(b":")
+    }
+    fn end_object_value<W: ?Sized + io::Write>(&mut self, _w: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -213,10 +213,10 @@ impl Observer {
             };
             match kind {
                 Kind::Stats { .. } => {
-                    portico_server::logln!("*** Stats server enabled on {shown} fd: {fd} ***")
+                    portico_log::logln!("*** Stats server enabled on {shown} fd: {fd} ***")
                 }
                 Kind::Metrics => {
-                    portico_server::logln!("*** Prometheus metrics enabled on {shown} fd: {fd} ***")
+                    portico_log::logln!("*** Prometheus metrics enabled on {shown} fd: {fd} ***")
                 }
             }
             endpoints.push(Endpoint { kind, listener });

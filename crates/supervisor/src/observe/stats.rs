@@ -31,8 +31,10 @@ pub(crate) struct Instance<'a> {
 /// The whole document.
 pub(crate) fn document(board: &Scoreboard, instance: &Instance<'_>) -> Json {
     let listen_queue = instance.queues.iter().copied().max().unwrap_or(0);
-    // SAFETY: getuid/getgid cannot fail and have no memory effects.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let (uid, gid) = (
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::getgid().as_raw(),
+    );
     let sockets = instance
         .sockets
         .iter()

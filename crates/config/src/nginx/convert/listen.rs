@@ -34,8 +34,7 @@ pub(super) fn addr_text(addr: &ListenAddr) -> String {
 
 /// The listen nginx gives a server without one: `*:80` as root, else `*:8000`.
 pub(super) fn default_listen() -> Listen {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = nix::unistd::geteuid().is_root();
     Listen {
         addr: ListenAddr::Tcp(SocketAddr::new(
             IpAddr::V4(Ipv4Addr::UNSPECIFIED),

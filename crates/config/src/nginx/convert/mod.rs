@@ -200,8 +200,7 @@ pub fn to_site_with_warnings(
             }
             "pid" => main.pid = Some(ctx.full_path(arg(d, 0)?)),
             "user" => {
-                // SAFETY: geteuid has no preconditions and cannot fail.
-                if unsafe { libc::geteuid() } != 0 {
+                if !nix::unistd::geteuid().is_root() {
                     ctx.warn(
                         d,
                         "the \"user\" directive makes sense only if the master process runs with super-user privileges, ignored",

@@ -62,8 +62,7 @@ fn listen_options() {
 #[test]
 fn a_server_without_listen_gets_nginx_default_port() {
     let s = first_server("server { }");
-    // SAFETY: geteuid has no preconditions.
-    let port = if unsafe { libc::geteuid() } == 0 {
+    let port = if nix::unistd::geteuid().is_root() {
         80
     } else {
         8000
