@@ -87,6 +87,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("version", &[], None, Flag, General, "", "print the version and the Python it embeds, then exit"),
     opt("http", &[], None, List, Listeners, "ADDR", "serve HTTP/1.1 on ADDR (host:port, :port, [::1]:port)"),
     opt("http-socket", &[], None, List, Listeners, "ADDR", "serve HTTP/1.1 on ADDR in the worker (same as --http here)"),
+    opt("http2", &[], None, Flag, Listeners, "", "also speak HTTP/2 on the HTTP listeners: prior-knowledge h2c beside HTTP/1.1 (Portico's own)"),
     opt("socket", &["uwsgi-socket"], Some('s'), List, Listeners, "ADDR", "serve the uwsgi protocol (nginx uwsgi_pass) on ADDR (host:port or a unix path)"),
     opt("chmod-socket", &["chmod"], Some('C'), OptionalValue, Listeners, "[MODE]", "chmod unix sockets to MODE (bare: 666)"),
     opt("chown-socket", &[], None, Value, Listeners, "USER[:GROUP]", "chown unix sockets"),

@@ -121,6 +121,7 @@ fn site_listeners(site: &Site) -> Vec<Listener> {
             },
             addr,
             spec: format!("listen {shown}"),
+            http2: None,
         });
     }
     listeners

@@ -165,6 +165,45 @@ pub(crate) async fn hold_slot_for_first_bytes<R: AsyncRead + Unpin>(
     }
 }
 
+/// On a listener that speaks HTTP/2 too: read until the first bytes tell
+/// the HTTP/2 preface (prior-knowledge h2c) from an HTTP/1.x request.
+/// `None`: the client went away, stayed silent, or the server stopped
+/// before its first bytes came.
+async fn sniff_preface<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    rbuf: &mut BytesMut,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<bool> {
+    let now = tokio::time::Instant::now();
+    let mut deadline = now
+        + if rbuf.is_empty() {
+            KEEPALIVE_TIMEOUT
+        } else {
+            HEAD_TIMEOUT
+        };
+    let mut stopping = *shutdown.borrow();
+    if stopping {
+        deadline = deadline.min(now + FIRST_REQUEST_GRACE);
+    }
+    loop {
+        if let Some(h2) = crate::h2::preface_state(rbuf) {
+            return Some(h2);
+        }
+        rbuf.reserve(1024);
+        tokio::select! {
+            read = reader.read_buf(rbuf) => match read {
+                Ok(n) if n > 0 => {}
+                _ => return None,
+            },
+            _ = sleep_until(deadline) => return None,
+            _ = shutdown.changed(), if !stopping => {
+                stopping = true;
+                deadline = deadline.min(tokio::time::Instant::now() + FIRST_REQUEST_GRACE);
+            }
+        }
+    }
+}
+
 /// The client's address as logs show it.
 pub(crate) fn peer_text(peer: Option<SocketAddr>) -> String {
     peer.map(|p| p.ip().to_string()).unwrap_or_default()
@@ -176,7 +215,7 @@ pub(crate) async fn serve_connection<R, W>(
     writer: &mut W,
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
-    ctx: &ConnContext,
+    ctx: &Arc<ConnContext>,
     mut shutdown: watch::Receiver<bool>,
     mut first_slot: Option<crate::gate::Slot>,
 ) where
@@ -194,6 +233,22 @@ pub(crate) async fn serve_connection<R, W>(
         .is_none()
     {
         return;
+    }
+    if let Some(settings) = ctx.listener.http2 {
+        match sniff_preface(reader, &mut rbuf, &mut shutdown).await {
+            None => return,
+            Some(false) => {}
+            Some(true) => {
+                let io = crate::h2::Joined {
+                    prefix: std::mem::take(&mut rbuf),
+                    reader,
+                    writer,
+                };
+                crate::h2::serve_h2(io, peer, local, ctx.clone(), shutdown, first_slot, settings)
+                    .await;
+                return;
+            }
+        }
     }
     loop {
         let head = match read_head(

@@ -107,6 +107,7 @@ impl Request {
                 scheme: "http",
                 spec: "in-process".to_string(),
                 buffer_size: 4096,
+                http2: None,
             }),
             body,
             handoff: Handoff::new(),

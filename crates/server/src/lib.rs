@@ -14,6 +14,7 @@ mod body_stream;
 mod conn;
 mod date;
 mod gate;
+mod h2;
 mod handler;
 mod handoff;
 mod hooks;

@@ -431,7 +431,7 @@ async fn serve_stream<R, W>(
     writer: &mut W,
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
-    ctx: &ConnContext,
+    ctx: &Arc<ConnContext>,
     stop: watch::Receiver<bool>,
     slot: Option<Slot>,
 ) where

@@ -1,0 +1,273 @@
+//! One HTTP/2 stream, as its own task: the request made as HTTP/1.1 makes
+//! it, the handler called, its body fed from the stream's DATA frames
+//! (window released as the handler takes them, so at most the window plus
+//! a few pieces wait in memory), the response sent, and the exchange logged
+//! and reported exactly as `conn.rs` does for HTTP/1.1 (`conn::finish`).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use h2::RecvStream;
+use h2::server::SendResponse;
+use tokio::sync::mpsc;
+
+use super::request::request_head;
+use super::response::{self, BodySender, SendError};
+use crate::body::{BodyError, Piece, RequestBody};
+use crate::conn::{
+    CLOSE_WITHOUT_RESPONSE, ConnContext, Exchanged, Logged, finish, over_limit_post,
+};
+use crate::gate::Slot;
+use crate::handler::{Request, RequestSource, Response, ResponseBody, ResponseMeta, StreamItem};
+
+/// What every stream of a connection shares.
+pub(super) struct Shared {
+    pub ctx: Arc<ConnContext>,
+    pub peer: Option<SocketAddr>,
+    pub local: Option<SocketAddr>,
+    pub peer_shown: String,
+    /// Largest DATA frame payload sent.
+    pub chunk_size: usize,
+}
+
+/// The protocol as the access log shows it (nginx's `$server_protocol`).
+const PROTOCOL: &[u8] = b"HTTP/2.0";
+
+type Feeder = Option<Pin<Box<dyn Future<Output = ()> + Send>>>;
+
+/// Move the request body from the stream to the handler's channel,
+/// releasing window as each piece is handed on.
+async fn feed(mut recv: RecvStream, tx: mpsc::Sender<Piece>) {
+    loop {
+        let Ok(permit) = tx.reserve().await else {
+            // The handler dropped the body: `h2` discards the rest.
+            return;
+        };
+        match recv.data().await {
+            Some(Ok(data)) => {
+                let _ = recv.flow_control().release_capacity(data.len());
+                if !data.is_empty() {
+                    permit.send(Ok(data));
+                }
+            }
+            Some(Err(e)) => {
+                let error = if e.is_reset() || e.is_io() || e.is_go_away() {
+                    BodyError::Incomplete
+                } else {
+                    BodyError::Io(e.to_string())
+                };
+                permit.send(Err(error));
+                return;
+            }
+            // The end: dropping the sender ends the body.
+            None => return,
+        }
+    }
+}
+
+/// Await `fut` while the request body keeps flowing to the handler.
+async fn alongside<F: Future>(fut: F, feeder: &mut Feeder) -> F::Output {
+    tokio::pin!(fut);
+    loop {
+        match feeder {
+            None => return fut.await,
+            Some(f) => tokio::select! {
+                biased;
+                out = &mut fut => return out,
+                _ = f.as_mut() => *feeder = None,
+            },
+        }
+    }
+}
+
+/// The small answer to a request refused before any handler saw it.
+fn refusal(status: u16, nginx_pages: bool) -> Response {
+    let (reason, content_type, body) = if nginx_pages {
+        let (reason, page) = crate::site::refusal_page(status);
+        (reason, "text/html", page)
+    } else {
+        let reason = match status {
+            413 => "Content Too Large",
+            _ => "Bad Request",
+        };
+        (
+            reason,
+            "text/plain; charset=utf-8",
+            Bytes::from(format!("{status} {reason}\n")),
+        )
+    };
+    Response {
+        status,
+        reason: Bytes::from_static(reason.as_bytes()),
+        headers: vec![(
+            Bytes::from_static(b"content-type"),
+            Bytes::from_static(content_type.as_bytes()),
+        )],
+        body: ResponseBody::Full(body),
+        meta: ResponseMeta {
+            app_id: -1,
+            ..ResponseMeta::default()
+        },
+    }
+}
+
+/// Serve one stream to its end.
+pub(super) async fn serve_stream(
+    shared: Arc<Shared>,
+    request: http::Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    first_slot: Option<Slot>,
+) {
+    let ctx = &*shared.ctx;
+    let (parts, recv) = request.into_parts();
+    let end_of_stream = recv.is_end_stream();
+    let head = match request_head(&parts, end_of_stream) {
+        Ok(head) => head,
+        Err(why) => {
+            crate::logln!(
+                "portico: refused HTTP/2 request from {}: 400 {why}",
+                shared.peer_shown
+            );
+            let _ = send(
+                &shared,
+                &mut respond,
+                refusal(400, ctx.nginx_pages),
+                false,
+                &mut None,
+            )
+            .await;
+            return;
+        }
+    };
+    if let Some(why) = over_limit_post(&head.framing, ctx.limit_post) {
+        crate::logln!(
+            "portico: refused HTTP/2 request from {}: 413 {why}",
+            shared.peer_shown
+        );
+        let _ = send(
+            &shared,
+            &mut respond,
+            refusal(413, ctx.nginx_pages),
+            false,
+            &mut None,
+        )
+        .await;
+        return;
+    }
+    // Hold a gate slot while this request is in hand.
+    let slot = first_slot.or_else(|| ctx.gate.as_ref().map(|g| g.enter()));
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let (body, mut feeder): (RequestBody, Feeder) = if end_of_stream {
+        (RequestBody::complete(Bytes::new()), None)
+    } else {
+        let (body, tx) = RequestBody::fed();
+        (body, Some(Box::pin(feed(recv, tx))))
+    };
+    let method = head.method.clone();
+    let uri = head.target.clone();
+    let is_head = method.as_ref() == b"HEAD";
+    let log_fields = ctx.log.fields_of(|| RequestSource::Http(head.clone()));
+    let request = Request {
+        source: RequestSource::Http(head),
+        peer: shared.peer,
+        local: shared.local,
+        listener: ctx.listener.clone(),
+        body,
+        handoff: ctx.handoff.clone(),
+    };
+    let response = alongside(ctx.handler.handle(request), &mut feeder).await;
+
+    // As conn.rs: the app is done; free the slot, closing the gate first
+    // if this was the worker's last request.
+    let last_request = ctx.hooks.as_ref().is_some_and(|h| h.last_request());
+    if last_request && let Some(g) = &ctx.gate {
+        g.stop();
+    }
+    drop(slot);
+
+    if ctx.nginx_pages && response.status == CLOSE_WITHOUT_RESPONSE {
+        // nginx's `return 444`: no answer at all; the stream is reset.
+        respond.send_reset(h2::Reason::CANCEL);
+        return;
+    }
+    let done = send(&shared, &mut respond, response, is_head, &mut feeder).await;
+    finish(
+        ctx,
+        &done,
+        Logged {
+            peer: &shared.peer_shown,
+            user: b"",
+            started,
+            method: &method,
+            uri: &uri,
+            protocol: PROTOCOL,
+            fields: &log_fields,
+        },
+        clock,
+    );
+}
+
+/// Send `response` on the stream; what was sent, for the log.
+async fn send(
+    shared: &Shared,
+    respond: &mut SendResponse<Bytes>,
+    response: Response,
+    is_head: bool,
+    feeder: &mut Feeder,
+) -> Exchanged {
+    let head = response::head(&response, is_head);
+    let mut done = Exchanged {
+        status: response.status,
+        meta: response.meta,
+        header_count: head.header_count,
+        header_bytes: head.header_bytes,
+        body_bytes: 0,
+        persist: true,
+        idle_timeout: None,
+        unread_body: false,
+    };
+    let Ok(stream) = respond.send_response(head.head, head.no_body) else {
+        done.persist = false;
+        return done;
+    };
+    if head.no_body {
+        return done;
+    }
+    let mut sender = BodySender::new(stream, shared.chunk_size, head.length);
+    let sent: Result<bool, SendError> = async {
+        match response.body {
+            ResponseBody::Empty => {}
+            ResponseBody::Full(data) => alongside(sender.data(data), feeder).await?,
+            ResponseBody::File { file, offset, len } => {
+                alongside(sender.file(&file, offset, len), feeder).await?
+            }
+            ResponseBody::Stream(mut rx) => loop {
+                match alongside(rx.next(), feeder).await {
+                    Some(StreamItem::Data(data)) => alongside(sender.data(data), feeder).await?,
+                    Some(StreamItem::File { file, offset, len }) => {
+                        alongside(sender.file(&file, offset, len), feeder).await?
+                    }
+                    Some(StreamItem::End) => break,
+                    Some(StreamItem::Abort) | None => return Ok(false),
+                }
+            },
+        }
+        Ok(true)
+    }
+    .await;
+    match sent {
+        Ok(true) => done.persist = sender.finish(),
+        Ok(false) | Err(SendError::Stalled) | Err(SendError::File) => {
+            sender.abort();
+            done.persist = false;
+        }
+        Err(SendError::Gone) => done.persist = false,
+    }
+    done.body_bytes = sender.sent;
+    done
+}
