@@ -5,7 +5,8 @@
 //! real nginx (`scripts/nginx_directives.py`), then hand-edited where noted:
 //! `server` has two rows (http block, upstream peer); `health_check` and
 //! `match` are Portico's additions (nginx Plus syntax, issue 11), and so is
-//! `resolver`/`resolver_timeout` in `upstream {}` (nginx 1.27.3+); the dup
+//! `resolver`/`resolver_timeout` in `upstream {}` (nginx 1.27.3+) and
+//! `http2 on|off` (nginx 1.25.1+); the dup
 //! marks of directives whose dup check depends on the value
 //! (`proxy_redirect`, `proxy_cookie_*`, `limit_conn`, `mirror`) are left off.
 
@@ -168,6 +169,7 @@ pub(crate) static TABLE: &[Spec] = &[
     d("hash", UPS, TAKE12, false),
     d("health_check", LOC, ANY, false), // Portico: nginx Plus syntax
     d("http", MAIN, NOARGS, true).dup(),
+    d("http2", HTTP | SRV, FLAG, false).dup(),
     d("http2_body_preread_size", HTTP | SRV, TAKE1, false).dup(),
     d("http2_chunk_size", HTTP | SRV | LOC, TAKE1, false).dup(),
     d("http2_idle_timeout", HTTP | SRV, TAKE1, false),

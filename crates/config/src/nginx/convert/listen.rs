@@ -2,8 +2,10 @@
 //! `*:80`, `[::]:80`, `unix:/path`, a host name resolved at load time) and
 //! its options; and the checks nginx makes across servers (one
 //! `default_server` per address, socket options given once per address).
-//! TLS (`ssl`), HTTP/2 and the PROXY protocol are refused with a clear
-//! message rather than silently served as plain HTTP/1.
+//! `http2` marks the address as speaking HTTP/2 (h2c by prior knowledge
+//! beside HTTP/1.1 on a plain address). TLS (`ssl`) and the PROXY protocol
+//! are refused with a clear message rather than silently served as plain
+//! HTTP/1.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
@@ -148,6 +150,7 @@ pub(super) fn parse(
     let mut backlog = None;
     let mut reuseport = false;
     let mut socket_options = false;
+    let mut http2 = false;
     for a in d.args.iter().skip(1) {
         let p = a.value.as_str();
         let (key, value) = match p.split_once('=') {
@@ -197,12 +200,7 @@ pub(super) fn parse(
                     ),
                 ));
             }
-            ("http2", None) => {
-                return Err(NginxError::at(
-                    d,
-                    "\"listen ... http2\" is not supported by Portico yet",
-                ));
-            }
+            ("http2", None) => http2 = true,
             ("proxy_protocol", None) => {
                 return Err(NginxError::at(
                     d,
@@ -223,7 +221,7 @@ pub(super) fn parse(
             backlog,
             reuseport,
             ssl: false,
-            http2: false,
+            http2,
         })
         .collect();
     Ok(ParsedListen {

@@ -65,7 +65,6 @@ pub const IGNORED: &[&str] = &[
     // request reading limits and timeouts Portico sets itself
     "client_body_buffer_size",
     "client_header_buffer_size",
-    "large_client_header_buffers",
     "client_body_timeout",
     "client_header_timeout",
     "send_timeout",

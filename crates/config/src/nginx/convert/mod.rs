@@ -13,6 +13,7 @@
 mod common;
 mod health;
 mod http;
+mod http2;
 mod inherit;
 mod listen;
 mod lists;
@@ -33,6 +34,8 @@ mod tests;
 mod tests_blocks;
 #[cfg(test)]
 mod tests_errors;
+#[cfg(test)]
+mod tests_http2;
 #[cfg(test)]
 mod tests_proxy;
 #[cfg(test)]
@@ -417,8 +420,15 @@ fn resolve_server(
         .map(|l| resolve_location(r, l, &config, None))
         .collect::<Result<Vec<_>, _>>()?;
     let config = finish_config(config, &s.at)?;
+    let mut listens = s.listens;
+    if config.http2.on {
+        // `http2 on;`: as `listen ... http2` on every address of the server.
+        for l in &mut listens {
+            l.http2 = true;
+        }
+    }
     Ok(Server {
-        listens: s.listens,
+        listens,
         names: s.names,
         rewrites: s.rewrites,
         locations,

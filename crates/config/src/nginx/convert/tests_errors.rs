@@ -411,10 +411,6 @@ const PORTICO_ONLY: &[(&str, &str)] = &[
         r#""listen ... ssl" is not supported by Portico yet (TLS comes in a later release)§"#,
     ),
     (
-        r#"server { listen 80 http2; }"#,
-        r#""listen ... http2" is not supported by Portico yet§"#,
-    ),
-    (
         r#"server { listen 80 proxy_protocol; }"#,
         r#""listen ... proxy_protocol" is not supported by Portico yet§"#,
     ),
