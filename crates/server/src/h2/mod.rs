@@ -18,6 +18,7 @@
 //! [`Response`]: crate::handler::Response
 //! [`Version::Http2`]: portico_proto::http1::Version::Http2
 
+mod guard;
 mod io;
 mod request;
 mod response;
@@ -90,7 +91,13 @@ pub(crate) async fn serve_h2<T>(
     T: AsyncRead + AsyncWrite + Unpin,
 {
     let peer_shown = crate::conn::peer_text(peer);
-    let handshake = builder(&settings).handshake::<T, Bytes>(io);
+    let trip = Arc::new(guard::Trip::default());
+    let io = guard::Guarded {
+        io,
+        counter: guard::FrameCounter::new(io::PREFACE.len()),
+        trip: trip.clone(),
+    };
+    let handshake = builder(&settings).handshake::<_, Bytes>(io);
     let mut conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => {
@@ -105,6 +112,7 @@ pub(crate) async fn serve_h2<T>(
         local,
         peer_shown,
         chunk_size: settings.chunk_size.clamp(1024, 1 << 20) as usize,
+        trip: trip.clone(),
     });
     let mut first_slot = first_slot;
     let mut streams: JoinSet<()> = JoinSet::new();
@@ -120,6 +128,7 @@ pub(crate) async fn serve_h2<T>(
         tokio::select! {
             accepted = conn.accept() => match accepted {
                 Some(Ok((request, respond))) => {
+                    trip.accepted();
                     let slot = first_slot.take();
                     streams.spawn(stream::serve_stream(shared.clone(), request, respond, slot));
                 }
@@ -147,6 +156,19 @@ pub(crate) async fn serve_h2<T>(
                     conn.graceful_shutdown();
                     stop_deadline.as_mut().reset(tokio::time::Instant::now() + STOP_GRACE);
                 }
+            }
+            _ = trip.tripped() => {
+                crate::logln!(
+                    "portico: HTTP/2 flood from {} (control frames or reset streams), connection closed",
+                    shared.peer_shown
+                );
+                conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    std::future::poll_fn(|cx| conn.poll_closed(cx)),
+                )
+                .await;
+                break;
             }
             _ = &mut stop_deadline, if stopping => {
                 conn.abrupt_shutdown(h2::Reason::NO_ERROR);

@@ -32,6 +32,8 @@ pub(super) struct Shared {
     pub peer_shown: String,
     /// Largest DATA frame payload sent.
     pub chunk_size: usize,
+    /// Where streams report being reset by the client.
+    pub trip: Arc<super::guard::Trip>,
 }
 
 /// The protocol as the access log shows it (nginx's `$server_protocol`).
@@ -180,7 +182,16 @@ pub(super) async fn serve_stream(
         body,
         handoff: ctx.handoff.clone(),
     };
-    let response = alongside(ctx.handler.handle(request), &mut feeder).await;
+    let pending = alongside(ctx.handler.handle(request), &mut feeder);
+    let response = tokio::select! {
+        response = pending => response,
+        _ = std::future::poll_fn(|cx| respond.poll_reset(cx)) => {
+            // The client gave up on the stream: the handler's work is
+            // dropped with it, and the reset counts against the connection.
+            shared.trip.client_reset();
+            return;
+        }
+    };
 
     // As conn.rs: the app is done; free the slot, closing the gate first
     // if this was the worker's last request.
@@ -266,7 +277,10 @@ async fn send(
             sender.abort();
             done.persist = false;
         }
-        Err(SendError::Gone) => done.persist = false,
+        Err(SendError::Gone) => {
+            shared.trip.client_reset();
+            done.persist = false;
+        }
     }
     done.body_bytes = sender.sent;
     done
