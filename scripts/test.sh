@@ -87,6 +87,16 @@ if ! command -v tmux >/dev/null 2>&1; then
         || { echo "installing tmux failed" >&2; exit 1; }
 fi
 
+# The HTTP/2 tests drive curl (--http2-prior-knowledge) and h2load
+# (nghttp2-client) against Portico (tests/e2e/test_http2*.py fail without them).
+for tool in curl:curl h2load:nghttp2-client; do
+    if ! command -v "${tool%%:*}" >/dev/null 2>&1; then
+        step "installing ${tool#*:} (apt-get)"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tool#*:}"; } \
+            || { echo "installing ${tool#*:} failed" >&2; exit 1; }
+    fi
+done
+
 step "end-to-end tests (pytest tests/e2e)"
 # (no cache provider: no .pytest_cache left in the working tree)
 "$ROOT/target/test-venv/bin/python" -m pytest -p no:cacheprovider "$ROOT/tests/e2e" -q -ra "$@"
