@@ -44,6 +44,8 @@ pub enum Variable {
     ServerProtocol,
     Scheme,
     Https,
+    /// `$http2`: `h2` (TLS), `h2c` (prior knowledge), empty on HTTP/1.x.
+    Http2,
     RequestMethod,
     ContentType,
     ContentLength,
@@ -212,6 +214,7 @@ impl Variable {
             "server_protocol" => Variable::ServerProtocol,
             "scheme" => Variable::Scheme,
             "https" => Variable::Https,
+            "http2" => Variable::Http2,
             "request_method" => Variable::RequestMethod,
             "content_type" => Variable::ContentType,
             "content_length" => Variable::ContentLength,
