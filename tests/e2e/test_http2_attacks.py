@@ -197,3 +197,20 @@ def test_a_request_body_beyond_the_window_is_a_flow_control_error(server):
         assert c.goaway() is not None or 1 in c.resets()
         assert c.statuses().get(1) is None
     still_serving(server)
+
+
+def test_an_answer_before_the_body_ends_is_complete_then_the_stream_is_ended(server):
+    """The app answers without reading the body: the client gets the whole
+    answer (END_STREAM), then RST_STREAM NO_ERROR asks it to stop sending
+    (RFC 9113 §8.1), never CANCEL ahead of the answer."""
+    with RawH2(server.port) as c:
+        c.send(c.headers(1, "/slow?0", end_stream=False, method="POST"))
+        c.send(frame(DATA, 0, 1, b"x" * 16_000))
+        c.read_frames(3.0, until=lambda f: any(x.type == RST_STREAM for x in f))
+        kinds = [(f.type, f.flags & END_STREAM) for f in c.frames if f.stream == 1]
+        assert c.statuses().get(1) == 200
+        body = b"".join(f.payload for f in c.frames if f.type == DATA and f.stream == 1)
+        assert body == b"slow done\n"
+        assert kinds.index((DATA, END_STREAM)) < kinds.index((RST_STREAM, 0)), kinds
+        assert c.resets() == {1: 0}
+    still_serving(server)

@@ -114,7 +114,10 @@ pub(crate) async fn serve_h2<T>(
         chunk_size: settings.chunk_size.clamp(1024, 1 << 20) as usize,
         trip: trip.clone(),
     });
-    let mut first_slot = first_slot;
+    // The gate slot taken with the connection covered its first bytes;
+    // from here each stream takes its own while its handler runs.
+    drop(first_slot);
+    let mut stop_gone = false;
     let mut streams: JoinSet<()> = JoinSet::new();
     let mut stopping = *stop.borrow();
     if stopping {
@@ -129,8 +132,7 @@ pub(crate) async fn serve_h2<T>(
             accepted = conn.accept() => match accepted {
                 Some(Ok((request, respond))) => {
                     trip.accepted();
-                    let slot = first_slot.take();
-                    streams.spawn(stream::serve_stream(shared.clone(), request, respond, slot));
+                    streams.spawn(stream::serve_stream(shared.clone(), request, respond));
                 }
                 Some(Err(e)) => {
                     if !e.is_io() && !e.is_go_away() {
@@ -150,8 +152,11 @@ pub(crate) async fn serve_h2<T>(
                 stopping = true;
                 conn.graceful_shutdown();
             }
-            _ = stop.changed(), if !stopping => {
-                if *stop.borrow() {
+            changed = stop.changed(), if !stopping && !stop_gone => {
+                if changed.is_err() {
+                    // The runtime is going away with its stop sender.
+                    stop_gone = true;
+                } else if *stop.borrow() {
                     stopping = true;
                     conn.graceful_shutdown();
                     stop_deadline.as_mut().reset(tokio::time::Instant::now() + STOP_GRACE);

@@ -21,7 +21,6 @@ use crate::body::{BodyError, Piece, RequestBody};
 use crate::conn::{
     CLOSE_WITHOUT_RESPONSE, ConnContext, Exchanged, Logged, finish, over_limit_post,
 };
-use crate::gate::Slot;
 use crate::handler::{Request, RequestSource, Response, ResponseBody, ResponseMeta, StreamItem};
 
 /// What every stream of a connection shares.
@@ -39,21 +38,41 @@ pub(super) struct Shared {
 /// The protocol as the access log shows it (nginx's `$server_protocol`).
 const PROTOCOL: &[u8] = b"HTTP/2.0";
 
-type Feeder = Option<Pin<Box<dyn Future<Output = ()> + Send>>>;
+/// Moves the request body from the stream to the handler; polled beside
+/// whatever the stream task waits on.
+#[derive(Default)]
+struct Feeder {
+    fut: Option<Pin<Box<dyn Future<Output = Option<RecvStream>> + Send>>>,
+    /// The receiving half kept after the feeding ended early, so that it is
+    /// dropped only after the response (see [`feed`]).
+    held: Option<RecvStream>,
+}
+
+/// Request body read and discarded after the handler dropped it, while
+/// its response is on the way (the client is not stalled meanwhile).
+const MAX_DISCARD: u64 = 1024 * 1024;
 
 /// Move the request body from the stream to the handler's channel,
-/// releasing window as each piece is handed on.
-async fn feed(mut recv: RecvStream, tx: mpsc::Sender<Piece>) {
+/// releasing window as each piece is handed on. Once the handler dropped
+/// the body, the rest is read and discarded up to [`MAX_DISCARD`]; past
+/// that the receiving half is handed back to be held until the response
+/// is done: dropped before, `h2` would reset the stream with CANCEL ahead
+/// of the answer; after, with NO_ERROR (RFC 9113 §8.1), and the client
+/// keeps the answer.
+async fn feed(mut recv: RecvStream, tx: mpsc::Sender<Piece>) -> Option<RecvStream> {
+    let mut discarded = 0u64;
     loop {
-        let Ok(permit) = tx.reserve().await else {
-            // The handler dropped the body: `h2` discards the rest.
-            return;
-        };
+        let permit = tx.reserve().await.ok();
+        if permit.is_none() && discarded > MAX_DISCARD {
+            return Some(recv);
+        }
         match recv.data().await {
             Some(Ok(data)) => {
                 let _ = recv.flow_control().release_capacity(data.len());
-                if !data.is_empty() {
-                    permit.send(Ok(data));
+                match permit {
+                    Some(permit) if !data.is_empty() => permit.send(Ok(data)),
+                    Some(_) => {}
+                    None => discarded += data.len() as u64,
                 }
             }
             Some(Err(e)) => {
@@ -62,11 +81,13 @@ async fn feed(mut recv: RecvStream, tx: mpsc::Sender<Piece>) {
                 } else {
                     BodyError::Io(e.to_string())
                 };
-                permit.send(Err(error));
-                return;
+                if let Some(permit) = permit {
+                    permit.send(Err(error));
+                }
+                return None;
             }
             // The end: dropping the sender ends the body.
-            None => return,
+            None => return None,
         }
     }
 }
@@ -75,12 +96,15 @@ async fn feed(mut recv: RecvStream, tx: mpsc::Sender<Piece>) {
 async fn alongside<F: Future>(fut: F, feeder: &mut Feeder) -> F::Output {
     tokio::pin!(fut);
     loop {
-        match feeder {
+        match &mut feeder.fut {
             None => return fut.await,
             Some(f) => tokio::select! {
                 biased;
                 out = &mut fut => return out,
-                _ = f.as_mut() => *feeder = None,
+                held = f.as_mut() => {
+                    feeder.held = held;
+                    feeder.fut = None;
+                }
             },
         }
     }
@@ -122,7 +146,6 @@ pub(super) async fn serve_stream(
     shared: Arc<Shared>,
     request: http::Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
-    first_slot: Option<Slot>,
 ) {
     let ctx = &*shared.ctx;
     let (parts, recv) = request.into_parts();
@@ -139,7 +162,7 @@ pub(super) async fn serve_stream(
                 &mut respond,
                 refusal(400, ctx.nginx_pages),
                 false,
-                &mut None,
+                &mut Feeder::default(),
             )
             .await;
             return;
@@ -155,20 +178,24 @@ pub(super) async fn serve_stream(
             &mut respond,
             refusal(413, ctx.nginx_pages),
             false,
-            &mut None,
+            &mut Feeder::default(),
         )
         .await;
         return;
     }
     // Hold a gate slot while this request is in hand.
-    let slot = first_slot.or_else(|| ctx.gate.as_ref().map(|g| g.enter()));
+    let slot = ctx.gate.as_ref().map(|g| g.enter());
     let started = SystemTime::now();
     let clock = Instant::now();
-    let (body, mut feeder): (RequestBody, Feeder) = if end_of_stream {
-        (RequestBody::complete(Bytes::new()), None)
+    let (body, mut feeder) = if end_of_stream {
+        (RequestBody::complete(Bytes::new()), Feeder::default())
     } else {
         let (body, tx) = RequestBody::fed();
-        (body, Some(Box::pin(feed(recv, tx))))
+        let feeder = Feeder {
+            fut: Some(Box::pin(feed(recv, tx))),
+            held: None,
+        };
+        (body, feeder)
     };
     let method = head.method.clone();
     let uri = head.target.clone();
@@ -221,6 +248,10 @@ pub(super) async fn serve_stream(
         },
         clock,
     );
+    // Dropping the feeder now, with the response complete, ends a request
+    // body still arriving with RST_STREAM NO_ERROR (RFC 9113 §8.1), as
+    // nginx does.
+    drop(feeder);
 }
 
 /// Send `response` on the stream; what was sent, for the log.
