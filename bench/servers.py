@@ -265,13 +265,15 @@ NGINX_MIME_TYPES = "/etc/nginx/mime.types"
 NGINX_UWSGI_PARAMS = "/etc/nginx/uwsgi_params"
 
 
-def site_conf(ctx, name, server_body, http_extra=""):
+def site_conf(ctx, name, server_body, http_extra="", h2_port=None):
     """Write <tmp>/<name>/nginx.conf — the one file both nginx and `portico
     -c` serve in a conf-* or stack scenario — and return (path, dir, port).
     Everything it names is an absolute path in that directory, except
     mime.types (nginx's, absolute: Portico reads the same file) and, in
     the stack scenario, `include uwsgi_params` (a copy of nginx's beside the
-    config, as the seeds' configs have it)."""
+    config, as the seeds' configs have it). `h2_port`: a second `listen
+    ... http2` address (prior-knowledge h2c; nginx 1.22 speaks only HTTP/2
+    there) for the h2c-* scenarios."""
     d = os.path.join(ctx.tmpdir, name)
     os.makedirs(d, exist_ok=True)
     # nginx workers run as nobody: the path to the files must be readable
@@ -280,6 +282,7 @@ def site_conf(ctx, name, server_body, http_extra=""):
     port = free_port()
     temp = "".join(f"    {k}_temp_path {d}/{k};\n"
                    for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    h2_listen = f"        listen {LOOPBACK}:{h2_port} http2;\n" if h2_port else ""
     conf = f"""# written by bench/servers.py: served as it is by nginx and by `portico -c`
 daemon off;
 master_process on;
@@ -297,7 +300,7 @@ http {{
     keepalive_requests 100000;
 {temp}{http_extra}    server {{
         listen {LOOPBACK}:{port};
-{server_body}
+{h2_listen}{server_body}
     }}
 }}
 """
@@ -335,7 +338,7 @@ def conf_static_stacks(ctx, conf, d, port, fname):
     ]
 
 
-def app_site_conf(ctx, name):
+def app_site_conf(ctx, name, h2_port=None):
     """stack: the seeds' front end, `uwsgi_pass unix:SOCK` for every URI.
     Returns (conf, dir, port, sock)."""
     d = os.path.join(ctx.tmpdir, name)
@@ -344,7 +347,7 @@ def app_site_conf(ctx, name):
             "            include uwsgi_params;\n"
             f"            uwsgi_pass unix:{sock};\n"
             "        }")
-    conf, d, port = site_conf(ctx, name, body)
+    conf, d, port = site_conf(ctx, name, body, h2_port=h2_port)
     shutil.copyfile(NGINX_UWSGI_PARAMS, os.path.join(d, "uwsgi_params"))
     os.chmod(os.path.join(d, "uwsgi_params"), 0o644)
     return conf, d, port, sock
