@@ -165,45 +165,6 @@ pub(crate) async fn hold_slot_for_first_bytes<R: AsyncRead + Unpin>(
     }
 }
 
-/// On a listener that speaks HTTP/2 too: read until the first bytes tell
-/// the HTTP/2 preface (prior-knowledge h2c) from an HTTP/1.x request.
-/// `None`: the client went away, stayed silent, or the server stopped
-/// before its first bytes came.
-async fn sniff_preface<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    rbuf: &mut BytesMut,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Option<bool> {
-    let now = tokio::time::Instant::now();
-    let mut deadline = now
-        + if rbuf.is_empty() {
-            KEEPALIVE_TIMEOUT
-        } else {
-            HEAD_TIMEOUT
-        };
-    let mut stopping = *shutdown.borrow();
-    if stopping {
-        deadline = deadline.min(now + FIRST_REQUEST_GRACE);
-    }
-    loop {
-        if let Some(h2) = crate::h2::preface_state(rbuf) {
-            return Some(h2);
-        }
-        rbuf.reserve(1024);
-        tokio::select! {
-            read = reader.read_buf(rbuf) => match read {
-                Ok(n) if n > 0 => {}
-                _ => return None,
-            },
-            _ = sleep_until(deadline) => return None,
-            _ = shutdown.changed(), if !stopping => {
-                stopping = true;
-                deadline = deadline.min(tokio::time::Instant::now() + FIRST_REQUEST_GRACE);
-            }
-        }
-    }
-}
-
 /// The client's address as logs show it.
 pub(crate) fn peer_text(peer: Option<SocketAddr>) -> String {
     peer.map(|p| p.ip().to_string()).unwrap_or_default()
@@ -235,7 +196,7 @@ pub(crate) async fn serve_connection<R, W>(
         return;
     }
     if let Some(settings) = ctx.listener.http2 {
-        match sniff_preface(reader, &mut rbuf, &mut shutdown).await {
+        match crate::h2::sniff_preface(reader, &mut rbuf, &mut shutdown).await {
             None => return,
             Some(false) => {}
             Some(true) => {

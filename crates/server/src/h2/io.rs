@@ -7,7 +7,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::sync::watch;
+use tokio::time::sleep_until;
+
+use crate::conn::{FIRST_REQUEST_GRACE, HEAD_TIMEOUT, KEEPALIVE_TIMEOUT};
 
 /// What an HTTP/2 client sends first (RFC 9113 §3.4).
 pub(crate) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -23,6 +27,45 @@ pub(crate) fn preface_state(first: &[u8]) -> Option<bool> {
         Some(true)
     } else {
         None
+    }
+}
+
+/// On a listener that speaks HTTP/2 too: read until the first bytes tell
+/// the HTTP/2 preface (prior-knowledge h2c) from an HTTP/1.x request.
+/// `None`: the client went away, stayed silent, or the server stopped
+/// before its first bytes came.
+pub(crate) async fn sniff_preface<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    rbuf: &mut BytesMut,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<bool> {
+    let now = tokio::time::Instant::now();
+    let mut deadline = now
+        + if rbuf.is_empty() {
+            KEEPALIVE_TIMEOUT
+        } else {
+            HEAD_TIMEOUT
+        };
+    let mut stopping = *shutdown.borrow();
+    if stopping {
+        deadline = deadline.min(now + FIRST_REQUEST_GRACE);
+    }
+    loop {
+        if let Some(h2) = preface_state(rbuf) {
+            return Some(h2);
+        }
+        rbuf.reserve(1024);
+        tokio::select! {
+            read = reader.read_buf(rbuf) => match read {
+                Ok(n) if n > 0 => {}
+                _ => return None,
+            },
+            _ = sleep_until(deadline) => return None,
+            _ = shutdown.changed(), if !stopping => {
+                stopping = true;
+                deadline = deadline.min(tokio::time::Instant::now() + FIRST_REQUEST_GRACE);
+            }
+        }
     }
 }
 

@@ -23,6 +23,8 @@ mod io;
 mod request;
 mod response;
 mod stream;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,7 +39,7 @@ use tokio::task::JoinSet;
 use crate::conn::ConnContext;
 use crate::gate::Slot;
 
-pub(crate) use io::{Joined, preface_state};
+pub(crate) use io::{Joined, sniff_preface};
 
 /// Time allowed for the client's preface and SETTINGS.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
