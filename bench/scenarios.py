@@ -38,6 +38,10 @@ DESCRIPTIONS = {
     "h2c-static-4k": "a 4 KiB static file over HTTP/2 (h2c, h2load), one nginx.conf: portico -c vs nginx",
     "h2c-stack": "the seeds' stack over HTTP/2 (h2c, h2load): portico -c (app in process) vs nginx + uwsgi",
     "nginx-return": 'nginx return 200 "Hello, World!": the machine\'s ceiling',
+    "https-hello": "hello over HTTPS (TLS 1.3, keep-alive): portico --https, granian --ssl, "
+                   "portico -c vs nginx + uwsgi on one nginx.conf with listen ssl",
+    "https-static-4k": "a 4 KiB static file over HTTPS, one nginx.conf (listen ssl): "
+                       "portico -c vs nginx",
     "idle-rss": "RSS of the whole server tree at rest, per worker (lower is better)",
     "startup": "time from exec to the first 200 on the hello app (lower is better)",
 }
@@ -244,6 +248,19 @@ def run_scenario(scen, ctx, opts, portico):
         return [load_row(scen, lambda mk=mk: _static_stack(mk(), d, fname), opts, portico,
                          show_mb=True)
                 for mk in S.conf_static_stacks(ctx, conf, cdir, port, fname)]
+    if scen == "https-static-4k":
+        d = _static_dir(opts)
+        tls = S.tls_pair(ctx)
+        conf, cdir, port = S.static_site_conf(ctx, scen, d, tls=tls)
+        return [load_row(scen, lambda mk=mk: _static_stack(mk(), d, "4k.bin"), opts, portico)
+                for mk in S.conf_static_stacks(ctx, conf, cdir, port, "4k.bin", "https")]
+    if scen == "https-hello":
+        tls = S.tls_pair(ctx)
+        rows = [load_row(scen, lambda: S.portico_https(ctx, tls), opts, portico),
+                load_row(scen, lambda: S.granian_https(ctx, tls), opts, portico)]
+        conf, cdir, port, sock = S.app_site_conf(ctx, scen, tls=tls)
+        return rows + [load_row(scen, mk, opts, portico)
+                       for mk in S.app_site_stacks(ctx, conf, cdir, port, sock, "https")]
     if scen == "stack":
         return [load_row(scen, mk, opts, portico)
                 for mk in S.app_site_stacks(ctx, *S.app_site_conf(ctx, scen))]

@@ -12,6 +12,7 @@ import os
 import shlex
 import shutil
 import signal
+import subprocess
 import sys
 
 from procs import LOOPBACK, Server, free_port
@@ -265,7 +266,7 @@ NGINX_MIME_TYPES = "/etc/nginx/mime.types"
 NGINX_UWSGI_PARAMS = "/etc/nginx/uwsgi_params"
 
 
-def site_conf(ctx, name, server_body, http_extra="", h2_port=None):
+def site_conf(ctx, name, server_body, http_extra="", tls=None, h2_port=None):
     """Write <tmp>/<name>/nginx.conf — the one file both nginx and `portico
     -c` serve in a conf-* or stack scenario — and return (path, dir, port).
     Everything it names is an absolute path in that directory, except
@@ -299,7 +300,7 @@ http {{
     open_file_cache max=1000;
     keepalive_requests 100000;
 {temp}{http_extra}    server {{
-        listen {LOOPBACK}:{port};
+        listen {LOOPBACK}:{port}{tls_lines(tls)}
 {h2_listen}{server_body}
     }}
 }}
@@ -323,13 +324,14 @@ def portico_conf_server(ctx, conf, extra=()):
     return ctx.server("portico", argv, signal.SIGINT)
 
 
-def static_site_conf(ctx, name, static_dir):
-    """conf-static-*: `server { listen; root DIR; }`, DIR holding static/."""
-    return site_conf(ctx, name, f"        root {os.path.dirname(static_dir)};")
+def static_site_conf(ctx, name, static_dir, tls=None):
+    """conf-static-*: `server { listen; root DIR; }`, DIR holding static/
+    (https-static-4k: `listen ... ssl` with the run's certificate)."""
+    return site_conf(ctx, name, f"        root {os.path.dirname(static_dir)};", tls=tls)
 
 
-def conf_static_stacks(ctx, conf, d, port, fname):
-    url = f"http://{LOOPBACK}:{port}/static/{fname}"
+def conf_static_stacks(ctx, conf, d, port, fname, scheme="http"):
+    url = f"{scheme}://{LOOPBACK}:{port}/static/{fname}"
     return [
         lambda: Stack("portico -c", [portico_conf_server(ctx, conf)], url, None,
                       is_portico=True, portico_conf=conf),
@@ -338,8 +340,9 @@ def conf_static_stacks(ctx, conf, d, port, fname):
     ]
 
 
-def app_site_conf(ctx, name, h2_port=None):
-    """stack: the seeds' front end, `uwsgi_pass unix:SOCK` for every URI.
+def app_site_conf(ctx, name, tls=None, h2_port=None):
+    """stack: the seeds' front end, `uwsgi_pass unix:SOCK` for every URI
+    (https-hello: on a `listen ... ssl`; h2c-stack: plus a `listen ... http2`).
     Returns (conf, dir, port, sock)."""
     d = os.path.join(ctx.tmpdir, name)
     sock = os.path.join(d, "app.sock")
@@ -347,17 +350,17 @@ def app_site_conf(ctx, name, h2_port=None):
             "            include uwsgi_params;\n"
             f"            uwsgi_pass unix:{sock};\n"
             "        }")
-    conf, d, port = site_conf(ctx, name, body, h2_port=h2_port)
+    conf, d, port = site_conf(ctx, name, body, tls=tls, h2_port=h2_port)
     shutil.copyfile(NGINX_UWSGI_PARAMS, os.path.join(d, "uwsgi_params"))
     os.chmod(os.path.join(d, "uwsgi_params"), 0o644)
     return conf, d, port, sock
 
 
-def app_site_stacks(ctx, conf, d, port, sock):
+def app_site_stacks(ctx, conf, d, port, sock, scheme="http"):
     """One Portico serving the conf with the app in process (uwsgi_pass names
     its own --socket), vs nginx on the same conf in front of uWSGI on SOCK."""
     app_file = os.path.join(APPS_DIR, APPS["hello"][0])
-    url = f"http://{LOOPBACK}:{port}/"
+    url = f"{scheme}://{LOOPBACK}:{port}/"
     extra = ["--socket", sock, "--wsgi-file", app_file, "--disable-logging"]
 
     def portico():
@@ -379,6 +382,64 @@ def app_site_stacks(ctx, conf, d, port, sock):
         return Stack("nginx + uwsgi", [back, front], url, b"Hello, World!", conf=conf)
 
     return [portico, nginx_uwsgi]
+
+
+# ---- TLS: the https-* scenarios ----------------------------------------------
+
+def tls_pair(ctx):
+    """The run's certificate: self-signed RSA 2048 for 127.0.0.1 (the usual
+    deployment key), PEM, the key PKCS#8 (Granian reads only that), made
+    once with the openssl CLI. Returns (cert, key)."""
+    d = os.path.join(ctx.tmpdir, "tls")
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    if not os.path.exists(cert):
+        os.makedirs(d, exist_ok=True)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                        "-keyout", key, "-out", cert, "-days", "30",
+                        "-subj", f"/CN={LOOPBACK}", "-addext", f"subjectAltName=IP:{LOOPBACK}"],
+                       check=True, capture_output=True)
+        for p in (d, cert, key):
+            os.chmod(p, 0o755 if p == d else 0o644)
+    return cert, key
+
+
+def tls_lines(tls):
+    """The end of the `listen` line, and the server's TLS directives: the same
+    for nginx and `portico -c` (TLS 1.2 and 1.3, as Portico offers them)."""
+    if tls is None:
+        return ";"
+    cert, key = tls
+    return (" ssl;\n"
+            f"        ssl_certificate {cert};\n"
+            f"        ssl_certificate_key {key};\n"
+            "        ssl_protocols TLSv1.2 TLSv1.3;\n"
+            "        ssl_session_cache shared:SSL:10m;")
+
+
+def portico_https(ctx, tls):
+    cert, key = tls
+    f, _, path, expect = APPS["hello"]
+    port = free_port()
+    argv = [ctx.portico_bin, "--https", f"{LOOPBACK}:{port},{cert},{key}",
+            "--wsgi-file", os.path.join(APPS_DIR, f),
+            "--processes", str(ctx.workers), "--disable-logging"]
+    return Stack("portico --https", [ctx.server("portico", argv, signal.SIGINT)],
+                 f"https://{LOOPBACK}:{port}{path}", expect,
+                 needs_portico=["--https", "--wsgi-file", "--processes", "--disable-logging"],
+                 is_portico=True)
+
+
+def granian_https(ctx, tls):
+    cert, key = tls
+    _, mod, path, expect = APPS["hello"]
+    port = free_port()
+    argv = [venv_tool("granian"), "--interface", "wsgi", "--host", LOOPBACK,
+            "--port", str(port), "--workers", str(ctx.workers),
+            "--blocking-threads", "1", "--no-access-log",
+            "--ssl-certificate", cert, "--ssl-keyfile", key,
+            "--working-dir", APPS_DIR, f"{mod}:app"]
+    return Stack("granian --ssl", [ctx.server("granian", argv, signal.SIGINT)],
+                 f"https://{LOOPBACK}:{port}{path}", expect)
 
 
 # ---- proxy_pass to Granian: one nginx.conf, portico -c vs nginx -----------

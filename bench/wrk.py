@@ -19,7 +19,8 @@ LUA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wrk_report.lua")
 
 
 def wrk_argv(url, duration, connections, threads, timeout_s=4, headers=()):
-    assert url.startswith(f"http://{LOOPBACK}:"), "wrk only ever targets loopback"
+    assert url.startswith((f"http://{LOOPBACK}:", f"https://{LOOPBACK}:")), \
+        "wrk only ever targets loopback"
     # wrk takes whole seconds only
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(duration)}s",
             "--timeout", f"{timeout_s}s"]

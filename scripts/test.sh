@@ -87,15 +87,20 @@ if ! command -v tmux >/dev/null 2>&1; then
         || { echo "installing tmux failed" >&2; exit 1; }
 fi
 
-# The HTTP/2 tests drive curl (--http2-prior-knowledge) and h2load
-# (nghttp2-client) against Portico (tests/e2e/test_http2*.py fail without them).
-for tool in curl:curl h2load:nghttp2-client; do
-    if ! command -v "${tool%%:*}" >/dev/null 2>&1; then
-        step "installing ${tool#*:} (apt-get)"
-        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tool#*:}"; } \
-            || { echo "installing ${tool#*:} failed" >&2; exit 1; }
-    fi
-done
+# The TLS tests make their certificates with the openssl CLI, fetch with curl
+# and run testssl.sh against a TLS listener (tests/e2e/test_tls.py,
+# test_testssl.py); the HTTP/2 tests drive curl and h2load (nghttp2-client;
+# tests/e2e/test_http2*.py). They fail rather than skip without them.
+missing=()
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
+{ command -v testssl >/dev/null 2>&1 || command -v testssl.sh >/dev/null 2>&1; } || missing+=(testssl.sh)
+if [[ ${#missing[@]} -gt 0 ]]; then
+    step "installing ${missing[*]} (apt-get)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } \
+        || { echo "installing ${missing[*]} failed" >&2; exit 1; }
+fi
 
 step "end-to-end tests (pytest tests/e2e)"
 # (no cache provider: no .pytest_cache left in the working tree)

@@ -26,8 +26,8 @@ pub use argv::parse_args;
 pub use error::ConfigError;
 pub use load::{Loaded, MAX_INCLUDE_DEPTH, load};
 pub use model::{
-    AppSource, Config, Http2Settings, ListenAddr, Listener, Mount, ProcessConfig, Protocol,
-    StaticOptions,
+    AppSource, Config, Http2Settings, ListenAddr, Listener, ListenerTls, Mount, ProcessConfig,
+    Protocol, StaticOptions,
 };
 pub use observe::ObserveOptions;
 pub use show::show_config;

@@ -34,6 +34,8 @@ pub struct Listener {
     /// HTTP/2 on this listener (`--http2`, `listen ... http2`), with its
     /// limits: prior-knowledge h2c beside HTTP/1.1 on a plain listener.
     pub http2: Option<Http2Settings>,
+    /// TLS on this listener (`--https`, `listen ... ssl`).
+    pub tls: Option<ListenerTls>,
 }
 
 /// HTTP/2 limits of a listener (nginx's `http2_*` directives; the same
@@ -65,6 +67,15 @@ impl Default for Http2Settings {
             idle_timeout: Duration::from_secs(75),
         }
     }
+}
+
+/// Where a TLS listener's settings come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenerTls {
+    /// The `ssl_*` settings of the site's servers on the address (nginx).
+    Site,
+    /// `--https ADDR,CERT,KEY[,CIPHERS[,CA]]`.
+    Own(Box<crate::site::TlsSettings>),
 }
 
 /// An app mounted under a URL prefix (`--mount /prefix=app.py`).
@@ -364,7 +375,21 @@ impl Config {
                     })?,
                     spec: format!("--{} {}", s.option.name, s.value),
                     http2: None,
+                    tls: None,
                 }),
+                "https" | "https-socket" => {
+                    let spec = format!("--{} {}", s.option.name, s.value);
+                    let (addr, settings) = parse_https(&s.value, &spec).ok_or_else(|| {
+                        bad("ADDR,CERT,KEY[,CIPHERS[,CA]] (CA with a leading ! makes client certificates mandatory)")
+                    })?;
+                    config.listeners.push(Listener {
+                        protocol: Protocol::Http,
+                        addr,
+                        spec,
+                        http2: None,
+                        tls: Some(ListenerTls::Own(Box::new(settings))),
+                    });
+                }
                 "wsgi-file" => config.app = Some(AppSource::File(PathBuf::from(&s.value))),
                 "module" => config.app = Some(AppSource::Module(s.value.clone())),
                 "callable" => config.callable = s.value.clone(),
@@ -390,7 +415,8 @@ impl Config {
             }
         }
         if http2 {
-            // Portico's own switch: h2c beside HTTP/1.1 on the HTTP listeners.
+            // Portico's own switch: h2c beside HTTP/1.1 on the HTTP
+            // listeners, ALPN `h2` on the HTTPS ones.
             for l in &mut config.listeners {
                 if l.protocol == Protocol::Http {
                     l.http2 = Some(Http2Settings::default());
@@ -465,6 +491,48 @@ fn parse_mount(value: &str) -> Option<Mount> {
 }
 
 /// Parse `host:port`, `:port`, `[v6]:port`, or a unix socket path (no `:`).
+/// uWSGI's `--https ADDR,CERT,KEY[,CIPHERS[,CA]]`: CIPHERS is an OpenSSL
+/// cipher list (empty: the default); CA verifies client certificates, when
+/// one is sent (`!CA`: one must be sent), and a failure ends the handshake,
+/// as uWSGI's OpenSSL verify callback does.
+fn parse_https(value: &str, spec: &str) -> Option<(ListenAddr, crate::site::TlsSettings)> {
+    use crate::site::{CertKeyPair, TlsSettings, VerifyClient, VerifyFailure};
+    let mut parts = value.split(',');
+    let addr = parse_addr(parts.next()?)?;
+    let cert = parts.next().filter(|p| !p.is_empty())?;
+    let key = parts.next().filter(|p| !p.is_empty())?;
+    let mut settings = TlsSettings {
+        certificates: vec![CertKeyPair {
+            cert: PathBuf::from(cert),
+            key: PathBuf::from(key),
+        }],
+        verify_failure: VerifyFailure::Handshake,
+        origin: spec.to_string(),
+        ..TlsSettings::default()
+    };
+    if let Some(ciphers) = parts.next().filter(|p| !p.is_empty()) {
+        // uWSGI sets SSL_OP_CIPHER_SERVER_PREFERENCE with its own list
+        settings.ciphers = ciphers.to_string();
+        settings.prefer_server_ciphers = true;
+    }
+    if let Some(ca) = parts.next().filter(|p| !p.is_empty()) {
+        let (mandatory, ca) = match ca.strip_prefix('!') {
+            Some(rest) => (true, rest),
+            None => (false, ca),
+        };
+        settings.client_ca = Some(PathBuf::from(ca));
+        settings.verify_client = if mandatory {
+            VerifyClient::On
+        } else {
+            VerifyClient::Optional
+        };
+    }
+    if parts.next().is_some() {
+        return None;
+    }
+    Some((addr, settings))
+}
+
 fn parse_addr(value: &str) -> Option<ListenAddr> {
     if !value.contains(':') {
         return (!value.is_empty()).then(|| ListenAddr::Unix(PathBuf::from(value)));
@@ -486,6 +554,39 @@ mod tests {
 
     fn config(args: &[&str]) -> Result<Config, ConfigError> {
         Config::from_settings(&parse_args(args.iter().copied())?)
+    }
+
+    #[test]
+    fn https_takes_cert_key_ciphers_and_a_client_ca_as_uwsgi() {
+        use crate::site::{VerifyClient, VerifyFailure};
+        let c = config(&[
+            "--https",
+            ":8443,site.pem,site.key",
+            "--https-socket",
+            "127.0.0.1:9443,a.pem,a.key,ECDHE+AESGCM,!ca.pem",
+            "--https",
+            ":1,c.pem,c.key,,ca.pem",
+        ])
+        .expect("valid");
+        let tls: Vec<_> = c
+            .listeners
+            .iter()
+            .map(|l| match &l.tls {
+                Some(ListenerTls::Own(s)) => s.as_ref().clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(tls[0].certificates[0].cert, PathBuf::from("site.pem"));
+        assert_eq!(tls[0].certificates[0].key, PathBuf::from("site.key"));
+        assert_eq!(tls[0].verify_client, VerifyClient::Off);
+        assert_eq!(tls[1].ciphers, "ECDHE+AESGCM");
+        assert_eq!(tls[1].client_ca, Some(PathBuf::from("ca.pem")));
+        assert_eq!(tls[1].verify_client, VerifyClient::On);
+        assert_eq!(tls[1].verify_failure, VerifyFailure::Handshake);
+        assert_eq!(tls[2].ciphers, crate::site::DEFAULT_CIPHERS);
+        assert_eq!(tls[2].verify_client, VerifyClient::Optional);
+        assert!(config(&["--https", ":8443,only-a-cert.pem"]).is_err());
+        assert!(config(&["--https", ":8443,a,b,c,d,e"]).is_err());
     }
 
     #[test]

@@ -88,6 +88,8 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("http", &[], None, List, Listeners, "ADDR", "serve HTTP/1.1 on ADDR (host:port, :port, [::1]:port)"),
     opt("http-socket", &[], None, List, Listeners, "ADDR", "serve HTTP/1.1 on ADDR in the worker (same as --http here)"),
     opt("http2", &[], None, Flag, Listeners, "", "also speak HTTP/2 on the HTTP listeners: prior-knowledge h2c beside HTTP/1.1 (Portico's own)"),
+    opt("https", &[], None, List, Listeners, "ADDR,CERT,KEY[,CIPHERS[,CA]]", "serve HTTP/1.1 over TLS on ADDR with the PEM certificate (chain) and key; CIPHERS an OpenSSL list, CA verifies client certificates (!CA: required)"),
+    opt("https-socket", &[], None, List, Listeners, "ADDR,CERT,KEY[,CIPHERS[,CA]]", "the same as --https here"),
     opt("socket", &["uwsgi-socket"], Some('s'), List, Listeners, "ADDR", "serve the uwsgi protocol (nginx uwsgi_pass) on ADDR (host:port or a unix path)"),
     opt("chmod-socket", &["chmod"], Some('C'), OptionalValue, Listeners, "[MODE]", "chmod unix sockets to MODE (bare: 666)"),
     opt("chown-socket", &[], None, Value, Listeners, "USER[:GROUP]", "chown unix sockets"),

@@ -7,7 +7,9 @@ use std::os::fd::RawFd;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use portico_config::{Config, ListenAddr, Listener, Protocol};
+use portico_config::site::{ListenAddr as SiteAddr, Site};
+use portico_config::{Config, ListenAddr, Listener, ListenerTls, Protocol};
+use portico_server::tls::{SiteTls, tls_for_settings};
 use portico_server::{BoundListener, ListenAddress, ListenerSpec, Wire, bind_tcp, bind_unix};
 
 fn spec<'a>(config: &Config, listener: &'a Listener) -> ListenerSpec<'a> {
@@ -66,6 +68,48 @@ fn bind_all_of(
         bound.push(socket);
     }
     Ok(bound)
+}
+
+/// Load the certificates and keys of the TLS listeners (`bound`, one per
+/// `config.listeners` entry, in order) and serve them with TLS. A file
+/// that cannot be used stops start-up, named.
+pub(crate) fn attach_tls(
+    config: &Config,
+    site: Option<&Site>,
+    bound: &mut [BoundListener],
+) -> Result<()> {
+    let mut site_tls: Option<SiteTls> = None;
+    for (listener, socket) in config.listeners.iter().zip(bound.iter_mut()) {
+        let tls = match &listener.tls {
+            None => continue,
+            Some(ListenerTls::Own(settings)) => {
+                tls_for_settings(settings).with_context(|| listener.spec.clone())?
+            }
+            Some(ListenerTls::Site) => {
+                let Some(site) = site else {
+                    bail!("{}: TLS without a site", listener.spec);
+                };
+                if site_tls.is_none() {
+                    site_tls = Some(SiteTls::build(site)?);
+                }
+                let addr = match &socket.info.addr {
+                    ListenAddress::Tcp(a) => SiteAddr::Tcp(*a),
+                    ListenAddress::Unix(p) => SiteAddr::Unix(p.clone()),
+                };
+                site_tls
+                    .as_ref()
+                    .and_then(|t| t.listener(&addr))
+                    .with_context(|| {
+                        format!(
+                            "{}: no \"ssl_certificate\" is defined for the \"listen ... ssl\" directive",
+                            listener.spec
+                        )
+                    })?
+            }
+        };
+        socket.info.set_tls(tls);
+    }
+    Ok(())
 }
 
 /// `--chmod-socket` and `--chown-socket` on a freshly bound unix socket.

@@ -244,6 +244,15 @@ fn read(args: &NginxArgs) -> Result<(ConfTree, Site), NginxError> {
             format!("[warn] {w}")
         }
     }));
+    // Certificates and keys are loaded here, as start-up loads them, so
+    // a bad one fails `-t` with the file named.
+    if let Err(e) = portico_server::tls::SiteTls::build(&site) {
+        return Err(NginxError {
+            message: e.message,
+            file: None,
+            line: None,
+        });
+    }
     Ok((tree, site))
 }
 

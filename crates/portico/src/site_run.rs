@@ -92,7 +92,10 @@ fn site_listeners(site: &Site) -> Vec<Listener> {
             _ => None,
         })
         .collect();
-    for listen in all {
+    // nginx's `ssl` is a property of the address: one `listen ... ssl`
+    // makes every server on it TLS.
+    let ssl_addrs: Vec<&SiteAddr> = all.iter().filter(|l| l.ssl).map(|l| &l.addr).collect();
+    for listen in all.iter().copied() {
         if seen.contains(&listen.addr) {
             continue;
         }
@@ -122,6 +125,9 @@ fn site_listeners(site: &Site) -> Vec<Listener> {
             addr,
             spec: format!("listen {shown}"),
             http2: http2_of(site, &listen.addr),
+            tls: ssl_addrs
+                .contains(&&listen.addr)
+                .then_some(portico_config::ListenerTls::Site),
         });
     }
     listeners
@@ -225,6 +231,8 @@ fn reload_check(
     ReloadCheck(Arc::new(move || {
         let tree = nginx::read_conf(&conf, globals.as_deref()).map_err(|e| e.to_string())?;
         let site = nginx::to_site(&tree, &prefix).map_err(|e| e.to_string())?;
+        // A certificate or key that cannot be loaded keeps the old workers.
+        portico_server::tls::SiteTls::build(&site).map_err(|e| format!("[emerg] {e}"))?;
         for listener in site_listeners(&site) {
             if !held.contains(&listener.addr) {
                 bindable(&listener.addr)?;

@@ -23,7 +23,7 @@ use portico_wsgi::{
 
 use crate::VERSION;
 use crate::front::{SiteSetup, front_handler, log_static_maps};
-use crate::listeners::{adopt_all, bind_all, unix_paths};
+use crate::listeners::{adopt_all, attach_tls, bind_all, unix_paths};
 use crate::worker::worker_main;
 
 /// Why start-up failed.
@@ -178,10 +178,11 @@ pub(crate) fn run(mut config: Config, site: Option<SiteSetup>) -> Result<u8, Fai
         std::env::set_current_dir(dir).with_context(|| format!("--chdir {}", dir.display()))?;
         portico_server::logln!("chdir() to {}", dir.display());
     }
-    let listeners = match &inherited {
+    let mut listeners = match &inherited {
         Some(fds) => adopt_all(&config, fds)?,
         None => bind_all(&config)?,
     };
+    attach_tls(&config, site.as_ref().map(|s| &*s.site), &mut listeners)?;
     let site = site.map(|setup| setup.with_bound(&listeners));
     let log_file = p.daemonize.clone().or_else(|| p.logto.clone());
     if let Some(setup) = &site {

@@ -115,9 +115,11 @@ fn request(method: &str, path: &str, body: &'static [u8]) -> Request {
             spec: "test".into(),
             buffer_size: 4096,
             http2: None,
+            tls: None,
         }),
         body: RequestBody::complete(Bytes::from_static(body)),
         handoff: Arc::new(Handoff::default()),
+        tls: None,
     }
 }
 

@@ -129,6 +129,7 @@ fn request(vars: &[(&[u8], &[u8])], body: &'static [u8]) -> Request {
         spec: "test".into(),
         buffer_size: 4096,
         http2: None,
+        tls: None,
     };
     Request {
         source: RequestSource::Uwsgi(packet),
@@ -137,6 +138,7 @@ fn request(vars: &[(&[u8], &[u8])], body: &'static [u8]) -> Request {
         listener: Arc::new(listener),
         body: RequestBody::complete(Bytes::from_static(body)),
         handoff: Arc::new(Handoff::default()),
+        tls: None,
     }
 }
 

@@ -170,12 +170,19 @@ pub(crate) fn peer_text(peer: Option<SocketAddr>) -> String {
     peer.map(|p| p.ip().to_string()).unwrap_or_default()
 }
 
+/// The two ends of a connection (`None` on a unix socket) and what its
+/// TLS handshake settled (`None`: plain).
+pub(crate) struct Ends {
+    pub peer: Option<SocketAddr>,
+    pub local: Option<SocketAddr>,
+    pub tls: Option<Arc<crate::tls::TlsFacts>>,
+}
+
 /// Serve requests on one connection until it closes.
 pub(crate) async fn serve_connection<R, W>(
     reader: &mut R,
     writer: &mut W,
-    peer: Option<SocketAddr>,
-    local: Option<SocketAddr>,
+    ends: Ends,
     ctx: &Arc<ConnContext>,
     mut shutdown: watch::Receiver<bool>,
     mut first_slot: Option<crate::gate::Slot>,
@@ -183,6 +190,7 @@ pub(crate) async fn serve_connection<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + SendFile + Unpin,
 {
+    let Ends { peer, local, tls } = ends;
     let mut rbuf = BytesMut::with_capacity(8 * 1024);
     let mut out: Vec<u8> = Vec::with_capacity(8 * 1024);
     let peer_shown = peer_text(peer);
@@ -195,7 +203,9 @@ pub(crate) async fn serve_connection<R, W>(
     {
         return;
     }
-    if let Some(settings) = ctx.listener.http2 {
+    // Prior-knowledge HTTP/2 (h2c) on a plain listener that speaks it; over
+    // TLS, ALPN has chosen already (serve.rs).
+    if let Some(settings) = ctx.listener.http2.filter(|_| tls.is_none()) {
         match crate::h2::sniff_preface(reader, &mut rbuf, &mut shutdown).await {
             None => return,
             Some(false) => {}
@@ -205,8 +215,8 @@ pub(crate) async fn serve_connection<R, W>(
                     reader,
                     writer,
                 };
-                crate::h2::serve_h2(io, peer, local, ctx.clone(), shutdown, first_slot, settings)
-                    .await;
+                let ends = Ends { peer, local, tls };
+                crate::h2::serve_h2(io, ends, ctx.clone(), shutdown, first_slot, settings).await;
                 return;
             }
         }
@@ -286,6 +296,7 @@ pub(crate) async fn serve_connection<R, W>(
             listener: ctx.listener.clone(),
             body,
             handoff: ctx.handoff.clone(),
+            tls: tls.clone(),
         };
         let pending = ctx.handler.handle(request);
         let Some(done) = exchange(

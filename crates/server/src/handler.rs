@@ -40,6 +40,8 @@ pub struct Request {
     pub body: RequestBody,
     /// Where a handler that answers from another thread gets its reply slot.
     pub handoff: Arc<Handoff>,
+    /// What the connection's TLS handshake settled (`None`: plain).
+    pub tls: Option<Arc<crate::tls::TlsFacts>>,
 }
 
 impl Request {
@@ -108,9 +110,11 @@ impl Request {
                 spec: "in-process".to_string(),
                 buffer_size: 4096,
                 http2: None,
+                tls: None,
             }),
             body,
             handoff: Handoff::new(),
+            tls: None,
         })
     }
 

@@ -24,6 +24,7 @@ pub mod request_view;
 mod serve;
 mod site;
 mod statics;
+pub mod tls;
 mod upstream;
 mod uwsgi_conn;
 mod write;

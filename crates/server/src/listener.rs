@@ -45,7 +45,7 @@ pub struct ListenerInfo {
     pub addr: ListenAddress,
     /// The protocol spoken on it.
     pub wire: Wire,
-    /// `http` (later `https`).
+    /// `http`, or `https` on a TLS listener.
     pub scheme: &'static str,
     /// The option that asked for it, for messages (`--http :8000`).
     pub spec: String,
@@ -54,6 +54,17 @@ pub struct ListenerInfo {
     /// HTTP/2 beside HTTP/1.1 on an HTTP listener (h2c by prior
     /// knowledge), with its limits; `None`: HTTP/1.x only.
     pub http2: Option<portico_config::Http2Settings>,
+    /// TLS on this listener (`listen ... ssl`, `--https`): connections are
+    /// handshaken before HTTP is read.
+    pub tls: Option<std::sync::Arc<crate::tls::TlsListener>>,
+}
+
+impl ListenerInfo {
+    /// Serve this listener with TLS (`scheme` becomes `https`).
+    pub fn set_tls(&mut self, tls: std::sync::Arc<crate::tls::TlsListener>) {
+        self.tls = Some(tls);
+        self.scheme = "https";
+    }
 }
 
 /// A bound socket, TCP or unix.
@@ -124,6 +135,7 @@ impl ListenerSpec<'_> {
             spec: self.spec.to_string(),
             buffer_size: self.buffer_size,
             http2: self.http2,
+            tls: None,
         }
     }
 }

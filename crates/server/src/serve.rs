@@ -32,7 +32,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::accept_errors::{ACCEPT_PAUSE, AcceptTrouble};
-use crate::conn::{ConnContext, serve_connection};
+use crate::conn::{ConnContext, Ends, serve_connection};
 use crate::gate::{Gate, Slot};
 use crate::handler::Handler;
 use crate::handoff::Handoff;
@@ -405,32 +405,76 @@ fn spawn_connection(
             Connection::Tcp(mut stream, peer) => {
                 let _ = stream.set_nodelay(true);
                 let local = stream.local_addr().ok();
-                let (mut reader, mut writer) = stream.split();
-                serve_stream(
-                    &mut reader,
-                    &mut writer,
-                    Some(peer),
-                    local,
-                    &ctx,
-                    stop,
-                    slot,
-                )
-                .await;
+                if let Some(tls) = ctx.listener.tls.clone() {
+                    serve_tls(stream, (peer, local), &tls, &ctx, stop, slot).await;
+                } else {
+                    let (mut reader, mut writer) = stream.split();
+                    let at = Ends {
+                        peer: Some(peer),
+                        local,
+                        tls: None,
+                    };
+                    serve_stream(&mut reader, &mut writer, at, &ctx, stop, slot).await;
+                }
             }
             Connection::Unix(mut stream) => {
                 let (mut reader, mut writer) = stream.split();
-                serve_stream(&mut reader, &mut writer, None, None, &ctx, stop, slot).await;
+                let at = Ends {
+                    peer: None,
+                    local: None,
+                    tls: None,
+                };
+                serve_stream(&mut reader, &mut writer, at, &ctx, stop, slot).await;
             }
         }
         drop(alive);
     });
 }
 
+/// Handshake a TCP connection on a TLS listener, then serve it over the
+/// TLS stream's halves; as HTTP/2 when ALPN chose `h2` (offered on
+/// listeners with HTTP/2).
+async fn serve_tls(
+    stream: TcpStream,
+    (peer, local): (SocketAddr, Option<SocketAddr>),
+    tls: &crate::tls::TlsListener,
+    ctx: &Arc<ConnContext>,
+    stop: watch::Receiver<bool>,
+    mut slot: Option<Slot>,
+) {
+    let h2 = ctx.listener.http2;
+    let shaken = crate::tls::handshake(
+        tls,
+        stream,
+        peer,
+        local,
+        &mut slot,
+        stop.clone(),
+        h2.is_some(),
+    )
+    .await;
+    let Some((stream, facts)) = shaken else {
+        return;
+    };
+    let at = Ends {
+        peer: Some(peer),
+        local,
+        tls: Some(facts.clone()),
+    };
+    if let Some(settings) = h2
+        && facts.alpn.as_deref() == Some(crate::tls::ALPN_H2)
+    {
+        crate::h2::serve_h2(stream, at, ctx.clone(), stop, slot, settings).await;
+        return;
+    }
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    serve_stream(&mut reader, &mut writer, at, ctx, stop, slot).await;
+}
+
 async fn serve_stream<R, W>(
     reader: &mut R,
     writer: &mut W,
-    peer: Option<SocketAddr>,
-    local: Option<SocketAddr>,
+    at: Ends,
     ctx: &Arc<ConnContext>,
     stop: watch::Receiver<bool>,
     slot: Option<Slot>,
@@ -439,7 +483,7 @@ async fn serve_stream<R, W>(
     W: tokio::io::AsyncWrite + SendFile + Unpin,
 {
     match ctx.listener.wire {
-        Wire::Http => serve_connection(reader, writer, peer, local, ctx, stop, slot).await,
-        Wire::Uwsgi => serve_uwsgi_connection(reader, writer, peer, local, ctx, slot).await,
+        Wire::Http => serve_connection(reader, writer, at, ctx, stop, slot).await,
+        Wire::Uwsgi => serve_uwsgi_connection(reader, writer, at.peer, at.local, ctx, slot).await,
     }
 }

@@ -140,6 +140,7 @@ pub(crate) async fn serve_uwsgi_connection<R, W>(
         listener: ctx.listener.clone(),
         body,
         handoff: ctx.handoff.clone(),
+        tls: None,
     };
     let pending = ctx.handler.handle(request);
     let gate = GateRelease {

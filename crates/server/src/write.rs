@@ -348,7 +348,8 @@ fn push_chunk_size(out: &mut Vec<u8>, n: usize) {
     let _ = write!(out, "{n:x}\r\n");
 }
 
-/// Write and clear `out`.
+/// Write and clear `out`, then flush the writer (a no-op on a socket; a
+/// TLS stream may hold written records until flushed).
 pub(crate) async fn flush<W: AsyncWrite + Unpin>(
     writer: &mut W,
     out: &mut Vec<u8>,
@@ -357,7 +358,7 @@ pub(crate) async fn flush<W: AsyncWrite + Unpin>(
         writer.write_all(out).await?;
         out.clear();
     }
-    Ok(())
+    writer.flush().await
 }
 
 /// Transports that can send a file region without copying it through user space.

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 use portico_server::request_view::{has_http_var, http_var_name, path_info};
+use portico_server::tls::TlsFacts;
 use portico_server::{ListenerInfo, Request, RequestHead, RequestSource, UwsgiPacket, Version};
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -158,11 +159,14 @@ impl EnvironBuilder {
             local,
             listener,
             body,
+            tls,
             ..
         } = request;
         let env = self.template.bind(py).copy()?;
         let (vars, size) = match &source {
-            RequestSource::Http(head) => self.http_vars(py, &env, head, peer, local, &listener)?,
+            RequestSource::Http(head) => {
+                self.http_vars(py, &env, head, (peer, local), &listener, tls.as_deref())?
+            }
             RequestSource::Uwsgi(packet) => self.uwsgi_vars(py, &env, packet)?,
         };
         if let Some((script_name, path_info)) = route {
@@ -215,9 +219,9 @@ impl EnvironBuilder {
         py: Python<'py>,
         env: &Bound<'py, PyDict>,
         head: &RequestHead,
-        peer: Option<SocketAddr>,
-        local: Option<SocketAddr>,
+        (peer, local): (Option<SocketAddr>, Option<SocketAddr>),
         listener: &ListenerInfo,
+        tls: Option<&TlsFacts>,
     ) -> PyResult<(u32, u32)> {
         let k = &self.keys;
         let mut vars = 0u32;
@@ -321,6 +325,28 @@ impl EnvironBuilder {
             vars += 1;
             size += 4 + key.len().unwrap_or(0) + value.len();
             env.set_item(key, latin1(py, &value)?)?;
+        }
+        if let Some(tls) = tls {
+            // uWSGI's https router sets HTTPS and HTTPS_DN; SSL_CLIENT_*
+            // are the names of nginx's and Apache's examples.
+            let mut tls_var = |key: &str, value: &str| -> PyResult<()> {
+                vars += 1;
+                size += 4 + key.len() + value.len();
+                env.set_item(key, value)
+            };
+            tls_var("HTTPS", "on")?;
+            if let Some(dn) = &tls.client_s_dn_legacy {
+                tls_var("HTTPS_DN", dn)?;
+            }
+            if let Some(dn) = &tls.client_s_dn {
+                tls_var("SSL_CLIENT_S_DN", dn)?;
+            }
+            if let Some(dn) = &tls.client_i_dn {
+                tls_var("SSL_CLIENT_I_DN", dn)?;
+            }
+            tls_var("SSL_CLIENT_VERIFY", &tls.client_verify)?;
+            tls_var("SSL_PROTOCOL", tls.protocol)?;
+            tls_var("SSL_CIPHER", tls.cipher)?;
         }
         Ok((vars * 2, size as u32))
     }

@@ -24,6 +24,8 @@ def application(environ, start_response):
     body = environ["wsgi.input"].read()
     out = json.dumps({
         "protocol": environ["SERVER_PROTOCOL"],
+        "scheme": environ["wsgi.url_scheme"],
+        "https": environ.get("HTTPS", ""),
         "method": environ["REQUEST_METHOD"],
         "path": path,
         "query": environ.get("QUERY_STRING", ""),

@@ -114,6 +114,6 @@ mod tests;
 mod convert;
 
 pub use convert::{
-    DEFAULT_ONLY_DIRECTIVES, IGNORED_DIRECTIVES, IGNORED_PREFIXES, UNSUPPORTED_DIRECTIVES, to_site,
-    to_site_with_warnings,
+    DEFAULT_ONLY_DIRECTIVES, IGNORED_DIRECTIVES, IGNORED_PREFIXES, TLS_DIRECTIVES,
+    UNSUPPORTED_DIRECTIVES, to_site, to_site_with_warnings,
 };

@@ -32,6 +32,7 @@ impl Server {
             named: Vec::new(),
             config,
             origin: "command line".to_string(),
+            tls: None,
         }
     }
 

@@ -15,6 +15,7 @@
 mod app;
 mod proxy;
 mod template;
+mod tls;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -26,6 +27,10 @@ pub use proxy::{
     ProxyTarget, RedirectFrom, RedirectRule,
 };
 pub use template::{Template, TemplatePart, Variable};
+pub use tls::{
+    CertKeyPair, DEFAULT_CIPHERS, DEFAULT_SESSION_TIMEOUT, SessionCache, TlsSettings, TlsVersions,
+    VerifyClient, VerifyFailure,
+};
 
 /// A whole configuration: every server with its locations, and what the
 /// `http {}` and main contexts set for the process.
@@ -76,6 +81,9 @@ pub struct Server {
     pub config: Arc<LocationConfig>,
     /// Where the block starts, for messages (`site.conf:12`).
     pub origin: String,
+    /// The `ssl_*` settings (inherited from `http {}`), when the server
+    /// has certificates or a `listen ... ssl`; used on its TLS addresses.
+    pub tls: Option<Arc<TlsSettings>>,
 }
 
 /// Where a server listens.

@@ -46,6 +46,22 @@ pub enum Variable {
     Https,
     /// `$http2`: `h2` (TLS), `h2c` (prior knowledge), empty on HTTP/1.x.
     Http2,
+    /// `$ssl_protocol`: `TLSv1.2`, `TLSv1.3` (empty without TLS).
+    SslProtocol,
+    /// `$ssl_cipher`: the suite's OpenSSL name.
+    SslCipher,
+    /// `$ssl_server_name`: the SNI name.
+    SslServerName,
+    /// `$ssl_client_s_dn`: the client certificate's subject (RFC 2253).
+    SslClientSDn,
+    /// `$ssl_client_i_dn`: its issuer.
+    SslClientIDn,
+    /// `$ssl_client_s_dn_legacy`: the subject as `/O=Example/CN=alice`.
+    SslClientSDnLegacy,
+    /// `$ssl_client_verify`: `SUCCESS`, `NONE`, `FAILED:reason`.
+    SslClientVerify,
+    /// `$ssl_session_reused`: `r` when the session was resumed, else `.`.
+    SslSessionReused,
     RequestMethod,
     ContentType,
     ContentLength,
@@ -215,6 +231,14 @@ impl Variable {
             "scheme" => Variable::Scheme,
             "https" => Variable::Https,
             "http2" => Variable::Http2,
+            "ssl_protocol" => Variable::SslProtocol,
+            "ssl_cipher" => Variable::SslCipher,
+            "ssl_server_name" => Variable::SslServerName,
+            "ssl_client_s_dn" => Variable::SslClientSDn,
+            "ssl_client_i_dn" => Variable::SslClientIDn,
+            "ssl_client_s_dn_legacy" => Variable::SslClientSDnLegacy,
+            "ssl_client_verify" => Variable::SslClientVerify,
+            "ssl_session_reused" => Variable::SslSessionReused,
             "request_method" => Variable::RequestMethod,
             "content_type" => Variable::ContentType,
             "content_length" => Variable::ContentLength,

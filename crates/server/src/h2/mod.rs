@@ -26,7 +26,6 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,7 +35,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::conn::ConnContext;
+use crate::conn::{ConnContext, Ends};
 use crate::gate::Slot;
 
 pub(crate) use io::{Joined, sniff_preface};
@@ -83,8 +82,7 @@ fn builder(settings: &Http2Settings) -> h2::server::Builder {
 /// until it closes, the client idles out, or a stop has let its streams finish.
 pub(crate) async fn serve_h2<T>(
     io: T,
-    peer: Option<SocketAddr>,
-    local: Option<SocketAddr>,
+    ends: Ends,
     ctx: Arc<ConnContext>,
     mut stop: watch::Receiver<bool>,
     first_slot: Option<Slot>,
@@ -92,6 +90,7 @@ pub(crate) async fn serve_h2<T>(
 ) where
     T: AsyncRead + AsyncWrite + Unpin,
 {
+    let Ends { peer, local, tls } = ends;
     let peer_shown = crate::conn::peer_text(peer);
     let trip = Arc::new(guard::Trip::default());
     let io = guard::Guarded {
@@ -113,6 +112,7 @@ pub(crate) async fn serve_h2<T>(
         peer,
         local,
         peer_shown,
+        tls,
         chunk_size: settings.chunk_size.clamp(1024, 1 << 20) as usize,
         trip: trip.clone(),
     });

@@ -29,6 +29,8 @@ pub(super) struct Shared {
     pub peer: Option<SocketAddr>,
     pub local: Option<SocketAddr>,
     pub peer_shown: String,
+    /// The connection's TLS facts (`None`: h2c).
+    pub tls: Option<Arc<crate::tls::TlsFacts>>,
     /// Largest DATA frame payload sent.
     pub chunk_size: usize,
     /// Where streams report being reset by the client.
@@ -208,6 +210,7 @@ pub(super) async fn serve_stream(
         listener: ctx.listener.clone(),
         body,
         handoff: ctx.handoff.clone(),
+        tls: shared.tls.clone(),
     };
     let pending = alongside(ctx.handler.handle(request), &mut feeder);
     let response = tokio::select! {

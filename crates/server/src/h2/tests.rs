@@ -69,6 +69,7 @@ fn context() -> Arc<ConnContext> {
             spec: "test".into(),
             buffer_size: 4096,
             http2: Some(Http2Settings::default()),
+            tls: None,
         }),
         limits: Default::default(),
         hooks: None,
@@ -86,8 +87,11 @@ async fn a_stream_reaches_the_handler_as_an_http2_request_with_its_body() {
     let (_stop_tx, stop) = watch::channel(false);
     let server = tokio::spawn(serve_h2(
         server_io,
-        None,
-        None,
+        crate::conn::Ends {
+            peer: None,
+            local: None,
+            tls: None,
+        },
         context(),
         stop,
         None,
@@ -146,8 +150,11 @@ async fn a_stop_sends_goaway_and_the_connection_ends() {
     let (stop_tx, stop) = watch::channel(false);
     let server = tokio::spawn(serve_h2(
         server_io,
-        None,
-        None,
+        crate::conn::Ends {
+            peer: None,
+            local: None,
+            tls: None,
+        },
         context(),
         stop,
         None,

@@ -191,6 +191,7 @@ impl Req<'_> {
             peer: self.facts.peer,
             local: self.conn_addr.clone(),
             scheme: self.facts.scheme,
+            tls: self.facts.tls.clone(),
             protocol: String::from_utf8_lossy(&self.facts.protocol).into_owned(),
             captures: self.captures.clone(),
             server_captures: self.server_captures.clone(),

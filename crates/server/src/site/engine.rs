@@ -259,10 +259,11 @@ impl Engine {
             listener,
             body,
             handoff,
+            tls,
         } = request;
         let mut body = Some(body);
         let started = Instant::now();
-        let mut req = match Req::new(self, &source, peer, local, &listener) {
+        let mut req = match Req::new(self, &source, peer, local, &listener, tls.as_ref()) {
             Ok(req) => req,
             Err(response) => return *response,
         };
@@ -292,6 +293,7 @@ impl Engine {
                             listener,
                             body,
                             handoff,
+                            tls,
                         })
                         .await;
                 }
@@ -372,6 +374,7 @@ impl Engine {
                             listener: listener.clone(),
                             body: sent,
                             handoff: handoff.clone(),
+                            tls: tls.clone(),
                         },
                         client_ip: req.facts.client_ip(),
                         hash_key,
@@ -396,6 +399,7 @@ impl Engine {
                     .take()
                     .unwrap_or_else(|| RequestBody::complete(Bytes::new())),
                 handoff: handoff.clone(),
+                tls: tls.clone(),
             };
             let response = handler.handle(sub).await;
             match req.after_upstream(response) {

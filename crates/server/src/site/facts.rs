@@ -41,6 +41,8 @@ pub(crate) struct Facts {
     pub chunked: bool,
     /// The client is a browser that hides short error pages.
     pub padding: bool,
+    /// What the connection's TLS handshake settled (`$ssl_*`).
+    pub tls: Option<std::sync::Arc<crate::tls::TlsFacts>>,
 }
 
 impl Facts {
@@ -49,6 +51,7 @@ impl Facts {
         peer: Option<SocketAddr>,
         local: Option<SocketAddr>,
         listener: &ListenerInfo,
+        tls: Option<std::sync::Arc<crate::tls::TlsFacts>>,
     ) -> Facts {
         let chunked = matches!(
             source,
@@ -119,6 +122,7 @@ impl Facts {
             content_length,
             chunked,
             padding,
+            tls,
         };
         facts.set_host(&host_header);
         facts

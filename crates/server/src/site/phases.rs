@@ -162,6 +162,29 @@ pub(crate) struct Req<'s> {
     pub proxy: Option<ProxyFacts>,
 }
 
+/// nginx's 421: a TLS request whose Host is not the SNI name that chose a
+/// server for the handshake, answered by a server that verifies client
+/// certificates (a client must not pass one server's verification and
+/// name another after the handshake).
+fn misdirected(
+    facts: &Facts,
+    server: &Server,
+    table: &super::select::ServerTable,
+    local: &ConnAddr,
+) -> bool {
+    let Some(sni) = facts.tls.as_ref().and_then(|t| t.server_name.as_deref()) else {
+        return false;
+    };
+    if !table.sni_names_a_server(local, sni) {
+        return false;
+    }
+    let verifies = server
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.verify_client != portico_config::site::VerifyClient::Off);
+    verifies && !super::select::host_key(&facts.host_raw).eq_ignore_ascii_case(sni.as_bytes())
+}
+
 impl<'s> Req<'s> {
     /// Normalise the target and choose the server; `Err` is the 400 answer.
     pub(crate) fn new(
@@ -170,9 +193,10 @@ impl<'s> Req<'s> {
         peer: Option<SocketAddr>,
         local: Option<SocketAddr>,
         listener: &ListenerInfo,
+        tls: Option<&std::sync::Arc<crate::tls::TlsFacts>>,
     ) -> Result<Req<'s>, Box<Response>> {
         let site = &*engine.site;
-        let mut facts = Facts::new(source, peer, local, listener);
+        let mut facts = Facts::new(source, peer, local, listener, tls.cloned());
         let normalized = super::uri::normalize(&facts.request_uri);
         let mut bad: Option<String> = None;
         match &normalized {
@@ -193,6 +217,8 @@ impl<'s> Req<'s> {
             facts.set_host(b"");
         }
         let conn_addr = facts.conn_addr(listener);
+        // The Host chooses, as always; the SNI name only chose the
+        // certificate (nginx's ngx_http_set_virtual_server).
         let selected = engine.table.select(&conn_addr, &facts.host_raw);
         let (server_index, captures) = match selected {
             Some(s) => (s.index, s.captures),
@@ -229,6 +255,15 @@ impl<'s> Req<'s> {
             crate::logln!("portico: {why}, client: {}", req.facts.client_text());
             req.uri_changes = 0; // no error_page for a request that never had a URI
             return Err(Box::new(req.fail(400)));
+        }
+        if misdirected(&req.facts, server, &engine.table, &req.conn_addr) {
+            crate::logln!(
+                "portico: client attempted to request the server name different from the one \
+                 that was negotiated, client: {}",
+                req.facts.client_text()
+            );
+            req.uri_changes = 0;
+            return Err(Box::new(req.fail(421)));
         }
         if let Ok(n) = normalized {
             req.uri = n.path;
@@ -484,6 +519,7 @@ impl<'s> Req<'s> {
             peer: self.facts.peer,
             local: &self.conn_addr,
             scheme: self.facts.scheme,
+            tls: self.facts.tls.as_deref(),
             server_protocol: std::str::from_utf8(&self.facts.protocol).unwrap_or("HTTP/1.0"),
             server: self.server,
             location: self.loc.config,

@@ -53,6 +53,8 @@ struct ListenGroup {
     trailing: Vec<(Box<[u8]>, usize)>,
     /// `~regex` names in configuration order.
     regexes: Vec<(Regex, usize)>,
+    /// How many servers listen here (with one, nginx builds no name table).
+    servers: usize,
 }
 
 impl ListenGroup {
@@ -64,10 +66,12 @@ impl ListenGroup {
             leading: Vec::new(),
             trailing: Vec::new(),
             regexes: Vec::new(),
+            servers: 0,
         }
     }
 
     fn add_server(&mut self, index: usize, server: &Server) {
+        self.servers += 1;
         if server.names.is_empty() {
             // No `server_name`: nginx gives the server the name "".
             self.exact.entry(Box::from(&b""[..])).or_insert(index);
@@ -101,9 +105,19 @@ impl ListenGroup {
     }
 
     fn lookup(&self, host: &[u8]) -> Selected {
-        let found = |index| Selected {
-            index,
+        self.find(host).unwrap_or(Selected {
+            index: self.default,
             captures: Captures::default(),
+        })
+    }
+
+    /// The server whose name matches `host`, `None` when none does.
+    fn find(&self, host: &[u8]) -> Option<Selected> {
+        let found = |index| {
+            Some(Selected {
+                index,
+                captures: Captures::default(),
+            })
         };
         if let Some(&index) = self.exact.get(host) {
             return found(index);
@@ -125,14 +139,14 @@ impl ListenGroup {
             }
             for (regex, index) in &self.regexes {
                 if let Some(captures) = Captures::of_match(regex, host) {
-                    return Selected {
+                    return Some(Selected {
                         index: *index,
                         captures,
-                    };
+                    });
                 }
             }
         }
-        found(self.default)
+        None
     }
 }
 
@@ -178,6 +192,20 @@ impl ServerTable {
         } else {
             Some(group.lookup(host))
         }
+    }
+
+    /// Whether a TLS client's SNI name `sni` names a server on `local` as
+    /// nginx's `ngx_http_ssl_servername` finds one: only where several
+    /// servers share the address (with one, nginx has no name table).
+    pub(crate) fn sni_names_a_server(&self, local: &ConnAddr, sni: &str) -> bool {
+        self.group_for(local)
+            .is_some_and(|g| g.servers > 1 && g.find(sni.to_ascii_lowercase().as_bytes()).is_some())
+    }
+
+    /// The default server of the address `local` arrived on (the one a
+    /// TLS handshake without SNI gets its certificate from).
+    pub(crate) fn default_for(&self, local: &ConnAddr) -> Option<usize> {
+        self.group_for(local).map(|g| g.default)
     }
 
     /// The servers listening on `local`: an exact listen address, else the

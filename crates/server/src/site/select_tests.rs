@@ -222,6 +222,7 @@ fn server(listens: Vec<Listen>, names: Vec<ServerName>) -> Server {
         named: Vec::new(),
         config: Arc::new(LocationConfig::default()),
         origin: String::new(),
+        tls: None,
     }
 }
 

@@ -72,6 +72,8 @@ pub(crate) struct VarContext<'a> {
     pub local: &'a ConnAddr,
     /// `http` or `https`.
     pub scheme: &'a str,
+    /// The connection's TLS facts (`None`: plain).
+    pub tls: Option<&'a crate::tls::TlsFacts>,
     /// `HTTP/1.0`, `HTTP/1.1` or `HTTP/2.0`.
     pub server_protocol: &'a str,
     pub server: &'a Server,
@@ -178,6 +180,46 @@ fn var_at(var: &Variable, cx: &VarContext<'_>, out: &mut Vec<u8>, depth: usize) 
         Variable::Http2 => {
             if cx.server_protocol == "HTTP/2.0" {
                 out.extend_from_slice(if cx.scheme == "https" { b"h2" } else { b"h2c" });
+            }
+        }
+        Variable::SslProtocol => {
+            if let Some(t) = cx.tls {
+                out.extend_from_slice(t.protocol.as_bytes());
+            }
+        }
+        Variable::SslCipher => {
+            if let Some(t) = cx.tls {
+                out.extend_from_slice(t.cipher.as_bytes());
+            }
+        }
+        Variable::SslServerName => {
+            if let Some(name) = cx.tls.and_then(|t| t.server_name.as_deref()) {
+                out.extend_from_slice(name.as_bytes());
+            }
+        }
+        Variable::SslClientSDn => {
+            if let Some(dn) = cx.tls.and_then(|t| t.client_s_dn.as_deref()) {
+                out.extend_from_slice(dn.as_bytes());
+            }
+        }
+        Variable::SslClientSDnLegacy => {
+            if let Some(dn) = cx.tls.and_then(|t| t.client_s_dn_legacy.as_deref()) {
+                out.extend_from_slice(dn.as_bytes());
+            }
+        }
+        Variable::SslClientIDn => {
+            if let Some(dn) = cx.tls.and_then(|t| t.client_i_dn.as_deref()) {
+                out.extend_from_slice(dn.as_bytes());
+            }
+        }
+        Variable::SslClientVerify => {
+            if let Some(t) = cx.tls {
+                out.extend_from_slice(t.client_verify.as_bytes());
+            }
+        }
+        Variable::SslSessionReused => {
+            if let Some(t) = cx.tls {
+                out.push(if t.session_reused { b'r' } else { b'.' });
             }
         }
         Variable::RequestMethod => out.extend_from_slice(cx.method),

@@ -19,6 +19,7 @@ fn server(names: Vec<ServerName>) -> Server {
         named: Vec::new(),
         config: Arc::new(LocationConfig::default()),
         origin: String::new(),
+        tls: None,
     }
 }
 
@@ -86,6 +87,7 @@ impl Fixture {
             peer: Some(SocketAddr::from(([10, 0, 0, 7], 54321))),
             local: &self.local,
             scheme: "http",
+            tls: None,
             server_protocol: "HTTP/1.0",
             server: &self.server,
             location: &self.location,

@@ -2,8 +2,9 @@
 //! `*:80`, `[::]:80`, `unix:/path`, a host name resolved at load time) and
 //! its options; and the checks nginx makes across servers (one
 //! `default_server` per address, socket options given once per address).
-//! `http2` marks the address as speaking HTTP/2 (h2c by prior knowledge
-//! beside HTTP/1.1 on a plain address). TLS (`ssl`) and the PROXY protocol
+//! `ssl` makes the address a TLS one (the certificates are the servers'
+//! `ssl_*` settings); `http2` makes it speak HTTP/2 (by ALPN with `ssl`,
+//! else by prior knowledge beside HTTP/1.1); QUIC and the PROXY protocol
 //! are refused with a clear message rather than silently served as plain
 //! HTTP/1.
 
@@ -151,6 +152,7 @@ pub(super) fn parse(
     let mut reuseport = false;
     let mut socket_options = false;
     let mut http2 = false;
+    let mut ssl = false;
     for a in d.args.iter().skip(1) {
         let p = a.value.as_str();
         let (key, value) = match p.split_once('=') {
@@ -192,12 +194,11 @@ pub(super) fn parse(
                 reuseport = true;
                 socket_options = true;
             }
-            ("ssl", None) | ("quic", None) => {
+            ("ssl", None) => ssl = true,
+            ("quic", None) => {
                 return Err(NginxError::at(
                     d,
-                    format!(
-                        "\"listen ... {key}\" is not supported by Portico yet (TLS comes in a later release)"
-                    ),
+                    "\"listen ... quic\" is not supported by Portico yet (HTTP/3)",
                 ));
             }
             ("http2", None) => http2 = true,
@@ -220,7 +221,7 @@ pub(super) fn parse(
             default_server,
             backlog,
             reuseport,
-            ssl: false,
+            ssl,
             http2,
         })
         .collect();

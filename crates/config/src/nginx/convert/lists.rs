@@ -89,15 +89,8 @@ pub const IGNORED: &[&str] = &[
     "gzip_types",
     "gzip_min_length",
     "gzip_disable",
-    // TLS settings: every `listen ... ssl` is refused, so these do nothing
-    "ssl_protocols",
-    "ssl_prefer_server_ciphers",
-    "ssl_ciphers",
-    "ssl_certificate",
-    "ssl_certificate_key",
-    "ssl_session_cache",
-    "ssl_session_timeout",
-    "ssl_session_tickets",
+    // TLS tuning rustls decides itself (no DH suites; its own curves,
+    // record sizes; no OCSP stapling yet: clients fetch OCSP themselves)
     "ssl_dhparam",
     "ssl_ecdh_curve",
     "ssl_stapling",
@@ -155,6 +148,21 @@ pub const IGNORED: &[&str] = &[
     "subrequest_output_buffer_size",
     "referer_hash_bucket_size",
     "referer_hash_max_size",
+];
+
+/// The `ssl_*` directives read into a server's TLS settings
+/// (`convert/ssl.rs`); docs/nginx.md lists them as supported.
+pub const TLS: &[&str] = &[
+    "ssl_certificate",
+    "ssl_certificate_key",
+    "ssl_protocols",
+    "ssl_ciphers",
+    "ssl_prefer_server_ciphers",
+    "ssl_session_cache",
+    "ssl_session_timeout",
+    "ssl_session_tickets",
+    "ssl_client_certificate",
+    "ssl_verify_client",
 ];
 
 /// Name prefixes of settings that only matter with a directive Portico
@@ -247,4 +255,8 @@ pub const UNSUPPORTED: &[&str] = &[
     "proxy_cookie_domain",
     "proxy_cookie_path",
     "proxy_cookie_flags",
+    "ssl_crl",
+    "ssl_password_file",
+    "ssl_conf_command",
+    "ssl_reject_handshake",
 ];

@@ -22,6 +22,7 @@ mod proxy;
 mod proxy_pass;
 mod rewrite;
 mod server;
+mod ssl;
 mod upstream;
 mod values;
 mod vars;
@@ -42,6 +43,8 @@ mod tests_proxy;
 mod tests_proxy_model;
 #[cfg(test)]
 mod tests_read;
+#[cfg(test)]
+mod tests_ssl;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -63,7 +66,7 @@ use vars::VarScope;
 /// and refused.
 pub use lists::{
     DEFAULT_ONLY as DEFAULT_ONLY_DIRECTIVES, IGNORED as IGNORED_DIRECTIVES, IGNORED_PREFIXES,
-    UNSUPPORTED as UNSUPPORTED_DIRECTIVES,
+    TLS as TLS_DIRECTIVES, UNSUPPORTED as UNSUPPORTED_DIRECTIVES,
 };
 
 /// What the conversion keeps while it reads.
@@ -77,6 +80,8 @@ struct Ctx<'p> {
     pub scope: VarScope,
     /// `[warn] MESSAGE in FILE:LINE` lines, as nginx prints them.
     pub warnings: Vec<String>,
+    /// The `http {}` block's `ssl_*` directives.
+    pub http_tls: ssl::TlsLayer,
 }
 
 impl Ctx<'_> {
@@ -155,6 +160,7 @@ pub fn to_site_with_warnings(
         matches: Vec::new(),
         scope: VarScope::default(),
         warnings: Vec::new(),
+        http_tls: ssl::TlsLayer::default(),
     };
     let mut main = MainSettings {
         worker_processes: Some(1),
@@ -220,6 +226,7 @@ pub fn to_site_with_warnings(
         upstreams: &ctx.upstreams,
         matches: &ctx.matches,
         health: Vec::new(),
+        http_tls: &ctx.http_tls,
     };
     let servers = raw_servers
         .into_iter()
@@ -289,6 +296,7 @@ fn read_http(
                 let up = upstream::upstream(ctx, c)?;
                 ctx.upstreams.push(up);
             }
+            name if name.starts_with("ssl_") && ssl::apply(ctx.prefix, &mut ctx.http_tls, c)? => {}
             "log_format" => http::log_format(ctx, c)?,
             "match" => {
                 let m = health::match_block(c)?;
@@ -381,6 +389,7 @@ struct Resolving<'a> {
     upstreams: &'a [Upstream],
     matches: &'a [(Directive, HealthMatch)],
     health: Vec<(String, HealthCheck)>,
+    http_tls: &'a ssl::TlsLayer,
 }
 
 /// A block's resolved configuration, checked and finished: nginx's buffer
@@ -420,6 +429,13 @@ fn resolve_server(
         .map(|l| resolve_location(r, l, &config, None))
         .collect::<Result<Vec<_>, _>>()?;
     let config = finish_config(config, &s.at)?;
+    let tls = ssl::resolve(&s.tls, r.http_tls, &s.at)?;
+    if tls.is_none() && s.listens.iter().any(|l| l.ssl) {
+        return Err(NginxError::at(
+            &s.at,
+            "no \"ssl_certificate\" is defined for the \"listen ... ssl\" directive",
+        ));
+    }
     let mut listens = s.listens;
     if config.http2.on {
         // `http2 on;`: as `listen ... http2` on every address of the server.
@@ -435,6 +451,7 @@ fn resolve_server(
         named,
         config: Arc::new(config),
         origin: s.origin,
+        tls: tls.map(Arc::new),
     })
 }
 

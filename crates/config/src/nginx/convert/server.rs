@@ -23,6 +23,8 @@ pub(super) struct RawServer {
     pub origin: String,
     /// The `server` directive without its block, for messages.
     pub at: Directive,
+    /// Its `ssl_*` directives.
+    pub tls: super::ssl::TlsLayer,
 }
 
 /// This machine's host name, for `server_name $hostname`.
@@ -90,6 +92,7 @@ pub(super) fn server(
             line: d.line,
             children: None,
         },
+        tls: super::ssl::TlsLayer::default(),
     };
     for c in d.children.iter().flatten() {
         if common::apply(ctx, &mut s.layer, c, false)? {
@@ -119,6 +122,7 @@ pub(super) fn server(
                     s.locations.push(loc);
                 }
             }
+            name if name.starts_with("ssl_") && super::ssl::apply(ctx.prefix, &mut s.tls, c)? => {}
             "rewrite" => s.rewrites.push(rewrite(ctx, c)?),
             "return" => s.rewrites.push(return_step(c)?),
             name => ctx.other(c, name)?,

@@ -442,6 +442,12 @@ fn docs_list_every_ignored_default_only_and_refused_directive() {
             "docs/nginx.md lacks `{name}`"
         );
     }
+    for name in super::lists::TLS {
+        assert!(
+            doc.contains(&format!("`{name}`")) && !super::lists::IGNORED.contains(name),
+            "docs/nginx.md lacks the supported `{name}`, or it is still ignored"
+        );
+    }
     for (name, value) in super::lists::DEFAULT_ONLY {
         assert!(
             doc.contains(&format!("`{name} {value}`")),

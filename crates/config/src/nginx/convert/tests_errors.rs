@@ -407,8 +407,12 @@ fn semantic_errors_are_worded_as_nginx_words_them() {
 /// Portico's own refusals: (http body, message).
 const PORTICO_ONLY: &[(&str, &str)] = &[
     (
+        r#"server { listen 443 quic; }"#,
+        r#""listen ... quic" is not supported by Portico yet (HTTP/3)§"#,
+    ),
+    (
         r#"server { listen 443 ssl; }"#,
-        r#""listen ... ssl" is not supported by Portico yet (TLS comes in a later release)§"#,
+        r#"no "ssl_certificate" is defined for the "listen ... ssl" directive§"#,
     ),
     (
         r#"server { listen 80 proxy_protocol; }"#,

@@ -146,6 +146,7 @@ pub(super) fn server(
         named,
         config: Arc::new(config),
         origin: "test".into(),
+        tls: None,
     }
 }
 
