@@ -36,6 +36,7 @@ DESCRIPTIONS = {
     "proxy-noka": "proxy_pass to one Granian (hello), a connection per request: portico -c vs nginx",
     "proxy-lc": "proxy_pass, least_conn over three Granians (hello), keepalive: portico -c vs nginx",
     "h2c-static-4k": "a 4 KiB static file over HTTP/2 (h2c, h2load), one nginx.conf: portico -c vs nginx",
+    "h2-static-4k": "a 4 KiB static file over HTTP/2 on TLS (ALPN h2, h2load), one nginx.conf: portico -c vs nginx",
     "h2c-stack": "the seeds' stack over HTTP/2 (h2c, h2load): portico -c (app in process) vs nginx + uwsgi",
     "nginx-return": 'nginx return 200 "Hello, World!": the machine\'s ceiling',
     "https-hello": "hello over HTTPS (TLS 1.3, keep-alive): portico --https, granian --ssl, "
@@ -284,6 +285,15 @@ def run_scenario(scen, ctx, opts, portico):
         return [load_row(scen, lambda mk=mk: _static_stack(mk(), d, "4k.bin"), opts, portico,
                          show_mb=True, h2_url=h2_url)
                 for mk in S.conf_static_stacks(ctx, conf, cdir, port, "4k.bin")]
+    if scen == "h2-static-4k":
+        d = _static_dir(opts)
+        tls = S.tls_pair(ctx)
+        conf, cdir, port = S.site_conf(ctx, scen, f"        root {os.path.dirname(d)};",
+                                       tls=tls, http2=True)
+        h2_url = f"https://{procs.LOOPBACK}:{port}/static/4k.bin"
+        return [load_row(scen, lambda mk=mk: _static_stack(mk(), d, "4k.bin"), opts, portico,
+                         show_mb=True, h2_url=h2_url)
+                for mk in S.conf_static_stacks(ctx, conf, cdir, port, "4k.bin", "https")]
     if scen == "h2c-stack":
         h2_port = S.free_port()
         conf, cdir, port, sock = S.app_site_conf(ctx, scen, h2_port=h2_port)

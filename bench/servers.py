@@ -266,7 +266,7 @@ NGINX_MIME_TYPES = "/etc/nginx/mime.types"
 NGINX_UWSGI_PARAMS = "/etc/nginx/uwsgi_params"
 
 
-def site_conf(ctx, name, server_body, http_extra="", tls=None, h2_port=None):
+def site_conf(ctx, name, server_body, http_extra="", tls=None, h2_port=None, http2=False):
     """Write <tmp>/<name>/nginx.conf — the one file both nginx and `portico
     -c` serve in a conf-* or stack scenario — and return (path, dir, port).
     Everything it names is an absolute path in that directory, except
@@ -300,7 +300,7 @@ http {{
     open_file_cache max=1000;
     keepalive_requests 100000;
 {temp}{http_extra}    server {{
-        listen {LOOPBACK}:{port}{tls_lines(tls)}
+        listen {LOOPBACK}:{port}{tls_lines(tls, http2)}
 {h2_listen}{server_body}
     }}
 }}
@@ -403,13 +403,14 @@ def tls_pair(ctx):
     return cert, key
 
 
-def tls_lines(tls):
+def tls_lines(tls, http2=False):
     """The end of the `listen` line, and the server's TLS directives: the same
-    for nginx and `portico -c` (TLS 1.2 and 1.3, as Portico offers them)."""
+    for nginx and `portico -c` (TLS 1.2 and 1.3, as Portico offers them);
+    `http2`: ALPN offers h2 too (`listen ... ssl http2`)."""
     if tls is None:
         return ";"
     cert, key = tls
-    return (" ssl;\n"
+    return (" ssl http2;\n" if http2 else " ssl;\n") + (
             f"        ssl_certificate {cert};\n"
             f"        ssl_certificate_key {key};\n"
             "        ssl_protocols TLSv1.2 TLSv1.3;\n"
