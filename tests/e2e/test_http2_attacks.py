@@ -214,3 +214,64 @@ def test_an_answer_before_the_body_ends_is_complete_then_the_stream_is_ended(ser
         assert kinds.index((DATA, END_STREAM)) < kinds.index((RST_STREAM, 0)), kinds
         assert c.resets() == {1: 0}
     still_serving(server)
+
+
+LIMITS_CONF = """
+http2_recv_buffer_size 100k;
+server {
+    listen 127.0.0.1:{port} http2;
+    http2_max_concurrent_streams 4;
+    http2_max_header_size 2k;
+    keepalive_timeout 1s;
+    location / { return 200 "ok\\n"; }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def limited():
+    import shutil
+    import tempfile
+
+    import nginx_diff
+    root = Path(tempfile.mkdtemp(prefix="portico-h2-limits-", dir="/tmp"))
+    side = nginx_diff.PorticoSide("h2limits", LIMITS_CONF, root, {})
+    try:
+        yield side.start()
+    finally:
+        side.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def server_settings(c):
+    """The server's first SETTINGS frame as {id: value}."""
+    c.read_frames(2.0, until=lambda f: any(x.type == SETTINGS and not x.flags for x in f))
+    f = next(x for x in c.frames if x.type == SETTINGS and not x.flags)
+    return {struct.unpack(">H", f.payload[i:i + 2])[0]: struct.unpack(">I", f.payload[i + 2:i + 6])[0]
+            for i in range(0, len(f.payload), 6)}
+
+
+def test_the_nginx_conf_limits_are_announced_and_enforced(limited):
+    port = limited.ports["port"]
+    with RawH2(port) as c:
+        settings = server_settings(c)
+        assert settings.get(3) == 4, settings            # MAX_CONCURRENT_STREAMS
+        assert settings.get(6) == 2048, settings         # MAX_HEADER_LIST_SIZE
+        assert settings.get(4) == 100 * 1024, settings   # INITIAL_WINDOW_SIZE
+        # A 3 KB header list is over the 2k limit: refused, never answered 200.
+        c.send(c.headers(1, "/", extra=[("x-big", "a" * 3000)]))
+        c.read_frames(2.0, until=lambda f: any(x.stream == 1 and x.type in (HEADERS, RST_STREAM)
+                                               for x in f) or c.goaway() is not None)
+        assert c.statuses().get(1) != 200
+    with RawH2(port) as c:
+        c.send(c.headers(1, "/"))
+        c.read_frames(2.0, until=lambda f: 1 in c.statuses())
+        assert c.statuses()[1] == 200
+
+
+def test_an_idle_connection_gets_goaway_after_keepalive_timeout(limited):
+    with RawH2(limited.ports["port"]) as c:
+        started = time.monotonic()
+        c.read_frames(5.0, until=lambda f: c.goaway() is not None)
+        assert c.goaway() is not None
+        assert 0.8 < time.monotonic() - started < 3.0
