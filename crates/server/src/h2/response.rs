@@ -134,6 +134,8 @@ pub(super) enum SendError {
     Stalled,
     /// Reading the file failed.
     File,
+    /// The body is shorter than the length announced for it.
+    Short,
 }
 
 /// Sends one stream's body within its flow-control window.
@@ -144,6 +146,8 @@ pub(super) struct BodySender {
     pub sent: u64,
     /// The announced length: nothing beyond it is sent.
     limit: Option<u64>,
+    /// END_STREAM went out with the last DATA frame.
+    ended: bool,
 }
 
 impl BodySender {
@@ -153,7 +157,33 @@ impl BodySender {
             chunk,
             sent: 0,
             limit,
+            ended: false,
         }
+    }
+
+    /// A whole body of at most one chunk, sent at once with END_STREAM in
+    /// the same frame, without waiting for window first (`h2` holds it
+    /// until the window opens: one chunk per stream, as the bound says).
+    /// Most responses are this small; it saves a wake-up of the
+    /// connection task and a frame per response.
+    pub(super) fn whole(&mut self, mut data: Bytes) -> Result<(), SendError> {
+        let allowed = self.allowed(data.len() as u64) as usize;
+        data.truncate(allowed);
+        if self.limit.is_some_and(|n| (data.len() as u64) < n) {
+            return Err(SendError::Short);
+        }
+        let n = data.len() as u64;
+        self.stream
+            .send_data(data, true)
+            .map_err(|_| SendError::Gone)?;
+        self.sent = n;
+        self.ended = true;
+        Ok(())
+    }
+
+    /// Whether a body of `len` bytes can go out whole ([`BodySender::whole`]).
+    pub(super) fn fits_one_chunk(&self, len: u64) -> bool {
+        len <= self.chunk as u64
     }
 
     /// Room in the window for up to `want` bytes: the bytes allowed now.
@@ -227,6 +257,9 @@ impl BodySender {
     /// End the stream cleanly, or reset it when the body fell short of
     /// its announced length (the client must not take it as complete).
     pub(super) fn finish(&mut self) -> bool {
+        if self.ended {
+            return true;
+        }
         if self.limit.is_some_and(|n| self.sent < n) {
             self.stream.send_reset(h2::Reason::INTERNAL_ERROR);
             return false;

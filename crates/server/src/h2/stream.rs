@@ -287,7 +287,18 @@ async fn send(
     let sent: Result<bool, SendError> = async {
         match response.body {
             ResponseBody::Empty => {}
+            ResponseBody::Full(data) if sender.fits_one_chunk(data.len() as u64) => {
+                sender.whole(data)?
+            }
             ResponseBody::Full(data) => alongside(sender.data(data), feeder).await?,
+            ResponseBody::File { file, offset, len } if sender.fits_one_chunk(len) => {
+                let mut buf = vec![0u8; len as usize];
+                let read = std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf, offset);
+                if read.is_err() {
+                    return Err(SendError::File);
+                }
+                sender.whole(Bytes::from(buf))?
+            }
             ResponseBody::File { file, offset, len } => {
                 alongside(sender.file(&file, offset, len), feeder).await?
             }
@@ -307,7 +318,7 @@ async fn send(
     .await;
     match sent {
         Ok(true) => done.persist = sender.finish(),
-        Ok(false) | Err(SendError::Stalled) | Err(SendError::File) => {
+        Ok(false) | Err(SendError::Stalled | SendError::File | SendError::Short) => {
             sender.abort();
             done.persist = false;
         }
