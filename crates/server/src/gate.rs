@@ -94,6 +94,10 @@ impl Gate {
     /// seen there at two checks `OVERDUE_CHECK` apart is let in anyway.
     pub(crate) async fn wait_for_room(&self, pending: &(dyn Fn() -> bool + Sync)) -> bool {
         let mut seen_waiting = false;
+        // One clock for the overdue checks, not reset by the wake-ups of a
+        // busy worker (each answer wakes this loop; a timer made anew each
+        // time would never fire while answers come faster than it).
+        let mut next_check = tokio::time::Instant::now() + OVERDUE_CHECK;
         loop {
             if self.is_stopped() {
                 return false;
@@ -104,7 +108,8 @@ impl Gate {
             tokio::select! {
                 _ = self.work.room() => {}
                 _ = self.stop_notify.notified() => {}
-                _ = tokio::time::sleep(OVERDUE_CHECK) => {
+                _ = tokio::time::sleep_until(next_check) => {
+                    next_check = tokio::time::Instant::now() + OVERDUE_CHECK;
                     let waiting = pending();
                     if waiting && seen_waiting {
                         return !self.is_stopped();
@@ -199,6 +204,39 @@ mod tests {
             let gate = Gate::new(1, work.clone());
             let _busy = work.slot();
             assert!(gate.wait_for_room(&|| true).await);
+        });
+    }
+
+    #[test]
+    fn a_worker_answering_faster_than_the_check_still_lets_a_waiting_connection_in() {
+        runtime().block_on(async {
+            let work = Handoff::new();
+            let gate = Gate::new(1, work.clone());
+            // A saturated worker: one answer every millisecond, and always
+            // more work queued behind it (the gate never has room), so the
+            // waiter is woken far more often than OVERDUE_CHECK.
+            let first = work.slot();
+            let busy = tokio::spawn({
+                let work = work.clone();
+                async move {
+                    let mut held = first;
+                    loop {
+                        let next = work.slot();
+                        // answered (abandoned): the gate's waiter is woken
+                        drop(held);
+                        held = next;
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+            });
+            assert!(!gate.has_room());
+            let waited =
+                tokio::time::timeout(Duration::from_secs(1), gate.wait_for_room(&|| true)).await;
+            busy.abort();
+            assert!(
+                matches!(waited, Ok(true)),
+                "the overdue check must fire between the answers"
+            );
         });
     }
 
