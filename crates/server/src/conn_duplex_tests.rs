@@ -72,8 +72,17 @@ where
     C: FnOnce(DuplexStream) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    with_http_stop(ctx, |stream, _stop| client(stream)).await
+}
+
+/// [`with_http`], the client also holding the server's stop signal.
+async fn with_http_stop<C, Fut>(ctx: &ConnContext, client: C)
+where
+    C: FnOnce(DuplexStream, watch::Sender<bool>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let (client_end, server_end) = tokio::io::duplex(64 * 1024);
-    let (_stop, shutdown) = watch::channel(false);
+    let (stop, shutdown) = watch::channel(false);
     let server = async move {
         let (mut reader, mut writer) = tokio::io::split(server_end);
         let ends = Ends {
@@ -83,7 +92,7 @@ where
         };
         serve_connection(&mut reader, &mut writer, ends, ctx, shutdown).await;
     };
-    tokio::join!(server, client(client_end));
+    tokio::join!(server, client(client_end, stop));
 }
 
 /// Reads until EOF, with the `Date` value replaced by `<date>`.
@@ -118,6 +127,17 @@ fn without_dates(raw: &[u8]) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The server's own small page for a refused request, closing.
+fn refusal(status: &str) -> String {
+    let body = format!("{status}\n");
+    format!(
+        "HTTP/1.1 {status}\r\nServer: portico\r\nDate: <date>\r\n\
+         Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
 }
 
 async fn send(client: &mut DuplexStream, bytes: &[u8]) {
@@ -282,12 +302,7 @@ async fn a_malformed_head_is_answered_400_and_closed_without_the_handler() {
         )
         .await;
         let got = read_all(&mut client).await;
-        assert!(
-            got.starts_with("HTTP/1.1 400 Bad Request\r\n"),
-            "not a 400: {got:?}"
-        );
-        assert!(got.contains("\r\nConnection: close\r\n"), "{got:?}");
-        assert_eq!(got.matches("HTTP/1.1 ").count(), 1, "{got:?}");
+        assert_eq!(got, refusal("400 Bad Request"));
     })
     .await;
     assert!(!called.load(std::sync::atomic::Ordering::SeqCst));
@@ -335,6 +350,52 @@ async fn an_http_1_0_request_without_keep_alive_is_closed_after_the_response() {
         // The status line says the server's version (as nginx); HTTP/1.0
         // closes by default, so no `Connection` field is needed.
         assert_eq!(read_all(&mut client).await, ok("GET /old|", false));
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_kept_alive_connection_is_closed_after_the_keepalive_timeout() {
+    let ctx = context_for(echo());
+    with_http(&ctx, |mut client| async move {
+        send(&mut client, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
+        expect_bytes(&mut client, &ok("GET /|", false)).await;
+        let idle_since = tokio::time::Instant::now();
+        // Nothing more is sent: the server closes without a word.
+        assert_eq!(read_all(&mut client).await, "");
+        assert_eq!(
+            idle_since.elapsed(),
+            crate::timeouts::DEFAULT_KEEPALIVE_TIMEOUT
+        );
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_head_not_finished_in_time_is_answered_408() {
+    let ctx = context_for(echo());
+    with_http(&ctx, |mut client| async move {
+        let start = tokio::time::Instant::now();
+        send(&mut client, b"GET / HTTP/1.1\r\nHost: a\r\n").await;
+        let got = read_all(&mut client).await;
+        assert_eq!(got, refusal("408 Request Timeout"));
+        assert_eq!(start.elapsed(), crate::timeouts::DEFAULT_HEADER_TIMEOUT);
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_closes_an_idle_kept_alive_connection_at_once() {
+    let ctx = context_for(echo());
+    let stop_notify = ctx.stop.clone();
+    with_http_stop(&ctx, |mut client, stop| async move {
+        send(&mut client, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
+        expect_bytes(&mut client, &ok("GET /|", false)).await;
+        let start = tokio::time::Instant::now();
+        assert!(stop.send(true).is_ok());
+        stop_notify.notify_waiters();
+        assert_eq!(read_all(&mut client).await, "");
+        assert_eq!(start.elapsed(), std::time::Duration::ZERO);
     })
     .await;
 }
