@@ -400,6 +400,32 @@ async fn a_stop_closes_an_idle_kept_alive_connection_at_once() {
     .await;
 }
 
+#[tokio::test]
+async fn a_file_region_goes_out_through_the_fallback_of_an_in_memory_stream() {
+    use std::io::Write;
+    let ctx = context_for(handler(|_request| {
+        Box::pin(async move {
+            let Ok(mut file) = tempfile::tempfile() else {
+                return Response::internal_error();
+            };
+            if file.write_all(b"0123456789").is_err() {
+                return Response::internal_error();
+            }
+            let body = ResponseBody::File {
+                file,
+                offset: 2,
+                len: 5,
+            };
+            response(200, "OK", body)
+        })
+    }));
+    with_http(&ctx, |mut client| async move {
+        send(&mut client, b"GET /f HTTP/1.1\r\nHost: a\r\n\r\n").await;
+        expect_bytes(&mut client, &ok("23456", false)).await;
+    })
+    .await;
+}
+
 /// A uwsgi packet of `vars` and `body` (modifier 0).
 fn uwsgi_packet(vars: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     let mut block = Vec::new();
