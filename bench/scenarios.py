@@ -22,6 +22,7 @@ import time
 import procs
 import servers as S
 from procs import Prober, RssSampler, TreeUsage, http_get, tree_rss_kib, wait_ready
+from h2load import run_h2load
 from wrk import run_wrk, warm_up
 
 DESCRIPTIONS = {
@@ -38,6 +39,9 @@ DESCRIPTIONS = {
     "proxy-ka": "proxy_pass to one Granian (hello), upstream keepalive: portico -c vs nginx",
     "proxy-noka": "proxy_pass to one Granian (hello), a connection per request: portico -c vs nginx",
     "proxy-lc": "proxy_pass, least_conn over three Granians (hello), keepalive: portico -c vs nginx",
+    "h2c-static-4k": "a 4 KiB static file over HTTP/2 (h2c, h2load), one nginx.conf: portico -c vs nginx",
+    "h2-static-4k": "a 4 KiB static file over HTTP/2 on TLS (ALPN h2, h2load), one nginx.conf: portico -c vs nginx",
+    "h2c-stack": "the seeds' stack over HTTP/2 (h2c, h2load): portico -c (app in process) vs nginx + uwsgi",
     "nginx-return": 'nginx return 200 "Hello, World!": the machine\'s ceiling',
     "https-hello": "hello over HTTPS (TLS 1.3, keep-alive): portico --https, granian --ssl, "
                    "portico -c vs nginx + uwsgi on one nginx.conf with listen ssl",
@@ -146,7 +150,15 @@ def _stop(stack):
             s.stop()
 
 
-def load_row(scen, make_stack, opts, portico, show_mb=False, headers=()):
+def _h2load_clients(opts):
+    """h2load connections for `--connections C`: C/4 connections, each with
+    10 streams in flight (a browser's page load on a few connections)."""
+    return max(1, opts.connections // 4), 10
+
+
+def load_row(scen, make_stack, opts, portico, show_mb=False, headers=(), h2_url=None):
+    """One throughput row; with `h2_url`, measured with h2load over HTTP/2
+    on that URL (the stack's own URL, HTTP/1.1, still checks readiness)."""
     stack = make_stack()
     row = _row(scen, stack, opts)
     row["unit"], row["show_mb"] = "req/s", show_mb
@@ -159,14 +171,21 @@ def load_row(scen, make_stack, opts, portico, show_mb=False, headers=()):
             bad = _check_gzip(stack)
         if bad:
             raise RuntimeError(f"sanity check failed: {bad}")
-        warm = warm_up(stack.url, opts.warmup, opts.connections, opts.wrk_threads,
-                       headers=headers)
-        row["wrk_warmup_command"] = shlex.join(warm) if warm else None
+        if h2_url is None:
+            warm = warm_up(stack.url, opts.warmup, opts.connections, opts.wrk_threads,
+                           headers=headers)
+            row["wrk_warmup_command"] = shlex.join(warm) if warm else None
+        else:
+            clients, streams = _h2load_clients(opts)
+            warm, _ = run_h2load(h2_url, max(1, int(opts.warmup)), clients, streams)
         with RssSampler([s.pid for s in stack.servers], 0.2) as rss, \
                 Prober(stack.url) as probe:
             before = _usage(stack)
-            res, argv = run_wrk(stack.url, opts.duration, opts.connections,
-                                opts.wrk_threads, headers=headers)
+            if h2_url is None:
+                res, argv = run_wrk(stack.url, opts.duration, opts.connections,
+                                    opts.wrk_threads, headers=headers)
+            else:
+                res, argv = run_h2load(h2_url, opts.duration, clients, streams)
             after = _usage(stack)
         # the probes' answers were work done in the same window
         row.update(_cpu_fields(before, after, res["requests"] + len(probe.latencies)))
@@ -190,6 +209,8 @@ def load_row(scen, make_stack, opts, portico, show_mb=False, headers=()):
                          f"no answer within {probe.timeout:g} s (new clients starve)")
         if notes:
             row["status"] = "ERR"
+        if h2_url is not None:
+            notes.append(f"h2load over {res['protocol']}: p50 is the mean, p99 mean + 2 sd")
         by = row["cpu"]["by_server"]
         if stack.front in by:
             row["front"] = stack.front
@@ -304,6 +325,30 @@ def run_scenario(scen, ctx, opts, portico):
         return [load_row(scen, lambda f=f: _static_stack(f(ctx, d, fname), d, fname),
                          opts, portico, show_mb=True)
                 for f in (S.portico_static, S.nginx_static)]
+    if scen == "h2c-static-4k":
+        d = _static_dir(opts)
+        h2_port = S.free_port()
+        conf, cdir, port = S.site_conf(ctx, scen, f"        root {os.path.dirname(d)};",
+                                       h2_port=h2_port)
+        h2_url = f"http://{procs.LOOPBACK}:{h2_port}/static/4k.bin"
+        return [load_row(scen, lambda mk=mk: _static_stack(mk(), d, "4k.bin"), opts, portico,
+                         show_mb=True, h2_url=h2_url)
+                for mk in S.conf_static_stacks(ctx, conf, cdir, port, "4k.bin")]
+    if scen == "h2-static-4k":
+        d = _static_dir(opts)
+        tls = S.tls_pair(ctx)
+        conf, cdir, port = S.site_conf(ctx, scen, f"        root {os.path.dirname(d)};",
+                                       tls=tls, http2=True)
+        h2_url = f"https://{procs.LOOPBACK}:{port}/static/4k.bin"
+        return [load_row(scen, lambda mk=mk: _static_stack(mk(), d, "4k.bin"), opts, portico,
+                         show_mb=True, h2_url=h2_url)
+                for mk in S.conf_static_stacks(ctx, conf, cdir, port, "4k.bin", "https")]
+    if scen == "h2c-stack":
+        h2_port = S.free_port()
+        conf, cdir, port, sock = S.app_site_conf(ctx, scen, h2_port=h2_port)
+        h2_url = f"http://{procs.LOOPBACK}:{h2_port}/"
+        return [load_row(scen, mk, opts, portico, h2_url=h2_url)
+                for mk in S.app_site_stacks(ctx, conf, cdir, port, sock)]
     if scen == "nginx-return":
         return [load_row(scen, lambda: S.nginx_return(ctx), opts, portico)]
     if scen == "idle-rss":

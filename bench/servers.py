@@ -277,13 +277,15 @@ NGINX_MIME_TYPES = "/etc/nginx/mime.types"
 NGINX_UWSGI_PARAMS = "/etc/nginx/uwsgi_params"
 
 
-def site_conf(ctx, name, server_body, http_extra="", tls=None):
+def site_conf(ctx, name, server_body, http_extra="", tls=None, h2_port=None, http2=False):
     """Write <tmp>/<name>/nginx.conf — the one file both nginx and `portico
     -c` serve in a conf-* or stack scenario — and return (path, dir, port).
     Everything it names is an absolute path in that directory, except
     mime.types (nginx's, absolute: Portico reads the same file) and, in
     the stack scenario, `include uwsgi_params` (a copy of nginx's beside the
-    config, as the seeds' configs have it)."""
+    config, as the seeds' configs have it). `h2_port`: a second `listen
+    ... http2` address (prior-knowledge h2c; nginx 1.22 speaks only HTTP/2
+    there) for the h2c-* scenarios."""
     d = os.path.join(ctx.tmpdir, name)
     os.makedirs(d, exist_ok=True)
     # nginx workers run as nobody: the path to the files must be readable
@@ -292,6 +294,7 @@ def site_conf(ctx, name, server_body, http_extra="", tls=None):
     port = free_port()
     temp = "".join(f"    {k}_temp_path {d}/{k};\n"
                    for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    h2_listen = f"        listen {LOOPBACK}:{h2_port} http2;\n" if h2_port else ""
     conf = f"""# written by bench/servers.py: served as it is by nginx and by `portico -c`
 daemon off;
 master_process on;
@@ -308,8 +311,8 @@ http {{
     open_file_cache max=1000;
     keepalive_requests 100000;
 {temp}{http_extra}    server {{
-        listen {LOOPBACK}:{port}{tls_lines(tls)}
-{server_body}
+        listen {LOOPBACK}:{port}{tls_lines(tls, http2)}
+{h2_listen}{server_body}
     }}
 }}
 """
@@ -356,16 +359,17 @@ def conf_static_stacks(ctx, conf, d, port, fname, scheme="http"):
     ]
 
 
-def app_site_conf(ctx, name, tls=None):
+def app_site_conf(ctx, name, tls=None, h2_port=None):
     """stack: the seeds' front end, `uwsgi_pass unix:SOCK` for every URI
-    (https-hello: on a `listen ... ssl`). Returns (conf, dir, port, sock)."""
+    (https-hello: on a `listen ... ssl`; h2c-stack: plus a `listen ... http2`).
+    Returns (conf, dir, port, sock)."""
     d = os.path.join(ctx.tmpdir, name)
     sock = os.path.join(d, "app.sock")
     body = ("        location / {\n"
             "            include uwsgi_params;\n"
             f"            uwsgi_pass unix:{sock};\n"
             "        }")
-    conf, d, port = site_conf(ctx, name, body, tls=tls)
+    conf, d, port = site_conf(ctx, name, body, tls=tls, h2_port=h2_port)
     shutil.copyfile(NGINX_UWSGI_PARAMS, os.path.join(d, "uwsgi_params"))
     os.chmod(os.path.join(d, "uwsgi_params"), 0o644)
     return conf, d, port, sock
@@ -418,13 +422,14 @@ def tls_pair(ctx):
     return cert, key
 
 
-def tls_lines(tls):
+def tls_lines(tls, http2=False):
     """The end of the `listen` line, and the server's TLS directives: the same
-    for nginx and `portico -c` (TLS 1.2 and 1.3, as Portico offers them)."""
+    for nginx and `portico -c` (TLS 1.2 and 1.3, as Portico offers them);
+    `http2`: ALPN offers h2 too (`listen ... ssl http2`)."""
     if tls is None:
         return ";"
     cert, key = tls
-    return (" ssl;\n"
+    return (" ssl http2;\n" if http2 else " ssl;\n") + (
             f"        ssl_certificate {cert};\n"
             f"        ssl_certificate_key {key};\n"
             "        ssl_protocols TLSv1.2 TLSv1.3;\n"

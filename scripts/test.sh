@@ -98,10 +98,12 @@ fi
 
 # The TLS tests make their certificates with the openssl CLI, fetch with curl
 # and run testssl.sh against a TLS listener (tests/e2e/test_tls.py,
-# test_testssl.py, which fail rather than skip without them).
+# test_testssl.py); the HTTP/2 tests drive curl and h2load (nghttp2-client;
+# tests/e2e/test_http2*.py). They fail rather than skip without them.
 missing=()
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
 { command -v testssl >/dev/null 2>&1 || command -v testssl.sh >/dev/null 2>&1; } || missing+=(testssl.sh)
 if [[ ${#missing[@]} -gt 0 ]]; then
     step "installing ${missing[*]} (apt-get)"

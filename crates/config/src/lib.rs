@@ -32,8 +32,8 @@ pub use compress_options::CompressOptions;
 pub use error::{ConfigError, IoCause};
 pub use load::{Loaded, MAX_INCLUDE_DEPTH, load};
 pub use model::{
-    AppSource, ClientOptions, Config, ListenAddr, Listener, ListenerTls, Mount, ProcessConfig,
-    Protocol, StaticOptions,
+    AppSource, ClientOptions, Config, Http2Settings, ListenAddr, Listener, ListenerTls, Mount,
+    ProcessConfig, Protocol, StaticOptions,
 };
 pub use observe::ObserveOptions;
 pub use show::show_config;

@@ -33,8 +33,42 @@ pub struct Listener {
     pub addr: ListenAddr,
     /// The option and value it came from, for messages (`--http :8000`).
     pub spec: String,
+    /// HTTP/2 on this listener (`--http2`, `listen ... http2`), with its
+    /// limits: prior-knowledge h2c beside HTTP/1.1 on a plain listener.
+    pub http2: Option<Http2Settings>,
     /// TLS on this listener (`--https`, `listen ... ssl`).
     pub tls: Option<ListenerTls>,
+}
+
+/// HTTP/2 limits of a listener (nginx's `http2_*` directives; the same
+/// defaults for the option style).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Http2Settings {
+    /// Streams a client may have open at once (`http2_max_concurrent_streams`, 128).
+    pub max_concurrent_streams: u32,
+    /// Largest decoded header list of a request, in bytes (nginx's
+    /// `large_client_header_buffers` product, `http2_max_header_size`; 32 KiB).
+    pub max_header_list_size: u32,
+    /// Largest DATA frame payload sent (`http2_chunk_size`, 8 KiB).
+    pub chunk_size: u32,
+    /// Request body bytes a stream may have in flight before the app reads
+    /// them (its receive window; `http2_recv_buffer_size`, 256 KiB).
+    pub recv_window: u32,
+    /// An idle connection is closed after this (`http2_idle_timeout`,
+    /// `keepalive_timeout`; 75 s).
+    pub idle_timeout: Duration,
+}
+
+impl Default for Http2Settings {
+    fn default() -> Self {
+        Http2Settings {
+            max_concurrent_streams: 128,
+            max_header_list_size: 32 * 1024,
+            chunk_size: 8 * 1024,
+            recv_window: 256 * 1024,
+            idle_timeout: Duration::from_secs(75),
+        }
+    }
 }
 
 /// Where a TLS listener's settings come from.
@@ -234,6 +268,7 @@ impl Config {
     /// Build the typed configuration from settings in order (later values win).
     pub fn from_settings(settings: &[Setting]) -> Result<Config, ConfigError> {
         let mut config = Config::default();
+        let mut http2 = false;
         for s in settings {
             let bad = |expected: &str| ConfigError::BadValue {
                 origin: s.origin.clone(),
@@ -380,6 +415,7 @@ impl Config {
                         bad("an address (host:port, :port, [::1]:port or a unix socket path)")
                     })?,
                     spec: format!("--{} {}", s.option.name, s.value),
+                    http2: None,
                     tls: None,
                 }),
                 "https" | "https-socket" => {
@@ -391,6 +427,7 @@ impl Config {
                         protocol: Protocol::Http,
                         addr,
                         spec,
+                        http2: None,
                         tls: Some(ListenerTls::Own(Box::new(settings))),
                     });
                 }
@@ -409,11 +446,21 @@ impl Config {
                     config.env.push((k.to_string(), v.to_string()));
                 }
                 "threads" => config.threads = number(s, 1, MAX_THREADS as u64)? as usize,
+                "http2" => http2 = flag(s),
                 other => {
                     return Err(ConfigError::Invalid(format!(
                         "{}: option \"--{other}\" is not supported yet",
                         s.origin
                     )));
+                }
+            }
+        }
+        if http2 {
+            // Portico's own switch: h2c beside HTTP/1.1 on the HTTP
+            // listeners, ALPN `h2` on the HTTPS ones.
+            for l in &mut config.listeners {
+                if l.protocol == Protocol::Http {
+                    l.http2 = Some(Http2Settings::default());
                 }
             }
         }

@@ -89,6 +89,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("version", &[], None, Flag, General, "", "print the version and the Python it embeds, then exit"),
     opt("http", &[], None, List, Listeners, "ADDR", "serve HTTP/1.1 on ADDR (host:port, :port, [::1]:port)"),
     opt("http-socket", &[], None, List, Listeners, "ADDR", "serve HTTP/1.1 on ADDR in the worker (same as --http here)"),
+    opt("http2", &[], None, Flag, Listeners, "", "also speak HTTP/2 on the HTTP listeners: prior-knowledge h2c beside HTTP/1.1 (Portico's own)"),
     opt("https", &[], None, List, Listeners, "ADDR,CERT,KEY[,CIPHERS[,CA]]", "serve HTTP/1.1 over TLS on ADDR with the PEM certificate (chain) and key; CIPHERS an OpenSSL list, CA verifies client certificates (!CA: required)"),
     opt("https-socket", &[], None, List, Listeners, "ADDR,CERT,KEY[,CIPHERS[,CA]]", "the same as --https here"),
     opt("socket", &["uwsgi-socket"], Some('s'), List, Listeners, "ADDR", "serve the uwsgi protocol (nginx uwsgi_pass) on ADDR (host:port or a unix path)"),

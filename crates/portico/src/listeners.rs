@@ -20,6 +20,7 @@ fn spec<'a>(config: &Config, listener: &'a Listener) -> ListenerSpec<'a> {
         spec: &listener.spec,
         backlog: config.process.listen as i32,
         buffer_size: config.buffer_size,
+        http2: listener.http2,
     }
 }
 
@@ -155,6 +156,7 @@ pub(crate) fn adopt_all(config: &Config, fds: &[RawFd]) -> Result<Vec<BoundListe
             spec: "",
             backlog: 0,
             buffer_size: 0,
+            http2: None,
         };
         let socket = BoundListener::inherited(fd, &placeholder)
             .with_context(|| format!("inherited socket fd {fd}"))?;
@@ -182,6 +184,7 @@ pub(crate) fn adopt_all(config: &Config, fds: &[RawFd]) -> Result<Vec<BoundListe
                 wire: spec.wire,
                 spec: listener.spec.clone(),
                 buffer_size: spec.buffer_size,
+                http2: spec.http2,
                 ..socket.info
             },
             socket: socket.socket,

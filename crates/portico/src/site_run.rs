@@ -147,12 +147,31 @@ fn site_listeners(site: &Site) -> Vec<Listener> {
             },
             addr,
             spec: format!("listen {shown}"),
+            http2: http2_of(site, &listen.addr),
             tls: ssl_addrs
                 .contains(&&listen.addr)
                 .then_some(portico_config::ListenerTls::Site),
         });
     }
     listeners
+}
+
+/// HTTP/2 on a listen address: when any `listen` of it says `http2` (or
+/// its server has `http2 on`), with the limits of its default server (the
+/// one marked `default_server`, else the first), as nginx takes them.
+fn http2_of(site: &Site, addr: &SiteAddr) -> Option<portico_config::Http2Settings> {
+    let on_addr = || {
+        site.servers
+            .iter()
+            .filter_map(move |s| s.listens.iter().find(|l| &l.addr == addr).map(|l| (s, l)))
+    };
+    if !on_addr().any(|(_, l)| l.http2) {
+        return None;
+    }
+    let default = on_addr()
+        .find(|(_, l)| l.default_server)
+        .or_else(|| on_addr().next())?;
+    Some(default.0.config.http2.settings)
 }
 
 /// Read the uWSGI options given beside `-c` (environment included).

@@ -33,6 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         spec: "uwsgi_relay",
         backlog: 128,
         buffer_size: 65535,
+        http2: None,
     };
     let bound = bind_tcp("127.0.0.1", port.parse()?, &spec)?;
     serve(

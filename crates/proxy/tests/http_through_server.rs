@@ -74,6 +74,7 @@ fn portico(backend_port: u16, version: Version) -> u16 {
         spec: "--http 127.0.0.1:0",
         backlog: 16,
         buffer_size: 4096,
+        http2: None,
     };
     let bound = bind_tcp("127.0.0.1", 0, &spec).expect("bind portico");
     let ListenAddress::Tcp(addr) = bound.info.addr.clone() else {

@@ -114,6 +114,7 @@ fn request(method: &str, path: &str, body: &'static [u8]) -> Request {
             scheme: "http",
             spec: "test".into(),
             buffer_size: 4096,
+            http2: None,
             tls: None,
         }),
         body: RequestBody::complete(Bytes::from_static(body)),

@@ -54,6 +54,7 @@ fn portico(backend_port: u16) -> u16 {
         spec: "--socket 127.0.0.1:0",
         backlog: 16,
         buffer_size: 65535,
+        http2: None,
     };
     let bound = bind_tcp("127.0.0.1", 0, &spec).expect("bind portico");
     let ListenAddress::Tcp(addr) = bound.info.addr.clone() else {

@@ -128,6 +128,7 @@ fn request(vars: &[(&[u8], &[u8])], body: &'static [u8]) -> Request {
         scheme: "http",
         spec: "test".into(),
         buffer_size: 4096,
+        http2: None,
         tls: None,
     };
     Request {

@@ -75,7 +75,7 @@ impl std::fmt::Display for BodyError {
 
 impl std::error::Error for BodyError {}
 
-type Piece = Result<Bytes, BodyError>;
+pub(crate) type Piece = Result<Bytes, BodyError>;
 
 /// The handler's view of a request body: bytes in memory, then (for a body
 /// received first) the rest in a temporary file, or (for a streamed body)
@@ -168,6 +168,23 @@ impl RequestBody {
             file: Some(file),
             stream: None,
         }
+    }
+    /// A body fed piece by piece through the returned sender by a
+    /// connection other than HTTP/1.1's [`BodyPump`] (an HTTP/2 stream):
+    /// at most [`BODY_CHANNEL_CAPACITY`] pieces wait for the consumer.
+    /// Closing the sender without an error ends the body.
+    pub(crate) fn fed() -> (RequestBody, mpsc::Sender<Piece>) {
+        let (tx, rx) = mpsc::channel(BODY_CHANNEL_CAPACITY);
+        let body = RequestBody {
+            buffered: Bytes::new(),
+            file: None,
+            stream: Some(Feed {
+                rx,
+                demand: Arc::new(Notify::new()),
+                demanded: false,
+            }),
+        };
+        (body, tx)
     }
 
     /// True when no more data will come beyond what is buffered (in memory

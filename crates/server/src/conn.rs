@@ -227,7 +227,7 @@ pub(crate) fn serve_connection<'a, R, W>(
     reader: &'a mut R,
     writer: &'a mut W,
     ends: Ends,
-    ctx: &'a ConnContext,
+    ctx: &'a Arc<ConnContext>,
     shutdown: watch::Receiver<bool>,
 ) -> impl std::future::Future<Output = ()> + 'a
 where
@@ -242,6 +242,29 @@ where
         let mut served: u64 = 0;
         // nginx: a new connection's first byte is due within client_header_timeout.
         let mut idle_timeout = ctx.timeouts.header;
+        // Prior-knowledge HTTP/2 (h2c) on a plain listener that speaks it;
+        // over TLS, ALPN has chosen already (serve.rs). Boxed: the idle
+        // HTTP/1.1 connection's future stays small.
+        if let Some(settings) = ctx.listener.http2.filter(|_| ends.tls.is_none()) {
+            let h2_ends = Ends {
+                peer: ends.peer,
+                local: ends.local,
+                tls: None,
+            };
+            let sniffed = Box::pin(crate::h2::serve_if_preface(
+                reader,
+                writer,
+                &mut rbuf,
+                h2_ends,
+                ctx.clone(),
+                shutdown.clone(),
+                settings,
+            ))
+            .await;
+            if sniffed != Some(false) {
+                return;
+            }
+        }
         loop {
             let head = match read_head(
                 reader,

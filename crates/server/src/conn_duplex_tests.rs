@@ -16,6 +16,11 @@ use crate::handler::{
     Handler, HandlerFuture, Request, Response, ResponseBody, ResponseMeta, StreamItem,
 };
 
+/// A connection context answering with `handler`.
+fn ctx_for(handler: Arc<dyn Handler>) -> Arc<ConnContext> {
+    Arc::new(context_for(handler))
+}
+
 /// A handler from a closure.
 struct FnHandler<F>(F);
 
@@ -67,7 +72,7 @@ fn echo() -> Arc<dyn Handler> {
 /// Runs one HTTP connection on the server end of a duplex pair while
 /// `client` drives the other end; the server's end is dropped (the client
 /// sees EOF) when the connection ends.
-async fn with_http<C, Fut>(ctx: &ConnContext, client: C)
+async fn with_http<C, Fut>(ctx: &Arc<ConnContext>, client: C)
 where
     C: FnOnce(DuplexStream) -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -76,7 +81,7 @@ where
 }
 
 /// [`with_http`], the client also holding the server's stop signal.
-async fn with_http_stop<C, Fut>(ctx: &ConnContext, client: C)
+async fn with_http_stop<C, Fut>(ctx: &Arc<ConnContext>, client: C)
 where
     C: FnOnce(DuplexStream, watch::Sender<bool>) -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -160,7 +165,7 @@ fn ok(body: &str, close: bool) -> String {
 
 #[tokio::test]
 async fn a_kept_alive_connection_answers_a_second_request_after_the_first() {
-    let ctx = context_for(echo());
+    let ctx = ctx_for(echo());
     with_http(&ctx, |mut client| async move {
         send(&mut client, b"GET /one HTTP/1.1\r\nHost: a\r\n\r\n").await;
         expect_bytes(&mut client, &ok("GET /one|", false)).await;
@@ -174,7 +179,7 @@ async fn a_kept_alive_connection_answers_a_second_request_after_the_first() {
 
 #[tokio::test]
 async fn pipelined_requests_are_answered_in_order() {
-    let ctx = context_for(echo());
+    let ctx = ctx_for(echo());
     with_http(&ctx, |mut client| async move {
         send(
             &mut client,
@@ -197,7 +202,7 @@ async fn pipelined_requests_are_answered_in_order() {
 
 #[tokio::test]
 async fn a_chunked_request_body_reaches_the_handler_decoded() {
-    let ctx = context_for(echo());
+    let ctx = ctx_for(echo());
     with_http(&ctx, |mut client| async move {
         send(
             &mut client,
@@ -233,7 +238,7 @@ const STREAM_HEAD: &str = "HTTP/1.1 200 OK\r\nX-Test: 1\r\nServer: portico\r\nDa
 
 #[tokio::test]
 async fn a_streamed_response_goes_out_chunked_and_the_connection_persists() {
-    let ctx = context_for(streaming(|| {
+    let ctx = ctx_for(streaming(|| {
         vec![
             StreamItem::Data(Bytes::from_static(b"hello ")),
             StreamItem::Data(Bytes::from_static(b"world")),
@@ -252,7 +257,7 @@ async fn a_streamed_response_goes_out_chunked_and_the_connection_persists() {
 
 #[tokio::test]
 async fn an_aborted_stream_cuts_the_connection_without_the_last_chunk() {
-    let ctx = context_for(streaming(|| {
+    let ctx = ctx_for(streaming(|| {
         vec![
             StreamItem::Data(Bytes::from_static(b"partial")),
             StreamItem::Abort,
@@ -273,7 +278,7 @@ async fn an_aborted_stream_cuts_the_connection_without_the_last_chunk() {
 
 #[tokio::test]
 async fn a_client_that_expects_100_continue_gets_it_before_sending_the_body() {
-    let ctx = context_for(echo());
+    let ctx = ctx_for(echo());
     with_http(&ctx, |mut client| async move {
         send(
             &mut client,
@@ -291,7 +296,7 @@ async fn a_client_that_expects_100_continue_gets_it_before_sending_the_body() {
 async fn a_malformed_head_is_answered_400_and_closed_without_the_handler() {
     let called = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let seen = called.clone();
-    let ctx = context_for(handler(move |_request| {
+    let ctx = ctx_for(handler(move |_request| {
         seen.store(true, std::sync::atomic::Ordering::SeqCst);
         Box::pin(std::future::ready(Response::internal_error()))
     }));
@@ -310,7 +315,7 @@ async fn a_malformed_head_is_answered_400_and_closed_without_the_handler() {
 
 #[tokio::test]
 async fn a_head_response_has_the_length_of_the_body_but_no_body() {
-    let ctx = context_for(echo());
+    let ctx = ctx_for(echo());
     with_http(&ctx, |mut client| async move {
         // The GET after it shows where the HEAD response ended.
         send(
@@ -328,7 +333,7 @@ async fn a_head_response_has_the_length_of_the_body_but_no_body() {
 
 #[tokio::test]
 async fn connection_close_ends_the_connection_after_the_response() {
-    let ctx = context_for(echo());
+    let ctx = ctx_for(echo());
     with_http(&ctx, |mut client| async move {
         send(
             &mut client,
@@ -344,7 +349,7 @@ async fn connection_close_ends_the_connection_after_the_response() {
 
 #[tokio::test]
 async fn an_http_1_0_request_without_keep_alive_is_closed_after_the_response() {
-    let ctx = context_for(echo());
+    let ctx = ctx_for(echo());
     with_http(&ctx, |mut client| async move {
         send(&mut client, b"GET /old HTTP/1.0\r\n\r\n").await;
         // The status line says the server's version (as nginx); HTTP/1.0
@@ -356,7 +361,7 @@ async fn an_http_1_0_request_without_keep_alive_is_closed_after_the_response() {
 
 #[tokio::test(start_paused = true)]
 async fn an_idle_kept_alive_connection_is_closed_after_the_keepalive_timeout() {
-    let ctx = context_for(echo());
+    let ctx = ctx_for(echo());
     with_http(&ctx, |mut client| async move {
         send(&mut client, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
         expect_bytes(&mut client, &ok("GET /|", false)).await;
@@ -373,7 +378,7 @@ async fn an_idle_kept_alive_connection_is_closed_after_the_keepalive_timeout() {
 
 #[tokio::test(start_paused = true)]
 async fn a_head_not_finished_in_time_is_answered_408() {
-    let ctx = context_for(echo());
+    let ctx = ctx_for(echo());
     with_http(&ctx, |mut client| async move {
         let start = tokio::time::Instant::now();
         send(&mut client, b"GET / HTTP/1.1\r\nHost: a\r\n").await;
@@ -386,7 +391,7 @@ async fn a_head_not_finished_in_time_is_answered_408() {
 
 #[tokio::test(start_paused = true)]
 async fn a_stop_closes_an_idle_kept_alive_connection_at_once() {
-    let ctx = context_for(echo());
+    let ctx = ctx_for(echo());
     let stop_notify = ctx.stop.clone();
     with_http_stop(&ctx, |mut client, stop| async move {
         send(&mut client, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
@@ -403,7 +408,7 @@ async fn a_stop_closes_an_idle_kept_alive_connection_at_once() {
 #[tokio::test]
 async fn a_file_region_goes_out_through_the_fallback_of_an_in_memory_stream() {
     use std::io::Write;
-    let ctx = context_for(handler(|_request| {
+    let ctx = ctx_for(handler(|_request| {
         Box::pin(async move {
             let Ok(mut file) = tempfile::tempfile() else {
                 return Response::internal_error();
@@ -458,7 +463,7 @@ async fn uwsgi_exchange(ctx: &ConnContext, input: Vec<u8>) -> String {
 
 #[tokio::test]
 async fn a_uwsgi_request_with_a_body_is_answered_as_the_app_framed_it_and_closed() {
-    let ctx = context_for(echo());
+    let ctx = ctx_for(echo());
     let input = uwsgi_packet(
         &[
             ("REQUEST_METHOD", "POST"),
@@ -474,7 +479,7 @@ async fn a_uwsgi_request_with_a_body_is_answered_as_the_app_framed_it_and_closed
 
 #[tokio::test]
 async fn a_uwsgi_stream_is_written_unchunked_and_an_abort_cuts_it() {
-    let ctx = context_for(streaming(|| {
+    let ctx = ctx_for(streaming(|| {
         vec![
             StreamItem::Data(Bytes::from_static(b"abc")),
             StreamItem::Abort,
@@ -491,7 +496,7 @@ async fn a_uwsgi_stream_is_written_unchunked_and_an_abort_cuts_it() {
 
 #[tokio::test]
 async fn a_uwsgi_request_with_a_bad_content_length_is_answered_400() {
-    let ctx = context_for(echo());
+    let ctx = ctx_for(echo());
     let input = uwsgi_packet(&[("REQUEST_METHOD", "GET"), ("CONTENT_LENGTH", "x1")], b"");
     let got = uwsgi_exchange(&ctx, input).await;
     assert_eq!(

@@ -22,6 +22,7 @@ pub(super) fn context_for(handler: Arc<dyn Handler>) -> ConnContext {
             scheme: "http",
             spec: "test".to_string(),
             buffer_size: 4096,
+            http2: None,
             tls: None,
         }),
         limits: HeadLimits::default(),
@@ -45,7 +46,7 @@ const MAX_CONNECTION_FUTURE: usize = 560;
 #[tokio::test]
 async fn a_connection_future_stays_small_because_requests_are_boxed() {
     let (mut a, _b) = tokio::net::UnixStream::pair().expect("a socket pair");
-    let ctx = context();
+    let ctx = Arc::new(context());
     let (_tx, shutdown) = watch::channel(false);
     let (mut reader, mut writer) = a.split();
     let http = serve_connection(

@@ -109,6 +109,7 @@ impl Request {
                 scheme: "http",
                 spec: "in-process".to_string(),
                 buffer_size: 4096,
+                http2: None,
                 tls: None,
             }),
             body,

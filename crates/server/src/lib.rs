@@ -18,6 +18,7 @@ mod conn;
 pub mod date;
 mod exchange;
 mod gate;
+mod h2;
 mod handler;
 mod handoff;
 mod hooks;

@@ -35,6 +35,9 @@ pub struct ListenerInfo {
     pub spec: String,
     /// Largest uwsgi vars block accepted (`--buffer-size`).
     pub buffer_size: usize,
+    /// HTTP/2 beside HTTP/1.1 on an HTTP listener (h2c by prior
+    /// knowledge), with its limits; `None`: HTTP/1.x only.
+    pub http2: Option<portico_config::Http2Settings>,
     /// TLS on this listener (`listen ... ssl`, `--https`): connections are
     /// handshaken before HTTP is read.
     pub tls: Option<std::sync::Arc<crate::tls::TlsListener>>,
@@ -112,6 +115,8 @@ pub struct ListenerSpec<'a> {
     pub backlog: i32,
     /// Largest uwsgi vars block accepted (`--buffer-size`).
     pub buffer_size: usize,
+    /// HTTP/2 on it, with its limits (see [`ListenerInfo::http2`]).
+    pub http2: Option<portico_config::Http2Settings>,
 }
 
 impl ListenerSpec<'_> {
@@ -122,6 +127,7 @@ impl ListenerSpec<'_> {
             scheme: "http",
             spec: self.spec.to_string(),
             buffer_size: self.buffer_size,
+            http2: self.http2,
             tls: None,
         }
     }

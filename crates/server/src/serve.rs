@@ -629,24 +629,32 @@ fn spawn_connection(
 }
 
 /// Handshake a TCP connection on a TLS listener, then serve it over the
-/// TLS stream's halves.
+/// TLS stream's halves; as HTTP/2 when ALPN chose `h2` (offered on
+/// listeners with HTTP/2).
 async fn serve_tls(
     stream: TcpStream,
     (peer, local): (SocketAddr, Option<SocketAddr>),
     tls: &crate::tls::TlsListener,
-    ctx: &ConnContext,
+    ctx: &Arc<ConnContext>,
     stop: watch::Receiver<bool>,
 ) {
-    let shaken = crate::tls::handshake(tls, stream, peer, local, stop.clone()).await;
+    let h2 = ctx.listener.http2;
+    let shaken = crate::tls::handshake(tls, stream, peer, local, stop.clone(), h2.is_some()).await;
     let Some((stream, facts)) = shaken else {
         return;
     };
-    let (mut reader, mut writer) = tokio::io::split(stream);
     let at = Ends {
         peer: Some(peer),
         local,
-        tls: Some(facts),
+        tls: Some(facts.clone()),
     };
+    if let Some(settings) = h2
+        && facts.alpn.as_deref() == Some(crate::tls::ALPN_H2)
+    {
+        crate::h2::serve_h2(stream, at, ctx.clone(), stop, settings).await;
+        return;
+    }
+    let (mut reader, mut writer) = tokio::io::split(stream);
     serve_stream(&mut reader, &mut writer, at, ctx, stop).await;
 }
 
@@ -676,7 +684,7 @@ fn serve_stream<'a, R, W>(
     reader: &'a mut R,
     writer: &'a mut W,
     at: Ends,
-    ctx: &'a ConnContext,
+    ctx: &'a Arc<ConnContext>,
     stop: watch::Receiver<bool>,
 ) -> impl Future<Output = ()> + 'a
 where

@@ -76,7 +76,7 @@ pub(crate) fn plan(
             ResponseBody::Empty => Framing::Length(0),
             ResponseBody::Full(b) => Framing::Length(b.len() as u64),
             ResponseBody::File { len, .. } => Framing::Length(*len),
-            ResponseBody::Stream(_) if version == Version::Http11 => Framing::Chunked,
+            ResponseBody::Stream(_) if version != Version::Http10 => Framing::Chunked,
             ResponseBody::Stream(_) => Framing::Close,
         }
     };
@@ -225,7 +225,7 @@ pub(crate) fn encode_head(
         count += 1;
     }
     match (plan.keep_alive, version) {
-        (false, Version::Http11) => {
+        (false, Version::Http11 | Version::Http2) => {
             out.extend_from_slice(b"Connection: close\r\n");
             count += 1;
         }

@@ -47,6 +47,7 @@ struct Keys {
     wsgi_url_scheme: Py<PyString>,
     http10: Py<PyString>,
     http11: Py<PyString>,
+    http2: Py<PyString>,
 }
 
 /// Everything built once per process to make environs quickly.
@@ -106,6 +107,7 @@ impl EnvironBuilder {
             wsgi_url_scheme: interned(py, "wsgi.url_scheme"),
             http10: interned(py, "HTTP/1.0"),
             http11: interned(py, "HTTP/1.1"),
+            http2: interned(py, "HTTP/2"),
         };
         let methods = ["GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"]
             .into_iter()
@@ -245,8 +247,11 @@ impl EnvironBuilder {
         let protocol = match head.version {
             Version::Http10 => &k.http10,
             Version::Http11 => &k.http11,
+            // As Granian and Hypercorn say it (nginx's `$server_protocol` is `HTTP/2.0`).
+            Version::Http2 => &k.http2,
         };
-        put(&k.server_protocol, protocol.bind(py).clone(), 8)?;
+        let protocol_len = if head.version == Version::Http2 { 6 } else { 8 };
+        put(&k.server_protocol, protocol.bind(py).clone(), protocol_len)?;
         match peer {
             Some(peer) => {
                 let remote_addr = peer.ip().to_string();

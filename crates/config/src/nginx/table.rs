@@ -7,7 +7,8 @@
 //! `match` are Portico's additions (nginx Plus syntax, issue 11), the
 //! `brotli*` rows are the ngx_brotli filter module's (Debian's
 //! libnginx-mod-http-brotli-filter), and so is
-//! `resolver`/`resolver_timeout` in `upstream {}` (nginx 1.27.3+); the dup
+//! `resolver`/`resolver_timeout` in `upstream {}` (nginx 1.27.3+) and
+//! `http2 on|off` (nginx 1.25.1+); the dup
 //! marks of directives whose dup check depends on the value
 //! (`proxy_redirect`, `proxy_cookie_*`, `limit_conn`, `mirror`) are left off.
 
@@ -176,6 +177,7 @@ pub(crate) static TABLE: &[Spec] = &[
     d("hash", UPS, TAKE12, false),
     d("health_check", LOC, ANY, false), // Portico: nginx Plus syntax
     d("http", MAIN, NOARGS, true).dup(),
+    d("http2", HTTP | SRV, FLAG, false).dup(),
     d("http2_body_preread_size", HTTP | SRV, TAKE1, false).dup(),
     d("http2_chunk_size", HTTP | SRV | LOC, TAKE1, false).dup(),
     d("http2_idle_timeout", HTTP | SRV, TAKE1, false),

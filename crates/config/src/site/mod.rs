@@ -479,6 +479,17 @@ pub struct LocationConfig {
     pub compress: Arc<CompressSettings>,
     /// The `proxy_*` settings (used by `proxy_pass` locations).
     pub proxy: Arc<ProxySettings>,
+    /// HTTP/2 (`http2 on`, `http2_*`): read at the server level, for
+    /// the server's listen addresses.
+    pub http2: Http2Config,
+}
+
+/// A server's HTTP/2: `http2 on;` (all its listen addresses speak it), and
+/// the limits its connections run with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Http2Config {
+    pub on: bool,
+    pub settings: crate::Http2Settings,
 }
 
 /// nginx's default `client_max_body_size` (1m).
@@ -536,6 +547,7 @@ impl Default for LocationConfig {
             gzip_vary: false,
             compress: Arc::new(CompressSettings::default()),
             proxy: Arc::new(ProxySettings::default()),
+            http2: Http2Config::default(),
         }
     }
 }

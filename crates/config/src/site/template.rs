@@ -44,6 +44,8 @@ pub enum Variable {
     ServerProtocol,
     Scheme,
     Https,
+    /// `$http2`: `h2` (TLS), `h2c` (prior knowledge), empty on HTTP/1.x.
+    Http2,
     /// `$ssl_protocol`: `TLSv1.2`, `TLSv1.3` (empty without TLS).
     SslProtocol,
     /// `$ssl_cipher`: the suite's OpenSSL name.
@@ -228,6 +230,7 @@ impl Variable {
             "server_protocol" => Variable::ServerProtocol,
             "scheme" => Variable::Scheme,
             "https" => Variable::Https,
+            "http2" => Variable::Http2,
             "ssl_protocol" => Variable::SslProtocol,
             "ssl_cipher" => Variable::SslCipher,
             "ssl_server_name" => Variable::SslServerName,

@@ -47,14 +47,19 @@ pub enum Version {
     Http10,
     /// `HTTP/1.1`
     Http11,
+    /// HTTP/2: never parsed from a request line; set by the HTTP/2 driver
+    /// for a request that arrived as an HTTP/2 stream.
+    Http2,
 }
 
 impl Version {
-    /// The version as it appears on the wire: `b"HTTP/1.0"` or `b"HTTP/1.1"`.
+    /// The version as it appears on the wire: `b"HTTP/1.0"` or `b"HTTP/1.1"`;
+    /// `b"HTTP/2.0"` for HTTP/2 (nginx's `$server_protocol`).
     pub fn as_bytes(self) -> &'static [u8] {
         match self {
             Version::Http10 => b"HTTP/1.0",
             Version::Http11 => b"HTTP/1.1",
+            Version::Http2 => b"HTTP/2.0",
         }
     }
 }
@@ -264,7 +269,7 @@ impl Scanned {
             value: head.slice(f.value_start..f.value_end),
         }));
         let keep_alive = match self.version {
-            Version::Http11 => !self.facts.connection_close,
+            Version::Http11 | Version::Http2 => !self.facts.connection_close,
             Version::Http10 => self.facts.connection_keep_alive && !self.facts.connection_close,
         };
         RequestHead {

@@ -75,7 +75,7 @@ impl Outgoing {
             body: plan,
             head_request: method == b"HEAD",
             non_idempotent: matches!(method, b"POST" | b"LOCK" | b"PATCH"),
-            keep_alive: head.version == Version::Http11 && !asks_close(head),
+            keep_alive: head.version != Version::Http10 && !asks_close(head),
         })
     }
 
@@ -123,7 +123,11 @@ pub(crate) fn encode_head(head: &RequestHead, framing: Option<FramingField>) -> 
     out.push(b' ');
     out.extend_from_slice(&head.target);
     out.push(b' ');
-    out.extend_from_slice(head.version.as_bytes());
+    // An upstream is spoken to in HTTP/1.x, whatever the client spoke.
+    out.extend_from_slice(match head.version {
+        Version::Http2 => b"HTTP/1.1",
+        v => v.as_bytes(),
+    });
     out.extend_from_slice(b"\r\n");
     let marked = head.headers.iter().position(|h| is_framing_field(&h.name));
     let after = |name: &[u8]| {

@@ -197,8 +197,8 @@ pub(crate) fn render(template: &Template, cx: &VarContext<'_>) -> Vec<u8> {
                 value.clear();
                 vars::eval_var(var, cx, &mut value);
                 if value.is_empty() {
-                    // nginx's "not found" dash; these two are found but empty.
-                    if !matches!(var, Variable::IsArgs | Variable::Https) {
+                    // nginx's "not found" dash; these are found but empty.
+                    if !matches!(var, Variable::IsArgs | Variable::Https | Variable::Http2) {
                         line.push(b'-');
                     }
                 } else {

@@ -74,7 +74,7 @@ pub(crate) struct VarContext<'a> {
     pub scheme: &'a str,
     /// The connection's TLS facts (`None`: plain).
     pub tls: Option<&'a crate::tls::TlsFacts>,
-    /// `HTTP/1.0` or `HTTP/1.1`.
+    /// `HTTP/1.0`, `HTTP/1.1` or `HTTP/2.0`.
     pub server_protocol: &'a str,
     pub server: &'a Server,
     /// The configuration of the current location (the server's when none).
@@ -175,6 +175,11 @@ fn var_at(var: &Variable, cx: &VarContext<'_>, out: &mut Vec<u8>, depth: usize) 
         Variable::Https => {
             if cx.scheme == "https" {
                 out.extend_from_slice(b"on");
+            }
+        }
+        Variable::Http2 => {
+            if cx.server_protocol == "HTTP/2.0" {
+                out.extend_from_slice(if cx.scheme == "https" { b"h2" } else { b"h2c" });
             }
         }
         Variable::SslProtocol => {

@@ -449,3 +449,14 @@ fn proxy_variables_come_from_the_proxied_request() {
         "1.2.3.4, 5.6.7.8, 9.9.9.9, 10.0.0.7"
     );
 }
+
+#[test]
+fn http2_is_h2c_in_the_clear_h2_over_tls_and_empty_otherwise() {
+    let fixture = Fixture::new();
+    let mut cx = fixture.cx();
+    assert_eq!(render("[$http2]", &cx), "[]");
+    cx.server_protocol = "HTTP/2.0";
+    assert_eq!(render("[$http2]", &cx), "[h2c]");
+    cx.scheme = "https";
+    assert_eq!(render("[$http2]", &cx), "[h2]");
+}

@@ -124,8 +124,9 @@ pub(crate) async fn handshake(
     peer: SocketAddr,
     local: Option<SocketAddr>,
     mut stop: watch::Receiver<bool>,
+    h2: bool,
 ) -> Option<(TlsStream<TcpStream>, Arc<TlsFacts>)> {
-    let work = handshake_until_done(tls, stream, peer, local);
+    let work = handshake_until_done(tls, stream, peer, local, h2);
     tokio::pin!(work);
     tokio::select! {
         done = &mut work => done,
@@ -147,6 +148,7 @@ async fn handshake_until_done(
     mut stream: TcpStream,
     peer: SocketAddr,
     local: Option<SocketAddr>,
+    h2: bool,
 ) -> Option<(TlsStream<TcpStream>, Arc<TlsFacts>)> {
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     if first_byte(&stream, deadline).await? != HANDSHAKE_RECORD {
@@ -163,7 +165,12 @@ async fn handshake_until_done(
     let start = timeout_at(deadline, acceptor).await.ok()?.ok()?;
     let sni = start.client_hello().server_name().map(str::to_owned);
     let server = tls.pick(local, sni.as_deref()).clone();
-    let mut stream = timeout_at(deadline, start.into_stream(server.config.clone()))
+    let config = if h2 {
+        server.config_h2.clone()
+    } else {
+        server.config.clone()
+    };
+    let mut stream = timeout_at(deadline, start.into_stream(config))
         .await
         .ok()?
         .ok()?;

@@ -22,7 +22,7 @@ use rustls::server::{
 };
 use rustls::sign::CertifiedKey;
 
-use super::{ALPN_HTTP11, ServerTls, TlsListener};
+use super::{ALPN_H2, ALPN_HTTP11, ServerTls, TlsListener};
 use crate::site::ServerTable;
 
 /// A TLS configuration that cannot be built, with the file at fault.
@@ -232,8 +232,12 @@ pub(crate) fn server_tls(settings: &TlsSettings) -> Result<Arc<ServerTls>, TlsEr
             .ok_or_else(|| error("cannot make session ticket keys: no randomness".into()))?;
         config.ticketer = Arc::new(keys);
     }
+    // The HTTP/2 variant shares the session cache and the ticket keys.
+    let mut config_h2 = config.clone();
+    config_h2.alpn_protocols = vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()];
     Ok(Arc::new(ServerTls {
         config: Arc::new(config),
+        config_h2: Arc::new(config_h2),
         verify: settings.verify_client,
         failure: settings.verify_failure,
         judge,

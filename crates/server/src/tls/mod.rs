@@ -31,8 +31,12 @@ use crate::site::ServerTable;
 /// handshake (nginx applies `client_header_timeout`, 60 s by default).
 pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// The ALPN protocols offered on a TLS listener.
+/// The ALPN protocols offered on a TLS listener: `http/1.1`, and `h2`
+/// first on a listener with HTTP/2.
 pub const ALPN_HTTP11: &[u8] = b"http/1.1";
+
+/// HTTP/2's ALPN name.
+pub const ALPN_H2: &[u8] = b"h2";
 
 /// What the handshake of one connection settled, for every request on it
 /// (`$ssl_*` variables, `HTTPS` and the client's DN in the WSGI environ).
@@ -56,7 +60,7 @@ pub struct TlsFacts {
     pub client_verify: String,
     /// The session was resumed (`$ssl_session_reused`: `r`, else `.`).
     pub session_reused: bool,
-    /// The protocol ALPN chose (`http/1.1`, later `h2`).
+    /// The protocol ALPN chose (`http/1.1` or `h2`).
     pub alpn: Option<Vec<u8>>,
 }
 
@@ -64,6 +68,8 @@ pub struct TlsFacts {
 /// certificates are judged.
 pub(crate) struct ServerTls {
     pub config: Arc<rustls::ServerConfig>,
+    /// The same, offering `h2` before `http/1.1` (listeners with HTTP/2).
+    pub config_h2: Arc<rustls::ServerConfig>,
     pub verify: VerifyClient,
     pub failure: VerifyFailure,
     /// The strict verifier, run again after the handshake to say whether

@@ -38,6 +38,9 @@ pub(super) fn apply(
     d: &Directive,
     in_named: bool,
 ) -> Result<bool, NginxError> {
+    if layer.http2.apply(d)? {
+        return Ok(true);
+    }
     match d.name.as_str() {
         "root" | "alias" => doc_root(ctx, layer, d, in_named)?,
         "index" => index(ctx, layer, d)?,

@@ -20,6 +20,7 @@ use crate::site::{
 
 use super::super::ast::NginxError;
 use super::compress::CompressLayer;
+use super::http2::Http2Layer;
 use super::proxy::ProxyLayer;
 
 /// What one block sets itself (`None`: not set here, inherit).
@@ -67,6 +68,8 @@ pub(super) struct Layer {
     pub compress: CompressLayer,
     /// The `proxy_*` settings (and `resolver`).
     pub proxy: ProxyLayer,
+    /// `http2` and the `http2_*` limits.
+    pub http2: Http2Layer,
 }
 
 /// nginx's built-in MIME table, used when no `types {}` is set anywhere
@@ -168,6 +171,7 @@ impl Layer {
             // nginx's default headers are added by `proxy::finish` once
             // the nested blocks have inherited the configured ones.
             proxy: Arc::new(self.proxy.resolve(&parent.proxy)),
+            http2: self.http2.resolve(&parent.http2, self.keepalive_timeout),
         }
     }
 

@@ -3,8 +3,10 @@
 //! its options; and the checks nginx makes across servers (one
 //! `default_server` per address, socket options given once per address).
 //! `ssl` makes the address a TLS one (the certificates are the servers'
-//! `ssl_*` settings); HTTP/2, QUIC and the PROXY protocol are refused with
-//! a clear message rather than silently served as plain HTTP/1.
+//! `ssl_*` settings); `http2` makes it speak HTTP/2 (by ALPN with `ssl`,
+//! else by prior knowledge beside HTTP/1.1); QUIC and the PROXY protocol
+//! are refused with a clear message rather than silently served as plain
+//! HTTP/1.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
@@ -148,6 +150,7 @@ pub(super) fn parse(
     let mut backlog = None;
     let mut reuseport = false;
     let mut socket_options = false;
+    let mut http2 = false;
     let mut ssl = false;
     for a in d.args.iter().skip(1) {
         let p = a.value.as_str();
@@ -197,12 +200,7 @@ pub(super) fn parse(
                     "\"listen ... quic\" is not supported by Portico yet (HTTP/3)",
                 ));
             }
-            ("http2", None) => {
-                return Err(NginxError::at(
-                    d,
-                    "\"listen ... http2\" is not supported by Portico yet",
-                ));
-            }
+            ("http2", None) => http2 = true,
             ("proxy_protocol", None) => {
                 return Err(NginxError::at(
                     d,
@@ -223,7 +221,7 @@ pub(super) fn parse(
             backlog,
             reuseport,
             ssl,
-            http2: false,
+            http2,
         })
         .collect();
     Ok(ParsedListen {

@@ -64,7 +64,6 @@ pub const IGNORED: &[&str] = &[
     "proxy_headers_hash_bucket_size",
     // request reading limits Portico sets itself
     "client_header_buffer_size",
-    "large_client_header_buffers",
     "client_body_in_file_only",
     "client_body_in_single_buffer",
     "connection_pool_size",

@@ -14,6 +14,7 @@ mod common;
 mod compress;
 mod health;
 mod http;
+mod http2;
 mod inherit;
 mod listen;
 mod lists;
@@ -37,6 +38,8 @@ mod tests_blocks;
 mod tests_compress;
 #[cfg(test)]
 mod tests_errors;
+#[cfg(test)]
+mod tests_http2;
 #[cfg(test)]
 mod tests_proxy;
 #[cfg(test)]
@@ -435,8 +438,15 @@ fn resolve_server(
             "no \"ssl_certificate\" is defined for the \"listen ... ssl\" directive",
         ));
     }
+    let mut listens = s.listens;
+    if config.http2.on {
+        // `http2 on;`: as `listen ... http2` on every address of the server.
+        for l in &mut listens {
+            l.http2 = true;
+        }
+    }
     Ok(Server {
-        listens: s.listens,
+        listens,
         names: s.names,
         rewrites: s.rewrites,
         locations,

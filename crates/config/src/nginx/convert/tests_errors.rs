@@ -415,10 +415,6 @@ const PORTICO_ONLY: &[(&str, &str)] = &[
         r#"no "ssl_certificate" is defined for the "listen ... ssl" directive§"#,
     ),
     (
-        r#"server { listen 80 http2; }"#,
-        r#""listen ... http2" is not supported by Portico yet§"#,
-    ),
-    (
         r#"server { listen 80 proxy_protocol; }"#,
         r#""listen ... proxy_protocol" is not supported by Portico yet§"#,
     ),

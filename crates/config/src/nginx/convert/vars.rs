@@ -63,7 +63,6 @@ const NGINX_ONLY: &[&str] = &[
     "upstream_cache_status",
     "uwsgi_script_name",
     "gzip_ratio",
-    "http2",
     "ssl_session_id",
     "remote_user",
     "tcpinfo_rtt",

@@ -1,0 +1,190 @@
+//! HTTP/2 connections, server side, on the `h2` crate: the connection
+//! driver ([`serve_h2`]) accepts streams and runs each as its own task
+//! (`stream.rs`), which turns the HTTP/2 request into the same [`Request`]
+//! an HTTP/1.1 connection makes (`request.rs`), calls the listener's
+//! [`Handler`], and sends the [`Response`] within the stream's flow-control
+//! window (`response.rs`). Handlers cannot tell the two protocols apart
+//! except by [`Version::Http2`].
+//!
+//! Limits and attack defences are `h2`'s, set from the listener's
+//! [`Http2Settings`]: concurrent streams (beyond them: REFUSED_STREAM),
+//! the decoded header list size (HPACK bombs, CONTINUATION floods), streams
+//! reset before they are accepted and streams the server had to reset
+//! (rapid reset, CVE-2023-44487), and a bounded send buffer. A graceful stop
+//! sends GOAWAY and lets the streams in flight finish.
+//!
+//! [`Request`]: crate::handler::Request
+//! [`Handler`]: crate::handler::Handler
+//! [`Response`]: crate::handler::Response
+//! [`Version::Http2`]: portico_proto::http1::Version::Http2
+
+mod guard;
+mod io;
+mod request;
+mod response;
+mod stream;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use portico_config::Http2Settings;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::conn::{ConnContext, Ends};
+
+pub(crate) use io::serve_if_preface;
+
+/// Time allowed for the client's preface and SETTINGS.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Streams the client may reset before the server accepted them, at once,
+/// before the connection is closed with ENHANCE_YOUR_CALM (h2's default;
+/// the rapid-reset defence).
+const MAX_PENDING_ACCEPT_RESETS: usize = 20;
+
+/// Streams the server may reset for the client's errors before the
+/// connection is closed (the other half of the rapid-reset defence).
+const MAX_LOCAL_ERROR_RESETS: usize = 256;
+
+/// Bytes queued for sending per stream beyond the peer's window.
+const MAX_SEND_BUFFER: usize = 64 * 1024;
+
+/// After GOAWAY, how long the streams in flight may take before the
+/// connection is closed anyway (the process's own grace bounds it too).
+const STOP_GRACE: Duration = Duration::from_secs(60);
+
+/// The `h2` server builder for a listener's settings.
+fn builder(settings: &Http2Settings) -> h2::server::Builder {
+    let mut b = h2::server::Builder::new();
+    b.max_concurrent_streams(settings.max_concurrent_streams)
+        .max_header_list_size(settings.max_header_list_size)
+        .initial_window_size(settings.recv_window)
+        .initial_connection_window_size(
+            settings
+                .recv_window
+                .saturating_mul(4)
+                .clamp(65_535, (1 << 31) - 1),
+        )
+        .max_send_buffer_size(MAX_SEND_BUFFER)
+        .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESETS)
+        .max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
+        .max_concurrent_reset_streams(MAX_PENDING_ACCEPT_RESETS * 2);
+    b
+}
+
+/// Serve one HTTP/2 connection on `io` (the client preface not yet read)
+/// until it closes, the client idles out, or a stop has let its streams finish.
+pub(crate) async fn serve_h2<T>(
+    io: T,
+    ends: Ends,
+    ctx: Arc<ConnContext>,
+    mut stop: watch::Receiver<bool>,
+    settings: Http2Settings,
+) where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let Ends { peer, local, tls } = ends;
+    let peer_shown = crate::conn::peer_text(peer);
+    let trip = Arc::new(guard::Trip::default());
+    let io = guard::Guarded {
+        io,
+        counter: guard::FrameCounter::new(io::PREFACE.len()),
+        trip: trip.clone(),
+    };
+    let handshake = builder(&settings).handshake::<_, Bytes>(io);
+    let mut conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
+            crate::logln!("portico: HTTP/2 handshake with {peer_shown} failed: {e}");
+            return;
+        }
+        Err(_) => return,
+    };
+    let shared = Arc::new(stream::Shared {
+        ctx,
+        peer,
+        local,
+        peer_shown,
+        tls,
+        chunk_size: settings.chunk_size.clamp(1024, 1 << 20) as usize,
+        trip: trip.clone(),
+    });
+    let mut stop_gone = false;
+    let mut streams: JoinSet<()> = JoinSet::new();
+    let mut stopping = *stop.borrow();
+    if stopping {
+        conn.graceful_shutdown();
+    }
+    let idle = tokio::time::sleep(settings.idle_timeout);
+    tokio::pin!(idle);
+    let stop_deadline = tokio::time::sleep(Duration::from_secs(86_400 * 365));
+    tokio::pin!(stop_deadline);
+    loop {
+        tokio::select! {
+            accepted = conn.accept() => match accepted {
+                Some(Ok((request, respond))) => {
+                    trip.accepted();
+                    streams.spawn(stream::serve_stream(shared.clone(), request, respond));
+                }
+                Some(Err(e)) => {
+                    if !e.is_io() && !e.is_go_away() {
+                        crate::logln!("portico: HTTP/2 connection from {} closed: {e}", shared.peer_shown);
+                    }
+                    break;
+                }
+                None => break,
+            },
+            Some(_) = streams.join_next(), if !streams.is_empty() => {
+                if streams.is_empty() {
+                    idle.as_mut().reset(tokio::time::Instant::now() + settings.idle_timeout);
+                }
+            }
+            _ = &mut idle, if streams.is_empty() && !stopping => {
+                // nginx's http2_idle_timeout: GOAWAY, then close.
+                stopping = true;
+                conn.graceful_shutdown();
+            }
+            changed = stop.changed(), if !stopping && !stop_gone => {
+                if changed.is_err() {
+                    // The runtime is going away with its stop sender.
+                    stop_gone = true;
+                } else if *stop.borrow() {
+                    stopping = true;
+                    conn.graceful_shutdown();
+                    stop_deadline.as_mut().reset(tokio::time::Instant::now() + STOP_GRACE);
+                }
+            }
+            _ = trip.tripped() => {
+                crate::logln!(
+                    "portico: HTTP/2 flood from {} (control frames or reset streams), connection closed",
+                    shared.peer_shown
+                );
+                conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    std::future::poll_fn(|cx| conn.poll_closed(cx)),
+                )
+                .await;
+                break;
+            }
+            _ = &mut stop_deadline, if stopping => {
+                conn.abrupt_shutdown(h2::Reason::NO_ERROR);
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    std::future::poll_fn(|cx| conn.poll_closed(cx)),
+                )
+                .await;
+                break;
+            }
+        }
+    }
+    // The connection is closed: `h2` ends it only once no stream is in
+    // flight, or it failed; nothing is left for the stream tasks to send.
+    streams.abort_all();
+    while streams.join_next().await.is_some() {}
+}

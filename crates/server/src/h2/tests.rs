@@ -1,0 +1,173 @@
+//! The driver in process: an `h2` client on one end of an in-memory pipe,
+//! [`serve_h2`] with a test handler on the other.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use portico_config::Http2Settings;
+use portico_proto::http1::{BodyFraming, Version};
+use tokio::sync::watch;
+
+use super::serve_h2;
+use crate::conn::ConnContext;
+use crate::handler::{
+    Handler, HandlerFuture, Request, RequestSource, Response, ResponseBody, ResponseMeta,
+};
+use crate::listener::{ListenAddress, ListenerInfo, Wire};
+use crate::log::{AccessLog, LogConfig};
+
+/// Answers with what it saw: version, target, framing, and the body it read.
+struct Echo;
+
+impl Handler for Echo {
+    fn handle(&self, mut request: Request) -> HandlerFuture {
+        Box::pin(async move {
+            let RequestSource::Http(head) = &request.source else {
+                return Response::internal_error();
+            };
+            let seen = format!(
+                "{:?} {} {:?} ",
+                head.version,
+                String::from_utf8_lossy(&head.target),
+                head.framing
+            );
+            let mut body = seen.into_bytes();
+            while let Some(piece) = request.body.next().await {
+                let Ok(piece) = piece else {
+                    return Response::internal_error();
+                };
+                body.extend_from_slice(&piece);
+            }
+            Response {
+                status: 201,
+                reason: Bytes::from_static(b"Created"),
+                headers: vec![
+                    (Bytes::from_static(b"X-Seen"), Bytes::from_static(b"Yes")),
+                    (
+                        Bytes::from_static(b"Connection"),
+                        Bytes::from_static(b"close"),
+                    ),
+                ],
+                body: ResponseBody::Full(Bytes::from(body)),
+                meta: ResponseMeta::default(),
+            }
+        })
+    }
+}
+
+fn context() -> Arc<ConnContext> {
+    Arc::new(ConnContext {
+        handler: Arc::new(Echo),
+        log: Arc::new(AccessLog::new(LogConfig {
+            enabled: false,
+            ..LogConfig::default()
+        })),
+        listener: Arc::new(ListenerInfo {
+            addr: ListenAddress::Unix("test.sock".into()),
+            wire: Wire::Http,
+            scheme: "http",
+            spec: "test".into(),
+            buffer_size: 4096,
+            http2: Some(Http2Settings::default()),
+            tls: None,
+        }),
+        limits: Default::default(),
+        hooks: None,
+        limit_post: 0,
+        retire: Arc::new(tokio::sync::Notify::new()),
+        handoff: crate::handoff::Handoff::new(),
+        gate: None,
+        nginx_pages: false,
+        timeouts: crate::timeouts::Timeouts::HTTP,
+        stop: Arc::new(tokio::sync::Notify::new()),
+        spool: crate::body_spool::SpoolConfig::default(),
+    })
+}
+
+#[tokio::test]
+async fn a_stream_reaches_the_handler_as_an_http2_request_with_its_body() {
+    let (client_io, server_io) = tokio::io::duplex(1 << 16);
+    let (_stop_tx, stop) = watch::channel(false);
+    let server = tokio::spawn(serve_h2(
+        server_io,
+        crate::conn::Ends {
+            peer: None,
+            local: None,
+            tls: None,
+        },
+        context(),
+        stop,
+        Http2Settings::default(),
+    ));
+    let Ok((mut client, conn)) = h2::client::handshake(client_io).await else {
+        panic!("handshake");
+    };
+    tokio::spawn(conn);
+    let Ok(req) = http::Request::post("http://h/p?q=1").body(()) else {
+        panic!("request");
+    };
+    let Ok((answer, mut send)) = client.send_request(req, false) else {
+        panic!("send");
+    };
+    let big = vec![b'z'; 200_000];
+    send.reserve_capacity(big.len());
+    let mut left = Bytes::from(big.clone());
+    while !left.is_empty() {
+        let Some(Ok(cap)) = std::future::poll_fn(|cx| send.poll_capacity(cx)).await else {
+            panic!("capacity");
+        };
+        let piece = left.split_to(cap.min(left.len()));
+        assert!(send.send_data(piece, false).is_ok());
+    }
+    assert!(send.send_data(Bytes::new(), true).is_ok());
+    let Ok(answer) = answer.await else {
+        panic!("answer");
+    };
+    assert_eq!(answer.status(), 201);
+    assert_eq!(
+        answer.headers().get("x-seen").map(|v| v.as_bytes()),
+        Some(&b"Yes"[..])
+    );
+    assert!(answer.headers().get("connection").is_none());
+    let mut body = answer.into_body();
+    let mut got = Vec::new();
+    while let Some(Ok(piece)) = body.data().await {
+        let _ = body.flow_control().release_capacity(piece.len());
+        got.extend_from_slice(&piece);
+    }
+    let prefix = format!("{:?} /p?q=1 {:?} ", Version::Http2, BodyFraming::Chunked);
+    assert!(
+        got.starts_with(prefix.as_bytes()),
+        "{:?}",
+        String::from_utf8_lossy(&got[..60])
+    );
+    assert_eq!(&got[prefix.len()..], &big[..]);
+    drop(client);
+    server.abort();
+}
+
+#[tokio::test]
+async fn a_stop_sends_goaway_and_the_connection_ends() {
+    let (client_io, server_io) = tokio::io::duplex(1 << 16);
+    let (stop_tx, stop) = watch::channel(false);
+    let server = tokio::spawn(serve_h2(
+        server_io,
+        crate::conn::Ends {
+            peer: None,
+            local: None,
+            tls: None,
+        },
+        context(),
+        stop,
+        Http2Settings::default(),
+    ));
+    let Ok((client, conn)) = h2::client::handshake(client_io).await else {
+        panic!("handshake");
+    };
+    let conn = tokio::spawn(conn);
+    assert!(stop_tx.send(true).is_ok());
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+    assert!(ended.is_ok(), "the driver did not end after the stop");
+    drop(client);
+    let _ = conn.await;
+}
