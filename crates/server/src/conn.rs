@@ -557,3 +557,7 @@ pub(crate) fn over_limit_post(framing: &BodyFraming, limit: u64) -> Option<Strin
 #[cfg(test)]
 #[path = "conn_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "conn_duplex_tests.rs"]
+mod duplex_tests;

@@ -8,8 +8,13 @@ use crate::listener::{ListenAddress, ListenerInfo};
 use crate::log::LogConfig;
 
 fn context() -> ConnContext {
+    context_for(Arc::new(NotFound))
+}
+
+/// A connection context for tests, answering with `handler`.
+pub(super) fn context_for(handler: Arc<dyn Handler>) -> ConnContext {
     ConnContext {
-        handler: Arc::new(NotFound),
+        handler,
         log: Arc::new(AccessLog::new(LogConfig::default())),
         listener: Arc::new(ListenerInfo {
             addr: ListenAddress::Unix("test.sock".into()),

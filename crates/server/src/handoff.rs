@@ -228,3 +228,7 @@ impl Drop for ReplyFuture {
         self.settle();
     }
 }
+
+#[cfg(test)]
+#[path = "handoff_tests.rs"]
+mod tests;
