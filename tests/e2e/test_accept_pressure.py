@@ -81,6 +81,34 @@ def test_2000_silent_connections_then_a_normal_request_is_answered_within_100ms(
             s.close()
 
 
+def test_bursts_of_keep_alive_clients_beside_idle_ones_are_all_answered(portico_server):
+    # Batches of 100 connections that each send one request at once, then
+    # stay open and idle (bench/idle_conns.py's pattern): every batch must
+    # be answered, whichever worker defers a connection to its sibling (a
+    # worker that dropped its listener's readiness while deferring once left
+    # the rest of a queued burst unaccepted).
+    server = portico_server("--wsgi-file", APP, "--master", "-p", "2")
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    held = []
+    try:
+        for batch in range(5):
+            conns = [socket.create_connection((server.host, server.port), timeout=5)
+                     for _ in range(100)]
+            held.extend(conns)
+            for c in conns:
+                c.sendall(request)
+            for i, c in enumerate(conns):
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = c.recv(4096)
+                    assert chunk, f"batch {batch}, connection {i}: closed before the answer"
+                    head += chunk
+                assert head.startswith(b"HTTP/1.1 200"), (batch, i, head[:40])
+    finally:
+        for c in held:
+            c.close()
+
+
 def test_30_silent_connections_a_second_do_not_delay_a_canary(portico_server):
     server = portico_server("--wsgi-file", APP, "--master", "-p", "2")
     timed_get(server)

@@ -318,32 +318,13 @@ async fn accept_loop(
             && t.should_defer()
         {
             // An idle sibling behind this worker was woken too: leave the
-            // connection to it. The next connection brings this loop back
-            // at once; if none comes, take this one if it is still there.
-            ready.clear_ready();
-            let next = tokio::select! {
-                next = listener.readable() => Some(next?),
-                _ = tokio::time::sleep(DEFER_AT_MOST) => None,
+            // connection to it for a moment, then take it if it is still
+            // there. The readiness is kept (not cleared) while waiting: only
+            // an accept that finds the queue empty clears it, so connections
+            // already queued are never left behind a lost wake-up.
+            tokio::select! {
+                _ = tokio::time::sleep(DEFER_AT_MOST) => {}
                 _ = stop.changed() => return Ok(()),
-            };
-            match next {
-                Some(next) => ready = next,
-                None => {
-                    if let Ok(conn) = accept_connection(fd, unix) {
-                        t.accepted();
-                        let Some(held) = open.admit(conn, &ctx.listener) else {
-                            continue;
-                        };
-                        spawn_connection(held, &ctx, &stop, &alive);
-                        if let Some(gate) = &ctx.gate {
-                            gate.settled().await;
-                        }
-                    }
-                    continue;
-                }
-            }
-            if t.should_defer() {
-                continue;
             }
         }
         match accept_connection(fd, unix) {
