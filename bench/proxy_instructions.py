@@ -1,20 +1,22 @@
 """Instructions per proxied request, counted by valgrind's callgrind: the front of
 the `proxy-ka`/`proxy-noka` scenarios, Portico or nginx, one worker each.
 
-    python3 bench/proxy_instructions.py [--mode ka|noka] [--requests N]
+    python3 bench/proxy_instructions.py [--mode ka|noka|static] [--requests N]
                                         [--binary PATH] [--nginx]
 
 Starts one Granian (bench/.venv, hello app, 1 worker) as the upstream, then the
 front under callgrind with a generated nginx.conf (`worker_processes 1`,
 `upstream app { server ...; [keepalive 32;] }`, `proxy_pass http://app;` with
 `proxy_http_version 1.1; proxy_set_header Connection "";` for `ka`, 1.0 for
-`noka`), warms up with 300 requests, zeroes the counters, sends N (default
+`noka`; `static`: `root` with a 13-byte file at the requested path, to see
+what a change to a shared path, the allocator say, does to static files),
+warms up with 300 requests, zeroes the counters, sends N (default
 3,000) keep-alive GETs on one client connection and prints the instructions
 per request.
 
-Portico: only the request path is counted (`--toggle-collect` on the
-connection task and the proxy's read-ahead task), as bench/instructions.py
-does. nginx (`--nginx`): every instruction of its worker (`master_process
+Portico: only the request path is counted (`--toggle-collect` on every
+task poll: the connection's, the proxy's read-ahead; the event loop's epoll
+and timer work is left out). nginx (`--nginx`): every instruction of its worker (`master_process
 off`), its event loop included, so nginx's figure holds some idle-loop work
 Portico's leaves out. Like bench/instructions.py, the one measurement that
 means something on a shared, busy machine: instruction counts do not depend
@@ -51,7 +53,7 @@ def wait_port(port, proc, what, err_file):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mode", choices=("ka", "noka"), default="ka")
+    ap.add_argument("--mode", choices=("ka", "noka", "static"), default="ka")
     ap.add_argument("--requests", type=int, default=3_000)
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/portico"))
     ap.add_argument("--nginx", action="store_true", help="measure nginx instead of Portico")
@@ -67,6 +69,12 @@ def main():
     ka = "keepalive 32;" if args.mode == "ka" else ""
     version = ('proxy_http_version 1.1; proxy_set_header Connection "";' if args.mode == "ka"
                else "proxy_http_version 1.0;")
+    content = f"proxy_pass http://app; {version}"
+    if args.mode == "static":
+        os.makedirs(f"{d}/www/hello")
+        with open(f"{d}/www/hello/world", "w") as f:  # the path `send` asks for
+            f.write("Hello, world!")
+        content = f"root {d}/www;"
     with open(f"{d}/nginx.conf", "w") as f:
         f.write(f"""daemon off; master_process off; worker_processes 1;
 error_log stderr warn; pid {d}/pid;
@@ -75,7 +83,7 @@ http {{
     access_log off; keepalive_requests 100000;
     proxy_temp_path {d}/t; client_body_temp_path {d}/t;
     upstream app {{ server 127.0.0.1:{up_port}; {ka} }}
-    server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://app; {version} }} }}
+    server {{ listen 127.0.0.1:{port}; location / {{ {content} }} }}
 }}
 """)
     if args.nginx:
@@ -83,9 +91,11 @@ http {{
         collect = ["--collect-atstart=yes"]
     else:
         front = [args.binary, "-c", f"{d}/nginx.conf"]
+        # Every task poll (the connection's, the proxy's read-ahead, the
+        # pool's): the event loop's epoll and timer work is left out. Only
+        # one pattern: a nested match would toggle collection back off.
         collect = ["--trace-children=yes", "--collect-atstart=no",
-                   "--toggle-collect=*serve_stream*",
-                   "--toggle-collect=*read_ahead*"]
+                   "--toggle-collect=*task::raw::poll*"]
     server = subprocess.Popen(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={d}/cg.%p", *collect, *front],
         stdout=subprocess.DEVNULL, stderr=open(f"{d}/front.err", "w"), start_new_session=True)

@@ -186,8 +186,10 @@ pub(crate) async fn read_some<R: AsyncRead + Unpin>(
         return reader.read_buf(rbuf).await;
     }
     poll_fn(|cx| {
-        let mut stack = [0u8; IDLE_READ];
-        let mut buf = ReadBuf::new(&mut stack);
+        // Uninitialised: zeroing 4 KiB on every poll (each idle wake-up
+        // polls twice) was 17% of a proxied request's instructions.
+        let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); IDLE_READ];
+        let mut buf = ReadBuf::uninit(&mut stack);
         match Pin::new(&mut *reader).poll_read(cx, &mut buf) {
             Poll::Ready(Ok(())) => {
                 let got = buf.filled();
@@ -206,7 +208,23 @@ pub(crate) async fn read_some<R: AsyncRead + Unpin>(
 
 /// The client's address as logs show it.
 pub(crate) fn peer_text(peer: Option<SocketAddr>) -> String {
-    peer.map(|p| p.ip().to_string()).unwrap_or_default()
+    match peer.map(|p| p.ip()) {
+        // Per request: `Ipv4Addr`'s `Display` goes through the formatter
+        // (about 1,300 instructions), the octets through itoa about 100.
+        Some(std::net::IpAddr::V4(ip)) => {
+            let mut text = String::with_capacity(15);
+            let mut digits = itoa::Buffer::new();
+            for (i, octet) in ip.octets().into_iter().enumerate() {
+                if i > 0 {
+                    text.push('.');
+                }
+                text.push_str(digits.format(octet));
+            }
+            text
+        }
+        Some(ip) => ip.to_string(),
+        None => String::new(),
+    }
 }
 
 /// The two ends of a connection (`None` on a unix socket) and what its
@@ -355,7 +373,8 @@ where
     } = conn;
     let mut writer = SendTimeout::new(writer, ctx.timeouts.send);
     let writer = &mut writer;
-    let mut out = Vec::new();
+    // A response head's usual size: one allocation, not a doubling series.
+    let mut out = Vec::with_capacity(512);
     let out = &mut out;
     let peer_shown = peer_text(peer);
     let peer_shown = peer_shown.as_str();

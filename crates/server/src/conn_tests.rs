@@ -84,3 +84,21 @@ async fn an_idle_read_allocates_its_buffer_only_when_bytes_arrive() {
     assert_eq!(&rbuf[..], b"GET / HTTP/1.1\r\n");
     assert!(rbuf.capacity() >= READ_BUFFER);
 }
+
+#[test]
+fn peer_text_shows_the_address_as_display_does() {
+    let cases = [
+        "1.2.3.4:5",
+        "0.0.0.0:1",
+        "255.255.255.255:80",
+        "10.0.120.9:9",
+        "[::1]:8",
+    ];
+    for case in cases {
+        let Ok(addr) = case.parse::<SocketAddr>() else {
+            panic!("bad test address {case}");
+        };
+        assert_eq!(peer_text(Some(addr)), addr.ip().to_string());
+    }
+    assert_eq!(peer_text(None), "");
+}

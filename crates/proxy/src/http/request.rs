@@ -167,7 +167,7 @@ fn write_framing(out: &mut Vec<u8>, framing: Option<FramingField>) {
         None => {}
         Some(FramingField::Length(n)) => {
             out.extend_from_slice(b"Content-Length: ");
-            out.extend_from_slice(n.to_string().as_bytes());
+            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
             out.extend_from_slice(b"\r\n");
         }
         Some(FramingField::Chunked) => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),

@@ -120,28 +120,37 @@ fn header(name: &[u8], value: Vec<u8>) -> Header {
 /// always puts nginx's default in); the client's `headers` follow unless
 /// `pass_client` is off.
 pub(crate) fn request_headers(
-    set: &[(&str, Vec<u8>)],
-    proxy_host: &[u8],
+    set: &mut [(&str, Vec<u8>)],
+    proxy_host: &Bytes,
     client: &[Header],
     pass_client: bool,
     body: BodyOut,
 ) -> Vec<Header> {
     let mut out = Vec::with_capacity(set.len() + client.len() + 3);
-    for (name, value) in set {
+    for (name, value) in set.iter_mut() {
         if !value.is_empty() {
-            out.push(header(name.as_bytes(), value.clone()));
+            out.push(header(name.as_bytes(), std::mem::take(value)));
         }
     }
     let named = |name: &str| set.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
     if !named("host") {
-        out.push(header(b"Host", proxy_host.to_vec()));
+        out.push(Header {
+            name: Bytes::from_static(b"Host"),
+            value: proxy_host.clone(),
+        });
     }
     match body {
         BodyOut::Length(n) if !named("content-length") => {
-            out.push(header(b"Content-Length", n.to_string().into_bytes()));
+            out.push(Header {
+                name: Bytes::from_static(b"Content-Length"),
+                value: Bytes::copy_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+            });
         }
         BodyOut::Chunked if !named("transfer-encoding") => {
-            out.push(header(b"Transfer-Encoding", b"chunked".to_vec()));
+            out.push(Header {
+                name: Bytes::from_static(b"Transfer-Encoding"),
+                value: Bytes::from_static(b"chunked"),
+            });
         }
         _ => {}
     }

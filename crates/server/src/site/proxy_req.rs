@@ -19,13 +19,14 @@ use crate::upstream::ProxyOutcome;
 
 /// `proxy_pass`'s URL taken apart for this request.
 struct PassParts {
-    /// `$proxy_host`.
-    host: Vec<u8>,
+    /// `$proxy_host` (shared with [`ProxyFacts`] and the `Host` field).
+    host: Bytes,
     /// `$proxy_port`.
-    port: Vec<u8>,
+    port: Bytes,
     /// The URI part (`None`: the URL has none).
     uri: Option<Vec<u8>>,
-    /// The URL as written (evaluated, for a URL with variables).
+    /// The URL as written (evaluated, for a URL with variables); only
+    /// `proxy_redirect default` needs it.
     url: Vec<u8>,
     dynamic: bool,
 }
@@ -65,28 +66,36 @@ fn strip_prefix_ci<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
 }
 
 impl<'s> Req<'s> {
-    fn pass_parts(&self, pass: &ProxyPass) -> PassParts {
+    /// `with_url`: fill [`PassParts::url`] (else left empty: one copy
+    /// less per request).
+    fn pass_parts(&self, pass: &ProxyPass, with_url: bool) -> PassParts {
         match &pass.target {
             ProxyTarget::Dynamic(url) => {
                 let url = self.eval(url);
                 let (host, port, uri) = split_url(&url);
                 PassParts {
-                    host,
-                    port,
+                    host: Bytes::from(host),
+                    port: Bytes::from(port),
                     uri,
                     url,
                     dynamic: true,
                 }
             }
             ProxyTarget::Group(_) | ProxyTarget::Peer(_) => PassParts {
-                host: pass.proxy_host.clone().into_bytes(),
+                host: Bytes::copy_from_slice(pass.proxy_host.as_bytes()),
                 // 0: `unix:`, where nginx's `$proxy_port` is empty.
                 port: match pass.proxy_port {
-                    0 => Vec::new(),
-                    n => itoa::Buffer::new().format(n).as_bytes().to_vec(),
+                    0 => Bytes::new(),
+                    80 => Bytes::from_static(b"80"),
+                    443 => Bytes::from_static(b"443"),
+                    n => Bytes::copy_from_slice(itoa::Buffer::new().format(n).as_bytes()),
                 },
                 uri: pass.uri.as_ref().map(|t| self.eval(t)),
-                url: pass.url.clone().into_bytes(),
+                url: if with_url {
+                    pass.url.clone().into_bytes()
+                } else {
+                    Vec::new()
+                },
                 dynamic: false,
             },
         }
@@ -109,7 +118,7 @@ impl<'s> Req<'s> {
     /// The request head for `proxy_pass`, with `body` the framing of the
     /// body that goes with it. Sets `$proxy_host`/`$proxy_port`.
     pub(crate) fn proxy_head(&mut self, pass: &ProxyPass, body: BodyOut) -> RequestHead {
-        let parts = self.pass_parts(pass);
+        let parts = self.pass_parts(pass, false);
         self.proxy = Some(ProxyFacts {
             host: parts.host.clone(),
             port: parts.port.clone(),
@@ -136,13 +145,13 @@ impl<'s> Req<'s> {
         });
         let settings = &*self.loc.config.proxy;
         let http11 = settings.http_version == ProxyHttpVersion::Http11;
-        let set: Vec<(&str, Vec<u8>)> = settings
+        let mut set: Vec<(&str, Vec<u8>)> = settings
             .set_headers
             .iter()
             .map(|(name, value)| (name.as_str(), self.eval(value)))
             .collect();
         let headers = proxy::request_headers(
-            &set,
+            &mut set,
             &parts.host,
             &self.facts.headers,
             settings.pass_request_headers,
@@ -244,7 +253,7 @@ impl<'s> Req<'s> {
         match &settings.redirect {
             ProxyRedirect::Off => return,
             ProxyRedirect::Default => {
-                parts = self.pass_parts(pass);
+                parts = self.pass_parts(pass, true);
                 if parts.dynamic {
                     return;
                 }

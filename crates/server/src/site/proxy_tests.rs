@@ -241,8 +241,8 @@ fn set(list: &[(&'static str, &str)]) -> Vec<(&'static str, Vec<u8>)> {
 /// `request_headers` with the client's headers passed.
 fn sent(set_list: &[(&'static str, &str)], from: &[Header], body: BodyOut) -> Vec<String> {
     lines(&request_headers(
-        &set(set_list),
-        b"app:8000",
+        &mut set(set_list),
+        &Bytes::from_static(b"app:8000"),
         from,
         true,
         body,
@@ -339,7 +339,13 @@ fn body_framing_is_remade_and_client_headers_can_be_withheld() {
         sent(&[], &from, BodyOut::Chunked),
         ["Host: app:8000", "Transfer-Encoding: chunked", "X-A: 1"]
     );
-    let withheld = request_headers(&[], b"h", &from, false, BodyOut::Length(0));
+    let withheld = request_headers(
+        &mut [],
+        &Bytes::from_static(b"h"),
+        &from,
+        false,
+        BodyOut::Length(0),
+    );
     assert_eq!(lines(&withheld), ["Host: h", "Content-Length: 0"]);
     // proxy_set_header Content-Length "" wins over the re-made one.
     assert_eq!(

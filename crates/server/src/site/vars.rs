@@ -15,6 +15,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use portico_config::site::{
     DocRoot, ListenAddr, LocationConfig, Server, ServerName, Template, TemplatePart, VarMap,
     Variable,
@@ -42,8 +43,8 @@ pub(crate) struct ResponseFacts {
 /// not known, logged `-`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct ProxyFacts {
-    pub host: Vec<u8>,
-    pub port: Vec<u8>,
+    pub host: Bytes,
+    pub port: Bytes,
     pub upstream_addr: String,
     pub upstream_status: String,
     pub upstream_response_time: String,

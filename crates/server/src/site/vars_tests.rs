@@ -422,8 +422,8 @@ fn proxy_variables_come_from_the_proxied_request() {
         "[][][a, b, 10.0.0.7]"
     );
     let facts = ProxyFacts {
-        host: b"app:8000".to_vec(),
-        port: b"8000".to_vec(),
+        host: Bytes::from_static(b"app:8000"),
+        port: Bytes::from_static(b"8000"),
         upstream_addr: "127.0.0.1:8000, 127.0.0.1:8001".into(),
         upstream_status: "502, 200".into(),
         upstream_response_time: "0.001, 0.004".into(),
