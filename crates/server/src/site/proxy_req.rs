@@ -171,11 +171,13 @@ impl<'s> Req<'s> {
                     .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
         });
         let q = target.iter().position(|&b| b == b'?');
-        let path = Bytes::copy_from_slice(&target[..q.unwrap_or(target.len())]);
-        let query = q.map_or_else(Bytes::new, |q| Bytes::copy_from_slice(&target[q + 1..]));
+        // Slices of one buffer: no copy of the path and query.
+        let target = Bytes::from(target);
+        let path = target.slice(..q.unwrap_or(target.len()));
+        let query = q.map_or_else(Bytes::new, |q| target.slice(q + 1..));
         RequestHead {
             method: self.method.clone(),
-            target: Bytes::from(target),
+            target,
             path,
             query,
             version: if http11 {
