@@ -9,6 +9,7 @@ Every process started here is killed at the end of its test.
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -145,14 +146,33 @@ class Server:
             return "\n".join(self.lines)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc)
         self._reader.join(5)
+
+
+def stop_process(proc, sig=signal.SIGTERM, grace=10.0):
+    """Stop a process we started, if it still runs: `sig`, then SIGKILL when it
+    has not exited within `grace` seconds (and wait as long again)."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(grace)
+
+
+def wait_until(predicate, timeout=10.0, what="condition"):
+    """Poll `predicate` every 50 ms until it is truthy and return its value; an
+    AssertionError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def read_until_close(sock):

@@ -22,6 +22,8 @@ import h2.events
 import h2.settings
 import hpack
 
+from httpraw import SocketHolder
+
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = (
@@ -47,7 +49,7 @@ def settings_frame(**values):
     return frame(SETTINGS, 0, 0, b"".join(struct.pack(">HI", ids[k], v) for k, v in values.items()))
 
 
-class RawH2:
+class RawH2(SocketHolder):
     """A TCP connection speaking HTTP/2 by hand."""
 
     def __init__(self, port, host="127.0.0.1", settings=b"", timeout=5.0):
@@ -57,18 +59,6 @@ class RawH2:
         self.frames = []
         self.closed = False
         self.sock.sendall(PREFACE + (settings or frame(SETTINGS, 0, 0)))
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
     def block(self, path="/", method="GET", extra=()):
         """An HPACK-encoded request header block."""

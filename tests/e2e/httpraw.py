@@ -62,7 +62,24 @@ class Incomplete(Exception):
         self.data = bytes(data)
 
 
-class Conn:
+class SocketHolder:
+    """`with` support for a client holding its connection in `self.sock`:
+    leaving the block closes it, an already broken socket included."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Conn(SocketHolder):
     """A client connection with its own read buffer (so pipelined responses parse in order)."""
 
     def __init__(self, host, port, timeout=DEFAULT_TIMEOUT, sock=None, source=None):
@@ -82,18 +99,6 @@ class Conn:
     @classmethod
     def to(cls, server, timeout=DEFAULT_TIMEOUT):
         return cls(server.host, server.port, timeout)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
     def send(self, data):
         """Send all bytes; return False if the peer already closed (EPIPE/ECONNRESET)."""
@@ -332,16 +337,6 @@ class _BytesConn(Conn):
 
     def _fill(self):
         return False
-
-
-def wait_for(predicate, timeout=5.0, interval=0.05):
-    """Poll until predicate() is truthy; return its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 @contextlib.contextmanager

@@ -66,7 +66,7 @@ from pathlib import Path
 import pytest
 
 import nginxctl
-from conftest import BIN, binary_env
+from conftest import BIN, binary_env, stop_process
 from httpraw import Conn, Incomplete, build
 
 SELFTEST = os.environ.get("NGINX_DIFF_SELFTEST", "") not in ("", "0")
@@ -250,13 +250,7 @@ class PorticoSide:
         self.proc.send_signal(signal.SIGHUP)
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, signal.SIGQUIT, 5)
 
     def close(self):
         self.stop()
@@ -555,10 +549,14 @@ def proxy_not_wired_reason():
     return None if SELFTEST else probe_proxy_not_wired(BIN)
 
 
+def skip_if_not_wired(reason):
+    """A module mark skipping the suite when `reason` (a probe's answer) is set."""
+    return pytest.mark.skipif(reason is not None, reason=reason or "")
+
+
 def proxy_live_mark():
     """The module mark of the reverse-proxy suites (see the module doc)."""
-    reason = proxy_not_wired_reason()
-    return pytest.mark.skipif(reason is not None, reason=reason or "")
+    return skip_if_not_wired(proxy_not_wired_reason())
 
 
 @functools.lru_cache(maxsize=None)
@@ -569,5 +567,4 @@ def not_wired_reason():
 
 def live_mark():
     """The module mark of the differential suites (see the module doc)."""
-    reason = not_wired_reason()
-    return pytest.mark.skipif(reason is not None, reason=reason or "")
+    return skip_if_not_wired(not_wired_reason())

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import stop_process
+
 UWSGI_PARAMS = Path("/etc/nginx/uwsgi_params")
 START_TIMEOUT = 10.0
 
@@ -189,13 +191,7 @@ def stop_master(proc, workers=()):
     if proc is None:
         return
     workers = set(workers) | set(_children(proc.pid))
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGQUIT)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    stop_process(proc, signal.SIGQUIT, 5)
     for pid in workers:
         with contextlib.suppress(OSError):
             # only if it is still an nginx process (pids are not reused this fast, but be sure)

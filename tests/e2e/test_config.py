@@ -439,40 +439,35 @@ def test_unknown_option_on_the_command_line_exits_1_with_a_suggestion():
 # --- errors -----------------------------------------------------------------------------
 
 
-def test_broken_xml_names_file_line_and_the_expected_tag(tmp_path):
-    xml = write(tmp_path / "app.xml", "<uwsgi>\n  <master/>\n  <processes>4</uwsgi>\n")
-    err = fails(xml)
-    assert f"portico: {xml}:3:15: expected </processes>, found </uwsgi>" in err, err
+# (file name, text, the error after `portico: `; `{path}` is the file's path)
+FILE_ERRORS = {
+    "broken xml names file line and the expected tag": (
+        "app.xml", "<uwsgi>\n  <master/>\n  <processes>4</uwsgi>\n",
+        "{path}:3:15: expected </processes>, found </uwsgi>"),
+    "bad yaml indentation names file and line": (
+        "app.yml", "uwsgi:\n  master: true\n    processes: 4\n",
+        "{path}:3: bad indentation: expected 2 spaces like line 2, found 4"),
+    "invalid json names line and column": (
+        "app.json", '{"uwsgi": {\n  "master": true\n  "processes": 4\n}}\n',
+        '{path}:3:3: expected "," or "}", found a string'),
+    "ini line without equals": (
+        "app.ini", "[uwsgi]\nmaster\nprocesses 4\n",
+        '{path}:3: expected "key = value", found "processes 4"'),
+    "ini bare word that is not a switch": (
+        "app.ini", "[uwsgi]\nmaster\nfrobnicate\n",
+        '{path}:3: expected "key = value", found "frobnicate"'),
+    "ini bare option that needs a value": (
+        "app.ini", "[uwsgi]\nsocket\n",
+        '{path}:2: option "--socket" needs a value'),
+}
 
 
-def test_bad_yaml_indentation_names_file_and_line(tmp_path):
-    yml = write(tmp_path / "app.yml", "uwsgi:\n  master: true\n    processes: 4\n")
-    err = fails(yml)
-    assert f"portico: {yml}:3: bad indentation: expected 2 spaces like line 2, found 4" in err, err
-
-
-def test_invalid_json_names_line_and_column(tmp_path):
-    js = write(tmp_path / "app.json", '{"uwsgi": {\n  "master": true\n  "processes": 4\n}}\n')
-    err = fails(js)
-    assert f'portico: {js}:3:3: expected "," or "}}", found a string' in err, err
-
-
-def test_ini_line_without_equals_is_an_error(tmp_path):
-    ini = write(tmp_path / "app.ini", "[uwsgi]\nmaster\nprocesses 4\n")
-    err = fails(ini)
-    assert f'portico: {ini}:3: expected "key = value", found "processes 4"' in err, err
-
-
-def test_ini_bare_word_that_is_not_a_switch_is_an_error(tmp_path):
-    ini = write(tmp_path / "app.ini", "[uwsgi]\nmaster\nfrobnicate\n")
-    err = fails(ini)
-    assert f'portico: {ini}:3: expected "key = value", found "frobnicate"' in err, err
-
-
-def test_ini_bare_option_that_needs_a_value_is_an_error(tmp_path):
-    ini = write(tmp_path / "app.ini", "[uwsgi]\nsocket\n")
-    err = fails(ini)
-    assert f'portico: {ini}:2: option "--socket" needs a value' in err, err
+@pytest.mark.parametrize("case", sorted(FILE_ERRORS))
+def test_config_file_error_names_file_line_and_what_is_wrong(tmp_path, case):
+    name, text, message = FILE_ERRORS[case]
+    path = write(tmp_path / name, text)
+    err = fails(path)
+    assert "portico: " + message.replace("{path}", str(path)) in err, err
 
 
 def test_missing_file_names_it_and_the_reason(tmp_path):

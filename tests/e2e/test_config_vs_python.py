@@ -3,14 +3,16 @@ PyYAML and Python's `json` read on the same files.
 
 Portico's readers are hand-written (uWSGI's flat subsets; docs/design-notes.md
 says why), so this pins them to the reference parsers: every file below is
-read by `portico FILE --show-config` and by Python, and the (key, value) lists
-must be equal. Keys are ones Portico does not know, so they come back
-verbatim as `set-placeholder = KEY=VALUE` (no switch turned into
-`true`/`false`). PyYAML reads with its BaseLoader (every scalar a string,
-as uWSGI reads them; mappings kept as ordered pairs so repeated keys stay);
-`json` keeps numbers as written, and `true`/`false`/`null` become
-`true`/`false`/`false` as uWSGI's JSON reader makes them. A list is its key
-repeated once per item.
+read by `portico FILE --show-config` and by Python, reduced to uWSGI's flat
+(option, value) list the same way, and the lists must be equal. Most cases
+use keys Portico does not know, so they come back verbatim as
+`set-placeholder = KEY=VALUE` (no switch turned into `true`/`false`); the
+option-style cases (the `configs/same.*` seeds and the `*.yaml`/`*.json`
+cases) use real uWSGI options, printed as `option = value`. PyYAML reads
+with its BaseLoader (every scalar a string, as uWSGI reads them; mappings
+kept as ordered pairs so repeated keys stay); `json` keeps numbers as
+written, and `true`/`false`/`null` become `true`/`false`/`false` as uWSGI's
+JSON reader makes them. A list is its key repeated once per item.
 
 What the subsets do not read (nested mappings, block scalars, multi-line
 plain scalars, anchors) is refused with the file and line; those files are
@@ -23,7 +25,7 @@ import re
 import pytest
 import yaml
 
-from test_config import portico
+from test_config import CONFIGS, portico, show_config
 
 # --- what Python reads -----------------------------------------------------------------
 
@@ -90,14 +92,18 @@ def unescape(value):
 
 
 def portico_reads(path):
-    proc = portico(path, "--show-config")
-    assert proc.returncode == 0, proc.stderr
+    """The (option, value) list `--show-config` prints for `path`, escapes
+    read back; `set-placeholder = KEY=VALUE` (a key Portico does not know)
+    read as (KEY, VALUE)."""
     out = []
-    for line in proc.stdout.splitlines():
-        key, sep, value = line.partition(" = ")
-        if key == "set-placeholder" and sep:
-            name, _, value = unescape(value).partition("=")
-            out.append((name, value))
+    for line in show_config(path).splitlines():
+        if line.startswith((";", "[")) or not line.strip():
+            continue
+        key, _, value = line.partition(" = ")
+        value = unescape(value)
+        if key == "set-placeholder":
+            key, _, value = value.partition("=")
+        out.append((key, value))
     return out
 
 
@@ -146,6 +152,31 @@ JSON_FILES = {
     "unicode": '{"uwsgi": {"k-a": "café ☕"}}',
 }
 
+# Real uWSGI options, printed by --show-config as `option = value`.
+
+YAML_OPTION_FILES = {
+    "same.yaml": (CONFIGS / "same.yaml").read_text(),
+    "plain.yaml": "# a comment\nuwsgi:\n  env: GREETING=hello world\n  processes: 2\n"
+                  "  socket:\n    - 127.0.0.1:3031\n    - /tmp/portico-readers.sock\n"
+                  "  master: true\nother:\n  processes: 9\n",
+    "quoted.yaml": "uwsgi:\n  env: \"GREETING=a: b\"\n  pythonpath: '/srv/app'\n"
+                   "  harakiri: 30\n",
+}
+
+JSON_OPTION_FILES = {
+    "same.json": (CONFIGS / "same.json").read_text(),
+    "duplicates.json": '{"other": {"processes": 9},\n "uwsgi": {"env": "A=1", "processes": 2,\n'
+                       '  "env": "B=2", "master": true, "vacuum": null, "lazy-apps": false,\n'
+                       '  "socket": ["127.0.0.1:3031", "/tmp/portico-readers.sock"]}}',
+    "numbers.json": '{"uwsgi": {"pythonpath": [1.50, -0, 1E+3, 12345678901234567890123],\n'
+                    '  "harakiri": 30}}',
+    "escapes.json": '{"uwsgi": {"env": "GREETING=caf\\u00e9 \\"quoted\\" \\\\ end",\n'
+                    '  "pythonpath": "/srv/\\u2603"}}',
+}
+
+YAML_CASES = {**YAML_FILES, **YAML_OPTION_FILES}
+JSON_CASES = {**JSON_FILES, **JSON_OPTION_FILES}
+
 YAML_REFUSED = {
     "nested mapping": ("uwsgi:\n  k-a:\n    inner: 1\n", 3),
     "block scalar": ("uwsgi:\n  k-a: |\n    text\n", 2),
@@ -153,22 +184,23 @@ YAML_REFUSED = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(YAML_FILES))
+def reads_as_python(tmp_path, file_name, text, python):
+    """Portico and `python` read `text` (as a file named `file_name`) alike."""
+    path = tmp_path / file_name
+    path.write_text(text)
+    expected = python(text)
+    assert expected, "the case must give the Python reader something to read"
+    assert portico_reads(path) == expected
+
+
+@pytest.mark.parametrize("name", sorted(YAML_CASES))
 def test_yaml_reads_as_pyyaml_reads(tmp_path, name):
-    path = tmp_path / "app.yaml"
-    path.write_text(YAML_FILES[name])
-    expected = python_yaml(YAML_FILES[name])
-    assert expected, "the case must give PyYAML something to read"
-    assert portico_reads(path) == expected
+    reads_as_python(tmp_path, "app.yaml", YAML_CASES[name], python_yaml)
 
 
-@pytest.mark.parametrize("name", sorted(JSON_FILES))
+@pytest.mark.parametrize("name", sorted(JSON_CASES))
 def test_json_reads_as_python_json_reads(tmp_path, name):
-    path = tmp_path / "app.json"
-    path.write_text(JSON_FILES[name])
-    expected = python_json(JSON_FILES[name])
-    assert expected, "the case must give json something to read"
-    assert portico_reads(path) == expected
+    reads_as_python(tmp_path, "app.json", JSON_CASES[name], python_json)
 
 
 @pytest.mark.parametrize("name", sorted(YAML_REFUSED))

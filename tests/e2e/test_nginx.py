@@ -44,11 +44,9 @@ location /myapp {
 
 
 @pytest.fixture
-def client():
-    session = requests.Session()
-    session.trust_env = False
-    yield session
-    session.close()
+def client(http):
+    """conftest's `http` session (a `requests` session ignoring proxy settings)."""
+    return http
 
 
 def get(client, url, **kw):

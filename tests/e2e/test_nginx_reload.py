@@ -35,6 +35,15 @@ LOOP_MAX_REQUESTS = 2000
 SIGHUP_AFTER = 0.5
 SETTLE = 0.5
 
+# A second server, for the reloads that add a listener (its `{port2}` is the
+# placeholder nginx_diff fills in from the server's ports).
+SECOND_LISTENER = (
+    "server {\n"
+    "    listen 127.0.0.1:{port2};\n"
+    "    location / { return 200 \"second listener\\n\"; }\n"
+    "}\n"
+)
+
 
 def site(text, extra=""):
     """A config body whose only location answers `text`."""
@@ -151,15 +160,9 @@ def test_reload_opens_and_closes_listeners(server):
     port = server.ports["port"]
     server.ports["port2"] = free_port()
     port2 = server.ports["port2"]
-    second = (
-        "server {\n"
-        "    listen 127.0.0.1:{port2};\n"
-        "    location / { return 200 \"second listener\\n\"; }\n"
-        "}\n"
-    )
     with ClientLoop(port) as loop:
         time.sleep(SIGHUP_AFTER)
-        server.reload(site("generation two", second))
+        server.reload(site("generation two", SECOND_LISTENER))
         assert wait_for_body(port2, b"second listener\n"), server.log()
         server.reload(site("generation three"))
         assert wait_for_body(port, b"generation three\n"), server.log()
@@ -184,12 +187,6 @@ def test_reload_whose_new_listener_cannot_bind_keeps_old_config(server):
     port = server.ports["port"]
     server.ports["port2"] = free_port()
     port2 = server.ports["port2"]
-    second = (
-        "server {\n"
-        "    listen 127.0.0.1:{port2};\n"
-        "    location / { return 200 \"second listener\\n\"; }\n"
-        "}\n"
-    )
     log_before = len(server.log())
     squatter = socket.socket()
     try:
@@ -198,7 +195,7 @@ def test_reload_whose_new_listener_cannot_bind_keeps_old_config(server):
         squatter.listen(1)
         with ClientLoop(port) as loop:
             time.sleep(SIGHUP_AFTER)
-            server.reload(site("generation two", second))
+            server.reload(site("generation two", SECOND_LISTENER))
             pattern = re.compile(
                 rf"bind\(\) to 127\.0\.0\.1:{port2} failed \(98: Address already in use\)")
             deadline = time.monotonic() + 5.0
@@ -209,6 +206,6 @@ def test_reload_whose_new_listener_cannot_bind_keeps_old_config(server):
         assert {body for _, _, body in loop.results} == {b"generation one\n"}
     finally:
         squatter.close()
-    server.reload(site("generation two", second))
+    server.reload(site("generation two", SECOND_LISTENER))
     assert wait_for_body(port2, b"second listener\n"), server.log()
     assert wait_for_body(port, b"generation two\n"), server.log()

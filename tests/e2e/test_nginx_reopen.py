@@ -22,12 +22,14 @@ import time
 import pytest
 
 import nginx_diff
-from conftest import BIN
+from conftest import BIN, stop_process, wait_until
 from nginxctl import free_port, public_dir, wait_ports, worker_user
 
 pytestmark = nginx_diff.live_mark()
 
-WAIT = 5.0
+# How long a step may take: generous, as a machine busy with the whole suite
+# can hold a worker back for seconds; every wait ends when its condition holds.
+WAIT = 15.0
 
 
 def config(d, port, user):
@@ -54,13 +56,14 @@ def read(path):
         return ""
 
 
-def wait_for(predicate, what):
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
+def wait_for(predicate, what, d):
+    """wait_until with this module's WAIT; a failure shows every log file in
+    `d` (which process wrote what where)."""
+    try:
+        wait_until(predicate, timeout=WAIT, what=what)
+    except AssertionError as e:
+        logs = "".join(f"\n--- {p.name}:\n{read(p)}" for p in sorted(d.glob("*.log*")))
+        raise AssertionError(f"{e}{logs}") from None
 
 
 def get(port, target):
@@ -81,7 +84,7 @@ def served_into(port, path, tag):
         time.sleep(0.05)
         return f"GET /{tag}?n=" in read(path)
 
-    wait_for(logged, f"a /{tag} line in {path}")
+    wait_for(logged, f"a /{tag} line in {path}", path.parent)
 
 
 @pytest.fixture(params=["root", "user-nobody"])
@@ -101,13 +104,7 @@ def site(request):
             assert wait_ports(proc, [port], 15.0), read(d / "stdout.log") + read(d / "error.log")
             yield d, conf, port, proc, user
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
+            stop_process(proc)
 
 
 def rotate(d, suffix):
@@ -121,7 +118,7 @@ def test_reopen_moves_access_and_error_logs_to_new_files(site):
     d, conf, port, proc, user = site
     access, error = d / "access.log", d / "error.log"
     get(port, "/first")
-    wait_for(lambda: "GET /first HTTP/1.1" in read(access), "the /first access line")
+    wait_for(lambda: "GET /first HTTP/1.1" in read(access), "the /first access line", d)
     assert "ready to serve" in read(error), read(d / "stdout.log")
 
     # 1. `portico -s reopen -c CONF`
@@ -130,7 +127,7 @@ def test_reopen_moves_access_and_error_logs_to_new_files(site):
                        stderr=subprocess.STDOUT, timeout=30)
     assert r.returncode == 0, r.stdout
     served_into(port, access, "second")
-    wait_for(lambda: read(error).count("reopened its logs") == 2, "both workers' reopen lines")
+    wait_for(lambda: read(error).count("reopened its logs") == 2, "both workers' reopen lines", d)
     assert "reopening logs" in read(error)
     line = next(l for l in read(access).splitlines() if "/second" in l)
     assert line.startswith("127.0.0.1 - - [") and '" 200 3 "-" "' in line, line
@@ -150,6 +147,6 @@ def test_reopen_moves_access_and_error_logs_to_new_files(site):
     assert pid == proc.pid
     os.kill(pid, signal.SIGUSR1)
     served_into(port, access, "third")
-    wait_for(lambda: read(error).count("reopened its logs") == 2, "both workers' reopen lines")
+    wait_for(lambda: read(error).count("reopened its logs") == 2, "both workers' reopen lines", d)
     assert "/second" in read(d / "access.log.2") and "/second" not in read(access)
     assert proc.poll() is None

@@ -18,7 +18,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import APPS, Server, read_until_close
+from conftest import APPS, Server, read_until_close, wait_until
 
 APP = str(APPS / "obs_app.py")
 REFERENCE = Path(os.environ.get("PORTICO_REFERENCE", "/work/shared/reference"))
@@ -82,16 +82,6 @@ def assert_uwsgi_order(doc, reference):
             assert list(core) == list(ref_worker["cores"][0]), list(core)
         for app in worker["apps"]:
             assert list(app) == list(ref_worker["apps"][0]), list(app)
-
-
-def wait_until(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def worker_pids(server, count):

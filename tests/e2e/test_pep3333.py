@@ -14,8 +14,8 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import APPS
-from httpraw import Conn, build, chunked, module_server, wait_for
+from conftest import APPS, wait_until
+from httpraw import Conn, build, chunked, module_server
 
 # --- servers, one per app ---------------------------------------------------------------
 
@@ -476,7 +476,7 @@ def close_count(path, tag):
 
 
 def assert_closed_once(path, tag):
-    assert wait_for(lambda: close_count(path, tag) >= 1, timeout=10), "close() was never called"
+    wait_until(lambda: close_count(path, tag) >= 1, what="close() to be called")
     time.sleep(0.3)
     assert close_count(path, tag) == 1, "close() called more than once"
 

@@ -29,6 +29,18 @@ pub enum Topic {
 }
 
 impl Topic {
+    /// Every topic, in the order `--help` lists them.
+    const ALL: [Topic; 8] = [
+        Topic::General,
+        Topic::Listeners,
+        Topic::App,
+        Topic::Processes,
+        Topic::Logging,
+        Topic::Static,
+        Topic::Compression,
+        Topic::Configuration,
+    ];
+
     fn title(self) -> &'static str {
         match self {
             Topic::General => "General",
@@ -229,16 +241,7 @@ pub fn help_text() -> String {
          CONFIG_FILE (app.ini, .xml, .yaml/.yml, .json/.js) is read after the options;\n\
          environment variables UWSGI_<OPTION> and PORTICO_<OPTION> come before them.\n",
     );
-    for topic in [
-        General,
-        Listeners,
-        App,
-        Processes,
-        Logging,
-        Static,
-        Compression,
-        Configuration,
-    ] {
+    for topic in Topic::ALL {
         out.push_str(&format!("\n{}:\n", topic.title()));
         for o in OPTIONS.iter().filter(|o| o.topic == topic) {
             let mut names = String::new();

@@ -28,6 +28,7 @@ mod listener;
 mod log;
 pub mod panic_guard;
 pub mod procfs;
+pub mod reopen_signal;
 pub mod request_view;
 mod serve;
 mod site;

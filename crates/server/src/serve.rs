@@ -256,12 +256,16 @@ async fn wait_for_stop_signal(signals: io::Result<StopSignals>) -> io::Result<St
 }
 
 /// SIGUSR2 asks a worker to reopen its log file (the master sends it for
-/// `--touch-logreopen`). Until this runs, the master has SIGUSR2 ignored
-/// in the worker, so an early one is lost rather than fatal.
-async fn reopen_on_sigusr2(reopen: Arc<dyn Fn() + Send + Sync>) {
+/// `--touch-logreopen` and nginx's `-s reopen`). One that came before this
+/// runs was remembered since the fork (`reopen_signal.rs`) and is acted on
+/// here, once the runtime's handler is in place.
+pub(crate) async fn reopen_on_sigusr2(reopen: Arc<dyn Fn() + Send + Sync>) {
     let Ok(mut usr2) = signal(SignalKind::user_defined2()) else {
         return;
     };
+    if crate::reopen_signal::take_early_reopen() {
+        reopen();
+    }
     while usr2.recv().await.is_some() {
         reopen();
     }

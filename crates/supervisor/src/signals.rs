@@ -41,6 +41,21 @@ pub(crate) fn unblock_all() {
     let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
 }
 
+/// Block or unblock SIGUSR2 (a worker's "reopen your logs") in the calling
+/// thread. The master blocks it around a fork, so a worker starts with it
+/// blocked: one the master sends before the worker can take it stays
+/// pending until the worker has its handler (`remember_early_reopen`),
+/// instead of killing the worker, which is its default action.
+pub(crate) fn block_reopen_signal(block: bool) {
+    let how = if block {
+        SigmaskHow::SIG_BLOCK
+    } else {
+        SigmaskHow::SIG_UNBLOCK
+    };
+    // Cannot fail with a valid `how`.
+    let _ = sigprocmask(how, Some(&signal_set(&[libc::SIGUSR2])), None);
+}
+
 /// Read every pending signal number from the signalfd.
 pub(crate) fn read_pending(fd: &SignalFd) -> Vec<libc::c_int> {
     let mut out = Vec::new();

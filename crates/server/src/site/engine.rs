@@ -102,6 +102,38 @@ fn for_each_location<'a>(site: &'a Site, f: &mut dyn FnMut(LocationId, &'a Locat
     }
 }
 
+/// A location's address inside its [`Site`]: the key of the tables
+/// [`resolve_by_location`] builds (the site is behind an `Arc` and never
+/// changed, so its locations never move).
+pub(super) fn location_address(location: &Location) -> usize {
+    location as *const Location as usize
+}
+
+/// The values of `map` keyed by their location's address in `site`
+/// instead of its [`LocationId`], in the order of the site's walk; ids
+/// that name no location of `site` are left out.
+pub(super) fn resolve_by_location<T: Clone>(
+    site: &Site,
+    map: &[(LocationId, T)],
+) -> Vec<(usize, T)> {
+    let mut resolved = Vec::with_capacity(map.len());
+    for_each_location(site, &mut |id, location| {
+        if let Some((_, value)) = map.iter().find(|(i, _)| *i == id) {
+            resolved.push((location_address(location), value.clone()));
+        }
+    });
+    resolved
+}
+
+/// The value `table` (from [`resolve_by_location`]) holds for `location`.
+pub(super) fn by_location<T: Clone>(
+    table: &[(usize, T)],
+    location: Option<&Location>,
+) -> Option<T> {
+    let at = location_address(location?);
+    table.iter().find(|(a, _)| *a == at).map(|(_, v)| v.clone())
+}
+
 /// Serves a [`Site`]: server and location selection, rewrite, access,
 /// `client_max_body_size`, content (`return`, `try_files`, static files,
 /// index, autoindex, `uwsgi_pass`, the app), `error_page`, `add_header`,
@@ -167,13 +199,7 @@ impl SiteHandler {
     /// The upstreams of the `proxy_pass` locations (see [`ProxyMap`]).
     pub fn with_proxies(mut self, proxies: ProxyMap) -> SiteHandler {
         if let Some(engine) = Arc::get_mut(&mut self.engine) {
-            let mut resolved = Vec::with_capacity(proxies.len());
-            for_each_location(&engine.site, &mut |id, location| {
-                if let Some((_, upstream)) = proxies.iter().find(|(i, _)| *i == id) {
-                    resolved.push((location as *const Location as usize, upstream.clone()));
-                }
-            });
-            engine.proxies = resolved;
+            engine.proxies = resolve_by_location(&engine.site, &proxies);
         }
         self
     }
@@ -181,13 +207,7 @@ impl SiteHandler {
     /// The `uwsgi_pass` handlers of single locations (see [`UwsgiLocationMap`]).
     pub fn with_uwsgi_locations(mut self, map: UwsgiLocationMap) -> SiteHandler {
         if let Some(engine) = Arc::get_mut(&mut self.engine) {
-            let mut resolved = Vec::with_capacity(map.len());
-            for_each_location(&engine.site, &mut |id, location| {
-                if let Some((_, handler)) = map.iter().find(|(i, _)| *i == id) {
-                    resolved.push((location as *const Location as usize, handler.clone()));
-                }
-            });
-            engine.uwsgi_locations = resolved;
+            engine.uwsgi_locations = resolve_by_location(&engine.site, &map);
         }
         self
     }
@@ -215,11 +235,7 @@ impl Handler for SiteHandler {
 impl Engine {
     /// The upstream of the `proxy_pass` location `location`.
     fn proxy_for(&self, location: Option<&Location>) -> Option<Arc<dyn ProxyUpstream>> {
-        let at = location? as *const Location as usize;
-        self.proxies
-            .iter()
-            .find(|(a, _)| *a == at)
-            .map(|(_, p)| p.clone())
+        by_location(&self.proxies, location)
     }
 
     /// The `uwsgi_pass` handler of `location` (its own, else its target's).
@@ -228,9 +244,8 @@ impl Engine {
         location: Option<&Location>,
         target: &UpstreamTarget,
     ) -> Option<Arc<dyn Handler>> {
-        let at = location.map(|l| l as *const Location as usize);
-        if let Some((_, h)) = self.uwsgi_locations.iter().find(|(a, _)| Some(*a) == at) {
-            return Some(h.clone());
+        if let Some(h) = by_location(&self.uwsgi_locations, location) {
+            return Some(h);
         }
         self.upstreams
             .iter()

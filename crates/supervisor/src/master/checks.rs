@@ -19,6 +19,23 @@ pub(super) fn mtime(path: &PathBuf) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
+/// The `--touch-*` files touched since the last look, in order: those whose
+/// mtime changed and that exist now (`seen` holds each file's last mtime and
+/// is brought up to date; a file removed is not a touch, but its return is).
+fn touched_files<'a>(paths: &'a [PathBuf], seen: &mut [Option<SystemTime>]) -> Vec<&'a PathBuf> {
+    let mut touched = Vec::new();
+    for (path, seen) in paths.iter().zip(seen.iter_mut()) {
+        let current = mtime(path);
+        if current != *seen {
+            *seen = current;
+            if current.is_some() {
+                touched.push(path);
+            }
+        }
+    }
+    touched
+}
+
 impl Master<'_> {
     /// Record every live worker's RSS and VSZ for the stats and metrics.
     pub(super) fn sample_memory(&self) {
@@ -35,22 +52,8 @@ impl Master<'_> {
     /// `--touch-logreopen`: reopen our log file, and ask the workers
     /// (SIGUSR2) to reopen theirs.
     pub(super) fn check_logreopen(&mut self) {
-        let mut touched = None;
-        for (path, seen) in self
-            .options
-            .touch_logreopen
-            .iter()
-            .zip(self.logreopen_mtimes.iter_mut())
-        {
-            let current = mtime(path);
-            if current != *seen {
-                *seen = current;
-                if current.is_some() {
-                    touched = Some(path.clone());
-                }
-            }
-        }
-        let Some(path) = touched else { return };
+        let touched = touched_files(&self.options.touch_logreopen, &mut self.logreopen_mtimes);
+        let Some(path) = touched.last() else { return };
         let Some(log) = &self.options.log_file else {
             portico_log::logln!(
                 "*** {} has been touched... but there is no log file to reopen ***",
@@ -97,26 +100,14 @@ impl Master<'_> {
     }
 
     pub(super) fn touched(&mut self) -> bool {
-        let mut touched = false;
-        for (path, seen) in self
-            .options
-            .touch_reload
-            .iter()
-            .zip(self.touch_mtimes.iter_mut())
-        {
-            let current = mtime(path);
-            if current != *seen {
-                *seen = current;
-                if current.is_some() {
-                    portico_log::logln!(
-                        "*** {} has been touched... grace them all !!! ***",
-                        path.display()
-                    );
-                    touched = true;
-                }
-            }
+        let touched = touched_files(&self.options.touch_reload, &mut self.touch_mtimes);
+        for path in &touched {
+            portico_log::logln!(
+                "*** {} has been touched... grace them all !!! ***",
+                path.display()
+            );
         }
-        touched
+        !touched.is_empty()
     }
 
     pub(super) fn check_harakiri(&mut self) {
@@ -196,5 +187,51 @@ impl Master<'_> {
                 send(pid, libc::SIGKILL);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::time::{Duration, SystemTime};
+
+    use super::{mtime, touched_files};
+
+    fn set_mtime(path: &PathBuf, at: SystemTime) {
+        let file = std::fs::OpenOptions::new().append(true).open(path);
+        let Ok(file) = file else {
+            panic!("cannot open {}", path.display())
+        };
+        assert!(file.set_modified(at).is_ok());
+    }
+
+    #[test]
+    fn touched_files_names_each_change_once_and_not_a_removal() {
+        let dir = std::env::temp_dir().join(format!("portico-touch-{}", std::process::id()));
+        assert!(std::fs::create_dir_all(&dir).is_ok());
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        assert!(std::fs::write(&a, "").is_ok());
+        let paths = vec![a.clone(), b.clone()];
+        let mut seen: Vec<_> = paths.iter().map(mtime).collect();
+        assert!(
+            touched_files(&paths, &mut seen).is_empty(),
+            "nothing touched yet"
+        );
+
+        set_mtime(&a, SystemTime::now() + Duration::from_secs(5));
+        assert!(std::fs::write(&b, "").is_ok()); // created: a touch
+        assert_eq!(touched_files(&paths, &mut seen), vec![&a, &b]);
+        assert!(
+            touched_files(&paths, &mut seen).is_empty(),
+            "seen brought up to date"
+        );
+
+        assert!(std::fs::remove_file(&b).is_ok());
+        assert!(
+            touched_files(&paths, &mut seen).is_empty(),
+            "a removal is no touch"
+        );
+        assert_eq!(seen[1], None);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -15,7 +15,7 @@ mod checks;
 
 use crate::observe::{AppInfo, Observer, SocketInfo, StatsServer};
 use crate::scoreboard::Scoreboard;
-use crate::signals::{open_signalfd, read_pending, send, unblock_all};
+use crate::signals::{block_reopen_signal, open_signalfd, read_pending, send, unblock_all};
 use checks::mtime;
 
 /// How often the master looks at the clock-driven checks.
@@ -247,7 +247,12 @@ pub fn run_master(
 impl Master<'_> {
     fn spawn(&mut self, wid: usize, respawn: bool) -> io::Result<()> {
         let slot = self.board.worker(wid);
-        match (self.fork)()? {
+        block_reopen_signal(true);
+        let forked = (self.fork)();
+        if !matches!(forked, Ok(Forked::Child)) {
+            block_reopen_signal(false);
+        }
+        match forked? {
             Forked::Child => {
                 let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
                 if nix::unistd::getppid().as_raw() != self.master_pid {
@@ -257,9 +262,13 @@ impl Master<'_> {
                 if let Some(observer) = self.observer.as_mut() {
                     observer.close_in_child();
                 }
-                // SIGUSR2 (log reopen) is ignored until the worker handles it.
-                // SAFETY: setting a signal disposition in the single-threaded child.
-                unsafe { libc::signal(libc::SIGUSR2, libc::SIG_IGN) };
+                // SIGUSR2 (log reopen), blocked since before the fork, is
+                // remembered until the worker's runtime handles it: a worker
+                // still starting up reopens its logs then.
+                if let Err(e) = portico_server::reopen_signal::remember_early_reopen() {
+                    portico_log::logln!("worker {wid}: cannot catch SIGUSR2: {e}");
+                }
+                block_reopen_signal(false);
                 unblock_all();
                 slot.delta_requests.store(0, Ordering::Relaxed);
                 let code = (self.body)(WorkerContext {

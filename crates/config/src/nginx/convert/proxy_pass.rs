@@ -138,7 +138,7 @@ fn https_refused(d: &Directive, url: &str) -> NginxError {
         d,
         format!(
             "\"proxy_pass {url}\": https upstreams are not supported by Portico yet \
-             (TLS to upstreams comes with TLS support)"
+             (its TLS is for its own listeners; use http:// to the upstream)"
         ),
     )
 }

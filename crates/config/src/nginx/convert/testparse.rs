@@ -1,11 +1,13 @@
 //! A test-only mini reader: enough of nginx's syntax (words, quotes, `;`,
 //! `{}`, `#` comments, line numbers) to build [`ConfTree`]s from text in
-//! the conversion's tests. The real reader lives beside this module.
+//! the conversion's tests, and the error-table helpers the tests share.
+//! The real reader lives beside this module.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::super::ast::{Arg, ConfTree, Directive};
+use super::to_site;
 
 /// The file name every test tree claims to come from.
 pub(super) const FILE: &str = "/t/nginx.conf";
@@ -136,5 +138,24 @@ pub(super) fn tree(text: &str) -> ConfTree {
         main: block(&mut toks, &file),
         files: Vec::new(),
         notes: Vec::new(),
+    }
+}
+
+/// What converting `events {}\nhttp {\nBODY\n}\n` says: its error
+/// (BODY is on line 3), or `no error for BODY`.
+pub(super) fn error_of(body: &str) -> String {
+    let text = format!("events {{}}\nhttp {{\n{body}\n}}\n");
+    match to_site(&tree(&text), Path::new("/p")) {
+        Ok(_) => format!("no error for {body}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Each (http body, message) case is refused with `[emerg] MESSAGE`, `§`
+/// in the message standing for ` in /t/nginx.conf:3` (the body's line).
+pub(super) fn assert_errors(cases: &[(&str, &str)]) {
+    for (body, want) in cases {
+        let want = format!("[emerg] {}", want.replace("§", " in /t/nginx.conf:3"));
+        assert_eq!(error_of(body), want, "{body}");
     }
 }

@@ -2,13 +2,10 @@
 //! inheritance (scalars, whole lists, `msie6` on its own), and errors
 //! worded as nginx 1.22 words them (`nginx -t` on the same text).
 
-use std::path::Path;
-
 use crate::site::*;
 
-use super::testparse::tree;
+use super::testparse::error_of;
 use super::tests::first_server;
-use super::to_site;
 
 fn settings_of(c: &LocationConfig) -> &CompressSettings {
     &c.compress
@@ -98,14 +95,6 @@ fn gzip_directives_are_no_longer_ignored() {
         "gzip_buffers",
     ] {
         assert!(!names.contains(&name), "{name} is still listed as ignored");
-    }
-}
-
-fn error_of(body: &str) -> String {
-    let text = format!("events {{}}\nhttp {{\n{body}\n}}\n");
-    match to_site(&tree(&text), Path::new("/p")) {
-        Ok(_) => format!("no error for {body}"),
-        Err(e) => e.to_string(),
     }
 }
 

@@ -7,16 +7,8 @@
 
 use std::path::Path;
 
-use super::testparse::tree;
+use super::testparse::{assert_errors, tree};
 use super::to_site;
-
-fn error_of(body: &str) -> String {
-    let text = format!("events {{}}\nhttp {{\n{body}\n}}\n");
-    match to_site(&tree(&text), Path::new("/p")) {
-        Ok(_) => format!("no error for {body}"),
-        Err(e) => e.to_string(),
-    }
-}
 
 /// (http body, nginx's message; `§` stands for ` in /t/nginx.conf:3`).
 const AS_NGINX: &[(&str, &str)] = &[
@@ -398,10 +390,7 @@ const AS_NGINX: &[(&str, &str)] = &[
 
 #[test]
 fn semantic_errors_are_worded_as_nginx_words_them() {
-    for (body, want) in AS_NGINX {
-        let want = format!("[emerg] {}", want.replace("§", " in /t/nginx.conf:3"));
-        assert_eq!(error_of(body), want, "{body}");
-    }
+    assert_errors(AS_NGINX);
 }
 
 /// Portico's own refusals: (http body, message).
@@ -420,7 +409,7 @@ const PORTICO_ONLY: &[(&str, &str)] = &[
     ),
     (
         r#"server { location / { proxy_pass https://x; } }"#,
-        r#""proxy_pass https://x": https upstreams are not supported by Portico yet (TLS to upstreams comes with TLS support)§"#,
+        r#""proxy_pass https://x": https upstreams are not supported by Portico yet (its TLS is for its own listeners; use http:// to the upstream)§"#,
     ),
     (
         r#"server { location / { fastcgi_pass 127.0.0.1:9000; } }"#,
@@ -462,10 +451,7 @@ const PORTICO_ONLY: &[(&str, &str)] = &[
 
 #[test]
 fn unsupported_features_are_refused_with_their_place() {
-    for (body, want) in PORTICO_ONLY {
-        let want = format!("[emerg] {}", want.replace("§", " in /t/nginx.conf:3"));
-        assert_eq!(error_of(body), want, "{body}");
-    }
+    assert_errors(PORTICO_ONLY);
 }
 
 #[test]

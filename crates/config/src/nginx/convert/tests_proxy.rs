@@ -5,18 +5,7 @@
 //! crates/config/src/nginx/convert/tests_proxy.rs` checks the first table
 //! against the real nginx. The other tables are Portico's own.
 
-use std::path::Path;
-
-use super::testparse::tree;
-use super::to_site;
-
-fn error_of(body: &str) -> String {
-    let text = format!("events {{}}\nhttp {{\n{body}\n}}\n");
-    match to_site(&tree(&text), Path::new("/p")) {
-        Ok(_) => format!("no error for {body}"),
-        Err(e) => e.to_string(),
-    }
-}
+use super::testparse::{assert_errors, error_of};
 
 /// (http body, nginx's message; `§` stands for ` in /t/nginx.conf:3`).
 const AS_NGINX: &[(&str, &str)] = &[
@@ -232,10 +221,7 @@ const AS_NGINX: &[(&str, &str)] = &[
 
 #[test]
 fn proxy_errors_are_worded_as_nginx_words_them() {
-    for (body, want) in AS_NGINX {
-        let want = format!("[emerg] {}", want.replace("§", " in /t/nginx.conf:3"));
-        assert_eq!(error_of(body), want, "{body}");
-    }
+    assert_errors(AS_NGINX);
 }
 
 /// nginx checks the buffer sizes when it merges the blocks and names the
@@ -283,11 +269,11 @@ fn buffer_size_checks_use_nginx_words_and_name_the_block() {
 const PORTICO_ONLY: &[(&str, &str)] = &[
     (
         r#"server { location / { proxy_pass https://127.0.0.1; } }"#,
-        r#""proxy_pass https://127.0.0.1": https upstreams are not supported by Portico yet (TLS to upstreams comes with TLS support)§"#,
+        r#""proxy_pass https://127.0.0.1": https upstreams are not supported by Portico yet (its TLS is for its own listeners; use http:// to the upstream)§"#,
     ),
     (
         r#"server { location / { proxy_pass https://$host; } }"#,
-        r#""proxy_pass https://$host": https upstreams are not supported by Portico yet (TLS to upstreams comes with TLS support)§"#,
+        r#""proxy_pass https://$host": https upstreams are not supported by Portico yet (its TLS is for its own listeners; use http:// to the upstream)§"#,
     ),
     (
         r#"server { location / { proxy_pass http://127.0.0.1:1; health_check; } }"#,
@@ -350,8 +336,5 @@ const PORTICO_ONLY: &[(&str, &str)] = &[
 
 #[test]
 fn portico_refusals_and_extension_errors_name_their_place() {
-    for (body, want) in PORTICO_ONLY {
-        let want = format!("[emerg] {}", want.replace("§", " in /t/nginx.conf:3"));
-        assert_eq!(error_of(body), want, "{body}");
-    }
+    assert_errors(PORTICO_ONLY);
 }

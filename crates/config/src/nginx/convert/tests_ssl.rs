@@ -1,22 +1,13 @@
 //! `listen ... ssl` and the `ssl_*` directives: what reaches a server's
 //! `TlsSettings`, nginx's inheritance from `http {}`, and the refusals.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::site::*;
 
-use super::testparse::tree;
+use super::testparse::error_of;
 use super::tests::first_server;
-use super::to_site;
-
-fn error_of(body: &str) -> String {
-    let text = format!("events {{}}\nhttp {{\n{body}\n}}\n");
-    match to_site(&tree(&text), Path::new("/p")) {
-        Ok(_) => panic!("accepted: {body}"),
-        Err(e) => e.to_string(),
-    }
-}
 
 fn tls_of(s: &Server) -> TlsSettings {
     match &s.tls {

@@ -3,12 +3,14 @@
 //! ([`Request::from_http_bytes`]) and answered by [`SiteHandler`]. The
 //! expected answers are nginx 1.22.1's for the same configuration. This
 //! file holds the helpers; `files.rs` the static chain, `flow.rs` the
-//! rewrite/return/error_page/access/header phases, `upstream.rs` uwsgi_pass.
+//! rewrite/return/error_page/access/header phases, `upstream.rs` uwsgi_pass,
+//! `resolve.rs` the per-location tables of proxy/uwsgi handlers.
 
 mod compress;
 mod files;
 mod flow;
 mod proxy;
+mod resolve;
 mod upstream;
 
 use std::net::SocketAddr;
