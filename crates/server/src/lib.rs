@@ -28,6 +28,7 @@ mod listener;
 mod log;
 pub mod panic_guard;
 pub mod procfs;
+mod receive;
 pub mod request_view;
 mod serve;
 mod site;

@@ -11,13 +11,17 @@
 //! the decoded header list size (HPACK bombs, CONTINUATION floods), streams
 //! reset before they are accepted and streams the server had to reset
 //! (rapid reset, CVE-2023-44487), and a bounded send buffer. A graceful stop
-//! sends GOAWAY and lets the streams in flight finish.
+//! sends GOAWAY and lets the streams in flight finish; so does a connection
+//! that has carried `keepalive_requests` streams, or idled for
+//! `keepalive_timeout` (`client_header_timeout` before its first request),
+//! as nginx 1.19.7+ does.
 //!
 //! [`Request`]: crate::handler::Request
 //! [`Handler`]: crate::handler::Handler
 //! [`Response`]: crate::handler::Response
 //! [`Version::Http2`]: portico_proto::http1::Version::Http2
 
+mod body;
 mod guard;
 mod io;
 mod request;
@@ -38,9 +42,6 @@ use tokio::task::JoinSet;
 use crate::conn::{ConnContext, Ends};
 
 pub(crate) use io::serve_if_preface;
-
-/// Time allowed for the client's preface and SETTINGS.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Streams the client may reset before the server accepted them, at once,
 /// before the connection is closed with ENHANCE_YOUR_CALM (h2's default;
@@ -96,8 +97,12 @@ pub(crate) async fn serve_h2<T>(
         counter: guard::FrameCounter::new(io::PREFACE.len()),
         trip: trip.clone(),
     };
+    // nginx: until its first request, a connection has client_header_timeout
+    // (for the preface, SETTINGS and the first HEADERS alike); then
+    // keepalive_timeout whenever no stream is open.
+    let first_deadline = tokio::time::Instant::now() + ctx.timeouts.header;
     let handshake = builder(&settings).handshake::<_, Bytes>(io);
-    let mut conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+    let mut conn = match tokio::time::timeout_at(first_deadline, handshake).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => {
             crate::logln!("portico: HTTP/2 handshake with {peer_shown} failed: {e}");
@@ -120,16 +125,30 @@ pub(crate) async fn serve_h2<T>(
     if stopping {
         conn.graceful_shutdown();
     }
-    let idle = tokio::time::sleep(settings.idle_timeout);
+    let idle = tokio::time::sleep_until(first_deadline);
     tokio::pin!(idle);
+    // Streams accepted; at `keepalive_requests` the connection says GOAWAY
+    // and closes once those in flight are done (nginx 1.19.7+).
+    let mut accepted_streams: u64 = 0;
     let stop_deadline = tokio::time::sleep(Duration::from_secs(86_400 * 365));
     tokio::pin!(stop_deadline);
     loop {
         tokio::select! {
             accepted = conn.accept() => match accepted {
-                Some(Ok((request, respond))) => {
+                Some(Ok((request, mut respond))) => {
                     trip.accepted();
+                    if settings.max_requests.is_some_and(|max| accepted_streams >= max) {
+                        // Opened before our GOAWAY reached the client: not
+                        // processed, safe to retry elsewhere (RFC 9113 §8.7).
+                        respond.send_reset(h2::Reason::REFUSED_STREAM);
+                        continue;
+                    }
+                    accepted_streams += 1;
                     streams.spawn(stream::serve_stream(shared.clone(), request, respond));
+                    if !stopping && settings.max_requests.is_some_and(|max| accepted_streams >= max) {
+                        stopping = true;
+                        conn.graceful_shutdown();
+                    }
                 }
                 Some(Err(e)) => {
                     if !e.is_io() && !e.is_go_away() {
