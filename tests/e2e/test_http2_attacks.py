@@ -270,7 +270,11 @@ def test_the_nginx_conf_limits_are_announced_and_enforced(limited):
 
 
 def test_an_idle_connection_gets_goaway_after_keepalive_timeout(limited):
+    """After its requests (before the first one, client_header_timeout applies:
+    test_http2_bodies.py)."""
     with RawH2(limited.ports["port"]) as c:
+        c.send(c.headers(1, "/"))
+        c.read_frames(2.0, until=lambda f: 1 in c.statuses())
         started = time.monotonic()
         c.read_frames(5.0, until=lambda f: c.goaway() is not None)
         assert c.goaway() is not None

@@ -59,6 +59,11 @@ const MAX_SEND_BUFFER: usize = 64 * 1024;
 /// connection is closed anyway (the process's own grace bounds it too).
 const STOP_GRACE: Duration = Duration::from_secs(60);
 
+/// After a graceful GOAWAY, with no stream left, how long the client has
+/// to answer the PING that lets `h2` send the final GOAWAY and close;
+/// then the connection is closed anyway.
+const PONG_WAIT: Duration = Duration::from_secs(1);
+
 /// The `h2` server builder for a listener's settings.
 fn builder(settings: &Http2Settings) -> h2::server::Builder {
     let mut b = h2::server::Builder::new();
@@ -130,8 +135,17 @@ pub(crate) async fn serve_h2<T>(
     // Streams accepted; at `keepalive_requests` the connection says GOAWAY
     // and closes once those in flight are done (nginx 1.19.7+).
     let mut accepted_streams: u64 = 0;
-    let stop_deadline = tokio::time::sleep(Duration::from_secs(86_400 * 365));
+    let far = || tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+    let stop_deadline = tokio::time::sleep_until(far());
     tokio::pin!(stop_deadline);
+    // Once going away with no stream left: `h2` closes by itself when the
+    // client answers its PING; one that never does is closed at this.
+    let drained = tokio::time::sleep_until(if stopping {
+        tokio::time::Instant::now() + PONG_WAIT
+    } else {
+        far()
+    });
+    tokio::pin!(drained);
     loop {
         tokio::select! {
             accepted = conn.accept() => match accepted {
@@ -160,13 +174,33 @@ pub(crate) async fn serve_h2<T>(
             },
             Some(_) = streams.join_next(), if !streams.is_empty() => {
                 if streams.is_empty() {
-                    idle.as_mut().reset(tokio::time::Instant::now() + settings.idle_timeout);
+                    let now = tokio::time::Instant::now();
+                    idle.as_mut().reset(now + settings.idle_timeout);
+                    if stopping {
+                        drained.as_mut().reset(now + PONG_WAIT);
+                    }
                 }
             }
             _ = &mut idle, if streams.is_empty() && !stopping => {
-                // nginx's http2_idle_timeout: GOAWAY, then close.
-                stopping = true;
-                conn.graceful_shutdown();
+                // keepalive_timeout (client_header_timeout before the first
+                // request): GOAWAY with the last stream processed, and the
+                // close, at once as nginx (no stream is in flight).
+                conn.abrupt_shutdown(h2::Reason::NO_ERROR);
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    std::future::poll_fn(|cx| conn.poll_closed(cx)),
+                )
+                .await;
+                break;
+            }
+            _ = &mut drained, if stopping && streams.is_empty() => {
+                conn.abrupt_shutdown(h2::Reason::NO_ERROR);
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    std::future::poll_fn(|cx| conn.poll_closed(cx)),
+                )
+                .await;
+                break;
             }
             changed = stop.changed(), if !stopping && !stop_gone => {
                 if changed.is_err() {
@@ -175,7 +209,11 @@ pub(crate) async fn serve_h2<T>(
                 } else if *stop.borrow() {
                     stopping = true;
                     conn.graceful_shutdown();
-                    stop_deadline.as_mut().reset(tokio::time::Instant::now() + STOP_GRACE);
+                    let now = tokio::time::Instant::now();
+                    stop_deadline.as_mut().reset(now + STOP_GRACE);
+                    if streams.is_empty() {
+                        drained.as_mut().reset(now + PONG_WAIT);
+                    }
                 }
             }
             _ = trip.tripped() => {
