@@ -199,10 +199,16 @@ def test_a_request_body_beyond_the_window_is_a_flow_control_error(server):
     still_serving(server)
 
 
-def test_an_answer_before_the_body_ends_is_complete_then_the_stream_is_ended(server):
-    """The app answers without reading the body: the client gets the whole
-    answer (END_STREAM), then RST_STREAM NO_ERROR asks it to stop sending
+def test_an_answer_before_the_body_ends_is_complete_then_the_stream_is_ended(portico_server,
+                                                                              tmp_path):
+    """The app answers without reading the body (streamed to it: --post-buffering 0;
+    else the body is received whole first, test_http2_bodies.py): the client gets
+    the whole answer (END_STREAM), then RST_STREAM NO_ERROR asks it to stop sending
     (RFC 9113 §8.1), never CANCEL ahead of the answer."""
+    (tmp_path / "file.bin").write_bytes(bytes(i % 256 for i in range(100_000)))
+    server = portico_server("--http", "127.0.0.1:0", "--http2", "--wsgi-file", APP,
+                            "--threads", "2", "--static-map", f"/static={tmp_path}",
+                            "--post-buffering", 0)
     with RawH2(server.port) as c:
         c.send(c.headers(1, "/slow?0", end_stream=False, method="POST"))
         c.send(frame(DATA, 0, 1, b"x" * 16_000))
