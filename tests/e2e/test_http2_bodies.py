@@ -92,6 +92,8 @@ def test_a_stalled_h2_body_holds_no_worker_and_is_reset_after_the_body_timeout(p
             times.append(time.monotonic() - t)
             assert status == 200 and b'"path": "/canary"' in body
         assert statistics.median(times) < 0.1, times
+        print(f"\ncanary beside a stalled h2 body: median {statistics.median(times) * 1000:.1f} ms, "
+              f"max {max(times) * 1000:.1f} ms (new h2c connection each)")
         # The stalled stream: reset with PROTOCOL_ERROR after client_body_timeout, no answer.
         frames = stream_end(c, 1)
         took = time.monotonic() - started
