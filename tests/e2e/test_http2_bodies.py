@@ -363,3 +363,23 @@ def test_a_connection_that_stops_inside_its_preface_closes_after_client_header_t
             pass
         took = time.monotonic() - started
         assert 1.7 < took < 2.9, (side, took)
+
+
+@nginx_diff.live_mark()
+@pytest.mark.parametrize("side", SIDES)
+def test_one_client_header_timeout_covers_the_preface_and_the_first_request(pair, side):
+    """The preface sent late (1.2 s of the 2 s): the connection still closes 2 s
+    after it opened, not 2 s after the preface."""
+    import socket
+    with socket.create_connection(("127.0.0.1", port(pair, side)), timeout=8) as s:
+        started = time.monotonic()
+        s.sendall(b"PRI * HTTP/2.0\r\n")
+        time.sleep(1.2)
+        s.sendall(b"\r\nSM\r\n\r\n" + frame(0x4, 0, 0))
+        try:
+            while s.recv(65536):
+                pass
+        except ConnectionResetError:
+            pass
+        took = time.monotonic() - started
+        assert 1.7 < took < 2.9, (side, took)

@@ -89,8 +89,26 @@ pub(crate) async fn serve_h2<T>(
     io: T,
     ends: Ends,
     ctx: Arc<ConnContext>,
+    stop: watch::Receiver<bool>,
+    settings: Http2Settings,
+) where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let first_deadline = tokio::time::Instant::now() + ctx.timeouts.header;
+    serve_h2_by(io, ends, ctx, stop, settings, first_deadline).await;
+}
+
+/// [`serve_h2`] for a connection whose first request is due by
+/// `first_deadline` (nginx: `client_header_timeout` from the accept, for
+/// the preface, SETTINGS and the first HEADERS alike; then
+/// `keepalive_timeout` whenever no stream is open).
+pub(crate) async fn serve_h2_by<T>(
+    io: T,
+    ends: Ends,
+    ctx: Arc<ConnContext>,
     mut stop: watch::Receiver<bool>,
     settings: Http2Settings,
+    first_deadline: tokio::time::Instant,
 ) where
     T: AsyncRead + AsyncWrite + Unpin,
 {
@@ -102,10 +120,6 @@ pub(crate) async fn serve_h2<T>(
         counter: guard::FrameCounter::new(io::PREFACE.len()),
         trip: trip.clone(),
     };
-    // nginx: until its first request, a connection has client_header_timeout
-    // (for the preface, SETTINGS and the first HEADERS alike); then
-    // keepalive_timeout whenever no stream is open.
-    let first_deadline = tokio::time::Instant::now() + ctx.timeouts.header;
     let handshake = builder(&settings).handshake::<_, Bytes>(io);
     let mut conn = match tokio::time::timeout_at(first_deadline, handshake).await {
         Ok(Ok(conn)) => conn,
