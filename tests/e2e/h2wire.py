@@ -137,10 +137,11 @@ class RawH2(SocketHolder):
         return sum(len(f.payload) for f in self.frames if f.type == DATA and f.stream == stream)
 
 
-def h2_request_many(port, requests, host="127.0.0.1", timeout=20.0, window=None):
+def h2_request_many(port, requests, host="127.0.0.1", timeout=20.0, window=None, lengths=True):
     """Send every (method, path, body, headers) of `requests` on one h2c
     connection, all streams open at once; return a list of (status, headers dict,
-    body bytes) in the order given."""
+    body bytes) in the order given. `lengths`: bodies announce a content-length
+    (else their end is END_STREAM alone)."""
     sock = socket.create_connection((host, port), timeout=timeout)
     conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
     conn.initiate_connection()
@@ -153,7 +154,7 @@ def h2_request_many(port, requests, host="127.0.0.1", timeout=20.0, window=None)
         sid = conn.get_next_available_stream_id()
         fields = [(":method", method), (":scheme", "http"), (":path", path),
                   (":authority", "localhost")] + list(headers or [])
-        if body is not None:
+        if body is not None and lengths:
             fields.append(("content-length", str(len(body))))
         conn.send_headers(sid, fields, end_stream=body is None)
         streams[sid] = {"status": None, "headers": {}, "body": bytearray(), "done": False}

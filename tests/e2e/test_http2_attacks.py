@@ -199,10 +199,16 @@ def test_a_request_body_beyond_the_window_is_a_flow_control_error(server):
     still_serving(server)
 
 
-def test_an_answer_before_the_body_ends_is_complete_then_the_stream_is_ended(server):
-    """The app answers without reading the body: the client gets the whole
-    answer (END_STREAM), then RST_STREAM NO_ERROR asks it to stop sending
+def test_an_answer_before_the_body_ends_is_complete_then_the_stream_is_ended(portico_server,
+                                                                              tmp_path):
+    """The app answers without reading the body (streamed to it: --post-buffering 0;
+    else the body is received whole first, test_http2_bodies.py): the client gets
+    the whole answer (END_STREAM), then RST_STREAM NO_ERROR asks it to stop sending
     (RFC 9113 §8.1), never CANCEL ahead of the answer."""
+    (tmp_path / "file.bin").write_bytes(bytes(i % 256 for i in range(100_000)))
+    server = portico_server("--http", "127.0.0.1:0", "--http2", "--wsgi-file", APP,
+                            "--threads", "2", "--static-map", f"/static={tmp_path}",
+                            "--post-buffering", 0)
     with RawH2(server.port) as c:
         c.send(c.headers(1, "/slow?0", end_stream=False, method="POST"))
         c.send(frame(DATA, 0, 1, b"x" * 16_000))
@@ -270,7 +276,11 @@ def test_the_nginx_conf_limits_are_announced_and_enforced(limited):
 
 
 def test_an_idle_connection_gets_goaway_after_keepalive_timeout(limited):
+    """After its requests (before the first one, client_header_timeout applies:
+    test_http2_bodies.py)."""
     with RawH2(limited.ports["port"]) as c:
+        c.send(c.headers(1, "/"))
+        c.read_frames(2.0, until=lambda f: 1 in c.statuses())
         started = time.monotonic()
         c.read_frames(5.0, until=lambda f: c.goaway() is not None)
         assert c.goaway() is not None

@@ -57,6 +57,10 @@ pub struct Http2Settings {
     /// An idle connection is closed after this (`http2_idle_timeout`,
     /// `keepalive_timeout`; 75 s).
     pub idle_timeout: Duration,
+    /// Streams one connection carries before it is closed with GOAWAY
+    /// (`keepalive_requests`, as nginx 1.19.7+ counts them; 1000 in
+    /// nginx.conf); `None`: no limit (the option style).
+    pub max_requests: Option<u64>,
 }
 
 impl Default for Http2Settings {
@@ -67,6 +71,7 @@ impl Default for Http2Settings {
             chunk_size: 8 * 1024,
             recv_window: 256 * 1024,
             idle_timeout: Duration::from_secs(75),
+            max_requests: None,
         }
     }
 }

@@ -20,6 +20,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::{Instant, sleep_until};
 
 use crate::body_spool::{BodySpool, SpoolFile};
+use crate::receive::BodySource;
 
 /// How many decoded pieces may wait between the socket and the consumer.
 const BODY_CHANNEL_CAPACITY: usize = 4;
@@ -415,23 +416,13 @@ impl BodyPump {
     ) -> Result<(), BodyError> {
         spool.push(&body.buffered)?;
         drop(body);
-        loop {
-            match self.decode(rbuf)? {
-                Some(data) => {
-                    spool.push(&data)?;
-                    continue;
-                }
-                None if self.done => return Ok(()),
-                None => {}
-            }
-            rbuf.reserve(16 * 1024);
-            match tokio::time::timeout(self.timeout, reader.read_buf(rbuf)).await {
-                Err(_) => return Err(BodyError::TimedOut(self.timeout)),
-                Ok(Ok(0)) => return Err(BodyError::Incomplete),
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(BodyError::Io(e.to_string())),
-            }
-        }
+        let timeout = self.timeout;
+        let mut source = SocketBody {
+            pump: self,
+            reader,
+            rbuf,
+        };
+        crate::receive::fill(&mut source, spool, timeout).await
     }
 
     /// More body remains to be read from the socket.
@@ -551,6 +542,31 @@ impl BodyPump {
                 }
                 Err(e) => Err(BodyError::Malformed(e.reason())),
             },
+        }
+    }
+}
+
+/// A body read from the socket through its pump, as a [`BodySource`].
+struct SocketBody<'a, R> {
+    pump: &'a mut BodyPump,
+    reader: &'a mut R,
+    rbuf: &'a mut BytesMut,
+}
+
+impl<R: AsyncRead + Unpin> BodySource for SocketBody<'_, R> {
+    async fn next_piece(&mut self) -> Result<Option<Bytes>, BodyError> {
+        loop {
+            match self.pump.decode(self.rbuf)? {
+                Some(data) => return Ok(Some(data)),
+                None if self.pump.done => return Ok(None),
+                None => {}
+            }
+            self.rbuf.reserve(16 * 1024);
+            match self.reader.read_buf(self.rbuf).await {
+                Ok(0) => return Err(BodyError::Incomplete),
+                Ok(_) => {}
+                Err(e) => return Err(BodyError::Io(e.to_string())),
+            }
         }
     }
 }

@@ -20,13 +20,12 @@ use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use portico_proto::http1::{BodyFraming, HeadLimits, RequestHead, parse_request_head};
+use portico_proto::http1::{HeadLimits, RequestHead, parse_request_head};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::sleep_until;
 
-use crate::body::{BodyError, BodyPump, RequestBody};
-use crate::body_spool::{BodySpool, SpoolConfig};
+use crate::body_spool::SpoolConfig;
 use crate::exchange::{
     Logged, ResponseFraming, UNREAD_BODY_LINGER_MAX, exchange, finish, linger, linger_for, refuse,
 };
@@ -35,6 +34,7 @@ use crate::hooks::WorkerHooks;
 use crate::listener::ListenerInfo;
 use crate::listener::Wire;
 use crate::log::AccessLog;
+use crate::receive::take_body;
 use crate::timeouts::{SendTimeout, Timeouts};
 use crate::write::SendFile;
 
@@ -378,79 +378,34 @@ where
     let out = &mut out;
     let peer_shown = peer_text(peer);
     let peer_shown = peer_shown.as_str();
-    if let Some(why) = over_limit_post(&head.framing, ctx.limit_post) {
-        // Before the handler and before any `100 Continue`: the app
-        // never sees the request and the client need not send the body.
-        Box::pin(refuse_and_linger(
-            writer, reader, 413, &why, peer_shown, ctx,
-        ))
-        .await;
-        return None;
-    }
     let started = SystemTime::now();
     let clock = Instant::now();
-    let (body, pump) = match BodyPump::start(head.framing, head.expect_continue, rbuf) {
-        Ok(started) => started,
-        Err(e) => {
-            Box::pin(refuse_and_linger(
-                writer,
-                reader,
-                400,
-                &e.to_string(),
-                peer_shown,
-                ctx,
-            ))
-            .await;
+    let taken = Box::pin(take_body(
+        reader,
+        writer,
+        rbuf,
+        head.framing,
+        head.expect_continue,
+        ctx,
+        Wire::Http,
+    ))
+    .await;
+    let (body, pump) = match taken {
+        Ok(taken) => taken,
+        Err(refused) => {
+            if let Some(status) = refused.status {
+                Box::pin(refuse_and_linger(
+                    writer,
+                    reader,
+                    status,
+                    &refused.why,
+                    peer_shown,
+                    ctx,
+                ))
+                .await;
+            }
             return None;
         }
-    };
-    if ctx.limit_post > 0 && body.buffered_len() > ctx.limit_post {
-        // A chunked body that came whole with its head.
-        let why = format!(
-            "chunked body over the limit of {} bytes (--limit-post)",
-            ctx.limit_post
-        );
-        refuse_and_linger(writer, reader, 413, &why, peer_shown, ctx).await;
-        return None;
-    }
-    let (body, pump) = match pump {
-        Some(pump) if ctx.spool.receives(pump.remaining()) => {
-            // The request waits for its client, not for the app: the
-            // gate counts no Python work for it while its body arrives.
-            let received = Box::pin(receive_body(
-                reader,
-                writer,
-                rbuf,
-                body,
-                pump,
-                ctx,
-                Wire::Http,
-            ))
-            .await;
-            match received {
-                Ok(body) => (body, None),
-                Err(e) => {
-                    if let Some(status) = body_error_status(&e) {
-                        Box::pin(refuse_and_linger(
-                            writer,
-                            reader,
-                            status,
-                            &e.to_string(),
-                            peer_shown,
-                            ctx,
-                        ))
-                        .await;
-                    }
-                    return None;
-                }
-            }
-        }
-        Some(mut pump) => {
-            pump.set_timeout(ctx.timeouts.body);
-            pump.set_limit(ctx.limit_post, body.buffered_len());
-            (body, Some(pump))
-        }
-        None => (body, None),
     };
     let method = head.method.clone();
     let uri = head.target.clone();
@@ -501,48 +456,6 @@ where
     Some(done.idle_timeout)
 }
 
-/// The status that answers a request whose body failed before the app
-/// answered: `None` when the client is gone and nothing can be said.
-pub(crate) fn body_error_status(e: &BodyError) -> Option<u16> {
-    match e {
-        BodyError::Malformed(_) => Some(400),
-        BodyError::TimedOut(_) => Some(408),
-        BodyError::TooLarge(_) => Some(413),
-        BodyError::Spool(_) => Some(500),
-        BodyError::Incomplete | BodyError::Io(_) => None,
-    }
-}
-
-/// Receive the whole request body (memory, then a temporary file) before
-/// the handler is called; `100 Continue` first if the client waits for it.
-pub(crate) async fn receive_body<R, W>(
-    reader: &mut R,
-    writer: &mut W,
-    rbuf: &mut BytesMut,
-    body: RequestBody,
-    mut pump: BodyPump,
-    ctx: &ConnContext,
-    wire: Wire,
-) -> Result<RequestBody, BodyError>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    if pump.awaiting_demand {
-        pump.awaiting_demand = false;
-        if wire == Wire::Http {
-            // (flushed: a TLS stream may hold it while the socket is full)
-            crate::write::flush(writer, &mut b"HTTP/1.1 100 Continue\r\n\r\n".to_vec())
-                .await
-                .map_err(|e| BodyError::Io(e.to_string()))?;
-        }
-    }
-    pump.set_timeout(ctx.timeouts.body);
-    let mut spool = BodySpool::new(&ctx.spool);
-    pump.receive(reader, rbuf, body, &mut spool).await?;
-    spool.finish()
-}
-
 /// Answer a refused request and read what the client still sends for a moment.
 async fn refuse_and_linger<R, W>(
     writer: &mut W,
@@ -559,18 +472,6 @@ async fn refuse_and_linger<R, W>(
     let mut out = Vec::new();
     refuse(&mut writer, &mut out, status, why, peer, ctx.nginx_pages).await;
     linger(reader).await;
-}
-
-/// Why a request whose body is framed by `framing` is over `--limit-post`
-/// (`limit`, 0 for none), if it is. Only a Content-Length is known up front;
-/// a chunked body is not limited yet (its size is only known as it streams).
-pub(crate) fn over_limit_post(framing: &BodyFraming, limit: u64) -> Option<String> {
-    match *framing {
-        BodyFraming::Length(n) if limit > 0 && n > limit => Some(format!(
-            "Content-Length {n} is over the limit of {limit} bytes (--limit-post)"
-        )),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

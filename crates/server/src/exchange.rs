@@ -13,11 +13,12 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::sleep_until;
 
 use crate::body::{BodyError, BodyPump};
-use crate::conn::{ConnContext, body_error_status, read_some, reason_phrase};
+use crate::conn::{ConnContext, read_some, reason_phrase};
 use crate::handler::{HandlerFuture, ResponseBody, ResponseMeta, StreamItem};
 use crate::hooks::RequestRecord;
 use crate::listener::Wire;
 use crate::log::{LogEntry, LogFields};
+use crate::receive::body_error_status;
 use crate::write::{self, BodyWriter, SendFile, encode_error, encode_head, flush};
 
 /// Unread request body that is read and discarded to keep a connection

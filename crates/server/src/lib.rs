@@ -29,6 +29,7 @@ mod log;
 pub mod panic_guard;
 pub mod procfs;
 pub mod reopen_signal;
+mod receive;
 pub mod request_view;
 mod serve;
 mod site;

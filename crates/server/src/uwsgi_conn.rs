@@ -26,11 +26,11 @@ use portico_proto::uwsgi::{
 };
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use crate::body::BodyPump;
-use crate::conn::{ConnContext, body_error_status, peer_text, read_some, receive_body};
+use crate::conn::{ConnContext, peer_text, read_some};
 use crate::exchange::{Logged, ResponseFraming, exchange, finish};
 use crate::handler::{Request, RequestSource};
 use crate::listener::Wire;
+use crate::receive::take_body;
 
 /// Serve the one request of a uwsgi connection, then close it. (Boxed:
 /// the connection's task stays as small as an idle HTTP connection's.)
@@ -114,52 +114,46 @@ async fn serve_uwsgi<R, W>(
         let _ = writer.shutdown().await;
         return;
     };
-    if let Some(why) = crate::conn::over_limit_post(&BodyFraming::Length(length), ctx.limit_post) {
-        crate::logln!("portico: refused uwsgi request from {from}: 413 {why}");
-        out.extend_from_slice(&protocol);
-        out.extend_from_slice(
-            b" 413 Content Too Large\r\nContent-Type: text/plain\r\nContent-Length: 22\r\n\r\n\
-              413 Content Too Large\n",
-        );
-        let _ = writer.write_all(&out).await;
-        let _ = writer.shutdown().await;
-        crate::exchange::linger(reader).await;
-        return;
-    }
     let started = SystemTime::now();
     let clock = Instant::now();
-    let Ok((body, pump)) = BodyPump::start(BodyFraming::Length(length), false, &mut rbuf) else {
-        return;
-    };
-    let (body, pump) = match pump {
-        Some(pump) if ctx.spool.receives(pump.remaining()) => {
-            // Waiting for the sender, not the app: no Python work counted.
-            match receive_body(reader, writer, &mut rbuf, body, pump, ctx, Wire::Uwsgi).await {
-                Ok(body) => (body, None),
-                Err(e) => {
-                    crate::logln!("portico: uwsgi request from {from}: {e}");
-                    if let Some(status) = body_error_status(&e) {
-                        let reason = crate::conn::reason_phrase(status);
-                        out.extend_from_slice(&protocol);
-                        out.extend_from_slice(
-                            format!(
-                                " {status} {reason}\r\nContent-Type: text/plain\r\n\r\n{status} {reason}\n"
-                            )
-                            .as_bytes(),
-                        );
-                        let _ = writer.write_all(&out).await;
-                    }
-                    let _ = writer.shutdown().await;
-                    return;
-                }
+    let taken = take_body(
+        reader,
+        writer,
+        &mut rbuf,
+        BodyFraming::Length(length),
+        false,
+        ctx,
+        Wire::Uwsgi,
+    )
+    .await;
+    let (body, pump) = match taken {
+        Ok(taken) => taken,
+        Err(refused) => {
+            crate::logln!(
+                "portico: refused uwsgi request from {from}: {} {}",
+                refused.status.map_or_else(String::new, |s| s.to_string()),
+                refused.why
+            );
+            if let Some(status) = refused.status {
+                let reason = crate::conn::reason_phrase(status);
+                let text = format!("{status} {reason}\n");
+                out.extend_from_slice(&protocol);
+                out.extend_from_slice(
+                    format!(
+                        " {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{text}",
+                        text.len()
+                    )
+                    .as_bytes(),
+                );
+                let _ = writer.write_all(&out).await;
             }
+            let _ = writer.shutdown().await;
+            if refused.status == Some(413) {
+                // The sender may still be sending the body it announced.
+                crate::exchange::linger(reader).await;
+            }
+            return;
         }
-        Some(mut pump) => {
-            pump.set_timeout(ctx.timeouts.body);
-            pump.set_limit(ctx.limit_post, body.buffered_len());
-            (body, Some(pump))
-        }
-        None => (body, None),
     };
     let remote = packet
         .var(b"REMOTE_ADDR")

@@ -145,6 +145,28 @@ impl<'a> HopByHop<'a> {
     }
 }
 
+impl Plan {
+    /// The body length the head announces, when it announces one.
+    pub(crate) fn body_length(&self) -> Option<u64> {
+        match self.framing {
+            Framing::Length(n) => Some(n),
+            _ => None,
+        }
+    }
+}
+
+/// The fields of `response` that go out as the producer set them, on
+/// HTTP/1.1 and HTTP/2 alike: not the hop-by-hop ones ([`HopByHop`]; HTTP/2
+/// forbids them outright, RFC 9113 §8.2.2), and no Content-Length on 1xx
+/// or 204 (RFC 9110 §8.6), whatever the producer said.
+pub(crate) fn passed_fields(response: &Response) -> impl Iterator<Item = &(Bytes, Bytes)> {
+    let drop_length = response.status < 200 || response.status == 204;
+    let hop_by_hop = HopByHop::of(&response.headers);
+    response.headers.iter().filter(move |(name, _)| {
+        !(drop_length && name.eq_ignore_ascii_case(b"content-length") || hop_by_hop.drops(name))
+    })
+}
+
 /// The app's Content-Length, if it sent exactly one valid one.
 fn app_content_length(headers: &[(Bytes, Bytes)]) -> Option<u64> {
     let mut found = None;
@@ -169,7 +191,7 @@ pub(crate) fn encode_head(
 ) -> u32 {
     let version = framing.version;
     let uwsgi = framing.wire == Wire::Uwsgi;
-    let mut count = response.headers.len() as u32;
+    let mut count = 0;
     if uwsgi {
         out.extend_from_slice(&framing.protocol);
         out.push(b' ');
@@ -182,14 +204,8 @@ pub(crate) fn encode_head(
     out.extend_from_slice(&response.reason);
     out.extend_from_slice(b"\r\n");
     let (mut has_server, mut has_date) = (false, false);
-    // RFC 9110 §8.6: no Content-Length on 1xx or 204, whatever the producer said.
-    let drop_length = response.status < 200 || response.status == 204;
-    let hop_by_hop = HopByHop::of(&response.headers);
-    for (name, value) in &response.headers {
-        if drop_length && name.eq_ignore_ascii_case(b"content-length") || hop_by_hop.drops(name) {
-            count -= 1;
-            continue;
-        }
+    for (name, value) in passed_fields(response) {
+        count += 1;
         has_server |= name.eq_ignore_ascii_case(b"server");
         has_date |= name.eq_ignore_ascii_case(b"date");
         out.extend_from_slice(name);

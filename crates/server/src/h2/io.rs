@@ -85,6 +85,9 @@ where
     R: AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
 {
+    // One client_header_timeout from the first byte awaited to the first
+    // request, the preface included.
+    let first_deadline = tokio::time::Instant::now() + ctx.timeouts.header;
     if !sniff_preface(reader, rbuf, &mut shutdown, ctx.timeouts.header).await? {
         return Some(false);
     }
@@ -93,7 +96,7 @@ where
         reader,
         writer,
     };
-    super::serve_h2(io, ends, ctx, shutdown, settings).await;
+    super::serve_h2_by(io, ends, ctx, shutdown, settings, first_deadline).await;
     Some(true)
 }
 

@@ -11,13 +11,17 @@
 //! the decoded header list size (HPACK bombs, CONTINUATION floods), streams
 //! reset before they are accepted and streams the server had to reset
 //! (rapid reset, CVE-2023-44487), and a bounded send buffer. A graceful stop
-//! sends GOAWAY and lets the streams in flight finish.
+//! sends GOAWAY and lets the streams in flight finish; so does a connection
+//! that has carried `keepalive_requests` streams, or idled for
+//! `keepalive_timeout` (`client_header_timeout` before its first request),
+//! as nginx 1.19.7+ does.
 //!
 //! [`Request`]: crate::handler::Request
 //! [`Handler`]: crate::handler::Handler
 //! [`Response`]: crate::handler::Response
 //! [`Version::Http2`]: portico_proto::http1::Version::Http2
 
+mod body;
 mod guard;
 mod io;
 mod request;
@@ -39,9 +43,6 @@ use crate::conn::{ConnContext, Ends};
 
 pub(crate) use io::serve_if_preface;
 
-/// Time allowed for the client's preface and SETTINGS.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Streams the client may reset before the server accepted them, at once,
 /// before the connection is closed with ENHANCE_YOUR_CALM (h2's default;
 /// the rapid-reset defence).
@@ -57,6 +58,11 @@ const MAX_SEND_BUFFER: usize = 64 * 1024;
 /// After GOAWAY, how long the streams in flight may take before the
 /// connection is closed anyway (the process's own grace bounds it too).
 const STOP_GRACE: Duration = Duration::from_secs(60);
+
+/// After a graceful GOAWAY, with no stream left, how long the client has
+/// to answer the PING that lets `h2` send the final GOAWAY and close;
+/// then the connection is closed anyway.
+const PONG_WAIT: Duration = Duration::from_secs(1);
 
 /// The `h2` server builder for a listener's settings.
 fn builder(settings: &Http2Settings) -> h2::server::Builder {
@@ -83,8 +89,26 @@ pub(crate) async fn serve_h2<T>(
     io: T,
     ends: Ends,
     ctx: Arc<ConnContext>,
+    stop: watch::Receiver<bool>,
+    settings: Http2Settings,
+) where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let first_deadline = tokio::time::Instant::now() + ctx.timeouts.header;
+    serve_h2_by(io, ends, ctx, stop, settings, first_deadline).await;
+}
+
+/// [`serve_h2`] for a connection whose first request is due by
+/// `first_deadline` (nginx: `client_header_timeout` from the accept, for
+/// the preface, SETTINGS and the first HEADERS alike; then
+/// `keepalive_timeout` whenever no stream is open).
+pub(crate) async fn serve_h2_by<T>(
+    io: T,
+    ends: Ends,
+    ctx: Arc<ConnContext>,
     mut stop: watch::Receiver<bool>,
     settings: Http2Settings,
+    first_deadline: tokio::time::Instant,
 ) where
     T: AsyncRead + AsyncWrite + Unpin,
 {
@@ -97,7 +121,7 @@ pub(crate) async fn serve_h2<T>(
         trip: trip.clone(),
     };
     let handshake = builder(&settings).handshake::<_, Bytes>(io);
-    let mut conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+    let mut conn = match tokio::time::timeout_at(first_deadline, handshake).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => {
             crate::logln!("portico: HTTP/2 handshake with {peer_shown} failed: {e}");
@@ -120,16 +144,39 @@ pub(crate) async fn serve_h2<T>(
     if stopping {
         conn.graceful_shutdown();
     }
-    let idle = tokio::time::sleep(settings.idle_timeout);
+    let idle = tokio::time::sleep_until(first_deadline);
     tokio::pin!(idle);
-    let stop_deadline = tokio::time::sleep(Duration::from_secs(86_400 * 365));
+    // Streams accepted; at `keepalive_requests` the connection says GOAWAY
+    // and closes once those in flight are done (nginx 1.19.7+).
+    let mut accepted_streams: u64 = 0;
+    let far = || tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+    let stop_deadline = tokio::time::sleep_until(far());
     tokio::pin!(stop_deadline);
+    // Once going away with no stream left: `h2` closes by itself when the
+    // client answers its PING; one that never does is closed at this.
+    let drained = tokio::time::sleep_until(if stopping {
+        tokio::time::Instant::now() + PONG_WAIT
+    } else {
+        far()
+    });
+    tokio::pin!(drained);
     loop {
         tokio::select! {
             accepted = conn.accept() => match accepted {
-                Some(Ok((request, respond))) => {
+                Some(Ok((request, mut respond))) => {
                     trip.accepted();
+                    if settings.max_requests.is_some_and(|max| accepted_streams >= max) {
+                        // Opened before our GOAWAY reached the client: not
+                        // processed, safe to retry elsewhere (RFC 9113 §8.7).
+                        respond.send_reset(h2::Reason::REFUSED_STREAM);
+                        continue;
+                    }
+                    accepted_streams += 1;
                     streams.spawn(stream::serve_stream(shared.clone(), request, respond));
+                    if !stopping && settings.max_requests.is_some_and(|max| accepted_streams >= max) {
+                        stopping = true;
+                        conn.graceful_shutdown();
+                    }
                 }
                 Some(Err(e)) => {
                     if !e.is_io() && !e.is_go_away() {
@@ -141,13 +188,33 @@ pub(crate) async fn serve_h2<T>(
             },
             Some(_) = streams.join_next(), if !streams.is_empty() => {
                 if streams.is_empty() {
-                    idle.as_mut().reset(tokio::time::Instant::now() + settings.idle_timeout);
+                    let now = tokio::time::Instant::now();
+                    idle.as_mut().reset(now + settings.idle_timeout);
+                    if stopping {
+                        drained.as_mut().reset(now + PONG_WAIT);
+                    }
                 }
             }
             _ = &mut idle, if streams.is_empty() && !stopping => {
-                // nginx's http2_idle_timeout: GOAWAY, then close.
-                stopping = true;
-                conn.graceful_shutdown();
+                // keepalive_timeout (client_header_timeout before the first
+                // request): GOAWAY with the last stream processed, and the
+                // close, at once as nginx (no stream is in flight).
+                conn.abrupt_shutdown(h2::Reason::NO_ERROR);
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    std::future::poll_fn(|cx| conn.poll_closed(cx)),
+                )
+                .await;
+                break;
+            }
+            _ = &mut drained, if stopping && streams.is_empty() => {
+                conn.abrupt_shutdown(h2::Reason::NO_ERROR);
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    std::future::poll_fn(|cx| conn.poll_closed(cx)),
+                )
+                .await;
+                break;
             }
             changed = stop.changed(), if !stopping && !stop_gone => {
                 if changed.is_err() {
@@ -156,7 +223,11 @@ pub(crate) async fn serve_h2<T>(
                 } else if *stop.borrow() {
                     stopping = true;
                     conn.graceful_shutdown();
-                    stop_deadline.as_mut().reset(tokio::time::Instant::now() + STOP_GRACE);
+                    let now = tokio::time::Instant::now();
+                    stop_deadline.as_mut().reset(now + STOP_GRACE);
+                    if streams.is_empty() {
+                        drained.as_mut().reset(now + PONG_WAIT);
+                    }
                 }
             }
             _ = trip.tripped() => {

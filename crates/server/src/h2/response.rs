@@ -1,7 +1,7 @@
-//! A [`Response`] as HTTP/2 sends it: the head with lower-case field names
-//! and without the connection-specific fields HTTP/2 forbids (RFC 9113
-//! §8.2.2), Content-Length as HTTP/1.1 would have framed it, `Server` and
-//! `Date` added when absent; the body in DATA frames of at most the chunk
+//! A [`Response`] as HTTP/2 sends it: the head with lower-case field names,
+//! the fields and the length HTTP/1.1 would have sent (`write::plan` and
+//! `write::passed_fields`: no connection-specific field, which HTTP/2
+//! forbids, RFC 9113 §8.2.2), `Server` and `Date` added when absent; the body in DATA frames of at most the chunk
 //! size, each sent only when the peer's flow-control window has room, so
 //! a slow reader holds at most one chunk per stream in memory.
 
@@ -17,16 +17,6 @@ use portico_proto::http1::Version;
 use crate::handler::Response;
 use crate::listener::Wire;
 use crate::write::{self, Framing, SERVER_HEADER};
-
-/// Fields that are about one HTTP/1.1 connection and malformed in HTTP/2.
-const CONNECTION_FIELDS: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-connection",
-    "te",
-];
 
 /// How long the peer may keep a stream's window closed before it is
 /// reset (nginx's `send_timeout`).
@@ -44,13 +34,6 @@ pub(super) struct Head {
     pub header_bytes: u64,
 }
 
-/// Whether header `name` may not appear in an HTTP/2 message.
-pub(super) fn is_connection_field(name: &[u8]) -> bool {
-    CONNECTION_FIELDS
-        .iter()
-        .any(|f| name.eq_ignore_ascii_case(f.as_bytes()))
-}
-
 /// The HTTP/2 head of `response` (to a HEAD request when `is_head`).
 pub(super) fn head(response: &Response, is_head: bool) -> Head {
     let (plan, computed) = write::plan(response, Wire::Http, Version::Http2, is_head, true);
@@ -61,16 +44,10 @@ pub(super) fn head(response: &Response, is_head: bool) -> Head {
     let mut head = http::Response::new(());
     *head.status_mut() = status;
     let fields = head.headers_mut();
-    let drop_length = response.status < 200 || response.status == 204;
+    // Which fields pass, and the length, are HTTP/1.1's decisions (write.rs).
     let (mut has_server, mut has_date) = (false, false);
-    let mut length = None;
     let mut header_bytes = 0u64;
-    for (name, value) in &response.headers {
-        if is_connection_field(name)
-            || (drop_length && name.eq_ignore_ascii_case(b"content-length"))
-        {
-            continue;
-        }
+    for (name, value) in write::passed_fields(response) {
         let (Ok(n), Ok(v)) = (
             http::HeaderName::from_bytes(name),
             http::HeaderValue::from_maybe_shared(value.clone()),
@@ -83,16 +60,10 @@ pub(super) fn head(response: &Response, is_head: bool) -> Head {
         };
         has_server |= n == http::header::SERVER;
         has_date |= n == http::header::DATE;
-        if n == http::header::CONTENT_LENGTH {
-            length = std::str::from_utf8(value)
-                .ok()
-                .and_then(|s| s.trim().parse().ok());
-        }
         header_bytes += (name.len() + value.len() + 4) as u64;
         fields.append(n, v);
     }
     if let Some(n) = computed {
-        length = Some(n);
         fields.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(n));
         header_bytes += 20;
     }
@@ -115,11 +86,7 @@ pub(super) fn head(response: &Response, is_head: bool) -> Head {
     Head {
         head,
         no_body: plan.framing == Framing::NoBody,
-        length: if plan.framing == Framing::NoBody {
-            None
-        } else {
-            length
-        },
+        length: plan.body_length(),
         header_count,
         header_bytes: header_bytes + 13,
     }
@@ -319,8 +286,15 @@ mod tests {
         );
         let h = head(&r, false);
         let fields = h.head.headers();
-        for f in CONNECTION_FIELDS {
-            assert!(!fields.contains_key(*f), "{f}");
+        for f in [
+            "connection",
+            "keep-alive",
+            "transfer-encoding",
+            "upgrade",
+            "proxy-connection",
+            "te",
+        ] {
+            assert!(!fields.contains_key(f), "{f}");
         }
         assert_eq!(fields.get("x-app").map(|v| v.as_bytes()), Some(&b"yes"[..]));
         assert_eq!(fields.get_all("set-cookie").iter().count(), 2);
@@ -331,6 +305,27 @@ mod tests {
         assert!(fields.contains_key("date") && fields.contains_key("server"));
         assert_eq!(h.length, Some(5));
         assert!(!h.no_body);
+    }
+
+    #[test]
+    fn fields_a_connection_header_lists_and_trailer_stay_out_as_on_http11() {
+        let r = response(
+            200,
+            &[
+                ("Connection", "x-hop"),
+                ("X-Hop", "1"),
+                ("Trailer", "x-t"),
+                ("X-Kept", "2"),
+            ],
+            "",
+        );
+        let fields = head(&r, false).head.headers().clone();
+        assert!(!fields.contains_key("x-hop") && !fields.contains_key("trailer"));
+        assert!(fields.contains_key("x-kept"));
+        assert_eq!(
+            fields.get("content-length").map(|v| v.as_bytes()),
+            Some(&b"0"[..])
+        );
     }
 
     #[test]

@@ -1,26 +1,29 @@
 //! One HTTP/2 stream, as its own task: the request made as HTTP/1.1 makes
-//! it, the handler called, its body fed from the stream's DATA frames
-//! (window released as the handler takes them, so at most the window plus
-//! a few pieces wait in memory), the response sent, and the exchange logged
-//! and reported exactly as `conn.rs` does for HTTP/1.1 (`conn::finish`).
+//! it, its body received whole before the handler is called (the step
+//! HTTP/1.1 and uwsgi share, receive.rs; or streamed to the handler by a
+//! [`Feeder`], h2/body.rs), the handler called, the response sent, and the
+//! exchange logged and reported exactly as `conn.rs` does for HTTP/1.1
+//! (`exchange::finish`). A body the client stalls is reset after
+//! `client_body_timeout`, one over the limit answered 413, as nginx does.
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use h2::RecvStream;
 use h2::server::SendResponse;
-use tokio::sync::mpsc;
+use portico_proto::http1::BodyFraming;
 
+use super::body::{Feeder, alongside};
 use super::request::request_head;
 use super::response::{self, BodySender, SendError};
-use crate::body::{BodyError, Piece, RequestBody};
-use crate::conn::{ConnContext, over_limit_post};
+use crate::body::{BodyError, RequestBody};
+use crate::body_spool::BodySpool;
+use crate::conn::ConnContext;
 use crate::exchange::{CLOSE_WITHOUT_RESPONSE, Exchanged, Logged, finish};
 use crate::handler::{Request, RequestSource, Response, ResponseBody, ResponseMeta, StreamItem};
+use crate::receive::over_limit_post;
 
 /// What every stream of a connection shares.
 pub(super) struct Shared {
@@ -39,88 +42,13 @@ pub(super) struct Shared {
 /// The protocol as the access log shows it (nginx's `$server_protocol`).
 const PROTOCOL: &[u8] = b"HTTP/2.0";
 
-/// Moves the request body from the stream to the handler; polled beside
-/// whatever the stream task waits on.
-#[derive(Default)]
-struct Feeder {
-    fut: Option<Pin<Box<dyn Future<Output = Option<RecvStream>> + Send>>>,
-    /// The receiving half kept after the feeding ended early, so that it is
-    /// dropped only after the response (see [`feed`]).
-    held: Option<RecvStream>,
-}
-
-/// Request body read and discarded after the handler dropped it, while
-/// its response is on the way (the client is not stalled meanwhile).
-const MAX_DISCARD: u64 = 1024 * 1024;
-
-/// Move the request body from the stream to the handler's channel,
-/// releasing window as each piece is handed on. Once the handler dropped
-/// the body, the rest is read and discarded up to [`MAX_DISCARD`]; past
-/// that the receiving half is handed back to be held until the response
-/// is done: dropped before, `h2` would reset the stream with CANCEL ahead
-/// of the answer; after, with NO_ERROR (RFC 9113 §8.1), and the client
-/// keeps the answer.
-async fn feed(mut recv: RecvStream, tx: mpsc::Sender<Piece>) -> Option<RecvStream> {
-    let mut discarded = 0u64;
-    loop {
-        let permit = tx.reserve().await.ok();
-        if permit.is_none() && discarded > MAX_DISCARD {
-            return Some(recv);
-        }
-        match recv.data().await {
-            Some(Ok(data)) => {
-                let _ = recv.flow_control().release_capacity(data.len());
-                match permit {
-                    Some(permit) if !data.is_empty() => permit.send(Ok(data)),
-                    Some(_) => {}
-                    None => discarded += data.len() as u64,
-                }
-            }
-            Some(Err(e)) => {
-                let error = if e.is_reset() || e.is_io() || e.is_go_away() {
-                    BodyError::Incomplete
-                } else {
-                    BodyError::Io(e.to_string())
-                };
-                if let Some(permit) = permit {
-                    permit.send(Err(error));
-                }
-                return None;
-            }
-            // The end: dropping the sender ends the body.
-            None => return None,
-        }
-    }
-}
-
-/// Await `fut` while the request body keeps flowing to the handler.
-async fn alongside<F: Future>(fut: F, feeder: &mut Feeder) -> F::Output {
-    tokio::pin!(fut);
-    loop {
-        match &mut feeder.fut {
-            None => return fut.await,
-            Some(f) => tokio::select! {
-                biased;
-                out = &mut fut => return out,
-                held = f.as_mut() => {
-                    feeder.held = held;
-                    feeder.fut = None;
-                }
-            },
-        }
-    }
-}
-
 /// The small answer to a request refused before any handler saw it.
 fn refusal(status: u16, nginx_pages: bool) -> Response {
     let (reason, content_type, body) = if nginx_pages {
         let (reason, page) = crate::site::refusal_page(status);
         (reason, "text/html", page)
     } else {
-        let reason = match status {
-            413 => "Content Too Large",
-            _ => "Bad Request",
-        };
+        let reason = crate::conn::reason_phrase(status);
         (
             reason,
             "text/plain; charset=utf-8",
@@ -154,46 +82,38 @@ pub(super) async fn serve_stream(
     let head = match request_head(&parts, end_of_stream) {
         Ok(head) => head,
         Err(why) => {
-            crate::logln!(
-                "portico: refused HTTP/2 request from {}: 400 {why}",
-                shared.peer_shown
-            );
-            let _ = send(
-                &shared,
-                &mut respond,
-                refusal(400, ctx.nginx_pages),
-                false,
-                &mut Feeder::default(),
-            )
-            .await;
+            refuse(&shared, &mut respond, 400, why, Feeder::holding(recv)).await;
             return;
         }
     };
     if let Some(why) = over_limit_post(&head.framing, ctx.limit_post) {
-        crate::logln!(
-            "portico: refused HTTP/2 request from {}: 413 {why}",
-            shared.peer_shown
-        );
-        let _ = send(
-            &shared,
-            &mut respond,
-            refusal(413, ctx.nginx_pages),
-            false,
-            &mut Feeder::default(),
-        )
-        .await;
+        // Before reading any of the body; the client is asked to stop
+        // sending it (RST_STREAM NO_ERROR) once the answer is out.
+        refuse(&shared, &mut respond, 413, &why, Feeder::holding(recv)).await;
         return;
     }
     let started = SystemTime::now();
     let clock = Instant::now();
+    let announced = match head.framing {
+        BodyFraming::Length(n) => Some(n),
+        _ => None,
+    };
     let (body, mut feeder) = if end_of_stream {
         (RequestBody::complete(Bytes::new()), Feeder::default())
+    } else if ctx.spool.receives(announced) {
+        // Received whole before the handler is called, as HTTP/1.1's: the
+        // stream waits for its client, not for the app.
+        let mut recv = recv;
+        match receive(&mut recv, ctx).await {
+            Ok(body) => (body, Feeder::default()),
+            Err(e) => {
+                answer_body_error(&shared, &mut respond, e, recv).await;
+                return;
+            }
+        }
     } else {
         let (body, tx) = RequestBody::fed();
-        let feeder = Feeder {
-            fut: Some(Box::pin(feed(recv, tx))),
-            held: None,
-        };
+        let feeder = Feeder::streaming(recv, tx, ctx.timeouts.body, ctx.limit_post);
         (body, feeder)
     };
     let method = head.method.clone();
@@ -227,6 +147,15 @@ pub(super) async fn serve_stream(
         g.stop();
     }
 
+    if let Some(e) = feeder.failed.take() {
+        // The client stalled or overran a streamed body: answer for the
+        // body, as a received one is answered, whatever the app made of it.
+        let held = feeder.held.take();
+        if let Some(recv) = held {
+            answer_body_error(&shared, &mut respond, e, recv).await;
+        }
+        return;
+    }
     if ctx.nginx_pages && response.status == CLOSE_WITHOUT_RESPONSE {
         // nginx's `return 444`: no answer at all; the stream is reset.
         respond.send_reset(h2::Reason::CANCEL);
@@ -251,6 +180,62 @@ pub(super) async fn serve_stream(
     // body still arriving with RST_STREAM NO_ERROR (RFC 9113 §8.1), as
     // nginx does.
     drop(feeder);
+}
+
+/// Receive a stream's whole body before the handler is called: the step
+/// HTTP/1.1 and uwsgi share (receive.rs), fed with the stream's DATA frames.
+async fn receive(recv: &mut RecvStream, ctx: &ConnContext) -> Result<RequestBody, BodyError> {
+    let mut spool = BodySpool::new(&ctx.spool);
+    crate::receive::fill(recv, &mut spool, ctx.timeouts.body).await?;
+    spool.finish()
+}
+
+/// Answer a stream refused before (or instead of) its handler's response,
+/// then let `held` go: the client is asked to stop sending the body with
+/// RST_STREAM NO_ERROR after the answer (RFC 9113 §8.1), as nginx does.
+async fn refuse(
+    shared: &Shared,
+    respond: &mut SendResponse<Bytes>,
+    status: u16,
+    why: &str,
+    mut held: Feeder,
+) {
+    crate::logln!(
+        "portico: refused HTTP/2 request from {}: {status} {why}",
+        shared.peer_shown
+    );
+    let answer = refusal(status, shared.ctx.nginx_pages);
+    let _ = send(shared, respond, answer, false, &mut held).await;
+}
+
+/// Answer a body the client broke: a stall past `client_body_timeout`
+/// resets the stream with PROTOCOL_ERROR and no answer, as nginx does on
+/// HTTP/2 (HTTP/1.1 answers 408); a body over the limit gets 413, a
+/// temporary file that failed 500; a client that left gets nothing.
+async fn answer_body_error(
+    shared: &Shared,
+    respond: &mut SendResponse<Bytes>,
+    e: BodyError,
+    recv: RecvStream,
+) {
+    if e.is_timeout() {
+        crate::logln!(
+            "portico: HTTP/2 client {} timed out sending a request body: {e}",
+            shared.peer_shown
+        );
+        respond.send_reset(h2::Reason::PROTOCOL_ERROR);
+        return;
+    }
+    if let Some(status) = crate::receive::body_error_status(&e) {
+        refuse(
+            shared,
+            respond,
+            status,
+            &e.to_string(),
+            Feeder::holding(recv),
+        )
+        .await;
+    }
 }
 
 /// Send `response` on the stream; what was sent, for the log.

@@ -56,6 +56,16 @@ impl Handler for Echo {
 }
 
 fn context() -> Arc<ConnContext> {
+    context_with(
+        crate::timeouts::Timeouts::HTTP,
+        crate::body_spool::SpoolConfig::default(),
+    )
+}
+
+fn context_with(
+    timeouts: crate::timeouts::Timeouts,
+    spool: crate::body_spool::SpoolConfig,
+) -> Arc<ConnContext> {
     Arc::new(ConnContext {
         handler: Arc::new(Echo),
         log: Arc::new(AccessLog::new(LogConfig {
@@ -78,9 +88,9 @@ fn context() -> Arc<ConnContext> {
         handoff: crate::handoff::Handoff::new(),
         gate: None,
         nginx_pages: false,
-        timeouts: crate::timeouts::Timeouts::HTTP,
+        timeouts,
         stop: Arc::new(tokio::sync::Notify::new()),
-        spool: crate::body_spool::SpoolConfig::default(),
+        spool,
     })
 }
 
@@ -170,4 +180,123 @@ async fn a_stop_sends_goaway_and_the_connection_ends() {
     assert!(ended.is_ok(), "the driver did not end after the stop");
     drop(client);
     let _ = conn.await;
+}
+
+/// A client on an in-memory pipe to a driver with `ctx` and `settings`.
+async fn connect(
+    ctx: Arc<ConnContext>,
+    settings: Http2Settings,
+) -> (
+    h2::client::SendRequest<Bytes>,
+    tokio::task::JoinHandle<()>,
+    watch::Sender<bool>,
+) {
+    let (client_io, server_io) = tokio::io::duplex(1 << 16);
+    let (stop_tx, stop) = watch::channel(false);
+    let server = tokio::spawn(serve_h2(
+        server_io,
+        crate::conn::Ends {
+            peer: None,
+            local: None,
+            tls: None,
+        },
+        ctx,
+        stop,
+        settings,
+    ));
+    let Ok((client, conn)) = h2::client::handshake(client_io).await else {
+        panic!("handshake");
+    };
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    (client, server, stop_tx)
+}
+
+fn post(path: &str) -> http::Request<()> {
+    let Ok(req) = http::Request::post(format!("http://h{path}")).body(()) else {
+        panic!("request");
+    };
+    req
+}
+
+#[tokio::test]
+async fn a_stalled_body_is_reset_after_the_body_timeout_before_any_handler_runs() {
+    let timeouts = crate::timeouts::Timeouts {
+        body: std::time::Duration::from_millis(100),
+        ..crate::timeouts::Timeouts::HTTP
+    };
+    let ctx = context_with(timeouts, crate::body_spool::SpoolConfig::default());
+    let (mut client, server, _stop) = connect(ctx, Http2Settings::default()).await;
+    let Ok((answer, mut send)) = client.send_request(post("/stall"), false) else {
+        panic!("send");
+    };
+    assert!(send.send_data(Bytes::from_static(b"ab"), false).is_ok());
+    let started = tokio::time::Instant::now();
+    let got = tokio::time::timeout(std::time::Duration::from_secs(5), answer).await;
+    let Ok(Err(e)) = got else {
+        panic!("the stalled stream must be reset, got {got:?}");
+    };
+    assert_eq!(e.reason(), Some(h2::Reason::PROTOCOL_ERROR), "{e}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(100));
+    // The connection is still good for another request.
+    let Ok(req) = http::Request::get("http://h/next").body(()) else {
+        panic!("request");
+    };
+    let Ok((answer, _)) = client.send_request(req, true) else {
+        panic!("send");
+    };
+    let Ok(Ok(answer)) = tokio::time::timeout(std::time::Duration::from_secs(5), answer).await
+    else {
+        panic!("the next stream must be answered");
+    };
+    assert_eq!(answer.status(), 201);
+    server.abort();
+}
+
+#[tokio::test]
+async fn a_body_growing_past_the_largest_size_gets_413() {
+    let spool = crate::body_spool::SpoolConfig {
+        max: 1000,
+        ..crate::body_spool::SpoolConfig::default()
+    };
+    let ctx = context_with(crate::timeouts::Timeouts::HTTP, spool);
+    let (mut client, server, _stop) = connect(ctx, Http2Settings::default()).await;
+    let Ok((answer, mut send)) = client.send_request(post("/big"), false) else {
+        panic!("send");
+    };
+    assert!(send.send_data(Bytes::from(vec![b'x'; 3000]), false).is_ok());
+    let got = tokio::time::timeout(std::time::Duration::from_secs(5), answer).await;
+    let Ok(Ok(answer)) = got else {
+        panic!("a 413 answer, got {got:?}");
+    };
+    assert_eq!(answer.status(), 413);
+    server.abort();
+}
+
+#[tokio::test]
+async fn after_keepalive_requests_streams_the_connection_says_goaway_and_ends() {
+    let settings = Http2Settings {
+        max_requests: Some(2),
+        ..Http2Settings::default()
+    };
+    let (mut client, server, _stop) = connect(context(), settings).await;
+    for n in 0..2 {
+        let Ok(req) = http::Request::get(format!("http://h/{n}")).body(()) else {
+            panic!("request");
+        };
+        let Ok((answer, _)) = client.send_request(req, true) else {
+            panic!("send {n}");
+        };
+        let Ok(Ok(answer)) = tokio::time::timeout(std::time::Duration::from_secs(5), answer).await
+        else {
+            panic!("stream {n} must be answered");
+        };
+        assert_eq!(answer.status(), 201);
+    }
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+    assert!(
+        ended.is_ok(),
+        "the driver did not end after keepalive_requests streams"
+    );
 }

@@ -6,7 +6,8 @@
 //! the list limit is at least it), `http2_chunk_size`,
 //! `http2_recv_buffer_size` (a stream's receive window here) and the idle
 //! timeout (`http2_idle_timeout`, else `keepalive_timeout` as nginx 1.19.7+
-//! does). The connection's settings are its default server's: HTTP/2 is
+//! does) and the streams per connection (`keepalive_requests`, likewise).
+//! The connection's settings are its default server's: HTTP/2 is
 //! spoken before any Host is known.
 
 use std::time::Duration;
@@ -74,12 +75,13 @@ impl Http2Layer {
         Ok(true)
     }
 
-    /// This layer over its parent's; `keepalive_timeout` is the block's own
-    /// (`None`: not set here).
+    /// This layer over its parent's; `keepalive_timeout` and
+    /// `keepalive_requests` are the block's own (`None`: not set here).
     pub(super) fn resolve(
         &self,
         parent: &Http2Config,
         keepalive_timeout: Option<Duration>,
+        keepalive_requests: Option<u64>,
     ) -> Http2Config {
         let p = &parent.settings;
         let mut list = self
@@ -105,6 +107,7 @@ impl Http2Layer {
                     .idle_timeout
                     .or(keepalive_timeout)
                     .unwrap_or(p.idle_timeout),
+                max_requests: keepalive_requests.map_or(p.max_requests, Some),
             },
         }
     }

@@ -94,6 +94,14 @@ pub(super) fn base_config(prefix: &Path) -> LocationConfig {
             path: prefix.join("logs/access.log"),
             format: "combined".to_string(),
         }],
+        // nginx's `keepalive_requests` default limits HTTP/2 streams too.
+        http2: crate::site::Http2Config {
+            on: false,
+            settings: crate::Http2Settings {
+                max_requests: Some(crate::site::DEFAULT_KEEPALIVE_REQUESTS),
+                ..crate::Http2Settings::default()
+            },
+        },
         ..LocationConfig::default()
     }
 }
@@ -171,7 +179,11 @@ impl Layer {
             // nginx's default headers are added by `proxy::finish` once
             // the nested blocks have inherited the configured ones.
             proxy: Arc::new(self.proxy.resolve(&parent.proxy)),
-            http2: self.http2.resolve(&parent.http2, self.keepalive_timeout),
+            http2: self.http2.resolve(
+                &parent.http2,
+                self.keepalive_timeout,
+                self.keepalive_requests,
+            ),
         }
     }
 

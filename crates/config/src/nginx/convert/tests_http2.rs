@@ -32,6 +32,24 @@ fn the_limits_have_nginx_defaults() {
     assert_eq!(h.max_header_list_size, 32 * 1024);
     assert_eq!(h.chunk_size, 8 * 1024);
     assert_eq!(h.idle_timeout, Duration::from_secs(75));
+    assert_eq!(h.max_requests, Some(1000));
+}
+
+#[test]
+fn keepalive_requests_limits_the_streams_of_a_connection() {
+    let site = http(
+        "keepalive_requests 50;\n\
+         server { listen 8080 http2; }\n\
+         server { listen 8081 http2; keepalive_requests 3; }",
+    );
+    assert_eq!(site.servers[0].config.http2.settings.max_requests, Some(50));
+    assert_eq!(site.servers[1].config.http2.settings.max_requests, Some(3));
+    assert_eq!(portico_default_max_requests(), None);
+}
+
+/// The option style sets no limit on the streams of a connection.
+fn portico_default_max_requests() -> Option<u64> {
+    crate::Http2Settings::default().max_requests
 }
 
 #[test]
