@@ -4,6 +4,7 @@
 //! implements the server crate's `Handler`.
 
 mod environ;
+mod environ_cache;
 mod errors;
 mod file_wrapper;
 mod handler;

@@ -30,8 +30,8 @@ const HOP_BY_HOP: &[&str] = &[
 
 /// Where a response stands.
 pub(crate) struct ResponseState {
-    status: Option<(u16, Bytes)>,
-    headers: Vec<(Bytes, Bytes)>,
+    status: Option<Status>,
+    headers: Headers,
     reply: Option<ReplySender>,
     stream: Option<mpsc::Sender<StreamItem>>,
     pub(crate) meta: ResponseMeta,
@@ -190,9 +190,22 @@ impl StartResponse {
     }
 }
 
-fn latin1(text: &Bound<'_, PyString>, what: &str) -> PyResult<Bytes> {
+/// Append the latin-1 bytes of `text` (a status, a header name or value)
+/// to `out`, refusing control characters (CR and LF above all) and
+/// characters beyond latin-1. An ASCII `str` (nearly every one) is read
+/// through its UTF-8 view, which CPython keeps as the string's own bytes.
+fn latin1_into(text: &Bound<'_, PyString>, what: &str, out: &mut Vec<u8>) -> PyResult<()> {
+    let is_control = |code: u32| (code < 0x20 && code != u32::from(b'\t')) || code == 0x7f;
+    if let Ok(s) = text.to_str()
+        && s.is_ascii()
+    {
+        if s.bytes().any(|b| is_control(u32::from(b))) {
+            return Err(control_error(what, s));
+        }
+        out.extend_from_slice(s.as_bytes());
+        return Ok(());
+    }
     let s = text.to_cow()?;
-    let mut out = Vec::with_capacity(s.len());
     for c in s.chars() {
         let code = c as u32;
         if code > 0xff {
@@ -200,14 +213,18 @@ fn latin1(text: &Bound<'_, PyString>, what: &str) -> PyResult<Bytes> {
                 "{what} {s:?} has a character outside latin-1 ({c:?})"
             )));
         }
-        if (code < 0x20 && c != '\t') || code == 0x7f {
-            return Err(PyValueError::new_err(format!(
-                "{what} {s:?} contains a control character (CR, LF or other): refused"
-            )));
+        if is_control(code) {
+            return Err(control_error(what, &s));
         }
         out.push(code as u8);
     }
-    Ok(Bytes::from(out))
+    Ok(())
+}
+
+fn control_error(what: &str, s: &str) -> PyErr {
+    PyValueError::new_err(format!(
+        "{what} {s:?} contains a control character (CR, LF or other): refused"
+    ))
 }
 
 fn is_token(name: &[u8]) -> bool {
@@ -217,21 +234,28 @@ fn is_token(name: &[u8]) -> bool {
             .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-fn parse_status(status: &Bound<'_, PyAny>) -> PyResult<(u16, Bytes)> {
+/// The status line's code, and where its reason phrase lies in `buf`
+/// (from `start`, where the status was appended).
+fn parse_status(
+    status: &Bound<'_, PyAny>,
+    buf: &mut Vec<u8>,
+) -> PyResult<(u16, std::ops::Range<usize>)> {
     let text = status.cast::<PyString>().map_err(|_| {
         PyTypeError::new_err(format!("status must be a str, not {}", type_name(status)))
     })?;
-    let bytes = latin1(text, "status")?;
+    let start = buf.len();
+    latin1_into(text, "status", buf)?;
+    let bytes = &buf[start..];
     let code = bytes
         .get(..3)
         .filter(|d| d.iter().all(u8::is_ascii_digit))
-        .and_then(|d| std::str::from_utf8(d).ok()?.parse::<u16>().ok())
+        .map(|d| d.iter().fold(0u16, |n, &b| n * 10 + u16::from(b - b'0')))
         .filter(|c| (200..=599).contains(c));
     match (code, bytes.get(3)) {
-        (Some(code), Some(b' ')) if bytes.len() > 4 => Ok((code, bytes.slice(4..))),
+        (Some(code), Some(b' ')) if bytes.len() > 4 => Ok((code, start + 4..buf.len())),
         _ => Err(PyValueError::new_err(format!(
             "status {:?} is not of the form \"200 OK\" with a final status code (200 to 599)",
-            String::from_utf8_lossy(&bytes)
+            String::from_utf8_lossy(bytes)
         ))),
     }
 }
@@ -243,17 +267,21 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Bytes, Bytes)>> {
-    if !headers.is_exact_instance_of::<PyList>() {
+/// Check the app's headers and append each name and value to `buf`;
+/// returns where each pair lies in it.
+fn parse_headers(
+    headers: &Bound<'_, PyAny>,
+    buf: &mut Vec<u8>,
+) -> PyResult<Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>> {
+    let Ok(list) = headers.cast_exact::<PyList>() else {
         return Err(PyTypeError::new_err(format!(
             "response headers must be a list of (name, value) tuples, not {}",
             type_name(headers)
         )));
-    }
-    let mut out = Vec::new();
+    };
+    let mut out = Vec::with_capacity(list.len());
     let mut content_length_seen = false;
-    for item in headers.try_iter()? {
-        let item = item?;
+    for item in list.iter() {
         let pair = item
             .cast::<PyTuple>()
             .ok()
@@ -261,49 +289,80 @@ fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Bytes, Bytes)>> {
             .ok_or_else(|| {
                 PyTypeError::new_err(format!("header {item} is not a (name, value) tuple"))
             })?;
-        let name = pair.get_item(0)?;
-        let value = pair.get_item(1)?;
+        let name = pair.get_borrowed_item(0)?;
+        let value = pair.get_borrowed_item(1)?;
         let (Ok(name), Ok(value)) = (name.cast::<PyString>(), value.cast::<PyString>()) else {
             return Err(PyTypeError::new_err(format!(
                 "header {item}: name and value must both be str"
             )));
         };
-        let name = latin1(name, "header name")?;
-        if !is_token(&name) {
+        let name_start = buf.len();
+        latin1_into(&name, "header name", buf)?;
+        let name_at = name_start..buf.len();
+        let name = &buf[name_at.clone()];
+        if !is_token(name) {
             return Err(PyValueError::new_err(format!(
                 "header name {:?} is not a valid HTTP token",
-                String::from_utf8_lossy(&name)
+                String::from_utf8_lossy(name)
             )));
         }
-        let lower = name.to_ascii_lowercase();
-        if HOP_BY_HOP.iter().any(|h| h.as_bytes() == lower.as_slice()) {
+        if HOP_BY_HOP
+            .iter()
+            .any(|h| h.as_bytes().eq_ignore_ascii_case(name))
+        {
             return Err(PyValueError::new_err(format!(
                 "hop-by-hop header {:?} may not be set by a WSGI application",
-                String::from_utf8_lossy(&name)
+                String::from_utf8_lossy(name)
             )));
         }
-        if lower == b"status" {
+        if name.eq_ignore_ascii_case(b"status") {
             return Err(PyValueError::new_err(
                 "a \"Status\" header is not allowed; pass the status to start_response",
             ));
         }
-        let value = latin1(value, "header value")?;
-        if lower == b"content-length" {
+        let is_content_length = name.eq_ignore_ascii_case(b"content-length");
+        latin1_into(&value, "header value", buf)?;
+        let value_at = name_at.end..buf.len();
+        if is_content_length {
             if content_length_seen {
                 return Err(PyValueError::new_err("more than one Content-Length header"));
             }
             content_length_seen = true;
+            let value = &buf[value_at.clone()];
+            if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+                return Err(PyValueError::new_err(format!(
+                    "Content-Length {:?} is not a number",
+                    String::from_utf8_lossy(value)
+                )));
+            }
         }
-        if lower == b"content-length" && (value.is_empty() || !value.iter().all(u8::is_ascii_digit))
-        {
-            return Err(PyValueError::new_err(format!(
-                "Content-Length {:?} is not a number",
-                String::from_utf8_lossy(&value)
-            )));
-        }
-        out.push((name, value));
+        out.push((name_at, value_at));
     }
     Ok(out)
+}
+
+/// A status code and reason phrase.
+type Status = (u16, Bytes);
+
+/// Response header names and values, in order.
+type Headers = Vec<(Bytes, Bytes)>;
+
+/// The status and headers of `start_response`, checked, as the response
+/// head's pieces: all in one buffer, sliced (one allocation, not one per
+/// name and value).
+fn parse_head(
+    status: &Bound<'_, PyAny>,
+    headers: &Bound<'_, PyAny>,
+) -> PyResult<(Status, Headers)> {
+    let mut buf = Vec::with_capacity(256);
+    let (code, reason) = parse_status(status, &mut buf)?;
+    let at = parse_headers(headers, &mut buf)?;
+    let all = Bytes::from(buf);
+    let headers = at
+        .into_iter()
+        .map(|(name, value)| (all.slice(name), all.slice(value)))
+        .collect();
+    Ok(((code, all.slice(reason)), headers))
 }
 
 /// Body data from the app: bytes-like, or `str` encoded as UTF-8 (uWSGI does
@@ -361,8 +420,7 @@ impl StartResponse {
                 }
                 None => {}
             }
-            let parsed_status = parse_status(status)?;
-            let parsed_headers = parse_headers(headers)?;
+            let (parsed_status, parsed_headers) = parse_head(status, headers)?;
             this.state.status = Some(parsed_status);
             this.state.headers = parsed_headers;
         }
