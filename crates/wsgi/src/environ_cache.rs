@@ -91,7 +91,9 @@ struct ServerEntry {
 /// taken once per request, under the GIL).
 #[derive(Default)]
 pub(crate) struct Caches {
-    headers: FnvHashMap<Box<[u8]>, HeaderEntry>,
+    /// Header name as sent → its entry in `entries` (one hash a lookup).
+    names: FnvHashMap<Box<[u8]>, usize>,
+    entries: Vec<HeaderEntry>,
     /// Made for a name the full cache could not keep (reused per request).
     overflow: Option<HeaderEntry>,
     peer: Option<(IpAddr, Py<PyString>, usize)>,
@@ -109,12 +111,14 @@ impl Caches {
         if !has_http_var(name) {
             return Ok(None);
         }
-        if self.headers.contains_key(name) {
-            return Ok(self.headers.get_mut(name));
+        if let Some(&i) = self.names.get(name) {
+            return Ok(self.entries.get_mut(i));
         }
         let entry = HeaderEntry::new(py, name)?;
-        if self.headers.len() < HEADER_KEY_CACHE_LIMIT {
-            return Ok(Some(self.headers.entry(name.into()).or_insert(entry)));
+        if self.entries.len() < HEADER_KEY_CACHE_LIMIT {
+            self.names.insert(name.into(), self.entries.len());
+            self.entries.push(entry);
+            return Ok(self.entries.last_mut());
         }
         Ok(Some(self.overflow.insert(entry)))
     }
@@ -222,7 +226,8 @@ mod tests {
                 let want = format!("HTTP_X_NAME_{n}");
                 assert_eq!(entry.key.bind(py).to_cow().ok().as_deref(), Some(&*want));
             }
-            assert_eq!(caches.headers.len(), HEADER_KEY_CACHE_LIMIT);
+            assert_eq!(caches.entries.len(), HEADER_KEY_CACHE_LIMIT);
+            assert_eq!(caches.names.len(), HEADER_KEY_CACHE_LIMIT);
         });
     }
 

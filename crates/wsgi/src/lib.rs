@@ -13,6 +13,7 @@ mod interpreter;
 mod loader;
 mod pool;
 mod respond;
+mod responder;
 mod router;
 mod start_response;
 

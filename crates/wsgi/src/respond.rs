@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
 use crate::file_wrapper::FileWrapper;
+use crate::responder::Responder;
 use crate::start_response::{StartResponse, body_bytes};
 
 /// Where calling the app left a response.
@@ -29,11 +30,11 @@ pub(crate) fn run_app(
     py: Python<'_>,
     app: &Py<PyAny>,
     environ: Bound<'_, PyDict>,
-    start_response: &Bound<'_, StartResponse>,
+    responder: &Responder,
 ) -> bool {
-    match call_app(py, app, environ, start_response, false) {
+    match call_app(py, app, environ, responder, false) {
         Ran::Done(failed) => failed,
-        Ran::Unfinished(result) => finish_app(py, result.bind(py), start_response),
+        Ran::Unfinished(result) => finish_app(py, result.bind(py), responder.object(py)),
     }
 }
 
@@ -45,10 +46,11 @@ pub(crate) fn call_app(
     py: Python<'_>,
     app: &Py<PyAny>,
     environ: Bound<'_, PyDict>,
-    start_response: &Bound<'_, StartResponse>,
+    responder: &Responder,
     in_place: bool,
 ) -> Ran {
-    let result = match app.bind(py).call1((environ, start_response)) {
+    let start_response = responder.object(py);
+    let result = match app.bind(py).call1((environ, responder.call(py))) {
         Ok(result) => result,
         Err(err) => {
             report(py, &err, "the application raised");

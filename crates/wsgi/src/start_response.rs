@@ -167,10 +167,14 @@ impl ResponseState {
     }
 }
 
-/// The `start_response` callable given to the app.
+/// The state behind the `start_response` callable given to the app (its
+/// bound `start_response` method: a call without an argument tuple).
 #[pyclass(module = "portico")]
 pub(crate) struct StartResponse {
     pub(crate) state: ResponseState,
+    /// Its own bound `write`, made once for all the requests the object
+    /// serves (responder.rs: it ends this cycle when it lets the object go).
+    pub(crate) write: Option<Py<PyAny>>,
 }
 
 impl StartResponse {
@@ -186,6 +190,55 @@ impl StartResponse {
                 in_place: false,
                 held: Vec::new(),
             },
+            write: None,
+        }
+    }
+
+    /// Ready for a new request, as [`StartResponse::new`] leaves it.
+    pub(crate) fn reset(&mut self, reply: ReplySender, meta: ResponseMeta) {
+        let state = &mut self.state;
+        state.status = None;
+        state.headers.clear();
+        state.reply = Some(reply);
+        state.stream = None;
+        state.meta = meta;
+        state.client_gone = false;
+        state.in_place = false;
+        state.held.clear();
+    }
+
+    /// PEP 3333's `start_response(status, response_headers, exc_info=None)`.
+    fn start<'py>(
+        slf: &Bound<'py, Self>,
+        status: &Bound<'py, PyAny>,
+        headers: &Bound<'py, PyAny>,
+        exc_info: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut this = slf.borrow_mut();
+        let exc_info = exc_info.filter(|e| !e.is_none());
+        match exc_info {
+            Some(info) if this.state.started() => {
+                // Too late to change the response: re-raise the app's exception.
+                let value = info.get_item(1)?;
+                return Err(PyErr::from_value(value));
+            }
+            Some(_) => {}
+            None if this.state.status.is_some() || this.state.started() => {
+                return Err(PyAssertionError::new_err(
+                    "start_response() called a second time without exc_info",
+                ));
+            }
+            None => {}
+        }
+        let (parsed_status, parsed_headers) = parse_head(status, headers)?;
+        this.state.status = Some(parsed_status);
+        this.state.headers = parsed_headers;
+        match &this.write {
+            Some(write) => Ok(write.bind(slf.py()).clone()),
+            None => {
+                drop(this);
+                slf.getattr(pyo3::intern!(slf.py(), "write"))
+            }
         }
     }
 }
@@ -195,15 +248,16 @@ impl StartResponse {
 /// characters beyond latin-1. An ASCII `str` (nearly every one) is read
 /// through its UTF-8 view, which CPython keeps as the string's own bytes.
 fn latin1_into(text: &Bound<'_, PyString>, what: &str, out: &mut Vec<u8>) -> PyResult<()> {
-    let is_control = |code: u32| (code < 0x20 && code != u32::from(b'\t')) || code == 0x7f;
-    if let Ok(s) = text.to_str()
-        && s.is_ascii()
-    {
-        if s.bytes().any(|b| is_control(u32::from(b))) {
-            return Err(control_error(what, s));
+    if let Ok(s) = text.to_str() {
+        let bytes = s.as_bytes();
+        // One pass: ASCII printable or tab (0x7f and up take the slow path).
+        if bytes
+            .iter()
+            .all(|&b| (0x20..0x7f).contains(&b) || b == b'\t')
+        {
+            out.extend_from_slice(bytes);
+            return Ok(());
         }
-        out.extend_from_slice(s.as_bytes());
-        return Ok(());
     }
     let s = text.to_cow()?;
     for c in s.chars() {
@@ -213,7 +267,7 @@ fn latin1_into(text: &Bound<'_, PyString>, what: &str, out: &mut Vec<u8>) -> PyR
                 "{what} {s:?} has a character outside latin-1 ({c:?})"
             )));
         }
-        if is_control(code) {
+        if (code < 0x20 && c != '\t') || code == 0x7f {
             return Err(control_error(what, &s));
         }
         out.push(code as u8);
@@ -403,28 +457,18 @@ impl StartResponse {
         headers: &Bound<'py, PyAny>,
         exc_info: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        {
-            let mut this = slf.borrow_mut();
-            let exc_info = exc_info.filter(|e| !e.is_none());
-            match exc_info {
-                Some(info) if this.state.started() => {
-                    // Too late to change the response: re-raise the app's exception.
-                    let value = info.get_item(1)?;
-                    return Err(PyErr::from_value(value));
-                }
-                Some(_) => {}
-                None if this.state.status.is_some() || this.state.started() => {
-                    return Err(PyAssertionError::new_err(
-                        "start_response() called a second time without exc_info",
-                    ));
-                }
-                None => {}
-            }
-            let (parsed_status, parsed_headers) = parse_head(status, headers)?;
-            this.state.status = Some(parsed_status);
-            this.state.headers = parsed_headers;
-        }
-        slf.getattr("write")
+        StartResponse::start(&slf, status, headers, exc_info)
+    }
+
+    /// What the app is given as `start_response`.
+    #[pyo3(signature = (status, headers, exc_info = None))]
+    fn start_response<'py>(
+        slf: Bound<'py, Self>,
+        status: &Bound<'py, PyAny>,
+        headers: &Bound<'py, PyAny>,
+        exc_info: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        StartResponse::start(&slf, status, headers, exc_info)
     }
 
     /// The legacy `write()` callable: its data goes out before the iterable's.
