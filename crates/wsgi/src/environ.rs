@@ -344,7 +344,7 @@ impl EnvironBuilder {
             if headers[..i].iter().any(|h| same(&h)) {
                 continue; // joined where the first of its name stood
             }
-            let Some(entry) = caches.header(py, name)? else {
+            let Some(entry) = caches.header(py, i, name)? else {
                 continue;
             };
             let (key, key_len) = (entry.key.bind(py).clone(), entry.key_len);

@@ -41,8 +41,13 @@ impl Key {
     }
 }
 
+/// Header positions remembered (see `Caches::by_position`).
+const POSITIONS: usize = 64;
+
 /// A header name's key, and the last value seen under it.
 pub(crate) struct HeaderEntry {
+    /// The name as sent.
+    name: Box<[u8]>,
     pub key: Py<PyString>,
     pub key_len: usize,
     last: Option<(Box<[u8]>, Py<PyString>)>,
@@ -54,6 +59,7 @@ impl HeaderEntry {
         http_var_name(name, &mut key);
         let text = latin1(py, &key)?;
         Ok(HeaderEntry {
+            name: name.into(),
             key: PyString::intern(py, &text.to_cow()?).unbind(),
             key_len: key.len(),
             last: None,
@@ -94,6 +100,10 @@ pub(crate) struct Caches {
     /// Header name as sent → its entry in `entries` (one hash a lookup).
     names: FnvHashMap<Box<[u8]>, usize>,
     entries: Vec<HeaderEntry>,
+    /// The entry of the name last seen at each header position: a client
+    /// sends the same names in the same order, so most names are found by
+    /// one comparison, without hashing.
+    by_position: Vec<usize>,
     /// Made for a name the full cache could not keep (reused per request).
     overflow: Option<HeaderEntry>,
     peer: Option<(IpAddr, Py<PyString>, usize)>,
@@ -101,26 +111,42 @@ pub(crate) struct Caches {
 }
 
 impl Caches {
-    /// The environ entry for header `name`, or None for names that are not
-    /// passed to the app (with `_`, which would alias `-`).
+    /// The environ entry for header `name`, the request's header number
+    /// `position`, or None for names that are not passed to the app (with
+    /// `_`, which would alias `-`).
     pub(crate) fn header(
         &mut self,
         py: Python<'_>,
+        position: usize,
         name: &[u8],
     ) -> PyResult<Option<&mut HeaderEntry>> {
+        if let Some(&i) = self.by_position.get(position)
+            && self.entries.get(i).is_some_and(|e| *e.name == *name)
+        {
+            return Ok(self.entries.get_mut(i));
+        }
         if !has_http_var(name) {
             return Ok(None);
         }
-        if let Some(&i) = self.names.get(name) {
-            return Ok(self.entries.get_mut(i));
+        let i = match self.names.get(name) {
+            Some(&i) => i,
+            None => {
+                let entry = HeaderEntry::new(py, name)?;
+                if self.entries.len() >= HEADER_KEY_CACHE_LIMIT {
+                    return Ok(Some(self.overflow.insert(entry)));
+                }
+                self.names.insert(name.into(), self.entries.len());
+                self.entries.push(entry);
+                self.entries.len() - 1
+            }
+        };
+        if position < POSITIONS {
+            if self.by_position.len() <= position {
+                self.by_position.resize(position + 1, usize::MAX);
+            }
+            self.by_position[position] = i;
         }
-        let entry = HeaderEntry::new(py, name)?;
-        if self.entries.len() < HEADER_KEY_CACHE_LIMIT {
-            self.names.insert(name.into(), self.entries.len());
-            self.entries.push(entry);
-            return Ok(self.entries.last_mut());
-        }
-        Ok(Some(self.overflow.insert(entry)))
+        Ok(self.entries.get_mut(i))
     }
 
     /// REMOTE_ADDR for `ip`, and its length.
@@ -187,7 +213,7 @@ mod tests {
     fn a_repeated_header_value_is_the_same_str() {
         with_python(|py| {
             let mut caches = Caches::default();
-            let Ok(Some(entry)) = caches.header(py, b"Accept") else {
+            let Ok(Some(entry)) = caches.header(py, 0, b"Accept") else {
                 panic!("no entry for Accept");
             };
             assert_eq!(
@@ -207,10 +233,31 @@ mod tests {
     }
 
     #[test]
+    fn a_name_at_a_remembered_position_is_compared_not_trusted() {
+        with_python(|py| {
+            let mut caches = Caches::default();
+            for (name, want) in [
+                (&b"Host"[..], Some("HTTP_HOST")),
+                (b"Accept", Some("HTTP_ACCEPT")),
+                (b"X_Under", None),
+                (b"Host", Some("HTTP_HOST")),
+                (b"host", Some("HTTP_HOST")),
+            ] {
+                let key = match caches.header(py, 0, name) {
+                    Ok(Some(entry)) => Some(entry.key.bind(py).to_cow().map(|k| k.into_owned())),
+                    Ok(None) => None,
+                    Err(e) => panic!("{e}"),
+                };
+                assert_eq!(key.and_then(|k| k.ok()).as_deref(), want, "{name:?}");
+            }
+        });
+    }
+
+    #[test]
     fn a_header_name_with_underscore_has_no_entry() {
         with_python(|py| {
             let mut caches = Caches::default();
-            assert!(matches!(caches.header(py, b"X_Forwarded_For"), Ok(None)));
+            assert!(matches!(caches.header(py, 0, b"X_Forwarded_For"), Ok(None)));
         });
     }
 
@@ -220,7 +267,7 @@ mod tests {
             let mut caches = Caches::default();
             for n in 0..HEADER_KEY_CACHE_LIMIT + 10 {
                 let name = format!("X-Name-{n}");
-                let Ok(Some(entry)) = caches.header(py, name.as_bytes()) else {
+                let Ok(Some(entry)) = caches.header(py, n % 3, name.as_bytes()) else {
                     panic!("no entry for {name}");
                 };
                 let want = format!("HTTP_X_NAME_{n}");

@@ -173,6 +173,10 @@ impl PythonJob for FinishJob {
             responder,
             _counted,
         } = *self;
+        // Off the connection's thread now: replies go through the queue.
+        if let Ok(mut object) = responder.object(py).try_borrow_mut() {
+            object.state.here = false;
+        }
         let failed = finish_app(py, result.bind(py), responder.object(py));
         drop(result);
         runner.responders.give_back(py, responder);

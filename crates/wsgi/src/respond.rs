@@ -135,11 +135,27 @@ fn consume(
     }
     let all_at_once = result.is_instance_of::<PyList>() || result.is_instance_of::<PyTuple>();
     if all_at_once && !start_response.borrow().state.started() {
-        let mut body = BytesMut::new();
+        // One piece (the usual case) is the body as it is; more are joined.
+        let mut first: Option<Bytes> = None;
+        let mut joined = BytesMut::new();
         for item in result.try_iter()? {
-            body.extend_from_slice(&body_bytes(py, &item?)?);
+            let piece = body_bytes(py, &item?)?;
+            match &first {
+                None => first = Some(piece),
+                Some(f) => {
+                    if joined.is_empty() {
+                        joined.extend_from_slice(f);
+                    }
+                    joined.extend_from_slice(&piece);
+                }
+            }
         }
-        return start_response.borrow_mut().state.finish_full(body.freeze());
+        let body = if joined.is_empty() {
+            first.unwrap_or_default()
+        } else {
+            joined.freeze()
+        };
+        return start_response.borrow_mut().state.finish_full(body);
     }
     for item in result.try_iter()? {
         let data: Bytes = body_bytes(py, &item?)?;

@@ -36,6 +36,7 @@ impl Responder {
     ) -> PyResult<Responder> {
         let mut state = StartResponse::new(reply, meta);
         state.state.in_place = in_place;
+        state.state.here = in_place;
         let object = Bound::new(py, state)?;
         let call = object.getattr(pyo3::intern!(py, "start_response"))?;
         let write = object.getattr(pyo3::intern!(py, "write"))?;
@@ -111,6 +112,7 @@ impl Responders {
         {
             object.reset(reply, meta);
             object.state.in_place = in_place;
+            object.state.here = in_place;
             drop(object);
             return Ok(responder);
         }

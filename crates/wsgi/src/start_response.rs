@@ -41,6 +41,10 @@ pub(crate) struct ResponseState {
     /// the connection to take pieces: those that do not fit are held here
     /// until the response is finished on a Python thread (`flush_held`).
     pub(crate) in_place: bool,
+    /// This thread is the connection's own (the app runs in place, and
+    /// the response is not handed to a Python thread): the reply is left
+    /// in its slot for the connection, with no queue and no wake-up.
+    pub(crate) here: bool,
     held: Vec<StreamItem>,
 }
 
@@ -48,6 +52,15 @@ impl ResponseState {
     /// True once status and headers were handed to the connection.
     pub(crate) fn started(&self) -> bool {
         self.reply.is_none()
+    }
+
+    /// Deliver the response start through `reply`.
+    fn deliver(&mut self, reply: ReplySender, response: Response) {
+        if self.here {
+            reply.send_here(response);
+        } else {
+            reply.send(response);
+        }
     }
 
     fn response(&mut self, body: ResponseBody) -> PyResult<Response> {
@@ -70,7 +83,7 @@ impl ResponseState {
         let response = self.response(ResponseBody::Full(body))?;
         if let Some(reply) = self.reply.take() {
             self.client_gone |= reply.is_closed();
-            reply.send(response);
+            self.deliver(reply, response);
         }
         Ok(())
     }
@@ -90,7 +103,7 @@ impl ResponseState {
             self.stream = Some(tx);
             if let Some(reply) = self.reply.take() {
                 self.client_gone |= reply.is_closed();
-                reply.send(response);
+                self.deliver(reply, response);
             }
             return Ok(!self.client_gone);
         }
@@ -160,7 +173,7 @@ impl ResponseState {
                 app_id: self.meta.app_id,
                 ..self.meta
             };
-            reply.send(response);
+            self.deliver(reply, response);
         } else if let Some(tx) = self.stream.take() {
             let _ = tx.try_send(StreamItem::Abort);
         }
@@ -188,6 +201,7 @@ impl StartResponse {
                 meta,
                 client_gone: false,
                 in_place: false,
+                here: false,
                 held: Vec::new(),
             },
             write: None,
@@ -204,6 +218,7 @@ impl StartResponse {
         state.meta = meta;
         state.client_gone = false;
         state.in_place = false;
+        state.here = false;
         state.held.clear();
     }
 
@@ -281,11 +296,26 @@ fn control_error(what: &str, s: &str) -> PyErr {
     ))
 }
 
+/// RFC 9110 `tchar`, by byte.
+static TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric();
+        b += 1;
+    }
+    let extra = b"!#$%&'*+-.^_`|~";
+    let mut i = 0;
+    while i < extra.len() {
+        table[extra[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
 fn is_token(name: &[u8]) -> bool {
-    !name.is_empty()
-        && name
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !name.is_empty() && name.iter().all(|&b| TCHAR[usize::from(b)])
 }
 
 /// The status line's code, and where its reason phrase lies in `buf`
