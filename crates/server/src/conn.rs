@@ -13,7 +13,6 @@
 //! Between requests an idle connection keeps no read or write buffer.
 
 use std::future::poll_fn;
-use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -41,9 +40,6 @@ use crate::write::SendFile;
 
 /// The read buffer of a connection with a request in hand.
 const READ_BUFFER: usize = 8 * 1024;
-
-/// The first allocation of a response's write buffer.
-const RESPONSE_BUFFER: usize = 1024;
 
 /// Bytes read on the stack while a connection idles: the first read of a
 /// request head lands here and only then is a read buffer allocated.
@@ -190,20 +186,14 @@ pub(crate) async fn read_some<R: AsyncRead + Unpin>(
         return reader.read_buf(rbuf).await;
     }
     poll_fn(|cx| {
-        // Left uninitialised: zeroing 4 KiB on every read (two per
-        // keep-alive request: the one that finds the request and the one
-        // that finds nothing) was a fifth of the request path's instructions.
-        let mut stack = [MaybeUninit::<u8>::uninit(); IDLE_READ];
+        // Uninitialized: zeroing 4 KiB on every poll cost more than the read.
+        let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); IDLE_READ];
         let mut buf = ReadBuf::uninit(&mut stack);
         match Pin::new(&mut *reader).poll_read(cx, &mut buf) {
             Poll::Ready(Ok(())) => {
                 let got = buf.filled();
                 if !got.is_empty() {
-                    // Just what came: a small request's buffer then comes
-                    // from malloc's per-thread cache, where 8 KiB took
-                    // its slow path twice a request. A head that is not
-                    // whole yet grows it by READ_BUFFER on the next read.
-                    rbuf.reserve(got.len());
+                    rbuf.reserve(READ_BUFFER.max(got.len()));
                     rbuf.extend_from_slice(got);
                 }
                 Poll::Ready(Ok(got.len()))
@@ -217,9 +207,33 @@ pub(crate) async fn read_some<R: AsyncRead + Unpin>(
 
 /// The client's address as logs show it.
 pub(crate) fn peer_text(peer: Option<SocketAddr>) -> String {
-    peer.map(|p| crate::request_view::ip_text(p.ip()))
-        .unwrap_or_default()
+    match peer {
+        // By hand: `Display` through the formatter cost ~1,300 instructions
+        // per request (callgrind), this about a tenth.
+        Some(SocketAddr::V4(v4)) => {
+            let mut text = String::with_capacity(15);
+            for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    text.push('.');
+                }
+                if octet >= 100 {
+                    text.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    text.push(char::from(b'0' + octet / 10 % 10));
+                }
+                text.push(char::from(b'0' + octet % 10));
+            }
+            text
+        }
+        Some(p) => p.ip().to_string(),
+        None => String::new(),
+    }
 }
+
+/// Room for a small response's head and body: the response buffer grows
+/// once at most for the usual answer, not once per header line.
+pub(crate) const RESPONSE_BUFFER: usize = 512;
 
 /// The two ends of a connection (`None` on a unix socket) and what its
 /// TLS handshake settled (`None`: plain).
@@ -367,8 +381,6 @@ where
     } = conn;
     let mut writer = SendTimeout::new(writer, ctx.timeouts.send);
     let writer = &mut writer;
-    // Room for a small response's head and body at once (the head is
-    // about 150 bytes; growing from empty took five reallocations).
     let mut out = Vec::with_capacity(RESPONSE_BUFFER);
     let out = &mut out;
     let peer_shown = peer_text(peer);

@@ -17,33 +17,11 @@
 //! through the functions here; none allocates unless given a buffer.
 
 use std::borrow::Cow;
-use std::net::IpAddr;
 
 use portico_proto::http1::RequestHead;
 use portico_proto::percent::percent_decode;
 
 use crate::handler::{Request, RequestSource};
-
-/// An address as REMOTE_ADDR and the access log show it. Made for every
-/// request, so an IPv4 address is written digit by digit: `Ipv4Addr`'s
-/// `Display` goes through the formatting machinery at some 1,300
-/// instructions a time (docs/design-notes.md, "The WSGI keep-alive path").
-pub fn ip_text(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(ip) => {
-            let mut text = String::with_capacity(15);
-            let mut digits = itoa::Buffer::new();
-            for (i, octet) in ip.octets().into_iter().enumerate() {
-                if i > 0 {
-                    text.push('.');
-                }
-                text.push_str(digits.format(octet));
-            }
-            text
-        }
-        IpAddr::V6(ip) => ip.to_string(),
-    }
-}
 
 /// The prefix of a header's CGI variable.
 const HTTP_PREFIX: &[u8] = b"HTTP_";

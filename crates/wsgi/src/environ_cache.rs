@@ -160,7 +160,7 @@ impl Caches {
         {
             return Ok((text.bind(py).clone(), *len));
         }
-        let written = portico_server::request_view::ip_text(ip);
+        let written = ip.to_string();
         let text = PyString::new(py, &written);
         self.peer = Some((ip, text.clone().unbind(), written.len()));
         Ok((text, written.len()))
