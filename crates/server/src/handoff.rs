@@ -171,6 +171,26 @@ impl ReplySender {
         }
     }
 
+    /// Deliver the response from the runtime's own thread (an app run in
+    /// place): the waiting connection finds it when it next polls its
+    /// future, so the slot skips the delivery queue and the delivery
+    /// task's wake-up. Called from any other thread, it would wake the
+    /// connection directly (correct, but a cross-thread wake-up: use
+    /// [`ReplySender::send`] there).
+    pub fn send_here(mut self, response: Response) {
+        if let Some(slot) = self.slot.take() {
+            let waker = {
+                let mut state = slot.lock();
+                state.value = Some(response);
+                state.done = true;
+                state.waker.take()
+            };
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
+    }
+
     /// True if the connection no longer waits (the client went away).
     pub fn is_closed(&self) -> bool {
         self.slot.as_ref().is_none_or(|s| s.lock().receiver_gone)

@@ -252,3 +252,41 @@ fn handoff_model_a_sender_sees_the_connection_gone() {
     assert!(tx.is_closed());
     assert_eq!(handoff.in_flight(), 0);
 }
+
+#[test]
+fn a_reply_sent_here_skips_the_delivery_queue_and_is_taken_at_once() {
+    let handoff = Handoff::new();
+    let (tx, future) = handoff.slot();
+    tx.send_here(Response::plain(204, "No Content", ""));
+    // Nothing for the delivery task: the runtime may park at once.
+    assert!(!handoff.has_work());
+    let mut waiting = Waiting {
+        future,
+        flag: Flag::new(),
+        expect: None,
+    };
+    match poll_reply(&mut waiting) {
+        Poll::Ready(Some(response)) => assert_eq!(response.status, 204),
+        other => panic!("not ready with the reply: {:?}", other.map(|r| r.is_some())),
+    }
+    assert_eq!(handoff.in_flight(), 0);
+}
+
+#[test]
+fn a_reply_sent_here_to_a_waiting_connection_wakes_it() {
+    let handoff = Handoff::new();
+    let (tx, future) = handoff.slot();
+    let mut waiting = Waiting {
+        future,
+        flag: Flag::new(),
+        expect: None,
+    };
+    assert!(poll_reply(&mut waiting).is_pending());
+    tx.send_here(Response::plain(204, "No Content", ""));
+    assert!(
+        waiting.flag.is_set(),
+        "the waiting connection was not woken"
+    );
+    assert!(matches!(poll_reply(&mut waiting), Poll::Ready(Some(_))));
+    assert!(!handoff.has_work());
+}

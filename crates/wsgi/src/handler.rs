@@ -26,8 +26,8 @@ use crate::environ::{EnvironBuilder, ProcessModel};
 use crate::loader::App;
 use crate::pool::{Pool, PythonJob};
 use crate::respond::{Ran, call_app, finish_app, report, run_app};
+use crate::responder::{Responder, Responders};
 use crate::router::{Mounts, Route};
-use crate::start_response::StartResponse;
 
 /// How the apps are run in this process.
 #[derive(Clone)]
@@ -46,6 +46,7 @@ struct AppRunner {
     apps: Vec<Py<PyAny>>,
     mounts: Mounts,
     environ: EnvironBuilder,
+    responders: Responders,
     tracker: Option<Arc<dyn CoreTracker>>,
     /// `PORTICO_TEST_PANIC=1`: panic on `test_hooks::PYTHON_PATH` (tests only).
     panic_hook: bool,
@@ -85,6 +86,7 @@ impl WsgiHandler {
                 apps: apps.into_iter().map(|(_, app)| app.callable).collect(),
                 mounts,
                 environ,
+                responders: Responders::default(),
                 tracker: options.tracker,
                 panic_hook: test_hooks::enabled(),
             }),
@@ -158,15 +160,28 @@ struct FinishJob {
     runner: Arc<AppRunner>,
     app: usize,
     result: Py<PyAny>,
-    start_response: Py<StartResponse>,
+    responder: Responder,
     _counted: PoolJobGuard,
 }
 
 impl PythonJob for FinishJob {
     fn run(self: Box<Self>, py: Python<'_>, core: usize, _gil_wait: Duration) {
-        let failed = finish_app(py, self.result.bind(py), self.start_response.bind(py));
-        if let Some(tracker) = &self.runner.tracker {
-            tracker.end(core, self.app, failed);
+        let FinishJob {
+            runner,
+            app,
+            result,
+            responder,
+            _counted,
+        } = *self;
+        // Off the connection's thread now: replies go through the queue.
+        if let Ok(mut object) = responder.object(py).try_borrow_mut() {
+            object.state.here = false;
+        }
+        let failed = finish_app(py, result.bind(py), responder.object(py));
+        drop(result);
+        runner.responders.give_back(py, responder);
+        if let Some(tracker) = &runner.tracker {
+            tracker.end(core, app, failed);
         }
     }
 }
@@ -176,7 +191,7 @@ enum Outcome {
     /// Delivered (or failed: true).
     Done(bool),
     /// Called in place; the result is still to be consumed on the pool.
-    Unfinished(Py<PyAny>, Py<StartResponse>),
+    Unfinished(Py<PyAny>, Responder),
 }
 
 /// Build the environ, call the app, deliver the response (`Outcome::Done`,
@@ -206,22 +221,25 @@ fn run_request(
         core: core as u32,
         ..ResponseMeta::default()
     };
-    let mut state = StartResponse::new(reply, meta);
-    state.state.in_place = in_place;
-    let start_response = match Bound::new(py, state) {
-        Ok(s) => s,
+    let responder = match runner.responders.take(py, reply, meta, in_place) {
+        Ok(r) => r,
         Err(err) => {
             report(py, &err, "cannot create start_response");
             return Outcome::Done(true);
         }
     };
     let app = &runner.apps[route.app];
-    if !in_place {
-        return Outcome::Done(run_app(py, app, environ, &start_response));
-    }
-    match call_app(py, app, environ, &start_response, true) {
-        Ran::Done(failed) => Outcome::Done(failed),
-        Ran::Unfinished(result) => Outcome::Unfinished(result, start_response.unbind()),
+    let ran = if in_place {
+        call_app(py, app, environ, &responder, true)
+    } else {
+        Ran::Done(run_app(py, app, environ, &responder))
+    };
+    match ran {
+        Ran::Done(failed) => {
+            runner.responders.give_back(py, responder);
+            Outcome::Done(failed)
+        }
+        Ran::Unfinished(result) => Outcome::Unfinished(result, responder),
     }
 }
 
@@ -278,12 +296,12 @@ impl WsgiHandler {
                         tracker.end(0, app, failed);
                     }
                 }
-                Outcome::Unfinished(result, start_response) => {
+                Outcome::Unfinished(result, responder) => {
                     let job = Box::new(FinishJob {
                         runner: runner.clone(),
                         app,
                         result,
-                        start_response,
+                        responder,
                         _counted: PoolJobGuard::new(&self.pool_jobs),
                     });
                     if let Err(job) = self.pool.submit(job) {

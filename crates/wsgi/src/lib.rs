@@ -4,6 +4,7 @@
 //! implements the server crate's `Handler`.
 
 mod environ;
+mod environ_cache;
 mod errors;
 mod file_wrapper;
 mod handler;
@@ -12,6 +13,7 @@ mod interpreter;
 mod loader;
 mod pool;
 mod respond;
+mod responder;
 mod router;
 mod start_response;
 

@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
 use crate::file_wrapper::FileWrapper;
+use crate::responder::Responder;
 use crate::start_response::{StartResponse, body_bytes};
 
 /// Where calling the app left a response.
@@ -29,11 +30,11 @@ pub(crate) fn run_app(
     py: Python<'_>,
     app: &Py<PyAny>,
     environ: Bound<'_, PyDict>,
-    start_response: &Bound<'_, StartResponse>,
+    responder: &Responder,
 ) -> bool {
-    match call_app(py, app, environ, start_response, false) {
+    match call_app(py, app, environ, responder, false) {
         Ran::Done(failed) => failed,
-        Ran::Unfinished(result) => finish_app(py, result.bind(py), start_response),
+        Ran::Unfinished(result) => finish_app(py, result.bind(py), responder.object(py)),
     }
 }
 
@@ -45,10 +46,11 @@ pub(crate) fn call_app(
     py: Python<'_>,
     app: &Py<PyAny>,
     environ: Bound<'_, PyDict>,
-    start_response: &Bound<'_, StartResponse>,
+    responder: &Responder,
     in_place: bool,
 ) -> Ran {
-    let result = match app.bind(py).call1((environ, start_response)) {
+    let start_response = responder.object(py);
+    let result = match app.bind(py).call1((environ, responder.call(py))) {
         Ok(result) => result,
         Err(err) => {
             report(py, &err, "the application raised");
@@ -104,9 +106,15 @@ pub(crate) fn finish_app(
     }
 }
 
+/// Call the result's `close()`, if it has one. A plain list or tuple has
+/// none (only a subclass could add it): asking would raise and discard an
+/// AttributeError, most of the cost of a small response's finishing.
 fn close(py: Python<'_>, result: &Bound<'_, PyAny>) -> PyResult<()> {
-    if result.hasattr(pyo3::intern!(py, "close"))? {
-        result.call_method0(pyo3::intern!(py, "close"))?;
+    if result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>() {
+        return Ok(());
+    }
+    if let Some(close) = result.getattr_opt(pyo3::intern!(py, "close"))? {
+        close.call0()?;
     }
     Ok(())
 }
@@ -127,11 +135,27 @@ fn consume(
     }
     let all_at_once = result.is_instance_of::<PyList>() || result.is_instance_of::<PyTuple>();
     if all_at_once && !start_response.borrow().state.started() {
-        let mut body = BytesMut::new();
+        // One piece (the usual case) is the body as it is; more are joined.
+        let mut first: Option<Bytes> = None;
+        let mut joined = BytesMut::new();
         for item in result.try_iter()? {
-            body.extend_from_slice(&body_bytes(py, &item?)?);
+            let piece = body_bytes(py, &item?)?;
+            match &first {
+                None => first = Some(piece),
+                Some(f) => {
+                    if joined.is_empty() {
+                        joined.extend_from_slice(f);
+                    }
+                    joined.extend_from_slice(&piece);
+                }
+            }
         }
-        return start_response.borrow_mut().state.finish_full(body.freeze());
+        let body = if joined.is_empty() {
+            first.unwrap_or_default()
+        } else {
+            joined.freeze()
+        };
+        return start_response.borrow_mut().state.finish_full(body);
     }
     for item in result.try_iter()? {
         let data: Bytes = body_bytes(py, &item?)?;

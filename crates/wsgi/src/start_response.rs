@@ -30,8 +30,8 @@ const HOP_BY_HOP: &[&str] = &[
 
 /// Where a response stands.
 pub(crate) struct ResponseState {
-    status: Option<(u16, Bytes)>,
-    headers: Vec<(Bytes, Bytes)>,
+    status: Option<Status>,
+    headers: Headers,
     reply: Option<ReplySender>,
     stream: Option<mpsc::Sender<StreamItem>>,
     pub(crate) meta: ResponseMeta,
@@ -41,6 +41,10 @@ pub(crate) struct ResponseState {
     /// the connection to take pieces: those that do not fit are held here
     /// until the response is finished on a Python thread (`flush_held`).
     pub(crate) in_place: bool,
+    /// This thread is the connection's own (the app runs in place, and
+    /// the response is not handed to a Python thread): the reply is left
+    /// in its slot for the connection, with no queue and no wake-up.
+    pub(crate) here: bool,
     held: Vec<StreamItem>,
 }
 
@@ -48,6 +52,15 @@ impl ResponseState {
     /// True once status and headers were handed to the connection.
     pub(crate) fn started(&self) -> bool {
         self.reply.is_none()
+    }
+
+    /// Deliver the response start through `reply`.
+    fn deliver(&mut self, reply: ReplySender, response: Response) {
+        if self.here {
+            reply.send_here(response);
+        } else {
+            reply.send(response);
+        }
     }
 
     fn response(&mut self, body: ResponseBody) -> PyResult<Response> {
@@ -70,7 +83,7 @@ impl ResponseState {
         let response = self.response(ResponseBody::Full(body))?;
         if let Some(reply) = self.reply.take() {
             self.client_gone |= reply.is_closed();
-            reply.send(response);
+            self.deliver(reply, response);
         }
         Ok(())
     }
@@ -90,7 +103,7 @@ impl ResponseState {
             self.stream = Some(tx);
             if let Some(reply) = self.reply.take() {
                 self.client_gone |= reply.is_closed();
-                reply.send(response);
+                self.deliver(reply, response);
             }
             return Ok(!self.client_gone);
         }
@@ -160,17 +173,21 @@ impl ResponseState {
                 app_id: self.meta.app_id,
                 ..self.meta
             };
-            reply.send(response);
+            self.deliver(reply, response);
         } else if let Some(tx) = self.stream.take() {
             let _ = tx.try_send(StreamItem::Abort);
         }
     }
 }
 
-/// The `start_response` callable given to the app.
+/// The state behind the `start_response` callable given to the app (its
+/// bound `start_response` method: a call without an argument tuple).
 #[pyclass(module = "portico")]
 pub(crate) struct StartResponse {
     pub(crate) state: ResponseState,
+    /// Its own bound `write`, made once for all the requests the object
+    /// serves (responder.rs: it ends this cycle when it lets the object go).
+    pub(crate) write: Option<Py<PyAny>>,
 }
 
 impl StartResponse {
@@ -184,15 +201,80 @@ impl StartResponse {
                 meta,
                 client_gone: false,
                 in_place: false,
+                here: false,
                 held: Vec::new(),
             },
+            write: None,
+        }
+    }
+
+    /// Ready for a new request, as [`StartResponse::new`] leaves it.
+    pub(crate) fn reset(&mut self, reply: ReplySender, meta: ResponseMeta) {
+        let state = &mut self.state;
+        state.status = None;
+        state.headers.clear();
+        state.reply = Some(reply);
+        state.stream = None;
+        state.meta = meta;
+        state.client_gone = false;
+        state.in_place = false;
+        state.here = false;
+        state.held.clear();
+    }
+
+    /// PEP 3333's `start_response(status, response_headers, exc_info=None)`.
+    fn start<'py>(
+        slf: &Bound<'py, Self>,
+        status: &Bound<'py, PyAny>,
+        headers: &Bound<'py, PyAny>,
+        exc_info: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut this = slf.borrow_mut();
+        let exc_info = exc_info.filter(|e| !e.is_none());
+        match exc_info {
+            Some(info) if this.state.started() => {
+                // Too late to change the response: re-raise the app's exception.
+                let value = info.get_item(1)?;
+                return Err(PyErr::from_value(value));
+            }
+            Some(_) => {}
+            None if this.state.status.is_some() || this.state.started() => {
+                return Err(PyAssertionError::new_err(
+                    "start_response() called a second time without exc_info",
+                ));
+            }
+            None => {}
+        }
+        let (parsed_status, parsed_headers) = parse_head(status, headers)?;
+        this.state.status = Some(parsed_status);
+        this.state.headers = parsed_headers;
+        match &this.write {
+            Some(write) => Ok(write.bind(slf.py()).clone()),
+            None => {
+                drop(this);
+                slf.getattr(pyo3::intern!(slf.py(), "write"))
+            }
         }
     }
 }
 
-fn latin1(text: &Bound<'_, PyString>, what: &str) -> PyResult<Bytes> {
+/// Append the latin-1 bytes of `text` (a status, a header name or value)
+/// to `out`, refusing control characters (CR and LF above all) and
+/// characters beyond latin-1. An ASCII `str` (nearly every one) is read
+/// through its UTF-8 view, which CPython keeps as the string's own bytes.
+fn latin1_into(text: &Bound<'_, PyString>, what: &str, out: &mut Vec<u8>) -> PyResult<()> {
+    if let Ok(s) = text.to_str() {
+        let bytes = s.as_bytes();
+        // One pass: ASCII printable or tab (0x7f and up take the slow path).
+        if bytes
+            .iter()
+            .all(|&b| (0x20..0x7f).contains(&b) || b == b'\t')
+        {
+            out.extend_from_slice(bytes);
+            return Ok(());
+        }
+    }
     let s = text.to_cow()?;
-    let mut out = Vec::with_capacity(s.len());
     for c in s.chars() {
         let code = c as u32;
         if code > 0xff {
@@ -201,37 +283,63 @@ fn latin1(text: &Bound<'_, PyString>, what: &str) -> PyResult<Bytes> {
             )));
         }
         if (code < 0x20 && c != '\t') || code == 0x7f {
-            return Err(PyValueError::new_err(format!(
-                "{what} {s:?} contains a control character (CR, LF or other): refused"
-            )));
+            return Err(control_error(what, &s));
         }
         out.push(code as u8);
     }
-    Ok(Bytes::from(out))
+    Ok(())
 }
+
+fn control_error(what: &str, s: &str) -> PyErr {
+    PyValueError::new_err(format!(
+        "{what} {s:?} contains a control character (CR, LF or other): refused"
+    ))
+}
+
+/// RFC 9110 `tchar`, by byte.
+static TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric();
+        b += 1;
+    }
+    let extra = b"!#$%&'*+-.^_`|~";
+    let mut i = 0;
+    while i < extra.len() {
+        table[extra[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 fn is_token(name: &[u8]) -> bool {
-    !name.is_empty()
-        && name
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !name.is_empty() && name.iter().all(|&b| TCHAR[usize::from(b)])
 }
 
-fn parse_status(status: &Bound<'_, PyAny>) -> PyResult<(u16, Bytes)> {
+/// The status line's code, and where its reason phrase lies in `buf`
+/// (from `start`, where the status was appended).
+fn parse_status(
+    status: &Bound<'_, PyAny>,
+    buf: &mut Vec<u8>,
+) -> PyResult<(u16, std::ops::Range<usize>)> {
     let text = status.cast::<PyString>().map_err(|_| {
         PyTypeError::new_err(format!("status must be a str, not {}", type_name(status)))
     })?;
-    let bytes = latin1(text, "status")?;
+    let start = buf.len();
+    latin1_into(text, "status", buf)?;
+    let bytes = &buf[start..];
     let code = bytes
         .get(..3)
         .filter(|d| d.iter().all(u8::is_ascii_digit))
-        .and_then(|d| std::str::from_utf8(d).ok()?.parse::<u16>().ok())
+        .map(|d| d.iter().fold(0u16, |n, &b| n * 10 + u16::from(b - b'0')))
         .filter(|c| (200..=599).contains(c));
     match (code, bytes.get(3)) {
-        (Some(code), Some(b' ')) if bytes.len() > 4 => Ok((code, bytes.slice(4..))),
+        (Some(code), Some(b' ')) if bytes.len() > 4 => Ok((code, start + 4..buf.len())),
         _ => Err(PyValueError::new_err(format!(
             "status {:?} is not of the form \"200 OK\" with a final status code (200 to 599)",
-            String::from_utf8_lossy(&bytes)
+            String::from_utf8_lossy(bytes)
         ))),
     }
 }
@@ -243,17 +351,21 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Bytes, Bytes)>> {
-    if !headers.is_exact_instance_of::<PyList>() {
+/// Check the app's headers and append each name and value to `buf`;
+/// returns where each pair lies in it.
+fn parse_headers(
+    headers: &Bound<'_, PyAny>,
+    buf: &mut Vec<u8>,
+) -> PyResult<Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>> {
+    let Ok(list) = headers.cast_exact::<PyList>() else {
         return Err(PyTypeError::new_err(format!(
             "response headers must be a list of (name, value) tuples, not {}",
             type_name(headers)
         )));
-    }
-    let mut out = Vec::new();
+    };
+    let mut out = Vec::with_capacity(list.len());
     let mut content_length_seen = false;
-    for item in headers.try_iter()? {
-        let item = item?;
+    for item in list.iter() {
         let pair = item
             .cast::<PyTuple>()
             .ok()
@@ -261,49 +373,80 @@ fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Bytes, Bytes)>> {
             .ok_or_else(|| {
                 PyTypeError::new_err(format!("header {item} is not a (name, value) tuple"))
             })?;
-        let name = pair.get_item(0)?;
-        let value = pair.get_item(1)?;
+        let name = pair.get_borrowed_item(0)?;
+        let value = pair.get_borrowed_item(1)?;
         let (Ok(name), Ok(value)) = (name.cast::<PyString>(), value.cast::<PyString>()) else {
             return Err(PyTypeError::new_err(format!(
                 "header {item}: name and value must both be str"
             )));
         };
-        let name = latin1(name, "header name")?;
-        if !is_token(&name) {
+        let name_start = buf.len();
+        latin1_into(&name, "header name", buf)?;
+        let name_at = name_start..buf.len();
+        let name = &buf[name_at.clone()];
+        if !is_token(name) {
             return Err(PyValueError::new_err(format!(
                 "header name {:?} is not a valid HTTP token",
-                String::from_utf8_lossy(&name)
+                String::from_utf8_lossy(name)
             )));
         }
-        let lower = name.to_ascii_lowercase();
-        if HOP_BY_HOP.iter().any(|h| h.as_bytes() == lower.as_slice()) {
+        if HOP_BY_HOP
+            .iter()
+            .any(|h| h.as_bytes().eq_ignore_ascii_case(name))
+        {
             return Err(PyValueError::new_err(format!(
                 "hop-by-hop header {:?} may not be set by a WSGI application",
-                String::from_utf8_lossy(&name)
+                String::from_utf8_lossy(name)
             )));
         }
-        if lower == b"status" {
+        if name.eq_ignore_ascii_case(b"status") {
             return Err(PyValueError::new_err(
                 "a \"Status\" header is not allowed; pass the status to start_response",
             ));
         }
-        let value = latin1(value, "header value")?;
-        if lower == b"content-length" {
+        let is_content_length = name.eq_ignore_ascii_case(b"content-length");
+        latin1_into(&value, "header value", buf)?;
+        let value_at = name_at.end..buf.len();
+        if is_content_length {
             if content_length_seen {
                 return Err(PyValueError::new_err("more than one Content-Length header"));
             }
             content_length_seen = true;
+            let value = &buf[value_at.clone()];
+            if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+                return Err(PyValueError::new_err(format!(
+                    "Content-Length {:?} is not a number",
+                    String::from_utf8_lossy(value)
+                )));
+            }
         }
-        if lower == b"content-length" && (value.is_empty() || !value.iter().all(u8::is_ascii_digit))
-        {
-            return Err(PyValueError::new_err(format!(
-                "Content-Length {:?} is not a number",
-                String::from_utf8_lossy(&value)
-            )));
-        }
-        out.push((name, value));
+        out.push((name_at, value_at));
     }
     Ok(out)
+}
+
+/// A status code and reason phrase.
+type Status = (u16, Bytes);
+
+/// Response header names and values, in order.
+type Headers = Vec<(Bytes, Bytes)>;
+
+/// The status and headers of `start_response`, checked, as the response
+/// head's pieces: all in one buffer, sliced (one allocation, not one per
+/// name and value).
+fn parse_head(
+    status: &Bound<'_, PyAny>,
+    headers: &Bound<'_, PyAny>,
+) -> PyResult<(Status, Headers)> {
+    let mut buf = Vec::with_capacity(256);
+    let (code, reason) = parse_status(status, &mut buf)?;
+    let at = parse_headers(headers, &mut buf)?;
+    let all = Bytes::from(buf);
+    let headers = at
+        .into_iter()
+        .map(|(name, value)| (all.slice(name), all.slice(value)))
+        .collect();
+    Ok(((code, all.slice(reason)), headers))
 }
 
 /// Body data from the app: bytes-like, or `str` encoded as UTF-8 (uWSGI does
@@ -344,29 +487,18 @@ impl StartResponse {
         headers: &Bound<'py, PyAny>,
         exc_info: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        {
-            let mut this = slf.borrow_mut();
-            let exc_info = exc_info.filter(|e| !e.is_none());
-            match exc_info {
-                Some(info) if this.state.started() => {
-                    // Too late to change the response: re-raise the app's exception.
-                    let value = info.get_item(1)?;
-                    return Err(PyErr::from_value(value));
-                }
-                Some(_) => {}
-                None if this.state.status.is_some() || this.state.started() => {
-                    return Err(PyAssertionError::new_err(
-                        "start_response() called a second time without exc_info",
-                    ));
-                }
-                None => {}
-            }
-            let parsed_status = parse_status(status)?;
-            let parsed_headers = parse_headers(headers)?;
-            this.state.status = Some(parsed_status);
-            this.state.headers = parsed_headers;
-        }
-        slf.getattr("write")
+        StartResponse::start(&slf, status, headers, exc_info)
+    }
+
+    /// What the app is given as `start_response`.
+    #[pyo3(signature = (status, headers, exc_info = None))]
+    fn start_response<'py>(
+        slf: Bound<'py, Self>,
+        status: &Bound<'py, PyAny>,
+        headers: &Bound<'py, PyAny>,
+        exc_info: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        StartResponse::start(&slf, status, headers, exc_info)
     }
 
     /// The legacy `write()` callable: its data goes out before the iterable's.
