@@ -79,8 +79,9 @@ fn context() -> Arc<ConnContext> {
         gate: None,
         nginx_pages: false,
         timeouts: crate::timeouts::Timeouts::HTTP,
-        stop: Arc::new(tokio::sync::Notify::new()),
+        shutdown: crate::worker_conns::never_stopping(),
         spool: crate::body_spool::SpoolConfig::default(),
+        open: crate::worker_conns::OpenConnections::new(0),
     })
 }
 
