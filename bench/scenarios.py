@@ -356,7 +356,7 @@ def run_scenario(scen, ctx, opts, portico):
                 for mk in S.app_servers(ctx, "hello", load=False)]
     if scen == "idle-conns":
         return [idle_conns_row(mk, opts, portico)
-                for mk in (lambda: S.portico_http(ctx, "hello"),
+                for mk in (lambda: S.portico_http(ctx, "hello", opts.idle_connections),
                            lambda: S.nginx_idle(ctx, opts.idle_connections))]
     if scen == "startup":
         return [startup_row(mk, opts, portico)

@@ -87,16 +87,21 @@ class Ctx:
 
 # ---- application servers speaking HTTP ---------------------------------
 
-def portico_http(ctx, app):
+def portico_http(ctx, app, connections=None):
+    """`connections`: room for that many idle keep-alive connections per
+    worker (idle-conns; the same room nginx_idle gives nginx)."""
     f, _, path, expect = APPS[app]
     port = free_port()
     argv = [ctx.portico_bin, "--http", f"{LOOPBACK}:{port}",
             "--wsgi-file", os.path.join(APPS_DIR, f),
             "--processes", str(ctx.workers), "--disable-logging"]
+    needs = ["--http", "--wsgi-file", "--processes", "--disable-logging"]
+    if connections is not None:
+        argv += ["--worker-connections", str(2 * connections + 100)]
+        needs.append("--worker-connections")
     return Stack("portico", [ctx.server("portico", argv, signal.SIGINT)],
                  f"http://{LOOPBACK}:{port}{path}", expect,
-                 needs_portico=["--http", "--wsgi-file", "--processes", "--disable-logging"],
-                 is_portico=True)
+                 needs_portico=needs, is_portico=True)
 
 
 def granian(ctx, app):

@@ -236,7 +236,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_connections_over_worker_connections_are_refused_with_503(portico_server, tmp_path):
+def test_connections_over_worker_connections_are_refused_with_503_when_none_is_idle(
+    portico_server, tmp_path
+):
     port = free_port()
     conf = tmp_path / "nginx.conf"
     conf.write_text(
@@ -249,10 +251,12 @@ def test_connections_over_worker_connections_are_refused_with_503(portico_server
     held = []
     try:
         for _ in range(4):
+            # a head half sent: a request in hand, never closed to make room
+            # (idle ones are: test_worker_connections.py)
             s = socket.create_connection(("127.0.0.1", port), timeout=5)
-            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert s.recv(4096).startswith(b"HTTP/1.1 200"), "a connection under the limit is served"
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
             held.append(s)
+        time.sleep(0.1)
         with socket.create_connection(("127.0.0.1", port), timeout=5) as extra:
             extra.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             raw = b""
@@ -260,7 +264,10 @@ def test_connections_over_worker_connections_are_refused_with_503(portico_server
                 raw += chunk
         assert raw.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), raw
         server.wait_for_line(r"4 worker_connections are not enough")
-        held.pop().close()
+        last = held.pop()
+        last.sendall(b"\r\n")
+        assert last.recv(4096).startswith(b"HTTP/1.1 200"), "a busy connection was left alone"
+        last.close()
         time.sleep(0.2)
         with socket.create_connection(("127.0.0.1", port), timeout=5) as again:
             again.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")

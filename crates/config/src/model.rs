@@ -125,6 +125,9 @@ pub struct Config {
     pub buffer_size: usize,
     /// Largest request body accepted, in bytes; 0 for no limit (`--limit-post`).
     pub limit_post: u64,
+    /// Client connections a worker holds at most (`--worker-connections`,
+    /// nginx's `worker_connections`); 0 for no limit.
+    pub worker_connections: usize,
     /// How client connections are read and timed (`--post-buffering`,
     /// `--http-timeout`, `--socket-timeout`; nginx's `client_*` directives).
     pub client: ClientOptions,
@@ -256,6 +259,7 @@ impl Default for Config {
             manage_script_name: false,
             buffer_size: DEFAULT_BUFFER_SIZE,
             limit_post: 0,
+            worker_connections: crate::site::DEFAULT_WORKER_CONNECTIONS,
             client: ClientOptions::default(),
             chmod_socket: None,
             chown_socket: None,
@@ -328,6 +332,7 @@ impl Config {
                 "manage-script-name" => config.manage_script_name = flag(s),
                 "buffer-size" => config.buffer_size = number(s, 1024, 65535)? as usize,
                 "limit-post" => config.limit_post = number(s, 0, u64::MAX)?,
+                "worker-connections" => config.worker_connections = number(s, 0, 1 << 24)? as usize,
                 "post-buffering" => config.client.post_buffering = number(s, 0, 1 << 40)? as usize,
                 "post-buffering-bufsize" => {
                     number(s, 0, 1 << 40)?;
@@ -712,6 +717,20 @@ mod tests {
         );
         assert_eq!(c.client.keepalive_timeout, Duration::from_secs(75));
         assert!(config(&["--socket-timeout", "0"]).is_err());
+    }
+
+    #[test]
+    fn worker_connections_defaults_to_nginx_s_512_and_zero_means_none() {
+        assert_eq!(config(&[]).expect("valid").worker_connections, 512);
+        let c = config(&["--worker-connections", "16"]).expect("valid");
+        assert_eq!(c.worker_connections, 16);
+        assert_eq!(
+            config(&["--worker-connections", "0"])
+                .expect("valid")
+                .worker_connections,
+            0
+        );
+        assert!(config(&["--worker-connections", "many"]).is_err());
     }
 
     #[test]

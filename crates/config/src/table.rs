@@ -108,6 +108,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("chmod-socket", &["chmod"], Some('C'), OptionalValue, Listeners, "[MODE]", "chmod unix sockets to MODE (bare: 666)"),
     opt("chown-socket", &[], None, Value, Listeners, "USER[:GROUP]", "chown unix sockets"),
     opt("buffer-size", &[], Some('b'), Value, Listeners, "N", "largest uwsgi vars block accepted (default 65535)"),
+    opt("worker-connections", &[], None, Value, Listeners, "N", "client connections each worker holds at most (nginx's worker_connections; default 512): at the limit the oldest idle keep-alive connections are closed to make room, and a new one is refused (HTTP 503) only when none is idle (Portico's own)"),
     opt("limit-post", &[], None, Value, Listeners, "BYTES", "answer 413 to a request body over BYTES before the app runs (0: no limit)"),
     opt("post-buffering", &[], None, Value, Listeners, "BYTES", "receive request bodies in full before the app runs, in memory up to BYTES, then in a temporary file (default 16384; 0: stream bodies to the app)"),
     opt("post-buffering-bufsize", &[], None, Value, Listeners, "BYTES", "accepted for uWSGI compatibility: bodies are read in 16 KiB steps"),

@@ -488,7 +488,9 @@ fn serve_single(
         shutdown_grace: config.process.reload_mercy,
         nginx_pages: site.is_some(),
         limit_post: config.limit_post,
-        max_connections: site.map_or(0, |s| s.site.main.worker_connections),
+        max_connections: site.map_or(config.worker_connections, |s| {
+            s.site.main.worker_connections
+        }),
         ..ServeOptions::default()
     }
     .with_client(config, site);

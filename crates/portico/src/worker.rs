@@ -147,7 +147,9 @@ pub(crate) fn worker_main(
         nginx_pages: site.is_some(),
         limit_post: config.limit_post,
         background,
-        max_connections: site.map_or(0, |s| s.site.main.worker_connections),
+        max_connections: site.map_or(config.worker_connections, |s| {
+            s.site.main.worker_connections
+        }),
         ..ServeOptions::default()
     }
     .with_client(config, site);

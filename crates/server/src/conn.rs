@@ -36,6 +36,7 @@ use crate::listener::Wire;
 use crate::log::AccessLog;
 use crate::receive::take_body;
 use crate::timeouts::{SendTimeout, Timeouts};
+use crate::worker_conns::Reusable;
 use crate::write::SendFile;
 
 /// The read buffer of a connection with a request in hand.
@@ -67,11 +68,15 @@ pub(crate) struct ConnContext {
     pub nginx_pages: bool,
     /// The time limits of this listener's connections.
     pub timeouts: Timeouts,
-    /// Notified (`notify_waiters`) when the server stops, after `shutdown`
-    /// turned true: wakes idle connections so they close.
-    pub stop: Arc<tokio::sync::Notify>,
+    /// Turns true when the server stops (graceful): idle connections
+    /// close, the others after their response. The idle queue wakes idle
+    /// connections when it does (`OpenConnections::close_idle`).
+    pub shutdown: watch::Receiver<bool>,
     /// How request bodies are received before the handler is called.
     pub spool: SpoolConfig,
+    /// The worker's connections (`worker_connections`): an idle one may be
+    /// closed to make room for a new one.
+    pub open: Arc<crate::worker_conns::OpenConnections>,
 }
 
 enum HeadRead {
@@ -98,21 +103,21 @@ pub(crate) fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-/// Read the next request head. The idle wait (no byte yet) ends at
-/// `idle_deadline`; from the first byte the head must be complete within
-/// `head_timeout` (one deadline, as nginx's `client_header_timeout`).
+/// Read the next request head. The idle wait (no byte yet) lasts at most
+/// `idle_timeout`; from the first byte the head must be complete within
+/// `client_header_timeout` (one deadline, as nginx's).
 /// Small on purpose: this is the state an idle connection's task is in.
+/// While idle the connection is in the worker's idle queue
+/// (worker_conns.rs), which also wakes it when the server stops or when
+/// its slot is needed for a new connection.
 /// (A function returning an `async move` block: see [`serve_connection`].)
-#[allow(clippy::too_many_arguments)]
 #[allow(clippy::manual_async_fn)] // kept small on purpose (see above)
 fn read_head<'a, R: AsyncRead + Unpin>(
     reader: &'a mut R,
     rbuf: &'a mut BytesMut,
     ctx: &'a ConnContext,
-    shutdown: &'a watch::Receiver<bool>,
     fresh: bool,
-    idle_deadline: tokio::time::Instant,
-    head_timeout: Duration,
+    idle_timeout: Duration,
 ) -> impl std::future::Future<Output = HeadRead> + 'a {
     async move {
         if rbuf.is_empty() {
@@ -120,7 +125,7 @@ fn read_head<'a, R: AsyncRead + Unpin>(
             *rbuf = BytesMut::new();
         }
         let mut in_head = false;
-        let sleep = sleep_until(idle_deadline);
+        let sleep = sleep_until(tokio::time::Instant::now() + idle_timeout);
         tokio::pin!(sleep);
         loop {
             if !rbuf.is_empty() {
@@ -138,13 +143,12 @@ fn read_head<'a, R: AsyncRead + Unpin>(
                     in_head = true;
                     sleep
                         .as_mut()
-                        .reset(tokio::time::Instant::now() + head_timeout);
+                        .reset(tokio::time::Instant::now() + ctx.timeouts.header);
                 }
             }
             let idle = rbuf.is_empty();
-            // Made before the flag is read, so a stop in between still wakes it.
-            let stop = ctx.stop.notified();
-            if idle && *shutdown.borrow() {
+            let stopping = *ctx.shutdown.borrow();
+            if idle && stopping {
                 if !fresh {
                     // An idle persistent connection: close it now.
                     return HeadRead::Closed;
@@ -156,9 +160,15 @@ fn read_head<'a, R: AsyncRead + Unpin>(
                     sleep.as_mut().reset(grace);
                 }
             }
+            // In the idle queue while idle; dropped (out of it) each round.
+            let mut reusable = Reusable::new(&ctx.open);
             tokio::select! {
                 read = read_some(reader, rbuf) => match read {
                     Ok(0) | Err(_) => return HeadRead::Closed,
+                    // Drained as the bytes came: its slot is given away.
+                    Ok(_) if reusable.drained() && !*ctx.shutdown.borrow() => {
+                        return HeadRead::Closed;
+                    }
                     Ok(_) => {}
                 },
                 _ = &mut sleep => {
@@ -168,7 +178,13 @@ fn read_head<'a, R: AsyncRead + Unpin>(
                         HeadRead::Refused { status: 408, reason: "request head not received in time".into() }
                     };
                 }
-                _ = stop, if idle => {}
+                // Woken by the queue: the server stops (decided above, next
+                // round) or the slot is needed for a new connection.
+                _ = &mut reusable, if idle && !stopping => {
+                    if !*ctx.shutdown.borrow() {
+                        return HeadRead::Closed;
+                    }
+                }
             }
         }
     }
@@ -244,9 +260,8 @@ pub(crate) struct Ends {
 pub(crate) fn serve_connection<'a, R, W>(
     reader: &'a mut R,
     writer: &'a mut W,
-    ends: Ends,
+    ends: &'a Ends,
     ctx: &'a Arc<ConnContext>,
-    shutdown: watch::Receiver<bool>,
 ) -> impl std::future::Future<Output = ()> + 'a
 where
     R: AsyncRead + Unpin,
@@ -275,7 +290,7 @@ where
                 &mut rbuf,
                 h2_ends,
                 ctx.clone(),
-                shutdown.clone(),
+                ctx.shutdown.clone(),
                 settings,
             ))
             .await;
@@ -284,17 +299,7 @@ where
             }
         }
         loop {
-            let head = match read_head(
-                reader,
-                &mut rbuf,
-                ctx,
-                &shutdown,
-                fresh,
-                tokio::time::Instant::now() + idle_timeout,
-                ctx.timeouts.header,
-            )
-            .await
-            {
+            let head = match read_head(reader, &mut rbuf, ctx, fresh, idle_timeout).await {
                 HeadRead::Head(head) => head,
                 HeadRead::Closed => return,
                 HeadRead::Refused { status, reason } => {
@@ -311,7 +316,7 @@ where
                 }
             };
             fresh = false;
-            let stopping = *shutdown.borrow();
+            let stopping = *ctx.shutdown.borrow();
             // Boxed: an idle connection's task stays small.
             let next = Box::pin(serve_request(
                 reader,
@@ -476,7 +481,7 @@ async fn refuse_and_linger<R, W>(
 
 #[cfg(test)]
 #[path = "conn_tests.rs"]
-mod tests;
+pub(crate) mod tests;
 
 #[cfg(test)]
 #[path = "conn_duplex_tests.rs"]

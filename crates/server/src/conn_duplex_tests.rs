@@ -77,17 +77,7 @@ where
     C: FnOnce(DuplexStream) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    with_http_stop(ctx, |stream, _stop| client(stream)).await
-}
-
-/// [`with_http`], the client also holding the server's stop signal.
-async fn with_http_stop<C, Fut>(ctx: &Arc<ConnContext>, client: C)
-where
-    C: FnOnce(DuplexStream, watch::Sender<bool>) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
     let (client_end, server_end) = tokio::io::duplex(64 * 1024);
-    let (stop, shutdown) = watch::channel(false);
     let server = async move {
         let (mut reader, mut writer) = tokio::io::split(server_end);
         let ends = Ends {
@@ -95,9 +85,9 @@ where
             local: None,
             tls: None,
         };
-        serve_connection(&mut reader, &mut writer, ends, ctx, shutdown).await;
+        serve_connection(&mut reader, &mut writer, &ends, ctx).await;
     };
-    tokio::join!(server, client(client_end, stop));
+    tokio::join!(server, client(client_end));
 }
 
 /// Reads until EOF, with the `Date` value replaced by `<date>`.
@@ -391,14 +381,17 @@ async fn a_head_not_finished_in_time_is_answered_408() {
 
 #[tokio::test(start_paused = true)]
 async fn a_stop_closes_an_idle_kept_alive_connection_at_once() {
-    let ctx = ctx_for(echo());
-    let stop_notify = ctx.stop.clone();
-    with_http_stop(&ctx, |mut client, stop| async move {
+    let (stop, shutdown) = watch::channel(false);
+    let mut ctx = context_for(echo());
+    ctx.shutdown = shutdown;
+    let ctx = Arc::new(ctx);
+    let open = ctx.open.clone();
+    with_http(&ctx, |mut client| async move {
         send(&mut client, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
         expect_bytes(&mut client, &ok("GET /|", false)).await;
         let start = tokio::time::Instant::now();
         assert!(stop.send(true).is_ok());
-        stop_notify.notify_waiters();
+        open.close_idle();
         assert_eq!(read_all(&mut client).await, "");
         assert_eq!(start.elapsed(), std::time::Duration::ZERO);
     })

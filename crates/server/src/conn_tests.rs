@@ -12,7 +12,7 @@ fn context() -> ConnContext {
 }
 
 /// A connection context for tests, answering with `handler`.
-pub(super) fn context_for(handler: Arc<dyn Handler>) -> ConnContext {
+pub(crate) fn context_for(handler: Arc<dyn Handler>) -> ConnContext {
     ConnContext {
         handler,
         log: Arc::new(AccessLog::new(LogConfig::default())),
@@ -33,33 +33,28 @@ pub(super) fn context_for(handler: Arc<dyn Handler>) -> ConnContext {
         gate: None,
         nginx_pages: false,
         timeouts: Timeouts::HTTP,
-        stop: Arc::new(tokio::sync::Notify::new()),
+        shutdown: crate::worker_conns::never_stopping(),
         spool: SpoolConfig::default(),
+        open: crate::worker_conns::OpenConnections::new(0),
     }
 }
 
 /// The largest a connection's future may be: it is allocated for every
 /// open connection, idle ones included (issue 16's goal is 1 KiB per idle
 /// connection, all costs together).
-const MAX_CONNECTION_FUTURE: usize = 560;
+const MAX_CONNECTION_FUTURE: usize = 368;
 
 #[tokio::test]
 async fn a_connection_future_stays_small_because_requests_are_boxed() {
     let (mut a, _b) = tokio::net::UnixStream::pair().expect("a socket pair");
     let ctx = Arc::new(context());
-    let (_tx, shutdown) = watch::channel(false);
     let (mut reader, mut writer) = a.split();
-    let http = serve_connection(
-        &mut reader,
-        &mut writer,
-        Ends {
-            peer: None,
-            local: None,
-            tls: None,
-        },
-        &ctx,
-        shutdown,
-    );
+    let ends = Ends {
+        peer: None,
+        local: None,
+        tls: None,
+    };
+    let http = serve_connection(&mut reader, &mut writer, &ends, &ctx);
     let http_size = std::mem::size_of_val(&http);
     drop(http);
     let uwsgi =

@@ -39,6 +39,7 @@ mod timeouts;
 pub mod tls;
 mod upstream;
 mod uwsgi_conn;
+mod worker_conns;
 mod write;
 
 pub use body::{BodyError, BodySender, DEFAULT_BODY_TIMEOUT, RequestBody, TryNext};

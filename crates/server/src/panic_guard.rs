@@ -21,6 +21,8 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 thread_local! {
     /// Depth of contained scopes on this thread (0: a panic aborts).
@@ -75,13 +77,28 @@ pub fn contain<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
 
 /// `future`, each poll of it a contained scope: a panic unwinds out of the
 /// task that awaits this, for tokio's harness to catch, instead of aborting.
-pub async fn contained<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    std::future::poll_fn(|cx| {
+/// A plain struct future, not an `async fn`: an `async fn` would keep its
+/// argument and its pinned copy side by side, twice the wrapped future's
+/// size in every connection's task.
+pub fn contained<F: Future>(future: F) -> Contained<F> {
+    Contained { future }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`contained`].
+    pub struct Contained<F> {
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Future for Contained<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let _scope = Scope::enter();
-        future.as_mut().poll(cx)
-    })
-    .await
+        self.project().future.poll(cx)
+    }
 }
 
 #[cfg(test)]

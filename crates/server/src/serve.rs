@@ -22,10 +22,9 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use portico_proto::http1::HeadLimits;
@@ -47,6 +46,7 @@ use crate::listener::{BoundListener, ListenAddress, ListenSocket, ListenerInfo, 
 use crate::log::{AccessLog, LogConfig};
 use crate::timeouts::Timeouts;
 use crate::uwsgi_conn::serve_uwsgi_connection;
+use crate::worker_conns::{Connection, Held, OpenConnections};
 use crate::write::SendFile;
 
 /// A task a process runs beside serving: made when the runtime starts,
@@ -139,7 +139,6 @@ pub fn serve(
     let reason = runtime.block_on(async move {
         let signals = stop_signals();
         let (stop_tx, stop_rx) = watch::channel(false);
-        let stop_notify = Arc::new(Notify::new());
         let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
         let log = Arc::new(AccessLog::new(options.log.clone()));
         let retire = Arc::new(Notify::new());
@@ -147,11 +146,7 @@ pub fn serve(
             .fair_accept
             .then(|| Gate::new(options.capacity, handoff.clone()));
         let turn = options.fair_accept.then(Turn::take).flatten().map(Arc::new);
-        let open = Arc::new(OpenConnections {
-            count: AtomicUsize::new(0),
-            limit: options.max_connections,
-            refusing: AtomicBool::new(false),
-        });
+        let open = OpenConnections::new(options.max_connections);
         tokio::spawn(handoff.clone().deliver());
         for task in &options.background {
             tokio::spawn(task());
@@ -174,14 +169,14 @@ pub fn serve(
                 gate: gate.clone(),
                 nginx_pages: options.nginx_pages,
                 timeouts,
-                stop: stop_notify.clone(),
+                shutdown: stop_rx.clone(),
                 spool: options.spool.clone(),
+                open: open.clone(),
             });
             tokio::spawn(accept_loop(
                 bound.socket,
                 ctx,
                 turn.clone(),
-                open.clone(),
                 stop_rx.clone(),
                 alive_tx.clone(),
             ));
@@ -202,8 +197,14 @@ pub fn serve(
             gate.stop();
         }
         let _ = stop_tx.send(true);
-        stop_notify.notify_waiters();
-        if tokio::time::timeout(options.shutdown_grace, alive_rx.recv())
+        open.close_idle();
+        // The accept loops end, then every connection (each counted until
+        // its task ends).
+        let finished = async {
+            let _ = alive_rx.recv().await;
+            open.all_closed().await;
+        };
+        if tokio::time::timeout(options.shutdown_grace, finished)
             .await
             .is_err()
         {
@@ -282,9 +283,9 @@ async fn accept_loop(
     socket: ListenSocket,
     ctx: Arc<ConnContext>,
     turn: Option<Arc<Turn>>,
-    open: Arc<OpenConnections>,
     mut stop: watch::Receiver<bool>,
-    alive: mpsc::Sender<()>,
+    // held until the loop ends: a graceful stop waits for it
+    _alive: mpsc::Sender<()>,
 ) -> io::Result<()> {
     let fd = socket.as_raw_fd();
     let unix = matches!(socket, ListenSocket::Unix(_));
@@ -332,17 +333,17 @@ async fn accept_loop(
             }
         }
         match accept_connection(fd, unix) {
-            Ok(conn) => {
+            Ok((conn, peer)) => {
                 if let Some(line) = trouble.succeeded(&ctx.listener.spec, Instant::now()) {
                     crate::logln!("{line}");
                 }
                 if let Some(t) = &turn {
                     t.accepted();
                 }
-                let Some(held) = open.admit(conn, &ctx.listener) else {
+                let Some(held) = ctx.open.admit(conn, &ctx.listener) else {
                     continue;
                 };
-                spawn_connection(held, &ctx, &stop, &alive);
+                spawn_connection(held, peer, &ctx);
                 if let Some(gate) = &ctx.gate {
                     // The new connection's first request (already there,
                     // with TCP_DEFER_ACCEPT) reaches the app or is queued
@@ -365,7 +366,7 @@ async fn accept_loop(
 
 /// accept4() one connection from the non-blocking listener `fd`, as a
 /// non-blocking, close-on-exec socket on the runtime.
-fn accept_connection(fd: RawFd, unix: bool) -> io::Result<Connection> {
+fn accept_connection(fd: RawFd, unix: bool) -> io::Result<(Connection, Option<SocketAddr>)> {
     use std::os::fd::FromRawFd;
     // SAFETY: accept4 on our listener writes at most `len` bytes of address
     // into the storage socket2 gives it.
@@ -387,7 +388,7 @@ fn accept_connection(fd: RawFd, unix: bool) -> io::Result<Connection> {
     if unix {
         // SAFETY: `conn` is a new descriptor that nothing else owns.
         let stream = unsafe { std::os::unix::net::UnixStream::from_raw_fd(conn) };
-        return UnixStream::from_std(stream).map(Connection::Unix);
+        return UnixStream::from_std(stream).map(|s| (Connection::Unix(s), None));
     }
     // SAFETY: `conn` is a new descriptor that nothing else owns.
     let stream = unsafe { std::net::TcpStream::from_raw_fd(conn) };
@@ -396,7 +397,7 @@ fn accept_connection(fd: RawFd, unix: bool) -> io::Result<Connection> {
             "accepted a connection with no peer address",
         ));
     };
-    TcpStream::from_std(stream).map(|s| Connection::Tcp(s, peer))
+    TcpStream::from_std(stream).map(|s| (Connection::Tcp(s), Some(peer)))
 }
 
 /// accept() errors that concern one connection (gone before it was taken),
@@ -456,161 +457,71 @@ fn local_address(listener: &ListenerInfo, stream: &TcpStream) -> Option<SocketAd
     }
 }
 
-/// An accepted connection on the runtime.
-enum Connection {
-    Tcp(TcpStream, SocketAddr),
-    Unix(UnixStream),
-    /// Taken by the task that serves it.
-    None,
-}
-
-/// The connections of this process, against `worker_connections`.
-struct OpenConnections {
-    count: AtomicUsize,
-    limit: usize,
-    /// Refusing now: logged once per episode.
-    refusing: AtomicBool,
-}
-
-/// An admitted connection: counted until its task ends.
-struct Held {
-    conn: Connection,
-    open: Arc<OpenConnections>,
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.open.count.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl OpenConnections {
-    /// Count `conn` in, or refuse it (and say so once per episode) when
-    /// the process already holds `limit` connections.
-    fn admit(self: &Arc<Self>, conn: Connection, listener: &ListenerInfo) -> Option<Held> {
-        let open = self.count.fetch_add(1, Ordering::Relaxed);
-        let held = Held {
-            conn,
-            open: self.clone(),
-        };
-        if self.limit == 0 || open < self.limit {
-            if self.refusing.swap(false, Ordering::Relaxed) {
-                crate::logln!("portico: accepting connections on {} again", listener.spec);
-            }
-            return Some(held);
-        }
-        if !self.refusing.swap(true, Ordering::Relaxed) {
-            crate::logln!(
-                "portico: {} worker_connections are not enough: refusing new connections on {} \
-                 until some close (logged once until then)",
-                self.limit,
-                listener.spec
-            );
-        }
-        refuse_connection(&held.conn, listener.wire);
-        None
-    }
-}
-
-/// Answer a connection over the limit without reading it, then close it:
-/// an HTTP client gets a 503 (one non-blocking send; a full socket buffer
-/// just means a plain close).
-fn refuse_connection(conn: &Connection, wire: Wire) {
-    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\
-        Content-Length: 24\r\nConnection: close\r\n\r\n503 Service Unavailable\n";
-    if wire != Wire::Http {
-        return;
-    }
-    // Read what already came (the request, with TCP_DEFER_ACCEPT), so the
-    // close is a FIN after the answer, not a reset that destroys it. Raw
-    // calls: the runtime has not seen this socket ready yet.
-    let fd = match conn {
-        Connection::Tcp(s, _) => s.as_raw_fd(),
-        Connection::Unix(s) => s.as_raw_fd(),
-        Connection::None => return,
+/// Serve one accepted connection (from `peer`) on its own task.
+fn spawn_connection(held: Held, peer: Option<SocketAddr>, ctx: &Arc<ConnContext>) {
+    let at = Ends {
+        peer,
+        local: match &held.conn {
+            Connection::Tcp(stream) => local_address(&ctx.listener, stream),
+            _ => None,
+        },
+        tls: None,
     };
-    let mut scratch = [0u8; 8192];
-    for _ in 0..8 {
-        // SAFETY: a non-blocking recv into our buffer on a socket we own.
-        let n = unsafe {
-            libc::recv(
-                fd,
-                scratch.as_mut_ptr().cast(),
-                scratch.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if n <= 0 {
-            break;
-        }
-    }
-    // SAFETY: a non-blocking send of a static buffer on a socket we own.
-    unsafe {
-        libc::send(
-            fd,
-            BUSY.as_ptr().cast(),
-            BUSY.len(),
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-        );
-    }
+    // A panic in a connection loses that connection only (panic_guard.rs).
+    tokio::spawn(crate::panic_guard::contained(connection_task(
+        held,
+        at,
+        ctx.clone(),
+    )));
 }
 
-/// Serve one accepted connection on its own task.
-fn spawn_connection(
-    held: Held,
-    ctx: &Arc<ConnContext>,
-    stop: &watch::Receiver<bool>,
-    alive: &mpsc::Sender<()>,
-) {
-    let ctx = ctx.clone();
-    let stop = stop.clone();
-    let alive = alive.clone();
+/// The task of one connection: its size is what every open connection
+/// costs in its task cell, idle ones included (`serve_tests.rs` pins it).
+/// A plain function returning an `async move` block (see
+/// [`serve_connection`]).
+fn connection_task(
+    mut held: Held,
+    at: Ends,
+    ctx: Arc<ConnContext>,
+) -> impl Future<Output = ()> + Send {
     let fresh = ctx.gate.as_ref().map(|g| g.provisional());
-    // A panic in a connection loses that connection only (panic_guard.rs).
-    tokio::spawn(crate::panic_guard::contained(async move {
-        let mut held = held;
-        let conn = std::mem::replace(&mut held.conn, Connection::None);
-        if let Some(fresh) = fresh {
-            let first_bytes = async {
-                let _ = match &conn {
-                    Connection::Tcp(s, _) => s.readable().await,
-                    Connection::Unix(s) => s.readable().await,
-                    Connection::None => Ok(()),
-                };
-            };
-            let _ = tokio::time::timeout(FIRST_BYTES_WAIT, first_bytes).await;
+    // Every capture is used in place (no local copies, the connection's
+    // two ends are lent, not moved): what is held across an await is in
+    // the future once.
+    async move {
+        if fresh.is_some() {
+            let _ = tokio::time::timeout(FIRST_BYTES_WAIT, first_bytes(&held.conn)).await;
             drop(fresh);
         }
-        match conn {
-            Connection::Tcp(mut stream, peer) => {
-                let local = local_address(&ctx.listener, &stream);
-                if let Some(tls) = ctx.listener.tls.clone() {
-                    // boxed: a plain connection's task does not carry TLS state
-                    Box::pin(serve_tls(stream, (peer, local), &tls, &ctx, stop)).await;
-                } else {
+        if let Some(tls) = &ctx.listener.tls {
+            if let Connection::Tcp(stream) = std::mem::replace(&mut held.conn, Connection::None) {
+                // boxed: a plain connection's task does not carry TLS state
+                Box::pin(serve_tls(stream, &at, tls, &ctx)).await;
+            }
+        } else {
+            match &mut held.conn {
+                Connection::Tcp(stream) => {
                     let (mut reader, mut writer) = stream.split();
-                    let at = Ends {
-                        peer: Some(peer),
-                        local,
-                        tls: None,
-                    };
-                    serve_stream(&mut reader, &mut writer, at, &ctx, stop).await;
+                    serve_stream(&mut reader, &mut writer, &at, &ctx).await;
                 }
+                Connection::Unix(stream) => {
+                    let (mut reader, mut writer) = stream.split();
+                    serve_stream(&mut reader, &mut writer, &at, &ctx).await;
+                }
+                Connection::None => {}
             }
-            Connection::Unix(mut stream) => {
-                let (mut reader, mut writer) = stream.split();
-                let at = Ends {
-                    peer: None,
-                    local: None,
-                    tls: None,
-                };
-                serve_stream(&mut reader, &mut writer, at, &ctx, stop).await;
-            }
-            Connection::None => {}
         }
         drop(held);
-        drop(alive);
-    }));
+    }
+}
+
+/// Resolves when the first bytes of a just-accepted connection are there.
+async fn first_bytes(conn: &Connection) {
+    let _ = match conn {
+        Connection::Tcp(s) => s.readable().await,
+        Connection::Unix(s) => s.readable().await,
+        Connection::None => Ok(()),
+    };
 }
 
 /// Handshake a TCP connection on a TLS listener, then serve it over the
@@ -618,13 +529,16 @@ fn spawn_connection(
 /// listeners with HTTP/2).
 async fn serve_tls(
     stream: TcpStream,
-    (peer, local): (SocketAddr, Option<SocketAddr>),
+    plain: &Ends,
     tls: &crate::tls::TlsListener,
     ctx: &Arc<ConnContext>,
-    stop: watch::Receiver<bool>,
 ) {
     let h2 = ctx.listener.http2;
-    let shaken = crate::tls::handshake(tls, stream, peer, local, stop.clone(), h2.is_some()).await;
+    let (Some(peer), local) = (plain.peer, plain.local) else {
+        return;
+    };
+    let stop = ctx.shutdown.clone();
+    let shaken = crate::tls::handshake(tls, stream, peer, local, stop, h2.is_some()).await;
     let Some((stream, facts)) = shaken else {
         return;
     };
@@ -636,11 +550,11 @@ async fn serve_tls(
     if let Some(settings) = h2
         && facts.alpn.as_deref() == Some(crate::tls::ALPN_H2)
     {
-        crate::h2::serve_h2(stream, at, ctx.clone(), stop, settings).await;
+        crate::h2::serve_h2(stream, at, ctx.clone(), ctx.shutdown.clone(), settings).await;
         return;
     }
     let (mut reader, mut writer) = tokio::io::split(stream);
-    serve_stream(&mut reader, &mut writer, at, ctx, stop).await;
+    serve_stream(&mut reader, &mut writer, &at, ctx).await;
 }
 
 pin_project_lite::pin_project! {
@@ -668,9 +582,8 @@ impl<H: Future<Output = ()>, U: Future<Output = ()>> Future for Serving<H, U> {
 fn serve_stream<'a, R, W>(
     reader: &'a mut R,
     writer: &'a mut W,
-    at: Ends,
+    at: &'a Ends,
     ctx: &'a Arc<ConnContext>,
-    stop: watch::Receiver<bool>,
 ) -> impl Future<Output = ()> + 'a
 where
     R: tokio::io::AsyncRead + Unpin,
@@ -678,10 +591,14 @@ where
 {
     match ctx.listener.wire {
         Wire::Http => Serving::Http {
-            inner: serve_connection(reader, writer, at, ctx, stop),
+            inner: serve_connection(reader, writer, at, ctx),
         },
         Wire::Uwsgi => Serving::Uwsgi {
             inner: serve_uwsgi_connection(reader, writer, at.peer, at.local, ctx),
         },
     }
 }
+
+#[cfg(test)]
+#[path = "serve_tests.rs"]
+mod tests;

@@ -89,8 +89,9 @@ fn context_with(
         gate: None,
         nginx_pages: false,
         timeouts,
-        stop: Arc::new(tokio::sync::Notify::new()),
+        shutdown: crate::worker_conns::never_stopping(),
         spool,
+        open: crate::worker_conns::OpenConnections::new(0),
     })
 }
 
