@@ -42,7 +42,7 @@ pub(crate) fn context_for(handler: Arc<dyn Handler>) -> ConnContext {
 /// The largest a connection's future may be: it is allocated for every
 /// open connection, idle ones included (issue 16's goal is 1 KiB per idle
 /// connection, all costs together).
-const MAX_CONNECTION_FUTURE: usize = 368;
+const MAX_CONNECTION_FUTURE: usize = 240;
 
 #[tokio::test]
 async fn a_connection_future_stays_small_because_requests_are_boxed() {

@@ -7,10 +7,10 @@ use crate::worker_conns::OpenConnections;
 /// The largest a connection task's future may be (the panic guard
 /// included): tokio allocates it for every open connection, idle ones
 /// included, in a task cell of 104 more bytes rounded up to 128 (the
-/// cell's alignment on x86-64): 536 bytes make a 640-byte cell, 537 a
-/// 768-byte one. Issue 16's goal is 1 KiB per idle connection, all costs
+/// cell's alignment on x86-64): 408 bytes make a 512-byte cell, 409 a
+/// 640-byte one. Issue 16's goal is 1 KiB per idle connection, all costs
 /// together (docs/design-notes.md §9 has the whole account).
-const MAX_TASK_FUTURE: usize = 536;
+const MAX_TASK_FUTURE: usize = 408;
 
 #[tokio::test]
 async fn a_connection_task_stays_small() {

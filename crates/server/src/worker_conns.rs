@@ -26,10 +26,12 @@ use std::num::NonZeroU64;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use tokio::net::{TcpStream, UnixStream};
+use tokio::time::Instant;
 
 use crate::listener::{ListenerInfo, Wire};
 
@@ -53,18 +55,86 @@ pub(crate) struct OpenConnections {
     idle: Mutex<IdleQueue>,
     /// Notified when the last connection closes.
     closed: tokio::sync::Notify,
+    /// Tells the sweeper an idle deadline earlier than its own came.
+    rearm: tokio::sync::Notify,
+    /// Itself, for spawning the sweeper.
+    me: Weak<OpenConnections>,
+    /// Tickets count milliseconds from here.
+    base: Instant,
 }
 
-/// The idle connections, oldest first: ticket (the order they went idle
-/// in) to the waker of their task. A ticket missing from `waiting` was
-/// drained (or never entered).
+/// The idle connections, oldest first, by idle timeout: ticket (the order
+/// they went idle in, with the millisecond they did in its high bits) to
+/// the waker of their task. A ticket missing from its class was drained,
+/// timed out (or never entered).
 #[derive(Default)]
 struct IdleQueue {
     /// The last ticket given.
     next: u64,
     /// The server stops: no connection stays idle any more.
     stopping: bool,
+    /// One per idle timeout in use (a few: `client_header_timeout`,
+    /// `keepalive_timeout`s): within one, tickets and deadlines are in the
+    /// same order, so each class's first entry is its next to time out.
+    classes: Vec<IdleClass>,
+    /// The sweeper runs.
+    sweeping: bool,
+    /// When the sweeper wakes next (ms from `base`).
+    armed: u64,
+}
+
+struct IdleClass {
+    timeout_ms: u64,
     waiting: BTreeMap<u64, Waker>,
+}
+
+/// A ticket's low bits: the order within one millisecond.
+const TICKET_SEQ_BITS: u32 = 16;
+
+impl IdleQueue {
+    fn len(&self) -> usize {
+        self.classes.iter().map(|c| c.waiting.len()).sum()
+    }
+
+    fn contains(&self, ticket: u64) -> bool {
+        self.classes.iter().any(|c| c.waiting.contains_key(&ticket))
+    }
+
+    fn remove(&mut self, ticket: u64) {
+        for class in &mut self.classes {
+            if class.waiting.remove(&ticket).is_some() {
+                return;
+            }
+        }
+    }
+
+    /// The oldest idle connection, out of the queue.
+    fn pop_oldest(&mut self) -> Option<Waker> {
+        let class = self
+            .classes
+            .iter_mut()
+            .filter_map(|c| c.waiting.first_key_value().map(|(t, _)| *t).zip(Some(c)))
+            .min_by_key(|(t, _)| *t)?
+            .1;
+        class.waiting.pop_first().map(|(_, w)| w)
+    }
+
+    /// Wake (and take out) every connection whose deadline is `now_ms` or
+    /// earlier; the earliest deadline left.
+    fn expire(&mut self, now_ms: u64) -> Option<u64> {
+        let mut earliest: Option<u64> = None;
+        for class in &mut self.classes {
+            while let Some(entry) = class.waiting.first_entry() {
+                let deadline = (*entry.key() >> TICKET_SEQ_BITS).saturating_add(class.timeout_ms);
+                if deadline > now_ms {
+                    earliest = Some(earliest.map_or(deadline, |e| e.min(deadline)));
+                    break;
+                }
+                entry.remove().wake();
+            }
+        }
+        earliest
+    }
 }
 
 /// An admitted connection: counted until its task ends.
@@ -92,19 +162,22 @@ enum Admission {
 impl OpenConnections {
     /// The connections of one worker, at most `limit` (0: no limit).
     pub(crate) fn new(limit: usize) -> Arc<OpenConnections> {
-        Arc::new(OpenConnections {
+        Arc::new_cyclic(|me| OpenConnections {
             count: AtomicUsize::new(0),
             limit,
             short: AtomicBool::new(false),
             idle: Mutex::new(IdleQueue::default()),
             closed: tokio::sync::Notify::new(),
+            rearm: tokio::sync::Notify::new(),
+            me: me.clone(),
+            base: Instant::now(),
         })
     }
 
     /// Idle connections now.
     #[cfg(test)]
     pub(crate) fn idle(&self) -> usize {
-        self.queue().waiting.len()
+        self.queue().len()
     }
 
     fn queue(&self) -> MutexGuard<'_, IdleQueue> {
@@ -113,6 +186,9 @@ impl OpenConnections {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX >> TICKET_SEQ_BITS)
+    }
     /// Count `conn` in; at the limit, make room by closing the oldest idle
     /// connections, or refuse it (HTTP: a 503) when none is idle. Each
     /// episode is logged once.
@@ -191,9 +267,13 @@ impl OpenConnections {
     pub(crate) fn close_idle(&self) {
         let mut queue = self.queue();
         queue.stopping = true;
-        for (_, waker) in std::mem::take(&mut queue.waiting) {
-            waker.wake();
+        for class in &mut queue.classes {
+            for (_, waker) in std::mem::take(&mut class.waiting) {
+                waker.wake();
+            }
         }
+        drop(queue);
+        self.rearm.notify_one();
     }
 
     /// Tell the oldest idle connections to close: an eighth of them, at
@@ -201,10 +281,10 @@ impl OpenConnections {
     /// many were told.
     fn drain(&self) -> usize {
         let mut queue = self.queue();
-        let n = (queue.waiting.len() / 8).clamp(1, DRAIN_AT_MOST);
+        let n = (queue.len() / 8).clamp(1, DRAIN_AT_MOST);
         let mut told = 0;
         while told < n {
-            let Some((_, waker)) = queue.waiting.pop_first() else {
+            let Some(waker) = queue.pop_oldest() else {
                 break;
             };
             waker.wake();
@@ -212,63 +292,134 @@ impl OpenConnections {
         }
         told
     }
+
+    /// Enter the idle queue with `timeout`: the ticket, or `None` when the
+    /// server stops. Starts the sweeper if none runs (on the runtime).
+    fn enter(&self, timeout: Duration, waker: &Waker) -> Option<NonZeroU64> {
+        let now_ms = self.now_ms();
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let mut queue = self.queue();
+        if queue.stopping {
+            return None;
+        }
+        let ticket = (queue.next + 1).max(now_ms << TICKET_SEQ_BITS);
+        queue.next = ticket;
+        let class = match queue
+            .classes
+            .iter()
+            .position(|c| c.timeout_ms == timeout_ms)
+        {
+            Some(i) => i,
+            None => {
+                queue.classes.push(IdleClass {
+                    timeout_ms,
+                    waiting: BTreeMap::new(),
+                });
+                queue.classes.len() - 1
+            }
+        };
+        queue.classes[class].waiting.insert(ticket, waker.clone());
+        let deadline = (ticket >> TICKET_SEQ_BITS).saturating_add(timeout_ms);
+        if !queue.sweeping {
+            // (No runtime: a unit test of the queue alone.)
+            if let (Some(me), Ok(runtime)) =
+                (self.me.upgrade(), tokio::runtime::Handle::try_current())
+            {
+                queue.sweeping = true;
+                queue.armed = deadline;
+                runtime.spawn(sweep(me));
+            }
+        } else if deadline < queue.armed {
+            queue.armed = deadline;
+            drop(queue);
+            self.rearm.notify_one();
+        }
+        NonZeroU64::new(ticket)
+    }
 }
 
-/// Resolves when this connection, idle, was chosen to close to make room
-/// for a new one (never, with no limit). Enters the idle queue when first
-/// polled and leaves it when dropped: create it when the connection starts
-/// waiting for a request, drop it when bytes arrive.
+/// The worker's idle timer: closes the idle connections whose timeout has
+/// passed (as nginx's timer tree does), so that an idle connection's task
+/// holds no timer of its own (docs/design-notes.md §9). Runs while any
+/// connection is idle; [`OpenConnections::enter`] starts it again.
+async fn sweep(open: Arc<OpenConnections>) {
+    loop {
+        let rearmed = open.rearm.notified();
+        tokio::pin!(rearmed);
+        rearmed.as_mut().enable();
+        let next = {
+            let now_ms = open.now_ms();
+            let mut queue = open.queue();
+            match queue.expire(now_ms) {
+                Some(next) => {
+                    queue.armed = next;
+                    next
+                }
+                None => {
+                    queue.sweeping = false;
+                    return;
+                }
+            }
+        };
+        let at = open.base + Duration::from_millis(next);
+        tokio::select! {
+            _ = tokio::time::sleep_until(at) => {}
+            _ = rearmed => {}
+        }
+    }
+}
+
+/// Resolves when this connection, idle, must close: its idle timeout
+/// passed, its slot was needed for a new connection, or the server stops.
+/// Enters the idle queue when made and leaves it when dropped: make it when
+/// the connection starts waiting for a request, drop it when bytes arrive.
 pub(crate) struct Reusable<'a> {
     open: &'a OpenConnections,
-    /// Its place in the queue, once entered (tickets start at 1).
+    /// Its place in the queue (`None`: the server stops).
     ticket: Option<NonZeroU64>,
 }
 
 impl<'a> Reusable<'a> {
-    pub(crate) fn new(open: &'a OpenConnections) -> Self {
-        Reusable { open, ticket: None }
+    /// Idle from now, for at most `timeout`. (Must be made on the runtime:
+    /// it may start the worker's idle timer.)
+    pub(crate) fn enter(open: &'a OpenConnections, timeout: Duration) -> Self {
+        let ticket = open.enter(timeout, Waker::noop());
+        Reusable { open, ticket }
     }
 
-    /// True if the connection was drained while it was idle (its slot is
-    /// given away: close it even if a request has just arrived, as nginx).
+    /// True if the connection is out of the queue: timed out or drained
+    /// while it was idle (drained: its slot is given away, close it even if
+    /// a request has just arrived, as nginx).
     pub(crate) fn drained(&self) -> bool {
         self.ticket
-            .is_some_and(|t| !self.open.queue().waiting.contains_key(&t.get()))
+            .is_none_or(|t| !self.open.queue().contains(t.get()))
     }
 }
 
 impl Future for Reusable<'_> {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(t) = self.ticket else {
+            return Poll::Ready(());
+        };
         let mut queue = self.open.queue();
-        match self.ticket {
-            None if queue.stopping => Poll::Ready(()),
-            None => {
-                queue.next += 1;
-                let ticket = queue.next;
-                queue.waiting.insert(ticket, cx.waker().clone());
-                drop(queue);
-                self.ticket = NonZeroU64::new(ticket);
-                Poll::Pending
-            }
-            Some(t) => match queue.waiting.get_mut(&t.get()) {
-                Some(waker) => {
-                    if !waker.will_wake(cx.waker()) {
-                        waker.clone_from(cx.waker());
-                    }
-                    Poll::Pending
+        for class in &mut queue.classes {
+            if let Some(waker) = class.waiting.get_mut(&t.get()) {
+                if !waker.will_wake(cx.waker()) {
+                    waker.clone_from(cx.waker());
                 }
-                None => Poll::Ready(()),
-            },
+                return Poll::Pending;
+            }
         }
+        Poll::Ready(())
     }
 }
 
 impl Drop for Reusable<'_> {
     fn drop(&mut self) {
         if let Some(t) = self.ticket {
-            self.open.queue().waiting.remove(&t.get());
+            self.open.queue().remove(t.get());
         }
     }
 }
@@ -355,7 +506,9 @@ mod tests {
         let open = OpenConnections::new(3);
         fill(&open, 3);
         let wakes: Vec<Arc<WakeCount>> = (0..3).map(|_| Arc::default()).collect();
-        let mut idle: Vec<Reusable<'_>> = (0..3).map(|_| Reusable::new(&open)).collect();
+        let mut idle: Vec<Reusable<'_>> = (0..3)
+            .map(|_| Reusable::enter(&open, Duration::from_secs(75)))
+            .collect();
         for (r, w) in idle.iter_mut().zip(&wakes) {
             assert!(poll_counting(r, w).is_pending());
         }
@@ -377,7 +530,7 @@ mod tests {
         assert!(matches!(open.make_room(), Admission::Full));
         // a connection that stopped being idle is not drained
         let w = Arc::new(WakeCount::default());
-        let mut r = Reusable::new(&open);
+        let mut r = Reusable::enter(&open, Duration::from_secs(75));
         assert!(poll_counting(&mut r, &w).is_pending());
         drop(r);
         assert_eq!(open.idle(), 0);
@@ -389,7 +542,9 @@ mod tests {
         let open = OpenConnections::new(400);
         fill(&open, 400);
         let w = Arc::new(WakeCount::default());
-        let mut idle: Vec<Reusable<'_>> = (0..400).map(|_| Reusable::new(&open)).collect();
+        let mut idle: Vec<Reusable<'_>> = (0..400)
+            .map(|_| Reusable::enter(&open, Duration::from_secs(75)))
+            .collect();
         for r in &mut idle {
             assert!(poll_counting(r, &w).is_pending());
         }
@@ -404,7 +559,7 @@ mod tests {
     fn without_a_limit_none_is_drained() {
         let open = OpenConnections::new(0);
         let w = Arc::new(WakeCount::default());
-        let mut r = Reusable::new(&open);
+        let mut r = Reusable::enter(&open, Duration::from_secs(75));
         assert!(poll_counting(&mut r, &w).is_pending());
         fill(&open, 10_000);
         assert!(!r.drained());
@@ -414,7 +569,9 @@ mod tests {
     fn a_stop_wakes_every_idle_connection_and_keeps_new_ones_from_waiting() {
         let open = OpenConnections::new(0);
         let w = Arc::new(WakeCount::default());
-        let mut idle: Vec<Reusable<'_>> = (0..3).map(|_| Reusable::new(&open)).collect();
+        let mut idle: Vec<Reusable<'_>> = (0..3)
+            .map(|_| Reusable::enter(&open, Duration::from_secs(75)))
+            .collect();
         for r in &mut idle {
             assert!(poll_counting(r, &w).is_pending());
         }
@@ -423,7 +580,72 @@ mod tests {
         for r in &mut idle {
             assert!(poll_counting(r, &w).is_ready());
         }
-        let mut late = Reusable::new(&open);
+        let mut late = Reusable::enter(&open, Duration::from_secs(75));
         assert!(poll_counting(&mut late, &w).is_ready());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_connection_is_woken_when_its_timeout_passes() {
+        let open = OpenConnections::new(0);
+        let start = Instant::now();
+        let mut idle = Reusable::enter(&open, Duration::from_secs(5));
+        (&mut idle).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
+        assert!(idle.drained(), "out of the queue");
+        assert_eq!(open.idle(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shorter_timeout_entered_later_wakes_first() {
+        let open = OpenConnections::new(0);
+        let start = Instant::now();
+        let long = Reusable::enter(&open, Duration::from_secs(75));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut short = Reusable::enter(&open, Duration::from_secs(2));
+        (&mut short).await;
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(3),
+            "the sweeper was rearmed"
+        );
+        assert!(!long.drained());
+        let mut long = long;
+        (&mut long).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(75));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_timer_stops_with_no_idle_connection_and_starts_again() {
+        let open = OpenConnections::new(0);
+        let left = Reusable::enter(&open, Duration::from_secs(1));
+        drop(left);
+        assert_eq!(open.idle(), 0);
+        // the sweeper wakes at 1 s, finds nothing and ends
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(!open.queue().sweeping);
+        let start = Instant::now();
+        let mut later = Reusable::enter(&open, Duration::from_secs(10));
+        (&mut later).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(10));
+        assert_eq!(open.idle(), 0);
+    }
+
+    #[test]
+    fn the_oldest_idle_connection_is_drained_whatever_its_timeout() {
+        let open = OpenConnections::new(3);
+        fill(&open, 3);
+        let w = Arc::new(WakeCount::default());
+        let mut idle = [
+            Reusable::enter(&open, Duration::from_secs(75)),
+            Reusable::enter(&open, Duration::from_secs(60)),
+            Reusable::enter(&open, Duration::from_secs(75)),
+        ];
+        for r in &mut idle {
+            assert!(poll_counting(r, &w).is_pending());
+        }
+        assert!(matches!(open.make_room(), Admission::Drained(1)));
+        assert!(matches!(open.make_room(), Admission::Drained(1)));
+        let drained: Vec<bool> = idle.iter().map(Reusable::drained).collect();
+        assert_eq!(drained, [true, true, false]);
     }
 }
