@@ -18,6 +18,7 @@
 //! [`Response`]: crate::handler::Response
 //! [`Version::Http2`]: portico_proto::http1::Version::Http2
 
+mod cork;
 mod guard;
 mod io;
 mod request;
@@ -26,6 +27,7 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -96,95 +98,120 @@ pub(crate) async fn serve_h2<T>(
         counter: guard::FrameCounter::new(io::PREFACE.len()),
         trip: trip.clone(),
     };
-    let handshake = builder(&settings).handshake::<_, Bytes>(io);
-    let mut conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-        Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => {
-            crate::logln!("portico: HTTP/2 handshake with {peer_shown} failed: {e}");
-            return;
+    // Writes wait in the cork until the driver has nothing more to do.
+    let (io, uncork) = cork::cork(io);
+    let driver = async move {
+        let handshake = builder(&settings).handshake::<_, Bytes>(io);
+        let mut conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => {
+                crate::logln!("portico: HTTP/2 handshake with {peer_shown} failed: {e}");
+                return;
+            }
+            Err(_) => return,
+        };
+        let shared = Arc::new(stream::Shared {
+            ctx,
+            peer,
+            local,
+            peer_shown,
+            tls,
+            chunk_size: settings.chunk_size.clamp(1024, 1 << 20) as usize,
+            trip: trip.clone(),
+        });
+        let mut stop_gone = false;
+        let mut streams: JoinSet<()> = JoinSet::new();
+        let mut stopping = *stop.borrow();
+        if stopping {
+            conn.graceful_shutdown();
         }
-        Err(_) => return,
-    };
-    let shared = Arc::new(stream::Shared {
-        ctx,
-        peer,
-        local,
-        peer_shown,
-        tls,
-        chunk_size: settings.chunk_size.clamp(1024, 1 << 20) as usize,
-        trip: trip.clone(),
-    });
-    let mut stop_gone = false;
-    let mut streams: JoinSet<()> = JoinSet::new();
-    let mut stopping = *stop.borrow();
-    if stopping {
-        conn.graceful_shutdown();
-    }
-    let idle = tokio::time::sleep(settings.idle_timeout);
-    tokio::pin!(idle);
-    let stop_deadline = tokio::time::sleep(Duration::from_secs(86_400 * 365));
-    tokio::pin!(stop_deadline);
-    loop {
-        tokio::select! {
-            accepted = conn.accept() => match accepted {
-                Some(Ok((request, respond))) => {
-                    trip.accepted();
-                    streams.spawn(stream::serve_stream(shared.clone(), request, respond));
-                }
-                Some(Err(e)) => {
-                    if !e.is_io() && !e.is_go_away() {
-                        crate::logln!("portico: HTTP/2 connection from {} closed: {e}", shared.peer_shown);
+        // When the last stream ended; the idle timer is moved on lazily from it.
+        let mut last_done = tokio::time::Instant::now();
+        let idle = tokio::time::sleep(settings.idle_timeout);
+        tokio::pin!(idle);
+        let stop_deadline = tokio::time::sleep(Duration::from_secs(86_400 * 365));
+        tokio::pin!(stop_deadline);
+        loop {
+            tokio::select! {
+                accepted = conn.accept() => match accepted {
+                    Some(Ok((request, respond))) => {
+                        trip.accepted();
+                        // Polled once here first: a stream answered at once (a
+                        // static file, a cached page, a refusal) ends without a
+                        // task of its own; only one that waits is spawned.
+                        let mut fut = Box::pin(stream::serve_stream(shared.clone(), request, respond));
+                        let ready = std::future::poll_fn(|cx| {
+                            std::task::Poll::Ready(fut.as_mut().poll(cx).is_ready())
+                        })
+                        .await;
+                        if ready {
+                            last_done = tokio::time::Instant::now();
+                        } else {
+                            streams.spawn(fut);
+                        }
                     }
-                    break;
+                    Some(Err(e)) => {
+                        if !e.is_io() && !e.is_go_away() {
+                            crate::logln!("portico: HTTP/2 connection from {} closed: {e}", shared.peer_shown);
+                        }
+                        break;
+                    }
+                    None => break,
+                },
+                Some(_) = streams.join_next(), if !streams.is_empty() => {
+                    if streams.is_empty() {
+                        last_done = tokio::time::Instant::now();
+                        idle.as_mut().reset(last_done + settings.idle_timeout);
+                    }
                 }
-                None => break,
-            },
-            Some(_) = streams.join_next(), if !streams.is_empty() => {
-                if streams.is_empty() {
-                    idle.as_mut().reset(tokio::time::Instant::now() + settings.idle_timeout);
-                }
-            }
-            _ = &mut idle, if streams.is_empty() && !stopping => {
-                // nginx's http2_idle_timeout: GOAWAY, then close.
-                stopping = true;
-                conn.graceful_shutdown();
-            }
-            changed = stop.changed(), if !stopping && !stop_gone => {
-                if changed.is_err() {
-                    // The runtime is going away with its stop sender.
-                    stop_gone = true;
-                } else if *stop.borrow() {
+                _ = &mut idle, if streams.is_empty() && !stopping => {
+                    if last_done + settings.idle_timeout > tokio::time::Instant::now() {
+                        // A stream answered at once since the timer was set.
+                        idle.as_mut().reset(last_done + settings.idle_timeout);
+                        continue;
+                    }
+                    // nginx's http2_idle_timeout: GOAWAY, then close.
                     stopping = true;
                     conn.graceful_shutdown();
-                    stop_deadline.as_mut().reset(tokio::time::Instant::now() + STOP_GRACE);
+                }
+                changed = stop.changed(), if !stopping && !stop_gone => {
+                    if changed.is_err() {
+                        // The runtime is going away with its stop sender.
+                        stop_gone = true;
+                    } else if *stop.borrow() {
+                        stopping = true;
+                        conn.graceful_shutdown();
+                        stop_deadline.as_mut().reset(tokio::time::Instant::now() + STOP_GRACE);
+                    }
+                }
+                _ = trip.tripped() => {
+                    crate::logln!(
+                        "portico: HTTP/2 flood from {} (control frames or reset streams), connection closed",
+                        shared.peer_shown
+                    );
+                    conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(1),
+                        std::future::poll_fn(|cx| conn.poll_closed(cx)),
+                    )
+                    .await;
+                    break;
+                }
+                _ = &mut stop_deadline, if stopping => {
+                    conn.abrupt_shutdown(h2::Reason::NO_ERROR);
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(1),
+                        std::future::poll_fn(|cx| conn.poll_closed(cx)),
+                    )
+                    .await;
+                    break;
                 }
             }
-            _ = trip.tripped() => {
-                crate::logln!(
-                    "portico: HTTP/2 flood from {} (control frames or reset streams), connection closed",
-                    shared.peer_shown
-                );
-                conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(1),
-                    std::future::poll_fn(|cx| conn.poll_closed(cx)),
-                )
-                .await;
-                break;
-            }
-            _ = &mut stop_deadline, if stopping => {
-                conn.abrupt_shutdown(h2::Reason::NO_ERROR);
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(1),
-                    std::future::poll_fn(|cx| conn.poll_closed(cx)),
-                )
-                .await;
-                break;
-            }
         }
-    }
-    // The connection is closed: `h2` ends it only once no stream is in
-    // flight, or it failed; nothing is left for the stream tasks to send.
-    streams.abort_all();
-    while streams.join_next().await.is_some() {}
+        // The connection is closed: `h2` ends it only once no stream is in
+        // flight, or it failed; nothing is left for the stream tasks to send.
+        streams.abort_all();
+        while streams.join_next().await.is_some() {}
+    };
+    cork::uncorking(driver, uncork).await;
 }
