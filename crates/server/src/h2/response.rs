@@ -61,6 +61,8 @@ pub(super) fn head(response: &Response, is_head: bool) -> Head {
     let mut head = http::Response::new(());
     *head.status_mut() = status;
     let fields = head.headers_mut();
+    // Room for every field at once (growing the map rehashes it).
+    fields.reserve(response.headers.len() + 3);
     let drop_length = response.status < 200 || response.status == 204;
     let (mut has_server, mut has_date) = (false, false);
     let mut length = None;

@@ -149,7 +149,13 @@ impl Req<'_> {
         if access_log::logs(config) {
             response.meta.log_tag = self.engine.logs.hold(self.log_record());
         }
-        if own {
+        let relative_location = || {
+            response
+                .headers
+                .iter()
+                .any(|(n, v)| n.eq_ignore_ascii_case(b"location") && v.first() == Some(&b'/'))
+        };
+        if own && relative_location() {
             let base = headers::redirect_base(
                 self.facts.scheme,
                 &self.redirect_host(),

@@ -93,7 +93,7 @@ pub(crate) fn text_response(status: u16, content_type: String, body: Vec<u8>) ->
 /// `ngx_http_set_exten` + `ngx_http_set_content_type`).
 pub(crate) fn type_for(uri: &[u8], config: &LocationConfig) -> String {
     if let Some(ext) = extension(uri).and_then(|e| std::str::from_utf8(e).ok()) {
-        let found = if config.types.by_extension.is_empty() {
+        let found = if config.types.is_empty() {
             BUILTIN_TYPES
                 .iter()
                 .find(|(e, _)| e.eq_ignore_ascii_case(ext))

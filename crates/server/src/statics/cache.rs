@@ -1,7 +1,8 @@
 //! The open-file/content cache of the static handler: small files are kept
 //! in memory, keyed by path and trusted only while the file's size and
 //! mtime (from the `stat` done on every request anyway) are unchanged, so a
-//! changed file is noticed on the next request.
+//! changed file is noticed on the next request. The file's validators
+//! (ETag, Last-Modified) are kept with it, formatted once.
 
 use std::collections::HashMap;
 use std::fs::{File, Metadata};
@@ -11,6 +12,8 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+use super::conditional::Validators;
+
 /// Files up to this size are cached in memory; larger ones use sendfile.
 pub(crate) const MAX_CACHED_FILE: u64 = 64 * 1024;
 
@@ -19,6 +22,7 @@ pub(crate) const MAX_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 struct Entry {
     bytes: Bytes,
+    validators: Validators,
     len: u64,
     mtime: Option<SystemTime>,
 }
@@ -30,18 +34,21 @@ pub(crate) struct ContentCache {
 }
 
 impl ContentCache {
-    /// The cached content, if the file is unchanged since it was read.
-    pub(crate) fn get(&self, path: &Path, meta: &Metadata) -> Option<Bytes> {
+    /// The cached content and validators, if the file is unchanged since
+    /// it was read.
+    pub(crate) fn get(&self, path: &Path, meta: &Metadata) -> Option<(Bytes, Validators)> {
         let entry = self.entries.get(path)?;
         (entry.len == meta.len() && entry.mtime == meta.modified().ok())
-            .then(|| entry.bytes.clone())
+            .then(|| (entry.bytes.clone(), entry.validators.clone()))
     }
 
-    /// Read and keep a small file; `None` if it is too big to cache.
+    /// Read and keep a small file with its `validators`; `None` if it is
+    /// too big to cache.
     pub(crate) fn insert(
         &mut self,
         path: &Path,
         meta: &Metadata,
+        validators: &Validators,
         file: &File,
     ) -> io::Result<Option<Bytes>> {
         if meta.len() > MAX_CACHED_FILE {
@@ -63,6 +70,7 @@ impl ContentCache {
             path.to_path_buf(),
             Entry {
                 bytes: bytes.clone(),
+                validators: validators.clone(),
                 len: meta.len(),
                 mtime: meta.modified().ok(),
             },

@@ -438,19 +438,15 @@ fn types(ctx: &mut Ctx, layer: &mut Layer, d: &Directive) -> Result<(), NginxErr
     let table = layer.types.get_or_insert_with(MimeTypes::default);
     for entry in d.children.iter().flatten() {
         for ext in entry.values() {
-            let ext = ext.to_ascii_lowercase();
-            match table.by_extension.iter_mut().find(|(e, _)| *e == ext) {
-                Some((_, old)) => {
-                    let previous = std::mem::replace(old, entry.name.clone());
-                    ctx.warn(
-                        entry,
-                        &format!(
-                            "duplicate extension \"{ext}\", content type: \"{}\", previous content type: \"{previous}\"",
-                            entry.name
-                        ),
-                    );
-                }
-                None => table.by_extension.push((ext, entry.name.clone())),
+            if let Some(previous) = table.insert(ext, entry.name.clone()) {
+                let ext = ext.to_ascii_lowercase();
+                ctx.warn(
+                    entry,
+                    &format!(
+                        "duplicate extension \"{ext}\", content type: \"{}\", previous content type: \"{previous}\"",
+                        entry.name
+                    ),
+                );
             }
         }
     }

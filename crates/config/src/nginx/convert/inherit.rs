@@ -75,13 +75,11 @@ pub(super) struct Layer {
 /// nginx's built-in MIME table, used when no `types {}` is set anywhere
 /// (`ngx_http_core_default_types`).
 pub(super) fn builtin_types() -> MimeTypes {
-    MimeTypes {
-        by_extension: vec![
-            ("html".into(), "text/html".into()),
-            ("gif".into(), "image/gif".into()),
-            ("jpg".into(), "image/jpeg".into()),
-        ],
-    }
+    MimeTypes::of([
+        ("html", "text/html"),
+        ("gif", "image/gif"),
+        ("jpg", "image/jpeg"),
+    ])
 }
 
 /// The configuration above `http {}`: nginx's defaults, with `root html`
