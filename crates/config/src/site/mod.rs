@@ -482,6 +482,12 @@ pub struct LocationConfig {
     pub types: Arc<MimeTypes>,
     pub default_type: String,
     pub gzip_static: bool,
+    /// `open_file_cache max=N` (`None`: off, nginx's default): a static
+    /// file's metadata is looked up at most once per
+    /// [`LocationConfig::open_file_cache_valid`], at most N paths kept.
+    pub open_file_cache: Option<usize>,
+    /// `open_file_cache_valid` (60s).
+    pub open_file_cache_valid: Duration,
     pub autoindex: bool,
     pub access_log: Vec<AccessLogTarget>,
     pub uwsgi_params: Vec<UwsgiParam>,
@@ -567,6 +573,8 @@ impl Default for LocationConfig {
             types: Arc::new(MimeTypes::default()),
             default_type: "text/plain".to_string(),
             gzip_static: false,
+            open_file_cache: None,
+            open_file_cache_valid: Duration::from_secs(60),
             autoindex: false,
             access_log: Vec::new(),
             uwsgi_params: Vec::new(),

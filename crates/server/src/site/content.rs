@@ -264,7 +264,15 @@ fn static_content<'s>(req: &mut Req<'s>) -> Done<'s> {
         Ok(path) => path,
         Err(status) => return Done::Special(status, Vec::new()),
     };
-    let meta = match fs::metadata(&path) {
+    let config = req.loc.config;
+    let meta = match config.open_file_cache {
+        Some(max) => req
+            .engine
+            .file_meta
+            .metadata(&path, max, config.open_file_cache_valid),
+        None => fs::metadata(&path),
+    };
+    let meta = match meta {
         Ok(meta) => meta,
         Err(e) => {
             log_open_error(req, &path, &e);

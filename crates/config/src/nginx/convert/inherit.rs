@@ -46,6 +46,9 @@ pub(super) struct Layer {
     pub types: Option<MimeTypes>,
     pub default_type: Option<String>,
     pub gzip_static: Option<bool>,
+    /// `open_file_cache`: `Some(None)` is `off`.
+    pub open_file_cache: Option<Option<usize>>,
+    pub open_file_cache_valid: Option<Duration>,
     pub autoindex: Option<bool>,
     pub access_log: Option<Vec<AccessLogTarget>>,
     pub uwsgi_params: Option<Vec<UwsgiParam>>,
@@ -136,6 +139,8 @@ impl Layer {
             },
             default_type: pick(&self.default_type, &parent.default_type),
             gzip_static: pick(&self.gzip_static, &parent.gzip_static),
+            open_file_cache: pick(&self.open_file_cache, &parent.open_file_cache),
+            open_file_cache_valid: pick(&self.open_file_cache_valid, &parent.open_file_cache_valid),
             autoindex: pick(&self.autoindex, &parent.autoindex),
             access_log: pick(&self.access_log, &parent.access_log),
             uwsgi_params: pick(&self.uwsgi_params, &parent.uwsgi_params),
