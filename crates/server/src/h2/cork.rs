@@ -117,14 +117,19 @@ impl<T: AsyncWrite + Unpin> Uncork<T> {
     }
 }
 
-/// Runs the driver `fut`, writing out the buffer whenever it waits.
+/// How long what is left in the buffer when the driver ends may take to
+/// go out (a graceful end has already written it: `h2` shuts the I/O down).
+const LAST_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Runs the driver `fut`, writing out the buffer whenever it waits, and
+/// what is left of it once the driver ends.
 pub(super) async fn uncorking<F, T>(fut: F, uncork: Uncork<T>) -> F::Output
 where
     F: std::future::Future,
     T: AsyncWrite + Unpin,
 {
     tokio::pin!(fut);
-    std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
+    let out = std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
         Poll::Ready(out) => Poll::Ready(out),
         Poll::Pending => {
             // Pending here only means the socket is full: the task is
@@ -133,7 +138,10 @@ where
             Poll::Pending
         }
     })
-    .await
+    .await;
+    let _ =
+        tokio::time::timeout(LAST_DRAIN, std::future::poll_fn(|cx| uncork.poll_drain(cx))).await;
+    out
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Corked<T> {
