@@ -189,7 +189,12 @@ pub(crate) async fn serve_h2_by<T>(
                         })
                         .await;
                         if ready {
-                            last_done = Some(tokio::time::Instant::now());
+                            let now = tokio::time::Instant::now();
+                            if last_done.replace(now).is_none() {
+                                // Off client_header_timeout's first deadline
+                                // once; later answers move it on lazily.
+                                idle.as_mut().reset(now + settings.idle_timeout);
+                            }
                         } else {
                             streams.spawn(fut);
                         }
