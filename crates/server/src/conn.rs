@@ -39,7 +39,7 @@ use crate::timeouts::{SendTimeout, Timeouts};
 use crate::write::SendFile;
 
 /// The read buffer of a connection with a request in hand.
-const READ_BUFFER: usize = 8 * 1024;
+pub(crate) const READ_BUFFER: usize = 8 * 1024;
 
 /// Bytes read on the stack while a connection idles: the first read of a
 /// request head lands here and only then is a read buffer allocated.
@@ -186,8 +186,9 @@ pub(crate) async fn read_some<R: AsyncRead + Unpin>(
         return reader.read_buf(rbuf).await;
     }
     poll_fn(|cx| {
-        let mut stack = [0u8; IDLE_READ];
-        let mut buf = ReadBuf::new(&mut stack);
+        // Uninitialized: zeroing 4 KiB on every poll cost more than the read.
+        let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); IDLE_READ];
+        let mut buf = ReadBuf::uninit(&mut stack);
         match Pin::new(&mut *reader).poll_read(cx, &mut buf) {
             Poll::Ready(Ok(())) => {
                 let got = buf.filled();
@@ -217,7 +218,8 @@ pub(crate) struct Ends {
     pub tls: Option<Arc<crate::tls::TlsFacts>>,
 }
 
-/// Serve requests on one connection until it closes.
+/// Serve requests on one connection until it closes. `initial`: what was
+/// read from it already (the first request, read as it was accepted).
 ///
 /// A plain function returning an `async move` block rather than an `async
 /// fn`: the block uses its captures in place, where an `async fn` would
@@ -229,6 +231,7 @@ pub(crate) fn serve_connection<'a, R, W>(
     ends: Ends,
     ctx: &'a Arc<ConnContext>,
     shutdown: watch::Receiver<bool>,
+    initial: BytesMut,
 ) -> impl std::future::Future<Output = ()> + 'a
 where
     R: AsyncRead + Unpin,
@@ -237,7 +240,7 @@ where
     async move {
         // Only what an idle connection needs lives here; the rest is made
         // per request (serve_request, boxed).
-        let mut rbuf = BytesMut::new();
+        let mut rbuf = initial;
         let mut fresh = true;
         let mut served: u64 = 0;
         // nginx: a new connection's first byte is due within client_header_timeout.
@@ -473,7 +476,12 @@ where
         clock,
     );
     if !done.persist {
-        let _ = writer.shutdown().await;
+        // A plain socket's close sends the FIN itself; the shutdown() call
+        // is needed before a lingering read (the client must see the end
+        // while it still sends) and on TLS (close_notify).
+        if done.unread_body || writer.needs_shutdown() {
+            let _ = writer.shutdown().await;
+        }
         if done.unread_body {
             Box::pin(linger_for(reader, UNREAD_BODY_LINGER_MAX)).await;
         }

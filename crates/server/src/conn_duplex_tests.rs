@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::{mpsc, watch};
 
@@ -95,7 +95,15 @@ where
             local: None,
             tls: None,
         };
-        serve_connection(&mut reader, &mut writer, ends, ctx, shutdown).await;
+        serve_connection(
+            &mut reader,
+            &mut writer,
+            ends,
+            ctx,
+            shutdown,
+            BytesMut::new(),
+        )
+        .await;
     };
     tokio::join!(server, client(client_end, stop));
 }
@@ -452,7 +460,15 @@ async fn uwsgi_exchange(ctx: &ConnContext, input: Vec<u8>) -> String {
     let (mut client, server_end) = tokio::io::duplex(64 * 1024);
     let server = async move {
         let (mut reader, mut writer) = tokio::io::split(server_end);
-        crate::uwsgi_conn::serve_uwsgi_connection(&mut reader, &mut writer, None, None, ctx).await;
+        crate::uwsgi_conn::serve_uwsgi_connection(
+            &mut reader,
+            &mut writer,
+            None,
+            None,
+            ctx,
+            BytesMut::new(),
+        )
+        .await;
     };
     let client = async move {
         send(&mut client, &input).await;

@@ -15,6 +15,13 @@
 //! re-resolution) are spawned before the first accept and end with the
 //! runtime.
 //!
+//! A connection is read as soon as it is accepted (with TCP_DEFER_ACCEPT its
+//! request is there already) and served in place, inside the accept loop:
+//! a request the app answers at once (one Python thread, the app run in
+//! place) on a socket that never has to wait costs no task, no epoll
+//! registration and no wake-up (`lazy_socket.rs`). A connection that has to
+//! wait, at any point, goes on as a task of its own.
+//!
 //! A failing `accept()` (out of descriptors) pauses that loop briefly and is
 //! logged once per episode, with its count when accepting works again
 //! (`accept_errors.rs`).
@@ -26,12 +33,14 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use portico_proto::http1::HeadLimits;
-use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
-use tokio::net::{TcpStream, UnixStream};
+use tokio::io::{Interest, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc, watch};
 
@@ -43,6 +52,7 @@ use crate::gate::{FIRST_BYTES_WAIT, Gate};
 use crate::handler::Handler;
 use crate::handoff::Handoff;
 use crate::hooks::WorkerHooks;
+use crate::lazy_socket::LazySocket;
 use crate::listener::{BoundListener, ListenAddress, ListenSocket, ListenerInfo, Wire};
 use crate::log::{AccessLog, LogConfig};
 use crate::timeouts::Timeouts;
@@ -360,9 +370,9 @@ async fn accept_loop(
 }
 
 /// accept4() one connection from the non-blocking listener `fd`, as a
-/// non-blocking, close-on-exec socket on the runtime.
+/// non-blocking, close-on-exec socket (not on the event loop yet).
 fn accept_connection(fd: RawFd, unix: bool) -> io::Result<Connection> {
-    use std::os::fd::FromRawFd;
+    use std::os::fd::{FromRawFd, OwnedFd};
     // SAFETY: accept4 on our listener writes at most `len` bytes of address
     // into the storage socket2 gives it.
     let (conn, addr) = unsafe {
@@ -380,19 +390,17 @@ fn accept_connection(fd: RawFd, unix: bool) -> io::Result<Connection> {
             }
         })
     }?;
-    if unix {
-        // SAFETY: `conn` is a new descriptor that nothing else owns.
-        let stream = unsafe { std::os::unix::net::UnixStream::from_raw_fd(conn) };
-        return UnixStream::from_std(stream).map(Connection::Unix);
-    }
     // SAFETY: `conn` is a new descriptor that nothing else owns.
-    let stream = unsafe { std::net::TcpStream::from_raw_fd(conn) };
+    let sock = LazySocket::new(unsafe { OwnedFd::from_raw_fd(conn) });
+    if unix {
+        return Ok(Connection::Unix(sock));
+    }
     let Some(peer) = addr.as_socket() else {
         return Err(io::Error::other(
             "accepted a connection with no peer address",
         ));
     };
-    TcpStream::from_std(stream).map(|s| Connection::Tcp(s, peer))
+    Ok(Connection::Tcp(sock, peer))
 }
 
 /// accept() errors that concern one connection (gone before it was taken),
@@ -445,19 +453,60 @@ fn prepare_listener(socket: &ListenSocket) {
 /// The local address of a connection accepted on `listener`: the
 /// listener's own, unless it is bound to a wildcard address (then the
 /// kernel is asked, once per connection).
-fn local_address(listener: &ListenerInfo, stream: &TcpStream) -> Option<SocketAddr> {
+fn local_address(listener: &ListenerInfo, sock: &LazySocket) -> Option<SocketAddr> {
     match &listener.addr {
         ListenAddress::Tcp(addr) if !addr.ip().is_unspecified() => Some(*addr),
-        _ => stream.local_addr().ok(),
+        _ => socket2::SockRef::from(sock)
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket()),
     }
 }
 
-/// An accepted connection on the runtime.
+/// An accepted connection.
 enum Connection {
-    Tcp(TcpStream, SocketAddr),
-    Unix(UnixStream),
-    /// Taken by the task that serves it.
+    Tcp(LazySocket, SocketAddr),
+    Unix(LazySocket),
+    /// Taken by the future that serves it.
     None,
+}
+
+impl Connection {
+    fn socket(&self) -> Option<&LazySocket> {
+        match self {
+            Connection::Tcp(s, _) | Connection::Unix(s) => Some(s),
+            Connection::None => None,
+        }
+    }
+}
+
+/// What a just-accepted connection had to say.
+enum FirstRead {
+    /// Its first bytes (with TCP_DEFER_ACCEPT, usually the whole request).
+    Bytes(BytesMut),
+    /// Nothing yet.
+    Nothing,
+    /// It is closed or broken already.
+    Gone,
+}
+
+/// Read what a just-accepted connection sent, without waiting.
+fn read_first(sock: &LazySocket) -> FirstRead {
+    let mut buf = BytesMut::with_capacity(crate::conn::READ_BUFFER);
+    let mut read = ReadBuf::uninit(buf.spare_capacity_mut());
+    match sock.recv(&mut read) {
+        Ok(()) => {
+            let n = read.filled().len();
+            if n == 0 {
+                return FirstRead::Gone;
+            }
+            // SAFETY: recv initialized the first `n` bytes of the spare capacity.
+            unsafe { buf.set_len(n) };
+            FirstRead::Bytes(buf)
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => FirstRead::Nothing,
+        Err(_) => FirstRead::Gone,
+    }
 }
 
 /// The connections of this process, against `worker_connections`.
@@ -520,10 +569,8 @@ fn refuse_connection(conn: &Connection, wire: Wire) {
     // Read what already came (the request, with TCP_DEFER_ACCEPT), so the
     // close is a FIN after the answer, not a reset that destroys it. Raw
     // calls: the runtime has not seen this socket ready yet.
-    let fd = match conn {
-        Connection::Tcp(s, _) => s.as_raw_fd(),
-        Connection::Unix(s) => s.as_raw_fd(),
-        Connection::None => return,
+    let Some(fd) = conn.socket().map(|s| s.as_raw_fd()) else {
+        return;
     };
     let mut scratch = [0u8; 8192];
     for _ in 0..8 {
@@ -551,62 +598,89 @@ fn refuse_connection(conn: &Connection, wire: Wire) {
     }
 }
 
-/// Serve one accepted connection on its own task.
+/// Serve one accepted connection: read what it sent and serve it in place;
+/// only a connection that has to wait (for its client, for the app, for a
+/// full socket buffer) goes on as a task of its own.
 fn spawn_connection(
-    held: Held,
+    mut held: Held,
     ctx: &Arc<ConnContext>,
     stop: &watch::Receiver<bool>,
     alive: &mpsc::Sender<()>,
 ) {
+    // A TLS connection's first bytes are its handshake's: left to rustls.
+    let first = match held.conn.socket() {
+        Some(sock) if ctx.listener.tls.is_none() => read_first(sock),
+        _ => FirstRead::Nothing,
+    };
+    let (initial, waiting) = match first {
+        FirstRead::Bytes(bytes) => (bytes, false),
+        FirstRead::Nothing => (BytesMut::new(), true),
+        FirstRead::Gone => return,
+    };
     let ctx = ctx.clone();
     let stop = stop.clone();
     let alive = alive.clone();
-    let fresh = ctx.gate.as_ref().map(|g| g.provisional());
+    // Counted as work until its first bytes are there (gate.rs).
+    let fresh = ctx
+        .gate
+        .as_ref()
+        .filter(|_| waiting)
+        .map(|g| g.provisional());
     // A panic in a connection loses that connection only (panic_guard.rs).
-    tokio::spawn(crate::panic_guard::contained(async move {
-        let mut held = held;
+    let mut serving = Box::pin(crate::panic_guard::contained(async move {
         let conn = std::mem::replace(&mut held.conn, Connection::None);
         if let Some(fresh) = fresh {
-            let first_bytes = async {
-                let _ = match &conn {
-                    Connection::Tcp(s, _) => s.readable().await,
-                    Connection::Unix(s) => s.readable().await,
-                    Connection::None => Ok(()),
-                };
-            };
-            let _ = tokio::time::timeout(FIRST_BYTES_WAIT, first_bytes).await;
+            if let Some(sock) = conn.socket() {
+                let _ = tokio::time::timeout(FIRST_BYTES_WAIT, sock.readable()).await;
+            }
             drop(fresh);
         }
         match conn {
-            Connection::Tcp(mut stream, peer) => {
-                let local = local_address(&ctx.listener, &stream);
+            Connection::Tcp(sock, peer) => {
+                let local = local_address(&ctx.listener, &sock);
                 if let Some(tls) = ctx.listener.tls.clone() {
-                    // boxed: a plain connection's task does not carry TLS state
+                    let stream = std::net::TcpStream::from(sock.into_fd());
+                    let Ok(stream) = TcpStream::from_std(stream) else {
+                        return;
+                    };
+                    // boxed: a plain connection's future does not carry TLS state
                     Box::pin(serve_tls(stream, (peer, local), &tls, &ctx, stop)).await;
                 } else {
-                    let (mut reader, mut writer) = stream.split();
+                    let (mut reader, mut writer) = sock.split();
                     let at = Ends {
                         peer: Some(peer),
                         local,
                         tls: None,
                     };
-                    serve_stream(&mut reader, &mut writer, at, &ctx, stop).await;
+                    serve_stream(&mut reader, &mut writer, at, &ctx, stop, initial).await;
                 }
             }
-            Connection::Unix(mut stream) => {
-                let (mut reader, mut writer) = stream.split();
+            Connection::Unix(sock) => {
+                let (mut reader, mut writer) = sock.split();
                 let at = Ends {
                     peer: None,
                     local: None,
                     tls: None,
                 };
-                serve_stream(&mut reader, &mut writer, at, &ctx, stop).await;
+                serve_stream(&mut reader, &mut writer, at, &ctx, stop, initial).await;
             }
             Connection::None => {}
         }
         drop(held);
         drop(alive);
     }));
+    // In place first: a request that is all there, answered at once on a
+    // socket that takes the answer, ends here. Whatever waits was
+    // registered with this throwaway waker; the task's first poll (spawning
+    // polls it at once) registers its own.
+    if serving
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+        .is_ready()
+    {
+        return;
+    }
+    tokio::spawn(serving);
 }
 
 /// Handshake a TCP connection on a TLS listener, then serve it over the
@@ -636,7 +710,7 @@ async fn serve_tls(
         return;
     }
     let (mut reader, mut writer) = tokio::io::split(stream);
-    serve_stream(&mut reader, &mut writer, at, ctx, stop).await;
+    serve_stream(&mut reader, &mut writer, at, ctx, stop, BytesMut::new()).await;
 }
 
 pin_project_lite::pin_project! {
@@ -667,6 +741,7 @@ fn serve_stream<'a, R, W>(
     at: Ends,
     ctx: &'a Arc<ConnContext>,
     stop: watch::Receiver<bool>,
+    initial: BytesMut,
 ) -> impl Future<Output = ()> + 'a
 where
     R: tokio::io::AsyncRead + Unpin,
@@ -674,10 +749,10 @@ where
 {
     match ctx.listener.wire {
         Wire::Http => Serving::Http {
-            inner: serve_connection(reader, writer, at, ctx, stop),
+            inner: serve_connection(reader, writer, at, ctx, stop, initial),
         },
         Wire::Uwsgi => Serving::Uwsgi {
-            inner: serve_uwsgi_connection(reader, writer, at.peer, at.local, ctx),
+            inner: serve_uwsgi_connection(reader, writer, at.peer, at.local, ctx, initial),
         },
     }
 }

@@ -32,20 +32,22 @@ use crate::exchange::{Logged, ResponseFraming, exchange, finish};
 use crate::handler::{Request, RequestSource};
 use crate::listener::Wire;
 
-/// Serve the one request of a uwsgi connection, then close it. (Boxed:
-/// the connection's task stays as small as an idle HTTP connection's.)
+/// Serve the one request of a uwsgi connection, then close it. `initial`:
+/// what was read from it already (as it was accepted). (Boxed: the
+/// connection's task stays as small as an idle HTTP connection's.)
 pub(crate) async fn serve_uwsgi_connection<R, W>(
     reader: &mut R,
     writer: &mut W,
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
     ctx: &ConnContext,
+    initial: BytesMut,
 ) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + crate::write::SendFile + Unpin,
 {
     let mut writer = crate::timeouts::SendTimeout::new(writer, ctx.timeouts.send);
-    Box::pin(serve_uwsgi(reader, &mut writer, peer, local, ctx)).await;
+    Box::pin(serve_uwsgi(reader, &mut writer, peer, local, ctx, initial)).await;
 }
 
 async fn serve_uwsgi<R, W>(
@@ -54,11 +56,12 @@ async fn serve_uwsgi<R, W>(
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
     ctx: &ConnContext,
+    initial: BytesMut,
 ) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + crate::write::SendFile + Unpin,
 {
-    let mut rbuf = BytesMut::new();
+    let mut rbuf = initial;
     let mut out = Vec::new();
     let from = peer_text(peer);
     let Some(mut packet) = read_packet(
@@ -207,7 +210,10 @@ async fn serve_uwsgi<R, W>(
             clock,
         );
     }
-    let _ = writer.shutdown().await;
+    // A plain socket's close sends the FIN itself (write.rs, `needs_shutdown`).
+    if writer.needs_shutdown() {
+        let _ = writer.shutdown().await;
+    }
 }
 
 /// The protocol of the response's status line: `HTTP/1.0` for a request that
