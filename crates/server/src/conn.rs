@@ -207,8 +207,33 @@ pub(crate) async fn read_some<R: AsyncRead + Unpin>(
 
 /// The client's address as logs show it.
 pub(crate) fn peer_text(peer: Option<SocketAddr>) -> String {
-    peer.map(|p| p.ip().to_string()).unwrap_or_default()
+    match peer {
+        // By hand: `Display` through the formatter cost ~1,300 instructions
+        // per request (callgrind), this about a tenth.
+        Some(SocketAddr::V4(v4)) => {
+            let mut text = String::with_capacity(15);
+            for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    text.push('.');
+                }
+                if octet >= 100 {
+                    text.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    text.push(char::from(b'0' + octet / 10 % 10));
+                }
+                text.push(char::from(b'0' + octet % 10));
+            }
+            text
+        }
+        Some(p) => p.ip().to_string(),
+        None => String::new(),
+    }
 }
+
+/// Room for a small response's head and body: the response buffer grows
+/// once at most for the usual answer, not once per header line.
+pub(crate) const RESPONSE_BUFFER: usize = 512;
 
 /// The two ends of a connection (`None` on a unix socket) and what its
 /// TLS handshake settled (`None`: plain).
@@ -358,7 +383,7 @@ where
     } = conn;
     let mut writer = SendTimeout::new(writer, ctx.timeouts.send);
     let writer = &mut writer;
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(RESPONSE_BUFFER);
     let out = &mut out;
     let peer_shown = peer_text(peer);
     let peer_shown = peer_shown.as_str();

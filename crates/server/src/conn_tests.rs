@@ -91,3 +91,23 @@ async fn an_idle_read_allocates_its_buffer_only_when_bytes_arrive() {
     assert_eq!(&rbuf[..], b"GET / HTTP/1.1\r\n");
     assert!(rbuf.capacity() >= READ_BUFFER);
 }
+
+#[test]
+fn peer_text_writes_addresses_as_display_does() {
+    for addr in [
+        "0.0.0.0:1",
+        "1.2.3.4:80",
+        "10.20.30.40:1",
+        "127.0.0.1:9",
+        "100.199.255.9:2",
+        "255.255.255.255:65535",
+        "[::1]:80",
+        "[2001:db8::7]:443",
+    ] {
+        let Ok(peer) = addr.parse::<SocketAddr>() else {
+            panic!("{addr}");
+        };
+        assert_eq!(peer_text(Some(peer)), peer.ip().to_string());
+    }
+    assert_eq!(peer_text(None), "");
+}

@@ -62,7 +62,7 @@ async fn serve_uwsgi<R, W>(
     W: AsyncWrite + crate::write::SendFile + Unpin,
 {
     let mut rbuf = initial;
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(crate::conn::RESPONSE_BUFFER);
     let from = peer_text(peer);
     let Some(mut packet) = read_packet(
         reader,
