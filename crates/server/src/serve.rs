@@ -672,12 +672,15 @@ fn spawn_connection(
     // In place first: a request that is all there, answered at once on a
     // socket that takes the answer, ends here. Whatever waits was
     // registered with this throwaway waker; the task's first poll (spawning
-    // polls it at once) registers its own.
-    if serving
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-        .is_ready()
-    {
+    // polls it at once) registers its own. A panic in that poll is caught
+    // here, as tokio's harness would catch it in the connection's task: it
+    // loses this connection (dropped with the future), not the accept loop.
+    let polled = crate::panic_guard::contain(|| {
+        serving
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+    });
+    if !matches!(polled, Ok(std::task::Poll::Pending)) {
         return;
     }
     tokio::spawn(serving);
