@@ -12,6 +12,7 @@ import signal
 import ssl
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -193,8 +194,24 @@ def http_get(url, timeout=1.0):
         return None, b""
 
 
-def wait_ready(servers, url, timeout=30.0, poll=0.01):
-    """Poll url every `poll` s until it answers 200 or a server dies.
+def h2_get(url, timeout=1.0):
+    """http_get over HTTP/2 (curl --http2, ALPN h2): for a server that
+    answers HTTP/2 only (granian --http 2), which urllib cannot ask."""
+    assert url.startswith(f"https://{LOOPBACK}:"), url
+    with tempfile.NamedTemporaryFile() as body:
+        try:
+            p = subprocess.run(["curl", "-sk", "--http2", "--max-time", str(timeout),
+                                "-o", body.name, "-w", "%{http_code}", url],
+                               capture_output=True, text=True, timeout=timeout + 5)
+        except subprocess.TimeoutExpired:
+            return None, b""
+        status = int(p.stdout) if p.stdout.isdigit() and p.stdout != "000" else None
+        return status, body.read()
+
+
+def wait_ready(servers, url, timeout=30.0, poll=0.01, get=None):
+    """Poll url every `poll` s until it answers 200 or a server dies
+    (with `get`, e.g. h2_get, instead of http_get).
 
     Returns (seconds from the first server's start to the first 200,
     last status, last body). Raises RuntimeError on death or time-out.
@@ -208,7 +225,7 @@ def wait_ready(servers, url, timeout=30.0, poll=0.01):
                 raise RuntimeError(
                     f"{s.name} exited with code {s.proc.returncode} before "
                     f"answering; log tail:\n{s.log_tail()}")
-        last = http_get(url, timeout=1.0)
+        last = (get or http_get)(url, timeout=1.0)
         if last[0] == 200:
             return time.monotonic() - t0, last[0], last[1]
         time.sleep(poll)
@@ -223,8 +240,9 @@ class Prober:
     at all, so a server that serves only some of its connections (one per
     worker, say) would look fast; the probes show new clients starving."""
 
-    def __init__(self, url, interval=0.5, timeout=3.0):
+    def __init__(self, url, interval=0.5, timeout=3.0, get=None):
         self.url, self.interval, self.timeout = url, interval, timeout
+        self.get = get or http_get
         self.latencies, self.failures = [], 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -232,7 +250,7 @@ class Prober:
     def _run(self):
         while not self._stop.wait(self.interval):
             t0 = time.monotonic()
-            status, _ = http_get(self.url, timeout=self.timeout)
+            status, _ = self.get(self.url, timeout=self.timeout)
             if status is not None and 200 <= status < 300:
                 self.latencies.append(time.monotonic() - t0)
             elif not self._stop.is_set():

@@ -47,6 +47,8 @@ DESCRIPTIONS = {
                    "portico -c vs nginx + uwsgi on one nginx.conf with listen ssl",
     "https-static-4k": "a 4 KiB static file over HTTPS, one nginx.conf (listen ssl): "
                        "portico -c vs nginx",
+    "h2-hello": "hello over HTTP/2 on TLS (ALPN h2, h2load): portico --https --http2, "
+                "granian --http 2 --ssl, portico -c vs nginx + uwsgi on listen ssl http2",
     "idle-rss": "RSS of the whole server tree at rest, per worker (lower is better)",
     "idle-conns": "memory per idle keep-alive connection, 8,000 of them: portico vs nginx (lower is better)",
     "startup": "time from exec to the first 200 on the hello app (lower is better)",
@@ -136,11 +138,16 @@ def _check_gzip(stack):
     return None
 
 
+def _getter(stack):
+    """How the stack is checked and probed: over HTTP/2 if it speaks only that."""
+    return procs.h2_get if getattr(stack, "h2_only", False) else None
+
+
 def _start(stack, timeout=60.0):
     for s in stack.servers:
         if not getattr(s, "shared", False):
             s.start()
-    return wait_ready(stack.servers, stack.url, timeout=timeout)
+    return wait_ready(stack.servers, stack.url, timeout=timeout, get=_getter(stack))
 
 
 def _stop(stack):
@@ -156,10 +163,17 @@ def _h2load_clients(opts):
     return max(1, opts.connections // 4), 10
 
 
+# load_row's h2_url for "the stack's own URL" (known once the stack is made)
+SAME_URL = "same"
+
+
 def load_row(scen, make_stack, opts, portico, show_mb=False, headers=(), h2_url=None):
     """One throughput row; with `h2_url`, measured with h2load over HTTP/2
-    on that URL (the stack's own URL, HTTP/1.1, still checks readiness)."""
+    on that URL (the stack's own URL, HTTP/1.1, still checks readiness,
+    unless the stack speaks HTTP/2 only); SAME_URL: the stack's own URL."""
     stack = make_stack()
+    if h2_url == SAME_URL:
+        h2_url = stack.url
     row = _row(scen, stack, opts)
     row["unit"], row["show_mb"] = "req/s", show_mb
     if not _portico_gate(row, stack, portico):
@@ -179,7 +193,7 @@ def load_row(scen, make_stack, opts, portico, show_mb=False, headers=(), h2_url=
             clients, streams = _h2load_clients(opts)
             warm, _ = run_h2load(h2_url, max(1, int(opts.warmup)), clients, streams)
         with RssSampler([s.pid for s in stack.servers], 0.2) as rss, \
-                Prober(stack.url) as probe:
+                Prober(stack.url, get=_getter(stack)) as probe:
             before = _usage(stack)
             if h2_url is None:
                 res, argv = run_wrk(stack.url, opts.duration, opts.connections,
@@ -273,6 +287,35 @@ def _static_stack(stack, d, fname):
     return stack
 
 
+def _conf_static_rows(scen, ctx, opts, portico, fname, show_mb=False, headers=(),
+                      http_extra="", gzip=False, tls=False, http2=False, h2c=False):
+    """The rows of a scenario serving one file of the static dir through ONE
+    generated nginx.conf (`root` holding static/), `portico -c` vs nginx:
+    conf-static-*, gzip-json (`http_extra` gzip lines, `gzip`: the answer
+    must come gzipped), https-static-4k (`tls`), h2-static-4k (`tls` and
+    `http2`: `listen ... ssl http2`, h2load on it) and h2c-static-4k (`h2c`:
+    a second `listen ... http2` address, h2load on it)."""
+    d = _static_dir(opts)
+    pair = S.tls_pair(ctx) if tls else None
+    h2_port = S.free_port() if h2c else None
+    conf, cdir, port = S.site_conf(ctx, scen, f"        root {os.path.dirname(d)};",
+                                   http_extra, tls=pair, h2_port=h2_port, http2=http2)
+    scheme = "https" if tls else "http"
+    h2_url = None
+    if h2c:
+        h2_url = f"http://{procs.LOOPBACK}:{h2_port}/static/{fname}"
+    elif http2:
+        h2_url = f"https://{procs.LOOPBACK}:{port}/static/{fname}"
+
+    def stack(mk):
+        st = _static_stack(mk(), d, fname)
+        st.gzip = gzip
+        return st
+    return [load_row(scen, lambda mk=mk: stack(mk), opts, portico, show_mb=show_mb,
+                     headers=headers, h2_url=h2_url)
+            for mk in S.conf_static_stacks(ctx, conf, cdir, port, fname, scheme)]
+
+
 def run_scenario(scen, ctx, opts, portico):
     if scen in ("hello", "flask"):
         return [load_row(scen, mk, opts, portico) for mk in S.app_servers(ctx, scen)]
@@ -280,36 +323,30 @@ def run_scenario(scen, ctx, opts, portico):
         return [load_row(scen, mk, opts, portico, headers=("Connection: close",))
                 for mk in S.close_servers(ctx)]
     if scen in ("conf-static-4k", "conf-static-1m"):
-        d = _static_dir(opts)
         fname = "4k.bin" if scen == "conf-static-4k" else "1m.bin"
-        conf, cdir, port = S.static_site_conf(ctx, scen, d)
-        return [load_row(scen, lambda mk=mk: _static_stack(mk(), d, fname), opts, portico,
-                         show_mb=True)
-                for mk in S.conf_static_stacks(ctx, conf, cdir, port, fname)]
+        return _conf_static_rows(scen, ctx, opts, portico, fname, show_mb=True)
     if scen == "gzip-json":
-        d = _static_dir(opts)
-        fname = _json_file(d)
-        conf, cdir, port = S.gzip_site_conf(ctx, scen, d)
-
-        def gzipped(mk):
-            stack = _static_stack(mk(), d, fname)
-            stack.gzip = True
-            return stack
-        return [load_row(scen, lambda mk=mk: gzipped(mk), opts, portico,
-                         headers=("Accept-Encoding: gzip",))
-                for mk in S.conf_static_stacks(ctx, conf, cdir, port, fname)]
+        extra = ("    gzip on;\n    gzip_types application/json;\n"
+                 "    gzip_comp_level 1;\n    gzip_min_length 20;\n")
+        return _conf_static_rows(scen, ctx, opts, portico, _json_file(_static_dir(opts)),
+                                 http_extra=extra, gzip=True,
+                                 headers=("Accept-Encoding: gzip",))
     if scen == "https-static-4k":
-        d = _static_dir(opts)
-        tls = S.tls_pair(ctx)
-        conf, cdir, port = S.static_site_conf(ctx, scen, d, tls=tls)
-        return [load_row(scen, lambda mk=mk: _static_stack(mk(), d, "4k.bin"), opts, portico)
-                for mk in S.conf_static_stacks(ctx, conf, cdir, port, "4k.bin", "https")]
+        return _conf_static_rows(scen, ctx, opts, portico, "4k.bin", tls=True)
     if scen == "https-hello":
         tls = S.tls_pair(ctx)
         rows = [load_row(scen, lambda: S.portico_https(ctx, tls), opts, portico),
                 load_row(scen, lambda: S.granian_https(ctx, tls), opts, portico)]
         conf, cdir, port, sock = S.app_site_conf(ctx, scen, tls=tls)
         return rows + [load_row(scen, mk, opts, portico)
+                       for mk in S.app_site_stacks(ctx, conf, cdir, port, sock, "https")]
+    if scen == "h2-hello":
+        tls = S.tls_pair(ctx)
+        rows = [load_row(scen, lambda f=f: f(ctx, tls, http2=True), opts, portico,
+                         h2_url=SAME_URL)
+                for f in (S.portico_https, S.granian_https)]
+        conf, cdir, port, sock = S.app_site_conf(ctx, scen, tls=tls, http2=True)
+        return rows + [load_row(scen, mk, opts, portico, h2_url=SAME_URL)
                        for mk in S.app_site_stacks(ctx, conf, cdir, port, sock, "https")]
     if scen == "stack":
         return [load_row(scen, mk, opts, portico)
@@ -326,23 +363,10 @@ def run_scenario(scen, ctx, opts, portico):
                          opts, portico, show_mb=True)
                 for f in (S.portico_static, S.nginx_static)]
     if scen == "h2c-static-4k":
-        d = _static_dir(opts)
-        h2_port = S.free_port()
-        conf, cdir, port = S.site_conf(ctx, scen, f"        root {os.path.dirname(d)};",
-                                       h2_port=h2_port)
-        h2_url = f"http://{procs.LOOPBACK}:{h2_port}/static/4k.bin"
-        return [load_row(scen, lambda mk=mk: _static_stack(mk(), d, "4k.bin"), opts, portico,
-                         show_mb=True, h2_url=h2_url)
-                for mk in S.conf_static_stacks(ctx, conf, cdir, port, "4k.bin")]
+        return _conf_static_rows(scen, ctx, opts, portico, "4k.bin", show_mb=True, h2c=True)
     if scen == "h2-static-4k":
-        d = _static_dir(opts)
-        tls = S.tls_pair(ctx)
-        conf, cdir, port = S.site_conf(ctx, scen, f"        root {os.path.dirname(d)};",
-                                       tls=tls, http2=True)
-        h2_url = f"https://{procs.LOOPBACK}:{port}/static/4k.bin"
-        return [load_row(scen, lambda mk=mk: _static_stack(mk(), d, "4k.bin"), opts, portico,
-                         show_mb=True, h2_url=h2_url)
-                for mk in S.conf_static_stacks(ctx, conf, cdir, port, "4k.bin", "https")]
+        return _conf_static_rows(scen, ctx, opts, portico, "4k.bin", show_mb=True,
+                                 tls=True, http2=True)
     if scen == "h2c-stack":
         h2_port = S.free_port()
         conf, cdir, port, sock = S.app_site_conf(ctx, scen, h2_port=h2_port)

@@ -54,6 +54,8 @@ class Stack:
         self.portico_conf = portico_conf
         # the generated nginx.conf this stack serves, if any (for the JSON)
         self.conf = conf or portico_conf
+        # the server answers HTTP/2 only: checked and probed with curl --http2
+        self.h2_only = False
 
     def command_lines(self):
         return [shlex.join(s.argv) for s in self.servers]
@@ -340,20 +342,6 @@ def portico_conf_server(ctx, conf, extra=()):
     return ctx.server("portico", argv, signal.SIGINT)
 
 
-def static_site_conf(ctx, name, static_dir, tls=None):
-    """conf-static-*: `server { listen; root DIR; }`, DIR holding static/
-    (https-static-4k: `listen ... ssl` with the run's certificate)."""
-    return site_conf(ctx, name, f"        root {os.path.dirname(static_dir)};", tls=tls)
-
-
-def gzip_site_conf(ctx, name, static_dir):
-    """gzip-json: conf-static's server, with gzip on for JSON at nginx's
-    default level (1) written out."""
-    extra = ("    gzip on;\n    gzip_types application/json;\n"
-             "    gzip_comp_level 1;\n    gzip_min_length 20;\n")
-    return site_conf(ctx, name, f"        root {os.path.dirname(static_dir)};", extra)
-
-
 def conf_static_stacks(ctx, conf, d, port, fname, scheme="http"):
     url = f"{scheme}://{LOOPBACK}:{port}/static/{fname}"
     return [
@@ -364,17 +352,17 @@ def conf_static_stacks(ctx, conf, d, port, fname, scheme="http"):
     ]
 
 
-def app_site_conf(ctx, name, tls=None, h2_port=None):
+def app_site_conf(ctx, name, tls=None, h2_port=None, http2=False):
     """stack: the seeds' front end, `uwsgi_pass unix:SOCK` for every URI
-    (https-hello: on a `listen ... ssl`; h2c-stack: plus a `listen ... http2`).
-    Returns (conf, dir, port, sock)."""
+    (https-hello: on a `listen ... ssl`; h2-hello: `listen ... ssl http2`;
+    h2c-stack: plus a `listen ... http2`). Returns (conf, dir, port, sock)."""
     d = os.path.join(ctx.tmpdir, name)
     sock = os.path.join(d, "app.sock")
     body = ("        location / {\n"
             "            include uwsgi_params;\n"
             f"            uwsgi_pass unix:{sock};\n"
             "        }")
-    conf, d, port = site_conf(ctx, name, body, tls=tls, h2_port=h2_port)
+    conf, d, port = site_conf(ctx, name, body, tls=tls, h2_port=h2_port, http2=http2)
     shutil.copyfile(NGINX_UWSGI_PARAMS, os.path.join(d, "uwsgi_params"))
     os.chmod(os.path.join(d, "uwsgi_params"), 0o644)
     return conf, d, port, sock
@@ -441,20 +429,27 @@ def tls_lines(tls, http2=False):
             "        ssl_session_cache shared:SSL:10m;")
 
 
-def portico_https(ctx, tls):
+def portico_https(ctx, tls, http2=False):
+    """`portico --https` (h2-hello: plus `--http2`, ALPN h2 beside http/1.1)."""
     cert, key = tls
     f, _, path, expect = APPS["hello"]
     port = free_port()
     argv = [ctx.portico_bin, "--https", f"{LOOPBACK}:{port},{cert},{key}",
             "--wsgi-file", os.path.join(APPS_DIR, f),
             "--processes", str(ctx.workers), "--disable-logging"]
-    return Stack("portico --https", [ctx.server("portico", argv, signal.SIGINT)],
+    needs = ["--https", "--wsgi-file", "--processes", "--disable-logging"]
+    if http2:
+        argv.append("--http2")
+        needs.append("--http2")
+    return Stack("portico --https --http2" if http2 else "portico --https",
+                 [ctx.server("portico", argv, signal.SIGINT)],
                  f"https://{LOOPBACK}:{port}{path}", expect,
-                 needs_portico=["--https", "--wsgi-file", "--processes", "--disable-logging"],
-                 is_portico=True)
+                 needs_portico=needs, is_portico=True)
 
 
-def granian_https(ctx, tls):
+def granian_https(ctx, tls, http2=False):
+    """Granian with TLS (h2-hello: `--http 2`, which answers HTTP/2 only,
+    so the stack is checked and probed over HTTP/2: `h2_only`)."""
     cert, key = tls
     _, mod, path, expect = APPS["hello"]
     port = free_port()
@@ -463,8 +458,13 @@ def granian_https(ctx, tls):
             "--blocking-threads", "1", "--no-access-log",
             "--ssl-certificate", cert, "--ssl-keyfile", key,
             "--working-dir", APPS_DIR, f"{mod}:app"]
-    return Stack("granian --ssl", [ctx.server("granian", argv, signal.SIGINT)],
-                 f"https://{LOOPBACK}:{port}{path}", expect)
+    if http2:
+        argv[-3:-3] = ["--http", "2"]
+    stack = Stack("granian --http 2 --ssl" if http2 else "granian --ssl",
+                  [ctx.server("granian", argv, signal.SIGINT)],
+                  f"https://{LOOPBACK}:{port}{path}", expect)
+    stack.h2_only = http2
+    return stack
 
 
 # ---- proxy_pass to Granian: one nginx.conf, portico -c vs nginx -----------

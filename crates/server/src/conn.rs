@@ -40,7 +40,7 @@ use crate::worker_conns::Reusable;
 use crate::write::SendFile;
 
 /// The read buffer of a connection with a request in hand.
-const READ_BUFFER: usize = 8 * 1024;
+pub(crate) const READ_BUFFER: usize = 8 * 1024;
 
 /// Bytes read on the stack while a connection idles: the first read of a
 /// request head lands here and only then is a read buffer allocated.
@@ -264,6 +264,10 @@ pub(crate) fn peer_text(peer: Option<SocketAddr>) -> String {
     }
 }
 
+/// Room for a small response's head and body: the response buffer grows
+/// once at most for the usual answer, not once per header line.
+pub(crate) const RESPONSE_BUFFER: usize = 512;
+
 /// The two ends of a connection (`None` on a unix socket) and what its
 /// TLS handshake settled (`None`: plain).
 pub(crate) struct Ends {
@@ -272,7 +276,8 @@ pub(crate) struct Ends {
     pub tls: Option<Arc<crate::tls::TlsFacts>>,
 }
 
-/// Serve requests on one connection until it closes.
+/// Serve requests on one connection until it closes. `rbuf`: what was
+/// read from it already (the first request, read as it was accepted).
 ///
 /// A plain function returning an `async move` block rather than an `async
 /// fn`: the block uses its captures in place, where an `async fn` would
@@ -283,6 +288,7 @@ pub(crate) fn serve_connection<'a, R, W>(
     writer: &'a mut W,
     ends: &'a Ends,
     ctx: &'a Arc<ConnContext>,
+    mut rbuf: BytesMut,
 ) -> impl std::future::Future<Output = ()> + 'a
 where
     R: AsyncRead + Unpin,
@@ -291,7 +297,6 @@ where
     async move {
         // Only what an idle connection needs lives here; the rest is made
         // per request (serve_request, boxed).
-        let mut rbuf = BytesMut::new();
         let mut fresh = true;
         let mut served: u64 = 0;
         // nginx: a new connection's first byte is due within client_header_timeout.
@@ -399,8 +404,7 @@ where
     } = conn;
     let mut writer = SendTimeout::new(writer, ctx.timeouts.send);
     let writer = &mut writer;
-    // A response head's usual size: one allocation, not a doubling series.
-    let mut out = Vec::with_capacity(512);
+    let mut out = Vec::with_capacity(RESPONSE_BUFFER);
     let out = &mut out;
     let peer_shown = peer_text(peer);
     let peer_shown = peer_shown.as_str();
@@ -473,7 +477,12 @@ where
         clock,
     );
     if !done.persist {
-        let _ = writer.shutdown().await;
+        // A plain socket's close sends the FIN itself; the shutdown() call
+        // is needed before a lingering read (the client must see the end
+        // while it still sends) and on TLS (close_notify).
+        if done.unread_body || writer.needs_shutdown() {
+            let _ = writer.shutdown().await;
+        }
         if done.unread_body {
             Box::pin(linger_for(reader, UNREAD_BODY_LINGER_MAX)).await;
         }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::{mpsc, watch};
 
@@ -85,7 +85,7 @@ where
             local: None,
             tls: None,
         };
-        serve_connection(&mut reader, &mut writer, &ends, ctx).await;
+        serve_connection(&mut reader, &mut writer, &ends, ctx, BytesMut::new()).await;
     };
     tokio::join!(server, client(client_end));
 }
@@ -445,7 +445,15 @@ async fn uwsgi_exchange(ctx: &ConnContext, input: Vec<u8>) -> String {
     let (mut client, server_end) = tokio::io::duplex(64 * 1024);
     let server = async move {
         let (mut reader, mut writer) = tokio::io::split(server_end);
-        crate::uwsgi_conn::serve_uwsgi_connection(&mut reader, &mut writer, None, None, ctx).await;
+        crate::uwsgi_conn::serve_uwsgi_connection(
+            &mut reader,
+            &mut writer,
+            None,
+            None,
+            ctx,
+            BytesMut::new(),
+        )
+        .await;
     };
     let client = async move {
         send(&mut client, &input).await;

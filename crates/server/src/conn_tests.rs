@@ -54,11 +54,17 @@ async fn a_connection_future_stays_small_because_requests_are_boxed() {
         local: None,
         tls: None,
     };
-    let http = serve_connection(&mut reader, &mut writer, &ends, &ctx);
+    let http = serve_connection(&mut reader, &mut writer, &ends, &ctx, BytesMut::new());
     let http_size = std::mem::size_of_val(&http);
     drop(http);
-    let uwsgi =
-        crate::uwsgi_conn::serve_uwsgi_connection(&mut reader, &mut writer, None, None, &ctx);
+    let uwsgi = crate::uwsgi_conn::serve_uwsgi_connection(
+        &mut reader,
+        &mut writer,
+        None,
+        None,
+        &ctx,
+        BytesMut::new(),
+    );
     let uwsgi_size = std::mem::size_of_val(&uwsgi);
     drop(uwsgi);
     println!("connection futures: HTTP {http_size} bytes, uwsgi {uwsgi_size} bytes");

@@ -24,6 +24,7 @@ mod handoff;
 mod hooks;
 mod in_place;
 pub mod json;
+mod lazy_socket;
 mod listener;
 mod log;
 pub mod panic_guard;

@@ -5,7 +5,10 @@
 //!
 //! - a connection task: its polls run inside [`contained`], and tokio's task
 //!   harness catches the unwind and drops the task (its socket, its gate
-//!   slot); the worker's other connections go on;
+//!   slot); the worker's other connections go on. A connection's first
+//!   poll, made in place by the accept loop before it is a task
+//!   (`serve.rs`), is caught there with [`contain`], so that it loses the
+//!   connection and not the accept loop;
 //! - a Python thread's job: [`contain`] catches it, the job's reply is
 //!   dropped (the client gets a 500) and the thread takes the next job.
 //!

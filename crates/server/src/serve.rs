@@ -15,6 +15,13 @@
 //! re-resolution) are spawned before the first accept and end with the
 //! runtime.
 //!
+//! A connection is read as soon as it is accepted (with TCP_DEFER_ACCEPT its
+//! request is there already) and served in place, inside the accept loop:
+//! a request the app answers at once (one Python thread, the app run in
+//! place) on a socket that never has to wait costs no task, no epoll
+//! registration and no wake-up (`lazy_socket.rs`). A connection that has to
+//! wait, at any point, goes on as a task of its own.
+//!
 //! A failing `accept()` (out of descriptors) pauses that loop briefly and is
 //! logged once per episode, with its count when accepting works again
 //! (`accept_errors.rs`).
@@ -25,12 +32,14 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use portico_proto::http1::HeadLimits;
-use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
-use tokio::net::{TcpStream, UnixStream};
+use tokio::io::{Interest, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc, watch};
 
@@ -42,6 +51,7 @@ use crate::gate::{FIRST_BYTES_WAIT, Gate};
 use crate::handler::Handler;
 use crate::handoff::Handoff;
 use crate::hooks::WorkerHooks;
+use crate::lazy_socket::LazySocket;
 use crate::listener::{BoundListener, ListenAddress, ListenSocket, ListenerInfo, Wire};
 use crate::log::{AccessLog, LogConfig};
 use crate::timeouts::Timeouts;
@@ -365,9 +375,9 @@ async fn accept_loop(
 }
 
 /// accept4() one connection from the non-blocking listener `fd`, as a
-/// non-blocking, close-on-exec socket on the runtime.
+/// non-blocking, close-on-exec socket (not on the event loop yet).
 fn accept_connection(fd: RawFd, unix: bool) -> io::Result<(Connection, Option<SocketAddr>)> {
-    use std::os::fd::FromRawFd;
+    use std::os::fd::{FromRawFd, OwnedFd};
     // SAFETY: accept4 on our listener writes at most `len` bytes of address
     // into the storage socket2 gives it.
     let (conn, addr) = unsafe {
@@ -385,19 +395,17 @@ fn accept_connection(fd: RawFd, unix: bool) -> io::Result<(Connection, Option<So
             }
         })
     }?;
-    if unix {
-        // SAFETY: `conn` is a new descriptor that nothing else owns.
-        let stream = unsafe { std::os::unix::net::UnixStream::from_raw_fd(conn) };
-        return UnixStream::from_std(stream).map(|s| (Connection::Unix(s), None));
-    }
     // SAFETY: `conn` is a new descriptor that nothing else owns.
-    let stream = unsafe { std::net::TcpStream::from_raw_fd(conn) };
+    let sock = LazySocket::new(unsafe { OwnedFd::from_raw_fd(conn) });
+    if unix {
+        return Ok((Connection::Unix(sock), None));
+    }
     let Some(peer) = addr.as_socket() else {
         return Err(io::Error::other(
             "accepted a connection with no peer address",
         ));
     };
-    TcpStream::from_std(stream).map(|s| (Connection::Tcp(s), Some(peer)))
+    Ok((Connection::Tcp(sock), Some(peer)))
 }
 
 /// accept() errors that concern one connection (gone before it was taken),
@@ -450,29 +458,90 @@ fn prepare_listener(socket: &ListenSocket) {
 /// The local address of a connection accepted on `listener`: the
 /// listener's own, unless it is bound to a wildcard address (then the
 /// kernel is asked, once per connection).
-fn local_address(listener: &ListenerInfo, stream: &TcpStream) -> Option<SocketAddr> {
+fn local_address(listener: &ListenerInfo, sock: &LazySocket) -> Option<SocketAddr> {
     match &listener.addr {
         ListenAddress::Tcp(addr) if !addr.ip().is_unspecified() => Some(*addr),
-        _ => stream.local_addr().ok(),
+        _ => socket2::SockRef::from(sock)
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket()),
     }
 }
 
-/// Serve one accepted connection (from `peer`) on its own task.
+/// What a just-accepted connection had to say.
+enum FirstRead {
+    /// Its first bytes (with TCP_DEFER_ACCEPT, usually the whole request).
+    Bytes(BytesMut),
+    /// Nothing yet.
+    Nothing,
+    /// It is closed or broken already.
+    Gone,
+}
+
+/// Read what a just-accepted connection sent, without waiting.
+fn read_first(sock: &LazySocket) -> FirstRead {
+    let mut buf = BytesMut::with_capacity(crate::conn::READ_BUFFER);
+    let mut read = ReadBuf::uninit(buf.spare_capacity_mut());
+    match sock.recv(&mut read) {
+        Ok(()) => {
+            let n = read.filled().len();
+            if n == 0 {
+                return FirstRead::Gone;
+            }
+            // SAFETY: recv initialized the first `n` bytes of the spare capacity.
+            unsafe { buf.set_len(n) };
+            FirstRead::Bytes(buf)
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => FirstRead::Nothing,
+        Err(_) => FirstRead::Gone,
+    }
+}
+
+/// Serve one accepted connection (from `peer`): read what it sent and
+/// serve it in place; only a connection that has to wait (for its client,
+/// for the app, for a full socket buffer) goes on as a task of its own.
 fn spawn_connection(held: Held, peer: Option<SocketAddr>, ctx: &Arc<ConnContext>) {
+    // A TLS connection's first bytes are its handshake's: left to rustls.
+    let first = match held.conn.socket() {
+        Some(sock) if ctx.listener.tls.is_none() => read_first(sock),
+        _ => FirstRead::Nothing,
+    };
+    let (initial, waiting) = match first {
+        FirstRead::Bytes(bytes) => (bytes, false),
+        FirstRead::Nothing => (BytesMut::new(), true),
+        FirstRead::Gone => return,
+    };
     let at = Ends {
         peer,
         local: match &held.conn {
-            Connection::Tcp(stream) => local_address(&ctx.listener, stream),
+            Connection::Tcp(sock) => local_address(&ctx.listener, sock),
             _ => None,
         },
         tls: None,
     };
     // A panic in a connection loses that connection only (panic_guard.rs).
-    tokio::spawn(crate::panic_guard::contained(connection_task(
+    let mut serving = Box::pin(crate::panic_guard::contained(connection_task(
         held,
         at,
         ctx.clone(),
+        initial,
+        waiting,
     )));
+    // In place first: a request that is all there, answered at once on a
+    // socket that takes the answer, ends here. Whatever waits was
+    // registered with this throwaway waker; the task's first poll (spawning
+    // polls it at once) registers its own. A panic in that poll is caught
+    // here, as tokio's harness would catch it in the connection's task: it
+    // loses this connection (dropped with the future), not the accept loop.
+    let polled = crate::panic_guard::contain(|| {
+        serving
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+    });
+    if !matches!(polled, Ok(std::task::Poll::Pending)) {
+        return;
+    }
+    tokio::spawn(serving);
 }
 
 /// The task of one connection: its size is what every open connection
@@ -483,8 +552,15 @@ fn connection_task(
     mut held: Held,
     at: Ends,
     ctx: Arc<ConnContext>,
+    initial: BytesMut,
+    waiting: bool,
 ) -> impl Future<Output = ()> + Send {
-    let fresh = ctx.gate.as_ref().map(|g| g.provisional());
+    // Counted as work until its first bytes are there (gate.rs).
+    let fresh = ctx
+        .gate
+        .as_ref()
+        .filter(|_| waiting)
+        .map(|g| g.provisional());
     // Every capture is used in place (no local copies, the connection's
     // two ends are lent, not moved): what is held across an await is in
     // the future once.
@@ -494,19 +570,19 @@ fn connection_task(
             drop(fresh);
         }
         if let Some(tls) = &ctx.listener.tls {
-            if let Connection::Tcp(stream) = std::mem::replace(&mut held.conn, Connection::None) {
+            if let Connection::Tcp(sock) = std::mem::replace(&mut held.conn, Connection::None) {
+                let stream = std::net::TcpStream::from(sock.into_fd());
+                let Ok(stream) = TcpStream::from_std(stream) else {
+                    return;
+                };
                 // boxed: a plain connection's task does not carry TLS state
                 Box::pin(serve_tls(stream, &at, tls, &ctx)).await;
             }
         } else {
             match &mut held.conn {
-                Connection::Tcp(stream) => {
-                    let (mut reader, mut writer) = stream.split();
-                    serve_stream(&mut reader, &mut writer, &at, &ctx).await;
-                }
-                Connection::Unix(stream) => {
-                    let (mut reader, mut writer) = stream.split();
-                    serve_stream(&mut reader, &mut writer, &at, &ctx).await;
+                Connection::Tcp(sock) | Connection::Unix(sock) => {
+                    let (mut reader, mut writer) = sock.split();
+                    serve_stream(&mut reader, &mut writer, &at, &ctx, initial).await;
                 }
                 Connection::None => {}
             }
@@ -517,11 +593,9 @@ fn connection_task(
 
 /// Resolves when the first bytes of a just-accepted connection are there.
 async fn first_bytes(conn: &Connection) {
-    let _ = match conn {
-        Connection::Tcp(s) => s.readable().await,
-        Connection::Unix(s) => s.readable().await,
-        Connection::None => Ok(()),
-    };
+    if let Some(sock) = conn.socket() {
+        let _ = sock.readable().await;
+    }
 }
 
 /// Handshake a TCP connection on a TLS listener, then serve it over the
@@ -554,7 +628,7 @@ async fn serve_tls(
         return;
     }
     let (mut reader, mut writer) = tokio::io::split(stream);
-    serve_stream(&mut reader, &mut writer, &at, ctx).await;
+    serve_stream(&mut reader, &mut writer, &at, ctx, BytesMut::new()).await;
 }
 
 pin_project_lite::pin_project! {
@@ -584,6 +658,7 @@ fn serve_stream<'a, R, W>(
     writer: &'a mut W,
     at: &'a Ends,
     ctx: &'a Arc<ConnContext>,
+    initial: BytesMut,
 ) -> impl Future<Output = ()> + 'a
 where
     R: tokio::io::AsyncRead + Unpin,
@@ -591,10 +666,10 @@ where
 {
     match ctx.listener.wire {
         Wire::Http => Serving::Http {
-            inner: serve_connection(reader, writer, at, ctx),
+            inner: serve_connection(reader, writer, at, ctx, initial),
         },
         Wire::Uwsgi => Serving::Uwsgi {
-            inner: serve_uwsgi_connection(reader, writer, at.peer, at.local, ctx),
+            inner: serve_uwsgi_connection(reader, writer, at.peer, at.local, ctx, initial),
         },
     }
 }

@@ -196,6 +196,10 @@ impl<W: SendFile> SendFile for SendTimeout<'_, W> {
             .await
             .map_err(|_| timed_out(self.limit))?
     }
+
+    fn needs_shutdown(&self) -> bool {
+        self.inner.needs_shutdown()
+    }
 }
 
 /// A writer that never takes anything (tests).

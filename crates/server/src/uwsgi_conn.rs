@@ -32,20 +32,22 @@ use crate::handler::{Request, RequestSource};
 use crate::listener::Wire;
 use crate::receive::take_body;
 
-/// Serve the one request of a uwsgi connection, then close it. (Boxed:
-/// the connection's task stays as small as an idle HTTP connection's.)
+/// Serve the one request of a uwsgi connection, then close it. `initial`:
+/// what was read from it already (as it was accepted). (Boxed: the
+/// connection's task stays as small as an idle HTTP connection's.)
 pub(crate) async fn serve_uwsgi_connection<R, W>(
     reader: &mut R,
     writer: &mut W,
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
     ctx: &ConnContext,
+    initial: BytesMut,
 ) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + crate::write::SendFile + Unpin,
 {
     let mut writer = crate::timeouts::SendTimeout::new(writer, ctx.timeouts.send);
-    Box::pin(serve_uwsgi(reader, &mut writer, peer, local, ctx)).await;
+    Box::pin(serve_uwsgi(reader, &mut writer, peer, local, ctx, initial)).await;
 }
 
 async fn serve_uwsgi<R, W>(
@@ -54,12 +56,13 @@ async fn serve_uwsgi<R, W>(
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
     ctx: &ConnContext,
+    initial: BytesMut,
 ) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + crate::write::SendFile + Unpin,
 {
-    let mut rbuf = BytesMut::new();
-    let mut out = Vec::new();
+    let mut rbuf = initial;
+    let mut out = Vec::with_capacity(crate::conn::RESPONSE_BUFFER);
     let from = peer_text(peer);
     let Some(mut packet) = read_packet(
         reader,
@@ -201,7 +204,10 @@ async fn serve_uwsgi<R, W>(
             clock,
         );
     }
-    let _ = writer.shutdown().await;
+    // A plain socket's close sends the FIN itself (write.rs, `needs_shutdown`).
+    if writer.needs_shutdown() {
+        let _ = writer.shutdown().await;
+    }
 }
 
 /// The protocol of the response's status line: `HTTP/1.0` for a request that

@@ -30,20 +30,30 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use tokio::net::{TcpStream, UnixStream};
 use tokio::time::Instant;
 
+use crate::lazy_socket::LazySocket;
 use crate::listener::{ListenerInfo, Wire};
 
 /// Most idle connections closed for one new connection (nginx: 32).
 pub(crate) const DRAIN_AT_MOST: usize = 32;
 
-/// An accepted connection on the runtime.
+/// An accepted connection (registered with the event loop only once it
+/// has to wait: `lazy_socket.rs`).
 pub(crate) enum Connection {
-    Tcp(TcpStream),
-    Unix(UnixStream),
+    Tcp(LazySocket),
+    Unix(LazySocket),
     /// Taken by the task that serves it.
     None,
+}
+
+impl Connection {
+    pub(crate) fn socket(&self) -> Option<&LazySocket> {
+        match self {
+            Connection::Tcp(s) | Connection::Unix(s) => Some(s),
+            Connection::None => None,
+        }
+    }
 }
 
 /// The connections of this process, against `worker_connections`.
@@ -444,10 +454,8 @@ fn refuse_connection(conn: &Connection, wire: Wire) {
     // Read what already came (the request, with TCP_DEFER_ACCEPT), so the
     // close is a FIN after the answer, not a reset that destroys it. Raw
     // calls: the runtime has not seen this socket ready yet.
-    let fd = match conn {
-        Connection::Tcp(s) => s.as_raw_fd(),
-        Connection::Unix(s) => s.as_raw_fd(),
-        Connection::None => return,
+    let Some(fd) = conn.socket().map(|s| s.as_raw_fd()) else {
+        return;
     };
     let mut scratch = [0u8; 8192];
     for _ in 0..8 {

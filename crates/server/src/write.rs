@@ -434,6 +434,28 @@ pub(crate) trait SendFile {
 
     /// Write `data` telling the kernel more follows at once (MSG_MORE).
     fn write_more(&mut self, data: &[u8]) -> impl Future<Output = io::Result<()>>;
+
+    /// Whether a connection that ends must be shut down before it is
+    /// dropped: a TLS stream sends its close_notify then. A plain socket's
+    /// close sends the FIN by itself, so the `shutdown()` system call is
+    /// only worth making there before a lingering read.
+    fn needs_shutdown(&self) -> bool {
+        true
+    }
+}
+
+impl SendFile for crate::lazy_socket::LazyWrite<'_> {
+    async fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<u64> {
+        sendfile_loop(self.socket(), file, offset, len).await
+    }
+
+    async fn write_more(&mut self, data: &[u8]) -> io::Result<()> {
+        send_more(self.socket(), data).await
+    }
+
+    fn needs_shutdown(&self) -> bool {
+        false
+    }
 }
 
 impl SendFile for tokio::net::tcp::WriteHalf<'_> {
@@ -524,7 +546,7 @@ async fn send_more<S: ReadySocket>(stream: &S, mut data: &[u8]) -> io::Result<()
 }
 
 /// The readiness calls sendfile needs; TCP and unix streams both have them.
-trait ReadySocket: AsRawFd {
+pub(crate) trait ReadySocket: AsRawFd {
     fn writable(&self) -> impl Future<Output = io::Result<()>>;
     fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R>;
 }

@@ -71,6 +71,9 @@ pub enum Variable {
     Status,
     BodyBytesSent,
     BytesSent,
+    /// `$gzip_ratio`: input over output bytes of the gzip filter, two
+    /// decimals; no value when the answer was not gzipped.
+    GzipRatio,
     RequestTime,
     TimeLocal,
     TimeIso8601,
@@ -248,6 +251,7 @@ impl Variable {
             "status" => Variable::Status,
             "body_bytes_sent" => Variable::BodyBytesSent,
             "bytes_sent" => Variable::BytesSent,
+            "gzip_ratio" => Variable::GzipRatio,
             "request_time" => Variable::RequestTime,
             "time_local" => Variable::TimeLocal,
             "time_iso8601" => Variable::TimeIso8601,

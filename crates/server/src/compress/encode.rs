@@ -7,11 +7,14 @@
 //! (a sync flush), so a slow producer's bytes reach the client without
 //! waiting for the encoder's buffers to fill; at the end the stream is
 //! finished. How the input is cut never changes the decoded output.
+//! The gzip body counts its bytes in and out for `$gzip_ratio`.
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -84,6 +87,52 @@ impl Encoder {
     }
 }
 
+/// What the gzip filter took in and gave out (gzip header and trailer
+/// included, as nginx counts them), for `$gzip_ratio`: set when the body
+/// is complete, so a cut body has none.
+#[derive(Debug, Default)]
+pub struct GzipTally {
+    zin: AtomicU64,
+    zout: AtomicU64,
+}
+
+/// `$gzip_ratio` as nginx prints it (`ngx_http_gzip_ratio_variable`): in
+/// over out with two decimals, the third rounding half up.
+pub fn ratio_text(zin: u64, zout: u64) -> String {
+    let zout = zout.max(1);
+    let mut int = zin / zout;
+    let mut frac = (zin * 100 / zout) % 100;
+    if (zin * 1000 / zout) % 10 > 4 {
+        frac += 1;
+        if frac > 99 {
+            int += 1;
+            frac = 0;
+        }
+    }
+    format!("{int}.{frac:02}")
+}
+
+impl GzipTally {
+    /// Bytes in and out, once the body was completed.
+    pub fn totals(&self) -> Option<(u64, u64)> {
+        let (zin, zout) = (
+            self.zin.load(Ordering::Relaxed),
+            self.zout.load(Ordering::Relaxed),
+        );
+        (zout > 0).then_some((zin, zout))
+    }
+
+    /// [`ratio_text`] of the totals, once the body was completed.
+    pub fn ratio_text(&self) -> Option<String> {
+        self.totals().map(|(zin, zout)| ratio_text(zin, zout))
+    }
+
+    fn set(&self, zin: u64, zout: u64) {
+        self.zin.store(zin, Ordering::Relaxed);
+        self.zout.store(zout, Ordering::Relaxed);
+    }
+}
+
 /// How to compress.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Params {
@@ -135,13 +184,22 @@ pub(crate) struct Compressing {
     /// Input went in since the last flush.
     unflushed: bool,
     state: State,
+    /// Bytes fed and bytes given out, and where they go at the end.
+    zin: u64,
+    zout: u64,
+    tally: Option<Arc<GzipTally>>,
 }
 
 impl Compressing {
     /// Compress `body` with `params`; `declared`: the Content-Length its
     /// producer announced (held to for a streamed body). Nothing is done
     /// until it is polled.
-    pub(crate) fn new(body: ResponseBody, params: Params, declared: Option<u64>) -> Compressing {
+    pub(crate) fn new(
+        body: ResponseBody,
+        params: Params,
+        declared: Option<u64>,
+        tally: Option<Arc<GzipTally>>,
+    ) -> Compressing {
         let streamed = matches!(body, ResponseBody::Stream(_));
         let (input, stream) = match body {
             ResponseBody::Empty => (None, None),
@@ -165,6 +223,9 @@ impl Compressing {
             left: declared.filter(|_| streamed),
             unflushed: false,
             state: State::Running,
+            zin: 0,
+            zout: 0,
+            tally,
         }
     }
 
@@ -180,6 +241,7 @@ impl Compressing {
                 Some(Input::Bytes(b)) if !b.is_empty() && allowed > 0 => {
                     let piece = b.split_to(b.len().min(allowed as usize));
                     encoder.write(&piece)?;
+                    self.zin += piece.len() as u64;
                     self.left = self.left.map(|l| l - piece.len() as u64);
                     return Ok(Fed::Wrote);
                 }
@@ -196,6 +258,7 @@ impl Compressing {
                     *offset += got as u64;
                     *left -= got as u64;
                     encoder.write(&self.scratch[..got])?;
+                    self.zin += got as u64;
                     self.left = self.left.map(|l| l - got as u64);
                     return Ok(Fed::Wrote);
                 }
@@ -228,6 +291,12 @@ impl Compressing {
         }
     }
 
+    /// A piece of output, counted.
+    fn out(&mut self, out: Vec<u8>) -> StreamItem {
+        self.zout += out.len() as u64;
+        StreamItem::Data(Bytes::from(out))
+    }
+
     fn step(&mut self, cx: &mut Context<'_>) -> io::Result<Poll<Option<StreamItem>>> {
         let mut budget = PIECES_PER_POLL;
         loop {
@@ -245,7 +314,7 @@ impl Compressing {
                     if let Some(out) = self.encoder.as_mut().map(Encoder::take)
                         && !out.is_empty()
                     {
-                        return Ok(Poll::Ready(Some(StreamItem::Data(Bytes::from(out)))));
+                        return Ok(Poll::Ready(Some(self.out(out))));
                     }
                     budget -= 1;
                     if budget == 0 {
@@ -260,8 +329,11 @@ impl Compressing {
                         .unwrap_or_else(|| Encoder::new(self.params));
                     let out = encoder.finish()?;
                     self.state = State::Ending;
+                    if let Some(tally) = &self.tally {
+                        tally.set(self.zin, self.zout + out.len() as u64);
+                    }
                     if !out.is_empty() {
-                        return Ok(Poll::Ready(Some(StreamItem::Data(Bytes::from(out)))));
+                        return Ok(Poll::Ready(Some(self.out(out))));
                     }
                 }
                 Fed::Pending => {
@@ -272,7 +344,7 @@ impl Compressing {
                         encoder.flush()?;
                         let out = encoder.take();
                         if !out.is_empty() {
-                            return Ok(Poll::Ready(Some(StreamItem::Data(Bytes::from(out)))));
+                            return Ok(Poll::Ready(Some(self.out(out))));
                         }
                     }
                     return Ok(Poll::Pending);

@@ -102,7 +102,7 @@ fn text(n: usize) -> Vec<u8> {
 }
 
 fn compressed(body: ResponseBody, coding: Coding) -> Vec<u8> {
-    let (pieces, last, _) = drain(Compressing::new(body, params(coding), None));
+    let (pieces, last, _) = drain(Compressing::new(body, params(coding), None, None));
     assert!(matches!(last, Some(StreamItem::End)), "{last:?}");
     pieces.concat()
 }
@@ -148,7 +148,7 @@ fn chunk_boundaries_and_pauses_do_not_change_the_decoded_output() {
             }
             items.push(Some(StreamItem::End));
             let body = ResponseBody::Stream(BodyStream::pull(Pieces { items }));
-            let (pieces, last, _) = drain(Compressing::new(body, params(coding), None));
+            let (pieces, last, _) = drain(Compressing::new(body, params(coding), None, None));
             assert!(matches!(last, Some(StreamItem::End)));
             assert_eq!(
                 decode(coding, &pieces.concat()),
@@ -175,7 +175,7 @@ fn a_stream_mixing_data_and_file_pieces_decodes_whole() {
         Some(StreamItem::End),
     ];
     let body = ResponseBody::Stream(BodyStream::pull(Pieces { items }));
-    let (pieces, last, _) = drain(Compressing::new(body, params(Coding::Gzip), None));
+    let (pieces, last, _) = drain(Compressing::new(body, params(Coding::Gzip), None, None));
     assert!(matches!(last, Some(StreamItem::End)));
     assert_eq!(decode(Coding::Gzip, &pieces.concat()), b"head-23456-tail");
 }
@@ -186,7 +186,7 @@ fn a_pause_flushes_what_was_fed_so_far() {
         let body = ResponseBody::Stream(BodyStream::pull(Stalled(Some(Bytes::from_static(
             b"event: one\n\n",
         )))));
-        let mut c = Compressing::new(body, params(coding), None);
+        let mut c = Compressing::new(body, params(coding), None, None);
         let mut cx = Context::from_waker(std::task::Waker::noop());
         // Everything yielded before the pause decodes to the event.
         let mut first = Vec::new();
@@ -220,7 +220,7 @@ fn a_cut_stream_stays_cut() {
             items.push(Some(item));
         }
         let body = ResponseBody::Stream(BodyStream::pull(Pieces { items }));
-        let (_, end, _) = drain(Compressing::new(body, params(Coding::Gzip), None));
+        let (_, end, _) = drain(Compressing::new(body, params(Coding::Gzip), None, None));
         assert!(matches!(end, Some(StreamItem::Abort)), "{end:?}");
     }
 }
@@ -261,6 +261,7 @@ fn a_stream_is_held_to_its_announced_length() {
         stream(&[b"hello ", b"world"]),
         params(Coding::Gzip),
         Some(8),
+        None,
     ));
     assert!(matches!(last, Some(StreamItem::End)));
     assert_eq!(decode(Coding::Gzip, &pieces.concat()), b"hello wo");
@@ -269,6 +270,38 @@ fn a_stream_is_held_to_its_announced_length() {
         stream(&[b"hello"]),
         params(Coding::Gzip),
         Some(8),
+        None,
     ));
     assert!(matches!(last, Some(StreamItem::Abort)), "{last:?}");
+}
+
+#[test]
+fn gzip_ratio_is_in_over_out_with_nginx_rounding_once_the_body_is_complete() {
+    let tally = std::sync::Arc::new(super::encode::GzipTally::default());
+    assert_eq!(tally.ratio_text(), None, "nothing before the end");
+    let text = b"abcabcabc".repeat(1000);
+    let body = ResponseBody::Full(bytes::Bytes::from(text.clone()));
+    let (pieces, _, _) = drain(Compressing::new(
+        body,
+        params(Coding::Gzip),
+        None,
+        Some(tally.clone()),
+    ));
+    let out: usize = pieces.iter().map(|p| p.len()).sum();
+    let (zin, zout) = (text.len() as u64, out as u64);
+    let mut want = format!("{}.{:02}", zin / zout, (zin * 100 / zout) % 100);
+    if (zin * 1000 / zout) % 10 > 4 {
+        let hundredths = zin * 100 / zout + 1;
+        want = format!("{}.{:02}", hundredths / 100, hundredths % 100);
+    }
+    assert_eq!(tally.ratio_text(), Some(want));
+}
+
+#[test]
+fn gzip_ratio_text_rounds_the_third_decimal_half_up_as_nginx() {
+    use super::ratio_text;
+    assert_eq!(ratio_text(2125, 1000), "2.13");
+    assert_eq!(ratio_text(2124, 1000), "2.12");
+    assert_eq!(ratio_text(1999, 1000), "2.00");
+    assert_eq!(ratio_text(100, 300), "0.33");
 }

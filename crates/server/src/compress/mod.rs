@@ -29,6 +29,7 @@ use crate::body_stream::BodyStream;
 use crate::handler::{Handler, HandlerFuture, Request, Response, ResponseBody, Sent};
 use decide::ResponseView;
 use encode::{Compressing, Params};
+pub use encode::{GzipTally, ratio_text};
 
 /// The producer's Content-Length (the last one), if it sent one.
 fn declared_length(headers: &[(Bytes, Bytes)]) -> Option<u64> {
@@ -52,13 +53,24 @@ fn known_length(response: &Response) -> Option<u64> {
 /// Run the filters over `response` for a request with `facts`; `vary` is
 /// the location's `gzip_vary`.
 pub fn apply(
-    mut response: Response,
+    response: Response,
     facts: &RequestFacts<'_>,
     settings: &CompressSettings,
     vary: bool,
 ) -> Response {
+    apply_tallied(response, facts, settings, vary).0
+}
+
+/// [`apply`], and for a gzipped answer the tally its body keeps of the
+/// bytes in and out (`$gzip_ratio`).
+pub fn apply_tallied(
+    mut response: Response,
+    facts: &RequestFacts<'_>,
+    settings: &CompressSettings,
+    vary: bool,
+) -> (Response, Option<Arc<GzipTally>>) {
     if !settings.any() {
-        return response;
+        return (response, None);
     }
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -77,7 +89,7 @@ pub fn apply(
         if decision.vary && vary {
             add_vary(&mut response.headers);
         }
-        return response;
+        return (response, None);
     };
     let declared = declared_length(&response.headers);
     let headers = &mut response.headers;
@@ -104,10 +116,15 @@ pub fn apply(
             window_bits: settings.brotli_window_bits,
         },
     };
+    let tally = (coding == Coding::Gzip).then(|| Arc::new(GzipTally::default()));
     let body = std::mem::replace(&mut response.body, ResponseBody::Empty);
-    response.body =
-        ResponseBody::Stream(BodyStream::pull(Compressing::new(body, params, declared)));
-    response
+    response.body = ResponseBody::Stream(BodyStream::pull(Compressing::new(
+        body,
+        params,
+        declared,
+        tally.clone(),
+    )));
+    (response, tally)
 }
 
 /// nginx writes one `Vary: Accept-Encoding` line for the gzip filters

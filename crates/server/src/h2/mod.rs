@@ -22,6 +22,7 @@
 //! [`Version::Http2`]: portico_proto::http1::Version::Http2
 
 mod body;
+mod cork;
 mod guard;
 mod io;
 mod request;
@@ -30,6 +31,7 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -120,142 +122,173 @@ pub(crate) async fn serve_h2_by<T>(
         counter: guard::FrameCounter::new(io::PREFACE.len()),
         trip: trip.clone(),
     };
-    let handshake = builder(&settings).handshake::<_, Bytes>(io);
-    let mut conn = match tokio::time::timeout_at(first_deadline, handshake).await {
-        Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => {
-            crate::logln!("portico: HTTP/2 handshake with {peer_shown} failed: {e}");
-            return;
+    // Writes wait in the cork until the driver has nothing more to do.
+    let (io, uncork) = cork::cork(io);
+    let driver = async move {
+        let handshake = builder(&settings).handshake::<_, Bytes>(io);
+        let mut conn = match tokio::time::timeout_at(first_deadline, handshake).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => {
+                crate::logln!("portico: HTTP/2 handshake with {peer_shown} failed: {e}");
+                return;
+            }
+            Err(_) => return,
+        };
+        let shared = Arc::new(stream::Shared {
+            ctx,
+            peer,
+            local,
+            peer_shown,
+            tls,
+            chunk_size: settings.chunk_size.clamp(1024, 1 << 20) as usize,
+            trip: trip.clone(),
+        });
+        let mut stop_gone = false;
+        let mut streams: JoinSet<()> = JoinSet::new();
+        let mut stopping = *stop.borrow();
+        if stopping {
+            conn.graceful_shutdown();
         }
-        Err(_) => return,
-    };
-    let shared = Arc::new(stream::Shared {
-        ctx,
-        peer,
-        local,
-        peer_shown,
-        tls,
-        chunk_size: settings.chunk_size.clamp(1024, 1 << 20) as usize,
-        trip: trip.clone(),
-    });
-    let mut stop_gone = false;
-    let mut streams: JoinSet<()> = JoinSet::new();
-    let mut stopping = *stop.borrow();
-    if stopping {
-        conn.graceful_shutdown();
-    }
-    let idle = tokio::time::sleep_until(first_deadline);
-    tokio::pin!(idle);
-    // Streams accepted; at `keepalive_requests` the connection says GOAWAY
-    // and closes once those in flight are done (nginx 1.19.7+).
-    let mut accepted_streams: u64 = 0;
-    let far = || tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
-    let stop_deadline = tokio::time::sleep_until(far());
-    tokio::pin!(stop_deadline);
-    // Once going away with no stream left: `h2` closes by itself when the
-    // client answers its PING; one that never does is closed at this.
-    let drained = tokio::time::sleep_until(if stopping {
-        tokio::time::Instant::now() + PONG_WAIT
-    } else {
-        far()
-    });
-    tokio::pin!(drained);
-    loop {
-        tokio::select! {
-            accepted = conn.accept() => match accepted {
-                Some(Ok((request, mut respond))) => {
-                    trip.accepted();
-                    if settings.max_requests.is_some_and(|max| accepted_streams >= max) {
-                        // Opened before our GOAWAY reached the client: not
-                        // processed, safe to retry elsewhere (RFC 9113 §8.7).
-                        respond.send_reset(h2::Reason::REFUSED_STREAM);
+        // When the last stream answered in place ended; the idle timer is
+        // moved on lazily from it.
+        let mut last_done: Option<tokio::time::Instant> = None;
+        let idle = tokio::time::sleep_until(first_deadline);
+        tokio::pin!(idle);
+        // Streams accepted; at `keepalive_requests` the connection says GOAWAY
+        // and closes once those in flight are done (nginx 1.19.7+).
+        let mut accepted_streams: u64 = 0;
+        let far = || tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+        let stop_deadline = tokio::time::sleep_until(far());
+        tokio::pin!(stop_deadline);
+        // Once going away with no stream left: `h2` closes by itself when the
+        // client answers its PING; one that never does is closed at this.
+        let drained = tokio::time::sleep_until(if stopping {
+            tokio::time::Instant::now() + PONG_WAIT
+        } else {
+            far()
+        });
+        tokio::pin!(drained);
+        loop {
+            tokio::select! {
+                accepted = conn.accept() => match accepted {
+                    Some(Ok((request, mut respond))) => {
+                        trip.accepted();
+                        if settings.max_requests.is_some_and(|max| accepted_streams >= max) {
+                            // Opened before our GOAWAY reached the client: not
+                            // processed, safe to retry elsewhere (RFC 9113 §8.7).
+                            respond.send_reset(h2::Reason::REFUSED_STREAM);
+                            continue;
+                        }
+                        accepted_streams += 1;
+                        // Polled once here first: a stream answered at once (a
+                        // static file, a cached page, a refusal) ends without a
+                        // task of its own; only one that waits is spawned.
+                        let mut fut = Box::pin(stream::serve_stream(shared.clone(), request, respond));
+                        let ready = std::future::poll_fn(|cx| {
+                            std::task::Poll::Ready(fut.as_mut().poll(cx).is_ready())
+                        })
+                        .await;
+                        if ready {
+                            let now = tokio::time::Instant::now();
+                            if last_done.replace(now).is_none() {
+                                // Off client_header_timeout's first deadline
+                                // once; later answers move it on lazily.
+                                idle.as_mut().reset(now + settings.idle_timeout);
+                            }
+                        } else {
+                            streams.spawn(fut);
+                        }
+                        if !stopping && settings.max_requests.is_some_and(|max| accepted_streams >= max) {
+                            stopping = true;
+                            conn.graceful_shutdown();
+                        }
+                    }
+                    Some(Err(e)) => {
+                        if !e.is_io() && !e.is_go_away() {
+                            crate::logln!("portico: HTTP/2 connection from {} closed: {e}", shared.peer_shown);
+                        }
+                        break;
+                    }
+                    None => break,
+                },
+                Some(_) = streams.join_next(), if !streams.is_empty() => {
+                    if streams.is_empty() {
+                        let now = tokio::time::Instant::now();
+                        idle.as_mut().reset(now + settings.idle_timeout);
+                        if stopping {
+                            drained.as_mut().reset(now + PONG_WAIT);
+                        }
+                    }
+                }
+                _ = &mut idle, if streams.is_empty() && !stopping => {
+                    let now = tokio::time::Instant::now();
+                    if let Some(done) = last_done.filter(|done| *done + settings.idle_timeout > now) {
+                        // A stream was answered in place since the timer was set.
+                        idle.as_mut().reset(done + settings.idle_timeout);
                         continue;
                     }
-                    accepted_streams += 1;
-                    streams.spawn(stream::serve_stream(shared.clone(), request, respond));
-                    if !stopping && settings.max_requests.is_some_and(|max| accepted_streams >= max) {
-                        stopping = true;
-                        conn.graceful_shutdown();
-                    }
-                }
-                Some(Err(e)) => {
-                    if !e.is_io() && !e.is_go_away() {
-                        crate::logln!("portico: HTTP/2 connection from {} closed: {e}", shared.peer_shown);
-                    }
+                    // keepalive_timeout (client_header_timeout before the first
+                    // request): GOAWAY with the last stream processed, and the
+                    // close, at once as nginx (no stream is in flight).
+                    conn.abrupt_shutdown(h2::Reason::NO_ERROR);
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(1),
+                        std::future::poll_fn(|cx| conn.poll_closed(cx)),
+                    )
+                    .await;
                     break;
                 }
-                None => break,
-            },
-            Some(_) = streams.join_next(), if !streams.is_empty() => {
-                if streams.is_empty() {
-                    let now = tokio::time::Instant::now();
-                    idle.as_mut().reset(now + settings.idle_timeout);
-                    if stopping {
-                        drained.as_mut().reset(now + PONG_WAIT);
+                _ = &mut drained, if stopping && streams.is_empty() => {
+                    conn.abrupt_shutdown(h2::Reason::NO_ERROR);
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(1),
+                        std::future::poll_fn(|cx| conn.poll_closed(cx)),
+                    )
+                    .await;
+                    break;
+                }
+                changed = stop.changed(), if !stopping && !stop_gone => {
+                    if changed.is_err() {
+                        // The runtime is going away with its stop sender.
+                        stop_gone = true;
+                    } else if *stop.borrow() {
+                        stopping = true;
+                        conn.graceful_shutdown();
+                        let now = tokio::time::Instant::now();
+                        stop_deadline.as_mut().reset(now + STOP_GRACE);
+                        if streams.is_empty() {
+                            drained.as_mut().reset(now + PONG_WAIT);
+                        }
                     }
                 }
-            }
-            _ = &mut idle, if streams.is_empty() && !stopping => {
-                // keepalive_timeout (client_header_timeout before the first
-                // request): GOAWAY with the last stream processed, and the
-                // close, at once as nginx (no stream is in flight).
-                conn.abrupt_shutdown(h2::Reason::NO_ERROR);
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(1),
-                    std::future::poll_fn(|cx| conn.poll_closed(cx)),
-                )
-                .await;
-                break;
-            }
-            _ = &mut drained, if stopping && streams.is_empty() => {
-                conn.abrupt_shutdown(h2::Reason::NO_ERROR);
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(1),
-                    std::future::poll_fn(|cx| conn.poll_closed(cx)),
-                )
-                .await;
-                break;
-            }
-            changed = stop.changed(), if !stopping && !stop_gone => {
-                if changed.is_err() {
-                    // The runtime is going away with its stop sender.
-                    stop_gone = true;
-                } else if *stop.borrow() {
-                    stopping = true;
-                    conn.graceful_shutdown();
-                    let now = tokio::time::Instant::now();
-                    stop_deadline.as_mut().reset(now + STOP_GRACE);
-                    if streams.is_empty() {
-                        drained.as_mut().reset(now + PONG_WAIT);
-                    }
+                _ = trip.tripped() => {
+                    crate::logln!(
+                        "portico: HTTP/2 flood from {} (control frames or reset streams), connection closed",
+                        shared.peer_shown
+                    );
+                    conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(1),
+                        std::future::poll_fn(|cx| conn.poll_closed(cx)),
+                    )
+                    .await;
+                    break;
                 }
-            }
-            _ = trip.tripped() => {
-                crate::logln!(
-                    "portico: HTTP/2 flood from {} (control frames or reset streams), connection closed",
-                    shared.peer_shown
-                );
-                conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(1),
-                    std::future::poll_fn(|cx| conn.poll_closed(cx)),
-                )
-                .await;
-                break;
-            }
-            _ = &mut stop_deadline, if stopping => {
-                conn.abrupt_shutdown(h2::Reason::NO_ERROR);
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(1),
-                    std::future::poll_fn(|cx| conn.poll_closed(cx)),
-                )
-                .await;
-                break;
+                _ = &mut stop_deadline, if stopping => {
+                    conn.abrupt_shutdown(h2::Reason::NO_ERROR);
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(1),
+                        std::future::poll_fn(|cx| conn.poll_closed(cx)),
+                    )
+                    .await;
+                    break;
+                }
             }
         }
-    }
-    // The connection is closed: `h2` ends it only once no stream is in
-    // flight, or it failed; nothing is left for the stream tasks to send.
-    streams.abort_all();
-    while streams.join_next().await.is_some() {}
+        // The connection is closed: `h2` ends it only once no stream is in
+        // flight, or it failed; nothing is left for the stream tasks to send.
+        streams.abort_all();
+        while streams.join_next().await.is_some() {}
+    };
+    cork::uncorking(driver, uncork).await;
 }

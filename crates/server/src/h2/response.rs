@@ -44,6 +44,8 @@ pub(super) fn head(response: &Response, is_head: bool) -> Head {
     let mut head = http::Response::new(());
     *head.status_mut() = status;
     let fields = head.headers_mut();
+    // Room for every field at once (growing the map rehashes it).
+    fields.reserve(response.headers.len() + 3);
     // Which fields pass, and the length, are HTTP/1.1's decisions (write.rs).
     let (mut has_server, mut has_date) = (false, false);
     let mut header_bytes = 0u64;

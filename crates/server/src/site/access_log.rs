@@ -61,6 +61,8 @@ pub(crate) struct Record {
     pub start: SystemTime,
     /// `$proxy_host`, `$upstream_*` of a proxied request.
     pub proxy: Option<ProxyFacts>,
+    /// The gzip filter's tally, if the answer was gzipped (`$gzip_ratio`).
+    pub gzip: Option<Arc<crate::compress::GzipTally>>,
 }
 
 /// The records waiting for their responses, and the open log files.
@@ -136,6 +138,7 @@ impl AccessLogs {
                 status: sent.status,
                 body_bytes_sent: sent.body_bytes,
                 bytes_sent: sent.header_bytes + sent.body_bytes,
+                gzip: record.gzip.as_ref().and_then(|t| t.totals()),
             },
             start: record.start,
             now: SystemTime::now(),

@@ -5,6 +5,7 @@
 //! every answer passes nginx's response filters: the status an
 //! `error_page` imposes, `expires`, `add_header`, absolute redirects.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -145,11 +146,18 @@ impl Req<'_> {
         headers::decorate(&mut response, config, now, &mut |t| self.eval(t));
         // The gzip and brotli filters come after the headers filter, as
         // in nginx: they see add_header's and expires' headers.
-        response = self.compress(response, own);
+        let (compressed, gzip) = self.compress_tallied(response, own);
+        response = compressed;
         if access_log::logs(config) {
-            response.meta.log_tag = self.engine.logs.hold(self.log_record());
+            response.meta.log_tag = self.engine.logs.hold(self.log_record(gzip));
         }
-        if own {
+        let relative_location = || {
+            response
+                .headers
+                .iter()
+                .any(|(n, v)| n.eq_ignore_ascii_case(b"location") && v.first() == Some(&b'/'))
+        };
+        if own && relative_location() {
             let base = headers::redirect_base(
                 self.facts.scheme,
                 &self.redirect_host(),
@@ -164,15 +172,24 @@ impl Req<'_> {
     /// location over a finished answer; `own`: Portico made it (not an
     /// upstream or the app).
     pub(crate) fn compress(&self, response: Response, own: bool) -> Response {
+        self.compress_tallied(response, own).0
+    }
+
+    /// [`Req::compress`], with the gzip body's tally (`$gzip_ratio`).
+    fn compress_tallied(
+        &self,
+        response: Response,
+        own: bool,
+    ) -> (Response, Option<Arc<compress::GzipTally>>) {
         let config = self.loc.config;
         if !config.compress.any() {
-            return response;
+            return (response, None);
         }
         let facts = compress::RequestFacts {
             own_answer: own,
             ..self.compress_facts()
         };
-        compress::apply(response, &facts, &config.compress, config.gzip_vary)
+        compress::apply_tallied(response, &facts, &config.compress, config.gzip_vary)
     }
 
     /// What the compression filters (and `gzip_static`) read of the request.
@@ -207,7 +224,7 @@ impl Req<'_> {
     }
 
     /// This request's facts for its access_log line.
-    fn log_record(&self) -> Record {
+    fn log_record(&self, gzip: Option<Arc<compress::GzipTally>>) -> Record {
         Record {
             server: self.server_index,
             location: self.loc.shared.clone(),
@@ -228,6 +245,7 @@ impl Req<'_> {
             server_captures: self.server_captures.clone(),
             start: self.start,
             proxy: self.proxy.clone(),
+            gzip,
         }
     }
 }

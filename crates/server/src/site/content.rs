@@ -93,7 +93,7 @@ pub(crate) fn text_response(status: u16, content_type: String, body: Vec<u8>) ->
 /// `ngx_http_set_exten` + `ngx_http_set_content_type`).
 pub(crate) fn type_for(uri: &[u8], config: &LocationConfig) -> String {
     if let Some(ext) = extension(uri).and_then(|e| std::str::from_utf8(e).ok()) {
-        let found = if config.types.by_extension.is_empty() {
+        let found = if config.types.is_empty() {
             BUILTIN_TYPES
                 .iter()
                 .find(|(e, _)| e.eq_ignore_ascii_case(ext))
@@ -264,7 +264,15 @@ fn static_content<'s>(req: &mut Req<'s>) -> Done<'s> {
         Ok(path) => path,
         Err(status) => return Done::Special(status, Vec::new()),
     };
-    let meta = match fs::metadata(&path) {
+    let config = req.loc.config;
+    let meta = match config.open_file_cache {
+        Some(max) => req
+            .engine
+            .file_meta
+            .metadata(&path, max, config.open_file_cache_valid),
+        None => fs::metadata(&path),
+    };
+    let meta = match meta {
         Ok(meta) => meta,
         Err(e) => {
             log_open_error(req, &path, &e);

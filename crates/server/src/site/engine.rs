@@ -18,7 +18,7 @@ use super::proxy::BodyOut;
 use super::select::ServerTable;
 use crate::body::RequestBody;
 use crate::handler::{Handler, HandlerFuture, Request, RequestSource, Response, Sent};
-use crate::statics::ContentCache;
+use crate::statics::{ContentCache, MetaCache};
 use crate::upstream::{ProxyCall, ProxyUpstream};
 
 /// What each `uwsgi_pass` target is served by, in any order: the binary
@@ -161,6 +161,8 @@ pub(crate) struct Engine {
     pub uwsgi_locations: Vec<(usize, Arc<dyn Handler>)>,
     /// Small files kept in memory (shared with nothing else).
     pub cache: Mutex<ContentCache>,
+    /// Files' metadata under `open_file_cache`.
+    pub file_meta: MetaCache,
     /// `access_log` records waiting for their responses to be written.
     pub logs: AccessLogs,
 }
@@ -180,6 +182,7 @@ impl SiteHandler {
                 proxies: Vec::new(),
                 uwsgi_locations: Vec::new(),
                 cache: Mutex::new(ContentCache::default()),
+                file_meta: MetaCache::default(),
                 logs: AccessLogs::default(),
             }),
         }

@@ -35,6 +35,9 @@ pub(crate) struct ResponseFacts {
     pub body_bytes_sent: u64,
     /// `$bytes_sent`: head and body.
     pub bytes_sent: u64,
+    /// The gzip filter's bytes in and out, for `$gzip_ratio` (`None`:
+    /// not gzipped, or the body was cut).
+    pub gzip: Option<(u64, u64)>,
 }
 
 /// The reverse proxy's facts of a proxied request: `$proxy_host`,
@@ -251,6 +254,11 @@ fn var_at(var: &Variable, cx: &VarContext<'_>, out: &mut Vec<u8>, depth: usize) 
         }
         Variable::BodyBytesSent => push_int(out, cx.response.body_bytes_sent),
         Variable::BytesSent => push_int(out, cx.response.bytes_sent),
+        Variable::GzipRatio => {
+            if let Some((zin, zout)) = cx.response.gzip {
+                out.extend_from_slice(crate::compress::ratio_text(zin, zout).as_bytes());
+            }
+        }
         Variable::RequestTime => {
             let spent = cx.now.duration_since(cx.start).unwrap_or(Duration::ZERO);
             push_seconds_millis(out, spent);

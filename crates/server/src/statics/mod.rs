@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::handler::{Handler, HandlerFuture, Request, Response, ResponseBody};
-pub(crate) use cache::ContentCache;
+pub(crate) use cache::{ContentCache, MetaCache};
 use conditional::expires_in;
 pub(crate) use conditional::http_date;
 pub use mime::mime_type;

@@ -138,12 +138,22 @@ pub(crate) fn respond_file(
         headers.push(header_pair("Vary", "Accept-Encoding"));
     }
     let size = meta.len();
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs());
-    let v = Validators::new(mtime, size);
+    // A cached small file comes with its validators already formatted.
+    let cached = cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(path, meta);
+    let (cached, v) = match cached {
+        Some((bytes, v)) => (Some(bytes), v),
+        None => {
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            (None, Validators::new(mtime, size))
+        }
+    };
     headers.push(header_pair("Last-Modified", v.last_modified.clone()));
     headers.push(header_pair("ETag", v.etag.clone()));
     headers.extend(options.extra);
@@ -192,15 +202,14 @@ pub(crate) fn respond_file(
             cause: None,
         });
     }
-    match body(
+    let source = Source {
         path,
         meta,
-        ranges,
-        options.content_type,
-        size,
-        &mut headers,
         cache,
-    ) {
+        cached,
+        validators: &v,
+    };
+    match body(&source, ranges, options.content_type, size, &mut headers) {
         Ok((status, reason, body)) => Ok(Response {
             status,
             reason: Bytes::from_static(reason.as_bytes()),
@@ -216,21 +225,29 @@ pub(crate) fn respond_file(
     }
 }
 
+/// Where the body comes from: the cache's copy, or the file.
+struct Source<'a> {
+    path: &'a Path,
+    meta: &'a Metadata,
+    cache: &'a Mutex<ContentCache>,
+    /// The content, if the cache had it.
+    cached: Option<Bytes>,
+    validators: &'a Validators,
+}
+
 /// The body for the chosen ranges, adding Content-Range/Content-Type as needed.
 fn body(
-    path: &Path,
-    meta: &Metadata,
+    source: &Source<'_>,
     ranges: Ranges,
     content_type: &str,
     size: u64,
     headers: &mut Vec<(Bytes, Bytes)>,
-    cache: &Mutex<ContentCache>,
 ) -> io::Result<(u16, &'static str, ResponseBody)> {
     match ranges {
         Ranges::Full | Ranges::Unsatisfiable => {
             // As nginx: a full answer says ranges are possible; a 206 does not.
             headers.push(header_pair("Accept-Ranges", "bytes"));
-            Ok((200, "OK", whole(path, meta, cache)?))
+            Ok((200, "OK", whole(source)?))
         }
         Ranges::Partial(parts) if parts.len() == 1 => {
             let (start, end) = parts[0];
@@ -238,7 +255,7 @@ fn body(
                 "Content-Range",
                 format!("bytes {start}-{end}/{size}"),
             ));
-            let body = match whole(path, meta, cache)? {
+            let body = match whole(source)? {
                 ResponseBody::Full(all) => {
                     ResponseBody::Full(all.slice(start as usize..=end as usize))
                 }
@@ -255,9 +272,9 @@ fn body(
             let total: u64 = parts.iter().map(|(s, e)| e - s + 1).sum();
             if total > MAX_MULTIPART_BYTES {
                 headers.push(header_pair("Accept-Ranges", "bytes"));
-                return Ok((200, "OK", whole(path, meta, cache)?));
+                return Ok((200, "OK", whole(source)?));
             }
-            let file = std::fs::File::open(path)?;
+            let file = std::fs::File::open(source.path)?;
             let mut out = Vec::with_capacity(total as usize + parts.len() * 128);
             for (start, end) in parts {
                 out.extend_from_slice(
@@ -282,14 +299,14 @@ fn body(
 }
 
 /// The whole file: from the content cache when small, else for sendfile.
-fn whole(path: &Path, meta: &Metadata, cache: &Mutex<ContentCache>) -> io::Result<ResponseBody> {
-    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(bytes) = cache.get(path, meta) {
-        return Ok(ResponseBody::Full(bytes));
+fn whole(source: &Source<'_>) -> io::Result<ResponseBody> {
+    if let Some(bytes) = &source.cached {
+        return Ok(ResponseBody::Full(bytes.clone()));
     }
-    let file = std::fs::File::open(path)?;
-    let len = meta.len();
-    if let Some(bytes) = cache.insert(path, meta, &file)? {
+    let file = std::fs::File::open(source.path)?;
+    let len = source.meta.len();
+    let mut cache = source.cache.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(bytes) = cache.insert(source.path, source.meta, source.validators, &file)? {
         return Ok(ResponseBody::Full(bytes));
     }
     Ok(ResponseBody::File {

@@ -79,6 +79,11 @@ pub(super) fn apply(
         "types" => types(ctx, layer, d)?,
         "default_type" => once(&mut layer.default_type, d, arg(d, 0)?.to_string())?,
         "gzip_static" => once(&mut layer.gzip_static, d, gzip_static(d)?)?,
+        "open_file_cache" => once(&mut layer.open_file_cache, d, open_file_cache(d)?)?,
+        "open_file_cache_valid" => {
+            let t = parse_time(arg(d, 0)?, true).ok_or_else(|| invalid_value(d))?;
+            once(&mut layer.open_file_cache_valid, d, t)?;
+        }
         "autoindex" => once(&mut layer.autoindex, d, flag(d)?)?,
         "access_log" => access_log(ctx, layer, d)?,
         "uwsgi_param" => layer
@@ -433,24 +438,51 @@ fn gzip_static(d: &Directive) -> Result<bool, NginxError> {
     }
 }
 
+/// `open_file_cache off | max=N [inactive=TIME]`: the most paths kept
+/// (`inactive` is accepted: entries are bounded by `max` and checked again
+/// after `open_file_cache_valid` whatever their use).
+fn open_file_cache(d: &Directive) -> Result<Option<usize>, NginxError> {
+    let first = arg(d, 0)?;
+    if first == "off" && d.args.len() == 1 {
+        return Ok(None);
+    }
+    let mut max = None;
+    for value in d.args.iter().map(|a| a.value.as_str()) {
+        if let Some(n) = value.strip_prefix("max=") {
+            max = Some(
+                n.parse::<usize>()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| invalid_value(d))?,
+            );
+        } else if let Some(t) = value.strip_prefix("inactive=") {
+            parse_time(t, true).ok_or_else(|| invalid_value(d))?;
+        } else {
+            return Err(invalid_value(d));
+        }
+    }
+    max.map(Some).ok_or_else(|| {
+        NginxError::at(
+            d,
+            "\"open_file_cache\" must have the \"max\" parameter".to_string(),
+        )
+    })
+}
+
 /// `types { TYPE EXT...; }`: later blocks at the same level add to the table.
 fn types(ctx: &mut Ctx, layer: &mut Layer, d: &Directive) -> Result<(), NginxError> {
     let table = layer.types.get_or_insert_with(MimeTypes::default);
     for entry in d.children.iter().flatten() {
         for ext in entry.values() {
-            let ext = ext.to_ascii_lowercase();
-            match table.by_extension.iter_mut().find(|(e, _)| *e == ext) {
-                Some((_, old)) => {
-                    let previous = std::mem::replace(old, entry.name.clone());
-                    ctx.warn(
-                        entry,
-                        &format!(
-                            "duplicate extension \"{ext}\", content type: \"{}\", previous content type: \"{previous}\"",
-                            entry.name
-                        ),
-                    );
-                }
-                None => table.by_extension.push((ext, entry.name.clone())),
+            if let Some(previous) = table.insert(ext, entry.name.clone()) {
+                let ext = ext.to_ascii_lowercase();
+                ctx.warn(
+                    entry,
+                    &format!(
+                        "duplicate extension \"{ext}\", content type: \"{}\", previous content type: \"{previous}\"",
+                        entry.name
+                    ),
+                );
             }
         }
     }

@@ -46,6 +46,9 @@ pub(super) struct Layer {
     pub types: Option<MimeTypes>,
     pub default_type: Option<String>,
     pub gzip_static: Option<bool>,
+    /// `open_file_cache`: `Some(None)` is `off`.
+    pub open_file_cache: Option<Option<usize>>,
+    pub open_file_cache_valid: Option<Duration>,
     pub autoindex: Option<bool>,
     pub access_log: Option<Vec<AccessLogTarget>>,
     pub uwsgi_params: Option<Vec<UwsgiParam>>,
@@ -75,13 +78,11 @@ pub(super) struct Layer {
 /// nginx's built-in MIME table, used when no `types {}` is set anywhere
 /// (`ngx_http_core_default_types`).
 pub(super) fn builtin_types() -> MimeTypes {
-    MimeTypes {
-        by_extension: vec![
-            ("html".into(), "text/html".into()),
-            ("gif".into(), "image/gif".into()),
-            ("jpg".into(), "image/jpeg".into()),
-        ],
-    }
+    MimeTypes::of([
+        ("html", "text/html"),
+        ("gif", "image/gif"),
+        ("jpg", "image/jpeg"),
+    ])
 }
 
 /// The configuration above `http {}`: nginx's defaults, with `root html`
@@ -146,6 +147,8 @@ impl Layer {
             },
             default_type: pick(&self.default_type, &parent.default_type),
             gzip_static: pick(&self.gzip_static, &parent.gzip_static),
+            open_file_cache: pick(&self.open_file_cache, &parent.open_file_cache),
+            open_file_cache_valid: pick(&self.open_file_cache_valid, &parent.open_file_cache_valid),
             autoindex: pick(&self.autoindex, &parent.autoindex),
             access_log: pick(&self.access_log, &parent.access_log),
             uwsgi_params: pick(&self.uwsgi_params, &parent.uwsgi_params),

@@ -40,8 +40,6 @@ pub const IGNORED: &[&str] = &[
     "output_buffers",
     "postpone_output",
     "read_ahead",
-    "open_file_cache",
-    "open_file_cache_valid",
     "open_file_cache_min_uses",
     "open_file_cache_errors",
     "lingering_close",

@@ -62,7 +62,6 @@ const NGINX_ONLY: &[&str] = &[
     "upstream_bytes_sent",
     "upstream_cache_status",
     "uwsgi_script_name",
-    "gzip_ratio",
     "ssl_session_id",
     "remote_user",
     "tcpinfo_rtt",
