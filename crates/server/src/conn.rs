@@ -288,7 +288,7 @@ pub(crate) fn serve_connection<'a, R, W>(
     writer: &'a mut W,
     ends: &'a Ends,
     ctx: &'a Arc<ConnContext>,
-    mut rbuf: BytesMut,
+    rbuf: &'a mut BytesMut,
 ) -> impl std::future::Future<Output = ()> + 'a
 where
     R: AsyncRead + Unpin,
@@ -313,7 +313,7 @@ where
             let sniffed = Box::pin(crate::h2::serve_if_preface(
                 reader,
                 writer,
-                &mut rbuf,
+                rbuf,
                 h2_ends,
                 ctx.clone(),
                 ctx.shutdown.clone(),
@@ -325,7 +325,7 @@ where
             }
         }
         loop {
-            let head = match read_head(reader, &mut rbuf, ctx, fresh, idle_timeout).await {
+            let head = match read_head(reader, rbuf, ctx, fresh, idle_timeout).await {
                 HeadRead::Head(head) => head,
                 HeadRead::Closed => return,
                 HeadRead::Refused { status, reason } => {
@@ -348,7 +348,7 @@ where
                 reader,
                 writer,
                 head,
-                &mut rbuf,
+                rbuf,
                 Conn {
                     peer: ends.peer,
                     local: ends.local,

@@ -85,7 +85,7 @@ where
             local: None,
             tls: None,
         };
-        serve_connection(&mut reader, &mut writer, &ends, ctx, BytesMut::new()).await;
+        serve_connection(&mut reader, &mut writer, &ends, ctx, &mut BytesMut::new()).await;
     };
     tokio::join!(server, client(client_end));
 }

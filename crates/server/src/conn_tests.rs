@@ -54,7 +54,8 @@ async fn a_connection_future_stays_small_because_requests_are_boxed() {
         local: None,
         tls: None,
     };
-    let http = serve_connection(&mut reader, &mut writer, &ends, &ctx, BytesMut::new());
+    let mut rbuf = BytesMut::new();
+    let http = serve_connection(&mut reader, &mut writer, &ends, &ctx, &mut rbuf);
     let http_size = std::mem::size_of_val(&http);
     drop(http);
     let uwsgi = crate::uwsgi_conn::serve_uwsgi_connection(

@@ -552,7 +552,7 @@ fn connection_task(
     mut held: Held,
     at: Ends,
     ctx: Arc<ConnContext>,
-    initial: BytesMut,
+    mut initial: BytesMut,
     waiting: bool,
 ) -> impl Future<Output = ()> + Send {
     // Counted as work until its first bytes are there (gate.rs).
@@ -566,7 +566,13 @@ fn connection_task(
     // the future once.
     async move {
         if fresh.is_some() {
-            let _ = tokio::time::timeout(FIRST_BYTES_WAIT, first_bytes(&held.conn)).await;
+            // Boxed: its timer and readiness wait (304 bytes) would be the
+            // largest state of every connection's future.
+            let _ = Box::pin(tokio::time::timeout(
+                FIRST_BYTES_WAIT,
+                first_bytes(&held.conn),
+            ))
+            .await;
             drop(fresh);
         }
         if let Some(tls) = &ctx.listener.tls {
@@ -582,7 +588,7 @@ fn connection_task(
             match &mut held.conn {
                 Connection::Tcp(sock) | Connection::Unix(sock) => {
                     let (mut reader, mut writer) = sock.split();
-                    serve_stream(&mut reader, &mut writer, &at, &ctx, initial).await;
+                    serve_stream(&mut reader, &mut writer, &at, &ctx, &mut initial).await;
                 }
                 Connection::None => {}
             }
@@ -628,7 +634,7 @@ async fn serve_tls(
         return;
     }
     let (mut reader, mut writer) = tokio::io::split(stream);
-    serve_stream(&mut reader, &mut writer, &at, ctx, BytesMut::new()).await;
+    serve_stream(&mut reader, &mut writer, &at, ctx, &mut BytesMut::new()).await;
 }
 
 pin_project_lite::pin_project! {
@@ -658,7 +664,7 @@ fn serve_stream<'a, R, W>(
     writer: &'a mut W,
     at: &'a Ends,
     ctx: &'a Arc<ConnContext>,
-    initial: BytesMut,
+    initial: &'a mut BytesMut,
 ) -> impl Future<Output = ()> + 'a
 where
     R: tokio::io::AsyncRead + Unpin,
@@ -669,7 +675,14 @@ where
             inner: serve_connection(reader, writer, at, ctx, initial),
         },
         Wire::Uwsgi => Serving::Uwsgi {
-            inner: serve_uwsgi_connection(reader, writer, at.peer, at.local, ctx, initial),
+            inner: serve_uwsgi_connection(
+                reader,
+                writer,
+                at.peer,
+                at.local,
+                ctx,
+                std::mem::take(initial),
+            ),
         },
     }
 }
