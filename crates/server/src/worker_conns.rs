@@ -16,9 +16,10 @@
 //! body, app, response) is never closed for this.
 //!
 //! The same queue wakes every idle connection when the server stops
-//! ([`OpenConnections::close_idle`]): an idle connection waits on its read,
-//! its timer and this queue only (no stop future of its own: it is in
-//! every connection's task, see docs/design-notes.md §9).
+//! ([`OpenConnections::close_idle`]) and when its idle timeout passes (one
+//! timer per worker, [`sweep`], as nginx's timer tree): an idle connection
+//! waits on its read and this queue only (no stop future or timer of its
+//! own: they would be in every connection's task, docs/design-notes.md §9).
 
 use std::collections::BTreeMap;
 use std::future::Future;
