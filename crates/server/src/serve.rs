@@ -157,6 +157,9 @@ pub fn serve(
             .then(|| Gate::new(options.capacity, handoff.clone()));
         let turn = options.fair_accept.then(Turn::take).flatten().map(Arc::new);
         let open = OpenConnections::new(options.max_connections);
+        if let Some(t) = &turn {
+            open.publish_to(t.open_counter());
+        }
         tokio::spawn(handoff.clone().deliver());
         for task in &options.background {
             tokio::spawn(task());
@@ -332,7 +335,8 @@ async fn accept_loop(
         if let Some(t) = &turn
             && t.should_defer()
         {
-            // An idle sibling behind this worker was woken too: leave the
+            // An idle sibling behind this worker (fewer connections open,
+            // or as many and fewer accepted) was woken too: leave the
             // connection to it for a moment, then take it if it is still
             // there. The readiness is kept (not cleared) while waiting: only
             // an accept that finds the queue empty clears it, so connections

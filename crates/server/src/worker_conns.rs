@@ -25,8 +25,8 @@ use std::future::Future;
 use std::num::NonZeroU64;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use crate::lazy_socket::LazySocket;
@@ -62,6 +62,8 @@ pub(crate) struct OpenConnections {
     idle: Mutex<IdleQueue>,
     /// Notified when the last connection closes.
     closed: tokio::sync::Notify,
+    /// Where the count is published for sibling workers (`accept_board.rs`).
+    published: OnceLock<&'static AtomicU64>,
 }
 
 /// The idle connections, oldest first: ticket (the order they went idle
@@ -84,7 +86,9 @@ pub(crate) struct Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        if self.open.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+        let was = self.open.count.fetch_sub(1, Ordering::SeqCst);
+        self.open.publish(was.saturating_sub(1));
+        if was == 1 {
             self.open.closed.notify_waiters();
         }
     }
@@ -107,7 +111,22 @@ impl OpenConnections {
             short: AtomicBool::new(false),
             idle: Mutex::new(IdleQueue::default()),
             closed: tokio::sync::Notify::new(),
+            published: OnceLock::new(),
         })
+    }
+
+    /// Keep `counter` equal to the count of open connections from now on
+    /// (the worker's seat on the accept board).
+    pub(crate) fn publish_to(&self, counter: &'static AtomicU64) {
+        if self.published.set(counter).is_ok() {
+            self.publish(self.count.load(Ordering::SeqCst));
+        }
+    }
+
+    fn publish(&self, open: usize) {
+        if let Some(counter) = self.published.get() {
+            counter.store(open as u64, Ordering::Relaxed);
+        }
     }
 
     /// Idle connections now.
@@ -171,6 +190,7 @@ impl OpenConnections {
     /// caller's [`Held`] gives it back).
     fn make_room(&self) -> Admission {
         let open = self.count.fetch_add(1, Ordering::SeqCst);
+        self.publish(open + 1);
         if self.limit == 0 || open < self.limit {
             return Admission::Room;
         }
