@@ -7,9 +7,12 @@
 //! of blocked `accept()` callers, at the price of a thread hand-off per
 //! connection. This board gives the same order without the thread: each
 //! worker publishes, in memory shared by the process tree, whether it is
-//! idle (waiting for a connection with room for one) and how many
-//! connections it has accepted; a woken worker that is [`LEAD`] accepts
-//! ahead of an idle live sibling defers to it. The sibling was woken too
+//! idle (waiting for a connection with room for one), how many
+//! connections it has accepted and how many it holds open; a woken worker
+//! that holds [`OPEN_MARGIN`] more open connections than an idle live
+//! sibling, or about as many and is [`LEAD`] accepts ahead, defers to it
+//! (keep-alive clients that connect in a burst spread by what each worker
+//! holds). The sibling was woken too
 //! and takes the connection; if it has not after [`DEFER_AT_MOST`] (it just
 //! got busy), the deferring worker takes it. Under load the busy workers
 //! are out of the race (the accept gate) and the counts stay close, so
@@ -192,7 +195,9 @@ impl Turn {
     /// than this worker or, holding about as many, is `LEAD` accepts
     /// behind. A deferring worker stays idle for the others: were it not,
     /// a sibling would have nobody to leave connections to and would take
-    /// a whole burst while this one waits (docs/design-notes.md §2).
+    /// a whole burst while this one waits (docs/design-notes.md §2). Two
+    /// workers can wait for each other only until a new connection
+    /// arrives (the accept loop looks again then) or `DEFER_AT_MOST`.
     pub(crate) fn should_defer(&self) -> bool {
         let me = self.mine();
         let (accepts, open) = (
