@@ -378,6 +378,26 @@ mod tests {
     }
 
     #[test]
+    fn the_published_count_follows_open_and_closed_connections() {
+        static COUNTER: AtomicU64 = AtomicU64::new(99);
+        let open = OpenConnections::new(0);
+        open.publish_to(&COUNTER);
+        assert_eq!(COUNTER.load(Ordering::Relaxed), 0);
+        let held: Vec<Held> = (0..3)
+            .map(|_| Held {
+                conn: Connection::None,
+                open: {
+                    assert!(matches!(open.make_room(), Admission::Room));
+                    open.clone()
+                },
+            })
+            .collect();
+        assert_eq!(COUNTER.load(Ordering::Relaxed), 3);
+        drop(held);
+        assert_eq!(COUNTER.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
     fn at_the_limit_the_oldest_idle_connection_is_told_to_close() {
         let open = OpenConnections::new(3);
         fill(&open, 3);
