@@ -7,9 +7,12 @@
 //! of blocked `accept()` callers, at the price of a thread hand-off per
 //! connection. This board gives the same order without the thread: each
 //! worker publishes, in memory shared by the process tree, whether it is
-//! idle (waiting for a connection with room for one) and how many
-//! connections it has accepted; a woken worker that is [`LEAD`] accepts
-//! ahead of an idle live sibling defers to it. The sibling was woken too
+//! idle (waiting for a connection with room for one), how many
+//! connections it has accepted and how many it holds open; a woken worker
+//! that holds [`OPEN_MARGIN`] more open connections than an idle live
+//! sibling, or about as many and is [`LEAD`] accepts ahead, defers to it
+//! (keep-alive clients that connect in a burst spread by what each worker
+//! holds). The sibling was woken too
 //! and takes the connection; if it has not after [`DEFER_AT_MOST`] (it just
 //! got busy), the deferring worker takes it. Under load the busy workers
 //! are out of the race (the accept gate) and the counts stay close, so
@@ -35,9 +38,15 @@ pub(crate) const DEFER_AT_MOST: Duration = Duration::from_millis(2);
 /// leaves the next connection to that sibling.
 const LEAD: u64 = 2;
 
-/// One worker's published state.
+/// Connections more than an idle sibling holds open that make a worker
+/// leave the next connection to it (keep-alive clients that connect in a
+/// burst spread by what each worker holds, not by accepts alone).
+const OPEN_MARGIN: u64 = 2;
+
+/// One worker's published state (a cache line of its own: a worker writes
+/// its seat on every accept and close, its siblings only read it).
 #[derive(Default)]
-#[repr(C)]
+#[repr(C, align(64))]
 struct Seat {
     /// The worker's pid; 0 for a free seat.
     pid: AtomicU32,
@@ -47,6 +56,8 @@ struct Seat {
     /// Connections the worker accepted (a new worker starts level with
     /// the busiest live sibling).
     accepts: AtomicU64,
+    /// Connections the worker holds open now (`worker_conns.rs` keeps it).
+    open: AtomicU64,
 }
 
 struct Board {
@@ -145,6 +156,7 @@ impl Turn {
                     .max()
                     .unwrap_or(0);
                 seat.accepts.store(level, Ordering::Relaxed);
+                seat.open.store(0, Ordering::Relaxed);
                 MY_SEAT.store(i, Ordering::Relaxed);
                 return Some(Turn { seat: i, board });
             }
@@ -168,28 +180,44 @@ impl Turn {
         }
     }
 
+    /// Where this worker publishes how many connections it holds open.
+    pub(crate) fn open_counter(&self) -> &'static AtomicU64 {
+        &self.board.seats[self.seat].open
+    }
+
     /// Record an accept.
     pub(crate) fn accepted(&self) {
         self.mine().accepts.fetch_add(1, Ordering::Relaxed);
         self.set_idle(false);
     }
 
-    /// True if an idle live sibling is `LEAD` accepts behind this worker.
-    /// While it defers, this worker is not idle for the others.
+    /// True if an idle live sibling holds `OPEN_MARGIN` connections fewer
+    /// than this worker or, holding about as many, is `LEAD` accepts
+    /// behind. A deferring worker stays idle for the others: were it not,
+    /// a sibling would have nobody to leave connections to and would take
+    /// a whole burst while this one waits (docs/design-notes.md §2). Two
+    /// workers can wait for each other only until a new connection
+    /// arrives (the accept loop looks again then) or `DEFER_AT_MOST`.
     pub(crate) fn should_defer(&self) -> bool {
-        let mine = self.mine().accepts.load(Ordering::Relaxed);
+        let me = self.mine();
+        let (accepts, open) = (
+            me.accepts.load(Ordering::Relaxed),
+            me.open.load(Ordering::Relaxed),
+        );
         let older = self.board.seats.iter().enumerate().find(|(i, seat)| {
             *i != self.seat
                 && seat.pid.load(Ordering::Relaxed) != 0
                 && seat.idle_since.load(Ordering::Relaxed) != 0
-                && seat.accepts.load(Ordering::Relaxed) + LEAD <= mine
+                && behind(
+                    (seat.open.load(Ordering::Relaxed), open),
+                    (seat.accepts.load(Ordering::Relaxed), accepts),
+                )
         });
         match older {
             None => false,
             Some((_, seat)) => {
                 let pid = seat.pid.load(Ordering::Relaxed);
                 if alive(pid) {
-                    self.set_idle(false);
                     return true;
                 }
                 // A worker killed in its seat: free the seat.
@@ -211,6 +239,15 @@ impl Drop for Turn {
             seat.pid
                 .compare_exchange(std::process::id(), 0, Ordering::SeqCst, Ordering::Relaxed);
     }
+}
+
+/// True if a sibling with `(open, accepts)` of `(its, mine)` should get
+/// the next connection: it holds `OPEN_MARGIN` fewer open or, within that
+/// margin, is `LEAD` accepts behind. Of two workers at most one is behind
+/// the other.
+fn behind((its_open, my_open): (u64, u64), (its_accepts, my_accepts): (u64, u64)) -> bool {
+    its_open + OPEN_MARGIN <= my_open
+        || (its_open.abs_diff(my_open) < OPEN_MARGIN && its_accepts + LEAD <= my_accepts)
 }
 
 /// CLOCK_MONOTONIC in nanoseconds: the same clock in every process.
@@ -275,11 +312,12 @@ mod tests {
         assert!(!me.should_defer(), "one ahead: still our turn");
         me.set_idle(true);
         me.accepted();
+        me.set_idle(true);
         assert!(me.should_defer(), "two ahead of an idle sibling: its turn");
-        assert_eq!(
+        assert_ne!(
             me.mine().idle_since.load(Ordering::Relaxed),
             0,
-            "a deferring worker is not idle"
+            "a deferring worker stays idle: its sibling may leave connections to it"
         );
         board.seats[other].idle_since.store(0, Ordering::Relaxed);
         assert!(!me.should_defer(), "a busy sibling is not waited for");
@@ -289,5 +327,36 @@ mod tests {
             .store(base + 2, Ordering::Relaxed);
         assert!(!me.should_defer(), "the sibling caught up: our turn");
         board.seats[other].pid.store(0, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn a_worker_holding_more_open_connections_defers_whatever_the_accepts() {
+        assert!(behind((3, 5), (10, 0)), "two fewer open: its turn");
+        assert!(
+            !behind((4, 5), (10, 0)),
+            "one fewer open, more accepts: ours"
+        );
+        assert!(!behind((5, 3), (0, 10)), "more open: never its turn");
+        assert!(
+            behind((4, 5), (0, 2)),
+            "as many open, two accepts behind: its"
+        );
+        assert!(!behind((4, 5), (1, 2)), "one accept behind: ours");
+    }
+
+    #[test]
+    fn of_two_workers_at_most_one_defers_to_the_other() {
+        for a in 0..6u64 {
+            for b in 0..6u64 {
+                for x in 0..6u64 {
+                    for y in 0..6u64 {
+                        assert!(
+                            !(behind((a, b), (x, y)) && behind((b, a), (y, x))),
+                            "open {a}/{b}, accepts {x}/{y}: both would wait"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

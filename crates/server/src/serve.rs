@@ -157,6 +157,9 @@ pub fn serve(
             .then(|| Gate::new(options.capacity, handoff.clone()));
         let turn = options.fair_accept.then(Turn::take).flatten().map(Arc::new);
         let open = OpenConnections::new(options.max_connections);
+        if let Some(t) = &turn {
+            open.publish_to(t.open_counter());
+        }
         tokio::spawn(handoff.clone().deliver());
         for task in &options.background {
             tokio::spawn(task());
@@ -306,6 +309,7 @@ async fn accept_loop(
     let listener = unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }
         .map_err(|e| io::Error::other(format!("cannot watch the listener: {e}")))?;
     let mut trouble = AcceptTrouble::default();
+    let mut draining = false;
     loop {
         if let Some(gate) = &ctx.gate {
             if !gate.has_room()
@@ -325,21 +329,45 @@ async fn accept_loop(
         if let Some(t) = &turn {
             t.set_idle(true);
         }
-        let mut ready = tokio::select! {
-            ready = listener.readable() => ready?,
-            _ = stop.changed() => return Ok(()),
+        // After a wait that cleared the readiness, the queue is emptied
+        // without waiting for it (connections may be there, with no new
+        // one coming to wake the loop).
+        let mut ready = if draining {
+            None
+        } else {
+            tokio::select! {
+                ready = listener.readable() => Some(ready?),
+                _ = stop.changed() => return Ok(()),
+            }
         };
         if let Some(t) = &turn
             && t.should_defer()
         {
-            // An idle sibling behind this worker was woken too: leave the
+            // An idle sibling behind this worker (fewer connections open,
+            // or as many and fewer accepted) was woken too: leave the
             // connection to it for a moment, then take it if it is still
-            // there. The readiness is kept (not cleared) while waiting: only
-            // an accept that finds the queue empty clears it, so connections
-            // already queued are never left behind a lost wake-up.
-            tokio::select! {
-                _ = tokio::time::sleep(DEFER_AT_MOST) => {}
-                _ = stop.changed() => return Ok(()),
+            // there. Every connection that arrives meanwhile wakes this
+            // loop to look again, so it takes its turn as soon as the
+            // sibling has caught up, not after the whole wait (in a burst
+            // the sibling would take everything meanwhile).
+            let until = tokio::time::Instant::now() + DEFER_AT_MOST;
+            loop {
+                if let Some(ready) = ready.as_mut() {
+                    ready.clear_ready();
+                }
+                tokio::select! {
+                    again = listener.readable() => ready = Some(again?),
+                    _ = tokio::time::sleep_until(until) => {
+                        // Connections may be queued with the readiness
+                        // cleared: accept until the queue is empty.
+                        draining = true;
+                        break;
+                    }
+                    _ = stop.changed() => return Ok(()),
+                }
+                if !t.should_defer() {
+                    break;
+                }
             }
         }
         match accept_connection(fd, unix) {
@@ -361,13 +389,17 @@ async fn accept_loop(
                     gate.settled().await;
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready.clear_ready(),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                draining = false;
+                if let Some(ready) = ready.as_mut() {
+                    ready.clear_ready();
+                }
+            }
             Err(e) if is_per_connection_error(&e) => {}
             Err(e) => {
                 if let Some(line) = trouble.failed(&ctx.listener.spec, &e, Instant::now()) {
                     crate::logln!("{line}");
                 }
-                drop(ready);
                 tokio::time::sleep(ACCEPT_PAUSE).await;
             }
         }

@@ -26,8 +26,8 @@ use std::future::Future;
 use std::num::NonZeroU64;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -72,6 +72,8 @@ pub(crate) struct OpenConnections {
     me: Weak<OpenConnections>,
     /// Tickets count milliseconds from here.
     base: Instant,
+    /// Where the count is published for sibling workers (`accept_board.rs`).
+    published: OnceLock<&'static AtomicU64>,
 }
 
 /// The idle connections, oldest first, by idle timeout: ticket (the order
@@ -156,7 +158,9 @@ pub(crate) struct Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        if self.open.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+        let was = self.open.count.fetch_sub(1, Ordering::SeqCst);
+        self.open.publish(was.saturating_sub(1));
+        if was == 1 {
             self.open.closed.notify_waiters();
         }
     }
@@ -182,7 +186,22 @@ impl OpenConnections {
             rearm: tokio::sync::Notify::new(),
             me: me.clone(),
             base: Instant::now(),
+            published: OnceLock::new(),
         })
+    }
+
+    /// Keep `counter` equal to the count of open connections from now on
+    /// (the worker's seat on the accept board).
+    pub(crate) fn publish_to(&self, counter: &'static AtomicU64) {
+        if self.published.set(counter).is_ok() {
+            self.publish(self.count.load(Ordering::SeqCst));
+        }
+    }
+
+    fn publish(&self, open: usize) {
+        if let Some(counter) = self.published.get() {
+            counter.store(open as u64, Ordering::Relaxed);
+        }
     }
 
     /// Idle connections now.
@@ -249,6 +268,7 @@ impl OpenConnections {
     /// caller's [`Held`] gives it back).
     fn make_room(&self) -> Admission {
         let open = self.count.fetch_add(1, Ordering::SeqCst);
+        self.publish(open + 1);
         if self.limit == 0 || open < self.limit {
             return Admission::Room;
         }

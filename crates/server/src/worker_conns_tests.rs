@@ -187,3 +187,23 @@ async fn a_huge_timeout_never_fires_and_the_others_still_do() {
     assert!(waited.is_ok(), "timed out");
     assert_eq!(start.elapsed(), Duration::from_secs(1));
 }
+
+#[test]
+fn the_published_count_follows_open_and_closed_connections() {
+    static COUNTER: AtomicU64 = AtomicU64::new(99);
+    let open = OpenConnections::new(0);
+    open.publish_to(&COUNTER);
+    assert_eq!(COUNTER.load(Ordering::Relaxed), 0);
+    let held: Vec<Held> = (0..3)
+        .map(|_| Held {
+            conn: Connection::None,
+            open: {
+                assert!(matches!(open.make_room(), Admission::Room));
+                open.clone()
+            },
+        })
+        .collect();
+    assert_eq!(COUNTER.load(Ordering::Relaxed), 3);
+    drop(held);
+    assert_eq!(COUNTER.load(Ordering::Relaxed), 0);
+}
