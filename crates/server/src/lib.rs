@@ -10,6 +10,7 @@
 
 mod accept_board;
 mod accept_errors;
+mod accept_socket;
 mod body;
 mod body_spool;
 mod body_stream;

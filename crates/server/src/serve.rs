@@ -29,7 +29,6 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Waker};
@@ -37,22 +36,25 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use portico_proto::http1::HeadLimits;
+use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
-use tokio::io::{Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::accept_board::{DEFER_AT_MOST, Turn};
 use crate::accept_errors::{ACCEPT_PAUSE, AcceptTrouble};
+use crate::accept_socket::{
+    FirstRead, accept_connection, has_pending_connection, is_per_connection_error, local_address,
+    prepare_listener, read_first,
+};
 use crate::body_spool::SpoolConfig;
 use crate::conn::{ConnContext, Ends, serve_connection};
 use crate::gate::{FIRST_BYTES_WAIT, Gate};
 use crate::handler::Handler;
 use crate::handoff::Handoff;
 use crate::hooks::WorkerHooks;
-use crate::lazy_socket::LazySocket;
-use crate::listener::{BoundListener, ListenAddress, ListenSocket, ListenerInfo, Wire};
+use crate::listener::{BoundListener, ListenSocket, Wire};
 use crate::log::{AccessLog, LogConfig};
 use crate::timeouts::Timeouts;
 use crate::uwsgi_conn::serve_uwsgi_connection;
@@ -403,129 +405,6 @@ async fn accept_loop(
                 tokio::time::sleep(ACCEPT_PAUSE).await;
             }
         }
-    }
-}
-
-/// accept4() one connection from the non-blocking listener `fd`, as a
-/// non-blocking, close-on-exec socket (not on the event loop yet).
-fn accept_connection(fd: RawFd, unix: bool) -> io::Result<(Connection, Option<SocketAddr>)> {
-    use std::os::fd::{FromRawFd, OwnedFd};
-    // SAFETY: accept4 on our listener writes at most `len` bytes of address
-    // into the storage socket2 gives it.
-    let (conn, addr) = unsafe {
-        socket2::SockAddr::try_init(|storage, len| {
-            let fd = libc::accept4(
-                fd,
-                storage.cast(),
-                len,
-                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            );
-            if fd < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(fd)
-            }
-        })
-    }?;
-    // SAFETY: `conn` is a new descriptor that nothing else owns.
-    let sock = LazySocket::new(unsafe { OwnedFd::from_raw_fd(conn) });
-    if unix {
-        return Ok((Connection::Unix(sock), None));
-    }
-    let Some(peer) = addr.as_socket() else {
-        return Err(io::Error::other(
-            "accepted a connection with no peer address",
-        ));
-    };
-    Ok((Connection::Tcp(sock), Some(peer)))
-}
-
-/// accept() errors that concern one connection (gone before it was taken),
-/// not the listener: try the next one at once, as nginx does.
-fn is_per_connection_error(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM | libc::EINTR)
-    )
-}
-
-/// True if a connection waits in the listen queue of `fd`.
-fn has_pending_connection(fd: RawFd) -> bool {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: poll on one descriptor we own, without waiting.
-    unsafe { libc::poll(&mut pfd, 1, 0) > 0 && pfd.revents & libc::POLLIN != 0 }
-}
-
-/// Seconds a new TCP connection may stay silent in the kernel before it is
-/// handed to `accept()` (TCP_DEFER_ACCEPT; uWSGI sets it to its socket
-/// timeout, 4 s): a client that connects and sends nothing costs no
-/// accept, no task and no descriptor until then.
-const DEFER_ACCEPT_SECS: libc::c_int = 4;
-
-/// Per-listener socket options every accepted connection inherits, set
-/// once instead of once per connection: TCP_NODELAY (Linux copies it to
-/// accepted sockets) and TCP_DEFER_ACCEPT.
-fn prepare_listener(socket: &ListenSocket) {
-    if let ListenSocket::Tcp(l) = socket {
-        let sock = socket2::SockRef::from(l);
-        let _ = sock.set_tcp_nodelay(true);
-        let secs = DEFER_ACCEPT_SECS;
-        // SAFETY: setsockopt on a descriptor we own, with a c_int value.
-        unsafe {
-            libc::setsockopt(
-                std::os::fd::AsRawFd::as_raw_fd(l),
-                libc::IPPROTO_TCP,
-                libc::TCP_DEFER_ACCEPT,
-                (&raw const secs).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
-    }
-}
-
-/// The local address of a connection accepted on `listener`: the
-/// listener's own, unless it is bound to a wildcard address (then the
-/// kernel is asked, once per connection).
-fn local_address(listener: &ListenerInfo, sock: &LazySocket) -> Option<SocketAddr> {
-    match &listener.addr {
-        ListenAddress::Tcp(addr) if !addr.ip().is_unspecified() => Some(*addr),
-        _ => socket2::SockRef::from(sock)
-            .local_addr()
-            .ok()
-            .and_then(|a| a.as_socket()),
-    }
-}
-
-/// What a just-accepted connection had to say.
-enum FirstRead {
-    /// Its first bytes (with TCP_DEFER_ACCEPT, usually the whole request).
-    Bytes(BytesMut),
-    /// Nothing yet.
-    Nothing,
-    /// It is closed or broken already.
-    Gone,
-}
-
-/// Read what a just-accepted connection sent, without waiting.
-fn read_first(sock: &LazySocket) -> FirstRead {
-    let mut buf = BytesMut::with_capacity(crate::conn::READ_BUFFER);
-    let mut read = ReadBuf::uninit(buf.spare_capacity_mut());
-    match sock.recv(&mut read) {
-        Ok(()) => {
-            let n = read.filled().len();
-            if n == 0 {
-                return FirstRead::Gone;
-            }
-            // SAFETY: recv initialized the first `n` bytes of the spare capacity.
-            unsafe { buf.set_len(n) };
-            FirstRead::Bytes(buf)
-        }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => FirstRead::Nothing,
-        Err(_) => FirstRead::Gone,
     }
 }
 

@@ -24,7 +24,7 @@ async fn a_connection_task_stays_small() {
         Ok(pair) => pair,
         Err(e) => panic!("a socket pair: {e}"),
     };
-    let sock = LazySocket::new(std::os::fd::OwnedFd::from(a));
+    let sock = crate::lazy_socket::LazySocket::new(std::os::fd::OwnedFd::from(a));
     let open = OpenConnections::new(0);
     let Some(held) = open.admit(Connection::Unix(sock), &ctx.listener) else {
         panic!("no limit, admitted")
