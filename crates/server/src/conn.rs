@@ -156,17 +156,22 @@ fn read_head<'a, R: AsyncRead + Unpin>(
         }
         // (The parse's result is out of scope before the await: a match
         // scrutinee lives to the match's end, and a head is 144 bytes.)
-        match parse_request_head(rbuf, &ctx.limits) {
-            Ok(Some(head)) => return HeadRead::Head(Box::new(head)),
-            Ok(None) => {}
-            Err(e) => {
-                return HeadRead::Refused {
-                    status: e.status(),
-                    reason: e.reason().to_string(),
-                };
-            }
+        if let Some(read) = parsed_head(rbuf, ctx) {
+            return read;
         }
         Box::pin(finish_head(reader, rbuf, ctx)).await
+    }
+}
+
+/// The head in `rbuf`, or why it is refused; None while it is incomplete.
+fn parsed_head(rbuf: &mut BytesMut, ctx: &ConnContext) -> Option<HeadRead> {
+    match parse_request_head(rbuf, &ctx.limits) {
+        Ok(Some(head)) => Some(HeadRead::Head(Box::new(head))),
+        Ok(None) => None,
+        Err(e) => Some(HeadRead::Refused {
+            status: e.status(),
+            reason: e.reason().to_string(),
+        }),
     }
 }
 
@@ -189,15 +194,8 @@ async fn finish_head<R: AsyncRead + Unpin>(
                 return HeadRead::Refused { status: 408, reason: "request head not received in time".into() };
             }
         }
-        match parse_request_head(rbuf, &ctx.limits) {
-            Ok(Some(head)) => return HeadRead::Head(Box::new(head)),
-            Ok(None) => {}
-            Err(e) => {
-                return HeadRead::Refused {
-                    status: e.status(),
-                    reason: e.reason().to_string(),
-                };
-            }
+        if let Some(read) = parsed_head(rbuf, ctx) {
+            return read;
         }
     }
 }

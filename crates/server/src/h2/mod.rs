@@ -230,21 +230,11 @@ pub(crate) async fn serve_h2_by<T>(
                     // keepalive_timeout (client_header_timeout before the first
                     // request): GOAWAY with the last stream processed, and the
                     // close, at once as nginx (no stream is in flight).
-                    conn.abrupt_shutdown(h2::Reason::NO_ERROR);
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(1),
-                        std::future::poll_fn(|cx| conn.poll_closed(cx)),
-                    )
-                    .await;
+                    close_now(&mut conn, h2::Reason::NO_ERROR).await;
                     break;
                 }
                 _ = &mut drained, if stopping && streams.is_empty() => {
-                    conn.abrupt_shutdown(h2::Reason::NO_ERROR);
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(1),
-                        std::future::poll_fn(|cx| conn.poll_closed(cx)),
-                    )
-                    .await;
+                    close_now(&mut conn, h2::Reason::NO_ERROR).await;
                     break;
                 }
                 changed = stop.changed(), if !stopping && !stop_gone => {
@@ -266,21 +256,11 @@ pub(crate) async fn serve_h2_by<T>(
                         "portico: HTTP/2 flood from {} (control frames or reset streams), connection closed",
                         shared.peer_shown
                     );
-                    conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(1),
-                        std::future::poll_fn(|cx| conn.poll_closed(cx)),
-                    )
-                    .await;
+                    close_now(&mut conn, h2::Reason::ENHANCE_YOUR_CALM).await;
                     break;
                 }
                 _ = &mut stop_deadline, if stopping => {
-                    conn.abrupt_shutdown(h2::Reason::NO_ERROR);
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(1),
-                        std::future::poll_fn(|cx| conn.poll_closed(cx)),
-                    )
-                    .await;
+                    close_now(&mut conn, h2::Reason::NO_ERROR).await;
                     break;
                 }
             }
@@ -291,4 +271,19 @@ pub(crate) async fn serve_h2_by<T>(
         while streams.join_next().await.is_some() {}
     };
     cork::uncorking(driver, uncork).await;
+}
+
+/// GOAWAY with `reason`, then the close, at once: the frames get a second
+/// to leave.
+async fn close_now<T, B>(conn: &mut h2::server::Connection<T, B>, reason: h2::Reason)
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+    B: bytes::Buf,
+{
+    conn.abrupt_shutdown(reason);
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        std::future::poll_fn(|cx| conn.poll_closed(cx)),
+    )
+    .await;
 }
