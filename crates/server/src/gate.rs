@@ -136,41 +136,29 @@ impl Gate {
 mod tests {
     use super::*;
 
-    fn runtime() -> tokio::runtime::Runtime {
-        match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => panic!("runtime: {e}"),
-        }
-    }
-
-    #[test]
-    fn gate_is_full_while_python_work_is_in_hand_and_reopens_when_it_answers() {
-        runtime().block_on(async {
-            let work = Handoff::new();
-            let gate = Gate::new(1, work.clone());
-            assert!(gate.has_room());
-            let (reply, answer) = work.slot();
-            assert!(!gate.has_room(), "one request on one thread fills the gate");
-            let waiter = tokio::spawn({
-                let gate = gate.clone();
-                async move { gate.wait_for_room(&|| false).await }
-            });
-            tokio::task::yield_now().await;
-            assert!(
-                !waiter.is_finished(),
-                "a full gate must hold the accept loop"
-            );
-            reply.send(crate::handler::Response::plain(200, "OK", "ok"));
-            assert!(answer.await.is_some());
-            assert!(gate.has_room());
-            assert!(
-                matches!(waiter.await, Ok(true)),
-                "room once the app answered"
-            );
+    #[tokio::test]
+    async fn gate_is_full_while_python_work_is_in_hand_and_reopens_when_it_answers() {
+        let work = Handoff::new();
+        let gate = Gate::new(1, work.clone());
+        assert!(gate.has_room());
+        let (reply, answer) = work.slot();
+        assert!(!gate.has_room(), "one request on one thread fills the gate");
+        let waiter = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.wait_for_room(&|| false).await }
         });
+        tokio::task::yield_now().await;
+        assert!(
+            !waiter.is_finished(),
+            "a full gate must hold the accept loop"
+        );
+        reply.send(crate::handler::Response::plain(200, "OK", "ok"));
+        assert!(answer.await.is_some());
+        assert!(gate.has_room());
+        assert!(
+            matches!(waiter.await, Ok(true)),
+            "room once the app answered"
+        );
     }
 
     #[test]
@@ -184,76 +172,68 @@ mod tests {
         drop(reply);
     }
 
-    #[test]
-    fn a_just_accepted_connection_fills_the_gate_until_its_first_bytes() {
-        runtime().block_on(async {
-            let work = Handoff::new();
-            let gate = Gate::new(1, work.clone());
-            let fresh = gate.provisional();
-            assert!(!gate.has_room());
-            drop(fresh);
-            gate.settled().await;
-            assert!(gate.has_room(), "a silent connection holds nothing");
-        });
+    #[tokio::test]
+    async fn a_just_accepted_connection_fills_the_gate_until_its_first_bytes() {
+        let work = Handoff::new();
+        let gate = Gate::new(1, work.clone());
+        let fresh = gate.provisional();
+        assert!(!gate.has_room());
+        drop(fresh);
+        gate.settled().await;
+        assert!(gate.has_room(), "a silent connection holds nothing");
     }
 
-    #[test]
-    fn full_gate_lets_a_long_waiting_connection_in() {
-        runtime().block_on(async {
-            let work = Handoff::new();
-            let gate = Gate::new(1, work.clone());
-            let _busy = work.slot();
-            assert!(gate.wait_for_room(&|| true).await);
-        });
+    #[tokio::test]
+    async fn full_gate_lets_a_long_waiting_connection_in() {
+        let work = Handoff::new();
+        let gate = Gate::new(1, work.clone());
+        let _busy = work.slot();
+        assert!(gate.wait_for_room(&|| true).await);
     }
 
-    #[test]
-    fn a_worker_answering_faster_than_the_check_still_lets_a_waiting_connection_in() {
-        runtime().block_on(async {
-            let work = Handoff::new();
-            let gate = Gate::new(1, work.clone());
-            // A saturated worker: one answer every millisecond, and always
-            // more work queued behind it (the gate never has room), so the
-            // waiter is woken far more often than OVERDUE_CHECK.
-            let first = work.slot();
-            let busy = tokio::spawn({
-                let work = work.clone();
-                async move {
-                    let mut held = first;
-                    loop {
-                        let next = work.slot();
-                        // answered (abandoned): the gate's waiter is woken
-                        drop(held);
-                        held = next;
-                        tokio::time::sleep(Duration::from_millis(1)).await;
-                    }
+    #[tokio::test]
+    async fn a_worker_answering_faster_than_the_check_still_lets_a_waiting_connection_in() {
+        let work = Handoff::new();
+        let gate = Gate::new(1, work.clone());
+        // A saturated worker: one answer every millisecond, and always
+        // more work queued behind it (the gate never has room), so the
+        // waiter is woken far more often than OVERDUE_CHECK.
+        let first = work.slot();
+        let busy = tokio::spawn({
+            let work = work.clone();
+            async move {
+                let mut held = first;
+                loop {
+                    let next = work.slot();
+                    // answered (abandoned): the gate's waiter is woken
+                    drop(held);
+                    held = next;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
                 }
-            });
-            assert!(!gate.has_room());
-            let waited =
-                tokio::time::timeout(Duration::from_secs(1), gate.wait_for_room(&|| true)).await;
-            busy.abort();
-            assert!(
-                matches!(waited, Ok(true)),
-                "the overdue check must fire between the answers"
-            );
+            }
         });
+        assert!(!gate.has_room());
+        let waited =
+            tokio::time::timeout(Duration::from_secs(1), gate.wait_for_room(&|| true)).await;
+        busy.abort();
+        assert!(
+            matches!(waited, Ok(true)),
+            "the overdue check must fire between the answers"
+        );
     }
 
-    #[test]
-    fn stopped_gate_releases_its_waiter_with_false() {
-        runtime().block_on(async {
-            let work = Handoff::new();
-            let gate = Gate::new(1, work.clone());
-            let _busy = work.slot();
-            let waiter = tokio::spawn({
-                let gate = gate.clone();
-                async move { gate.wait_for_room(&|| false).await }
-            });
-            tokio::task::yield_now().await;
-            gate.stop();
-            assert!(matches!(waiter.await, Ok(false)));
-            assert!(gate.is_stopped());
+    #[tokio::test]
+    async fn stopped_gate_releases_its_waiter_with_false() {
+        let work = Handoff::new();
+        let gate = Gate::new(1, work.clone());
+        let _busy = work.slot();
+        let waiter = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.wait_for_room(&|| false).await }
         });
+        tokio::task::yield_now().await;
+        gate.stop();
+        assert!(matches!(waiter.await, Ok(false)));
+        assert!(gate.is_stopped());
     }
 }

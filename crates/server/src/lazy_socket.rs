@@ -275,16 +275,6 @@ mod tests {
     use std::os::unix::net::UnixStream;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    fn runtime() -> tokio::runtime::Runtime {
-        match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => panic!("runtime: {e}"),
-        }
-    }
-
     fn pair() -> (LazySocket, UnixStream) {
         let Ok((ours, theirs)) = UnixStream::pair() else {
             panic!("socketpair");
@@ -293,76 +283,68 @@ mod tests {
         (LazySocket::new(OwnedFd::from(ours)), theirs)
     }
 
-    #[test]
-    fn bytes_already_there_are_read_without_registering() {
-        runtime().block_on(async {
-            let (sock, mut peer) = pair();
-            assert!(peer.write_all(b"request").is_ok());
-            let (mut r, mut w) = sock.split();
-            let mut buf = [0u8; 16];
-            let n = r.read(&mut buf).await.unwrap_or(0);
-            assert_eq!(&buf[..n], b"request");
-            assert!(w.write_all(b"answer").await.is_ok());
-            assert!(
-                !sock.is_registered(),
-                "nothing waited: no epoll registration"
-            );
-            drop(sock);
+    #[tokio::test]
+    async fn bytes_already_there_are_read_without_registering() {
+        let (sock, mut peer) = pair();
+        assert!(peer.write_all(b"request").is_ok());
+        let (mut r, mut w) = sock.split();
+        let mut buf = [0u8; 16];
+        let n = r.read(&mut buf).await.unwrap_or(0);
+        assert_eq!(&buf[..n], b"request");
+        assert!(w.write_all(b"answer").await.is_ok());
+        assert!(
+            !sock.is_registered(),
+            "nothing waited: no epoll registration"
+        );
+        drop(sock);
+        let mut got = Vec::new();
+        assert!(peer.read_to_end(&mut got).is_ok());
+        assert_eq!(got, b"answer");
+    }
+
+    #[tokio::test]
+    async fn a_read_that_would_block_registers_and_wakes_when_bytes_come() {
+        let (sock, mut peer) = pair();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(peer.write_all(b"late").is_ok());
+            peer
+        });
+        let (mut r, _w) = sock.split();
+        let mut buf = [0u8; 16];
+        let n = r.read(&mut buf).await.unwrap_or(0);
+        assert_eq!(&buf[..n], b"late");
+        assert!(sock.is_registered());
+        let Ok(_peer) = writer.join() else {
+            panic!("writer thread");
+        };
+    }
+
+    #[tokio::test]
+    async fn a_write_into_a_full_socket_waits_for_the_reader() {
+        let (sock, mut peer) = pair();
+        let big = vec![7u8; 4 << 20];
+        let reader = std::thread::spawn(move || {
             let mut got = Vec::new();
-            assert!(peer.read_to_end(&mut got).is_ok());
-            assert_eq!(got, b"answer");
+            let _ = peer.read_to_end(&mut got);
+            got.len()
         });
+        {
+            let (_r, mut w) = sock.split();
+            assert!(w.write_all(&big).await.is_ok());
+            assert!(w.shutdown().await.is_ok());
+        }
+        assert!(sock.is_registered(), "a full buffer had to be waited on");
+        drop(sock);
+        assert!(matches!(reader.join(), Ok(n) if n == big.len()));
     }
 
-    #[test]
-    fn a_read_that_would_block_registers_and_wakes_when_bytes_come() {
-        runtime().block_on(async {
-            let (sock, mut peer) = pair();
-            let writer = std::thread::spawn(move || {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-                assert!(peer.write_all(b"late").is_ok());
-                peer
-            });
-            let (mut r, _w) = sock.split();
-            let mut buf = [0u8; 16];
-            let n = r.read(&mut buf).await.unwrap_or(0);
-            assert_eq!(&buf[..n], b"late");
-            assert!(sock.is_registered());
-            let Ok(_peer) = writer.join() else {
-                panic!("writer thread");
-            };
-        });
-    }
-
-    #[test]
-    fn a_write_into_a_full_socket_waits_for_the_reader() {
-        runtime().block_on(async {
-            let (sock, mut peer) = pair();
-            let big = vec![7u8; 4 << 20];
-            let reader = std::thread::spawn(move || {
-                let mut got = Vec::new();
-                let _ = peer.read_to_end(&mut got);
-                got.len()
-            });
-            {
-                let (_r, mut w) = sock.split();
-                assert!(w.write_all(&big).await.is_ok());
-                assert!(w.shutdown().await.is_ok());
-            }
-            assert!(sock.is_registered(), "a full buffer had to be waited on");
-            drop(sock);
-            assert!(matches!(reader.join(), Ok(n) if n == big.len()));
-        });
-    }
-
-    #[test]
-    fn end_of_stream_reads_zero() {
-        runtime().block_on(async {
-            let (sock, peer) = pair();
-            drop(peer);
-            let (mut r, _w) = sock.split();
-            let mut buf = [0u8; 16];
-            assert!(matches!(r.read(&mut buf).await, Ok(0)));
-        });
+    #[tokio::test]
+    async fn end_of_stream_reads_zero() {
+        let (sock, peer) = pair();
+        drop(peer);
+        let (mut r, _w) = sock.split();
+        let mut buf = [0u8; 16];
+        assert!(matches!(r.read(&mut buf).await, Ok(0)));
     }
 }
