@@ -59,6 +59,9 @@ NOTES = [
     "and by `portico -c`; a copy is in the logs dir and its text in the JSON (nginx_conf). "
     "stack: nginx + uwsgi --socket over a unix socket (--chmod-socket=666 so nginx's "
     "workers can connect) vs one Portico whose uwsgi_pass names its own --socket.",
+    "Every uWSGI behind nginx runs with --listen 1024 (Portico's default listen queue; "
+    "uWSGI's is 100): nginx opens an upstream connection per request, and on a unix socket "
+    "a full queue makes nginx answer 502.",
 ]
 
 

@@ -33,6 +33,28 @@ def venv_tool(name):
     return path if os.path.exists(path) else name
 
 
+# Portico's listen queue when no `--listen` is given (crates/config model.rs
+# DEFAULT_LISTEN); uWSGI's own default is 100.
+PORTICO_DEFAULT_LISTEN = 1024
+
+
+def uwsgi_listen():
+    """`--listen N` for a uWSGI that nginx fronts: nginx opens one upstream
+    connection per request (per HTTP/2 stream: h2load's -c C/4 -m 10 is
+    160 at once by default), and on a unix socket a full listen queue
+    refuses the connect() at once (EAGAIN, nginx answers 502) where TCP
+    would retry. uWSGI's docs tell to raise `--listen` (its startup log says
+    "your server socket listen backlog is limited to 100 connections"); it
+    is given the queue Portico has by default, capped at
+    net.core.somaxconn (above it uWSGI refuses to start)."""
+    try:
+        with open("/proc/sys/net/core/somaxconn") as f:
+            somaxconn = int(f.read())
+    except (OSError, ValueError):
+        somaxconn = 128
+    return ["--listen", str(min(PORTICO_DEFAULT_LISTEN, somaxconn))]
+
+
 def nginx_binary():
     for p in ("/usr/sbin/nginx", "/usr/bin/nginx"):
         if os.path.exists(p):
@@ -264,6 +286,7 @@ def nginx_uwsgi_pass(ctx, backend):
         needs = ["--socket", "--wsgi-file", "--processes", "--disable-logging"]
     else:
         argv = [venv_tool("uwsgi"), "--socket", f"{LOOPBACK}:{bport}",
+                *uwsgi_listen(),
                 "--wsgi-file", app_file, "--processes", str(ctx.workers),
                 "--master", "--disable-logging", "--need-app"]
         needs = []
@@ -386,7 +409,7 @@ def app_site_stacks(ctx, conf, d, port, sock, scheme="http"):
         # --chmod-socket: nginx's workers (nobody) must be able to connect
         # (the seed's own advice: "chmod" the socket)
         argv = [venv_tool("uwsgi"), "--socket", sock, "--chmod-socket=666",
-                "--processes", str(ctx.workers), "--master",
+                *uwsgi_listen(), "--processes", str(ctx.workers), "--master",
                 "--wsgi-file", app_file, "--disable-logging", "--need-app"]
         _unlink(sock)
         back = ctx.server("uwsgi", argv, signal.SIGINT)
