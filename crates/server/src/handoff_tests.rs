@@ -224,23 +224,33 @@ fn handoff_model_delivers_every_reply_when_producers_race_the_park() {
     run_model(10_000);
 }
 
+/// A connection's side of a slot outside the model: no reply expected by
+/// number, its own waker flag.
+fn waiting_on(future: ReplyFuture) -> Waiting {
+    Waiting {
+        future,
+        flag: Flag::new(),
+        expect: None,
+    }
+}
+
+/// No delivery task runs: the first poll of `future` must take the 204
+/// already in its slot, and the slot no longer counts as work.
+fn assert_taken_at_first_poll(handoff: &Handoff, future: ReplyFuture) {
+    match poll_reply(&mut waiting_on(future)) {
+        Poll::Ready(Some(response)) => assert_eq!(response.status, 204),
+        other => panic!("not ready with the reply: {:?}", other.map(|r| r.is_some())),
+    }
+    assert_eq!(handoff.in_flight(), 0);
+}
+
 #[test]
 fn handoff_model_a_reply_made_on_the_runtime_thread_is_taken_without_delivery() {
     let handoff = Handoff::new();
     let (tx, future) = handoff.slot();
     assert_eq!(handoff.in_flight(), 1);
     tx.send(Response::plain(204, "No Content", ""));
-    let mut waiting = Waiting {
-        future,
-        flag: Flag::new(),
-        expect: None,
-    };
-    // No delivery task ever ran: the value is taken at the first poll.
-    match poll_reply(&mut waiting) {
-        Poll::Ready(Some(response)) => assert_eq!(response.status, 204),
-        other => panic!("not ready with the reply: {:?}", other.map(|r| r.is_some())),
-    }
-    assert_eq!(handoff.in_flight(), 0);
+    assert_taken_at_first_poll(&handoff, future);
 }
 
 #[test]
@@ -260,27 +270,14 @@ fn a_reply_sent_here_skips_the_delivery_queue_and_is_taken_at_once() {
     tx.send_here(Response::plain(204, "No Content", ""));
     // Nothing for the delivery task: the runtime may park at once.
     assert!(!handoff.has_work());
-    let mut waiting = Waiting {
-        future,
-        flag: Flag::new(),
-        expect: None,
-    };
-    match poll_reply(&mut waiting) {
-        Poll::Ready(Some(response)) => assert_eq!(response.status, 204),
-        other => panic!("not ready with the reply: {:?}", other.map(|r| r.is_some())),
-    }
-    assert_eq!(handoff.in_flight(), 0);
+    assert_taken_at_first_poll(&handoff, future);
 }
 
 #[test]
 fn a_reply_sent_here_to_a_waiting_connection_wakes_it() {
     let handoff = Handoff::new();
     let (tx, future) = handoff.slot();
-    let mut waiting = Waiting {
-        future,
-        flag: Flag::new(),
-        expect: None,
-    };
+    let mut waiting = waiting_on(future);
     assert!(poll_reply(&mut waiting).is_pending());
     tx.send_here(Response::plain(204, "No Content", ""));
     assert!(

@@ -95,10 +95,17 @@ fn context_with(
     })
 }
 
-#[tokio::test]
-async fn a_stream_reaches_the_handler_as_an_http2_request_with_its_body() {
+/// A client on an in-memory pipe to a driver with `ctx` and `settings`.
+async fn connect(
+    ctx: Arc<ConnContext>,
+    settings: Http2Settings,
+) -> (
+    h2::client::SendRequest<Bytes>,
+    tokio::task::JoinHandle<()>,
+    watch::Sender<bool>,
+) {
     let (client_io, server_io) = tokio::io::duplex(1 << 16);
-    let (_stop_tx, stop) = watch::channel(false);
+    let (stop_tx, stop) = watch::channel(false);
     let server = tokio::spawn(serve_h2(
         server_io,
         crate::conn::Ends {
@@ -106,18 +113,50 @@ async fn a_stream_reaches_the_handler_as_an_http2_request_with_its_body() {
             local: None,
             tls: None,
         },
-        context(),
+        ctx,
         stop,
-        Http2Settings::default(),
+        settings,
     ));
-    let Ok((mut client, conn)) = h2::client::handshake(client_io).await else {
+    let Ok((client, conn)) = h2::client::handshake(client_io).await else {
         panic!("handshake");
     };
-    tokio::spawn(conn);
-    let Ok(req) = http::Request::post("http://h/p?q=1").body(()) else {
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    (client, server, stop_tx)
+}
+
+fn post(path: &str) -> http::Request<()> {
+    let Ok(req) = http::Request::post(format!("http://h{path}")).body(()) else {
         panic!("request");
     };
-    let Ok((answer, mut send)) = client.send_request(req, false) else {
+    req
+}
+
+/// How long a test waits for an answer or for the driver to end.
+const WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// GET `path` (no body): the answer, which must come within [`WAIT`].
+async fn get(
+    client: &mut h2::client::SendRequest<Bytes>,
+    path: &str,
+) -> http::Response<h2::RecvStream> {
+    let Ok(req) = http::Request::get(format!("http://h{path}")).body(()) else {
+        panic!("request");
+    };
+    let Ok((answer, _)) = client.send_request(req, true) else {
+        panic!("send {path}");
+    };
+    let Ok(Ok(answer)) = tokio::time::timeout(WAIT, answer).await else {
+        panic!("GET {path} must be answered");
+    };
+    answer
+}
+
+#[tokio::test]
+async fn a_stream_reaches_the_handler_as_an_http2_request_with_its_body() {
+    let (mut client, server, _stop) = connect(context(), Http2Settings::default()).await;
+    let Ok((answer, mut send)) = client.send_request(post("/p?q=1"), false) else {
         panic!("send");
     };
     let big = vec![b'z'; 200_000];
@@ -159,66 +198,11 @@ async fn a_stream_reaches_the_handler_as_an_http2_request_with_its_body() {
 
 #[tokio::test]
 async fn a_stop_sends_goaway_and_the_connection_ends() {
-    let (client_io, server_io) = tokio::io::duplex(1 << 16);
-    let (stop_tx, stop) = watch::channel(false);
-    let server = tokio::spawn(serve_h2(
-        server_io,
-        crate::conn::Ends {
-            peer: None,
-            local: None,
-            tls: None,
-        },
-        context(),
-        stop,
-        Http2Settings::default(),
-    ));
-    let Ok((client, conn)) = h2::client::handshake(client_io).await else {
-        panic!("handshake");
-    };
-    let conn = tokio::spawn(conn);
+    let (client, server, stop_tx) = connect(context(), Http2Settings::default()).await;
     assert!(stop_tx.send(true).is_ok());
-    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+    let ended = tokio::time::timeout(WAIT, server).await;
     assert!(ended.is_ok(), "the driver did not end after the stop");
     drop(client);
-    let _ = conn.await;
-}
-
-/// A client on an in-memory pipe to a driver with `ctx` and `settings`.
-async fn connect(
-    ctx: Arc<ConnContext>,
-    settings: Http2Settings,
-) -> (
-    h2::client::SendRequest<Bytes>,
-    tokio::task::JoinHandle<()>,
-    watch::Sender<bool>,
-) {
-    let (client_io, server_io) = tokio::io::duplex(1 << 16);
-    let (stop_tx, stop) = watch::channel(false);
-    let server = tokio::spawn(serve_h2(
-        server_io,
-        crate::conn::Ends {
-            peer: None,
-            local: None,
-            tls: None,
-        },
-        ctx,
-        stop,
-        settings,
-    ));
-    let Ok((client, conn)) = h2::client::handshake(client_io).await else {
-        panic!("handshake");
-    };
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    (client, server, stop_tx)
-}
-
-fn post(path: &str) -> http::Request<()> {
-    let Ok(req) = http::Request::post(format!("http://h{path}")).body(()) else {
-        panic!("request");
-    };
-    req
 }
 
 #[tokio::test]
@@ -234,24 +218,14 @@ async fn a_stalled_body_is_reset_after_the_body_timeout_before_any_handler_runs(
     };
     assert!(send.send_data(Bytes::from_static(b"ab"), false).is_ok());
     let started = tokio::time::Instant::now();
-    let got = tokio::time::timeout(std::time::Duration::from_secs(5), answer).await;
+    let got = tokio::time::timeout(WAIT, answer).await;
     let Ok(Err(e)) = got else {
         panic!("the stalled stream must be reset, got {got:?}");
     };
     assert_eq!(e.reason(), Some(h2::Reason::PROTOCOL_ERROR), "{e}");
     assert!(started.elapsed() >= std::time::Duration::from_millis(100));
     // The connection is still good for another request.
-    let Ok(req) = http::Request::get("http://h/next").body(()) else {
-        panic!("request");
-    };
-    let Ok((answer, _)) = client.send_request(req, true) else {
-        panic!("send");
-    };
-    let Ok(Ok(answer)) = tokio::time::timeout(std::time::Duration::from_secs(5), answer).await
-    else {
-        panic!("the next stream must be answered");
-    };
-    assert_eq!(answer.status(), 201);
+    assert_eq!(get(&mut client, "/next").await.status(), 201);
     server.abort();
 }
 
@@ -267,7 +241,7 @@ async fn a_body_growing_past_the_largest_size_gets_413() {
         panic!("send");
     };
     assert!(send.send_data(Bytes::from(vec![b'x'; 3000]), false).is_ok());
-    let got = tokio::time::timeout(std::time::Duration::from_secs(5), answer).await;
+    let got = tokio::time::timeout(WAIT, answer).await;
     let Ok(Ok(answer)) = got else {
         panic!("a 413 answer, got {got:?}");
     };
@@ -283,19 +257,9 @@ async fn after_keepalive_requests_streams_the_connection_says_goaway_and_ends() 
     };
     let (mut client, server, _stop) = connect(context(), settings).await;
     for n in 0..2 {
-        let Ok(req) = http::Request::get(format!("http://h/{n}")).body(()) else {
-            panic!("request");
-        };
-        let Ok((answer, _)) = client.send_request(req, true) else {
-            panic!("send {n}");
-        };
-        let Ok(Ok(answer)) = tokio::time::timeout(std::time::Duration::from_secs(5), answer).await
-        else {
-            panic!("stream {n} must be answered");
-        };
-        assert_eq!(answer.status(), 201);
+        assert_eq!(get(&mut client, &format!("/{n}")).await.status(), 201);
     }
-    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+    let ended = tokio::time::timeout(WAIT, server).await;
     assert!(
         ended.is_ok(),
         "the driver did not end after keepalive_requests streams"
