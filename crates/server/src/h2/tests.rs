@@ -13,7 +13,7 @@ use crate::conn::ConnContext;
 use crate::handler::{
     Handler, HandlerFuture, Request, RequestSource, Response, ResponseBody, ResponseMeta,
 };
-use crate::listener::{ListenAddress, ListenerInfo, Wire};
+use crate::listener::ListenerInfo;
 use crate::log::{AccessLog, LogConfig};
 
 /// Answers with what it saw: version, target, framing, and the body it read.
@@ -62,37 +62,24 @@ fn context() -> Arc<ConnContext> {
     )
 }
 
+/// The shared test context (conn_tests.rs) answering with [`Echo`], with
+/// HTTP/2 on, no access log, and these timeouts and body limits.
 fn context_with(
     timeouts: crate::timeouts::Timeouts,
     spool: crate::body_spool::SpoolConfig,
 ) -> Arc<ConnContext> {
-    Arc::new(ConnContext {
-        handler: Arc::new(Echo),
-        log: Arc::new(AccessLog::new(LogConfig {
-            enabled: false,
-            ..LogConfig::default()
-        })),
-        listener: Arc::new(ListenerInfo {
-            addr: ListenAddress::Unix("test.sock".into()),
-            wire: Wire::Http,
-            scheme: "http",
-            spec: "test".into(),
-            buffer_size: 4096,
-            http2: Some(Http2Settings::default()),
-            tls: None,
-        }),
-        limits: Default::default(),
-        hooks: None,
-        limit_post: 0,
-        retire: Arc::new(tokio::sync::Notify::new()),
-        handoff: crate::handoff::Handoff::new(),
-        gate: None,
-        nginx_pages: false,
-        timeouts,
-        shutdown: crate::worker_conns::never_stopping(),
-        spool,
-        open: crate::worker_conns::OpenConnections::new(0),
-    })
+    let mut ctx = crate::conn::tests::context_for(Arc::new(Echo));
+    ctx.log = Arc::new(AccessLog::new(LogConfig {
+        enabled: false,
+        ..LogConfig::default()
+    }));
+    ctx.listener = Arc::new(ListenerInfo {
+        http2: Some(Http2Settings::default()),
+        ..(*ctx.listener).clone()
+    });
+    ctx.timeouts = timeouts;
+    ctx.spool = spool;
+    Arc::new(ctx)
 }
 
 /// A client on an in-memory pipe to a driver with `ctx` and `settings`.
