@@ -5,19 +5,14 @@ reusable connections (ngx_drain_connections); it is refused (503) only when
 none is idle, and a connection with a request in hand is never closed for it.
 """
 
-import socket
 import time
 
 from conftest import APPS
+from httpraw import Conn
+from nginxctl import free_port
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 PARTIAL = b"GET / HTTP/1.1\r\nHost: x\r\n"  # a head not finished: busy, not idle
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def nginx_conf(tmp_path, port, connections):
@@ -31,58 +26,31 @@ def nginx_conf(tmp_path, port, connections):
     return conf
 
 
-def read_response(sock):
-    """One whole response (Content-Length framed); b"" if the server closed first."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(4096)
-        if not chunk:
-            return data
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    while len(body) < length:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        body += chunk
-    return head + b"\r\n\r\n" + body
+def answered_ok(conn):
+    """Send one keep-alive request on `conn`: True if it is answered 200."""
+    conn.send(REQUEST)
+    return conn.read_response().status == 200
 
 
 def idle_connection(port):
     """A keep-alive connection that was answered once and now idles."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    s.sendall(REQUEST)
-    assert read_response(s).startswith(b"HTTP/1.1 200"), "served under the limit"
-    return s
+    conn = Conn("127.0.0.1", port, timeout=5)
+    assert answered_ok(conn), "served under the limit"
+    return conn
 
 
 def busy_connection(port):
     """A connection with a request head half sent (a request in hand)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    s.sendall(PARTIAL)
-    return s
-
-
-def closed_by_server(sock, wait=1.0):
-    """True if the server closed `sock` (EOF or reset) within `wait` seconds."""
-    sock.settimeout(wait)
-    try:
-        return sock.recv(1) == b""
-    except socket.timeout:
-        return False
-    except ConnectionResetError:
-        return True
+    conn = Conn("127.0.0.1", port, timeout=5)
+    conn.send(PARTIAL)
+    return conn
 
 
 def new_client_status(port):
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        return read_response(s).split(b"\r\n", 1)[0]
+    """The status line a new `Connection: close` client is answered with."""
+    with Conn("127.0.0.1", port, timeout=5) as conn:
+        conn.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        return conn.read_response().raw_head.split(b"\r\n", 1)[0]
 
 
 def test_at_the_limit_the_oldest_idle_connections_make_room(portico_server, tmp_path):
@@ -95,15 +63,14 @@ def test_at_the_limit_the_oldest_idle_connections_make_room(portico_server, tmp_
             time.sleep(0.01)  # each goes idle after the one before
         assert new_client_status(port) == b"HTTP/1.1 200 OK", "room made for the new client"
         server.wait_for_line(r"16 worker_connections are not enough, closing idle")
-        closed = [closed_by_server(s, wait=0.5 if i < 4 else 0.05) for i, s in enumerate(held)]
+        closed = [s.wait_closed(0.5 if i < 4 else 0.05) for i, s in enumerate(held)]
         print("closed to make room:", [i for i, c in enumerate(closed) if c])
         # nginx's measure: an eighth of the idle ones (2 of 16), oldest first
         assert closed[:2] == [True, True], closed
         assert not any(closed[2:]), closed
         for s in held[2:]:
             s.settimeout(5)
-            s.sendall(REQUEST)
-            assert read_response(s).startswith(b"HTTP/1.1 200"), "the newer ones still serve"
+            assert answered_ok(s), "the newer ones still serve"
     finally:
         for s in held:
             s.close()
@@ -122,15 +89,15 @@ def test_connections_with_a_request_in_hand_are_never_closed_to_make_room(
         time.sleep(0.1)
         # the one idle connection makes room; the busy ones are left alone
         assert new_client_status(port) == b"HTTP/1.1 200 OK"
-        assert closed_by_server(idle), "the idle one was closed"
+        assert idle.wait_closed(1.0), "the idle one was closed"
         busy.append(busy_connection(port))
         time.sleep(0.1)
         # now all 8 have a request in hand: none is closed, the new one is refused
         assert new_client_status(port) == b"HTTP/1.1 503 Service Unavailable"
         server.wait_for_line(r"8 worker_connections are not enough: none is idle")
         for s in busy:
-            s.sendall(b"\r\n")
-            assert read_response(s).startswith(b"HTTP/1.1 200"), "a busy one is answered"
+            s.send(b"\r\n")
+            assert s.read_response().status == 200, "a busy one is answered"
     finally:
         for s in busy:
             s.close()
@@ -149,11 +116,11 @@ def test_worker_connections_option_limits_an_http_listener(portico_server):
         assert new_client_status(port) == b"HTTP/1.1 503 Service Unavailable"
         server.wait_for_line(r"4 worker_connections are not enough: none is idle")
         for s in busy:
-            s.sendall(b"\r\n")
-            assert read_response(s).startswith(b"HTTP/1.1 200")
+            s.send(b"\r\n")
+            assert s.read_response().status == 200
         # answered, they idle now: a new client makes room
         assert new_client_status(port) == b"HTTP/1.1 200 OK"
-        assert closed_by_server(busy[0]), "the oldest idle one was closed"
+        assert busy[0].wait_closed(1.0), "the oldest idle one was closed"
     finally:
         for s in busy:
             s.close()
