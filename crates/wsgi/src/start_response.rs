@@ -480,17 +480,8 @@ fn warn_str_body_once(_py: Python<'_>) {
 
 #[pymethods]
 impl StartResponse {
-    #[pyo3(signature = (status, headers, exc_info = None))]
-    fn __call__<'py>(
-        slf: Bound<'py, Self>,
-        status: &Bound<'py, PyAny>,
-        headers: &Bound<'py, PyAny>,
-        exc_info: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        StartResponse::start(&slf, status, headers, exc_info)
-    }
-
-    /// What the app is given as `start_response`.
+    /// What the app is given as `start_response`: this bound method (the
+    /// object itself is not callable; responder.rs says why).
     #[pyo3(signature = (status, headers, exc_info = None))]
     fn start_response<'py>(
         slf: Bound<'py, Self>,
