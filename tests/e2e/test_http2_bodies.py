@@ -17,6 +17,7 @@
 import hashlib
 import json
 import os
+import socket
 import statistics
 import struct
 import time
@@ -74,6 +75,61 @@ def stream_end(c, stream):
     return [f for f in c.frames if f.stream == stream]
 
 
+def stall_until_reset(c):
+    """A stalled POST on stream 1 (`stalled_post`), waited on until the stream ends:
+    (seconds it took, its frames)."""
+    started = time.monotonic()
+    stalled_post(c)
+    frames = stream_end(c, 1)
+    return time.monotonic() - started, frames
+
+
+def length_over_the_limit(port):
+    """A POST announcing 5000 bytes and sending none on stream 1: (status, reset code
+    after the answer, the connection's frames)."""
+    with RawH2(port) as c:
+        c.send(c.headers(1, "/upload", end_stream=False, method="POST",
+                         extra=[("content-length", "5000")]))
+        stream_end(c, 1)
+        c.read_frames(0.5, until=lambda fs: 1 in c.resets())
+        return c.statuses().get(1), c.resets().get(1), c.frames
+
+
+def body_growing_past_the_limit(port):
+    """A POST with no length sending 3000 bytes on stream 1: (status, its frames)."""
+    with RawH2(port) as c:
+        c.send(c.headers(1, "/upload", end_stream=False, method="POST")
+               + frame(DATA, 0, 1, b"x" * 3000))
+        frames = stream_end(c, 1)
+        return c.statuses().get(1), frames
+
+
+def assert_echoed(body, data):
+    """The app's /echo answer `body` says it read exactly `data`; the parsed answer."""
+    doc = json.loads(body)
+    assert doc["length"] == len(data)
+    assert doc["sha256"] == hashlib.sha256(data).hexdigest()
+    return doc
+
+
+def seconds_until_closed(port, *steps):
+    """Connect over plain TCP, run `steps` (bytes: send them; a number: sleep that
+    long), read until the server closes: seconds from the connect to the close."""
+    with socket.create_connection(("127.0.0.1", port), timeout=8) as s:
+        started = time.monotonic()
+        for step in steps:
+            if isinstance(step, bytes):
+                s.sendall(step)
+            else:
+                time.sleep(step)
+        try:
+            while s.recv(65536):
+                pass
+        except ConnectionResetError:
+            pass
+        return time.monotonic() - started
+
+
 # --- the option style: the worker is never held ---------------------------------------
 
 
@@ -110,10 +166,7 @@ def test_a_stalled_streamed_h2_body_post_buffering_0_frees_the_worker(portico_se
     server = portico_server("--http", "127.0.0.1:0", "--http2", "--wsgi-file", APP,
                             "--http-timeout", 1, "--post-buffering", 0)
     with RawH2(server.port) as c:
-        started = time.monotonic()
-        stalled_post(c)
-        stream_end(c, 1)
-        took = time.monotonic() - started
+        took, _ = stall_until_reset(c)
         # The app read the body as it came; the stall still ends with the reset.
         assert c.resets().get(1) == PROTOCOL_ERROR, c.frames
         assert 0.9 < took < 5, took
@@ -143,9 +196,7 @@ def test_h2_bodies_reach_the_app_intact(body_server, size, with_length):
     (status, _, body), = h2_request_many(server.port, [("POST", "/echo", data, ())],
                                           lengths=with_length)
     assert status == 200, body[:300]
-    doc = json.loads(body)
-    assert doc["length"] == size
-    assert doc["sha256"] == hashlib.sha256(data).hexdigest()
+    doc = assert_echoed(body, data)
     assert doc["content_length"] == (str(size) if with_length else "")
 
 
@@ -194,9 +245,7 @@ def test_a_large_h2_body_is_spooled_to_a_temporary_file_before_the_app(body_serv
         frames = stream_end(c, 1)
         body = b"".join(f.payload for f in frames if f.type == DATA)
     assert c.statuses().get(1) == 200, c.frames
-    doc = json.loads(body)
-    assert doc["length"] == len(data)
-    assert doc["sha256"] == hashlib.sha256(data).hexdigest()
+    assert_echoed(body, data)
     # The file is gone with the request.
     assert not any(p.startswith(str(temp)) for p in open_files(server.proc.pid))
 
@@ -204,24 +253,17 @@ def test_a_large_h2_body_is_spooled_to_a_temporary_file_before_the_app(body_serv
 def test_an_h2_length_over_limit_post_gets_413_without_reading(portico_server):
     server = portico_server("--http", "127.0.0.1:0", "--http2", "--wsgi-file", APP,
                             "--limit-post", 1000)
-    with RawH2(server.port) as c:
-        c.send(c.headers(1, "/upload", end_stream=False, method="POST",
-                         extra=[("content-length", "5000")]))
-        frames = stream_end(c, 1)
-        c.read_frames(0.5, until=lambda fs: 1 in c.resets())
-        assert c.statuses().get(1) == 413, frames
-        # Then the client is told to stop sending: RST_STREAM NO_ERROR after the answer.
-        assert c.resets().get(1) == NO_ERROR, c.frames
+    status, reset, frames = length_over_the_limit(server.port)
+    assert status == 413, frames
+    # Then the client is told to stop sending: RST_STREAM NO_ERROR after the answer.
+    assert reset == NO_ERROR, frames
 
 
 def test_an_h2_body_growing_past_limit_post_gets_413(portico_server):
     server = portico_server("--http", "127.0.0.1:0", "--http2", "--wsgi-file", APP,
                             "--limit-post", 1000)
-    with RawH2(server.port) as c:
-        c.send(c.headers(1, "/upload", end_stream=False, method="POST")
-               + frame(DATA, 0, 1, b"x" * 3000))
-        frames = stream_end(c, 1)
-        assert c.statuses().get(1) == 413, frames
+    status, frames = body_growing_past_the_limit(server.port)
+    assert status == 413, frames
     status, _, _ = h2_get(server.port, "/after")
     assert status == 200
 
@@ -259,10 +301,7 @@ def port(pair, side):
 @pytest.mark.parametrize("side", SIDES)
 def test_a_stalled_body_is_reset_with_protocol_error_after_client_body_timeout(pair, side):
     with RawH2(port(pair, side)) as c:
-        started = time.monotonic()
-        stalled_post(c)
-        frames = stream_end(c, 1)
-        took = time.monotonic() - started
+        took, frames = stall_until_reset(c)
         assert c.resets().get(1) == PROTOCOL_ERROR, (side, frames)
         assert 1 not in c.statuses(), side
         assert 0.9 < took < 3, (side, took)
@@ -272,22 +311,16 @@ def test_a_stalled_body_is_reset_with_protocol_error_after_client_body_timeout(p
 @nginx_diff.live_mark()
 @pytest.mark.parametrize("side", SIDES)
 def test_a_length_over_client_max_body_size_gets_413_then_no_error(pair, side):
-    with RawH2(port(pair, side)) as c:
-        c.send(c.headers(1, "/", end_stream=False, method="POST", extra=[("content-length", "5000")]))
-        stream_end(c, 1)
-        c.read_frames(0.5, until=lambda fs: 1 in c.resets())
-        assert c.statuses().get(1) == 413, side
-        assert c.resets().get(1) == NO_ERROR, (side, c.frames)
+    status, reset, frames = length_over_the_limit(port(pair, side))
+    assert status == 413, side
+    assert reset == NO_ERROR, (side, frames)
 
 
 @nginx_diff.live_mark()
 @pytest.mark.parametrize("side", SIDES)
 def test_a_body_growing_past_client_max_body_size_gets_413(pair, side):
-    with RawH2(port(pair, side)) as c:
-        c.send(c.headers(1, "/", end_stream=False, method="POST")
-               + frame(DATA, 0, 1, b"x" * 3000))
-        stream_end(c, 1)
-        assert c.statuses().get(1) == 413, (side, c.frames)
+    status, frames = body_growing_past_the_limit(port(pair, side))
+    assert status == 413, (side, frames)
 
 
 @nginx_diff.live_mark()
@@ -352,17 +385,8 @@ def test_a_connection_that_sends_no_request_closes_after_client_header_timeout(p
 def test_a_connection_that_stops_inside_its_preface_closes_after_client_header_timeout(pair, side):
     """(A connection that sends nothing at all is held by the kernel's
     TCP_DEFER_ACCEPT on Portico's side: docs/compat.md.)"""
-    import socket
-    with socket.create_connection(("127.0.0.1", port(pair, side)), timeout=8) as s:
-        s.sendall(b"PRI * HTTP/2.0\r\n")
-        started = time.monotonic()
-        try:
-            while s.recv(65536):
-                pass
-        except ConnectionResetError:
-            pass
-        took = time.monotonic() - started
-        assert 1.7 < took < 2.9, (side, took)
+    took = seconds_until_closed(port(pair, side), b"PRI * HTTP/2.0\r\n")
+    assert 1.7 < took < 2.9, (side, took)
 
 
 @nginx_diff.live_mark()
@@ -370,16 +394,6 @@ def test_a_connection_that_stops_inside_its_preface_closes_after_client_header_t
 def test_one_client_header_timeout_covers_the_preface_and_the_first_request(pair, side):
     """The preface sent late (1.2 s of the 2 s): the connection still closes 2 s
     after it opened, not 2 s after the preface."""
-    import socket
-    with socket.create_connection(("127.0.0.1", port(pair, side)), timeout=8) as s:
-        started = time.monotonic()
-        s.sendall(b"PRI * HTTP/2.0\r\n")
-        time.sleep(1.2)
-        s.sendall(b"\r\nSM\r\n\r\n" + frame(0x4, 0, 0))
-        try:
-            while s.recv(65536):
-                pass
-        except ConnectionResetError:
-            pass
-        took = time.monotonic() - started
-        assert 1.7 < took < 2.9, (side, took)
+    took = seconds_until_closed(port(pair, side), b"PRI * HTTP/2.0\r\n", 1.2,
+                                b"\r\nSM\r\n\r\n" + frame(0x4, 0, 0))
+    assert 1.7 < took < 2.9, (side, took)
