@@ -425,22 +425,26 @@ def proxy_rows(scen, ctx, opts, portico):
     return rows
 
 
-def idle_rss_row(make_stack, opts, portico, settle=2.0):
+def _started(stack):
+    """Start `stack` and check its first answer; the seconds to that answer."""
+    secs, status, body = _start(stack)
+    bad = _check_answer(stack, status, body)
+    if bad:
+        raise RuntimeError(f"sanity check failed: {bad}")
+    return secs
+
+
+def _one_stack_row(name, unit, make_stack, opts, portico, measure):
+    """A row measured on one started stack: `measure(stack, row)` fills it in;
+    any exception makes the row FAIL with its message."""
     stack = make_stack()
-    row = _row("idle-rss", stack, opts)
-    row["unit"] = "MiB/worker"
+    row = _row(name, stack, opts)
+    row["unit"] = unit
     if not _portico_gate(row, stack, portico):
         return row
     try:
-        _, status, body = _start(stack)
-        bad = _check_answer(stack, status, body)
-        if bad:
-            raise RuntimeError(f"sanity check failed: {bad}")
-        time.sleep(settle)
-        kib, nproc = tree_rss_kib([s.pid for s in stack.servers])
-        row.update({"value": kib / 1024 / opts.workers, "peak_rss_kib": kib,
-                    "processes": nproc,
-                    "note": f"{nproc} processes, {kib / 1024:.1f} MiB in all"})
+        _started(stack)
+        measure(stack, row)
     except Exception as e:  # noqa: BLE001
         row["status"], row["note"] = "FAIL", f"{type(e).__name__}: {e}"
     finally:
@@ -449,20 +453,22 @@ def idle_rss_row(make_stack, opts, portico, settle=2.0):
     return row
 
 
+def idle_rss_row(make_stack, opts, portico, settle=2.0):
+    def measure(stack, row):
+        time.sleep(settle)
+        kib, nproc = tree_rss_kib([s.pid for s in stack.servers])
+        row.update({"value": kib / 1024 / opts.workers, "peak_rss_kib": kib,
+                    "processes": nproc,
+                    "note": f"{nproc} processes, {kib / 1024:.1f} MiB in all"})
+
+    return _one_stack_row("idle-rss", "MiB/worker", make_stack, opts, portico, measure)
+
+
 def idle_conns_row(make_stack, opts, portico, settle=2.0):
     """KiB of server RSS per idle keep-alive connection (idle_conns.py)."""
     import idle_conns
 
-    stack = make_stack()
-    row = _row("idle-conns", stack, opts)
-    row["unit"] = "KiB/conn"
-    if not _portico_gate(row, stack, portico):
-        return row
-    try:
-        _, status, body = _start(stack)
-        bad = _check_answer(stack, status, body)
-        if bad:
-            raise RuntimeError(f"sanity check failed: {bad}")
+    def measure(stack, row):
         port = int(stack.url.split(":")[2].split("/")[0])
         per, details = idle_conns.measure([s.pid for s in stack.servers], port,
                                           opts.idle_connections, settle)
@@ -473,12 +479,8 @@ def idle_conns_row(make_stack, opts, portico, settle=2.0):
                             f"{details['rss_after_kib'] / 1024:.1f} MiB"})
         if details["still_open"] < details["connections"]:
             row["status"] = "ERR"
-    except Exception as e:  # noqa: BLE001
-        row["status"], row["note"] = "FAIL", f"{type(e).__name__}: {e}"
-    finally:
-        _stop(stack)
-        row["logs"] = [s.log_path for s in stack.servers]
-    return row
+
+    return _one_stack_row("idle-conns", "KiB/conn", make_stack, opts, portico, measure)
 
 
 def startup_row(make_stack, opts, portico):
@@ -491,11 +493,7 @@ def startup_row(make_stack, opts, portico):
             if not _portico_gate(row, stack, portico):
                 return row
         try:
-            secs, status, body = _start(stack)
-            bad = _check_answer(stack, status, body)
-            if bad:
-                raise RuntimeError(f"sanity check failed: {bad}")
-            times.append(secs)
+            times.append(_started(stack))
         except Exception as e:  # noqa: BLE001
             row["status"], row["note"] = "FAIL", f"{type(e).__name__}: {e}"
             break
