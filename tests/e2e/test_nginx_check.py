@@ -200,6 +200,41 @@ def test_global_directives_work_and_err_in_command_line(tmp_path):
     assert_same_emerg(ngx, por, None)
 
 
+def connections_conf(connections, listens):
+    """worker_connections (line 2) and one server with these `listen` lines."""
+    lines = "".join(f"    listen {l};\n" for l in listens)
+    return {"nginx.conf": f"events {{\n  worker_connections {connections};\n}}\n"
+                          f"http {{\n  server {{\n{lines}  }}\n}}\n"}
+
+
+@pytest.mark.parametrize("connections,listens,sockets", [
+    (0, ["8080"], 1),
+    (1, ["8080"], 1),
+    (2, ["127.0.0.1:8080", "127.0.0.1:8081"], 2),
+])
+def test_too_few_worker_connections_for_the_listening_sockets_fail_like_nginx(
+    tmp_path, connections, listens, sockets
+):
+    """nginx wants one connection per listening socket and one more; Portico
+    says so too, at the directive's line (nginx names no line)."""
+    ngx, por, conf = check_both(tmp_path, connections_conf(connections, listens))
+    message = f"{connections} worker_connections are not enough for {sockets} listening sockets"
+    assert ngx.returncode == 1 and emerg_line(ngx.stderr) == message, ngx.stderr
+    assert por.returncode == 1, por.stderr
+    assert emerg_line(por.stderr) == f"{message} in {conf}:2", por.stderr
+    # starting (not -t) stops at the same message
+    started = run_portico(conf)
+    assert started.returncode == 1 and emerg_line(started.stderr) == emerg_line(por.stderr), \
+        started.stderr
+
+
+def test_worker_connections_count_a_wildcard_and_its_specific_address_as_one_socket(tmp_path):
+    # nginx (without `bind`) serves 127.0.0.1:8080 from the *:8080 socket
+    ngx, por, _ = check_both(tmp_path, connections_conf(2, ["8080", "127.0.0.1:8080"]))
+    assert ngx.returncode == 0, ngx.stderr
+    assert por.returncode == 0, por.stderr
+
+
 def test_good_config_prints_nginx_success_lines(tmp_path):
     files = {"nginx.conf": wrap("  server {\n    listen 8080;\n    location / {\n      return 200 ok;\n    }\n  }")}
     ngx, por, conf = check_both(tmp_path, files)

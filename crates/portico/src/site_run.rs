@@ -100,45 +100,31 @@ fn absolute(prefix: &Path, path: &Path) -> PathBuf {
     }
 }
 
-/// One listener per distinct `listen` address of the site. A specific
-/// address whose port also has a wildcard listen is served by the wildcard
-/// socket (the router tells them apart by the connection's local address),
-/// as nginx does without `bind`.
+/// One listener per socket of the site ([`Site::listening_sockets`]: a
+/// specific address whose port also has a wildcard listen is served by the
+/// wildcard socket, as nginx does without `bind`).
 fn site_listeners(site: &Site) -> Vec<Listener> {
-    let mut seen: Vec<SiteAddr> = Vec::new();
-    let mut listeners = Vec::new();
     let all: Vec<_> = site.servers.iter().flat_map(|s| s.listens.iter()).collect();
-    let wildcard_ports: HashSet<(bool, u16)> = all
-        .iter()
-        .filter_map(|l| match &l.addr {
-            SiteAddr::Tcp(a) if a.ip().is_unspecified() => Some((a.is_ipv6(), a.port())),
-            _ => None,
-        })
-        .collect();
     // nginx's `ssl` is a property of the address: one `listen ... ssl`
     // makes every server on it TLS.
     let ssl_addrs: Vec<&SiteAddr> = all.iter().filter(|l| l.ssl).map(|l| &l.addr).collect();
-    for listen in all.iter().copied() {
-        if seen.contains(&listen.addr) {
-            continue;
-        }
-        seen.push(listen.addr.clone());
-        let addr = match &listen.addr {
-            SiteAddr::Tcp(a) => {
-                if !a.ip().is_unspecified() && wildcard_ports.contains(&(a.is_ipv6(), a.port())) {
-                    continue;
-                }
+    let mut listeners = Vec::new();
+    for listen in site.listening_sockets() {
+        let (addr, shown) = match &listen.addr {
+            SiteAddr::Tcp(a) => (
                 ListenAddr::Tcp {
                     host: a.ip().to_string(),
                     port: a.port(),
-                }
-            }
-            SiteAddr::Unix(path) => ListenAddr::Unix(path.clone()),
-        };
-        let shown = match &listen.addr {
-            SiteAddr::Tcp(SocketAddr::V6(a)) => format!("[{}]:{}", a.ip(), a.port()),
-            SiteAddr::Tcp(a) => a.to_string(),
-            SiteAddr::Unix(p) => format!("unix:{}", p.display()),
+                },
+                match a {
+                    SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+                    a => a.to_string(),
+                },
+            ),
+            SiteAddr::Unix(path) => (
+                ListenAddr::Unix(path.clone()),
+                format!("unix:{}", path.display()),
+            ),
         };
         listeners.push(Listener {
             protocol: match listen.protocol {

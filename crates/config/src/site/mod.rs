@@ -15,6 +15,7 @@
 mod app;
 mod compress;
 mod proxy;
+mod sockets;
 mod template;
 mod tls;
 

@@ -173,6 +173,8 @@ pub fn to_site_with_warnings(
     let mut http_layer = Layer::default();
     let mut raw_servers = Vec::new();
     let mut http_seen = false;
+    // The `worker_connections` directive, for the check once the sockets are known.
+    let mut connections_at = None;
     for d in &tree.main {
         match d.name.as_str() {
             "worker_processes" => {
@@ -191,6 +193,7 @@ pub fn to_site_with_warnings(
                         main.worker_connections = atoi(v)
                             .ok_or_else(|| NginxError::at(c, format!("invalid number \"{v}\"")))?
                             as usize;
+                        connections_at = Some(c);
                     } else {
                         ctx.other(c, &c.name)?;
                     }
@@ -252,7 +255,30 @@ pub fn to_site_with_warnings(
         log_formats: ctx.log_formats,
         main,
     };
+    enough_connections(&site, connections_at)?;
     Ok((site, ctx.warnings))
+}
+
+/// nginx's check of `worker_connections` (`ngx_event_init_conf`): one
+/// connection for every listening socket and one more, or the
+/// configuration is refused (`0 worker_connections are not enough for 1
+/// listening sockets`), at the directive when there is one.
+fn enough_connections(site: &Site, at: Option<&Directive>) -> Result<(), NginxError> {
+    let connections = site.main.worker_connections;
+    let sockets = site.listening_sockets().len();
+    if connections > sockets {
+        return Ok(());
+    }
+    let message =
+        format!("{connections} worker_connections are not enough for {sockets} listening sockets");
+    Err(match at {
+        Some(d) => NginxError::at(d, message),
+        None => NginxError {
+            message,
+            file: None,
+            line: None,
+        },
+    })
 }
 
 /// `error_log FILE [LEVEL]` in the main context (`stderr`: `None`).

@@ -490,6 +490,14 @@ fn main_context_errors() {
             "events { worker_connections x; }",
             "[emerg] invalid number \"x\" in /t/nginx.conf:1",
         ),
+        (
+            "events {\n worker_connections 0; }\nhttp { server { listen 80; } }",
+            "[emerg] 0 worker_connections are not enough for 1 listening sockets in /t/nginx.conf:2",
+        ),
+        (
+            "events {\n worker_connections 2; }\nhttp { server { listen 80; listen 81; } }",
+            "[emerg] 2 worker_connections are not enough for 2 listening sockets in /t/nginx.conf:2",
+        ),
     ];
     for (text, want) in cases {
         let got = to_site(&tree(text), Path::new("/p")).map(|_| ());
