@@ -425,6 +425,9 @@ STATIC = [
     case("expires-epoch", "/exp-epoch/x.css", 200, compared=("expires", "cache-control"),
          expect={"cache-control": "no-cache", "expires": "Thu, 01 Jan 1970 00:00:01 GMT"}),
     case("expires-max", "/exp-max/x.css", 200, compared=("expires", "cache-control")),
+    case("expires-past-year-9999", "/exp-far/x.css", 200, compared=("expires", "cache-control"),
+         expect={"cache-control": "max-age=15768000000000000",
+                 "expires": "Fri, 31 Dec 9999 23:59:59 GMT"}),
     # add_header
     case("add-header-location", "/hdr/a.txt", 200, compared=("x-plain", "x-always", "x-server-level"),
          expect={"x-plain": "plain", "x-always": "always-value", "x-server-level": None}),

@@ -599,6 +599,18 @@ def test_no_expires_for_other_types_as_nginx(pt, ngx):
         assert not n.has_header(name), n
 
 
+def test_an_expiry_past_year_9999_shows_its_last_second(portico_server, tree):
+    """A date the HTTP format cannot show (the option is any number of seconds):
+    the answer is served with the last second of year 9999, as nginx shows it."""
+    server = portico_server("--wsgi-file", APP, "--static-map", f"/static={tree.root}",
+                            "--static-expires-type", "text/plain=18446744073709551615")
+    r = req(server, "/static/hello.txt")
+    assert r.status == 200, r
+    assert r.header("Expires") == "Fri, 31 Dec 9999 23:59:59 GMT"
+    assert r.header("Cache-Control") == "max-age=18446744073709551615"
+    assert req(server, "/static/hello.txt").status == 200, "the worker goes on"
+
+
 # --- what falls through to the app -----------------------------------------------------
 
 

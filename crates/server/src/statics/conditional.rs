@@ -21,8 +21,10 @@ impl Validators {
     pub(crate) fn new(mtime: u64, size: u64) -> Validators {
         Validators {
             etag: Bytes::from(format!("\"{mtime:x}-{size:x}\"")),
-            last_modified: Bytes::from(httpdate::fmt_http_date(
-                UNIX_EPOCH + Duration::from_secs(mtime),
+            last_modified: Bytes::from(http_date(
+                UNIX_EPOCH
+                    .checked_add(Duration::from_secs(mtime))
+                    .unwrap_or(UNIX_EPOCH + LAST_HTTP_DATE),
             )),
             mtime,
         }
@@ -104,19 +106,43 @@ pub(crate) fn if_range_allows(if_range: &[u8], v: &Validators) -> bool {
     http_date_secs(if_range) == Some(v.mtime)
 }
 
-/// An HTTP date (`Expires`, `Last-Modified`).
+/// The last second an HTTP date shows, 9999-12-31 23:59:59: nginx's
+/// `ngx_gmtime` shows every later time as it (`expires 500000000y`), and
+/// `httpdate` panics past it.
+const LAST_HTTP_DATE: Duration = Duration::from_secs(253_402_300_799);
+
+/// An HTTP date (`Expires`, `Last-Modified`); a time before 1970 shows as
+/// 1970, one after 9999 as its last second, as nginx shows them.
 pub(crate) fn http_date(time: SystemTime) -> String {
-    httpdate::fmt_http_date(time)
+    let last = UNIX_EPOCH + LAST_HTTP_DATE;
+    httpdate::fmt_http_date(time.clamp(UNIX_EPOCH, last))
 }
 
 /// `Expires` value `seconds` from now.
 pub(crate) fn expires_in(seconds: u64) -> String {
-    httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(seconds))
+    let now = SystemTime::now();
+    http_date(
+        now.checked_add(Duration::from_secs(seconds))
+            .unwrap_or(UNIX_EPOCH + LAST_HTTP_DATE),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_dates_past_year_9999_show_its_last_second_and_before_1970_show_1970() {
+        let far = UNIX_EPOCH + Duration::from_secs(500_000_000 * 365 * 86_400);
+        assert_eq!(http_date(far), "Fri, 31 Dec 9999 23:59:59 GMT");
+        assert_eq!(expires_in(u64::MAX), "Fri, 31 Dec 9999 23:59:59 GMT");
+        let before = UNIX_EPOCH - Duration::from_secs(86_400);
+        assert_eq!(http_date(before), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(
+            &Validators::new(u64::MAX, 1).last_modified[..],
+            b"Fri, 31 Dec 9999 23:59:59 GMT"
+        );
+    }
 
     fn v() -> Validators {
         Validators::new(0x5e0d5da5, 23)
