@@ -108,7 +108,7 @@ pub(crate) fn deliver(start: PullStart, responder: Responder, lane: &Arc<Lane>, 
     let PullStart {
         result,
         iter,
-        first,
+        ready,
         reply,
         mut response,
     } = start;
@@ -121,7 +121,7 @@ pub(crate) fn deliver(start: PullStart, responder: Responder, lane: &Arc<Lane>, 
         length,
         produced: 0,
         yield_first: false,
-        ready: VecDeque::from([first]),
+        ready: VecDeque::from(ready),
         open: Some(Open {
             result,
             iter,

@@ -32,7 +32,7 @@ pub(crate) enum Ran {
     Unfinished(Py<PyAny>),
     /// Called in place, the app returned an iterable (or a file) whose
     /// first piece is there: deliver `response` with a body that yields
-    /// `first`, then pulls the rest from `iter` (`pull.rs`).
+    /// it, then pulls the rest from the iterator (`pull.rs`).
     Pulling(PullStart),
 }
 
@@ -42,8 +42,8 @@ pub(crate) struct PullStart {
     pub(crate) result: Py<PyAny>,
     /// Its iterator (`None`: a file sent whole, nothing more to pull).
     pub(crate) iter: Option<Py<PyIterator>>,
-    /// The first piece of the body.
-    pub(crate) first: StreamItem,
+    /// The body's first pieces (`write()` data, the first piece).
+    pub(crate) ready: Vec<StreamItem>,
     /// Where the response goes.
     pub(crate) reply: ReplySender,
     /// Status and headers; the body is set by the puller.
@@ -96,23 +96,40 @@ pub(crate) fn call_app(
 
 /// In place, for a result that is not a list: take pieces up to the first
 /// non-empty one (the response starts with it, so an exception before it
-/// is still a 500). An iterable that ends before is finished here.
+/// is still a 500). An iterable that ends before is finished here. From
+/// now on `write()` data waits for the puller, in order.
 fn first_piece(
     py: Python<'_>,
     result: Bound<'_, PyAny>,
     start_response: &Bound<'_, StartResponse>,
 ) -> Ran {
-    let (first, iter) = match take_first(py, &result) {
-        Ok(Some(taken)) => taken,
-        Ok(None) => return Ran::Done(conclude(py, &result, start_response, Ok(()))),
-        Err(err) => return Ran::Done(conclude(py, &result, start_response, Err(err))),
+    start_response.borrow_mut().state.pulled = true;
+    let taken = take_first(py, &result);
+    let mut this = start_response.borrow_mut();
+    let mut ready = this.state.take_held();
+    let (iter, outcome) = match taken {
+        Ok(Some((first, iter))) => {
+            ready.push(first);
+            (iter, Ok(()))
+        }
+        Ok(None) if !ready.is_empty() => (None, Ok(())),
+        Ok(None) => (None, Err(None)),
+        Err(err) => (None, Err(Some(err))),
     };
-    let taken = start_response.borrow_mut().state.take_start();
+    let taken = match outcome {
+        Ok(()) => this.state.take_start(),
+        Err(None) => {
+            drop(this);
+            return Ran::Done(conclude(py, &result, start_response, Ok(())));
+        }
+        Err(Some(err)) => Err(err),
+    };
+    drop(this);
     match taken {
         Ok((reply, response)) => Ran::Pulling(PullStart {
             result: result.unbind(),
             iter,
-            first,
+            ready,
             reply,
             response,
         }),
