@@ -30,6 +30,20 @@ def server(pull_log):
 
 
 @pytest.fixture(scope="module")
+def static_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("static")
+    (path / "a.txt").write_bytes(b"static bytes\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def static_server(pull_log, static_dir):
+    with module_server("--wsgi-file", APPS / "pull_app.py", "--env", f"PULL_LOG={pull_log}",
+                       "--static-map", f"/static={static_dir}") as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
 def flask_server(pull_log, examples_venv):
     with module_server("--virtualenv", examples_venv, "--wsgi-file", APPS / "flask_pull.py",
                        "--env", f"PULL_LOG={pull_log}") as srv:
@@ -110,6 +124,26 @@ def test_pipelined_closing_iterators_answer_in_order(server, pull_log):
             assert conn.read_response().body == b'{"message": "Hello, World!"}'
     for t in tags:
         assert_closed_once(pull_log, t)
+
+
+def test_a_slow_iterator_goes_to_the_python_thread_and_frees_the_event_loop(static_server, pull_log):
+    t = tag()
+    with Conn.to(static_server) as slow, Conn.to(static_server) as other:
+        slow.send(build("GET", f"/sleepy?tag={t}"))
+        resp = slow.read_head()
+        assert read_piece(slow, resp) == b"one"
+        assert read_piece(slow, resp) == b"two"  # its next() took 1 s: the rest is handed off
+        # The iterator now sleeps 1 s before b"three", on the Python thread:
+        # the worker's event loop still serves a static file at once.
+        started = time.monotonic()
+        other.send(build("GET", "/static/a.txt"))
+        answer = other.read_response()
+        took = time.monotonic() - started
+        assert (answer.status, answer.body) == (200, b"static bytes\n")
+        assert took < 0.5, f"a static file took {took:.2f} s while a slow generator ran"
+        assert read_piece(slow, resp) == b"three"
+        assert slow.read_line() == b"0\r\n"
+    assert_closed_once(pull_log, t)
 
 
 # --- exceptions --------------------------------------------------------------------------------

@@ -199,6 +199,19 @@ impl PythonJob for FinishJob {
     }
 }
 
+/// The rest of a body pulled in place whose iterator was slow.
+struct RestJob {
+    rest: crate::pull::Rest,
+    _counted: PoolJobGuard,
+}
+
+impl PythonJob for RestJob {
+    fn run(self: Box<Self>, py: Python<'_>, _core: usize, _gil_wait: Duration) {
+        let RestJob { rest, _counted } = *self;
+        rest.run(py);
+    }
+}
+
 /// What running a request left.
 // Returned once per request and matched at once: boxing the large
 // variant would cost an allocation per pulled response for nothing.
@@ -343,7 +356,19 @@ impl Inner {
                             tracker.end(0, app, failed);
                         }
                     });
-                    crate::pull::deliver(start, responder, &self.lane, on_end);
+                    let pool = self.pool.clone();
+                    let pool_jobs = self.pool_jobs.clone();
+                    let hand_off: crate::pull::HandOff = Box::new(move |py, rest| {
+                        let job = Box::new(RestJob {
+                            rest,
+                            _counted: PoolJobGuard::new(&pool_jobs),
+                        });
+                        if let Err(job) = pool.submit(job) {
+                            // No Python thread left (stopping): finish here.
+                            job.run(py, 0, Duration::ZERO);
+                        }
+                    });
+                    crate::pull::deliver(start, responder, &self.lane, on_end, hand_off);
                 }
                 Outcome::Unfinished(result, responder) => {
                     let job = Box::new(FinishJob {

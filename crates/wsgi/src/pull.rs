@@ -12,6 +12,12 @@
 //! asked for its end (a Flask response: one piece, then the end, in one
 //! poll).
 //!
+//! A `next()` that took [`SLOW_NEXT`] or more (a generator that sleeps or
+//! waits between pieces) would hold the worker's event loop each time:
+//! the rest of such a body goes to the Python thread, which pushes it
+//! through a channel the body then reads, as a response begun on that
+//! thread would.
+//!
 //! The app sees one request at a time (`wsgi.multithread` is false): while
 //! such a body is unfinished, the worker's [`Lane`] is busy and a request
 //! arriving meanwhile waits for it before it runs, in place or on the
@@ -23,12 +29,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use portico_server::{BodyStream, PullBody, ResponseBody, StreamItem};
 use pyo3::prelude::*;
 use pyo3::types::PyIterator;
 
-use crate::respond::{PullStart, close, report};
+use crate::respond::{PullStart, close, conclude, consume, report};
 use crate::responder::Responder;
 use crate::start_response::body_bytes;
 
@@ -75,9 +82,45 @@ impl Drop for LaneGuard {
     }
 }
 
+/// A `next()` that took this long hands the rest of the body to the
+/// Python thread.
+const SLOW_NEXT: Duration = Duration::from_millis(5);
+
 /// Called once when a pulled body is over: the responder back, and
 /// whether the app failed (false when the client went away).
 pub(crate) type OnEnd = Box<dyn FnOnce(Python<'_>, Responder, bool) + Send>;
+
+/// Gives the rest of a slow body to the Python thread (runs it here if
+/// there is none left).
+pub(crate) type HandOff = Box<dyn FnOnce(Python<'_>, Rest) + Send>;
+
+/// The rest of a pulled body, to be consumed on the Python thread.
+pub(crate) struct Rest {
+    iter: Py<PyIterator>,
+    result: Py<PyAny>,
+    responder: Responder,
+    on_end: OnEnd,
+    _lane: LaneGuard,
+}
+
+impl Rest {
+    /// Consume the iterator into the response's channel (waiting for the
+    /// connection as needed), close the result, give everything back.
+    pub(crate) fn run(self, py: Python<'_>) {
+        let Rest {
+            iter,
+            result,
+            responder,
+            on_end,
+            _lane,
+        } = self;
+        let start_response = responder.object(py);
+        let outcome = consume(py, iter.bind(py).as_any(), start_response);
+        let failed = conclude(py, result.bind(py), start_response, outcome);
+        drop((iter, result));
+        on_end(py, responder, failed);
+    }
+}
 
 /// What the body still holds while the iterator is open.
 struct Open {
@@ -85,6 +128,7 @@ struct Open {
     iter: Option<Py<PyIterator>>,
     responder: Responder,
     on_end: OnEnd,
+    hand_off: HandOff,
     _lane: LaneGuard,
 }
 
@@ -100,11 +144,19 @@ struct WsgiPull {
     /// A piece went out since the iterator was last asked: let the
     /// layers above send it before asking again.
     yield_first: bool,
+    /// The rest, once the Python thread produces it.
+    channel: Option<tokio::sync::mpsc::Receiver<StreamItem>>,
 }
 
 /// Deliver a response begun in place (`start`) with a pulled body; the
 /// lane is busy until the body is over, when `on_end` gets the responder.
-pub(crate) fn deliver(start: PullStart, responder: Responder, lane: &Arc<Lane>, on_end: OnEnd) {
+pub(crate) fn deliver(
+    start: PullStart,
+    responder: Responder,
+    lane: &Arc<Lane>,
+    on_end: OnEnd,
+    hand_off: HandOff,
+) {
     let PullStart {
         result,
         iter,
@@ -121,12 +173,14 @@ pub(crate) fn deliver(start: PullStart, responder: Responder, lane: &Arc<Lane>, 
         length,
         produced: 0,
         yield_first: false,
+        channel: None,
         ready: VecDeque::from(ready),
         open: Some(Open {
             result,
             iter,
             responder,
             on_end,
+            hand_off,
             _lane: lane.take(),
         }),
     };
@@ -148,15 +202,20 @@ impl WsgiPull {
             let Some(open) = self.open.as_ref() else {
                 return;
             };
+            let began = Instant::now();
             let step = match &open.iter {
                 Some(iter) => next_piece(py, iter.bind(py)),
                 None => Ok(None),
             };
+            let slow = began.elapsed() >= SLOW_NEXT;
             let held = open.responder.object(py).borrow_mut().state.take_held();
             self.ready.extend(held);
             let outcome = match step {
                 Ok(Some(piece)) => {
                     self.ready.push_back(StreamItem::Data(piece));
+                    if slow {
+                        self.hand_off(py);
+                    }
                     return;
                 }
                 Ok(None) => Ok(()),
@@ -169,6 +228,47 @@ impl WsgiPull {
     }
 }
 
+impl WsgiPull {
+    /// The iterator is slow: the Python thread takes the rest, and this
+    /// body reads it from a channel after the pieces it holds.
+    fn hand_off(&mut self, py: Python<'_>) {
+        let Some(open) = self.open.take() else {
+            return;
+        };
+        let Open {
+            result,
+            iter,
+            responder,
+            on_end,
+            hand_off,
+            _lane,
+        } = open;
+        let Some(iter) = iter else {
+            // Nothing left to pull (a file): keep it here.
+            self.open = Some(Open {
+                result,
+                iter: None,
+                responder,
+                on_end,
+                hand_off,
+                _lane,
+            });
+            return;
+        };
+        self.channel = Some(responder.object(py).borrow_mut().state.stream_to_channel());
+        hand_off(
+            py,
+            Rest {
+                iter,
+                result,
+                responder,
+                on_end,
+                _lane,
+            },
+        );
+    }
+}
+
 /// Close the result and give everything back. `outcome`: how the body
 /// ended (`None`: the client went away, nothing is reported). Returns
 /// `End`, or `Abort` if the iterator or its `close()` raised (logged).
@@ -178,6 +278,7 @@ fn end(py: Python<'_>, open: Open, outcome: Option<PyResult<()>>) -> StreamItem 
         iter,
         responder,
         on_end,
+        hand_off: _,
         _lane,
     } = open;
     let client_gone = outcome.is_none();
@@ -217,6 +318,9 @@ impl PullBody for WsgiPull {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StreamItem>> {
         let this = &mut *self;
         if this.ready.is_empty() {
+            if let Some(channel) = this.channel.as_mut() {
+                return channel.poll_recv(cx);
+            }
             if std::mem::take(&mut this.yield_first) {
                 cx.waker().wake_by_ref();
                 return Poll::Pending;

@@ -185,7 +185,7 @@ pub(crate) fn finish_app(
 
 /// The body was consumed (`outcome`): close the result and end the
 /// response, or fail it; true if it failed.
-fn conclude(
+pub(crate) fn conclude(
     py: Python<'_>,
     result: &Bound<'_, PyAny>,
     start_response: &Bound<'_, StartResponse>,
@@ -226,7 +226,7 @@ pub(crate) fn close(py: Python<'_>, result: &Bound<'_, PyAny>) -> PyResult<()> {
     Ok(())
 }
 
-fn consume(
+pub(crate) fn consume(
     py: Python<'_>,
     result: &Bound<'_, PyAny>,
     start_response: &Bound<'_, StartResponse>,

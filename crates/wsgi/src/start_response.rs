@@ -104,6 +104,18 @@ impl ResponseState {
         Ok((reply, response))
     }
 
+    /// From now on the rest of the body goes through a channel that the
+    /// connection reads (`pull.rs` hands a slow iterator to the Python
+    /// thread), and `write()` data with it.
+    pub(crate) fn stream_to_channel(&mut self) -> mpsc::Receiver<StreamItem> {
+        let (tx, rx) = mpsc::channel(STREAM_CAPACITY);
+        self.stream = Some(tx);
+        self.pulled = false;
+        self.in_place = false;
+        self.here = false;
+        rx
+    }
+
     /// The pieces `write()` held while the body is pulled, in order.
     pub(crate) fn take_held(&mut self) -> Vec<StreamItem> {
         std::mem::take(&mut self.held)

@@ -10,6 +10,7 @@ Content-Length header where the route says so.
 /raise-first    the iterator raises before its first piece
 /raise-after    b"partial", then the iterator raises (cl: Content-Length 100)
 /endless        64 KiB pieces every 10 ms for up to 10 s (cl: Content-Length 1 GiB)
+/sleepy         b"one", 1 s, b"two", 1 s, b"three" (chunked)
 /record         records "start TAG", answers b"recorded"
 /write-in-gen   a generator that calls write() between its pieces: b"abcd"
 /write-then-gen write(b"a") in the app, then a generator: b"abcde"
@@ -84,6 +85,10 @@ def application(environ, start_response):
         first, second = b"first-piece", b"second-piece"
         start_response("200 OK", text + ([("Content-Length", "23")] if cl else []))
         return Pieces(tag, [first, lambda: time.sleep(1.0), second])
+    if path == "/sleepy":
+        start_response("200 OK", text)
+        nap = lambda: time.sleep(1.0)  # noqa: E731
+        return Pieces(tag, [b"one", nap, b"two", nap, b"three"])
     if path == "/closing":
         body = b'{"message": "Hello, World!"}'
         start_response("200 OK", [("Content-Type", "application/json"),
