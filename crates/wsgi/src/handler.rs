@@ -7,7 +7,8 @@
 //! The app is called there; a response that is whole when it returns (a
 //! list or tuple) is delivered at once; any other iterable (a generator, a
 //! Werkzeug `ClosingIterator`, a file) is pulled by the connection, one
-//! `next()` per piece it asks for (`pull.rs`); a response begun with
+//! `next()` per piece it asks for (`pull.rs`; the rest of one whose
+//! `next()` is slow goes to the Python thread); a response begun with
 //! `write()` is finished by the Python thread. Only one request is in the
 //! app at a time, so the app sees one thread, as `wsgi.multithread` says:
 //! while a pulled body is unfinished, requests wait for it. While the app

@@ -226,9 +226,7 @@ impl WsgiPull {
             }
         });
     }
-}
 
-impl WsgiPull {
     /// The iterator is slow: the Python thread takes the rest, and this
     /// body reads it from a channel after the pieces it holds.
     fn hand_off(&mut self, py: Python<'_>) {
@@ -348,5 +346,48 @@ impl Drop for WsgiPull {
         };
         let _stop_now = portico_server::InPlaceCall::enter();
         Python::attach(|py| end(py, open, None));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        match tokio::runtime::Builder::new_current_thread().build() {
+            Ok(rt) => rt,
+            Err(e) => panic!("no runtime: {e}"),
+        }
+    }
+
+    #[test]
+    fn a_free_lane_lets_a_request_through_at_once() {
+        let lane = Arc::new(Lane::default());
+        runtime().block_on(async {
+            let waiting = lane.wait_free();
+            tokio::pin!(waiting);
+            assert!(futures_poll_once(waiting.as_mut()).await.is_ready());
+        });
+    }
+
+    #[test]
+    fn a_request_waits_until_the_pulled_body_lets_the_lane_go() {
+        let lane = Arc::new(Lane::default());
+        let guard = lane.take();
+        assert!(lane.is_busy());
+        runtime().block_on(async {
+            let waiting = lane.wait_free();
+            tokio::pin!(waiting);
+            let early = futures_poll_once(waiting.as_mut()).await;
+            assert!(early.is_pending(), "went through a busy lane");
+            drop(guard);
+            assert!(!lane.is_busy());
+            assert!(futures_poll_once(waiting.as_mut()).await.is_ready());
+        });
+    }
+
+    /// Poll a future once.
+    async fn futures_poll_once<F: std::future::Future + Unpin>(mut f: F) -> Poll<F::Output> {
+        std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut f).poll(cx))).await
     }
 }
