@@ -1,6 +1,7 @@
 """Instructions per request on the hello app, counted by valgrind's callgrind.
 
     python3 bench/instructions.py [BINARY] [--requests N] [--all] [--mode M]
+                                  [--app FILE --target PATH --virtualenv DIR]
 
 Starts BINARY (default target/release/portico) under callgrind serving
 examples/hello.py on one port, warms up with 200 requests, zeroes the
@@ -18,6 +19,8 @@ connection task and the WSGI job: `serve_stream`, `run_request`): runs
 agree within about 0.3 %, with an occasional one 3 % higher (take the
 median of three or more). `--all` counts every thread, tokio's idle
 polling included: that moves by 2-3 % with the machine's timing.
+`--app bench/apps/flask_app.py --target /json --virtualenv bench/.venv`
+counts the Flask scenario's requests instead of the hello app's.
 Instruction counts do not depend on the machine being busy, so this is the
 one measurement that is meaningful on a shared machine (perf's hardware
 counters are not available in every VM).
@@ -142,7 +145,14 @@ def main():
     ap.add_argument("--requests", type=int, default=None)
     ap.add_argument("--all", action="store_true", help="count every thread, idle polling too")
     ap.add_argument("--mode", choices=("keepalive", "close", "uwsgi"), default="keepalive")
+    ap.add_argument("--app", default=os.path.join(ROOT, "examples/hello.py"),
+                    help="the WSGI file to serve (default examples/hello.py)")
+    ap.add_argument("--target", default=None, help="the request target (default /hello/world?x=1)")
+    ap.add_argument("--virtualenv", default=None, help="passed to the server (the app's packages)")
     args = ap.parse_args()
+    if args.target is not None:
+        global REQUEST
+        REQUEST = REQUEST.replace(b"/hello/world?x=1", args.target.encode())
     per_connection = args.mode != "keepalive"
     if args.requests is None:
         args.requests = 2_000 if per_connection else 20_000
@@ -159,7 +169,8 @@ def main():
                 "--toggle-collect=*run_request*"])
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.%p", *collect,
            args.binary, "--socket" if args.mode == "uwsgi" else "--http", f"127.0.0.1:{port}",
-           "--wsgi-file", os.path.join(ROOT, "examples/hello.py"), "--disable-logging"]
+           "--wsgi-file", args.app, "--disable-logging",
+           *(["--virtualenv", args.virtualenv] if args.virtualenv else [])]
     env = dict(os.environ, PYTHONHASHSEED="0")
     server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -240,8 +240,14 @@ pub(crate) struct Logged<'a> {
     pub fields: &'a LogFields,
 }
 
-/// After an exchange: the worker's hooks and the access log.
-pub(crate) fn finish(ctx: &ConnContext, done: &Exchanged, req: Logged<'_>, clock: Instant) {
+/// After an exchange: the worker's hooks and the access log. Returns how
+/// long the exchange took.
+pub(crate) fn finish(
+    ctx: &ConnContext,
+    done: &Exchanged,
+    req: Logged<'_>,
+    clock: Instant,
+) -> Duration {
     let elapsed = clock.elapsed();
     if done.meta.log_tag != 0 {
         ctx.handler.done(
@@ -288,6 +294,7 @@ pub(crate) fn finish(ctx: &ConnContext, done: &Exchanged, req: Logged<'_>, clock
         fields: req.fields,
         total: ctx.hooks.as_ref().and_then(|h| h.instance_requests()),
     });
+    elapsed
 }
 
 async fn wait_demand(demand: &Option<Arc<tokio::sync::Notify>>) {

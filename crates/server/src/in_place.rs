@@ -4,12 +4,13 @@
 //! while such a call runs, their handler ends the process at once, as
 //! uWSGI's workers do; otherwise it hands over to the async runtime's own
 //! handler, which it wraps. Such a call also tells sibling workers that
-//! this one is busy (`accept_board.rs`).
+//! this one is busy (`accept_board.rs`). Calls may nest (a pulled body
+//! closed while the app's call is still being finished).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// True while an app call runs on the event loop's thread.
-static RUNNING: AtomicBool = AtomicBool::new(false);
+/// App calls running on the event loop's thread (nested ones included).
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
 
 /// The handlers that were in place before ours, by signal.
 static PREVIOUS_INT: AtomicUsize = AtomicUsize::new(0);
@@ -21,21 +22,23 @@ pub struct InPlaceCall(());
 impl InPlaceCall {
     /// Mark the start of an app call on the event loop's thread.
     pub fn enter() -> InPlaceCall {
-        RUNNING.store(true, Ordering::SeqCst);
-        crate::accept_board::mark_busy();
+        if RUNNING.fetch_add(1, Ordering::SeqCst) == 0 {
+            crate::accept_board::mark_busy();
+        }
         InPlaceCall(())
     }
 }
 
 impl Drop for InPlaceCall {
     fn drop(&mut self) {
-        RUNNING.store(false, Ordering::SeqCst);
-        crate::accept_board::mark_done();
+        if RUNNING.fetch_sub(1, Ordering::SeqCst) == 1 {
+            crate::accept_board::mark_done();
+        }
     }
 }
 
 extern "C" fn on_stop_now(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    if RUNNING.load(Ordering::SeqCst) {
+    if RUNNING.load(Ordering::SeqCst) > 0 {
         // SAFETY: _exit is async-signal-safe.
         unsafe { libc::_exit(0) };
     }

@@ -5,11 +5,15 @@
 //! whose body is all there while that thread is idle is run in place, on
 //! the connection's own thread: no hand-off, no wake-up, no context switch.
 //! The app is called there; a response that is whole when it returns (a
-//! list or tuple) is delivered at once, anything else (a generator, a
-//! file, `write()` calls) is finished by the Python thread. Only one of the
-//! two threads ever runs the app at a time, so the app sees one thread, as
-//! `wsgi.multithread` says. While the app runs, that worker's other
-//! connections wait, as they would in uWSGI (docs/design-notes.md §2).
+//! list or tuple) is delivered at once; any other iterable (a generator, a
+//! Werkzeug `ClosingIterator`, a file) is pulled by the connection, one
+//! `next()` per piece it asks for (`pull.rs`; the rest of one whose
+//! `next()` is slow goes to the Python thread); a response begun with
+//! `write()` is finished by the Python thread. Only one request is in the
+//! app at a time, so the app sees one thread, as `wsgi.multithread` says:
+//! while a pulled body is unfinished, requests wait for it. While the app
+//! runs, that worker's other connections wait, as they would in uWSGI
+//! (docs/design-notes.md §2).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,7 +29,8 @@ use pyo3::prelude::*;
 use crate::environ::{EnvironBuilder, ProcessModel};
 use crate::loader::App;
 use crate::pool::{Pool, PythonJob};
-use crate::respond::{Ran, call_app, finish_app, report, run_app};
+use crate::pull::Lane;
+use crate::respond::{PullStart, Ran, call_app, finish_app, report, run_app};
 use crate::responder::{Responder, Responders};
 use crate::router::{Mounts, Route};
 
@@ -54,12 +59,18 @@ struct AppRunner {
 
 /// Serves requests with a WSGI app on a pool of Python threads.
 pub struct WsgiHandler {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     runner: Arc<AppRunner>,
     pool: Arc<Pool>,
     /// Requests may run in place on the connection's thread (one Python thread).
     in_place: bool,
     /// Jobs queued or running on the pool.
     pool_jobs: Arc<AtomicUsize>,
+    /// Busy while a body pulled in place is unfinished.
+    lane: Arc<Lane>,
 }
 
 impl WsgiHandler {
@@ -82,17 +93,20 @@ impl WsgiHandler {
         let pool = Pool::start(options.threads)
             .map_err(|e| format!("cannot start Python threads: {e}"))?;
         Ok(WsgiHandler {
-            runner: Arc::new(AppRunner {
-                apps: apps.into_iter().map(|(_, app)| app.callable).collect(),
-                mounts,
-                environ,
-                responders: Responders::default(),
-                tracker: options.tracker,
-                panic_hook: test_hooks::enabled(),
+            inner: Arc::new(Inner {
+                runner: Arc::new(AppRunner {
+                    apps: apps.into_iter().map(|(_, app)| app.callable).collect(),
+                    mounts,
+                    environ,
+                    responders: Responders::default(),
+                    tracker: options.tracker,
+                    panic_hook: test_hooks::enabled(),
+                }),
+                pool,
+                in_place: options.threads == 1,
+                pool_jobs: Arc::new(AtomicUsize::new(0)),
+                lane: Arc::default(),
             }),
-            pool,
-            in_place: options.threads == 1,
-            pool_jobs: Arc::new(AtomicUsize::new(0)),
         })
     }
 }
@@ -145,7 +159,7 @@ impl PythonJob for RequestJob {
             }
             match run_request(py, &runner, request, route, reply, core, false) {
                 Outcome::Done(failed) => failed,
-                Outcome::Unfinished(..) => false,
+                Outcome::Unfinished(..) | Outcome::Pulling(..) => false,
             }
         })
         .unwrap_or(true);
@@ -186,12 +200,30 @@ impl PythonJob for FinishJob {
     }
 }
 
+/// The rest of a body pulled in place whose iterator was slow.
+struct RestJob {
+    rest: crate::pull::Rest,
+    _counted: PoolJobGuard,
+}
+
+impl PythonJob for RestJob {
+    fn run(self: Box<Self>, py: Python<'_>, _core: usize, _gil_wait: Duration) {
+        let RestJob { rest, _counted } = *self;
+        rest.run(py);
+    }
+}
+
 /// What running a request left.
+// Returned once per request and matched at once: boxing the large
+// variant would cost an allocation per pulled response for nothing.
+#[allow(clippy::large_enum_variant)]
 enum Outcome {
     /// Delivered (or failed: true).
     Done(bool),
     /// Called in place; the result is still to be consumed on the pool.
     Unfinished(Py<PyAny>, Responder),
+    /// Called in place; the response is to be delivered with a pulled body.
+    Pulling(PullStart, Responder),
 }
 
 /// Build the environ, call the app, deliver the response (`Outcome::Done`,
@@ -240,13 +272,14 @@ fn run_request(
             Outcome::Done(failed)
         }
         Ran::Unfinished(result) => Outcome::Unfinished(result, responder),
+        Ran::Pulling(start) => Outcome::Pulling(start, responder),
     }
 }
 
 impl WsgiHandler {
     /// The app for a request, by mountpoint; `None` means 404.
     fn route(&self, request: &Request) -> Option<Route> {
-        let mounts = &self.runner.mounts;
+        let mounts = &self.inner.runner.mounts;
         if mounts.is_trivial() {
             return Some(Route {
                 app: 0,
@@ -267,9 +300,29 @@ impl WsgiHandler {
     }
 }
 
-impl WsgiHandler {
-    /// Run the app on this (the connection's) thread; a response not whole
-    /// when it returns is finished on the Python thread.
+impl Inner {
+    /// Run the request in place when it can be (one Python thread, idle,
+    /// and the body all there), else queue it for the Python thread. Call
+    /// on the connection's thread, with the lane free.
+    fn dispatch(&self, request: Request, route: Route, reply: ReplySender) -> Result<(), ()> {
+        if self.in_place && request.body.is_complete() && self.pool_jobs.load(Ordering::SeqCst) == 0
+        {
+            self.run_in_place(request, route, reply);
+            return Ok(());
+        }
+        let job = Box::new(RequestJob {
+            runner: self.runner.clone(),
+            request,
+            route,
+            reply,
+            _counted: PoolJobGuard::new(&self.pool_jobs),
+        });
+        self.pool.submit(job).map_err(|_| ())
+    }
+
+    /// Run the app on this (the connection's) thread; the rest of a
+    /// response not whole when it returns is pulled by the connection, or
+    /// (begun with `write()`) finished on the Python thread.
     fn run_in_place(&self, request: Request, route: Route, reply: ReplySender) {
         let runner = &self.runner;
         let app = route.app;
@@ -296,6 +349,28 @@ impl WsgiHandler {
                         tracker.end(0, app, failed);
                     }
                 }
+                Outcome::Pulling(start, responder) => {
+                    let runner = runner.clone();
+                    let on_end: crate::pull::OnEnd = Box::new(move |py, responder, failed| {
+                        runner.responders.give_back(py, responder);
+                        if let Some(tracker) = &runner.tracker {
+                            tracker.end(0, app, failed);
+                        }
+                    });
+                    let pool = self.pool.clone();
+                    let pool_jobs = self.pool_jobs.clone();
+                    let hand_off: crate::pull::HandOff = Box::new(move |py, rest| {
+                        let job = Box::new(RestJob {
+                            rest,
+                            _counted: PoolJobGuard::new(&pool_jobs),
+                        });
+                        if let Err(job) = pool.submit(job) {
+                            // No Python thread left (stopping): finish here.
+                            job.run(py, 0, Duration::ZERO);
+                        }
+                    });
+                    crate::pull::deliver(start, responder, &self.lane, on_end, hand_off);
+                }
                 Outcome::Unfinished(result, responder) => {
                     let job = Box::new(FinishJob {
                         runner: runner.clone(),
@@ -320,21 +395,19 @@ impl Handler for WsgiHandler {
             return Box::pin(async { Response::plain(404, "Not Found", "Not Found\n") });
         };
         let (reply, response) = request.handoff.slot();
-        if self.in_place && request.body.is_complete() && self.pool_jobs.load(Ordering::SeqCst) == 0
-        {
-            self.run_in_place(request, route, reply);
-            return Box::pin(
-                async move { response.await.unwrap_or_else(Response::internal_error) },
-            );
+        if self.inner.lane.is_busy() {
+            // A body pulled in place is unfinished: the app is still
+            // answering another request, which this one must not overtake.
+            let inner = self.inner.clone();
+            return Box::pin(async move {
+                inner.lane.wait_free().await;
+                if inner.dispatch(request, route, reply).is_err() {
+                    return Response::internal_error();
+                }
+                response.await.unwrap_or_else(Response::internal_error)
+            });
         }
-        let job = Box::new(RequestJob {
-            runner: self.runner.clone(),
-            request,
-            route,
-            reply,
-            _counted: PoolJobGuard::new(&self.pool_jobs),
-        });
-        if self.pool.submit(job).is_err() {
+        if self.inner.dispatch(request, route, reply).is_err() {
             return Box::pin(async { Response::internal_error() });
         }
         Box::pin(async move { response.await.unwrap_or_else(Response::internal_error) })

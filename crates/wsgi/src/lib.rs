@@ -12,6 +12,7 @@ mod input;
 mod interpreter;
 mod loader;
 mod pool;
+mod pull;
 mod respond;
 mod responder;
 mod router;

@@ -3,26 +3,51 @@
 //! piece (headers go out with the first non-empty piece); a `file_wrapper`
 //! around a real file is sent with sendfile. `close()` is called exactly once
 //! on every path, and an exception becomes a 500 or a cut connection.
+//!
+//! In place (on the connection's thread), an iterable that is not a list is
+//! taken up to its first non-empty piece here; the rest is pulled by the
+//! connection itself, one `next()` per piece it asks for (`pull.rs`).
 
 use std::io::Write;
 
 use bytes::{Bytes, BytesMut};
-use portico_server::StreamItem;
+use portico_server::{ReplySender, Response, StreamItem};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyDict, PyIterator, PyList, PyTuple};
 
 use crate::file_wrapper::FileWrapper;
 use crate::responder::Responder;
 use crate::start_response::{StartResponse, body_bytes};
 
 /// Where calling the app left a response.
+// Returned once per request and matched at once: boxing the large
+// variant would cost an allocation per pulled response for nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Ran {
     /// Delivered (or failed: true).
     Done(bool),
-    /// The app returned an iterable still to be consumed, or wrote pieces
-    /// that wait for the connection: finish it with [`finish_app`] on a
-    /// thread that may block (the app was called on the connection's).
+    /// The app wrote pieces that wait for the connection: finish it with
+    /// [`finish_app`] on a thread that may block (the app was called on the
+    /// connection's).
     Unfinished(Py<PyAny>),
+    /// Called in place, the app returned an iterable (or a file) whose
+    /// first piece is there: deliver `response` with a body that yields
+    /// it, then pulls the rest from the iterator (`pull.rs`).
+    Pulling(PullStart),
+}
+
+/// A response begun in place whose body is to be pulled by the connection.
+pub(crate) struct PullStart {
+    /// What the app returned (its `close()` is still to be called).
+    pub(crate) result: Py<PyAny>,
+    /// Its iterator (`None`: a file sent whole, nothing more to pull).
+    pub(crate) iter: Option<Py<PyIterator>>,
+    /// The body's first pieces (`write()` data, the first piece).
+    pub(crate) ready: Vec<StreamItem>,
+    /// Where the response goes.
+    pub(crate) reply: ReplySender,
+    /// Status and headers; the body is set by the puller.
+    pub(crate) response: Response,
 }
 
 /// Run the app for one request and deliver its response; true if it raised.
@@ -35,6 +60,8 @@ pub(crate) fn run_app(
     match call_app(py, app, environ, responder, false) {
         Ran::Done(failed) => failed,
         Ran::Unfinished(result) => finish_app(py, result.bind(py), responder.object(py)),
+        // Only a call in place (`in_place` true) leaves a body to pull.
+        Ran::Pulling(_) => false,
     }
 }
 
@@ -59,9 +86,78 @@ pub(crate) fn call_app(
         }
     };
     if in_place && !complete_on_return(&result, start_response) {
-        return Ran::Unfinished(result.unbind());
+        if start_response.borrow().state.started() {
+            return Ran::Unfinished(result.unbind());
+        }
+        return first_piece(py, result, start_response);
     }
     Ran::Done(finish_app(py, &result, start_response))
+}
+
+/// In place, for a result that is not a list: take pieces up to the first
+/// non-empty one (the response starts with it, so an exception before it
+/// is still a 500). An iterable that ends before is finished here. From
+/// now on `write()` data waits for the puller, in order.
+fn first_piece(
+    py: Python<'_>,
+    result: Bound<'_, PyAny>,
+    start_response: &Bound<'_, StartResponse>,
+) -> Ran {
+    start_response.borrow_mut().state.pulled = true;
+    let taken = take_first(py, &result);
+    let mut this = start_response.borrow_mut();
+    let mut ready = this.state.take_held();
+    let (iter, outcome) = match taken {
+        Ok(Some((first, iter))) => {
+            ready.push(first);
+            (iter, Ok(()))
+        }
+        Ok(None) if !ready.is_empty() => (None, Ok(())),
+        Ok(None) => (None, Err(None)),
+        Err(err) => (None, Err(Some(err))),
+    };
+    let taken = match outcome {
+        Ok(()) => this.state.take_start(),
+        Err(None) => {
+            drop(this);
+            return Ran::Done(conclude(py, &result, start_response, Ok(())));
+        }
+        Err(Some(err)) => Err(err),
+    };
+    drop(this);
+    match taken {
+        Ok((reply, response)) => Ran::Pulling(PullStart {
+            result: result.unbind(),
+            iter,
+            ready,
+            reply,
+            response,
+        }),
+        Err(err) => Ran::Done(conclude(py, &result, start_response, Err(err))),
+    }
+}
+
+/// The first piece of `result`'s body and the iterator for the rest:
+/// a `file_wrapper` around a real file is one piece; `None` when the
+/// iterable ends without a non-empty piece.
+#[allow(clippy::type_complexity)]
+fn take_first(
+    py: Python<'_>,
+    result: &Bound<'_, PyAny>,
+) -> PyResult<Option<(StreamItem, Option<Py<PyIterator>>)>> {
+    if let Ok(wrapper) = result.cast::<FileWrapper>()
+        && let Some((file, offset, len)) = wrapper.get().as_file_region(py)
+    {
+        return Ok(Some((StreamItem::File { file, offset, len }, None)));
+    }
+    let iter = result.try_iter()?;
+    for item in &iter {
+        let piece = body_bytes(py, &item?)?;
+        if !piece.is_empty() {
+            return Ok(Some((StreamItem::Data(piece), Some(iter.unbind()))));
+        }
+    }
+    Ok(None)
 }
 
 /// True if the app's response is whole once it has returned: nothing was
@@ -84,6 +180,17 @@ pub(crate) fn finish_app(
         report(py, &err, "the application's response failed");
     }
     let outcome = consume(py, result, start_response);
+    conclude(py, result, start_response, outcome)
+}
+
+/// The body was consumed (`outcome`): close the result and end the
+/// response, or fail it; true if it failed.
+pub(crate) fn conclude(
+    py: Python<'_>,
+    result: &Bound<'_, PyAny>,
+    start_response: &Bound<'_, StartResponse>,
+    outcome: PyResult<()>,
+) -> bool {
     let closed = close(py, result);
     let mut this = start_response.borrow_mut();
     match outcome.and(closed) {
@@ -109,7 +216,7 @@ pub(crate) fn finish_app(
 /// Call the result's `close()`, if it has one. A plain list or tuple has
 /// none (only a subclass could add it): asking would raise and discard an
 /// AttributeError, most of the cost of a small response's finishing.
-fn close(py: Python<'_>, result: &Bound<'_, PyAny>) -> PyResult<()> {
+pub(crate) fn close(py: Python<'_>, result: &Bound<'_, PyAny>) -> PyResult<()> {
     if result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>() {
         return Ok(());
     }
@@ -119,7 +226,7 @@ fn close(py: Python<'_>, result: &Bound<'_, PyAny>) -> PyResult<()> {
     Ok(())
 }
 
-fn consume(
+pub(crate) fn consume(
     py: Python<'_>,
     result: &Bound<'_, PyAny>,
     start_response: &Bound<'_, StartResponse>,

@@ -45,6 +45,9 @@ pub(crate) struct ResponseState {
     /// the response is not handed to a Python thread): the reply is left
     /// in its slot for the connection, with no queue and no wake-up.
     pub(crate) here: bool,
+    /// The rest of the body is pulled by the connection (`pull.rs`):
+    /// pieces passed to `write()` meanwhile wait in `held` for it.
+    pub(crate) pulled: bool,
     held: Vec<StreamItem>,
 }
 
@@ -88,11 +91,45 @@ impl ResponseState {
         Ok(())
     }
 
+    /// Take status and headers as a response without a body yet, and the
+    /// reply to deliver it through: the rest is pulled by the connection
+    /// (`pull.rs`), and `write()` calls from now on wait in `held`.
+    pub(crate) fn take_start(&mut self) -> PyResult<(ReplySender, Response)> {
+        let response = self.response(ResponseBody::Empty)?;
+        let reply = self
+            .reply
+            .take()
+            .ok_or_else(|| PyAssertionError::new_err("the response was started a second time"))?;
+        self.pulled = true;
+        Ok((reply, response))
+    }
+
+    /// From now on the rest of the body goes through a channel that the
+    /// connection reads (`pull.rs` hands a slow iterator to the Python
+    /// thread), and `write()` data with it.
+    pub(crate) fn stream_to_channel(&mut self) -> mpsc::Receiver<StreamItem> {
+        let (tx, rx) = mpsc::channel(STREAM_CAPACITY);
+        self.stream = Some(tx);
+        self.pulled = false;
+        self.in_place = false;
+        self.here = false;
+        rx
+    }
+
+    /// The pieces `write()` held while the body is pulled, in order.
+    pub(crate) fn take_held(&mut self) -> Vec<StreamItem> {
+        std::mem::take(&mut self.held)
+    }
+
     /// Send one streamed piece, starting the response with it if needed.
     /// Returns false when the client is gone.
     pub(crate) fn send(&mut self, py: Python<'_>, item: StreamItem) -> PyResult<bool> {
         if self.client_gone {
             return Ok(false);
+        }
+        if self.pulled {
+            self.held.push(item);
+            return Ok(true);
         }
         if !self.started() {
             let (tx, rx) = mpsc::channel(STREAM_CAPACITY);
@@ -202,6 +239,7 @@ impl StartResponse {
                 client_gone: false,
                 in_place: false,
                 here: false,
+                pulled: false,
                 held: Vec::new(),
             },
             write: None,
@@ -219,6 +257,7 @@ impl StartResponse {
         state.client_gone = false;
         state.in_place = false;
         state.here = false;
+        state.pulled = false;
         state.held.clear();
     }
 
