@@ -345,10 +345,12 @@ async fn accept_loop(
         if let Some(t) = &turn
             && t.should_defer()
         {
-            // An idle sibling behind this worker (fewer connections open,
-            // or as many and fewer accepted) was woken too: leave the
-            // connection to it for a moment, then take it if it is still
-            // there. Every connection that arrives meanwhile wakes this
+            // A sibling behind this worker (idle with fewer connections
+            // open, or as many and fewer accepted; or busy for a moment
+            // with fewer open, as when the scheduler preempted it just
+            // after an accept) was woken too or will be back soon: leave
+            // the connection to it for a moment, then take it if it is
+            // still there. Every connection that arrives meanwhile wakes this
             // loop to look again, so it takes its turn as soon as the
             // sibling has caught up, not after the whole wait (in a burst
             // the sibling would take everything meanwhile).
