@@ -42,7 +42,7 @@ use tokio::net::TcpStream;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc, watch};
 
-use crate::accept_board::{DEFER_AT_MOST, Turn};
+use crate::accept_board::{DEFER_AT_MOST, Turn, Withdraw};
 use crate::accept_errors::{ACCEPT_PAUSE, AcceptTrouble};
 use crate::accept_socket::{
     FirstRead, accept_connection, has_pending_connection, is_per_connection_error, local_address,
@@ -310,6 +310,7 @@ async fn accept_loop(
     // for as long as the AsyncFd holds it.
     let listener = unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }
         .map_err(|e| io::Error::other(format!("cannot watch the listener: {e}")))?;
+    let _withdraw = Withdraw(turn.clone());
     let mut trouble = AcceptTrouble::default();
     let mut draining = false;
     loop {
