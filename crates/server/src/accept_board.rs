@@ -7,21 +7,29 @@
 //! of blocked `accept()` callers, at the price of a thread hand-off per
 //! connection. This board gives the same order without the thread: each
 //! worker publishes, in memory shared by the process tree, whether it is
-//! idle (waiting for a connection with room for one), how many
-//! connections it has accepted and how many it holds open; a woken worker
-//! that holds [`OPEN_MARGIN`] more open connections than an idle live
-//! sibling, or about as many and is [`LEAD`] accepts ahead, defers to it
-//! (keep-alive clients that connect in a burst spread by what each worker
-//! holds). The sibling was woken too
-//! and takes the connection; if it has not after [`DEFER_AT_MOST`] (it just
-//! got busy), the deferring worker takes it. Under load the busy workers
-//! are out of the race (the accept gate) and the counts stay close, so
-//! deferring is rare; it is what keeps light, sequential traffic even.
+//! idle (waiting for a connection with room for one) or busy and since
+//! when, how many connections it has accepted and how many it holds open.
+//! A woken worker leaves the connection to a live sibling that is behind
+//! ([`leave_to`]): one idle that holds [`OPEN_MARGIN`] fewer connections
+//! open, or about as many and [`LEAD`] accepts fewer (light sequential
+//! traffic spreads evenly); or one busy that holds `OPEN_MARGIN` fewer
+//! open, while it has been busy only [`BRIEFLY_BUSY`], or up to
+//! [`RUNNABLE_AT_MOST`] if the kernel says its event-loop thread is not
+//! blocked (it was preempted between an accept and its next wait: on a
+//! loaded machine that lasts tens of milliseconds, long enough for the
+//! other worker to take a whole burst of keep-alive clients). Each wait is
+//! at most [`DEFER_AT_MOST`] per connection: a sibling that does not come
+//! back in time (it got busy in a long app call) costs a new connection
+//! that much. Under load the busy workers are out of the race (the accept
+//! gate) and the counts stay close, so deferring is rare; it is what keeps
+//! light, sequential traffic and bursts of keep-alive clients even
+//! (docs/design-notes.md §2).
 //!
 //! The mapping is made once in the process that binds the listeners, before
 //! any fork, so every worker forked from it shares it. Reading it costs no
 //! system call; a sibling's liveness is checked (`kill(pid, 0)`) only when
-//! deferring to it.
+//! deferring to it, and whether it is blocked (`/proc/PID/task/TID/stat`)
+//! only when deferring to one busy for more than `BRIEFLY_BUSY`.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -43,6 +51,20 @@ const LEAD: u64 = 2;
 /// burst spread by what each worker holds, not by accepts alone).
 const OPEN_MARGIN: u64 = 2;
 
+/// How long a busy sibling counts as about to take connections again (by
+/// the connections it holds open, not by accepts): a worker is busy from an
+/// accept until its loop waits again, which is short, unless the scheduler
+/// preempts it in between.
+const BRIEFLY_BUSY: Duration = Duration::from_millis(5);
+
+/// How long a busy sibling still counts as about to take connections while
+/// it is runnable (preempted, or working in the app without blocking): on
+/// a loaded machine a worker waits for a core for tens of milliseconds,
+/// and the other would take a whole burst of keep-alive clients meanwhile.
+/// One that blocks (an app call waiting on I/O or a sleep) or is still busy
+/// after this is in a long app call: it is not waited for.
+const RUNNABLE_AT_MOST: Duration = Duration::from_millis(100);
+
 /// One worker's published state (a cache line of its own: a worker writes
 /// its seat on every accept and close, its siblings only read it).
 #[derive(Default)]
@@ -50,9 +72,12 @@ const OPEN_MARGIN: u64 = 2;
 struct Seat {
     /// The worker's pid; 0 for a free seat.
     pid: AtomicU32,
-    /// Since when the worker waits for a connection with room for one
-    /// (CLOCK_MONOTONIC, ns); 0 while it is busy.
-    idle_since: AtomicU64,
+    /// The thread that runs its event loop (and app calls in place).
+    tid: AtomicU32,
+    /// Whether the worker waits for a connection with room for one (low
+    /// bit set: idle) or is busy (low bit clear), and since when (the rest:
+    /// CLOCK_MONOTONIC in ns); 0 for a worker that never said.
+    state: AtomicU64,
     /// Connections the worker accepted (a new worker starts level with
     /// the busiest live sibling).
     accepts: AtomicU64,
@@ -77,7 +102,7 @@ static WAITING: AtomicBool = AtomicBool::new(false);
 /// [`mark_done`].
 pub(crate) fn mark_busy() {
     if let Some(seat) = my_seat() {
-        seat.idle_since.store(0, Ordering::Relaxed);
+        seat.become_busy();
     }
 }
 
@@ -86,9 +111,106 @@ pub(crate) fn mark_done() {
     if let Some(seat) = my_seat()
         && WAITING.load(Ordering::Relaxed)
     {
-        seat.idle_since
-            .store(monotonic_ns().max(1), Ordering::Relaxed);
+        seat.become_idle();
     }
+}
+
+impl Seat {
+    /// Busy from now, if idle (a busy stretch keeps its start; a worker
+    /// that never said, or withdrew, stays so until it is idle).
+    fn become_busy(&self) {
+        let state = self.state.load(Ordering::Relaxed);
+        if state != 0 && State::of(state).idle {
+            self.state
+                .store(State::busy(monotonic_ns()).word(), Ordering::Relaxed);
+        }
+    }
+
+    /// Idle from now, unless idle already.
+    fn become_idle(&self) {
+        let state = self.state.load(Ordering::Relaxed);
+        if state == 0 || !State::of(state).idle {
+            self.state
+                .store(State::idle(monotonic_ns()).word(), Ordering::Relaxed);
+        }
+    }
+
+    /// True if the seat's worker lives; a worker killed in its seat has
+    /// its seat freed.
+    fn alive(&self) -> bool {
+        let pid = self.pid.load(Ordering::Relaxed);
+        if alive(pid) {
+            return true;
+        }
+        let _ = self
+            .pid
+            .compare_exchange(pid, 0, Ordering::SeqCst, Ordering::Relaxed);
+        false
+    }
+
+    /// True if the seat's event-loop thread is running or waits for a core
+    /// (not blocked), as the kernel reports it.
+    fn runnable(&self) -> bool {
+        let (pid, tid) = (
+            self.pid.load(Ordering::Relaxed),
+            self.tid.load(Ordering::Relaxed),
+        );
+        match std::fs::read(format!("/proc/{pid}/task/{tid}/stat")) {
+            Ok(stat) => state_of(&stat) == Some(b'R'),
+            Err(_) => false,
+        }
+    }
+
+    fn view(&self) -> View {
+        View {
+            open: self.open.load(Ordering::Relaxed),
+            accepts: self.accepts.load(Ordering::Relaxed),
+            state: self.state.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A worker's state word: idle or busy, since when (ns).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct State {
+    idle: bool,
+    since_ns: u64,
+}
+
+impl State {
+    fn idle(since_ns: u64) -> State {
+        State {
+            idle: true,
+            since_ns,
+        }
+    }
+
+    fn busy(since_ns: u64) -> State {
+        State {
+            idle: false,
+            since_ns,
+        }
+    }
+
+    fn of(word: u64) -> State {
+        State {
+            idle: word & 1 == 1,
+            since_ns: word >> 1,
+        }
+    }
+
+    /// Never 0 (that is "never said"): a busy state at time 0 reads as 1 ns.
+    fn word(self) -> u64 {
+        ((self.since_ns.max(1) & (u64::MAX >> 1)) << 1) | u64::from(self.idle)
+    }
+}
+
+/// What a worker reads of a seat to decide whether to leave a connection to it.
+#[derive(Clone, Copy, Debug)]
+struct View {
+    open: u64,
+    accepts: u64,
+    state: u64,
 }
 
 fn my_seat() -> Option<&'static Seat> {
@@ -147,7 +269,11 @@ impl Turn {
                     .compare_exchange(holder, pid, Ordering::SeqCst, Ordering::Relaxed)
                     .is_ok()
             {
-                seat.idle_since.store(0, Ordering::Relaxed);
+                seat.state.store(0, Ordering::Relaxed);
+                // SAFETY: gettid has no preconditions.
+                let tid = unsafe { libc::gettid() };
+                seat.tid
+                    .store(u32::try_from(tid).unwrap_or(0), Ordering::Relaxed);
                 let level = board
                     .seats
                     .iter()
@@ -172,12 +298,18 @@ impl Turn {
     /// one (the time it started waiting is kept while it stays idle).
     pub(crate) fn set_idle(&self, idle: bool) {
         WAITING.store(idle, Ordering::Relaxed);
-        let seat = &self.mine().idle_since;
-        if !idle {
-            seat.store(0, Ordering::Relaxed);
-        } else if seat.load(Ordering::Relaxed) == 0 {
-            seat.store(monotonic_ns().max(1), Ordering::Relaxed);
+        if idle {
+            self.mine().become_idle();
+        } else {
+            self.mine().become_busy();
         }
+    }
+
+    /// This worker accepts no more (it stops): siblings no longer wait for
+    /// it, idle or busy, while it finishes what it holds.
+    pub(crate) fn withdraw(&self) {
+        WAITING.store(false, Ordering::Relaxed);
+        self.mine().state.store(0, Ordering::Relaxed);
     }
 
     /// Where this worker publishes how many connections it holds open.
@@ -191,41 +323,39 @@ impl Turn {
         self.set_idle(false);
     }
 
-    /// True if an idle live sibling holds `OPEN_MARGIN` connections fewer
-    /// than this worker or, holding about as many, is `LEAD` accepts
-    /// behind. A deferring worker stays idle for the others: were it not,
-    /// a sibling would have nobody to leave connections to and would take
-    /// a whole burst while this one waits (docs/design-notes.md §2). Two
-    /// workers can wait for each other only until a new connection
-    /// arrives (the accept loop looks again then) or `DEFER_AT_MOST`.
+    /// True if a live sibling should get the next connection rather than
+    /// this worker ([`leave_to`]: it holds `OPEN_MARGIN` connections fewer,
+    /// idle or only briefly busy, or it is idle, holds about as many and
+    /// is `LEAD` accepts behind). A deferring worker stays idle for the
+    /// others: were it not, a sibling would have nobody to leave
+    /// connections to and would take a whole burst while this one waits
+    /// (docs/design-notes.md §2). Two workers can wait for each other only
+    /// until a new connection arrives (the accept loop looks again then)
+    /// or `DEFER_AT_MOST`.
     pub(crate) fn should_defer(&self) -> bool {
-        let me = self.mine();
-        let (accepts, open) = (
-            me.accepts.load(Ordering::Relaxed),
-            me.open.load(Ordering::Relaxed),
-        );
-        let older = self.board.seats.iter().enumerate().find(|(i, seat)| {
-            *i != self.seat
-                && seat.pid.load(Ordering::Relaxed) != 0
-                && seat.idle_since.load(Ordering::Relaxed) != 0
-                && behind(
-                    (seat.open.load(Ordering::Relaxed), open),
-                    (seat.accepts.load(Ordering::Relaxed), accepts),
-                )
-        });
-        match older {
-            None => false,
-            Some((_, seat)) => {
-                let pid = seat.pid.load(Ordering::Relaxed);
-                if alive(pid) {
-                    return true;
-                }
-                // A worker killed in its seat: free the seat.
-                let _ = seat
-                    .pid
-                    .compare_exchange(pid, 0, Ordering::SeqCst, Ordering::Relaxed);
-                false
-            }
+        let mine = self.mine().view();
+        let now = monotonic_ns();
+        self.board
+            .seats
+            .iter()
+            .enumerate()
+            .filter(|(i, seat)| *i != self.seat && seat.pid.load(Ordering::Relaxed) != 0)
+            .any(|(_, seat)| match leave_to(seat.view(), mine, now) {
+                Leave::No => false,
+                Leave::Yes => seat.alive(),
+                Leave::IfRunnable => seat.alive() && seat.runnable(),
+            })
+    }
+}
+
+/// Withdraws its worker from the board when dropped: held by an accept
+/// loop, which ends when the worker stops accepting.
+pub(crate) struct Withdraw(pub(crate) Option<std::sync::Arc<Turn>>);
+
+impl Drop for Withdraw {
+    fn drop(&mut self) {
+        if let Some(turn) = &self.0 {
+            turn.withdraw();
         }
     }
 }
@@ -234,11 +364,63 @@ impl Drop for Turn {
     fn drop(&mut self) {
         MY_SEAT.store(usize::MAX, Ordering::Relaxed);
         let seat = self.mine();
-        seat.idle_since.store(0, Ordering::Relaxed);
+        seat.state.store(0, Ordering::Relaxed);
         let _ =
             seat.pid
                 .compare_exchange(std::process::id(), 0, Ordering::SeqCst, Ordering::Relaxed);
     }
+}
+
+/// Whether a sibling showing `its` should get the next connection rather
+/// than a worker showing `mine`, at `now`: if it is idle and [`behind`]
+/// (by open connections, or by accepts); if it is busy and holds
+/// `OPEN_MARGIN` fewer connections open, while it has been busy for less
+/// than `BRIEFLY_BUSY`, or less than `RUNNABLE_AT_MOST` if it is not
+/// blocked (preempted between an accept and its next wait: it will be back
+/// as soon as it gets a core). A sibling that never said whether it is idle
+/// is not waited for.
+fn leave_to(its: View, mine: View, now: u64) -> Leave {
+    if its.state == 0 {
+        return Leave::No;
+    }
+    let state = State::of(its.state);
+    if state.idle {
+        return match behind((its.open, mine.open), (its.accepts, mine.accepts)) {
+            true => Leave::Yes,
+            false => Leave::No,
+        };
+    }
+    if its.open + OPEN_MARGIN > mine.open {
+        return Leave::No;
+    }
+    let busy_for = Duration::from_nanos(now.saturating_sub(state.since_ns));
+    if busy_for < BRIEFLY_BUSY {
+        Leave::Yes
+    } else if busy_for < RUNNABLE_AT_MOST {
+        Leave::IfRunnable
+    } else {
+        Leave::No
+    }
+}
+
+/// Whether to leave the next connection to a sibling.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Leave {
+    No,
+    /// If it is alive.
+    Yes,
+    /// If it is alive and its event loop's thread is not blocked.
+    IfRunnable,
+}
+
+/// The state letter of a `/proc/…/stat` line (after the command's
+/// closing parenthesis: the command may hold spaces and parentheses).
+fn state_of(stat: &[u8]) -> Option<u8> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    stat.get(close + 1..)?
+        .iter()
+        .copied()
+        .find(|b| !b.is_ascii_whitespace())
 }
 
 /// True if a sibling with `(open, accepts)` of `(its, mine)` should get
@@ -272,91 +454,5 @@ fn alive(pid: u32) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn test_board() -> &'static Board {
-        share();
-        match BOARD.get() {
-            Some(Some(board)) => board,
-            _ => panic!("no shared board"),
-        }
-    }
-
-    /// A seat held by another live process (pid 1 always exists).
-    fn sibling(board: &Board, accepts: u64, idle: bool) -> usize {
-        let Some(i) = board.seats.iter().position(|s| {
-            s.pid
-                .compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed)
-                .is_ok()
-        }) else {
-            panic!("no free seat");
-        };
-        board.seats[i]
-            .idle_since
-            .store(u64::from(idle), Ordering::Relaxed);
-        board.seats[i].accepts.store(accepts, Ordering::Relaxed);
-        i
-    }
-
-    #[test]
-    fn a_worker_ahead_of_an_idle_sibling_defers_to_it_then_takes_its_turn() {
-        let board = test_board();
-        let Some(me) = Turn::take() else {
-            panic!("no seat")
-        };
-        let base = me.mine().accepts.load(Ordering::Relaxed);
-        let other = sibling(board, base, true);
-        me.set_idle(true);
-        me.accepted();
-        assert!(!me.should_defer(), "one ahead: still our turn");
-        me.set_idle(true);
-        me.accepted();
-        me.set_idle(true);
-        assert!(me.should_defer(), "two ahead of an idle sibling: its turn");
-        assert_ne!(
-            me.mine().idle_since.load(Ordering::Relaxed),
-            0,
-            "a deferring worker stays idle: its sibling may leave connections to it"
-        );
-        board.seats[other].idle_since.store(0, Ordering::Relaxed);
-        assert!(!me.should_defer(), "a busy sibling is not waited for");
-        board.seats[other].idle_since.store(1, Ordering::Relaxed);
-        board.seats[other]
-            .accepts
-            .store(base + 2, Ordering::Relaxed);
-        assert!(!me.should_defer(), "the sibling caught up: our turn");
-        board.seats[other].pid.store(0, Ordering::Relaxed);
-    }
-
-    #[test]
-    fn a_worker_holding_more_open_connections_defers_whatever_the_accepts() {
-        assert!(behind((3, 5), (10, 0)), "two fewer open: its turn");
-        assert!(
-            !behind((4, 5), (10, 0)),
-            "one fewer open, more accepts: ours"
-        );
-        assert!(!behind((5, 3), (0, 10)), "more open: never its turn");
-        assert!(
-            behind((4, 5), (0, 2)),
-            "as many open, two accepts behind: its"
-        );
-        assert!(!behind((4, 5), (1, 2)), "one accept behind: ours");
-    }
-
-    #[test]
-    fn of_two_workers_at_most_one_defers_to_the_other() {
-        for a in 0..6u64 {
-            for b in 0..6u64 {
-                for x in 0..6u64 {
-                    for y in 0..6u64 {
-                        assert!(
-                            !(behind((a, b), (x, y)) && behind((b, a), (y, x))),
-                            "open {a}/{b}, accepts {x}/{y}: both would wait"
-                        );
-                    }
-                }
-            }
-        }
-    }
-}
+#[path = "accept_board_tests.rs"]
+mod tests;

@@ -42,7 +42,7 @@ use tokio::net::TcpStream;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc, watch};
 
-use crate::accept_board::{DEFER_AT_MOST, Turn};
+use crate::accept_board::{DEFER_AT_MOST, Turn, Withdraw};
 use crate::accept_errors::{ACCEPT_PAUSE, AcceptTrouble};
 use crate::accept_socket::{
     FirstRead, accept_connection, has_pending_connection, is_per_connection_error, local_address,
@@ -310,6 +310,7 @@ async fn accept_loop(
     // for as long as the AsyncFd holds it.
     let listener = unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }
         .map_err(|e| io::Error::other(format!("cannot watch the listener: {e}")))?;
+    let _withdraw = Withdraw(turn.clone());
     let mut trouble = AcceptTrouble::default();
     let mut draining = false;
     loop {
@@ -345,10 +346,12 @@ async fn accept_loop(
         if let Some(t) = &turn
             && t.should_defer()
         {
-            // An idle sibling behind this worker (fewer connections open,
-            // or as many and fewer accepted) was woken too: leave the
-            // connection to it for a moment, then take it if it is still
-            // there. Every connection that arrives meanwhile wakes this
+            // A sibling behind this worker (idle with fewer connections
+            // open, or as many and fewer accepted; or busy for a moment
+            // with fewer open, as when the scheduler preempted it just
+            // after an accept) was woken too or will be back soon: leave
+            // the connection to it for a moment, then take it if it is
+            // still there. Every connection that arrives meanwhile wakes this
             // loop to look again, so it takes its turn as soon as the
             // sibling has caught up, not after the whole wait (in a burst
             // the sibling would take everything meanwhile).
