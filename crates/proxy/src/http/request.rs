@@ -69,14 +69,25 @@ impl Outgoing {
             BodyFraming::Length(n) => (stream_plan(body, false), Some(FramingField::Length(n))),
             BodyFraming::Chunked => (stream_plan(body, true), Some(FramingField::Chunked)),
         };
+        Ok(Outgoing::with(head, plan, framing_field))
+    }
+
+    /// The request when it has no body to send: built without waiting
+    /// (`None`: it has one; see [`Outgoing::build`]).
+    pub(crate) fn bodiless(head: &RequestHead) -> Option<Outgoing> {
+        (head.framing == BodyFraming::None)
+            .then(|| Outgoing::with(head, BodyPlan::Buffered(Vec::new()), None))
+    }
+
+    fn with(head: &RequestHead, plan: BodyPlan, framing_field: Option<FramingField>) -> Outgoing {
         let method = &head.method[..];
-        Ok(Outgoing {
+        Outgoing {
             head: encode_head(head, framing_field),
             body: plan,
             head_request: method == b"HEAD",
             non_idempotent: matches!(method, b"POST" | b"LOCK" | b"PATCH"),
             keep_alive: head.version != Version::Http10 && !asks_close(head),
-        })
+        }
     }
 
     /// Whether the body was streamed to a peer already (no retry possible).

@@ -107,10 +107,19 @@ const NOT_PASSED: [&str; 8] = [
     "upgrade",
 ];
 
-fn header(name: &[u8], value: Vec<u8>) -> Header {
-    Header {
-        name: Bytes::copy_from_slice(name),
-        value: Bytes::from(value),
+/// A `proxy_set_header` name as a field name: the usual ones without a copy.
+fn field_name(name: &str) -> Bytes {
+    const USUAL: [&str; 6] = [
+        "Host",
+        "Connection",
+        "X-Real-IP",
+        "X-Forwarded-For",
+        "X-Forwarded-Proto",
+        "X-Forwarded-Host",
+    ];
+    match USUAL.iter().find(|usual| **usual == name) {
+        Some(usual) => Bytes::from_static(usual.as_bytes()),
+        None => Bytes::copy_from_slice(name.as_bytes()),
     }
 }
 
@@ -120,7 +129,7 @@ fn header(name: &[u8], value: Vec<u8>) -> Header {
 /// always puts nginx's default in); the client's `headers` follow unless
 /// `pass_client` is off.
 pub(crate) fn request_headers(
-    set: &mut [(&str, Vec<u8>)],
+    set: &mut [(&str, Bytes)],
     proxy_host: &Bytes,
     client: &[Header],
     pass_client: bool,
@@ -129,7 +138,10 @@ pub(crate) fn request_headers(
     let mut out = Vec::with_capacity(set.len() + client.len() + 3);
     for (name, value) in set.iter_mut() {
         if !value.is_empty() {
-            out.push(header(name.as_bytes(), std::mem::take(value)));
+            out.push(Header {
+                name: field_name(name),
+                value: std::mem::take(value),
+            });
         }
     }
     let named = |name: &str| set.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));

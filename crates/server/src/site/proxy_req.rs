@@ -6,7 +6,8 @@
 
 use bytes::Bytes;
 use portico_config::site::{
-    ProxyHttpVersion, ProxyPass, ProxyRedirect, ProxyTarget, RedirectFrom, Template,
+    ProxyHttpVersion, ProxyPass, ProxyRedirect, ProxyTarget, RedirectFrom, Template, TemplatePart,
+    Variable,
 };
 use portico_proto::http1::{BodyFraming, RequestHead, Version};
 
@@ -145,10 +146,24 @@ impl<'s> Req<'s> {
         });
         let settings = &*self.loc.config.proxy;
         let http11 = settings.http_version == ProxyHttpVersion::Http11;
-        let mut set: Vec<(&str, Vec<u8>)> = settings
+        // One variable context for all the lines; `$proxy_host` alone (the
+        // default `Host`) is the shared `Bytes`, not a copy.
+        let cx = self.var_context(&self.uri);
+        let mut set: Vec<(&str, Bytes)> = settings
             .set_headers
             .iter()
-            .map(|(name, value)| (name.as_str(), self.eval(value)))
+            .map(|(name, value)| {
+                let value = match value.parts.as_slice() {
+                    [TemplatePart::Var(Variable::ProxyHost)] => parts.host.clone(),
+                    [] => Bytes::new(),
+                    _ => {
+                        let mut out = Vec::new();
+                        vars::eval(value, &cx, &mut out);
+                        Bytes::from(out)
+                    }
+                };
+                (name.as_str(), value)
+            })
             .collect();
         let headers = proxy::request_headers(
             &mut set,

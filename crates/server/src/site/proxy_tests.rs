@@ -232,9 +232,9 @@ fn lines(headers: &[Header]) -> Vec<String> {
         .collect()
 }
 
-fn set(list: &[(&'static str, &str)]) -> Vec<(&'static str, Vec<u8>)> {
+fn set(list: &[(&'static str, &str)]) -> Vec<(&'static str, Bytes)> {
     list.iter()
-        .map(|(n, v)| (*n, v.as_bytes().to_vec()))
+        .map(|(n, v)| (*n, Bytes::copy_from_slice(v.as_bytes())))
         .collect()
 }
 
