@@ -148,6 +148,7 @@ impl ProxyUpstream for HttpProxy {
             client_ip,
             hash_key,
             started,
+            encoded_head,
             ..
         } = call;
         let log = LogContext::new(&request);
@@ -167,7 +168,11 @@ impl ProxyUpstream for HttpProxy {
             hash_key,
             started,
         };
-        match Outgoing::bodiless(&head) {
+        let ready = match encoded_head {
+            Some(bytes) => Some(Outgoing::encoded(&head, bytes)),
+            None => Outgoing::bodiless(&head),
+        };
+        match ready {
             Some(out) => Box::pin(inner.send(out, head.target, pick, log)),
             None => Box::pin(async move {
                 match Outgoing::build(&head, body, inner.settings.request_buffering).await {

@@ -79,6 +79,20 @@ impl Outgoing {
             .then(|| Outgoing::with(head, BodyPlan::Buffered(Vec::new()), None))
     }
 
+    /// The request of a head the engine encoded already (no body: see
+    /// `ProxyCall::encoded_head`); `head` gives its method and whether it
+    /// lets the connection persist.
+    pub(crate) fn encoded(head: &RequestHead, bytes: Vec<u8>) -> Outgoing {
+        let method = &head.method[..];
+        Outgoing {
+            head: bytes,
+            body: BodyPlan::Buffered(Vec::new()),
+            head_request: method == b"HEAD",
+            non_idempotent: matches!(method, b"POST" | b"LOCK" | b"PATCH"),
+            keep_alive: head.version != Version::Http10 && head.keep_alive,
+        }
+    }
+
     fn with(head: &RequestHead, plan: BodyPlan, framing_field: Option<FramingField>) -> Outgoing {
         let method = &head.method[..];
         Outgoing {

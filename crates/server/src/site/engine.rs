@@ -359,6 +359,7 @@ impl Engine {
                             hash_key,
                             started,
                             authority: None,
+                            encoded_head: None,
                         };
                         let outcome = upstream.forward(call).await;
                         match req.after_uwsgi(outcome) {
@@ -413,7 +414,7 @@ impl Engine {
                         // waits for one.
                         (RequestBody::complete(Bytes::new()), BodyOut::None)
                     };
-                    let head = req.proxy_head(pass, framing);
+                    let (head, encoded_head) = req.proxy_head(pass, framing);
                     let hash_key = upstream.hash_key().map(|t| Bytes::from(req.eval(t)));
                     let authority = req.dynamic_authority(pass);
                     let call = ProxyCall {
@@ -430,6 +431,7 @@ impl Engine {
                         hash_key,
                         started,
                         authority,
+                        encoded_head,
                     };
                     let outcome = upstream.forward(call).await;
                     match req.after_proxy(pass, outcome) {
