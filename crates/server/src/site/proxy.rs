@@ -263,7 +263,12 @@ pub(crate) fn encode_bodiless_head(
                     .iter()
                     .any(|(n, _)| h.name.eq_ignore_ascii_case(n.as_bytes()));
             if !dropped {
-                field(&h.name, &h.value);
+                // NOT_PASSED holds Host, Connection and the framing fields:
+                // a client's field that gets here is written as it is.
+                head.bytes.extend_from_slice(&h.name);
+                head.bytes.extend_from_slice(b": ");
+                head.bytes.extend_from_slice(&h.value);
+                head.bytes.extend_from_slice(b"\r\n");
             }
         }
     }
