@@ -34,7 +34,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from instructions import free_port, send  # noqa: E402
+from instructions import free_port, send_keepalive as send  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -57,6 +57,9 @@ def main():
     ap.add_argument("--requests", type=int, default=3_000)
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/portico"))
     ap.add_argument("--nginx", action="store_true", help="measure nginx instead of Portico")
+    ap.add_argument("--all", action="store_true",
+                    help="Portico: count every instruction of the worker, its event loop too "
+                         "(as nginx's figure does)")
     args = ap.parse_args()
     d = tempfile.mkdtemp(prefix="portico-proxy-callgrind-")
     up_port, port = free_port(), free_port()
@@ -89,6 +92,9 @@ http {{
     if args.nginx:
         front = ["/usr/sbin/nginx", "-p", d + "/", "-c", "nginx.conf", "-e", "stderr"]
         collect = ["--collect-atstart=yes"]
+    elif args.all:
+        front = [args.binary, "-c", f"{d}/nginx.conf"]
+        collect = ["--trace-children=yes", "--collect-atstart=yes"]
     else:
         front = [args.binary, "-c", f"{d}/nginx.conf"]
         # Every task poll (the connection's, the proxy's read-ahead, the
@@ -118,7 +124,8 @@ http {{
             total += next(int(line.split()[1]) for line in f if line.startswith("summary:"))
     if ok != args.requests or not total:
         raise SystemExit(f"{ok}/{args.requests} requests answered 200; see {d}")
-    who = "nginx (all of its worker)" if args.nginx else "portico (request path)"
+    who = ("nginx (all of its worker)" if args.nginx else
+           "portico (all of its worker)" if args.all else "portico (request path)")
     print(f"{who}, proxy-{args.mode}: {total / args.requests:.0f} instructions per request "
           f"({args.requests} requests)")
 

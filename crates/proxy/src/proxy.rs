@@ -140,8 +140,50 @@ impl HttpProxy {
 
 impl ProxyUpstream for HttpProxy {
     fn forward(&self, call: ProxyCall) -> ProxyFuture {
+        // Taken apart here, before the future: it keeps only what the tries
+        // need, so it is half the size to build and to move into its box,
+        // and a request without a body has its upstream head made already.
+        let ProxyCall {
+            request,
+            client_ip,
+            hash_key,
+            started,
+            encoded_head,
+            ..
+        } = call;
+        let log = LogContext::new(&request);
+        let Request { source, body, .. } = request;
         let inner = self.inner.clone();
-        Box::pin(async move { inner.forward(call).await })
+        let RequestSource::Http(head) = source else {
+            let e = ProxyError::new(
+                ErrorKind::Unsupported,
+                Phase::Preparing,
+                "proxy_pass given a uwsgi request (the engine must build an HTTP head)",
+            );
+            log.log(&e);
+            return Box::pin(std::future::ready(inner.fail(Tries::default(), e.status())));
+        };
+        let pick = Pick {
+            client_ip,
+            hash_key,
+            started,
+        };
+        let ready = match encoded_head {
+            Some(bytes) => Some(Outgoing::encoded(&head, bytes)),
+            None => Outgoing::bodiless(&head),
+        };
+        match ready {
+            Some(out) => Box::pin(inner.send(out, head.target, pick, log)),
+            None => Box::pin(async move {
+                match Outgoing::build(&head, body, inner.settings.request_buffering).await {
+                    Ok(out) => inner.send(out, head.target, pick, log).await,
+                    Err(e) => {
+                        log.log(&e);
+                        inner.fail(Tries::default(), e.status())
+                    }
+                }
+            }),
+        }
     }
 
     fn hash_key(&self) -> Option<&Template> {
@@ -187,38 +229,32 @@ impl Exchange for HttpExchange<'_> {
     }
 }
 
+/// What the balancer needs of the request.
+struct Pick {
+    client_ip: Option<std::net::IpAddr>,
+    hash_key: Option<Bytes>,
+    started: std::time::Instant,
+}
+
 impl Inner {
-    async fn forward(&self, call: ProxyCall) -> ProxyOutcome {
-        let ProxyCall {
-            request,
+    /// The tries, `out` built.
+    async fn send(
+        self: Arc<Self>,
+        out: Outgoing,
+        target: Bytes,
+        pick: Pick,
+        log: LogContext,
+    ) -> ProxyOutcome {
+        let Pick {
             client_ip,
             hash_key,
             started,
-            ..
-        } = call;
-        let log = LogContext::new(&request);
-        let Request { source, body, .. } = request;
-        let RequestSource::Http(head) = source else {
-            let e = ProxyError::new(
-                ErrorKind::Unsupported,
-                Phase::Preparing,
-                "proxy_pass given a uwsgi request (the engine must build an HTTP head)",
-            );
-            log.log(&e);
-            return self.fail(Tries::default(), e.status());
-        };
-        let out = match Outgoing::build(&head, body, self.settings.request_buffering).await {
-            Ok(out) => out,
-            Err(e) => {
-                log.log(&e);
-                return self.fail(Tries::default(), e.status());
-            }
-        };
+        } = pick;
         let settings = &self.settings;
         let mut x = HttpExchange {
             stale_retry: !out.non_idempotent || settings.next_upstream.non_idempotent,
             out,
-            target: &head.target,
+            target: &target,
             pool: self.pool.as_deref(),
             peer: &self.peer,
         };

@@ -85,7 +85,9 @@ pub(crate) async fn run<'g, X: Exchange>(
         };
         let peer_log = log.with_upstream(x.upstream(Peer::Addr(picked.addr.clone())));
         let result = x.attempt(picked.addr).await;
-        let took = now.elapsed();
+        // One clock read for the try's time and the balancer's release.
+        let end = Instant::now();
+        let took = end.saturating_duration_since(now);
         // nginx's `ngx_http_upstream_next` conditions, but the kind.
         let may_retry = |x: &X, sent: bool, tries_left: usize| {
             tries_left > 1
@@ -105,7 +107,7 @@ pub(crate) async fn run<'g, X: Exchange>(
                     _ => Outcome::Failure,
                 };
                 let addr = picked.addr;
-                let released = attempt.release(picked, outcome, Instant::now());
+                let released = attempt.release(picked, outcome, end);
                 if released.disabled {
                     peer_log.log(&disabled(Phase::ReadingHeader));
                 }
@@ -122,7 +124,7 @@ pub(crate) async fn run<'g, X: Exchange>(
                 tries.push(picked.name, e.status(), took);
                 if e.side() == Side::Client {
                     // The client failed us; the peer is not to blame.
-                    let _ = attempt.release(picked, Outcome::NextNotCounted, Instant::now());
+                    let _ = attempt.release(picked, Outcome::NextNotCounted, end);
                     log.log(&e);
                     return Finished::Failed(e.status());
                 }
@@ -130,7 +132,7 @@ pub(crate) async fn run<'g, X: Exchange>(
                 let retry =
                     listed(&rules.next, &e) && may_retry(x, e.request_sent(), attempt.tries_left());
                 // Errors, timeouts and invalid heads always count (nginx).
-                let released = attempt.release(picked, Outcome::Failure, Instant::now());
+                let released = attempt.release(picked, Outcome::Failure, end);
                 if released.disabled {
                     peer_log.log(&disabled(e.phase()));
                 }

@@ -38,6 +38,7 @@ fn call() -> ProxyCall {
         hash_key: None,
         started: Instant::now(),
         authority: None,
+        encoded_head: None,
     }
 }
 

@@ -40,6 +40,7 @@ impl Handler for Forward {
             hash_key: None,
             started: Instant::now(),
             authority: None,
+            encoded_head: None,
         };
         let outcome = self.proxy.forward(call);
         Box::pin(async move { outcome.await.response })

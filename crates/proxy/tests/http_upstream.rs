@@ -39,6 +39,7 @@ fn call(raw: &str) -> ProxyCall {
         hash_key: None,
         started: Instant::now(),
         authority: None,
+        encoded_head: None,
     }
 }
 

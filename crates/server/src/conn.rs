@@ -34,7 +34,7 @@ use crate::hooks::WorkerHooks;
 use crate::listener::ListenerInfo;
 use crate::listener::Wire;
 use crate::log::AccessLog;
-use crate::receive::take_body;
+use crate::receive::{Begun, Refused, begin_body, receive_body};
 use crate::timeouts::{SendTimeout, Timeouts};
 use crate::worker_conns::Reusable;
 use crate::write::SendFile;
@@ -413,16 +413,24 @@ where
     let peer_shown = peer_shown.as_str();
     let started = SystemTime::now();
     let clock = Instant::now();
-    let taken = Box::pin(take_body(
-        reader,
-        writer,
-        rbuf,
-        head.framing,
-        head.expect_continue,
-        ctx,
-        Wire::Http,
-    ))
-    .await;
+    // Only a body received before the handler needs a future (boxed: it
+    // is large and rare); the usual request is ready at once.
+    let taken = match begin_body(rbuf, head.framing, head.expect_continue, ctx) {
+        Ok(Begun::Ready(body, pump)) => Ok((body, pump)),
+        Ok(Begun::Receive(body, pump)) => Box::pin(receive_body(
+            reader,
+            writer,
+            rbuf,
+            body,
+            pump,
+            ctx,
+            Wire::Http,
+        ))
+        .await
+        .map(|body| (body, None))
+        .map_err(Refused::from),
+        Err(refused) => Err(refused),
+    };
     let (body, pump) = match taken {
         Ok(taken) => taken,
         Err(refused) => {

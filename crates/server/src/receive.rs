@@ -111,6 +111,33 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    match begin_body(rbuf, framing, expect_continue, ctx)? {
+        Begun::Ready(body, pump) => Ok((body, pump)),
+        Begun::Receive(body, pump) => {
+            let body = receive_body(reader, writer, rbuf, body, pump, ctx, wire).await?;
+            Ok((body, None))
+        }
+    }
+}
+
+/// Where [`begin_body`] leaves a request body.
+pub(crate) enum Begun {
+    /// Nothing to wait for here: no body, all of it came with the head, or
+    /// a pump that streams it to the handler.
+    Ready(RequestBody, Option<BodyPump>),
+    /// To receive whole before the handler ([`receive_body`]).
+    Receive(RequestBody, BodyPump),
+}
+
+/// [`take_body`]'s part that never waits: the limits, what came with the
+/// head, and whether the rest must be received first. A request without a
+/// body is done here, with no future to build.
+pub(crate) fn begin_body(
+    rbuf: &mut BytesMut,
+    framing: BodyFraming,
+    expect_continue: bool,
+    ctx: &ConnContext,
+) -> Result<Begun, Refused> {
     if let Some(why) = over_limit_post(&framing, ctx.limit_post) {
         return Err(Refused {
             status: Some(413),
@@ -131,23 +158,20 @@ where
             ),
         });
     }
-    match pump {
-        Some(pump) if ctx.spool.receives(pump.remaining()) => {
-            let body = receive_body(reader, writer, rbuf, body, pump, ctx, wire).await?;
-            Ok((body, None))
-        }
+    Ok(match pump {
+        Some(pump) if ctx.spool.receives(pump.remaining()) => Begun::Receive(body, pump),
         Some(mut pump) => {
             pump.set_timeout(ctx.timeouts.body);
             pump.set_limit(ctx.limit_post, body.buffered_len());
-            Ok((body, Some(pump)))
+            Begun::Ready(body, Some(pump))
         }
-        None => Ok((body, None)),
-    }
+        None => Begun::Ready(body, None),
+    })
 }
 
 /// Receive the whole request body (memory, then a temporary file) before
 /// the handler is called; `100 Continue` first if the client waits for it.
-async fn receive_body<R, W>(
+pub(crate) async fn receive_body<R, W>(
     reader: &mut R,
     writer: &mut W,
     rbuf: &mut BytesMut,

@@ -30,6 +30,12 @@ pub struct ProxyCall {
     /// For a `proxy_pass` with variables: the evaluated URL's `host[:port]`
     /// (the proxy picks the group or address from it per request).
     pub authority: Option<Bytes>,
+    /// The head of `request` already encoded (request line, fields, blank
+    /// line), for a request without a body: the engine writes it straight
+    /// from the client's head and `proxy_set_header`, and the head in
+    /// `request` then has no fields (its method, target, version, `host`
+    /// and `keep_alive` are set). `None`: encode `request`'s head.
+    pub encoded_head: Option<Vec<u8>>,
 }
 
 /// What came back, with the `$upstream_*` facts for logs and headers.

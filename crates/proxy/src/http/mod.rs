@@ -288,12 +288,12 @@ impl Answer {
         log: LogContext,
     ) -> Response {
         let Answer {
-            head,
+            mut head,
             mut buf,
             conn,
             reusable,
         } = self;
-        let headers = filter.apply(&head.headers);
+        let headers = filter.take(std::mem::take(&mut head.headers));
         let pool = pool.filter(|_| reusable);
         let keep = move |conn: PooledConn, pool: Option<(Arc<ConnPool>, PeerAddr)>| {
             if let Some((pool, peer)) = pool {

@@ -69,14 +69,39 @@ impl Outgoing {
             BodyFraming::Length(n) => (stream_plan(body, false), Some(FramingField::Length(n))),
             BodyFraming::Chunked => (stream_plan(body, true), Some(FramingField::Chunked)),
         };
+        Ok(Outgoing::with(head, plan, framing_field))
+    }
+
+    /// The request when it has no body to send: built without waiting
+    /// (`None`: it has one; see [`Outgoing::build`]).
+    pub(crate) fn bodiless(head: &RequestHead) -> Option<Outgoing> {
+        (head.framing == BodyFraming::None)
+            .then(|| Outgoing::with(head, BodyPlan::Buffered(Vec::new()), None))
+    }
+
+    /// The request of a head the engine encoded already (no body: see
+    /// `ProxyCall::encoded_head`); `head` gives its method and whether it
+    /// lets the connection persist.
+    pub(crate) fn encoded(head: &RequestHead, bytes: Vec<u8>) -> Outgoing {
         let method = &head.method[..];
-        Ok(Outgoing {
+        Outgoing {
+            head: bytes,
+            body: BodyPlan::Buffered(Vec::new()),
+            head_request: method == b"HEAD",
+            non_idempotent: matches!(method, b"POST" | b"LOCK" | b"PATCH"),
+            keep_alive: head.version != Version::Http10 && head.keep_alive,
+        }
+    }
+
+    fn with(head: &RequestHead, plan: BodyPlan, framing_field: Option<FramingField>) -> Outgoing {
+        let method = &head.method[..];
+        Outgoing {
             head: encode_head(head, framing_field),
             body: plan,
             head_request: method == b"HEAD",
             non_idempotent: matches!(method, b"POST" | b"LOCK" | b"PATCH"),
             keep_alive: head.version != Version::Http10 && !asks_close(head),
-        })
+        }
     }
 
     /// Whether the body was streamed to a peer already (no retry possible).

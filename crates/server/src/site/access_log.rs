@@ -141,7 +141,7 @@ impl AccessLogs {
                 gzip: record.gzip.as_ref().and_then(|t| t.totals()),
             },
             start: record.start,
-            now: SystemTime::now(),
+            now: Some(SystemTime::now()),
             maps: &site.maps,
             proxy: record.proxy.as_ref(),
         };

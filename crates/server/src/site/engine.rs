@@ -224,8 +224,9 @@ impl SiteHandler {
 
 impl Handler for SiteHandler {
     fn handle(&self, request: Request) -> HandlerFuture {
-        let engine = self.engine.clone();
-        Box::pin(async move { engine.serve(request).await })
+        // The engine's own future, boxed as it is: no wrapping block (one
+        // move of the whole future less per request).
+        Box::pin(self.engine.clone().serve(request))
     }
 
     /// The `access_log` line of a written response.
@@ -258,7 +259,7 @@ impl Engine {
 
     /// Serve one request, with the keep-alive limits of the server that
     /// answered it (`keepalive_timeout`, `keepalive_requests`).
-    async fn serve(&self, request: Request) -> Response {
+    async fn serve(self: Arc<Self>, request: Request) -> Response {
         let mut keepalive = None;
         let mut response = self.serve_request(request, &mut keepalive).await;
         response.meta.keepalive = keepalive;
@@ -358,6 +359,7 @@ impl Engine {
                             hash_key,
                             started,
                             authority: None,
+                            encoded_head: None,
                         };
                         let outcome = upstream.forward(call).await;
                         match req.after_uwsgi(outcome) {
@@ -412,7 +414,7 @@ impl Engine {
                         // waits for one.
                         (RequestBody::complete(Bytes::new()), BodyOut::None)
                     };
-                    let head = req.proxy_head(pass, framing);
+                    let (head, encoded_head) = req.proxy_head(pass, framing);
                     let hash_key = upstream.hash_key().map(|t| Bytes::from(req.eval(t)));
                     let authority = req.dynamic_authority(pass);
                     let call = ProxyCall {
@@ -429,6 +431,7 @@ impl Engine {
                         hash_key,
                         started,
                         authority,
+                        encoded_head,
                     };
                     let outcome = upstream.forward(call).await;
                     match req.after_proxy(pass, outcome) {

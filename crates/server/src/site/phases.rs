@@ -520,7 +520,7 @@ impl<'s> Req<'s> {
             local: &self.conn_addr,
             scheme: self.facts.scheme,
             tls: self.facts.tls.as_deref(),
-            server_protocol: std::str::from_utf8(&self.facts.protocol).unwrap_or("HTTP/1.0"),
+            server_protocol: protocol_text(&self.facts.protocol),
             server: self.server,
             location: self.loc.config,
             location_prefix: self.location_prefix(),
@@ -529,7 +529,7 @@ impl<'s> Req<'s> {
             server_captures: &self.server_captures,
             response: ResponseFacts::default(),
             start: self.start,
-            now: SystemTime::now(),
+            now: None,
             maps: &self.site.maps,
             proxy: self.proxy.as_ref(),
         }
@@ -583,4 +583,14 @@ fn bare_error(status: u16) -> Response {
         },
         "text/plain",
     )
+}
+
+/// The request's protocol as text, without a UTF-8 check for the usual three.
+fn protocol_text(protocol: &[u8]) -> &str {
+    match protocol {
+        b"HTTP/1.1" => "HTTP/1.1",
+        b"HTTP/1.0" => "HTTP/1.0",
+        b"HTTP/2.0" => "HTTP/2.0",
+        other => std::str::from_utf8(other).unwrap_or("HTTP/1.0"),
+    }
 }

@@ -107,10 +107,19 @@ const NOT_PASSED: [&str; 8] = [
     "upgrade",
 ];
 
-fn header(name: &[u8], value: Vec<u8>) -> Header {
-    Header {
-        name: Bytes::copy_from_slice(name),
-        value: Bytes::from(value),
+/// A `proxy_set_header` name as a field name: the usual ones without a copy.
+fn field_name(name: &str) -> Bytes {
+    const USUAL: [&str; 6] = [
+        "Host",
+        "Connection",
+        "X-Real-IP",
+        "X-Forwarded-For",
+        "X-Forwarded-Proto",
+        "X-Forwarded-Host",
+    ];
+    match USUAL.iter().find(|usual| **usual == name) {
+        Some(usual) => Bytes::from_static(usual.as_bytes()),
+        None => Bytes::copy_from_slice(name.as_bytes()),
     }
 }
 
@@ -120,7 +129,7 @@ fn header(name: &[u8], value: Vec<u8>) -> Header {
 /// always puts nginx's default in); the client's `headers` follow unless
 /// `pass_client` is off.
 pub(crate) fn request_headers(
-    set: &mut [(&str, Vec<u8>)],
+    set: &mut [(&str, Bytes)],
     proxy_host: &Bytes,
     client: &[Header],
     pass_client: bool,
@@ -129,7 +138,10 @@ pub(crate) fn request_headers(
     let mut out = Vec::with_capacity(set.len() + client.len() + 3);
     for (name, value) in set.iter_mut() {
         if !value.is_empty() {
-            out.push(header(name.as_bytes(), std::mem::take(value)));
+            out.push(Header {
+                name: field_name(name),
+                value: std::mem::take(value),
+            });
         }
     }
     let named = |name: &str| set.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
@@ -169,6 +181,99 @@ pub(crate) fn request_headers(
         }
     }
     out
+}
+
+/// A request head for an upstream, encoded: what [`request_headers`] lists
+/// for a request without a body, written as the proxy crate writes a head
+/// (a framing field a `proxy_set_header` line names is left out, as there).
+pub(crate) struct EncodedHead {
+    /// `METHOD target VERSION\r\n`, the fields, the blank line.
+    pub bytes: Vec<u8>,
+    /// The first `Host` field sent.
+    pub host: Option<Bytes>,
+    /// A `Connection` field sent asks to close.
+    pub closes: bool,
+}
+
+/// [`request_headers`] with no body, written straight into one buffer: no
+/// field list, no copy of the client's fields.
+pub(crate) fn encode_bodiless_head(
+    request_line: [&[u8]; 3],
+    set: &[(&str, Bytes)],
+    proxy_host: &Bytes,
+    client: &[Header],
+    pass_client: bool,
+) -> EncodedHead {
+    let [method, target, version] = request_line;
+    let mut head = EncodedHead {
+        bytes: Vec::with_capacity(
+            64 + method.len()
+                + target.len()
+                + proxy_host.len()
+                + client
+                    .iter()
+                    .map(|h| h.name.len() + h.value.len() + 4)
+                    .sum::<usize>(),
+        ),
+        host: None,
+        closes: false,
+    };
+    head.bytes.extend_from_slice(method);
+    head.bytes.push(b' ');
+    head.bytes.extend_from_slice(target);
+    head.bytes.push(b' ');
+    head.bytes.extend_from_slice(version);
+    head.bytes.extend_from_slice(b"\r\n");
+    let mut field = |name: &[u8], value: &Bytes| {
+        if name.eq_ignore_ascii_case(b"content-length")
+            || name.eq_ignore_ascii_case(b"transfer-encoding")
+        {
+            return;
+        }
+        if head.host.is_none() && name.eq_ignore_ascii_case(b"host") {
+            head.host = Some(value.clone());
+        }
+        if name.eq_ignore_ascii_case(b"connection")
+            && value
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+        {
+            head.closes = true;
+        }
+        head.bytes.extend_from_slice(name);
+        head.bytes.extend_from_slice(b": ");
+        head.bytes.extend_from_slice(value);
+        head.bytes.extend_from_slice(b"\r\n");
+    };
+    for (name, value) in set {
+        if !value.is_empty() {
+            field(name.as_bytes(), value);
+        }
+    }
+    let named = |name: &str| set.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    if !named("host") {
+        field(b"Host", proxy_host);
+    }
+    if pass_client {
+        for h in client {
+            let dropped = NOT_PASSED
+                .iter()
+                .any(|n| h.name.eq_ignore_ascii_case(n.as_bytes()))
+                || set
+                    .iter()
+                    .any(|(n, _)| h.name.eq_ignore_ascii_case(n.as_bytes()));
+            if !dropped {
+                // NOT_PASSED holds Host, Connection and the framing fields:
+                // a client's field that gets here is written as it is.
+                head.bytes.extend_from_slice(&h.name);
+                head.bytes.extend_from_slice(b": ");
+                head.bytes.extend_from_slice(&h.value);
+                head.bytes.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+    head.bytes.extend_from_slice(b"\r\n");
+    head
 }
 
 fn trim(s: &[u8]) -> &[u8] {

@@ -6,7 +6,8 @@
 
 use bytes::Bytes;
 use portico_config::site::{
-    ProxyHttpVersion, ProxyPass, ProxyRedirect, ProxyTarget, RedirectFrom, Template,
+    ProxyHttpVersion, ProxyPass, ProxyRedirect, ProxyTarget, RedirectFrom, Template, TemplatePart,
+    Variable,
 };
 use portico_proto::http1::{BodyFraming, RequestHead, Version};
 
@@ -15,7 +16,7 @@ use super::headers;
 use super::phases::{Req, Step};
 use super::proxy::{self, BodyOut, Redirect, UriFacts};
 use super::vars::{self, ProxyFacts, VarContext};
-use crate::upstream::ProxyOutcome;
+use crate::upstream::{ProxyCall, ProxyOutcome};
 
 /// `proxy_pass`'s URL taken apart for this request.
 struct PassParts {
@@ -116,8 +117,14 @@ impl<'s> Req<'s> {
     }
 
     /// The request head for `proxy_pass`, with `body` the framing of the
-    /// body that goes with it. Sets `$proxy_host`/`$proxy_port`.
-    pub(crate) fn proxy_head(&mut self, pass: &ProxyPass, body: BodyOut) -> RequestHead {
+    /// body that goes with it. Sets `$proxy_host`/`$proxy_port`. Without a
+    /// body, the head comes encoded too (see [`ProxyCall::encoded_head`]):
+    /// its field list is then empty.
+    pub(crate) fn proxy_head(
+        &mut self,
+        pass: &ProxyPass,
+        body: BodyOut,
+    ) -> (RequestHead, Option<Vec<u8>>) {
         let parts = self.pass_parts(pass, false);
         self.proxy = Some(ProxyFacts {
             host: parts.host.clone(),
@@ -145,46 +152,71 @@ impl<'s> Req<'s> {
         });
         let settings = &*self.loc.config.proxy;
         let http11 = settings.http_version == ProxyHttpVersion::Http11;
-        let mut set: Vec<(&str, Vec<u8>)> = settings
+        // One variable context for all the lines; `$proxy_host` alone (the
+        // default `Host`) is the shared `Bytes`, not a copy.
+        let cx = self.var_context(&self.uri);
+        let mut set: Vec<(&str, Bytes)> = settings
             .set_headers
             .iter()
-            .map(|(name, value)| (name.as_str(), self.eval(value)))
+            .map(|(name, value)| {
+                let value = match value.parts.as_slice() {
+                    [TemplatePart::Var(Variable::ProxyHost)] => parts.host.clone(),
+                    [] => Bytes::new(),
+                    _ => {
+                        let mut out = Vec::new();
+                        vars::eval(value, &cx, &mut out);
+                        Bytes::from(out)
+                    }
+                };
+                (name.as_str(), value)
+            })
             .collect();
-        let headers = proxy::request_headers(
-            &mut set,
-            &parts.host,
-            &self.facts.headers,
-            settings.pass_request_headers,
-            body,
-        );
-        let find = |name: &[u8]| {
-            headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case(name))
-                .map(|h| h.value.clone())
+        let version = if http11 {
+            Version::Http11
+        } else {
+            Version::Http10
         };
-        let host = find(b"host");
-        let closes = headers.iter().any(|h| {
-            h.name.eq_ignore_ascii_case(b"connection")
-                && h.value
-                    .split(|&b| b == b',')
-                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-        });
+        let (headers, host, closes, encoded) = if body == BodyOut::None {
+            // The usual request: its head written once, here.
+            let head = proxy::encode_bodiless_head(
+                [&self.method, &target, version.as_bytes()],
+                &set,
+                &parts.host,
+                &self.facts.headers,
+                settings.pass_request_headers,
+            );
+            (Vec::new(), head.host, head.closes, Some(head.bytes))
+        } else {
+            let headers = proxy::request_headers(
+                &mut set,
+                &parts.host,
+                &self.facts.headers,
+                settings.pass_request_headers,
+                body,
+            );
+            let host = headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(b"host"))
+                .map(|h| h.value.clone());
+            let closes = headers.iter().any(|h| {
+                h.name.eq_ignore_ascii_case(b"connection")
+                    && h.value
+                        .split(|&b| b == b',')
+                        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+            });
+            (headers, host, closes, None)
+        };
         let q = target.iter().position(|&b| b == b'?');
         // Slices of one buffer: no copy of the path and query.
         let target = Bytes::from(target);
         let path = target.slice(..q.unwrap_or(target.len()));
         let query = q.map_or_else(Bytes::new, |q| target.slice(q + 1..));
-        RequestHead {
+        let head = RequestHead {
             method: self.method.clone(),
             target,
             path,
             query,
-            version: if http11 {
-                Version::Http11
-            } else {
-                Version::Http10
-            },
+            version,
             headers,
             framing: match body {
                 BodyOut::None => BodyFraming::None,
@@ -195,7 +227,8 @@ impl<'s> Req<'s> {
             expect_continue: false,
             host,
             head_len: 0,
-        }
+        };
+        (head, encoded)
     }
 
     /// The answer of a `proxy_pass` upstream, finished: Portico's own

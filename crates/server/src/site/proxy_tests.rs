@@ -232,9 +232,9 @@ fn lines(headers: &[Header]) -> Vec<String> {
         .collect()
 }
 
-fn set(list: &[(&'static str, &str)]) -> Vec<(&'static str, Vec<u8>)> {
+fn set(list: &[(&'static str, &str)]) -> Vec<(&'static str, Bytes)> {
     list.iter()
-        .map(|(n, v)| (*n, v.as_bytes().to_vec()))
+        .map(|(n, v)| (*n, Bytes::copy_from_slice(v.as_bytes())))
         .collect()
 }
 
@@ -466,4 +466,70 @@ fn hidden_headers_follow_nginx_defaults_and_settings() {
         .map(|(n, _)| String::from_utf8_lossy(n).into_owned())
         .collect();
     assert_eq!(names, ["Server", "Content-Type"]);
+}
+
+/// The head as the proxy crate writes one from a field list without a
+/// body: the request line, every field but a framing one, the blank line.
+fn written(line: [&str; 3], headers: &[Header]) -> String {
+    let mut out = format!("{} {} {}\r\n", line[0], line[1], line[2]);
+    for h in headers {
+        let name = String::from_utf8_lossy(&h.name);
+        if name.eq_ignore_ascii_case("content-length")
+            || name.eq_ignore_ascii_case("transfer-encoding")
+        {
+            continue;
+        }
+        out.push_str(&format!(
+            "{name}: {}\r\n",
+            String::from_utf8_lossy(&h.value)
+        ));
+    }
+    out + "\r\n"
+}
+
+#[test]
+fn a_bodiless_head_is_written_as_the_field_list_would_be() {
+    let from = client(&[
+        ("Host", "example.com"),
+        ("User-Agent", "t/1"),
+        ("Connection", "keep-alive, X-Secret"),
+        ("X-Secret", "s"),
+        ("Content-Length", "0"),
+        ("Transfer-Encoding", "chunked"),
+        ("Keep-Alive", "300"),
+        ("X-Real-IP", "spoofed"),
+        ("Accept", "*/*"),
+    ]);
+    let host = Bytes::from_static(b"app:8000");
+    let sets: &[&[(&'static str, &str)]] = &[
+        &[],
+        &[("Host", "$host"), ("Connection", "")],
+        &[("Connection", "close"), ("X-Real-IP", "10.0.0.1")],
+        &[("Host", ""), ("Content-Length", "9"), ("X-A", "1")],
+        &[("x-real-ip", "1"), ("HOST", "h"), ("host", "second")],
+    ];
+    for list in sets {
+        for pass_client in [true, false] {
+            let fields = request_headers(&mut set(list), &host, &from, pass_client, BodyOut::None);
+            let line = ["GET", "/a?b=1", "HTTP/1.1"];
+            let got = encode_bodiless_head(
+                [b"GET", b"/a?b=1", b"HTTP/1.1"],
+                &set(list),
+                &host,
+                &from,
+                pass_client,
+            );
+            let want = written(line, &fields);
+            assert_eq!(String::from_utf8_lossy(&got.bytes), want, "{list:?}");
+            let want_host = fields
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(b"host"))
+                .map(|h| h.value.clone());
+            assert_eq!(got.host, want_host, "{list:?}");
+            let closes = list
+                .iter()
+                .any(|(n, v)| n.eq_ignore_ascii_case("connection") && *v == "close");
+            assert_eq!(got.closes, closes, "{list:?}");
+        }
+    }
 }

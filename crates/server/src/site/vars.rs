@@ -96,13 +96,21 @@ pub(crate) struct VarContext<'a> {
     pub response: ResponseFacts,
     /// When the request started (`$request_time`).
     pub start: SystemTime,
-    /// Now (`$msec`, `$time_local`, end of `$request_time`).
-    pub now: SystemTime,
+    /// Now (`$msec`, `$time_local`, end of `$request_time`); `None`: the
+    /// clock is read when one of them is asked for (most templates never do).
+    pub now: Option<SystemTime>,
     /// `Site::maps`, for [`Variable::Map`].
     pub maps: &'a [VarMap],
     /// The `proxy_pass` facts (`None`: not a proxied request, and the
     /// `$proxy_host`/`$upstream_*` variables have no value).
     pub proxy: Option<&'a ProxyFacts>,
+}
+
+impl VarContext<'_> {
+    /// The time of `$msec`, `$time_local`... (read now if not given).
+    fn now(&self) -> SystemTime {
+        self.now.unwrap_or_else(SystemTime::now)
+    }
 }
 
 /// How deep variables may refer to maps that refer to maps (nginx reports
@@ -111,12 +119,43 @@ const MAX_DEPTH: usize = 8;
 
 /// Append the value of `template` to `out`.
 pub(crate) fn eval(template: &Template, cx: &VarContext<'_>, out: &mut Vec<u8>) {
+    let reads_clock = template.parts.iter().any(|part| match part {
+        TemplatePart::Var(var) => reads_clock(var),
+        TemplatePart::Literal(_) => false,
+    });
+    if reads_clock && cx.now.is_none() {
+        // One reading for the whole template, as nginx's cached time.
+        let cx = VarContext {
+            now: Some(SystemTime::now()),
+            ..*cx
+        };
+        return eval_at(template, &cx, out, 0);
+    }
     eval_at(template, cx, out, 0);
 }
 
 /// Append the value of one variable to `out` (nothing when it has none).
 pub(crate) fn eval_var(var: &Variable, cx: &VarContext<'_>, out: &mut Vec<u8>) {
+    if reads_clock(var) && cx.now.is_none() {
+        let cx = VarContext {
+            now: Some(SystemTime::now()),
+            ..*cx
+        };
+        return var_at(var, &cx, out, 0);
+    }
     var_at(var, cx, out, 0);
+}
+
+/// Whether `var` (or a map it names, whose values may) needs the time.
+fn reads_clock(var: &Variable) -> bool {
+    matches!(
+        var,
+        Variable::RequestTime
+            | Variable::Msec
+            | Variable::TimeLocal
+            | Variable::TimeIso8601
+            | Variable::Map(_)
+    )
 }
 
 fn eval_at(template: &Template, cx: &VarContext<'_>, out: &mut Vec<u8>, depth: usize) {
@@ -260,15 +299,18 @@ fn var_at(var: &Variable, cx: &VarContext<'_>, out: &mut Vec<u8>, depth: usize) 
             }
         }
         Variable::RequestTime => {
-            let spent = cx.now.duration_since(cx.start).unwrap_or(Duration::ZERO);
+            let spent = cx.now().duration_since(cx.start).unwrap_or(Duration::ZERO);
             push_seconds_millis(out, spent);
         }
         Variable::Msec => {
-            let since = cx.now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+            let since = cx
+                .now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or(Duration::ZERO);
             push_seconds_millis(out, since);
         }
-        Variable::TimeLocal => local_time(cx.now, TimeForm::Local, out),
-        Variable::TimeIso8601 => local_time(cx.now, TimeForm::Iso8601, out),
+        Variable::TimeLocal => local_time(cx.now(), TimeForm::Local, out),
+        Variable::TimeIso8601 => local_time(cx.now(), TimeForm::Iso8601, out),
         Variable::Request => {
             out.extend_from_slice(cx.method);
             out.push(b' ');

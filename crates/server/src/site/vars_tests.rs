@@ -102,7 +102,7 @@ impl Fixture {
                 gzip: Some((2125, 1000)),
             },
             start: UNIX_EPOCH + Duration::from_millis(1_733_064_006_000),
-            now: UNIX_EPOCH + Duration::from_millis(1_733_064_006_123),
+            now: Some(UNIX_EPOCH + Duration::from_millis(1_733_064_006_123)),
             maps: &self.maps,
             proxy: None,
         }
@@ -208,10 +208,37 @@ fn times_have_nginx_shapes() {
     let shape = regex::Regex::new(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$");
     assert!(shape.is_ok_and(|re| re.is_match(&iso)), "{iso}");
     let cx = VarContext {
-        now: cx.start - Duration::from_secs(1),
+        now: Some(cx.start - Duration::from_secs(1)),
         ..cx
     };
     assert_eq!(render("$request_time", &cx), "0.000", "a clock step back");
+}
+
+#[test]
+fn without_a_given_time_the_clock_is_read_once_per_template() {
+    let fixture = Fixture::new();
+    let cx = VarContext {
+        now: None,
+        ..fixture.cx()
+    };
+    let before = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let text = render("$msec $msec $msec", &cx);
+    let parts: Vec<&str> = text.split(' ').collect();
+    assert_eq!(parts.len(), 3, "{text}");
+    assert!(parts.iter().all(|p| *p == parts[0]), "one reading: {text}");
+    let secs: u64 = parts[0]
+        .split('.')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        secs >= before && secs <= before + 5,
+        "the clock's time: {text}"
+    );
+    // A template without time variables reads nothing and still renders.
+    assert_eq!(render("$uri", &cx), "/x");
 }
 
 #[test]

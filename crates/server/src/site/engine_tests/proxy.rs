@@ -76,6 +76,19 @@ impl ProxyUpstream for Fake {
                 })
                 .collect();
         }
+        if let Some(encoded) = &call.encoded_head {
+            // A bodiless request's head comes written: its request line must
+            // be the head's, and its field lines are what the upstream gets.
+            let text = String::from_utf8_lossy(encoded).into_owned();
+            let mut lines = text.split("\r\n");
+            assert_eq!(lines.next(), Some(seen.line.as_str()), "{text:?}");
+            assert!(seen.headers.is_empty(), "fields twice: {text:?}");
+            assert!(text.ends_with("\r\n\r\n"), "{text:?}");
+            seen.headers = lines
+                .take_while(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect();
+        }
         if let crate::body::TryNext::Data(d) = call.request.body.try_next() {
             seen.body = d;
         }
