@@ -445,6 +445,7 @@ where
         is_head: head.method.as_ref() == b"HEAD",
         keep_alive_wanted: head.keep_alive && !stopping,
         served_before: served,
+        closes_after: false,
     };
     let request = Request {
         source: RequestSource::Http(*head),

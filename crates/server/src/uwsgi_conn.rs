@@ -173,6 +173,7 @@ async fn serve_uwsgi<R, W>(
         is_head: method.as_ref() == b"HEAD",
         keep_alive_wanted: false,
         served_before: 0,
+        closes_after: true,
     };
     let request = Request {
         source: RequestSource::Uwsgi(packet),
