@@ -38,8 +38,8 @@ pub(crate) struct ResponseFraming {
     pub keep_alive_wanted: bool,
     /// Requests this connection carried before this one.
     pub served_before: u64,
-    /// The connection is closed as soon as a response that does not
-    /// persist is written (uwsgi): see [`holds_for_fin`].
+    /// The connection is shut down or closed as soon as a response that
+    /// does not persist is written (both callers): see [`holds_for_fin`].
     pub closes_after: bool,
 }
 
