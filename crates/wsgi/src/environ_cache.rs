@@ -353,6 +353,40 @@ mod tests {
     }
 
     #[test]
+    fn a_uwsgi_var_is_its_own_key_with_its_role_and_template_slot() {
+        with_python(|py| {
+            let mut caches = Caches::default();
+            for (name, role, preset) in [
+                (&b"REMOTE_PORT"[..], VarRole::Plain, Some(10)),
+                (b"HTTP_X_FORWARDED_PROTO", VarRole::Scheme, None),
+                (b"UWSGI_SCHEME", VarRole::Scheme, None),
+                (b"HTTPS", VarRole::Https, None),
+                (b"X_Under_Score", VarRole::Plain, None),
+            ] {
+                let Ok(entry) = caches.var(py, 0, name) else {
+                    panic!("no entry for {name:?}");
+                };
+                let key = entry.key.bind(py).to_cow().map(|k| k.into_owned());
+                assert_eq!(key.ok().as_deref().map(str::as_bytes), Some(name));
+                assert_eq!((entry.role, entry.preset), (role, preset), "{name:?}");
+            }
+            // A value that changes every time is made anew, and kept.
+            let Ok(entry) = caches.var(py, 0, b"REMOTE_PORT") else {
+                panic!("no entry");
+            };
+            let (Ok(a), Ok(b), Ok(c)) = (
+                entry.value(py, b"40001"),
+                entry.value(py, b"40002"),
+                entry.value(py, b"40002"),
+            ) else {
+                panic!("no value");
+            };
+            assert_eq!(a.to_cow().ok().as_deref(), Some("40001"));
+            assert!(!a.is(&b) && b.is(&c));
+        });
+    }
+
+    #[test]
     fn a_header_name_with_underscore_has_no_entry() {
         with_python(|py| {
             let mut caches = Caches::default();
