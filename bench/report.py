@@ -55,6 +55,8 @@ def _cpu_ratio(p, peers):
     p["cpu_ratio_vs"] = best["server"]
     if p.get("front_cpu_us_per_req") and best.get("front_cpu_us_per_req"):
         p["front_cpu_ratio"] = p["front_cpu_us_per_req"] / best["front_cpu_us_per_req"]
+    if p.get("backend_cpu_us_per_req") and best.get("backend_cpu_us_per_req"):
+        p["backend_cpu_ratio"] = p["backend_cpu_us_per_req"] / best["backend_cpu_us_per_req"]
 
 
 def _fmt_result(r):
@@ -96,6 +98,10 @@ def _fmt_cpu(r):
     if front is not None:
         # proxy-*: the front alone beside the total (front + backends)
         return f"{v:,.1f} µs (front {front:,.1f})"
+    backend = r.get("backend_cpu_us_per_req")
+    if backend is not None:
+        # uwsgi-nginx: the backend alone beside the total (nginx + backend)
+        return f"{v:,.1f} µs (backend {backend:,.1f})"
     return f"{v:,.1f} µs"
 
 
@@ -110,6 +116,8 @@ def _fmt_cpu_ratio(r):
     text = f"{r['cpu_ratio']:.2f}× (vs {r['cpu_ratio_vs']})"
     if r.get("front_cpu_ratio") is not None:
         text += f", front {r['front_cpu_ratio']:.2f}×"
+    if r.get("backend_cpu_ratio") is not None:
+        text += f", backend {r['backend_cpu_ratio']:.2f}×"
     return text
 
 

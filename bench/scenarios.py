@@ -229,6 +229,10 @@ def load_row(scen, make_stack, opts, portico, show_mb=False, headers=(), h2_url=
         if stack.front in by:
             row["front"] = stack.front
             row["front_cpu_us_per_req"] = by[stack.front]["cpu_us_per_req"]
+        if stack.backend in by:
+            row["backend"] = stack.backend
+            row["backend_cpu_us_per_req"] = by[stack.backend]["cpu_us_per_req"]
+            row["backend_ctx_switches_per_req"] = by[stack.backend]["ctx_switches_per_req"]
         if len(by) > 1 and row["cpu_us_per_req"] is not None:
             notes.append("CPU/req by server: " + ", ".join(
                 f"{name} {u['cpu_us_per_req']:.1f} µs ({u['ctx_switches_per_req']:.2f} cs)"

@@ -64,11 +64,14 @@ def nginx_binary():
 
 class Stack:
     def __init__(self, name, servers, url, expect, needs_portico=(), is_portico=False,
-                 portico_conf=None, conf=None, front=None):
+                 portico_conf=None, conf=None, front=None, backend=None):
         self.name, self.servers, self.url, self.expect = name, servers, url, expect
         # proxy-*: the name of the front server (its CPU is shown apart);
         # the others are backends shared by every row (Server.shared)
         self.front = front
+        # uwsgi-nginx: the name of the backend behind the same nginx (its
+        # CPU is shown apart: the one figure that differs between the rows)
+        self.backend = backend
         self.needs_portico = list(needs_portico)
         self.is_portico = is_portico
         # the nginx.conf a `portico -c` stack serves: checked with
@@ -298,7 +301,8 @@ def nginx_uwsgi_pass(ctx, backend):
              "        }")
     front, port, _ = _nginx(ctx, "nginx-front", block)
     return Stack(f"nginx → {backend}", [back, front], f"http://{LOOPBACK}:{port}/",
-                 b"Hello, World!", needs_portico=needs, is_portico=backend == "portico")
+                 b"Hello, World!", needs_portico=needs, is_portico=backend == "portico",
+                 backend=backend)
 
 
 # ---- one nginx.conf, served by nginx and by `portico -c` ------------------

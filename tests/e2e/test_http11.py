@@ -246,6 +246,24 @@ def test_connection_close_request_gets_connection_close_and_eof(server):
         assert conn.wait_closed(3)
 
 
+def test_a_closing_answer_and_the_fin_arrive_as_one_segment(server):
+    # The last write of an answer the connection closes after waits
+    # (MSG_MORE) for the close, so answer and FIN are one segment: the
+    # client receives the SYN-ACK, the ACK of its request and that segment
+    # (before: 4, the FIN on its own). The fewest of ten connections: a
+    # retransmission on a busy machine adds one.
+    counts = []
+    for _ in range(10):
+        with Conn.to(server) as conn:
+            conn.send(get("/hello", headers=[("Connection", "close")]))
+            resp = conn.read_response()
+            assert (resp.status, resp.body) == (200, b"hello world")
+            assert conn.wait_closed(3)
+            info = conn.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 192)
+            counts.append(int.from_bytes(info[140:144], "little"))  # tcpi_segs_in
+    assert min(counts) <= 3, counts
+
+
 # --- response framing ---------------------------------------------------------------------
 
 

@@ -365,6 +365,61 @@ def test_latin1_path_info_and_keys(srv):
     assert env["HTTP_X_\xe9"] == "v"
 
 
+# The environ starts from a template with a slot for each var of nginx's
+# uwsgi_params, and keys and values repeated from the last packets are reused:
+# neither may leak into a packet that did not send them.
+WSGI_KEYS = {"wsgi.version", "wsgi.multithread", "wsgi.multiprocess", "wsgi.run_once",
+             "wsgi.input_terminated", "wsgi.errors", "wsgi.file_wrapper", "wsgi.input",
+             "wsgi.url_scheme", "SCRIPT_NAME", "SERVER_SOFTWARE"}
+
+
+def test_environ_has_only_the_vars_its_own_packet_sent(srv):
+    # Twice the full nginx set (the second from the caches), then a packet
+    # with three of them, in another order, and one of nginx's twice.
+    for port in ("40001", "40002"):
+        _, _, doc = echo(srv.uwsgi, [(k, port if k == "REMOTE_PORT" else v)
+                                     for k, v in wsgi_vars(path="/full", query="a=1")])
+        assert doc["environ"]["REMOTE_PORT"] == port
+        assert doc["environ"]["QUERY_STRING"] == "a=1"
+    pairs = [("PATH_INFO", "/few"), ("REQUEST_METHOD", "GET"), ("HTTP_HOST", "a.test"),
+             ("X_OTHER", "1"), ("HTTP_HOST", "b.test")]
+    _, _, doc = echo(srv.uwsgi, pairs)
+    env = doc["environ"]
+    assert set(doc["types"]) == WSGI_KEYS | {"PATH_INFO", "REQUEST_METHOD", "HTTP_HOST",
+                                             "X_OTHER"}, env
+    assert (env["PATH_INFO"], env["HTTP_HOST"], env["X_OTHER"]) == ("/few", "b.test", "1")
+    # and the full set again: every var is back, with this packet's values
+    _, _, doc = echo(srv.uwsgi, wsgi_vars(path="/again", method="POST"))
+    env = doc["environ"]
+    assert set(doc["types"]) == WSGI_KEYS | {k for k, _ in wsgi_vars()}, env
+    assert (env["PATH_INFO"], env["REQUEST_METHOD"], env["QUERY_STRING"]) == ("/again", "POST", "")
+    assert "X_OTHER" not in env
+
+
+def segments_received(sock):
+    """tcpi_segs_in of a TCP socket (struct tcp_info, Linux 4.2+)."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 192)
+    return struct.unpack_from("<I", info, 140)[0]
+
+
+def test_the_answer_and_the_fin_arrive_as_one_segment(srv):
+    # The last write waits (MSG_MORE) for the close that follows it, so the
+    # client receives the SYN-ACK, the ACK of its request (sent as the
+    # connection is accepted, TCP_DEFER_ACCEPT) and one segment: the whole
+    # answer and the end of the stream (before: the answer, then a FIN of
+    # its own, 4 segments). The fewest of ten connections: a retransmission
+    # on a busy machine adds one.
+    counts = []
+    for i in range(10):
+        with connect(srv.uwsgi) as sock:
+            sock.sendall(packet(wsgi_vars(path=f"/fin{i}")))
+            raw = read_all(sock)
+            counts.append(segments_received(sock))
+        status, _, payload = split(raw)
+        assert status.endswith(" 200 OK") and json.loads(payload)["environ"]["PATH_INFO"] == f"/fin{i}"
+    assert min(counts) <= 3, counts
+
+
 @pytest.mark.parametrize(
     "extra, scheme",
     [

@@ -44,17 +44,38 @@ impl UwsgiPacket {
             .map(|(_, v)| v)
     }
 
+    /// The last value of each of `keys`, in one pass over the vars (where
+    /// [`UwsgiPacket::var`] makes one per key).
+    pub fn vars_of<const N: usize>(&self, keys: [&[u8]; N]) -> [Option<&Bytes>; N] {
+        let mut found = [None; N];
+        for (key, value) in &self.vars {
+            if let Some(slot) = keys
+                .iter()
+                .position(|k| *k == key.as_ref())
+                .and_then(|i| found.get_mut(i))
+            {
+                *slot = Some(value);
+            }
+        }
+        found
+    }
+
     /// The body length from CONTENT_LENGTH: `None` if the value is not a
     /// number; an absent or empty value means no body.
     pub fn content_length(&self) -> Option<u64> {
-        match self.var(b"CONTENT_LENGTH") {
-            None => Some(0),
-            Some(v) if v.is_empty() => Some(0),
-            Some(v) if v.iter().all(u8::is_ascii_digit) && v.len() <= 19 => {
-                std::str::from_utf8(v).ok()?.parse().ok()
-            }
-            Some(_) => None,
+        content_length_of(self.var(b"CONTENT_LENGTH"))
+    }
+}
+
+/// The body length a CONTENT_LENGTH var says (see [`UwsgiPacket::content_length`]).
+pub fn content_length_of(value: Option<&Bytes>) -> Option<u64> {
+    match value {
+        None => Some(0),
+        Some(v) if v.is_empty() => Some(0),
+        Some(v) if v.iter().all(u8::is_ascii_digit) && v.len() <= 19 => {
+            std::str::from_utf8(v).ok()?.parse().ok()
         }
+        Some(_) => None,
     }
 }
 
@@ -194,6 +215,27 @@ mod tests {
         );
         assert_eq!(p.var(b"PATH_INFO").map(|v| v.as_ref()), Some(&b"/"[..]));
         assert_eq!(&buf[..], b"body", "the body stays in the buffer");
+    }
+
+    #[test]
+    fn vars_of_finds_the_last_value_of_each_key_in_one_pass() {
+        let mut buf = BytesMut::from(
+            &encode_packet(
+                0,
+                0,
+                &[(b"A", b"1"), (b"B", b"2"), (b"A", b"3"), (b"C", b"")],
+            )[..],
+        );
+        let Ok(Some(p)) = parse_packet(&mut buf, 65535) else {
+            panic!("a valid packet");
+        };
+        let [a, b, c, d] = p.vars_of([b"A", b"B", b"C", b"D"]);
+        let text = |v: Option<&Bytes>| v.map(|v| v.to_vec());
+        assert_eq!(text(a), Some(b"3".to_vec()));
+        assert_eq!(text(b), Some(b"2".to_vec()));
+        assert_eq!(text(c), Some(Vec::new()));
+        assert_eq!(text(d), None);
+        assert_eq!(text(a), text(p.var(b"A")));
     }
 
     #[test]

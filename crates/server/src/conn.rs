@@ -458,6 +458,8 @@ where
         is_head: head.method.as_ref() == b"HEAD",
         keep_alive_wanted: head.keep_alive && !stopping,
         served_before: served,
+        // Not persisting, the connection is shut down or closed at once (below).
+        closes_after: true,
     };
     let request = Request {
         source: RequestSource::Http(*head),

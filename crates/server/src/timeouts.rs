@@ -192,9 +192,17 @@ impl<W: SendFile> SendFile for SendTimeout<'_, W> {
     }
 
     async fn write_more(&mut self, data: &[u8]) -> io::Result<()> {
-        tokio::time::timeout(self.limit, self.inner.write_more(data))
+        let limit = self.limit;
+        let mut write = std::pin::pin!(self.inner.write_more(data));
+        // Most such writes (a small answer, the last of a connection) are
+        // taken at once: no timer is made for them.
+        let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+        if let Poll::Ready(done) = first {
+            return done;
+        }
+        tokio::time::timeout(limit, write)
             .await
-            .map_err(|_| timed_out(self.limit))?
+            .map_err(|_| timed_out(limit))?
     }
 
     fn needs_shutdown(&self) -> bool {
@@ -220,9 +228,31 @@ impl AsyncWrite for Stuck {
 }
 
 #[cfg(test)]
+impl SendFile for Stuck {
+    async fn send_file(&mut self, _: &File, _: u64, _: u64) -> io::Result<u64> {
+        std::future::pending().await
+    }
+    async fn write_more(&mut self, _: &[u8]) -> io::Result<()> {
+        std::future::pending().await
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn a_write_more_the_client_never_takes_times_out_too() {
+        let mut stuck = Stuck;
+        let mut w = SendTimeout::new(&mut stuck, Duration::from_millis(50));
+        let started = tokio::time::Instant::now();
+        let Err(e) = w.write_more(b"hello").await else {
+            panic!("a stuck write must fail")
+        };
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= Duration::from_millis(50));
+    }
 
     #[tokio::test]
     async fn a_client_that_takes_nothing_times_out_after_the_send_timeout() {

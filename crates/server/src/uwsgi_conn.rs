@@ -22,7 +22,8 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::{Bytes, BytesMut};
 use portico_proto::http1::{BodyFraming, Version};
 use portico_proto::uwsgi::{
-    MODIFIER_PING, MODIFIER_WSGI, MODIFIER_WSGI_PATH_FIXUP, PONG, UwsgiPacket, parse_packet,
+    MODIFIER_PING, MODIFIER_WSGI, MODIFIER_WSGI_PATH_FIXUP, PONG, UwsgiPacket, content_length_of,
+    parse_packet,
 };
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
@@ -93,21 +94,36 @@ async fn serve_uwsgi<R, W>(
         crate::logln!("portico: empty uwsgi request from {from}, skipped");
         return;
     }
+    // The vars the connection reads itself, found in one pass.
+    let [
+        server_protocol,
+        content_length,
+        remote_addr,
+        method,
+        uri,
+        user,
+    ] = packet.vars_of([
+        b"SERVER_PROTOCOL",
+        b"CONTENT_LENGTH",
+        b"REMOTE_ADDR",
+        b"REQUEST_METHOD",
+        b"REQUEST_URI",
+        b"REMOTE_USER",
+    ]);
     // As sent, for the log (which escapes it); the status line gets `status_protocol`.
-    let logged_protocol = packet
-        .var(b"SERVER_PROTOCOL")
+    let logged_protocol = server_protocol
         .filter(|p| !p.is_empty())
         .cloned()
         .unwrap_or(Bytes::from_static(b"HTTP/1.0"));
-    let protocol = status_protocol(packet.var(b"SERVER_PROTOCOL"));
-    let Some(length) = packet.content_length() else {
+    let protocol = status_protocol(server_protocol);
+    let remote = remote_addr.map(|a| String::from_utf8_lossy(a).into_owned());
+    let method = method.cloned().unwrap_or_default();
+    let uri = uri.cloned().unwrap_or_default();
+    let user = user.cloned().unwrap_or_default();
+    let Some(length) = content_length_of(content_length) else {
         crate::logln!(
             "portico: invalid CONTENT_LENGTH {:?} in a uwsgi request from {from}",
-            String::from_utf8_lossy(
-                packet
-                    .var(b"CONTENT_LENGTH")
-                    .map_or(&b""[..], |v| v.as_ref())
-            )
+            String::from_utf8_lossy(content_length.map_or(&b""[..], |v| v.as_ref()))
         );
         out.extend_from_slice(&protocol);
         out.extend_from_slice(
@@ -158,13 +174,7 @@ async fn serve_uwsgi<R, W>(
             return;
         }
     };
-    let remote = packet
-        .var(b"REMOTE_ADDR")
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .unwrap_or(from);
-    let method = packet.var(b"REQUEST_METHOD").cloned().unwrap_or_default();
-    let uri = packet.var(b"REQUEST_URI").cloned().unwrap_or_default();
-    let user = packet.var(b"REMOTE_USER").cloned().unwrap_or_default();
+    let remote = remote.unwrap_or(from);
     let log_fields = ctx.log.fields_of(|| RequestSource::Uwsgi(packet.clone()));
     let framing = ResponseFraming {
         wire: Wire::Uwsgi,
@@ -173,6 +183,7 @@ async fn serve_uwsgi<R, W>(
         is_head: method.as_ref() == b"HEAD",
         keep_alive_wanted: false,
         served_before: 0,
+        closes_after: true,
     };
     let request = Request {
         source: RequestSource::Uwsgi(packet),

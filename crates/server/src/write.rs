@@ -20,7 +20,7 @@ use crate::listener::Wire;
 pub(crate) const SERVER_HEADER: &[u8] = b"portico";
 
 /// Bodies up to this size are copied next to the head and sent in one write.
-const COALESCE_LIMIT: usize = 16 * 1024;
+pub(crate) const COALESCE_LIMIT: usize = 16 * 1024;
 
 /// How the body of a response is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -696,6 +696,7 @@ mod tests {
             is_head: false,
             keep_alive_wanted: true,
             served_before: 0,
+            closes_after: false,
         };
         encode_head(&mut out, &r, &p, c, &framing);
         let text = String::from_utf8(out).expect("ascii");
@@ -731,6 +732,7 @@ mod tests {
             is_head: false,
             keep_alive_wanted: true,
             served_before: 0,
+            closes_after: false,
         };
         let (p, c) = plan(&r, Wire::Http, Version::Http11, false, true);
         let mut out = Vec::new();

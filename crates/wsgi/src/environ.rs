@@ -17,7 +17,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
-use crate::environ_cache::{Caches, Key};
+use crate::environ_cache::{Caches, Key, PRESET_VARS, VarRole};
 use crate::errors::WsgiErrors;
 use crate::file_wrapper::FileWrapper;
 use crate::input::WsgiInput;
@@ -57,8 +57,13 @@ const METHODS: [&str; 7] = ["GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OP
 /// Everything built once per process to make environs quickly.
 pub(crate) struct EnvironBuilder {
     /// The variables every environ has (`wsgi.*`, SCRIPT_NAME,
-    /// SERVER_SOFTWARE): a uwsgi packet's start.
-    template: Py<PyDict>,
+    /// SERVER_SOFTWARE), plus a placeholder for each var of nginx's stock
+    /// `uwsgi_params` ([`PRESET_VARS`]) and for `wsgi.url_scheme` and
+    /// `wsgi.input`: a uwsgi packet's start (placeholders it does not
+    /// replace are removed).
+    uwsgi_template: Py<PyDict>,
+    /// The interned keys of [`PRESET_VARS`], in order.
+    presets: Vec<Py<PyString>>,
     /// The same, plus a placeholder for each variable that every HTTP
     /// request sets, overwritten each time: an HTTP request's start.
     http_template: Py<PyDict>,
@@ -137,8 +142,19 @@ impl EnvironBuilder {
         http_template.set_item(keys.wsgi_url_scheme.bind(py), &empty)?;
         http_template.set_item(keys.wsgi_input.bind(py), &empty)?;
         make_room(&http_template)?;
+        // 25 entries: the table grows to 64 slots as it is filled (42
+        // entries before the next growth, so a packet's headers fit), with
+        // no removed entry, so its copies are the quick kind.
+        let uwsgi_template = template.copy()?;
+        let presets: Vec<Py<PyString>> = PRESET_VARS.iter().map(|v| interned(py, v)).collect();
+        for key in &presets {
+            uwsgi_template.set_item(key.bind(py), &empty)?;
+        }
+        uwsgi_template.set_item(keys.wsgi_url_scheme.bind(py), &empty)?;
+        uwsgi_template.set_item(keys.wsgi_input.bind(py), &empty)?;
         Ok(EnvironBuilder {
-            template: template.unbind(),
+            uwsgi_template: uwsgi_template.unbind(),
+            presets,
             http_template: http_template.unbind(),
             methods: METHODS.map(|m| interned(py, m)),
             keys,
@@ -176,7 +192,7 @@ impl EnvironBuilder {
                 (env, counts)
             }
             RequestSource::Uwsgi(packet) => {
-                let env = self.template.bind(py).copy()?;
+                let env = self.uwsgi_template.bind(py).copy()?;
                 let counts = self.uwsgi_vars(py, &env, packet)?;
                 (env, counts)
             }
@@ -192,22 +208,42 @@ impl EnvironBuilder {
 
     /// A uwsgi packet's vars, as sent (last wins), and the url scheme as
     /// uWSGI derives it: UWSGI_SCHEME or X-Forwarded-Proto, else HTTPS.
+    /// Keys and repeated values come from the caches (behind nginx, all but
+    /// REMOTE_PORT repeat); the template's placeholders the packet did not
+    /// replace are removed.
     fn uwsgi_vars(
         &self,
         py: Python<'_>,
         env: &Bound<'_, PyDict>,
         packet: &UwsgiPacket,
     ) -> PyResult<(u32, u32)> {
+        let mut caches = self.caches();
         let mut scheme: Option<&[u8]> = None;
         let mut https = false;
-        for (key, value) in &packet.vars {
-            env.set_item(latin1(py, key)?, latin1(py, value)?)?;
-            match key.as_ref() {
-                b"UWSGI_SCHEME" | b"HTTP_X_FORWARDED_PROTO" if !value.is_empty() => {
-                    scheme = Some(value)
+        let mut filled = 0u32;
+        for (i, (key, value)) in packet.vars.iter().enumerate() {
+            let entry = caches.var(py, i, key)?;
+            match entry.role {
+                VarRole::Plain => {}
+                VarRole::Scheme if !value.is_empty() => scheme = Some(value),
+                VarRole::Scheme => {}
+                VarRole::Https => {
+                    https = value.eq_ignore_ascii_case(b"on") || value.starts_with(b"1")
                 }
-                b"HTTPS" => https = value.eq_ignore_ascii_case(b"on") || value.starts_with(b"1"),
-                _ => {}
+            }
+            if let Some(slot) = entry.preset {
+                filled |= 1 << slot;
+            }
+            let value = entry.value(py, value)?;
+            env.set_item(entry.key.bind(py), value)?;
+        }
+        drop(caches);
+        let unfilled = !filled & ((1u32 << PRESET_VARS.len()) - 1);
+        if unfilled != 0 {
+            for (slot, key) in self.presets.iter().enumerate() {
+                if unfilled & (1 << slot) != 0 {
+                    env.del_item(key.bind(py))?;
+                }
             }
         }
         let scheme = match scheme {
@@ -402,8 +438,8 @@ const FIRST_RESIZE_AT: usize = 22;
 /// until it must grow (to 64 slots, 42 entries), then remove them. Its
 /// copies stay the quick kind (a copy of the table, not entry by entry)
 /// while under a third of the table's used slots are removed ones: true
-/// of the HTTP template (19 entries, 3 removed), not of the uwsgi one (9),
-/// which is left alone. Only speed depends on this; on another CPython it
+/// of the HTTP template (19 entries, 3 removed); the uwsgi one has enough
+/// entries of its own to grow without removals. Only speed depends on this; on another CPython it
 /// may do nothing.
 fn make_room(template: &Bound<'_, PyDict>) -> PyResult<()> {
     let py = template.py();

@@ -1,13 +1,15 @@
 //! The environ builder's caches: what repeats from request to request is
 //! made into a Python `str` once. Header names map to their interned
-//! `HTTP_*` key, each with the last value seen under it (Host, Accept,
-//! User-Agent and the like rarely change on a connection, or behind a
-//! proxy); the client's address and the server's name and port keep their
-//! last `str`. Each cache is bounded: at most [`HEADER_KEY_CACHE_LIMIT`]
-//! names, one value per name and no value over [`VALUE_CACHE_MAX`] bytes,
-//! so hostile traffic cannot grow memory. A `str` is immutable: handing the
-//! same one to two requests is safe. Measured in docs/design-notes.md
-//! ("The WSGI keep-alive path").
+//! `HTTP_*` key, and a uwsgi packet's var names to themselves interned,
+//! each with the last value seen under it (Host, Accept, User-Agent, and
+//! behind nginx nearly every var: the method, the URI, SERVER_NAME,
+//! REMOTE_ADDR... rarely change); the client's address and the server's
+//! name and port keep their last `str`. Each cache is bounded: at most
+//! [`NAME_CACHE_LIMIT`] names of each kind, one value per name and no value
+//! over [`VALUE_CACHE_MAX`] bytes, so hostile traffic cannot grow memory. A
+//! `str` is immutable: handing the same one to two requests is safe.
+//! Measured in docs/design-notes.md ("The WSGI keep-alive path", and "The
+//! uwsgi request behind nginx").
 
 use std::net::IpAddr;
 
@@ -18,13 +20,35 @@ use pyo3::types::PyString;
 
 use crate::environ::{latin1, split_host};
 
-/// Header names remembered with their environ key; beyond this, keys are
-/// built per request (so random names cannot grow memory).
-const HEADER_KEY_CACHE_LIMIT: usize = 512;
+/// Names remembered with their environ key, per kind; beyond this, keys
+/// are built per request (so random names cannot grow memory).
+const NAME_CACHE_LIMIT: usize = 512;
 
-/// Longest header value kept for reuse (a User-Agent fits; a cookie
-/// usually does not, and changes anyway).
+/// Longest value kept for reuse (a User-Agent fits; a cookie usually does
+/// not, and changes anyway).
 const VALUE_CACHE_MAX: usize = 256;
+
+/// The uwsgi vars nginx's stock `uwsgi_params` sends with every request
+/// (HTTPS only when on, so not here), in its order: the uwsgi template has
+/// a slot for each (environ.rs), so a packet's vars replace entries of a
+/// table already big enough instead of growing it; a slot the packet did
+/// not fill is removed again. At most 32 (a bit each in a `u32`).
+pub(crate) const PRESET_VARS: [&str; 14] = [
+    "QUERY_STRING",
+    "REQUEST_METHOD",
+    "CONTENT_TYPE",
+    "CONTENT_LENGTH",
+    "REQUEST_URI",
+    "PATH_INFO",
+    "DOCUMENT_ROOT",
+    "SERVER_PROTOCOL",
+    "REQUEST_SCHEME",
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+    "SERVER_PORT",
+    "SERVER_NAME",
+    "HTTP_HOST",
+];
 
 /// An interned environ key and its length in bytes (for uWSGI's datasize).
 pub(crate) struct Key {
@@ -41,27 +65,52 @@ impl Key {
     }
 }
 
-/// Header positions remembered (see `Caches::by_position`).
+/// Name positions remembered (see `NameCache::by_position`).
 const POSITIONS: usize = 64;
 
-/// A header name's key, and the last value seen under it.
-pub(crate) struct HeaderEntry {
+/// What a uwsgi var means to the environ besides itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum VarRole {
+    /// Nothing more.
+    Plain,
+    /// UWSGI_SCHEME or HTTP_X_FORWARDED_PROTO: names `wsgi.url_scheme`.
+    Scheme,
+    /// HTTPS: `on` or `1...` makes the scheme https.
+    Https,
+}
+
+/// A name's environ key, and the last value seen under it.
+pub(crate) struct NameEntry {
     /// The name as sent.
     name: Box<[u8]>,
     pub key: Py<PyString>,
     pub key_len: usize,
-    last: Option<(Box<[u8]>, Py<PyString>)>,
+    /// For a uwsgi var: its role, and its slot in [`PRESET_VARS`].
+    pub role: VarRole,
+    pub preset: Option<u8>,
+    /// The bytes of the last value (its buffer reused) and their `str`.
+    last_bytes: Vec<u8>,
+    last: Option<Py<PyString>>,
 }
 
-impl HeaderEntry {
-    fn new(py: Python<'_>, name: &[u8]) -> PyResult<HeaderEntry> {
-        let mut key = Vec::with_capacity(name.len() + 5);
-        http_var_name(name, &mut key);
-        let text = latin1(py, &key)?;
-        Ok(HeaderEntry {
+impl NameEntry {
+    fn new(py: Python<'_>, name: &[u8], key: &[u8]) -> PyResult<NameEntry> {
+        let text = latin1(py, key)?;
+        let role = match key {
+            b"UWSGI_SCHEME" | b"HTTP_X_FORWARDED_PROTO" => VarRole::Scheme,
+            b"HTTPS" => VarRole::Https,
+            _ => VarRole::Plain,
+        };
+        Ok(NameEntry {
             name: name.into(),
             key: PyString::intern(py, &text.to_cow()?).unbind(),
             key_len: key.len(),
+            role,
+            preset: PRESET_VARS
+                .iter()
+                .position(|p| p.as_bytes() == key)
+                .and_then(|i| u8::try_from(i).ok()),
+            last_bytes: Vec::new(),
             last: None,
         })
     }
@@ -72,16 +121,72 @@ impl HeaderEntry {
         py: Python<'py>,
         value: &[u8],
     ) -> PyResult<Bound<'py, PyString>> {
-        if let Some((bytes, text)) = &self.last
-            && **bytes == *value
+        if let Some(text) = &self.last
+            && *self.last_bytes == *value
         {
             return Ok(text.bind(py).clone());
         }
         let text = latin1(py, value)?;
         if value.len() <= VALUE_CACHE_MAX {
-            self.last = Some((value.into(), text.clone().unbind()));
+            self.last_bytes.clear();
+            self.last_bytes.extend_from_slice(value);
+            self.last = Some(text.clone().unbind());
         }
         Ok(text)
+    }
+}
+
+/// The names of one kind seen so far, each with its entry.
+#[derive(Default)]
+struct NameCache {
+    /// Name as sent → its entry in `entries` (one hash a lookup).
+    names: FnvHashMap<Box<[u8]>, usize>,
+    entries: Vec<NameEntry>,
+    /// The entry of the name last seen at each position: a client (or
+    /// nginx) sends the same names in the same order, so most names are
+    /// found by one comparison, without hashing.
+    by_position: Vec<usize>,
+    /// Made for a name the full cache could not keep (reused per request).
+    overflow: Option<NameEntry>,
+}
+
+impl NameCache {
+    /// The entry for `name`, the request's name number `position`; `key`
+    /// makes its environ key on first sight (`None`: not passed to the app).
+    fn entry(
+        &mut self,
+        py: Python<'_>,
+        position: usize,
+        name: &[u8],
+        key: impl FnOnce(&[u8]) -> Option<Vec<u8>>,
+    ) -> PyResult<Option<&mut NameEntry>> {
+        if let Some(&i) = self.by_position.get(position)
+            && self.entries.get(i).is_some_and(|e| *e.name == *name)
+        {
+            return Ok(self.entries.get_mut(i));
+        }
+        let i = match self.names.get(name) {
+            Some(&i) => i,
+            None => {
+                let Some(key) = key(name) else {
+                    return Ok(None);
+                };
+                let entry = NameEntry::new(py, name, &key)?;
+                if self.entries.len() >= NAME_CACHE_LIMIT {
+                    return Ok(Some(self.overflow.insert(entry)));
+                }
+                self.names.insert(name.into(), self.entries.len());
+                self.entries.push(entry);
+                self.entries.len() - 1
+            }
+        };
+        if position < POSITIONS {
+            if self.by_position.len() <= position {
+                self.by_position.resize(position + 1, usize::MAX);
+            }
+            self.by_position[position] = i;
+        }
+        Ok(self.entries.get_mut(i))
     }
 }
 
@@ -97,15 +202,10 @@ struct ServerEntry {
 /// taken once per request, under the GIL).
 #[derive(Default)]
 pub(crate) struct Caches {
-    /// Header name as sent → its entry in `entries` (one hash a lookup).
-    names: FnvHashMap<Box<[u8]>, usize>,
-    entries: Vec<HeaderEntry>,
-    /// The entry of the name last seen at each header position: a client
-    /// sends the same names in the same order, so most names are found by
-    /// one comparison, without hashing.
-    by_position: Vec<usize>,
-    /// Made for a name the full cache could not keep (reused per request).
-    overflow: Option<HeaderEntry>,
+    /// HTTP header names.
+    headers: NameCache,
+    /// uwsgi var names.
+    vars: NameCache,
     peer: Option<(IpAddr, Py<PyString>, usize)>,
     server: Option<ServerEntry>,
 }
@@ -119,34 +219,33 @@ impl Caches {
         py: Python<'_>,
         position: usize,
         name: &[u8],
-    ) -> PyResult<Option<&mut HeaderEntry>> {
-        if let Some(&i) = self.by_position.get(position)
-            && self.entries.get(i).is_some_and(|e| *e.name == *name)
+    ) -> PyResult<Option<&mut NameEntry>> {
+        self.headers.entry(py, position, name, |name| {
+            has_http_var(name).then(|| {
+                let mut key = Vec::with_capacity(name.len() + 5);
+                http_var_name(name, &mut key);
+                key
+            })
+        })
+    }
+
+    /// The environ entry for uwsgi var `name`, the packet's var number
+    /// `position`: the key is the name itself.
+    pub(crate) fn var(
+        &mut self,
+        py: Python<'_>,
+        position: usize,
+        name: &[u8],
+    ) -> PyResult<&mut NameEntry> {
+        match self
+            .vars
+            .entry(py, position, name, |name| Some(name.to_vec()))?
         {
-            return Ok(self.entries.get_mut(i));
+            Some(entry) => Ok(entry),
+            None => Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "a uwsgi var without an environ entry",
+            )),
         }
-        if !has_http_var(name) {
-            return Ok(None);
-        }
-        let i = match self.names.get(name) {
-            Some(&i) => i,
-            None => {
-                let entry = HeaderEntry::new(py, name)?;
-                if self.entries.len() >= HEADER_KEY_CACHE_LIMIT {
-                    return Ok(Some(self.overflow.insert(entry)));
-                }
-                self.names.insert(name.into(), self.entries.len());
-                self.entries.push(entry);
-                self.entries.len() - 1
-            }
-        };
-        if position < POSITIONS {
-            if self.by_position.len() <= position {
-                self.by_position.resize(position + 1, usize::MAX);
-            }
-            self.by_position[position] = i;
-        }
-        Ok(self.entries.get_mut(i))
     }
 
     /// REMOTE_ADDR for `ip`, and its length.
@@ -254,6 +353,40 @@ mod tests {
     }
 
     #[test]
+    fn a_uwsgi_var_is_its_own_key_with_its_role_and_template_slot() {
+        with_python(|py| {
+            let mut caches = Caches::default();
+            for (name, role, preset) in [
+                (&b"REMOTE_PORT"[..], VarRole::Plain, Some(10)),
+                (b"HTTP_X_FORWARDED_PROTO", VarRole::Scheme, None),
+                (b"UWSGI_SCHEME", VarRole::Scheme, None),
+                (b"HTTPS", VarRole::Https, None),
+                (b"X_Under_Score", VarRole::Plain, None),
+            ] {
+                let Ok(entry) = caches.var(py, 0, name) else {
+                    panic!("no entry for {name:?}");
+                };
+                let key = entry.key.bind(py).to_cow().map(|k| k.into_owned());
+                assert_eq!(key.ok().as_deref().map(str::as_bytes), Some(name));
+                assert_eq!((entry.role, entry.preset), (role, preset), "{name:?}");
+            }
+            // A value that changes every time is made anew, and kept.
+            let Ok(entry) = caches.var(py, 0, b"REMOTE_PORT") else {
+                panic!("no entry");
+            };
+            let (Ok(a), Ok(b), Ok(c)) = (
+                entry.value(py, b"40001"),
+                entry.value(py, b"40002"),
+                entry.value(py, b"40002"),
+            ) else {
+                panic!("no value");
+            };
+            assert_eq!(a.to_cow().ok().as_deref(), Some("40001"));
+            assert!(!a.is(&b) && b.is(&c));
+        });
+    }
+
+    #[test]
     fn a_header_name_with_underscore_has_no_entry() {
         with_python(|py| {
             let mut caches = Caches::default();
@@ -265,7 +398,7 @@ mod tests {
     fn names_beyond_the_limit_are_not_kept_but_still_answered() {
         with_python(|py| {
             let mut caches = Caches::default();
-            for n in 0..HEADER_KEY_CACHE_LIMIT + 10 {
+            for n in 0..NAME_CACHE_LIMIT + 10 {
                 let name = format!("X-Name-{n}");
                 let Ok(Some(entry)) = caches.header(py, n % 3, name.as_bytes()) else {
                     panic!("no entry for {name}");
@@ -273,8 +406,8 @@ mod tests {
                 let want = format!("HTTP_X_NAME_{n}");
                 assert_eq!(entry.key.bind(py).to_cow().ok().as_deref(), Some(&*want));
             }
-            assert_eq!(caches.entries.len(), HEADER_KEY_CACHE_LIMIT);
-            assert_eq!(caches.names.len(), HEADER_KEY_CACHE_LIMIT);
+            assert_eq!(caches.headers.entries.len(), NAME_CACHE_LIMIT);
+            assert_eq!(caches.headers.names.len(), NAME_CACHE_LIMIT);
         });
     }
 
