@@ -28,8 +28,11 @@
 //! The mapping is made once in the process that binds the listeners, before
 //! any fork, so every worker forked from it shares it. Reading it costs no
 //! system call; a sibling's liveness is checked (`kill(pid, 0)`) only when
-//! deferring to it, and whether it is blocked (`/proc/PID/task/TID/stat`)
-//! only when deferring to one busy for more than `BRIEFLY_BUSY`.
+//! deferring to one whose state is older than [`FRESH`], and whether it
+//! is blocked (`/proc/PID/task/TID/stat`) only when deferring to one busy
+//! for more than `BRIEFLY_BUSY`. The turn by accepts alone is not kept
+//! while the listener holds more than one connection (one `TCP_INFO`
+//! read, only then): the sibling is woken by those arrivals too.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -64,6 +67,13 @@ const BRIEFLY_BUSY: Duration = Duration::from_millis(5);
 /// One that blocks (an app call waiting on I/O or a sleep) or is still busy
 /// after this is in a long app call: it is not waited for.
 const RUNNABLE_AT_MOST: Duration = Duration::from_millis(100);
+
+/// How recently a sibling must have changed its state to be taken as
+/// alive without a `kill(pid, 0)`: a worker killed just after it published
+/// is deferred to for at most this long (each wait still ends at
+/// `DEFER_AT_MOST`), and the master replaces it meanwhile.
+const FRESH: Duration = Duration::from_millis(10);
+const FRESH_NS: u64 = FRESH.as_nanos() as u64;
 
 /// One worker's published state (a cache line of its own: a worker writes
 /// its seat on every accept and close, its siblings only read it).
@@ -135,9 +145,16 @@ impl Seat {
         }
     }
 
-    /// True if the seat's worker lives; a worker killed in its seat has
-    /// its seat freed.
-    fn alive(&self) -> bool {
+    /// True if the seat's worker lives (at `now`); a worker killed in its
+    /// seat has its seat freed. One that changed its state less than
+    /// [`FRESH`] ago is taken as alive without asking the kernel: under
+    /// steady traffic that is every deferral, and the `kill(pid, 0)` was a
+    /// system call for every other connection (docs/design-notes.md §2).
+    fn alive(&self, now: u64) -> bool {
+        let since = State::of(self.state.load(Ordering::Relaxed)).since_ns;
+        if now.saturating_sub(since) < FRESH_NS {
+            return true;
+        }
         let pid = self.pid.load(Ordering::Relaxed);
         if alive(pid) {
             return true;
@@ -332,7 +349,9 @@ impl Turn {
     /// (docs/design-notes.md §2). Two workers can wait for each other only
     /// until a new connection arrives (the accept loop looks again then)
     /// or `DEFER_AT_MOST`.
-    pub(crate) fn should_defer(&self) -> bool {
+    /// `crowded` says whether the listener holds more than one connection;
+    /// it is asked only when the turn is by accepts alone ([`Leave::IfQuiet`]).
+    pub(crate) fn should_defer(&self, crowded: impl Fn() -> bool) -> bool {
         let mine = self.mine().view();
         let now = monotonic_ns();
         self.board
@@ -342,8 +361,9 @@ impl Turn {
             .filter(|(i, seat)| *i != self.seat && seat.pid.load(Ordering::Relaxed) != 0)
             .any(|(_, seat)| match leave_to(seat.view(), mine, now) {
                 Leave::No => false,
-                Leave::Yes => seat.alive(),
-                Leave::IfRunnable => seat.alive() && seat.runnable(),
+                Leave::Yes => seat.alive(now),
+                Leave::IfRunnable => seat.alive(now) && seat.runnable(),
+                Leave::IfQuiet => !crowded() && seat.alive(now),
             })
     }
 }
@@ -385,9 +405,12 @@ fn leave_to(its: View, mine: View, now: u64) -> Leave {
     }
     let state = State::of(its.state);
     if state.idle {
-        return match behind((its.open, mine.open), (its.accepts, mine.accepts)) {
-            true => Leave::Yes,
-            false => Leave::No,
+        return if its.open + OPEN_MARGIN <= mine.open {
+            Leave::Yes
+        } else if behind((its.open, mine.open), (its.accepts, mine.accepts)) {
+            Leave::IfQuiet
+        } else {
+            Leave::No
         };
     }
     if its.open + OPEN_MARGIN > mine.open {
@@ -411,6 +434,11 @@ enum Leave {
     Yes,
     /// If it is alive and its event loop's thread is not blocked.
     IfRunnable,
+    /// If it is alive and the listener holds at most one connection (the
+    /// turn by accepts, for light traffic: with more queued, the sibling
+    /// woken by the same arrivals takes the next one, and leaving this one
+    /// would only put this worker to sleep and wake it again).
+    IfQuiet,
 }
 
 /// The state letter of a `/proc/…/stat` line (after the command's

@@ -41,11 +41,18 @@ fn a_worker_ahead_of_an_idle_sibling_defers_to_it_then_takes_its_turn() {
     let other = sibling(board, base, true);
     me.set_idle(true);
     me.accepted();
-    assert!(!me.should_defer(), "one ahead: still our turn");
+    assert!(!me.should_defer(|| false), "one ahead: still our turn");
     me.set_idle(true);
     me.accepted();
     me.set_idle(true);
-    assert!(me.should_defer(), "two ahead of an idle sibling: its turn");
+    assert!(
+        me.should_defer(|| false),
+        "two ahead of an idle sibling: its turn"
+    );
+    assert!(
+        !me.should_defer(|| true),
+        "two ahead, but more than one connection queued: the sibling takes the next one"
+    );
     assert!(
         State::of(me.mine().state.load(Ordering::Relaxed)).idle,
         "a deferring worker stays idle: its sibling may leave connections to it"
@@ -54,7 +61,7 @@ fn a_worker_ahead_of_an_idle_sibling_defers_to_it_then_takes_its_turn() {
         .state
         .store(State::busy(monotonic_ns()).word(), Ordering::Relaxed);
     assert!(
-        !me.should_defer(),
+        !me.should_defer(|| false),
         "a busy sibling is not waited for by accepts"
     );
     board.seats[other]
@@ -63,7 +70,10 @@ fn a_worker_ahead_of_an_idle_sibling_defers_to_it_then_takes_its_turn() {
     board.seats[other]
         .accepts
         .store(base + 2, Ordering::Relaxed);
-    assert!(!me.should_defer(), "the sibling caught up: our turn");
+    assert!(
+        !me.should_defer(|| false),
+        "the sibling caught up: our turn"
+    );
     board.seats[other].pid.store(0, Ordering::Relaxed);
 }
 
@@ -111,8 +121,13 @@ fn a_busy_sibling_is_waited_for_by_open_connections_only() {
     let mine = view(5, 10, State::idle(now));
     assert_eq!(
         leave_to(view(5, 8, State::idle(now)), mine, now),
+        Leave::IfQuiet,
+        "idle, as many open, two accepts behind: its turn, unless more are queued"
+    );
+    assert_eq!(
+        leave_to(view(3, 8, State::idle(now)), mine, now),
         Leave::Yes,
-        "idle, as many open, two accepts behind: its turn"
+        "idle with two fewer open: its turn, however many are queued"
     );
     assert_eq!(
         leave_to(view(5, 8, State::busy(now - MS)), mine, now),
@@ -259,4 +274,20 @@ fn a_withdrawn_worker_stays_out_of_the_turns_until_it_is_idle_again() {
         Leave::No,
         "an app call after withdrawing does not bring it back"
     );
+}
+
+#[test]
+fn a_sibling_that_published_just_now_is_alive_without_asking_the_kernel() {
+    let board = test_board();
+    let other = sibling(board, 0, true);
+    let seat = &board.seats[other];
+    // a pid no process has: only the freshness of its state keeps it alive
+    seat.pid.store(u32::MAX >> 1, Ordering::Relaxed);
+    let now = monotonic_ns();
+    assert!(seat.alive(now), "changed its state just now");
+    assert!(
+        !seat.alive(now + 2 * FRESH_NS),
+        "quiet for longer than FRESH: the kernel is asked, and it is gone"
+    );
+    assert_eq!(seat.pid.load(Ordering::Relaxed), 0, "its seat is freed");
 }

@@ -72,6 +72,26 @@ pub(crate) fn has_pending_connection(fd: RawFd) -> bool {
     unsafe { libc::poll(&mut pfd, 1, 0) > 0 && pfd.revents & libc::POLLIN != 0 }
 }
 
+/// How many connections a TCP listener holds ready for `accept()` (the
+/// kernel reports its accept queue's length as `tcpi_unacked` for a
+/// listening socket); `None` for a Unix socket or on error.
+pub(crate) fn queued_connections(fd: RawFd) -> Option<u32> {
+    // SAFETY: an all-zero tcp_info is a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::tcp_info>()).ok()?;
+    // SAFETY: getsockopt writes at most `len` bytes into `info`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            std::ptr::addr_of_mut!(info).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0 && info.tcpi_state == 10).then_some(info.tcpi_unacked)
+}
+
 /// Seconds a new TCP connection may stay silent in the kernel before it is
 /// handed to `accept()` (TCP_DEFER_ACCEPT; uWSGI sets it to its socket
 /// timeout, 4 s): a client that connects and sends nothing costs no
@@ -138,5 +158,31 @@ pub(crate) fn read_first(sock: &LazySocket) -> FirstRead {
         }
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => FirstRead::Nothing,
         Err(_) => FirstRead::Gone,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn a_tcp_listener_reports_how_many_connections_wait_for_accept() {
+        let Ok(listener) = std::net::TcpListener::bind("127.0.0.1:0") else {
+            panic!("cannot bind");
+        };
+        let Ok(addr) = listener.local_addr() else {
+            panic!("no address");
+        };
+        assert_eq!(queued_connections(listener.as_raw_fd()), Some(0));
+        let clients: Vec<_> = (0..3)
+            .filter_map(|_| std::net::TcpStream::connect(addr).ok())
+            .collect();
+        assert_eq!(clients.len(), 3);
+        assert_eq!(queued_connections(listener.as_raw_fd()), Some(3));
+        let Ok(unix) = std::os::unix::net::UnixDatagram::unbound() else {
+            panic!("no unix socket");
+        };
+        assert_eq!(queued_connections(unix.as_raw_fd()), None, "not TCP");
     }
 }

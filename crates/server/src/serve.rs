@@ -46,7 +46,7 @@ use crate::accept_board::{DEFER_AT_MOST, Turn, Withdraw};
 use crate::accept_errors::{ACCEPT_PAUSE, AcceptTrouble};
 use crate::accept_socket::{
     FirstRead, accept_connection, has_pending_connection, is_per_connection_error, local_address,
-    prepare_listener, read_first,
+    prepare_listener, queued_connections, read_first,
 };
 use crate::body_spool::SpoolConfig;
 use crate::conn::{ConnContext, Ends, serve_connection};
@@ -343,8 +343,9 @@ async fn accept_loop(
                 _ = stop.changed() => return Ok(()),
             }
         };
+        let crowded = || queued_connections(fd).is_some_and(|n| n > 1);
         if let Some(t) = &turn
-            && t.should_defer()
+            && t.should_defer(crowded)
         {
             // A sibling behind this worker (idle with fewer connections
             // open, or as many and fewer accepted; or busy for a moment
@@ -370,7 +371,7 @@ async fn accept_loop(
                     }
                     _ = stop.changed() => return Ok(()),
                 }
-                if !t.should_defer() {
+                if !t.should_defer(crowded) {
                     break;
                 }
             }

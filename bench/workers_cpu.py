@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Server CPU, context switches and req/s per request for one Portico binary
+with N workers (the hello app), to compare 1 and 2 workers quickly.
+
+    bench/workers_cpu.py BIN WORKERS hello|close [SECONDS] [perf]
+
+Runs `wrk -t1 -c64` (with `Connection: close` for `close`) after a 1 s
+warm-up; CPU is utime+stime of every thread of the server tree (/proc)
+over the requests completed, context switches the voluntary+involuntary
+counts of the same threads. With `perf`, `perf stat --per-thread` counts
+the accept/epoll/kill/getsockopt system calls into /tmp/workers_cpu.perf.N.
+docs/design-notes.md §2 (fifth pass) has what it measured.
+"""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+APPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "apps")
+SYSCALLS = "accept4,epoll_wait,futex,kill,read,openat,getsockopt"
+
+
+def main():
+    bin_, workers, mode = os.path.abspath(sys.argv[1]), sys.argv[2], sys.argv[3]
+    dur = int(sys.argv[4]) if len(sys.argv) > 4 else 2
+    perf_on = len(sys.argv) > 5 and sys.argv[5] == "perf"
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    p = subprocess.Popen([bin_, "--http", f"127.0.0.1:{port}", "--wsgi-file",
+                          os.path.join(APPS, "hello.py"), "--processes", workers,
+                          "--disable-logging", *os.environ.get("XARGS", "").split()],
+                         cwd=APPS, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port)).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        time.sleep(0.5)
+        run(p, port, workers, mode, dur, perf_on)
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.wait()
+
+
+def tree(p):
+    out = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True,
+                         text=True).stdout.split()
+    return [p.pid] + [int(x) for x in out]
+
+
+def sample(p):
+    """(cpu ticks, user ticks, context switches) of every thread of the tree."""
+    cpu = user = cs = 0
+    for pid in tree(p):
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                    st = f.read()
+                fields = st[st.rindex(")") + 2:].split()
+                user += int(fields[11])
+                cpu += int(fields[11]) + int(fields[12])
+                with open(f"/proc/{pid}/task/{tid}/status") as f:
+                    cs += sum(int(m) for m in re.findall(r"ctxt_switches:\s+(\d+)", f.read()))
+        except FileNotFoundError:
+            pass
+    return cpu, user, cs
+
+
+def run(p, port, workers, mode, dur, perf_on):
+    url = f"http://127.0.0.1:{port}/"
+    hdr = ["-H", "Connection: close"] if mode == "close" else []
+    subprocess.run(["wrk", "-t1", "-c64", "-d1", *hdr, url], capture_output=True)
+    perf = None
+    if perf_on:
+        events = ",".join(["task-clock,context-switches,cpu-migrations"]
+                          + [f"syscalls:sys_enter_{c}" for c in SYSCALLS.split(",")])
+        perf = subprocess.Popen(["perf", "stat", "--per-thread", "-e", events, "-o",
+                                 f"/tmp/workers_cpu.perf.{workers}", "-p",
+                                 ",".join(str(t) for t in tree(p))])
+        time.sleep(0.3)
+    c0, u0, x0 = sample(p)
+    out = subprocess.run(["wrk", "-t1", "-c64", f"-d{dur}", *hdr, url],
+                         capture_output=True, text=True).stdout
+    c1, u1, x1 = sample(p)
+    if perf:
+        perf.send_signal(signal.SIGINT)
+        perf.wait()
+    m = re.search(r"(\d+) requests in", out)
+    r = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not m or not r:
+        sys.exit(f"wrk said: {out}")
+    n = int(m.group(1))
+    tick = os.sysconf("SC_CLK_TCK")
+    print(f"workers={workers} {mode}: {float(r.group(1)):.0f} req/s  "
+          f"{1e6 * (c1 - c0) / tick / n:.1f} us/req (user {1e6 * (u1 - u0) / tick / n:.1f})  "
+          f"{(x1 - x0) / n:.2f} cs/req  n={n} load={os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
