@@ -118,9 +118,7 @@ impl ProxyUpstream for DynamicProxy {
             ProxyOutcome {
                 response: error_response(502, "portico"),
                 from_upstream: false,
-                upstream_addr: String::new(),
-                upstream_status: String::new(),
-                upstream_response_time: String::new(),
+                tries: Default::default(),
             }
         };
         let proxy = match self.route(&authority) {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use portico_config::site::NextUpstream;
-use portico_server::{ProxyOutcome, Response};
+use portico_server::{ProxyOutcome, Response, UpstreamTries};
 
 use crate::balance::{Outcome, PickInput, TEMPORARILY_DISABLED, UpstreamGroup};
 use crate::error::{ErrorKind, Level, Phase, ProxyError, Side};
@@ -159,45 +159,21 @@ fn disabled(phase: Phase) -> ProxyError {
     ProxyError::new(ErrorKind::Connect, phase, TEMPORARILY_DISABLED).with_level(Level::Warn)
 }
 
-/// The `$upstream_*` record of every try.
+/// The `$upstream_*` record of every try (formatted only when a variable
+/// asks for it).
 #[derive(Default)]
-pub(crate) struct Tries {
-    addr: String,
-    status: String,
-    time: String,
-}
+pub(crate) struct Tries(UpstreamTries);
 
 impl Tries {
     fn push(&mut self, addr: &str, status: u16, took: Duration) {
-        if self.addr.is_empty() {
-            // One try is the rule: room for it at once, no regrowing.
-            self.addr.reserve(addr.len() + 8);
-            self.status.reserve(8);
-            self.time.reserve(8);
-        } else {
-            for s in [&mut self.addr, &mut self.status, &mut self.time] {
-                s.push_str(", ");
-            }
-        }
-        // Once per request: plain pushes, not the formatting machinery.
-        self.addr.push_str(addr);
-        self.status.push_str(itoa::Buffer::new().format(status));
-        self.time
-            .push_str(itoa::Buffer::new().format(took.as_secs()));
-        let millis = took.subsec_millis();
-        self.time.push('.');
-        for digit in [millis / 100, millis / 10 % 10, millis % 10] {
-            self.time.push(char::from(b'0' + digit as u8));
-        }
+        self.0.push(addr, status, took);
     }
 
     pub(crate) fn outcome(self, response: Response, from_upstream: bool) -> ProxyOutcome {
         ProxyOutcome {
             response,
             from_upstream,
-            upstream_addr: self.addr,
-            upstream_status: self.status,
-            upstream_response_time: self.time,
+            tries: self.0,
         }
     }
 }
@@ -211,9 +187,12 @@ mod tests {
         let mut tries = Tries::default();
         tries.push("127.0.0.1:8001", 502, Duration::from_millis(3));
         tries.push("unix:/run/a.sock", 200, Duration::from_micros(1_234_567));
-        assert_eq!(tries.addr, "127.0.0.1:8001, unix:/run/a.sock");
-        assert_eq!(tries.status, "502, 200");
-        assert_eq!(tries.time, "0.003, 1.234");
+        assert_eq!(tries.0.addr(), "127.0.0.1:8001, unix:/run/a.sock");
+        let (mut status, mut time) = (Vec::new(), Vec::new());
+        tries.0.write_status(&mut status);
+        tries.0.write_response_time(&mut time);
+        assert_eq!(status, b"502, 200");
+        assert_eq!(time, b"0.003, 1.234");
     }
 
     #[test]

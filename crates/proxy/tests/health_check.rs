@@ -126,7 +126,7 @@ async fn a_dead_peer_leaves_before_requests_reach_it_and_comes_back_on_its_own()
         let out = proxy.forward(call()).await;
         assert_eq!(out.response.status, 200);
         assert_eq!(
-            out.upstream_addr,
+            out.tries.addr(),
             alive.addr.to_string(),
             "never the dead peer"
         );
@@ -138,7 +138,7 @@ async fn a_dead_peer_leaves_before_requests_reach_it_and_comes_back_on_its_own()
     wait_for(&slot, &[PeerState::Up, PeerState::Up]).await;
     let mut seen = Vec::new();
     for _ in 0..4 {
-        seen.push(proxy.forward(call()).await.upstream_addr);
+        seen.push(proxy.forward(call()).await.tries.addr().to_string());
     }
     assert!(
         seen.contains(&dead.to_string()),

@@ -102,8 +102,8 @@ async fn keep_alive_connections_are_reused_and_the_head_goes_as_given() {
         let mut out = proxy.forward(call(GET)).await;
         assert_eq!(out.response.status, 200);
         assert_eq!(body_of(&mut out).await, (b"hello".to_vec(), true));
-        assert_eq!(out.upstream_status, "200");
-        assert_eq!(out.upstream_addr, backend.addr.to_string());
+        assert_eq!(out.tries.status(), "200");
+        assert_eq!(out.tries.addr(), backend.addr.to_string());
         assert!(out.from_upstream);
         settle().await;
     }
@@ -146,7 +146,7 @@ async fn a_stale_pooled_connection_is_retried_once_on_a_fresh_one() {
         let mut out = proxy.forward(call(GET)).await;
         assert_eq!(out.response.status, 200);
         assert_eq!(body_of(&mut out).await, (b"x".to_vec(), true));
-        assert_eq!(out.upstream_status, "200", "one try, not a failure");
+        assert_eq!(out.tries.status(), "200", "one try, not a failure");
         settle().await;
     }
     assert_eq!(backend.count(), (2, 3));
@@ -168,7 +168,7 @@ async fn a_post_on_a_stale_connection_is_not_resent_as_nginx() {
     settle().await;
     let out = proxy.forward(call(POST)).await;
     assert_eq!(
-        (out.response.status, out.upstream_status.as_str()),
+        (out.response.status, out.tries.status().as_str()),
         (502, "502")
     );
     assert_eq!(backend.count(), (1, 2));
@@ -191,7 +191,7 @@ async fn a_slow_backend_is_a_504_with_nginx_page() {
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(out.response.status, 504);
     assert!(!out.from_upstream);
-    assert_eq!(out.upstream_status, "504");
+    assert_eq!(out.tries.status(), "504");
     let (page, _) = body_of(&mut out).await;
     assert!(String::from_utf8_lossy(&page).contains("<title>504 Gateway Time-out</title>"));
 }
@@ -209,7 +209,7 @@ async fn a_refused_peer_is_a_502_alone_and_the_next_peer_answers_in_a_group() {
     let proxy = pooled(vec![dead.clone()], settings(|_| {}));
     let mut out = proxy.forward(call(GET)).await;
     assert_eq!((out.response.status, out.from_upstream), (502, false));
-    assert_eq!(out.upstream_status, "502");
+    assert_eq!(out.tries.status(), "502");
     let (page, _) = body_of(&mut out).await;
     assert!(String::from_utf8_lossy(&page).contains("<title>502 Bad Gateway</title>"));
 
@@ -218,9 +218,9 @@ async fn a_refused_peer_is_a_502_alone_and_the_next_peer_answers_in_a_group() {
     let mut out = proxy.forward(call(POST)).await;
     assert_eq!(out.response.status, 200, "connect failures retry even POST");
     assert_eq!(body_of(&mut out).await, (b"alive".to_vec(), true));
-    assert_eq!(out.upstream_addr, format!("{dead}, {}", backend.addr));
-    assert_eq!(out.upstream_status, "502, 200");
-    assert_eq!(out.upstream_response_time.matches(", ").count(), 1);
+    assert_eq!(out.tries.addr(), format!("{dead}, {}", backend.addr));
+    assert_eq!(out.tries.status(), "502, 200");
+    assert_eq!(out.tries.response_time().matches(", ").count(), 1);
 }
 
 #[tokio::test]
@@ -230,13 +230,13 @@ async fn a_post_is_not_retried_once_sent_unless_non_idempotent() {
     let proxy = pooled(vec![closer.peer(), good.peer()], settings(|_| {}));
     let out = proxy.forward(call(POST)).await;
     assert_eq!(out.response.status, 502);
-    assert_eq!(out.upstream_status, "502");
+    assert_eq!(out.tries.status(), "502");
     assert_eq!(good.count().1, 0, "the next peer never saw the POST");
 
     let mut out = proxy.forward(call(GET)).await;
     // The closer failed once (max_fails=1): round-robin skips it now.
     assert_eq!(out.response.status, 200);
-    assert_eq!(out.upstream_addr, good.addr.to_string());
+    assert_eq!(out.tries.addr(), good.addr.to_string());
     assert_eq!(body_of(&mut out).await.0, b"done");
 
     let retrying = pooled(
@@ -250,7 +250,7 @@ async fn a_post_is_not_retried_once_sent_unless_non_idempotent() {
     );
     let out = retrying.forward(call(POST)).await;
     assert_eq!(out.response.status, 200);
-    assert_eq!(out.upstream_status, "502, 200");
+    assert_eq!(out.tries.status(), "502, 200");
 }
 
 #[tokio::test]
@@ -274,7 +274,7 @@ async fn listed_statuses_go_to_the_next_peer_and_unlisted_ones_are_relayed() {
     );
     let mut out = proxy.forward(call(GET)).await;
     assert_eq!(out.response.status, 200);
-    assert_eq!(out.upstream_status, "503, 200");
+    assert_eq!(out.tries.status(), "503, 200");
     assert_eq!(body_of(&mut out).await.0, b"fine");
 }
 
@@ -389,7 +389,7 @@ async fn an_invalid_head_is_a_502_and_counts_as_invalid_header() {
     let proxy = pooled(vec![bad.peer(), good.peer()], settings(|_| {}));
     let out = proxy.forward(call(GET)).await;
     assert_eq!(
-        (out.response.status, out.upstream_status.as_str()),
+        (out.response.status, out.tries.status().as_str()),
         (502, "502")
     );
     let proxy = pooled(
@@ -398,7 +398,7 @@ async fn an_invalid_head_is_a_502_and_counts_as_invalid_header() {
     );
     let out = proxy.forward(call(GET)).await;
     assert_eq!(
-        (out.response.status, out.upstream_status.as_str()),
+        (out.response.status, out.tries.status().as_str()),
         (200, "502, 200")
     );
 }
@@ -409,16 +409,16 @@ async fn dead_peers_are_skipped_then_there_are_no_live_upstreams() {
     let proxy = pooled(vec![a.clone(), b.clone()], settings(|_| {}));
     let out = proxy.forward(call(GET)).await;
     assert_eq!(out.response.status, 502);
-    assert_eq!(out.upstream_addr, format!("{a}, {b}"));
-    assert_eq!(out.upstream_status, "502, 502");
+    assert_eq!(out.tries.addr(), format!("{a}, {b}"));
+    assert_eq!(out.tries.status(), "502, 502");
     // Both failed within fail_timeout: nginx answers at once.
     let out = proxy.forward(call(GET)).await;
     assert_eq!(out.response.status, 502);
     assert_eq!(
-        (out.upstream_addr.as_str(), out.upstream_status.as_str()),
+        (out.tries.addr(), out.tries.status().as_str()),
         ("app", "502")
     );
-    assert_eq!(out.upstream_response_time, "0.000");
+    assert_eq!(out.tries.response_time(), "0.000");
 }
 
 fn one_mib_reply() -> Bytes {

@@ -74,4 +74,4 @@ pub use timeouts::{
     DEFAULT_HEADER_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_SEND_TIMEOUT,
     DEFAULT_SOCKET_TIMEOUT, Timeouts,
 };
-pub use upstream::{ProxyCall, ProxyFuture, ProxyOutcome, ProxyUpstream};
+pub use upstream::{ProxyCall, ProxyFuture, ProxyOutcome, ProxyUpstream, UpstreamTries};

@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -46,12 +46,86 @@ pub struct ProxyOutcome {
     /// e.g. 502 after every peer failed); `proxy_intercept_errors` and
     /// `error_page` look at this.
     pub from_upstream: bool,
+    /// Every try, for `$upstream_addr`, `$upstream_status` and
+    /// `$upstream_response_time`.
+    pub tries: UpstreamTries,
+}
+
+/// The `$upstream_*` record of a proxied request: each try's peer, status
+/// and time. Kept as numbers and formatted only when a variable asks (most
+/// requests log none of them): one string for the peers, no allocation for
+/// the usual single try's status and time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamTries {
     /// `$upstream_addr`: every peer tried, `, `-separated.
-    pub upstream_addr: String,
-    /// `$upstream_status`: the status of each try, `, `-separated.
-    pub upstream_status: String,
-    /// `$upstream_response_time`: seconds of each try (`0.012, 0.004`).
-    pub upstream_response_time: String,
+    addr: String,
+    /// The first try's status and time (`None`: no try).
+    first: Option<(u16, Duration)>,
+    /// The tries after the first (a retry).
+    more: Vec<(u16, Duration)>,
+}
+
+impl UpstreamTries {
+    /// Record one try of the peer named `addr`.
+    pub fn push(&mut self, addr: &str, status: u16, took: Duration) {
+        if self.first.is_none() {
+            self.addr.reserve_exact(addr.len());
+            self.first = Some((status, took));
+        } else {
+            self.addr.push_str(", ");
+            self.more.push((status, took));
+        }
+        self.addr.push_str(addr);
+    }
+
+    /// `$upstream_addr`: every peer tried, `, `-separated.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    fn each(&self) -> impl Iterator<Item = &(u16, Duration)> {
+        self.first.iter().chain(self.more.iter())
+    }
+
+    /// `$upstream_status` (`502, 200`) onto `out`.
+    pub fn write_status(&self, out: &mut Vec<u8>) {
+        for (i, (status, _)) in self.each().enumerate() {
+            if i > 0 {
+                out.extend_from_slice(b", ");
+            }
+            out.extend_from_slice(itoa::Buffer::new().format(*status).as_bytes());
+        }
+    }
+
+    /// `$upstream_status` as a string (`502, 200`).
+    pub fn status(&self) -> String {
+        let mut out = Vec::new();
+        self.write_status(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// `$upstream_response_time` as a string (`0.012, 0.004`).
+    pub fn response_time(&self) -> String {
+        let mut out = Vec::new();
+        self.write_response_time(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// `$upstream_response_time` (`0.012, 0.004`: seconds, milliseconds)
+    /// onto `out`.
+    pub fn write_response_time(&self, out: &mut Vec<u8>) {
+        for (i, (_, took)) in self.each().enumerate() {
+            if i > 0 {
+                out.extend_from_slice(b", ");
+            }
+            out.extend_from_slice(itoa::Buffer::new().format(took.as_secs()).as_bytes());
+            let millis = took.subsec_millis();
+            out.push(b'.');
+            for digit in [millis / 100, millis / 10 % 10, millis % 10] {
+                out.push(b'0' + digit as u8);
+            }
+        }
+    }
 }
 
 /// The future a proxy returns.

@@ -237,9 +237,7 @@ impl<'s> Req<'s> {
     /// applied and nginx's hidden headers dropped.
     pub(crate) fn after_proxy(&mut self, pass: &ProxyPass, outcome: ProxyOutcome) -> Step {
         let facts = self.proxy.get_or_insert_with(ProxyFacts::default);
-        facts.upstream_addr = outcome.upstream_addr;
-        facts.upstream_status = outcome.upstream_status;
-        facts.upstream_response_time = outcome.upstream_response_time;
+        facts.upstream = outcome.tries;
         let mut response = outcome.response;
         let status = response.status;
         if !outcome.from_upstream {
@@ -263,9 +261,7 @@ impl<'s> Req<'s> {
     /// answer (`uwsgi_intercept_errors`).
     pub(crate) fn after_uwsgi(&mut self, outcome: ProxyOutcome) -> Step {
         let facts = self.proxy.get_or_insert_with(ProxyFacts::default);
-        facts.upstream_addr = outcome.upstream_addr;
-        facts.upstream_status = outcome.upstream_status;
-        facts.upstream_response_time = outcome.upstream_response_time;
+        facts.upstream = outcome.tries;
         if !outcome.from_upstream {
             return self.special(outcome.response.status, Vec::new());
         }

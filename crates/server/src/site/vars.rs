@@ -25,6 +25,7 @@ use portico_proto::http1::Header;
 use super::captures::Captures;
 use super::lookup;
 use super::select::{ConnAddr, host_key};
+use crate::UpstreamTries;
 
 /// What the access log knows once the response is sent (zero before).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -48,9 +49,7 @@ pub(crate) struct ResponseFacts {
 pub(crate) struct ProxyFacts {
     pub host: Bytes,
     pub port: Bytes,
-    pub upstream_addr: String,
-    pub upstream_status: String,
-    pub upstream_response_time: String,
+    pub upstream: UpstreamTries,
 }
 
 /// Everything a variable may need, borrowed from the request's state.
@@ -338,17 +337,17 @@ fn var_at(var: &Variable, cx: &VarContext<'_>, out: &mut Vec<u8>, depth: usize) 
         Variable::ProxyAddXForwardedFor => add_x_forwarded_for(cx, out),
         Variable::UpstreamAddr => {
             if let Some(p) = cx.proxy {
-                out.extend_from_slice(p.upstream_addr.as_bytes());
+                out.extend_from_slice(p.upstream.addr().as_bytes());
             }
         }
         Variable::UpstreamStatus => {
             if let Some(p) = cx.proxy {
-                out.extend_from_slice(p.upstream_status.as_bytes());
+                p.upstream.write_status(out);
             }
         }
         Variable::UpstreamResponseTime => {
             if let Some(p) = cx.proxy {
-                out.extend_from_slice(p.upstream_response_time.as_bytes());
+                p.upstream.write_response_time(out);
             }
         }
         Variable::Capture(n) => {

@@ -450,12 +450,13 @@ fn proxy_variables_come_from_the_proxied_request() {
         ),
         "[][][a, b, 10.0.0.7]"
     );
+    let mut upstream = crate::UpstreamTries::default();
+    upstream.push("127.0.0.1:8000", 502, std::time::Duration::from_millis(1));
+    upstream.push("127.0.0.1:8001", 200, std::time::Duration::from_millis(4));
     let facts = ProxyFacts {
         host: Bytes::from_static(b"app:8000"),
         port: Bytes::from_static(b"8000"),
-        upstream_addr: "127.0.0.1:8000, 127.0.0.1:8001".into(),
-        upstream_status: "502, 200".into(),
-        upstream_response_time: "0.001, 0.004".into(),
+        upstream,
     };
     let headers = headers(&[
         ("X-Forwarded-For", "1.2.3.4"),

@@ -105,9 +105,15 @@ impl ProxyUpstream for Fake {
         Box::pin(std::future::ready(ProxyOutcome {
             response,
             from_upstream: self.from_upstream,
-            upstream_addr: "127.0.0.1:8000".into(),
-            upstream_status: self.status.to_string(),
-            upstream_response_time: "0.001".into(),
+            tries: {
+                let mut tries = crate::UpstreamTries::default();
+                tries.push(
+                    "127.0.0.1:8000",
+                    self.status,
+                    std::time::Duration::from_millis(1),
+                );
+                tries
+            },
         }))
     }
 
