@@ -107,6 +107,17 @@ const NOT_PASSED: [&str; 8] = [
     "upgrade",
 ];
 
+/// Whether a client's field goes upstream: not in [`NOT_PASSED`] and not
+/// replaced by a `proxy_set_header` of the same name.
+fn client_field_passed(name: &[u8], set: &[(&str, Bytes)]) -> bool {
+    !NOT_PASSED
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+        && !set
+            .iter()
+            .any(|(n, _)| name.eq_ignore_ascii_case(n.as_bytes()))
+}
+
 /// A `proxy_set_header` name as a field name: the usual ones without a copy.
 fn field_name(name: &str) -> Bytes {
     const USUAL: [&str; 6] = [
@@ -170,13 +181,7 @@ pub(crate) fn request_headers(
         return out;
     }
     for h in client {
-        let dropped = NOT_PASSED
-            .iter()
-            .any(|n| h.name.eq_ignore_ascii_case(n.as_bytes()))
-            || set
-                .iter()
-                .any(|(n, _)| h.name.eq_ignore_ascii_case(n.as_bytes()));
-        if !dropped {
+        if client_field_passed(&h.name, set) {
             out.push(h.clone());
         }
     }
@@ -256,13 +261,7 @@ pub(crate) fn encode_bodiless_head(
     }
     if pass_client {
         for h in client {
-            let dropped = NOT_PASSED
-                .iter()
-                .any(|n| h.name.eq_ignore_ascii_case(n.as_bytes()))
-                || set
-                    .iter()
-                    .any(|(n, _)| h.name.eq_ignore_ascii_case(n.as_bytes()));
-            if !dropped {
+            if client_field_passed(&h.name, set) {
                 // NOT_PASSED holds Host, Connection and the framing fields:
                 // a client's field that gets here is written as it is.
                 head.bytes.extend_from_slice(&h.name);
