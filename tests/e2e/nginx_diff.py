@@ -68,6 +68,7 @@ import pytest
 import nginxctl
 from conftest import BIN, binary_env, stop_process
 from httpraw import Conn, Incomplete, build
+from ports import free_port, port_taken
 
 SELFTEST = os.environ.get("NGINX_DIFF_SELFTEST", "") not in ("", "0")
 MTIME = 0x5E0D5DA5  # Thu, 02 Jan 2020 03:04:05 GMT
@@ -221,7 +222,7 @@ class PorticoSide:
 
     def start(self):
         for attempt in range(3):
-            self.ports = {name: nginxctl.free_port() for name in port_names(self.body)}
+            self.ports = {name: free_port() for name in port_names(self.body)}
             self.write_config()
             env = binary_env()
             with open(self.log_path, "wb") as log:
@@ -233,7 +234,7 @@ class PorticoSide:
             if wait_listening(self.proc, self.ports.values()):
                 return self
             self.stop()
-            if "in use" not in self.log() or attempt == 2:
+            if not port_taken(self.log()) or attempt == 2:
                 raise AssertionError(
                     f"portico -c did not start (exit {self.proc.returncode}); config:\n"
                     + self.conf_path.read_text() + "\nlog:\n" + self.log()
@@ -507,7 +508,7 @@ def probe_not_wired(binary):
         conf = d / "probe.conf"
         conf.write_text(config_file(
             "server { listen 127.0.0.1:{port}; return 200 \"ok\\n\"; }",
-            {"port": nginxctl.free_port()}, d, "probe.pid"))
+            {"port": free_port()}, d, "probe.pid"))
         try:
             r = subprocess.run([str(binary), "-t", "-c", str(conf)], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=30)
@@ -530,7 +531,7 @@ def probe_proxy_not_wired(binary):
     d = Path(tempfile.mkdtemp(prefix="portico-proxy-probe-", dir="/tmp"))
     try:
         conf = d / "probe.conf"
-        conf.write_text(config_file(PROXY_PROBE, {"port": nginxctl.free_port()}, d, "probe.pid"))
+        conf.write_text(config_file(PROXY_PROBE, {"port": free_port()}, d, "probe.pid"))
         try:
             r = subprocess.run([str(binary), "-t", "-c", str(conf)], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=30)

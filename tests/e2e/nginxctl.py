@@ -35,6 +35,7 @@ from pathlib import Path
 import pytest
 
 from conftest import stop_process
+from ports import free_port, port_taken
 
 UWSGI_PARAMS = Path("/etc/nginx/uwsgi_params")
 START_TIMEOUT = 10.0
@@ -101,7 +102,7 @@ def real_uwsgi(app, sock_dir, *extra):
         proc.kill()
         proc.wait(5)
         text = log_path.read_text(errors="replace")
-        if "Address already in use" not in text or attempt == 2:
+        if not port_taken(text) or attempt == 2:
             raise AssertionError(f"uwsgi did not start:\n{text}")
     try:
         yield {"tcp": f"127.0.0.1:{port}", "unix": str(sock), "proc": proc, "log": log_path}
@@ -127,12 +128,6 @@ def worker_user():
     except KeyError:
         group = grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
     return user, group
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_ports(proc, ports, timeout):
@@ -277,7 +272,7 @@ class NginxMaster:
                 self.workers = _children(self.proc.pid)
                 return self
             self.stop()
-            if "Address already in use" not in self.log() or attempt == 2:
+            if not port_taken(self.log()) or attempt == 2:
                 raise AssertionError(
                     "nginx did not start; config:\n" + self.conf_path.read_text()
                     + "\nlog:\n" + self.log()

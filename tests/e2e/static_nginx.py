@@ -45,7 +45,6 @@ def nginx_binary():
 
 # Shared with the uwsgi tests' nginx launcher.
 worker_user = nginxctl.worker_user
-free_port = nginxctl.free_port
 _children = nginxctl._children
 
 

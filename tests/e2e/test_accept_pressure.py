@@ -20,6 +20,7 @@ import time
 import pytest
 
 from conftest import APPS
+from ports import free_port
 
 APP = APPS / "proc_app.py"
 
@@ -228,12 +229,6 @@ def test_new_flask_connection_during_keep_alive_load_is_answered_quickly(
     # before this change, 10-200 ms after, median 3-5 ms); on a shared 2-core
     # machine running the load generator too, assert a generous bound.
     assert ms[min(len(ms) - 1, int(len(ms) * 0.99))] < 500, ms
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_connections_over_worker_connections_are_refused_with_503_when_none_is_idle(

@@ -35,7 +35,8 @@ from conftest import APPS
 from echo_backend import EchoBackends
 from httpraw import Conn, build
 from nginx_diff import TOKEN_RE, DiffPair, fetch_port
-from nginxctl import address, free_port, portico
+from nginxctl import address, portico
+from ports import free_port
 
 APP = APPS / "gz_app.py"
 MTIME = 0x5E0D5DA5

@@ -6,15 +6,11 @@ import json
 import socket
 import time
 
+from ports import free_port
+
 APP = "def application(environ, start_response):\n" \
       "    start_response('200 OK', [('Content-Type', 'text/plain')])\n" \
       "    return [b'hi']\n"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_quiet(portico_server, tmp_path, *flags):

@@ -23,7 +23,8 @@ import pytest
 import nginx_diff
 from conftest import APPS
 from nginx_diff import DiffPair, load_config
-from nginxctl import address, free_port, portico, public_dir
+from nginxctl import address, portico, public_dir
+from ports import free_port
 
 pytestmark = nginx_diff.live_mark()
 

@@ -26,7 +26,8 @@ import time
 import pytest
 
 import nginx_diff
-from nginxctl import free_port, public_dir
+from nginxctl import public_dir
+from ports import free_port
 
 pytestmark = nginx_diff.live_mark()
 

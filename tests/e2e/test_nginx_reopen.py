@@ -23,7 +23,8 @@ import pytest
 
 import nginx_diff
 from conftest import BIN, stop_process, wait_until
-from nginxctl import free_port, public_dir, wait_ports, worker_user
+from nginxctl import public_dir, wait_ports, worker_user
+from ports import free_port
 
 pytestmark = nginx_diff.live_mark()
 

@@ -26,7 +26,7 @@ import pytest
 import nginx_diff
 from echo_backend import EchoBackend, EchoBackends
 from nginx_diff import DiffPair, load_config, seed_config
-from nginxctl import free_port
+from ports import free_port
 
 pytestmark = nginx_diff.proxy_live_mark()
 

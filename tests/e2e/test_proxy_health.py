@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BIN, Server
+from ports import free_port
 
 
 class Backend:
@@ -52,12 +53,6 @@ class Backend:
     def stop(self):
         self.httpd.shutdown()
         self.httpd.server_close()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 CONF = """

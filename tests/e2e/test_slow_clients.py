@@ -358,7 +358,8 @@ def test_slow_client_matrix_leaves_the_default_server_answering_a_canary(servers
 
 
 def test_nginx_conf_client_header_and_body_timeouts_are_acted_on(tmp_path):
-    from nginxctl import free_port, portico
+    from nginxctl import portico
+    from ports import free_port
 
     port = free_port()
     (tmp_path / "logs").mkdir()

@@ -19,7 +19,7 @@ import pytest
 
 from conftest import APPS, BIN, Server
 from httpraw import Conn, build
-from nginxctl import free_port
+from ports import free_port
 
 FD_LIMIT = 64
 BIG = 256 * 1024  # above the 64 KiB content cache: every answer opens the file

@@ -28,7 +28,8 @@ import pytest
 
 import nginx_diff
 from conftest import APPS, BIN, binary_env, read_until_close
-from nginxctl import free_port, public_dir
+from nginxctl import public_dir
+from ports import free_port
 from tls_client import context, tls_get
 from tls_pki import Pki
 

@@ -9,7 +9,7 @@ import time
 
 from conftest import APPS
 from httpraw import Conn
-from nginxctl import free_port
+from ports import free_port
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 PARTIAL = b"GET / HTTP/1.1\r\nHost: x\r\n"  # a head not finished: busy, not idle
