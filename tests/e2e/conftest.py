@@ -9,6 +9,7 @@ Every process started here is killed at the end of its test.
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -32,6 +33,21 @@ BOUND_RE = re.compile(r"bound to TCP address (\[[^\]]*\]|[^\s:]*):(\d+)")
 # Where to connect to reach a listener bound to a wildcard address.
 WILDCARD_CONNECT = {"": "127.0.0.1", "*": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
 START_TIMEOUT = 30.0
+
+
+def venv_tool(name):
+    """Path of the console script NAME (uwsgi, uwsgitop...) of the test venv: the one
+    beside the Python running the tests (whichever venv that is: a worktree runs
+    pytest with the main checkout's), else ROOT/target/test-venv/bin/NAME, else NAME
+    on PATH; None if there is none."""
+    for path in (
+        Path(sys.executable).parent / name,
+        ROOT / "target" / "test-venv" / "bin" / name,
+        shutil.which(name),
+    ):
+        if path and os.access(path, os.X_OK):
+            return Path(path)
+    return None
 
 
 def binary_env(extra=None):

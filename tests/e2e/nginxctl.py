@@ -26,7 +26,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import textwrap
 import time
@@ -34,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import stop_process
+from conftest import stop_process, venv_tool
 from ports import free_port, port_taken
 
 UWSGI_PARAMS = Path("/etc/nginx/uwsgi_params")
@@ -60,19 +59,18 @@ def uwsgi_binary():
     running the tests (the test venv), else target/test-venv/bin/uwsgi, else PATH;
     fails the test if there is none."""
     named = os.environ.get("PORTICO_TEST_UWSGI")
-    candidates = [named] if named else [
-        os.path.join(os.path.dirname(sys.executable), "uwsgi"),
-        str(Path(__file__).resolve().parents[2] / "target" / "test-venv" / "bin" / "uwsgi"),
-        shutil.which("uwsgi"),
-    ]
-    for path in candidates:
-        if path and os.access(path, os.X_OK):
-            return path
-    pytest.fail(
-        f"no uWSGI binary (looked at {candidates}). scripts/test.sh installs it into "
-        "target/test-venv from tests/requirements.txt; or set PORTICO_TEST_UWSGI",
-        pytrace=False,
-    )
+    if named:
+        path = named if os.access(named, os.X_OK) else None
+    else:
+        path = venv_tool("uwsgi")
+    if path is None:
+        pytest.fail(
+            f"no uWSGI binary ({named or 'no uwsgi in the test venv or on PATH'}). "
+            "scripts/test.sh installs it into target/test-venv from tests/requirements.txt; "
+            "or set PORTICO_TEST_UWSGI",
+            pytrace=False,
+        )
+    return str(path)
 
 
 @contextlib.contextmanager

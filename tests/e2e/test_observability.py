@@ -18,13 +18,13 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import APPS, Server, read_until_close, wait_until
+from conftest import APPS, Server, read_until_close, venv_tool, wait_until
 
 APP = str(APPS / "obs_app.py")
 REFERENCE = Path(os.environ.get("PORTICO_REFERENCE", "/work/shared/reference"))
 SAMPLE_IDLE = REFERENCE / "uwsgi-stats-sample.json"
 SAMPLE_BUSY = REFERENCE / "uwsgi-stats-sample-busy.json"
-UWSGITOP = Path(__file__).resolve().parents[2] / "target" / "test-venv" / "bin" / "uwsgitop"
+UWSGITOP = venv_tool("uwsgitop")
 
 STATS_RE = r"Stats server enabled on (\S+) fd: \d+"
 METRICS_RE = r"Prometheus metrics enabled on (\S+) fd: \d+"
@@ -222,6 +222,8 @@ def test_a_silent_stats_http_client_does_not_stall_the_master(portico_server):
 def test_uwsgitop_shows_one_row_per_worker_with_its_request_count(portico_server):
     if not shutil.which("tmux"):
         pytest.fail("tmux is needed (scripts/test.sh installs it)")
+    if UWSGITOP is None:
+        pytest.fail("uwsgitop is needed (tests/requirements.txt: scripts/test.sh installs it)")
     server = portico_server("--wsgi-file", APP, "--processes", "3", "--stats", "127.0.0.1:0")
     host, port = address(server, STATS_RE)
     for _ in range(12):
