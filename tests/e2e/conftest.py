@@ -232,6 +232,15 @@ def portico_server():
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def app_log(tmp_path_factory):
+    """An empty file, one per test module, that the module's apps append to (its path
+    given to them with `--env VAR=PATH`) and its tests read."""
+    path = tmp_path_factory.mktemp("app-log") / "app.log"
+    path.write_text("")
+    return path
+
+
 @pytest.fixture
 def run_portico():
     """Run portico to completion (for exit-code tests): run_portico(*args) -> CompletedProcess."""

@@ -149,32 +149,25 @@ PARSED = {
 
 
 @pytest.fixture(scope="module")
-def counter(tmp_path_factory):
-    path = tmp_path_factory.mktemp("counter") / "calls.log"
-    path.write_text("")
-    return path
-
-
-@pytest.fixture(scope="module")
-def server(counter):
-    with module_server("--wsgi-file", APPS / "http_counter.py", "--env", f"HTTP_COUNTER_FILE={counter}") as srv:
+def server(app_log):
+    with module_server("--wsgi-file", APPS / "http_counter.py", "--env", f"HTTP_COUNTER_FILE={app_log}") as srv:
         yield srv
 
 
-def calls(counter):
-    return counter.read_text().splitlines()
+def calls(app_log):
+    return app_log.read_text().splitlines()
 
 
-def assert_next_connection_served(server, counter, before):
+def assert_next_connection_served(server, app_log, before):
     resp = one(server, build("GET", "/next"))
     assert (resp.status, resp.body) == (200, b"ok"), resp
-    assert calls(counter)[before:] == ["GET /next 0"]
+    assert calls(app_log)[before:] == ["GET /next 0"]
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_malformed_request_is_refused(server, counter, case):
+def test_malformed_request_is_refused(server, app_log, case):
     data, statuses = CASES[case]
-    before = len(calls(counter))
+    before = len(calls(app_log))
     with Conn.to(server, timeout=5) as conn:
         conn.send(data)
         try:
@@ -184,29 +177,29 @@ def test_malformed_request_is_refused(server, counter, case):
         assert resp.status in statuses, resp
         closed = conn.eof or conn.wait_closed(3)
         assert closed, f"connection left open after {resp.status}; then got {getattr(conn, 'leftover', b'')!r}"
-    assert calls(counter)[before:] == [], "the app was handed a malformed request"
-    assert_next_connection_served(server, counter, before)
+    assert calls(app_log)[before:] == [], "the app was handed a malformed request"
+    assert_next_connection_served(server, app_log, before)
 
 
 @pytest.mark.parametrize("case", list(ACCEPTED))
-def test_well_formed_edge_case_is_accepted(server, counter, case):
-    before = len(calls(counter))
+def test_well_formed_edge_case_is_accepted(server, app_log, case):
+    before = len(calls(app_log))
     with Conn.to(server, timeout=5) as conn:
         conn.send(ACCEPTED[case])
         resp = conn.read_response()
     assert (resp.status, resp.body) == (200, b"ok"), resp
-    assert len(calls(counter)) == before + 1
+    assert len(calls(app_log)) == before + 1
 
 
 @pytest.mark.parametrize("case", list(PARSED))
-def test_valid_request_other_servers_accept_reaches_the_app(server, counter, case):
+def test_valid_request_other_servers_accept_reaches_the_app(server, app_log, case):
     data, line = PARSED[case]
-    before = len(calls(counter))
+    before = len(calls(app_log))
     with Conn.to(server, timeout=5) as conn:
         conn.send(data)
         resp = conn.read_response()
     assert (resp.status, resp.body) == (200, b"ok"), resp
-    assert calls(counter)[before:] == [line]
+    assert calls(app_log)[before:] == [line]
 
 
 def test_error_response_has_date_and_server(server):
@@ -220,8 +213,8 @@ def test_error_response_has_date_and_server(server):
     assert abs(time.time() - when.timestamp()) < 60, resp.header("date")
 
 
-def test_malformed_request_after_a_good_one_on_the_same_connection(server, counter):
-    before = len(calls(counter))
+def test_malformed_request_after_a_good_one_on_the_same_connection(server, app_log):
+    before = len(calls(app_log))
     with Conn.to(server, timeout=5) as conn:
         conn.send(build("GET", "/first"))
         assert conn.read_response().status == 200
@@ -229,4 +222,4 @@ def test_malformed_request_after_a_good_one_on_the_same_connection(server, count
         resp = conn.read_response()
         assert resp.status == 400
         assert conn.eof or conn.wait_closed(3)
-    assert calls(counter)[before:] == ["GET /first 0"]
+    assert calls(app_log)[before:] == ["GET /first 0"]

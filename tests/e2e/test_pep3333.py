@@ -39,15 +39,8 @@ def resp_server():
 
 
 @pytest.fixture(scope="module")
-def close_log(tmp_path_factory):
-    path = tmp_path_factory.mktemp("close") / "close.log"
-    path.write_text("")
-    return path
-
-
-@pytest.fixture(scope="module")
-def close_server(close_log):
-    with module_server("--wsgi-file", APPS / "pep_close.py", "--env", f"PEP_CLOSE_LOG={close_log}") as srv:
+def close_server(app_log):
+    with module_server("--wsgi-file", APPS / "pep_close.py", "--env", f"PEP_CLOSE_LOG={app_log}") as srv:
         yield srv
 
 
@@ -481,44 +474,44 @@ def assert_closed_once(path, tag):
     assert close_count(path, tag) == 1, "close() called more than once"
 
 
-def test_close_called_once_after_normal_end(close_server, close_log):
+def test_close_called_once_after_normal_end(close_server, app_log):
     tag = uuid.uuid4().hex
     with Conn.to(close_server) as conn:
         conn.send(build("GET", f"/normal?tag={tag}"))
         resp = conn.read_response()
     assert (resp.status, resp.body, resp.complete) == (200, b"one two three", True)
-    assert_closed_once(close_log, tag)
+    assert_closed_once(app_log, tag)
 
 
-def test_close_called_once_after_exception_mid_stream(close_server, close_log):
+def test_close_called_once_after_exception_mid_stream(close_server, app_log):
     tag = uuid.uuid4().hex
     with Conn.to(close_server) as conn:
         conn.send(build("GET", f"/raise?tag={tag}"))
         resp = conn.read_response()
     assert resp.status == 200 and not resp.complete
-    assert_closed_once(close_log, tag)
+    assert_closed_once(app_log, tag)
 
 
-def test_close_called_once_after_exception_before_the_first_block(close_server, close_log):
+def test_close_called_once_after_exception_before_the_first_block(close_server, app_log):
     tag = uuid.uuid4().hex
     with Conn.to(close_server) as conn:
         conn.send(build("GET", f"/raise-first?tag={tag}"))
         resp = conn.read_response()
     assert resp.status == 500, resp
-    assert_closed_once(close_log, tag)
+    assert_closed_once(app_log, tag)
 
 
-def test_close_called_once_for_head(close_server, close_log):
+def test_close_called_once_for_head(close_server, app_log):
     tag = uuid.uuid4().hex
     with Conn.to(close_server) as conn:
         conn.send(build("HEAD", f"/normal?tag={tag}"))
         resp = conn.read_response("HEAD")
         assert resp.status == 200
         assert conn.read_available(0.2) == b""
-    assert_closed_once(close_log, tag)
+    assert_closed_once(app_log, tag)
 
 
-def test_close_called_once_when_the_client_disconnects(close_server, close_log):
+def test_close_called_once_when_the_client_disconnects(close_server, app_log):
     tag = uuid.uuid4().hex
     conn = Conn.to(close_server)
     conn.send(build("GET", f"/endless?tag={tag}"))
@@ -527,20 +520,20 @@ def test_close_called_once_when_the_client_disconnects(close_server, close_log):
     got = conn.read_exact(100_000)
     assert len(got) == 100_000
     conn.close()  # hang up mid-stream
-    assert_closed_once(close_log, tag)
+    assert_closed_once(app_log, tag)
     # and the process still serves
     with Conn.to(close_server) as conn:
         conn.send(build("GET", "/filewrapper-exists"))
         assert conn.read_response().body == b"yes"
 
 
-def test_close_called_once_when_the_client_leaves_before_the_response(close_server, close_log):
+def test_close_called_once_when_the_client_leaves_before_the_response(close_server, app_log):
     tag = uuid.uuid4().hex
     conn = Conn.to(close_server)
     conn.send(build("GET", f"/slow-start?tag={tag}"))
     time.sleep(0.1)
     conn.close()  # gone while the app is still working on its first block
-    assert_closed_once(close_log, tag)
+    assert_closed_once(app_log, tag)
     with Conn.to(close_server) as conn:
         conn.send(build("GET", "/filewrapper-exists"))
         assert conn.read_response().body == b"yes"
@@ -563,7 +556,7 @@ def test_file_wrapper_is_offered(close_server):
 
 
 @pytest.mark.parametrize("with_length", [True, False], ids=["content-length", "chunked"])
-def test_file_wrapper_streams_the_file_and_closes_it_once(close_server, close_log, big_file, with_length):
+def test_file_wrapper_streams_the_file_and_closes_it_once(close_server, app_log, big_file, with_length):
     tag = uuid.uuid4().hex
     target = f"/file?tag={tag}&path={quote(str(big_file))}" + ("&cl=1" if with_length else "")
     with Conn.to(close_server) as conn:
@@ -577,7 +570,7 @@ def test_file_wrapper_streams_the_file_and_closes_it_once(close_server, close_lo
         # connection still usable after the file
         conn.send(build("GET", "/filewrapper-exists"))
         assert conn.read_response().body == b"yes"
-    assert_closed_once(close_log, tag)
+    assert_closed_once(app_log, tag)
 
 
 def test_file_wrapper_with_a_plain_open_file(close_server, big_file):
