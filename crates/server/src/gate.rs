@@ -135,6 +135,15 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handoff::{ReplyFuture, ReplySender};
+
+    /// A gate of one thread, its Python work, and the one request in hand that fills it.
+    fn full_gate() -> (Arc<Gate>, Arc<Handoff>, (ReplySender, ReplyFuture)) {
+        let work = Handoff::new();
+        let gate = Gate::new(1, work.clone());
+        let in_hand = work.slot();
+        (gate, work, in_hand)
+    }
 
     #[tokio::test]
     async fn gate_is_full_while_python_work_is_in_hand_and_reopens_when_it_answers() {
@@ -163,9 +172,7 @@ mod tests {
 
     #[test]
     fn an_abandoned_request_gives_its_capacity_back() {
-        let work = Handoff::new();
-        let gate = Gate::new(1, work.clone());
-        let (reply, answer) = work.slot();
+        let (gate, _work, (reply, answer)) = full_gate();
         assert!(!gate.has_room());
         drop(answer);
         assert!(gate.has_room(), "a client that went away holds no capacity");
@@ -185,20 +192,16 @@ mod tests {
 
     #[tokio::test]
     async fn full_gate_lets_a_long_waiting_connection_in() {
-        let work = Handoff::new();
-        let gate = Gate::new(1, work.clone());
-        let _busy = work.slot();
+        let (gate, _work, _busy) = full_gate();
         assert!(gate.wait_for_room(&|| true).await);
     }
 
     #[tokio::test]
     async fn a_worker_answering_faster_than_the_check_still_lets_a_waiting_connection_in() {
-        let work = Handoff::new();
-        let gate = Gate::new(1, work.clone());
         // A saturated worker: one answer every millisecond, and always
         // more work queued behind it (the gate never has room), so the
         // waiter is woken far more often than OVERDUE_CHECK.
-        let first = work.slot();
+        let (gate, work, first) = full_gate();
         let busy = tokio::spawn({
             let work = work.clone();
             async move {
@@ -224,9 +227,7 @@ mod tests {
 
     #[tokio::test]
     async fn stopped_gate_releases_its_waiter_with_false() {
-        let work = Handoff::new();
-        let gate = Gate::new(1, work.clone());
-        let _busy = work.slot();
+        let (gate, _work, _busy) = full_gate();
         let waiter = tokio::spawn({
             let gate = gate.clone();
             async move { gate.wait_for_room(&|| false).await }

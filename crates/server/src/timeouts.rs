@@ -242,28 +242,32 @@ mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
 
-    #[tokio::test]
-    async fn a_write_more_the_client_never_takes_times_out_too() {
-        let mut stuck = Stuck;
-        let mut w = SendTimeout::new(&mut stuck, Duration::from_millis(50));
+    /// The send timeout of the tests that write to a [`Stuck`] client.
+    const STUCK_SEND: Duration = Duration::from_millis(50);
+
+    /// Asserts that `write`, to a [`Stuck`] client through a `SendTimeout` of
+    /// [`STUCK_SEND`], fails with `TimedOut`, and not before that timeout.
+    async fn assert_times_out(write: impl Future<Output = io::Result<()>>) {
         let started = tokio::time::Instant::now();
-        let Err(e) = w.write_more(b"hello").await else {
+        let Err(e) = write.await else {
             panic!("a stuck write must fail")
         };
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
-        assert!(started.elapsed() >= Duration::from_millis(50));
+        assert!(started.elapsed() >= STUCK_SEND);
+    }
+
+    #[tokio::test]
+    async fn a_write_more_the_client_never_takes_times_out_too() {
+        let mut stuck = Stuck;
+        let mut w = SendTimeout::new(&mut stuck, STUCK_SEND);
+        assert_times_out(w.write_more(b"hello")).await;
     }
 
     #[tokio::test]
     async fn a_client_that_takes_nothing_times_out_after_the_send_timeout() {
         let mut stuck = Stuck;
-        let mut w = SendTimeout::new(&mut stuck, Duration::from_millis(50));
-        let started = tokio::time::Instant::now();
-        let Err(e) = w.write_all(b"hello").await else {
-            panic!("a stuck write must fail")
-        };
-        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
-        assert!(started.elapsed() >= Duration::from_millis(50));
+        let mut w = SendTimeout::new(&mut stuck, STUCK_SEND);
+        assert_times_out(w.write_all(b"hello")).await;
     }
 
     #[tokio::test]
