@@ -74,6 +74,8 @@ class Server:
             cwd=cwd,
         )
         self.lines = []
+        # True once the output ended (the process exited): no line comes after that.
+        self._eof = False
         self._cond = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -87,6 +89,7 @@ class Server:
                 self.lines.append(line)
                 self._cond.notify_all()
         with self._cond:
+            self._eof = True
             self._cond.notify_all()
 
     def wait_for_line(self, pattern, timeout=10.0, start=0):
@@ -100,7 +103,9 @@ class Server:
                     if m:
                         return m
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                # (at the end of the output the reader thread may still be alive for a
+                # moment and the process not yet reaped: the flag, not those, says so)
+                if remaining <= 0 or self._eof:
                     raise AssertionError(
                         f"no log line matched {pattern!r}; log so far:\n" + "\n".join(self.lines)
                     )
@@ -120,9 +125,9 @@ class Server:
                 self.addresses = [(WILDCARD_CONNECT.get(h, h), p) for h, p in self.bound]
                 if len(self.addresses) >= listeners:
                     break
-                if self.proc.poll() is not None and not self._reader.is_alive():
+                if self._eof:
                     raise AssertionError(
-                        f"portico exited with {self.proc.returncode} before listening:\n"
+                        f"portico exited with {self.exit_code()} before listening:\n"
                         + "\n".join(self.lines)
                     )
                 if time.monotonic() > deadline:
@@ -130,6 +135,13 @@ class Server:
                 self._cond.wait(0.1)
         self.wait_for_line(r"ready to serve|serving", timeout=START_TIMEOUT)
         return self
+
+    def exit_code(self):
+        """The process's exit status, waiting a moment for it (None if it still runs)."""
+        try:
+            return self.proc.wait(1.0)
+        except subprocess.TimeoutExpired:
+            return None
 
     @property
     def host(self):
