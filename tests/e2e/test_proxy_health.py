@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BIN, Server
-from ports import free_port
+from ports import free_port, port_taken
 
 
 class Backend:
@@ -96,12 +96,29 @@ http {{
 
 @pytest.fixture
 def site():
+    """(dir, ports, backends, start): `start(*args)` runs portico -c on CONF (plus
+    `args`) until it is ready to serve; when its listening port was taken meanwhile,
+    once more on a new one (ports["port"] says which)."""
     d = Path(tempfile.mkdtemp(prefix="portico-health-", dir="/tmp"))
     ports = {k: free_port() for k in ("a", "b", "c", "port")}
-    (d / "portico.conf").write_text(CONF.format(dir=d, **ports))
     backends = {"a": Backend(ports["a"], "A")}
+
+    def start(*args):
+        for attempt in range(2):
+            (d / "portico.conf").write_text(CONF.format(dir=d, **ports))
+            server = Server(["-p", f"{d}/", "-c", str(d / "portico.conf"), *args])
+            try:
+                server.wait_for_line(r"ready to serve", timeout=30)
+                return server
+            except AssertionError:
+                server.stop()
+                if attempt == 1 or not port_taken(server.log()):
+                    raise
+                ports["port"] = free_port()
+        raise AssertionError("unreachable")
+
     try:
-        yield d, ports, backends, lambda: Server(["-p", f"{d}/", "-c", str(d / "portico.conf")])
+        yield d, ports, backends, start
     finally:
         for b in backends.values():
             b.stop()
@@ -117,15 +134,9 @@ def get(port, path="/"):
         return e.code, e.headers.get("X-Upstream"), e.read().decode()
 
 
-def start(make):
-    server = make()
-    server.wait_for_line(r"ready to serve", timeout=30)
-    return server
-
-
 def test_a_dead_peer_is_out_before_the_first_request_and_comes_back(site):
-    d, ports, backends, make = site
-    server = start(make)
+    d, ports, backends, start = site
+    server = start()
     try:
         time.sleep(0.6)  # three check intervals
         dead = f"127.0.0.1:{ports['b']}"
@@ -146,9 +157,9 @@ def test_a_dead_peer_is_out_before_the_first_request_and_comes_back(site):
 
 
 def test_a_match_that_refuses_the_status_takes_a_live_peer_out(site):
-    d, ports, backends, make = site
+    d, ports, backends, start = site
     backends["c"] = Backend(ports["c"], "C", status=418)
-    server = start(make)
+    server = start()
     try:
         # A answers 200 (not 418): out after two failed checks; C (418) stays.
         server.wait_for_line(rf"peer is unhealthy .* of peer 127.0.0.1:{ports['a']} in upstream \"picky\"", timeout=5)
@@ -159,8 +170,8 @@ def test_a_match_that_refuses_the_status_takes_a_live_peer_out(site):
 
 
 def test_a_resolve_name_serves(site):
-    d, ports, backends, make = site
-    server = start(make)
+    d, ports, backends, start = site
+    server = start()
     try:
         status, upstream, body = get(ports["port"], "/named/")
         assert (status, body) == (200, "A")
@@ -170,11 +181,9 @@ def test_a_resolve_name_serves(site):
 
 
 def test_stats_and_metrics_show_each_workers_peers(site):
-    d, ports, backends, make = site
-    server = Server(["-p", f"{d}/", "-c", str(d / "portico.conf"),
-                     "--stats", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+    d, ports, backends, start = site
+    server = start("--stats", "127.0.0.1:0", "--metrics", "127.0.0.1:0")
     try:
-        server.wait_for_line(r"ready to serve", timeout=30)
         stats = server.wait_for_line(r"Stats server enabled on (\S+):(\d+)").groups()
         metrics = server.wait_for_line(r"Prometheus metrics enabled on (\S+):(\d+)").groups()
         get(ports["port"])
