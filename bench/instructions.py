@@ -40,10 +40,8 @@ REQUEST = (b"GET /hello/world?x=1 HTTP/1.1\r\nHost: localhost\r\nUser-Agent: loa
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
+from ports import free_port  # noqa: E402  (the e2e tests' port helper: no pick-then-bind race)
 
 
 def send_keepalive(port, n):

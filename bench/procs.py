@@ -12,20 +12,20 @@ import signal
 import ssl
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 
+# free_port: the end-to-end tests' one port helper (tests/e2e/ports.py): ports
+# below the kernel's ephemeral range, never twice, so no outgoing connection
+# takes one between the pick and the server's bind.
+sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
+from ports import free_port  # noqa: E402,F401
+
 LOOPBACK = "127.0.0.1"
-
-
-def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
 
 
 def _children_map():

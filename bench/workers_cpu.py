@@ -19,6 +19,9 @@ import subprocess
 import sys
 import time
 
+sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
+from ports import free_port  # noqa: E402  (the e2e tests' port helper: no pick-then-bind race)
+
 APPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "apps")
 SYSCALLS = "accept4,epoll_wait,futex,kill,read,openat,getsockopt"
 
@@ -27,10 +30,7 @@ def main():
     bin_, workers, mode = os.path.abspath(sys.argv[1]), sys.argv[2], sys.argv[3]
     dur = int(sys.argv[4]) if len(sys.argv) > 4 else 2
     perf_on = len(sys.argv) > 5 and sys.argv[5] == "perf"
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_port()
     p = subprocess.Popen([bin_, "--http", f"127.0.0.1:{port}", "--wsgi-file",
                           os.path.join(APPS, "hello.py"), "--processes", workers,
                           "--disable-logging", *os.environ.get("XARGS", "").split()],
