@@ -24,13 +24,14 @@ def test_a_port_is_never_handed_out_twice_in_a_process():
     assert len(set(given)) == len(given)
 
 
-def test_a_port_something_listens_on_is_skipped():
+def test_a_port_something_listens_on_is_never_handed_out():
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
         held.listen()
         taken = held.getsockname()[1]
-        source = ports.PortSource(taken, taken + 1, 0)
-        assert source.take() == taken + 1
+        assert not ports.is_free(taken)
+        with pytest.raises(RuntimeError, match="no free port left"):
+            ports.PortSource(taken, taken, 0).take()
 
 
 def test_a_wildcard_listener_makes_the_port_taken():
