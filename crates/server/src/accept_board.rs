@@ -334,6 +334,12 @@ impl Turn {
         &self.board.seats[self.seat].open
     }
 
+    /// Record an accept made between two requests (accept_between.rs):
+    /// the accept loop still waits, so the idle state is left as it is.
+    pub(crate) fn count_accept(&self) {
+        self.mine().accepts.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Record an accept.
     pub(crate) fn accepted(&self) {
         self.mine().accepts.fetch_add(1, Ordering::Relaxed);
