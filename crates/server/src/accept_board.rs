@@ -68,6 +68,15 @@ const BRIEFLY_BUSY: Duration = Duration::from_millis(5);
 /// after this is in a long app call: it is not waited for.
 const RUNNABLE_AT_MOST: Duration = Duration::from_millis(100);
 
+/// How long after its runtime woke an idle sibling still counts as about to
+/// look at the listener (it was woken by the same connection). One awake
+/// for longer, without having parked since, is running a round of ready
+/// connections (keep-alive load: the runtime then never parks): it would
+/// see the connection only after its round, or between two long requests
+/// (accept_between.rs), so the turn by accepts does not wait for it.
+const JUST_WOKEN: Duration = Duration::from_millis(1);
+const JUST_WOKEN_NS: u64 = JUST_WOKEN.as_nanos() as u64;
+
 /// How recently a sibling must have changed its state to be taken as
 /// alive without a `kill(pid, 0)`: a worker killed just after it published
 /// is deferred to for at most this long (each wait still ends at
@@ -93,6 +102,9 @@ struct Seat {
     accepts: AtomicU64,
     /// Connections the worker holds open now (`worker_conns.rs` keeps it).
     open: AtomicU64,
+    /// 0 while the worker's runtime is parked (blocked waiting for events)
+    /// or never said; else when it last woke (CLOCK_MONOTONIC in ns).
+    awake: AtomicU64,
 }
 
 struct Board {
@@ -113,6 +125,20 @@ static WAITING: AtomicBool = AtomicBool::new(false);
 pub(crate) fn mark_busy() {
     if let Some(seat) = my_seat() {
         seat.become_busy();
+    }
+}
+
+/// This worker's runtime is about to block waiting for events.
+pub(crate) fn runtime_parks() {
+    if let Some(seat) = my_seat() {
+        seat.awake.store(0, Ordering::Relaxed);
+    }
+}
+
+/// This worker's runtime woke from a wait for events.
+pub(crate) fn runtime_wakes() {
+    if let Some(seat) = my_seat() {
+        seat.awake.store(monotonic_ns().max(1), Ordering::Relaxed);
     }
 }
 
@@ -183,6 +209,7 @@ impl Seat {
             open: self.open.load(Ordering::Relaxed),
             accepts: self.accepts.load(Ordering::Relaxed),
             state: self.state.load(Ordering::Relaxed),
+            awake: self.awake.load(Ordering::Relaxed),
         }
     }
 }
@@ -228,6 +255,8 @@ struct View {
     open: u64,
     accepts: u64,
     state: u64,
+    /// When its runtime woke (0: parked).
+    awake: u64,
 }
 
 fn my_seat() -> Option<&'static Seat> {
@@ -300,6 +329,7 @@ impl Turn {
                     .unwrap_or(0);
                 seat.accepts.store(level, Ordering::Relaxed);
                 seat.open.store(0, Ordering::Relaxed);
+                seat.awake.store(0, Ordering::Relaxed);
                 MY_SEAT.store(i, Ordering::Relaxed);
                 return Some(Turn { seat: i, board });
             }
@@ -399,7 +429,8 @@ impl Drop for Turn {
 
 /// Whether a sibling showing `its` should get the next connection rather
 /// than a worker showing `mine`, at `now`: if it is idle and [`behind`]
-/// (by open connections, or by accepts); if it is busy and holds
+/// (by open connections, or by accepts while it is parked or
+/// [`JUST_WOKEN`]); if it is busy and holds
 /// `OPEN_MARGIN` fewer connections open, while it has been busy for less
 /// than `BRIEFLY_BUSY`, or less than `RUNNABLE_AT_MOST` if it is not
 /// blocked (preempted between an accept and its next wait: it will be back
@@ -413,7 +444,9 @@ fn leave_to(its: View, mine: View, now: u64) -> Leave {
     if state.idle {
         return if its.open + OPEN_MARGIN <= mine.open {
             Leave::Yes
-        } else if behind((its.open, mine.open), (its.accepts, mine.accepts)) {
+        } else if behind((its.open, mine.open), (its.accepts, mine.accepts))
+            && (its.awake == 0 || now.saturating_sub(its.awake) < JUST_WOKEN_NS)
+        {
             Leave::IfQuiet
         } else {
             Leave::No

@@ -145,8 +145,14 @@ pub fn serve(
     let (on_park, on_unpark) = (handoff.clone(), handoff.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .on_thread_park(move || on_park.before_park())
-        .on_thread_unpark(move || on_unpark.after_unpark())
+        .on_thread_park(move || {
+            on_park.before_park();
+            crate::accept_board::runtime_parks();
+        })
+        .on_thread_unpark(move || {
+            crate::accept_board::runtime_wakes();
+            on_unpark.after_unpark();
+        })
         .build()
         .map_err(|e| io::Error::new(e.kind(), format!("cannot start the async runtime: {e}")))?;
     let reason = runtime.block_on(async move {
