@@ -11,8 +11,9 @@
 //! when, how many connections it has accepted and how many it holds open.
 //! A woken worker leaves the connection to a live sibling that is behind
 //! ([`leave_to`]): one idle that holds [`OPEN_MARGIN`] fewer connections
-//! open, or about as many and [`LEAD`] accepts fewer (light sequential
-//! traffic spreads evenly); or one busy that holds `OPEN_MARGIN` fewer
+//! open, or about as many and [`LEAD`] accepts fewer while its runtime is
+//! parked or [`JUST_WOKEN`] (light sequential traffic spreads evenly; one
+//! running a round of keep-alive requests is not waited for); or one busy that holds `OPEN_MARGIN` fewer
 //! open, while it has been busy only [`BRIEFLY_BUSY`], or up to
 //! [`RUNNABLE_AT_MOST`] if the kernel says its event-loop thread is not
 //! blocked (it was preempted between an accept and its next wait: on a
