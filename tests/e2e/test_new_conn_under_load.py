@@ -12,7 +12,8 @@ that was in its own round. Now a connection whose request took long enough
 to yield takes a waiting client first (crates/server/src/accept_between.rs).
 
 The test counts instead of timing: every answer carries the worker's pid and
-its own request sequence number (apps/busy_seq.py), so the requests a worker
+its own request sequence number (apps/busy_seq.py, and its Flask twin
+apps/flask_seq.py, whose bodies are pulled by the connection), so the requests a worker
 served between a fresh client's connect and its answer are the difference
 of two sequence numbers. The keep-alive clients pipeline two requests each,
 so each is always ready. On a shared 2-core machine the counts do not depend
@@ -24,11 +25,12 @@ import socket
 import statistics
 import time
 
+import pytest
+
 from conftest import APPS
 from test_keepalive_spread import answer_of
 from test_process_model import wait_ready
 
-APP = APPS / "busy_seq.py"
 KEEPALIVE = 32
 PIPELINED = 2
 PROBES = 24
@@ -112,8 +114,14 @@ def probe(server, load):
     return seq - seen.get(pid, 0) - 1, time.monotonic() - began
 
 
-def test_a_new_connection_is_answered_between_two_keepalive_requests(portico_server):
-    server = portico_server("--wsgi-file", APP, "--master", "-p", "2", "--disable-logging")
+@pytest.mark.parametrize("app", ["plain", "flask"])
+def test_a_new_connection_is_answered_between_two_keepalive_requests(portico_server, app, request):
+    if app == "flask":
+        venv = request.getfixturevalue("examples_venv")
+        args = ["--virtualenv", venv, "--wsgi-file", APPS / "flask_seq.py"]
+    else:
+        args = ["--wsgi-file", APPS / "busy_seq.py"]
+    server = portico_server(*args, "--master", "-p", "2", "--disable-logging")
     wait_ready(server, 2)
     load = Load(server)
     try:
