@@ -11,8 +11,9 @@
 //! when, how many connections it has accepted and how many it holds open.
 //! A woken worker leaves the connection to a live sibling that is behind
 //! ([`leave_to`]): one idle that holds [`OPEN_MARGIN`] fewer connections
-//! open, or about as many and [`LEAD`] accepts fewer (light sequential
-//! traffic spreads evenly); or one busy that holds `OPEN_MARGIN` fewer
+//! open, or about as many and [`LEAD`] accepts fewer while its runtime is
+//! parked or [`JUST_WOKEN`] (light sequential traffic spreads evenly; one
+//! running a round of keep-alive requests is not waited for); or one busy that holds `OPEN_MARGIN` fewer
 //! open, while it has been busy only [`BRIEFLY_BUSY`], or up to
 //! [`RUNNABLE_AT_MOST`] if the kernel says its event-loop thread is not
 //! blocked (it was preempted between an accept and its next wait: on a
@@ -68,6 +69,15 @@ const BRIEFLY_BUSY: Duration = Duration::from_millis(5);
 /// after this is in a long app call: it is not waited for.
 const RUNNABLE_AT_MOST: Duration = Duration::from_millis(100);
 
+/// How long after its runtime woke an idle sibling still counts as about to
+/// look at the listener (it was woken by the same connection). One awake
+/// for longer, without having parked since, is running a round of ready
+/// connections (keep-alive load: the runtime then never parks): it would
+/// see the connection only after its round, or between two long requests
+/// (accept_between.rs), so the turn by accepts does not wait for it.
+const JUST_WOKEN: Duration = Duration::from_millis(1);
+const JUST_WOKEN_NS: u64 = JUST_WOKEN.as_nanos() as u64;
+
 /// How recently a sibling must have changed its state to be taken as
 /// alive without a `kill(pid, 0)`: a worker killed just after it published
 /// is deferred to for at most this long (each wait still ends at
@@ -93,6 +103,9 @@ struct Seat {
     accepts: AtomicU64,
     /// Connections the worker holds open now (`worker_conns.rs` keeps it).
     open: AtomicU64,
+    /// 0 while the worker's runtime is parked (blocked waiting for events)
+    /// or never said; else when it last woke (CLOCK_MONOTONIC in ns).
+    awake: AtomicU64,
 }
 
 struct Board {
@@ -113,6 +126,20 @@ static WAITING: AtomicBool = AtomicBool::new(false);
 pub(crate) fn mark_busy() {
     if let Some(seat) = my_seat() {
         seat.become_busy();
+    }
+}
+
+/// This worker's runtime is about to block waiting for events.
+pub(crate) fn runtime_parks() {
+    if let Some(seat) = my_seat() {
+        seat.awake.store(0, Ordering::Relaxed);
+    }
+}
+
+/// This worker's runtime woke from a wait for events.
+pub(crate) fn runtime_wakes() {
+    if let Some(seat) = my_seat() {
+        seat.awake.store(monotonic_ns().max(1), Ordering::Relaxed);
     }
 }
 
@@ -183,6 +210,7 @@ impl Seat {
             open: self.open.load(Ordering::Relaxed),
             accepts: self.accepts.load(Ordering::Relaxed),
             state: self.state.load(Ordering::Relaxed),
+            awake: self.awake.load(Ordering::Relaxed),
         }
     }
 }
@@ -228,6 +256,8 @@ struct View {
     open: u64,
     accepts: u64,
     state: u64,
+    /// When its runtime woke (0: parked).
+    awake: u64,
 }
 
 fn my_seat() -> Option<&'static Seat> {
@@ -300,6 +330,7 @@ impl Turn {
                     .unwrap_or(0);
                 seat.accepts.store(level, Ordering::Relaxed);
                 seat.open.store(0, Ordering::Relaxed);
+                seat.awake.store(0, Ordering::Relaxed);
                 MY_SEAT.store(i, Ordering::Relaxed);
                 return Some(Turn { seat: i, board });
             }
@@ -332,6 +363,12 @@ impl Turn {
     /// Where this worker publishes how many connections it holds open.
     pub(crate) fn open_counter(&self) -> &'static AtomicU64 {
         &self.board.seats[self.seat].open
+    }
+
+    /// Record an accept made between two requests (accept_between.rs):
+    /// the accept loop still waits, so the idle state is left as it is.
+    pub(crate) fn count_accept(&self) {
+        self.mine().accepts.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Record an accept.
@@ -393,7 +430,8 @@ impl Drop for Turn {
 
 /// Whether a sibling showing `its` should get the next connection rather
 /// than a worker showing `mine`, at `now`: if it is idle and [`behind`]
-/// (by open connections, or by accepts); if it is busy and holds
+/// (by open connections, or by accepts while it is parked or
+/// [`JUST_WOKEN`]); if it is busy and holds
 /// `OPEN_MARGIN` fewer connections open, while it has been busy for less
 /// than `BRIEFLY_BUSY`, or less than `RUNNABLE_AT_MOST` if it is not
 /// blocked (preempted between an accept and its next wait: it will be back
@@ -407,7 +445,9 @@ fn leave_to(its: View, mine: View, now: u64) -> Leave {
     if state.idle {
         return if its.open + OPEN_MARGIN <= mine.open {
             Leave::Yes
-        } else if behind((its.open, mine.open), (its.accepts, mine.accepts)) {
+        } else if behind((its.open, mine.open), (its.accepts, mine.accepts))
+            && (its.awake == 0 || now.saturating_sub(its.awake) < JUST_WOKEN_NS)
+        {
             Leave::IfQuiet
         } else {
             Leave::No

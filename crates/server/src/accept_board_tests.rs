@@ -28,6 +28,7 @@ fn sibling(board: &Board, accepts: u64, idle: bool) -> usize {
     };
     board.seats[i].state.store(state.word(), Ordering::Relaxed);
     board.seats[i].accepts.store(accepts, Ordering::Relaxed);
+    board.seats[i].awake.store(0, Ordering::Relaxed);
     i
 }
 
@@ -84,6 +85,7 @@ fn view(open: u64, accepts: u64, state: State) -> View {
         open,
         accepts,
         state: state.word(),
+        awake: 0,
     }
 }
 
@@ -267,7 +269,8 @@ fn a_withdrawn_worker_stays_out_of_the_turns_until_it_is_idle_again() {
             View {
                 open: 9,
                 accepts: 9,
-                state: 0
+                state: 0,
+                awake: 0,
             },
             monotonic_ns()
         ),
@@ -290,4 +293,43 @@ fn a_sibling_that_published_just_now_is_alive_without_asking_the_kernel() {
         "quiet for longer than FRESH: the kernel is asked, and it is gone"
     );
     assert_eq!(seat.pid.load(Ordering::Relaxed), 0, "its seat is freed");
+}
+
+#[test]
+fn the_turn_by_accepts_waits_only_for_a_sibling_that_is_parked_or_just_woke() {
+    let now = 1_000 * MS;
+    let mine = view(5, 8, State::idle(now));
+    let behind = |awake| {
+        leave_to(
+            View {
+                awake,
+                ..view(5, 6, State::idle(now))
+            },
+            mine,
+            now,
+        )
+    };
+    assert_eq!(behind(0), Leave::IfQuiet, "parked: it was woken too");
+    assert_eq!(
+        behind(now - JUST_WOKEN_NS / 2),
+        Leave::IfQuiet,
+        "just woke: it is about to look at the listener"
+    );
+    assert_eq!(
+        behind(now - 20 * MS),
+        Leave::No,
+        "awake for 20 ms without parking: in a round of keep-alive requests"
+    );
+    assert_eq!(
+        leave_to(
+            View {
+                awake: now - 20 * MS,
+                ..view(3, 6, State::idle(now))
+            },
+            mine,
+            now
+        ),
+        Leave::Yes,
+        "the turn by open connections (bursts) is kept whatever it does"
+    );
 }

@@ -505,7 +505,10 @@ where
         // Its next request may be there already: it would be read and
         // served in this same poll, and the next, while the worker's other
         // connections (and the accept loop) wait. After an exchange that
-        // took a while (an app run in place), let them have their turn.
+        // took a while (an app run in place), let them have their turn; a
+        // new client waiting in the listen queue first (it would otherwise
+        // wait for the whole round: accept_between.rs).
+        crate::accept_between::take_waiting();
         tokio::task::yield_now().await;
     }
     Some(done.idle_timeout)

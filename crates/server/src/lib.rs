@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+mod accept_between;
 mod accept_board;
 mod accept_errors;
 mod accept_socket;

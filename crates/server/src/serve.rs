@@ -42,6 +42,7 @@ use tokio::net::TcpStream;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc, watch};
 
+use crate::accept_between::Registered;
 use crate::accept_board::{DEFER_AT_MOST, Turn, Withdraw};
 use crate::accept_errors::{ACCEPT_PAUSE, AcceptTrouble};
 use crate::accept_socket::{
@@ -144,8 +145,14 @@ pub fn serve(
     let (on_park, on_unpark) = (handoff.clone(), handoff.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .on_thread_park(move || on_park.before_park())
-        .on_thread_unpark(move || on_unpark.after_unpark())
+        .on_thread_park(move || {
+            on_park.before_park();
+            crate::accept_board::runtime_parks();
+        })
+        .on_thread_unpark(move || {
+            crate::accept_board::runtime_wakes();
+            on_unpark.after_unpark();
+        })
         .build()
         .map_err(|e| io::Error::new(e.kind(), format!("cannot start the async runtime: {e}")))?;
     let reason = runtime.block_on(async move {
@@ -311,6 +318,10 @@ async fn accept_loop(
     let listener = unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }
         .map_err(|e| io::Error::other(format!("cannot watch the listener: {e}")))?;
     let _withdraw = Withdraw(turn.clone());
+    // Dropped before the listener (declared after it): connections take
+    // from it between long requests only while it is open.
+    let registered = Registered::new(fd, unix, ctx.clone(), turn.clone());
+    let door = registered.door();
     let mut trouble = AcceptTrouble::default();
     let mut draining = false;
     loop {
@@ -356,7 +367,11 @@ async fn accept_loop(
             // loop to look again, so it takes its turn as soon as the
             // sibling has caught up, not after the whole wait (in a burst
             // the sibling would take everything meanwhile).
-            let until = tokio::time::Instant::now() + DEFER_AT_MOST;
+            // The wait is counted from the connection's first sighting,
+            // between requests (accept_between.rs) or here.
+            let now = Instant::now();
+            let left = now.duration_since(door.left_since(now));
+            let until = tokio::time::Instant::now() + DEFER_AT_MOST.saturating_sub(left);
             loop {
                 if let Some(ready) = ready.as_mut() {
                     ready.clear_ready();
@@ -381,6 +396,7 @@ async fn accept_loop(
                 if let Some(line) = trouble.succeeded(&ctx.listener.spec, Instant::now()) {
                     crate::logln!("{line}");
                 }
+                door.clear_left();
                 if let Some(t) = &turn {
                     t.accepted();
                 }
@@ -397,6 +413,7 @@ async fn accept_loop(
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 draining = false;
+                door.clear_left();
                 if let Some(ready) = ready.as_mut() {
                     ready.clear_ready();
                 }
@@ -415,7 +432,7 @@ async fn accept_loop(
 /// Serve one accepted connection (from `peer`): read what it sent and
 /// serve it in place; only a connection that has to wait (for its client,
 /// for the app, for a full socket buffer) goes on as a task of its own.
-fn spawn_connection(held: Held, peer: Option<SocketAddr>, ctx: &Arc<ConnContext>) {
+pub(crate) fn spawn_connection(held: Held, peer: Option<SocketAddr>, ctx: &Arc<ConnContext>) {
     // A TLS connection's first bytes are its handshake's: left to rustls.
     let first = match held.conn.socket() {
         Some(sock) if ctx.listener.tls.is_none() => read_first(sock),
