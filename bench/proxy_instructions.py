@@ -51,6 +51,22 @@ def wait_port(port, proc, what, err_file):
             time.sleep(0.2)
 
 
+def ours(d):
+    """The pids of this run's valgrind processes (the front and its worker).
+    `callgrind_control` without pids zeroes and dumps every callgrind on the
+    machine, another run's too, which spoils both counts; this run's own
+    `--vgdb-prefix` also keeps other runs' (older) script from reaching it."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if d.encode() in f.read():
+                    pids.append(pid)
+        except OSError:
+            pass
+    return pids
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mode", choices=("ka", "noka", "static"), default="ka")
@@ -103,16 +119,17 @@ http {{
         collect = ["--trace-children=yes", "--collect-atstart=no",
                    "--toggle-collect=*task::raw::poll*"]
     server = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={d}/cg.%p", *collect, *front],
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={d}/cg.%p",
+         f"--vgdb-prefix={d}/vgdb", *collect, *front],
         stdout=subprocess.DEVNULL, stderr=open(f"{d}/front.err", "w"), start_new_session=True)
     try:
         wait_port(up_port, backend, "granian", f"{d}/granian.err")
         wait_port(port, server, "the front", f"{d}/front.err")
         send(port, 300)
-        subprocess.run(["callgrind_control", "-z"], check=True,
+        subprocess.run(["callgrind_control", f"--vgdb-prefix={d}/vgdb", "-z", *ours(d)], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         ok = send(port, args.requests)
-        subprocess.run(["callgrind_control", "-d"], check=True,
+        subprocess.run(["callgrind_control", f"--vgdb-prefix={d}/vgdb", "-d", *ours(d)], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     finally:
         for proc in (server, backend):

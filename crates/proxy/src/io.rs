@@ -9,27 +9,37 @@ use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use tokio::time::error::Elapsed;
+use tokio::time::Sleep;
 
 use crate::error::{ErrorKind, Phase, ProxyError};
 use crate::target::PeerStream;
 
+/// [`within`]'s time ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TimedOut;
+
 /// `fut` within `timeout`; the timer (and the clock reading it needs) only
 /// when `fut` does not finish on its first poll, as a write to a healthy
-/// socket or a read of bytes already there does.
-pub(crate) async fn within<F: Future>(timeout: Duration, fut: F) -> Result<F::Output, Elapsed> {
+/// socket or a read of bytes already there does. `fut` is polled once per
+/// wake-up, the timer after it (as `tokio::time::timeout` does, which,
+/// made after a first poll that was pending, polled `fut` a second time
+/// at once: a wasted read attempt on every answer awaited).
+pub(crate) async fn within<F: Future>(timeout: Duration, fut: F) -> Result<F::Output, TimedOut> {
     let mut fut = pin!(fut);
-    let first = poll_fn(|cx| {
-        Poll::Ready(match fut.as_mut().poll(cx) {
-            Poll::Ready(out) => Some(out),
-            Poll::Pending => None,
-        })
+    let mut timer = pin!(None::<Sleep>);
+    poll_fn(|cx| {
+        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Ok(out));
+        }
+        if timer.is_none() {
+            timer.set(Some(tokio::time::sleep(timeout)));
+        }
+        match timer.as_mut().as_pin_mut().map(|t| t.poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Err(TimedOut)),
+            _ => Poll::Pending,
+        }
     })
-    .await;
-    match first {
-        Some(out) => Ok(out),
-        None => tokio::time::timeout(timeout, fut).await,
-    }
+    .await
 }
 
 /// Write all of `bytes`; a write that makes no progress in `timeout` fails.
@@ -52,4 +62,25 @@ pub(crate) fn client_body_error(e: portico_server::BodyError) -> ProxyError {
         other => other.to_string(),
     };
     ProxyError::new(ErrorKind::ClientBody, Phase::SendingRequest, what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn within_gives_the_output_or_times_out_after_the_timeout() {
+        let ready = within(Duration::from_secs(5), async { 7 }).await;
+        assert_eq!(ready, Ok(7));
+        let later = within(Duration::from_secs(5), async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            8
+        })
+        .await;
+        assert_eq!(later, Ok(8));
+        let start = std::time::Instant::now();
+        let never = within(Duration::from_millis(50), std::future::pending::<()>()).await;
+        assert_eq!(never, Err(TimedOut));
+        assert!(start.elapsed() >= Duration::from_millis(50));
+    }
 }

@@ -33,8 +33,9 @@ pub(crate) trait Exchange {
     /// A response head read from a peer, its connection still open.
     type Answer;
 
-    /// Send the request to `peer` and read the response head.
-    async fn attempt(&mut self, peer: &PeerAddr) -> Result<Self::Answer, ProxyError>;
+    /// Send the request to `peer` and read the response head; `now`: the
+    /// clock as the try starts.
+    async fn attempt(&mut self, peer: &PeerAddr, now: Instant) -> Result<Self::Answer, ProxyError>;
 
     fn status(answer: &Self::Answer) -> u16;
 
@@ -50,11 +51,13 @@ pub(crate) trait Exchange {
 
 /// How the loop ended.
 pub(crate) enum Finished<'g, A> {
-    /// A peer's answer to give the client; `log` names that peer.
+    /// A peer's answer to give the client; `log` names that peer; `at`:
+    /// the clock when its head was read.
     Answer {
         answer: A,
         addr: &'g PeerAddr,
         log: LogContext,
+        at: Instant,
     },
     /// Give up with nginx's own page for this status.
     Failed(u16),
@@ -84,7 +87,7 @@ pub(crate) async fn run<'g, X: Exchange>(
             return Finished::Failed(502);
         };
         let peer_log = log.with_upstream(x.upstream(Peer::Addr(picked.addr.clone())));
-        let result = x.attempt(picked.addr).await;
+        let result = x.attempt(picked.addr, now).await;
         // One clock read for the try's time and the balancer's release.
         let end = Instant::now();
         let took = end.saturating_duration_since(now);
@@ -118,6 +121,7 @@ pub(crate) async fn run<'g, X: Exchange>(
                     answer,
                     addr,
                     log: peer_log,
+                    at: end,
                 };
             }
             Err(e) => {

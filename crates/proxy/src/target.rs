@@ -14,10 +14,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use portico_config::site::UpstreamTarget;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
 use crate::error::{ErrorKind, Level, Phase, ProxyError};
+use crate::io::within;
 
 /// A resolved peer address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +122,65 @@ impl PeerAddr {
             }
         }
     }
+
+    /// Connect within `timeout` and write `first` (the request, when it is
+    /// one write) as soon as the socket takes it: a TCP connect() to a
+    /// nearby peer is usually complete by the time it returns EINPROGRESS
+    /// (loopback: always), so the bytes go right after it, with no wait for
+    /// writability, no `SO_ERROR` read and no trip through the event loop;
+    /// only when the socket is still connecting (`EAGAIN`) is writability
+    /// awaited as [`PeerAddr::connect`] does. Returns the stream and how many
+    /// bytes of `first` went (the caller writes the rest). A send that fails
+    /// at once reports the failed connection (`ECONNREFUSED`...: the error
+    /// `SO_ERROR` would have given, which the send consumes), worded as
+    /// connect()'s, as nginx words it.
+    ///
+    /// No TCP_NODELAY here (nginx sets none on upstream connections): a
+    /// request sent in one write is never held by Nagle; the caller sets it
+    /// before a request whose body follows its head (see `http/mod.rs`).
+    /// Unix sockets connect at once: `first` is left to the caller.
+    pub async fn connect_sending(
+        &self,
+        timeout: Duration,
+        first: &[u8],
+    ) -> Result<(PeerStream, usize), ProxyError> {
+        let PeerAddr::Tcp(addr) = self else {
+            return Ok((self.connect(timeout).await?, 0));
+        };
+        let phase = Phase::Connecting;
+        let failed = |e| ProxyError::io(ErrorKind::Connect, phase, "connect()", e);
+        let socket = Socket::new(
+            Domain::for_address(*addr),
+            Type::STREAM.nonblocking().cloexec(),
+            Some(Protocol::TCP),
+        )
+        .map_err(failed)?;
+        match socket.connect(&SockAddr::from(*addr)) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc_errno::EINPROGRESS) => {}
+            Err(e) => return Err(failed(e)),
+        }
+        let sent = match first {
+            [] => 0,
+            bytes => match socket.send_with_flags(bytes, libc_errno::MSG_NOSIGNAL) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(e) => return Err(failed(e)),
+            },
+        };
+        let stream = TcpStream::from_std(std::net::TcpStream::from(socket)).map_err(failed)?;
+        if sent == 0 {
+            // Maybe still connecting: wait as tokio's `connect` does.
+            within(timeout, stream.writable())
+                .await
+                .map_err(|_| ProxyError::timeout(phase))?
+                .map_err(failed)?;
+            if let Some(e) = stream.take_error().map_err(failed)? {
+                return Err(failed(e));
+            }
+        }
+        Ok((PeerStream::Tcp(stream), sent))
+    }
 }
 
 /// Linux errno values nginx tests in `ngx_event_connect_peer` (no libc dependency).
@@ -131,6 +192,9 @@ mod libc_errno {
     pub(super) const ECONNREFUSED: i32 = 111;
     pub(super) const EHOSTDOWN: i32 = 112;
     pub(super) const EHOSTUNREACH: i32 = 113;
+    pub(super) const EINPROGRESS: i32 = 115;
+    /// `send()` flag: an error, not SIGPIPE, on a broken connection.
+    pub(super) const MSG_NOSIGNAL: i32 = 0x4000;
 }
 
 impl fmt::Display for PeerAddr {
@@ -162,6 +226,14 @@ impl PeerStream {
             PeerStream::Unix(s) => s.try_read(&mut byte),
         };
         matches!(read, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// TCP_NODELAY on a TCP connection (not fatal: nginx only logs a failed
+    /// setsockopt).
+    pub fn set_nodelay(&self) {
+        if let PeerStream::Tcp(s) = self {
+            let _ = s.set_nodelay(true);
+        }
     }
 }
 
@@ -208,6 +280,55 @@ impl AsyncWrite for PeerStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn the_request_goes_with_the_connect_and_the_stream_works_after() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let peer = PeerAddr::Tcp(listener.local_addr().expect("addr"));
+        let request = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        let Ok((mut stream, sent)) = peer.connect_sending(Duration::from_secs(5), request).await
+        else {
+            panic!("connect failed");
+        };
+        assert_eq!(
+            sent,
+            request.len(),
+            "loopback: connected when connect() returns"
+        );
+        let (mut theirs, _) = listener.accept().await.expect("accept");
+        let mut got = vec![0u8; request.len()];
+        theirs.read_exact(&mut got).await.expect("read");
+        assert_eq!(&got[..], &request[..]);
+        theirs.write_all(b"answer").await.expect("write");
+        let mut answer = [0u8; 6];
+        stream.read_exact(&mut answer).await.expect("read answer");
+        assert_eq!(&answer, b"answer");
+        // Nothing to send: the connect alone, writable after.
+        let Ok((_, sent)) = peer.connect_sending(Duration::from_secs(5), b"").await else {
+            panic!("connect failed");
+        };
+        assert_eq!(sent, 0);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connect_reads_as_nginx_words_it_with_or_without_bytes() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let peer = PeerAddr::Tcp(listener.local_addr().expect("addr"));
+        drop(listener);
+        for first in [&b"GET / HTTP/1.0\r\n\r\n"[..], b""] {
+            let Err(e) = peer.connect_sending(Duration::from_secs(5), first).await else {
+                panic!("connected to a closed port");
+            };
+            assert_eq!(
+                e.to_string(),
+                "connect() failed (111: Connection refused) while connecting to upstream"
+            );
+            assert_eq!(e.kind(), ErrorKind::Connect);
+        }
+    }
 
     #[test]
     fn group_targets_are_refused() {

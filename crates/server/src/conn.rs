@@ -341,21 +341,25 @@ where
             };
             fresh = false;
             let stopping = *ctx.shutdown.borrow();
-            // Boxed: an idle connection's task stays small.
-            let next = Box::pin(serve_request(
-                reader,
-                writer,
-                head,
-                rbuf,
-                Conn {
-                    peer: ends.peer,
-                    local: ends.local,
-                    tls: ends.tls.clone(),
-                    ctx,
-                    served,
-                    stopping,
-                },
-            ))
+            // Boxed: an idle connection's task stays small; made in its
+            // box (no copy of the whole future into it).
+            let tls = ends.tls.clone();
+            let next = crate::pin_in_box(|| {
+                serve_request(
+                    reader,
+                    writer,
+                    head,
+                    rbuf,
+                    Conn {
+                        peer: ends.peer,
+                        local: ends.local,
+                        tls,
+                        ctx,
+                        served,
+                        stopping,
+                    },
+                )
+            })
             .await;
             let Some(next_idle) = next else {
                 return;

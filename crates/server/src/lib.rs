@@ -24,6 +24,7 @@ mod h2;
 mod handler;
 mod handoff;
 mod hooks;
+mod in_box;
 mod in_place;
 pub mod json;
 mod lazy_socket;
@@ -54,6 +55,7 @@ pub use handler::{
 };
 pub use handoff::{Handoff, ReplyFuture, ReplySender};
 pub use hooks::{CoreTracker, RequestRecord, WorkerHooks};
+pub use in_box::pin_in_box;
 pub use in_place::InPlaceCall;
 pub use listener::{
     BoundListener, ListenAddress, ListenSocket, ListenerInfo, ListenerSpec, Wire, bind_tcp,

@@ -152,7 +152,8 @@ pub fn parse_response_head(
 ) -> Result<Option<ResponseHead>, ResponseError> {
     let window = head(buf, limits.max_head.saturating_add(1));
     let mut line_start = 0;
-    let scanned = match scan(window, limits, &mut line_start) {
+    let mut fields = Positions::default();
+    let scanned = match scan(window, limits, &mut line_start, &mut fields) {
         Ok(scanned) => scanned,
         Err(Stop::Invalid(e)) => return Err(e),
         Err(Stop::Incomplete) => {
@@ -166,8 +167,7 @@ pub fn parse_response_head(
         && !scanned.facts.close
         && (scanned.version == Version::Http11 || scanned.facts.keep_alive);
     let head = buf.split_to(scanned.head_len).freeze();
-    let headers = scanned
-        .fields
+    let headers = fields
         .iter()
         .map(|&(ns, ne, vs, ve)| Header {
             name: head.slice(ns..ne),
@@ -217,13 +217,59 @@ struct Scanned {
     version: Version,
     status: u16,
     reason: (usize, usize),
-    /// (name start, name end, value start, value end) per field.
-    fields: Vec<(usize, usize, usize, usize)>,
     facts: Facts,
     head_len: usize,
 }
 
-fn scan(buf: &[u8], limits: &ResponseLimits, line_start: &mut usize) -> Result<Scanned, Stop> {
+/// (name start, name end, value start, value end) of a field.
+type FieldAt = (usize, usize, usize, usize);
+
+/// Where the fields are, while scanning: the first [`INLINE_FIELDS`] on
+/// the stack (an upstream's head seldom has more), the rest in a `Vec`; no
+/// allocation for the usual head, whose `Header` list is then made at its
+/// final size.
+struct Positions {
+    inline: [FieldAt; INLINE_FIELDS],
+    len: usize,
+    more: Vec<FieldAt>,
+}
+
+const INLINE_FIELDS: usize = 12;
+
+impl Default for Positions {
+    fn default() -> Self {
+        Positions {
+            inline: [(0, 0, 0, 0); INLINE_FIELDS],
+            len: 0,
+            more: Vec::new(),
+        }
+    }
+}
+
+impl Positions {
+    fn push(&mut self, at: FieldAt) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => *slot = at,
+            None => self.more.push(at),
+        }
+        self.len += 1;
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &FieldAt> {
+        self.inline.iter().take(self.len).chain(self.more.iter())
+    }
+}
+
+fn scan(
+    buf: &[u8],
+    limits: &ResponseLimits,
+    line_start: &mut usize,
+    fields: &mut Positions,
+) -> Result<Scanned, Stop> {
     let (version, status, reason, mut pos) =
         scan_status_line(buf, limits).map_err(|stop| match stop {
             Stop::Invalid(e) => Stop::Invalid(ResponseError {
@@ -232,7 +278,6 @@ fn scan(buf: &[u8], limits: &ResponseLimits, line_start: &mut usize) -> Result<S
             }),
             incomplete => incomplete,
         })?;
-    let mut fields = Vec::new();
     let mut facts = Facts::default();
     loop {
         *line_start = pos;
@@ -274,7 +319,6 @@ fn scan(buf: &[u8], limits: &ResponseLimits, line_start: &mut usize) -> Result<S
         version,
         status,
         reason,
-        fields,
         facts,
         head_len: pos,
     })
@@ -346,6 +390,20 @@ fn scan_status_line(
     Ok((version, status, (reason_start, i), next))
 }
 
+/// Whether the field name `name` (tchars only: the scanner checked) is
+/// `lower` (lower-case letters and `-`) in any case. Setting the case bit
+/// (0x20) folds a letter to lower case, and no tchar but `-` itself folds
+/// to `-` (CR would, and is no tchar), so one OR and compare per byte, with
+/// no branch, decides what `eq_ignore_ascii_case` does.
+fn is_name<const N: usize>(name: &[u8], lower: &[u8; N]) -> bool {
+    name.len() == N
+        && name
+            .iter()
+            .zip(lower)
+            .fold(0u8, |diff, (&a, &b)| diff | ((a | 0x20) ^ b))
+            == 0
+}
+
 /// What the framing fields said, judged once the head is complete.
 #[derive(Default)]
 struct Facts {
@@ -360,13 +418,13 @@ struct Facts {
 
 impl Facts {
     fn observe(&mut self, name: &[u8], value: &[u8]) {
-        if name.eq_ignore_ascii_case(b"content-length") {
+        if is_name(name, b"content-length") {
             self.content_lengths += 1;
             self.content_length = parse_content_length(value);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+        } else if is_name(name, b"transfer-encoding") {
             self.transfer_encodings += 1;
             self.chunked_only = value.eq_ignore_ascii_case(b"chunked");
-        } else if name.eq_ignore_ascii_case(b"connection") {
+        } else if is_name(name, b"connection") {
             for token in list_elements(value) {
                 self.close |= token.eq_ignore_ascii_case(b"close");
                 self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
@@ -414,5 +472,52 @@ impl Facts {
         Ok(self
             .content_length
             .map_or(ResponseFraming::Close, ResponseFraming::Length))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http1::chars::is_tchar;
+
+    #[test]
+    fn is_name_agrees_with_eq_ignore_ascii_case_on_every_tchar() {
+        let words: [&[u8; 4]; 3] = [b"conn", b"a-b-", b"te-x"];
+        let tchars: Vec<u8> = (0..=255u8).filter(|&b| is_tchar(b)).collect();
+        for word in words {
+            for at in 0..4 {
+                for &b in &tchars {
+                    let mut name = *word;
+                    name[at] = b;
+                    assert_eq!(
+                        is_name(&name, word),
+                        name.eq_ignore_ascii_case(word),
+                        "{name:?} against {word:?}"
+                    );
+                }
+            }
+        }
+        assert!(is_name(b"Content-Length", b"content-length"));
+        assert!(!is_name(b"Content-Lengt", b"content-length"));
+    }
+
+    #[test]
+    fn fields_past_the_inline_ones_are_kept_in_order() {
+        let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..INLINE_FIELDS + 5 {
+            head.extend_from_slice(format!("x-{i}: {i}\r\n").as_bytes());
+        }
+        head.extend_from_slice(b"content-length: 0\r\n\r\n");
+        let mut buf = BytesMut::from(&head[..]);
+        let Ok(Some(parsed)) = parse_response_head(&mut buf, &ResponseLimits::default(), false)
+        else {
+            panic!("head not parsed");
+        };
+        assert_eq!(parsed.headers.len(), INLINE_FIELDS + 6);
+        for (i, h) in parsed.headers.iter().take(INLINE_FIELDS + 5).enumerate() {
+            assert_eq!(&h.name[..], format!("x-{i}").as_bytes());
+            assert_eq!(&h.value[..], i.to_string().as_bytes());
+        }
+        assert_eq!(parsed.framing, ResponseFraming::Length(0));
     }
 }

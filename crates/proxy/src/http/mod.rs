@@ -85,35 +85,47 @@ struct Failed {
 
 /// One attempt at `peer`: a pooled connection (and once more on a fresh one
 /// if that was stale and `stale_retry` allows it: nginx does not resend a
-/// POST/LOCK/PATCH without `non_idempotent`), else a new one.
+/// POST/LOCK/PATCH without `non_idempotent`), else a new one. `now`: the
+/// clock as the try starts.
 pub(crate) async fn attempt(
     peer: &PeerAddr,
     pool: Option<&ConnPool>,
     out: &mut Outgoing,
     s: &PeerSettings,
     stale_retry: bool,
+    now: Instant,
 ) -> Result<Answer, ProxyError> {
-    if let Some(conn) = pool.and_then(|p| p.take(peer, Instant::now())) {
-        match exchange(conn, out, s, true).await {
+    if let Some(conn) = pool.and_then(|p| p.take(peer, now)) {
+        match exchange(conn, out, s, true, 0).await {
             Err(f) if f.stale && stale_retry && !out.body_streamed() => {}
             result => return result.map_err(|f| f.error),
         }
     }
-    let stream = peer.connect(s.connect_timeout).await?;
+    // A request without a body goes in the connect's wake (one write).
+    let first = match &out.body {
+        BodyPlan::Buffered(pieces) if pieces.is_empty() => &out.head[..],
+        _ => &[],
+    };
+    let (stream, sent) = peer.connect_sending(s.connect_timeout, first).await?;
     let conn = PooledConn {
         stream,
         requests: 0,
-        born: Instant::now(),
+        born: now,
         buf: BytesMut::new(),
+        nodelay: false,
     };
-    exchange(conn, out, s, false).await.map_err(|f| f.error)
+    exchange(conn, out, s, false, sent)
+        .await
+        .map_err(|f| f.error)
 }
 
+/// `sent`: bytes of the head already written (by the connect).
 async fn exchange(
     mut conn: PooledConn,
     out: &mut Outgoing,
     s: &PeerSettings,
     reused: bool,
+    sent: usize,
 ) -> Result<Answer, Failed> {
     let fail = |error: ProxyError, got_response: bool| Failed {
         stale: reused
@@ -124,7 +136,7 @@ async fn exchange(
             ),
         error,
     };
-    send_request(&mut conn, out, s)
+    send_request(&mut conn, out, s, sent)
         .await
         .map_err(|e| fail(e, false))?;
     conn.requests += 1;
@@ -178,9 +190,21 @@ async fn send_request(
     conn: &mut PooledConn,
     out: &mut Outgoing,
     s: &PeerSettings,
+    sent: usize,
 ) -> Result<(), ProxyError> {
+    let has_body = !matches!(&out.body, BodyPlan::Buffered(pieces) if pieces.is_empty());
+    if has_body && !conn.nodelay {
+        // A body after the head: the writes after the first must not wait
+        // for the peer's (delayed) ACK.
+        conn.stream.set_nodelay();
+        conn.nodelay = true;
+    }
     let stream = &mut conn.stream;
     match &mut out.body {
+        BodyPlan::Buffered(pieces) if pieces.is_empty() => match out.head.get(sent..) {
+            Some([]) | None => Ok(()),
+            Some(rest) => send(stream, rest, s.send_timeout).await,
+        },
         BodyPlan::Buffered(pieces) => {
             let size: usize = pieces.iter().map(|p| p.len()).sum();
             if size <= COALESCE_BODY {
@@ -239,7 +263,12 @@ async fn read_head(
 ) -> Result<ResponseHead, ProxyError> {
     let phase = Phase::ReadingHeader;
     loop {
-        match parse_response_head(buf, limits, head_request) {
+        // (Nothing read yet, the usual first turn: nothing to parse.)
+        let parsed = match buf.is_empty() {
+            true => Ok(None),
+            false => parse_response_head(buf, limits, head_request),
+        };
+        match parsed {
             Ok(Some(head)) => return Ok(head),
             Ok(None) => {}
             Err(e) if e.is_too_large() => {
@@ -279,13 +308,15 @@ impl Answer {
     }
 
     /// The client's response: filtered fields, the body streamed from the
-    /// connection, which goes back to `pool` after a clean end.
+    /// connection, which goes back to `pool` after a clean end (at once,
+    /// `now`, when the whole body came with the head).
     pub(crate) fn into_response(
         self,
         filter: &HeaderFilter,
         pool: Option<(Arc<ConnPool>, PeerAddr)>,
         s: &PeerSettings,
         log: LogContext,
+        now: Instant,
     ) -> Response {
         let Answer {
             mut head,
@@ -297,7 +328,7 @@ impl Answer {
         let pool = pool.filter(|_| reusable);
         let keep = move |conn: PooledConn, pool: Option<(Arc<ConnPool>, PeerAddr)>| {
             if let Some((pool, peer)) = pool {
-                pool.put(peer, conn, Instant::now());
+                pool.put(peer, conn, now);
             }
         };
         let framing = match head.framing {
@@ -329,6 +360,7 @@ impl Answer {
                     stream,
                     requests,
                     born,
+                    nodelay,
                     ..
                 } = conn;
                 let reuse: Option<pump::Reuse> = pool.map(|(pool, peer)| {
@@ -338,6 +370,7 @@ impl Answer {
                             requests,
                             born,
                             buf: BytesMut::new(),
+                            nodelay,
                         };
                         pool.put(peer, conn, Instant::now());
                     }) as pump::Reuse

@@ -56,6 +56,8 @@ pub struct PooledConn {
     /// one (empty, or its allocation shared until that response is sent;
     /// reused then instead of a new allocation per request).
     pub buf: bytes::BytesMut,
+    /// TCP_NODELAY is set (for requests with a body; see `http/mod.rs`).
+    pub nodelay: bool,
 }
 
 struct Idle {
@@ -142,6 +144,7 @@ mod tests {
                 requests: 1,
                 born: Instant::now(),
                 buf: bytes::BytesMut::new(),
+                nodelay: false,
             });
         }
         (PeerAddr::Tcp(addr), ours, theirs)

@@ -248,11 +248,24 @@ struct UwsgiExchange<'a> {
 impl Exchange for UwsgiExchange<'_> {
     type Answer = (ResponseHead, BytesMut, PeerStream);
 
-    async fn attempt(&mut self, peer: &PeerAddr) -> Result<Self::Answer, ProxyError> {
+    async fn attempt(
+        &mut self,
+        peer: &PeerAddr,
+        _now: Instant,
+    ) -> Result<Self::Answer, ProxyError> {
         let s = self.settings;
-        let mut stream = peer.connect(s.connect_timeout).await?;
-        send(&mut stream, &self.out, s.send_timeout).await?;
+        // The packet goes in the connect's wake when it is all there is.
+        let first = match self.body {
+            None => &self.out[..],
+            Some(_) => &[],
+        };
+        let (mut stream, sent) = peer.connect_sending(s.connect_timeout, first).await?;
+        if let Some(rest) = self.out.get(sent..).filter(|rest| !rest.is_empty()) {
+            send(&mut stream, rest, s.send_timeout).await?;
+        }
         if let Some(mut body) = self.body.take() {
+            // Pieces after the packet: not held for the peer's ACK.
+            stream.set_nodelay();
             self.streamed = true;
             while let Some(piece) = body.next().await {
                 send(

@@ -224,9 +224,10 @@ impl SiteHandler {
 
 impl Handler for SiteHandler {
     fn handle(&self, request: Request) -> HandlerFuture {
-        // The engine's own future, boxed as it is: no wrapping block (one
-        // move of the whole future less per request).
-        Box::pin(self.engine.clone().serve(request))
+        // The engine's own future, boxed as it is: no wrapping block, and
+        // made in its box (no copy of the whole future into it).
+        let engine = self.engine.clone();
+        crate::pin_in_box(|| engine.serve(request))
     }
 
     /// The `access_log` line of a written response.
