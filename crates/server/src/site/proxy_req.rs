@@ -83,7 +83,7 @@ impl<'s> Req<'s> {
                 }
             }
             ProxyTarget::Group(_) | ProxyTarget::Peer(_) => PassParts {
-                host: Bytes::copy_from_slice(pass.proxy_host.as_bytes()),
+                host: self.engine.pass_host(pass),
                 // 0: `unix:`, where nginx's `$proxy_port` is empty.
                 port: match pass.proxy_port {
                     0 => Bytes::new(),
