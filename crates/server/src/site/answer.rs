@@ -76,7 +76,7 @@ impl Req<'_> {
     fn page(&mut self, status: u16, extra: Vec<(Bytes, Bytes)>) -> Response {
         let style = PageStyle {
             server_tokens: self.loc.config.server_tokens,
-            padding: self.facts.padding,
+            padding: self.facts.padding(),
         };
         let plain = self.content_type_of_uri();
         let mut response = pages::special_response(status, style, &plain);

@@ -37,8 +37,6 @@ pub(crate) struct Facts {
     pub content_length: Option<u64>,
     /// The body is chunked: its length is known only once read.
     pub chunked: bool,
-    /// The client is a browser that hides short error pages.
-    pub padding: bool,
     /// What the connection's TLS handshake settled (`$ssl_*`).
     pub tls: Option<std::sync::Arc<crate::tls::TlsFacts>>,
 }
@@ -113,7 +111,6 @@ impl Facts {
                 .map(Bytes::copy_from_slice)
                 .unwrap_or_default(),
         };
-        let padding = first_header(&headers, "user-agent").is_some_and(wants_padding);
         Facts {
             method,
             request_uri,
@@ -126,7 +123,6 @@ impl Facts {
             scheme: listener.scheme,
             content_length,
             chunked,
-            padding,
             tls,
         }
     }
@@ -149,6 +145,12 @@ impl Facts {
     /// and one trailing dot.
     pub(crate) fn host(&self) -> Vec<u8> {
         super::select::host_key(&self.host_raw).to_ascii_lowercase()
+    }
+
+    /// The client is a browser that hides short error pages (read from
+    /// its User-Agent when a built-in page is made).
+    pub(crate) fn padding(&self) -> bool {
+        self.header("user-agent").is_some_and(wants_padding)
     }
 
     /// The first header named `name` (case-insensitive), as nginx keeps

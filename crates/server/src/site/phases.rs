@@ -239,7 +239,12 @@ impl<'s> Req<'s> {
             uri: Bytes::new(),
             args: Bytes::new(),
             request_uri: Bytes::new(),
-            server_captures: captures.clone(),
+            // (Usually empty: a regex server name's only.)
+            server_captures: if captures.is_empty() {
+                Captures::default()
+            } else {
+                captures.clone()
+            },
             captures,
             loc: Loc::server(server),
             conn_addr,

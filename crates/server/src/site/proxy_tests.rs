@@ -540,9 +540,21 @@ fn the_not_passed_check_by_length_is_nginx_table() {
     names.extend(NOT_PASSED.iter().map(|n| n.to_ascii_uppercase()));
     names.extend(
         [
-            "t", "tf", "hosts", "hos", "expects", "upgrades", "keep-alivE", "Keep-Alives",
-            "connectioN", "connexion", "content-lengtx", "transfer-encodinG", "accept",
-            "x-forwarded-for", "",
+            "t",
+            "tf",
+            "hosts",
+            "hos",
+            "expects",
+            "upgrades",
+            "keep-alivE",
+            "Keep-Alives",
+            "connectioN",
+            "connexion",
+            "content-lengtx",
+            "transfer-encodinG",
+            "accept",
+            "x-forwarded-for",
+            "",
         ]
         .map(String::from),
     );
