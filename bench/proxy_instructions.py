@@ -109,10 +109,13 @@ http {{
         wait_port(up_port, backend, "granian", f"{d}/granian.err")
         wait_port(port, server, "the front", f"{d}/front.err")
         send(port, 300)
-        subprocess.run(["callgrind_control", "-z"], check=True,
+        # Named by the front's executable: a bare -z/-d would zero and dump
+        # every callgrind on the machine, another session's included (and
+        # theirs ours).
+        subprocess.run(["callgrind_control", "-z", front[0]], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         ok = send(port, args.requests)
-        subprocess.run(["callgrind_control", "-d"], check=True,
+        subprocess.run(["callgrind_control", "-d", front[0]], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     finally:
         for proc in (server, backend):
