@@ -110,27 +110,12 @@ const NOT_PASSED: [&str; 8] = [
 /// Whether a client's field goes upstream: not in [`NOT_PASSED`] and not
 /// replaced by a `proxy_set_header` of the same name.
 fn client_field_passed(name: &[u8], set: &[(&str, Bytes)]) -> bool {
-    !not_passed(name)
+    !NOT_PASSED
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
         && !set
             .iter()
             .any(|(n, _)| name.eq_ignore_ascii_case(n.as_bytes()))
-}
-
-/// Whether `name` is in [`NOT_PASSED`]: one compare by its length, as
-/// most fields are none of them.
-fn not_passed(name: &[u8]) -> bool {
-    let candidate: &[u8] = match name.len() {
-        2 => b"te",
-        4 => b"host",
-        6 => b"expect",
-        7 => b"upgrade",
-        10 if name.eq_ignore_ascii_case(b"connection") => return true,
-        10 => b"keep-alive",
-        14 => b"content-length",
-        17 => b"transfer-encoding",
-        _ => return false,
-    };
-    name.eq_ignore_ascii_case(candidate)
 }
 
 /// A `proxy_set_header` name as a field name: the usual ones without a copy.
