@@ -76,7 +76,7 @@ impl Req<'_> {
     fn page(&mut self, status: u16, extra: Vec<(Bytes, Bytes)>) -> Response {
         let style = PageStyle {
             server_tokens: self.loc.config.server_tokens,
-            padding: self.facts.padding,
+            padding: self.facts.padding(),
         };
         let plain = self.content_type_of_uri();
         let mut response = pages::special_response(status, style, &plain);
@@ -123,9 +123,6 @@ impl Req<'_> {
     /// [`Req::finish`]; `own`: Portico made the answer, so a relative
     /// `Location` is made absolute (nginx passes an upstream's as it is).
     fn finish_as(&mut self, mut response: Response, own: bool) -> Response {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
         if let Some(status) = self.err_status.take() {
             // nginx's send_header: the error_page status replaces the
             // target's before any filter runs, so Last-Modified goes
@@ -143,7 +140,7 @@ impl Req<'_> {
         if let Some(charset) = &config.charset {
             headers::add_charset(&mut response, charset);
         }
-        headers::decorate(&mut response, config, now, &mut |t| self.eval(t));
+        headers::decorate(&mut response, config, &mut |t| self.eval(t));
         // The gzip and brotli filters come after the headers filter, as
         // in nginx: they see add_header's and expires' headers.
         let (compressed, gzip) = self.compress_tallied(response, own);
@@ -208,8 +205,9 @@ impl Req<'_> {
     /// address the connection arrived on (`server_name_in_redirect off`;
     /// an IPv6 address without brackets, as nginx writes it).
     pub(super) fn redirect_host(&self) -> Vec<u8> {
-        if !self.facts.host.is_empty() {
-            return self.facts.host.clone();
+        let host = self.facts.host();
+        if !host.is_empty() {
+            return host;
         }
         match self.facts.local {
             Some(local) => local.ip().to_string().into_bytes(),

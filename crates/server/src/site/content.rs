@@ -225,7 +225,7 @@ fn try_files<'s>(req: &mut Req<'s>, tf: &TryFiles) -> Option<Done<'s>> {
         let path = absolute(req, path);
         match fs::metadata(&path) {
             Ok(meta) if meta.is_dir() == test_dir => {
-                req.uri = uri;
+                req.uri = Bytes::from(uri);
                 return None;
             }
             Ok(_) => {}
@@ -280,7 +280,7 @@ fn static_content<'s>(req: &mut Req<'s>) -> Done<'s> {
         }
     };
     if meta.is_dir() {
-        let mut location = uri;
+        let mut location = uri.to_vec();
         location.push(b'/');
         let location = with_args(req, location);
         return Done::Special(301, vec![header_pair("Location", location)]);

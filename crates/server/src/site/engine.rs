@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
-use portico_config::site::{Content, Location, ProxyPass, Site, UpstreamTarget};
+use portico_config::site::{Content, Location, ProxyPass, ProxyTarget, Site, UpstreamTarget};
 
 use super::access_log::AccessLogs;
 use super::phases::{Outcome, Phase, Req, Step};
@@ -109,6 +109,12 @@ pub(super) fn location_address(location: &Location) -> usize {
     location as *const Location as usize
 }
 
+/// A `proxy_pass`'s address inside its [`Site`] (the key of
+/// [`Engine::pass_hosts`]), as [`location_address`].
+pub(super) fn pass_address(pass: &ProxyPass) -> usize {
+    pass as *const ProxyPass as usize
+}
+
 /// The values of `map` keyed by their location's address in `site`
 /// instead of its [`LocationId`], in the order of the site's walk; ids
 /// that name no location of `site` are left out.
@@ -159,6 +165,10 @@ pub(crate) struct Engine {
     /// The `uwsgi_pass` handlers of single locations (an [`UwsgiLocationMap`]),
     /// by the location's address as `proxies`.
     pub uwsgi_locations: Vec<(usize, Arc<dyn Handler>)>,
+    /// `$proxy_host` of each `proxy_pass` without variables, by the
+    /// [`ProxyPass`]'s address inside `site` (see `proxies`): made once,
+    /// shared by every request (its `Host` field, [`super::vars::ProxyFacts`]).
+    pub pass_hosts: Vec<(usize, Bytes)>,
     /// Small files kept in memory (shared with nothing else).
     pub cache: Mutex<ContentCache>,
     /// Files' metadata under `open_file_cache`.
@@ -172,6 +182,11 @@ impl SiteHandler {
     /// targets answered by `upstreams`.
     pub fn new(site: Arc<Site>, prefix: PathBuf, upstreams: UpstreamMap) -> SiteHandler {
         let table = ServerTable::new(&site);
+        let pass_hosts = proxy_locations(&site)
+            .into_iter()
+            .filter(|(_, _, pass)| !matches!(pass.target, ProxyTarget::Dynamic(_)))
+            .map(|(_, _, pass)| (pass_address(pass), Bytes::from(pass.proxy_host.clone())))
+            .collect();
         SiteHandler {
             engine: Arc::new(Engine {
                 site,
@@ -181,6 +196,7 @@ impl SiteHandler {
                 app: None,
                 proxies: Vec::new(),
                 uwsgi_locations: Vec::new(),
+                pass_hosts,
                 cache: Mutex::new(ContentCache::default()),
                 file_meta: MetaCache::default(),
                 logs: AccessLogs::default(),
@@ -238,6 +254,15 @@ impl Handler for SiteHandler {
 }
 
 impl Engine {
+    /// `$proxy_host` of `pass` (a `proxy_pass` without variables).
+    pub(super) fn pass_host(&self, pass: &ProxyPass) -> Bytes {
+        let at = pass_address(pass);
+        match self.pass_hosts.iter().find(|(a, _)| *a == at) {
+            Some((_, host)) => host.clone(),
+            None => Bytes::copy_from_slice(pass.proxy_host.as_bytes()),
+        }
+    }
+
     /// The upstream of the `proxy_pass` location `location`.
     fn proxy_for(&self, location: Option<&Location>) -> Option<Arc<dyn ProxyUpstream>> {
         by_location(&self.proxies, location)
@@ -273,7 +298,7 @@ impl Engine {
         keepalive: &mut Option<crate::handler::KeepAlive>,
     ) -> Response {
         let Request {
-            source,
+            mut source,
             peer,
             local,
             listener,
@@ -283,7 +308,7 @@ impl Engine {
         } = request;
         let mut body = Some(body);
         let started = Instant::now();
-        let mut req = match Req::new(self, &source, peer, local, &listener, tls.as_ref()) {
+        let mut req = match Req::new(self, &mut source, peer, local, &listener, tls.as_ref()) {
             Ok(req) => req,
             Err(response) => return *response,
         };
@@ -304,6 +329,7 @@ impl Engine {
                     let body = body
                         .take()
                         .unwrap_or_else(|| RequestBody::complete(Bytes::new()));
+                    req.facts.give_back(&mut source);
                     // Handed over unchanged: the app sees the request as sent;
                     // its answer passes the compression filters only.
                     let response = app

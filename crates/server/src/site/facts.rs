@@ -27,9 +27,7 @@ pub(crate) struct Facts {
     /// Every header, in order, names as sent (lower-case from a uwsgi packet).
     pub headers: Vec<Header>,
     /// The host of an absolute-form target, else the Host header, as sent.
-    pub host_raw: Vec<u8>,
-    /// `$host` without the server fallback: lower-case, no port.
-    pub host: Vec<u8>,
+    pub host_raw: Bytes,
     pub peer: Option<SocketAddr>,
     pub local: Option<SocketAddr>,
     /// The client's address from a uwsgi packet's REMOTE_ADDR.
@@ -39,15 +37,15 @@ pub(crate) struct Facts {
     pub content_length: Option<u64>,
     /// The body is chunked: its length is known only once read.
     pub chunked: bool,
-    /// The client is a browser that hides short error pages.
-    pub padding: bool,
     /// What the connection's TLS handshake settled (`$ssl_*`).
     pub tls: Option<std::sync::Arc<crate::tls::TlsFacts>>,
 }
 
 impl Facts {
+    /// The facts of `source`; an HTTP head's field list moves here (see
+    /// [`Facts::give_back`]).
     pub(crate) fn new(
-        source: &RequestSource,
+        source: &mut RequestSource,
         peer: Option<SocketAddr>,
         local: Option<SocketAddr>,
         listener: &ListenerInfo,
@@ -62,7 +60,9 @@ impl Facts {
                 head.method.clone(),
                 head.target.clone(),
                 Bytes::from_static(head.version.as_bytes()),
-                head.headers.clone(),
+                // Moved, not copied: only a request handed on unchanged
+                // (the option-style app) needs them back.
+                std::mem::take(&mut head.headers),
                 match head.framing {
                     BodyFraming::Length(n) => Some(n),
                     BodyFraming::None | BodyFraming::Chunked => None,
@@ -104,35 +104,53 @@ impl Facts {
                 )
             }
         };
-        let host_header = first_header(&headers, "host")
-            .map(<[u8]>::to_vec)
-            .unwrap_or_default();
-        let padding = first_header(&headers, "user-agent").is_some_and(wants_padding);
-        let mut facts = Facts {
+        let host_raw = match source {
+            // The parser kept the Host field's value.
+            RequestSource::Http(head) => head.host.clone().unwrap_or_default(),
+            RequestSource::Uwsgi(_) => first_header(&headers, "host")
+                .map(Bytes::copy_from_slice)
+                .unwrap_or_default(),
+        };
+        Facts {
             method,
             request_uri,
             protocol,
             headers,
-            host_raw: Vec::new(),
-            host: Vec::new(),
+            host_raw,
             peer,
             local,
             remote_addr,
             scheme: listener.scheme,
             content_length,
             chunked,
-            padding,
             tls,
-        };
-        facts.set_host(&host_header);
-        facts
+        }
+    }
+
+    /// Put the field list [`Facts::new`] took back into `source` (a copy:
+    /// the phases still read these).
+    pub(crate) fn give_back(&self, source: &mut RequestSource) {
+        if let RequestSource::Http(head) = source {
+            head.headers = self.headers.clone();
+        }
     }
 
     /// Take `host` (a Host header or an absolute-form target's host) as
-    /// `$host`: lower-case, without the port and one trailing dot.
-    pub(crate) fn set_host(&mut self, host: &[u8]) {
-        self.host_raw = host.to_vec();
-        self.host = super::select::host_key(host).to_ascii_lowercase();
+    /// the request's host.
+    pub(crate) fn set_host(&mut self, host: Bytes) {
+        self.host_raw = host;
+    }
+
+    /// `$host` without the server fallback: lower-case, without the port
+    /// and one trailing dot.
+    pub(crate) fn host(&self) -> Vec<u8> {
+        super::select::host_key(&self.host_raw).to_ascii_lowercase()
+    }
+
+    /// The client is a browser that hides short error pages (read from
+    /// its User-Agent when a built-in page is made).
+    pub(crate) fn padding(&self) -> bool {
+        self.header("user-agent").is_some_and(wants_padding)
     }
 
     /// The first header named `name` (case-insensitive), as nginx keeps

@@ -107,15 +107,18 @@ fn set_header(response: &mut Response, name: &'static str, value: String) {
 }
 
 /// Apply `expires` and `add_header` of `config` to a finished answer;
-/// `eval` gives a template its value for this request.
+/// `eval` gives a template its value for this request. The clock and the
+/// answer's `Last-Modified` are read only under `expires`.
 pub(crate) fn decorate(
     response: &mut Response,
     config: &LocationConfig,
-    now: i64,
     eval: &mut dyn FnMut(&Template) -> Vec<u8>,
 ) {
     let plain = decorates(response.status);
-    if plain {
+    if plain && config.expires != Expires::Off {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
         let last_modified = response
             .headers
             .iter()

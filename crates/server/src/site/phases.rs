@@ -126,13 +126,14 @@ pub(crate) struct Req<'s> {
     pub facts: Facts,
     /// The method now (`GET` after an `error_page` redirect).
     pub method: Bytes,
-    /// `$uri`: decoded and normalised, changed by rewrites and redirects.
-    pub uri: Vec<u8>,
+    /// `$uri`: decoded and normalised, changed by rewrites and redirects
+    /// (a slice of the target while it is the target's path as sent).
+    pub uri: Bytes,
     /// `$args`.
-    pub args: Vec<u8>,
+    pub args: Bytes,
     /// `$request_uri`: the target from its path on (an absolute-form
     /// target without `scheme://host`).
-    pub request_uri: Vec<u8>,
+    pub request_uri: Bytes,
     /// The last regex match's captures (`$1`..., named groups).
     pub captures: Captures,
     pub loc: Loc<'s>,
@@ -187,9 +188,11 @@ fn misdirected(
 
 impl<'s> Req<'s> {
     /// Normalise the target and choose the server; `Err` is the 400 answer.
+    /// An HTTP head's field list moves into [`Req::facts`]
+    /// ([`Facts::give_back`] returns it).
     pub(crate) fn new(
         engine: &'s Engine,
-        source: &RequestSource,
+        source: &mut RequestSource,
         peer: Option<SocketAddr>,
         local: Option<SocketAddr>,
         listener: &ListenerInfo,
@@ -203,7 +206,7 @@ impl<'s> Req<'s> {
             // An absolute-form target's host wins over the Host header.
             Ok(n) => {
                 if let Some(host) = &n.host {
-                    facts.set_host(host);
+                    facts.set_host(host.clone());
                 }
             }
             Err(e) => bad = Some(format!("client sent invalid request target: {e}")),
@@ -214,7 +217,7 @@ impl<'s> Req<'s> {
                 "client sent invalid host header \"{}\"",
                 String::from_utf8_lossy(&facts.host_raw)
             ));
-            facts.set_host(b"");
+            facts.set_host(Bytes::new());
         }
         let conn_addr = facts.conn_addr(listener);
         // The Host chooses, as always; the SNI name only chose the
@@ -233,10 +236,15 @@ impl<'s> Req<'s> {
             server,
             server_index,
             method: facts.method.clone(),
-            uri: Vec::new(),
-            args: Vec::new(),
-            request_uri: Vec::new(),
-            server_captures: captures.clone(),
+            uri: Bytes::new(),
+            args: Bytes::new(),
+            request_uri: Bytes::new(),
+            // (Usually empty: a regex server name's only.)
+            server_captures: if captures.is_empty() {
+                Captures::default()
+            } else {
+                captures.clone()
+            },
             captures,
             loc: Loc::server(server),
             conn_addr,
@@ -344,7 +352,7 @@ impl<'s> Req<'s> {
                     self.captures = found.captures;
                 }
                 if found.redirect_slash {
-                    let mut location = self.uri.clone();
+                    let mut location = self.uri.to_vec();
                     location.push(b'/');
                     if !self.args.is_empty() {
                         location.push(b'?');
@@ -409,8 +417,8 @@ impl<'s> Req<'s> {
                         return Flow::Answer(Step::Out(Box::new(self.fail(500))));
                     }
                     let (uri, args) = internal_target(uri, args, rep.add_args, &self.args);
-                    self.uri = uri;
-                    self.args = args;
+                    self.uri = Bytes::from(uri);
+                    self.args = Bytes::from(args);
                     self.internal = true;
                     self.valid_unparsed = false;
                     match flag {
@@ -458,12 +466,12 @@ impl<'s> Req<'s> {
     }
 
     /// An internal redirect to `uri` with `args` (not decoded).
-    pub(super) fn internal_redirect(&mut self, uri: Vec<u8>, args: Vec<u8>) -> Step {
+    pub(super) fn internal_redirect(&mut self, uri: Vec<u8>, args: impl Into<Bytes>) -> Step {
         if let Err(step) = self.count_uri_change() {
             return step;
         }
-        self.uri = uri;
-        self.args = args;
+        self.uri = Bytes::from(uri);
+        self.args = args.into();
         self.internal = true;
         self.valid_unparsed = false;
         self.valid_location = true;

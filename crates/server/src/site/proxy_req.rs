@@ -18,6 +18,9 @@ use super::proxy::{self, BodyOut, Redirect, UriFacts};
 use super::vars::{self, ProxyFacts, VarContext};
 use crate::upstream::{ProxyCall, ProxyOutcome};
 
+/// How many `proxy_set_header` lines are evaluated on the stack.
+const INLINE_SET: usize = 8;
+
 /// `proxy_pass`'s URL taken apart for this request.
 struct PassParts {
     /// `$proxy_host` (shared with [`ProxyFacts`] and the `Host` field).
@@ -83,7 +86,7 @@ impl<'s> Req<'s> {
                 }
             }
             ProxyTarget::Group(_) | ProxyTarget::Peer(_) => PassParts {
-                host: Bytes::copy_from_slice(pass.proxy_host.as_bytes()),
+                host: self.engine.pass_host(pass),
                 // 0: `unix:`, where nginx's `$proxy_port` is empty.
                 port: match pass.proxy_port {
                     0 => Bytes::new(),
@@ -155,22 +158,30 @@ impl<'s> Req<'s> {
         // One variable context for all the lines; `$proxy_host` alone (the
         // default `Host`) is the shared `Bytes`, not a copy.
         let cx = self.var_context(&self.uri);
-        let mut set: Vec<(&str, Bytes)> = settings
-            .set_headers
-            .iter()
-            .map(|(name, value)| {
-                let value = match value.parts.as_slice() {
-                    [TemplatePart::Var(Variable::ProxyHost)] => parts.host.clone(),
-                    [] => Bytes::new(),
-                    _ => {
-                        let mut out = Vec::new();
-                        vars::eval(value, &cx, &mut out);
-                        Bytes::from(out)
-                    }
-                };
-                (name.as_str(), value)
-            })
-            .collect();
+        let evaluated = |(name, value): &'s (String, Template)| {
+            let value = match value.parts.as_slice() {
+                [TemplatePart::Var(Variable::ProxyHost)] => parts.host.clone(),
+                [] => Bytes::new(),
+                _ => {
+                    let mut out = Vec::new();
+                    vars::eval(value, &cx, &mut out);
+                    Bytes::from(out)
+                }
+            };
+            (name.as_str(), value)
+        };
+        // On the stack for the usual few lines (no allocation), else a Vec.
+        let mut inline: [(&str, Bytes); INLINE_SET] = Default::default();
+        let mut spilled = Vec::new();
+        let set: &mut [(&str, Bytes)] = if settings.set_headers.len() <= INLINE_SET {
+            for (slot, line) in inline.iter_mut().zip(&settings.set_headers) {
+                *slot = evaluated(line);
+            }
+            &mut inline[..settings.set_headers.len()]
+        } else {
+            spilled.extend(settings.set_headers.iter().map(evaluated));
+            &mut spilled
+        };
         let version = if http11 {
             Version::Http11
         } else {
@@ -180,7 +191,7 @@ impl<'s> Req<'s> {
             // The usual request: its head written once, here.
             let head = proxy::encode_bodiless_head(
                 [&self.method, &target, version.as_bytes()],
-                &set,
+                set,
                 &parts.host,
                 &self.facts.headers,
                 settings.pass_request_headers,
@@ -188,7 +199,7 @@ impl<'s> Req<'s> {
             (Vec::new(), head.host, head.closes, Some(head.bytes))
         } else {
             let headers = proxy::request_headers(
-                &mut set,
+                set,
                 &parts.host,
                 &self.facts.headers,
                 settings.pass_request_headers,

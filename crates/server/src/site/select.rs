@@ -55,6 +55,10 @@ struct ListenGroup {
     regexes: Vec<(Regex, usize)>,
     /// How many servers listen here (with one, nginx builds no name table).
     servers: usize,
+    /// The server every request here gets, whatever its Host: the one
+    /// server listening, when no regex name of it needs to run (for its
+    /// captures). Set by `finish`.
+    only: Option<usize>,
 }
 
 impl ListenGroup {
@@ -67,6 +71,7 @@ impl ListenGroup {
             trailing: Vec::new(),
             regexes: Vec::new(),
             servers: 0,
+            only: None,
         }
     }
 
@@ -102,6 +107,9 @@ impl ListenGroup {
             .sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
         self.trailing
             .sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
+        // One server: a name found is that server, none found is the
+        // default, that server too.
+        self.only = (self.servers == 1 && self.regexes.is_empty()).then_some(self.default);
     }
 
     fn lookup(&self, host: &[u8]) -> Selected {
@@ -186,6 +194,12 @@ impl ServerTable {
     /// cannot produce.
     pub(crate) fn select(&self, local: &ConnAddr, host: &[u8]) -> Option<Selected> {
         let group = self.group_for(local)?;
+        if let Some(index) = group.only {
+            return Some(Selected {
+                index,
+                captures: Captures::default(),
+            });
+        }
         let host = host_key(host);
         if host.iter().any(u8::is_ascii_uppercase) {
             Some(group.lookup(&host.to_ascii_lowercase()))

@@ -354,6 +354,33 @@ fn server_name_regexes_return_their_captures() {
 }
 
 #[test]
+fn a_lone_server_answers_every_host_and_still_runs_its_regex_names() {
+    let site = Site {
+        servers: vec![
+            server(
+                vec![listen("127.0.0.1:5", false)],
+                vec![exact_name("only.test")],
+            ),
+            server(
+                vec![listen("127.0.0.1:6", false)],
+                vec![ServerName::Regex(pattern(r"^(\w+)\.lone$"))],
+            ),
+        ],
+        ..Site::default()
+    };
+    let table = ServerTable::new(&site);
+    for host in ["only.test", "other.test", "", "ONLY.TEST:80"] {
+        let got = table.select(&tcp("127.0.0.1:5"), host.as_bytes());
+        assert_eq!(got.map(|s| s.index), Some(0), "Host: {host}");
+    }
+    let selected = table.select(&tcp("127.0.0.1:6"), b"abc.lone");
+    let caps = selected.map(|s| s.captures).unwrap_or_default();
+    assert_eq!(caps.get(1), Some(&b"abc"[..]));
+    let other = table.select(&tcp("127.0.0.1:6"), b"x.test");
+    assert_eq!(other.map(|s| s.index), Some(1));
+}
+
+#[test]
 fn host_keys_lose_their_port_and_one_trailing_dot() {
     let cases: &[(&str, &str)] = &[
         ("example.com", "example.com"),

@@ -9,22 +9,29 @@
 //! resolved, and a `..` above `/` is an error (nginx answers 400), as are a
 //! bad `%` escape, `%00` and raw control bytes. Args stay raw. This module
 //! only computes; the 400 is the caller's.
+//!
+//! Most targets are already normal (`/path?query`: no `%`, no `#`, no `//`
+//! or `/.`): as nginx's parser does with its fast path, those are taken
+//! as they are, the three parts slices of the target (no copy); only the
+//! others are decoded into a buffer of their own.
 
 use std::fmt;
+
+use bytes::Bytes;
 
 /// A request target, normalised.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct NormalizedUri {
     /// `$uri`: decoded, `.`/`..` resolved, slashes merged; starts with `/`.
-    pub path: Vec<u8>,
+    pub path: Bytes,
     /// `$args`: after the first raw `?`, up to a raw `#`, not decoded.
-    pub args: Vec<u8>,
+    pub args: Bytes,
     /// `$request_uri`: the target as sent from its path on (for an
     /// absolute-form target, without `scheme://host:port`).
-    pub request_uri: Vec<u8>,
+    pub request_uri: Bytes,
     /// The host of an absolute-form target (`http://Host:81/p`), as sent,
     /// without the port: it takes precedence over the Host header.
-    pub host: Option<Vec<u8>>,
+    pub host: Option<Bytes>,
 }
 
 /// Why a target is refused (each is a 400 in nginx).
@@ -57,35 +64,113 @@ impl fmt::Display for UriError {
 impl std::error::Error for UriError {}
 
 /// Normalise a request target (origin form `/p?q` or absolute form
-/// `scheme://host[:port][/p][?q]`).
-pub(crate) fn normalize(target: &[u8]) -> Result<NormalizedUri, UriError> {
+/// `scheme://host[:port][/p][?q]`); the parts are slices of `target`
+/// where they are its bytes as sent.
+pub(crate) fn normalize(target: &Bytes) -> Result<NormalizedUri, UriError> {
+    match already_normal(target) {
+        Some(normal) => Ok(normal),
+        None => parse_target(target),
+    }
+}
+
+/// [`normalize`] the long way: every byte through nginx's states.
+fn parse_target(target: &Bytes) -> Result<NormalizedUri, UriError> {
     if target.iter().any(|&b| b < 0x20 || b == 0x7f) {
         return Err(UriError::ControlByte);
     }
     let (host, rest) = match target.first() {
-        Some(b'/') => (None, target),
+        Some(b'/') => (None, target.clone()),
         Some(b) if b.is_ascii_alphabetic() => {
             let (host, rest) = split_absolute(target)?;
-            (Some(host.to_vec()), rest)
+            (Some(target.slice_ref(host)), target.slice_ref(rest))
         }
         _ => return Err(UriError::BadForm),
     };
     // `http://h` has the path "/"; `http://h?x` the path "/" and args "x"
     // (and nginx's `$request_uri` is then "?x").
-    let request_uri = if rest.is_empty() { &b"/"[..] } else { rest };
-    let mut out = NormalizedUri {
-        path: Vec::with_capacity(rest.len() + 1),
-        request_uri: request_uri.to_vec(),
-        host,
-        ..NormalizedUri::default()
+    let request_uri = if rest.is_empty() {
+        Bytes::from_static(b"/")
+    } else {
+        rest.clone()
     };
-    let args_at = parse_path(rest, &mut out.path)?;
-    if let Some(at) = args_at {
-        let args = &rest[at..];
-        let end = args.iter().position(|&b| b == b'#').unwrap_or(args.len());
-        out.args = args[..end].to_vec();
+    let mut path = Vec::with_capacity(rest.len() + 1);
+    let args_at = parse_path(&rest, &mut path)?;
+    let args = match args_at {
+        Some(at) => {
+            let args = &rest[at..];
+            let end = args.iter().position(|&b| b == b'#').unwrap_or(args.len());
+            rest.slice(at..at + end)
+        }
+        None => Bytes::new(),
+    };
+    Ok(NormalizedUri {
+        path: Bytes::from(path),
+        args,
+        request_uri,
+        host,
+    })
+}
+
+/// Bytes that end the fast path's plain run: `/` (a `//` or `/.` may
+/// follow), `%`, `?`, `#`, and the control bytes (refused).
+static SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
     }
-    Ok(out)
+    table[0x7f] = true;
+    table[b'/' as usize] = true;
+    table[b'%' as usize] = true;
+    table[b'?' as usize] = true;
+    table[b'#' as usize] = true;
+    table
+};
+
+/// An origin-form target that normalisation would leave as it is: its
+/// path has no `%`, `#`, `//` or `/.`, and no byte of it is a control
+/// byte. Its `$uri` is then its path, its `$args` what follows the first
+/// `?`, both slices of `target`. `None`: not known normal (the full
+/// parse decides, and finds any error).
+fn already_normal(target: &Bytes) -> Option<NormalizedUri> {
+    if target.first() != Some(&b'/') {
+        return None;
+    }
+    let bytes = target.as_ref();
+    let mut i = 0;
+    let query = loop {
+        // At a `/`: neither a second `/` nor a `.` segment may follow.
+        match bytes.get(i + 1) {
+            Some(b'/' | b'.') => return None,
+            _ => i += 1,
+        }
+        while i < bytes.len() && !SPECIAL[bytes[i] as usize] {
+            i += 1;
+        }
+        match bytes.get(i) {
+            None => break None,
+            Some(b'/') => {}
+            Some(b'?') => break Some(i),
+            Some(_) => return None,
+        }
+    };
+    let (path, args) = match query {
+        None => (target.clone(), Bytes::new()),
+        Some(q) => {
+            let args = &bytes[q + 1..];
+            if args.iter().any(|&b| b < 0x20 || b == 0x7f || b == b'#') {
+                return None;
+            }
+            (target.slice(..q), target.slice(q + 1..))
+        }
+    };
+    Some(NormalizedUri {
+        path,
+        args,
+        request_uri: target.clone(),
+        host: None,
+    })
 }
 
 /// Split `scheme://host[:port]` off an absolute-form target: the host
@@ -306,7 +391,8 @@ mod tests {
             ("/a\x01", Err(UriError::ControlByte)),
         ];
         for (target, want) in cases {
-            let got = normalize(target.as_bytes());
+            let target = Bytes::copy_from_slice(target.as_bytes());
+            let got = normalize(&target);
             let got = got.as_ref().map(|n| {
                 (
                     String::from_utf8_lossy(&n.path).into_owned(),
@@ -315,14 +401,39 @@ mod tests {
                 )
             });
             let want = want.map(|(u, a, r)| (u.to_string(), a.to_string(), r.to_string()));
-            assert_eq!(got.map_err(|e| *e), want, "{target}");
+            assert_eq!(got.map_err(|e| *e), want, "{target:?}");
         }
+    }
+
+    /// Every target of up to six bytes from an alphabet of the bytes that
+    /// matter: the fast path, where it answers, agrees with the full parse.
+    #[test]
+    fn already_normal_targets_parse_to_themselves() {
+        let alphabet = b"/.a%2e?#\x01";
+        let mut taken = 0;
+        let mut target = Vec::new();
+        for len in 1..=6u32 {
+            for mut n in 0..alphabet.len().pow(len - 1) {
+                target.clear();
+                target.push(b'/');
+                for _ in 1..len {
+                    target.push(alphabet[n % alphabet.len()]);
+                    n /= alphabet.len();
+                }
+                let target = Bytes::copy_from_slice(&target);
+                if let Some(fast) = already_normal(&target) {
+                    taken += 1;
+                    assert_eq!(Ok(fast), parse_target(&target), "{target:?}");
+                }
+            }
+        }
+        assert!(taken > 1000, "the fast path took only {taken} targets");
     }
 
     #[test]
     fn decoded_bytes_are_kept_as_bytes() {
-        let uri = normalize(b"/a%C3%A9%ff").unwrap_or_default();
-        assert_eq!(uri.path, b"/a\xc3\xa9\xff");
+        let uri = normalize(&Bytes::from_static(b"/a%C3%A9%ff")).unwrap_or_default();
+        assert_eq!(uri.path.as_ref(), b"/a\xc3\xa9\xff");
     }
 
     #[test]
@@ -334,7 +445,7 @@ mod tests {
             ("/p", None),
         ];
         for &(target, want) in cases {
-            let uri = normalize(target.as_bytes()).unwrap_or_default();
+            let uri = normalize(&Bytes::copy_from_slice(target.as_bytes())).unwrap_or_default();
             assert_eq!(uri.host.as_deref(), want.map(str::as_bytes), "{target}");
         }
     }
