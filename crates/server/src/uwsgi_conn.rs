@@ -90,11 +90,14 @@ async fn serve_uwsgi<R, W>(
             return;
         }
     }
-    if packet.vars.is_empty() {
+    if packet.var_count() == 0 {
         crate::logln!("portico: empty uwsgi request from {from}, skipped");
         return;
     }
-    // The vars the connection reads itself, found in one pass.
+    // The vars the connection reads itself, found in one pass, borrowed
+    // from a copy of the packet (one reference count) that outlives the
+    // request handed to the app.
+    let kept = packet.clone();
     let [
         server_protocol,
         content_length,
@@ -102,7 +105,7 @@ async fn serve_uwsgi<R, W>(
         method,
         uri,
         user,
-    ] = packet.vars_of([
+    ] = kept.vars_of([
         b"SERVER_PROTOCOL",
         b"CONTENT_LENGTH",
         b"REMOTE_ADDR",
@@ -113,17 +116,16 @@ async fn serve_uwsgi<R, W>(
     // As sent, for the log (which escapes it); the status line gets `status_protocol`.
     let logged_protocol = server_protocol
         .filter(|p| !p.is_empty())
-        .cloned()
-        .unwrap_or(Bytes::from_static(b"HTTP/1.0"));
+        .unwrap_or(b"HTTP/1.0");
     let protocol = status_protocol(server_protocol);
     let remote = remote_addr.map(|a| String::from_utf8_lossy(a).into_owned());
-    let method = method.cloned().unwrap_or_default();
-    let uri = uri.cloned().unwrap_or_default();
-    let user = user.cloned().unwrap_or_default();
+    let method = method.unwrap_or_default();
+    let uri = uri.unwrap_or_default();
+    let user = user.unwrap_or_default();
     let Some(length) = content_length_of(content_length) else {
         crate::logln!(
             "portico: invalid CONTENT_LENGTH {:?} in a uwsgi request from {from}",
-            String::from_utf8_lossy(content_length.map_or(&b""[..], |v| v.as_ref()))
+            String::from_utf8_lossy(content_length.unwrap_or_default())
         );
         out.extend_from_slice(&protocol);
         out.extend_from_slice(
@@ -175,12 +177,12 @@ async fn serve_uwsgi<R, W>(
         }
     };
     let remote = remote.unwrap_or(from);
-    let log_fields = ctx.log.fields_of(|| RequestSource::Uwsgi(packet.clone()));
+    let log_fields = ctx.log.fields_of(|| RequestSource::Uwsgi(kept.clone()));
     let framing = ResponseFraming {
         wire: Wire::Uwsgi,
         version: Version::Http11,
         protocol,
-        is_head: method.as_ref() == b"HEAD",
+        is_head: method == b"HEAD",
         keep_alive_wanted: false,
         served_before: 0,
         closes_after: true,
@@ -205,11 +207,11 @@ async fn serve_uwsgi<R, W>(
             &done,
             Logged {
                 peer: &remote,
-                user: &user,
+                user,
                 started,
-                method: &method,
-                uri: &uri,
-                protocol: &logged_protocol,
+                method,
+                uri,
+                protocol: logged_protocol,
                 fields: &log_fields,
             },
             clock,
@@ -224,8 +226,8 @@ async fn serve_uwsgi<R, W>(
 /// The protocol of the response's status line: `HTTP/1.0` for a request that
 /// says exactly that (or says nothing, as uWSGI assumes), `HTTP/1.1` for any
 /// other value (`HTTP/1.1`, nginx's `HTTP/2.0` for an h2 client, garbage).
-fn status_protocol(server_protocol: Option<&Bytes>) -> Bytes {
-    match server_protocol.map(|p| p.as_ref()) {
+fn status_protocol(server_protocol: Option<&[u8]>) -> Bytes {
+    match server_protocol {
         None | Some(b"" | b"HTTP/1.0") => Bytes::from_static(b"HTTP/1.0"),
         Some(_) => Bytes::from_static(b"HTTP/1.1"),
     }
@@ -287,14 +289,14 @@ fn announced(rbuf: &BytesMut) -> String {
 /// modifier1 30: cut SCRIPT_NAME off the front of PATH_INFO, only when it
 /// is really a prefix ending at a `/` boundary (uWSGI cuts blindly).
 fn strip_script_name(packet: &mut UwsgiPacket) {
-    let Some(script) = packet.var(b"SCRIPT_NAME").cloned() else {
+    let Some(script) = packet.var(b"SCRIPT_NAME") else {
         return;
     };
-    let script = script.strip_suffix(b"/").unwrap_or(&script).to_vec();
+    let script = script.strip_suffix(b"/").unwrap_or(script).to_vec();
     if script.is_empty() {
         return;
     }
-    for (key, value) in packet.vars.iter_mut().rev() {
+    for (key, value) in packet.vars_mut().iter_mut().rev() {
         if key.as_ref() == b"PATH_INFO" {
             if value.starts_with(&script) && matches!(value.get(script.len()), None | Some(b'/')) {
                 *value = value.slice(script.len()..);
@@ -317,7 +319,7 @@ mod tests {
     }
 
     fn path(p: &UwsgiPacket) -> &[u8] {
-        p.var(b"PATH_INFO").map_or(&b"?"[..], |v| v.as_ref())
+        p.var(b"PATH_INFO").unwrap_or(b"?")
     }
 
     #[test]
@@ -332,8 +334,7 @@ mod tests {
             (Some(b"HTTP/1.0 "), b"HTTP/1.1"),
         ];
         for (given, want) in cases {
-            let given = given.map(Bytes::copy_from_slice);
-            assert_eq!(&status_protocol(given.as_ref())[..], *want, "{given:?}");
+            assert_eq!(&status_protocol(*given)[..], *want, "{given:?}");
         }
     }
 

@@ -221,7 +221,7 @@ impl EnvironBuilder {
         let mut scheme: Option<&[u8]> = None;
         let mut https = false;
         let mut filled = 0u32;
-        for (i, (key, value)) in packet.vars.iter().enumerate() {
+        for (i, (key, value)) in packet.vars().enumerate() {
             let entry = caches.var(py, i, key)?;
             match entry.role {
                 VarRole::Plain => {}
@@ -484,7 +484,7 @@ impl Counts {
 
 /// uWSGI's log counts for a packet: twice the pairs, and the block size.
 fn counts(packet: &UwsgiPacket) -> (u32, u32) {
-    (packet.vars.len() as u32 * 2, packet.datasize as u32)
+    (packet.var_count() as u32 * 2, packet.datasize as u32)
 }
 
 /// The `host[:port]` of an absolute-form target (`http://host:port/path`).

@@ -292,8 +292,8 @@ impl WsgiHandler {
                 mounts.route(b"", &path)
             }
             RequestSource::Uwsgi(packet) => {
-                let script = packet.var(b"SCRIPT_NAME").map_or(&b""[..], |v| v.as_ref());
-                let path = packet.var(b"PATH_INFO").cloned().unwrap_or_default();
+                let script = packet.var(b"SCRIPT_NAME").unwrap_or_default();
+                let path = packet.var_bytes(b"PATH_INFO").unwrap_or_default();
                 mounts.route(script, &path)
             }
         }
