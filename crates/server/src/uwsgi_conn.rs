@@ -64,12 +64,14 @@ async fn serve_uwsgi<R, W>(
 {
     let mut rbuf = initial;
     let mut out = Vec::with_capacity(crate::conn::RESPONSE_BUFFER);
-    let from = peer_text(peer);
+    // The peer as text, made only for a log line (behind nginx the
+    // address logged is REMOTE_ADDR's).
+    let from = Peer(peer);
     let Some(mut packet) = read_packet(
         reader,
         &mut rbuf,
         ctx.listener.buffer_size,
-        &from,
+        from,
         ctx.timeouts.header,
     )
     .await
@@ -176,7 +178,7 @@ async fn serve_uwsgi<R, W>(
             return;
         }
     };
-    let remote = remote.unwrap_or(from);
+    let remote = remote.unwrap_or_else(|| peer_text(peer));
     let log_fields = ctx.log.fields_of(|| RequestSource::Uwsgi(kept.clone()));
     let framing = ResponseFraming {
         wire: Wire::Uwsgi,
@@ -238,7 +240,7 @@ async fn read_packet<R: AsyncRead + Unpin>(
     reader: &mut R,
     rbuf: &mut BytesMut,
     limit: usize,
-    from: &str,
+    from: Peer,
     timeout: Duration,
 ) -> Option<UwsgiPacket> {
     let deadline = tokio::time::Instant::now() + timeout;
@@ -273,6 +275,17 @@ async fn read_packet<R: AsyncRead + Unpin>(
             }
             Ok(_) => {}
         }
+    }
+}
+
+/// A connection's peer, written as [`peer_text`] writes it when a log line
+/// needs it.
+#[derive(Clone, Copy)]
+struct Peer(Option<SocketAddr>);
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&peer_text(self.0))
     }
 }
 
