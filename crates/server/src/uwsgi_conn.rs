@@ -107,14 +107,7 @@ async fn serve_uwsgi<R, W>(
         method,
         uri,
         user,
-    ] = kept.vars_of([
-        b"SERVER_PROTOCOL",
-        b"CONTENT_LENGTH",
-        b"REMOTE_ADDR",
-        b"REQUEST_METHOD",
-        b"REQUEST_URI",
-        b"REMOTE_USER",
-    ]);
+    ] = conn_vars(&kept);
     // As sent, for the log (which escapes it); the status line gets `status_protocol`.
     let logged_protocol = server_protocol
         .filter(|p| !p.is_empty())
@@ -225,6 +218,29 @@ async fn serve_uwsgi<R, W>(
     }
 }
 
+/// The last value of SERVER_PROTOCOL, CONTENT_LENGTH, REMOTE_ADDR,
+/// REQUEST_METHOD, REQUEST_URI and REMOTE_USER, in one pass: a `match` on
+/// the name costs a length test and at most one comparison per var, where
+/// [`UwsgiPacket::vars_of`] compares each var with every key.
+fn conn_vars(packet: &UwsgiPacket) -> [Option<&[u8]>; 6] {
+    let mut found = [None; 6];
+    for (key, value) in packet.vars() {
+        let i = match key {
+            b"SERVER_PROTOCOL" => 0,
+            b"CONTENT_LENGTH" => 1,
+            b"REMOTE_ADDR" => 2,
+            b"REQUEST_METHOD" => 3,
+            b"REQUEST_URI" => 4,
+            b"REMOTE_USER" => 5,
+            _ => continue,
+        };
+        if let Some(slot) = found.get_mut(i) {
+            *slot = Some(value);
+        }
+    }
+    found
+}
+
 /// The protocol of the response's status line: `HTTP/1.0` for a request that
 /// says exactly that (or says nothing, as uWSGI assumes), `HTTP/1.1` for any
 /// other value (`HTTP/1.1`, nginx's `HTTP/2.0` for an h2 client, garbage).
@@ -333,6 +349,29 @@ mod tests {
 
     fn path(p: &UwsgiPacket) -> &[u8] {
         p.var(b"PATH_INFO").unwrap_or(b"?")
+    }
+
+    #[test]
+    fn the_connections_vars_are_the_last_of_each_as_vars_of_finds_them() {
+        let p = packet(&[
+            (b"REQUEST_METHOD", b"GET"),
+            (b"REMOTE_ADDR", b"10.0.0.1"),
+            (b"REQUEST_URIX", b"no"),
+            (b"CONTENT_LENGTH", b""),
+            (b"REQUEST_METHOD", b"POST"),
+            (b"SERVER_PROTOCOL", b"HTTP/1.1"),
+        ]);
+        let keys: [&[u8]; 6] = [
+            b"SERVER_PROTOCOL",
+            b"CONTENT_LENGTH",
+            b"REMOTE_ADDR",
+            b"REQUEST_METHOD",
+            b"REQUEST_URI",
+            b"REMOTE_USER",
+        ];
+        assert_eq!(conn_vars(&p), p.vars_of(keys));
+        assert_eq!(conn_vars(&p)[3], Some(&b"POST"[..]));
+        assert_eq!(conn_vars(&p)[4], None);
     }
 
     #[test]
