@@ -43,9 +43,53 @@ pub struct UwsgiPacket {
 #[derive(Debug, Clone)]
 enum VarStore {
     /// The block as received, checked by [`parse_packet`]: `count` pairs.
-    Block { block: Bytes, count: usize },
+    Block {
+        block: Bytes,
+        count: usize,
+        /// Where the last value of each of [`KNOWN`] is: its offset in the
+        /// block (never 0: a key and two lengths come first) shifted left
+        /// 16, or'ed with its length; 0 if the var was not sent.
+        known: [u32; KNOWN.len()],
+    },
     /// Built, or changed after parsing ([`UwsgiPacket::vars_mut`]).
     List(Vec<(Bytes, Bytes)>),
+}
+
+/// The vars read for every request besides the environ (by the
+/// connection, the stats board, the log, the mount table): located once as
+/// the block is checked, then each lookup is a `match` on the name instead
+/// of a walk over the block.
+const KNOWN: [&[u8]; 11] = [
+    b"REQUEST_METHOD",
+    b"REQUEST_URI",
+    b"SERVER_PROTOCOL",
+    b"HTTP_HOST",
+    b"REMOTE_ADDR",
+    b"PATH_INFO",
+    b"QUERY_STRING",
+    b"CONTENT_LENGTH",
+    b"SCRIPT_NAME",
+    b"REMOTE_USER",
+    b"SERVER_NAME",
+];
+
+/// The index of `key` in [`KNOWN`].
+#[inline]
+fn known_slot(key: &[u8]) -> Option<usize> {
+    Some(match key {
+        b"REQUEST_METHOD" => 0,
+        b"REQUEST_URI" => 1,
+        b"SERVER_PROTOCOL" => 2,
+        b"HTTP_HOST" => 3,
+        b"REMOTE_ADDR" => 4,
+        b"PATH_INFO" => 5,
+        b"QUERY_STRING" => 6,
+        b"CONTENT_LENGTH" => 7,
+        b"SCRIPT_NAME" => 8,
+        b"REMOTE_USER" => 9,
+        b"SERVER_NAME" => 10,
+        _ => return None,
+    })
 }
 
 impl PartialEq for UwsgiPacket {
@@ -122,7 +166,7 @@ impl UwsgiPacket {
     /// Every var in order, duplicates kept.
     pub fn vars(&self) -> Vars<'_> {
         let inner = match &self.vars {
-            VarStore::Block { block, count } => VarsInner::Block {
+            VarStore::Block { block, count, .. } => VarsInner::Block {
                 rest: block,
                 left: *count,
             },
@@ -175,6 +219,14 @@ impl UwsgiPacket {
 
     /// The last value of `key`, if sent.
     pub fn var(&self, key: &[u8]) -> Option<&[u8]> {
+        if let VarStore::Block { block, known, .. } = &self.vars
+            && let Some(at) = known_slot(key).and_then(|i| known.get(i))
+        {
+            let start = (*at >> 16) as usize;
+            return (*at != 0)
+                .then(|| block.get(start..start + (*at & 0xffff) as usize))
+                .flatten();
+        }
         let mut found = None;
         for (k, v) in self.vars() {
             if k == key {
@@ -296,19 +348,24 @@ pub fn parse_packet(buf: &mut BytesMut, limit: usize) -> Result<Option<UwsgiPack
     }
     buf.advance(HEADER_LEN);
     let block = buf.split_to(datasize).freeze();
-    let count = count_vars(&block)?;
+    let (count, known) = count_vars(&block)?;
     Ok(Some(UwsgiPacket {
         modifier1,
         modifier2,
-        vars: VarStore::Block { block, count },
+        vars: VarStore::Block {
+            block,
+            count,
+            known,
+        },
         datasize,
     }))
 }
 
 /// Check that `block` is whole `key_len key val_len val` pairs with no
-/// empty key, and count them.
-fn count_vars(block: &[u8]) -> Result<usize, UwsgiError> {
+/// empty key, count them and locate the [`KNOWN`] ones.
+fn count_vars(block: &[u8]) -> Result<(usize, [u32; KNOWN.len()]), UwsgiError> {
     let mut count = 0;
+    let mut known = [0u32; KNOWN.len()];
     let mut rest = block;
     let at = |rest: &[u8]| block.len() - rest.len();
     while !rest.is_empty() {
@@ -319,11 +376,16 @@ fn count_vars(block: &[u8]) -> Result<usize, UwsgiError> {
         if key.is_empty() {
             return Err(UwsgiError::NullKey);
         }
-        let (_, after) = field(after).ok_or(UwsgiError::Overrun { at: at(after) })?;
+        let (value, after) = field(after).ok_or(UwsgiError::Overrun { at: at(after) })?;
+        if let Some(slot) = known_slot(key).and_then(|i| known.get_mut(i)) {
+            // A block is at most 65,535 bytes (its size is a u16): both fit.
+            let start = (at(after) - value.len()) as u32;
+            *slot = start << 16 | value.len() as u32;
+        }
         rest = after;
         count += 1;
     }
-    Ok(count)
+    Ok((count, known))
 }
 
 /// Encode a packet (for tests, and later the uwsgi upstream client).
@@ -404,6 +466,35 @@ mod tests {
         assert!(parsed.shared_vars().eq(built.shared_vars()));
         assert_eq!(parsed.shared_vars().count(), 3);
         assert_ne!(parsed, UwsgiPacket::from_vars(0, 0, Vec::new(), 0));
+    }
+
+    #[test]
+    fn the_vars_located_at_parse_time_read_as_a_scan_reads_them() {
+        let mut vars: Vec<(&[u8], &[u8])> = vec![(b"X", b"1"), (b"REQUEST_METHOD", b"GET")];
+        vars.extend(KNOWN.iter().map(|k| (*k, &b"first"[..])));
+        vars.push((b"REQUEST_URI", b"/last"));
+        vars.push((b"HTTP_HOST", b""));
+        let mut buf = BytesMut::from(&encode_packet(0, 0, &vars)[..]);
+        let Ok(Some(p)) = parse_packet(&mut buf, 65535) else {
+            panic!("a valid packet");
+        };
+        let scan = |key: &[u8]| p.vars().filter(|(k, _)| *k == key).last().map(|(_, v)| v);
+        for key in KNOWN.iter().chain([&&b"X"[..], &&b"NOPE"[..]]) {
+            assert_eq!(p.var(key), scan(key), "{key:?}");
+        }
+        assert_eq!(p.var(b"REQUEST_URI"), Some(&b"/last"[..]));
+        assert_eq!(p.var(b"HTTP_HOST"), Some(&b""[..]));
+        let mut buf = BytesMut::from(&encode_packet(0, 0, &[(b"X", b"1")])[..]);
+        let Ok(Some(p)) = parse_packet(&mut buf, 65535) else {
+            panic!("a valid packet");
+        };
+        assert_eq!(p.var(b"REQUEST_METHOD"), None);
+        assert!(
+            KNOWN
+                .iter()
+                .enumerate()
+                .all(|(i, k)| known_slot(k) == Some(i))
+        );
     }
 
     #[test]
