@@ -281,7 +281,7 @@ fn slice_of(block: &Bytes, part: &[u8]) -> Bytes {
 pub fn content_length_of(value: Option<&[u8]>) -> Option<u64> {
     match value {
         None => Some(0),
-        Some(v) if v.is_empty() => Some(0),
+        Some([]) => Some(0),
         Some(v) if v.iter().all(u8::is_ascii_digit) && v.len() <= 19 => {
             std::str::from_utf8(v).ok()?.parse().ok()
         }
