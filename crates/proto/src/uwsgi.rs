@@ -2,6 +2,11 @@
 //! little-endian vars size, modifier2) then `key_len key val_len val` pairs
 //! (lengths little-endian u16). The body follows, unframed, as long as the
 //! `CONTENT_LENGTH` var says. Pure: bytes in, packet or "need more" or error.
+//!
+//! A parsed packet keeps its vars block as it came, one `Bytes`, and reads
+//! the vars from it by their length prefixes: no slice (and no reference
+//! count) per var (design-notes §2, fifth pass). A packet built from a list
+//! (the site engine's `uwsgi_param`s, tests) keeps the list.
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -22,36 +27,236 @@ pub const MODIFIER_PING: u8 = 100;
 pub const PONG: [u8; 4] = [100, 0, 0, 1];
 
 /// A parsed packet (vars only; the body is still on the wire).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct UwsgiPacket {
     /// The first header byte: the request kind (0 for WSGI, 100 for ping, ...).
     pub modifier1: u8,
     /// The last header byte: a sub-kind for `modifier1`.
     pub modifier2: u8,
     /// Every var in order, duplicates kept (the environ takes the last).
-    pub vars: Vec<(Bytes, Bytes)>,
+    vars: VarStore,
     /// Size of the vars block, as announced.
     pub datasize: usize,
 }
 
+/// Where a packet's vars are.
+#[derive(Debug, Clone)]
+enum VarStore {
+    /// The block as received, checked by [`parse_packet`]: `count` pairs.
+    Block {
+        block: Bytes,
+        count: usize,
+        /// Where the last value of each of [`KNOWN`] is: its offset in the
+        /// block (never 0: a key and two lengths come first) shifted left
+        /// 16, or'ed with its length; 0 if the var was not sent.
+        known: [u32; KNOWN.len()],
+    },
+    /// Built, or changed after parsing ([`UwsgiPacket::vars_mut`]).
+    List(Vec<(Bytes, Bytes)>),
+}
+
+/// The vars read for every request besides the environ (by the
+/// connection, the stats board, the log, the mount table): located once as
+/// the block is checked, then each lookup is a `match` on the name instead
+/// of a walk over the block.
+const KNOWN: [&[u8]; 11] = [
+    b"REQUEST_METHOD",
+    b"REQUEST_URI",
+    b"SERVER_PROTOCOL",
+    b"HTTP_HOST",
+    b"REMOTE_ADDR",
+    b"PATH_INFO",
+    b"QUERY_STRING",
+    b"CONTENT_LENGTH",
+    b"SCRIPT_NAME",
+    b"REMOTE_USER",
+    b"SERVER_NAME",
+];
+
+/// The index of `key` in [`KNOWN`].
+#[inline]
+fn known_slot(key: &[u8]) -> Option<usize> {
+    Some(match key {
+        b"REQUEST_METHOD" => 0,
+        b"REQUEST_URI" => 1,
+        b"SERVER_PROTOCOL" => 2,
+        b"HTTP_HOST" => 3,
+        b"REMOTE_ADDR" => 4,
+        b"PATH_INFO" => 5,
+        b"QUERY_STRING" => 6,
+        b"CONTENT_LENGTH" => 7,
+        b"SCRIPT_NAME" => 8,
+        b"REMOTE_USER" => 9,
+        b"SERVER_NAME" => 10,
+        _ => return None,
+    })
+}
+
+impl PartialEq for UwsgiPacket {
+    fn eq(&self, other: &Self) -> bool {
+        (self.modifier1, self.modifier2, self.datasize)
+            == (other.modifier1, other.modifier2, other.datasize)
+            && self.vars().eq(other.vars())
+    }
+}
+
+impl Eq for UwsgiPacket {}
+
+/// A packet's vars in order, as `(key, value)`.
+pub struct Vars<'a> {
+    inner: VarsInner<'a>,
+}
+
+enum VarsInner<'a> {
+    Block { rest: &'a [u8], left: usize },
+    List(std::slice::Iter<'a, (Bytes, Bytes)>),
+}
+
+/// The front `u16`-prefixed field of `rest`, and what follows it.
+fn field(rest: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = rest.split_first_chunk::<2>()?;
+    let len = usize::from(u16::from_le_bytes(*len));
+    (len <= rest.len()).then(|| rest.split_at(len))
+}
+
+impl<'a> Iterator for Vars<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.inner {
+            VarsInner::Block { rest, left } => {
+                let (key, after) = field(rest)?;
+                let (value, after) = field(after)?;
+                *rest = after;
+                *left -= 1;
+                Some((key, value))
+            }
+            VarsInner::List(list) => list.next().map(|(k, v)| (k.as_ref(), v.as_ref())),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = match &self.inner {
+            VarsInner::Block { left, .. } => *left,
+            VarsInner::List(list) => list.len(),
+        };
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for Vars<'_> {}
+
 impl UwsgiPacket {
+    /// A packet of `vars` (built by the site engine for an upstream, or by a test).
+    pub fn from_vars(
+        modifier1: u8,
+        modifier2: u8,
+        vars: Vec<(Bytes, Bytes)>,
+        datasize: usize,
+    ) -> UwsgiPacket {
+        UwsgiPacket {
+            modifier1,
+            modifier2,
+            vars: VarStore::List(vars),
+            datasize,
+        }
+    }
+
+    /// Every var in order, duplicates kept.
+    pub fn vars(&self) -> Vars<'_> {
+        let inner = match &self.vars {
+            VarStore::Block { block, count, .. } => VarsInner::Block {
+                rest: block,
+                left: *count,
+            },
+            VarStore::List(list) => VarsInner::List(list.iter()),
+        };
+        Vars { inner }
+    }
+
+    /// Every var in order as `Bytes` sharing the packet's memory (one
+    /// reference count each: for a caller that keeps them).
+    pub fn shared_vars(&self) -> impl Iterator<Item = (Bytes, Bytes)> + '_ {
+        let block = match &self.vars {
+            VarStore::Block { block, .. } => Some(block),
+            VarStore::List(_) => None,
+        };
+        let list = match &self.vars {
+            VarStore::List(list) => &list[..],
+            VarStore::Block { .. } => &[],
+        };
+        let parsed = block.into_iter().flat_map(move |block| {
+            self.vars()
+                .map(move |(k, v)| (slice_of(block, k), slice_of(block, v)))
+        });
+        parsed.chain(list.iter().cloned())
+    }
+
+    /// How many vars were sent.
+    pub fn var_count(&self) -> usize {
+        match &self.vars {
+            VarStore::Block { count, .. } => *count,
+            VarStore::List(list) => list.len(),
+        }
+    }
+
+    /// The vars as a list to change (a parsed packet's block is copied out
+    /// first: a rare path, modifier1 30).
+    pub fn vars_mut(&mut self) -> &mut Vec<(Bytes, Bytes)> {
+        if let VarStore::Block { block, .. } = &self.vars {
+            let list = self
+                .vars()
+                .map(|(k, v)| (slice_of(block, k), slice_of(block, v)))
+                .collect();
+            self.vars = VarStore::List(list);
+        }
+        match &mut self.vars {
+            VarStore::List(list) => list,
+            VarStore::Block { .. } => unreachable!("made a list above"),
+        }
+    }
+
     /// The last value of `key`, if sent.
-    pub fn var(&self, key: &[u8]) -> Option<&Bytes> {
-        self.vars
-            .iter()
-            .rev()
-            .find(|(k, _)| k.as_ref() == key)
-            .map(|(_, v)| v)
+    pub fn var(&self, key: &[u8]) -> Option<&[u8]> {
+        if let VarStore::Block { block, known, .. } = &self.vars
+            && let Some(at) = known_slot(key).and_then(|i| known.get(i))
+        {
+            let start = (*at >> 16) as usize;
+            return (*at != 0)
+                .then(|| block.get(start..start + (*at & 0xffff) as usize))
+                .flatten();
+        }
+        let mut found = None;
+        for (k, v) in self.vars() {
+            if k == key {
+                found = Some(v);
+            }
+        }
+        found
+    }
+
+    /// The last value of `key` as a `Bytes` of its own (a slice of the
+    /// block: one reference count).
+    pub fn var_bytes(&self, key: &[u8]) -> Option<Bytes> {
+        match &self.vars {
+            VarStore::Block { block, .. } => self.var(key).map(|v| slice_of(block, v)),
+            VarStore::List(list) => list
+                .iter()
+                .rev()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone()),
+        }
     }
 
     /// The last value of each of `keys`, in one pass over the vars (where
     /// [`UwsgiPacket::var`] makes one per key).
-    pub fn vars_of<const N: usize>(&self, keys: [&[u8]; N]) -> [Option<&Bytes>; N] {
+    pub fn vars_of<const N: usize>(&self, keys: [&[u8]; N]) -> [Option<&[u8]>; N] {
         let mut found = [None; N];
-        for (key, value) in &self.vars {
+        for (key, value) in self.vars() {
             if let Some(slot) = keys
                 .iter()
-                .position(|k| *k == key.as_ref())
+                .position(|k| *k == key)
                 .and_then(|i| found.get_mut(i))
             {
                 *slot = Some(value);
@@ -67,11 +272,16 @@ impl UwsgiPacket {
     }
 }
 
+/// `part` (a slice of `block`'s bytes) as a `Bytes` sharing `block`.
+fn slice_of(block: &Bytes, part: &[u8]) -> Bytes {
+    block.slice_ref(part)
+}
+
 /// The body length a CONTENT_LENGTH var says (see [`UwsgiPacket::content_length`]).
-pub fn content_length_of(value: Option<&Bytes>) -> Option<u64> {
+pub fn content_length_of(value: Option<&[u8]>) -> Option<u64> {
     match value {
         None => Some(0),
-        Some(v) if v.is_empty() => Some(0),
+        Some([]) => Some(0),
         Some(v) if v.iter().all(u8::is_ascii_digit) && v.len() <= 19 => {
             std::str::from_utf8(v).ok()?.parse().ok()
         }
@@ -138,44 +348,44 @@ pub fn parse_packet(buf: &mut BytesMut, limit: usize) -> Result<Option<UwsgiPack
     }
     buf.advance(HEADER_LEN);
     let block = buf.split_to(datasize).freeze();
-    let vars = parse_vars(&block)?;
+    let (count, known) = count_vars(&block)?;
     Ok(Some(UwsgiPacket {
         modifier1,
         modifier2,
-        vars,
+        vars: VarStore::Block {
+            block,
+            count,
+            known,
+        },
         datasize,
     }))
 }
 
-fn parse_vars(block: &Bytes) -> Result<Vec<(Bytes, Bytes)>, UwsgiError> {
-    let mut vars = Vec::with_capacity(32);
-    let mut pos = 0;
-    let take = |pos: &mut usize| -> Result<Bytes, UwsgiError> {
-        let at = *pos;
-        let len_bytes = block
-            .get(at..)
-            .and_then(<[u8]>::first_chunk::<2>)
-            .ok_or(UwsgiError::Overrun { at })?;
-        let len = usize::from(u16::from_le_bytes(*len_bytes));
-        let start = at + 2;
-        if start + len > block.len() {
-            return Err(UwsgiError::Overrun { at });
-        }
-        *pos = start + len;
-        Ok(block.slice(start..start + len))
-    };
-    while pos < block.len() {
-        if vars.len() == MAX_VARS {
+/// Check that `block` is whole `key_len key val_len val` pairs with no
+/// empty key, count them and locate the [`KNOWN`] ones.
+fn count_vars(block: &[u8]) -> Result<(usize, [u32; KNOWN.len()]), UwsgiError> {
+    let mut count = 0;
+    let mut known = [0u32; KNOWN.len()];
+    let mut rest = block;
+    let at = |rest: &[u8]| block.len() - rest.len();
+    while !rest.is_empty() {
+        if count == MAX_VARS {
             return Err(UwsgiError::TooManyVars);
         }
-        let key = take(&mut pos)?;
+        let (key, after) = field(rest).ok_or(UwsgiError::Overrun { at: at(rest) })?;
         if key.is_empty() {
             return Err(UwsgiError::NullKey);
         }
-        let value = take(&mut pos)?;
-        vars.push((key, value));
+        let (value, after) = field(after).ok_or(UwsgiError::Overrun { at: at(after) })?;
+        if let Some(slot) = known_slot(key).and_then(|i| known.get_mut(i)) {
+            // A block is at most 65,535 bytes (its size is a u16): both fit.
+            let start = (at(after) - value.len()) as u32;
+            *slot = start << 16 | value.len() as u32;
+        }
+        rest = after;
+        count += 1;
     }
-    Ok(vars)
+    Ok((count, known))
 }
 
 /// Encode a packet (for tests, and later the uwsgi upstream client).
@@ -209,11 +419,8 @@ mod tests {
             .expect("valid")
             .expect("complete");
         assert_eq!((p.modifier1, p.modifier2, p.datasize), (0, 0, 0x23));
-        assert_eq!(
-            p.var(b"REQUEST_METHOD").map(|v| v.as_ref()),
-            Some(&b"GET"[..])
-        );
-        assert_eq!(p.var(b"PATH_INFO").map(|v| v.as_ref()), Some(&b"/"[..]));
+        assert_eq!(p.var(b"REQUEST_METHOD"), Some(&b"GET"[..]));
+        assert_eq!(p.var(b"PATH_INFO"), Some(&b"/"[..]));
         assert_eq!(&buf[..], b"body", "the body stays in the buffer");
     }
 
@@ -230,12 +437,80 @@ mod tests {
             panic!("a valid packet");
         };
         let [a, b, c, d] = p.vars_of([b"A", b"B", b"C", b"D"]);
-        let text = |v: Option<&Bytes>| v.map(|v| v.to_vec());
+        let text = |v: Option<&[u8]>| v.map(|v| v.to_vec());
         assert_eq!(text(a), Some(b"3".to_vec()));
         assert_eq!(text(b), Some(b"2".to_vec()));
         assert_eq!(text(c), Some(Vec::new()));
         assert_eq!(text(d), None);
         assert_eq!(text(a), text(p.var(b"A")));
+    }
+
+    #[test]
+    fn a_parsed_packet_equals_the_same_vars_built_as_a_list() {
+        let vars: [(&[u8], &[u8]); 3] = [(b"A", b"1"), (b"B", b""), (b"A", b"3")];
+        let wire = encode_packet(0, 0, &vars);
+        let mut buf = BytesMut::from(&wire[..]);
+        let Ok(Some(parsed)) = parse_packet(&mut buf, 65535) else {
+            panic!("a valid packet");
+        };
+        let list = vars
+            .iter()
+            .map(|(k, v)| (Bytes::copy_from_slice(k), Bytes::copy_from_slice(v)))
+            .collect();
+        let built = UwsgiPacket::from_vars(0, 0, list, wire.len() - HEADER_LEN);
+        assert_eq!(parsed, built);
+        assert_eq!(parsed.vars().collect::<Vec<_>>(), vars.to_vec());
+        assert_eq!(parsed.var_bytes(b"A"), Some(Bytes::from_static(b"3")));
+        assert_eq!(built.var_bytes(b"A"), Some(Bytes::from_static(b"3")));
+        assert_eq!(parsed.var_bytes(b"C"), None);
+        assert!(parsed.shared_vars().eq(built.shared_vars()));
+        assert_eq!(parsed.shared_vars().count(), 3);
+        assert_ne!(parsed, UwsgiPacket::from_vars(0, 0, Vec::new(), 0));
+    }
+
+    #[test]
+    fn the_vars_located_at_parse_time_read_as_a_scan_reads_them() {
+        let mut vars: Vec<(&[u8], &[u8])> = vec![(b"X", b"1"), (b"REQUEST_METHOD", b"GET")];
+        vars.extend(KNOWN.iter().map(|k| (*k, &b"first"[..])));
+        vars.push((b"REQUEST_URI", b"/last"));
+        vars.push((b"HTTP_HOST", b""));
+        let mut buf = BytesMut::from(&encode_packet(0, 0, &vars)[..]);
+        let Ok(Some(p)) = parse_packet(&mut buf, 65535) else {
+            panic!("a valid packet");
+        };
+        let scan = |key: &[u8]| p.vars().filter(|(k, _)| *k == key).last().map(|(_, v)| v);
+        for key in KNOWN.iter().chain([&&b"X"[..], &&b"NOPE"[..]]) {
+            assert_eq!(p.var(key), scan(key), "{key:?}");
+        }
+        assert_eq!(p.var(b"REQUEST_URI"), Some(&b"/last"[..]));
+        assert_eq!(p.var(b"HTTP_HOST"), Some(&b""[..]));
+        let mut buf = BytesMut::from(&encode_packet(0, 0, &[(b"X", b"1")])[..]);
+        let Ok(Some(p)) = parse_packet(&mut buf, 65535) else {
+            panic!("a valid packet");
+        };
+        assert_eq!(p.var(b"REQUEST_METHOD"), None);
+        assert!(
+            KNOWN
+                .iter()
+                .enumerate()
+                .all(|(i, k)| known_slot(k) == Some(i))
+        );
+    }
+
+    #[test]
+    fn a_parsed_packets_vars_can_be_changed_as_a_list() {
+        let mut buf = BytesMut::from(&encode_packet(30, 0, &[(b"A", b"1"), (b"B", b"2")])[..]);
+        let Ok(Some(mut p)) = parse_packet(&mut buf, 65535) else {
+            panic!("a valid packet");
+        };
+        if let Some((_, v)) = p.vars_mut().iter_mut().find(|(k, _)| k == "B") {
+            *v = Bytes::from_static(b"changed");
+        }
+        p.vars_mut().push((Bytes::from_static(b"C"), Bytes::new()));
+        let got: Vec<(&[u8], &[u8])> = p.vars().collect();
+        let want: [(&[u8], &[u8]); 3] = [(b"A", b"1"), (b"B", b"changed"), (b"C", b"")];
+        assert_eq!(got, want.to_vec());
+        assert_eq!((p.modifier1, p.var_count()), (30, 3));
     }
 
     #[test]
@@ -253,12 +528,9 @@ mod tests {
         let p = parse_packet(&mut buf, 65535)
             .expect("valid")
             .expect("complete");
-        assert_eq!(
-            p.var(b"A").map(|v| v.as_ref()),
-            Some(&b"2"[..]),
-            "last wins"
-        );
-        assert_eq!(p.vars.len(), 3, "duplicates are kept");
+        assert_eq!(p.var(b"A"), Some(&b"2"[..]), "last wins");
+        assert_eq!(p.var_count(), 3, "duplicates are kept");
+        assert_eq!(p.vars().len(), 3);
         assert_eq!(p.content_length(), Some(4));
     }
 
@@ -372,8 +644,7 @@ mod tests {
                             (p.modifier1, p.modifier2, p.datasize),
                             (header[0], header[3], size)
                         );
-                        let vars: Vec<(&[u8], &[u8])> =
-                            p.vars.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+                        let vars: Vec<(&[u8], &[u8])> = p.vars().collect();
                         let again = encode_packet(p.modifier1, p.modifier2, &vars);
                         assert_eq!(
                             &again[..],

@@ -110,7 +110,7 @@ impl LogContext {
                 host: head.host.clone().unwrap_or_default(),
             },
             RequestSource::Uwsgi(p) => {
-                let var = |name: &[u8]| p.var(name).cloned().unwrap_or_default();
+                let var = |name: &[u8]| p.var_bytes(name).unwrap_or_default();
                 RequestFacts {
                     client: Client::Text(var(b"REMOTE_ADDR")),
                     server: var(b"SERVER_NAME"),

@@ -100,12 +100,7 @@ fn request(method: &str, path: &str, body: &'static [u8]) -> Request {
         .collect();
     let datasize = vars.iter().map(|(k, v)| 4 + k.len() + v.len()).sum();
     Request {
-        source: RequestSource::Uwsgi(UwsgiPacket {
-            modifier1: 0,
-            modifier2: 0,
-            vars,
-            datasize,
-        }),
+        source: RequestSource::Uwsgi(UwsgiPacket::from_vars(0, 0, vars, datasize)),
         peer: None,
         local: None,
         listener: Arc::new(ListenerInfo {

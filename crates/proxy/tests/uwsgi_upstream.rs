@@ -113,15 +113,14 @@ fn temp_socket_path(tag: &str) -> PathBuf {
 }
 
 fn request(vars: &[(&[u8], &[u8])], body: &'static [u8]) -> Request {
-    let packet = UwsgiPacket {
-        modifier1: 0,
-        modifier2: 0,
-        vars: vars
-            .iter()
+    let packet = UwsgiPacket::from_vars(
+        0,
+        0,
+        vars.iter()
             .map(|(k, v)| (Bytes::copy_from_slice(k), Bytes::copy_from_slice(v)))
             .collect(),
-        datasize: vars.iter().map(|(k, v)| 4 + k.len() + v.len()).sum(),
-    };
+        vars.iter().map(|(k, v)| 4 + k.len() + v.len()).sum(),
+    );
     let listener = ListenerInfo {
         addr: ListenAddress::Tcp(SocketAddr::from(([127, 0, 0, 1], 8080))),
         wire: Wire::Http,

@@ -501,7 +501,7 @@ fn behind((its_open, my_open): (u64, u64), (its_accepts, my_accepts): (u64, u64)
 }
 
 /// CLOCK_MONOTONIC in nanoseconds: the same clock in every process.
-fn monotonic_ns() -> u64 {
+pub(crate) fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

@@ -49,7 +49,7 @@ impl Request {
     pub fn method(&self) -> &[u8] {
         match &self.source {
             RequestSource::Http(head) => &head.method,
-            RequestSource::Uwsgi(p) => p.var(b"REQUEST_METHOD").map_or(&b""[..], |v| v.as_ref()),
+            RequestSource::Uwsgi(p) => p.var(b"REQUEST_METHOD").unwrap_or_default(),
         }
     }
 
@@ -57,7 +57,7 @@ impl Request {
     pub fn uri(&self) -> &[u8] {
         match &self.source {
             RequestSource::Http(head) => &head.target,
-            RequestSource::Uwsgi(p) => p.var(b"REQUEST_URI").map_or(&b""[..], |v| v.as_ref()),
+            RequestSource::Uwsgi(p) => p.var(b"REQUEST_URI").unwrap_or_default(),
         }
     }
 
@@ -65,7 +65,7 @@ impl Request {
     pub fn protocol(&self) -> &[u8] {
         match &self.source {
             RequestSource::Http(head) => head.version.as_bytes(),
-            RequestSource::Uwsgi(p) => p.var(b"SERVER_PROTOCOL").map_or(&b""[..], |v| v.as_ref()),
+            RequestSource::Uwsgi(p) => p.var(b"SERVER_PROTOCOL").unwrap_or_default(),
         }
     }
 
@@ -73,7 +73,7 @@ impl Request {
     pub fn host(&self) -> &[u8] {
         match &self.source {
             RequestSource::Http(head) => head.host.as_deref().unwrap_or_default(),
-            RequestSource::Uwsgi(p) => p.var(b"HTTP_HOST").map_or(&b""[..], |v| v.as_ref()),
+            RequestSource::Uwsgi(p) => p.var(b"HTTP_HOST").unwrap_or_default(),
         }
     }
 
@@ -128,7 +128,7 @@ impl Request {
                 }
             }
             RequestSource::Uwsgi(p) => {
-                out.extend_from_slice(p.var(b"REMOTE_ADDR").map_or(&b""[..], |v| v.as_ref()))
+                out.extend_from_slice(p.var(b"REMOTE_ADDR").unwrap_or_default())
             }
         }
     }

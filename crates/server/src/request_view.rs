@@ -97,12 +97,15 @@ impl RequestSource {
                 .iter()
                 .find(|h| h.name.eq_ignore_ascii_case(name))
                 .map(|h| h.value.as_ref()),
-            RequestSource::Uwsgi(packet) => packet
-                .vars
-                .iter()
-                .rev()
-                .find(|(key, _)| is_http_var_of(key, name))
-                .map(|(_, value)| value.as_ref()),
+            RequestSource::Uwsgi(packet) => {
+                let mut found = None;
+                for (key, value) in packet.vars() {
+                    if is_http_var_of(key, name) {
+                        found = Some(value);
+                    }
+                }
+                found
+            }
         }
     }
 
@@ -112,9 +115,7 @@ impl RequestSource {
     pub fn path(&self) -> Cow<'_, [u8]> {
         match self {
             RequestSource::Http(head) => path_info(head),
-            RequestSource::Uwsgi(p) => {
-                Cow::Borrowed(p.var(b"PATH_INFO").map_or(&b""[..], |v| v.as_ref()))
-            }
+            RequestSource::Uwsgi(p) => Cow::Borrowed(p.var(b"PATH_INFO").unwrap_or_default()),
         }
     }
 
@@ -122,7 +123,7 @@ impl RequestSource {
     pub fn raw_path(&self) -> &[u8] {
         match self {
             RequestSource::Http(head) => &head.path,
-            RequestSource::Uwsgi(p) => p.var(b"PATH_INFO").map_or(&b""[..], |v| v.as_ref()),
+            RequestSource::Uwsgi(p) => p.var(b"PATH_INFO").unwrap_or_default(),
         }
     }
 
@@ -130,7 +131,7 @@ impl RequestSource {
     pub fn query(&self) -> &[u8] {
         match self {
             RequestSource::Http(head) => &head.query,
-            RequestSource::Uwsgi(p) => p.var(b"QUERY_STRING").map_or(&b""[..], |v| v.as_ref()),
+            RequestSource::Uwsgi(p) => p.var(b"QUERY_STRING").unwrap_or_default(),
         }
     }
 }
@@ -231,16 +232,16 @@ mod tests {
         assert_eq!(r.header("IF-MATCH"), Some(&b"a"[..]));
         assert_eq!(r.header("range"), None);
         let mut r = r;
-        r.source = RequestSource::Uwsgi(portico_proto::uwsgi::UwsgiPacket {
-            modifier1: 0,
-            modifier2: 0,
-            vars: vec![
+        r.source = RequestSource::Uwsgi(portico_proto::uwsgi::UwsgiPacket::from_vars(
+            0,
+            0,
+            vec![
                 ("HTTP_IF_MATCH".into(), "a".into()),
                 ("HTTP_IF_MATCH".into(), "b".into()),
                 ("PATH_INFO".into(), "/p q".into()),
             ],
-            datasize: 0,
-        });
+            0,
+        ));
         assert_eq!(r.header("if-match"), Some(&b"b"[..]));
         assert_eq!(r.header("If-Match"), Some(&b"b"[..]));
         assert_eq!(&*r.path(), b"/p q");

@@ -294,6 +294,10 @@ pub(crate) async fn reopen_on_sigusr2(reopen: Arc<dyn Fn() + Send + Sync>) {
     }
 }
 
+/// How long a listener seen holding more than one connection counts as
+/// crowded (the turn by accepts alone is not kept then: accept_board.rs).
+const CROWDED_FOR_NS: u64 = 1_000_000;
+
 /// Accept connections on one listener until the stop signal, each served
 /// by its own task. With a gate (several workers share the listener), a
 /// connection is taken only while the worker has Python capacity and it is
@@ -324,6 +328,10 @@ async fn accept_loop(
     let door = registered.door();
     let mut trouble = AcceptTrouble::default();
     let mut draining = false;
+    // When the listener was last seen holding more than one connection
+    // (`crowded`, below): trusted for `CROWDED_FOR_NS` without asking the kernel again.
+    // (An atomic only because the loop's future must be `Send`.)
+    let crowded_at = std::sync::atomic::AtomicU64::new(0);
     loop {
         if let Some(gate) = &ctx.gate {
             if !gate.has_room()
@@ -354,7 +362,20 @@ async fn accept_loop(
                 _ = stop.changed() => return Ok(()),
             }
         };
-        let crowded = || queued_connections(fd).is_some_and(|n| n > 1);
+        // Under load the queue stays crowded: one `TCP_INFO` read per
+        // `CROWDED_FOR_NS` instead of one per accept (behind nginx it was 0.77
+        // `getsockopt` per request; design-notes §2, fifth pass, uwsgi5).
+        let crowded = || {
+            let now = crate::accept_board::monotonic_ns();
+            let at = crowded_at.load(std::sync::atomic::Ordering::Relaxed);
+            if at != 0 && now.saturating_sub(at) < CROWDED_FOR_NS {
+                return true;
+            }
+            let crowded = queued_connections(fd).is_some_and(|n| n > 1);
+            let at = if crowded { now.max(1) } else { 0 };
+            crowded_at.store(at, std::sync::atomic::Ordering::Relaxed);
+            crowded
+        };
         if let Some(t) = &turn
             && t.should_defer(crowded)
         {

@@ -64,12 +64,14 @@ async fn serve_uwsgi<R, W>(
 {
     let mut rbuf = initial;
     let mut out = Vec::with_capacity(crate::conn::RESPONSE_BUFFER);
-    let from = peer_text(peer);
+    // The peer as text, made only for a log line (behind nginx the
+    // address logged is REMOTE_ADDR's).
+    let from = Peer(peer);
     let Some(mut packet) = read_packet(
         reader,
         &mut rbuf,
         ctx.listener.buffer_size,
-        &from,
+        from,
         ctx.timeouts.header,
     )
     .await
@@ -90,11 +92,14 @@ async fn serve_uwsgi<R, W>(
             return;
         }
     }
-    if packet.vars.is_empty() {
+    if packet.var_count() == 0 {
         crate::logln!("portico: empty uwsgi request from {from}, skipped");
         return;
     }
-    // The vars the connection reads itself, found in one pass.
+    // The vars the connection reads itself, found in one pass, borrowed
+    // from a copy of the packet (one reference count) that outlives the
+    // request handed to the app.
+    let kept = packet.clone();
     let [
         server_protocol,
         content_length,
@@ -102,28 +107,20 @@ async fn serve_uwsgi<R, W>(
         method,
         uri,
         user,
-    ] = packet.vars_of([
-        b"SERVER_PROTOCOL",
-        b"CONTENT_LENGTH",
-        b"REMOTE_ADDR",
-        b"REQUEST_METHOD",
-        b"REQUEST_URI",
-        b"REMOTE_USER",
-    ]);
+    ] = conn_vars(&kept);
     // As sent, for the log (which escapes it); the status line gets `status_protocol`.
     let logged_protocol = server_protocol
         .filter(|p| !p.is_empty())
-        .cloned()
-        .unwrap_or(Bytes::from_static(b"HTTP/1.0"));
+        .unwrap_or(b"HTTP/1.0");
     let protocol = status_protocol(server_protocol);
     let remote = remote_addr.map(|a| String::from_utf8_lossy(a).into_owned());
-    let method = method.cloned().unwrap_or_default();
-    let uri = uri.cloned().unwrap_or_default();
-    let user = user.cloned().unwrap_or_default();
+    let method = method.unwrap_or_default();
+    let uri = uri.unwrap_or_default();
+    let user = user.unwrap_or_default();
     let Some(length) = content_length_of(content_length) else {
         crate::logln!(
             "portico: invalid CONTENT_LENGTH {:?} in a uwsgi request from {from}",
-            String::from_utf8_lossy(content_length.map_or(&b""[..], |v| v.as_ref()))
+            String::from_utf8_lossy(content_length.unwrap_or_default())
         );
         out.extend_from_slice(&protocol);
         out.extend_from_slice(
@@ -174,13 +171,13 @@ async fn serve_uwsgi<R, W>(
             return;
         }
     };
-    let remote = remote.unwrap_or(from);
-    let log_fields = ctx.log.fields_of(|| RequestSource::Uwsgi(packet.clone()));
+    let remote = remote.unwrap_or_else(|| peer_text(peer));
+    let log_fields = ctx.log.fields_of(|| RequestSource::Uwsgi(kept.clone()));
     let framing = ResponseFraming {
         wire: Wire::Uwsgi,
         version: Version::Http11,
         protocol,
-        is_head: method.as_ref() == b"HEAD",
+        is_head: method == b"HEAD",
         keep_alive_wanted: false,
         served_before: 0,
         closes_after: true,
@@ -205,11 +202,11 @@ async fn serve_uwsgi<R, W>(
             &done,
             Logged {
                 peer: &remote,
-                user: &user,
+                user,
                 started,
-                method: &method,
-                uri: &uri,
-                protocol: &logged_protocol,
+                method,
+                uri,
+                protocol: logged_protocol,
                 fields: &log_fields,
             },
             clock,
@@ -221,11 +218,34 @@ async fn serve_uwsgi<R, W>(
     }
 }
 
+/// The last value of SERVER_PROTOCOL, CONTENT_LENGTH, REMOTE_ADDR,
+/// REQUEST_METHOD, REQUEST_URI and REMOTE_USER, in one pass: a `match` on
+/// the name costs a length test and at most one comparison per var, where
+/// [`UwsgiPacket::vars_of`] compares each var with every key.
+fn conn_vars(packet: &UwsgiPacket) -> [Option<&[u8]>; 6] {
+    let mut found = [None; 6];
+    for (key, value) in packet.vars() {
+        let i = match key {
+            b"SERVER_PROTOCOL" => 0,
+            b"CONTENT_LENGTH" => 1,
+            b"REMOTE_ADDR" => 2,
+            b"REQUEST_METHOD" => 3,
+            b"REQUEST_URI" => 4,
+            b"REMOTE_USER" => 5,
+            _ => continue,
+        };
+        if let Some(slot) = found.get_mut(i) {
+            *slot = Some(value);
+        }
+    }
+    found
+}
+
 /// The protocol of the response's status line: `HTTP/1.0` for a request that
 /// says exactly that (or says nothing, as uWSGI assumes), `HTTP/1.1` for any
 /// other value (`HTTP/1.1`, nginx's `HTTP/2.0` for an h2 client, garbage).
-fn status_protocol(server_protocol: Option<&Bytes>) -> Bytes {
-    match server_protocol.map(|p| p.as_ref()) {
+fn status_protocol(server_protocol: Option<&[u8]>) -> Bytes {
+    match server_protocol {
         None | Some(b"" | b"HTTP/1.0") => Bytes::from_static(b"HTTP/1.0"),
         Some(_) => Bytes::from_static(b"HTTP/1.1"),
     }
@@ -236,7 +256,7 @@ async fn read_packet<R: AsyncRead + Unpin>(
     reader: &mut R,
     rbuf: &mut BytesMut,
     limit: usize,
-    from: &str,
+    from: Peer,
     timeout: Duration,
 ) -> Option<UwsgiPacket> {
     let deadline = tokio::time::Instant::now() + timeout;
@@ -274,6 +294,17 @@ async fn read_packet<R: AsyncRead + Unpin>(
     }
 }
 
+/// A connection's peer, written as [`peer_text`] writes it when a log line
+/// needs it.
+#[derive(Clone, Copy)]
+struct Peer(Option<SocketAddr>);
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&peer_text(self.0))
+    }
+}
+
 /// "bytes of N announced" for a partial packet.
 fn announced(rbuf: &BytesMut) -> String {
     if rbuf.len() >= 3 {
@@ -287,14 +318,14 @@ fn announced(rbuf: &BytesMut) -> String {
 /// modifier1 30: cut SCRIPT_NAME off the front of PATH_INFO, only when it
 /// is really a prefix ending at a `/` boundary (uWSGI cuts blindly).
 fn strip_script_name(packet: &mut UwsgiPacket) {
-    let Some(script) = packet.var(b"SCRIPT_NAME").cloned() else {
+    let Some(script) = packet.var(b"SCRIPT_NAME") else {
         return;
     };
-    let script = script.strip_suffix(b"/").unwrap_or(&script).to_vec();
+    let script = script.strip_suffix(b"/").unwrap_or(script).to_vec();
     if script.is_empty() {
         return;
     }
-    for (key, value) in packet.vars.iter_mut().rev() {
+    for (key, value) in packet.vars_mut().iter_mut().rev() {
         if key.as_ref() == b"PATH_INFO" {
             if value.starts_with(&script) && matches!(value.get(script.len()), None | Some(b'/')) {
                 *value = value.slice(script.len()..);
@@ -317,7 +348,30 @@ mod tests {
     }
 
     fn path(p: &UwsgiPacket) -> &[u8] {
-        p.var(b"PATH_INFO").map_or(&b"?"[..], |v| v.as_ref())
+        p.var(b"PATH_INFO").unwrap_or(b"?")
+    }
+
+    #[test]
+    fn the_connections_vars_are_the_last_of_each_as_vars_of_finds_them() {
+        let p = packet(&[
+            (b"REQUEST_METHOD", b"GET"),
+            (b"REMOTE_ADDR", b"10.0.0.1"),
+            (b"REQUEST_URIX", b"no"),
+            (b"CONTENT_LENGTH", b""),
+            (b"REQUEST_METHOD", b"POST"),
+            (b"SERVER_PROTOCOL", b"HTTP/1.1"),
+        ]);
+        let keys: [&[u8]; 6] = [
+            b"SERVER_PROTOCOL",
+            b"CONTENT_LENGTH",
+            b"REMOTE_ADDR",
+            b"REQUEST_METHOD",
+            b"REQUEST_URI",
+            b"REMOTE_USER",
+        ];
+        assert_eq!(conn_vars(&p), p.vars_of(keys));
+        assert_eq!(conn_vars(&p)[3], Some(&b"POST"[..]));
+        assert_eq!(conn_vars(&p)[4], None);
     }
 
     #[test]
@@ -332,8 +386,7 @@ mod tests {
             (Some(b"HTTP/1.0 "), b"HTTP/1.1"),
         ];
         for (given, want) in cases {
-            let given = given.map(Bytes::copy_from_slice);
-            assert_eq!(&status_protocol(given.as_ref())[..], *want, "{given:?}");
+            assert_eq!(&status_protocol(*given)[..], *want, "{given:?}");
         }
     }
 

@@ -20,7 +20,7 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 use crate::environ_cache::{Caches, Key, PRESET_VARS, VarRole};
 use crate::errors::WsgiErrors;
 use crate::file_wrapper::FileWrapper;
-use crate::input::WsgiInput;
+use crate::input::Inputs;
 
 /// Facts about the process that the environ reports.
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +67,8 @@ pub(crate) struct EnvironBuilder {
     /// The same, plus a placeholder for each variable that every HTTP
     /// request sets, overwritten each time: an HTTP request's start.
     http_template: Py<PyDict>,
+    /// `wsgi.input`, reused while nobody keeps it.
+    inputs: Inputs,
     keys: Keys,
     methods: [Py<PyString>; METHODS.len()],
     caches: Mutex<Caches>,
@@ -157,9 +159,16 @@ impl EnvironBuilder {
             presets,
             http_template: http_template.unbind(),
             methods: METHODS.map(|m| interned(py, m)),
+            inputs: Inputs::default(),
             keys,
             caches: Mutex::new(Caches::default()),
         })
+    }
+
+    /// A request is over: its `wsgi.input`, if nobody kept it, lets the
+    /// body go.
+    pub(crate) fn release_input(&self, py: Python<'_>) {
+        self.inputs.release(py);
     }
 
     fn caches(&self) -> MutexGuard<'_, Caches> {
@@ -201,7 +210,7 @@ impl EnvironBuilder {
             env.set_item(self.keys.script_name.bind(py), latin1(py, &script_name)?)?;
             env.set_item(self.keys.path_info.name.bind(py), latin1(py, &path_info)?)?;
         }
-        let input = Bound::new(py, WsgiInput::new(body))?;
+        let input = self.inputs.take(py, body)?;
         env.set_item(self.keys.wsgi_input.bind(py), input)?;
         Ok((env, vars, size))
     }
@@ -221,7 +230,7 @@ impl EnvironBuilder {
         let mut scheme: Option<&[u8]> = None;
         let mut https = false;
         let mut filled = 0u32;
-        for (i, (key, value)) in packet.vars.iter().enumerate() {
+        for (i, (key, value)) in packet.vars().enumerate() {
             let entry = caches.var(py, i, key)?;
             match entry.role {
                 VarRole::Plain => {}
@@ -484,7 +493,7 @@ impl Counts {
 
 /// uWSGI's log counts for a packet: twice the pairs, and the block size.
 fn counts(packet: &UwsgiPacket) -> (u32, u32) {
-    (packet.vars.len() as u32 * 2, packet.datasize as u32)
+    (packet.var_count() as u32 * 2, packet.datasize as u32)
 }
 
 /// The `host[:port]` of an absolute-form target (`http://host:port/path`).

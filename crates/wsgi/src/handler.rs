@@ -194,6 +194,7 @@ impl PythonJob for FinishJob {
         let failed = finish_app(py, result.bind(py), responder.object(py));
         drop(result);
         runner.responders.give_back(py, responder);
+        runner.environ.release_input(py);
         if let Some(tracker) = &runner.tracker {
             tracker.end(core, app, failed);
         }
@@ -269,6 +270,7 @@ fn run_request(
     match ran {
         Ran::Done(failed) => {
             runner.responders.give_back(py, responder);
+            runner.environ.release_input(py);
             Outcome::Done(failed)
         }
         Ran::Unfinished(result) => Outcome::Unfinished(result, responder),
@@ -292,8 +294,8 @@ impl WsgiHandler {
                 mounts.route(b"", &path)
             }
             RequestSource::Uwsgi(packet) => {
-                let script = packet.var(b"SCRIPT_NAME").map_or(&b""[..], |v| v.as_ref());
-                let path = packet.var(b"PATH_INFO").cloned().unwrap_or_default();
+                let script = packet.var(b"SCRIPT_NAME").unwrap_or_default();
+                let path = packet.var_bytes(b"PATH_INFO").unwrap_or_default();
                 mounts.route(script, &path)
             }
         }
@@ -353,6 +355,7 @@ impl Inner {
                     let runner = runner.clone();
                     let on_end: crate::pull::OnEnd = Box::new(move |py, responder, failed| {
                         runner.responders.give_back(py, responder);
+                        runner.environ.release_input(py);
                         if let Some(tracker) = &runner.tracker {
                             tracker.end(0, app, failed);
                         }

@@ -324,7 +324,7 @@ impl Inner {
         };
         let meta = ResponseMeta {
             app_id: -1,
-            vars: packet.vars.len() as u32,
+            vars: packet.var_count() as u32,
             vars_bytes: packet.datasize as u32,
             core: 0,
             ..ResponseMeta::default()
@@ -379,7 +379,7 @@ impl Inner {
                 out.extend_from_slice(&piece.map_err(client_body_error)?);
             }
         }
-        let method = packet.var(b"REQUEST_METHOD").map(|m| m.as_ref());
+        let method = packet.var(b"REQUEST_METHOD");
         Ok(UwsgiExchange {
             out,
             body: (!whole_body).then_some(body),
@@ -400,9 +400,7 @@ impl Inner {
     ) -> Response {
         let no_body = head.status == 204
             || head.status == 304
-            || packet
-                .var(b"REQUEST_METHOD")
-                .is_some_and(|m| m.as_ref() == b"HEAD");
+            || packet.var(b"REQUEST_METHOD").is_some_and(|m| m == b"HEAD");
         let framing = if head.chunked {
             Framing::Chunked(Box::new(ChunkedDecoder::new()))
         } else {
@@ -453,7 +451,7 @@ fn encode_request(
     modifier1: u8,
     modifier2: u8,
 ) -> Result<Vec<u8>, ProxyError> {
-    let size: usize = packet.vars.iter().map(|(k, v)| 4 + k.len() + v.len()).sum();
+    let size: usize = packet.vars().map(|(k, v)| 4 + k.len() + v.len()).sum();
     if size > MAX_VARS_SIZE {
         return Err(ProxyError::new(
             ErrorKind::RequestTooBig,
@@ -461,11 +459,7 @@ fn encode_request(
             format!("uwsgi request is too big: {size}"),
         ));
     }
-    let vars: Vec<(&[u8], &[u8])> = packet
-        .vars
-        .iter()
-        .map(|(k, v)| (k.as_ref(), v.as_ref()))
-        .collect();
+    let vars: Vec<(&[u8], &[u8])> = packet.vars().collect();
     Ok(portico_proto::uwsgi::encode_packet(
         modifier1, modifier2, &vars,
     ))
@@ -547,12 +541,8 @@ mod tests {
     #[test]
     fn vars_over_64k_are_refused_with_nginx_alert() {
         let big = Bytes::from(vec![b'a'; 65_532]);
-        let packet = |value: Bytes| UwsgiPacket {
-            modifier1: 0,
-            modifier2: 0,
-            vars: vec![(Bytes::from_static(b"X"), value)],
-            datasize: 0,
-        };
+        let packet =
+            |value: Bytes| UwsgiPacket::from_vars(0, 0, vec![(Bytes::from_static(b"X"), value)], 0);
         // 4 length bytes + 1 key byte + 65530 value bytes = 65535: fits.
         assert!(encode_request(&packet(big.slice(..65_530)), 0, 0).is_ok());
         let e = encode_request(&packet(big.slice(..65_531)), 0, 0).err();

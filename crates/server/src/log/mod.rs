@@ -125,7 +125,7 @@ impl LogEntry<'_> {
     fn content_header(&self, http_name: &str, cgi_name: &[u8]) -> Option<&[u8]> {
         match self.fields.source()? {
             RequestSource::Http(_) => self.header(http_name),
-            RequestSource::Uwsgi(packet) => packet.var(cgi_name).map(|v| v.as_ref()),
+            RequestSource::Uwsgi(packet) => packet.var(cgi_name),
         }
     }
 

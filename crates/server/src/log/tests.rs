@@ -151,15 +151,15 @@ fn request_vars_come_from_headers_or_the_request_line() {
         custom("%(var.HTTP_X_REQUEST_ID) %(var.QUERY_STRING) %(var.PATH_INFO) %(var.HTTP_NONE)");
     let line = render(config, &entry(&fields, b"/p%20q?a=1", 200)).expect("logged");
     assert_eq!(line, "abc a=1 /p q -\n");
-    let fields = LogFields::Request(Box::new(RequestSource::Uwsgi(UwsgiPacket {
-        modifier1: 0,
-        modifier2: 0,
-        vars: vec![(
+    let fields = LogFields::Request(Box::new(RequestSource::Uwsgi(UwsgiPacket::from_vars(
+        0,
+        0,
+        vec![(
             Bytes::from_static(b"DOCUMENT_ROOT"),
             Bytes::from_static(b"/srv"),
         )],
-        datasize: 0,
-    })));
+        0,
+    ))));
     let line = render(custom("%(var.DOCUMENT_ROOT)"), &entry(&fields, b"/", 200)).expect("logged");
     assert_eq!(line, "/srv\n");
 }
@@ -210,10 +210,10 @@ fn request_vars_are_the_path_and_query_the_environ_holds() {
 
 #[test]
 fn a_uwsgi_packets_headers_are_its_http_vars() {
-    let fields = LogFields::Request(Box::new(RequestSource::Uwsgi(UwsgiPacket {
-        modifier1: 0,
-        modifier2: 0,
-        vars: vec![
+    let fields = LogFields::Request(Box::new(RequestSource::Uwsgi(UwsgiPacket::from_vars(
+        0,
+        0,
+        vec![
             (
                 Bytes::from_static(b"HTTP_HOST"),
                 Bytes::from_static(b"a.test"),
@@ -223,8 +223,8 @@ fn a_uwsgi_packets_headers_are_its_http_vars() {
                 Bytes::from_static(b"5"),
             ),
         ],
-        datasize: 0,
-    })));
+        0,
+    ))));
     let line = render(custom("%(host) %(cl)"), &entry(&fields, b"/", 200)).expect("logged");
     assert_eq!(line, "a.test 5\n");
 }

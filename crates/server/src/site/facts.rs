@@ -70,9 +70,9 @@ impl Facts {
                 None,
             ),
             RequestSource::Uwsgi(packet) => {
-                let var = |k: &[u8]| packet.var(k).cloned().unwrap_or_default();
+                let var = |k: &[u8]| packet.var_bytes(k).unwrap_or_default();
                 let mut headers = Vec::new();
-                for (key, value) in &packet.vars {
+                for (key, value) in packet.shared_vars() {
                     let name = match key.strip_prefix(b"HTTP_") {
                         Some(rest) => rest,
                         None if key.as_ref() == b"CONTENT_TYPE"

@@ -66,12 +66,7 @@ pub(crate) fn build_packet(
         vars.push((Bytes::from(key), value.clone()));
     }
     let datasize = vars.iter().map(|(k, v)| 4 + k.len() + v.len()).sum();
-    UwsgiPacket {
-        modifier1: 0,
-        modifier2: 0,
-        vars,
-        datasize,
-    }
+    UwsgiPacket::from_vars(0, 0, vars, datasize)
 }
 
 #[cfg(test)]
@@ -94,8 +89,7 @@ mod tests {
     }
 
     fn vars(p: &UwsgiPacket) -> Vec<(String, String)> {
-        p.vars
-            .iter()
+        p.vars()
             .map(|(k, v)| {
                 (
                     String::from_utf8_lossy(k).into_owned(),

@@ -22,8 +22,7 @@ impl Handler for Recorder {
     fn handle(&self, mut request: Request) -> HandlerFuture {
         let vars = match &request.source {
             RequestSource::Uwsgi(p) => p
-                .vars
-                .iter()
+                .vars()
                 .map(|(k, v)| {
                     (
                         String::from_utf8_lossy(k).into_owned(),
