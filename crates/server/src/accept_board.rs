@@ -33,6 +33,10 @@
 //! for more than `BRIEFLY_BUSY`. The turn by accepts alone is not kept
 //! while the listener holds more than one connection (one `TCP_INFO`
 //! read, only then): the sibling is woken by those arrivals too.
+//! One of two workers rests while the other keeps up (`accept_rest.rs`).
+
+#[path = "accept_rest.rs"]
+pub(crate) mod rest;
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -93,9 +97,21 @@ struct Seat {
     accepts: AtomicU64,
     /// Connections the worker holds open now (`worker_conns.rs` keeps it).
     open: AtomicU64,
+    /// When the worker last accepted (CLOCK_MONOTONIC, ns): a sibling that
+    /// accepted just now is taking the connections (`accept_rest.rs`).
+    accepted_at: AtomicU64,
+}
+
+/// The board's words that belong to no seat (a cache line before them).
+#[derive(Default)]
+#[repr(C, align(64))]
+struct Shared {
+    /// The seat (index + 1) of the worker resting (`accept_rest.rs`); 0: none.
+    resting: AtomicU32,
 }
 
 struct Board {
+    shared: &'static Shared,
     seats: &'static [Seat],
 }
 
@@ -245,7 +261,7 @@ pub(crate) fn share() {
 }
 
 fn map_board() -> Option<Board> {
-    let bytes = std::mem::size_of::<Seat>() * SEATS;
+    let bytes = std::mem::size_of::<Shared>() + std::mem::size_of::<Seat>() * SEATS;
     // SAFETY: an anonymous shared mapping of `bytes` zeroed bytes; never unmapped.
     let ptr = unsafe {
         libc::mmap(
@@ -261,9 +277,15 @@ fn map_board() -> Option<Board> {
         return None;
     }
     // SAFETY: the mapping is zeroed, page-aligned and lives for the process;
-    // an all-zero `Seat` is a valid value.
-    let seats = unsafe { std::slice::from_raw_parts(ptr.cast::<Seat>(), SEATS) };
-    Some(Board { seats })
+    // an all-zero `Shared` and `Seat` are valid values, and the seats start
+    // 64 bytes in (`Shared`'s size and alignment: one cache line).
+    let (shared, seats) = unsafe {
+        (
+            &*ptr.cast::<Shared>(),
+            std::slice::from_raw_parts(ptr.cast::<Shared>().add(1).cast::<Seat>(), SEATS),
+        )
+    };
+    Some(Board { shared, seats })
 }
 
 /// This worker's seat on the board; freed when dropped.
@@ -300,6 +322,7 @@ impl Turn {
                     .unwrap_or(0);
                 seat.accepts.store(level, Ordering::Relaxed);
                 seat.open.store(0, Ordering::Relaxed);
+                seat.accepted_at.store(0, Ordering::Relaxed);
                 MY_SEAT.store(i, Ordering::Relaxed);
                 return Some(Turn { seat: i, board });
             }
@@ -325,6 +348,7 @@ impl Turn {
     /// This worker accepts no more (it stops): siblings no longer wait for
     /// it, idle or busy, while it finishes what it holds.
     pub(crate) fn withdraw(&self) {
+        self.end_rest();
         WAITING.store(false, Ordering::Relaxed);
         self.mine().state.store(0, Ordering::Relaxed);
     }
@@ -336,7 +360,9 @@ impl Turn {
 
     /// Record an accept.
     pub(crate) fn accepted(&self) {
-        self.mine().accepts.fetch_add(1, Ordering::Relaxed);
+        let seat = self.mine();
+        seat.accepts.fetch_add(1, Ordering::Relaxed);
+        seat.accepted_at.store(monotonic_ns(), Ordering::Relaxed);
         self.set_idle(false);
     }
 
@@ -382,6 +408,7 @@ impl Drop for Withdraw {
 
 impl Drop for Turn {
     fn drop(&mut self) {
+        self.end_rest();
         MY_SEAT.store(usize::MAX, Ordering::Relaxed);
         let seat = self.mine();
         seat.state.store(0, Ordering::Relaxed);
