@@ -380,12 +380,20 @@ impl Turn {
     pub(crate) fn should_defer(&self, crowded: impl Fn() -> bool) -> bool {
         let mine = self.mine().view();
         let now = monotonic_ns();
+        let resting = self.board.shared.resting.load(Ordering::Relaxed) as usize;
         self.board
             .seats
             .iter()
             .enumerate()
             .filter(|(i, seat)| *i != self.seat && seat.pid.load(Ordering::Relaxed) != 0)
-            .any(|(_, seat)| match leave_to(seat.view(), mine, now) {
+            .any(|(i, seat)| match leave_to(seat.view(), mine, now) {
+                // A resting sibling that holds OPEN_MARGIN fewer open (a
+                // burst of keep-alive clients): it listens again at its
+                // next look (accept_rest.rs), within a PEEK.
+                Leave::No if resting == i + 1 => {
+                    rest::behind_resting(seat.open.load(Ordering::Relaxed), mine.open)
+                        && seat.alive(now)
+                }
                 Leave::No => false,
                 Leave::Yes => seat.alive(now),
                 Leave::IfRunnable => seat.alive(now) && seat.runnable(),

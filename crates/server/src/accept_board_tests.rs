@@ -360,6 +360,20 @@ fn one_worker_rests_at_a_time_and_a_resting_one_shows_no_state() {
         .accepted_at
         .store(monotonic_ns(), Ordering::Relaxed);
     assert!(!other.rest(|| Some(0)));
+    // A burst of keep-alive clients while this one rests: the sibling,
+    // holding OPEN_MARGIN more open, leaves the next one to it, and this
+    // one stops resting when it looks again.
+    board.seats[i].open.store(OPEN_MARGIN, Ordering::Relaxed);
+    board.seats[i]
+        .state
+        .store(State::idle(monotonic_ns()).word(), Ordering::Relaxed);
+    assert!(other.should_defer(|| false));
+    me.mine().state.store(0, Ordering::Relaxed);
+    board.seats[i]
+        .accepted_at
+        .store(monotonic_ns(), Ordering::Relaxed);
+    assert!(!me.rest(|| Some(0)));
+    board.seats[i].open.store(0, Ordering::Relaxed);
     // Going on resting keeps the place; a quiet sibling ends it.
     me.mine().state.store(0, Ordering::Relaxed);
     assert!(me.rest(|| Some(0)));

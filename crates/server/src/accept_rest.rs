@@ -16,7 +16,10 @@
 //! for longer (a long app call: new connections then wait at most about
 //! `PEEK + RESTLESS` more), dead or stopping, holds more connections, or
 //! the queue grows. At most one worker rests at a time, so of two workers
-//! one always listens; only a worker with one accept loop rests.
+//! one always listens; only a worker with one accept loop rests. The
+//! listening worker leaves a connection to a resting one that holds
+//! `OPEN_MARGIN` fewer open ([`behind_resting`]: a keep-alive burst), which
+//! then listens again within a `PEEK`.
 
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -36,6 +39,18 @@ const RESTLESS: Duration = Duration::from_millis(1);
 /// Connections waiting in the listener's queue above which the resting
 /// worker listens again (the sibling is not keeping up).
 pub(crate) const REST_QUEUE: u32 = 1;
+
+/// The queue length a resting worker tolerates: [`REST_QUEUE`], or the
+/// environment's `PORTICO_REST_QUEUE` (a number, or `off`: never rest), a
+/// knob for measuring (`bench/workers_cpu.py`), read once.
+fn rest_queue() -> Option<u32> {
+    static LIMIT: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| match std::env::var("PORTICO_REST_QUEUE") {
+        Ok(v) if v == "off" => None,
+        Ok(v) => Some(v.parse().unwrap_or(REST_QUEUE)),
+        Err(_) => Some(REST_QUEUE),
+    })
+}
 
 /// Accept loops with a turn in this process: a worker with several
 /// listeners does not rest (the rest is per worker, the queue per listener).
@@ -92,6 +107,16 @@ pub(super) fn keeps_up(its: Pace, my_open: u64, now: u64) -> bool {
     my_open + OPEN_MARGIN > its.open
 }
 
+/// True if a resting sibling holding `its_open` connections should get the
+/// next one rather than a worker holding `my_open`: it holds `OPEN_MARGIN`
+/// fewer (it stops resting at its next look, since this worker no longer
+/// [`keeps_up`] for it). Without this, a burst of keep-alive clients
+/// arriving while one worker rests would all go to the other in the
+/// `PEEK` before the resting one looks again.
+pub(super) fn behind_resting(its_open: u64, my_open: u64) -> bool {
+    its_open + OPEN_MARGIN <= my_open
+}
+
 impl Turn {
     fn resting(&self) -> &'static AtomicU32 {
         &self.board.shared.resting
@@ -103,6 +128,9 @@ impl Turn {
     /// no state; the caller stops watching the listener and asks again
     /// after [`PEEK`]. False: listen ([`Turn::end_rest`] if it rested).
     pub(crate) fn rest(&self, queued: impl Fn() -> Option<u32>) -> bool {
+        let Some(limit) = rest_queue() else {
+            return false;
+        };
         if LOOPS.load(Ordering::Relaxed) != 1 {
             return false;
         }
@@ -128,7 +156,7 @@ impl Turn {
             .enumerate()
             .filter(|(i, seat)| *i != self.seat && seat.pid.load(Ordering::Relaxed) != 0)
             .any(|(_, seat)| keeps_up(seat.pace(), my_open, now) && seat.alive(now));
-        if !sibling_keeps_up || queued().is_some_and(|n| n > REST_QUEUE) {
+        if !sibling_keeps_up || queued().is_some_and(|n| n > limit) {
             return false;
         }
         if holder != me
