@@ -311,6 +311,8 @@ fn a_sibling_that_accepts_now_keeps_up_and_one_quiet_busy_or_stopping_does_not()
     let ms = 1_000_000;
     // Accepting now, idle or briefly busy: the other worker may rest.
     assert!(rest::keeps_up(pace(true, 10, 20_000, 0, now), 0, now));
+    // Light sequential traffic (an accept a millisecond ago): both listen.
+    assert!(!rest::keeps_up(pace(true, 10, ms, 0, now), 0, now));
     assert!(rest::keeps_up(pace(false, 30_000, 30_000, 1, now), 0, now));
     // Quiet for a while (light traffic): both listen.
     assert!(!rest::keeps_up(
@@ -347,6 +349,12 @@ fn one_worker_rests_at_a_time_and_a_resting_one_shows_no_state() {
     assert!(!me.rest(|| Some(rest::REST_QUEUE + 1)));
     assert!(me.mine().state.load(Ordering::Relaxed) != 0);
     // The sibling keeps up and the queue is short: rest, showing no state.
+    let accepting_now = || {
+        board.seats[i]
+            .accepted_at
+            .store(monotonic_ns(), Ordering::Relaxed)
+    };
+    accepting_now();
     assert!(me.rest(|| Some(0)));
     assert_eq!(me.mine().state.load(Ordering::Relaxed), 0);
     assert_eq!(
@@ -376,6 +384,7 @@ fn one_worker_rests_at_a_time_and_a_resting_one_shows_no_state() {
     board.seats[i].open.store(0, Ordering::Relaxed);
     // Going on resting keeps the place; a quiet sibling ends it.
     me.mine().state.store(0, Ordering::Relaxed);
+    accepting_now();
     assert!(me.rest(|| Some(0)));
     board.seats[i].accepted_at.store(1, Ordering::Relaxed);
     assert!(!me.rest(|| Some(0)));

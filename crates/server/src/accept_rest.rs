@@ -29,8 +29,12 @@ use super::{OPEN_MARGIN, Seat, State, Turn, WAITING, monotonic_ns};
 /// How often a resting worker looks at its sibling and the queue.
 pub(crate) const PEEK: Duration = Duration::from_millis(1);
 
-/// A sibling that accepted this recently is taking the connections.
-const HOT: Duration = Duration::from_millis(5);
+/// A sibling that accepted this recently is taking the connections. Short:
+/// under load a worker accepts every 30-100 µs; light sequential traffic
+/// (a client that connects again after each answer, a millisecond or more
+/// apart) must find both workers listening, or the turn by accepts would
+/// not spread it (`test_requests_spread_evenly_over_workers`).
+const HOT: Duration = Duration::from_micros(200);
 
 /// A sibling busy longer than this may be in a long app call: do not rest
 /// on it (its new connections would wait for it).
