@@ -355,6 +355,13 @@ fn one_worker_rests_at_a_time_and_a_resting_one_shows_no_state() {
             .store(monotonic_ns(), Ordering::Relaxed)
     };
     accepting_now();
+    // Not while this worker itself has not accepted just now (light
+    // traffic, or a race for a connection it lost).
+    me.mine().accepted_at.store(1, Ordering::Relaxed);
+    assert!(!me.rest(|| Some(0)));
+    me.accepted();
+    me.set_idle(true);
+    accepting_now();
     assert!(me.rest(|| Some(0)));
     assert_eq!(me.mine().state.load(Ordering::Relaxed), 0);
     assert_eq!(

@@ -101,7 +101,7 @@ impl Seat {
 /// connections open than this worker (it would leave the next ones to
 /// this one: the keep-alive spread).
 pub(super) fn keeps_up(its: Pace, my_open: u64, now: u64) -> bool {
-    if its.state == 0 || now.saturating_sub(its.accepted_at) >= HOT.as_nanos() as u64 {
+    if its.state == 0 || !accepting(its.accepted_at, now) {
         return false;
     }
     let state = State::of(its.state);
@@ -119,6 +119,12 @@ pub(super) fn keeps_up(its: Pace, my_open: u64, now: u64) -> bool {
 /// `PEEK` before the resting one looks again.
 pub(super) fn behind_resting(its_open: u64, my_open: u64) -> bool {
     its_open + OPEN_MARGIN <= my_open
+}
+
+/// True if a worker that last accepted at `accepted_at` did so less than
+/// `HOT` before `now`.
+pub(super) fn accepting(accepted_at: u64, now: u64) -> bool {
+    now.saturating_sub(accepted_at) < HOT.as_nanos() as u64
 }
 
 impl Turn {
@@ -152,6 +158,13 @@ impl Turn {
             }
         }
         let now = monotonic_ns();
+        // To begin a rest this worker must be accepting back to back too
+        // (both within HOT: load); one that just lost a race for a
+        // connection, or light traffic's turn, must not rest and miss its
+        // turn (`test_requests_spread_evenly_over_workers`).
+        if holder != me && !accepting(self.mine().accepted_at.load(Ordering::Relaxed), now) {
+            return false;
+        }
         let my_open = self.mine().open.load(Ordering::Relaxed);
         let sibling_keeps_up = self
             .board
