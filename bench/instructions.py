@@ -21,6 +21,11 @@ median of three or more). `--all` counts every thread, tokio's idle
 polling included: that moves by 2-3 % with the machine's timing.
 `--app bench/apps/flask_app.py --target /json --virtualenv bench/.venv`
 counts the Flask scenario's requests instead of the hello app's.
+`--master` runs it under a master with one worker (the per-request
+supervision hooks: scoreboard counters, the running request's text) and
+counts that worker's whole life at N requests less its life at none (two
+runs: callgrind_control cannot reach a forked child); `--extra "ARGS"`
+adds server arguments (`--extra "--stats 127.0.0.1:9191"`).
 Instruction counts do not depend on the machine being busy, so this is the
 one measurement that is meaningful on a shared machine (perf's hardware
 counters are not available in every VM).
@@ -153,6 +158,10 @@ def main():
                     help="the WSGI file to serve (default examples/hello.py)")
     ap.add_argument("--target", default=None, help="the request target (default /hello/world?x=1)")
     ap.add_argument("--virtualenv", default=None, help="passed to the server (the app's packages)")
+    ap.add_argument("--master", action="store_true",
+                    help="under a master (`--master --processes 1`): count the worker, "
+                         "its supervision hooks (the scoreboard's writes) included")
+    ap.add_argument("--extra", default="", help="more server arguments, space-separated")
     args = ap.parse_args()
     if args.target is not None:
         global REQUEST
@@ -166,6 +175,27 @@ def main():
             return send_per_connection(port, n, args.mode)
     else:
         send = send_keepalive
+    if args.master:
+        # callgrind_control cannot reach a forked worker (no vgdb in the
+        # child): count the worker's whole life, at N requests and at none,
+        # and take the difference.
+        total = serve_and_count(args, send, args.requests, True)
+        total -= serve_and_count(args, send, 0, True)
+        print(f"{total} instructions, {total / args.requests:.0f} per request "
+              f"({args.requests} requests, {args.mode}, the worker under a master, "
+              f"difference of two runs)")
+        return
+    total, counted = serve_and_count(args, send, args.requests, False)
+    print(f"{total} instructions, {total / counted:.0f} per request "
+          f"({counted} of {args.requests} requests counted, {args.mode}, "
+          f"{'all threads' if args.all else 'request path'})")
+
+
+def serve_and_count(args, send, requests, whole_worker):
+    """Serve 200 warm-up requests and `requests` more under callgrind.
+    Without `whole_worker`: the counters are zeroed after the warm-up and
+    dumped after the rest, and (instructions, requests counted) returned.
+    With it: the instructions of the master's one worker over its life."""
     port = free_port()
     out = tempfile.mkdtemp(prefix="portico-callgrind-")
     collect = (["--collect-atstart=yes"] if args.all else
@@ -174,9 +204,11 @@ def main():
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.%p", *collect,
            args.binary, "--socket" if args.mode == "uwsgi" else "--http", f"127.0.0.1:{port}",
            "--wsgi-file", args.app, "--disable-logging",
-           *(["--virtualenv", args.virtualenv] if args.virtualenv else [])]
+           *(["--virtualenv", args.virtualenv] if args.virtualenv else []),
+           *(["--master", "--processes", "1"] if args.master else []), *args.extra.split()]
     env = dict(os.environ, PYTHONHASHSEED="0")
     server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = None
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -188,24 +220,30 @@ def main():
                     raise SystemExit("the server did not start")
                 time.sleep(0.2)
         send(port, 200)
-        subprocess.run(["callgrind_control", "-z", str(server.pid)], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        ok = send(port, args.requests)
-        subprocess.run(["callgrind_control", "-d", str(server.pid)], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if whole_worker:
+            children = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True,
+                                      text=True).stdout.split()
+            if len(children) != 1:
+                raise SystemExit(f"expected one worker under the master, found {children}")
+            worker = int(children[0])
+            ok = send(port, requests) if requests else 0
+        else:
+            subprocess.run(["callgrind_control", "-z", str(server.pid)], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            ok = send(port, requests)
+            subprocess.run(["callgrind_control", "-d", str(server.pid)], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     finally:
         server.terminate()
         server.wait()
-    dump = glob.glob(f"{out}/cg.{server.pid}.1")
-    if ok != args.requests or not dump:
-        raise SystemExit(f"{ok}/{args.requests} requests answered 200; dumps: {dump}")
+    dump = glob.glob(f"{out}/cg.{worker}" if whole_worker else f"{out}/cg.{server.pid}.1")
+    if ok != requests or not dump:
+        raise SystemExit(f"{ok}/{requests} requests answered 200; dumps: {dump}")
     with open(dump[0]) as f:
         total = next(int(line.split()[1]) for line in f if line.startswith("summary:"))
-    counted = calls_in_dump(dump[0], APP_CALL) or args.requests
-    print(f"{total} instructions, {total / counted:.0f} per request "
-          f"({counted} of {args.requests} requests counted, {args.mode}, "
-          f"{'all threads' if args.all else 'request path'})")
-
+    if whole_worker:
+        return total
+    return total, calls_in_dump(dump[0], APP_CALL) or requests
 
 if __name__ == "__main__":
     sys.exit(main())

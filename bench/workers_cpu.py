@@ -9,7 +9,9 @@ warm-up; CPU is utime+stime of every thread of the server tree (/proc)
 over the requests completed, context switches the voluntary+involuntary
 counts of the same threads. With `perf`, `perf stat --per-thread` counts
 the accept/epoll/kill/getsockopt system calls into /tmp/workers_cpu.perf.N.
-docs/design-notes.md §2 (fifth pass) has what it measured.
+The server inherits the environment: `PORTICO_REST_QUEUE=off` runs two
+workers without resting (accept_rest.rs), for the other side of a pair.
+docs/design-notes.md §2 (fifth and sixth passes) has what it measured.
 """
 import os
 import re

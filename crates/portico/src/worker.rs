@@ -104,6 +104,9 @@ pub(crate) fn worker_main(
             min_lifetime: p.min_worker_lifetime,
             reload_on_rss: p.reload_on_rss,
         },
+        // The running request's line is read by the stats server and
+        // harakiri's log only; without either it is not copied per request.
+        config.observe.stats.is_some() || !p.harakiri.is_zero(),
     );
     let handler = match app_handler(
         apps,

@@ -34,6 +34,10 @@
 //! for more than `BRIEFLY_BUSY`. The turn by accepts alone is not kept
 //! while the listener holds more than one connection (one `TCP_INFO`
 //! read, only then): the sibling is woken by those arrivals too.
+//! One of two workers rests while the other keeps up (`accept_rest.rs`).
+
+#[path = "accept_rest.rs"]
+pub(crate) mod rest;
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -106,9 +110,21 @@ struct Seat {
     /// 0 while the worker's runtime is parked (blocked waiting for events)
     /// or never said; else when it last woke (CLOCK_MONOTONIC in ns).
     awake: AtomicU64,
+    /// When the worker last accepted (CLOCK_MONOTONIC, ns): a sibling that
+    /// accepted just now is taking the connections (`accept_rest.rs`).
+    accepted_at: AtomicU64,
+}
+
+/// The board's words that belong to no seat (a cache line before them).
+#[derive(Default)]
+#[repr(C, align(64))]
+struct Shared {
+    /// The seat (index + 1) of the worker resting (`accept_rest.rs`); 0: none.
+    resting: AtomicU32,
 }
 
 struct Board {
+    shared: &'static Shared,
     seats: &'static [Seat],
 }
 
@@ -275,7 +291,7 @@ pub(crate) fn share() {
 }
 
 fn map_board() -> Option<Board> {
-    let bytes = std::mem::size_of::<Seat>() * SEATS;
+    let bytes = std::mem::size_of::<Shared>() + std::mem::size_of::<Seat>() * SEATS;
     // SAFETY: an anonymous shared mapping of `bytes` zeroed bytes; never unmapped.
     let ptr = unsafe {
         libc::mmap(
@@ -291,9 +307,15 @@ fn map_board() -> Option<Board> {
         return None;
     }
     // SAFETY: the mapping is zeroed, page-aligned and lives for the process;
-    // an all-zero `Seat` is a valid value.
-    let seats = unsafe { std::slice::from_raw_parts(ptr.cast::<Seat>(), SEATS) };
-    Some(Board { seats })
+    // an all-zero `Shared` and `Seat` are valid values, and the seats start
+    // 64 bytes in (`Shared`'s size and alignment: one cache line).
+    let (shared, seats) = unsafe {
+        (
+            &*ptr.cast::<Shared>(),
+            std::slice::from_raw_parts(ptr.cast::<Shared>().add(1).cast::<Seat>(), SEATS),
+        )
+    };
+    Some(Board { shared, seats })
 }
 
 /// This worker's seat on the board; freed when dropped.
@@ -331,6 +353,7 @@ impl Turn {
                 seat.accepts.store(level, Ordering::Relaxed);
                 seat.open.store(0, Ordering::Relaxed);
                 seat.awake.store(0, Ordering::Relaxed);
+                seat.accepted_at.store(0, Ordering::Relaxed);
                 MY_SEAT.store(i, Ordering::Relaxed);
                 return Some(Turn { seat: i, board });
             }
@@ -356,6 +379,7 @@ impl Turn {
     /// This worker accepts no more (it stops): siblings no longer wait for
     /// it, idle or busy, while it finishes what it holds.
     pub(crate) fn withdraw(&self) {
+        self.end_rest();
         WAITING.store(false, Ordering::Relaxed);
         self.mine().state.store(0, Ordering::Relaxed);
     }
@@ -373,7 +397,9 @@ impl Turn {
 
     /// Record an accept.
     pub(crate) fn accepted(&self) {
-        self.mine().accepts.fetch_add(1, Ordering::Relaxed);
+        let seat = self.mine();
+        seat.accepts.fetch_add(1, Ordering::Relaxed);
+        seat.accepted_at.store(monotonic_ns(), Ordering::Relaxed);
         self.set_idle(false);
     }
 
@@ -391,12 +417,20 @@ impl Turn {
     pub(crate) fn should_defer(&self, crowded: impl Fn() -> bool) -> bool {
         let mine = self.mine().view();
         let now = monotonic_ns();
+        let resting = self.board.shared.resting.load(Ordering::Relaxed) as usize;
         self.board
             .seats
             .iter()
             .enumerate()
             .filter(|(i, seat)| *i != self.seat && seat.pid.load(Ordering::Relaxed) != 0)
-            .any(|(_, seat)| match leave_to(seat.view(), mine, now) {
+            .any(|(i, seat)| match leave_to(seat.view(), mine, now) {
+                // A resting sibling that holds OPEN_MARGIN fewer open (a
+                // burst of keep-alive clients): it listens again at its
+                // next look (accept_rest.rs), within a PEEK.
+                Leave::No if resting == i + 1 => {
+                    rest::behind_resting(seat.open.load(Ordering::Relaxed), mine.open)
+                        && seat.alive(now)
+                }
                 Leave::No => false,
                 Leave::Yes => seat.alive(now),
                 Leave::IfRunnable => seat.alive(now) && seat.runnable(),
@@ -419,6 +453,7 @@ impl Drop for Withdraw {
 
 impl Drop for Turn {
     fn drop(&mut self) {
+        self.end_rest();
         MY_SEAT.store(usize::MAX, Ordering::Relaxed);
         let seat = self.mine();
         seat.state.store(0, Ordering::Relaxed);

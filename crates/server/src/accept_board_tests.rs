@@ -333,3 +333,116 @@ fn the_turn_by_accepts_waits_only_for_a_sibling_that_is_parked_or_just_woke() {
         "the turn by open connections (bursts) is kept whatever it does"
     );
 }
+
+fn pace(idle: bool, since_ago_ns: u64, accepted_ago_ns: u64, open: u64, now: u64) -> rest::Pace {
+    let state = if idle {
+        State::idle(now - since_ago_ns)
+    } else {
+        State::busy(now - since_ago_ns)
+    };
+    rest::Pace {
+        state: state.word(),
+        accepted_at: now - accepted_ago_ns,
+        open,
+    }
+}
+
+#[test]
+fn a_sibling_that_accepts_now_keeps_up_and_one_quiet_busy_or_stopping_does_not() {
+    let now = 1_000_000_000_000;
+    let ms = 1_000_000;
+    // Accepting now, idle or briefly busy: the other worker may rest.
+    assert!(rest::keeps_up(pace(true, 10, 20_000, 0, now), 0, now));
+    // Light sequential traffic (an accept a millisecond ago): both listen.
+    assert!(!rest::keeps_up(pace(true, 10, ms, 0, now), 0, now));
+    assert!(rest::keeps_up(pace(false, 30_000, 30_000, 1, now), 0, now));
+    // Quiet for a while (light traffic): both listen.
+    assert!(!rest::keeps_up(
+        pace(true, 10 * ms, 10 * ms, 0, now),
+        0,
+        now
+    ));
+    // Busy for longer (a long app call): its new connections need the other.
+    assert!(!rest::keeps_up(pace(false, 2 * ms, 2 * ms, 0, now), 0, now));
+    // Stopping or resting (no state shown).
+    let mut stopped = pace(true, 10, 10, 0, now);
+    stopped.state = 0;
+    assert!(!rest::keeps_up(stopped, 0, now));
+    // Holding OPEN_MARGIN more connections than the other worker: it would
+    // leave the next ones to that one (the keep-alive spread).
+    assert!(!rest::keeps_up(pace(true, 10, 10, 5, now), 3, now));
+    assert!(rest::keeps_up(pace(true, 10, 10, 4, now), 3, now));
+}
+
+#[test]
+fn one_worker_rests_at_a_time_and_a_resting_one_shows_no_state() {
+    let board = test_board();
+    let _loop = rest::AcceptLoop::enter();
+    let Some(me) = Turn::take() else {
+        panic!("no seat")
+    };
+    // A sibling (pid 1, alive) that accepted just now, idle.
+    let i = sibling(board, 0, true);
+    board.seats[i]
+        .accepted_at
+        .store(monotonic_ns(), Ordering::Relaxed);
+    me.set_idle(true);
+    // The queue is long: listen.
+    assert!(!me.rest(|| Some(rest::REST_QUEUE + 1)));
+    assert!(me.mine().state.load(Ordering::Relaxed) != 0);
+    // The sibling keeps up and the queue is short: rest, showing no state.
+    let accepting_now = || {
+        board.seats[i]
+            .accepted_at
+            .store(monotonic_ns(), Ordering::Relaxed)
+    };
+    accepting_now();
+    // Not while this worker itself has not accepted just now (light
+    // traffic, or a race for a connection it lost).
+    me.mine().accepted_at.store(1, Ordering::Relaxed);
+    assert!(!me.rest(|| Some(0)));
+    me.accepted();
+    me.set_idle(true);
+    accepting_now();
+    assert!(me.rest(|| Some(0)));
+    assert_eq!(me.mine().state.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        board.shared.resting.load(Ordering::Relaxed),
+        me.seat as u32 + 1
+    );
+    // The sibling, seen from its side, cannot rest while this one does.
+    let other = Turn { seat: i, board };
+    me.set_idle(true);
+    me.mine()
+        .accepted_at
+        .store(monotonic_ns(), Ordering::Relaxed);
+    assert!(!other.rest(|| Some(0)));
+    // A burst of keep-alive clients while this one rests: the sibling,
+    // holding OPEN_MARGIN more open, leaves the next one to it, and this
+    // one stops resting when it looks again.
+    board.seats[i].open.store(OPEN_MARGIN, Ordering::Relaxed);
+    board.seats[i]
+        .state
+        .store(State::idle(monotonic_ns()).word(), Ordering::Relaxed);
+    assert!(other.should_defer(|| false));
+    me.mine().state.store(0, Ordering::Relaxed);
+    board.seats[i]
+        .accepted_at
+        .store(monotonic_ns(), Ordering::Relaxed);
+    assert!(!me.rest(|| Some(0)));
+    board.seats[i].open.store(0, Ordering::Relaxed);
+    // Going on resting keeps the place; a quiet sibling ends it.
+    me.mine().state.store(0, Ordering::Relaxed);
+    accepting_now();
+    assert!(me.rest(|| Some(0)));
+    board.seats[i].accepted_at.store(1, Ordering::Relaxed);
+    assert!(!me.rest(|| Some(0)));
+    // The sibling took connections meanwhile: this worker comes back level.
+    board.seats[i].accepts.store(1_000_000, Ordering::Relaxed);
+    me.end_rest();
+    assert_eq!(board.shared.resting.load(Ordering::Relaxed), 0);
+    assert!(me.mine().accepts.load(Ordering::Relaxed) >= 1_000_000);
+    std::mem::forget(other);
+    board.seats[i].accepts.store(0, Ordering::Relaxed);
+    board.seats[i].pid.store(0, Ordering::Relaxed);
+}

@@ -122,11 +122,24 @@ impl Request {
     pub fn remote_addr(&self, out: &mut Vec<u8>) {
         use std::io::Write;
         match &self.source {
-            RequestSource::Http(_) => {
-                if let Some(peer) = self.peer {
-                    let _ = write!(out, "{}", peer.ip());
+            RequestSource::Http(_) => match self.peer.map(|p| p.ip()) {
+                // Per request (the scoreboard's running request): the
+                // octets through itoa, not `Ipv4Addr`'s `Display` (about a
+                // tenth of its instructions, as `conn::peer_text`).
+                Some(std::net::IpAddr::V4(ip)) => {
+                    let mut digits = itoa::Buffer::new();
+                    for (i, octet) in ip.octets().into_iter().enumerate() {
+                        if i > 0 {
+                            out.push(b'.');
+                        }
+                        out.extend_from_slice(digits.format(octet).as_bytes());
+                    }
                 }
-            }
+                Some(ip) => {
+                    let _ = write!(out, "{ip}");
+                }
+                None => {}
+            },
             RequestSource::Uwsgi(p) => {
                 out.extend_from_slice(p.var(b"REMOTE_ADDR").unwrap_or_default())
             }
@@ -278,5 +291,37 @@ impl Handler for NotFound {
             "Not Found",
             "404 Not Found\n",
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Request;
+
+    fn remote_addr_of(peer: &str) -> String {
+        let Ok(peer) = peer.parse() else {
+            panic!("not an address: {peer}");
+        };
+        let Some(request) =
+            Request::from_http_bytes(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", Some(peer), None)
+        else {
+            panic!("the request did not parse");
+        };
+        let mut out = Vec::new();
+        request.remote_addr(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn the_remote_address_is_written_as_display_writes_it() {
+        for (peer, text) in [
+            ("127.0.0.1:80", "127.0.0.1"),
+            ("0.0.0.0:1", "0.0.0.0"),
+            ("255.10.200.9:2", "255.10.200.9"),
+            ("[::1]:3", "::1"),
+            ("[2001:db8::7]:4", "2001:db8::7"),
+        ] {
+            assert_eq!(remote_addr_of(peer), text);
+        }
     }
 }

@@ -43,6 +43,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::accept_between::Registered;
+use crate::accept_board::rest::{AcceptLoop, PEEK};
 use crate::accept_board::{DEFER_AT_MOST, Turn, Withdraw};
 use crate::accept_errors::{ACCEPT_PAUSE, AcceptTrouble};
 use crate::accept_socket::{
@@ -317,15 +318,21 @@ async fn accept_loop(
     let unix = matches!(socket, ListenSocket::Unix(_));
     let socket = socket2::Socket::from(std::os::fd::OwnedFd::from(socket));
     socket.set_nonblocking(true)?;
-    // SAFETY: the socket owns its descriptor, which stays open and the same
-    // for as long as the AsyncFd holds it.
-    let listener = unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }
-        .map_err(|e| io::Error::other(format!("cannot watch the listener: {e}")))?;
+    // Watched through its descriptor (the loop owns the socket): a resting
+    // worker takes it out of its epoll set and puts it back.
+    let watch = || {
+        // SAFETY: `socket` owns the descriptor and outlives every watch
+        // (declared before it, dropped after it).
+        unsafe { AsyncFd::register_with_interest(ListenFd(fd), Interest::READABLE) }
+            .map_err(|e| io::Error::other(format!("cannot watch the listener: {e}")))
+    };
+    let mut listener = watch()?;
     let _withdraw = Withdraw(turn.clone());
     // Dropped before the listener (declared after it): connections take
     // from it between long requests only while it is open.
     let registered = Registered::new(fd, unix, ctx.clone(), turn.clone());
     let door = registered.door();
+    let _counted = turn.as_ref().map(|_| AcceptLoop::enter());
     let mut trouble = AcceptTrouble::default();
     let mut draining = false;
     // When the listener was last seen holding more than one connection
@@ -349,6 +356,25 @@ async fn accept_loop(
             }
         }
         if let Some(t) = &turn {
+            if !draining && t.rest(|| queued_connections(fd)) {
+                // A sibling keeps up: stop being woken by every arrival
+                // (accept_rest.rs) and look again every PEEK.
+                drop(listener);
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(PEEK) => {}
+                        _ = stop.changed() => return Ok(()),
+                    }
+                    if !t.rest(|| queued_connections(fd)) {
+                        break;
+                    }
+                }
+                t.end_rest();
+                listener = watch()?;
+                // Connections that came meanwhile raised no readiness
+                // this registration saw: take what is queued first.
+                draining = true;
+            }
             t.set_idle(true);
         }
         // After a wait that cleared the readiness, the queue is emptied
@@ -447,6 +473,17 @@ async fn accept_loop(
                 tokio::time::sleep(ACCEPT_PAUSE).await;
             }
         }
+    }
+}
+
+/// A listener's descriptor as the event loop watches it: owned by the
+/// accept loop's socket, so dropping the watch (a resting worker) leaves
+/// it open.
+struct ListenFd(std::os::fd::RawFd);
+
+impl std::os::fd::AsRawFd for ListenFd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0
     }
 }
 

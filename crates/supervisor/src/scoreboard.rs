@@ -109,23 +109,28 @@ impl CoreSlot {
     /// Record the running request's fields (method, URI, address, protocol,
     /// host), NUL-separated, cut at [`CORE_TEXT_BYTES`].
     pub fn set_request(&self, fields: &[&[u8]]) {
+        // Per request (`CoreTracker::begin`): a field at a time into a
+        // buffer, then a word at a time into the slot (a byte at a time
+        // was most of the supervision's per-request instructions).
         let mut buf = [0u8; CORE_TEXT_BYTES];
         let mut n = 0;
         for (i, field) in fields.iter().enumerate() {
-            let sep: &[u8] = if i == 0 { b"" } else { b"\0" };
-            for &b in sep.iter().chain(field.iter()) {
-                if n == CORE_TEXT_BYTES {
-                    break;
-                }
-                buf[n] = b;
-                n += 1;
+            if i > 0 && n < CORE_TEXT_BYTES {
+                n += 1; // the NUL separator (the buffer is zeroed)
             }
+            let take = field.len().min(CORE_TEXT_BYTES - n);
+            buf[n..n + take].copy_from_slice(&field[..take]);
+            n += take;
         }
         let seq = self.seq.fetch_add(1, Ordering::AcqRel);
-        for (i, word) in self.text.iter().enumerate().take(n.div_ceil(8)) {
-            let mut chunk = [0u8; 8];
-            chunk.copy_from_slice(&buf[i * 8..i * 8 + 8]);
-            word.store(u64::from_ne_bytes(chunk), Ordering::Relaxed);
+        for (word, chunk) in self
+            .text
+            .iter()
+            .zip(buf[..n.div_ceil(8) * 8].chunks_exact(8))
+        {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(chunk);
+            word.store(u64::from_ne_bytes(bytes), Ordering::Relaxed);
         }
         self.text_len.store(n as u32, Ordering::Relaxed);
         self.seq.store(seq.wrapping_add(2), Ordering::Release);
@@ -313,6 +318,30 @@ mod tests {
         assert_eq!(
             (r.protocol.as_str(), r.host.as_str()),
             ("HTTP/1.1", "example.org")
+        );
+    }
+
+    #[test]
+    fn a_shorter_request_reads_back_without_the_longer_ones_tail() {
+        let board = Scoreboard::new(1, 1).expect("map");
+        let core = board.core(1, 0);
+        core.set_request(&[
+            b"POST",
+            b"/a/long/path?with=query",
+            b"10.0.0.1",
+            b"HTTP/1.1",
+            b"h",
+        ]);
+        core.set_request(&[b"GET", b"/", b"", b"HTTP/1.0", b""]);
+        assert_eq!(
+            core.request(),
+            CoreRequest {
+                method: "GET".into(),
+                uri: "/".into(),
+                remote_addr: String::new(),
+                protocol: "HTTP/1.0".into(),
+                host: String::new(),
+            }
         );
     }
 

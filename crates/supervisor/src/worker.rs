@@ -32,6 +32,10 @@ pub struct WorkerRuntime {
     spawned: Instant,
     notify_fd: RawFd,
     retiring: AtomicBool,
+    /// Whether to copy each running request's line (method, URI, address,
+    /// protocol, host) into its core's slot: only something that reads it
+    /// needs it (the stats server's `vars`, harakiri's log line).
+    request_text: bool,
 }
 
 /// Microseconds since the epoch, now.
@@ -40,7 +44,13 @@ pub(crate) fn unix_micros() -> u64 {
 }
 
 impl WorkerRuntime {
-    pub fn new(ctx: &WorkerContext, limits: WorkerLimits) -> Arc<WorkerRuntime> {
+    /// `request_text`: keep the running request's line in the scoreboard
+    /// for a reader (`--stats`, `--harakiri`); without one it is not copied.
+    pub fn new(
+        ctx: &WorkerContext,
+        limits: WorkerLimits,
+        request_text: bool,
+    ) -> Arc<WorkerRuntime> {
         Arc::new(WorkerRuntime {
             board: ctx.board.clone(),
             wid: ctx.wid,
@@ -48,6 +58,7 @@ impl WorkerRuntime {
             spawned: Instant::now(),
             notify_fd: ctx.notify_fd,
             retiring: AtomicBool::new(false),
+            request_text,
         })
     }
 
@@ -131,15 +142,17 @@ impl CoreTracker for WorkerRuntime {
             return;
         }
         let slot = self.board.core(self.wid, core);
-        let mut addr = Vec::with_capacity(40);
-        request.remote_addr(&mut addr);
-        slot.set_request(&[
-            request.method(),
-            request.uri(),
-            &addr,
-            request.protocol(),
-            request.host(),
-        ]);
+        if self.request_text {
+            let mut addr = Vec::with_capacity(40);
+            request.remote_addr(&mut addr);
+            slot.set_request(&[
+                request.method(),
+                request.uri(),
+                &addr,
+                request.protocol(),
+                request.host(),
+            ]);
+        }
         slot.started_us.store(unix_micros(), Ordering::Release);
         let worker = self.board.worker(self.wid);
         worker.busy.store(1, Ordering::Relaxed);
