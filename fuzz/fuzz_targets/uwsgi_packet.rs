@@ -13,8 +13,9 @@ fuzz_target!(|data: &[u8]| {
     let limit = usize::from(limit_byte) * 256;
     let mut buf = BytesMut::from(rest);
     if let Ok(Some(packet)) = parse_packet(&mut buf, limit) {
-        let size: usize = packet.vars.iter().map(|(k, v)| 4 + k.len() + v.len()).sum();
+        let size: usize = packet.vars().map(|(k, v)| 4 + k.len() + v.len()).sum();
         assert_eq!(size, packet.datasize);
+        assert_eq!(packet.vars().count(), packet.var_count());
         assert!(packet.datasize <= limit);
     }
 });
