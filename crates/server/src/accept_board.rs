@@ -128,6 +128,19 @@ struct Board {
     seats: &'static [Seat],
 }
 
+impl Board {
+    /// The most connections any live seat has accepted: where a worker
+    /// joining the turns (new, or back from a rest) starts.
+    fn busiest_accepts(&self) -> u64 {
+        self.seats
+            .iter()
+            .filter(|s| s.pid.load(Ordering::Relaxed) != 0)
+            .map(|s| s.accepts.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0)
+    }
+}
+
 static BOARD: OnceLock<Option<Board>> = OnceLock::new();
 
 /// This process's seat, once it took one (`usize::MAX`: none).
@@ -343,14 +356,8 @@ impl Turn {
                 let tid = unsafe { libc::gettid() };
                 seat.tid
                     .store(u32::try_from(tid).unwrap_or(0), Ordering::Relaxed);
-                let level = board
-                    .seats
-                    .iter()
-                    .filter(|s| s.pid.load(Ordering::Relaxed) != 0)
-                    .map(|s| s.accepts.load(Ordering::Relaxed))
-                    .max()
-                    .unwrap_or(0);
-                seat.accepts.store(level, Ordering::Relaxed);
+                seat.accepts
+                    .store(board.busiest_accepts(), Ordering::Relaxed);
                 seat.open.store(0, Ordering::Relaxed);
                 seat.awake.store(0, Ordering::Relaxed);
                 seat.accepted_at.store(0, Ordering::Relaxed);

@@ -203,14 +203,8 @@ impl Turn {
         {
             return;
         }
-        let level = self
-            .board
-            .seats
-            .iter()
-            .filter(|s| s.pid.load(Ordering::Relaxed) != 0)
-            .map(|s| s.accepts.load(Ordering::Relaxed))
-            .max()
-            .unwrap_or(0);
-        self.mine().accepts.fetch_max(level, Ordering::Relaxed);
+        self.mine()
+            .accepts
+            .fetch_max(self.board.busiest_accepts(), Ordering::Relaxed);
     }
 }
