@@ -240,7 +240,7 @@ class Prober:
     at all, so a server that serves only some of its connections (one per
     worker, say) would look fast; the probes show new clients starving."""
 
-    def __init__(self, url, interval=0.5, timeout=3.0, get=None):
+    def __init__(self, url, interval=0.05, timeout=3.0, get=None):
         self.url, self.interval, self.timeout = url, interval, timeout
         self.get = get or http_get
         self.latencies, self.failures = [], 0
@@ -258,10 +258,14 @@ class Prober:
 
     def summary(self):
         n = len(self.latencies) + self.failures
+        ms = sorted(x * 1000 for x in self.latencies)
+
+        def rank(q):  # nearest-rank percentile of the answered probes
+            return ms[max(0, -(-len(ms) * q // 100) - 1)] if ms else None
+
         return {"probes": n, "failed": self.failures,
-                "max_ms": max(self.latencies) * 1000 if self.latencies else None,
-                "median_ms": sorted(self.latencies)[len(self.latencies) // 2] * 1000
-                if self.latencies else None}
+                "max_ms": ms[-1] if ms else None,
+                "median_ms": rank(50), "p99_ms": rank(99)}
 
     def __enter__(self):
         self._thread.start()

@@ -87,7 +87,9 @@ def _fmt_probe(p):
         return "-"
     if p["failed"]:
         return f"{p['failed']}/{p['probes']} lost"
-    return f"{p['max_ms']:.0f} ms"
+    if p.get("p99_ms") is None:  # a JSON from before the p99 was kept
+        return f"{p['max_ms']:.0f} ms"
+    return f"{p['p99_ms']:.0f}/{p['max_ms']:.0f} ms"
 
 
 def _fmt_cpu(r):
@@ -162,8 +164,8 @@ HEADER_NOTE = (
     "/proc, over the wrk run) ÷ requests answered; cs/req = voluntary+involuntary "
     "context switches of every thread of the tree(s) ÷ requests. "
     "CPU/req ÷ best peer = Portico's ÷ the lowest peer's: <1 means Portico spends less.\n"
-    "new conn = slowest answer to a fresh connection opened every 0.5 s during the run "
-    "(\"k/n lost\": no answer within 3 s).\n"
+    "new conn = p99/slowest answer to a fresh connection opened every 50 ms (after the "
+    "previous one's answer) during the run (\"k/n lost\": no answer within 3 s).\n"
     "status: ok | ERR (wrk saw errors >= 400 or socket errors, or new connections were "
     "not answered) | FAIL (did not start or answered wrongly) | unsupported (Portico lacks "
     "an option, or `portico -t` rejects the row's nginx.conf) | unavailable (no Portico "
