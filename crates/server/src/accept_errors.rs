@@ -6,7 +6,7 @@
 //! the pause the loop spins and without the episode it logs 20 lines a second.
 //!
 //! Pure bookkeeping with the clock passed in, so the rules are unit-tested;
-//! the two accept loops in `serve.rs` call it.
+//! the accept loop (`accept_loop.rs`) calls it.
 
 use std::io;
 use std::time::{Duration, Instant};

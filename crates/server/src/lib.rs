@@ -11,6 +11,7 @@
 mod accept_between;
 mod accept_board;
 mod accept_errors;
+mod accept_loop;
 mod accept_socket;
 mod body;
 mod body_spool;
