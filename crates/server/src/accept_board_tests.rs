@@ -377,26 +377,57 @@ fn a_sibling_that_accepts_now_keeps_up_and_one_quiet_busy_or_stopping_does_not()
     let now = 1_000_000_000_000;
     let ms = 1_000_000;
     // Accepting now, idle or briefly busy: the other worker may rest.
-    assert!(rest::keeps_up(pace(true, 10, 20_000, 0, now), 0, now));
+    assert!(rest::keeps_up(
+        pace(true, 10, 20_000, 0, now),
+        0,
+        now,
+        rest::HOT
+    ));
     // Light sequential traffic (an accept a millisecond ago): both listen.
-    assert!(!rest::keeps_up(pace(true, 10, ms, 0, now), 0, now));
-    assert!(rest::keeps_up(pace(false, 30_000, 30_000, 1, now), 0, now));
+    assert!(!rest::keeps_up(
+        pace(true, 10, ms, 0, now),
+        0,
+        now,
+        rest::HOT
+    ));
+    assert!(rest::keeps_up(
+        pace(false, 30_000, 30_000, 1, now),
+        0,
+        now,
+        rest::HOT
+    ));
     // Quiet for a while (light traffic): both listen.
     assert!(!rest::keeps_up(
         pace(true, 10 * ms, 10 * ms, 0, now),
         0,
-        now
+        now,
+        rest::HOT
     ));
     // Busy for longer (a long app call): its new connections need the other.
-    assert!(!rest::keeps_up(pace(false, 2 * ms, 2 * ms, 0, now), 0, now));
+    assert!(!rest::keeps_up(
+        pace(false, 2 * ms, 2 * ms, 0, now),
+        0,
+        now,
+        rest::HOT
+    ));
     // Stopping or resting (no state shown).
     let mut stopped = pace(true, 10, 10, 0, now);
     stopped.state = 0;
-    assert!(!rest::keeps_up(stopped, 0, now));
+    assert!(!rest::keeps_up(stopped, 0, now, rest::HOT));
     // Holding OPEN_MARGIN more connections than the other worker: it would
     // leave the next ones to that one (the keep-alive spread).
-    assert!(!rest::keeps_up(pace(true, 10, 10, 5, now), 3, now));
-    assert!(rest::keeps_up(pace(true, 10, 10, 4, now), 3, now));
+    assert!(!rest::keeps_up(
+        pace(true, 10, 10, 5, now),
+        3,
+        now,
+        rest::HOT
+    ));
+    assert!(rest::keeps_up(
+        pace(true, 10, 10, 4, now),
+        3,
+        now,
+        rest::HOT
+    ));
 }
 
 #[test]
@@ -477,5 +508,53 @@ fn one_worker_rests_at_a_time_and_a_resting_one_shows_no_state() {
     assert!(me.mine().accepts.load(Ordering::Relaxed) >= 1_000_000);
     std::mem::forget(other);
     board.seats[i].accepts.store(0, Ordering::Relaxed);
+    board.seats[i].pid.store(0, Ordering::Relaxed);
+}
+
+#[test]
+fn a_rest_goes_on_through_a_pause_of_the_siblings_accepts_only_while_nothing_waits() {
+    let (_alone, board) = test_board();
+    let _loop = rest::AcceptLoop::enter();
+    let Some(me) = Turn::take() else {
+        panic!("no seat")
+    };
+    let i = sibling(board, 0, true);
+    let accepted_ago = |ns: u64| {
+        board.seats[i]
+            .accepted_at
+            .store(monotonic_ns() - ns, Ordering::Relaxed)
+    };
+    let ms = 1_000_000;
+    // A sibling that paused for a millisecond (more than HOT) is not
+    // rested on: a rest begins only while both accept back to back.
+    me.accepted();
+    me.set_idle(true);
+    accepted_ago(ms);
+    assert!(!me.rest(|| Some(0)));
+    // Resting (the test thread may be preempted inside HOT: tried again).
+    let began = (0..100).any(|_| {
+        me.accepted();
+        me.set_idle(true);
+        accepted_ago(0);
+        me.rest(|| Some(0))
+    });
+    assert!(began);
+    // The sibling pauses for a millisecond: the rest goes on while the
+    // queue is empty, and ends as soon as one connection waits.
+    accepted_ago(ms);
+    assert!(me.rest(|| Some(0)));
+    assert_eq!(
+        board.shared.resting.load(Ordering::Relaxed),
+        me.seat as u32 + 1
+    );
+    accepted_ago(ms);
+    assert!(!me.rest(|| Some(1)));
+    // Quiet for longer than HOLD (the load ended): it ends, queue or not.
+    accepted_ago(0);
+    assert!(me.rest(|| Some(0)));
+    accepted_ago(10 * ms);
+    assert!(!me.rest(|| Some(0)));
+    me.end_rest();
+    assert_eq!(board.shared.resting.load(Ordering::Relaxed), 0);
     board.seats[i].pid.store(0, Ordering::Relaxed);
 }

@@ -12,8 +12,9 @@
 //! connections takes the board's one resting place: it takes its listener
 //! out of its epoll set (no wake-up per arrival), shows "not taking
 //! connections" on the board (siblings leave none to it), and looks again
-//! every [`PEEK`]. It listens again as soon as the sibling is quiet, busy
-//! for longer (a long app call: new connections then wait at most about
+//! every [`PEEK`]. It listens again as soon as the sibling is quiet (no
+//! accept for `HOT`, or for [`HOLD`] while no connection waits), busy for
+//! longer (a long app call: new connections then wait at most about
 //! `PEEK + RESTLESS` more), dead or stopping, holds more connections, or
 //! the queue grows. At most one worker rests at a time, so of two workers
 //! one always listens; only a worker with one accept loop rests. The
@@ -34,7 +35,17 @@ pub(crate) const PEEK: Duration = Duration::from_millis(1);
 /// (a client that connects again after each answer, a millisecond or more
 /// apart) must find both workers listening, or the turn by accepts would
 /// not spread it (`test_requests_spread_evenly_over_workers`).
-const HOT: Duration = Duration::from_micros(200);
+pub(super) const HOT: Duration = Duration::from_micros(200);
+
+/// A resting worker goes on resting while its sibling accepted less than
+/// this ago, if no connection waits in the queue (none is kept waiting by
+/// the rest). Measured (docs/design-notes.md §2, seventh pass): with only
+/// `HOT`, 85 % of the rests under `Connection: close` load ended because
+/// the sibling had not accepted for 200 µs at the moment of a look (wrk
+/// or the sibling preempted by another process), with an empty queue; a
+/// rest lasted about 1.4 ms, and the two workers took turns rather than
+/// one resting.
+const HOLD: Duration = Duration::from_millis(5);
 
 /// A sibling busy longer than this may be in a long app call: do not rest
 /// on it (its new connections would wait for it).
@@ -96,12 +107,12 @@ impl Seat {
 
 /// True if a sibling showing `its` takes the new connections without this
 /// worker (holding `my_open` open), at `now`: it listens (its state is
-/// set: not resting, not stopping), accepted less than `HOT` ago, is idle
+/// set: not resting, not stopping), accepted less than `window` ago, is idle
 /// or busy less than `RESTLESS`, and does not hold `OPEN_MARGIN` more
 /// connections open than this worker (it would leave the next ones to
 /// this one: the keep-alive spread).
-pub(super) fn keeps_up(its: Pace, my_open: u64, now: u64) -> bool {
-    if its.state == 0 || !accepting(its.accepted_at, now) {
+pub(super) fn keeps_up(its: Pace, my_open: u64, now: u64, window: Duration) -> bool {
+    if its.state == 0 || now.saturating_sub(its.accepted_at) >= window.as_nanos() as u64 {
         return false;
     }
     let state = State::of(its.state);
@@ -166,14 +177,24 @@ impl Turn {
             return false;
         }
         let my_open = self.mine().open.load(Ordering::Relaxed);
-        let sibling_keeps_up = self
-            .board
-            .seats
-            .iter()
-            .enumerate()
-            .filter(|(i, seat)| *i != self.seat && seat.pid.load(Ordering::Relaxed) != 0)
-            .any(|(_, seat)| keeps_up(seat.pace(), my_open, now) && seat.alive(now));
-        if !sibling_keeps_up || queued().is_some_and(|n| n > limit) {
+        let sibling_within = |window| {
+            self.board
+                .seats
+                .iter()
+                .enumerate()
+                .filter(|(i, seat)| *i != self.seat && seat.pid.load(Ordering::Relaxed) != 0)
+                .any(|(_, seat)| keeps_up(seat.pace(), my_open, now, window) && seat.alive(now))
+        };
+        // Accepting now: up to `limit` may wait. Going on resting, a sibling
+        // that paused (up to HOLD) keeps up while nothing waits.
+        let allowed = if sibling_within(HOT) {
+            limit
+        } else if holder == me && sibling_within(HOLD) {
+            0
+        } else {
+            return false;
+        };
+        if queued().is_some_and(|n| n > allowed) {
             return false;
         }
         if holder != me
