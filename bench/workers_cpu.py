@@ -20,6 +20,7 @@ docs/design-notes.md §2 (fifth and sixth passes) has what it measured.
 """
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -59,6 +60,7 @@ def main():
         if front:
             front.send_signal(signal.SIGTERM)
             front.wait()
+            shutil.rmtree(front.prefix, ignore_errors=True)
 
 
 def wait_for(port):
@@ -98,8 +100,10 @@ http {{
 }}
 """)
     nginx = "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else "nginx"
-    return subprocess.Popen([nginx, "-p", prefix, "-c", conf, "-e", "stderr"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), port
+    proc = subprocess.Popen([nginx, "-p", prefix, "-c", conf, "-e", "stderr"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc.prefix = prefix
+    return proc, port
 
 
 def machine_idle():
