@@ -41,7 +41,7 @@ pub(crate) use request::Outgoing;
 pub use response::{DEFAULT_HIDDEN, HeaderFilter};
 
 use crate::error::{ErrorKind, Phase, ProxyError};
-use crate::io::{client_body_error, send, within};
+use crate::io::{client_body_error, send, within_kept};
 use crate::log::LogContext;
 use crate::pump::{self, BodyReader, Buffered, Framing, READ_CHUNK, Unbuffered};
 use crate::spool::Spool;
@@ -113,6 +113,7 @@ pub(crate) async fn attempt(
         born: now,
         buf: BytesMut::new(),
         nodelay: false,
+        timer: None,
     };
     exchange(conn, out, s, false, sent)
         .await
@@ -288,7 +289,7 @@ async fn read_head(
             }
         }
         buf.reserve(READ_CHUNK);
-        let n = within(timeout, conn.stream.read_buf(buf))
+        let n = within_kept(&mut conn.timer, timeout, conn.stream.read_buf(buf))
             .await
             .map_err(|_| ProxyError::timeout(phase))?
             .map_err(|e| ProxyError::io(ErrorKind::Read, phase, "recv()", e))?;
@@ -361,6 +362,7 @@ impl Answer {
                     requests,
                     born,
                     nodelay,
+                    timer,
                     ..
                 } = conn;
                 let reuse: Option<pump::Reuse> = pool.map(|(pool, peer)| {
@@ -371,6 +373,7 @@ impl Answer {
                             born,
                             buf: BytesMut::new(),
                             nodelay,
+                            timer,
                         };
                         pool.put(peer, conn, Instant::now());
                     }) as pump::Reuse
