@@ -4,7 +4,7 @@
 //! while sending request to upstream`).
 
 use std::future::{Future, poll_fn};
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -35,6 +35,41 @@ pub(crate) async fn within<F: Future>(timeout: Duration, fut: F) -> Result<F::Ou
             timer.set(Some(tokio::time::sleep(timeout)));
         }
         match timer.as_mut().as_pin_mut().map(|t| t.poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Err(TimedOut)),
+            _ => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// [`within`] with a timer the caller keeps (one per upstream connection),
+/// reset for each wait that does not finish on its first poll. Resetting a
+/// registered timer to a later deadline only records the deadline (tokio
+/// files it again in its wheel when the old one comes); a new timer per
+/// wait was filed into the wheel at its first poll and taken out when
+/// dropped, about 450 instructions a proxied request. A timer left armed
+/// on an idle pooled connection that comes due wakes the task that last
+/// waited on it once, for nothing (after `proxy_read_timeout` of idleness).
+pub(crate) async fn within_kept<F: Future>(
+    timer: &mut Option<Pin<Box<Sleep>>>,
+    timeout: Duration,
+    fut: F,
+) -> Result<F::Output, TimedOut> {
+    let mut fut = pin!(fut);
+    let mut armed = false;
+    poll_fn(|cx| {
+        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Ok(out));
+        }
+        if !armed {
+            armed = true;
+            let deadline = tokio::time::Instant::now() + timeout;
+            match timer {
+                Some(t) => t.as_mut().reset(deadline),
+                None => *timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+        }
+        match timer.as_mut().map(|t| t.as_mut().poll(cx)) {
             Some(Poll::Ready(())) => Poll::Ready(Err(TimedOut)),
             _ => Poll::Pending,
         }
@@ -82,5 +117,32 @@ mod tests {
         let never = within(Duration::from_millis(50), std::future::pending::<()>()).await;
         assert_eq!(never, Err(TimedOut));
         assert!(start.elapsed() >= Duration::from_millis(50));
+    }
+
+    #[tokio::test]
+    async fn a_kept_timer_is_reset_for_each_wait_and_still_times_out() {
+        let mut timer = None;
+        let ready = within_kept(&mut timer, Duration::from_millis(30), async { 7 }).await;
+        assert_eq!(ready, Ok(7));
+        assert!(timer.is_none(), "no timer for a future ready at once");
+        for n in 0..3 {
+            // Each wait is shorter than the timeout, together longer.
+            let later = within_kept(&mut timer, Duration::from_millis(30), async {
+                tokio::time::sleep(Duration::from_millis(15)).await;
+                n
+            })
+            .await;
+            assert_eq!(later, Ok(n), "reset, not run out, at wait {n}");
+        }
+        assert!(timer.is_some());
+        let start = std::time::Instant::now();
+        let never = within_kept(
+            &mut timer,
+            Duration::from_millis(30),
+            std::future::pending::<()>(),
+        )
+        .await;
+        assert_eq!(never, Err(TimedOut));
+        assert!(start.elapsed() >= Duration::from_millis(30));
     }
 }

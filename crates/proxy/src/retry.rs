@@ -83,7 +83,7 @@ pub(crate) async fn run<'g, X: Exchange>(
             let e = ProxyError::new(ErrorKind::Connect, Phase::Connecting, "no live upstreams");
             let name = Peer::Name(Arc::from(group.name()));
             log.with_upstream(x.upstream(name)).log(&e);
-            tries.push(group.name(), 502, Duration::ZERO);
+            tries.0.push(group.name(), 502, Duration::ZERO);
             return Finished::Failed(502);
         };
         let peer_log = log.with_upstream(x.upstream(Peer::Addr(picked.addr.clone())));
@@ -169,8 +169,8 @@ fn disabled(phase: Phase) -> ProxyError {
 pub(crate) struct Tries(UpstreamTries);
 
 impl Tries {
-    fn push(&mut self, addr: &str, status: u16, took: Duration) {
-        self.0.push(addr, status, took);
+    fn push(&mut self, addr: &Arc<str>, status: u16, took: Duration) {
+        self.0.push_shared(addr, status, took);
     }
 
     pub(crate) fn outcome(self, response: Response, from_upstream: bool) -> ProxyOutcome {
@@ -189,14 +189,30 @@ mod tests {
     #[test]
     fn tries_are_listed_as_nginx_formats_them() {
         let mut tries = Tries::default();
-        tries.push("127.0.0.1:8001", 502, Duration::from_millis(3));
-        tries.push("unix:/run/a.sock", 200, Duration::from_micros(1_234_567));
+        tries.push(&Arc::from("127.0.0.1:8001"), 502, Duration::from_millis(3));
+        tries.push(
+            &Arc::from("unix:/run/a.sock"),
+            200,
+            Duration::from_micros(1_234_567),
+        );
         assert_eq!(tries.0.addr(), "127.0.0.1:8001, unix:/run/a.sock");
         let (mut status, mut time) = (Vec::new(), Vec::new());
         tries.0.write_status(&mut status);
         tries.0.write_response_time(&mut time);
         assert_eq!(status, b"502, 200");
         assert_eq!(time, b"0.003, 1.234");
+    }
+
+    #[test]
+    fn upstream_addr_is_the_lone_peer_or_every_peer_tried() {
+        let mut tries = Tries::default();
+        assert_eq!(tries.0.addr(), "");
+        let a: Arc<str> = Arc::from("10.0.0.1:80");
+        tries.push(&a, 200, Duration::ZERO);
+        assert_eq!(tries.0.addr(), "10.0.0.1:80");
+        tries.push(&Arc::from("10.0.0.2:80"), 502, Duration::ZERO);
+        tries.push(&a, 200, Duration::ZERO);
+        assert_eq!(tries.0.addr(), "10.0.0.1:80, 10.0.0.2:80, 10.0.0.1:80");
     }
 
     #[test]

@@ -505,7 +505,11 @@ where
         }
         return None;
     }
-    if took >= FAIR_SHARE {
+    // Only the time since the handler last waited counts: while it waited
+    // (a proxied request's upstream) the other tasks had their turn, and a
+    // yield here would cost every such request a `poll()` of the listeners
+    // and a trip through the scheduler for nothing.
+    if crate::exchange::held_thread(took, clock, done.resumed) >= FAIR_SHARE {
         // Its next request may be there already: it would be read and
         // served in this same poll, and the next, while the worker's other
         // connections (and the accept loop) wait. After an exchange that

@@ -73,6 +73,47 @@ pub(crate) struct Exchanged {
     /// and discard it before closing (nginx's lingering close), or the
     /// close turns into a reset that destroys the answer.
     pub unread_body: bool,
+    /// When the handler's future was last polled again after it had to
+    /// wait (for an upstream, a Python thread): the worker's other tasks
+    /// ran while it waited, so the exchange has held the thread only since
+    /// then (`conn.rs`, `FAIR_SHARE`). `None`: it never waited.
+    pub resumed: Option<Instant>,
+}
+
+/// How long an exchange that took `took` since `clock` has held the
+/// worker's thread: the time since the handler's future was last resumed
+/// after waiting (`resumed`), all of it if it never waited.
+pub(crate) fn held_thread(took: Duration, clock: Instant, resumed: Option<Instant>) -> Duration {
+    resumed.map_or(took, |at| {
+        took.saturating_sub(at.saturating_duration_since(clock))
+    })
+}
+
+/// The handler's future, noting when it is polled again after a
+/// `Pending` (one clock read per such wake-up; none for a response that is
+/// ready at the first poll).
+struct Watched {
+    fut: HandlerFuture,
+    waited: bool,
+    resumed: Option<Instant>,
+}
+
+impl std::future::Future for Watched {
+    type Output = crate::handler::Response;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.waited {
+            this.waited = false;
+            this.resumed = Some(Instant::now());
+        }
+        let polled = this.fut.as_mut().poll(cx);
+        this.waited = polled.is_pending();
+        polled
+    }
 }
 
 /// Hand the request to the handler's future, feed its body on demand,
@@ -85,7 +126,7 @@ pub(crate) async fn exchange<R, W>(
     rbuf: &mut BytesMut,
     out: &mut Vec<u8>,
     mut pump: Option<BodyPump>,
-    mut pending: HandlerFuture,
+    pending: HandlerFuture,
     framing: &ResponseFraming,
     peer: &str,
     ctx: &ConnContext,
@@ -96,11 +137,16 @@ where
 {
     let demand = pump.as_ref().map(|p| p.demand.clone());
     let mut body_error: Option<BodyError> = None;
+    let mut pending = Watched {
+        fut: pending,
+        waited: false,
+        resumed: None,
+    };
 
     // Wait for the status and headers while feeding the body on demand.
     let response = loop {
         let Some(p) = pump.as_mut() else {
-            break pending.await;
+            break (&mut pending).await;
         };
         let awaiting = p.awaiting_demand;
         let feeding = p.active() && !awaiting;
@@ -243,6 +289,7 @@ where
         persist,
         idle_timeout,
         unread_body: body_blocks_reuse,
+        resumed: pending.resumed,
     })
 }
 
@@ -419,5 +466,48 @@ pub(crate) async fn linger_for<R: AsyncRead + Unpin>(reader: &mut R, max: usize)
             },
             _ = sleep_until(deadline) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod watched_tests {
+    use super::*;
+    use crate::handler::Response;
+
+    #[test]
+    fn time_the_handler_spent_waiting_does_not_count_as_holding_the_thread() {
+        let clock = Instant::now();
+        let took = Duration::from_micros(900);
+        assert_eq!(held_thread(took, clock, None), took, "never waited");
+        let resumed = clock + Duration::from_micros(880);
+        assert_eq!(
+            held_thread(took, clock, Some(resumed)),
+            Duration::from_micros(20)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_handler_ready_at_once_has_no_resume_and_a_waiting_one_has_one() {
+        let ready: HandlerFuture = Box::pin(async { Response::plain(200, "OK", "ok") });
+        let mut at_once = Watched {
+            fut: ready,
+            waited: false,
+            resumed: None,
+        };
+        let _ = (&mut at_once).await;
+        assert!(at_once.resumed.is_none());
+
+        let waiting: HandlerFuture = Box::pin(async {
+            tokio::task::yield_now().await;
+            Response::plain(200, "OK", "ok")
+        });
+        let mut later = Watched {
+            fut: waiting,
+            waited: false,
+            resumed: None,
+        };
+        let before = Instant::now();
+        let _ = (&mut later).await;
+        assert!(later.resumed.is_some_and(|at| at >= before));
     }
 }

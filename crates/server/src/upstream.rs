@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -57,8 +58,12 @@ pub struct ProxyOutcome {
 /// the usual single try's status and time.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UpstreamTries {
-    /// `$upstream_addr`: every peer tried, `, `-separated.
-    addr: String,
+    /// The first peer tried, shared with its group: `$upstream_addr` when
+    /// it is the only one (no string made per request).
+    first_addr: Option<Arc<str>>,
+    /// `$upstream_addr` after a retry: every peer tried, `, `-separated
+    /// (empty while there was one try).
+    joined: String,
     /// The first try's status and time (`None`: no try).
     first: Option<(u16, Duration)>,
     /// The tries after the first (a retry).
@@ -68,19 +73,31 @@ pub struct UpstreamTries {
 impl UpstreamTries {
     /// Record one try of the peer named `addr`.
     pub fn push(&mut self, addr: &str, status: u16, took: Duration) {
-        if self.first.is_none() {
-            self.addr.reserve_exact(addr.len());
+        self.push_shared(&Arc::from(addr), status, took);
+    }
+
+    /// [`push`](Self::push) with the name as its group keeps it.
+    pub fn push_shared(&mut self, addr: &Arc<str>, status: u16, took: Duration) {
+        let Some(first) = &self.first_addr else {
+            self.first_addr = Some(addr.clone());
             self.first = Some((status, took));
-        } else {
-            self.addr.push_str(", ");
-            self.more.push((status, took));
+            return;
+        };
+        if self.joined.is_empty() {
+            self.joined.push_str(first);
         }
-        self.addr.push_str(addr);
+        self.joined.push_str(", ");
+        self.joined.push_str(addr);
+        self.more.push((status, took));
     }
 
     /// `$upstream_addr`: every peer tried, `, `-separated.
     pub fn addr(&self) -> &str {
-        &self.addr
+        match (&self.first_addr, self.more.is_empty()) {
+            (Some(first), true) => first,
+            (None, _) => "",
+            (Some(_), false) => &self.joined,
+        }
     }
 
     fn each(&self) -> impl Iterator<Item = &(u16, Duration)> {

@@ -278,7 +278,7 @@ mod tests {
             let Some(p) = a.pick(old.epoch()) else {
                 unreachable!()
             };
-            assert_eq!(p.name, "10.0.0.1:80");
+            assert_eq!(&**p.name, "10.0.0.1:80");
             let _ = a.release(p, Outcome::Failure, old.epoch());
         }
         let rule = CheckRule {

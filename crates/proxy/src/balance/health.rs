@@ -58,7 +58,7 @@ impl UpstreamGroup {
             .map(|(index, info)| CheckTarget {
                 index,
                 addr: info.addr.clone(),
-                name: info.name.clone(),
+                name: info.name.to_string(),
             })
             .collect()
     }

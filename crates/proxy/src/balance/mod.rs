@@ -67,6 +67,7 @@ mod stats;
 mod tests;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -107,7 +108,7 @@ pub struct Picked<'g> {
     pub addr: &'g PeerAddr,
     /// nginx's peer name (`127.0.0.1:8080`, `[::1]:80`, `unix:/run/a.sock`),
     /// what `$upstream_addr` shows.
-    pub name: &'g str,
+    pub name: &'g Arc<str>,
     /// The `server` text it came from (shared by a name's addresses).
     pub server: &'g str,
     pub backup: bool,
@@ -165,7 +166,8 @@ impl std::error::Error for GroupError {}
 #[derive(Debug, Clone)]
 struct PeerInfo {
     addr: PeerAddr,
-    name: String,
+    /// Shared with `$upstream_addr` (no copy per request).
+    name: Arc<str>,
     server: String,
     /// Equal texts share an id (consistent hashing compares texts).
     server_id: u32,
@@ -261,7 +263,7 @@ impl UpstreamGroup {
                 for addr in addrs {
                     info.push(PeerInfo {
                         addr: addr.clone(),
-                        name: addr.to_string(),
+                        name: addr.to_string().into(),
                         server: text.clone(),
                         server_id: u32::try_from(server_id).unwrap_or(u32::MAX),
                         backup: s.backup,
@@ -324,7 +326,7 @@ impl UpstreamGroup {
         let info = addrs
             .into_iter()
             .map(|addr| PeerInfo {
-                name: addr.to_string(),
+                name: addr.to_string().into(),
                 server: name.to_string(),
                 server_id: 0,
                 backup: false,

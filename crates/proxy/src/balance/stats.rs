@@ -81,7 +81,7 @@ impl UpstreamGroup {
                     PeerState::Up
                 };
                 Some(PeerStats {
-                    name: info.name.clone(),
+                    name: info.name.to_string(),
                     server: info.server.clone(),
                     backup,
                     weight: info.weight,

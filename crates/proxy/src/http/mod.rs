@@ -41,7 +41,7 @@ pub(crate) use request::Outgoing;
 pub use response::{DEFAULT_HIDDEN, HeaderFilter};
 
 use crate::error::{ErrorKind, Phase, ProxyError};
-use crate::io::{client_body_error, send, within};
+use crate::io::{client_body_error, send, within, within_kept};
 use crate::log::LogContext;
 use crate::pump::{self, BodyReader, Buffered, Framing, READ_CHUNK, Unbuffered};
 use crate::spool::Spool;
@@ -113,6 +113,7 @@ pub(crate) async fn attempt(
         born: now,
         buf: BytesMut::new(),
         nodelay: false,
+        timer: None,
     };
     exchange(conn, out, s, false, sent)
         .await
@@ -157,6 +158,7 @@ async fn exchange(
             &limits,
             out.head_request,
             s.read_timeout,
+            out.keep_alive,
         )
         .await
         .map_err(|e| fail(e, got_response || !buf.is_empty()))?;
@@ -260,6 +262,7 @@ async fn read_head(
     limits: &ResponseLimits,
     head_request: bool,
     timeout: Duration,
+    keep_alive: bool,
 ) -> Result<ResponseHead, ProxyError> {
     let phase = Phase::ReadingHeader;
     loop {
@@ -288,10 +291,15 @@ async fn read_head(
             }
         }
         buf.reserve(READ_CHUNK);
-        let n = within(timeout, conn.stream.read_buf(buf))
-            .await
-            .map_err(|_| ProxyError::timeout(phase))?
-            .map_err(|e| ProxyError::io(ErrorKind::Read, phase, "recv()", e))?;
+        // A connection that carries one request (`Connection: close`) has
+        // no use for a timer kept in a box for the next.
+        let read = conn.stream.read_buf(buf);
+        let n = match keep_alive {
+            true => within_kept(&mut conn.timer, timeout, read).await,
+            false => within(timeout, read).await,
+        }
+        .map_err(|_| ProxyError::timeout(phase))?
+        .map_err(|e| ProxyError::io(ErrorKind::Read, phase, "recv()", e))?;
         if n == 0 {
             return Err(ProxyError::new(
                 ErrorKind::ClosedEarly,
@@ -361,6 +369,7 @@ impl Answer {
                     requests,
                     born,
                     nodelay,
+                    timer,
                     ..
                 } = conn;
                 let reuse: Option<pump::Reuse> = pool.map(|(pool, peer)| {
@@ -371,6 +380,7 @@ impl Answer {
                             born,
                             buf: BytesMut::new(),
                             nodelay,
+                            timer,
                         };
                         pool.put(peer, conn, Instant::now());
                     }) as pump::Reuse

@@ -58,6 +58,9 @@ pub struct PooledConn {
     pub buf: bytes::BytesMut,
     /// TCP_NODELAY is set (for requests with a body; see `http/mod.rs`).
     pub nodelay: bool,
+    /// `proxy_read_timeout` while a response head is awaited, kept from
+    /// request to request and reset for each (`io::within_kept`).
+    pub timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
 }
 
 struct Idle {
@@ -145,6 +148,7 @@ mod tests {
                 born: Instant::now(),
                 buf: bytes::BytesMut::new(),
                 nodelay: false,
+                timer: None,
             });
         }
         (PeerAddr::Tcp(addr), ours, theirs)
