@@ -193,6 +193,16 @@ impl UwsgiPacket {
         parsed.chain(list.iter().cloned())
     }
 
+    /// The vars block as received, for a parsed packet (`None` for one
+    /// built from a list): a caller may compare it with an earlier packet's
+    /// in one pass (the WSGI environ of a packet like the last one).
+    pub fn block(&self) -> Option<&[u8]> {
+        match &self.vars {
+            VarStore::Block { block, .. } => Some(block),
+            VarStore::List(_) => None,
+        }
+    }
+
     /// How many vars were sent.
     pub fn var_count(&self) -> usize {
         match &self.vars {
@@ -466,6 +476,8 @@ mod tests {
         assert!(parsed.shared_vars().eq(built.shared_vars()));
         assert_eq!(parsed.shared_vars().count(), 3);
         assert_ne!(parsed, UwsgiPacket::from_vars(0, 0, Vec::new(), 0));
+        assert_eq!(parsed.block(), wire.get(HEADER_LEN..));
+        assert_eq!(built.block(), None);
     }
 
     #[test]
