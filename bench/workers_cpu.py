@@ -2,10 +2,11 @@
 """Server CPU, context switches and req/s per request for one Portico binary
 with N workers (the hello app), to compare 1 and 2 workers quickly.
 
-    bench/workers_cpu.py BIN WORKERS hello|close [SECONDS] [perf]
+    bench/workers_cpu.py BIN WORKERS hello|close|flask [SECONDS] [perf]
 
-Runs `wrk -t1 -c64` (with `Connection: close` for `close`) after a 1 s
-warm-up; CPU is utime+stime of every thread of the server tree (/proc)
+Runs `wrk -t1 -c64` (with `Connection: close` for `close`; `flask`: GET
+/json of bench/apps/flask_app.py, keep-alive, with the virtualenv
+`BENCH_VENV` names, default bench/.venv; `BENCH_APP` another file) after a 1 s warm-up; CPU is utime+stime of every thread of the server tree (/proc)
 over the requests completed, context switches the voluntary+involuntary
 counts of the same threads. With `perf`, `perf stat --per-thread` counts
 the accept/epoll/kill/getsockopt system calls into /tmp/workers_cpu.perf.N.
@@ -33,8 +34,12 @@ def main():
     dur = int(sys.argv[4]) if len(sys.argv) > 4 else 2
     perf_on = len(sys.argv) > 5 and sys.argv[5] == "perf"
     port = free_port()
-    p = subprocess.Popen([bin_, "--http", f"127.0.0.1:{port}", "--wsgi-file",
-                          os.path.join(APPS, "hello.py"), "--processes", workers,
+    app = ["--wsgi-file", os.path.join(APPS, "hello.py")]
+    if mode == "flask":
+        venv = os.environ.get("BENCH_VENV", os.path.join(APPS, "..", ".venv"))
+        app_file = os.environ.get("BENCH_APP", os.path.join(APPS, "flask_app.py"))
+        app = ["--wsgi-file", app_file, "--virtualenv", venv]
+    p = subprocess.Popen([bin_, "--http", f"127.0.0.1:{port}", *app, "--processes", workers,
                           "--disable-logging", *os.environ.get("XARGS", "").split()],
                          cwd=APPS, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -76,7 +81,7 @@ def sample(p):
 
 
 def run(p, port, workers, mode, dur, perf_on):
-    url = f"http://127.0.0.1:{port}/"
+    url = f"http://127.0.0.1:{port}/" + ("json" if mode == "flask" else "")
     hdr = ["-H", "Connection: close"] if mode == "close" else []
     subprocess.run(["wrk", "-t1", "-c64", "-d1", *hdr, url], capture_output=True)
     perf = None
