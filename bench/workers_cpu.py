@@ -2,10 +2,11 @@
 """Server CPU, context switches and req/s per request for one Portico binary
 with N workers (the hello app), to compare 1 and 2 workers quickly.
 
-    bench/workers_cpu.py BIN WORKERS hello|close|uwsgi [SECONDS] [perf]
+    bench/workers_cpu.py BIN WORKERS hello|close|uwsgi|flask [SECONDS] [perf]
 
-Runs `wrk -t1 -c64` (with `Connection: close` for `close`) after a 1 s
-warm-up; CPU is utime+stime of every thread of the server tree (/proc)
+Runs `wrk -t1 -c64` (with `Connection: close` for `close`; `flask`: GET
+/json of bench/apps/flask_app.py, keep-alive, with the virtualenv
+`BENCH_VENV` names, default bench/.venv; `BENCH_APP` another file) after a 1 s warm-up; CPU is utime+stime of every thread of the server tree (/proc)
 over the requests completed, context switches the voluntary+involuntary
 counts of the same threads. `uwsgi` serves the app on `--socket` behind
 an nginx (`uwsgi_pass`, two nginx workers, bench/servers.py's
@@ -42,8 +43,12 @@ def main():
     port = free_port()
     listen = "--socket" if mode == "uwsgi" else "--http"
     extra = ["--master", "--need-app", "--listen", "1024"] if bin_.endswith("uwsgi") else []
-    p = subprocess.Popen([bin_, listen, f"127.0.0.1:{port}", "--wsgi-file",
-                          os.path.join(APPS, "hello.py"), "--processes", workers,
+    app = ["--wsgi-file", os.path.join(APPS, "hello.py")]
+    if mode == "flask":
+        venv = os.environ.get("BENCH_VENV", os.path.join(APPS, "..", ".venv"))
+        app_file = os.environ.get("BENCH_APP", os.path.join(APPS, "flask_app.py"))
+        app = ["--wsgi-file", app_file, "--virtualenv", venv]
+    p = subprocess.Popen([bin_, listen, f"127.0.0.1:{port}", *app, "--processes", workers,
                           "--disable-logging", *extra, *os.environ.get("XARGS", "").split()],
                          cwd=APPS, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     front = None
@@ -138,7 +143,7 @@ def sample(p):
 
 
 def run(p, port, workers, mode, dur, perf_on, front=None):
-    url = f"http://127.0.0.1:{port}/"
+    url = f"http://127.0.0.1:{port}/" + ("json" if mode == "flask" else "")
     hdr = ["-H", "Connection: close"] if mode == "close" else []
     subprocess.run(["wrk", "-t1", "-c64", "-d1", *hdr, url], capture_output=True)
     perf = None

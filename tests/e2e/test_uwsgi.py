@@ -396,6 +396,34 @@ def test_environ_has_only_the_vars_its_own_packet_sent(srv):
     assert "X_OTHER" not in env
 
 
+def test_a_packet_like_the_last_has_its_own_values_and_a_dict_of_its_own(srv):
+    # nginx's vars again and again: the environ is then a copy of the last
+    # one's with the changed values replaced (uwsgi_environ.rs). Each
+    # request sees its own values, of any length, and what an app did to
+    # its environ is not in the next one's.
+    def sent(port, path, query, https="on"):
+        return [(k, port if k == "REMOTE_PORT" else v)
+                for k, v in wsgi_vars(path=path, query=query, HTTPS=https)]
+
+    _, _, doc = echo(srv.uwsgi, sent("40000", "/x/mutate", "q=1"))
+    pids = {doc["pid"]}
+    env = doc["environ"]
+    assert (env["X_APP_ADDED"], env["REMOTE_PORT"]) == ("1", "changed-by-the-app")
+    assert "SERVER_NAME" not in env
+    for port, path, query in [("1", "/b", "q=22"), ("65535", "/ccc/d", ""), ("7", "/b", "q=22")]:
+        _, _, doc = echo(srv.uwsgi, sent(port, path, query))
+        pids.add(doc["pid"])
+        env = doc["environ"]
+        assert "X_APP_ADDED" not in env
+        assert (env["REMOTE_PORT"], env["PATH_INFO"], env["QUERY_STRING"]) == (port, path, query)
+        assert env["REQUEST_URI"] == path + ("?" + query if query else "")
+        assert (env["SERVER_NAME"], env["wsgi.url_scheme"]) == ("localhost", "https")
+    # a url-scheme var whose value changes changes wsgi.url_scheme
+    _, _, doc = echo(srv.uwsgi, sent("8", "/b", "q=22", https="off"))
+    assert (doc["environ"]["wsgi.url_scheme"], doc["environ"]["HTTPS"]) == ("http", "off")
+    assert pids == {doc["pid"]}  # one worker: each packet was like its worker's last
+
+
 def segments_received(sock):
     """tcpi_segs_in of a TCP socket (struct tcp_info, Linux 4.2+)."""
     info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 192)

@@ -12,12 +12,12 @@ use std::sync::{Mutex, MutexGuard};
 use bytes::Bytes;
 use portico_server::request_view::path_info;
 use portico_server::tls::TlsFacts;
-use portico_server::{ListenerInfo, Request, RequestHead, RequestSource, UwsgiPacket, Version};
+use portico_server::{ListenerInfo, Request, RequestHead, RequestSource, Version};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
-use crate::environ_cache::{Caches, Key, PRESET_VARS, VarRole};
+use crate::environ_cache::{Caches, Key, PRESET_VARS};
 use crate::errors::WsgiErrors;
 use crate::file_wrapper::FileWrapper;
 use crate::input::Inputs;
@@ -29,7 +29,7 @@ pub(crate) struct ProcessModel {
     pub multiprocess: bool,
 }
 
-struct Keys {
+pub(crate) struct Keys {
     request_method: Key,
     path_info: Key,
     query_string: Key,
@@ -43,12 +43,12 @@ struct Keys {
     content_length: Key,
     wsgi_input: Py<PyString>,
     script_name: Py<PyString>,
-    wsgi_url_scheme: Py<PyString>,
+    pub(crate) wsgi_url_scheme: Py<PyString>,
     http10: Py<PyString>,
     http11: Py<PyString>,
     http2: Py<PyString>,
-    http: Py<PyString>,
-    https: Py<PyString>,
+    pub(crate) http: Py<PyString>,
+    pub(crate) https: Py<PyString>,
 }
 
 /// The methods whose `str` is made once.
@@ -61,15 +61,15 @@ pub(crate) struct EnvironBuilder {
     /// `uwsgi_params` ([`PRESET_VARS`]) and for `wsgi.url_scheme` and
     /// `wsgi.input`: a uwsgi packet's start (placeholders it does not
     /// replace are removed).
-    uwsgi_template: Py<PyDict>,
+    pub(crate) uwsgi_template: Py<PyDict>,
     /// The interned keys of [`PRESET_VARS`], in order.
-    presets: Vec<Py<PyString>>,
+    pub(crate) presets: Vec<Py<PyString>>,
     /// The same, plus a placeholder for each variable that every HTTP
     /// request sets, overwritten each time: an HTTP request's start.
     http_template: Py<PyDict>,
     /// `wsgi.input`, reused while nobody keeps it.
     inputs: Inputs,
-    keys: Keys,
+    pub(crate) keys: Keys,
     methods: [Py<PyString>; METHODS.len()],
     caches: Mutex<Caches>,
 }
@@ -171,7 +171,7 @@ impl EnvironBuilder {
         self.inputs.release(py);
     }
 
-    fn caches(&self) -> MutexGuard<'_, Caches> {
+    pub(crate) fn caches(&self) -> MutexGuard<'_, Caches> {
         self.caches.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -201,8 +201,8 @@ impl EnvironBuilder {
                 (env, counts)
             }
             RequestSource::Uwsgi(packet) => {
-                let env = self.uwsgi_template.bind(py).copy()?;
-                let counts = self.uwsgi_vars(py, &env, packet)?;
+                let env = self.uwsgi_environ(py, packet)?;
+                let counts = (packet.var_count() as u32 * 2, packet.datasize as u32);
                 (env, counts)
             }
         };
@@ -213,61 +213,6 @@ impl EnvironBuilder {
         let input = self.inputs.take(py, body)?;
         env.set_item(self.keys.wsgi_input.bind(py), input)?;
         Ok((env, vars, size))
-    }
-
-    /// A uwsgi packet's vars, as sent (last wins), and the url scheme as
-    /// uWSGI derives it: UWSGI_SCHEME or X-Forwarded-Proto, else HTTPS.
-    /// Keys and repeated values come from the caches (behind nginx, all but
-    /// REMOTE_PORT repeat); the template's placeholders the packet did not
-    /// replace are removed.
-    fn uwsgi_vars(
-        &self,
-        py: Python<'_>,
-        env: &Bound<'_, PyDict>,
-        packet: &UwsgiPacket,
-    ) -> PyResult<(u32, u32)> {
-        let mut caches = self.caches();
-        let mut scheme: Option<&[u8]> = None;
-        let mut https = false;
-        let mut filled = 0u32;
-        for (i, (key, value)) in packet.vars().enumerate() {
-            let entry = caches.var(py, i, key)?;
-            match entry.role {
-                VarRole::Plain => {}
-                VarRole::Scheme if !value.is_empty() => scheme = Some(value),
-                VarRole::Scheme => {}
-                VarRole::Https => {
-                    https = value.eq_ignore_ascii_case(b"on") || value.starts_with(b"1")
-                }
-            }
-            if let Some(slot) = entry.preset {
-                filled |= 1 << slot;
-            }
-            let value = entry.value(py, value)?;
-            env.set_item(entry.key.bind(py), value)?;
-        }
-        drop(caches);
-        let unfilled = !filled & ((1u32 << PRESET_VARS.len()) - 1);
-        if unfilled != 0 {
-            for (slot, key) in self.presets.iter().enumerate() {
-                if unfilled & (1 << slot) != 0 {
-                    env.del_item(key.bind(py))?;
-                }
-            }
-        }
-        let scheme = match scheme {
-            Some(s) if s.eq_ignore_ascii_case(b"https") => &self.keys.https,
-            Some(s) if s.eq_ignore_ascii_case(b"http") => &self.keys.http,
-            Some(s) => {
-                return env
-                    .set_item(self.keys.wsgi_url_scheme.bind(py), latin1(py, s)?)
-                    .map(|()| counts(packet));
-            }
-            None if https => &self.keys.https,
-            None => &self.keys.http,
-        };
-        env.set_item(self.keys.wsgi_url_scheme.bind(py), scheme.bind(py))?;
-        Ok(counts(packet))
     }
 
     /// An HTTP request's CGI variables and headers.
@@ -489,11 +434,6 @@ impl Counts {
         self.add(key.len, raw_len);
         env.set_item(key.name.bind(env.py()), value)
     }
-}
-
-/// uWSGI's log counts for a packet: twice the pairs, and the block size.
-fn counts(packet: &UwsgiPacket) -> (u32, u32) {
-    (packet.var_count() as u32 * 2, packet.datasize as u32)
 }
 
 /// The `host[:port]` of an absolute-form target (`http://host:port/path`).

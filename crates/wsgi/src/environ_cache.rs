@@ -19,6 +19,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 
 use crate::environ::{latin1, split_host};
+use crate::uwsgi_environ::Prepared;
 
 /// Names remembered with their environ key, per kind; beyond this, keys
 /// are built per request (so random names cannot grow memory).
@@ -208,6 +209,8 @@ pub(crate) struct Caches {
     vars: NameCache,
     peer: Option<(IpAddr, Py<PyString>, usize)>,
     server: Option<ServerEntry>,
+    /// The last uwsgi packet's environ (uwsgi_environ.rs).
+    pub(crate) prepared: Option<Prepared>,
 }
 
 impl Caches {

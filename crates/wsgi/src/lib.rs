@@ -17,6 +17,7 @@ mod respond;
 mod responder;
 mod router;
 mod start_response;
+mod uwsgi_environ;
 
 pub use handler::{WsgiHandler, WsgiOptions};
 pub use interpreter::{

@@ -231,6 +231,15 @@ pub(crate) fn consume(
     result: &Bound<'_, PyAny>,
     start_response: &Bound<'_, StartResponse>,
 ) -> PyResult<()> {
+    // The usual result: a list of exactly one piece (not a subclass, whose
+    // `__iter__` may differ), taken without an iterator object.
+    if let Ok(list) = result.cast_exact::<PyList>()
+        && list.len() == 1
+        && !start_response.borrow().state.started()
+    {
+        let body = body_bytes(py, &list.get_item(0)?)?;
+        return start_response.borrow_mut().state.finish_full(body);
+    }
     if let Ok(wrapper) = result.cast::<FileWrapper>()
         && let Some((file, offset, len)) = wrapper.get().as_file_region(py)
     {

@@ -6,6 +6,8 @@ Routed on the last segment of PATH_INFO:
   .../short   says Content-Length: 5 and yields 10 bytes
   .../sleep   sleeps 0.5 s, then echoes
   .../notfound  the app's own 404 (text/plain "no such page: PATH_INFO")
+  .../mutate  changes its environ (adds X_APP_ADDED, replaces REMOTE_PORT, deletes
+              SERVER_NAME), then echoes
   anything else: JSON {"pid": the worker's pid, "environ": {str values, latin-1 kept}, "types": {...},
                        "body_hex": the body read with read(), "after": repr of a second read(),
                        "app": "echo"}
@@ -38,6 +40,10 @@ def application(environ, start_response):
         return [text]
     if last == "sleep":
         time.sleep(0.5)
+    if last == "mutate":
+        environ["X_APP_ADDED"] = "1"
+        environ["REMOTE_PORT"] = "changed-by-the-app"
+        del environ["SERVER_NAME"]
     try:
         n = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
