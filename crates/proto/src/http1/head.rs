@@ -10,7 +10,8 @@
 //! Hot path notes: a complete head is validated in one forward pass (each byte is looked
 //! at once, through lookup tables); field positions go to a stack array for the first
 //! [`INLINE_FIELDS`] fields, and the returned `Bytes` are slices of the one frozen head
-//! buffer, so the only allocation per request is the `Vec<Header>`. An incomplete head
+//! buffer; the fields are positions in it ([`Headers`]), so the only allocation per
+//! request is the `Vec` of those positions. An incomplete head
 //! is re-scanned from the start on the next call (like hyper/httparse); the scan is
 //! bounded by [`HeadLimits::max_head`].
 
@@ -20,6 +21,7 @@ use super::chars::{head, is_target_byte, is_tchar, range};
 use super::error::HeadError;
 use super::field::{BARE_LF, CR_WITHOUT_LF, FieldLine, FieldPos, FieldScanError, scan_field_line};
 use super::framing::Facts;
+use super::headers::Headers;
 use super::target::{PathPart, split_target};
 
 /// Default limit on the request line (method, target, version; without CRLF): 8 KiB,
@@ -64,15 +66,6 @@ impl Version {
     }
 }
 
-/// One header field, as slices of the frozen head buffer.
-#[derive(Debug, Clone)]
-pub struct Header {
-    /// The name exactly as sent (case kept).
-    pub name: Bytes,
-    /// The value with leading and trailing OWS (SP / HTAB) removed.
-    pub value: Bytes,
-}
-
 /// How the request body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyFraming {
@@ -98,8 +91,9 @@ pub struct RequestHead {
     pub query: Bytes,
     /// The protocol version from the request line.
     pub version: Version,
-    /// Every header field in order, including Host, Content-Length and Transfer-Encoding.
-    pub headers: Vec<Header>,
+    /// Every header field in order, including Host, Content-Length and Transfer-Encoding:
+    /// positions in the head buffer.
+    pub headers: Headers,
     /// How the request body is delimited (none, Content-Length or chunked).
     pub framing: BodyFraming,
     /// HTTP/1.1: true unless a Connection header has the token `close`; HTTP/1.0: true
@@ -263,11 +257,12 @@ impl Scanned {
             PathPart::Slash => Bytes::from_static(b"/"),
         };
         let query = target.slice(self.query.0..self.query.1);
-        let mut headers = Vec::with_capacity(self.fields.len);
-        headers.extend(self.fields.iter().map(|f| Header {
-            name: head.slice(f.name_start..f.name_end),
-            value: head.slice(f.value_start..f.value_end),
-        }));
+        let headers = Headers::in_head(
+            head.clone(),
+            self.fields
+                .iter()
+                .map(|f| (f.name_start, f.name_end, f.value_start, f.value_end)),
+        );
         let keep_alive = match self.version {
             Version::Http11 | Version::Http2 => !self.facts.connection_close,
             Version::Http10 => self.facts.connection_keep_alive && !self.facts.connection_close,

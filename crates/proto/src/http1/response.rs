@@ -16,7 +16,8 @@ use bytes::{Bytes, BytesMut};
 use super::chars::{head, is_value_byte, list_elements, range};
 use super::field::{FieldLine, FieldScanError, scan_field_line};
 use super::framing::parse_content_length;
-use super::head::{Header, Version};
+use super::head::Version;
+use super::headers::Headers;
 
 /// Longest status line (without CRLF): 8 KiB, the request line's limit; a
 /// reason phrase has no business being longer.
@@ -77,7 +78,8 @@ pub struct ResponseHead {
     /// The reason phrase as sent (possibly empty).
     pub reason: Bytes,
     /// Every header field in order, framing fields included.
-    pub headers: Vec<Header>,
+    /// Positions in the head buffer.
+    pub headers: Headers,
     /// How the response body is delimited.
     pub framing: ResponseFraming,
     /// Whether the connection may carry another request after this body:
@@ -167,17 +169,12 @@ pub fn parse_response_head(
         && !scanned.facts.close
         && (scanned.version == Version::Http11 || scanned.facts.keep_alive);
     let head = buf.split_to(scanned.head_len).freeze();
-    let headers = fields
-        .iter()
-        .map(|&(ns, ne, vs, ve)| Header {
-            name: head.slice(ns..ne),
-            value: head.slice(vs..ve),
-        })
-        .collect();
+    let reason = head.slice(scanned.reason.0..scanned.reason.1);
+    let headers = Headers::in_head(head, fields.iter().copied());
     Ok(Some(ResponseHead {
         version: scanned.version,
         status: scanned.status,
-        reason: head.slice(scanned.reason.0..scanned.reason.1),
+        reason,
         headers,
         framing,
         keep_alive,
@@ -260,7 +257,11 @@ impl Positions {
     }
 
     fn iter(&self) -> impl Iterator<Item = &FieldAt> {
-        self.inline.iter().take(self.len).chain(self.more.iter())
+        self.inline
+            .get(..self.len)
+            .unwrap_or(&self.inline)
+            .iter()
+            .chain(self.more.iter())
     }
 }
 
