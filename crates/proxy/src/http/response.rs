@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 use portico_config::site::ProxySettings;
-use portico_proto::http1::Header;
+use portico_proto::http1::Headers;
 
 /// nginx's `ngx_http_proxy_hide_headers[]`: its own Date/Server replace the
 /// upstream's, and the X-Accel-* controls are for nginx, not the client.
@@ -64,7 +64,7 @@ impl HeaderFilter {
     }
 
     /// The fields to pass on, in order.
-    pub fn apply(&self, headers: &[Header]) -> Vec<(Bytes, Bytes)> {
+    pub fn apply(&self, headers: &Headers) -> Vec<(Bytes, Bytes)> {
         headers
             .iter()
             .filter(|h| !self.hides(&h.name))
@@ -76,7 +76,7 @@ impl HeaderFilter {
     /// moves, no reference count goes up and down, and the list keeps its
     /// allocation (`Header` and the pair have one layout: the standard
     /// library collects such a `Vec` in place).
-    pub fn take(&self, headers: Vec<Header>) -> Vec<(Bytes, Bytes)> {
+    pub fn take(&self, headers: Headers) -> Vec<(Bytes, Bytes)> {
         headers
             .into_iter()
             .filter(|h| !self.hides(&h.name))
@@ -94,7 +94,7 @@ impl HeaderFilter {
 mod tests {
     use super::*;
 
-    fn fields(list: &[(&'static str, &'static str)]) -> Vec<Header> {
+    fn fields(list: &[(&'static str, &'static str)]) -> Headers {
         list.iter()
             .map(|(n, v)| Header {
                 name: Bytes::from_static(n.as_bytes()),

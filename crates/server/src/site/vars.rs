@@ -20,7 +20,7 @@ use portico_config::site::{
     DocRoot, ListenAddr, LocationConfig, Server, ServerName, Template, TemplatePart, VarMap,
     Variable,
 };
-use portico_proto::http1::Header;
+use portico_proto::http1::Headers;
 
 use super::captures::Captures;
 use super::lookup;
@@ -65,7 +65,7 @@ pub(crate) struct VarContext<'a> {
     pub uri: &'a [u8],
     /// `$args`, raw.
     pub args: &'a [u8],
-    pub headers: &'a [Header],
+    pub headers: &'a Headers,
     /// The host of an absolute-form target, else the Host header, as sent
     /// (validated by the caller); empty when neither was given.
     pub host: &'a [u8],
