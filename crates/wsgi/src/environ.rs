@@ -366,7 +366,7 @@ impl EnvironBuilder {
         // first one stands, in order.
         let headers = &head.headers;
         for (i, header) in headers.iter().enumerate() {
-            let name = header.name.as_ref();
+            let name = header.name;
             if name.eq_ignore_ascii_case(b"content-type") {
                 counts.put(
                     env,
@@ -385,15 +385,15 @@ impl EnvironBuilder {
                 )?;
                 continue;
             }
-            let same = |h: &&portico_server::Header| h.name.eq_ignore_ascii_case(name);
-            if headers[..i].iter().any(|h| same(&h)) {
+            let same = |h: &portico_server::Header<'_>| h.name.eq_ignore_ascii_case(name);
+            if headers.iter().take(i).any(|h| same(&h)) {
                 continue; // joined where the first of its name stood
             }
             let Some(entry) = caches.header(py, i, name)? else {
                 continue;
             };
             let (key, key_len) = (entry.key.bind(py).clone(), entry.key_len);
-            let repeats = headers[i + 1..].iter().filter(same);
+            let repeats = headers.iter().skip(i + 1).filter(same);
             let (value, value_len) = if repeats.clone().next().is_none() {
                 (entry.value(py, &header.value)?, header.value.len())
             } else {

@@ -385,7 +385,8 @@ mod tests {
         assert!(same_buffer(&out.head, &client.head));
         assert_eq!(out.own.len(), b"Hostupstream".len());
         // From another head: copied.
-        let mut other = Headers::in_head(Bytes::from_static(b"A: 1\r\n"), [(0, 1, 3, 4)].into_iter());
+        let mut other =
+            Headers::in_head(Bytes::from_static(b"A: 1\r\n"), [(0, 1, 3, 4)].into_iter());
         other.extend_from(&client, |_| true);
         assert_eq!(
             pairs(&other),
@@ -401,7 +402,10 @@ mod tests {
     fn lists_compare_and_collect_by_their_fields() {
         let collected: Headers = [("Host", "a"), ("X-B", "bb")].into_iter().collect();
         assert_eq!(collected, parsed());
-        assert_eq!(format!("{collected:?}"), r#"[("Host", "a"), ("X-B", "bb")]"#);
+        assert_eq!(
+            format!("{collected:?}"),
+            r#"[("Host", "a"), ("X-B", "bb")]"#
+        );
         assert_ne!(collected, Headers::new());
     }
 }

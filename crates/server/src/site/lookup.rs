@@ -147,8 +147,7 @@ mod tests {
     use super::*;
 
     fn headers(list: &[(&str, &str)]) -> Headers {
-        list.iter()
-            .copied().collect()
+        list.iter().copied().collect()
     }
 
     #[test]

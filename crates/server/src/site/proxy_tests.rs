@@ -211,8 +211,7 @@ fn a_proxy_pass_with_variables_sends_its_uri_as_evaluated() {
 }
 
 fn client(list: &[(&str, &str)]) -> Headers {
-    list.iter()
-        .copied().collect()
+    list.iter().copied().collect()
 }
 
 fn lines(headers: &Headers) -> Vec<String> {
@@ -320,7 +319,10 @@ fn set_headers_override_and_empty_values_drop() {
 
 #[test]
 fn host_is_proxy_host_unless_set_and_an_empty_one_is_not_sent() {
-    assert_eq!(sent(&[], &Headers::new(), BodyOut::None), ["Host: app:8000"]);
+    assert_eq!(
+        sent(&[], &Headers::new(), BodyOut::None),
+        ["Host: app:8000"]
+    );
     let from = client(&[("Host", "client.example")]);
     assert_eq!(
         sent(&[("Host", ""), ("X-A", "1")], &from, BodyOut::None),
@@ -345,7 +347,11 @@ fn body_framing_is_remade_and_client_headers_can_be_withheld() {
     assert_eq!(lines(&withheld), ["Host: h", "Content-Length: 0"]);
     // proxy_set_header Content-Length "" wins over the re-made one.
     assert_eq!(
-        sent(&[("Content-Length", "")], &Headers::new(), BodyOut::Length(3)),
+        sent(
+            &[("Content-Length", "")],
+            &Headers::new(),
+            BodyOut::Length(3)
+        ),
         ["Host: app:8000"]
     );
 }

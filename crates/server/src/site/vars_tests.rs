@@ -24,8 +24,7 @@ fn server(names: Vec<ServerName>) -> Server {
 }
 
 fn headers(list: &[(&str, &str)]) -> Headers {
-    list.iter()
-        .copied().collect()
+    list.iter().copied().collect()
 }
 
 fn template(text: &str) -> Template {
