@@ -96,7 +96,7 @@ impl RequestSource {
                 .headers
                 .iter()
                 .find(|h| h.name.eq_ignore_ascii_case(name))
-                .map(|h| h.value.as_ref()),
+                .map(|h| h.value),
             RequestSource::Uwsgi(packet) => {
                 let mut found = None;
                 for (key, value) in packet.vars() {

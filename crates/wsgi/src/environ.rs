@@ -371,7 +371,7 @@ impl EnvironBuilder {
                 counts.put(
                     env,
                     &k.content_type,
-                    &latin1(py, &header.value)?,
+                    &latin1(py, header.value)?,
                     header.value.len(),
                 )?;
                 continue;
@@ -380,7 +380,7 @@ impl EnvironBuilder {
                 counts.put(
                     env,
                     &k.content_length,
-                    &latin1(py, &header.value)?,
+                    &latin1(py, header.value)?,
                     header.value.len(),
                 )?;
                 continue;
@@ -395,7 +395,7 @@ impl EnvironBuilder {
             let (key, key_len) = (entry.key.bind(py).clone(), entry.key_len);
             let repeats = headers.iter().skip(i + 1).filter(same);
             let (value, value_len) = if repeats.clone().next().is_none() {
-                (entry.value(py, &header.value)?, header.value.len())
+                (entry.value(py, header.value)?, header.value.len())
             } else {
                 let separator: &[u8] = if name.eq_ignore_ascii_case(b"cookie") {
                     b"; "
@@ -405,7 +405,7 @@ impl EnvironBuilder {
                 let mut joined = header.value.to_vec();
                 for repeat in repeats {
                     joined.extend_from_slice(separator);
-                    joined.extend_from_slice(&repeat.value);
+                    joined.extend_from_slice(repeat.value);
                 }
                 (latin1(py, &joined)?, joined.len())
             };

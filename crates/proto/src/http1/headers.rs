@@ -336,7 +336,7 @@ mod tests {
         assert_eq!(list.first(b"nope"), None);
         assert_eq!(list.value_bytes(1).as_deref(), Some(&b"bb"[..]));
         assert_eq!(list.name_bytes(0).as_deref(), Some(&b"Host"[..]));
-        assert_eq!(list.iter().rev().next().map(|h| h.name), Some(&b"X-B"[..]));
+        assert_eq!(list.iter().next_back().map(|h| h.name), Some(&b"X-B"[..]));
     }
 
     #[test]

@@ -132,10 +132,10 @@ mod tests {
         let cookies: Vec<_> = head
             .headers
             .iter()
-            .filter(|h| &h.name[..] == b"cookie")
+            .filter(|h| h.name == b"cookie")
             .collect();
         assert_eq!(cookies.len(), 1);
-        assert_eq!(&cookies[0].value[..], b"a=1; b=2");
+        assert_eq!(cookies[0].value, b"a=1; b=2");
     }
 
     #[test]

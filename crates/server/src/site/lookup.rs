@@ -25,12 +25,12 @@ pub(crate) fn append_header(headers: &Headers, var: &str, out: &mut Vec<u8>) -> 
     let mut found = false;
     for header in headers
         .iter()
-        .filter(|h| header_kept(h) && header_matches_var(&h.name, var.as_bytes()))
+        .filter(|h| header_kept(h) && header_matches_var(h.name, var.as_bytes()))
     {
         if found {
             out.extend_from_slice(sep);
         }
-        out.extend_from_slice(&header.value);
+        out.extend_from_slice(header.value);
         found = true;
     }
     found
@@ -41,7 +41,7 @@ pub(crate) fn first_header<'h>(headers: &'h Headers, name: &str) -> Option<&'h [
     headers
         .iter()
         .find(|h| header_kept(h) && h.name.eq_ignore_ascii_case(name.as_bytes()))
-        .map(|h| &h.value[..])
+        .map(|h| h.value)
 }
 
 /// `$cookie_NAME` (`ngx_http_parse_multi_header_lines`): in the `Cookie`
@@ -53,7 +53,7 @@ pub(crate) fn cookie<'h>(headers: &'h Headers, name: &str) -> Option<&'h [u8]> {
         .iter()
         .filter(|h| header_kept(h) && h.name.eq_ignore_ascii_case(b"cookie"))
     {
-        let value = &header.value[..];
+        let value = header.value;
         let mut at = 0;
         while at < value.len() {
             let rest = &value[at..];

@@ -230,12 +230,12 @@ pub(crate) fn encode_bodiless_head(
     }
     if pass_client {
         for h in client {
-            if client_field_passed(&h.name, set) {
+            if client_field_passed(h.name, set) {
                 // NOT_PASSED holds Host, Connection and the framing fields:
                 // a client's field that gets here is written as it is.
-                head.bytes.extend_from_slice(&h.name);
+                head.bytes.extend_from_slice(h.name);
                 head.bytes.extend_from_slice(b": ");
-                head.bytes.extend_from_slice(&h.value);
+                head.bytes.extend_from_slice(h.value);
                 head.bytes.extend_from_slice(b"\r\n");
             }
         }

@@ -220,8 +220,8 @@ fn lines(headers: &Headers) -> Vec<String> {
         .map(|h| {
             format!(
                 "{}: {}",
-                String::from_utf8_lossy(&h.name),
-                String::from_utf8_lossy(&h.value)
+                String::from_utf8_lossy(h.name),
+                String::from_utf8_lossy(h.value)
             )
         })
         .collect()
@@ -236,7 +236,7 @@ fn set(list: &[(&'static str, &str)]) -> Vec<(&'static str, Bytes)> {
 /// `request_headers` with the client's headers passed.
 fn sent(set_list: &[(&'static str, &str)], from: &Headers, body: BodyOut) -> Vec<String> {
     lines(&request_headers(
-        &mut set(set_list),
+        &set(set_list),
         &Bytes::from_static(b"app:8000"),
         from,
         true,
@@ -338,7 +338,7 @@ fn body_framing_is_remade_and_client_headers_can_be_withheld() {
         ["Host: app:8000", "Transfer-Encoding: chunked", "X-A: 1"]
     );
     let withheld = request_headers(
-        &mut [],
+        &[],
         &Bytes::from_static(b"h"),
         &from,
         false,
@@ -475,16 +475,13 @@ fn hidden_headers_follow_nginx_defaults_and_settings() {
 fn written(line: [&str; 3], headers: &Headers) -> String {
     let mut out = format!("{} {} {}\r\n", line[0], line[1], line[2]);
     for h in headers {
-        let name = String::from_utf8_lossy(&h.name);
+        let name = String::from_utf8_lossy(h.name);
         if name.eq_ignore_ascii_case("content-length")
             || name.eq_ignore_ascii_case("transfer-encoding")
         {
             continue;
         }
-        out.push_str(&format!(
-            "{name}: {}\r\n",
-            String::from_utf8_lossy(&h.value)
-        ));
+        out.push_str(&format!("{name}: {}\r\n", String::from_utf8_lossy(h.value)));
     }
     out + "\r\n"
 }
@@ -512,7 +509,7 @@ fn a_bodiless_head_is_written_as_the_field_list_would_be() {
     ];
     for list in sets {
         for pass_client in [true, false] {
-            let fields = request_headers(&mut set(list), &host, &from, pass_client, BodyOut::None);
+            let fields = request_headers(&set(list), &host, &from, pass_client, BodyOut::None);
             let line = ["GET", "/a?b=1", "HTTP/1.1"];
             let got = encode_bodiless_head(
                 [b"GET", b"/a?b=1", b"HTTP/1.1"],

@@ -391,7 +391,7 @@ fn host(cx: &VarContext<'_>, out: &mut Vec<u8>) {
 fn add_x_forwarded_for(cx: &VarContext<'_>, out: &mut Vec<u8>) {
     for h in cx.headers {
         if h.name.eq_ignore_ascii_case(b"x-forwarded-for") {
-            out.extend_from_slice(&h.value);
+            out.extend_from_slice(h.value);
             out.extend_from_slice(b", ");
         }
     }

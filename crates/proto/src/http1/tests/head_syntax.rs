@@ -338,7 +338,7 @@ fn headers_are_kept_in_order_including_framing_fields() {
     let head = parse_ok(
         b"POST / HTTP/1.1\r\nB: 1\r\nHost: h\r\nA: 2\r\nContent-Length: 3\r\nB: 3\r\n\r\nabc",
     );
-    let names: Vec<&[u8]> = head.headers.iter().map(|h| &h.name[..]).collect();
+    let names: Vec<&[u8]> = head.headers.iter().map(|h| h.name).collect();
     assert_eq!(names, [&b"B"[..], b"Host", b"A", b"Content-Length", b"B"]);
 }
 
