@@ -385,15 +385,15 @@ impl EnvironBuilder {
                 )?;
                 continue;
             }
-            let same = |h: &portico_server::Header<'_>| h.name.eq_ignore_ascii_case(name);
-            if headers.iter().take(i).any(|h| same(&h)) {
+            // (Fields of another name length are passed over unread.)
+            if headers.position(name) != Some(i) {
                 continue; // joined where the first of its name stood
             }
             let Some(entry) = caches.header(py, i, name)? else {
                 continue;
             };
             let (key, key_len) = (entry.key.bind(py).clone(), entry.key_len);
-            let repeats = headers.iter().skip(i + 1).filter(same);
+            let repeats = headers.values_from(name, i + 1);
             let (value, value_len) = if repeats.clone().next().is_none() {
                 (entry.value(py, header.value)?, header.value.len())
             } else {
@@ -405,7 +405,7 @@ impl EnvironBuilder {
                 let mut joined = header.value.to_vec();
                 for repeat in repeats {
                     joined.extend_from_slice(separator);
-                    joined.extend_from_slice(repeat.value);
+                    joined.extend_from_slice(repeat);
                 }
                 (latin1(py, &joined)?, joined.len())
             };

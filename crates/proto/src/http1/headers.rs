@@ -7,15 +7,17 @@
 //! an atomic decrement to drop). Consumers read fields as slices through
 //! [`Header`], a borrowed view.
 //!
-//! A list can still be changed: fields added or given a new value after
-//! parsing (`proxy_set_header`, the HTTP/2 driver, a uwsgi packet's
-//! variables, tests) are copied into a second buffer the list owns, and
-//! their positions say which buffer they are in. Removing or reordering
-//! fields moves position records only.
+//! A list can still be changed. Removing or reordering fields moves
+//! position records only. A field added or given a new value (the HTTP/2
+//! driver, a uwsgi packet's variables, `proxy_set_header`, tests) is
+//! appended to the buffer: in place when the list holds the buffer's only
+//! reference, else after one copy of the list's fields into a buffer of its
+//! own. Every field is in the one buffer, so reading one is two range
+//! checks, and the list stays 56 bytes (a `Bytes` and a `Vec`).
 
 use std::fmt;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 /// One header field, read from a [`Headers`] list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,22 +28,24 @@ pub struct Header<'a> {
     pub value: &'a [u8],
 }
 
-/// Where a field's name and value are: `head` (the shared buffer) or `own`.
+/// Where a field's name and value are in the buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Field {
     name: (usize, usize),
     value: (usize, usize),
-    /// In the list's own buffer, not in the head.
-    owned: bool,
 }
 
-/// Header fields in order: positions into one shared head buffer, plus an
-/// owned buffer for fields added or changed later. Cloning copies the
-/// positions (and the owned bytes), not the head.
+impl Field {
+    fn name_len(&self) -> usize {
+        self.name.1.wrapping_sub(self.name.0)
+    }
+}
+
+/// Header fields in order, as positions in one shared buffer (the head
+/// they were parsed from). Cloning copies the positions, not the bytes.
 #[derive(Clone, Default)]
 pub struct Headers {
-    head: Bytes,
-    own: Vec<u8>,
+    buf: Bytes,
     fields: Vec<Field>,
 }
 
@@ -49,8 +53,7 @@ impl Headers {
     /// An empty list; allocates nothing.
     pub const fn new() -> Headers {
         Headers {
-            head: Bytes::new(),
-            own: Vec::new(),
+            buf: Bytes::new(),
             fields: Vec::new(),
         }
     }
@@ -58,15 +61,14 @@ impl Headers {
     /// An empty list with room for `fields` fields.
     pub fn with_capacity(fields: usize) -> Headers {
         Headers {
-            head: Bytes::new(),
-            own: Vec::new(),
+            buf: Bytes::new(),
             fields: Vec::with_capacity(fields),
         }
     }
 
     /// A list of the fields at `positions` (name start, name end, value
-    /// start, value end) in `head`; every position must be within `head`
-    /// (the parsers' own positions are).
+    /// start, value end) in `head`; a position outside `head` reads as an
+    /// empty slice (the parsers' own positions are all within it).
     pub(crate) fn in_head(
         head: Bytes,
         positions: impl Iterator<Item = (usize, usize, usize, usize)>,
@@ -75,13 +77,8 @@ impl Headers {
         fields.extend(positions.map(|(ns, ne, vs, ve)| Field {
             name: (ns, ne),
             value: (vs, ve),
-            owned: false,
         }));
-        Headers {
-            head,
-            own: Vec::new(),
-            fields,
-        }
+        Headers { buf: head, fields }
     }
 
     /// How many fields.
@@ -97,65 +94,79 @@ impl Headers {
     /// The fields in order.
     pub fn iter(&self) -> Iter<'_> {
         Iter {
-            list: self,
+            buf: &self.buf,
             fields: self.fields.iter(),
         }
     }
 
     /// Field `i`, if there is one.
     pub fn get(&self, i: usize) -> Option<Header<'_>> {
-        self.fields.get(i).map(|f| self.view(f))
+        self.fields.get(i).map(|f| view(&self.buf, f))
+    }
+
+    /// The index of the first field named `name` (ASCII case-insensitive).
+    /// Names of another length are passed over without being read.
+    pub fn position(&self, name: &[u8]) -> Option<usize> {
+        self.fields.iter().position(|f| {
+            f.name_len() == name.len() && slice(&self.buf, f.name).eq_ignore_ascii_case(name)
+        })
     }
 
     /// The value of the first field named `name` (ASCII case-insensitive).
     pub fn first(&self, name: &[u8]) -> Option<&[u8]> {
-        self.iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
+        let i = self.position(name)?;
+        self.fields.get(i).map(|f| slice(&self.buf, f.value))
     }
 
-    /// Field `i`'s value as `Bytes`: a slice of the head (no copy) for a
-    /// parsed field, a copy for an added or changed one.
+    /// The values of every field named `name` (ASCII case-insensitive), in
+    /// order, from field `from` on.
+    pub fn values_from<'a>(
+        &'a self,
+        name: &'a [u8],
+        from: usize,
+    ) -> impl Iterator<Item = &'a [u8]> + Clone + 'a {
+        self.fields
+            .get(from..)
+            .unwrap_or_default()
+            .iter()
+            .filter(move |f| {
+                f.name_len() == name.len() && slice(&self.buf, f.name).eq_ignore_ascii_case(name)
+            })
+            .map(|f| slice(&self.buf, f.value))
+    }
+
+    /// Field `i`'s value as `Bytes`: a slice of the buffer, no copy.
     pub fn value_bytes(&self, i: usize) -> Option<Bytes> {
         let f = self.fields.get(i)?;
-        Some(if f.owned {
-            Bytes::copy_from_slice(self.own.get(f.value.0..f.value.1).unwrap_or_default())
-        } else {
-            self.head_slice(f.value)
-        })
+        Some(shared(&self.buf, f.value))
     }
 
-    /// Field `i`'s name as `Bytes`, as [`Headers::value_bytes`].
+    /// Field `i`'s name as `Bytes`: a slice of the buffer, no copy.
     pub fn name_bytes(&self, i: usize) -> Option<Bytes> {
         let f = self.fields.get(i)?;
-        Some(if f.owned {
-            Bytes::copy_from_slice(self.own.get(f.name.0..f.name.1).unwrap_or_default())
-        } else {
-            self.head_slice(f.name)
-        })
+        Some(shared(&self.buf, f.name))
     }
 
-    /// Appends a field (its bytes are copied into the list's own buffer).
+    /// Appends a field (its bytes are copied into the buffer).
     pub fn push(&mut self, name: &[u8], value: &[u8]) {
-        let field = self.store(name, value);
+        let field = self.append(name, value);
         self.fields.push(field);
     }
 
     /// Inserts a field before field `at` (at the end if `at` is past it).
     pub fn insert(&mut self, at: usize, name: &[u8], value: &[u8]) {
-        let field = self.store(name, value);
+        let field = self.append(name, value);
         self.fields.insert(at.min(self.fields.len()), field);
     }
 
     /// Gives field `i` a new value (copied); false if there is no field `i`.
     pub fn set_value(&mut self, i: usize, value: &[u8]) -> bool {
-        let Some(&f) = self.fields.get(i) else {
+        if i >= self.fields.len() {
             return false;
-        };
-        let name = self.view(&f).name.to_vec();
-        let field = self.store(&name, value);
-        if let Some(slot) = self.fields.get_mut(i) {
-            *slot = field;
+        }
+        let appended = self.append(b"", value);
+        if let Some(f) = self.fields.get_mut(i) {
+            f.value = appended.value;
         }
         true
     }
@@ -172,56 +183,72 @@ impl Headers {
 
     /// Keeps the fields `keep` says yes to, in order.
     pub fn retain(&mut self, mut keep: impl FnMut(Header<'_>) -> bool) {
-        let (head, own) = (&self.head, &self.own);
-        self.fields.retain(|f| keep(view(head, own, f)));
+        let buf = &self.buf;
+        self.fields.retain(|f| keep(view(buf, f)));
     }
 
-    /// Appends the fields of `other` that `keep` says yes to. A field of
-    /// `other`'s head is added as a position when this list has no head
-    /// yet or the same one (no copy), else copied.
+    /// Appends the fields of `other` that `keep` says yes to. When this
+    /// list is empty or shares `other`'s buffer, they are added as
+    /// positions (no copy), else copied.
     pub fn extend_from(&mut self, other: &Headers, mut keep: impl FnMut(Header<'_>) -> bool) {
-        let adopt = self.head.is_empty() && !self.fields.iter().any(|f| !f.owned);
-        if adopt && !other.head.is_empty() {
-            self.head = other.head.clone();
+        if self.fields.is_empty() && !same_buffer(&self.buf, &other.buf) {
+            self.buf = other.buf.clone();
         }
-        let same_head = same_buffer(&self.head, &other.head);
-        for f in &other.fields {
-            let h = other.view(f);
-            if !keep(h) {
-                continue;
-            }
-            if !f.owned && same_head {
-                self.fields.push(*f);
-            } else {
-                let field = self.store(h.name, h.value);
-                self.fields.push(field);
+        if same_buffer(&self.buf, &other.buf) {
+            let buf = &other.buf;
+            self.fields
+                .extend(other.fields.iter().filter(|f| keep(view(buf, f))).copied());
+            return;
+        }
+        for h in other.iter() {
+            if keep(h) {
+                self.push(h.name, h.value);
             }
         }
     }
 
-    /// Copies `name` and `value` into the own buffer.
-    fn store(&mut self, name: &[u8], value: &[u8]) -> Field {
-        let name_start = self.own.len();
-        self.own.extend_from_slice(name);
-        let value_start = self.own.len();
-        self.own.extend_from_slice(value);
-        Field {
+    /// Writes `name` and `value` at the end of the buffer; the field's
+    /// positions. The buffer is extended in place when this list holds its
+    /// only reference; else the list's fields are first copied into a new
+    /// buffer of their own (once: it is then the only reference).
+    fn append(&mut self, name: &[u8], value: &[u8]) -> Field {
+        let extra = name.len() + value.len();
+        let mut buf = match std::mem::take(&mut self.buf).try_into_mut() {
+            Ok(buf) => buf,
+            Err(shared) => self.compact(&shared, extra),
+        };
+        let name_start = buf.len();
+        buf.extend_from_slice(name);
+        let value_start = buf.len();
+        buf.extend_from_slice(value);
+        let field = Field {
             name: (name_start, value_start),
-            value: (value_start, self.own.len()),
-            owned: true,
-        }
+            value: (value_start, buf.len()),
+        };
+        self.buf = buf.freeze();
+        field
     }
 
-    fn head_slice(&self, (start, end): (usize, usize)) -> Bytes {
-        if start <= end && end <= self.head.len() {
-            self.head.slice(start..end)
-        } else {
-            Bytes::new()
+    /// The fields' bytes copied out of `shared` into a new buffer with
+    /// `extra` bytes to spare; the positions are moved to match.
+    fn compact(&mut self, shared: &Bytes, extra: usize) -> BytesMut {
+        let used: usize = self
+            .fields
+            .iter()
+            .map(|f| f.name_len() + f.value.1.saturating_sub(f.value.0))
+            .sum();
+        let mut buf = BytesMut::with_capacity(used + extra);
+        for f in &mut self.fields {
+            let name_start = buf.len();
+            buf.extend_from_slice(slice(shared, f.name));
+            let value_start = buf.len();
+            buf.extend_from_slice(slice(shared, f.value));
+            *f = Field {
+                name: (name_start, value_start),
+                value: (value_start, buf.len()),
+            };
         }
-    }
-
-    fn view(&self, f: &Field) -> Header<'_> {
-        view(&self.head, &self.own, f)
+        buf
     }
 }
 
@@ -230,18 +257,29 @@ fn same_buffer(a: &Bytes, b: &Bytes) -> bool {
     a.as_ptr() == b.as_ptr() && a.len() == b.len()
 }
 
-fn view<'a>(head: &'a [u8], own: &'a [u8], f: &Field) -> Header<'a> {
-    let store = if f.owned { own } else { head };
+fn slice(buf: &[u8], (start, end): (usize, usize)) -> &[u8] {
+    buf.get(start..end).unwrap_or_default()
+}
+
+fn shared(buf: &Bytes, (start, end): (usize, usize)) -> Bytes {
+    if start <= end && end <= buf.len() {
+        buf.slice(start..end)
+    } else {
+        Bytes::new()
+    }
+}
+
+fn view<'a>(buf: &'a [u8], f: &Field) -> Header<'a> {
     Header {
-        name: store.get(f.name.0..f.name.1).unwrap_or_default(),
-        value: store.get(f.value.0..f.value.1).unwrap_or_default(),
+        name: slice(buf, f.name),
+        value: slice(buf, f.value),
     }
 }
 
 /// The fields of a [`Headers`] list, in order.
 #[derive(Clone)]
 pub struct Iter<'a> {
-    list: &'a Headers,
+    buf: &'a [u8],
     fields: std::slice::Iter<'a, Field>,
 }
 
@@ -249,7 +287,11 @@ impl<'a> Iterator for Iter<'a> {
     type Item = Header<'a>;
 
     fn next(&mut self) -> Option<Header<'a>> {
-        self.fields.next().map(|f| self.list.view(f))
+        self.fields.next().map(|f| view(self.buf, f))
+    }
+
+    fn nth(&mut self, n: usize) -> Option<Header<'a>> {
+        self.fields.nth(n).map(|f| view(self.buf, f))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -259,7 +301,7 @@ impl<'a> Iterator for Iter<'a> {
 
 impl DoubleEndedIterator for Iter<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
-        self.fields.next_back().map(|f| self.list.view(f))
+        self.fields.next_back().map(|f| view(self.buf, f))
     }
 }
 
@@ -334,6 +376,11 @@ mod tests {
         );
         assert_eq!(list.first(b"host"), Some(&b"a"[..]));
         assert_eq!(list.first(b"nope"), None);
+        assert_eq!(list.first(b"hos"), None);
+        assert_eq!(list.position(b"x-b"), Some(1));
+        assert_eq!(list.values_from(b"HOST", 0).collect::<Vec<_>>(), [b"a"]);
+        assert_eq!(list.values_from(b"host", 1).count(), 0);
+        assert_eq!(list.iter().nth(1).map(|h| h.value), Some(&b"bb"[..]));
         assert_eq!(list.value_bytes(1).as_deref(), Some(&b"bb"[..]));
         assert_eq!(list.name_bytes(0).as_deref(), Some(&b"Host"[..]));
         assert_eq!(list.iter().next_back().map(|h| h.name), Some(&b"X-B"[..]));
@@ -381,10 +428,12 @@ mod tests {
                 (b"X-B".to_vec(), b"bb".to_vec()),
             ]
         );
-        // The parsed field is a position in the shared head, not a copy.
-        assert!(same_buffer(&out.head, &client.head));
-        assert_eq!(out.own.len(), b"Hostupstream".len());
-        // From another head: copied.
+        // Into an empty list: positions in the shared head, not a copy.
+        let mut passed = Headers::new();
+        passed.extend_from(&client, |h| h.name != b"Host");
+        assert!(same_buffer(&passed.buf, &client.buf));
+        assert_eq!(pairs(&passed), [(b"X-B".to_vec(), b"bb".to_vec())]);
+        // Into a list with its own buffer: copied.
         let mut other =
             Headers::in_head(Bytes::from_static(b"A: 1\r\n"), [(0, 1, 3, 4)].into_iter());
         other.extend_from(&client, |_| true);
@@ -396,6 +445,41 @@ mod tests {
                 (b"X-B".to_vec(), b"bb".to_vec()),
             ]
         );
+    }
+
+    #[test]
+    fn a_changed_list_leaves_the_parsed_head_alone() {
+        let head = Bytes::from_static(b"Host: a\r\nX-B: bb\r\n");
+        let list = Headers::in_head(head.clone(), [(0, 4, 6, 7), (9, 12, 14, 16)].into_iter());
+        let mut changed = list.clone();
+        changed.push(b"X-C", b"c");
+        assert!(changed.set_value(0, b"z"));
+        assert_eq!(&head[..], b"Host: a\r\nX-B: bb\r\n");
+        assert_eq!(list.first(b"host"), Some(&b"a"[..]));
+        assert_eq!(changed.first(b"host"), Some(&b"z"[..]));
+        // Many pushes on a list of its own: the buffer grows in place.
+        let mut built = Headers::new();
+        for i in 0..100u8 {
+            built.push(&[b'a' + i % 26], &[i]);
+        }
+        assert_eq!(built.len(), 100);
+        assert_eq!(
+            built.get(99),
+            Some(Header {
+                name: b"v",
+                value: &[99]
+            })
+        );
+        // A position past the buffer (never made by the parsers) reads empty.
+        let odd = Headers::in_head(Bytes::from_static(b"ab"), [(0, 9, 1, 2)].into_iter());
+        assert_eq!(
+            odd.get(0),
+            Some(Header {
+                name: b"",
+                value: b"b"
+            })
+        );
+        assert_eq!(odd.name_bytes(0).as_deref(), Some(&b""[..]));
     }
 
     #[test]

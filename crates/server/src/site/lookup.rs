@@ -38,10 +38,12 @@ pub(crate) fn append_header(headers: &Headers, var: &str, out: &mut Vec<u8>) -> 
 
 /// The first header named `name` (case-insensitive), as sent.
 pub(crate) fn first_header<'h>(headers: &'h Headers, name: &str) -> Option<&'h [u8]> {
-    headers
-        .iter()
-        .find(|h| header_kept(h) && h.name.eq_ignore_ascii_case(name.as_bytes()))
-        .map(|h| h.value)
+    // A field of this name has its underscores: kept exactly when the name
+    // is; fields of another length are passed over unread.
+    if !has_http_var(name.as_bytes()) {
+        return None;
+    }
+    headers.first(name.as_bytes())
 }
 
 /// `$cookie_NAME` (`ngx_http_parse_multi_header_lines`): in the `Cookie`

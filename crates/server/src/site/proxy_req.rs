@@ -206,8 +206,7 @@ impl<'s> Req<'s> {
                 body,
             );
             let host = headers
-                .iter()
-                .position(|h| h.name.eq_ignore_ascii_case(b"host"))
+                .position(b"host")
                 .and_then(|i| headers.value_bytes(i));
             let closes = headers.iter().any(|h| {
                 h.name.eq_ignore_ascii_case(b"connection")
