@@ -30,12 +30,26 @@ pub struct Header<'a> {
 
 /// Where a field's name and value are in the buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Field {
+pub(crate) struct Field {
     name: (usize, usize),
     value: (usize, usize),
 }
 
 impl Field {
+    /// The field whose name is `name_start..name_end` and value
+    /// `value_start..value_end`.
+    pub(crate) fn at(
+        name_start: usize,
+        name_end: usize,
+        value_start: usize,
+        value_end: usize,
+    ) -> Field {
+        Field {
+            name: (name_start, name_end),
+            value: (value_start, value_end),
+        }
+    }
+
     fn name_len(&self) -> usize {
         self.name.1.wrapping_sub(self.name.0)
     }
@@ -66,18 +80,9 @@ impl Headers {
         }
     }
 
-    /// A list of the fields at `positions` (name start, name end, value
-    /// start, value end) in `head`; a position outside `head` reads as an
-    /// empty slice (the parsers' own positions are all within it).
-    pub(crate) fn in_head(
-        head: Bytes,
-        positions: impl Iterator<Item = (usize, usize, usize, usize)>,
-    ) -> Headers {
-        let mut fields = Vec::with_capacity(positions.size_hint().0);
-        fields.extend(positions.map(|(ns, ne, vs, ve)| Field {
-            name: (ns, ne),
-            value: (vs, ve),
-        }));
+    /// A list of the fields at `fields` in `head`; a position outside
+    /// `head` reads as an empty slice (the parser's are all within it).
+    pub(crate) fn from_fields(head: Bytes, fields: Vec<Field>) -> Headers {
         Headers { buf: head, fields }
     }
 
@@ -352,9 +357,17 @@ impl fmt::Debug for Headers {
 mod tests {
     use super::*;
 
+    fn in_head(head: Bytes, positions: &[(usize, usize, usize, usize)]) -> Headers {
+        let fields = positions
+            .iter()
+            .map(|&(ns, ne, vs, ve)| Field::at(ns, ne, vs, ve))
+            .collect();
+        Headers::from_fields(head, fields)
+    }
+
     fn parsed() -> Headers {
         let head = Bytes::from_static(b"Host: a\r\nX-B: bb\r\n");
-        Headers::in_head(head, [(0, 4, 6, 7), (9, 12, 14, 16)].into_iter())
+        in_head(head, &[(0, 4, 6, 7), (9, 12, 14, 16)])
     }
 
     fn pairs(list: &Headers) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -434,8 +447,7 @@ mod tests {
         assert!(same_buffer(&passed.buf, &client.buf));
         assert_eq!(pairs(&passed), [(b"X-B".to_vec(), b"bb".to_vec())]);
         // Into a list with its own buffer: copied.
-        let mut other =
-            Headers::in_head(Bytes::from_static(b"A: 1\r\n"), [(0, 1, 3, 4)].into_iter());
+        let mut other = in_head(Bytes::from_static(b"A: 1\r\n"), &[(0, 1, 3, 4)]);
         other.extend_from(&client, |_| true);
         assert_eq!(
             pairs(&other),
@@ -450,7 +462,7 @@ mod tests {
     #[test]
     fn a_changed_list_leaves_the_parsed_head_alone() {
         let head = Bytes::from_static(b"Host: a\r\nX-B: bb\r\n");
-        let list = Headers::in_head(head.clone(), [(0, 4, 6, 7), (9, 12, 14, 16)].into_iter());
+        let list = in_head(head.clone(), &[(0, 4, 6, 7), (9, 12, 14, 16)]);
         let mut changed = list.clone();
         changed.push(b"X-C", b"c");
         assert!(changed.set_value(0, b"z"));
@@ -471,7 +483,7 @@ mod tests {
             })
         );
         // A position past the buffer (never made by the parsers) reads empty.
-        let odd = Headers::in_head(Bytes::from_static(b"ab"), [(0, 9, 1, 2)].into_iter());
+        let odd = in_head(Bytes::from_static(b"ab"), &[(0, 9, 1, 2)]);
         assert_eq!(
             odd.get(0),
             Some(Header {
