@@ -386,7 +386,7 @@ impl EnvironBuilder {
                 continue;
             }
             // (Fields of another name length are passed over unread.)
-            if headers.position(name) != Some(i) {
+            if headers.named_before(i, name) {
                 continue; // joined where the first of its name stood
             }
             let Some(entry) = caches.header(py, i, name)? else {

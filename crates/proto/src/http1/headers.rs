@@ -117,6 +117,18 @@ impl Headers {
         })
     }
 
+    /// Whether a field before field `i` is named `name` (ASCII
+    /// case-insensitive).
+    pub fn named_before(&self, i: usize, name: &[u8]) -> bool {
+        self.fields
+            .get(..i)
+            .unwrap_or(&self.fields)
+            .iter()
+            .any(|f| {
+                f.name_len() == name.len() && slice(&self.buf, f.name).eq_ignore_ascii_case(name)
+            })
+    }
+
     /// The value of the first field named `name` (ASCII case-insensitive).
     pub fn first(&self, name: &[u8]) -> Option<&[u8]> {
         let i = self.position(name)?;
@@ -391,6 +403,10 @@ mod tests {
         assert_eq!(list.first(b"nope"), None);
         assert_eq!(list.first(b"hos"), None);
         assert_eq!(list.position(b"x-b"), Some(1));
+        assert!(list.named_before(1, b"HOST"));
+        assert!(!list.named_before(0, b"host"));
+        assert!(!list.named_before(9, b"x-c"));
+        assert!(list.named_before(9, b"x-b"));
         assert_eq!(list.values_from(b"HOST", 0).collect::<Vec<_>>(), [b"a"]);
         assert_eq!(list.values_from(b"host", 1).count(), 0);
         assert_eq!(list.iter().nth(1).map(|h| h.value), Some(&b"bb"[..]));
