@@ -50,7 +50,6 @@ impl Field {
         }
     }
 
-    #[inline]
     fn name_len(&self) -> usize {
         self.name.1.wrapping_sub(self.name.0)
     }
@@ -88,19 +87,16 @@ impl Headers {
     }
 
     /// How many fields.
-    #[inline]
     pub fn len(&self) -> usize {
         self.fields.len()
     }
 
     /// No fields.
-    #[inline]
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
     }
 
     /// The fields in order.
-    #[inline]
     pub fn iter(&self) -> Iter<'_> {
         Iter {
             buf: &self.buf,
@@ -109,14 +105,12 @@ impl Headers {
     }
 
     /// Field `i`, if there is one.
-    #[inline]
     pub fn get(&self, i: usize) -> Option<Header<'_>> {
         self.fields.get(i).map(|f| view(&self.buf, f))
     }
 
     /// The index of the first field named `name` (ASCII case-insensitive).
     /// Names of another length are passed over without being read.
-    #[inline]
     pub fn position(&self, name: &[u8]) -> Option<usize> {
         self.fields.iter().position(|f| {
             f.name_len() == name.len() && slice(&self.buf, f.name).eq_ignore_ascii_case(name)
@@ -125,7 +119,6 @@ impl Headers {
 
     /// Whether a field before field `i` is named `name` (ASCII
     /// case-insensitive).
-    #[inline]
     pub fn named_before(&self, i: usize, name: &[u8]) -> bool {
         self.fields
             .get(..i)
@@ -137,7 +130,6 @@ impl Headers {
     }
 
     /// The value of the first field named `name` (ASCII case-insensitive).
-    #[inline]
     pub fn first(&self, name: &[u8]) -> Option<&[u8]> {
         let i = self.position(name)?;
         self.fields.get(i).map(|f| slice(&self.buf, f.value))
@@ -282,7 +274,6 @@ fn same_buffer(a: &Bytes, b: &Bytes) -> bool {
     a.as_ptr() == b.as_ptr() && a.len() == b.len()
 }
 
-#[inline]
 fn slice(buf: &[u8], (start, end): (usize, usize)) -> &[u8] {
     buf.get(start..end).unwrap_or_default()
 }
@@ -295,7 +286,6 @@ fn shared(buf: &Bytes, (start, end): (usize, usize)) -> Bytes {
     }
 }
 
-#[inline]
 fn view<'a>(buf: &'a [u8], f: &Field) -> Header<'a> {
     Header {
         name: slice(buf, f.name),
@@ -313,12 +303,10 @@ pub struct Iter<'a> {
 impl<'a> Iterator for Iter<'a> {
     type Item = Header<'a>;
 
-    #[inline]
     fn next(&mut self) -> Option<Header<'a>> {
         self.fields.next().map(|f| view(self.buf, f))
     }
 
-    #[inline]
     fn nth(&mut self, n: usize) -> Option<Header<'a>> {
         self.fields.nth(n).map(|f| view(self.buf, f))
     }
