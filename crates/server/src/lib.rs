@@ -66,7 +66,7 @@ pub use log::{AccessLog, LogConfig, LogFormat, set_log_date, write_log_line};
 /// The diagnostic-line macros (over `tracing`), re-exported so that
 /// `portico_server::logln!` keeps working.
 pub use portico_log::{log_debug, log_error, log_warn, logln};
-pub use portico_proto::http1::{Header, RequestHead, Version};
+pub use portico_proto::http1::{Header, Headers, RequestHead, Version};
 pub use portico_proto::uwsgi::UwsgiPacket;
 pub use serve::{BackgroundTask, ServeOptions, StopReason, serve};
 pub use site::{

@@ -92,11 +92,7 @@ impl RequestSource {
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         let name = name.as_bytes();
         match self {
-            RequestSource::Http(head) => head
-                .headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case(name))
-                .map(|h| h.value.as_ref()),
+            RequestSource::Http(head) => head.headers.first(name),
             RequestSource::Uwsgi(packet) => {
                 let mut found = None;
                 for (key, value) in packet.vars() {

@@ -311,12 +311,12 @@ impl EnvironBuilder {
         // first one stands, in order.
         let headers = &head.headers;
         for (i, header) in headers.iter().enumerate() {
-            let name = header.name.as_ref();
+            let name = header.name;
             if name.eq_ignore_ascii_case(b"content-type") {
                 counts.put(
                     env,
                     &k.content_type,
-                    &latin1(py, &header.value)?,
+                    &latin1(py, header.value)?,
                     header.value.len(),
                 )?;
                 continue;
@@ -325,22 +325,22 @@ impl EnvironBuilder {
                 counts.put(
                     env,
                     &k.content_length,
-                    &latin1(py, &header.value)?,
+                    &latin1(py, header.value)?,
                     header.value.len(),
                 )?;
                 continue;
             }
-            let same = |h: &&portico_server::Header| h.name.eq_ignore_ascii_case(name);
-            if headers[..i].iter().any(|h| same(&h)) {
+            // (Fields of another name length are passed over unread.)
+            if headers.named_before(i, name) {
                 continue; // joined where the first of its name stood
             }
             let Some(entry) = caches.header(py, i, name)? else {
                 continue;
             };
             let (key, key_len) = (entry.key.bind(py).clone(), entry.key_len);
-            let repeats = headers[i + 1..].iter().filter(same);
+            let repeats = headers.values_from(name, i + 1);
             let (value, value_len) = if repeats.clone().next().is_none() {
-                (entry.value(py, &header.value)?, header.value.len())
+                (entry.value(py, header.value)?, header.value.len())
             } else {
                 let separator: &[u8] = if name.eq_ignore_ascii_case(b"cookie") {
                     b"; "
@@ -350,7 +350,7 @@ impl EnvironBuilder {
                 let mut joined = header.value.to_vec();
                 for repeat in repeats {
                     joined.extend_from_slice(separator);
-                    joined.extend_from_slice(&repeat.value);
+                    joined.extend_from_slice(repeat);
                 }
                 (latin1(py, &joined)?, joined.len())
             };

@@ -8,9 +8,10 @@
 //! smuggling happens.
 //!
 //! Hot path notes: a complete head is validated in one forward pass (each byte is looked
-//! at once, through lookup tables); field positions go to a stack array for the first
-//! [`INLINE_FIELDS`] fields, and the returned `Bytes` are slices of the one frozen head
-//! buffer, so the only allocation per request is the `Vec<Header>`. An incomplete head
+//! at once, through lookup tables); field positions go straight into the `Vec` the
+//! returned [`Headers`] keeps (no `Bytes` per name and value), and the other `Bytes`
+//! are slices of the one frozen head buffer, so the only allocation per request is that
+//! `Vec`. An incomplete head
 //! is re-scanned from the start on the next call (like hyper/httparse); the scan is
 //! bounded by [`HeadLimits::max_head`].
 
@@ -18,8 +19,9 @@ use bytes::{Bytes, BytesMut};
 
 use super::chars::{head, is_target_byte, is_tchar, range};
 use super::error::HeadError;
-use super::field::{BARE_LF, CR_WITHOUT_LF, FieldLine, FieldPos, FieldScanError, scan_field_line};
+use super::field::{BARE_LF, CR_WITHOUT_LF, FieldLine, FieldScanError, scan_field_line};
 use super::framing::Facts;
+use super::headers::{Field, Headers};
 use super::target::{PathPart, split_target};
 
 /// Default limit on the request line (method, target, version; without CRLF): 8 KiB,
@@ -36,9 +38,9 @@ pub const DEFAULT_MAX_HEAD: usize = 64 * 1024;
 /// Empty lines (CRLF) tolerated before the request line (RFC 9112 §2.2 allows some,
 /// for clients that send an extra CRLF after a POST body); one more is a 400.
 pub const MAX_LEADING_EMPTY_LINES: usize = 2;
-/// Field positions kept on the stack before spilling to the heap; covers typical
-/// browser requests (15-25 fields) without an extra allocation.
-const INLINE_FIELDS: usize = 32;
+/// Room for field positions made before the scan (32 bytes each): a usual request's
+/// head fits, a browser's (15-25 fields) grows the list once.
+const FIELDS_AT_FIRST: usize = 16;
 
 /// The HTTP version of a request. Anything else is rejected with 505 or 400.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,15 +64,6 @@ impl Version {
             Version::Http2 => b"HTTP/2.0",
         }
     }
-}
-
-/// One header field, as slices of the frozen head buffer.
-#[derive(Debug, Clone)]
-pub struct Header {
-    /// The name exactly as sent (case kept).
-    pub name: Bytes,
-    /// The value with leading and trailing OWS (SP / HTAB) removed.
-    pub value: Bytes,
 }
 
 /// How the request body is delimited.
@@ -98,8 +91,9 @@ pub struct RequestHead {
     pub query: Bytes,
     /// The protocol version from the request line.
     pub version: Version,
-    /// Every header field in order, including Host, Content-Length and Transfer-Encoding.
-    pub headers: Vec<Header>,
+    /// Every header field in order, including Host, Content-Length and Transfer-Encoding:
+    /// positions in the head buffer.
+    pub headers: Headers,
     /// How the request body is delimited (none, Content-Length or chunked).
     pub framing: BodyFraming,
     /// HTTP/1.1: true unless a Connection header has the token `close`; HTTP/1.0: true
@@ -205,40 +199,6 @@ fn check_incomplete(window: &[u8], limits: &HeadLimits, at: &Progress) -> Result
     Ok(())
 }
 
-/// Field positions: on the stack for typical requests, spilling to the heap after
-/// [`INLINE_FIELDS`].
-struct FieldList {
-    inline: [FieldPos; INLINE_FIELDS],
-    spill: Vec<FieldPos>,
-    len: usize,
-}
-
-impl FieldList {
-    fn new() -> Self {
-        Self {
-            inline: [FieldPos::default(); INLINE_FIELDS],
-            spill: Vec::new(),
-            len: 0,
-        }
-    }
-
-    fn push(&mut self, pos: FieldPos) {
-        match self.inline.get_mut(self.len) {
-            Some(slot) => *slot = pos,
-            None => self.spill.push(pos),
-        }
-        self.len += 1;
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &FieldPos> {
-        self.inline
-            .get(..self.len)
-            .unwrap_or(&self.inline)
-            .iter()
-            .chain(self.spill.iter())
-    }
-}
-
 /// A complete, valid head as positions into the scanned buffer.
 struct Scanned {
     method: (usize, usize),
@@ -246,7 +206,7 @@ struct Scanned {
     path: PathPart,
     query: (usize, usize),
     version: Version,
-    fields: FieldList,
+    fields: Vec<Field>,
     facts: Facts,
     framing: BodyFraming,
     head_len: usize,
@@ -263,11 +223,7 @@ impl Scanned {
             PathPart::Slash => Bytes::from_static(b"/"),
         };
         let query = target.slice(self.query.0..self.query.1);
-        let mut headers = Vec::with_capacity(self.fields.len);
-        headers.extend(self.fields.iter().map(|f| Header {
-            name: head.slice(f.name_start..f.name_end),
-            value: head.slice(f.value_start..f.value_end),
-        }));
+        let headers = Headers::from_fields(head.clone(), self.fields);
         let keep_alive = match self.version {
             Version::Http11 | Version::Http2 => !self.facts.connection_close,
             Version::Http10 => self.facts.connection_keep_alive && !self.facts.connection_close,
@@ -308,7 +264,7 @@ fn scan_head(buf: &[u8], limits: &HeadLimits, at: &mut Progress) -> Result<Scann
     pos = line.next;
     at.in_request_line = false;
 
-    let mut fields = FieldList::new();
+    let mut fields = Vec::with_capacity(FIELDS_AT_FIRST);
     let mut facts = Facts::default();
     loop {
         at.line_start = pos;
@@ -323,13 +279,18 @@ fn scan_head(buf: &[u8], limits: &HeadLimits, at: &mut Progress) -> Result<Scann
                         "header field line too long",
                     )));
                 }
-                if fields.len >= limits.max_fields {
+                if fields.len() >= limits.max_fields {
                     return Err(Stop::Invalid(HeadError::fields_too_large(
                         "too many header fields",
                     )));
                 }
                 facts.observe(buf, &field);
-                fields.push(field);
+                fields.push(Field::at(
+                    field.name_start,
+                    field.name_end,
+                    field.value_start,
+                    field.value_end,
+                ));
                 pos = next;
             }
         }

@@ -11,6 +11,7 @@ mod error;
 mod field;
 mod framing;
 mod head;
+mod headers;
 mod range;
 mod response;
 mod target;
@@ -22,8 +23,9 @@ pub use chunked::{
 pub use error::{ChunkedError, HeadError};
 pub use head::{
     BodyFraming, DEFAULT_MAX_FIELD, DEFAULT_MAX_FIELDS, DEFAULT_MAX_HEAD, DEFAULT_MAX_REQUEST_LINE,
-    HeadLimits, Header, MAX_LEADING_EMPTY_LINES, RequestHead, Version, parse_request_head,
+    HeadLimits, MAX_LEADING_EMPTY_LINES, RequestHead, Version, parse_request_head,
 };
+pub use headers::{Header, Headers, Iter as HeaderIter};
 pub use range::{Ranges, parse_ranges};
 pub use response::{
     DEFAULT_MAX_RESPONSE_FIELD, DEFAULT_MAX_RESPONSE_FIELDS, DEFAULT_MAX_RESPONSE_HEAD,

@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use super::chars::{head, is_value_byte, list_elements, range};
 use super::field::{FieldLine, FieldScanError, scan_field_line};
 use super::framing::parse_content_length;
-use super::head::{Header, Version};
+use super::head::Version;
 
 /// Longest status line (without CRLF): 8 KiB, the request line's limit; a
 /// reason phrase has no business being longer.
@@ -76,8 +76,11 @@ pub struct ResponseHead {
     pub status: u16,
     /// The reason phrase as sent (possibly empty).
     pub reason: Bytes,
-    /// Every header field in order, framing fields included.
-    pub headers: Vec<Header>,
+    /// Every header field in order, framing fields included, as (name,
+    /// value) slices of the head: the pair a server response carries, so
+    /// a proxy passes them on without another list (request heads keep
+    /// positions instead, [`super::Headers`]).
+    pub headers: Vec<(Bytes, Bytes)>,
     /// How the response body is delimited.
     pub framing: ResponseFraming,
     /// Whether the connection may carry another request after this body:
@@ -169,10 +172,7 @@ pub fn parse_response_head(
     let head = buf.split_to(scanned.head_len).freeze();
     let headers = fields
         .iter()
-        .map(|&(ns, ne, vs, ve)| Header {
-            name: head.slice(ns..ne),
-            value: head.slice(vs..ve),
-        })
+        .map(|&(ns, ne, vs, ve)| (head.slice(ns..ne), head.slice(vs..ve)))
         .collect();
     Ok(Some(ResponseHead {
         version: scanned.version,
@@ -226,7 +226,7 @@ type FieldAt = (usize, usize, usize, usize);
 
 /// Where the fields are, while scanning: the first [`INLINE_FIELDS`] on
 /// the stack (an upstream's head seldom has more), the rest in a `Vec`; no
-/// allocation for the usual head, whose `Header` list is then made at its
+/// allocation for the usual head, whose field list is then made at its
 /// final size.
 struct Positions {
     inline: [FieldAt; INLINE_FIELDS],
@@ -514,9 +514,9 @@ mod tests {
             panic!("head not parsed");
         };
         assert_eq!(parsed.headers.len(), INLINE_FIELDS + 6);
-        for (i, h) in parsed.headers.iter().take(INLINE_FIELDS + 5).enumerate() {
-            assert_eq!(&h.name[..], format!("x-{i}").as_bytes());
-            assert_eq!(&h.value[..], i.to_string().as_bytes());
+        for (i, (name, value)) in parsed.headers.iter().take(INLINE_FIELDS + 5).enumerate() {
+            assert_eq!(&name[..], format!("x-{i}").as_bytes());
+            assert_eq!(&value[..], i.to_string().as_bytes());
         }
         assert_eq!(parsed.framing, ResponseFraming::Length(0));
     }

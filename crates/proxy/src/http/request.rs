@@ -154,7 +154,7 @@ pub(crate) fn encode_head(head: &RequestHead, framing: Option<FramingField>) -> 
         v => v.as_bytes(),
     });
     out.extend_from_slice(b"\r\n");
-    let marked = head.headers.iter().position(|h| is_framing_field(&h.name));
+    let marked = head.headers.iter().position(|h| is_framing_field(h.name));
     let after = |name: &[u8]| {
         head.headers
             .iter()
@@ -172,12 +172,12 @@ pub(crate) fn encode_head(head: &RequestHead, framing: Option<FramingField>) -> 
             write_framing(&mut out, framing);
             written = true;
         }
-        if is_framing_field(&h.name) {
+        if is_framing_field(h.name) {
             continue;
         }
-        out.extend_from_slice(&h.name);
+        out.extend_from_slice(h.name);
         out.extend_from_slice(b": ");
-        out.extend_from_slice(&h.value);
+        out.extend_from_slice(h.value);
         out.extend_from_slice(b"\r\n");
     }
     if !written {

@@ -9,7 +9,6 @@
 
 use bytes::Bytes;
 use portico_config::site::ProxySettings;
-use portico_proto::http1::Header;
 
 /// nginx's `ngx_http_proxy_hide_headers[]`: its own Date/Server replace the
 /// upstream's, and the X-Accel-* controls are for nginx, not the client.
@@ -64,24 +63,20 @@ impl HeaderFilter {
     }
 
     /// The fields to pass on, in order.
-    pub fn apply(&self, headers: &[Header]) -> Vec<(Bytes, Bytes)> {
+    pub fn apply(&self, headers: &[(Bytes, Bytes)]) -> Vec<(Bytes, Bytes)> {
         headers
             .iter()
-            .filter(|h| !self.hides(&h.name))
-            .map(|h| (h.name.clone(), h.value.clone()))
+            .filter(|(name, _)| !self.hides(name))
+            .cloned()
             .collect()
     }
 
     /// [`HeaderFilter::apply`] on fields given away: each name and value
     /// moves, no reference count goes up and down, and the list keeps its
-    /// allocation (`Header` and the pair have one layout: the standard
-    /// library collects such a `Vec` in place).
-    pub fn take(&self, headers: Vec<Header>) -> Vec<(Bytes, Bytes)> {
+    /// allocation.
+    pub fn take(&self, mut headers: Vec<(Bytes, Bytes)>) -> Vec<(Bytes, Bytes)> {
+        headers.retain(|(name, _)| !self.hides(name));
         headers
-            .into_iter()
-            .filter(|h| !self.hides(&h.name))
-            .map(|h| (h.name, h.value))
-            .collect()
     }
 
     fn hides(&self, name: &[u8]) -> bool {
@@ -94,11 +89,13 @@ impl HeaderFilter {
 mod tests {
     use super::*;
 
-    fn fields(list: &[(&'static str, &'static str)]) -> Vec<Header> {
+    fn fields(list: &[(&'static str, &'static str)]) -> Vec<(Bytes, Bytes)> {
         list.iter()
-            .map(|(n, v)| Header {
-                name: Bytes::from_static(n.as_bytes()),
-                value: Bytes::from_static(v.as_bytes()),
+            .map(|(n, v)| {
+                (
+                    Bytes::from_static(n.as_bytes()),
+                    Bytes::from_static(v.as_bytes()),
+                )
             })
             .collect()
     }

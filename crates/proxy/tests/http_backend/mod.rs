@@ -143,9 +143,9 @@ async fn read_request(conn: &mut TcpStream, buf: &mut BytesMut) -> Option<Vec<u8
     raw.extend_from_slice(head.version.as_bytes());
     raw.extend_from_slice(b"\r\n");
     for h in &head.headers {
-        raw.extend_from_slice(&h.name);
+        raw.extend_from_slice(h.name);
         raw.extend_from_slice(b": ");
-        raw.extend_from_slice(&h.value);
+        raw.extend_from_slice(h.value);
         raw.extend_from_slice(b"\r\n");
     }
     raw.extend_from_slice(b"\r\n");

@@ -5,7 +5,7 @@
 //! framing from Content-Length or, without one, chunked (length unknown).
 
 use bytes::Bytes;
-use portico_proto::http1::{BodyFraming, Header, RequestHead, Version};
+use portico_proto::http1::{BodyFraming, Headers, RequestHead, Version};
 
 /// Why a request cannot be served; answered with 400.
 pub(super) type Refusal = &'static str;
@@ -32,18 +32,14 @@ pub(super) fn request_head(
     let path = target.slice(..q.unwrap_or(target.len()));
     let query = q.map_or_else(Bytes::new, |q| target.slice(q + 1..));
 
-    let mut headers = Vec::with_capacity(parts.headers.len() + 1);
+    let mut headers = Headers::with_capacity(parts.headers.len() + 1);
     let authority = parts.uri.authority().map(|a| a.as_str());
     let mut host = None;
     if let Some(host_field) = parts.headers.get(http::header::HOST) {
         host = Some(Bytes::copy_from_slice(host_field.as_bytes()));
     } else if let Some(a) = authority {
-        let value = Bytes::copy_from_slice(a.as_bytes());
-        headers.push(Header {
-            name: Bytes::from_static(b"host"),
-            value: value.clone(),
-        });
-        host = Some(value);
+        headers.push(b"host", a.as_bytes());
+        host = Some(Bytes::copy_from_slice(a.as_bytes()));
     }
     let mut cookie: Option<Vec<u8>> = None;
     let mut content_length = None;
@@ -68,16 +64,10 @@ pub(super) fn request_head(
             }
             content_length = Some(n);
         }
-        headers.push(Header {
-            name: Bytes::copy_from_slice(name.as_str().as_bytes()),
-            value: Bytes::copy_from_slice(value.as_bytes()),
-        });
+        headers.push(name.as_str().as_bytes(), value.as_bytes());
     }
     if let Some(cookie) = cookie {
-        headers.push(Header {
-            name: Bytes::from_static(b"cookie"),
-            value: Bytes::from(cookie),
-        });
+        headers.push(b"cookie", &cookie);
     }
     let framing = match content_length {
         Some(n) => BodyFraming::Length(n),
@@ -122,7 +112,7 @@ mod tests {
         assert_eq!(&head.path[..], b"/a%20b");
         assert_eq!(&head.query[..], b"x=1&y");
         assert_eq!(head.host.as_deref(), Some(&b"example.com:8443"[..]));
-        assert_eq!(&head.headers[0].name[..], b"host");
+        assert_eq!(head.headers.get(0).map_or(&b"?"[..], |h| h.name), b"host");
         assert_eq!(head.version, Version::Http2);
         assert_eq!(head.framing, BodyFraming::None);
     }
@@ -142,10 +132,10 @@ mod tests {
         let cookies: Vec<_> = head
             .headers
             .iter()
-            .filter(|h| &h.name[..] == b"cookie")
+            .filter(|h| h.name == b"cookie")
             .collect();
         assert_eq!(cookies.len(), 1);
-        assert_eq!(&cookies[0].value[..], b"a=1; b=2");
+        assert_eq!(cookies[0].value, b"a=1; b=2");
     }
 
     #[test]

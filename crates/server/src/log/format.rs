@@ -397,9 +397,9 @@ fn request_var(out: &mut Vec<u8>, name: &[u8], ctx: &Context<'_>) {
                 && let Some(h) = head
                     .headers
                     .iter()
-                    .find(|h| header_matches_var(&h.name, suffix))
+                    .find(|h| header_matches_var(h.name, suffix))
             {
-                out.extend_from_slice(&h.value);
+                out.extend_from_slice(h.value);
             }
         }
     }

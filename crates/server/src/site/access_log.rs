@@ -25,7 +25,7 @@ use bytes::Bytes;
 use portico_config::site::{
     AccessLogTarget, LocationConfig, Site, Template, TemplatePart, Variable,
 };
-use portico_proto::http1::Header;
+use portico_proto::http1::Headers;
 
 use super::captures::Captures;
 use super::select::ConnAddr;
@@ -49,7 +49,7 @@ pub(crate) struct Record {
     pub request_uri: Bytes,
     pub uri: Bytes,
     pub args: Bytes,
-    pub headers: Vec<Header>,
+    pub headers: Headers,
     pub host: Bytes,
     pub peer: Option<SocketAddr>,
     pub local: ConnAddr,

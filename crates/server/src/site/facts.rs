@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 use portico_config::site::ListenAddr;
-use portico_proto::http1::{BodyFraming, Header};
+use portico_proto::http1::{BodyFraming, Headers};
 
 use super::lookup::first_header;
 use super::pages::wants_padding;
@@ -25,7 +25,7 @@ pub(crate) struct Facts {
     /// `HTTP/1.1` or `HTTP/1.0`.
     pub protocol: Bytes,
     /// Every header, in order, names as sent (lower-case from a uwsgi packet).
-    pub headers: Vec<Header>,
+    pub headers: Headers,
     /// The host of an absolute-form target, else the Host header, as sent.
     pub host_raw: Bytes,
     pub peer: Option<SocketAddr>,
@@ -71,7 +71,8 @@ impl Facts {
             ),
             RequestSource::Uwsgi(packet) => {
                 let var = |k: &[u8]| packet.var_bytes(k).unwrap_or_default();
-                let mut headers = Vec::new();
+                let mut headers = Headers::new();
+                let mut header = Vec::new();
                 for (key, value) in packet.shared_vars() {
                     let name = match key.strip_prefix(b"HTTP_") {
                         Some(rest) => rest,
@@ -85,12 +86,9 @@ impl Facts {
                     if value.is_empty() && !key.starts_with(b"HTTP_") {
                         continue;
                     }
-                    let mut header = Vec::new();
+                    header.clear();
                     header_name_of_var(name, &mut header);
-                    headers.push(Header {
-                        name: Bytes::from(header),
-                        value: value.clone(),
-                    });
+                    headers.push(&header, &value);
                 }
                 (
                     var(b"REQUEST_METHOD"),

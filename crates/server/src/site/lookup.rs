@@ -3,20 +3,20 @@
 //! (`$cookie_NAME`), an argument (`$arg_NAME`), the user of a Basic
 //! `Authorization` (`$remote_user`). Nothing is decoded that nginx keeps raw.
 
-use portico_proto::http1::Header;
+use portico_proto::http1::{Header, Headers};
 
 use crate::request_view::{has_http_var, header_matches_var};
 
 /// Whether nginx keeps a request header: with `underscores_in_headers off`
 /// and `ignore_invalid_headers on` (the defaults) a name with `_` is
 /// dropped, which is the rule for having an `HTTP_*` variable.
-fn header_kept(header: &Header) -> bool {
-    has_http_var(&header.name)
+fn header_kept(header: &Header<'_>) -> bool {
+    has_http_var(header.name)
 }
 
 /// `$http_<var>`: every header of that name, joined with `", "` (nginx
 /// 1.23+; `$http_cookie` joins with `"; "`). `false` when there is none.
-pub(crate) fn append_header(headers: &[Header], var: &str, out: &mut Vec<u8>) -> bool {
+pub(crate) fn append_header(headers: &Headers, var: &str, out: &mut Vec<u8>) -> bool {
     let sep: &[u8] = if var.eq_ignore_ascii_case("cookie") {
         b"; "
     } else {
@@ -25,35 +25,37 @@ pub(crate) fn append_header(headers: &[Header], var: &str, out: &mut Vec<u8>) ->
     let mut found = false;
     for header in headers
         .iter()
-        .filter(|h| header_kept(h) && header_matches_var(&h.name, var.as_bytes()))
+        .filter(|h| header_kept(h) && header_matches_var(h.name, var.as_bytes()))
     {
         if found {
             out.extend_from_slice(sep);
         }
-        out.extend_from_slice(&header.value);
+        out.extend_from_slice(header.value);
         found = true;
     }
     found
 }
 
 /// The first header named `name` (case-insensitive), as sent.
-pub(crate) fn first_header<'h>(headers: &'h [Header], name: &str) -> Option<&'h [u8]> {
-    headers
-        .iter()
-        .find(|h| header_kept(h) && h.name.eq_ignore_ascii_case(name.as_bytes()))
-        .map(|h| &h.value[..])
+pub(crate) fn first_header<'h>(headers: &'h Headers, name: &str) -> Option<&'h [u8]> {
+    // A field of this name has its underscores: kept exactly when the name
+    // is; fields of another length are passed over unread.
+    if !has_http_var(name.as_bytes()) {
+        return None;
+    }
+    headers.first(name.as_bytes())
 }
 
 /// `$cookie_NAME` (`ngx_http_parse_multi_header_lines`): in the `Cookie`
 /// headers, the first `NAME=value` (name case-insensitive, spaces allowed
 /// around `=`, pairs split at `;` or `,`); the value runs to the next `;`.
-pub(crate) fn cookie<'h>(headers: &'h [Header], name: &str) -> Option<&'h [u8]> {
+pub(crate) fn cookie<'h>(headers: &'h Headers, name: &str) -> Option<&'h [u8]> {
     let name = name.as_bytes();
     for header in headers
         .iter()
         .filter(|h| header_kept(h) && h.name.eq_ignore_ascii_case(b"cookie"))
     {
-        let value = &header.value[..];
+        let value = header.value;
         let mut at = 0;
         while at < value.len() {
             let rest = &value[at..];
@@ -98,7 +100,7 @@ pub(crate) fn arg<'a>(args: &'a [u8], name: &str) -> Option<&'a [u8]> {
 
 /// `$remote_user`: the user of an `Authorization: Basic` header (before
 /// the first `:` of the decoded credentials); `None` if absent or invalid.
-pub(crate) fn basic_user(headers: &[Header]) -> Option<Vec<u8>> {
+pub(crate) fn basic_user(headers: &Headers) -> Option<Vec<u8>> {
     let value = first_header(headers, "authorization")?;
     let scheme = value.get(..6)?;
     if !scheme.eq_ignore_ascii_case(b"basic ") {
@@ -146,13 +148,8 @@ fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
-    fn headers(list: &[(&str, &str)]) -> Vec<Header> {
-        list.iter()
-            .map(|(n, v)| Header {
-                name: bytes::Bytes::copy_from_slice(n.as_bytes()),
-                value: bytes::Bytes::copy_from_slice(v.as_bytes()),
-            })
-            .collect()
+    fn headers(list: &[(&str, &str)]) -> Headers {
+        list.iter().copied().collect()
     }
 
     #[test]

@@ -17,7 +17,7 @@
 
 use bytes::Bytes;
 use portico_config::site::{ProxySettings, Template};
-use portico_proto::http1::Header;
+use portico_proto::http1::Headers;
 
 use super::captures::Captures;
 
@@ -118,72 +118,41 @@ fn client_field_passed(name: &[u8], set: &[(&str, Bytes)]) -> bool {
             .any(|(n, _)| name.eq_ignore_ascii_case(n.as_bytes()))
 }
 
-/// A `proxy_set_header` name as a field name: the usual ones without a copy.
-fn field_name(name: &str) -> Bytes {
-    const USUAL: [&str; 6] = [
-        "Host",
-        "Connection",
-        "X-Real-IP",
-        "X-Forwarded-For",
-        "X-Forwarded-Proto",
-        "X-Forwarded-Host",
-    ];
-    match USUAL.iter().find(|usual| **usual == name) {
-        Some(usual) => Bytes::from_static(usual.as_bytes()),
-        None => Bytes::copy_from_slice(name.as_bytes()),
-    }
-}
-
 /// The header list to send: `set` is `proxy_set_header` evaluated, in
 /// order (an empty value sends nothing, `Host` included); `proxy_host` is
 /// `$proxy_host`, the Host after them when `set` has none (the converter
 /// always puts nginx's default in); the client's `headers` follow unless
 /// `pass_client` is off.
 pub(crate) fn request_headers(
-    set: &mut [(&str, Bytes)],
+    set: &[(&str, Bytes)],
     proxy_host: &Bytes,
-    client: &[Header],
+    client: &Headers,
     pass_client: bool,
     body: BodyOut,
-) -> Vec<Header> {
-    let mut out = Vec::with_capacity(set.len() + client.len() + 3);
-    for (name, value) in set.iter_mut() {
+) -> Headers {
+    // The set lines and our fields are copied into the list's own buffer;
+    // the client's fields stay positions in its head.
+    let mut out = Headers::with_capacity(set.len() + client.len() + 3);
+    for (name, value) in set {
         if !value.is_empty() {
-            out.push(Header {
-                name: field_name(name),
-                value: std::mem::take(value),
-            });
+            out.push(name.as_bytes(), value);
         }
     }
     let named = |name: &str| set.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
     if !named("host") {
-        out.push(Header {
-            name: Bytes::from_static(b"Host"),
-            value: proxy_host.clone(),
-        });
+        out.push(b"Host", proxy_host);
     }
     match body {
         BodyOut::Length(n) if !named("content-length") => {
-            out.push(Header {
-                name: Bytes::from_static(b"Content-Length"),
-                value: Bytes::copy_from_slice(itoa::Buffer::new().format(n).as_bytes()),
-            });
+            out.push(b"Content-Length", itoa::Buffer::new().format(n).as_bytes());
         }
         BodyOut::Chunked if !named("transfer-encoding") => {
-            out.push(Header {
-                name: Bytes::from_static(b"Transfer-Encoding"),
-                value: Bytes::from_static(b"chunked"),
-            });
+            out.push(b"Transfer-Encoding", b"chunked");
         }
         _ => {}
     }
-    if !pass_client {
-        return out;
-    }
-    for h in client {
-        if client_field_passed(&h.name, set) {
-            out.push(h.clone());
-        }
+    if pass_client {
+        out.extend_from(client, |h| client_field_passed(h.name, set));
     }
     out
 }
@@ -206,7 +175,7 @@ pub(crate) fn encode_bodiless_head(
     request_line: [&[u8]; 3],
     set: &[(&str, Bytes)],
     proxy_host: &Bytes,
-    client: &[Header],
+    client: &Headers,
     pass_client: bool,
 ) -> EncodedHead {
     let [method, target, version] = request_line;
@@ -261,12 +230,12 @@ pub(crate) fn encode_bodiless_head(
     }
     if pass_client {
         for h in client {
-            if client_field_passed(&h.name, set) {
+            if client_field_passed(h.name, set) {
                 // NOT_PASSED holds Host, Connection and the framing fields:
                 // a client's field that gets here is written as it is.
-                head.bytes.extend_from_slice(&h.name);
+                head.bytes.extend_from_slice(h.name);
                 head.bytes.extend_from_slice(b": ");
-                head.bytes.extend_from_slice(&h.value);
+                head.bytes.extend_from_slice(h.value);
                 head.bytes.extend_from_slice(b"\r\n");
             }
         }

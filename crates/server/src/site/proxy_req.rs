@@ -9,7 +9,7 @@ use portico_config::site::{
     ProxyHttpVersion, ProxyPass, ProxyRedirect, ProxyTarget, RedirectFrom, Template, TemplatePart,
     Variable,
 };
-use portico_proto::http1::{BodyFraming, RequestHead, Version};
+use portico_proto::http1::{BodyFraming, Headers, RequestHead, Version};
 
 use super::captures::Captures;
 use super::headers;
@@ -196,7 +196,7 @@ impl<'s> Req<'s> {
                 &self.facts.headers,
                 settings.pass_request_headers,
             );
-            (Vec::new(), head.host, head.closes, Some(head.bytes))
+            (Headers::new(), head.host, head.closes, Some(head.bytes))
         } else {
             let headers = proxy::request_headers(
                 set,
@@ -206,9 +206,8 @@ impl<'s> Req<'s> {
                 body,
             );
             let host = headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case(b"host"))
-                .map(|h| h.value.clone());
+                .position(b"host")
+                .and_then(|i| headers.value_bytes(i));
             let closes = headers.iter().any(|h| {
                 h.name.eq_ignore_ascii_case(b"connection")
                     && h.value

@@ -11,7 +11,7 @@
 
 use bytes::Bytes;
 use portico_config::site::{Template, UwsgiParam};
-use portico_proto::http1::Header;
+use portico_proto::http1::{Header, Headers};
 use portico_proto::uwsgi::UwsgiPacket;
 
 use crate::request_view::{has_http_var, http_var_name, is_http_var_of};
@@ -20,7 +20,7 @@ use crate::request_view::{has_http_var, http_var_name, is_http_var_of};
 /// `eval` gives a template its value for this request.
 pub(crate) fn build_packet(
     params: &[UwsgiParam],
-    headers: &[Header],
+    headers: &Headers,
     eval: &mut dyn FnMut(&Template) -> Vec<u8>,
 ) -> UwsgiPacket {
     let mut vars: Vec<(Bytes, Bytes)> = Vec::with_capacity(params.len() + headers.len());
@@ -35,7 +35,7 @@ pub(crate) fn build_packet(
         ));
     }
     let first_header = vars.len();
-    for Header { name, value } in headers {
+    for (i, Header { name, value }) in headers.iter().enumerate() {
         if !has_http_var(name) {
             continue;
         }
@@ -63,7 +63,9 @@ pub(crate) fn build_packet(
         }
         let mut key = Vec::new();
         http_var_name(name, &mut key);
-        vars.push((Bytes::from(key), value.clone()));
+        // A parsed field's value is a slice of the head, not a copy.
+        let value = headers.value_bytes(i).unwrap_or_default();
+        vars.push((Bytes::from(key), value));
     }
     let datasize = vars.iter().map(|(k, v)| 4 + k.len() + v.len()).sum();
     UwsgiPacket::from_vars(0, 0, vars, datasize)
@@ -81,11 +83,8 @@ mod tests {
         }
     }
 
-    fn h(name: &str, value: &str) -> Header {
-        Header {
-            name: Bytes::copy_from_slice(name.as_bytes()),
-            value: Bytes::copy_from_slice(value.as_bytes()),
-        }
+    fn h<'a>(name: &'a str, value: &'a str) -> (&'a str, &'a str) {
+        (name, value)
     }
 
     fn vars(p: &UwsgiPacket) -> Vec<(String, String)> {
@@ -99,9 +98,10 @@ mod tests {
             .collect()
     }
 
-    fn build(params: &[UwsgiParam], headers: &[Header]) -> UwsgiPacket {
+    fn build(params: &[UwsgiParam], headers: &[(&str, &str)]) -> UwsgiPacket {
         let mut eval = |t: &Template| t.as_literal().unwrap_or_default().into_bytes();
-        build_packet(params, headers, &mut eval)
+        let headers: Headers = headers.iter().copied().collect();
+        build_packet(params, &headers, &mut eval)
     }
 
     #[test]

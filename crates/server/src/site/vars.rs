@@ -20,7 +20,7 @@ use portico_config::site::{
     DocRoot, ListenAddr, LocationConfig, Server, ServerName, Template, TemplatePart, VarMap,
     Variable,
 };
-use portico_proto::http1::Header;
+use portico_proto::http1::Headers;
 
 use super::captures::Captures;
 use super::lookup;
@@ -65,7 +65,7 @@ pub(crate) struct VarContext<'a> {
     pub uri: &'a [u8],
     /// `$args`, raw.
     pub args: &'a [u8],
-    pub headers: &'a [Header],
+    pub headers: &'a Headers,
     /// The host of an absolute-form target, else the Host header, as sent
     /// (validated by the caller); empty when neither was given.
     pub host: &'a [u8],
@@ -391,7 +391,7 @@ fn host(cx: &VarContext<'_>, out: &mut Vec<u8>) {
 fn add_x_forwarded_for(cx: &VarContext<'_>, out: &mut Vec<u8>) {
     for h in cx.headers {
         if h.name.eq_ignore_ascii_case(b"x-forwarded-for") {
-            out.extend_from_slice(&h.value);
+            out.extend_from_slice(h.value);
             out.extend_from_slice(b", ");
         }
     }

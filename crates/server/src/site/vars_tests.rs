@@ -23,13 +23,8 @@ fn server(names: Vec<ServerName>) -> Server {
     }
 }
 
-fn headers(list: &[(&str, &str)]) -> Vec<Header> {
-    list.iter()
-        .map(|(n, v)| Header {
-            name: Bytes::copy_from_slice(n.as_bytes()),
-            value: Bytes::copy_from_slice(v.as_bytes()),
-        })
-        .collect()
+fn headers(list: &[(&str, &str)]) -> Headers {
+    list.iter().copied().collect()
 }
 
 fn template(text: &str) -> Template {
@@ -38,7 +33,7 @@ fn template(text: &str) -> Template {
 
 /// The parts of a context that tests vary.
 struct Fixture {
-    headers: Vec<Header>,
+    headers: Headers,
     local: ConnAddr,
     server: Server,
     location: LocationConfig,

@@ -204,11 +204,7 @@ fn headers_keep_order_and_case_and_the_body_stays_in_the_buffer() {
         .ok()
         .flatten()
         .expect("a head");
-    let fields: Vec<(&[u8], &[u8])> = head
-        .headers
-        .iter()
-        .map(|h| (&h.name[..], &h.value[..]))
-        .collect();
+    let fields: Vec<(&[u8], &[u8])> = head.headers.iter().map(|(n, v)| (&n[..], &v[..])).collect();
     assert_eq!(
         fields,
         [

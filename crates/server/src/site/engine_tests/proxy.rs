@@ -70,8 +70,8 @@ impl ProxyUpstream for Fake {
                 .map(|h| {
                     format!(
                         "{}: {}",
-                        String::from_utf8_lossy(&h.name),
-                        String::from_utf8_lossy(&h.value)
+                        String::from_utf8_lossy(h.name),
+                        String::from_utf8_lossy(h.value)
                     )
                 })
                 .collect();
