@@ -89,6 +89,9 @@ def parse_args(argv):
                    help="idle keep-alive connections opened per server in 'idle-conns' (default 8000)")
     p.add_argument("--smoke", action="store_true",
                    help="CI mode: duration 1, warm-up 0.5, 16 connections, 1 start-up run")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run every scenario N times, its servers alternating, and keep each "
+                        "server's median round (bench/rounds.py; default 1)")
     p.add_argument("--no-build", action="store_true",
                    help="don't run cargo build; use target/release/portico as it is")
     p.add_argument("--results", default=os.path.join(BENCH_DIR, "results"),
@@ -106,8 +109,8 @@ def parse_args(argv):
     a.idle_connections = a.idle_connections or 8000
     if a.warmup is None:
         a.warmup = max(0.5, min(2.0, a.duration / 5))
-    if a.duration < 1 or a.workers < 1 or a.connections < 1:
-        p.error("--duration, --workers and --connections must be >= 1")
+    if a.duration < 1 or a.workers < 1 or a.connections < 1 or a.rounds < 1:
+        p.error("--duration, --workers, --connections and --rounds must be >= 1")
     unknown = [s for s in a.scenarios if s not in DESCRIPTIONS]
     if unknown:
         p.error(f"unknown scenario(s): {', '.join(unknown)}; try --list")
@@ -159,6 +162,7 @@ def main(argv=None):
     import report
     import servers as S
     from portico import Portico
+    import rounds
     from scenarios import run_scenario
 
     # a SIGTERM ends the run like Ctrl-C: the finally blocks stop every server
@@ -182,13 +186,20 @@ def main(argv=None):
         ctx = S.Ctx(opts.workers, tmp, logdir, portico.bin)
         for scen in todo:
             say(f"scenario {scen}: {DESCRIPTIONS[scen]}")
-            for row in run_scenario(scen, ctx, opts, portico):
-                shown = row["status"] if row["status"] != "ok" else ""
-                v = row.get("value")
-                say(f"  {row['server']:17s} "
-                    + (f"{v:12,.2f} {row['unit']}" if v is not None else f"{'-':>12}")
-                    + f" {shown}")
-                rows.append(row)
+
+            def one_round(i, scen=scen):
+                if opts.rounds > 1:
+                    say(f" round {i + 1} of {opts.rounds}")
+                out = run_scenario(scen, ctx, opts, portico)
+                for row in out:
+                    shown = row["status"] if row["status"] != "ok" else ""
+                    v = row.get("value")
+                    say(f"  {row['server']:17s} "
+                        + (f"{v:12,.2f} {row['unit']}" if v is not None else f"{'-':>12}")
+                        + f" {shown}")
+                return out
+
+            rows.extend(rounds.run(one_round, opts.rounds))
 
     report.compute_ratios(rows, todo)
     png = os.path.join(opts.results, "ratios.png")
@@ -204,7 +215,7 @@ def main(argv=None):
         "settings": {"workers": opts.workers, "duration_s": opts.duration,
                      "warmup_s": opts.warmup, "connections": opts.connections,
                      "wrk_threads": opts.wrk_threads, "smoke": opts.smoke,
-                     "startup_runs": opts.startup_runs},
+                     "startup_runs": opts.startup_runs, "rounds": opts.rounds},
         "bench_command": shlex.join(["bench/run"] + (sys.argv[1:] if argv is None else argv)),
         "versions": versions(portico),
         "portico_build": {"problem": portico.problem, "log": portico.build_log,
@@ -220,7 +231,8 @@ def main(argv=None):
 
     print(f"Portico bench — {doc['date']} — {doc['cpu_model']}, {doc['cores']} cores; "
           f"workers={opts.workers} duration={opts.duration}s warm-up={opts.warmup:g}s "
-          f"connections={opts.connections} wrk -t{opts.wrk_threads}")
+          f"connections={opts.connections} wrk -t{opts.wrk_threads}"
+          + (f" rounds={opts.rounds} (median of each server)" if opts.rounds > 1 else ""))
     print(report.HEADER_NOTE)
     print()
     print(report.table(rows))
