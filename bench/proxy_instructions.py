@@ -145,6 +145,7 @@ http {{
            "portico (all of its worker)" if args.all else "portico (request path)")
     print(f"{who}, proxy-{args.mode}: {total / args.requests:.0f} instructions per request "
           f"({args.requests} requests)")
+    print(f"callgrind dumps: {d}/cg.*.1 (callgrind_annotate --inclusive=yes FILE)")
 
 
 if __name__ == "__main__":
