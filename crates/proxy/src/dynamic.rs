@@ -131,7 +131,7 @@ impl ProxyUpstream for DynamicProxy {
                     format!("no resolver defined to resolve {host}"),
                 );
                 let outcome = fail(&call, e);
-                return Box::pin(async move { outcome });
+                return ProxyFuture::new(move || async move { outcome });
             }
             Route::Invalid(text) => {
                 let e = ProxyError::new(
@@ -140,7 +140,7 @@ impl ProxyUpstream for DynamicProxy {
                     format!("invalid port in upstream \"{text}\""),
                 );
                 let outcome = fail(&call, e);
-                return Box::pin(async move { outcome });
+                return ProxyFuture::new(move || async move { outcome });
             }
             Route::Resolve {
                 host,
@@ -149,7 +149,7 @@ impl ProxyUpstream for DynamicProxy {
             } => {
                 let (timeout, v4, v6) = (resolver.timeout, resolver.ipv4, resolver.ipv6);
                 let settings = self.settings.clone();
-                return Box::pin(async move {
+                return ProxyFuture::new(move || async move {
                     let lookup = tokio::net::lookup_host((host.as_str(), port));
                     let addrs: Vec<SocketAddr> = match tokio::time::timeout(timeout, lookup).await {
                         Ok(Ok(found)) => found

@@ -36,6 +36,7 @@ pub mod procfs;
 mod receive;
 pub mod reopen_signal;
 pub mod request_view;
+mod reused_box;
 mod serve;
 mod site;
 mod statics;
@@ -68,6 +69,7 @@ pub use log::{AccessLog, LogConfig, LogFormat, set_log_date, write_log_line};
 pub use portico_log::{log_debug, log_error, log_warn, logln};
 pub use portico_proto::http1::{Header, Headers, RequestHead, Version};
 pub use portico_proto::uwsgi::UwsgiPacket;
+pub use reused_box::ReusedBox;
 pub use serve::{BackgroundTask, ServeOptions, StopReason, serve};
 pub use site::{
     LocationId, ProxyMap, SiteHandler, UpstreamMap, UwsgiLocationMap, nginx_error_response,

@@ -5,15 +5,14 @@
 //! the answer back as a [`ProxyOutcome`]. Defined here so the engine needs
 //! no proxy crate, and the proxy crate implements it.
 
-use std::future::Future;
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use crate::handler::{Request, Response};
+use crate::reused_box::ReusedBox;
 
 /// One request for an upstream, ready to send.
 pub struct ProxyCall {
@@ -145,8 +144,9 @@ impl UpstreamTries {
     }
 }
 
-/// The future a proxy returns.
-pub type ProxyFuture = Pin<Box<dyn Future<Output = ProxyOutcome> + Send>>;
+/// The future a proxy returns: its block reused from request to request
+/// (make one with `ProxyFuture::new(|| fut)`).
+pub type ProxyFuture = ReusedBox<ProxyOutcome>;
 
 /// Sends `proxy_pass` requests for one location (its group or address and
 /// its `proxy_*` settings).

@@ -203,7 +203,7 @@ impl Handler for UwsgiUpstream {
 impl ProxyUpstream for UwsgiUpstream {
     fn forward(&self, call: ProxyCall) -> ProxyFuture {
         let inner = self.inner.clone();
-        Box::pin(async move {
+        ProxyFuture::new(move || async move {
             let ProxyCall {
                 request,
                 client_ip,

@@ -102,19 +102,21 @@ impl ProxyUpstream for Fake {
                 Bytes::from_static(v.as_bytes()),
             ));
         }
-        Box::pin(std::future::ready(ProxyOutcome {
-            response,
-            from_upstream: self.from_upstream,
-            tries: {
-                let mut tries = crate::UpstreamTries::default();
-                tries.push(
-                    "127.0.0.1:8000",
-                    self.status,
-                    std::time::Duration::from_millis(1),
-                );
-                tries
-            },
-        }))
+        ProxyFuture::new(move || {
+            std::future::ready(ProxyOutcome {
+                response,
+                from_upstream: self.from_upstream,
+                tries: {
+                    let mut tries = crate::UpstreamTries::default();
+                    tries.push(
+                        "127.0.0.1:8000",
+                        self.status,
+                        std::time::Duration::from_millis(1),
+                    );
+                    tries
+                },
+            })
+        })
     }
 
     fn hash_key(&self) -> Option<&Template> {
