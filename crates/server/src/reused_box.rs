@@ -5,7 +5,7 @@
 //! generic path every time (blocks over 1 KiB: about 190 instructions for
 //! the allocation and 80 for the free, `bench/proxy_instructions.py`).
 //! [`ReusedBox`] keeps the block of the last one that finished on its
-//! thread (one spare a thread) and writes the next future into it: the
+//! thread (two spares a thread) and writes the next future into it: the
 //! worker's requests follow one another on one thread, so the usual
 //! request takes the spare and gives it back, with no call to the
 //! allocator. A future that does not fit the spare gets a block of its own.
@@ -17,20 +17,29 @@ use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context, Poll};
 
-/// The thread's spare block (its address and layout), freed at thread exit.
-struct Spare(Cell<Option<(NonNull<u8>, Layout)>>);
+/// A free block: its address and layout.
+type Block = Option<(NonNull<u8>, Layout)>;
+
+/// How many free blocks a thread keeps: a proxied request holds two
+/// futures at once (the engine's and the proxy's).
+const SPARES: usize = 2;
+
+/// The thread's spare blocks, freed at thread exit.
+struct Spare([Cell<Block>; SPARES]);
 
 impl Drop for Spare {
     fn drop(&mut self) {
-        if let Some((block, layout)) = self.0.take() {
-            // SAFETY: the block was allocated with `layout` and is unused.
-            unsafe { dealloc(block.as_ptr(), layout) };
+        for slot in &self.0 {
+            if let Some((block, layout)) = slot.take() {
+                // SAFETY: the block was allocated with `layout` and is unused.
+                unsafe { dealloc(block.as_ptr(), layout) };
+            }
         }
     }
 }
 
 thread_local! {
-    static SPARE: Spare = const { Spare(Cell::new(None)) };
+    static SPARE: Spare = const { Spare([const { Cell::new(None) }; SPARES]) };
 }
 
 /// A pinned, type-erased future in a block reused per thread (see the
@@ -78,21 +87,40 @@ impl<T> ReusedBox<T> {
     }
 }
 
-/// The thread's spare block, if it holds a value of `need`.
+/// A spare block of the thread that holds a value of `need`, taken.
 #[inline(always)]
-fn take_spare(need: Layout) -> Option<(NonNull<u8>, Layout)> {
+fn take_spare(need: Layout) -> Block {
     SPARE
-        .try_with(|spare| match spare.0.get() {
-            Some((block, layout))
-                if layout.size() >= need.size() && layout.align() >= need.align() =>
-            {
-                spare.0.set(None);
+        .try_with(|spare| {
+            spare.0.iter().find_map(|slot| match slot.get() {
                 Some((block, layout))
-            }
-            _ => None,
+                    if layout.size() >= need.size() && layout.align() >= need.align() =>
+                {
+                    slot.set(None);
+                    Some((block, layout))
+                }
+                _ => None,
+            })
         })
         .ok()
         .flatten()
+}
+
+/// Keep `block` as a spare of the thread; `None` if it was kept, else the
+/// block to free (every slot full, or the thread exiting).
+#[inline(always)]
+fn keep_spare(block: NonNull<u8>, layout: Layout) -> Block {
+    SPARE
+        .try_with(
+            |spare| match spare.0.iter().find(|slot| slot.get().is_none()) {
+                Some(slot) => {
+                    slot.set(Some((block, layout)));
+                    None
+                }
+                None => Some((block, layout)),
+            },
+        )
+        .unwrap_or(Some((block, layout)))
 }
 
 impl<T> Future for ReusedBox<T> {
@@ -113,13 +141,7 @@ impl<T> Drop for ReusedBox<T> {
         if self.layout.size() == 0 {
             return;
         }
-        let block = self.fut.cast::<u8>();
-        let layout = self.layout;
-        let old = SPARE.try_with(|spare| spare.0.replace(Some((block, layout))));
-        let free = match old {
-            Ok(old) => old,
-            Err(_) => Some((block, layout)), // the thread is exiting
-        };
+        let free = keep_spare(self.fut.cast::<u8>(), self.layout);
         if let Some((block, layout)) = free {
             // SAFETY: allocated with `layout`; no value lives in it now.
             unsafe { dealloc(block.as_ptr(), layout) };
