@@ -43,7 +43,7 @@ impl Handler for Forward {
             encoded_head: None,
         };
         let outcome = self.proxy.forward(call);
-        Box::pin(async move { outcome.await.response })
+        HandlerFuture::new(move || async move { outcome.await.response })
     }
 }
 

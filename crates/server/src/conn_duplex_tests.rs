@@ -53,7 +53,7 @@ fn response(status: u16, reason: &'static str, body: ResponseBody) -> Response {
 /// Answers `METHOD URI|BODY`, the body read to its end by the handler.
 fn echo() -> Arc<dyn Handler> {
     handler(|mut request| {
-        Box::pin(async move {
+        HandlerFuture::new(move || async move {
             let mut text = request.method().to_vec();
             text.push(b' ');
             text.extend_from_slice(request.uri());
@@ -209,7 +209,7 @@ async fn a_chunked_request_body_reaches_the_handler_decoded() {
 /// from another task.
 fn streaming(items: fn() -> Vec<StreamItem>) -> Arc<dyn Handler> {
     handler(move |_request| {
-        Box::pin(async move {
+        HandlerFuture::new(move || async move {
             let (tx, rx) = mpsc::channel(4);
             tokio::spawn(async move {
                 for item in items() {
@@ -288,7 +288,7 @@ async fn a_malformed_head_is_answered_400_and_closed_without_the_handler() {
     let seen = called.clone();
     let ctx = ctx_for(handler(move |_request| {
         seen.store(true, std::sync::atomic::Ordering::SeqCst);
-        Box::pin(std::future::ready(Response::internal_error()))
+        HandlerFuture::new(move || std::future::ready(Response::internal_error()))
     }));
     with_http(&ctx, |mut client| async move {
         send(
@@ -402,7 +402,7 @@ async fn a_stop_closes_an_idle_kept_alive_connection_at_once() {
 async fn a_file_region_goes_out_through_the_fallback_of_an_in_memory_stream() {
     use std::io::Write;
     let ctx = ctx_for(handler(|_request| {
-        Box::pin(async move {
+        HandlerFuture::new(move || async move {
             let Ok(mut file) = tempfile::tempfile() else {
                 return Response::internal_error();
             };

@@ -110,7 +110,7 @@ impl std::future::Future for Watched {
             this.waited = false;
             this.resumed = Some(Instant::now());
         }
-        let polled = this.fut.as_mut().poll(cx);
+        let polled = std::pin::Pin::new(&mut this.fut).poll(cx);
         this.waited = polled.is_pending();
         polled
     }
@@ -488,7 +488,8 @@ mod watched_tests {
 
     #[tokio::test]
     async fn a_handler_ready_at_once_has_no_resume_and_a_waiting_one_has_one() {
-        let ready: HandlerFuture = Box::pin(async { Response::plain(200, "OK", "ok") });
+        let ready: HandlerFuture =
+            HandlerFuture::new(move || async { Response::plain(200, "OK", "ok") });
         let mut at_once = Watched {
             fut: ready,
             waited: false,
@@ -497,7 +498,7 @@ mod watched_tests {
         let _ = (&mut at_once).await;
         assert!(at_once.resumed.is_none());
 
-        let waiting: HandlerFuture = Box::pin(async {
+        let waiting: HandlerFuture = HandlerFuture::new(move || async {
             tokio::task::yield_now().await;
             Response::plain(200, "OK", "ok")
         });

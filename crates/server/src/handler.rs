@@ -3,9 +3,7 @@
 //! reverse proxy all implement [`Handler`].
 
 use std::fs::File;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -257,7 +255,7 @@ impl Response {
 }
 
 /// The future a handler returns: resolves when the status and headers are known.
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
+pub type HandlerFuture = crate::reused_box::ReusedBox<Response>;
 
 /// What was sent for one request, once the response is written.
 #[derive(Debug, Clone, Copy)]
@@ -286,11 +284,9 @@ pub struct NotFound;
 
 impl Handler for NotFound {
     fn handle(&self, _request: Request) -> HandlerFuture {
-        Box::pin(std::future::ready(Response::plain(
-            404,
-            "Not Found",
-            "404 Not Found\n",
-        )))
+        HandlerFuture::new(move || {
+            std::future::ready(Response::plain(404, "Not Found", "404 Not Found\n"))
+        })
     }
 }
 

@@ -395,14 +395,16 @@ impl Inner {
 impl Handler for WsgiHandler {
     fn handle(&self, request: Request) -> HandlerFuture {
         let Some(route) = self.route(&request) else {
-            return Box::pin(async { Response::plain(404, "Not Found", "Not Found\n") });
+            return HandlerFuture::new(move || async {
+                Response::plain(404, "Not Found", "Not Found\n")
+            });
         };
         let (reply, response) = request.handoff.slot();
         if self.inner.lane.is_busy() {
             // A body pulled in place is unfinished: the app is still
             // answering another request, which this one must not overtake.
             let inner = self.inner.clone();
-            return Box::pin(async move {
+            return HandlerFuture::new(move || async move {
                 inner.lane.wait_free().await;
                 if inner.dispatch(request, route, reply).is_err() {
                     return Response::internal_error();
@@ -411,8 +413,10 @@ impl Handler for WsgiHandler {
             });
         }
         if self.inner.dispatch(request, route, reply).is_err() {
-            return Box::pin(async { Response::internal_error() });
+            return HandlerFuture::new(move || async { Response::internal_error() });
         }
-        Box::pin(async move { response.await.unwrap_or_else(Response::internal_error) })
+        HandlerFuture::new(move || async move {
+            response.await.unwrap_or_else(Response::internal_error)
+        })
     }
 }

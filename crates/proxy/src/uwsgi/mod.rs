@@ -189,7 +189,7 @@ impl UwsgiUpstream {
 impl Handler for UwsgiUpstream {
     fn handle(&self, request: Request) -> HandlerFuture {
         let inner = self.inner.clone();
-        Box::pin(async move {
+        HandlerFuture::new(move || async move {
             let client_ip = remote_addr(&request);
             let (response, _, _) = inner.serve(request, client_ip, None, Instant::now()).await;
             response

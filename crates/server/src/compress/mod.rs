@@ -252,7 +252,7 @@ impl Handler for Compress {
         let inner = self.inner.handle(request);
         let settings = self.settings.clone();
         let auto = self.auto_gzip;
-        Box::pin(async move {
+        HandlerFuture::new(move || async move {
             let mut response = inner.await;
             if auto {
                 response = auto_gzip(response, &facts.facts());

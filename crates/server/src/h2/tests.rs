@@ -21,7 +21,7 @@ struct Echo;
 
 impl Handler for Echo {
     fn handle(&self, mut request: Request) -> HandlerFuture {
-        Box::pin(async move {
+        HandlerFuture::new(move || async move {
             let RequestSource::Http(head) = &request.source else {
                 return Response::internal_error();
             };

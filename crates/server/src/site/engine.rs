@@ -240,10 +240,11 @@ impl SiteHandler {
 
 impl Handler for SiteHandler {
     fn handle(&self, request: Request) -> HandlerFuture {
-        // The engine's own future, boxed as it is: no wrapping block, and
-        // made in its box (no copy of the whole future into it).
+        // The engine's own future, boxed as it is: no wrapping block, made
+        // in its block (no copy of the whole future into it), the block
+        // reused from the last request (no allocation).
         let engine = self.engine.clone();
-        crate::pin_in_box(|| engine.serve(request))
+        HandlerFuture::new(move || engine.serve(request))
     }
 
     /// The `access_log` line of a written response.

@@ -115,7 +115,7 @@ impl WithStatic {
 impl Handler for WithStatic {
     fn handle(&self, request: Request) -> HandlerFuture {
         match self.try_serve(&request) {
-            Some(response) => Box::pin(std::future::ready(response)),
+            Some(response) => HandlerFuture::new(move || std::future::ready(response)),
             None => self.next.handle(request),
         }
     }

@@ -131,7 +131,7 @@ struct App;
 
 impl Handler for App {
     fn handle(&self, _request: Request) -> HandlerFuture {
-        Box::pin(async {
+        HandlerFuture::new(move || async {
             Response {
                 status: 200,
                 reason: Bytes::from_static(b"OK"),

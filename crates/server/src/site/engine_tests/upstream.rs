@@ -41,7 +41,7 @@ impl Handler for Recorder {
         }
         let mut response = Response::plain(self.status, "X", "from app");
         response.reason = Bytes::from_static(b"X");
-        Box::pin(std::future::ready(response))
+        HandlerFuture::new(move || std::future::ready(response))
     }
 }
 
@@ -191,7 +191,7 @@ impl Handler for Redirector {
             Bytes::from_static(b"Location"),
             Bytes::from_static(b"/rel/target?x=1"),
         ));
-        Box::pin(std::future::ready(response))
+        HandlerFuture::new(move || std::future::ready(response))
     }
 }
 
