@@ -272,6 +272,24 @@ pub(crate) struct Ends {
     pub peer: Option<SocketAddr>,
     pub local: Option<SocketAddr>,
     pub tls: Option<Arc<crate::tls::TlsFacts>>,
+    /// `peer` as logs show it ([`peer_text`]): made once per connection
+    /// (as nginx's `addr_text`), not per request (264 instructions).
+    pub peer_text: Box<str>,
+}
+
+impl Ends {
+    pub(crate) fn new(
+        peer: Option<SocketAddr>,
+        local: Option<SocketAddr>,
+        tls: Option<Arc<crate::tls::TlsFacts>>,
+    ) -> Ends {
+        Ends {
+            peer,
+            local,
+            tls,
+            peer_text: peer_text(peer).into_boxed_str(),
+        }
+    }
 }
 
 /// Serve requests on one connection until it closes. `rbuf`: what was
@@ -307,6 +325,7 @@ where
                 peer: ends.peer,
                 local: ends.local,
                 tls: None,
+                peer_text: ends.peer_text.clone(),
             };
             let sniffed = Box::pin(crate::h2::serve_if_preface(
                 reader,
@@ -332,7 +351,7 @@ where
                         reader,
                         status,
                         &reason,
-                        &peer_text(ends.peer),
+                        &ends.peer_text,
                         ctx,
                     ))
                     .await;
@@ -352,6 +371,7 @@ where
                     rbuf,
                     Conn {
                         peer: ends.peer,
+                        peer_shown: &ends.peer_text,
                         local: ends.local,
                         tls,
                         ctx,
@@ -378,6 +398,8 @@ const FAIR_SHARE: Duration = Duration::from_micros(50);
 /// What [`serve_request`] needs to know of its connection.
 struct Conn<'a> {
     peer: Option<SocketAddr>,
+    /// `peer` as logs show it.
+    peer_shown: &'a str,
     local: Option<SocketAddr>,
     tls: Option<Arc<crate::tls::TlsFacts>>,
     ctx: &'a ConnContext,
@@ -403,6 +425,7 @@ where
 {
     let Conn {
         peer,
+        peer_shown,
         local,
         tls,
         ctx,
@@ -413,8 +436,6 @@ where
     let writer = &mut writer;
     let mut out = Vec::with_capacity(RESPONSE_BUFFER);
     let out = &mut out;
-    let peer_shown = peer_text(peer);
-    let peer_shown = peer_shown.as_str();
     let started = SystemTime::now();
     let clock = Instant::now();
     // Only a body received before the handler needs a future (boxed: it

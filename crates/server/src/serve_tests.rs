@@ -29,11 +29,7 @@ async fn a_connection_task_stays_small() {
     let Some(held) = open.admit(Connection::Unix(sock), &ctx.listener) else {
         panic!("no limit, admitted")
     };
-    let at = Ends {
-        peer: None,
-        local: None,
-        tls: None,
-    };
+    let at = Ends::new(None, None, None);
     let task = connection_task(held, at, ctx.clone(), BytesMut::new(), true);
     let bare = std::mem::size_of_val(&task);
     let guarded = crate::panic_guard::contained(task);
