@@ -123,8 +123,9 @@ fn read_head<'a, R: AsyncRead + Unpin>(
 ) -> impl std::future::Future<Output = HeadRead> + 'a {
     async move {
         if rbuf.is_empty() {
-            // Idle: keep no buffer until the client sends something.
-            *rbuf = BytesMut::new();
+            // Idle: keep no buffer until the client sends something (the
+            // last one is the worker's spare if nothing holds it).
+            crate::read_spare::give(std::mem::take(rbuf), READ_BUFFER);
             let mut came = false;
             if !*ctx.shutdown.borrow() {
                 // In the worker's idle queue while idle.
@@ -230,6 +231,11 @@ fn read_idle<'a, R: AsyncRead + Unpin>(
             Poll::Ready(Ok(())) => {
                 let got = buf.filled();
                 if !got.is_empty() {
+                    if rbuf.capacity() == 0
+                        && let Some(spare) = crate::read_spare::take()
+                    {
+                        *rbuf = spare;
+                    }
                     rbuf.reserve(READ_BUFFER.max(got.len()));
                     rbuf.extend_from_slice(got);
                 }
@@ -382,6 +388,8 @@ where
             })
             .await;
             let Some(next_idle) = next else {
+                // Closing: its read buffer may serve the next connection.
+                crate::read_spare::give(std::mem::take(rbuf), READ_BUFFER);
                 return;
             };
             served += 1;
