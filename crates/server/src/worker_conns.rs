@@ -21,8 +21,9 @@
 //! waits on its read and this queue only (no stop future or timer of its
 //! own: they would be in every connection's task, docs/design-notes.md §9).
 
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::num::NonZeroU64;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -75,15 +76,10 @@ pub(crate) struct OpenConnections {
     published: OnceLock<&'static AtomicU64>,
 }
 
-/// The idle connections, oldest first, by idle timeout. Each idle
-/// connection owns a slot (its waker, and its ticket: the order it went
-/// idle in, with the millisecond it did in its high bits) from entering to
-/// leaving; each timeout class lists tickets in order in a `VecDeque`.
-/// Leaving only empties the slot: the class's entry is dropped when the
-/// drain or the timer reaches it (lazy removal, as cheap as nginx's queue
-/// unlink; a `BTreeMap` insert and remove cost 535 instructions a
-/// keep-alive request). A connection out of the queue (drained, timed out,
-/// stop) keeps its slot with no waker until it leaves.
+/// The idle connections, oldest first, by idle timeout: ticket (the order
+/// they went idle in, with the millisecond they did in its high bits) to
+/// the waker of their task. A ticket missing from its class was drained,
+/// timed out (or never entered).
 #[derive(Default)]
 struct IdleQueue {
     /// The last ticket given.
@@ -92,14 +88,8 @@ struct IdleQueue {
     stopping: bool,
     /// One per idle timeout in use (a few: `client_header_timeout`,
     /// `keepalive_timeout`s): within one, tickets and deadlines are in the
-    /// same order, so each class's first live entry is its next to time out.
+    /// same order, so each class's first entry is its next to time out.
     classes: Vec<IdleClass>,
-    /// Every connection between entering and leaving owns one.
-    slots: Vec<IdleSlot>,
-    /// Slots no connection owns.
-    free: Vec<u32>,
-    /// Connections in the queue (a slot with a waker).
-    idle: usize,
     /// The sweeper runs.
     sweeping: bool,
     /// When the sweeper wakes next (ms from `base`).
@@ -108,17 +98,7 @@ struct IdleQueue {
 
 struct IdleClass {
     timeout_ms: u64,
-    /// (ticket, slot), oldest first; an entry whose slot no longer holds
-    /// its ticket with a waker is stale and skipped.
-    waiting: VecDeque<(u64, u32)>,
-}
-
-#[derive(Default)]
-struct IdleSlot {
-    /// The owner's ticket (0: free).
-    ticket: u64,
-    /// Its task, while it is in the queue.
-    waker: Option<Waker>,
+    waiting: BTreeMap<u64, Waker>,
 }
 
 /// A ticket's low bits: the order within one millisecond.
@@ -126,117 +106,47 @@ const TICKET_SEQ_BITS: u32 = 16;
 
 impl IdleQueue {
     fn len(&self) -> usize {
-        self.idle
+        self.classes.iter().map(|c| c.waiting.len()).sum()
     }
 
-    /// The connection in `slot` is in the queue (not drained, timed out
-    /// or stopped).
-    fn contains(&self, slot: u32) -> bool {
-        self.slots
-            .get(slot as usize)
-            .is_some_and(|s| s.waker.is_some())
+    fn contains(&self, ticket: u64) -> bool {
+        self.classes.iter().any(|c| c.waiting.contains_key(&ticket))
     }
 
-    /// `entry` still stands for a connection in the queue.
-    fn live(&self, (ticket, slot): (u64, u32)) -> bool {
-        self.slots
-            .get(slot as usize)
-            .is_some_and(|s| s.ticket == ticket && s.waker.is_some())
-    }
-
-    /// Take the waker of `slot` (out of the queue); its owner still owns it.
-    fn take(&mut self, slot: u32) -> Option<Waker> {
-        let waker = self.slots.get_mut(slot as usize)?.waker.take();
-        if waker.is_some() {
-            self.idle -= 1;
-        }
-        waker
-    }
-
-    /// The owner of `slot` leaves (its entry goes stale).
-    fn release(&mut self, slot: u32) {
-        drop(self.take(slot));
-        if let Some(s) = self.slots.get_mut(slot as usize) {
-            s.ticket = 0;
-            self.free.push(slot);
-        }
-    }
-
-    /// Drop the stale entries at the front of each class.
-    fn skip_stale(&mut self) {
-        for i in 0..self.classes.len() {
-            while let Some(&front) = self.classes[i].waiting.front() {
-                if self.live(front) {
-                    break;
-                }
-                self.classes[i].waiting.pop_front();
+    fn remove(&mut self, ticket: u64) {
+        for class in &mut self.classes {
+            if class.waiting.remove(&ticket).is_some() {
+                return;
             }
         }
     }
 
     /// The oldest idle connection, out of the queue.
     fn pop_oldest(&mut self) -> Option<Waker> {
-        self.skip_stale();
         let class = self
             .classes
             .iter_mut()
-            .filter_map(|c| c.waiting.front().map(|(t, _)| *t).zip(Some(c)))
+            .filter_map(|c| c.waiting.first_key_value().map(|(t, _)| *t).zip(Some(c)))
             .min_by_key(|(t, _)| *t)?
             .1;
-        let (_, slot) = class.waiting.pop_front()?;
-        self.take(slot)
+        class.waiting.pop_first().map(|(_, w)| w)
     }
 
     /// Wake (and take out) every connection whose deadline is `now_ms` or
     /// earlier; the earliest deadline left.
     fn expire(&mut self, now_ms: u64) -> Option<u64> {
         let mut earliest: Option<u64> = None;
-        for i in 0..self.classes.len() {
-            let timeout_ms = self.classes[i].timeout_ms;
-            while let Some(&(ticket, slot)) = self.classes[i].waiting.front() {
-                if !self.live((ticket, slot)) {
-                    self.classes[i].waiting.pop_front();
-                    continue;
-                }
-                let deadline = (ticket >> TICKET_SEQ_BITS).saturating_add(timeout_ms);
+        for class in &mut self.classes {
+            while let Some(entry) = class.waiting.first_entry() {
+                let deadline = (*entry.key() >> TICKET_SEQ_BITS).saturating_add(class.timeout_ms);
                 if deadline > now_ms {
                     earliest = Some(earliest.map_or(deadline, |e| e.min(deadline)));
                     break;
                 }
-                self.classes[i].waiting.pop_front();
-                if let Some(waker) = self.take(slot) {
-                    waker.wake();
-                }
+                entry.remove().wake();
             }
         }
         earliest
-    }
-
-    /// Put `ticket` in the queue with `waker`, in class `class`: its slot.
-    fn insert(&mut self, class: usize, ticket: u64, waker: Waker) -> u32 {
-        let slot = match self.free.pop() {
-            Some(slot) => slot,
-            None => {
-                self.slots.push(IdleSlot::default());
-                // (Never 2^32 connections at once in one worker.)
-                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
-            }
-        };
-        if let Some(s) = self.slots.get_mut(slot as usize) {
-            s.ticket = ticket;
-            s.waker = Some(waker);
-        }
-        self.idle += 1;
-        self.classes[class].waiting.push_back((ticket, slot));
-        // Stale entries are bounded: a class holding more than twice the
-        // idle connections is swept of them (amortised: at least as many
-        // entries went in since the last sweep as it removes).
-        if self.classes[class].waiting.len() > 2 * self.idle + 64 {
-            let mut waiting = std::mem::take(&mut self.classes[class].waiting);
-            waiting.retain(|e| self.live(*e));
-            self.classes[class].waiting = waiting;
-        }
-        slot
     }
 }
 
@@ -389,18 +299,11 @@ impl OpenConnections {
         let mut queue = self.queue();
         queue.stopping = true;
         for class in &mut queue.classes {
-            class.waiting.clear();
+            for (_, waker) in std::mem::take(&mut class.waiting) {
+                waker.wake();
+            }
         }
-        queue.idle = 0;
-        let wakers: Vec<Waker> = queue
-            .slots
-            .iter_mut()
-            .filter_map(|s| s.waker.take())
-            .collect();
         drop(queue);
-        for waker in wakers {
-            waker.wake();
-        }
         self.rearm.notify_one();
     }
 
@@ -421,9 +324,9 @@ impl OpenConnections {
         told
     }
 
-    /// Enter the idle queue with `timeout`: the slot, or `None` when the
+    /// Enter the idle queue with `timeout`: the ticket, or `None` when the
     /// server stops. Starts the sweeper if none runs (on the runtime).
-    fn enter(&self, timeout: Duration, waker: &Waker) -> Option<u32> {
+    fn enter(&self, timeout: Duration, waker: &Waker) -> Option<NonZeroU64> {
         let now_ms = self.now_ms();
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         let mut queue = self.queue();
@@ -441,12 +344,12 @@ impl OpenConnections {
             None => {
                 queue.classes.push(IdleClass {
                     timeout_ms,
-                    waiting: VecDeque::new(),
+                    waiting: BTreeMap::new(),
                 });
                 queue.classes.len() - 1
             }
         };
-        let slot = queue.insert(class, ticket, waker.clone());
+        queue.classes[class].waiting.insert(ticket, waker.clone());
         let deadline = (ticket >> TICKET_SEQ_BITS).saturating_add(timeout_ms);
         if !queue.sweeping {
             // (No runtime: a unit test of the queue alone.)
@@ -462,7 +365,7 @@ impl OpenConnections {
             drop(queue);
             self.rearm.notify_one();
         }
-        Some(slot)
+        NonZeroU64::new(ticket)
     }
 }
 
@@ -504,23 +407,24 @@ async fn sweep(open: Arc<OpenConnections>) {
 /// the connection starts waiting for a request, drop it when bytes arrive.
 pub(crate) struct Reusable<'a> {
     open: &'a OpenConnections,
-    /// Its slot in the queue (`None`: the server stops).
-    slot: Option<u32>,
+    /// Its place in the queue (`None`: the server stops).
+    ticket: Option<NonZeroU64>,
 }
 
 impl<'a> Reusable<'a> {
     /// Idle from now, for at most `timeout`. (Must be made on the runtime:
     /// it may start the worker's idle timer.)
     pub(crate) fn enter(open: &'a OpenConnections, timeout: Duration) -> Self {
-        let slot = open.enter(timeout, Waker::noop());
-        Reusable { open, slot }
+        let ticket = open.enter(timeout, Waker::noop());
+        Reusable { open, ticket }
     }
 
     /// True if the connection is out of the queue: timed out or drained
     /// while it was idle (drained: its slot is given away, close it even if
     /// a request has just arrived, as nginx).
     pub(crate) fn drained(&self) -> bool {
-        self.slot.is_none_or(|s| !self.open.queue().contains(s))
+        self.ticket
+            .is_none_or(|t| !self.open.queue().contains(t.get()))
     }
 }
 
@@ -528,30 +432,26 @@ impl Future for Reusable<'_> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(slot) = self.slot else {
+        let Some(t) = self.ticket else {
             return Poll::Ready(());
         };
         let mut queue = self.open.queue();
-        match queue
-            .slots
-            .get_mut(slot as usize)
-            .and_then(|s| s.waker.as_mut())
-        {
-            Some(waker) => {
+        for class in &mut queue.classes {
+            if let Some(waker) = class.waiting.get_mut(&t.get()) {
                 if !waker.will_wake(cx.waker()) {
                     waker.clone_from(cx.waker());
                 }
-                Poll::Pending
+                return Poll::Pending;
             }
-            None => Poll::Ready(()),
         }
+        Poll::Ready(())
     }
 }
 
 impl Drop for Reusable<'_> {
     fn drop(&mut self) {
-        if let Some(slot) = self.slot {
-            self.open.queue().release(slot);
+        if let Some(t) = self.ticket {
+            self.open.queue().remove(t.get());
         }
     }
 }

@@ -207,28 +207,3 @@ fn the_published_count_follows_open_and_closed_connections() {
     drop(held);
     assert_eq!(COUNTER.load(Ordering::Relaxed), 0);
 }
-
-#[test]
-fn connections_that_left_the_queue_are_skipped_and_do_not_pile_up() {
-    let open = OpenConnections::new(2);
-    fill(&open, 2);
-    let w = Arc::new(WakeCount::default());
-    let mut stays = Reusable::enter(&open, Duration::from_secs(75));
-    assert!(poll_counting(&mut stays, &w).is_pending());
-    // A busy keep-alive connection enters and leaves once a request.
-    for _ in 0..10_000 {
-        let mut busy = Reusable::enter(&open, Duration::from_secs(75));
-        assert!(poll_counting(&mut busy, &w).is_pending());
-        drop(busy);
-    }
-    assert_eq!(open.idle(), 1);
-    let queued: usize = open.queue().classes.iter().map(|c| c.waiting.len()).sum();
-    assert!(queued <= 2 + 64 + 1, "stale entries are swept: {queued}");
-    assert!(open.queue().slots.len() <= 2, "slots are reused");
-    // The one still idle is the one drained, not a stale entry.
-    assert!(matches!(open.make_room(), Admission::Drained(1)));
-    assert_eq!(w.0.load(Ordering::SeqCst), 1);
-    assert!(stays.drained());
-    assert_eq!(open.idle(), 0);
-    assert!(matches!(open.make_room(), Admission::Full));
-}
