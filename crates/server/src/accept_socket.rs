@@ -144,20 +144,29 @@ pub(crate) enum FirstRead {
 
 /// Read what a just-accepted connection sent, without waiting.
 pub(crate) fn read_first(sock: &LazySocket) -> FirstRead {
-    let mut buf = BytesMut::with_capacity(crate::conn::READ_BUFFER);
+    // (The worker's spare read buffer, if one waits: read_spare.rs.)
+    let mut buf = crate::read_spare::take()
+        .unwrap_or_else(|| BytesMut::with_capacity(crate::conn::READ_BUFFER));
     let mut read = ReadBuf::uninit(buf.spare_capacity_mut());
     match sock.recv(&mut read) {
         Ok(()) => {
             let n = read.filled().len();
             if n == 0 {
+                crate::read_spare::give(buf, crate::conn::READ_BUFFER);
                 return FirstRead::Gone;
             }
             // SAFETY: recv initialized the first `n` bytes of the spare capacity.
             unsafe { buf.set_len(n) };
             FirstRead::Bytes(buf)
         }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => FirstRead::Nothing,
-        Err(_) => FirstRead::Gone,
+        Err(e) => {
+            crate::read_spare::give(buf, crate::conn::READ_BUFFER);
+            if e.kind() == io::ErrorKind::WouldBlock {
+                FirstRead::Nothing
+            } else {
+                FirstRead::Gone
+            }
+        }
     }
 }
 

@@ -80,11 +80,7 @@ where
     let (client_end, server_end) = tokio::io::duplex(64 * 1024);
     let server = async move {
         let (mut reader, mut writer) = tokio::io::split(server_end);
-        let ends = Ends {
-            peer: None,
-            local: None,
-            tls: None,
-        };
+        let ends = Ends::new(None, None, None);
         serve_connection(&mut reader, &mut writer, &ends, ctx, &mut BytesMut::new()).await;
     };
     tokio::join!(server, client(client_end));

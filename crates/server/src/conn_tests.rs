@@ -52,11 +52,7 @@ async fn a_connection_future_stays_small_because_requests_are_boxed() {
     let (mut a, _b) = tokio::net::UnixStream::pair().expect("a socket pair");
     let ctx = Arc::new(context());
     let (mut reader, mut writer) = a.split();
-    let ends = Ends {
-        peer: None,
-        local: None,
-        tls: None,
-    };
+    let ends = Ends::new(None, None, None);
     let mut rbuf = BytesMut::new();
     let http = serve_connection(&mut reader, &mut writer, &ends, &ctx, &mut rbuf);
     let http_size = std::mem::size_of_val(&http);

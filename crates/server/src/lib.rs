@@ -33,6 +33,7 @@ mod listener;
 mod log;
 pub mod panic_guard;
 pub mod procfs;
+mod read_spare;
 mod receive;
 pub mod reopen_signal;
 pub mod request_view;

@@ -303,14 +303,11 @@ pub(crate) fn spawn_connection(held: Held, peer: Option<SocketAddr>, ctx: &Arc<C
         FirstRead::Nothing => (BytesMut::new(), true),
         FirstRead::Gone => return,
     };
-    let at = Ends {
-        peer,
-        local: match &held.conn {
-            Connection::Tcp(sock) => local_address(&ctx.listener, sock),
-            _ => None,
-        },
-        tls: None,
+    let local = match &held.conn {
+        Connection::Tcp(sock) => local_address(&ctx.listener, sock),
+        _ => None,
     };
+    let at = Ends::new(peer, local, None);
     // A panic in a connection loses that connection only (panic_guard.rs).
     let mut serving = Box::pin(crate::panic_guard::contained(connection_task(
         held,
@@ -414,11 +411,7 @@ async fn serve_tls(
     let Some((stream, facts)) = shaken else {
         return;
     };
-    let at = Ends {
-        peer: Some(peer),
-        local,
-        tls: Some(facts.clone()),
-    };
+    let at = Ends::new(Some(peer), local, Some(facts.clone()));
     if let Some(settings) = h2
         && facts.alpn.as_deref() == Some(crate::tls::ALPN_H2)
     {

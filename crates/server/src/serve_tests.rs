@@ -9,9 +9,9 @@ use crate::worker_conns::OpenConnections;
 /// before it becomes a task (serve.rs), so every open connection, idle
 /// ones included, costs this allocation plus a task cell that holds only
 /// the box (128 bytes). 448 is mimalloc's size class: 449 bytes would take
-/// a 512-byte block. Measured: 424 bytes in `cargo test -p portico-server`,
-/// 432 in the binary and in `cargo test --workspace` (portico-proxy turns
-/// on tokio's `rt-multi-thread`). Issue 16's goal is 1 KiB per idle connection, all costs
+/// a 512-byte block. Measured: 440 bytes in `cargo test -p portico-server`,
+/// 448 in the binary and in `cargo test --workspace` (portico-proxy turns
+/// on tokio's `rt-multi-thread`; `Ends` holds the peer's text since branch connstate). Issue 16's goal is 1 KiB per idle connection, all costs
 /// together (docs/design-notes.md §9 has the whole account).
 const MAX_TASK_FUTURE: usize = 448;
 
@@ -29,11 +29,7 @@ async fn a_connection_task_stays_small() {
     let Some(held) = open.admit(Connection::Unix(sock), &ctx.listener) else {
         panic!("no limit, admitted")
     };
-    let at = Ends {
-        peer: None,
-        local: None,
-        tls: None,
-    };
+    let at = Ends::new(None, None, None);
     let task = connection_task(held, at, ctx.clone(), BytesMut::new(), true);
     let bare = std::mem::size_of_val(&task);
     let guarded = crate::panic_guard::contained(task);

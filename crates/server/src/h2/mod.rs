@@ -114,8 +114,13 @@ pub(crate) async fn serve_h2_by<T>(
 ) where
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    let Ends { peer, local, tls } = ends;
-    let peer_shown = crate::conn::peer_text(peer);
+    let Ends {
+        peer,
+        local,
+        tls,
+        peer_text,
+    } = ends;
+    let peer_shown = String::from(peer_text);
     let trip = Arc::new(guard::Trip::default());
     let io = guard::Guarded {
         io,

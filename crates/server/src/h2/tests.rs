@@ -95,11 +95,7 @@ async fn connect(
     let (stop_tx, stop) = watch::channel(false);
     let server = tokio::spawn(serve_h2(
         server_io,
-        crate::conn::Ends {
-            peer: None,
-            local: None,
-            tls: None,
-        },
+        crate::conn::Ends::new(None, None, None),
         ctx,
         stop,
         settings,
