@@ -375,6 +375,20 @@ where
 /// is some 100 µs; a hello-world one some 5 µs, which never yields).
 const FAIR_SHARE: Duration = Duration::from_micros(50);
 
+/// [`FAIR_SHARE`], or the environment's `PORTICO_FAIR_SHARE_US`
+/// (microseconds), a knob for measuring, read once: under valgrind every
+/// exchange takes 50 times longer and would yield, which a native run
+/// almost never does (`bench/proxy_instructions.py` raises it).
+fn fair_share() -> Duration {
+    static LIMIT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        std::env::var("PORTICO_FAIR_SHARE_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map_or(FAIR_SHARE, Duration::from_micros)
+    })
+}
+
 /// What [`serve_request`] needs to know of its connection.
 struct Conn<'a> {
     peer: Option<SocketAddr>,
@@ -509,7 +523,7 @@ where
     // (a proxied request's upstream) the other tasks had their turn, and a
     // yield here would cost every such request a `poll()` of the listeners
     // and a trip through the scheduler for nothing.
-    if crate::exchange::held_thread(took, clock, done.resumed) >= FAIR_SHARE {
+    if crate::exchange::held_thread(took, clock, done.resumed) >= fair_share() {
         // Its next request may be there already: it would be read and
         // served in this same poll, and the next, while the worker's other
         // connections (and the accept loop) wait. After an exchange that
