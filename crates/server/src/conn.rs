@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use portico_proto::http1::{HeadLimits, RequestHead, parse_request_head};
@@ -182,7 +182,7 @@ async fn finish_head<R: AsyncRead + Unpin>(
     rbuf: &mut BytesMut,
     ctx: &ConnContext,
 ) -> HeadRead {
-    let sleep = sleep_until(tokio::time::Instant::now() + ctx.timeouts.header);
+    let sleep = sleep_until(crate::clock::tokio_now() + ctx.timeouts.header);
     tokio::pin!(sleep);
     loop {
         tokio::select! {
@@ -429,8 +429,8 @@ where
     let out = &mut out;
     let peer_shown = peer_text(peer);
     let peer_shown = peer_shown.as_str();
-    let started = SystemTime::now();
-    let clock = Instant::now();
+    let started = crate::clock::wall();
+    let clock = crate::clock::now();
     // Only a body received before the handler needs a future (boxed: it
     // is large and rare); the usual request is ready at once.
     let taken = match begin_body(rbuf, head.framing, head.expect_continue, ctx) {

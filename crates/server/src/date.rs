@@ -30,7 +30,7 @@ pub fn unix_micros(t: SystemTime) -> u64 {
 
 /// Append the current `Date` header value to `out`.
 pub(crate) fn append_http_date(out: &mut Vec<u8>) {
-    let now = SystemTime::now();
+    let now = crate::clock::wall();
     let second = unix_seconds(now);
     HTTP_DATE.with(|cell| {
         let mut cache = cell.borrow_mut();
