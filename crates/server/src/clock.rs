@@ -47,25 +47,18 @@ thread_local! {
     static WALL: Cell<Option<(Instant, SystemTime)>> = const { Cell::new(None) };
 }
 
-/// How long the wall clock is derived from the monotonic one before it is
-/// read again (a step of the system's time shows within this).
-const WALL_ANCHOR: Duration = Duration::from_secs(1);
-
-/// The wall-clock time of [`now`]: derived from the monotonic cache and a
-/// real wall-clock read at most once a second per thread.
+/// The wall-clock time, read at most once per [`now`]: the same cached
+/// instant gives the same wall time (a comparison, no clock read).
 pub fn wall() -> SystemTime {
     let at = now();
-    let (mono, wall) = WALL.with(|c| match c.get() {
-        Some((mono, wall)) if at.saturating_duration_since(mono) < WALL_ANCHOR && at >= mono => {
-            (mono, wall)
-        }
+    WALL.with(|c| match c.get() {
+        Some((mono, wall)) if mono == at => wall,
         _ => {
-            let anchor = (at, SystemTime::now());
-            c.set(Some(anchor));
-            anchor
+            let wall = SystemTime::now();
+            c.set(Some((at, wall)));
+            wall
         }
-    });
-    wall + at.saturating_duration_since(mono)
+    })
 }
 
 /// [`now`] as tokio's `Instant`, for timers' deadlines.
@@ -87,7 +80,7 @@ mod tests {
         let before = SystemTime::now();
         let wall = wall();
         let after = SystemTime::now();
-        assert!(wall + WALL_ANCHOR >= before && wall <= after + WALL_ANCHOR);
+        assert!(wall >= before && wall <= after);
     }
 
     #[tokio::test(start_paused = true)]

@@ -87,7 +87,7 @@ impl WorkerHooks for WorkerRuntime {
             + 1;
         self.limits.max_requests > 0
             && delta >= self.limits.max_requests
-            && self.spawned.elapsed() >= self.limits.min_lifetime
+            && portico_server::clock::since(self.spawned) >= self.limits.min_lifetime
     }
 
     fn request_done(&self, record: &RequestRecord) -> bool {
@@ -106,7 +106,7 @@ impl WorkerHooks for WorkerRuntime {
             slot.app_requests[app].fetch_add(1, Ordering::Relaxed);
         }
         if self.retiring.load(Ordering::Relaxed)
-            || self.spawned.elapsed() < self.limits.min_lifetime
+            || portico_server::clock::since(self.spawned) < self.limits.min_lifetime
         {
             return false;
         }
