@@ -105,7 +105,11 @@ impl WorkerHooks for WorkerRuntime {
         {
             slot.app_requests[app].fetch_add(1, Ordering::Relaxed);
         }
-        if self.retiring.load(Ordering::Relaxed)
+        // Nothing to check (the usual worker): no clock read.
+        let may_retire = (self.limits.max_requests > 0 && delta >= self.limits.max_requests)
+            || self.limits.reload_on_rss > 0;
+        if !may_retire
+            || self.retiring.load(Ordering::Relaxed)
             || portico_server::clock::since(self.spawned) < self.limits.min_lifetime
         {
             return false;
