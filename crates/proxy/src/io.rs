@@ -63,7 +63,7 @@ pub(crate) async fn within_kept<F: Future>(
         }
         if !armed {
             armed = true;
-            let deadline = tokio::time::Instant::now() + timeout;
+            let deadline = portico_server::clock::tokio_now() + timeout;
             match timer {
                 Some(t) => t.as_mut().reset(deadline),
                 None => *timer = Some(Box::pin(tokio::time::sleep_until(deadline))),

@@ -162,7 +162,7 @@ impl BodyReader {
     /// A read waits: arm `proxy_read_timeout` if it is not, and see
     /// whether it ran out.
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<Piece> {
-        let deadline = Instant::now() + self.read_timeout;
+        let deadline = Instant::from_std(portico_server::clock::now()) + self.read_timeout;
         let timer = match &mut self.timer {
             Some(timer) => {
                 if !self.timer_armed {

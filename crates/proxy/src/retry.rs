@@ -78,7 +78,7 @@ pub(crate) async fn run<'g, X: Exchange>(
         ..input
     });
     loop {
-        let now = Instant::now();
+        let now = portico_server::clock::now();
         let Some(picked) = attempt.pick(now) else {
             let e = ProxyError::new(ErrorKind::Connect, Phase::Connecting, "no live upstreams");
             let name = Peer::Name(Arc::from(group.name()));
@@ -89,14 +89,15 @@ pub(crate) async fn run<'g, X: Exchange>(
         let peer_log = log.with_upstream(x.upstream(Peer::Addr(picked.addr.clone())));
         let result = x.attempt(picked.addr, now).await;
         // One clock read for the try's time and the balancer's release.
-        let end = Instant::now();
+        let end = portico_server::clock::now();
         let took = end.saturating_duration_since(now);
         // nginx's `ngx_http_upstream_next` conditions, but the kind.
         let may_retry = |x: &X, sent: bool, tries_left: usize| {
             tries_left > 1
                 && !x.body_streamed()
                 && !(x.non_idempotent() && sent && !rules.next.non_idempotent)
-                && (rules.timeout.is_zero() || started.elapsed() < rules.timeout)
+                && (rules.timeout.is_zero()
+                    || portico_server::clock::since(started) < rules.timeout)
         };
         match result {
             Ok(answer) => {

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use portico_proto::http1::{HeadLimits, RequestHead, parse_request_head};
@@ -183,7 +183,7 @@ async fn finish_head<R: AsyncRead + Unpin>(
     rbuf: &mut BytesMut,
     ctx: &ConnContext,
 ) -> HeadRead {
-    let sleep = sleep_until(tokio::time::Instant::now() + ctx.timeouts.header);
+    let sleep = sleep_until(crate::clock::tokio_now() + ctx.timeouts.header);
     tokio::pin!(sleep);
     loop {
         tokio::select! {
@@ -403,6 +403,20 @@ where
 /// is some 100 µs; a hello-world one some 5 µs, which never yields).
 const FAIR_SHARE: Duration = Duration::from_micros(50);
 
+/// [`FAIR_SHARE`], or the environment's `PORTICO_FAIR_SHARE_US`
+/// (microseconds), a knob for measuring, read once: under valgrind every
+/// exchange takes 50 times longer and would yield, which a native run
+/// almost never does (`bench/proxy_instructions.py` raises it).
+fn fair_share() -> Duration {
+    static LIMIT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        std::env::var("PORTICO_FAIR_SHARE_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map_or(FAIR_SHARE, Duration::from_micros)
+    })
+}
+
 /// What [`serve_request`] needs to know of its connection.
 struct Conn<'a> {
     peer: Option<SocketAddr>,
@@ -444,8 +458,8 @@ where
     let writer = &mut writer;
     let mut out = Vec::with_capacity(RESPONSE_BUFFER);
     let out = &mut out;
-    let started = SystemTime::now();
-    let clock = Instant::now();
+    let started = crate::clock::wall();
+    let clock = crate::clock::now();
     // Only a body received before the handler needs a future (boxed: it
     // is large and rare); the usual request is ready at once.
     let taken = match begin_body(rbuf, head.framing, head.expect_continue, ctx) {
@@ -538,7 +552,7 @@ where
     // (a proxied request's upstream) the other tasks had their turn, and a
     // yield here would cost every such request a `poll()` of the listeners
     // and a trip through the scheduler for nothing.
-    if crate::exchange::held_thread(took, clock, done.resumed) >= FAIR_SHARE {
+    if crate::exchange::held_thread(took, clock, done.resumed) >= fair_share() {
         // Its next request may be there already: it would be read and
         // served in this same poll, and the next, while the worker's other
         // connections (and the accept loop) wait. After an exchange that

@@ -7,11 +7,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 struct Cache {
     second: u64,
+    /// The start of `second` and of the one after: between them, `http`
+    /// holds.
+    from: SystemTime,
+    until: SystemTime,
     http: String,
 }
 
 thread_local! {
-    static HTTP_DATE: RefCell<Cache> = const { RefCell::new(Cache { second: u64::MAX, http: String::new() }) };
+    static HTTP_DATE: RefCell<Cache> = const { RefCell::new(Cache { second: u64::MAX, from: UNIX_EPOCH, until: UNIX_EPOCH, http: String::new() }) };
 }
 
 /// Whole seconds from the epoch to `t` (0 before it).
@@ -30,13 +34,23 @@ pub fn unix_micros(t: SystemTime) -> u64 {
 
 /// Append the current `Date` header value to `out`.
 pub(crate) fn append_http_date(out: &mut Vec<u8>) {
-    let now = SystemTime::now();
-    let second = unix_seconds(now);
+    let now = crate::clock::wall();
     HTTP_DATE.with(|cell| {
         let mut cache = cell.borrow_mut();
-        if cache.second != second {
-            cache.second = second;
-            cache.http = httpdate::fmt_http_date(now);
+        // A comparison in the usual case; the second's number only when
+        // it may have changed.
+        if now >= cache.until || now < cache.from {
+            let second = unix_seconds(now);
+            if cache.second != second {
+                cache.second = second;
+                cache.http = httpdate::fmt_http_date(now);
+            }
+            let at = |s: u64| UNIX_EPOCH.checked_add(std::time::Duration::from_secs(s));
+            // Out of range (never in practice): recomputed every time.
+            (cache.from, cache.until) = match (at(second), at(second.saturating_add(1))) {
+                (Some(from), Some(until)) => (from, until),
+                _ => (now, now),
+            };
         }
         out.extend_from_slice(cache.http.as_bytes());
     });
@@ -67,6 +81,23 @@ pub(crate) fn strftime_local(t: SystemTime, format: &std::ffi::CStr) -> Option<S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_date_cached_for_a_past_second_is_formatted_again() {
+        HTTP_DATE.with(|cell| {
+            let mut cache = cell.borrow_mut();
+            cache.second = 1;
+            cache.from = UNIX_EPOCH + std::time::Duration::from_secs(1);
+            cache.until = UNIX_EPOCH + std::time::Duration::from_secs(2);
+            cache.http = String::from("stale");
+        });
+        let mut out = Vec::new();
+        append_http_date(&mut out);
+        let Ok(s) = String::from_utf8(out) else {
+            panic!("not ascii")
+        };
+        assert!(httpdate::parse_http_date(&s).is_ok(), "{s}");
+    }
 
     #[test]
     fn http_date_is_imf_fixdate() {

@@ -108,7 +108,7 @@ impl std::future::Future for Watched {
         let this = self.get_mut();
         if this.waited {
             this.waited = false;
-            this.resumed = Some(Instant::now());
+            this.resumed = Some(crate::clock::now());
         }
         let polled = std::pin::Pin::new(&mut this.fut).poll(cx);
         this.waited = polled.is_pending();
@@ -318,7 +318,9 @@ pub(crate) fn finish(
     req: Logged<'_>,
     clock: Instant,
 ) -> Duration {
-    let elapsed = clock.elapsed();
+    // The request's one real clock read: its time, for the log and the
+    // fair-share rule, and the cache's refresh for what follows.
+    let elapsed = crate::clock::refresh().saturating_duration_since(clock);
     if done.meta.log_tag != 0 {
         ctx.handler.done(
             done.meta.log_tag,

@@ -31,6 +31,9 @@ impl InPlaceCall {
 
 impl Drop for InPlaceCall {
     fn drop(&mut self) {
+        // The app may have run for long: what follows (the response's
+        // send timeout) must not start from a clock read before it.
+        crate::clock::refresh();
         if RUNNING.fetch_sub(1, Ordering::SeqCst) == 1 {
             crate::accept_board::mark_done();
         }

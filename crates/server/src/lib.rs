@@ -16,6 +16,7 @@ mod accept_socket;
 mod body;
 mod body_spool;
 mod body_stream;
+pub mod clock;
 pub mod compress;
 mod conn;
 pub mod date;

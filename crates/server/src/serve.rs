@@ -145,6 +145,7 @@ pub fn serve(
             crate::accept_board::runtime_parks();
         })
         .on_thread_unpark(move || {
+            crate::clock::refresh();
             crate::accept_board::runtime_wakes();
             on_unpark.after_unpark();
         })

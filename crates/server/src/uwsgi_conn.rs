@@ -17,7 +17,7 @@
 //! never copied there, so CR/LF in it cannot split the response.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use portico_proto::http1::{BodyFraming, Version};
@@ -130,8 +130,8 @@ async fn serve_uwsgi<R, W>(
         let _ = writer.shutdown().await;
         return;
     };
-    let started = SystemTime::now();
-    let clock = Instant::now();
+    let started = crate::clock::wall();
+    let clock = crate::clock::now();
     let taken = take_body(
         reader,
         writer,

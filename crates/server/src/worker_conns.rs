@@ -217,7 +217,8 @@ impl OpenConnections {
     }
 
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX >> TICKET_SEQ_BITS)
+        u64::try_from(crate::clock::since(self.base.into_std()).as_millis())
+            .unwrap_or(u64::MAX >> TICKET_SEQ_BITS)
     }
     /// Count `conn` in; at the limit, make room by closing the oldest idle
     /// connections, or refuse it (HTTP: a 503) when none is idle. Each

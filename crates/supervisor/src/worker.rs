@@ -87,7 +87,7 @@ impl WorkerHooks for WorkerRuntime {
             + 1;
         self.limits.max_requests > 0
             && delta >= self.limits.max_requests
-            && self.spawned.elapsed() >= self.limits.min_lifetime
+            && portico_server::clock::since(self.spawned) >= self.limits.min_lifetime
     }
 
     fn request_done(&self, record: &RequestRecord) -> bool {
@@ -105,8 +105,12 @@ impl WorkerHooks for WorkerRuntime {
         {
             slot.app_requests[app].fetch_add(1, Ordering::Relaxed);
         }
-        if self.retiring.load(Ordering::Relaxed)
-            || self.spawned.elapsed() < self.limits.min_lifetime
+        // Nothing to check (the usual worker): no clock read.
+        let may_retire = (self.limits.max_requests > 0 && delta >= self.limits.max_requests)
+            || self.limits.reload_on_rss > 0;
+        if !may_retire
+            || self.retiring.load(Ordering::Relaxed)
+            || portico_server::clock::since(self.spawned) < self.limits.min_lifetime
         {
             return false;
         }

@@ -571,7 +571,7 @@ impl Drop for Attempt<'_> {
     /// nginx's finalize frees the open peer with state 0 (not failed).
     fn drop(&mut self) {
         if let Some(open) = self.open.take() {
-            let _ = self.free(open, FreeState::Other, Instant::now());
+            let _ = self.free(open, FreeState::Other, portico_server::clock::now());
         }
     }
 }

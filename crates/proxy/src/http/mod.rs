@@ -382,7 +382,7 @@ impl Answer {
                             nodelay,
                             timer,
                         };
-                        pool.put(peer, conn, Instant::now());
+                        pool.put(peer, conn, portico_server::clock::now());
                     }) as pump::Reuse
                 });
                 let reader = BodyReader::new(stream, buf, framing, s.read_timeout, log, reuse);

@@ -308,7 +308,7 @@ impl Engine {
             tls,
         } = request;
         let mut body = Some(body);
-        let started = Instant::now();
+        let started = crate::clock::now();
         let mut req = match Req::new(self, &mut source, peer, local, &listener, tls.as_ref()) {
             Ok(req) => req,
             Err(response) => return *response,

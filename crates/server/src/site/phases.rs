@@ -248,7 +248,7 @@ impl<'s> Req<'s> {
             captures,
             loc: Loc::server(server),
             conn_addr,
-            start: SystemTime::now(),
+            start: crate::clock::wall(),
             body_length: None,
             internal: false,
             uri_changes: URI_CHANGES,
