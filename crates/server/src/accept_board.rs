@@ -335,6 +335,9 @@ fn map_board() -> Option<Board> {
 pub(crate) struct Turn {
     seat: usize,
     board: &'static Board,
+    /// The siblings' accepts at this worker's last look while resting
+    /// (accept_rest.rs: a rest holds through a pause only under load).
+    pub(super) seen_accepts: AtomicU64,
 }
 
 impl Turn {
@@ -362,7 +365,11 @@ impl Turn {
                 seat.awake.store(0, Ordering::Relaxed);
                 seat.accepted_at.store(0, Ordering::Relaxed);
                 MY_SEAT.store(i, Ordering::Relaxed);
-                return Some(Turn { seat: i, board });
+                return Some(Turn {
+                    seat: i,
+                    board,
+                    seen_accepts: AtomicU64::new(0),
+                });
             }
         }
         None

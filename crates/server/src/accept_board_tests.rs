@@ -476,7 +476,11 @@ fn one_worker_rests_at_a_time_and_a_resting_one_shows_no_state() {
         me.seat as u32 + 1
     );
     // The sibling, seen from its side, cannot rest while this one does.
-    let other = Turn { seat: i, board };
+    let other = Turn {
+        seat: i,
+        board,
+        seen_accepts: AtomicU64::new(0),
+    };
     me.set_idle(true);
     me.mine()
         .accepted_at
@@ -539,20 +543,36 @@ fn a_rest_goes_on_through_a_pause_of_the_siblings_accepts_only_while_nothing_wai
         me.rest(|| Some(0))
     });
     assert!(began);
-    // The sibling pauses for a millisecond: the rest goes on while the
-    // queue is empty, and ends as soon as one connection waits.
+    let load = || {
+        board.seats[i]
+            .accepts
+            .fetch_add(rest::HOLD_MIN_ACCEPTS, Ordering::Relaxed)
+    };
+    // Under load (the sibling took HOLD_MIN_ACCEPTS since the last look)
+    // it pauses for a millisecond: the rest goes on while the queue is
+    // empty, and ends as soon as one connection waits.
+    load();
     accepted_ago(ms);
     assert!(me.rest(|| Some(0)));
     assert_eq!(
         board.shared.resting.load(Ordering::Relaxed),
         me.seat as u32 + 1
     );
+    load();
     accepted_ago(ms);
     assert!(!me.rest(|| Some(1)));
     // Quiet for longer than HOLD (the load ended): it ends, queue or not.
     accepted_ago(0);
     assert!(me.rest(|| Some(0)));
+    load();
     accepted_ago(10 * ms);
+    assert!(!me.rest(|| Some(0)));
+    // Light traffic (fewer accepts than HOLD_MIN_ACCEPTS since the last
+    // look): a pause ends the rest, so both workers take turns again.
+    accepted_ago(0);
+    assert!(me.rest(|| Some(0)));
+    board.seats[i].accepts.fetch_add(1, Ordering::Relaxed);
+    accepted_ago(ms);
     assert!(!me.rest(|| Some(0)));
     me.end_rest();
     assert_eq!(board.shared.resting.load(Ordering::Relaxed), 0);

@@ -47,6 +47,15 @@ pub(super) const HOT: Duration = Duration::from_micros(200);
 /// one resting.
 const HOLD: Duration = Duration::from_millis(5);
 
+/// The siblings' accepts since the resting worker's last look that show
+/// load, for a rest to hold through a pause (`HOLD`). Light sequential
+/// traffic (a client that connects again after each answer, a connection
+/// a millisecond or more apart) makes fewer: its rest ends at the first
+/// pause, so both workers listen and the turn spreads it
+/// (`test_requests_spread_evenly_over_workers`); under `Connection: close`
+/// load a sibling accepts tens a millisecond.
+pub(super) const HOLD_MIN_ACCEPTS: u64 = 4;
+
 /// A sibling busy longer than this may be in a long app call: do not rest
 /// on it (its new connections would wait for it).
 const RESTLESS: Duration = Duration::from_millis(1);
@@ -185,11 +194,22 @@ impl Turn {
                 .filter(|(i, seat)| *i != self.seat && seat.pid.load(Ordering::Relaxed) != 0)
                 .any(|(_, seat)| keeps_up(seat.pace(), my_open, now, window) && seat.alive(now))
         };
-        // Accepting now: up to `limit` may wait. Going on resting, a sibling
-        // that paused (up to HOLD) keeps up while nothing waits.
+        // The siblings' accepts since the last look: load, or light traffic.
+        let theirs: u64 = self
+            .board
+            .seats
+            .iter()
+            .enumerate()
+            .filter(|(i, seat)| *i != self.seat && seat.pid.load(Ordering::Relaxed) != 0)
+            .map(|(_, seat)| seat.accepts.load(Ordering::Relaxed))
+            .sum();
+        let since_look = theirs.saturating_sub(self.seen_accepts.swap(theirs, Ordering::Relaxed));
+        // Accepting now: up to `limit` may wait. Going on resting under
+        // load, a sibling that paused (up to HOLD) keeps up while nothing
+        // waits.
         let allowed = if sibling_within(HOT) {
             limit
-        } else if holder == me && sibling_within(HOLD) {
+        } else if holder == me && since_look >= HOLD_MIN_ACCEPTS && sibling_within(HOLD) {
             0
         } else {
             return false;
