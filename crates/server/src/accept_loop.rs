@@ -41,7 +41,10 @@ pub(crate) async fn accept_loop(
     mut stop: watch::Receiver<bool>,
     // held until the loop ends: a graceful stop waits for it
     _alive: mpsc::Sender<()>,
+    // dropped when the loop first waits for a connection: the worker is ready
+    listening: mpsc::Sender<()>,
 ) -> io::Result<()> {
+    let mut listening = Some(listening);
     let fd = socket.as_raw_fd();
     let unix = matches!(socket, ListenSocket::Unix(_));
     let socket = socket2::Socket::from(std::os::fd::OwnedFd::from(socket));
@@ -108,6 +111,7 @@ pub(crate) async fn accept_loop(
         // After a wait that cleared the readiness, the queue is emptied
         // without waiting for it (connections may be there, with no new
         // one coming to wake the loop).
+        listening.take();
         let mut ready = if draining {
             None
         } else {

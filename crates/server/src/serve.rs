@@ -155,6 +155,9 @@ pub fn serve(
         let signals = stop_signals();
         let (stop_tx, stop_rx) = watch::channel(false);
         let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+        // Each accept loop drops its sender when it first waits for a
+        // connection: the worker says it is ready only then.
+        let (listening_tx, mut listening_rx) = mpsc::channel::<()>(1);
         let log = Arc::new(AccessLog::new(options.log.clone()));
         let retire = Arc::new(Notify::new());
         let gate = options
@@ -197,12 +200,18 @@ pub fn serve(
                 turn.clone(),
                 stop_rx.clone(),
                 alive_tx.clone(),
+                listening_tx.clone(),
             ));
         }
         drop(alive_tx);
+        drop(listening_tx);
         if let Some(reopen) = options.reopen_log.clone() {
             tokio::spawn(reopen_on_sigusr2(reopen));
         }
+        // "Ready" means every listener is watched and this worker's turn
+        // published (idle): said before, a sibling would not leave it a
+        // connection (a burst that came at once went to the other worker).
+        while listening_rx.recv().await.is_some() {}
         on_ready();
         let reason = tokio::select! {
             signalled = wait_for_stop_signal(signals) => signalled?,

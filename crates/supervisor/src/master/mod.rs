@@ -247,6 +247,17 @@ pub fn run_master(
 impl Master<'_> {
     fn spawn(&mut self, wid: usize, respawn: bool) -> io::Result<()> {
         let slot = self.board.worker(wid);
+        // What the new worker writes itself is reset before the fork: a
+        // worker that starts fast would otherwise have its "accepting" (set
+        // when ready) overwritten by the parent after the fork.
+        slot.accepting.store(0, Ordering::Relaxed);
+        slot.busy.store(0, Ordering::Relaxed);
+        for core in 0..self.board.cores() {
+            self.board
+                .core(wid, core)
+                .started_us
+                .store(0, Ordering::Relaxed);
+        }
         block_reopen_signal(true);
         let forked = (self.fork)();
         if !matches!(forked, Ok(Forked::Child)) {
@@ -281,15 +292,7 @@ impl Master<'_> {
             }
             Forked::Parent(pid) => {
                 slot.pid.store(pid, Ordering::Relaxed);
-                slot.accepting.store(0, Ordering::Relaxed);
                 slot.last_spawn.store(now_seconds(), Ordering::Relaxed);
-                slot.busy.store(0, Ordering::Relaxed);
-                for core in 0..self.board.cores() {
-                    self.board
-                        .core(wid, core)
-                        .started_us
-                        .store(0, Ordering::Relaxed);
-                }
                 self.slots[wid - 1] = Slot {
                     pid: Some(pid),
                     respawn_at: None,
