@@ -132,12 +132,18 @@ impl Board {
     /// The most connections any live seat has accepted: where a worker
     /// joining the turns (new, or back from a rest) starts.
     fn busiest_accepts(&self) -> u64 {
-        self.seats
-            .iter()
-            .filter(|s| s.pid.load(Ordering::Relaxed) != 0)
-            .map(|s| s.accepts.load(Ordering::Relaxed))
+        self.taken_seats()
+            .map(|(_, s)| s.accepts.load(Ordering::Relaxed))
             .max()
             .unwrap_or(0)
+    }
+
+    /// The seats a worker holds (a pid set), with their index.
+    fn taken_seats(&self) -> impl Iterator<Item = (usize, &'static Seat)> + use<> {
+        self.seats
+            .iter()
+            .enumerate()
+            .filter(|(_, seat)| seat.pid.load(Ordering::Relaxed) != 0)
     }
 }
 
@@ -335,9 +341,8 @@ fn map_board() -> Option<Board> {
 pub(crate) struct Turn {
     seat: usize,
     board: &'static Board,
-    /// The siblings' accepts at this worker's last look while resting
-    /// (accept_rest.rs: a rest holds through a pause only under load).
-    pub(super) seen_accepts: AtomicU64,
+    /// What this worker saw at its last look while resting (accept_rest.rs).
+    pub(super) looks: rest::Looks,
 }
 
 impl Turn {
@@ -368,7 +373,7 @@ impl Turn {
                 return Some(Turn {
                     seat: i,
                     board,
-                    seen_accepts: AtomicU64::new(0),
+                    looks: rest::Looks::default(),
                 });
             }
         }
@@ -377,6 +382,12 @@ impl Turn {
 
     fn mine(&self) -> &Seat {
         &self.board.seats[self.seat]
+    }
+
+    /// The other workers' seats (taken, not this one's), with their index.
+    fn siblings(&self) -> impl Iterator<Item = (usize, &'static Seat)> + use<> {
+        let me = self.seat;
+        self.board.taken_seats().filter(move |(i, _)| *i != me)
     }
 
     /// Publish whether this worker waits for a connection with room for
@@ -432,11 +443,7 @@ impl Turn {
         let mine = self.mine().view();
         let now = monotonic_ns();
         let resting = self.board.shared.resting.load(Ordering::Relaxed) as usize;
-        self.board
-            .seats
-            .iter()
-            .enumerate()
-            .filter(|(i, seat)| *i != self.seat && seat.pid.load(Ordering::Relaxed) != 0)
+        self.siblings()
             .any(|(i, seat)| match leave_to(seat.view(), mine, now) {
                 // A resting sibling that holds OPEN_MARGIN fewer open (a
                 // burst of keep-alive clients): it listens again at its

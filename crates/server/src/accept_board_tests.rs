@@ -479,7 +479,7 @@ fn one_worker_rests_at_a_time_and_a_resting_one_shows_no_state() {
     let other = Turn {
         seat: i,
         board,
-        seen_accepts: AtomicU64::new(0),
+        looks: rest::Looks::default(),
     };
     me.set_idle(true);
     me.mine()
@@ -560,6 +560,11 @@ fn a_rest_goes_on_through_a_pause_of_the_siblings_accepts_only_while_nothing_wai
     );
     load();
     accepted_ago(ms);
+    // One connection waits: the rest goes on for one look (a burst the
+    // sibling may drain meanwhile), and ends if it still waits at the next.
+    assert!(me.rest(|| Some(1)));
+    load();
+    accepted_ago(ms);
     assert!(!me.rest(|| Some(1)));
     // Quiet for longer than HOLD (the load ended): it ends, queue or not.
     accepted_ago(0);
@@ -576,5 +581,51 @@ fn a_rest_goes_on_through_a_pause_of_the_siblings_accepts_only_while_nothing_wai
     assert!(!me.rest(|| Some(0)));
     me.end_rest();
     assert_eq!(board.shared.resting.load(Ordering::Relaxed), 0);
+    board.seats[i].pid.store(0, Ordering::Relaxed);
+}
+
+#[test]
+fn a_rest_ends_on_a_queue_that_stays_long_for_two_looks_not_on_a_burst() {
+    let (_alone, board) = test_board();
+    let _loop = rest::AcceptLoop::enter();
+    let Some(me) = Turn::take() else {
+        panic!("no seat")
+    };
+    let i = sibling(board, 0, true);
+    // The sibling under load, accepting now (HOLD_MIN_ACCEPTS since the
+    // last look: a test thread preempted past HOT still sees it keep up).
+    let sibling_accepts = || {
+        board.seats[i]
+            .accepts
+            .fetch_add(rest::HOLD_MIN_ACCEPTS, Ordering::Relaxed);
+        board.seats[i]
+            .accepted_at
+            .store(monotonic_ns(), Ordering::Relaxed);
+    };
+    let began = (0..100).any(|_| {
+        me.accepted();
+        me.set_idle(true);
+        sibling_accepts();
+        me.rest(|| Some(0))
+    });
+    assert!(began);
+    let long = rest::REST_QUEUE + 1;
+    // A burst queued at one look and drained by the next: resting still.
+    for queued in [long, 0, long, 0] {
+        sibling_accepts();
+        assert!(me.rest(|| Some(queued)), "queue {queued}");
+    }
+    // Long at two looks in a row: the sibling does not keep up.
+    sibling_accepts();
+    assert!(me.rest(|| Some(long)));
+    sibling_accepts();
+    assert!(!me.rest(|| Some(long)));
+    me.end_rest();
+    assert_eq!(board.shared.resting.load(Ordering::Relaxed), 0);
+    // A worker that is not resting does not begin on a long queue.
+    me.accepted();
+    me.set_idle(true);
+    sibling_accepts();
+    assert!(!me.rest(|| Some(long)));
     board.seats[i].pid.store(0, Ordering::Relaxed);
 }

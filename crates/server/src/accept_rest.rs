@@ -16,13 +16,14 @@
 //! accept for `HOT`, or for [`HOLD`] while no connection waits), busy for
 //! longer (a long app call: new connections then wait at most about
 //! `PEEK + RESTLESS` more), dead or stopping, holds more connections, or
-//! the queue grows. At most one worker rests at a time, so of two workers
+//! the queue stays long for [`CROWDED_LOOKS`] looks in a row (a burst the
+//! sibling drains between two looks does not end it). At most one worker rests at a time, so of two workers
 //! one always listens; only a worker with one accept loop rests. The
 //! listening worker leaves a connection to a resting one that holds
 //! `OPEN_MARGIN` fewer open ([`behind_resting`]: a keep-alive burst), which
 //! then listens again within a `PEEK`.
 
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::{OPEN_MARGIN, Seat, State, Turn, WAITING, monotonic_ns};
@@ -55,6 +56,16 @@ const HOLD: Duration = Duration::from_millis(5);
 /// (`test_requests_spread_evenly_over_workers`); under `Connection: close`
 /// load a sibling accepts tens a millisecond.
 pub(super) const HOLD_MIN_ACCEPTS: u64 = 4;
+
+/// Consecutive looks that find more connections queued than a rest
+/// allows before the rest ends. Behind nginx the connections come in
+/// bursts (each nginx worker opens an upstream connection per client
+/// request it read in one event-loop round), so the queue holds several at
+/// a look even while the listening sibling keeps up, and drains before the
+/// next: a queue that stays long for a second look (`PEEK` later) is one
+/// the sibling does not keep up with. A burst thus waits at most one more
+/// `PEEK` for the second worker.
+pub(super) const CROWDED_LOOKS: u32 = 2;
 
 /// A sibling busy longer than this may be in a long app call: do not rest
 /// on it (its new connections would wait for it).
@@ -94,6 +105,17 @@ impl Drop for AcceptLoop {
     fn drop(&mut self) {
         LOOPS.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// What a resting worker carries from one look to the next.
+#[derive(Default)]
+pub(crate) struct Looks {
+    /// The siblings' accepts at the last look (a rest holds through a
+    /// pause only under load: `HOLD_MIN_ACCEPTS`).
+    seen_accepts: AtomicU64,
+    /// Looks in a row that found the queue longer than the rest allows
+    /// (`CROWDED_LOOKS`).
+    crowded: AtomicU32,
 }
 
 /// What a worker reads of a sibling to decide whether it keeps up.
@@ -187,23 +209,16 @@ impl Turn {
         }
         let my_open = self.mine().open.load(Ordering::Relaxed);
         let sibling_within = |window| {
-            self.board
-                .seats
-                .iter()
-                .enumerate()
-                .filter(|(i, seat)| *i != self.seat && seat.pid.load(Ordering::Relaxed) != 0)
+            self.siblings()
                 .any(|(_, seat)| keeps_up(seat.pace(), my_open, now, window) && seat.alive(now))
         };
         // The siblings' accepts since the last look: load, or light traffic.
         let theirs: u64 = self
-            .board
-            .seats
-            .iter()
-            .enumerate()
-            .filter(|(i, seat)| *i != self.seat && seat.pid.load(Ordering::Relaxed) != 0)
+            .siblings()
             .map(|(_, seat)| seat.accepts.load(Ordering::Relaxed))
             .sum();
-        let since_look = theirs.saturating_sub(self.seen_accepts.swap(theirs, Ordering::Relaxed));
+        let since_look =
+            theirs.saturating_sub(self.looks.seen_accepts.swap(theirs, Ordering::Relaxed));
         // Accepting now: up to `limit` may wait. Going on resting under
         // load, a sibling that paused (up to HOLD) keeps up while nothing
         // waits.
@@ -215,7 +230,14 @@ impl Turn {
             return false;
         };
         if queued().is_some_and(|n| n > allowed) {
-            return false;
+            // A rest that goes on ends on a queue that stays long.
+            if holder != me
+                || self.looks.crowded.fetch_add(1, Ordering::Relaxed) + 1 >= CROWDED_LOOKS
+            {
+                return false;
+            }
+        } else {
+            self.looks.crowded.store(0, Ordering::Relaxed);
         }
         if holder != me
             && self
@@ -244,6 +266,7 @@ impl Turn {
         {
             return;
         }
+        self.looks.crowded.store(0, Ordering::Relaxed);
         self.mine()
             .accepts
             .fetch_max(self.board.busiest_accepts(), Ordering::Relaxed);
