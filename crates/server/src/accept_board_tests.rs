@@ -56,6 +56,26 @@ fn sibling(board: &Board, accepts: u64, idle: bool) -> usize {
     i
 }
 
+/// What the rest tests start from: this test as a worker with one accept
+/// loop (so it may rest) and a seat, and an idle live sibling (its index).
+/// Bound in this order, they are dropped in reverse: the seat first, the
+/// board's lock last.
+fn resting_pair() -> (
+    std::sync::MutexGuard<'static, ()>,
+    rest::AcceptLoop,
+    &'static Board,
+    Turn,
+    usize,
+) {
+    let (alone, board) = test_board();
+    let accept_loop = rest::AcceptLoop::enter();
+    let Some(me) = Turn::take() else {
+        panic!("no seat")
+    };
+    let i = sibling(board, 0, true);
+    (alone, accept_loop, board, me, i)
+}
+
 #[test]
 fn a_worker_ahead_of_an_idle_sibling_defers_to_it_then_takes_its_turn() {
     let (_alone, board) = test_board();
@@ -432,13 +452,8 @@ fn a_sibling_that_accepts_now_keeps_up_and_one_quiet_busy_or_stopping_does_not()
 
 #[test]
 fn one_worker_rests_at_a_time_and_a_resting_one_shows_no_state() {
-    let (_alone, board) = test_board();
-    let _loop = rest::AcceptLoop::enter();
-    let Some(me) = Turn::take() else {
-        panic!("no seat")
-    };
     // A sibling (pid 1, alive) that accepted just now, idle.
-    let i = sibling(board, 0, true);
+    let (_alone, _loop, board, me, i) = resting_pair();
     board.seats[i]
         .accepted_at
         .store(monotonic_ns(), Ordering::Relaxed);
@@ -517,12 +532,7 @@ fn one_worker_rests_at_a_time_and_a_resting_one_shows_no_state() {
 
 #[test]
 fn a_rest_goes_on_through_a_pause_of_the_siblings_accepts_only_while_nothing_waits() {
-    let (_alone, board) = test_board();
-    let _loop = rest::AcceptLoop::enter();
-    let Some(me) = Turn::take() else {
-        panic!("no seat")
-    };
-    let i = sibling(board, 0, true);
+    let (_alone, _loop, board, me, i) = resting_pair();
     let accepted_ago = |ns: u64| {
         board.seats[i]
             .accepted_at
@@ -586,12 +596,7 @@ fn a_rest_goes_on_through_a_pause_of_the_siblings_accepts_only_while_nothing_wai
 
 #[test]
 fn a_rest_ends_on_a_queue_that_stays_long_for_two_looks_not_on_a_burst() {
-    let (_alone, board) = test_board();
-    let _loop = rest::AcceptLoop::enter();
-    let Some(me) = Turn::take() else {
-        panic!("no seat")
-    };
-    let i = sibling(board, 0, true);
+    let (_alone, _loop, board, me, i) = resting_pair();
     // The sibling under load, accepting now (HOLD_MIN_ACCEPTS since the
     // last look: a test thread preempted past HOT still sees it keep up).
     let sibling_accepts = || {
