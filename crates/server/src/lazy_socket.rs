@@ -161,7 +161,15 @@ impl LazySocket {
         let reg = self.registered()?;
         loop {
             let mut guard = ready!(reg.poll_read_ready(cx))?;
+            let room = buf.remaining();
             if let Ok(done) = guard.try_io(|_| self.recv(buf)) {
+                // A short read drained the socket (edge-triggered: new data
+                // raises a new event), as tokio's own streams and nginx take
+                // it: the next read waits for that event instead of a `recv`
+                // that fails with EAGAIN (one a keep-alive request).
+                if done.is_ok() && (1..room).contains(&(room - buf.remaining())) {
+                    guard.clear_ready();
+                }
                 return Poll::Ready(done);
             }
         }
@@ -178,6 +186,10 @@ impl LazySocket {
         loop {
             let mut guard = ready!(reg.poll_write_ready(cx))?;
             if let Ok(done) = guard.try_io(|_| self.send(data)) {
+                // A short write filled the socket buffer: wait for room.
+                if matches!(done, Ok(n) if n > 0 && n < data.len()) {
+                    guard.clear_ready();
+                }
                 return Poll::Ready(done);
             }
         }
