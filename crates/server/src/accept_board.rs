@@ -43,6 +43,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+pub(crate) use crate::clock::monotonic_ns;
+
 /// Workers that can take turns (more share the listeners without turns).
 const SEATS: usize = 256;
 
@@ -554,19 +556,6 @@ fn state_of(stat: &[u8]) -> Option<u8> {
 fn behind((its_open, my_open): (u64, u64), (its_accepts, my_accepts): (u64, u64)) -> bool {
     its_open + OPEN_MARGIN <= my_open
         || (its_open.abs_diff(my_open) < OPEN_MARGIN && its_accepts + LEAD <= my_accepts)
-}
-
-/// CLOCK_MONOTONIC in nanoseconds: the same clock in every process.
-pub(crate) fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec (a vDSO call, no system call).
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec as u64)
 }
 
 fn alive(pid: u32) -> bool {

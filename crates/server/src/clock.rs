@@ -9,7 +9,9 @@
 //! thread, a test's runtime) reads the real clock every time.
 //!
 //! Unit tests read tokio's clock instead, uncached, so tests that pause
-//! and advance time see it move.
+//! and advance time see it move. [`monotonic_ns`] is the same clock as
+//! plain nanoseconds, read every time: what workers publish to each other
+//! (the accept board) must be comparable across processes.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant, SystemTime};
@@ -69,6 +71,21 @@ pub fn tokio_now() -> tokio::time::Instant {
 /// Time since `t` by the cached clock (zero if `t` is after it).
 pub fn since(t: Instant) -> Duration {
     now().saturating_duration_since(t)
+}
+
+/// CLOCK_MONOTONIC in nanoseconds, read now (not cached): the same clock
+/// in every process, for times written where sibling workers read them
+/// (the accept board's shared seats); `Instant` is the same clock, opaque.
+pub(crate) fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec (a vDSO call, no system call).
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
 }
 
 #[cfg(test)]
