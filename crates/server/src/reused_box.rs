@@ -87,20 +87,27 @@ impl<T> ReusedBox<T> {
     }
 }
 
-/// A spare block of the thread that holds a value of `need`, taken.
+/// The smallest spare block of the thread that holds a value of `need`,
+/// taken. The smallest, not the first: the engine's future and the
+/// proxy's differ in size, and the larger block taken by the smaller
+/// future left the larger one a malloc each request (and a free when the
+/// extra block found both slots full).
 #[inline(always)]
 fn take_spare(need: Layout) -> Block {
     SPARE
         .try_with(|spare| {
-            spare.0.iter().find_map(|slot| match slot.get() {
-                Some((block, layout))
-                    if layout.size() >= need.size() && layout.align() >= need.align() =>
-                {
-                    slot.set(None);
-                    Some((block, layout))
-                }
-                _ => None,
-            })
+            let fits = |slot: &Cell<Block>| {
+                slot.get().filter(|(_, layout)| {
+                    layout.size() >= need.size() && layout.align() >= need.align()
+                })
+            };
+            let slot = spare
+                .0
+                .iter()
+                .filter_map(|slot| Some((slot, fits(slot)?.1.size())))
+                .min_by_key(|(_, size)| *size)?
+                .0;
+            slot.take()
         })
         .ok()
         .flatten()
@@ -183,6 +190,28 @@ mod tests {
         assert_eq!(large.await, 7 * 4096);
         let again = ReusedBox::new(|| async { 2u8 });
         assert_eq!(again.await, 2);
+    }
+
+    #[test]
+    fn two_futures_of_different_sizes_each_get_their_own_block_back() {
+        fn at<T>(b: &ReusedBox<T>) -> usize {
+            b.fut.as_ptr() as *const u8 as usize
+        }
+        let small = [1u8; 512];
+        let large = [2u8; 2048];
+        let outer = ReusedBox::new(move || async move { small.len() });
+        let inner = ReusedBox::new(move || async move { large.len() });
+        let (outer_at, inner_at) = (at(&outer), at(&inner));
+        drop(inner); // the proxy's future ends first, then the engine's
+        drop(outer);
+        let outer = ReusedBox::new(move || async move { small.len() });
+        let inner = ReusedBox::new(move || async move { large.len() });
+        assert_eq!(
+            at(&outer),
+            outer_at,
+            "the small future took the large block"
+        );
+        assert_eq!(at(&inner), inner_at, "the large future got a new block");
     }
 
     #[test]

@@ -111,7 +111,8 @@ pub(crate) async fn attempt(
         stream,
         requests: 0,
         born: now,
-        buf: BytesMut::new(),
+        // Its first read's room made at once (not grown from empty).
+        buf: BytesMut::with_capacity(READ_CHUNK),
         nodelay: false,
         timer: None,
     };
