@@ -5,10 +5,11 @@
 //! timestamp, pid and connection number nginx puts in front.
 
 use std::fmt::{self, Write as _};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use portico_proto::http1::Version;
 use portico_server::{Request, RequestSource};
 
 use crate::error::ProxyError;
@@ -18,16 +19,19 @@ use crate::target::PeerAddr;
 /// `, client: 1.2.3.4, server: example.com, request: "GET / HTTP/1.1",
 /// upstream: "uwsgi://127.0.0.1:9000", host: "example.com"`.
 ///
-/// Made for every request and used only when something fails, so it holds
-/// the pieces (shared byte strings, the peer's address) and formats them
-/// when a line is written.
+/// Used only when something fails, so it holds the pieces (shared byte
+/// strings, the peer's address) and formats them when a line is written.
+/// The tries of a request log through its [`RequestFacts`] (no `Arc`, no
+/// clone per try); a `LogContext` is made only for what outlives them (a
+/// body read after the answer's head, the uwsgi client's).
 #[derive(Clone)]
 pub(crate) struct LogContext {
     request: Arc<RequestFacts>,
     upstream: Option<UpstreamName>,
 }
 
-struct RequestFacts {
+/// The request's part of an error line: client, server, request line, host.
+pub(crate) struct RequestFacts {
     client: Client,
     server: Bytes,
     method: Bytes,
@@ -97,12 +101,36 @@ impl fmt::Display for UpstreamName {
     }
 }
 
-impl LogContext {
-    /// The context of `request` (no upstream named yet).
-    pub(crate) fn new(request: &Request) -> LogContext {
-        let facts = match &request.source {
+impl RequestFacts {
+    /// The facts of an HTTP request, its pieces moved in: `uri` is the
+    /// request target as sent.
+    pub(crate) fn http(
+        client: Option<IpAddr>,
+        method: Bytes,
+        uri: Bytes,
+        version: Version,
+        host: Option<Bytes>,
+    ) -> RequestFacts {
+        RequestFacts {
+            client: client.map_or(Client::None, Client::Ip),
+            server: Bytes::new(),
+            method,
+            uri,
+            protocol: Bytes::from_static(version.as_bytes()),
+            host: host.unwrap_or_default(),
+        }
+    }
+
+    /// The facts of `request`.
+    pub(crate) fn of(request: &Request) -> RequestFacts {
+        RequestFacts::of_source(&request.source, request.peer)
+    }
+
+    /// The facts of a request from its source and the client's address.
+    pub(crate) fn of_source(source: &RequestSource, peer: Option<SocketAddr>) -> RequestFacts {
+        match source {
             RequestSource::Http(head) => RequestFacts {
-                client: request.peer.map_or(Client::None, |p| Client::Ip(p.ip())),
+                client: peer.map_or(Client::None, |p| Client::Ip(p.ip())),
                 server: Bytes::new(),
                 method: head.method.clone(),
                 uri: head.target.clone(),
@@ -120,25 +148,29 @@ impl LogContext {
                     host: var(b"HTTP_HOST"),
                 }
             }
-        };
-        LogContext {
-            request: Arc::new(facts),
-            upstream: None,
         }
     }
 
-    /// The same request about another upstream (the next try of a retry).
-    pub(crate) fn with_upstream(&self, upstream: UpstreamName) -> LogContext {
-        LogContext {
-            request: self.request.clone(),
-            upstream: Some(upstream),
-        }
+    /// The request target (HTTP: as sent upstream).
+    pub(crate) fn uri(&self) -> &Bytes {
+        &self.uri
+    }
+
+    /// One nginx-worded error-log line for `e`, about `upstream` if named.
+    pub(crate) fn log(&self, upstream: Option<&UpstreamName>, e: &ProxyError) {
+        let line = self.line(upstream, e, e.level().as_str());
+        portico_server::logln!("{line}");
     }
 
     /// The line for `e`, without the log writer's prefix.
-    pub(crate) fn line(&self, e: &dyn std::fmt::Display, level: &str) -> String {
+    fn line(
+        &self,
+        upstream: Option<&UpstreamName>,
+        e: &dyn std::fmt::Display,
+        level: &str,
+    ) -> String {
         let s = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
-        let r = &self.request;
+        let r = self;
         let mut line = format!("[{level}] {e}, client: ");
         match &r.client {
             Client::Ip(ip) => {
@@ -157,7 +189,7 @@ impl LogContext {
                 s(&r.protocol)
             );
         }
-        if let Some(upstream) = &self.upstream {
+        if let Some(upstream) = upstream {
             let _ = write!(line, ", upstream: \"{upstream}\"");
         }
         if !r.host.is_empty() {
@@ -165,11 +197,38 @@ impl LogContext {
         }
         line
     }
+}
+
+impl LogContext {
+    /// The context of `request` (no upstream named yet).
+    pub(crate) fn new(request: &Request) -> LogContext {
+        LogContext::of(RequestFacts::of(request), None)
+    }
+
+    /// The context of `facts`, about `upstream` if named.
+    pub(crate) fn of(facts: RequestFacts, upstream: Option<UpstreamName>) -> LogContext {
+        LogContext {
+            request: Arc::new(facts),
+            upstream,
+        }
+    }
+
+    /// The request's facts (what the tries log through).
+    pub(crate) fn facts(&self) -> &RequestFacts {
+        &self.request
+    }
+
+    /// The same request about another upstream (the next try of a retry).
+    pub(crate) fn with_upstream(&self, upstream: UpstreamName) -> LogContext {
+        LogContext {
+            request: self.request.clone(),
+            upstream: Some(upstream),
+        }
+    }
 
     /// One nginx-worded error-log line for `e`.
     pub(crate) fn log(&self, e: &ProxyError) {
-        let line = self.line(e, e.level().as_str());
-        portico_server::logln!("{line}");
+        self.request.log(self.upstream.as_ref(), e);
     }
 
     /// A context with nothing in it (unit tests).

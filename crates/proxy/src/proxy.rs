@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use portico_proto::http1::RequestHead;
 
 use portico_config::site::{ProxySettings, Template, Upstream, UpstreamTarget};
 use portico_server::{ProxyCall, ProxyFuture, ProxyOutcome, ProxyUpstream, Request, RequestSource};
@@ -22,7 +23,7 @@ use crate::balance::{PickInput, UpstreamGroup};
 use crate::error::{ErrorKind, Phase, ProxyError};
 use crate::error_page::error_response;
 use crate::http::{self, ConnPool, HeaderFilter, Outgoing, PoolSettings};
-use crate::log::{LogContext, Peer, Scheme, UpstreamName};
+use crate::log::{LogContext, Peer, RequestFacts, Scheme, UpstreamName};
 use crate::retry::{self, Exchange, Finished, Rules, Tries};
 use crate::target::{PeerAddr, TargetError};
 
@@ -151,20 +152,25 @@ impl ProxyUpstream for HttpProxy {
             encoded_head,
             ..
         } = call;
-        let log = LogContext::new(&request);
-        let Request { source, body, .. } = request;
+        let Request {
+            source, body, peer, ..
+        } = request;
         let inner = self.inner.clone();
-        let RequestSource::Http(head) = source else {
-            let e = ProxyError::new(
-                ErrorKind::Unsupported,
-                Phase::Preparing,
-                "proxy_pass given a uwsgi request (the engine must build an HTTP head)",
-            );
-            log.log(&e);
-            return ProxyFuture::new(move || {
-                std::future::ready(inner.fail(Tries::default(), e.status()))
-            });
+        let head = match source {
+            RequestSource::Http(head) => head,
+            source => {
+                let e = ProxyError::new(
+                    ErrorKind::Unsupported,
+                    Phase::Preparing,
+                    "proxy_pass given a uwsgi request (the engine must build an HTTP head)",
+                );
+                RequestFacts::of_source(&source, peer).log(None, &e);
+                return ProxyFuture::new(move || {
+                    std::future::ready(inner.fail(Tries::default(), e.status()))
+                });
+            }
         };
+        let client = peer.map(|p| p.ip());
         let pick = Pick {
             client_ip,
             hash_key,
@@ -175,14 +181,20 @@ impl ProxyUpstream for HttpProxy {
             None => Outgoing::bodiless(&head),
         };
         // Made in their blocks (no copy of the 2 KiB future into them),
-        // the block reused from the last request (no allocation).
+        // the block reused from the last request (no allocation). The
+        // head's pieces an error line names move into its facts.
         match ready {
-            Some(out) => ProxyFuture::new(move || inner.send(out, head.target, pick, log)),
+            Some(out) => {
+                let facts = head_facts(client, head);
+                ProxyFuture::new(move || inner.send(out, pick, facts))
+            }
             None => ProxyFuture::new(move || async move {
-                match Outgoing::build(&head, body, inner.settings.request_buffering).await {
-                    Ok(out) => inner.send(out, head.target, pick, log).await,
+                let built = Outgoing::build(&head, body, inner.settings.request_buffering).await;
+                let facts = head_facts(client, head);
+                match built {
+                    Ok(out) => inner.send(out, pick, facts).await,
                     Err(e) => {
-                        log.log(&e);
+                        facts.log(None, &e);
                         inner.fail(Tries::default(), e.status())
                     }
                 }
@@ -238,6 +250,11 @@ impl Exchange for HttpExchange<'_> {
     }
 }
 
+/// What an error line says of a request whose head is `head`.
+fn head_facts(client: Option<std::net::IpAddr>, head: RequestHead) -> RequestFacts {
+    RequestFacts::http(client, head.method, head.target, head.version, head.host)
+}
+
 /// What the balancer needs of the request.
 struct Pick {
     client_ip: Option<std::net::IpAddr>,
@@ -247,13 +264,7 @@ struct Pick {
 
 impl Inner {
     /// The tries, `out` built.
-    async fn send(
-        self: Arc<Self>,
-        out: Outgoing,
-        target: Bytes,
-        pick: Pick,
-        log: LogContext,
-    ) -> ProxyOutcome {
+    async fn send(self: Arc<Self>, out: Outgoing, pick: Pick, facts: RequestFacts) -> ProxyOutcome {
         let Pick {
             client_ip,
             hash_key,
@@ -263,7 +274,7 @@ impl Inner {
         let mut x = HttpExchange {
             stale_retry: !out.non_idempotent || settings.next_upstream.non_idempotent,
             out,
-            target: &target,
+            target: facts.uri(),
             pool: self.pool.as_deref(),
             peer: &self.peer,
         };
@@ -279,14 +290,18 @@ impl Inner {
         };
         let mut tries = Tries::default();
         let group = self.group.current();
-        match retry::run(&group, input, rules, started, &log, &mut x, &mut tries).await {
-            Finished::Answer {
-                answer,
-                addr,
-                log,
-                at,
-            } => {
+        match retry::run(&group, input, rules, started, &facts, &mut x, &mut tries).await {
+            Finished::Answer { answer, addr, at } => {
                 let pool = self.pool.clone().map(|pool| (pool, addr.clone()));
+                // Made only for a body read after the head (or a line).
+                let log = move || {
+                    let upstream = UpstreamName {
+                        scheme: Scheme::Http,
+                        peer: Peer::Addr(addr.clone()),
+                        target: facts.uri().clone(),
+                    };
+                    LogContext::of(facts, Some(upstream))
+                };
                 let response = answer.into_response(&self.filter, pool, &self.peer, log, at);
                 tries.outcome(response, true)
             }

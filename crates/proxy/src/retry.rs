@@ -15,7 +15,7 @@ use portico_server::{ProxyOutcome, Response, UpstreamTries};
 
 use crate::balance::{Outcome, PickInput, TEMPORARILY_DISABLED, UpstreamGroup};
 use crate::error::{ErrorKind, Level, Phase, ProxyError, Side};
-use crate::log::{LogContext, Peer, UpstreamName};
+use crate::log::{Peer, RequestFacts, UpstreamName};
 use crate::target::PeerAddr;
 
 /// `*_next_upstream`, `*_next_upstream_tries`, `*_next_upstream_timeout`.
@@ -51,12 +51,11 @@ pub(crate) trait Exchange {
 
 /// How the loop ended.
 pub(crate) enum Finished<'g, A> {
-    /// A peer's answer to give the client; `log` names that peer; `at`:
-    /// the clock when its head was read.
+    /// A peer's answer to give the client, from `addr`; `at`: the clock
+    /// when its head was read.
     Answer {
         answer: A,
         addr: &'g PeerAddr,
-        log: LogContext,
         at: Instant,
     },
     /// Give up with nginx's own page for this status.
@@ -69,7 +68,7 @@ pub(crate) async fn run<'g, X: Exchange>(
     input: PickInput<'_>,
     rules: Rules,
     started: Instant,
-    log: &LogContext,
+    log: &RequestFacts,
     x: &mut X,
     tries: &mut Tries,
 ) -> Finished<'g, X::Answer> {
@@ -82,12 +81,15 @@ pub(crate) async fn run<'g, X: Exchange>(
         let Some(picked) = attempt.pick(now) else {
             let e = ProxyError::new(ErrorKind::Connect, Phase::Connecting, "no live upstreams");
             let name = Peer::Name(Arc::from(group.name()));
-            log.with_upstream(x.upstream(name)).log(&e);
+            log.log(Some(&x.upstream(name)), &e);
             tries.0.push(group.name(), 502, Duration::ZERO);
             return Finished::Failed(502);
         };
-        let peer_log = log.with_upstream(x.upstream(Peer::Addr(picked.addr.clone())));
-        let result = x.attempt(picked.addr, now).await;
+        // The peer named in a line only when one is written.
+        let addr = picked.addr;
+        let peer_log =
+            |x: &X, e: &ProxyError| log.log(Some(&x.upstream(Peer::Addr(addr.clone()))), e);
+        let result = x.attempt(addr, now).await;
         // One clock read for the try's time and the balancer's release.
         let end = portico_server::clock::now();
         let took = end.saturating_duration_since(now);
@@ -110,10 +112,9 @@ pub(crate) async fn run<'g, X: Exchange>(
                     403 | 404 => Outcome::NextNotCounted,
                     _ => Outcome::Failure,
                 };
-                let addr = picked.addr;
                 let released = attempt.release(picked, outcome, end);
                 if released.disabled {
-                    peer_log.log(&disabled(Phase::ReadingHeader));
+                    peer_log(x, &disabled(Phase::ReadingHeader));
                 }
                 if retry {
                     continue; // the answer and its connection are dropped
@@ -121,7 +122,6 @@ pub(crate) async fn run<'g, X: Exchange>(
                 return Finished::Answer {
                     answer,
                     addr,
-                    log: peer_log,
                     at: end,
                 };
             }
@@ -130,16 +130,16 @@ pub(crate) async fn run<'g, X: Exchange>(
                 if e.side() == Side::Client {
                     // The client failed us; the peer is not to blame.
                     let _ = attempt.release(picked, Outcome::NextNotCounted, end);
-                    log.log(&e);
+                    log.log(None, &e);
                     return Finished::Failed(e.status());
                 }
-                peer_log.log(&e);
+                peer_log(x, &e);
                 let retry =
                     listed(&rules.next, &e) && may_retry(x, e.request_sent(), attempt.tries_left());
                 // Errors, timeouts and invalid heads always count (nginx).
                 let released = attempt.release(picked, Outcome::Failure, end);
                 if released.disabled {
-                    peer_log.log(&disabled(e.phase()));
+                    peer_log(x, &disabled(e.phase()));
                 }
                 if !retry {
                     return Finished::Failed(e.status());

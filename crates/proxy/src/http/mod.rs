@@ -111,7 +111,8 @@ pub(crate) async fn attempt(
         stream,
         requests: 0,
         born: now,
-        buf: BytesMut::new(),
+        // Its first read's room made at once (not grown from empty).
+        buf: BytesMut::with_capacity(READ_CHUNK),
         nodelay: false,
         timer: None,
     };
@@ -323,7 +324,7 @@ impl Answer {
         filter: &HeaderFilter,
         pool: Option<(Arc<ConnPool>, PeerAddr)>,
         s: &PeerSettings,
-        log: LogContext,
+        log: impl FnOnce() -> LogContext,
         now: Instant,
     ) -> Response {
         let Answer {
@@ -357,7 +358,7 @@ impl Answer {
                 let n = n as usize;
                 let body = buf.split_to(n).freeze();
                 if !buf.is_empty() {
-                    log.log(&pump::excess_data());
+                    log().log(&pump::excess_data());
                 } else {
                     keep(PooledConn { buf, ..conn }, pool);
                 }
@@ -385,7 +386,7 @@ impl Answer {
                         pool.put(peer, conn, portico_server::clock::now());
                     }) as pump::Reuse
                 });
-                let reader = BodyReader::new(stream, buf, framing, s.read_timeout, log, reuse);
+                let reader = BodyReader::new(stream, buf, framing, s.read_timeout, log(), reuse);
                 ResponseBody::Stream(if s.buffering {
                     let spool = Spool::new(s.memory_ahead, s.file_ahead, std::env::temp_dir());
                     Buffered::stream(reader, spool)

@@ -345,13 +345,24 @@ impl Inner {
             next_upstream_tries: 0,
         };
         let mut tries = Tries::default();
-        let finished = retry::run(&group, input, rules, started, &log, &mut x, &mut tries);
+        let finished = retry::run(
+            &group,
+            input,
+            rules,
+            started,
+            log.facts(),
+            &mut x,
+            &mut tries,
+        );
         let (mut response, from_upstream) = match finished.await {
             Finished::Answer {
                 answer: (head, buf, stream),
-                log,
+                addr,
                 ..
-            } => (self.respond(head, buf, stream, &packet, log), true),
+            } => {
+                let log = log.with_upstream(uwsgi_upstream(Peer::Addr(addr.clone())));
+                (self.respond(head, buf, stream, &packet, log), true)
+            }
             Finished::Failed(status) => (error_response(status, &s.server_token), false),
         };
         response.meta = meta;

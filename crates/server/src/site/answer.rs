@@ -26,11 +26,7 @@ impl Req<'_> {
         if status == 444 {
             // nginx's NGX_HTTP_CLOSE: no error_page, no filters; the
             // connection closes without answering (conn.rs, nginx mode).
-            return Step::Out(Box::new(pages::special_response(
-                444,
-                PageStyle::default(),
-                "",
-            )));
+            return Step::Out(pages::special_response(444, PageStyle::default(), ""));
         }
         if !self.error_page_used
             && self.uri_changes != 0
@@ -64,12 +60,12 @@ impl Req<'_> {
                         _ => 302,
                     };
                     self.err_status = None;
-                    return Step::Out(Box::new(self.page(status, vec![location_header(location)])));
+                    return Step::Out(self.page(status, vec![location_header(location)]));
                 }
             }
         }
         self.err_status = None;
-        Step::Out(Box::new(self.page(status, extra)))
+        Step::Out(self.page(status, extra))
     }
 
     /// The built-in page for `status`, finished.
@@ -106,7 +102,7 @@ impl Req<'_> {
         {
             return self.special(status, Vec::new());
         }
-        Step::Out(Box::new(self.finish_as(response, false)))
+        Step::Out(self.finish_as(response, false))
     }
 
     /// The response filters: `expires`, `add_header`, the status an

@@ -285,97 +285,162 @@ impl Engine {
     }
 
     /// Serve one request, with the keep-alive limits of the server that
-    /// answered it (`keepalive_timeout`, `keepalive_requests`).
+    /// answered it (`keepalive_timeout`, `keepalive_requests`). One `async
+    /// fn`, no nested one: the request is not moved into a second future.
     async fn serve(self: Arc<Self>, request: Request) -> Response {
         let mut keepalive = None;
-        let mut response = self.serve_request(request, &mut keepalive).await;
-        response.meta.keepalive = keepalive;
-        response
-    }
-
-    async fn serve_request(
-        &self,
-        request: Request,
-        keepalive: &mut Option<crate::handler::KeepAlive>,
-    ) -> Response {
-        let Request {
-            mut source,
-            peer,
-            local,
-            listener,
-            body,
-            handoff,
-            tls,
-        } = request;
-        let mut body = Some(body);
-        let started = crate::clock::now();
-        let mut req = match Req::new(self, &mut source, peer, local, &listener, tls.as_ref()) {
-            Ok(req) => req,
-            Err(response) => return *response,
-        };
-        let server_config = &req.server.config;
-        *keepalive = Some(crate::handler::KeepAlive {
-            timeout: server_config.keepalive_timeout,
-            requests: server_config.keepalive_requests,
-        });
-        let mut at = Phase::ServerRewrite;
-        loop {
-            let (handler, source) = match req.run(at) {
-                Outcome::Done(response) => return response,
-                Outcome::App => {
-                    let Some(app) = self.app.clone() else {
-                        return req.fail(502);
-                    };
-                    // (After an intercepted upstream error the body is spent.)
-                    let body = body
-                        .take()
-                        .unwrap_or_else(|| RequestBody::complete(Bytes::new()));
-                    req.facts.give_back(&mut source);
-                    // Handed over unchanged: the app sees the request as sent;
-                    // its answer passes the compression filters only.
-                    let response = app
-                        .handle(Request {
-                            source,
-                            peer,
-                            local,
-                            listener,
-                            body,
-                            handoff,
-                            tls,
-                        })
-                        .await;
-                    return req.compress(response, false);
-                }
-                Outcome::Upstream(target) => {
-                    let Some(handler) = self.upstream(req.loc.location, target) else {
-                        crate::logln!(
-                            "portico: no handler for uwsgi_pass {target:?} (site wiring); answering 502"
-                        );
-                        match req.special(502, Vec::new()) {
-                            Step::Out(response) => return *response,
-                            Step::Jump(phase) => {
-                                at = phase;
-                                continue;
+        let mut response = 'serve: {
+            let Request {
+                mut source,
+                peer,
+                local,
+                listener,
+                body,
+                handoff,
+                tls,
+            } = request;
+            let mut body = Some(body);
+            let started = crate::clock::now();
+            let mut req = match Req::new(&self, &mut source, peer, local, &listener, tls.as_ref()) {
+                Ok(req) => req,
+                Err(response) => break 'serve *response,
+            };
+            let server_config = &req.server.config;
+            keepalive = Some(crate::handler::KeepAlive {
+                timeout: server_config.keepalive_timeout,
+                requests: server_config.keepalive_requests,
+            });
+            let mut at = Phase::ServerRewrite;
+            loop {
+                let (handler, source) = match req.run(at) {
+                    Outcome::Done(response) => break 'serve response,
+                    Outcome::App => {
+                        let Some(app) = self.app.clone() else {
+                            break 'serve req.fail(502);
+                        };
+                        // (After an intercepted upstream error the body is spent.)
+                        let body = body
+                            .take()
+                            .unwrap_or_else(|| RequestBody::complete(Bytes::new()));
+                        req.facts.give_back(&mut source);
+                        // Handed over unchanged: the app sees the request as sent;
+                        // its answer passes the compression filters only.
+                        let response = app
+                            .handle(Request {
+                                source,
+                                peer,
+                                local,
+                                listener,
+                                body,
+                                handoff,
+                                tls,
+                            })
+                            .await;
+                        break 'serve req.compress(response, false);
+                    }
+                    Outcome::Upstream(target) => {
+                        let Some(handler) = self.upstream(req.loc.location, target) else {
+                            crate::logln!(
+                                "portico: no handler for uwsgi_pass {target:?} (site wiring); answering 502"
+                            );
+                            match req.special(502, Vec::new()) {
+                                Step::Out(response) => break 'serve response,
+                                Step::Jump(phase) => {
+                                    at = phase;
+                                    continue;
+                                }
+                            }
+                        };
+                        let sent = match upstream_body(&mut req, &mut body).await {
+                            Ok(sent) => sent,
+                            Err(status) => match req.special(status, Vec::new()) {
+                                Step::Out(response) => break 'serve response,
+                                Step::Jump(phase) => {
+                                    at = phase;
+                                    continue;
+                                }
+                            },
+                        };
+                        if let Some(upstream) = self.proxy_for(req.loc.location) {
+                            // A uwsgi client through the proxy seam: the group's
+                            // hash key goes in, the `$upstream_*` record comes back.
+                            let hash_key = upstream.hash_key().map(|t| Bytes::from(req.eval(t)));
+                            let call = ProxyCall {
+                                request: Request {
+                                    source: RequestSource::Uwsgi(req.uwsgi_packet()),
+                                    peer,
+                                    local,
+                                    listener: listener.clone(),
+                                    body: sent,
+                                    handoff: handoff.clone(),
+                                    tls: tls.clone(),
+                                },
+                                client_ip: req.facts.client_ip(),
+                                hash_key,
+                                started,
+                                authority: None,
+                                encoded_head: None,
+                            };
+                            let outcome = upstream.forward(call).await;
+                            match req.after_uwsgi(outcome) {
+                                Step::Out(response) => break 'serve response,
+                                Step::Jump(phase) => {
+                                    at = phase;
+                                    continue;
+                                }
                             }
                         }
-                    };
-                    let sent = match upstream_body(&mut req, &mut body).await {
-                        Ok(sent) => sent,
-                        Err(status) => match req.special(status, Vec::new()) {
-                            Step::Out(response) => return *response,
-                            Step::Jump(phase) => {
-                                at = phase;
-                                continue;
+                        body = Some(sent);
+                        (handler, RequestSource::Uwsgi(req.uwsgi_packet()))
+                    }
+                    Outcome::Proxy(pass) => {
+                        let Some(upstream) = self.proxy_for(req.loc.location) else {
+                            crate::logln!(
+                                "portico: no upstream for proxy_pass {} ({}) (site wiring); answering 502",
+                                pass.url,
+                                pass.origin
+                            );
+                            match req.special(502, Vec::new()) {
+                                Step::Out(response) => break 'serve response,
+                                Step::Jump(phase) => {
+                                    at = phase;
+                                    continue;
+                                }
                             }
-                        },
-                    };
-                    if let Some(upstream) = self.proxy_for(req.loc.location) {
-                        // A uwsgi client through the proxy seam: the group's
-                        // hash key goes in, the `$upstream_*` record comes back.
+                        };
+                        let passes_body = req.loc.config.proxy.pass_request_body && body.is_some();
+                        let (sent, framing) = if passes_body {
+                            match upstream_body(&mut req, &mut body).await {
+                                Ok(sent) => {
+                                    let framing = match req.facts.content_length.or(req.body_length)
+                                    {
+                                        Some(n) => BodyOut::Length(n),
+                                        None if req.facts.chunked => BodyOut::Chunked,
+                                        None => BodyOut::None,
+                                    };
+                                    (sent, framing)
+                                }
+                                Err(status) => match req.special(status, Vec::new()) {
+                                    Step::Out(response) => break 'serve response,
+                                    Step::Jump(phase) => {
+                                        at = phase;
+                                        continue;
+                                    }
+                                },
+                            }
+                        } else {
+                            // No body goes (proxy_pass_request_body off, or it
+                            // was spent on an upstream before an error_page):
+                            // no Content-Length either, so the upstream never
+                            // waits for one.
+                            (RequestBody::complete(Bytes::new()), BodyOut::None)
+                        };
+                        let (head, encoded_head) = req.proxy_head(pass, framing);
                         let hash_key = upstream.hash_key().map(|t| Bytes::from(req.eval(t)));
+                        let authority = req.dynamic_authority(pass);
                         let call = ProxyCall {
                             request: Request {
-                                source: RequestSource::Uwsgi(req.uwsgi_packet()),
+                                source: RequestSource::Http(head),
                                 peer,
                                 local,
                                 listener: listener.clone(),
@@ -386,108 +451,39 @@ impl Engine {
                             client_ip: req.facts.client_ip(),
                             hash_key,
                             started,
-                            authority: None,
-                            encoded_head: None,
+                            authority,
+                            encoded_head,
                         };
                         let outcome = upstream.forward(call).await;
-                        match req.after_uwsgi(outcome) {
-                            Step::Out(response) => return *response,
+                        match req.after_proxy(pass, outcome) {
+                            Step::Out(response) => break 'serve response,
                             Step::Jump(phase) => {
                                 at = phase;
                                 continue;
                             }
                         }
                     }
-                    body = Some(sent);
-                    (handler, RequestSource::Uwsgi(req.uwsgi_packet()))
+                };
+                let sub = Request {
+                    source,
+                    peer,
+                    local,
+                    listener: listener.clone(),
+                    body: body
+                        .take()
+                        .unwrap_or_else(|| RequestBody::complete(Bytes::new())),
+                    handoff: handoff.clone(),
+                    tls: tls.clone(),
+                };
+                let response = handler.handle(sub).await;
+                match req.after_upstream(response) {
+                    Step::Out(response) => break 'serve response,
+                    Step::Jump(phase) => at = phase,
                 }
-                Outcome::Proxy(pass) => {
-                    let Some(upstream) = self.proxy_for(req.loc.location) else {
-                        crate::logln!(
-                            "portico: no upstream for proxy_pass {} ({}) (site wiring); answering 502",
-                            pass.url,
-                            pass.origin
-                        );
-                        match req.special(502, Vec::new()) {
-                            Step::Out(response) => return *response,
-                            Step::Jump(phase) => {
-                                at = phase;
-                                continue;
-                            }
-                        }
-                    };
-                    let passes_body = req.loc.config.proxy.pass_request_body && body.is_some();
-                    let (sent, framing) = if passes_body {
-                        match upstream_body(&mut req, &mut body).await {
-                            Ok(sent) => {
-                                let framing = match req.facts.content_length.or(req.body_length) {
-                                    Some(n) => BodyOut::Length(n),
-                                    None if req.facts.chunked => BodyOut::Chunked,
-                                    None => BodyOut::None,
-                                };
-                                (sent, framing)
-                            }
-                            Err(status) => match req.special(status, Vec::new()) {
-                                Step::Out(response) => return *response,
-                                Step::Jump(phase) => {
-                                    at = phase;
-                                    continue;
-                                }
-                            },
-                        }
-                    } else {
-                        // No body goes (proxy_pass_request_body off, or it
-                        // was spent on an upstream before an error_page):
-                        // no Content-Length either, so the upstream never
-                        // waits for one.
-                        (RequestBody::complete(Bytes::new()), BodyOut::None)
-                    };
-                    let (head, encoded_head) = req.proxy_head(pass, framing);
-                    let hash_key = upstream.hash_key().map(|t| Bytes::from(req.eval(t)));
-                    let authority = req.dynamic_authority(pass);
-                    let call = ProxyCall {
-                        request: Request {
-                            source: RequestSource::Http(head),
-                            peer,
-                            local,
-                            listener: listener.clone(),
-                            body: sent,
-                            handoff: handoff.clone(),
-                            tls: tls.clone(),
-                        },
-                        client_ip: req.facts.client_ip(),
-                        hash_key,
-                        started,
-                        authority,
-                        encoded_head,
-                    };
-                    let outcome = upstream.forward(call).await;
-                    match req.after_proxy(pass, outcome) {
-                        Step::Out(response) => return *response,
-                        Step::Jump(phase) => {
-                            at = phase;
-                            continue;
-                        }
-                    }
-                }
-            };
-            let sub = Request {
-                source,
-                peer,
-                local,
-                listener: listener.clone(),
-                body: body
-                    .take()
-                    .unwrap_or_else(|| RequestBody::complete(Bytes::new())),
-                handoff: handoff.clone(),
-                tls: tls.clone(),
-            };
-            let response = handler.handle(sub).await;
-            match req.after_upstream(response) {
-                Step::Out(response) => return *response,
-                Step::Jump(phase) => at = phase,
             }
-        }
+        };
+        response.meta.keepalive = keepalive;
+        response
     }
 }
 

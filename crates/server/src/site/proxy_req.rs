@@ -134,25 +134,31 @@ impl<'s> Req<'s> {
             port: parts.port.clone(),
             ..ProxyFacts::default()
         });
-        let quoted = {
-            let path_end = self
-                .request_uri
-                .iter()
-                .position(|&b| b == b'?')
-                .unwrap_or(self.request_uri.len());
-            self.request_uri[..path_end].contains(&b'%')
+        let target = if parts.uri.as_deref().is_none_or(<[u8]>::is_empty) && self.valid_unparsed {
+            // The client's target as it came (`upstream_uri`'s first case):
+            // a slice of its head, no copy, no `Vec` made into `Bytes`.
+            self.request_uri.clone()
+        } else {
+            let quoted = {
+                let path_end = self
+                    .request_uri
+                    .iter()
+                    .position(|&b| b == b'?')
+                    .unwrap_or(self.request_uri.len());
+                self.request_uri[..path_end].contains(&b'%')
+            };
+            Bytes::from(proxy::upstream_uri(&UriFacts {
+                pass_uri: parts.uri.as_deref(),
+                dynamic: parts.dynamic,
+                location: self.location_prefix().unwrap_or_default(),
+                valid_location: self.valid_location,
+                valid_unparsed: self.valid_unparsed,
+                escape: quoted || self.internal,
+                uri: &self.uri,
+                args: &self.args,
+                unparsed: &self.request_uri,
+            }))
         };
-        let target = proxy::upstream_uri(&UriFacts {
-            pass_uri: parts.uri.as_deref(),
-            dynamic: parts.dynamic,
-            location: self.location_prefix().unwrap_or_default(),
-            valid_location: self.valid_location,
-            valid_unparsed: self.valid_unparsed,
-            escape: quoted || self.internal,
-            uri: &self.uri,
-            args: &self.args,
-            unparsed: &self.request_uri,
-        });
         let settings = &*self.loc.config.proxy;
         let http11 = settings.http_version == ProxyHttpVersion::Http11;
         // One variable context for all the lines; `$proxy_host` alone (the
@@ -162,8 +168,13 @@ impl<'s> Req<'s> {
             let value = match value.parts.as_slice() {
                 [TemplatePart::Var(Variable::ProxyHost)] => parts.host.clone(),
                 [] => Bytes::new(),
+                // nginx's default `Connection: close` (HTTP/1.0 upstreams):
+                // no allocation; another literal, one of its size.
+                [TemplatePart::Literal(text)] if text == "close" => Bytes::from_static(b"close"),
+                [TemplatePart::Literal(text)] => Bytes::copy_from_slice(text.as_bytes()),
                 _ => {
-                    let mut out = Vec::new();
+                    // Sized for the usual value: no growth from empty.
+                    let mut out = Vec::with_capacity(64);
                     vars::eval(value, &cx, &mut out);
                     Bytes::from(out)
                 }
@@ -190,7 +201,7 @@ impl<'s> Req<'s> {
         let (headers, host, closes, encoded) = if body == BodyOut::None {
             // The usual request: its head written once, here.
             let head = proxy::encode_bodiless_head(
-                [&self.method, &target, version.as_bytes()],
+                [&self.method, &target[..], version.as_bytes()],
                 set,
                 &parts.host,
                 &self.facts.headers,
@@ -218,7 +229,6 @@ impl<'s> Req<'s> {
         };
         let q = target.iter().position(|&b| b == b'?');
         // Slices of one buffer: no copy of the path and query.
-        let target = Bytes::from(target);
         let path = target.slice(..q.unwrap_or(target.len()));
         let query = q.map_or_else(Bytes::new, |q| target.slice(q + 1..));
         let head = RequestHead {
@@ -262,7 +272,7 @@ impl<'s> Req<'s> {
         }
         proxy::hide_headers(&mut response.headers, &config.proxy);
         self.redirect_headers(pass, &mut response.headers);
-        Step::Out(Box::new(self.finish_upstream(response)))
+        Step::Out(self.finish_upstream(response))
     }
 
     /// The answer of a `uwsgi_pass` upstream that went through the proxy
