@@ -102,12 +102,15 @@ def test_stats_json_has_uwsgis_schema_idle_and_with_a_request_in_flight(portico_
 
     def settled():
         # a worker counts a request before it shows idle again (it may be
-        # preempted in between on a loaded machine)
+        # preempted in between on a loaded machine), and the second worker
+        # may still be starting when the first has served all five (it
+        # shows accepting once its listeners are watched)
         doc = json.loads(read_stats(stats))
         counted = sum(w["requests"] for w in doc["workers"]) == 5
-        return doc if counted and all(w["status"] == "idle" for w in doc["workers"]) else None
+        ready = all(w["status"] == "idle" and w["accepting"] == 1 for w in doc["workers"])
+        return doc if counted and ready else None
 
-    doc = wait_until(settled, what="5 requests in the stats, both workers idle")
+    doc = wait_until(settled, what="5 requests in the stats, both workers idle and accepting")
     idle = sample(SAMPLE_IDLE)
     assert_schema(doc, idle)
     assert_uwsgi_order(doc, idle)
