@@ -95,6 +95,18 @@ fn a_sibling_that_accepts_now_keeps_up_and_one_quiet_busy_or_stopping_does_not()
     ));
 }
 
+/// True once `me` begins a rest, both it and its sibling (`sibling_accepts`)
+/// having just accepted, an empty queue; tried up to 100 times, since the
+/// test thread may be preempted past `HOT` between the accepts and the look.
+fn begins_to_rest(me: &Turn, sibling_accepts: &dyn Fn()) -> bool {
+    (0..100).any(|_| {
+        me.accepted();
+        me.set_idle(true);
+        sibling_accepts();
+        me.rest(|| Some(0))
+    })
+}
+
 #[test]
 fn one_worker_rests_at_a_time_and_a_resting_one_shows_no_state() {
     // A sibling (pid 1, alive) that accepted just now, idle.
@@ -191,13 +203,7 @@ fn a_rest_goes_on_through_a_pause_of_the_siblings_accepts_only_while_nothing_wai
     accepted_ago(ms);
     assert!(!me.rest(|| Some(0)));
     // Resting (the test thread may be preempted inside HOT: tried again).
-    let began = (0..100).any(|_| {
-        me.accepted();
-        me.set_idle(true);
-        accepted_ago(0);
-        me.rest(|| Some(0))
-    });
-    assert!(began);
+    assert!(begins_to_rest(&me, &|| accepted_ago(0)));
     let load = || {
         board.seats[i]
             .accepts
@@ -252,13 +258,7 @@ fn a_rest_ends_on_a_queue_that_stays_long_for_two_looks_not_on_a_burst() {
             .accepted_at
             .store(monotonic_ns(), Ordering::Relaxed);
     };
-    let began = (0..100).any(|_| {
-        me.accepted();
-        me.set_idle(true);
-        sibling_accepts();
-        me.rest(|| Some(0))
-    });
-    assert!(began);
+    assert!(begins_to_rest(&me, &sibling_accepts));
     let long = rest::REST_QUEUE + 1;
     // A burst queued at one look and drained by the next: resting still.
     for queued in [long, 0, long, 0] {

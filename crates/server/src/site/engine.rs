@@ -254,6 +254,21 @@ impl Handler for SiteHandler {
     }
 }
 
+/// Follow a phase exit in [`Engine::serve`]: out of the `'serve` block
+/// with the response, or on at the phase it jumps to (the label and the
+/// phase variable are passed in: a macro's own would not be the caller's).
+macro_rules! take_step {
+    ($step:expr, $serve:lifetime, $at:ident) => {
+        match $step {
+            Step::Out(response) => break $serve response,
+            Step::Jump(phase) => {
+                $at = phase;
+                continue;
+            }
+        }
+    };
+}
+
 impl Engine {
     /// `$proxy_host` of `pass` (a `proxy_pass` without variables).
     pub(super) fn pass_host(&self, pass: &ProxyPass) -> Bytes {
@@ -310,6 +325,17 @@ impl Engine {
                 timeout: server_config.keepalive_timeout,
                 requests: server_config.keepalive_requests,
             });
+            // The request an upstream or a uwsgi handler gets: the
+            // connection's facts with `source` and `body` of its own.
+            let upstream_request = |source, body| Request {
+                source,
+                peer,
+                local,
+                listener: listener.clone(),
+                body,
+                handoff: handoff.clone(),
+                tls: tls.clone(),
+            };
             let mut at = Phase::ServerRewrite;
             loop {
                 let (handler, source) = match req.run(at) {
@@ -343,38 +369,21 @@ impl Engine {
                             crate::logln!(
                                 "portico: no handler for uwsgi_pass {target:?} (site wiring); answering 502"
                             );
-                            match req.special(502, Vec::new()) {
-                                Step::Out(response) => break 'serve response,
-                                Step::Jump(phase) => {
-                                    at = phase;
-                                    continue;
-                                }
-                            }
+                            take_step!(req.special(502, Vec::new()), 'serve, at)
                         };
                         let sent = match upstream_body(&mut req, &mut body).await {
                             Ok(sent) => sent,
-                            Err(status) => match req.special(status, Vec::new()) {
-                                Step::Out(response) => break 'serve response,
-                                Step::Jump(phase) => {
-                                    at = phase;
-                                    continue;
-                                }
-                            },
+                            Err(status) => take_step!(req.special(status, Vec::new()), 'serve, at),
                         };
                         if let Some(upstream) = self.proxy_for(req.loc.location) {
                             // A uwsgi client through the proxy seam: the group's
                             // hash key goes in, the `$upstream_*` record comes back.
                             let hash_key = upstream.hash_key().map(|t| Bytes::from(req.eval(t)));
                             let call = ProxyCall {
-                                request: Request {
-                                    source: RequestSource::Uwsgi(req.uwsgi_packet()),
-                                    peer,
-                                    local,
-                                    listener: listener.clone(),
-                                    body: sent,
-                                    handoff: handoff.clone(),
-                                    tls: tls.clone(),
-                                },
+                                request: upstream_request(
+                                    RequestSource::Uwsgi(req.uwsgi_packet()),
+                                    sent,
+                                ),
                                 client_ip: req.facts.client_ip(),
                                 hash_key,
                                 started,
@@ -382,13 +391,7 @@ impl Engine {
                                 encoded_head: None,
                             };
                             let outcome = upstream.forward(call).await;
-                            match req.after_uwsgi(outcome) {
-                                Step::Out(response) => break 'serve response,
-                                Step::Jump(phase) => {
-                                    at = phase;
-                                    continue;
-                                }
-                            }
+                            take_step!(req.after_uwsgi(outcome), 'serve, at)
                         }
                         body = Some(sent);
                         (handler, RequestSource::Uwsgi(req.uwsgi_packet()))
@@ -400,13 +403,7 @@ impl Engine {
                                 pass.url,
                                 pass.origin
                             );
-                            match req.special(502, Vec::new()) {
-                                Step::Out(response) => break 'serve response,
-                                Step::Jump(phase) => {
-                                    at = phase;
-                                    continue;
-                                }
-                            }
+                            take_step!(req.special(502, Vec::new()), 'serve, at)
                         };
                         let passes_body = req.loc.config.proxy.pass_request_body && body.is_some();
                         let (sent, framing) = if passes_body {
@@ -420,13 +417,9 @@ impl Engine {
                                     };
                                     (sent, framing)
                                 }
-                                Err(status) => match req.special(status, Vec::new()) {
-                                    Step::Out(response) => break 'serve response,
-                                    Step::Jump(phase) => {
-                                        at = phase;
-                                        continue;
-                                    }
-                                },
+                                Err(status) => {
+                                    take_step!(req.special(status, Vec::new()), 'serve, at)
+                                }
                             }
                         } else {
                             // No body goes (proxy_pass_request_body off, or it
@@ -439,15 +432,7 @@ impl Engine {
                         let hash_key = upstream.hash_key().map(|t| Bytes::from(req.eval(t)));
                         let authority = req.dynamic_authority(pass);
                         let call = ProxyCall {
-                            request: Request {
-                                source: RequestSource::Http(head),
-                                peer,
-                                local,
-                                listener: listener.clone(),
-                                body: sent,
-                                handoff: handoff.clone(),
-                                tls: tls.clone(),
-                            },
+                            request: upstream_request(RequestSource::Http(head), sent),
                             client_ip: req.facts.client_ip(),
                             hash_key,
                             started,
@@ -455,26 +440,14 @@ impl Engine {
                             encoded_head,
                         };
                         let outcome = upstream.forward(call).await;
-                        match req.after_proxy(pass, outcome) {
-                            Step::Out(response) => break 'serve response,
-                            Step::Jump(phase) => {
-                                at = phase;
-                                continue;
-                            }
-                        }
+                        take_step!(req.after_proxy(pass, outcome), 'serve, at)
                     }
                 };
-                let sub = Request {
+                let sub = upstream_request(
                     source,
-                    peer,
-                    local,
-                    listener: listener.clone(),
-                    body: body
-                        .take()
+                    body.take()
                         .unwrap_or_else(|| RequestBody::complete(Bytes::new())),
-                    handoff: handoff.clone(),
-                    tls: tls.clone(),
-                };
+                );
                 let response = handler.handle(sub).await;
                 match req.after_upstream(response) {
                     Step::Out(response) => break 'serve response,
