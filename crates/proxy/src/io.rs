@@ -42,36 +42,60 @@ pub(crate) async fn within<F: Future>(timeout: Duration, fut: F) -> Result<F::Ou
     .await
 }
 
-/// [`within`] with a timer the caller keeps (one per upstream connection),
-/// reset for each wait that does not finish on its first poll. Resetting a
-/// registered timer to a later deadline only records the deadline (tokio
-/// files it again in its wheel when the old one comes); a new timer per
-/// wait was filed into the wheel at its first poll and taken out when
-/// dropped, about 450 instructions a proxied request. A timer left armed
-/// on an idle pooled connection that comes due wakes the task that last
-/// waited on it once, for nothing (after `proxy_read_timeout` of idleness).
+/// A read timer kept by an upstream connection from request to request
+/// (`io::within_kept`): one tokio timer, armed at most once per timeout
+/// period, and the deadline of the wait in progress beside it.
+#[derive(Debug, Default)]
+pub struct KeptTimer {
+    sleep: Option<Pin<Box<Sleep>>>,
+    deadline: Option<tokio::time::Instant>,
+}
+
+/// [`within`] with a timer the caller keeps (one per upstream connection).
+/// Each wait that does not finish on its first poll only records its
+/// deadline: the tokio timer is left where it is unless it would fire
+/// after that deadline. When it fires before the deadline (it was armed
+/// for an earlier wait), it is armed again for this one. So a keep-alive
+/// request neither files a timer in tokio's wheel nor resets one (a reset
+/// converts the deadline to a tick, about 100 instructions); nginx keeps
+/// its read timer the same way, in a tree keyed by its cached clock. A
+/// timer left armed on an idle pooled connection that comes due wakes the
+/// task that last waited on it once, for nothing.
 pub(crate) async fn within_kept<F: Future>(
-    timer: &mut Option<Pin<Box<Sleep>>>,
+    timer: &mut KeptTimer,
     timeout: Duration,
     fut: F,
 ) -> Result<F::Output, TimedOut> {
     let mut fut = pin!(fut);
-    let mut armed = false;
+    timer.deadline = None;
     poll_fn(|cx| {
         if let Poll::Ready(out) = fut.as_mut().poll(cx) {
             return Poll::Ready(Ok(out));
         }
-        if !armed {
-            armed = true;
-            let deadline = portico_server::clock::tokio_now() + timeout;
-            match timer {
-                Some(t) => t.as_mut().reset(deadline),
-                None => *timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+        let deadline = *timer
+            .deadline
+            .get_or_insert_with(|| portico_server::clock::tokio_now() + timeout);
+        let sleep = match &mut timer.sleep {
+            Some(sleep) => {
+                if sleep.deadline() > deadline {
+                    sleep.as_mut().reset(deadline);
+                }
+                sleep
             }
-        }
-        match timer.as_mut().map(|t| t.as_mut().poll(cx)) {
-            Some(Poll::Ready(())) => Poll::Ready(Err(TimedOut)),
-            _ => Poll::Pending,
+            None => timer
+                .sleep
+                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        loop {
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if sleep.deadline() >= deadline {
+                return Poll::Ready(Err(TimedOut));
+            }
+            // Armed for an earlier wait: now for this one (and polled
+            // again, so that it wakes this task).
+            sleep.as_mut().reset(deadline);
         }
     })
     .await
@@ -120,11 +144,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_kept_timer_armed_for_a_longer_timeout_still_keeps_a_shorter_one() {
+        // Two locations with different proxy_read_timeout share a pooled
+        // connection: the second wait's deadline is the earlier one.
+        let mut timer = KeptTimer::default();
+        let quick = within_kept(&mut timer, Duration::from_secs(10), async {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            1
+        })
+        .await;
+        assert_eq!(quick, Ok(1));
+        let start = std::time::Instant::now();
+        let never = within_kept(
+            &mut timer,
+            Duration::from_millis(30),
+            std::future::pending::<()>(),
+        )
+        .await;
+        assert_eq!(never, Err(TimedOut));
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(30) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn a_kept_timer_is_reset_for_each_wait_and_still_times_out() {
-        let mut timer = None;
+        let mut timer = KeptTimer::default();
         let ready = within_kept(&mut timer, Duration::from_millis(30), async { 7 }).await;
         assert_eq!(ready, Ok(7));
-        assert!(timer.is_none(), "no timer for a future ready at once");
+        assert!(timer.sleep.is_none(), "no timer for a future ready at once");
         for n in 0..3 {
             // Each wait is shorter than the timeout, together longer.
             let later = within_kept(&mut timer, Duration::from_millis(30), async {
@@ -134,7 +184,7 @@ mod tests {
             .await;
             assert_eq!(later, Ok(n), "reset, not run out, at wait {n}");
         }
-        assert!(timer.is_some());
+        assert!(timer.sleep.is_some());
         let start = std::time::Instant::now();
         let never = within_kept(
             &mut timer,

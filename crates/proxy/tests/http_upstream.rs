@@ -468,3 +468,37 @@ async fn without_buffering_the_client_sets_the_pace() {
     assert!(clean && body.len() == 1024 * 1024);
     assert!(pooled_within(&proxy, Duration::from_millis(500)).await);
 }
+
+#[tokio::test]
+async fn a_pooled_connections_read_timer_counts_from_each_wait_not_the_first() {
+    // One connection for the three: the first answer takes 100 ms (the
+    // timer is armed then), the second comes at once, the third never
+    // within the timeout. Each wait has its own 300 ms.
+    let backend = Backend::start(|n| match n {
+        0 => Act::Late(Duration::from_millis(100), ok("first")),
+        1 => Act::Reply(ok("second")),
+        _ => Act::Late(Duration::from_secs(3), ok("late")),
+    })
+    .await;
+    let proxy = pooled(
+        vec![backend.peer()],
+        settings(|s| s.read_timeout = Duration::from_millis(300)),
+    );
+    for want in ["first", "second"] {
+        let mut out = proxy.forward(call(GET)).await;
+        assert_eq!(out.response.status, 200);
+        assert_eq!(body_of(&mut out).await.0, want.as_bytes());
+        assert!(pooled_within(&proxy, Duration::from_secs(2)).await);
+    }
+    // Past the first wait's deadline: its timer came due in between.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let started = Instant::now();
+    let out = proxy.forward(call(GET)).await;
+    let took = started.elapsed();
+    assert_eq!(out.response.status, 504);
+    assert_eq!(backend.count(), (1, 3), "the pooled connection every time");
+    assert!(
+        took >= Duration::from_millis(290) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+}

@@ -26,6 +26,7 @@ mod h2;
 mod handler;
 mod handoff;
 mod hooks;
+mod idle_class;
 mod in_box;
 mod in_place;
 pub mod json;

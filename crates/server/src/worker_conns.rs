@@ -21,9 +21,7 @@
 //! waits on its read and this queue only (no stop future or timer of its
 //! own: they would be in every connection's task, docs/design-notes.md §9).
 
-use std::collections::BTreeMap;
 use std::future::Future;
-use std::num::NonZeroU64;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -33,6 +31,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::idle_class::{IdleClass, Slot};
 use crate::lazy_socket::LazySocket;
 use crate::listener::{ListenerInfo, Wire};
 
@@ -87,18 +86,14 @@ struct IdleQueue {
     /// The server stops: no connection stays idle any more.
     stopping: bool,
     /// One per idle timeout in use (a few: `client_header_timeout`,
-    /// `keepalive_timeout`s): within one, tickets and deadlines are in the
-    /// same order, so each class's first entry is its next to time out.
-    classes: Vec<IdleClass>,
+    /// `keepalive_timeout`s), never removed (a connection keeps its
+    /// class's index): within one, tickets and deadlines are in the same
+    /// order, so each class's first entry is its next to time out.
+    classes: Vec<(u64, IdleClass)>,
     /// The sweeper runs.
     sweeping: bool,
     /// When the sweeper wakes next (ms from `base`).
     armed: u64,
-}
-
-struct IdleClass {
-    timeout_ms: u64,
-    waiting: BTreeMap<u64, Waker>,
 }
 
 /// A ticket's low bits: the order within one millisecond.
@@ -106,19 +101,11 @@ const TICKET_SEQ_BITS: u32 = 16;
 
 impl IdleQueue {
     fn len(&self) -> usize {
-        self.classes.iter().map(|c| c.waiting.len()).sum()
+        self.classes.iter().map(|(_, c)| c.len()).sum()
     }
 
-    fn contains(&self, ticket: u64) -> bool {
-        self.classes.iter().any(|c| c.waiting.contains_key(&ticket))
-    }
-
-    fn remove(&mut self, ticket: u64) {
-        for class in &mut self.classes {
-            if class.waiting.remove(&ticket).is_some() {
-                return;
-            }
-        }
+    fn class(&mut self, place: Place) -> Option<&mut IdleClass> {
+        self.classes.get_mut(place.class).map(|(_, c)| c)
     }
 
     /// The oldest idle connection, out of the queue.
@@ -126,24 +113,26 @@ impl IdleQueue {
         let class = self
             .classes
             .iter_mut()
-            .filter_map(|c| c.waiting.first_key_value().map(|(t, _)| *t).zip(Some(c)))
+            .filter_map(|(_, c)| c.first().zip(Some(c)))
             .min_by_key(|(t, _)| *t)?
             .1;
-        class.waiting.pop_first().map(|(_, w)| w)
+        class.pop_first().map(|(_, w)| w)
     }
 
     /// Wake (and take out) every connection whose deadline is `now_ms` or
     /// earlier; the earliest deadline left.
     fn expire(&mut self, now_ms: u64) -> Option<u64> {
         let mut earliest: Option<u64> = None;
-        for class in &mut self.classes {
-            while let Some(entry) = class.waiting.first_entry() {
-                let deadline = (*entry.key() >> TICKET_SEQ_BITS).saturating_add(class.timeout_ms);
+        for (timeout_ms, class) in &mut self.classes {
+            while let Some(ticket) = class.first() {
+                let deadline = (ticket >> TICKET_SEQ_BITS).saturating_add(*timeout_ms);
                 if deadline > now_ms {
                     earliest = Some(earliest.map_or(deadline, |e| e.min(deadline)));
                     break;
                 }
-                entry.remove().wake();
+                if let Some((_, waker)) = class.pop_first() {
+                    waker.wake();
+                }
             }
         }
         earliest
@@ -299,10 +288,8 @@ impl OpenConnections {
     pub(crate) fn close_idle(&self) {
         let mut queue = self.queue();
         queue.stopping = true;
-        for class in &mut queue.classes {
-            for (_, waker) in std::mem::take(&mut class.waiting) {
-                waker.wake();
-            }
+        for (_, class) in &mut queue.classes {
+            class.take_all().for_each(Waker::wake);
         }
         drop(queue);
         self.rearm.notify_one();
@@ -325,9 +312,9 @@ impl OpenConnections {
         told
     }
 
-    /// Enter the idle queue with `timeout`: the ticket, or `None` when the
+    /// Enter the idle queue with `timeout`: the place, or `None` when the
     /// server stops. Starts the sweeper if none runs (on the runtime).
-    fn enter(&self, timeout: Duration, waker: &Waker) -> Option<NonZeroU64> {
+    fn enter(&self, timeout: Duration, waker: &Waker) -> Option<Place> {
         let now_ms = self.now_ms();
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         let mut queue = self.queue();
@@ -336,21 +323,14 @@ impl OpenConnections {
         }
         let ticket = (queue.next + 1).max(now_ms << TICKET_SEQ_BITS);
         queue.next = ticket;
-        let class = match queue
-            .classes
-            .iter()
-            .position(|c| c.timeout_ms == timeout_ms)
-        {
+        let class = match queue.classes.iter().position(|(t, _)| *t == timeout_ms) {
             Some(i) => i,
             None => {
-                queue.classes.push(IdleClass {
-                    timeout_ms,
-                    waiting: BTreeMap::new(),
-                });
+                queue.classes.push((timeout_ms, IdleClass::default()));
                 queue.classes.len() - 1
             }
         };
-        queue.classes[class].waiting.insert(ticket, waker.clone());
+        let slot = queue.classes[class].1.push(ticket, waker.clone());
         let deadline = (ticket >> TICKET_SEQ_BITS).saturating_add(timeout_ms);
         if !queue.sweeping {
             // (No runtime: a unit test of the queue alone.)
@@ -366,8 +346,15 @@ impl OpenConnections {
             drop(queue);
             self.rearm.notify_one();
         }
-        NonZeroU64::new(ticket)
+        Some(Place { slot, class })
     }
+}
+
+/// Where an idle connection waits: its class's index and its slot there.
+#[derive(Clone, Copy)]
+struct Place {
+    slot: Slot,
+    class: usize,
 }
 
 /// The worker's idle timer: closes the idle connections whose timeout has
@@ -409,23 +396,23 @@ async fn sweep(open: Arc<OpenConnections>) {
 pub(crate) struct Reusable<'a> {
     open: &'a OpenConnections,
     /// Its place in the queue (`None`: the server stops).
-    ticket: Option<NonZeroU64>,
+    place: Option<Place>,
 }
 
 impl<'a> Reusable<'a> {
     /// Idle from now, for at most `timeout`. (Must be made on the runtime:
     /// it may start the worker's idle timer.)
     pub(crate) fn enter(open: &'a OpenConnections, timeout: Duration) -> Self {
-        let ticket = open.enter(timeout, Waker::noop());
-        Reusable { open, ticket }
+        let place = open.enter(timeout, Waker::noop());
+        Reusable { open, place }
     }
 
     /// True if the connection is out of the queue: timed out or drained
     /// while it was idle (drained: its slot is given away, close it even if
     /// a request has just arrived, as nginx).
     pub(crate) fn drained(&self) -> bool {
-        self.ticket
-            .is_none_or(|t| !self.open.queue().contains(t.get()))
+        self.place
+            .is_none_or(|p| !(self.open.queue().class(p)).is_some_and(|c| c.contains(p.slot)))
     }
 }
 
@@ -433,26 +420,28 @@ impl Future for Reusable<'_> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(t) = self.ticket else {
+        let Some(place) = self.place else {
             return Poll::Ready(());
         };
         let mut queue = self.open.queue();
-        for class in &mut queue.classes {
-            if let Some(waker) = class.waiting.get_mut(&t.get()) {
+        match queue.class(place).and_then(|c| c.waker_mut(place.slot)) {
+            Some(waker) => {
                 if !waker.will_wake(cx.waker()) {
                     waker.clone_from(cx.waker());
                 }
-                return Poll::Pending;
+                Poll::Pending
             }
+            None => Poll::Ready(()),
         }
-        Poll::Ready(())
     }
 }
 
 impl Drop for Reusable<'_> {
     fn drop(&mut self) {
-        if let Some(t) = self.ticket {
-            self.open.queue().remove(t.get());
+        if let Some(place) = self.place
+            && let Some(class) = self.open.queue().class(place)
+        {
+            class.remove(place.slot);
         }
     }
 }

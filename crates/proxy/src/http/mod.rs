@@ -114,7 +114,7 @@ pub(crate) async fn attempt(
         // Its first read's room made at once (not grown from empty).
         buf: BytesMut::with_capacity(READ_CHUNK),
         nodelay: false,
-        timer: None,
+        timer: Default::default(),
     };
     exchange(conn, out, s, false, sent)
         .await

@@ -60,13 +60,15 @@ pub struct PooledConn {
     pub nodelay: bool,
     /// `proxy_read_timeout` while a response head is awaited, kept from
     /// request to request and reset for each (`io::within_kept`).
-    pub timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    pub timer: crate::io::KeptTimer,
 }
 
 struct Idle {
     peer: PeerAddr,
     conn: PooledConn,
-    since: Instant,
+    /// Its `keepalive_timeout` ends (entries are in the order they came
+    /// back, so in this order too).
+    expires: Instant,
 }
 
 /// Idle connections of one upstream group.
@@ -91,7 +93,11 @@ impl ConnPool {
     /// Expired ones met on the way are closed.
     pub fn take(&self, peer: &PeerAddr, now: Instant) -> Option<PooledConn> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.retain(|i| now.duration_since(i.since) < self.settings.idle_timeout);
+        // (Comparisons of instants: a subtraction is dearer, and the
+        // expired ones are all at the front.)
+        while idle.front().is_some_and(|i| i.expires <= now) {
+            idle.pop_front();
+        }
         while let Some(at) = idle.iter().rposition(|i| &i.peer == peer) {
             let entry = idle.remove(at)?;
             if entry.conn.stream.looks_idle() {
@@ -107,10 +113,16 @@ impl ConnPool {
         let s = &self.settings;
         if s.max_idle == 0
             || conn.requests >= s.max_requests
-            || now.duration_since(conn.born) >= s.max_age
+            || conn
+                .born
+                .checked_add(s.max_age)
+                .is_none_or(|end| end <= now)
         {
             return;
         }
+        let Some(expires) = now.checked_add(s.idle_timeout) else {
+            return;
+        };
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         while idle.len() >= s.max_idle {
             idle.pop_front();
@@ -118,7 +130,7 @@ impl ConnPool {
         idle.push_back(Idle {
             peer,
             conn,
-            since: now,
+            expires,
         });
     }
 
@@ -148,7 +160,7 @@ mod tests {
                 born: Instant::now(),
                 buf: bytes::BytesMut::new(),
                 nodelay: false,
-                timer: None,
+                timer: Default::default(),
             });
         }
         (PeerAddr::Tcp(addr), ours, theirs)
