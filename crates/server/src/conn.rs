@@ -549,11 +549,11 @@ where
         }
         return None;
     }
-    // Only the time since the handler last waited counts: while it waited
-    // (a proxied request's upstream) the other tasks had their turn, and a
-    // yield here would cost every such request a `poll()` of the listeners
-    // and a trip through the scheduler for nothing.
-    if crate::exchange::held_thread(took, clock, done.resumed) >= fair_share() {
+    // A handler that waited (a proxied request's upstream) let the other
+    // tasks have their turn then, and a yield here would cost every such
+    // request a `poll()` of the listeners and a trip through the scheduler
+    // for nothing.
+    if crate::exchange::held_thread(took, done.waited) >= fair_share() {
         // Its next request may be there already: it would be read and
         // served in this same poll, and the next, while the worker's other
         // connections (and the accept loop) wait. After an exchange that

@@ -19,6 +19,8 @@ const LEFT_SLACK: usize = 32;
 
 struct Entry {
     ticket: u64,
+    /// The how-manieth push this was (from 1): what finds it again.
+    seq: u64,
     /// `None`: the connection left the queue.
     waker: Option<Waker>,
 }
@@ -28,17 +30,7 @@ struct Entry {
 pub(crate) struct IdleClass {
     entries: VecDeque<Entry>,
     waiting: usize,
-    /// Entries ever taken from the front: an entry pushed as the `n`th
-    /// ever is at `n - popped` (until a compaction moves it).
-    popped: u64,
-}
-
-/// An entry's ticket and where it was pushed ([`IdleClass::push`]): found
-/// at once where it is still there, by binary search after a compaction.
-#[derive(Clone, Copy)]
-pub(crate) struct Slot {
-    pub ticket: u64,
-    pushed_as: u64,
+    pushed: u64,
 }
 
 impl IdleClass {
@@ -47,44 +39,45 @@ impl IdleClass {
         self.waiting
     }
 
-    /// Add `ticket`, greater than every ticket added before.
-    pub(crate) fn push(&mut self, ticket: u64, waker: Waker) -> Slot {
+    /// Add `ticket`, greater than every ticket added before. Returns the
+    /// entry's sequence number (never 0), which finds it again: at its
+    /// position counted from the front's number while no compaction moved
+    /// it, by binary search after one (numbers grow as tickets do).
+    pub(crate) fn push(&mut self, ticket: u64, waker: Waker) -> u64 {
         debug_assert!(self.entries.back().is_none_or(|e| e.ticket < ticket));
-        let pushed_as = self.popped + self.entries.len() as u64;
+        self.pushed += 1;
         self.entries.push_back(Entry {
             ticket,
+            seq: self.pushed,
             waker: Some(waker),
         });
         self.waiting += 1;
-        Slot { ticket, pushed_as }
+        self.pushed
     }
 
-    fn find(&self, slot: Slot) -> Option<usize> {
-        let hint = usize::try_from(slot.pushed_as.wrapping_sub(self.popped)).ok();
-        let at =
-            match hint.filter(|&i| self.entries.get(i).is_some_and(|e| e.ticket == slot.ticket)) {
-                Some(at) => at,
-                None => self
-                    .entries
-                    .binary_search_by_key(&slot.ticket, |e| e.ticket)
-                    .ok()?,
-            };
+    fn find(&self, seq: u64) -> Option<usize> {
+        let front = self.entries.front()?.seq;
+        let hint = usize::try_from(seq.wrapping_sub(front)).unwrap_or(usize::MAX);
+        let at = match self.entries.get(hint).is_some_and(|e| e.seq == seq) {
+            true => hint,
+            false => self.entries.binary_search_by_key(&seq, |e| e.seq).ok()?,
+        };
         self.entries[at].waker.is_some().then_some(at)
     }
 
-    pub(crate) fn contains(&self, slot: Slot) -> bool {
-        self.find(slot).is_some()
+    pub(crate) fn contains(&self, seq: u64) -> bool {
+        self.find(seq).is_some()
     }
 
     /// The waker of a waiting entry.
-    pub(crate) fn waker_mut(&mut self, slot: Slot) -> Option<&mut Waker> {
-        let at = self.find(slot)?;
+    pub(crate) fn waker_mut(&mut self, seq: u64) -> Option<&mut Waker> {
+        let at = self.find(seq)?;
         self.entries[at].waker.as_mut()
     }
 
-    /// Take `slot` out; false if it was not waiting.
-    pub(crate) fn remove(&mut self, slot: Slot) -> bool {
-        let Some(at) = self.find(slot) else {
+    /// Take entry `seq` out; false if it was not waiting.
+    pub(crate) fn remove(&mut self, seq: u64) -> bool {
+        let Some(at) = self.find(seq) else {
             return false;
         };
         self.entries[at].waker = None;
@@ -102,7 +95,6 @@ impl IdleClass {
     /// Take the oldest waiting connection out.
     pub(crate) fn pop_first(&mut self) -> Option<(u64, Waker)> {
         let entry = self.entries.pop_front()?;
-        self.popped += 1;
         self.waiting -= 1;
         self.trim();
         Some((entry.ticket, entry.waker?))
@@ -111,7 +103,6 @@ impl IdleClass {
     /// Take every waiting connection out.
     pub(crate) fn take_all(&mut self) -> impl Iterator<Item = Waker> + use<> {
         self.waiting = 0;
-        self.popped += self.entries.len() as u64;
         std::mem::take(&mut self.entries)
             .into_iter()
             .filter_map(|e| e.waker)
@@ -121,7 +112,6 @@ impl IdleClass {
     fn trim(&mut self) {
         while self.entries.front().is_some_and(|e| e.waker.is_none()) {
             self.entries.pop_front();
-            self.popped += 1;
         }
         while self.entries.back().is_some_and(|e| e.waker.is_none()) {
             self.entries.pop_back();
@@ -136,7 +126,7 @@ impl IdleClass {
 mod tests {
     use super::*;
 
-    fn class_of(tickets: impl IntoIterator<Item = u64>) -> (IdleClass, Vec<Slot>) {
+    fn class_of(tickets: impl IntoIterator<Item = u64>) -> (IdleClass, Vec<u64>) {
         let mut class = IdleClass::default();
         let slots = tickets
             .into_iter()

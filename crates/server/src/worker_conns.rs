@@ -22,6 +22,7 @@
 //! own: they would be in every connection's task, docs/design-notes.md §9).
 
 use std::future::Future;
+use std::num::NonZeroU64;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -31,7 +32,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::idle_class::{IdleClass, Slot};
+use crate::idle_class::IdleClass;
 use crate::lazy_socket::LazySocket;
 use crate::listener::{ListenerInfo, Wire};
 
@@ -105,7 +106,7 @@ impl IdleQueue {
     }
 
     fn class(&mut self, place: Place) -> Option<&mut IdleClass> {
-        self.classes.get_mut(place.class).map(|(_, c)| c)
+        self.classes.get_mut(place.class()).map(|(_, c)| c)
     }
 
     /// The oldest idle connection, out of the queue.
@@ -330,7 +331,11 @@ impl OpenConnections {
                 queue.classes.len() - 1
             }
         };
-        let slot = queue.classes[class].1.push(ticket, waker.clone());
+        let seq = queue.classes[class].1.push(ticket, waker.clone());
+        let Some(place) = Place::new(class, seq) else {
+            queue.classes[class].1.remove(seq);
+            return None;
+        };
         let deadline = (ticket >> TICKET_SEQ_BITS).saturating_add(timeout_ms);
         if !queue.sweeping {
             // (No runtime: a unit test of the queue alone.)
@@ -346,15 +351,34 @@ impl OpenConnections {
             drop(queue);
             self.rearm.notify_one();
         }
-        Some(Place { slot, class })
+        Some(place)
     }
 }
 
-/// Where an idle connection waits: its class's index and its slot there.
+/// Where an idle connection waits, in 8 bytes (it is in every idle
+/// connection's future): its class's index in the top 16 bits, its
+/// entry's sequence number there (`IdleClass::push`, never 0) below.
 #[derive(Clone, Copy)]
-struct Place {
-    slot: Slot,
-    class: usize,
+struct Place(NonZeroU64);
+
+const PLACE_SEQ_BITS: u32 = 48;
+
+impl Place {
+    /// `None` past 65,535 classes or 2^48 idle periods of one class (a
+    /// connection then closes instead of waiting: neither happens).
+    fn new(class: usize, seq: u64) -> Option<Place> {
+        let class = u64::try_from(class).ok().filter(|c| *c < 1 << 16)?;
+        let seq = Some(seq).filter(|s| *s < 1 << PLACE_SEQ_BITS)?;
+        NonZeroU64::new(class << PLACE_SEQ_BITS | seq).map(Place)
+    }
+
+    fn class(self) -> usize {
+        (self.0.get() >> PLACE_SEQ_BITS) as usize
+    }
+
+    fn seq(self) -> u64 {
+        self.0.get() & ((1 << PLACE_SEQ_BITS) - 1)
+    }
 }
 
 /// The worker's idle timer: closes the idle connections whose timeout has
@@ -412,7 +436,7 @@ impl<'a> Reusable<'a> {
     /// a request has just arrived, as nginx).
     pub(crate) fn drained(&self) -> bool {
         self.place
-            .is_none_or(|p| !(self.open.queue().class(p)).is_some_and(|c| c.contains(p.slot)))
+            .is_none_or(|p| !(self.open.queue().class(p)).is_some_and(|c| c.contains(p.seq())))
     }
 }
 
@@ -424,7 +448,7 @@ impl Future for Reusable<'_> {
             return Poll::Ready(());
         };
         let mut queue = self.open.queue();
-        match queue.class(place).and_then(|c| c.waker_mut(place.slot)) {
+        match queue.class(place).and_then(|c| c.waker_mut(place.seq())) {
             Some(waker) => {
                 if !waker.will_wake(cx.waker()) {
                     waker.clone_from(cx.waker());
@@ -441,7 +465,7 @@ impl Drop for Reusable<'_> {
         if let Some(place) = self.place
             && let Some(class) = self.open.queue().class(place)
         {
-            class.remove(place.slot);
+            class.remove(place.seq());
         }
     }
 }

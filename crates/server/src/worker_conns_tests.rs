@@ -207,3 +207,17 @@ fn the_published_count_follows_open_and_closed_connections() {
     drop(held);
     assert_eq!(COUNTER.load(Ordering::Relaxed), 0);
 }
+
+#[test]
+fn a_place_packs_its_class_and_sequence_number_in_eight_bytes() {
+    assert_eq!(std::mem::size_of::<Option<Place>>(), 8);
+    let place = Place::new(3, 12_345).expect("fits");
+    assert_eq!((place.class(), place.seq()), (3, 12_345));
+    let last = Place::new(65_535, (1 << PLACE_SEQ_BITS) - 1).expect("fits");
+    assert_eq!(
+        (last.class(), last.seq()),
+        (65_535, (1 << PLACE_SEQ_BITS) - 1)
+    );
+    assert!(Place::new(65_536, 1).is_none());
+    assert!(Place::new(0, 1 << PLACE_SEQ_BITS).is_none());
+}

@@ -256,7 +256,7 @@ async fn send(
         persist: true,
         idle_timeout: None,
         unread_body: false,
-        resumed: None,
+        waited: false,
     };
     let Ok(stream) = respond.send_response(head.head, head.no_body) else {
         done.persist = false;
