@@ -316,10 +316,22 @@ impl Engine {
             } = request;
             let mut body = Some(body);
             let started = crate::clock::now();
-            let mut req = match Req::new(&self, &mut source, peer, local, &listener, tls.as_ref()) {
-                Ok(req) => req,
-                Err(response) => break 'serve *response,
-            };
+            if self.site.servers.is_empty() {
+                break 'serve super::phases::bare_error(500);
+            }
+            let mut refused = None;
+            let mut req = Req::new(
+                &self,
+                &mut source,
+                peer,
+                local,
+                &listener,
+                tls.as_ref(),
+                &mut refused,
+            );
+            if let Some(why) = refused {
+                break 'serve req.refuse(why);
+            }
             let server_config = &req.server.config;
             keepalive = Some(crate::handler::KeepAlive {
                 timeout: server_config.keepalive_timeout,
