@@ -390,19 +390,25 @@ impl Engine {
                         if let Some(upstream) = self.proxy_for(req.loc.location) {
                             // A uwsgi client through the proxy seam: the group's
                             // hash key goes in, the `$upstream_*` record comes back.
-                            let hash_key = upstream.hash_key().map(|t| Bytes::from(req.eval(t)));
-                            let call = ProxyCall {
-                                request: upstream_request(
-                                    RequestSource::Uwsgi(req.uwsgi_packet()),
-                                    sent,
-                                ),
-                                client_ip: req.facts.client_ip(),
-                                hash_key,
-                                started,
-                                authority: None,
-                                encoded_head: None,
+                            // (The call made in a block of its own: a value
+                            // held over an await lives in the future, and is
+                            // copied again to be passed.)
+                            let pending = {
+                                let hash_key =
+                                    upstream.hash_key().map(|t| Bytes::from(req.eval(t)));
+                                upstream.forward(ProxyCall {
+                                    request: upstream_request(
+                                        RequestSource::Uwsgi(req.uwsgi_packet()),
+                                        sent,
+                                    ),
+                                    client_ip: req.facts.client_ip(),
+                                    hash_key,
+                                    started,
+                                    authority: None,
+                                    encoded_head: None,
+                                })
                             };
-                            let outcome = upstream.forward(call).await;
+                            let outcome = pending.await;
                             take_step!(req.after_uwsgi(outcome), 'serve, at)
                         }
                         body = Some(sent);
@@ -440,27 +446,31 @@ impl Engine {
                             // waits for one.
                             (RequestBody::complete(Bytes::new()), BodyOut::None)
                         };
-                        let (head, encoded_head) = req.proxy_head(pass, framing);
-                        let hash_key = upstream.hash_key().map(|t| Bytes::from(req.eval(t)));
-                        let authority = req.dynamic_authority(pass);
-                        let call = ProxyCall {
-                            request: upstream_request(RequestSource::Http(head), sent),
-                            client_ip: req.facts.client_ip(),
-                            hash_key,
-                            started,
-                            authority,
-                            encoded_head,
+                        // The call made in a block of its own, as above (the
+                        // head and the call are not kept in the future).
+                        let pending = {
+                            let (head, encoded_head) = req.proxy_head(pass, framing);
+                            let hash_key = upstream.hash_key().map(|t| Bytes::from(req.eval(t)));
+                            let authority = req.dynamic_authority(pass);
+                            upstream.forward(ProxyCall {
+                                request: upstream_request(RequestSource::Http(head), sent),
+                                client_ip: req.facts.client_ip(),
+                                hash_key,
+                                started,
+                                authority,
+                                encoded_head,
+                            })
                         };
-                        let outcome = upstream.forward(call).await;
+                        let outcome = pending.await;
                         take_step!(req.after_proxy(pass, outcome), 'serve, at)
                     }
                 };
-                let sub = upstream_request(
+                let pending = handler.handle(upstream_request(
                     source,
                     body.take()
                         .unwrap_or_else(|| RequestBody::complete(Bytes::new())),
-                );
-                let response = handler.handle(sub).await;
+                ));
+                let response = pending.await;
                 match req.after_upstream(response) {
                     Step::Out(response) => break 'serve response,
                     Step::Jump(phase) => at = phase,
