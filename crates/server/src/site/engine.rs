@@ -242,9 +242,10 @@ impl Handler for SiteHandler {
     fn handle(&self, request: Request) -> HandlerFuture {
         // The engine's own future, boxed as it is: no wrapping block, made
         // in its block (no copy of the whole future into it), the block
-        // reused from the last request (no allocation).
+        // reused from the last request (no allocation); the request is
+        // handed in once the block is found (copied once, into it).
         let engine = self.engine.clone();
-        HandlerFuture::new(move || engine.serve(request))
+        HandlerFuture::new_with(request, move |request| engine.serve(request))
     }
 
     /// The `access_log` line of a written response.
