@@ -339,16 +339,22 @@ impl Engine {
                 requests: server_config.keepalive_requests,
             });
             // The request an upstream or a uwsgi handler gets: the
-            // connection's facts with `source` and `body` of its own.
-            let upstream_request = |source, body| Request {
-                source,
-                peer,
-                local,
-                listener: listener.clone(),
-                body,
-                handoff: handoff.clone(),
-                tls: tls.clone(),
-            };
+            // connection's facts with `source` and `body` of its own. (A
+            // macro, not a closure: the request is built where it goes, in
+            // the call, not returned from the closure and copied there.)
+            macro_rules! upstream_request {
+                ($source:expr, $body:expr $(,)?) => {
+                    Request {
+                        source: $source,
+                        peer,
+                        local,
+                        listener: listener.clone(),
+                        body: $body,
+                        handoff: handoff.clone(),
+                        tls: tls.clone(),
+                    }
+                };
+            }
             let mut at = Phase::ServerRewrite;
             loop {
                 let (handler, source) = match req.run(at) {
@@ -398,7 +404,7 @@ impl Engine {
                                 let hash_key =
                                     upstream.hash_key().map(|t| Bytes::from(req.eval(t)));
                                 upstream.forward(ProxyCall {
-                                    request: upstream_request(
+                                    request: upstream_request!(
                                         RequestSource::Uwsgi(req.uwsgi_packet()),
                                         sent,
                                     ),
@@ -454,7 +460,7 @@ impl Engine {
                             let hash_key = upstream.hash_key().map(|t| Bytes::from(req.eval(t)));
                             let authority = req.dynamic_authority(pass);
                             upstream.forward(ProxyCall {
-                                request: upstream_request(RequestSource::Http(head), sent),
+                                request: upstream_request!(RequestSource::Http(head), sent),
                                 client_ip: req.facts.client_ip(),
                                 hash_key,
                                 started,
@@ -466,7 +472,7 @@ impl Engine {
                         take_step!(req.after_proxy(pass, outcome), 'serve, at)
                     }
                 };
-                let pending = handler.handle(upstream_request(
+                let pending = handler.handle(upstream_request!(
                     source,
                     body.take()
                         .unwrap_or_else(|| RequestBody::complete(Bytes::new())),
