@@ -185,8 +185,10 @@ impl ProxyUpstream for HttpProxy {
         // head's pieces an error line names move into its facts.
         match ready {
             Some(out) => {
+                // The facts (200 bytes) handed in once the block is found:
+                // copied once, into it, not into a closure first.
                 let facts = head_facts(client, head);
-                ProxyFuture::new(move || inner.send(out, pick, facts))
+                ProxyFuture::new_with(facts, move |facts| inner.send(out, pick, facts))
             }
             None => ProxyFuture::new(move || async move {
                 let built = Outgoing::build(&head, body, inner.settings.request_buffering).await;
