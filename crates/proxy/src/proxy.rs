@@ -185,8 +185,10 @@ impl ProxyUpstream for HttpProxy {
         // head's pieces an error line names move into its facts.
         match ready {
             Some(out) => {
+                // The facts (200 bytes) handed in once the block is found:
+                // copied once, into it, not into a closure first.
                 let facts = head_facts(client, head);
-                ProxyFuture::new(move || inner.send(out, pick, facts))
+                ProxyFuture::new_with(facts, move |facts| inner.send(out, pick, facts))
             }
             None => ProxyFuture::new(move || async move {
                 let built = Outgoing::build(&head, body, inner.settings.request_buffering).await;
@@ -215,6 +217,8 @@ struct HttpExchange<'a> {
     peer: &'a http::PeerSettings,
     /// A stale pooled connection may be retried on a fresh one.
     stale_retry: bool,
+    /// The answer the tries ended with ([`Exchange::keep`]).
+    answer: Option<http::Answer>,
 }
 
 impl Exchange for HttpExchange<'_> {
@@ -231,6 +235,10 @@ impl Exchange for HttpExchange<'_> {
 
     fn status(answer: &http::Answer) -> u16 {
         answer.status()
+    }
+
+    fn keep(&mut self, answer: http::Answer) {
+        self.answer = Some(answer);
     }
 
     fn body_streamed(&self) -> bool {
@@ -277,6 +285,7 @@ impl Inner {
             target: facts.uri(),
             pool: self.pool.as_deref(),
             peer: &self.peer,
+            answer: None,
         };
         let rules = Rules {
             next: settings.next_upstream,
@@ -291,7 +300,11 @@ impl Inner {
         let mut tries = Tries::default();
         let group = self.group.current();
         match retry::run(&group, input, rules, started, &facts, &mut x, &mut tries).await {
-            Finished::Answer { answer, addr, at } => {
+            Finished::Answer { addr, at } => {
+                // (`run` keeps an answer whenever it finishes with one.)
+                let Some(answer) = x.answer.take() else {
+                    return self.fail(tries, 502);
+                };
                 let pool = self.pool.clone().map(|pool| (pool, addr.clone()));
                 // Made only for a body read after the head (or a line).
                 let log = move || {

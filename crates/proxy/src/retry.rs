@@ -39,6 +39,12 @@ pub(crate) trait Exchange {
 
     fn status(answer: &Self::Answer) -> u16;
 
+    /// Keep the answer the tries end with, for the caller to take once
+    /// [`run`] returns [`Finished::Answer`]: held here, not returned
+    /// through the loop's `Result`, `Finished` and futures (some 240
+    /// bytes, copied at each layer).
+    fn keep(&mut self, answer: Self::Answer);
+
     /// The body went out streamed: no other peer can get it.
     fn body_streamed(&self) -> bool;
 
@@ -50,14 +56,10 @@ pub(crate) trait Exchange {
 }
 
 /// How the loop ended.
-pub(crate) enum Finished<'g, A> {
-    /// A peer's answer to give the client, from `addr`; `at`: the clock
-    /// when its head was read.
-    Answer {
-        answer: A,
-        addr: &'g PeerAddr,
-        at: Instant,
-    },
+pub(crate) enum Finished<'g> {
+    /// A peer answered (the answer is the exchange's, [`Exchange::keep`]),
+    /// from `addr`; `at`: the clock when its head was read.
+    Answer { addr: &'g PeerAddr, at: Instant },
     /// Give up with nginx's own page for this status.
     Failed(u16),
 }
@@ -71,7 +73,7 @@ pub(crate) async fn run<'g, X: Exchange>(
     log: &RequestFacts,
     x: &mut X,
     tries: &mut Tries,
-) -> Finished<'g, X::Answer> {
+) -> Finished<'g> {
     let mut attempt = group.start(PickInput {
         next_upstream_tries: rules.tries as usize,
         ..input
@@ -119,11 +121,8 @@ pub(crate) async fn run<'g, X: Exchange>(
                 if retry {
                     continue; // the answer and its connection are dropped
                 }
-                return Finished::Answer {
-                    answer,
-                    addr,
-                    at: end,
-                };
+                x.keep(answer);
+                return Finished::Answer { addr, at: end };
             }
             Err(e) => {
                 tries.push(picked.name, e.status(), took);

@@ -509,7 +509,8 @@ where
         // Not persisting, the connection is shut down or closed at once (below).
         closes_after: true,
     };
-    let request = Request {
+    // Built as the argument: no local of its own to copy it from.
+    let pending = ctx.handler.handle(Request {
         source: RequestSource::Http(*head),
         peer,
         local,
@@ -517,8 +518,7 @@ where
         body,
         handoff: ctx.handoff.clone(),
         tls,
-    };
-    let pending = ctx.handler.handle(request);
+    });
     let done = exchange(
         reader, writer, rbuf, out, pump, pending, &framing, peer_shown, ctx,
     )

@@ -89,6 +89,30 @@ impl<T> ReusedBox<T> {
     }
 }
 
+impl<T> ReusedBox<T> {
+    /// [`ReusedBox::new`] for a future made of one large value, `arg`
+    /// (a handler's request): `make` gets it once the block is found, so
+    /// it is copied once, into the block. (A closure that captured it was
+    /// made before the block was found: a copy into the closure, another
+    /// out of it.)
+    #[inline(always)]
+    pub fn new_with<A, F>(arg: A, make: impl FnOnce(A) -> F) -> ReusedBox<T>
+    where
+        F: Future<Output = T> + Send + 'static,
+    {
+        let need = Layout::new::<F>();
+        let (block, layout) = match need.size() {
+            0 => (NonNull::<F>::dangling().cast::<u8>(), need),
+            _ => block_for(need),
+        };
+        let typed = block.cast::<F>();
+        // SAFETY: the block is unused, at least `need` large and aligned
+        // (`block_for`); a panic in `make` leaks it.
+        unsafe { typed.as_ptr().write(make(arg)) };
+        ReusedBox { fut: typed, layout }
+    }
+}
+
 /// A pinned future of a known type `F` in a block reused per thread, as
 /// [`ReusedBox`] (the same spares): for a future that borrows (the
 /// connection's per-request future borrows its socket and buffers), which

@@ -243,6 +243,8 @@ struct UwsgiExchange<'a> {
     streamed: bool,
     non_idempotent: bool,
     settings: &'a UwsgiSettings,
+    /// The answer the tries ended with ([`Exchange::keep`]).
+    answer: Option<(ResponseHead, BytesMut, PeerStream)>,
 }
 
 impl Exchange for UwsgiExchange<'_> {
@@ -282,6 +284,10 @@ impl Exchange for UwsgiExchange<'_> {
 
     fn status(answer: &Self::Answer) -> u16 {
         answer.0.status
+    }
+
+    fn keep(&mut self, answer: Self::Answer) {
+        self.answer = Some(answer);
     }
 
     fn body_streamed(&self) -> bool {
@@ -355,14 +361,14 @@ impl Inner {
             &mut tries,
         );
         let (mut response, from_upstream) = match finished.await {
-            Finished::Answer {
-                answer: (head, buf, stream),
-                addr,
-                ..
-            } => {
-                let log = log.with_upstream(uwsgi_upstream(Peer::Addr(addr.clone())));
-                (self.respond(head, buf, stream, &packet, log), true)
-            }
+            // (`run` keeps an answer whenever it finishes with one.)
+            Finished::Answer { addr, .. } => match x.answer.take() {
+                Some((head, buf, stream)) => {
+                    let log = log.with_upstream(uwsgi_upstream(Peer::Addr(addr.clone())));
+                    (self.respond(head, buf, stream, &packet, log), true)
+                }
+                None => (error_response(502, &s.server_token), false),
+            },
             Finished::Failed(status) => (error_response(status, &s.server_token), false),
         };
         response.meta = meta;
@@ -397,6 +403,7 @@ impl Inner {
             streamed: false,
             non_idempotent: matches!(method, Some(b"POST" | b"LOCK" | b"PATCH")),
             settings: s,
+            answer: None,
         })
     }
 

@@ -139,8 +139,7 @@ impl Req<'_> {
         headers::decorate(&mut response, config, &mut |t| self.eval(t));
         // The gzip and brotli filters come after the headers filter, as
         // in nginx: they see add_header's and expires' headers.
-        let (compressed, gzip) = self.compress_tallied(response, own);
-        response = compressed;
+        let gzip = self.compress_in_place(&mut response, own);
         if access_log::logs(config) {
             response.meta.log_tag = self.engine.logs.hold(self.log_record(gzip));
         }
@@ -164,25 +163,32 @@ impl Req<'_> {
     /// The gzip and brotli filters (`gzip*`, `brotli*`) of the current
     /// location over a finished answer; `own`: Portico made it (not an
     /// upstream or the app).
-    pub(crate) fn compress(&self, response: Response, own: bool) -> Response {
-        self.compress_tallied(response, own).0
+    pub(crate) fn compress(&self, mut response: Response, own: bool) -> Response {
+        self.compress_in_place(&mut response, own);
+        response
     }
 
-    /// [`Req::compress`], with the gzip body's tally (`$gzip_ratio`).
-    fn compress_tallied(
+    /// [`Req::compress`] where the answer lies, with the gzip body's tally
+    /// (`$gzip_ratio`): a location without those filters leaves it
+    /// untouched (no copies of the response in and out).
+    fn compress_in_place(
         &self,
-        response: Response,
+        response: &mut Response,
         own: bool,
-    ) -> (Response, Option<Arc<compress::GzipTally>>) {
+    ) -> Option<Arc<compress::GzipTally>> {
         let config = self.loc.config;
         if !config.compress.any() {
-            return (response, None);
+            return None;
         }
         let facts = compress::RequestFacts {
             own_answer: own,
             ..self.compress_facts()
         };
-        compress::apply_tallied(response, &facts, &config.compress, config.gzip_vary)
+        let answer = std::mem::replace(response, empty_response());
+        let (compressed, tally) =
+            compress::apply_tallied(answer, &facts, &config.compress, config.gzip_vary);
+        *response = compressed;
+        tally
     }
 
     /// What the compression filters (and `gzip_static`) read of the request.
@@ -241,5 +247,16 @@ impl Req<'_> {
             proxy: self.proxy.clone(),
             gzip,
         }
+    }
+}
+
+/// A placeholder answer (nothing allocated) for a moment's swap.
+fn empty_response() -> Response {
+    Response {
+        status: 0,
+        reason: Bytes::new(),
+        headers: Vec::new(),
+        body: crate::handler::ResponseBody::Empty,
+        meta: crate::handler::ResponseMeta::default(),
     }
 }

@@ -242,9 +242,10 @@ impl Handler for SiteHandler {
     fn handle(&self, request: Request) -> HandlerFuture {
         // The engine's own future, boxed as it is: no wrapping block, made
         // in its block (no copy of the whole future into it), the block
-        // reused from the last request (no allocation).
+        // reused from the last request (no allocation); the request is
+        // handed in once the block is found (copied once, into it).
         let engine = self.engine.clone();
-        HandlerFuture::new(move || engine.serve(request))
+        HandlerFuture::new_with(request, move |request| engine.serve(request))
     }
 
     /// The `access_log` line of a written response.
@@ -316,26 +317,44 @@ impl Engine {
             } = request;
             let mut body = Some(body);
             let started = crate::clock::now();
-            let mut req = match Req::new(&self, &mut source, peer, local, &listener, tls.as_ref()) {
-                Ok(req) => req,
-                Err(response) => break 'serve *response,
-            };
+            if self.site.servers.is_empty() {
+                break 'serve super::phases::bare_error(500);
+            }
+            let mut refused = None;
+            let mut req = Req::new(
+                &self,
+                &mut source,
+                peer,
+                local,
+                &listener,
+                tls.as_ref(),
+                &mut refused,
+            );
+            if let Some(why) = refused {
+                break 'serve req.refuse(why);
+            }
             let server_config = &req.server.config;
             keepalive = Some(crate::handler::KeepAlive {
                 timeout: server_config.keepalive_timeout,
                 requests: server_config.keepalive_requests,
             });
             // The request an upstream or a uwsgi handler gets: the
-            // connection's facts with `source` and `body` of its own.
-            let upstream_request = |source, body| Request {
-                source,
-                peer,
-                local,
-                listener: listener.clone(),
-                body,
-                handoff: handoff.clone(),
-                tls: tls.clone(),
-            };
+            // connection's facts with `source` and `body` of its own. (A
+            // macro, not a closure: the request is built where it goes, in
+            // the call, not returned from the closure and copied there.)
+            macro_rules! upstream_request {
+                ($source:expr, $body:expr $(,)?) => {
+                    Request {
+                        source: $source,
+                        peer,
+                        local,
+                        listener: listener.clone(),
+                        body: $body,
+                        handoff: handoff.clone(),
+                        tls: tls.clone(),
+                    }
+                };
+            }
             let mut at = Phase::ServerRewrite;
             loop {
                 let (handler, source) = match req.run(at) {
@@ -378,19 +397,25 @@ impl Engine {
                         if let Some(upstream) = self.proxy_for(req.loc.location) {
                             // A uwsgi client through the proxy seam: the group's
                             // hash key goes in, the `$upstream_*` record comes back.
-                            let hash_key = upstream.hash_key().map(|t| Bytes::from(req.eval(t)));
-                            let call = ProxyCall {
-                                request: upstream_request(
-                                    RequestSource::Uwsgi(req.uwsgi_packet()),
-                                    sent,
-                                ),
-                                client_ip: req.facts.client_ip(),
-                                hash_key,
-                                started,
-                                authority: None,
-                                encoded_head: None,
+                            // (The call made in a block of its own: a value
+                            // held over an await lives in the future, and is
+                            // copied again to be passed.)
+                            let pending = {
+                                let hash_key =
+                                    upstream.hash_key().map(|t| Bytes::from(req.eval(t)));
+                                upstream.forward(ProxyCall {
+                                    request: upstream_request!(
+                                        RequestSource::Uwsgi(req.uwsgi_packet()),
+                                        sent,
+                                    ),
+                                    client_ip: req.facts.client_ip(),
+                                    hash_key,
+                                    started,
+                                    authority: None,
+                                    encoded_head: None,
+                                })
                             };
-                            let outcome = upstream.forward(call).await;
+                            let outcome = pending.await;
                             take_step!(req.after_uwsgi(outcome), 'serve, at)
                         }
                         body = Some(sent);
@@ -428,27 +453,31 @@ impl Engine {
                             // waits for one.
                             (RequestBody::complete(Bytes::new()), BodyOut::None)
                         };
-                        let (head, encoded_head) = req.proxy_head(pass, framing);
-                        let hash_key = upstream.hash_key().map(|t| Bytes::from(req.eval(t)));
-                        let authority = req.dynamic_authority(pass);
-                        let call = ProxyCall {
-                            request: upstream_request(RequestSource::Http(head), sent),
-                            client_ip: req.facts.client_ip(),
-                            hash_key,
-                            started,
-                            authority,
-                            encoded_head,
+                        // The call made in a block of its own, as above (the
+                        // head and the call are not kept in the future).
+                        let pending = {
+                            let (head, encoded_head) = req.proxy_head(pass, framing);
+                            let hash_key = upstream.hash_key().map(|t| Bytes::from(req.eval(t)));
+                            let authority = req.dynamic_authority(pass);
+                            upstream.forward(ProxyCall {
+                                request: upstream_request!(RequestSource::Http(head), sent),
+                                client_ip: req.facts.client_ip(),
+                                hash_key,
+                                started,
+                                authority,
+                                encoded_head,
+                            })
                         };
-                        let outcome = upstream.forward(call).await;
+                        let outcome = pending.await;
                         take_step!(req.after_proxy(pass, outcome), 'serve, at)
                     }
                 };
-                let sub = upstream_request(
+                let pending = handler.handle(upstream_request!(
                     source,
                     body.take()
                         .unwrap_or_else(|| RequestBody::complete(Bytes::new())),
-                );
-                let response = handler.handle(sub).await;
+                ));
+                let response = pending.await;
                 match req.after_upstream(response) {
                     Step::Out(response) => break 'serve response,
                     Step::Jump(phase) => at = phase,

@@ -70,6 +70,16 @@ pub(crate) enum Step {
     Jump(Phase),
 }
 
+/// Why [`Req::new`] refused a request before its phases.
+pub(crate) enum Refusal {
+    /// The server chosen is not in the site (500, the bare page).
+    NoServer,
+    /// An invalid target or Host (400): the error-log line's text.
+    Bad(String),
+    /// A TLS Host that is not the SNI name's server (421, see [`misdirected`]).
+    Misdirected,
+}
+
 /// The location a request runs in: a `location {}`, or the server itself
 /// when none matches.
 #[derive(Clone, Copy)]
@@ -190,9 +200,15 @@ fn misdirected(
 }
 
 impl<'s> Req<'s> {
-    /// Normalise the target and choose the server; `Err` is the 400 answer.
-    /// An HTTP head's field list moves into [`Req::facts`]
-    /// ([`Facts::give_back`] returns it).
+    /// Normalise the target and choose the server. A request refused
+    /// before its phases (see [`Refusal`]) comes back with `refused` set,
+    /// for [`Req::refuse`] to answer. An HTTP head's field list moves into
+    /// [`Req::facts`] ([`Facts::give_back`] returns it). The site has a
+    /// server (the engine answers 500 first when it has none).
+    ///
+    /// The request is returned as it is, not in a `Result`: built as the
+    /// tail expression, it is written once, straight into the engine's
+    /// future (through a `Result` it was copied twice, 900 bytes each).
     pub(crate) fn new(
         engine: &'s Engine,
         source: &mut RequestSource,
@@ -200,11 +216,11 @@ impl<'s> Req<'s> {
         local: Option<SocketAddr>,
         listener: &ListenerInfo,
         tls: Option<&std::sync::Arc<crate::tls::TlsFacts>>,
-    ) -> Result<Req<'s>, Box<Response>> {
+        refused: &mut Option<Refusal>,
+    ) -> Req<'s> {
         let site = &*engine.site;
         let mut facts = Facts::new(source, peer, local, listener, tls.cloned());
         let normalized = super::uri::normalize(&facts.request_uri);
-        let mut bad: Option<String> = None;
         match &normalized {
             // An absolute-form target's host wins over the Host header.
             Ok(n) => {
@@ -212,14 +228,18 @@ impl<'s> Req<'s> {
                     facts.set_host(host.clone());
                 }
             }
-            Err(e) => bad = Some(format!("client sent invalid request target: {e}")),
+            Err(e) => {
+                *refused = Some(Refusal::Bad(format!(
+                    "client sent invalid request target: {e}"
+                )))
+            }
         }
         let has_host = !facts.host_raw.is_empty() || facts.header("host").is_some();
-        if bad.is_none() && has_host && !super::facts::valid_host(&facts.host_raw) {
-            bad = Some(format!(
+        if refused.is_none() && has_host && !super::facts::valid_host(&facts.host_raw) {
+            *refused = Some(Refusal::Bad(format!(
                 "client sent invalid host header \"{}\"",
                 String::from_utf8_lossy(&facts.host_raw)
-            ));
+            )));
             facts.set_host(Bytes::new());
         }
         let conn_addr = facts.conn_addr(listener);
@@ -230,18 +250,36 @@ impl<'s> Req<'s> {
             Some(s) => (s.index, s.captures),
             None => (0, Captures::default()),
         };
-        let Some(server) = site.servers.get(server_index) else {
-            return Err(Box::new(bare_error(500)));
+        let server = match site.servers.get(server_index) {
+            Some(server) => server,
+            None => {
+                *refused = Some(Refusal::NoServer);
+                &site.servers[0]
+            }
         };
-        let mut req = Req {
+        if refused.is_none() && misdirected(&facts, server, &engine.table, &conn_addr) {
+            *refused = Some(Refusal::Misdirected);
+        }
+        // A refused request keeps an empty URI (its answer is made
+        // before the target would have been taken).
+        let (uri, args, request_uri, valid_unparsed) = match normalized {
+            Ok(n) if refused.is_none() => {
+                // An absolute-form target without a path has no valid
+                // unparsed URI (nginx's `empty_path_in_uri`).
+                let valid_unparsed = n.request_uri.first() == Some(&b'/');
+                (n.path, n.args, n.request_uri, valid_unparsed)
+            }
+            _ => (Bytes::new(), Bytes::new(), Bytes::new(), true),
+        };
+        Req {
             engine,
             site,
             server,
             server_index,
             method: facts.method.clone(),
-            uri: Bytes::new(),
-            args: Bytes::new(),
-            request_uri: Bytes::new(),
+            uri,
+            args,
+            request_uri,
             // (Usually empty: a regex server name's only.)
             server_captures: if captures.is_empty() {
                 Captures::default()
@@ -258,33 +296,31 @@ impl<'s> Req<'s> {
             error_page_used: false,
             err_status: None,
             valid_location: true,
-            valid_unparsed: true,
+            valid_unparsed,
             proxy: None,
             facts,
-        };
-        if let Some(why) = bad {
-            crate::logln!("portico: {why}, client: {}", req.facts.client_text());
-            req.uri_changes = 0; // no error_page for a request that never had a URI
-            return Err(Box::new(req.fail(400)));
         }
-        if misdirected(&req.facts, server, &engine.table, &req.conn_addr) {
-            crate::logln!(
-                "portico: client attempted to request the server name different from the one \
-                 that was negotiated, client: {}",
-                req.facts.client_text()
-            );
-            req.uri_changes = 0;
-            return Err(Box::new(req.fail(421)));
+    }
+
+    /// The answer to a request [`Req::new`] refused.
+    pub(crate) fn refuse(&mut self, why: Refusal) -> Response {
+        match why {
+            Refusal::NoServer => bare_error(500),
+            Refusal::Bad(why) => {
+                crate::logln!("portico: {why}, client: {}", self.facts.client_text());
+                self.uri_changes = 0; // no error_page for a request that never had a URI
+                self.fail(400)
+            }
+            Refusal::Misdirected => {
+                crate::logln!(
+                    "portico: client attempted to request the server name different from the one \
+                     that was negotiated, client: {}",
+                    self.facts.client_text()
+                );
+                self.uri_changes = 0;
+                self.fail(421)
+            }
         }
-        if let Ok(n) = normalized {
-            req.uri = n.path;
-            req.args = n.args;
-            req.request_uri = n.request_uri;
-            // An absolute-form target without a path has no valid
-            // unparsed URI (nginx's `empty_path_in_uri`).
-            req.valid_unparsed = req.request_uri.first() == Some(&b'/');
-        }
-        Ok(req)
     }
 
     /// Walk the phases from `at`.
@@ -588,7 +624,7 @@ pub(super) fn location_header(value: Vec<u8>) -> (Bytes, Bytes) {
 }
 
 /// A 500/400 page when there is not even a server to dress it.
-fn bare_error(status: u16) -> Response {
+pub(super) fn bare_error(status: u16) -> Response {
     pages::special_response(
         status,
         PageStyle {
