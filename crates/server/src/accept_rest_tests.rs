@@ -41,58 +41,24 @@ fn pace(idle: bool, since_ago_ns: u64, accepted_ago_ns: u64, open: u64, now: u64
 fn a_sibling_that_accepts_now_keeps_up_and_one_quiet_busy_or_stopping_does_not() {
     let now = 1_000_000_000_000;
     let ms = 1_000_000;
+    let keeps_up = |sibling, other_open| rest::keeps_up(sibling, other_open, now, rest::HOT);
     // Accepting now, idle or briefly busy: the other worker may rest.
-    assert!(rest::keeps_up(
-        pace(true, 10, 20_000, 0, now),
-        0,
-        now,
-        rest::HOT
-    ));
+    assert!(keeps_up(pace(true, 10, 20_000, 0, now), 0));
     // Light sequential traffic (an accept a millisecond ago): both listen.
-    assert!(!rest::keeps_up(
-        pace(true, 10, ms, 0, now),
-        0,
-        now,
-        rest::HOT
-    ));
-    assert!(rest::keeps_up(
-        pace(false, 30_000, 30_000, 1, now),
-        0,
-        now,
-        rest::HOT
-    ));
+    assert!(!keeps_up(pace(true, 10, ms, 0, now), 0));
+    assert!(keeps_up(pace(false, 30_000, 30_000, 1, now), 0));
     // Quiet for a while (light traffic): both listen.
-    assert!(!rest::keeps_up(
-        pace(true, 10 * ms, 10 * ms, 0, now),
-        0,
-        now,
-        rest::HOT
-    ));
+    assert!(!keeps_up(pace(true, 10 * ms, 10 * ms, 0, now), 0));
     // Busy for longer (a long app call): its new connections need the other.
-    assert!(!rest::keeps_up(
-        pace(false, 2 * ms, 2 * ms, 0, now),
-        0,
-        now,
-        rest::HOT
-    ));
+    assert!(!keeps_up(pace(false, 2 * ms, 2 * ms, 0, now), 0));
     // Stopping or resting (no state shown).
     let mut stopped = pace(true, 10, 10, 0, now);
     stopped.state = 0;
-    assert!(!rest::keeps_up(stopped, 0, now, rest::HOT));
+    assert!(!keeps_up(stopped, 0));
     // Holding OPEN_MARGIN more connections than the other worker: it would
     // leave the next ones to that one (the keep-alive spread).
-    assert!(!rest::keeps_up(
-        pace(true, 10, 10, 5, now),
-        3,
-        now,
-        rest::HOT
-    ));
-    assert!(rest::keeps_up(
-        pace(true, 10, 10, 4, now),
-        3,
-        now,
-        rest::HOT
-    ));
+    assert!(!keeps_up(pace(true, 10, 10, 5, now), 3));
+    assert!(keeps_up(pace(true, 10, 10, 4, now), 3));
 }
 
 /// True once `me` begins a rest, both it and its sibling (`sibling_accepts`)
