@@ -7,8 +7,8 @@ Run it through bench/run (which installs nginx, wrk and bench/.venv first):
     bench/run --list               # the scenarios
     bench/run --smoke              # every scenario, 1 s each (CI)
 
-Builds Portico (cargo build --release), runs the scenarios one at a time,
-prints one table on stdout, writes bench/results/latest.json (plus a dated
+Builds Portico (scripts/release-build.sh: cargo build --release with the
+PGO profile), runs the scenarios one at a time, prints one table on stdout, writes bench/results/latest.json (plus a dated
 copy) and bench/results/ratios.png. Exit code: 0 when every row ran or was
 "unsupported"; 2 when a row FAILed (a server did not start or answer right,
 or Portico did not build); 1 (a traceback) when the harness itself broke.
@@ -174,7 +174,7 @@ def main(argv=None):
     os.makedirs(logdir, exist_ok=True)
     say = lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True)
 
-    say(f"building portico (cargo build --release; log {logdir}/cargo-build.log)"
+    say(f"building portico (scripts/release-build.sh; log {logdir}/cargo-build.log)"
         if not opts.no_build else "using the existing portico binary (--no-build)")
     portico = Portico().build(logdir, skip=opts.no_build)
     if portico.problem:

@@ -1,7 +1,7 @@
 """Building Portico and finding out which options the built binary has.
 
-`cargo build --release` runs once per bench run (its output goes to a log
-file). A scenario whose Portico command line needs an option that
+`scripts/release-build.sh` (cargo build --release with the committed PGO
+profile) runs once per bench run (its output goes to a log file). A scenario whose Portico command line needs an option that
 `portico --help` does not mention gets an "unsupported (missing --X)" row
 instead of a failure, so the peers still run while Portico is being built.
 
@@ -61,7 +61,7 @@ class Portico:
         self.build_log = os.path.join(logdir, "cargo-build.log")
         with open(self.build_log, "wb") as log:
             try:
-                p = subprocess.run(["cargo", "build", "--release"], cwd=REPO,
+                p = subprocess.run(["bash", "scripts/release-build.sh"], cwd=REPO,
                                    stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, env=_build_env())
                 rc = p.returncode
@@ -71,7 +71,7 @@ class Portico:
             with open(self.build_log, "rb") as f:
                 tail = f.read().decode("utf-8", "replace").strip().splitlines()
             errs = [l for l in tail if l.startswith("error")][:3]
-            self.problem = (f"cargo build --release failed ({rc}): "
+            self.problem = (f"scripts/release-build.sh failed ({rc}): "
                             + ("; ".join(errs) or (tail[-1] if tail else "")))
             return self
         if not os.path.exists(self.bin):

@@ -18,8 +18,10 @@ cd "$ROOT"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-step "cargo build --release"
-cargo build --release
+step "cargo build --release (scripts/release-build.sh: with the committed PGO profile)"
+bash scripts/release-build.sh
+# the same flags for maturin's rebuild into target/ (tests/e2e/test_wheel.py)
+RELEASE_RUSTFLAGS="$(bash scripts/release-build.sh --print-rustflags)"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -121,7 +123,8 @@ fi
 
 step "end-to-end tests (pytest tests/e2e)"
 # (no cache provider: no .pytest_cache left in the working tree)
-"$ROOT/target/test-venv/bin/python" -m pytest -p no:cacheprovider "$ROOT/tests/e2e" -q -ra "$@"
+RUSTFLAGS="$RELEASE_RUSTFLAGS" \
+    "$ROOT/target/test-venv/bin/python" -m pytest -p no:cacheprovider "$ROOT/tests/e2e" -q -ra "$@"
 
 # The differential nginx suites once more with nginx on both sides: proves the
 # harness and the nginx behaviour each case pins (tests/e2e/nginx_diff.py), also

@@ -11,6 +11,7 @@ mod daemon;
 mod master;
 mod observe;
 mod peer_slot;
+mod pgo;
 mod reload;
 mod scoreboard;
 mod signals;

@@ -287,6 +287,7 @@ impl Master<'_> {
                     board: self.board.clone(),
                     notify_fd: self.notify_write.as_raw_fd(),
                 });
+                crate::pgo::write_training_profile();
                 // SAFETY: leaving the worker without running the master's destructors.
                 unsafe { libc::_exit(code) }
             }
