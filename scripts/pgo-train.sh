@@ -53,9 +53,11 @@ find_profdata() {
 PROFDATA="$(find_profdata)"
 
 step "instrumented build (target/pgo-train)"
-rm -rf "$RAW"
 RUSTFLAGS="-Cprofile-generate=$RAW" CARGO_TARGET_DIR="$TARGET" \
     cargo build --release -p portico --features pgo-train
+# the build's own scripts and proc macros, instrumented too, wrote counters
+# there: only the training's go into the profile
+rm -rf "$RAW"
 
 step "training: bench/run ${SCENARIOS[*]}"
 results="$(mktemp -d /tmp/portico-pgo-train-XXXXXX)"
