@@ -82,6 +82,10 @@ def main():
     ap.add_argument("--all", action="store_true",
                     help="Portico: count every instruction of the worker, its event loop too "
                          "(as nginx's figure does)")
+    ap.add_argument("--cache-sim", action="store_true",
+                    help="also simulate the caches and branch predictor: data reads and "
+                         "writes, L1/last-level misses and mispredicted branches per request "
+                         "(where the time goes when instruction counts are close)")
     args = ap.parse_args()
     d = tempfile.mkdtemp(prefix="portico-proxy-callgrind-")
     up_port, port = free_port(), free_port()
@@ -126,6 +130,7 @@ http {{
                    "--toggle-collect=*task::raw::poll*"]
     server = subprocess.Popen(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={d}/cg.%p",
+         *(["--cache-sim=yes", "--branch-sim=yes"] if args.cache_sim else []),
          f"--vgdb-prefix={d}/vgdb", *collect, *front],
         stdout=subprocess.DEVNULL, stderr=open(f"{d}/front.err", "w"), start_new_session=True,
         env=VALGRIND_ENV)
@@ -142,16 +147,24 @@ http {{
         for proc in (server, backend):
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait()
-    total = 0
+    events = {}
     for dump in glob.glob(f"{d}/cg.*.1"):
         with open(dump) as f:
-            total += next(int(line.split()[1]) for line in f if line.startswith("summary:"))
+            lines = f.read().splitlines()
+        names = next(line.split()[1:] for line in lines if line.startswith("events:"))
+        counts = next(line.split()[1:] for line in lines if line.startswith("summary:"))
+        for name, count in zip(names, counts):
+            events[name] = events.get(name, 0) + int(count)
+    total = events.get("Ir", 0)
     if ok != args.requests or not total:
         raise SystemExit(f"{ok}/{args.requests} requests answered 200; see {d}")
     who = ("nginx (all of its worker)" if args.nginx else
            "portico (all of its worker)" if args.all else "portico (request path)")
     print(f"{who}, proxy-{args.mode}: {total / args.requests:.0f} instructions per request "
           f"({args.requests} requests)")
+    if args.cache_sim:
+        print("per request: " + ", ".join(f"{name} {count / args.requests:.1f}"
+                                          for name, count in events.items() if name != "Ir"))
     print(f"callgrind dumps: {d}/cg.*.1 (callgrind_annotate --inclusive=yes FILE)")
 
 
