@@ -2,7 +2,7 @@
 the `proxy-ka`/`proxy-noka` scenarios, Portico or nginx, one worker each.
 
     python3 bench/proxy_instructions.py [--mode ka|noka|static] [--requests N]
-                                        [--binary PATH] [--nginx]
+                                        [--binary PATH] [--nginx] [--all] [--cache-sim]
 
 Starts one Granian (bench/.venv, hello app, 1 worker) as the upstream, then the
 front under callgrind with a generated nginx.conf (`worker_processes 1`,
