@@ -20,8 +20,10 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 
 step "cargo build --release (scripts/release-build.sh: with the committed PGO profile)"
 bash scripts/release-build.sh
-# the same flags for maturin's rebuild into target/ (tests/e2e/test_wheel.py)
+# the same flags and pyo3 config for maturin's rebuild into target/
+# (tests/e2e/test_wheel.py)
 RELEASE_RUSTFLAGS="$(bash scripts/release-build.sh --print-rustflags)"
+RELEASE_PYO3_CONFIG="$(bash scripts/release-build.sh --print-pyo3-config)"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -123,7 +125,7 @@ fi
 
 step "end-to-end tests (pytest tests/e2e)"
 # (no cache provider: no .pytest_cache left in the working tree)
-RUSTFLAGS="$RELEASE_RUSTFLAGS" \
+RUSTFLAGS="$RELEASE_RUSTFLAGS" PORTICO_RELEASE_PYO3_CONFIG="$RELEASE_PYO3_CONFIG" \
     "$ROOT/target/test-venv/bin/python" -m pytest -p no:cacheprovider "$ROOT/tests/e2e" -q -ra "$@"
 
 # The differential nginx suites once more with nginx on both sides: proves the

@@ -5,7 +5,8 @@
 
 fn main() {
     let config = pyo3_build_config::get();
-    if let Some(dir) = config.lib_dir() {
+    // (A statically linked interpreter, scripts/release-build.sh, needs none.)
+    if let Some(dir) = config.lib_dir().filter(|_| config.shared()) {
         println!("cargo:rustc-link-arg=-Wl,--disable-new-dtags,-rpath,{dir}");
         // Passed to the binary's build script as DEP_PORTICO_PYTHON_LIB_DIR.
         println!("cargo:lib_dir={dir}");

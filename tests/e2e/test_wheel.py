@@ -77,6 +77,10 @@ def wheel():
         old.unlink()
     env = dict(os.environ, CARGO_TARGET_DIR=str(TARGET))
     env.pop("VIRTUAL_ENV", None)
+    # scripts/test.sh's release build links the interpreter statically when it
+    # can (scripts/release-build.sh); the same pyo3 config reuses its artifacts
+    if os.environ.get("PORTICO_RELEASE_PYO3_CONFIG"):
+        env["PYO3_CONFIG_FILE"] = os.environ["PORTICO_RELEASE_PYO3_CONFIG"]
     run([maturin, "build", "--release", "--interpreter", PYTHON, "--out", WHEEL_DIR],
         timeout=BUILD_TIMEOUT, cwd=ROOT, env=env)
     wheels = sorted(WHEEL_DIR.glob("portico-*.whl"))
