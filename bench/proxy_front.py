@@ -4,10 +4,9 @@ the setup of the proxy-ka/proxy-noka/proxy-lc scenarios, one front at a time.
 
     bench/proxy_front.py ka|noka|lc portico|nginx [SECONDS] [BIN]
 
-Starts the backends (`ka`, `noka`: one Granian with two workers; `lc`: three
-with one worker each, `least_conn`) from bench/.venv, writes the bench's
-nginx.conf (two front workers; `keepalive 32` with `proxy_http_version 1.1`
-and `Connection ""` for `ka` and `lc`, `proxy_http_version 1.0` for `noka`),
+Starts the scenario's backends and writes its nginx.conf with bench/servers.py's
+own builders (`ka`, `noka`: one Granian with WORKERS workers, default 2;
+`lc`: three with one worker each, `least_conn`; WORKERS front workers),
 runs it with nginx or `BIN -c` (default target/release/portico), warms up
 1 s and runs `wrk -t1 -c64` for SECONDS (default 5). Prints req/s, the
 front's user and system CPU per request and context switches per request
@@ -25,110 +24,42 @@ and §17 have what it measured.
 """
 import os
 import re
+import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path.append(os.path.join(ROOT, "tests", "e2e"))
-from ports import free_port  # noqa: E402  (the e2e tests' port helper)
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+VENV = os.path.join(BENCH_DIR, ".venv")
+# servers.py finds Granian beside the running Python: run in the bench's venv
+if os.path.realpath(sys.prefix) != os.path.realpath(VENV) and os.path.exists(VENV):
+    os.execv(os.path.join(VENV, "bin", "python"), [os.path.join(VENV, "bin", "python"), *sys.argv])
 
-VENV = os.path.join(ROOT, "bench", ".venv")
-APPS = os.path.join(ROOT, "bench", "apps")
-LOOPBACK = "127.0.0.1"
+import servers as S  # noqa: E402
+from procs import LOOPBACK, _thread_switches, tree_pids, wait_ready  # noqa: E402
+
+ROOT = os.path.dirname(BENCH_DIR)
 MODES = ("ka", "noka", "lc")
 FRONTS = ("portico", "nginx")
-
-
-def wait_open(port):
-    for _ in range(300):
-        try:
-            socket.create_connection((LOOPBACK, port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"proxy_front: port {port} never opened")
-
-
-def process_tree(root):
-    """`root` and every process below it, from /proc."""
-    tree = {root}
-    grew = True
-    while grew:
-        grew = False
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit() or int(entry) in tree:
-                continue
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    parent = int(f.read().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-            if parent in tree:
-                tree.add(int(entry))
-                grew = True
-    return tree
+HZ = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_of(pids):
-    """(user s, system s, context switches) of every thread of `pids`."""
+    """(user s, system s, context switches) of every thread of `pids`: the
+    bench's TreeUsage, with user and system time kept apart."""
     user = system = switches = 0
     for pid in pids:
         try:
-            for tid in os.listdir(f"/proc/{pid}/task"):
-                with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                user += int(fields[11])
-                system += int(fields[12])
-                with open(f"/proc/{pid}/task/{tid}/status") as f:
-                    status = f.read()
-                for key in ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"):
-                    switches += int(re.search(rf"^{key}:\s+(\d+)", status, re.M).group(1))
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
-            pass  # a thread that ended between the listing and the read
-    hz = os.sysconf("SC_CLK_TCK")
-    return user / hz, system / hz, switches
-
-
-def site_conf(mode, workers, port, backends, tmp):
-    keepalive = mode in ("ka", "lc")
-    upstream = ["        least_conn;"] if mode == "lc" else []
-    upstream += [f"        server {LOOPBACK}:{p};" for p in backends]
-    if keepalive:
-        upstream.append("        keepalive 32;")
-        location = '            proxy_http_version 1.1;\n            proxy_set_header Connection "";\n'
-    else:
-        location = "            proxy_http_version 1.0;\n"
-    temp = "".join(f"    {k}_temp_path {tmp}/{k};\n"
-                   for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    upstream_lines = "\n".join(upstream)
-    return f"""daemon off;
-master_process on;
-worker_processes {workers};
-error_log stderr warn;
-pid {tmp}/run.pid;
-events {{ worker_connections 4096; }}
-http {{
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 100000;
-{temp}    upstream app {{
-{upstream_lines}
-    }}
-    server {{
-        listen {LOOPBACK}:{port};
-        location / {{
-            proxy_pass http://app;
-{location}        }}
-    }}
-}}
-"""
+            continue  # a process that ended between the listing and the read
+        user += int(fields[11])
+        system += int(fields[12])
+        switches += sum(_thread_switches(pid).values())
+    return user / HZ, system / HZ, switches
 
 
 def requests_of(wrk_output):
@@ -190,55 +121,44 @@ def measure(front, mode, seconds, workers_pids, front_pids, backend_pids, url, t
                     print(f"    {parts[2]:28s} {float(parts[0]) / n:10.2f} /req")
 
 
-def stop(proc, sig):
-    proc.send_signal(sig)
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def main():
     if len(sys.argv) < 3 or sys.argv[1] not in MODES or sys.argv[2] not in FRONTS:
         raise SystemExit(__doc__)
     mode, front = sys.argv[1], sys.argv[2]
     seconds = int(sys.argv[3]) if len(sys.argv) > 3 else 5
     binary = sys.argv[4] if len(sys.argv) > 4 else os.path.join(ROOT, "target", "release", "portico")
-    workers = int(os.environ.get("WORKERS", "2"))
-    backends = [free_port() for _ in range(3 if mode == "lc" else 1)]
-    port = free_port()
     tmp = tempfile.mkdtemp(prefix="portico-proxy-front-")
-    os.chmod(tmp, 0o755)  # nginx's workers read the conf's includes as nobody
-    granians = [subprocess.Popen(
-        [f"{VENV}/bin/granian", "--interface", "wsgi", "--host", LOOPBACK, "--port", str(p),
-         "--workers", "1" if mode == "lc" else "2", "--blocking-threads", "1",
-         "--no-access-log", "--working-dir", APPS, "hello:app"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for p in backends]
-    conf = os.path.join(tmp, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(site_conf(mode, workers, port, backends, tmp))
-    argv = ["nginx", "-p", tmp, "-c", conf] if front == "nginx" else [binary, "-c", conf]
-    with open(os.path.join(tmp, "front.err"), "w") as err:
-        front_proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
+    ctx = S.Ctx(int(os.environ.get("WORKERS", "2")), tmp, tmp, os.path.abspath(binary))
+    # the proxy rows' backends and config, as bench/scenarios.py builds them
+    if mode == "lc":
+        backends = [S.granian_backend(ctx, f"granian-{i}", 1) for i in (1, 2, 3)]
+    else:
+        backends = [S.granian_backend(ctx, "granian", ctx.workers)]
+    conf, d, port = S.proxy_site_conf(ctx, f"proxy-{mode}", [p for _, p in backends],
+                                      keepalive=mode != "noka",
+                                      balancer="least_conn" if mode == "lc" else None)
+    front_server = (S.nginx_conf_server(ctx, "nginx", conf, d) if front == "nginx"
+                    else S.portico_conf_server(ctx, conf))
+    started = []
     try:
-        for p in backends + [port]:
-            wait_open(p)
-        time.sleep(0.5)
+        for srv, p in backends:
+            started.append(srv.start())
+            wait_ready([srv], f"http://{LOOPBACK}:{p}/", timeout=60.0)
         url = f"http://{LOOPBACK}:{port}/"
+        started.append(front_server.start())
+        wait_ready([front_server], url, timeout=60.0)
         subprocess.run(["wrk", "-t1", "-c64", "-d1", url], capture_output=True)
-        front_pids = process_tree(front_proc.pid)
-        workers_pids = sorted(front_pids - {front_proc.pid}) or [front_proc.pid]
+        front_pids = tree_pids(front_server.pid)
+        workers_pids = sorted(set(front_pids) - {front_server.pid}) or [front_server.pid]
         if os.environ.get("STRACE") == "1":
             strace_counts(front, mode, workers_pids, url)
             return
-        backend_pids = set().union(*(process_tree(g.pid) for g in granians))
+        backend_pids = [pid for srv, _ in backends for pid in tree_pids(srv.pid)]
         measure(front, mode, seconds, workers_pids, front_pids, backend_pids, url, tmp)
     finally:
-        stop(front_proc, signal.SIGQUIT if front == "nginx" else signal.SIGINT)
-        for g in granians:
-            stop(g, signal.SIGINT)
-        subprocess.run(["rm", "-rf", tmp])
+        for srv in reversed(started):
+            srv.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
